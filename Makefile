@@ -1,0 +1,47 @@
+# SPDX-License-Identifier: BSD-3-Clause
+# The two commands: `make demo` and `make test`. Each installs what is missing, builds, runs.
+BUILD ?= build
+SAN_BUILD ?= build-san
+MESON_OPTS ?=
+
+.PHONY: all deps build build-san demo test bench clean format
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+$(BUILD)/build.ninja:
+	@meson setup $(BUILD) $(MESON_OPTS) >/dev/null
+
+$(SAN_BUILD)/build.ninja:
+	@meson setup $(SAN_BUILD) -Db_sanitize=address,undefined -Db_lundef=false \
+		-Dbuildtype=debug >/dev/null
+
+build: deps $(BUILD)/build.ninja
+	@ninja -C $(BUILD) >/dev/null || ninja -C $(BUILD)
+
+build-san: deps $(SAN_BUILD)/build.ninja
+	@ninja -C $(SAN_BUILD) >/dev/null || ninja -C $(SAN_BUILD)
+
+demo: build
+	@scripts/demo.sh $(BUILD)
+
+# Everything under the release build, then the unit suite again under ASan+UBSan; the last
+# line is meson's summaries added up.
+test: build build-san
+	@rc=0; \
+	meson test -C $(BUILD) --print-errorlogs --num-processes 2 || rc=1; \
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		meson test -C $(SAN_BUILD) --suite unit --print-errorlogs --num-processes 2 || rc=1; \
+	scripts/test-summary.sh $(BUILD)/meson-logs/testlog.json $(SAN_BUILD)/meson-logs/testlog.json || rc=1; \
+	exit $$rc
+
+bench: build
+	@scripts/bench.sh $(BUILD)
+
+format:
+	@git ls-files '*.c' '*.h' | xargs clang-format -i
+
+clean:
+	rm -rf $(BUILD) $(SAN_BUILD)

@@ -1,0 +1,217 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/**
+ * @file
+ * Checkpoint client: one API for every checkpoint target.
+ *
+ * Targets:
+ *	pmem:/path/file          embedded: this process maps the file itself (no server)
+ *	ofi+tcp://host:port      ckptsrv over libfabric tcp (rxm)
+ *	ofi+shm://name           ckptsrv on this host over libfabric shm (no remote-key
+ *	                         checks in the provider: trusted hosts only, opt in)
+ *	ofi+verbs://host:port    ckptsrv over rdma-core verbs (rxm)
+ *
+ * Writes are posted, not waited for: each returns a ticket, ckpt_flush() asks for everything
+ * posted so far to become durable, and ckpt_poll() advances the region's durable ticket. A
+ * write is durable only when ckpt_durable() has reached its ticket; a local completion of a
+ * remote write never counts.
+ *
+ * Functions returning int return 0 (or a count) on success and a negative errno on failure,
+ * and log a line that says what happened. Out-parameters are untouched on failure.
+ */
+#ifndef HOLDFAST_CKPT_H
+#define HOLDFAST_CKPT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "holdfast/ckpt_record.h"
+#include "holdfast/pmu.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Log levels, as syslog's. */
+enum ckpt_log_level {
+	CKPT_LOG_ERR = 3,
+	CKPT_LOG_WARNING = 4,
+	CKPT_LOG_NOTICE = 5,
+	CKPT_LOG_INFO = 6,
+	CKPT_LOG_DEBUG = 7,
+};
+
+/** Receives every log line of lib/ckpt, lib/pmu and ckptsrv; @p component is e.g. "ckpt.client". */
+typedef void (*ckpt_log_fn)(enum ckpt_log_level level, const char *component, const char *msg);
+
+/** Route log lines to @p fn (NULL restores the default: stderr, level <= @p max_level). */
+void ckpt_log_set(ckpt_log_fn fn, enum ckpt_log_level max_level);
+
+struct ckpt_client_opts {
+	const char *tenant;    /**< name the server knows the secret under ("default") */
+	const uint8_t *secret; /**< shared secret for remote targets */
+	size_t secret_len;
+	unsigned int timeout_ms;   /**< per control operation and blocking read; 0 = 5000 */
+	unsigned int max_inflight; /**< remote writes posted at once; 0 = 64 */
+	bool allow_shm;		   /**< accept ofi+shm:// (no key checking in the provider) */
+	bool create_store;	   /**< pmem: create the file if missing */
+	uint64_t store_size;	   /**< pmem: size of a created file */
+};
+
+struct ckpt_client;
+struct ckpt_region;
+
+/** What a client learns of a region. */
+struct ckpt_region_info {
+	struct pmu_region_info r; /**< geometry as the store's table holds it */
+	bool is_pmem;		  /**< the store is real persistent memory */
+	bool lease_alive;	  /**< the owner's lease has not expired */
+	uint64_t ring_head;	  /**< ring producer position at the time of the call */
+	uint64_t ring_tail;	  /**< ring consumer position */
+};
+
+/**
+ * Connect to @p target (see the file comment). Remote targets authenticate with the
+ * secret before anything else.
+ *
+ * @return a client, or NULL with errno:
+ *   EINVAL        malformed target or options,
+ *   EPROTONOSUPPORT unknown scheme, or shm without allow_shm,
+ *   EACCES        the server refused the secret,
+ *   ETIMEDOUT     no answer within timeout_ms,
+ *   ECONNREFUSED  nothing listens there,
+ *   ENODATA       libfabric has no such provider here,
+ *   any errno of the store (pmem:).
+ */
+struct ckpt_client *ckpt_connect(const char *target, const struct ckpt_client_opts *opts);
+
+/** Close every region of @p *cp and disconnect; sets *cp to NULL. NULL is a no-op. */
+void ckpt_disconnect(struct ckpt_client **cp);
+
+/** Target string the client was connected with. */
+const char *ckpt_target(const struct ckpt_client *c);
+
+/**
+ * Create a region owned by this client's tenant and open it for writing.
+ * @return 0, -EINVAL, -EEXIST, -ENOSPC, -EACCES, -ETIMEDOUT, -ECONNRESET.
+ */
+int ckpt_region_create(struct ckpt_client *c, const struct pmu_region_params *p,
+		       struct ckpt_region **out);
+
+/**
+ * Open an existing region (a backup, or the primary after a restart).
+ * @return 0, -ENOENT, -EACCES (another tenant's), -ETIMEDOUT, -ECONNRESET.
+ */
+int ckpt_region_open(struct ckpt_client *c, const char *name, struct ckpt_region **out);
+
+/** Wait (up to the timeout) for posted writes, then close; sets *rp to NULL. */
+int ckpt_region_close(struct ckpt_region **rp);
+
+/** Delete a region. @return 0, -ENOENT, -EACCES, -EBUSY (open elsewhere), -ETIMEDOUT. */
+int ckpt_region_delete(struct ckpt_client *c, const char *name);
+
+/** List this tenant's regions (up to @p max). @return how many exist, or -errno. */
+int ckpt_region_list(struct ckpt_client *c, struct ckpt_region_info *out, unsigned int max);
+
+/** Describe a region by name. @return 0, -ENOENT, -EACCES, -ETIMEDOUT. */
+int ckpt_region_stat(struct ckpt_client *c, const char *name, struct ckpt_region_info *out);
+
+/** Describe an open region (geometry only; no I/O). */
+const struct pmu_region_info *ckpt_region_geometry(const struct ckpt_region *r);
+
+/** Number of slot pairs of an overwrite region (0 for append). */
+uint32_t ckpt_slot_pairs(const struct ckpt_region *r);
+
+/**
+ * Post @p rec to its slot pair (rec->slot_pair) of an overwrite region: slot
+ * 2 * pair + (generation & 1), so the other slot keeps the previous generation until this
+ * one is durable. With @p batched, the record goes to the region's journal instead and
+ * the server (or the next restore) applies it; this needs a region with a ring.
+ *
+ * @return 0 and *@p ticket, or
+ *   -EINVAL  not an overwrite region, pair out of range, record does not fit a slot,
+ *   -EAGAIN  the write queue (or journal) is full: poll and post again,
+ *   -ECONNRESET / -EIO  the target is gone.
+ */
+int ckpt_slot_write(struct ckpt_region *r, const struct ckpt_rec *rec, bool batched,
+		    uint64_t *ticket);
+
+/**
+ * Post @p rec to the ring of an append region. The record becomes visible to readers
+ * when it is durable (the head is written after it).
+ * @return 0 and *@p ticket, -EINVAL, -EAGAIN (ring full until a reader clears), -ECONNRESET.
+ */
+int ckpt_log_append(struct ckpt_region *r, const struct ckpt_rec *rec, uint64_t *ticket);
+
+/**
+ * Ask for every write posted so far to become durable. Returns at once; completion is
+ * seen through ckpt_poll()/ckpt_durable(). @return 0 or -errno of the target.
+ */
+int ckpt_flush(struct ckpt_region *r);
+
+/**
+ * Progress posted operations of every region of @p c without blocking.
+ * @return number of completions processed, or -ECONNRESET / -EIO / -ETIMEDOUT.
+ */
+int ckpt_poll(struct ckpt_client *c);
+
+/** Highest ticket of @p r known durable (every lower ticket is durable too). */
+uint64_t ckpt_durable(const struct ckpt_region *r);
+
+/** Highest ticket of @p r posted so far. */
+uint64_t ckpt_posted(const struct ckpt_region *r);
+
+/** ckpt_flush() then poll until durable or the timeout. @return 0, -ETIMEDOUT or -errno. */
+int ckpt_sync(struct ckpt_region *r);
+
+/** Called once per valid record by the readers below; nonzero stops the walk. */
+typedef int (*ckpt_rec_cb)(const struct ckpt_rec *rec, void *arg);
+
+/** What a walk found. */
+struct ckpt_scan_stats {
+	uint64_t records;    /**< valid records handed to the callback */
+	uint64_t tombstones; /**< latest generation was a tombstone (not handed over) */
+	uint64_t empty;	     /**< never-written slots */
+	uint64_t invalid;    /**< bytes that did not decode (torn or corrupt) */
+	uint64_t superseded; /**< valid but older than the other slot or the journal */
+	uint64_t misplaced;  /**< valid record whose slot pair is not where it was found */
+};
+
+/**
+ * Restore read of an overwrite region: bulk-read slots and the unapplied journal, keep the
+ * highest valid generation per slot pair, skip tombstones, and call @p cb for each.
+ * @return 0 (or the callback's nonzero value), -EINVAL, -ENOMEM, -ETIMEDOUT, -ECONNRESET.
+ */
+int ckpt_state_read(struct ckpt_region *r, ckpt_rec_cb cb, void *arg,
+		    struct ckpt_scan_stats *stats);
+
+/**
+ * Read everything unread in an append region, call @p cb for each record, then clear it
+ * (advance and persist the tail). With @p peek the tail is left alone.
+ * @return records handed over, or -errno.
+ */
+int ckpt_log_read(struct ckpt_region *r, ckpt_rec_cb cb, void *arg, bool peek,
+		  struct ckpt_scan_stats *stats);
+
+/**
+ * Renew this client's lease as owner of @p r for @p ttl_ms.
+ * @return 0, -EACCES (not the owner), -ETIMEDOUT, -ECONNRESET.
+ */
+int ckpt_lease_renew(struct ckpt_region *r, unsigned int ttl_ms);
+
+/** Parse "123", "64k", "256M", "2G" into bytes. @return 0 or -EINVAL. */
+int ckpt_parse_size(const char *s, uint64_t *out);
+
+/**
+ * Read a secret file: one line "tenant secret" or a bare secret (tenant "default"); '#'
+ * starts a comment. With @p tenant NULL the first entry is taken.
+ * @return bytes of secret stored into @p out (at most @p max), or -ENOENT (no such tenant),
+ *   -EINVAL (malformed, or a secret shorter than 16 bytes), or -errno of open(2).
+ */
+int ckpt_secret_load(const char *path, const char *tenant, uint8_t *out, size_t max);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* HOLDFAST_CKPT_H */

@@ -1,0 +1,159 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/**
+ * @file
+ * PMU: the persistent-memory unit behind a checkpoint server.
+ *
+ * One file mapped with libpmem holds a superblock, a table of regions (the translation
+ * table from region offsets to file offsets) and the regions themselves. A region exists
+ * once its table entry's commit word is durable; everything the entry describes (its data
+ * zeroed, its fields) is persisted before that word. Readers never lock: every commit is
+ * one aligned 8-byte store. Writers of the table (create, delete) take an exclusive
+ * flock(2) on the file so that two processes mapping one file cannot interleave.
+ *
+ * Region layout (offsets inside the region):
+ *
+ *	0                 u64 ring head (producer position, bytes, monotonic)
+ *	64                u64 ring tail (consumer position)
+ *	PMU_REGION_HDR    slot table: nslots * slot_size (overwrite mode only)
+ *	ring_off          ring: ring_size bytes (append mode; the journal of overwrite mode)
+ */
+#ifndef HOLDFAST_PMU_H
+#define HOLDFAST_PMU_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PMU_NAME_MAX	      64 /**< region and owner names, NUL included */
+#define PMU_MAX_REGIONS	      256
+#define PMU_REGION_HDR	      4096 /**< bytes before the slot table */
+#define PMU_REGION_HEAD_OFF   0
+#define PMU_REGION_TAIL_OFF   64
+#define PMU_ALIGN	      4096 /**< region sizes and offsets */
+#define PMU_SLOT_SIZE_DEFAULT 256
+#define PMU_MIN_FILE_SIZE     (1u << 20)
+
+/** Marker a ring producer leaves where a record did not fit before the end of the ring. */
+#define PMU_RING_WRAP_MAGIC 0x50415257u /* "WRAP" */
+
+enum pmu_mode {
+	PMU_MODE_OVERWRITE = 1, /**< slot table, two slots per (connection, module) */
+	PMU_MODE_APPEND = 2,	/**< ring of records with persisted head and tail */
+};
+
+/** What a region is asked to be. */
+struct pmu_region_params {
+	const char *name;  /**< 1..PMU_NAME_MAX-1 printable characters, no '/' */
+	const char *owner; /**< tenant that owns it */
+	enum pmu_mode mode;
+	uint64_t size;	    /**< total bytes, rounded up to PMU_ALIGN */
+	uint32_t slot_size; /**< overwrite mode: bytes per slot, 0 = default */
+	uint64_t ring_size; /**< overwrite mode: journal bytes (0 = none); append: ignored */
+};
+
+/** A region as the table describes it. */
+struct pmu_region_info {
+	char name[PMU_NAME_MAX];
+	char owner[PMU_NAME_MAX];
+	enum pmu_mode mode;
+	uint32_t index;	 /**< table entry */
+	uint64_t offset; /**< file offset of the region */
+	uint64_t size;
+	uint32_t slot_size;
+	uint64_t nslots;   /**< slots (two per pair) */
+	uint64_t ring_off; /**< region offset of the ring */
+	uint64_t ring_size;
+	uint64_t created_ns; /**< CLOCK_REALTIME */
+	uint64_t lease_ns;   /**< owner's lease expiry, CLOCK_REALTIME; 0 = never renewed */
+};
+
+struct pmu_store;
+
+/** pmu_store_open() flags. */
+#define PMU_CREATE 0x1 /**< format the file if it does not exist (needs a size) */
+
+/**
+ * Map the store at @p path. With PMU_CREATE and a missing file, create and format one of
+ * @p size bytes. An existing file is checked (magic, version, size, superblock CRC, every
+ * table entry); entries whose commit word does not check are ignored and logged.
+ *
+ * @return the store, or NULL with errno set:
+ *   EINVAL  size too small or not a valid store (wrong magic, version or CRC),
+ *   ENOENT  file missing and PMU_CREATE not given,
+ *   any errno from open(2), libpmem's pmem_map_file or flock(2).
+ */
+struct pmu_store *pmu_store_open(const char *path, uint64_t size, int flags);
+
+/** Unmap and free; sets *@p sp to NULL. NULL or *sp NULL is a no-op. */
+void pmu_store_close(struct pmu_store **sp);
+
+/** 1 when the mapping is real persistent memory (pmem_persist), 0 when msync is used. */
+int pmu_store_is_pmem(const struct pmu_store *s);
+
+/** File size and bytes not yet given to any region. */
+void pmu_store_space(const struct pmu_store *s, uint64_t *total, uint64_t *free_bytes);
+
+/** Path the store was opened from. */
+const char *pmu_store_path(const struct pmu_store *s);
+
+/**
+ * Create a region: allocate space, zero it, persist it, then commit the table entry.
+ * @p out (optional) receives the committed description.
+ *
+ * @return 0, or
+ *   -EINVAL  bad name, owner, mode, size or slot size,
+ *   -EEXIST  a region of that name exists,
+ *   -ENOSPC  no free table entry or no free space large enough.
+ */
+int pmu_region_create(struct pmu_store *s, const struct pmu_region_params *p,
+		      struct pmu_region_info *out);
+
+/**
+ * Find a region by name. @return 0, -EINVAL (bad name) or -ENOENT.
+ */
+int pmu_region_lookup(struct pmu_store *s, const char *name, struct pmu_region_info *out);
+
+/**
+ * Delete a region: its entry's commit word is cleared and persisted; its space is free.
+ * @return 0, -EINVAL or -ENOENT.
+ */
+int pmu_region_delete(struct pmu_store *s, const char *name);
+
+/**
+ * Describe up to @p max live regions into @p out, in table order.
+ * @return the number of live regions (may exceed @p max).
+ */
+int pmu_region_list(struct pmu_store *s, struct pmu_region_info *out, unsigned int max);
+
+/**
+ * Record that the owner of @p name holds its lease until @p expires_ns (CLOCK_REALTIME).
+ * @return 0, -EINVAL or -ENOENT.
+ */
+int pmu_region_lease(struct pmu_store *s, const char *name, uint64_t expires_ns);
+
+/** Address of a region's first byte in this mapping. */
+void *pmu_region_base(const struct pmu_store *s, const struct pmu_region_info *r);
+
+/** Make [addr, addr+len) of the mapping durable with the function chosen at open. */
+void pmu_persist(const struct pmu_store *s, const void *addr, size_t len);
+
+/** Copy and persist (non-temporal stores on pmem). */
+void pmu_memcpy_persist(const struct pmu_store *s, void *dst, const void *src, size_t len);
+
+/**
+ * Compute a region's geometry from @p p without creating it (the same rules create uses).
+ * @return 0 or -EINVAL.
+ */
+int pmu_region_layout(const struct pmu_region_params *p, struct pmu_region_info *out);
+
+/** Current CLOCK_REALTIME in nanoseconds (the clock of leases). */
+uint64_t pmu_now_ns(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* HOLDFAST_PMU_H */

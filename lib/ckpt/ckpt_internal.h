@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Private to lib/ckpt: the client core (client.c) and its backends (pmem.c, ofi.c).
+ *
+ * The core owns targets, regions, tickets and the record logic (slots, ring, restore).
+ * A backend only moves bytes: control operations, posted writes into a region, bulk reads,
+ * and durability barriers. The core calls it through one ops table; that is an indirect
+ * call per checkpoint operation, never per packet.
+ */
+#ifndef CKPT_INTERNAL_H
+#define CKPT_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "holdfast/ckpt.h"
+#include "hf_log.h"
+
+struct ckpt_backend_ops;
+
+struct ckpt_client {
+	const struct ckpt_backend_ops *ops;
+	char *target;
+	struct ckpt_client_opts opts;
+	uint8_t secret[64];
+	struct ckpt_region *regions; /* open regions, linked through next */
+	void *be;		     /* backend state */
+};
+
+/* Where a ring producer stands. Positions are monotonic byte counts. */
+struct ring_prod {
+	uint64_t next;	       /* where the next record goes */
+	uint64_t head_written; /* head value posted (after its data was durable) */
+	uint64_t tail_seen;    /* last tail read back from the target */
+	uint64_t head_ticket;  /* ticket whose data the pending head covers */
+	uint64_t head_pending; /* head value waiting for its data to be durable, 0 none */
+};
+
+struct ckpt_region {
+	struct ckpt_client *cl;
+	struct ckpt_region *next;
+	struct pmu_region_info geo;
+	bool is_pmem;
+	bool owner;	    /* created or opened by its owner tenant */
+	uint64_t posted;    /* last ticket handed out */
+	uint64_t flush_req; /* highest ticket a barrier was asked for */
+	uint64_t durable;   /* highest ticket known durable (set by the backend) */
+	struct ring_prod ring;
+	void *be; /* backend state */
+};
+
+/*
+ * Backend operations. Every int function returns 0 (or a count) or -errno.
+ *
+ * write: post a copy of buf to region offset off. The backend copies buf before it
+ *	returns (the caller's buffer is free at once). -EAGAIN when its queue is full.
+ *	Writes to one region land in the order posted (FI_ORDER_WAW or memcpy order).
+ * barrier: ask for every write posted before it to become durable; when it is, the
+ *	backend sets r->durable = ticket (from ckpt_poll via poll, or at once).
+ * poll: progress all regions of c without blocking; returns completions seen.
+ * read: blocking bulk read into buf, bounded by opts.timeout_ms.
+ * map: optional; a pointer to region bytes readable in place (pmem: only).
+ * applies_journal: the target applies an overwrite region's journal to its slots in the
+ *	background (a server does; the embedded pmem: backend writes slots directly).
+ */
+struct ckpt_backend_ops {
+	const char *scheme; /* "pmem", "ofi+tcp", ... */
+	bool applies_journal;
+	int (*connect)(struct ckpt_client *c, const char *where);
+	void (*disconnect)(struct ckpt_client *c);
+	int (*create)(struct ckpt_client *c, const struct pmu_region_params *p,
+		      struct ckpt_region *r);
+	int (*open)(struct ckpt_client *c, const char *name, struct ckpt_region *r);
+	int (*close)(struct ckpt_region *r);
+	int (*remove)(struct ckpt_client *c, const char *name);
+	int (*list)(struct ckpt_client *c, struct ckpt_region_info *out, unsigned int max);
+	int (*stat)(struct ckpt_client *c, const char *name, struct ckpt_region_info *out);
+	int (*lease)(struct ckpt_region *r, unsigned int ttl_ms);
+	int (*write)(struct ckpt_region *r, uint64_t off, const void *buf, size_t len);
+	int (*barrier)(struct ckpt_region *r, uint64_t ticket);
+	int (*poll)(struct ckpt_client *c);
+	int (*read)(struct ckpt_region *r, uint64_t off, void *buf, size_t len);
+	const void *(*map)(struct ckpt_region *r, uint64_t off, size_t len);
+};
+
+extern const struct ckpt_backend_ops ckpt_pmem_ops;
+extern const struct ckpt_backend_ops ckpt_ofi_tcp_ops;
+extern const struct ckpt_backend_ops ckpt_ofi_shm_ops;
+extern const struct ckpt_backend_ops ckpt_ofi_verbs_ops;
+
+#endif /* CKPT_INTERNAL_H */

@@ -1,0 +1,14 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Logging shared by lib/pmu, lib/ckpt and ckptsrv; the public switch is ckpt_log_set().
+ * Private: the firewall routes these lines into rte_log through that switch.
+ */
+#ifndef HF_LOG_H
+#define HF_LOG_H
+
+#include "holdfast/ckpt.h"
+
+void ckpt_log(enum ckpt_log_level level, const char *component, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+#endif /* HF_LOG_H */
