@@ -23,6 +23,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "holdfast/ckpt_record.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -148,6 +150,39 @@ void pmu_memcpy_persist(const struct pmu_store *s, void *dst, const void *src, s
  * @return 0 or -EINVAL.
  */
 int pmu_region_layout(const struct pmu_region_params *p, struct pmu_region_info *out);
+
+/** Called by pmu_ring_walk() for each valid record; nonzero stops the walk. */
+typedef int (*pmu_rec_fn)(const struct ckpt_rec *rec, uint64_t pos, void *arg);
+
+/**
+ * Walk the records of a ring image from @p tail to @p head. @p ring holds the whole ring
+ * (ring_size bytes, the byte at position p at ring[p % ring_size]); only the bytes in
+ * [tail, head) are looked at. Wrap markers are followed. A record that does not decode
+ * ends the walk (the rest of the span cannot be framed) and is counted in @p invalid.
+ *
+ * @return the number of records handed to @p fn, or -EINVAL (head before tail, span longer
+ *   than the ring, or a ring size that is not a multiple of CKPT_REC_ALIGN).
+ */
+int pmu_ring_walk(const uint8_t *ring, uint64_t ring_size, uint64_t tail, uint64_t head,
+		  pmu_rec_fn fn, void *arg, uint64_t *invalid);
+
+/**
+ * Where a record of @p len bytes goes when the producer stands at @p pos: the position
+ * it starts at (pos, or the start of the next lap when it does not fit before the end, in
+ * which case a wrap marker belongs at @p pos).
+ */
+uint64_t pmu_ring_place(uint64_t ring_size, uint64_t pos, uint32_t len);
+
+/**
+ * Apply an overwrite region's journal to its slot table: each record in [tail, head)
+ * newer than what its slot pair holds is copied to slot 2 * pair + (generation & 1) and
+ * persisted; then the tail moves to head and is persisted. ckptsrv runs this in the
+ * background; it is idempotent, so a crash in the middle only repeats work.
+ *
+ * @return records applied, or -EINVAL (not an overwrite region with a journal, or a head
+ *   or tail out of range).
+ */
+int pmu_journal_apply(struct pmu_store *s, const struct pmu_region_info *r);
 
 /** Current CLOCK_REALTIME in nanoseconds (the clock of leases). */
 uint64_t pmu_now_ns(void);
