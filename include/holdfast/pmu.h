@@ -159,12 +159,14 @@ typedef int (*pmu_rec_fn)(const struct ckpt_rec *rec, uint64_t pos, void *arg);
  * (ring_size bytes, the byte at position p at ring[p % ring_size]); only the bytes in
  * [tail, head) are looked at. Wrap markers are followed. A record that does not decode
  * ends the walk (the rest of the span cannot be framed) and is counted in @p invalid.
+ * @p stop (optional) receives the position after the last record handed over (or the
+ * wrap marker passed), which is where a consumer may move its tail.
  *
  * @return the number of records handed to @p fn, or -EINVAL (head before tail, span longer
  *   than the ring, or a ring size that is not a multiple of CKPT_REC_ALIGN).
  */
 int pmu_ring_walk(const uint8_t *ring, uint64_t ring_size, uint64_t tail, uint64_t head,
-		  pmu_rec_fn fn, void *arg, uint64_t *invalid);
+		  pmu_rec_fn fn, void *arg, uint64_t *invalid, uint64_t *stop);
 
 /**
  * Where a record of @p len bytes goes when the producer stands at @p pos: the position
