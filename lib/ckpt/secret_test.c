@@ -96,11 +96,11 @@ static void test_secret_by_tenant_and_bare_default(void **state)
 		   "default-secret-zyxwvutsrq\n");
 	assert_int_equal(ckpt_secret_load(path, "bob", out, sizeof(out)), 25);
 	assert_memory_equal(out, "bob-secret-abcdefghijklmn", 25);
-	assert_int_equal(ckpt_secret_load(path, "alice", out, sizeof(out)), 25);
+	assert_int_equal(ckpt_secret_load(path, "alice", out, sizeof(out)), 23);
 	assert_memory_equal(out, "alice-secret-0123456789", 23);
 	assert_int_equal(ckpt_secret_load(path, "default", out, sizeof(out)), 25);
 	assert_memory_equal(out, "default-secret-zyxwvutsrq", 25);
-	assert_int_equal(ckpt_secret_load(path, NULL, out, sizeof(out)), 25);
+	assert_int_equal(ckpt_secret_load(path, NULL, out, sizeof(out)), 23);
 	assert_memory_equal(out, "alice-secret-0123456789", 23);
 	assert_int_equal(ckpt_secret_load(path, "carol", out, sizeof(out)), -ENOENT);
 	assert_int_equal(ckpt_secret_load(path, "ali", out, sizeof(out)), -ENOENT);
