@@ -440,8 +440,11 @@ static int advance(struct ckpt_region *r)
 			if (r->durable < r->head_seq)
 				return 0;
 			r->ring.head_written = r->head_val;
-			/* Sequences after data_seq were not covered by this head. */
-			r->acked = r->data_seq;
+			/*
+			 * Writes posted between data_seq and the head were not covered by
+			 * this head; with none, the head write itself is the last.
+			 */
+			r->acked = r->head_seq == r->data_seq + 1 ? r->head_seq : r->data_seq;
 			r->phase = FLUSH_IDLE;
 			break;
 		}
