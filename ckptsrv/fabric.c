@@ -142,8 +142,14 @@ static int open_endpoint(struct ckptsrv_listener *l, const char *node)
 	ret = fi_av_open(l->domain, &av_attr, &l->av, NULL);
 	if (ret != 0)
 		return fab_err(l, "fi_av_open", ret);
+	/*
+	 * shm's CQ accepts a wait object, but its fi_cq_sread spins in sched_yield and never
+	 * returns on the timeout (libfabric 1.17), so shm polls with naps instead.
+	 */
+	if (l->kind == CKPTSRV_SHM)
+		cq_attr.wait_obj = FI_WAIT_NONE;
 	ret = fi_cq_open(l->domain, &cq_attr, &l->cq, NULL);
-	l->cq_wait = ret == 0;
+	l->cq_wait = ret == 0 && cq_attr.wait_obj != FI_WAIT_NONE;
 	if (ret != 0) {
 		/* No wait object on this provider: the progress thread polls and naps. */
 		cq_attr.wait_obj = FI_WAIT_NONE;
