@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -40,7 +41,6 @@
 #define BARRIERS_MAX  256u
 #define BOUNCE_LEN    (1u << 20)
 #define CQ_BATCH      32
-#define POST_RETRIES  1000
 #define LOCAL_KEY_BASE 0x686600u /* requested keys of our own local registrations */
 
 _Static_assert(CKPT_REC_MAX_LEN <= STAGE_SLOT, "a record fits one staging slot");
@@ -988,14 +988,18 @@ static int ofi_lease(struct ckpt_region *r, unsigned int ttl_ms)
 
 /* ---- data path ---- */
 
-/* Post one RMA, progressing the CQ while the provider's queue is full. */
+/*
+ * Post one RMA, progressing the CQ while the provider's queue is full (shm's queue fills
+ * whenever the server's progress thread naps). Bounded by the timeout like every wait.
+ */
 static int post_rma(struct ckpt_client *c, bool write, void *buf, size_t len, void *desc,
 		    uint64_t raddr, uint64_t key, struct ofi_op *op, bool commit)
 {
 	struct ofi_client *o = oc(c);
+	uint64_t deadline = 0;
 	ssize_t ret;
 
-	for (int i = 0; i < POST_RETRIES; i++) {
+	for (;;) {
 		if (write && commit) {
 			struct iovec iov = {.iov_base = buf, .iov_len = len};
 			struct fi_rma_iov rma = {.addr = raddr, .len = len, .key = key};
@@ -1017,11 +1021,18 @@ static int post_rma(struct ckpt_client *c, bool write, void *buf, size_t len, vo
 		}
 		if (ret != -FI_EAGAIN)
 			return ret == 0 ? 0 : fi_to_errno((int)ret);
-		cq_progress(o);
+		if (cq_progress(o) == 0)
+			sched_yield();
 		if (o->dead)
 			return o->dead;
+		if (deadline == 0)
+			deadline = now_ms() + c->opts.timeout_ms;
+		else if (now_ms() > deadline)
+			break;
 	}
-	return -EAGAIN;
+	ckpt_log(CKPT_LOG_ERR, LOG, "%s: provider queue stayed full for %u ms", c->target,
+		 c->opts.timeout_ms);
+	return -ETIMEDOUT;
 }
 
 static int ofi_write(struct ckpt_region *r, uint64_t off, const void *buf, size_t len)
