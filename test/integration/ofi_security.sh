@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
+# ckptsrv refuses what it must, logs it, and keeps serving good clients: wrong secret and
+# unknown tenant (EACCES), a wrong remote key over tcp (the write neither lands nor counts
+# as durable), unknown region (ENOENT), another tenant's region (EACCES, hidden from LIST),
+# PERSIST out of bounds (EINVAL), DELETE of a region open elsewhere (EBUSY), garbage on the
+# control socket, and a client that connects and says nothing.
+source "$(dirname "$0")/ofi_lib.sh"
+
+rnd() { head -c 24 /dev/urandom | base64 | tr -d '/+='; }
+printf '# tenants\nalice %s\nbob %s\n' "$(rnd)" "$(rnd)" >"$T/secret"
+printf 'alice %s\nmallory %s\n' "$(rnd)" "$(rnd)" >"$T/wrong"
+port=$(free_port)
+U="ofi+tcp://127.0.0.1:$port"
+start_server srv --pmem "$T/store" --size 64M --secret-file "$T/secret" --listen "$U"
+
+probe() { # TENANT SECRETFILE CHECK [ARG]
+  local tenant=$1 file=$2
+  shift 2
+  HF_TENANT=$tenant HF_SECRET_FILE=$file "$PROBE" "$U" "$@" || fail "probe $tenant $*"
+}
+
+# A silent client and a garbage-speaking one must not stall anybody.
+exec 5<>"/dev/tcp/127.0.0.1/$port"
+exec 6<>"/dev/tcp/127.0.0.1/$port"
+printf 'GET / HTTP/1.0\r\n\r\nthis is not the protocol at all' >&6
+
+probe alice "$T/wrong" refused
+wait_for 10 log_has "$T/srv.log" "auth refused for tenant alice from 127.0.0.1" ||
+  fail "wrong secret not logged"
+probe mallory "$T/wrong" refused
+wait_for 10 log_has "$T/srv.log" "auth refused for tenant mallory" || fail "unknown tenant not logged"
+wait_for 10 log_has "$T/srv.log" "instead of a well-formed HELLO" || fail "garbage not logged"
+probe alice "$T/secret" wrong-key
+probe alice "$T/secret" unknown-region
+probe bob "$T/secret" make bob-region
+probe alice "$T/secret" other-tenant bob-region
+wait_for 10 log_has "$T/srv.log" "OPEN of region bob-region refused for tenant alice" ||
+  fail "other tenant's open not logged"
+probe alice "$T/secret" oob-persist
+wait_for 10 log_has "$T/srv.log" "PERSIST from tenant alice .* refused" || fail "bad PERSIST not logged"
+probe alice "$T/secret" busy
+
+# After all that, with the silent client still connected, a good client works end to end.
+HF_TENANT=bob HF_SECRET_FILE="$T/secret" "$LOAD" write "$U" bob-after 2000 2 >"$T/after.acks" \
+  2>"$T/after.log" || fail "good client refused after the bad ones"
+HF_TENANT=bob HF_SECRET_FILE="$T/secret" "$LOAD" verify "$U" bob-after "$T/after.acks" --all 2 \
+  2>"$T/after-verify.log" || fail "good client's data does not check"
+exec 5>&- 6>&-
+gone "$SRV_PID" && fail "server died"
+kill -TERM "$SRV_PID"
+wait_for 10 gone "$SRV_PID" || fail "server ignored SIGTERM"
+log_has "$T/srv.log" "shutting down" || fail "no clean shutdown"
+echo "PASS: refusals are refused, logged, and good clients still served"
