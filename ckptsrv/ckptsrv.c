@@ -60,11 +60,10 @@ static int printable_name(const char *s)
 	return 1;
 }
 
-static uint64_t ring_word(const struct ckptsrv *srv, const struct pmu_region_info *r,
-			  uint64_t off)
+static uint64_t ring_word(const struct ckptsrv *srv, const struct pmu_region_info *r, uint64_t off)
 {
-	const uint64_t *p = (const uint64_t *)((const uint8_t *)pmu_region_base(srv->store, r) +
-					       off);
+	const uint64_t *p =
+		(const uint64_t *)((const uint8_t *)pmu_region_base(srv->store, r) + off);
 
 	/* Clients write these words remotely; read each once, whole. */
 	return __atomic_load_n(p, __ATOMIC_ACQUIRE);
@@ -85,8 +84,7 @@ static void fill_info(const struct ckptsrv *srv, const struct pmu_region_info *r
 }
 
 /* Is region @p index open in a session other than @p self? Caller holds the lock. */
-static int open_elsewhere(struct ckptsrv *srv, const struct ckptsrv_session *self,
-			  uint32_t index)
+static int open_elsewhere(struct ckptsrv *srv, const struct ckptsrv_session *self, uint32_t index)
 {
 	for (struct ckptsrv_session *s = srv->sessions; s != NULL; s = s->next) {
 		if (s == self)

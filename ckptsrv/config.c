@@ -222,8 +222,9 @@ int ckptsrv_config_parse(int argc, char **argv, struct ckptsrv_config *cfg)
 		cfg->nlisten = cli.nlisten;
 	}
 	if (cfg->pmem[0] == '\0' || cfg->secret_file[0] == '\0' || cfg->nlisten == 0) {
-		ckpt_log(CKPT_LOG_ERR, LOG, "--pmem, --secret-file and at least one --listen are "
-					    "required (flags or config file)");
+		ckpt_log(CKPT_LOG_ERR, LOG,
+			 "--pmem, --secret-file and at least one --listen are "
+			 "required (flags or config file)");
 		usage(stderr);
 		return -EINVAL;
 	}

@@ -79,8 +79,8 @@ static int shm_listen(struct ckptsrv_listener *l, const char *name)
 		return -errno;
 	if (bind(fd, (struct sockaddr *)&sun, (socklen_t)len) < 0 || listen(fd, 64) < 0) {
 		ret = -errno;
-		ckpt_log(CKPT_LOG_ERR, LOG, "%s: cannot listen on @holdfast-ckptsrv/%s: %s",
-			 l->url, name, strerror(errno));
+		ckpt_log(CKPT_LOG_ERR, LOG, "%s: cannot listen on @holdfast-ckptsrv/%s: %s", l->url,
+			 name, strerror(errno));
 		close(fd);
 		return ret;
 	}
@@ -367,9 +367,8 @@ int ckptsrv_listener_start(struct ckptsrv_listener *l)
 		return -ret;
 	}
 	l->threads_started = true;
-	ckpt_log(CKPT_LOG_NOTICE, LOG, "listening on %s (provider %s, %s addressing, %s)",
-		 l->url, l->info->fabric_attr->prov_name,
-		 l->virt_addr ? "virtual" : "offset",
+	ckpt_log(CKPT_LOG_NOTICE, LOG, "listening on %s (provider %s, %s addressing, %s)", l->url,
+		 l->info->fabric_attr->prov_name, l->virt_addr ? "virtual" : "offset",
 		 l->cq_wait ? "progress thread waits on the CQ" : "progress thread polls");
 	return 0;
 }

@@ -36,11 +36,11 @@
 #include "ofi_test.h"
 #include "proto.h"
 
-#define LOG	      "ckpt.ofi"
-#define STAGE_SLOT    4096u /* a staging slot holds any record (CKPT_REC_MAX_LEN) */
-#define BARRIERS_MAX  256u
-#define BOUNCE_LEN    (1u << 20)
-#define CQ_BATCH      32
+#define LOG	       "ckpt.ofi"
+#define STAGE_SLOT     4096u /* a staging slot holds any record (CKPT_REC_MAX_LEN) */
+#define BARRIERS_MAX   256u
+#define BOUNCE_LEN     (1u << 20)
+#define CQ_BATCH       32
 #define LOCAL_KEY_BASE 0x686600u /* requested keys of our own local registrations */
 
 _Static_assert(CKPT_REC_MAX_LEN <= STAGE_SLOT, "a record fits one staging slot");
@@ -256,8 +256,20 @@ static int cq_progress(struct ofi_client *o)
 			if (fi_cq_readerr(o->cq, &err, 0) != 1)
 				continue;
 			en = fi_to_errno(err.err);
-			ckpt_log(CKPT_LOG_ERR, LOG, "%s: %s failed: %s (provider: %s)", o->prov,
-				 err.op_context && ((struct ofi_op *)err.op_context)->kind == OP_WRITE
+			/*
+			 * rxm cancels what was queued on a connection that died and puts the
+			 * socket's errno in prov_errno; that is the server going away, not a
+			 * refused operation (a wrong key comes back as ECANCELED/ENOENT).
+			 */
+			if (en == -ECANCELED &&
+			    (err.prov_errno == ENOTCONN || err.prov_errno == ECONNRESET ||
+			     err.prov_errno == EPIPE || err.prov_errno == ECONNREFUSED))
+				en = -ECONNRESET;
+			/* One line per failure, not one per queued operation. */
+			ckpt_log(o->dead == 0 ? CKPT_LOG_ERR : CKPT_LOG_DEBUG, LOG,
+				 "%s: %s failed: %s (provider: %s)", o->prov,
+				 err.op_context &&
+						 ((struct ofi_op *)err.op_context)->kind == OP_WRITE
 					 ? "remote write"
 					 : "remote read",
 				 fi_strerror(err.err),
@@ -350,8 +362,9 @@ static int ctrl_pump(struct ckpt_client *c, int wait_ms)
 			o->rx_len += (size_t)n;
 			ret = ctrl_frames(c);
 			if (ret < 0) {
-				ckpt_log(CKPT_LOG_ERR, LOG, "%s: malformed or unexpected message "
-							    "from the server",
+				ckpt_log(CKPT_LOG_ERR, LOG,
+					 "%s: malformed or unexpected message "
+					 "from the server",
 					 c->target);
 				o->dead = -EIO;
 				return o->dead;
@@ -384,8 +397,7 @@ static int ctrl_send(struct ckpt_client *c, struct ckpt_msg *m)
 	m->status = 0;
 	ret = ckpt_proto_send_msg(o->fd, m, (int)c->opts.timeout_ms);
 	if (ret < 0) {
-		ckpt_log(CKPT_LOG_ERR, LOG, "%s: sending a request: %s", c->target,
-			 strerror(-ret));
+		ckpt_log(CKPT_LOG_ERR, LOG, "%s: sending a request: %s", c->target, strerror(-ret));
 		if (ret != -ETIMEDOUT && o->dead == 0)
 			o->dead = ret == -EPIPE ? -ECONNRESET : ret;
 	}
@@ -496,7 +508,8 @@ static int ctrl_connect(struct ckpt_client *c, const char *where, bool shm)
 		}
 		ret = -ECONNREFUSED;
 		for (ai = res; ai != NULL; ai = ai->ai_next) {
-			o->fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
+			o->fd = socket(ai->ai_family,
+				       ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
 				       ai->ai_protocol);
 			if (o->fd < 0) {
 				ret = -errno;
@@ -596,8 +609,8 @@ static int get_info(struct ckpt_client *c, const char *node, bool want_pmem)
 	hints->caps = FI_RMA | FI_READ | FI_WRITE | (want_pmem ? FI_RMA_PMEM : 0);
 	hints->ep_attr->type = FI_EP_RDM;
 	hints->fabric_attr->prov_name = strdup(o->prov);
-	hints->domain_attr->mr_mode = FI_MR_LOCAL | FI_MR_VIRT_ADDR | FI_MR_ALLOCATED |
-				      FI_MR_PROV_KEY;
+	hints->domain_attr->mr_mode =
+		FI_MR_LOCAL | FI_MR_VIRT_ADDR | FI_MR_ALLOCATED | FI_MR_PROV_KEY;
 	hints->domain_attr->threading = FI_THREAD_DOMAIN;
 	/* Barriers rest on these: writes land in order, a read runs after earlier writes. */
 	hints->tx_attr->msg_order = FI_ORDER_RAW | FI_ORDER_WAW;
@@ -606,8 +619,7 @@ static int get_info(struct ckpt_client *c, const char *node, bool want_pmem)
 	return ret;
 }
 
-static int fabric_open(struct ckpt_client *c, const char *node, const uint8_t *ep,
-		       size_t ep_len)
+static int fabric_open(struct ckpt_client *c, const char *node, const uint8_t *ep, size_t ep_len)
 {
 	struct ofi_client *o = oc(c);
 	struct fi_cq_attr cq_attr = {.format = FI_CQ_FORMAT_CONTEXT, .wait_obj = FI_WAIT_NONE};
@@ -731,8 +743,7 @@ static void fabric_close(struct ofi_client *o)
 	free(o->ops);
 }
 
-static int ofi_connect_as(struct ckpt_client *c, const char *where, const char *prov,
-			  bool shm)
+static int ofi_connect_as(struct ckpt_client *c, const char *where, const char *prov, bool shm)
 {
 	struct ofi_client *o;
 	uint8_t ep[CKPT_PROTO_EP_MAX];
@@ -989,6 +1000,26 @@ static int ofi_lease(struct ckpt_region *r, unsigned int ttl_ms)
 /* ---- data path ---- */
 
 /*
+ * The provider reports a dead peer variously (ECANCELED, EIO, ...); the control socket
+ * says plainly whether the server is gone, so ask it before naming the failure.
+ */
+static int data_error(struct ckpt_client *c, int err)
+{
+	struct ofi_client *o = oc(c);
+	struct pollfd p = {.fd = o->fd, .events = POLLIN};
+	uint8_t byte;
+
+	if (o->dead == 0)
+		ctrl_pump(c, 0);
+	if (o->dead != -ECONNRESET && poll(&p, 1, 0) == 1 &&
+	    (recv(o->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) == 0 || (p.revents & POLLHUP)))
+		o->dead = -ECONNRESET;
+	if (o->dead == 0)
+		o->dead = err == -ECONNRESET ? err : -EIO;
+	return o->dead;
+}
+
+/*
  * Post one RMA, progressing the CQ while the provider's queue is full (shm's queue fills
  * whenever the server's progress thread naps). Bounded by the timeout like every wait.
  */
@@ -1019,8 +1050,10 @@ static int post_rma(struct ckpt_client *c, bool write, void *buf, size_t len, vo
 		} else {
 			ret = fi_read(o->ep, buf, len, desc, o->srv, raddr, key, op);
 		}
+		if (ret == 0)
+			return 0;
 		if (ret != -FI_EAGAIN)
-			return ret == 0 ? 0 : fi_to_errno((int)ret);
+			return data_error(c, fi_to_errno((int)ret));
 		if (cq_progress(o) == 0)
 			sched_yield();
 		if (o->dead)
@@ -1245,6 +1278,8 @@ static int ofi_poll(struct ckpt_client *c)
 	seen = cq_progress(o);
 	if (o->dead == 0)
 		ctrl_pump(c, 0);
+	else
+		return data_error(c, o->dead);
 	if (o->dead)
 		return o->dead;
 	for (struct ckpt_region *r = c->regions; r != NULL; r = r->next) {
@@ -1285,8 +1320,8 @@ static int ofi_read(struct ckpt_region *r, uint64_t off, void *buf, size_t len)
 			if (op == NULL)
 				return -EAGAIN;
 		}
-		ret = post_rma(c, false, o->bounce, n, o->bounce_desc, rr->base + off, rr->rkey,
-			       op, false);
+		ret = post_rma(c, false, o->bounce, n, o->bounce_desc, rr->base + off, rr->rkey, op,
+			       false);
 		if (ret < 0) {
 			op_put(o, op);
 			return ret;

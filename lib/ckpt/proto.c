@@ -494,9 +494,8 @@ int ckpt_proto_decode(const uint8_t *buf, size_t len, struct ckpt_msg *m)
 	return 0;
 }
 
-static void mac_compute(const uint8_t *secret, size_t secret_len, const char *ctx,
-			const uint8_t *a, const uint8_t *b, const char *tenant,
-			uint8_t mac[CKPT_PROTO_MAC])
+static void mac_compute(const uint8_t *secret, size_t secret_len, const char *ctx, const uint8_t *a,
+			const uint8_t *b, const char *tenant, uint8_t mac[CKPT_PROTO_MAC])
 {
 	crypto_auth_hmacsha256_state st;
 

@@ -42,11 +42,11 @@
 
 #include "holdfast/ckpt.h"
 
-#define CKPT_PROTO_VERSION  1
-#define CKPT_PROTO_HDR_LEN  16
-#define CKPT_PROTO_NONCE	    32
-#define CKPT_PROTO_MAC	    32
-#define CKPT_PROTO_EP_MAX   256 /**< libfabric endpoint names we accept */
+#define CKPT_PROTO_VERSION    1
+#define CKPT_PROTO_HDR_LEN    16
+#define CKPT_PROTO_NONCE      32
+#define CKPT_PROTO_MAC	      32
+#define CKPT_PROTO_EP_MAX     256 /**< libfabric endpoint names we accept */
 #define CKPT_PROTO_REGION_LEN 200
 #define CKPT_PROTO_INFO_LEN   224
 #define CKPT_PROTO_LIST_MAX   PMU_MAX_REGIONS

@@ -327,8 +327,7 @@ static void test_decode_refuses_malformed_frames(void **state)
 	assert_int_equal(encode_then(CKPT_MSG_OPEN | CKPT_MSG_REPLY, bad_mode_in_reply), -EINVAL);
 	assert_int_equal(encode_then(CKPT_MSG_OPEN | CKPT_MSG_REPLY, nonzero_reserved_in_reply),
 			 -EINVAL);
-	assert_int_equal(encode_then(CKPT_MSG_OPEN | CKPT_MSG_REPLY, ring_outside_region),
-			 -EINVAL);
+	assert_int_equal(encode_then(CKPT_MSG_OPEN | CKPT_MSG_REPLY, ring_outside_region), -EINVAL);
 	assert_int_equal(ckpt_proto_decode(buf, 3, &(struct ckpt_msg){0}), -EINVAL);
 }
 
@@ -368,8 +367,7 @@ static void test_auth_macs_bind_nonces_tenant_and_direction(void **state)
 	memset(sn, 1, sizeof(sn));
 	memset(cn, 2, sizeof(cn));
 	ckpt_proto_client_mac(secret, sizeof(secret), sn, cn, "alice", mac);
-	assert_int_equal(ckpt_proto_client_verify(secret, sizeof(secret), sn, cn, "alice", mac),
-			 0);
+	assert_int_equal(ckpt_proto_client_verify(secret, sizeof(secret), sn, cn, "alice", mac), 0);
 	assert_int_equal(ckpt_proto_client_verify(secret, sizeof(secret), sn, cn, "bob", mac),
 			 -EACCES);
 	assert_int_equal(ckpt_proto_client_verify(other, sizeof(other), sn, cn, "alice", mac),
@@ -408,23 +406,20 @@ static void test_target_addresses_parse_strictly(void **state)
 	struct sockaddr_un sun;
 
 	(void)state;
-	assert_int_equal(ckpt_proto_split_hostport("127.0.0.1:7000", host, sizeof(host), port,
-						   sizeof(port)),
-			 0);
+	assert_int_equal(
+		ckpt_proto_split_hostport("127.0.0.1:7000", host, sizeof(host), port, sizeof(port)),
+		0);
 	assert_string_equal(host, "127.0.0.1");
 	assert_string_equal(port, "7000");
 	assert_int_equal(
 		ckpt_proto_split_hostport("[::1]:9", host, sizeof(host), port, sizeof(port)), 0);
 	assert_string_equal(host, "::1");
-	assert_int_equal(
-		ckpt_proto_split_hostport("::1:9", host, sizeof(host), port, sizeof(port)),
-		-EINVAL);
-	assert_int_equal(
-		ckpt_proto_split_hostport("host", host, sizeof(host), port, sizeof(port)),
-		-EINVAL);
-	assert_int_equal(
-		ckpt_proto_split_hostport("host:", host, sizeof(host), port, sizeof(port)),
-		-EINVAL);
+	assert_int_equal(ckpt_proto_split_hostport("::1:9", host, sizeof(host), port, sizeof(port)),
+			 -EINVAL);
+	assert_int_equal(ckpt_proto_split_hostport("host", host, sizeof(host), port, sizeof(port)),
+			 -EINVAL);
+	assert_int_equal(ckpt_proto_split_hostport("host:", host, sizeof(host), port, sizeof(port)),
+			 -EINVAL);
 	assert_int_equal(
 		ckpt_proto_split_hostport("host:80x", host, sizeof(host), port, sizeof(port)),
 		-EINVAL);

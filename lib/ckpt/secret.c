@@ -151,15 +151,16 @@ int ckpt_secret_load(const char *path, const char *tenant, uint8_t *out, size_t 
 			sec_len = len[0];
 		}
 		if (!tenant_name_ok(name, name_len)) {
-			ckpt_log(CKPT_LOG_ERR, "ckpt.secret",
-				 "%s:%u: tenant name must be 1..%d printable characters without '/'",
-				 path, lineno, PMU_NAME_MAX - 1);
+			ckpt_log(
+				CKPT_LOG_ERR, "ckpt.secret",
+				"%s:%u: tenant name must be 1..%d printable characters without '/'",
+				path, lineno, PMU_NAME_MAX - 1);
 			ret = -EINVAL;
 			goto out_close;
 		}
 		if (sec_len < SECRET_MIN) {
-			ckpt_log(CKPT_LOG_ERR, "ckpt.secret",
-				 "%s:%u: secret shorter than %d bytes", path, lineno, SECRET_MIN);
+			ckpt_log(CKPT_LOG_ERR, "ckpt.secret", "%s:%u: secret shorter than %d bytes",
+				 path, lineno, SECRET_MIN);
 			ret = -EINVAL;
 			goto out_close;
 		}

@@ -107,8 +107,8 @@ static void print_acks(struct ckpt_region *r, const struct posted *p, size_t n, 
 		fflush(stdout);
 }
 
-static int do_write(const char *target, const char *name, uint32_t pairs, uint32_t gens,
-		    int hold, int batched)
+static int do_write(const char *target, const char *name, uint32_t pairs, uint32_t gens, int hold,
+		    int batched)
 {
 	struct pmu_region_params rp = {
 		.name = name,

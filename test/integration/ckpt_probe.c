@@ -116,8 +116,8 @@ static int check_wrong_key(const char *target)
 	if (ret == 0)
 		ret = ckpt_sync(r);
 	printf("write with a wrong key: %s, durable ticket %llu of %llu\n",
-	       ret == 0 ? "reported durable" : strerror(-ret),
-	       (unsigned long long)ckpt_durable(r), (unsigned long long)t);
+	       ret == 0 ? "reported durable" : strerror(-ret), (unsigned long long)ckpt_durable(r),
+	       (unsigned long long)t);
 	if (ret == 0 || ckpt_durable(r) >= t)
 		rc = 1;
 	ckpt_disconnect(&c);

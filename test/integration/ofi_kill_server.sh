@@ -25,7 +25,8 @@ for mode in direct batched; do
   rc=0
   wait "$pid" || rc=$?
   [ $rc -eq 3 ] || fail "$mode: primary exited $rc, want 3 (write error)"
-  grep 'write stopped' "$T/$region.log"
+  grep 'write stopped.*Connection reset by peer' "$T/$region.log" ||
+    fail "$mode: the primary did not report the dead server as ECONNRESET"
 
   start_server "srv-$mode" --pmem "$T/store" --size 256M --secret-file "$T/secret" --listen "$target"
   srv1=$SRV_PID
