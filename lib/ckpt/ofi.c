@@ -331,10 +331,14 @@ static int ctrl_frames(struct ckpt_client *c)
 			o->got = ret == 0;
 		} else {
 			ret = ckpt_proto_decode(o->rx, (size_t)flen, &m);
-			if (ret == 0)
-				ret = m.type == (CKPT_MSG_PERSIST | CKPT_MSG_REPLY)
-					      ? region_dispatch_persist(c, &m)
-					      : -EPROTO;
+			if (ret == 0 && m.type == (CKPT_MSG_PERSIST | CKPT_MSG_REPLY))
+				ret = region_dispatch_persist(c, &m);
+			else if (ret == 0 && (m.type & CKPT_MSG_REPLY) && seq <= o->seq)
+				/* the answer to a call that timed out: nobody waits for it */
+				ckpt_log(CKPT_LOG_DEBUG, LOG, "%s: late reply %u dropped",
+					 c->target, seq);
+			else
+				ret = -EPROTO;
 		}
 		if (ret < 0)
 			return -EPROTO;
