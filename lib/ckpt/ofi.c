@@ -432,8 +432,10 @@ static int call(struct ckpt_client *c, struct ckpt_msg *req, struct ckpt_msg *re
 		uint64_t now = now_ms();
 
 		if (now >= deadline) {
+			/* Sticky, as on the data path: an unresponsive server is not retried. */
 			ckpt_log(CKPT_LOG_ERR, LOG, "%s: no answer to a request within %u ms",
 				 c->target, c->opts.timeout_ms);
+			o->dead = -ETIMEDOUT;
 			ret = -ETIMEDOUT;
 			break;
 		}
@@ -1069,6 +1071,7 @@ static int post_rma(struct ckpt_client *c, bool write, void *buf, size_t len, vo
 	}
 	ckpt_log(CKPT_LOG_ERR, LOG, "%s: provider queue stayed full for %u ms", c->target,
 		 c->opts.timeout_ms);
+	o->dead = -ETIMEDOUT;
 	return -ETIMEDOUT;
 }
 
@@ -1248,6 +1251,11 @@ static int barriers_advance(struct ckpt_region *r)
 	return 0;
 }
 
+/*
+ * An operation older than the timeout means the server is frozen or unreachable. Its
+ * staging slot and completion are still owed to us, so the client cannot go on: the
+ * timeout is sticky, and close/disconnect stop waiting for that server.
+ */
 static int check_timeouts(struct ckpt_client *c)
 {
 	struct ofi_client *o = oc(c);
@@ -1260,6 +1268,7 @@ static int check_timeouts(struct ckpt_client *c)
 		ckpt_log(CKPT_LOG_ERR, LOG, "%s: a remote %s to region %s waited over %u ms",
 			 c->target, o->ops[i].kind == OP_WRITE ? "write" : "read",
 			 o->ops[i].r->geo.name, c->opts.timeout_ms);
+		o->dead = -ETIMEDOUT;
 		return -ETIMEDOUT;
 	}
 	for (uint32_t i = 0; i < BARRIERS_MAX; i++) {
@@ -1269,6 +1278,7 @@ static int check_timeouts(struct ckpt_client *c)
 			continue;
 		ckpt_log(CKPT_LOG_ERR, LOG, "%s: region %s: durability not confirmed within %u ms",
 			 c->target, b->r->geo.name, c->opts.timeout_ms);
+		o->dead = -ETIMEDOUT;
 		return -ETIMEDOUT;
 	}
 	return 0;

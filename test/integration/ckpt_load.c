@@ -179,6 +179,9 @@ static int do_write(const char *target, const char *name, uint32_t pairs, uint32
 err_io:
 	fprintf(stderr, "ckpt_load: write stopped after %zu posted, %zu acknowledged: %s\n", k,
 		acked, strerror(-ret));
+	ckpt_region_close(&r);
+	ckpt_disconnect(&c);
+	free(p);
 	return 3;
 }
 
