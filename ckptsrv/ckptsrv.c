@@ -29,6 +29,14 @@
 #define SECRET_MAX	   256
 #define SHUTDOWN_WAIT_SECS 5
 
+uint64_t ckptsrv_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 static const char *type_name(uint16_t t)
 {
 	switch (t) {
@@ -342,6 +350,13 @@ static int dispatch(struct ckptsrv_session *s, const struct ckpt_msg *req, struc
 	 */
 	if (req->type == CKPT_MSG_PERSIST)
 		return do_persist(s, req);
+	/* A wedged endpoint would hang the client inside the provider: refuse up front. */
+	if ((req->type == CKPT_MSG_CREATE || req->type == CKPT_MSG_OPEN) &&
+	    __atomic_load_n(&s->l->wedged, __ATOMIC_RELAXED)) {
+		ckpt_log(CKPT_LOG_ERR, LOG, "%s from tenant %s at %s refused: %s is wedged",
+			 type_name(req->type), s->tenant, s->peer, s->l->url);
+		return -EIO;
+	}
 	pthread_mutex_lock(&srv->lock);
 	switch (req->type) {
 	case CKPT_MSG_CREATE:
@@ -559,6 +574,37 @@ void ckptsrv_session_start(struct ckptsrv_listener *l, int fd, const char *peer)
 }
 
 /*
+ * A progress thread that does not come back from libfabric has wedged its endpoint. Seen
+ * with shm: a client killed while it held the spinlock shm keeps in this server's shared
+ * region leaves every later fi_cq_read spinning on it (libfabric 1.17 has no owner-death
+ * recovery there). Nothing here can free it; the listener is marked so that new opens fail
+ * fast instead of hanging clients, and the operator is told to restart.
+ */
+static void watch_progress(struct ckptsrv *srv)
+{
+	uint64_t now = ckptsrv_now_ms();
+
+	for (unsigned int i = 0; i < srv->nlisteners; i++) {
+		struct ckptsrv_listener *l = &srv->listeners[i];
+		uint64_t beat = __atomic_load_n(&l->progress_beat, __ATOMIC_RELAXED);
+		bool stuck = l->threads_started && now > beat + CKPTSRV_WEDGED_MS;
+
+		if (stuck == __atomic_load_n(&l->wedged, __ATOMIC_RELAXED))
+			continue;
+		__atomic_store_n(&l->wedged, stuck, __ATOMIC_RELAXED);
+		if (stuck)
+			ckpt_log(CKPT_LOG_ERR, LOG,
+				 "%s: progress thread stuck inside libfabric for over %d s (for "
+				 "shm: a client died holding the provider's lock); this listener "
+				 "moves no data and refuses opens; restart ckptsrv (the store is "
+				 "crash-consistent)",
+				 l->url, CKPTSRV_WEDGED_MS / 1000);
+		else
+			ckpt_log(CKPT_LOG_NOTICE, LOG, "%s: progress thread running again", l->url);
+	}
+}
+
+/*
  * Journals of open overwrite regions are applied every few milliseconds, and at once after
  * a PERSIST, so that a restore finds most records in their slots already.
  */
@@ -581,6 +627,7 @@ static void *journal_main(void *arg)
 			pthread_cond_timedwait(&srv->journal_kick, &srv->lock, &until);
 		}
 		srv->journal_due = false;
+		watch_progress(srv);
 		memset(seen, 0, sizeof(seen));
 		for (struct ckptsrv_session *s = srv->sessions; s != NULL; s = s->next) {
 			for (struct ckptsrv_open *o = s->opens; o != NULL; o = o->next) {

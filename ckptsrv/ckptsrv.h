@@ -19,6 +19,10 @@
 #define CKPTSRV_MAX_LISTEN   8
 #define CKPTSRV_URL_MAX	     256
 #define CKPTSRV_MAX_SESSIONS 1024
+#define CKPTSRV_WEDGED_MS    5000
+
+/** CLOCK_MONOTONIC in milliseconds. */
+uint64_t ckptsrv_now_ms(void);
 
 struct ckptsrv_config {
 	char pmem[4096];
@@ -68,6 +72,10 @@ struct ckptsrv_listener {
 	pthread_t progress_thr;
 	pthread_t accept_thr;
 	bool threads_started;
+	/* ms (CLOCK_MONOTONIC) when the progress thread last came back from libfabric */
+	uint64_t progress_beat;
+	/* the progress thread has not come back for CKPTSRV_WEDGED_MS (see ckptsrv.c) */
+	bool wedged;
 };
 
 /** A region opened by one session: its memory registration is its remote key. */

@@ -281,6 +281,7 @@ static void *progress_main(void *arg)
 		struct fi_cq_data_entry e[16];
 		ssize_t n;
 
+		__atomic_store_n(&l->progress_beat, ckptsrv_now_ms(), __ATOMIC_RELAXED);
 		if (l->cq_wait)
 			n = fi_cq_sread(l->cq, e, 16, NULL, CQ_WAIT_MS);
 		else
@@ -357,6 +358,7 @@ int ckptsrv_listener_start(struct ckptsrv_listener *l)
 {
 	int ret;
 
+	l->progress_beat = ckptsrv_now_ms();
 	ret = pthread_create(&l->progress_thr, NULL, progress_main, l);
 	if (ret != 0)
 		return -ret;

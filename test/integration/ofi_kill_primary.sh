@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: BSD-3-Clause
 # A primary writes 100 000 slices (50 000 pairs x 2 generations) over tcp and over shm, is
 # killed -9, and a backup opens the region and reads every one back: all acknowledged
-# slices present with the right content, nothing invalid. Then a primary killed -9 in the
-# middle of a stream: everything it had acknowledged is there.
+# slices present with the right content, nothing invalid. Then (tcp) a primary killed -9 in
+# the middle of a stream: everything it had acknowledged is there.
 source "$(dirname "$0")/ofi_lib.sh"
 
 PAIRS=50000
@@ -32,6 +32,10 @@ for target in "ofi+tcp://127.0.0.1:$port" "ofi+shm://$shm"; do
   grep 'records' "$T/$region-verify.log"
 
   # Killed in the middle: the acknowledged prefix must survive, torn slots may not count.
+  # Not over shm: a client killed while it holds the spinlock libfabric shm keeps in the
+  # server's shared region wedges that endpoint for good (libfabric 1.17, about one kill in
+  # four at full rate; ckptsrv detects and reports it, see watch_progress()).
+  [ "$tag" = "ofi+shm" ] && continue
   region="mid-${tag#ofi+}"
   "$LOAD" write "$target" "$region" $PAIRS 20 >"$T/$region.acks" 2>"$T/$region.log" &
   pid=$!

@@ -47,7 +47,11 @@ wait_for() {
 }
 
 log_has() { grep -q -- "$2" "$1" 2>/dev/null; }
-lines_at_least() { [ "$(grep -c "^$2" "$1" 2>/dev/null || true)" -ge "$3" ]; }
+lines_at_least() {
+  local n
+  n=$(grep -c "^$2" "$1" 2>/dev/null || true)
+  [ "${n:-0}" -ge "$3" ]
+}
 gone() { ! kill -0 "$1" 2>/dev/null; }
 
 # start_server NAME ARGS...: run ckptsrv in the background, logging to $T/NAME.log, and
