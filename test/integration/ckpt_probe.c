@@ -11,6 +11,8 @@
  *	oob-persist     PERSIST outside the region gives EINVAL, inside it 0
  *	busy            DELETE of a region another client has open gives EBUSY
  *	make R          create region R and leave (for other-tenant)
+ *	lease           the owner renews a lease; STAT and LIST show it alive, then expired
+ *	no-provider     connecting must fail with ENODATA (no such libfabric provider here)
  *
  * Environment: HF_SECRET_FILE, HF_TENANT, HF_ALLOW_SHM=1.
  */
@@ -208,6 +210,64 @@ static int check_busy(const char *target)
 	return rc;
 }
 
+static int check_lease(const char *target)
+{
+	struct ckpt_client *c = must_connect(target);
+	struct ckpt_region *r = must_create(c, "probe-lease");
+	struct ckpt_region_info info = {0}, list[16];
+	int rc, n, listed = 0;
+
+	rc = expect("stat before any lease", ckpt_region_stat(c, "probe-lease", &info), 0);
+	if (info.lease_alive) {
+		printf("lease alive before any renewal\n");
+		rc = 1;
+	}
+	rc |= expect("renew for 60 s", ckpt_lease_renew(r, 60000), 0);
+	rc |= expect("stat", ckpt_region_stat(c, "probe-lease", &info), 0);
+	if (!info.lease_alive || info.r.lease_ns == 0) {
+		printf("lease not alive after renewal\n");
+		rc = 1;
+	}
+	n = ckpt_region_list(c, list, 16);
+	for (int i = 0; i < n && i < 16; i++)
+		if (strcmp(list[i].r.name, "probe-lease") == 0 && list[i].lease_alive)
+			listed = 1;
+	if (!listed) {
+		printf("list does not show the leased region alive\n");
+		rc = 1;
+	}
+	rc |= expect("renew for 1 ms", ckpt_lease_renew(r, 1), 0);
+	/* Poll (bounded) until the server reports the lease over. */
+	for (int i = 0; i < 200; i++) {
+		rc |= ckpt_region_stat(c, "probe-lease", &info) != 0;
+		if (!info.lease_alive)
+			break;
+		usleep(10000);
+	}
+	if (info.lease_alive) {
+		printf("lease still alive 2 s after a 1 ms renewal\n");
+		rc = 1;
+	}
+	printf("lease expired: ok\n");
+	rc |= expect("renew for 0 ms", ckpt_lease_renew(r, 0), -EINVAL);
+	ckpt_region_close(&r);
+	rc |= expect("delete", ckpt_region_delete(c, "probe-lease"), 0);
+	ckpt_disconnect(&c);
+	return rc;
+}
+
+static int check_no_provider(const char *target)
+{
+	struct ckpt_client *c = connect_env(target);
+
+	if (c != NULL) {
+		printf("connect: accepted (want ENODATA)\n");
+		ckpt_disconnect(&c);
+		return 1;
+	}
+	return expect("connect", -errno, -ENODATA);
+}
+
 static int make_region(const char *target, const char *name)
 {
 	struct ckpt_client *c = must_connect(target);
@@ -242,6 +302,10 @@ int main(int argc, char **argv)
 		return check_oob_persist(t);
 	if (strcmp(check, "busy") == 0)
 		return check_busy(t);
+	if (strcmp(check, "lease") == 0)
+		return check_lease(t);
+	if (strcmp(check, "no-provider") == 0)
+		return check_no_provider(t);
 	if (strcmp(check, "make") == 0 && argc > 3)
 		return make_region(t, argv[3]);
 	fprintf(stderr, "ckpt_probe: unknown check %s\n", check);

@@ -4,7 +4,8 @@
 # unknown tenant (EACCES), a wrong remote key over tcp (the write neither lands nor counts
 # as durable), unknown region (ENOENT), another tenant's region (EACCES, hidden from LIST),
 # PERSIST out of bounds (EINVAL), DELETE of a region open elsewhere (EBUSY), garbage on the
-# control socket, and a client that connects and says nothing.
+# control socket, and a client that connects and says nothing. Leases are the owner's and
+# expire; a verbs client on a machine without RDMA fails with ENODATA.
 source "$(dirname "$0")/ofi_lib.sh"
 
 rnd() { head -c 24 /dev/urandom | base64 | tr -d '/+='; }
@@ -44,6 +45,11 @@ wait_for 10 log_has "$T/srv.log" "OPEN of region bob-region refused for tenant a
 probe alice "$T/secret" oob-persist
 wait_for 10 log_has "$T/srv.log" "PERSIST from tenant alice .* refused" || fail "bad PERSIST not logged"
 probe alice "$T/secret" busy
+probe alice "$T/secret" lease
+# The same control port named as verbs: authentication passes, then the client finds no
+# verbs provider on this machine and says so (ENODATA), without hanging.
+HF_TENANT=alice HF_SECRET_FILE="$T/secret" "$PROBE" "ofi+verbs://127.0.0.1:$port" no-provider ||
+  fail "verbs client did not fail cleanly"
 
 # After all that, with the silent client still connected, a good client works end to end.
 HF_TENANT=bob HF_SECRET_FILE="$T/secret" "$LOAD" write "$U" bob-after 2000 2 >"$T/after.acks" \
