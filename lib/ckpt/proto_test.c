@@ -356,6 +356,95 @@ static void test_decode_survives_random_bytes(void **state)
 	assert_true(x != 12345);
 }
 
+/* One valid message of every layout, for the mutation test. */
+static int sample_messages(struct ckpt_msg *m, struct ckpt_region_info *items)
+{
+	static const uint16_t types[] = {
+		CKPT_MSG_CHALLENGE,
+		CKPT_MSG_HELLO,
+		CKPT_MSG_WELCOME,
+		CKPT_MSG_CREATE,
+		CKPT_MSG_OPEN,
+		CKPT_MSG_CLOSE,
+		CKPT_MSG_DELETE,
+		CKPT_MSG_LIST,
+		CKPT_MSG_STAT,
+		CKPT_MSG_PERSIST,
+		CKPT_MSG_LEASE,
+		CKPT_MSG_CREATE | CKPT_MSG_REPLY,
+		CKPT_MSG_OPEN | CKPT_MSG_REPLY,
+		CKPT_MSG_STAT | CKPT_MSG_REPLY,
+		CKPT_MSG_LIST | CKPT_MSG_REPLY,
+		CKPT_MSG_PERSIST | CKPT_MSG_REPLY,
+	};
+	int n = (int)(sizeof(types) / sizeof(types[0]));
+
+	for (int i = 0; i < n; i++) {
+		memset(&m[i], 0, sizeof(m[i]));
+		m[i].type = types[i];
+		m[i].seq = 1000u + (uint32_t)i;
+	}
+	strcpy(m[1].u.hello.tenant, "t");
+	m[2].u.welcome.ep_len = 16;
+	strcpy(m[3].u.create.name, "c");
+	m[3].u.create.mode = PMU_MODE_OVERWRITE;
+	strcpy(m[4].u.name.name, "o");
+	strcpy(m[6].u.name.name, "d");
+	strcpy(m[8].u.name.name, "s");
+	m[11].u.opened.info = sample_region();
+	m[12].u.opened.info = sample_region();
+	m[13].u.stat.r = sample_region();
+	items[0].r = sample_region();
+	items[1].r = sample_region();
+	m[14].u.list.total = 2;
+	m[14].u.list.n = 2;
+	m[14].u.list.items = items;
+	m[15].status = -EINVAL;
+	return n;
+}
+
+/*
+ * Flip every bit of every sample frame, and cut every frame at every length: decode either
+ * refuses, or accepts a message whose re-encoding is exactly the mutated frame (there is
+ * one encoding per message, so nothing unchecked can ride along).
+ */
+static void test_decode_accepts_only_canonical_frames(void **state)
+{
+	static uint8_t frame[CKPT_PROTO_FRAME_MAX], again[CKPT_PROTO_FRAME_MAX];
+	struct ckpt_region_info items[2] = {0}, got[4];
+	struct ckpt_msg m[16], out;
+	int n = sample_messages(m, items), accepted = 0, refused = 0;
+
+	(void)state;
+	for (int i = 0; i < n; i++) {
+		int len = ckpt_proto_encode(&m[i], frame, sizeof(frame));
+
+		assert_true(len > 0);
+		for (int cut = 0; cut < len; cut++)
+			assert_int_equal(ckpt_proto_decode(frame, (size_t)cut, &out), -EINVAL);
+		for (int bit = 0; bit < len * 8; bit++) {
+			int k;
+
+			frame[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+			memset(&out, 0, sizeof(out));
+			out.u.list.items = got;
+			out.u.list.cap = 4;
+			if (ckpt_proto_decode(frame, (size_t)len, &out) == 0) {
+				k = ckpt_proto_encode(&out, again, sizeof(again));
+				assert_int_equal(k, len);
+				assert_memory_equal(again, frame, (size_t)len);
+				accepted++;
+			} else {
+				refused++;
+			}
+			frame[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+		}
+	}
+	/* Both outcomes happen: payload bits are free, structure bits are checked. */
+	assert_true(accepted > 0);
+	assert_true(refused > 0);
+}
+
 static void test_auth_macs_bind_nonces_tenant_and_direction(void **state)
 {
 	const uint8_t secret[] = "0123456789abcdef-secret";
@@ -445,6 +534,7 @@ int main(void)
 		cmocka_unit_test(test_encode_refuses_bad_fields),
 		cmocka_unit_test(test_decode_refuses_malformed_frames),
 		cmocka_unit_test(test_decode_survives_random_bytes),
+		cmocka_unit_test(test_decode_accepts_only_canonical_frames),
 		cmocka_unit_test(test_auth_macs_bind_nonces_tenant_and_direction),
 		cmocka_unit_test(test_stream_helpers_move_frames_and_report_peer_close),
 		cmocka_unit_test(test_target_addresses_parse_strictly),
