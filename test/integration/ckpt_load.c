@@ -224,6 +224,7 @@ static int do_verify(const char *target, const char *name, const char *ackfile, 
 	uint64_t acks = 0, missing = 0;
 	unsigned int pair, gen;
 	char line[128];
+	double t0;
 	FILE *f;
 	int ret;
 
@@ -240,7 +241,9 @@ static int do_verify(const char *target, const char *name, const char *ackfile, 
 	v.found = calloc(v.pairs, sizeof(*v.found));
 	if (v.found == NULL)
 		return 1;
+	t0 = now_s();
 	ret = ckpt_state_read(r, check_rec, &v, &st);
+	t0 = now_s() - t0;
 	if (ret < 0) {
 		fprintf(stderr, "ckpt_load: state read: %s\n", strerror(-ret));
 		return 1;
@@ -270,11 +273,14 @@ static int do_verify(const char *target, const char *name, const char *ackfile, 
 				missing++;
 	fprintf(stderr,
 		"ckpt_load: %llu records, %llu acknowledged slices checked, %llu missing, %llu "
-		"wrong, %llu invalid, %llu misplaced, %llu empty\n",
+		"wrong, %llu invalid, %llu misplaced, %llu empty; region of %llu bytes read back "
+		"in "
+		"%.3f s\n",
 		(unsigned long long)st.records, (unsigned long long)acks,
 		(unsigned long long)missing, (unsigned long long)v.bad,
 		(unsigned long long)st.invalid, (unsigned long long)st.misplaced,
-		(unsigned long long)st.empty);
+		(unsigned long long)st.empty, (unsigned long long)ckpt_region_geometry(r)->size,
+		t0);
 	ckpt_region_close(&r);
 	ckpt_disconnect(&c);
 	free(v.found);
