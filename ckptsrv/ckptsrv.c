@@ -121,6 +121,13 @@ static int open_region(struct ckptsrv_session *s, const struct pmu_region_info *
 
 	if (o == NULL)
 		return -ENOMEM;
+	/* Each handle pins a registration in the provider: one client may not hoard them. */
+	if (s->nopens >= CKPTSRV_MAX_OPENS) {
+		ckpt_log(CKPT_LOG_WARNING, LOG, "tenant %s from %s holds %u handles; open refused",
+			 s->tenant, s->peer, s->nopens);
+		free(o);
+		return -EMFILE;
+	}
 	o->info = *info;
 	o->base = pmu_region_base(srv->store, info);
 	ret = ckptsrv_mr_reg(s->l, o->base, info->size, &o->mr, &o->key);
@@ -131,6 +138,7 @@ static int open_region(struct ckptsrv_session *s, const struct pmu_region_info *
 	o->handle = ++srv->next_handle;
 	o->next = s->opens;
 	s->opens = o;
+	s->nopens++;
 	rep->u.opened.handle = o->handle;
 	rep->u.opened.info = *info;
 	rep->u.opened.is_pmem = pmu_store_is_pmem(srv->store) ? 1 : 0;
@@ -153,6 +161,7 @@ static void close_handle(struct ckptsrv_session *s, struct ckptsrv_open *victim)
 		if (*pp == victim) {
 			*pp = victim->next;
 			open_free(victim);
+			s->nopens--;
 			return;
 		}
 	}
@@ -409,7 +418,9 @@ static int authenticate(struct ckptsrv_session *s)
 	if (ret < 0 || m.type != CKPT_MSG_HELLO) {
 		ckpt_log(CKPT_LOG_WARNING, LOG,
 			 "auth from %s: %s instead of a well-formed HELLO; closing", s->peer,
-			 ret < 0 ? strerror(-ret) : "another message");
+			 ret == -EINVAL ? "a malformed message"
+			 : ret < 0	? strerror(-ret)
+					: "another message");
 		return ret < 0 ? ret : -EPROTO;
 	}
 	memcpy(cli_nonce, m.u.hello.nonce, sizeof(cli_nonce));
@@ -518,9 +529,12 @@ static void *session_main(void *arg)
 	if (srv->nsessions == 0)
 		pthread_cond_broadcast(&srv->sessions_gone);
 	pthread_mutex_unlock(&srv->lock);
-	ckpt_log(CKPT_LOG_INFO, LOG, "%s%s%s disconnected (%u region handle(s) released)",
-		 s->tenant[0] != '\0' ? "tenant " : "", s->tenant[0] != '\0' ? s->tenant : "",
-		 s->peer, dropped);
+	if (s->tenant[0] != '\0')
+		ckpt_log(CKPT_LOG_INFO, LOG,
+			 "tenant %s from %s disconnected (%u region handle(s) released)", s->tenant,
+			 s->peer, dropped);
+	else
+		ckpt_log(CKPT_LOG_INFO, LOG, "%s disconnected before authenticating", s->peer);
 	free(s);
 	return NULL;
 }
@@ -690,6 +704,8 @@ int main(int argc, char **argv)
 	ret = ckptsrv_config_parse(argc, argv, &srv.cfg);
 	if (ret != 0)
 		return ret > 0 ? 0 : 2;
+	if (srv.cfg.log_level != 0)
+		ckpt_log_set(NULL, srv.cfg.log_level);
 	if (sodium_init() < 0) {
 		ckpt_log(CKPT_LOG_ERR, LOG, "libsodium failed to initialise");
 		return 1;

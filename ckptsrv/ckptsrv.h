@@ -19,6 +19,7 @@
 #define CKPTSRV_MAX_LISTEN   8
 #define CKPTSRV_URL_MAX	     256
 #define CKPTSRV_MAX_SESSIONS 1024
+#define CKPTSRV_MAX_OPENS    1024 /* handles one session may hold */
 #define CKPTSRV_WEDGED_MS    5000
 
 /** CLOCK_MONOTONIC in milliseconds. */
@@ -31,6 +32,7 @@ struct ckptsrv_config {
 	unsigned int nlisten;
 	char secret_file[4096];
 	bool allow_shm;
+	enum ckpt_log_level log_level; /* 0 until set: NOTICE */
 };
 
 /**
@@ -95,6 +97,7 @@ struct ckptsrv_session {
 	char peer[128];
 	char tenant[PMU_NAME_MAX];
 	struct ckptsrv_open *opens;
+	unsigned int nopens;
 	uint8_t buf[CKPT_PROTO_FRAME_MAX];
 };
 

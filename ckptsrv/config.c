@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * ckptsrv configuration: command-line flags and a config file of "key = value" lines that
- * uses the same names (pmem, size, listen, secret-file, allow-shm).
+ * uses the same names (pmem, size, listen, secret-file, allow-shm, log-level).
  */
 #include <ctype.h>
 #include <errno.h>
@@ -17,9 +17,10 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: ckptsrv --pmem FILE --size N --listen URL [--listen URL ...]\n"
-		   "               --secret-file F [--allow-shm] [--config FILE]\n"
+		   "               --secret-file F [--allow-shm] [--log-level L] [--config FILE]\n"
 		   "  URL: ofi+tcp://host:port | ofi+verbs://host:port | ofi+shm://name\n"
-		   "  N:   bytes, or with a k/M/G/T suffix\n");
+		   "  N:   bytes, or with a k/M/G/T suffix\n"
+		   "  L:   err, warning, notice (default), info or debug\n");
 }
 
 static int parse_bool(const char *v, bool *out)
@@ -74,6 +75,25 @@ static int apply(struct ckptsrv_config *cfg, const char *key, const char *v, con
 	}
 	if (strcmp(key, "listen") == 0)
 		return add_listen(cfg, v, why);
+	if (strcmp(key, "log-level") == 0) {
+		static const struct {
+			const char *name;
+			enum ckpt_log_level level;
+		} levels[] = {
+			{"err", CKPT_LOG_ERR},	     {"warning", CKPT_LOG_WARNING},
+			{"notice", CKPT_LOG_NOTICE}, {"info", CKPT_LOG_INFO},
+			{"debug", CKPT_LOG_DEBUG},
+		};
+
+		for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
+			if (strcmp(v, levels[i].name) == 0) {
+				cfg->log_level = levels[i].level;
+				return 0;
+			}
+		}
+		*why = "expected err, warning, notice, info or debug";
+		return -EINVAL;
+	}
 	if (strcmp(key, "allow-shm") == 0) {
 		*why = "expected true/false, yes/no or 1/0";
 		return parse_bool(v, &cfg->allow_shm);
@@ -150,6 +170,7 @@ int ckptsrv_config_parse(int argc, char **argv, struct ckptsrv_config *cfg)
 		{"listen", required_argument, NULL, 'l'},
 		{"secret-file", required_argument, NULL, 'k'},
 		{"allow-shm", no_argument, NULL, 'a'},
+		{"log-level", required_argument, NULL, 'v'},
 		{"config", required_argument, NULL, 'c'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -190,6 +211,10 @@ int ckptsrv_config_parse(int argc, char **argv, struct ckptsrv_config *cfg)
 		case 'a':
 			have_shm = true;
 			break;
+		case 'v':
+			flag = "log-level";
+			ret = apply(&cli, flag, optarg, &why);
+			break;
 		case 'c':
 			break;
 		case 'h':
@@ -217,6 +242,8 @@ int ckptsrv_config_parse(int argc, char **argv, struct ckptsrv_config *cfg)
 		cfg->size = cli.size;
 	if (have_shm)
 		cfg->allow_shm = true;
+	if (cli.log_level != 0)
+		cfg->log_level = cli.log_level;
 	if (cli.nlisten > 0) {
 		memcpy(cfg->listen, cli.listen, sizeof(cfg->listen));
 		cfg->nlisten = cli.nlisten;

@@ -65,7 +65,8 @@ static void test_config_file_sets_every_key(void **state)
 		   "  listen = ofi+tcp://127.0.0.1:7000\n"
 		   "listen = ofi+shm://x\n"
 		   "secret-file = /etc/secrets\n"
-		   "allow-shm = yes\n");
+		   "allow-shm = yes\n"
+		   "log-level = debug\n");
 	assert_int_equal(ckptsrv_config_load(path, &cfg), 0);
 	assert_string_equal(cfg.pmem, "/dev/shm/store");
 	assert_true(cfg.size == 64ull << 20);
@@ -74,6 +75,7 @@ static void test_config_file_sets_every_key(void **state)
 	assert_string_equal(cfg.listen[1], "ofi+shm://x");
 	assert_string_equal(cfg.secret_file, "/etc/secrets");
 	assert_true(cfg.allow_shm);
+	assert_int_equal(cfg.log_level, CKPT_LOG_DEBUG);
 }
 
 static void test_config_errors_name_file_line_and_why(void **state)

@@ -13,7 +13,8 @@ printf '# tenants\nalice %s\nbob %s\n' "$(rnd)" "$(rnd)" >"$T/secret"
 printf 'alice %s\nmallory %s\n' "$(rnd)" "$(rnd)" >"$T/wrong"
 port=$(free_port)
 U="ofi+tcp://127.0.0.1:$port"
-start_server srv --pmem "$T/store" --size 64M --secret-file "$T/secret" --listen "$U"
+start_server srv --pmem "$T/store" --size 64M --secret-file "$T/secret" --listen "$U" \
+  --log-level info
 
 probe() { # TENANT SECRETFILE CHECK [ARG]
   local tenant=$1 file=$2
@@ -35,8 +36,11 @@ wait_for 10 log_has "$T/srv.log" "auth refused for tenant alice from 127.0.0.1" 
   fail "wrong secret not logged"
 probe mallory "$T/wrong" refused
 wait_for 10 log_has "$T/srv.log" "auth refused for tenant mallory" || fail "unknown tenant not logged"
-wait_for 10 log_has "$T/srv.log" "instead of a well-formed HELLO" || fail "garbage not logged"
+wait_for 10 log_has "$T/srv.log" "a malformed message instead of a well-formed HELLO" || fail "garbage not logged"
 probe alice "$T/secret" wrong-key
+# The wrong-key client died with its region open: the server dropped that registration.
+wait_for 10 log_has "$T/srv.log" "tenant alice from 127.0.0.1:[0-9]* disconnected (1 region handle" ||
+  fail "registration of a vanished client not released"
 probe alice "$T/secret" unknown-region
 probe bob "$T/secret" make bob-region
 probe alice "$T/secret" other-tenant bob-region
