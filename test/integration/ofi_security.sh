@@ -70,4 +70,14 @@ wait "$SRV_PID" || rc=$?
 log_has "$T/srv.log" "shutting down" || fail "no clean shutdown"
 # Under the sanitizer build this is where leaks and overflows would show.
 if log_has "$T/srv.log" "Sanitizer"; then fail "sanitizer report in the server log"; fi
+# And the other direction: a server that cannot prove it knows the secret is refused.
+rogue=$(free_port)
+python3 "$SRC/test/integration/rogue_server.py" "$rogue" >"$T/rogue.out" 2>&1 &
+PIDS+=($!)
+wait_for 10 log_has "$T/rogue.out" ready || fail "rogue server did not start"
+HF_TENANT=alice HF_SECRET_FILE="$T/secret" "$PROBE" "ofi+tcp://127.0.0.1:$rogue" refused \
+  2>"$T/rogue-client.log" || fail "client accepted a server that does not know the secret"
+grep -q "could not prove it knows tenant alice's secret" "$T/rogue-client.log" ||
+  fail "client did not say why it refused the server"
+wait_for 10 log_has "$T/rogue.out" "client hung up" || fail "client did not hang up on the rogue"
 echo "PASS: refusals are refused, logged, and good clients still served"
