@@ -667,6 +667,35 @@ static void *journal_main(void *arg)
 	return NULL;
 }
 
+/*
+ * Journals a crash left unapplied are applied before anyone connects, so a region that is
+ * not opened again soon still has its records in their slots.
+ */
+static void apply_journals_at_start(struct ckptsrv *srv)
+{
+	struct pmu_region_info *all = calloc(PMU_MAX_REGIONS, sizeof(*all));
+	int n;
+
+	if (all == NULL)
+		return;
+	n = pmu_region_list(srv->store, all, PMU_MAX_REGIONS);
+	for (int i = 0; i < n && i < PMU_MAX_REGIONS; i++) {
+		int applied;
+
+		if (all[i].mode != PMU_MODE_OVERWRITE || all[i].ring_size == 0)
+			continue;
+		applied = pmu_journal_apply(srv->store, &all[i]);
+		if (applied < 0)
+			ckpt_log(CKPT_LOG_WARNING, LOG, "journal of region %s not applied: %s",
+				 all[i].name, strerror(-applied));
+		else if (applied > 0)
+			ckpt_log(CKPT_LOG_NOTICE, LOG,
+				 "journal of region %s: %d record(s) left by the last run applied",
+				 all[i].name, applied);
+	}
+	free(all);
+}
+
 /* @return 0 when every session is gone, -EBUSY when some still run. */
 static int shutdown_sessions(struct ckptsrv *srv)
 {
@@ -738,6 +767,7 @@ int main(int argc, char **argv)
 			 strerror(errno));
 		return 1;
 	}
+	apply_journals_at_start(&srv);
 	ret = 1;
 	for (unsigned int i = 0; i < srv.cfg.nlisten; i++) {
 		struct ckptsrv_listener *l = &srv.listeners[i];
