@@ -211,6 +211,60 @@ int fw_rule_parse(const char *text, struct fw_rule *out, char *err, size_t errle
 	return 0;
 }
 
+static size_t add_prefix(char *buf, size_t len, size_t at, const char *word, uint8_t family,
+			 const uint8_t *addr, uint8_t plen)
+{
+	char a[INET6_ADDRSTRLEN];
+
+	inet_ntop(family == 4 ? AF_INET : AF_INET6, addr, a, sizeof(a));
+	return at + (size_t)snprintf(buf + at, at < len ? len - at : 0, " %s %s/%u", word, a, plen);
+}
+
+static size_t add_ports(char *buf, size_t len, size_t at, const char *word, const uint16_t *p)
+{
+	if (p[0] == 0 && p[1] == 65535)
+		return at;
+	if (p[0] == p[1])
+		return at +
+		       (size_t)snprintf(buf + at, at < len ? len - at : 0, " %s %u", word, p[0]);
+	return at +
+	       (size_t)snprintf(buf + at, at < len ? len - at : 0, " %s %u-%u", word, p[0], p[1]);
+}
+
+int fw_rule_format(const struct fw_rule *r, char *buf, size_t len)
+{
+	static const char *const zones[] = {"any", "inside", "outside"};
+	size_t at = (size_t)snprintf(buf, len, "%s", fw_action_name(r->action));
+
+	if (r->zone != FW_ZONE_ANY)
+		at += (size_t)snprintf(buf + at, at < len ? len - at : 0, " from %s",
+				       zones[r->zone]);
+	if (r->family && !r->src_len && !r->dst_len)
+		at += (size_t)snprintf(buf + at, at < len ? len - at : 0, " family %s",
+				       r->family == 4 ? "ip" : "ip6");
+	if (r->proto) {
+		char num[4];
+		const char *name = r->proto == 6    ? "tcp"
+				   : r->proto == 17 ? "udp"
+				   : r->proto == 1  ? "icmp"
+				   : r->proto == 58 ? "icmpv6"
+						    : NULL;
+
+		if (name == NULL) {
+			snprintf(num, sizeof(num), "%u", r->proto);
+			name = num;
+		}
+		at += (size_t)snprintf(buf + at, at < len ? len - at : 0, " proto %s", name);
+	}
+	if (r->src_len)
+		at = add_prefix(buf, len, at, "src", r->family, r->src, r->src_len);
+	at = add_ports(buf, len, at, "sport", r->sport);
+	if (r->dst_len)
+		at = add_prefix(buf, len, at, "dst", r->family, r->dst, r->dst_len);
+	at = add_ports(buf, len, at, "dport", r->dport);
+	return (int)at;
+}
+
 int fw_ruleset_add(struct fw_ruleset *rs, const struct fw_rule *r)
 {
 	if (rs->n == rs->cap) {

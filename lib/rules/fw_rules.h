@@ -87,4 +87,7 @@ enum fw_action fw_acl_decide(const struct fw_acl *a, enum fw_zone zone, const st
 
 const char *fw_action_name(enum fw_action a);
 
+/** Write @p r in the config grammar (what fw_rule_parse reads). @return snprintf's count. */
+int fw_rule_format(const struct fw_rule *r, char *buf, size_t len);
+
 #endif /* FW_RULES_H */

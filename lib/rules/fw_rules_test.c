@@ -88,6 +88,30 @@ static void test_rule_parse_rejects_every_error_class(void **state)
 	expect_error("accept colour blue", "unknown word 'colour'");
 }
 
+static void test_rule_format_round_trips_through_parse(void **state)
+{
+	static const char *const texts[] = {
+		"accept from inside proto tcp src 198.18.0.0/15 sport 1024-65535 dst "
+		"198.19.0.10/32 dport 80",
+		"drop proto udp dst 2001:db8::/32 dport 53",
+		"reject from outside family ip6 proto icmpv6",
+		"accept proto 132",
+		"drop",
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		struct fw_rule a, b;
+		char line[256], err[128];
+
+		assert_int_equal(fw_rule_parse(texts[i], &a, err, sizeof(err)), 0);
+		fw_rule_format(&a, line, sizeof(line));
+		if (fw_rule_parse(line, &b, err, sizeof(err)) != 0)
+			fail_msg("'%s' formatted as '%s': %s", texts[i], line, err);
+		assert_memory_equal(&a, &b, sizeof(a));
+	}
+}
+
 /* A parsed IPv4/IPv6 TCP or UDP packet without a frame behind it. */
 static struct fw_parsed pkt(uint8_t family, uint8_t proto, const char *src, uint16_t sport,
 			    const char *dst, uint16_t dport, uint8_t store[2][16])
@@ -223,6 +247,7 @@ int main(void)
 		cmocka_unit_test(test_rule_parse_full_ipv4_rule),
 		cmocka_unit_test(test_rule_parse_ipv6_and_defaults),
 		cmocka_unit_test(test_rule_parse_rejects_every_error_class),
+		cmocka_unit_test(test_rule_format_round_trips_through_parse),
 		cmocka_unit_test(test_acl_first_match_wins_and_policy_applies),
 		cmocka_unit_test(test_acl_ipv6_prefixes_across_words),
 		cmocka_unit_test(test_acl_empty_ruleset_is_default_drop),
