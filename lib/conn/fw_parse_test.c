@@ -77,7 +77,8 @@ static void ipv6_udp(struct frame *f, const uint8_t *ext, uint32_t ext_len, uint
 	ip[7] = 64;
 	ip[8] = 0x20, ip[9] = 0x01, ip[23] = 1;
 	ip[24] = 0x20, ip[25] = 0x01, ip[39] = 2;
-	memcpy(ip + 40, ext, ext_len);
+	if (ext_len)
+		memcpy(ip + 40, ext, ext_len);
 	put16(udp, 5353);
 	put16(udp + 2, 53);
 	put16(udp + 4, 12);
