@@ -66,7 +66,7 @@ static inline void tpkt_addrs(struct tpkt *t, const struct tflow *f, uint8_t dir
 
 /* A TCP segment of @p f as the core would hand it over. */
 static inline const struct fw_pkt *tpkt_tcp(struct tpkt *t, const struct tflow *f,
-					     const struct tseg *s, uint64_t now)
+					    const struct tseg *s, uint64_t now)
 {
 	uint32_t optpad = (s->optlen + 3u) & ~3u, hdr = 20 + optpad;
 

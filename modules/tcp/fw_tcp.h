@@ -29,12 +29,12 @@ enum fw_tcp_state {
 };
 
 /* Per-direction flags. The low four are stored in checkpoints. */
-#define FW_TCP_F_WSCALE	      0x01 /* this side offered window scaling in its SYN */
-#define FW_TCP_F_SACK_PERM    0x02 /* this side offered SACK in its SYN */
-#define FW_TCP_F_FIN_SEEN     0x04 /* this side sent its FIN */
-#define FW_TCP_F_FIN_ACKED    0x08 /* the peer acknowledged that FIN */
-#define FW_TCP_F_MEDIA	      0x0f
-#define FW_TCP_F_RESYNC_END   0x10 /* restored: end may lag the live one (see tcp.c) */
+#define FW_TCP_F_WSCALE	       0x01 /* this side offered window scaling in its SYN */
+#define FW_TCP_F_SACK_PERM     0x02 /* this side offered SACK in its SYN */
+#define FW_TCP_F_FIN_SEEN      0x04 /* this side sent its FIN */
+#define FW_TCP_F_FIN_ACKED     0x08 /* the peer acknowledged that FIN */
+#define FW_TCP_F_MEDIA	       0x0f
+#define FW_TCP_F_RESYNC_END    0x10 /* restored: end may lag the live one (see tcp.c) */
 #define FW_TCP_F_RESYNC_MAXEND 0x20 /* restored: maxend may lag the live one */
 
 /* One direction's window, in the terms of the paper. */

@@ -29,10 +29,10 @@ _Static_assert(FW_TCP_PAYLOAD_LEN <= 1024, "TCP payload within CKPT_REC_MAX_PAYL
 #define TH_RST 0x04
 #define TH_ACK 0x10
 
-#define NS_PER_S      1000000000ull
-#define MAX_WSCALE    14 /* RFC 7323: larger shifts are treated as 14 */
-#define MAX_RAW_WIN   65535u
-#define TCP_MIN_HDR   20
+#define NS_PER_S    1000000000ull
+#define MAX_WSCALE  14 /* RFC 7323: larger shifts are treated as 14 */
+#define MAX_RAW_WIN 65535u
+#define TCP_MIN_HDR 20
 
 const struct fw_tcp_conf fw_tcp_conf_default = {
 	.timeout_ns =
@@ -51,16 +51,11 @@ const struct fw_tcp_conf fw_tcp_conf_default = {
 };
 
 static const char *const state_names[FW_TCP_STATE_MAX] = {
-	[FW_TCP_NONE] = "NONE",
-	[FW_TCP_SYN_SENT] = "SYN_SENT",
-	[FW_TCP_SYN_RECV] = "SYN_RECV",
-	[FW_TCP_ESTABLISHED] = "ESTABLISHED",
-	[FW_TCP_FIN_WAIT] = "FIN_WAIT",
-	[FW_TCP_CLOSE_WAIT] = "CLOSE_WAIT",
-	[FW_TCP_LAST_ACK] = "LAST_ACK",
-	[FW_TCP_TIME_WAIT] = "TIME_WAIT",
-	[FW_TCP_CLOSE] = "CLOSE",
-	[FW_TCP_SYN_SENT2] = "SYN_SENT2",
+	[FW_TCP_NONE] = "NONE",		[FW_TCP_SYN_SENT] = "SYN_SENT",
+	[FW_TCP_SYN_RECV] = "SYN_RECV", [FW_TCP_ESTABLISHED] = "ESTABLISHED",
+	[FW_TCP_FIN_WAIT] = "FIN_WAIT", [FW_TCP_CLOSE_WAIT] = "CLOSE_WAIT",
+	[FW_TCP_LAST_ACK] = "LAST_ACK", [FW_TCP_TIME_WAIT] = "TIME_WAIT",
+	[FW_TCP_CLOSE] = "CLOSE",	[FW_TCP_SYN_SENT2] = "SYN_SENT2",
 };
 
 const char *fw_tcp_state_name(unsigned int state)
@@ -110,99 +105,100 @@ enum pkt_class {
  * FIN_WAIT: one FIN sent, unacknowledged. CLOSE_WAIT: one FIN sent and acknowledged, the
  * other side still open. LAST_ACK: both FINs sent. TIME_WAIT: both sent, the last acked.
  */
-static const uint8_t tcp_next[2][C_MAX][FW_TCP_STATE_MAX] = {
-	[FW_DIR_ORIG] =
-		{
-			/*         sNO  sSS  sSR  sES  sFW  sCW  sLA  sTW  sCL  sS2 */
-			[C_SYN] = {sSS, sSS, sSR, sIV, sIV, sIV, sIV, sSS, sSS, sS2},
-			/*
-			 * NO->SS the opener's SYN creates the connection.
-			 * SS->SS retransmitted SYN (re-initializes the opener's window).
-			 * SR->SR SYN retransmitted: the SYN-ACK was lost beyond us.
-			 * ES..LA  a new SYN on a live connection: spoofed or a stale
-			 *         client; the endpoint would reset it anyway.
-			 * TW->SS  reuse of the tuple, only with a sequence beyond the old one.
-			 * CL->SS  reopen after a reset: the old sequence space is dead.
-			 * S2->S2  retransmitted SYN during a simultaneous open.
-			 */
-			[C_SYNACK] = {sIV, sIV, sSR, sIV, sIV, sIV, sIV, sIV, sIV, sSR},
-			/*
-			 * SS  the opener has received no SYN it could acknowledge.
-			 * SR->SR  in a simultaneous open both sides send a SYN-ACK.
-			 * S2->SR  the opener answers the peer's SYN (simultaneous open).
-			 * others  no SYN to acknowledge any more.
-			 */
-			[C_FIN] = {sIV, sIV, sFW, sFW, sLA, sLA, sIV, sIV, sCL, sIV},
-			/*
-			 * SR->FW  the third handshake segment carries a FIN at once.
-			 * ES->FW  the opener closes first.
-			 * FW->LA, CW->LA  the peer closed first; now the opener does.
-			 * LA, TW  both FINs were seen: a first FIN cannot come now.
-			 * CL->CL  in flight when the RST passed; the endpoint answers it.
-			 * SS, S2  no handshake yet: a FIN would acknowledge nothing.
-			 */
-			[C_ACK] = {sIV, sIV, sES, sES, sCW, sCW, sTW, sTW, sCL, sIV},
-			/*
-			 * SR->ES  the third handshake segment.
-			 * FW->CW  acknowledges the peer's FIN (else FW stays, see above).
-			 * LA->TW  acknowledges the last FIN (else LA stays).
-			 * TW, CL  late segments of a finished connection.
-			 * SS, S2  the opener has nothing it could acknowledge yet.
-			 */
-			[C_RST] = {sIV, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL},
-			/* Any state: an in-window RST ends the connection. */
-			[C_NONE] = {sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV},
-			/*
-			 * No SYN, FIN, RST or ACK: never valid. The flag check drops it first
-			 * (FW_DROP_TCP_FLAGS); the row keeps the table total.
-			 */
-		},
-	[FW_DIR_REPLY] =
-		{
-			/*         sNO  sSS  sSR  sES  sFW  sCW  sLA  sTW  sCL  sS2 */
-			[C_SYN] = {sIV, sS2, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sS2},
-			/*
-			 * SS->S2  the peer sent its own SYN: simultaneous open.
-			 * S2->S2  retransmission of it.
-			 * TW, CL  a reopen from the other end would swap the roles; the old
-			 *         entry must expire first.
-			 */
-			[C_SYNACK] = {sIV, sSR, sSR, sES, sIV, sIV, sIV, sIV, sIV, sSR},
-			/*
-			 * SS->SR  the answer to the opener's SYN.
-			 * SR->SR  retransmitted: the opener's ACK was lost beyond us.
-			 * ES->ES  retransmitted after we saw the opener's ACK but the peer did
-			 *         not: let it through or the handshake stalls.
-			 * S2->SR  the peer answers the opener's SYN (simultaneous open).
-			 */
-			[C_FIN] = {sIV, sIV, sFW, sFW, sLA, sLA, sIV, sIV, sCL, sIV},
-			/*
-			 * SR->FW  the responder may close before the handshake completes.
-			 * ES->FW  the responder closes first.
-			 * FW->LA, CW->LA  the opener closed first; now the responder does.
-			 * LA, TW  both FINs were seen. CL: in flight past the RST.
-			 */
-			[C_ACK] = {sIV, sIV, sSR, sES, sCW, sCW, sTW, sTW, sCL, sIV},
-			/*
-			 * SR->SR  the responder acks in a simultaneous open; the opener's ACK
-			 *         still establishes.
-			 * FW->CW, LA->TW  when it acknowledges the opener's outstanding FIN.
-			 * SS, S2  the responder's first segment must carry SYN.
-			 */
-			[C_RST] = {sIV, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL},
-			/* Any state: an in-window RST ends the connection. */
-			[C_NONE] = {sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV},
-			/* As in the original direction: dropped by the flag check first. */
-		},
+static const uint8_t tcp_next[2][C_MAX][FW_TCP_STATE_MAX] =
+	{
+		[FW_DIR_ORIG] =
+			{
+				/*         sNO  sSS  sSR  sES  sFW  sCW  sLA  sTW  sCL  sS2 */
+				[C_SYN] = {sSS, sSS, sSR, sIV, sIV, sIV, sIV, sSS, sSS, sS2},
+				/*
+				 * NO->SS the opener's SYN creates the connection.
+				 * SS->SS retransmitted SYN (re-initializes the opener's window).
+				 * SR->SR SYN retransmitted: the SYN-ACK was lost beyond us.
+				 * ES..LA  a new SYN on a live connection: spoofed or a stale
+				 *         client; the endpoint would reset it anyway.
+				 * TW->SS  reuse of the tuple, only with a sequence beyond the old
+				 * one. CL->SS  reopen after a reset: the old sequence space is
+				 * dead. S2->S2  retransmitted SYN during a simultaneous open.
+				 */
+				[C_SYNACK] = {sIV, sIV, sSR, sIV, sIV, sIV, sIV, sIV, sIV, sSR},
+				/*
+				 * SS  the opener has received no SYN it could acknowledge.
+				 * SR->SR  in a simultaneous open both sides send a SYN-ACK.
+				 * S2->SR  the opener answers the peer's SYN (simultaneous open).
+				 * others  no SYN to acknowledge any more.
+				 */
+				[C_FIN] = {sIV, sIV, sFW, sFW, sLA, sLA, sIV, sIV, sCL, sIV},
+				/*
+				 * SR->FW  the third handshake segment carries a FIN at once.
+				 * ES->FW  the opener closes first.
+				 * FW->LA, CW->LA  the peer closed first; now the opener does.
+				 * LA, TW  both FINs were seen: a first FIN cannot come now.
+				 * CL->CL  in flight when the RST passed; the endpoint answers it.
+				 * SS, S2  no handshake yet: a FIN would acknowledge nothing.
+				 */
+				[C_ACK] = {sIV, sIV, sES, sES, sCW, sCW, sTW, sTW, sCL, sIV},
+				/*
+				 * SR->ES  the third handshake segment.
+				 * FW->CW  acknowledges the peer's FIN (else FW stays, see above).
+				 * LA->TW  acknowledges the last FIN (else LA stays).
+				 * TW, CL  late segments of a finished connection.
+				 * SS, S2  the opener has nothing it could acknowledge yet.
+				 */
+				[C_RST] = {sIV, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL},
+				/* Any state: an in-window RST ends the connection. */
+				[C_NONE] = {sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV},
+				/*
+				 * No SYN, FIN, RST or ACK: never valid. The flag check drops it
+				 * first (FW_DROP_TCP_FLAGS); the row keeps the table total.
+				 */
+			},
+		[FW_DIR_REPLY] =
+			{
+				/*         sNO  sSS  sSR  sES  sFW  sCW  sLA  sTW  sCL  sS2 */
+				[C_SYN] = {sIV, sS2, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sS2},
+				/*
+				 * SS->S2  the peer sent its own SYN: simultaneous open.
+				 * S2->S2  retransmission of it.
+				 * TW, CL  a reopen from the other end would swap the roles; the old
+				 *         entry must expire first.
+				 */
+				[C_SYNACK] = {sIV, sSR, sSR, sES, sIV, sIV, sIV, sIV, sIV, sSR},
+				/*
+				 * SS->SR  the answer to the opener's SYN.
+				 * SR->SR  retransmitted: the opener's ACK was lost beyond us.
+				 * ES->ES  retransmitted after we saw the opener's ACK but the peer
+				 * did not: let it through or the handshake stalls. S2->SR  the peer
+				 * answers the opener's SYN (simultaneous open).
+				 */
+				[C_FIN] = {sIV, sIV, sFW, sFW, sLA, sLA, sIV, sIV, sCL, sIV},
+				/*
+				 * SR->FW  the responder may close before the handshake completes.
+				 * ES->FW  the responder closes first.
+				 * FW->LA, CW->LA  the opener closed first; now the responder does.
+				 * LA, TW  both FINs were seen. CL: in flight past the RST.
+				 */
+				[C_ACK] = {sIV, sIV, sSR, sES, sCW, sCW, sTW, sTW, sCL, sIV},
+				/*
+				 * SR->SR  the responder acks in a simultaneous open; the opener's
+				 * ACK still establishes. FW->CW, LA->TW  when it acknowledges the
+				 * opener's outstanding FIN. SS, S2  the responder's first segment
+				 * must carry SYN.
+				 */
+				[C_RST] = {sIV, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL},
+				/* Any state: an in-window RST ends the connection. */
+				[C_NONE] = {sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV},
+				/* As in the original direction: dropped by the flag check first. */
+			},
 };
 
 /* A parsed segment. */
 struct seg {
 	uint32_t seq;
 	uint32_t ack;
-	uint32_t len; /* payload + SYN + FIN */
-	uint32_t sack;	/* ack raised to the furthest SACK right edge */
-	uint16_t win; /* raw header value */
+	uint32_t len;  /* payload + SYN + FIN */
+	uint32_t sack; /* ack raised to the furthest SACK right edge */
+	uint16_t win;  /* raw header value */
 	uint8_t flags;
 	uint8_t wscale; /* offered shift, valid with has_wscale */
 	bool has_wscale;

@@ -11,12 +11,12 @@
 #include "fw_test_pkt.h"
 #include "tcp/fw_tcp.h"
 
-#define NS     1000000000ull
-#define O      FW_DIR_ORIG
-#define R      FW_DIR_REPLY
-#define ISN_O  1000u
-#define ISN_R  5000000u
-#define WIN    64000
+#define NS    1000000000ull
+#define O     FW_DIR_ORIG
+#define R     FW_DIR_REPLY
+#define ISN_O 1000u
+#define ISN_R 5000000u
+#define WIN   64000
 
 static const struct tflow flow4 = {
 	.family = 4,
@@ -52,8 +52,7 @@ static enum fw_verdict seg_opts(struct tc *t, uint8_t dir, uint32_t seq, uint32_
 
 	t->is_new = false;
 	t->why = FW_DROP_NONE;
-	return fw_tcp_packet(&t->ctx, &t->c, tpkt_tcp(&t->pk, &flow4, &s, t->now), is_new,
-			     &t->why);
+	return fw_tcp_packet(&t->ctx, &t->c, tpkt_tcp(&t->pk, &flow4, &s, t->now), is_new, &t->why);
 }
 
 static enum fw_verdict seg(struct tc *t, uint8_t dir, uint32_t seq, uint32_t ack, uint8_t flags,
@@ -94,9 +93,8 @@ static void handshake_scaled(struct tc *t)
 {
 	tc_init(t);
 	assert_int_equal(seg_opts(t, O, ISN_O, 0, T_SYN, WIN, 0, opt_ws7_sack, 6), FW_PASS);
-	assert_int_equal(
-		seg_opts(t, R, ISN_R, ISN_O + 1, T_SYN | T_ACK, WIN, 0, opt_ws7_sack, 6),
-		FW_PASS);
+	assert_int_equal(seg_opts(t, R, ISN_R, ISN_O + 1, T_SYN | T_ACK, WIN, 0, opt_ws7_sack, 6),
+			 FW_PASS);
 	assert_int_equal(seg(t, O, ISN_O + 1, ISN_R + 1, T_ACK, 500, 0), FW_PASS);
 	assert_int_equal(state(t), FW_TCP_ESTABLISHED);
 }
@@ -244,8 +242,8 @@ static void test_tcp_window_scaling_ignored_unless_both_offer(void **st)
 
 static void test_tcp_bad_flags_dropped(void **st)
 {
-	static const uint8_t bad[] = {T_SYN | T_FIN, 0, T_SYN | T_RST, T_FIN, T_FIN | T_RST | T_ACK,
-				      T_PSH};
+	static const uint8_t bad[] = {T_SYN | T_FIN,	     0,	   T_SYN | T_RST, T_FIN,
+				      T_FIN | T_RST | T_ACK, T_PSH};
 	struct tc t;
 
 	(void)st;
@@ -595,8 +593,7 @@ static void test_tcp_slice_round_trips(void **st)
 	assert_int_equal(r.expire_ns, t.now + 5 * NS + 120 * NS);
 	assert_true(fw_tcp_ops.dump(&r, line, sizeof(line)) > 0);
 	assert_non_null(strstr(line, "FIN_WAIT"));
-	assert_int_equal(fw_tcp_ops.encode(&t.c, (uint8_t *)line, FW_TCP_PAYLOAD_LEN - 1),
-			 -ENOSPC);
+	assert_int_equal(fw_tcp_ops.encode(&t.c, (uint8_t *)line, FW_TCP_PAYLOAD_LEN - 1), -ENOSPC);
 }
 
 static void test_tcp_restored_conn_keeps_window_checking(void **st)
@@ -615,8 +612,7 @@ static void test_tcp_restored_conn_keeps_window_checking(void **st)
 	assert_int_equal(seg(&t, R, ISN_R + 1001, ISN_O + 2001, T_ACK, WIN, 1000), FW_PASS);
 	/* ...and strict tracking is on: far out of the window is still dropped, both on
 	 * sequence and on acknowledgement, and so is an RST off the window. */
-	assert_int_equal(seg(&t, O, ISN_O + 2001 + 2 * WIN, ISN_R + 2001, T_ACK, WIN, 10),
-			 FW_DROP);
+	assert_int_equal(seg(&t, O, ISN_O + 2001 + 2 * WIN, ISN_R + 2001, T_ACK, WIN, 10), FW_DROP);
 	assert_int_equal(t.why, FW_DROP_TCP_WINDOW);
 	assert_int_equal(seg(&t, R, ISN_R + 2001, ISN_O + 2001 + WIN, T_ACK, WIN, 0), FW_DROP);
 	assert_int_equal(t.why, FW_DROP_TCP_WINDOW);
@@ -702,8 +698,7 @@ static void test_tcp_decode_rejects_malformed(void **st)
 	assert_int_equal(decode_with(good, o + 12, 15), -EINVAL);
 	/* unknown flag; FIN acked but never sent; scale without having offered it */
 	assert_int_equal(decode_with(good, o + 13, 0x43), -EINVAL);
-	assert_int_equal(decode_with(good, o + 13, FW_TCP_F_WSCALE | FW_TCP_F_FIN_ACKED),
-			 -EINVAL);
+	assert_int_equal(decode_with(good, o + 13, FW_TCP_F_WSCALE | FW_TCP_F_FIN_ACKED), -EINVAL);
 	assert_int_equal(decode_with(good, o + 13, FW_TCP_F_SACK_PERM), -EINVAL);
 	/* FIN seen but the state says ESTABLISHED */
 	assert_int_equal(
