@@ -511,6 +511,10 @@ enum fw_verdict fw_tcp_packet(struct fw_ctx *ctx, struct fw_conn *c, const struc
 			return drop(why, FW_DROP_TCP_WINDOW);
 		acked_fin = update_window(&t, dir, &s);
 	} else {
+		/* After a refused SYN (CLOSE with the responder never seen) the responder's
+		 * edges are unknown: it cannot send, and there is nothing to acknowledge. */
+		if (t.d[dir].maxwin == 0 || ((s.flags & TH_ACK) && t.d[!dir].maxwin == 0))
+			return drop(why, FW_DROP_TCP_STATE);
 		/* The first SYN-ACK of a simultaneous open must acknowledge the SYN exactly. */
 		if (cls == C_SYNACK && (old == sSS || old == sS2) && s.ack != t.d[!dir].end)
 			return drop(why, FW_DROP_TCP_WINDOW);

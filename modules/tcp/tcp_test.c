@@ -352,6 +352,26 @@ static void test_tcp_rst_refusing_syn_must_ack_it(void **st)
 	assert_int_equal(state(&t), FW_TCP_CLOSE);
 }
 
+static void test_tcp_ack_after_refused_syn_dropped(void **st)
+{
+	struct tc t;
+
+	(void)st;
+	tc_init(&t);
+	assert_int_equal(seg(&t, O, ISN_O, 0, T_SYN, WIN, 0), FW_PASS);
+	assert_int_equal(seg(&t, R, 0, ISN_O + 1, T_RST | T_ACK, 0, 0), FW_PASS);
+	assert_int_equal(state(&t), FW_TCP_CLOSE);
+	/* The responder never sent a SYN: there is nothing the opener could acknowledge. */
+	assert_int_equal(seg(&t, O, ISN_O + 1, 12345, T_ACK, WIN, 10), FW_DROP);
+	assert_int_equal(t.why, FW_DROP_TCP_STATE);
+	/* Nor can the responder send without its SYN. */
+	assert_int_equal(seg(&t, R, 0, ISN_O + 1, T_ACK, WIN, 10), FW_DROP);
+	assert_int_equal(t.why, FW_DROP_TCP_STATE);
+	/* A new SYN reopens. */
+	assert_int_equal(seg(&t, O, ISN_O + 50, 0, T_SYN, WIN, 0), FW_PASS);
+	assert_int_equal(state(&t), FW_TCP_SYN_SENT);
+}
+
 static void test_tcp_fin_teardown_opener_first(void **st)
 {
 	struct tc t;
@@ -744,6 +764,7 @@ int main(void)
 		cmocka_unit_test(test_tcp_rst_at_expected_seq_accepted),
 		cmocka_unit_test(test_tcp_rst_out_of_window_dropped),
 		cmocka_unit_test(test_tcp_rst_refusing_syn_must_ack_it),
+		cmocka_unit_test(test_tcp_ack_after_refused_syn_dropped),
 		cmocka_unit_test(test_tcp_fin_teardown_opener_first),
 		cmocka_unit_test(test_tcp_fin_teardown_responder_first),
 		cmocka_unit_test(test_tcp_simultaneous_close),
