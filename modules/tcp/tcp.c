@@ -441,7 +441,13 @@ static unsigned int top_bit(uint32_t v)
 	return v ? 32 - (unsigned int)__builtin_clz(v) : 0;
 }
 
-/* Is a checkpoint due because the window moved? See edge_threshold for the reasoning. */
+/*
+ * Is a checkpoint due because the window moved? See edge_threshold for the reasoning. Only
+ * end is measured: a live segment starts at most at the live end, which is within the
+ * threshold of the checkpointed end, and the checkpointed maxend is never below that end,
+ * so maxend + slack covers it too -- maxend needs no threshold of its own. A change of
+ * maxwin's top bit, scale or flags is due at once: those define the slack itself.
+ */
 static bool window_checkpoint_due(const struct fw_tcp_slice *old, const struct fw_tcp_slice *t)
 {
 	for (int d = 0; d < 2; d++) {
