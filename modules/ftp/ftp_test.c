@@ -11,6 +11,7 @@
 
 #include "fw_test_pkt.h"
 #include "ftp/fw_ftp.h"
+#include "tcp/fw_tcp.h"
 
 #define NS    1000000000ull
 #define C     FW_DIR_ORIG
@@ -434,6 +435,80 @@ static void test_ftp_restore_recreates_pending_expectation(void **st)
 	assert_int_equal(fw_ftp_slice(&t.c)->exp_mode, FW_FTP_EXP_NONE);
 }
 
+/* What the core does per segment of an FTP control connection: TCP first, FTP if accepted. */
+static enum fw_verdict core_segment(struct fc *t, uint8_t dir, uint32_t seq, uint32_t ack,
+				    uint8_t flags, const char *text, bool is_new)
+{
+	const struct tseg s = {.dir = dir,
+			       .seq = seq,
+			       .ack = ack,
+			       .flags = flags,
+			       .win = 65535,
+			       .data = text,
+			       .len = text ? (uint32_t)strlen(text) : 0};
+	const struct fw_pkt *p = tpkt_tcp(&t->pk, t->f, &s, t->now);
+
+	t->why = FW_DROP_NONE;
+	if (fw_tcp_packet(&t->ctx, &t->c, p, is_new, &t->why) != FW_PASS)
+		return FW_DROP;
+	return fw_ftp_packet(&t->ctx, &t->c, p, &t->why);
+}
+
+static void test_ftp_control_conn_restored_from_its_slices(void **st)
+{
+	uint8_t tcp_rec[FW_TCP_PAYLOAD_LEN], ftp_rec[FW_FTP_PAYLOAD_LEN];
+	const char *port = "PORT 192,0,2,10,100,100\r\n";
+	uint32_t c = ISN_C + 1, s = ISN_S + 1;
+	struct fw_conn r;
+	struct fc t;
+
+	(void)st;
+	memset(&t, 0, sizeof(t));
+	t.f = &ftp4;
+	tconn_init(&t.c, &ftp4, 6);
+	t.ctx.core = &t;
+	t.ctx.expect_add = record_expect;
+	t.now = 10 * NS;
+	assert_true(fw_ftp_is_control(NULL, &t.c));
+	assert_int_equal(core_segment(&t, C, ISN_C, 0, T_SYN, NULL, true), FW_PASS);
+	assert_int_equal(core_segment(&t, S, ISN_S, c, T_SYN | T_ACK, NULL, false), FW_PASS);
+	assert_int_equal(core_segment(&t, C, c, s, T_ACK, NULL, false), FW_PASS);
+	assert_int_equal(core_segment(&t, S, s, c, T_ACK | T_PSH, "220 ready\r\n", false), FW_PASS);
+	s += 11;
+	assert_int_equal(core_segment(&t, C, c, s, T_ACK | T_PSH, "TYPE I\r\n", false), FW_PASS);
+	c += 8;
+	/* The checkpointer collects both dirty slices. */
+	assert_true(t.c.dirty & (1u << FW_MOD_TCP));
+	assert_true(t.c.dirty & BIT);
+	t.c.last_ns = t.now;
+	assert_int_equal(fw_tcp_ops.encode(&t.c, tcp_rec, sizeof(tcp_rec)), FW_TCP_PAYLOAD_LEN);
+	assert_int_equal(fw_ftp_ops.encode(&t.c, ftp_rec, sizeof(ftp_rec)), FW_FTP_PAYLOAD_LEN);
+
+	/* A new instance: key and ID from the record header, the rest from the slices. */
+	memset(&r, 0, sizeof(r));
+	r.key = t.c.key;
+	r.id = t.c.id;
+	assert_int_equal(fw_ftp_ops.decode(&r, ftp_rec, sizeof(ftp_rec), 1), 0);
+	assert_int_equal(fw_tcp_ops.decode(&r, tcp_rec, sizeof(tcp_rec), 1), 0);
+	t.now += 3 * NS;
+	r.last_ns = t.now;
+	assert_int_equal(fw_tcp_ops.on_restore(&t.ctx, &r), 0);
+	assert_int_equal(fw_ftp_ops.on_restore(&t.ctx, &r), 0);
+	assert_int_equal(r.orig_side, t.c.orig_side);
+	t.c = r;
+
+	/* The first command after the restore passes TCP and is parsed. */
+	assert_int_equal(core_segment(&t, C, c, s, T_ACK | T_PSH, port, false), FW_PASS);
+	assert_int_equal(t.nexp, 1);
+	assert_expect(&t.exp[0], &ftp4, S, 0, 25700);
+	c += (uint32_t)strlen(port);
+	/* Strict TCP checking is on: a forged PORT far outside the window never reaches the
+	 * FTP parser. */
+	assert_int_equal(core_segment(&t, C, c + 1000000, s, T_ACK, port, false), FW_DROP);
+	assert_int_equal(t.why, FW_DROP_TCP_WINDOW);
+	assert_int_equal(t.nexp, 1);
+}
+
 static void test_ftp_is_control_by_server_port(void **st)
 {
 	struct fw_ftp_conf conf = {.ports = {2121}};
@@ -553,6 +628,7 @@ int main(void)
 		cmocka_unit_test(test_ftp_overlong_split_line_skipped),
 		cmocka_unit_test(test_ftp_line_starts_survive_restore),
 		cmocka_unit_test(test_ftp_restore_recreates_pending_expectation),
+		cmocka_unit_test(test_ftp_control_conn_restored_from_its_slices),
 		cmocka_unit_test(test_ftp_is_control_by_server_port),
 		cmocka_unit_test(test_ftp_slice_round_trips),
 		cmocka_unit_test(test_ftp_decode_rejects_malformed),

@@ -503,6 +503,7 @@ enum fw_verdict fw_tcp_packet(struct fw_ctx *ctx, struct fw_conn *c, const struc
 			return drop(why, FW_DROP_TCP_STATE);
 		memset(&t, 0, sizeof(t));
 		init_dir(&t.d[FW_DIR_ORIG], &s);
+		c->present |= (uint8_t)(1u << FW_MOD_TCP);
 		opened = true;
 	} else if (cls == C_RST) {
 		if (!rst_acceptable(&t, dir, &s))
