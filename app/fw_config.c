@@ -46,7 +46,7 @@ void fw_config_defaults(struct fw_config *c)
 		.tcp_close = 10,
 		.udp_unreplied = 30,
 		.udp_assured = 120,
-		.ftp_expect = 60,
+		.ftp_expect = 300,
 	};
 }
 

@@ -1,0 +1,261 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Per packet: parse, look up the connection, hand the packet to its module by a switch on
+ * protocol (direct calls), and consult the rules only for packets that would open a
+ * connection. Everything a worker touches is its own: no locks, no atomics.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <rte_cycles.h>
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+
+#include "fw_parse.h"
+#include "fw_worker.h"
+
+#define SWEEP_BUDGET 64
+
+static int expect_add(struct fw_ctx *ctx, const struct fw_expect *e)
+{
+	struct fw_worker *w = ctx->core;
+
+	return fw_table_expect_add(w->table, e);
+}
+
+int fw_worker_init(struct fw_worker *w, struct fw_shared *sh, unsigned int index, int socket)
+{
+	char name[32];
+
+	memset(w, 0, sizeof(*w));
+	w->index = index;
+	w->sh = sh;
+	snprintf(name, sizeof(name), "fw_conns_%u", index);
+	w->table = fw_table_create(name, sh->conf->max_conns, 4096, socket);
+	if (w->table == NULL)
+		return -errno;
+	w->ctx.core = w;
+	w->ctx.expect_add = expect_add;
+	w->ctx.conf[FW_MOD_TCP] = &sh->modconf.tcp;
+	w->ctx.conf[FW_MOD_UDP] = &sh->modconf.udp;
+	w->ctx.conf[FW_MOD_FTP] = &sh->modconf.ftp;
+	return 0;
+}
+
+#define NS(s) ((uint64_t)(s)*1000000000ull)
+
+void fw_modconf_build(const struct fw_config *conf, struct fw_modconf *out)
+{
+	const struct fw_timeouts *t = &conf->timeouts;
+
+	memset(out, 0, sizeof(*out));
+	out->tcp = fw_tcp_conf_default;
+	out->tcp.timeout_ns[FW_TCP_SYN_SENT] = NS(t->tcp_syn_sent);
+	out->tcp.timeout_ns[FW_TCP_SYN_SENT2] = NS(t->tcp_syn_sent);
+	out->tcp.timeout_ns[FW_TCP_SYN_RECV] = NS(t->tcp_syn_recv);
+	out->tcp.timeout_ns[FW_TCP_ESTABLISHED] = NS(t->tcp_established);
+	out->tcp.timeout_ns[FW_TCP_FIN_WAIT] = NS(t->tcp_fin_wait);
+	out->tcp.timeout_ns[FW_TCP_CLOSE_WAIT] = NS(t->tcp_close_wait);
+	out->tcp.timeout_ns[FW_TCP_LAST_ACK] = NS(t->tcp_last_ack);
+	out->tcp.timeout_ns[FW_TCP_TIME_WAIT] = NS(t->tcp_time_wait);
+	out->tcp.timeout_ns[FW_TCP_CLOSE] = NS(t->tcp_close);
+	out->udp = fw_udp_conf_default;
+	out->udp.timeout_unreplied_ns = NS(t->udp_unreplied);
+	out->udp.timeout_replied_ns = NS(t->udp_unreplied);
+	out->udp.timeout_assured_ns = NS(t->udp_assured);
+	out->ftp = fw_ftp_conf_default;
+	memset(out->ftp.ports, 0, sizeof(out->ftp.ports));
+	for (unsigned int i = 0; i < conf->nftp_ports && i < FW_FTP_MAX_PORTS; i++)
+		out->ftp.ports[i] = conf->ftp_ports[i];
+	out->ftp.expect_timeout_ns = NS(t->ftp_expect);
+}
+
+void fw_worker_release(struct fw_worker *w)
+{
+	fw_table_free(&w->table);
+}
+
+static enum fw_verdict drop(struct fw_worker *w, enum fw_drop_reason why)
+{
+	w->cnt.drop[why]++;
+	return FW_DROP;
+}
+
+/* The switch of the hot path: each protocol's modules, called directly. */
+static enum fw_verdict dispatch(struct fw_worker *w, struct fw_conn *c, const struct fw_pkt *p,
+				bool is_new, enum fw_drop_reason *why)
+{
+	enum fw_verdict v;
+
+	switch (c->key.proto) {
+	case IPPROTO_TCP:
+		w->cnt.mod_pkts[FW_MOD_TCP]++;
+		v = fw_tcp_packet(&w->ctx, c, p, is_new, why);
+		if (v == FW_PASS && (c->present & (1u << FW_MOD_FTP))) {
+			w->cnt.mod_pkts[FW_MOD_FTP]++;
+			v = fw_ftp_packet(&w->ctx, c, p, why);
+		}
+		return v;
+	case IPPROTO_UDP:
+		w->cnt.mod_pkts[FW_MOD_UDP]++;
+		return fw_udp_packet(&w->ctx, c, p, is_new, why);
+	default:
+		*why = FW_DROP_MALFORMED;
+		return FW_DROP;
+	}
+}
+
+static struct fw_conn *open_conn(struct fw_worker *w, const struct fw_key *key, int side)
+{
+	struct fw_conn *c = fw_table_add(w->table, key, fw_conn_id(&w->sh->secret, key));
+
+	if (c == NULL)
+		return NULL;
+	c->orig_side = (uint8_t)side;
+	c->present = (uint8_t)(1u << (key->proto == IPPROTO_TCP ? FW_MOD_TCP : FW_MOD_UDP));
+	if (key->proto == IPPROTO_TCP && fw_ftp_is_control(&w->sh->modconf.ftp, c))
+		c->present |= 1u << FW_MOD_FTP;
+	return c;
+}
+
+enum fw_verdict fw_worker_handle(struct fw_worker *w, const uint8_t *frame, uint32_t len,
+				 enum fw_zone zone, uint64_t now_ns)
+{
+	const struct fw_config *conf = w->sh->conf;
+	enum fw_drop_reason why = FW_DROP_NONE;
+	struct fw_parsed ps;
+	struct fw_pkt pkt;
+	struct fw_key key;
+	struct fw_conn *c;
+	struct fw_expect exp;
+	enum fw_verdict v;
+	bool is_new = false;
+	int side;
+
+	switch (fw_parse(frame, len, &ps)) {
+	case FW_PARSE_OK:
+		break;
+	case FW_PARSE_ARP:
+		w->cnt.arp++;
+		return FW_PASS;
+	case FW_PARSE_NON_IP:
+		return conf->pass_non_ip ? FW_PASS : drop(w, FW_DROP_NON_IP);
+	case FW_PARSE_MALFORMED:
+		return drop(w, FW_DROP_MALFORMED);
+	}
+	if (ps.frag == FW_FRAG_LATER)
+		return conf->pass_fragments ? FW_PASS : drop(w, FW_DROP_FRAGMENT);
+	if (ps.l3_opts && !conf->pass_ip_options)
+		return drop(w, FW_DROP_L3_OPTIONS);
+	if (ps.proto != IPPROTO_TCP && ps.proto != IPPROTO_UDP) {
+		/* No module tracks it: the rules decide every packet. */
+		return fw_acl_decide(w->sh->acl, zone, &ps, NULL) == FW_ACT_ACCEPT
+			       ? FW_PASS
+			       : drop(w, FW_DROP_POLICY);
+	}
+
+	side = fw_key_make(&key, ps.family, ps.proto, ps.saddr, ps.daddr, ps.sport, ps.dport);
+	pkt = (struct fw_pkt){
+		.l4 = ps.l4,
+		.l4_len = ps.l4_len,
+		.hdr_len = ps.l4_hdr_len,
+		.saddr = ps.saddr,
+		.daddr = ps.daddr,
+		.family = ps.family,
+		.now_ns = now_ns,
+	};
+	c = fw_table_lookup(w->table, &key);
+	if (c == NULL) {
+		bool related = fw_table_expect_take(w->table, ps.family, ps.proto, ps.saddr,
+						    ps.sport, ps.daddr, ps.dport, now_ns, &exp);
+
+		if (!related) {
+			if (ps.proto == IPPROTO_TCP && !fw_tcp_may_open(&pkt))
+				return drop(w, FW_DROP_NO_CONN);
+			if (fw_acl_decide(w->sh->acl, zone, &ps, NULL) != FW_ACT_ACCEPT)
+				return drop(w, FW_DROP_POLICY);
+		}
+		c = open_conn(w, &key, side);
+		if (c == NULL)
+			return drop(w, FW_DROP_TABLE_FULL);
+		is_new = true;
+		w->cnt.conn_new++;
+		w->cnt.conn_related += related;
+	}
+	pkt.dir = (uint8_t)fw_conn_dir(c, side);
+	c->last_ns = now_ns;
+	v = dispatch(w, c, &pkt, is_new, &why);
+	if (v == FW_DROP) {
+		if (is_new)
+			fw_table_del(w->table, c);
+		return drop(w, why);
+	}
+	w->cnt.pass++;
+	return FW_PASS;
+}
+
+static void expire(struct fw_table *t, struct fw_conn *c, void *arg)
+{
+	struct fw_worker *w = arg;
+
+	w->cnt.conn_expired++;
+	fw_table_del(t, c);
+}
+
+static uint64_t now_ns(const struct fw_shared *sh)
+{
+	return (uint64_t)((double)rte_get_tsc_cycles() * (1e9 / (double)sh->tsc_hz));
+}
+
+int fw_worker_main(void *arg)
+{
+	struct fw_worker *w = arg;
+	struct fw_shared *sh = w->sh;
+	const uint16_t q = (uint16_t)w->index;
+	struct rte_mbuf *in[FW_BURST], *out[FW_BURST];
+
+	w->lcore = rte_lcore_id();
+	while (!sh->quit) {
+		unsigned int idle = 1;
+		uint64_t now = now_ns(sh);
+
+		for (unsigned int i = 0; i < sh->nports; i++) {
+			const uint16_t port = sh->port_list[i];
+			const struct fw_port_map *pm = &sh->ports[port];
+			uint16_t n = rte_eth_rx_burst(port, q, in, FW_BURST);
+			uint16_t npass = 0, sent;
+
+			if (n == 0)
+				continue;
+			idle = 0;
+			w->cnt.rx[port] += n;
+			for (uint16_t k = 0; k < n; k++) {
+				struct rte_mbuf *m = in[k];
+
+				/* Multi-segment frames are linearized only if they must be. */
+				if (m->nb_segs > 1 && rte_pktmbuf_linearize(m) != 0) {
+					w->cnt.drop[FW_DROP_MALFORMED]++;
+					rte_pktmbuf_free(m);
+					continue;
+				}
+				if (fw_worker_handle(w, rte_pktmbuf_mtod(m, const uint8_t *),
+						     rte_pktmbuf_data_len(m),
+						     (enum fw_zone)pm->zone, now) == FW_PASS)
+					out[npass++] = m;
+				else
+					rte_pktmbuf_free(m);
+			}
+			sent = npass ? rte_eth_tx_burst(pm->peer, q, out, npass) : 0;
+			w->cnt.tx[pm->peer] += sent;
+			if (sent < npass) {
+				w->cnt.tx_full[pm->peer] += npass - sent;
+				rte_pktmbuf_free_bulk(out + sent, npass - sent);
+			}
+		}
+		if (idle || (++w->sweeps & 1023) == 0)
+			fw_table_sweep(w->table, now, SWEEP_BUDGET, expire, w);
+	}
+	return 0;
+}
