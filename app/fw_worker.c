@@ -204,57 +204,65 @@ static void expire(struct fw_table *t, struct fw_conn *c, void *arg)
 	fw_table_del(t, c);
 }
 
-static uint64_t now_ns(const struct fw_shared *sh)
+unsigned int fw_worker_poll(struct fw_worker *w, uint64_t now)
 {
-	return (uint64_t)((double)rte_get_tsc_cycles() * (1e9 / (double)sh->tsc_hz));
+	struct fw_shared *sh = w->sh;
+	const uint16_t q = (uint16_t)w->index;
+	struct rte_mbuf *in[FW_BURST], *out[FW_BURST];
+	unsigned int total = 0;
+
+	for (unsigned int i = 0; i < sh->nports; i++) {
+		const uint16_t port = sh->port_list[i];
+		const struct fw_port_map *pm = &sh->ports[port];
+		uint16_t n = rte_eth_rx_burst(port, q, in, FW_BURST);
+		uint16_t npass = 0, sent;
+
+		if (n == 0)
+			continue;
+		total += n;
+		w->cnt.rx[port] += n;
+		for (uint16_t k = 0; k < n; k++) {
+			struct rte_mbuf *m = in[k];
+
+			/* Multi-segment frames are linearized only if they must be. */
+			if (m->nb_segs > 1 && rte_pktmbuf_linearize(m) != 0) {
+				w->cnt.drop[FW_DROP_MALFORMED]++;
+				rte_pktmbuf_free(m);
+				continue;
+			}
+			if (fw_worker_handle(w, rte_pktmbuf_mtod(m, const uint8_t *),
+					     rte_pktmbuf_data_len(m), (enum fw_zone)pm->zone,
+					     now) == FW_PASS)
+				out[npass++] = m;
+			else
+				rte_pktmbuf_free(m);
+		}
+		sent = npass ? rte_eth_tx_burst(pm->peer, q, out, npass) : 0;
+		w->cnt.tx[pm->peer] += sent;
+		if (sent < npass) {
+			w->cnt.tx_full[pm->peer] += npass - sent;
+			rte_pktmbuf_free_bulk(out + sent, npass - sent);
+		}
+	}
+	return total;
+}
+
+uint64_t fw_worker_now(const struct fw_worker *w)
+{
+	return (uint64_t)((double)rte_get_tsc_cycles() * (1e9 / (double)w->sh->tsc_hz));
 }
 
 int fw_worker_main(void *arg)
 {
 	struct fw_worker *w = arg;
-	struct fw_shared *sh = w->sh;
-	const uint16_t q = (uint16_t)w->index;
-	struct rte_mbuf *in[FW_BURST], *out[FW_BURST];
 
 	w->lcore = rte_lcore_id();
-	while (!sh->quit) {
-		unsigned int idle = 1;
-		uint64_t now = now_ns(sh);
+	while (!w->sh->quit) {
+		uint64_t now = fw_worker_now(w);
+		unsigned int n = fw_worker_poll(w, now);
 
-		for (unsigned int i = 0; i < sh->nports; i++) {
-			const uint16_t port = sh->port_list[i];
-			const struct fw_port_map *pm = &sh->ports[port];
-			uint16_t n = rte_eth_rx_burst(port, q, in, FW_BURST);
-			uint16_t npass = 0, sent;
-
-			if (n == 0)
-				continue;
-			idle = 0;
-			w->cnt.rx[port] += n;
-			for (uint16_t k = 0; k < n; k++) {
-				struct rte_mbuf *m = in[k];
-
-				/* Multi-segment frames are linearized only if they must be. */
-				if (m->nb_segs > 1 && rte_pktmbuf_linearize(m) != 0) {
-					w->cnt.drop[FW_DROP_MALFORMED]++;
-					rte_pktmbuf_free(m);
-					continue;
-				}
-				if (fw_worker_handle(w, rte_pktmbuf_mtod(m, const uint8_t *),
-						     rte_pktmbuf_data_len(m),
-						     (enum fw_zone)pm->zone, now) == FW_PASS)
-					out[npass++] = m;
-				else
-					rte_pktmbuf_free(m);
-			}
-			sent = npass ? rte_eth_tx_burst(pm->peer, q, out, npass) : 0;
-			w->cnt.tx[pm->peer] += sent;
-			if (sent < npass) {
-				w->cnt.tx_full[pm->peer] += npass - sent;
-				rte_pktmbuf_free_bulk(out + sent, npass - sent);
-			}
-		}
-		if (idle || (++w->sweeps & 1023) == 0)
+		/* Expire a little at a time: when idle, and every 1024 busy passes. */
+		if (n == 0 || (++w->sweeps & 1023) == 0)
 			fw_table_sweep(w->table, now, SWEEP_BUDGET, expire, w);
 	}
 	return 0;

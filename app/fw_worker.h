@@ -80,6 +80,12 @@ int fw_worker_init(struct fw_worker *w, struct fw_shared *sh, unsigned int index
 
 void fw_worker_release(struct fw_worker *w);
 
+/** One pass over this worker's queue of every port. @return frames received. */
+unsigned int fw_worker_poll(struct fw_worker *w, uint64_t now);
+
+/** Nanoseconds of the TSC, the clock of timeouts. */
+uint64_t fw_worker_now(const struct fw_worker *w);
+
 /** The lcore loop (rte_eal_remote_launch); returns when sh->quit is set. */
 int fw_worker_main(void *arg);
 
