@@ -120,71 +120,98 @@ static struct fw_conn *open_conn(struct fw_worker *w, const struct fw_key *key, 
 	return c;
 }
 
-enum fw_verdict fw_worker_handle(struct fw_worker *w, const uint8_t *frame, uint32_t len,
-				 enum fw_zone zone, uint64_t now_ns)
+/* A frame between parsing and its verdict. */
+struct pkt_state {
+	struct fw_parsed ps;
+	struct fw_key key;
+	int side;
+	enum fw_zone zone;
+};
+
+/*
+ * Everything decided without a connection lookup. @return 1 when the frame needs its
+ * connection (TCP/UDP), 0 when *@p v is final.
+ */
+static int classify(struct fw_worker *w, const uint8_t *frame, uint32_t len, enum fw_zone zone,
+		    struct pkt_state *st, enum fw_verdict *v)
 {
 	const struct fw_config *conf = w->sh->conf;
-	enum fw_drop_reason why = FW_DROP_NONE;
-	struct fw_parsed ps;
-	struct fw_pkt pkt;
-	struct fw_key key;
-	struct fw_conn *c;
-	struct fw_expect exp;
-	enum fw_verdict v;
-	bool is_new = false;
-	int side;
 
-	switch (fw_parse(frame, len, &ps)) {
+	switch (fw_parse(frame, len, &st->ps)) {
 	case FW_PARSE_OK:
 		break;
 	case FW_PARSE_ARP:
 		w->cnt.arp++;
-		return FW_PASS;
+		*v = FW_PASS;
+		return 0;
 	case FW_PARSE_NON_IP:
-		return conf->pass_non_ip ? FW_PASS : drop(w, FW_DROP_NON_IP);
+		*v = conf->pass_non_ip ? FW_PASS : drop(w, FW_DROP_NON_IP);
+		return 0;
 	case FW_PARSE_MALFORMED:
-		return drop(w, FW_DROP_MALFORMED);
+		*v = drop(w, FW_DROP_MALFORMED);
+		return 0;
 	}
-	if (ps.frag == FW_FRAG_LATER)
-		return conf->pass_fragments ? FW_PASS : drop(w, FW_DROP_FRAGMENT);
-	if (ps.l3_opts && !conf->pass_ip_options)
-		return drop(w, FW_DROP_L3_OPTIONS);
-	if (ps.proto != IPPROTO_TCP && ps.proto != IPPROTO_UDP) {
+	if (st->ps.frag == FW_FRAG_LATER) {
+		*v = conf->pass_fragments ? FW_PASS : drop(w, FW_DROP_FRAGMENT);
+		return 0;
+	}
+	if (st->ps.l3_opts && !conf->pass_ip_options) {
+		*v = drop(w, FW_DROP_L3_OPTIONS);
+		return 0;
+	}
+	if (st->ps.proto != IPPROTO_TCP && st->ps.proto != IPPROTO_UDP) {
 		/* No module tracks it: the rules decide every packet. */
-		return fw_acl_decide(w->sh->acl, zone, &ps, NULL) == FW_ACT_ACCEPT
-			       ? FW_PASS
-			       : drop(w, FW_DROP_POLICY);
+		*v = fw_acl_decide(w->sh->acl, zone, &st->ps, NULL) == FW_ACT_ACCEPT
+			     ? FW_PASS
+			     : drop(w, FW_DROP_POLICY);
+		return 0;
 	}
+	st->zone = zone;
+	st->side = fw_key_make(&st->key, st->ps.family, st->ps.proto, st->ps.saddr, st->ps.daddr,
+			       st->ps.sport, st->ps.dport);
+	return 1;
+}
 
-	side = fw_key_make(&key, ps.family, ps.proto, ps.saddr, ps.daddr, ps.sport, ps.dport);
-	pkt = (struct fw_pkt){
-		.l4 = ps.l4,
-		.l4_len = ps.l4_len,
-		.hdr_len = ps.l4_hdr_len,
-		.saddr = ps.saddr,
-		.daddr = ps.daddr,
-		.family = ps.family,
+/* The verdict of a TCP/UDP frame whose connection lookup gave @p c (NULL: none then). */
+static enum fw_verdict decide(struct fw_worker *w, struct pkt_state *st, struct fw_conn *c,
+			      uint64_t now_ns)
+{
+	const struct fw_parsed *ps = &st->ps;
+	enum fw_drop_reason why = FW_DROP_NONE;
+	struct fw_expect exp;
+	struct fw_pkt pkt = {
+		.l4 = ps->l4,
+		.l4_len = ps->l4_len,
+		.hdr_len = ps->l4_hdr_len,
+		.saddr = ps->saddr,
+		.daddr = ps->daddr,
+		.family = ps->family,
 		.now_ns = now_ns,
 	};
-	c = fw_table_lookup(w->table, &key);
+	bool is_new = false;
+	enum fw_verdict v;
+
+	/* A frame earlier in this burst may have opened it since the bulk lookup. */
+	if (c == NULL)
+		c = fw_table_lookup(w->table, &st->key);
 	if (c == NULL) {
-		bool related = fw_table_expect_take(w->table, ps.family, ps.proto, ps.saddr,
-						    ps.sport, ps.daddr, ps.dport, now_ns, &exp);
+		bool related = fw_table_expect_take(w->table, ps->family, ps->proto, ps->saddr,
+						    ps->sport, ps->daddr, ps->dport, now_ns, &exp);
 
 		if (!related) {
-			if (ps.proto == IPPROTO_TCP && !fw_tcp_may_open(&pkt))
+			if (ps->proto == IPPROTO_TCP && !fw_tcp_may_open(&pkt))
 				return drop(w, FW_DROP_NO_CONN);
-			if (fw_acl_decide(w->sh->acl, zone, &ps, NULL) != FW_ACT_ACCEPT)
+			if (fw_acl_decide(w->sh->acl, st->zone, ps, NULL) != FW_ACT_ACCEPT)
 				return drop(w, FW_DROP_POLICY);
 		}
-		c = open_conn(w, &key, side);
+		c = open_conn(w, &st->key, st->side);
 		if (c == NULL)
 			return drop(w, FW_DROP_TABLE_FULL);
 		is_new = true;
 		w->cnt.conn_new++;
 		w->cnt.conn_related += related;
 	}
-	pkt.dir = (uint8_t)fw_conn_dir(c, side);
+	pkt.dir = (uint8_t)fw_conn_dir(c, st->side);
 	c->last_ns = now_ns;
 	v = dispatch(w, c, &pkt, is_new, &why);
 	if (v == FW_DROP) {
@@ -196,12 +223,70 @@ enum fw_verdict fw_worker_handle(struct fw_worker *w, const uint8_t *frame, uint
 	return FW_PASS;
 }
 
+enum fw_verdict fw_worker_handle(struct fw_worker *w, const uint8_t *frame, uint32_t len,
+				 enum fw_zone zone, uint64_t now_ns)
+{
+	struct pkt_state st;
+	enum fw_verdict v;
+
+	if (!classify(w, frame, len, zone, &st, &v))
+		return v;
+	return decide(w, &st, fw_table_lookup(w->table, &st.key), now_ns);
+}
+
 static void expire(struct fw_table *t, struct fw_conn *c, void *arg)
 {
 	struct fw_worker *w = arg;
 
 	w->cnt.conn_expired++;
 	fw_table_del(t, c);
+}
+
+/*
+ * A burst in three passes: parse and settle what needs no connection; look every
+ * remaining key up at once (rte_hash pipelines the bucket reads); decide each frame with
+ * its connection prefetched. Returns how many frames pass, gathered in @p out in order.
+ */
+static uint16_t burst(struct fw_worker *w, struct rte_mbuf **in, uint16_t n, enum fw_zone zone,
+		      uint64_t now, struct rte_mbuf **out)
+{
+	struct pkt_state st[FW_BURST];
+	const struct fw_key *keys[FW_BURST];
+	struct fw_conn *conns[FW_BURST];
+	enum fw_verdict v[FW_BURST];
+	uint8_t need[FW_BURST];
+	unsigned int nk = 0;
+	uint16_t npass = 0;
+
+	for (uint16_t k = 0; k < n; k++) {
+		struct rte_mbuf *m = in[k];
+
+		/* Multi-segment frames are linearized only if they must be. */
+		if (m->nb_segs > 1 && rte_pktmbuf_linearize(m) != 0) {
+			need[k] = 0;
+			v[k] = drop(w, FW_DROP_MALFORMED);
+			continue;
+		}
+		need[k] = (uint8_t)classify(w, rte_pktmbuf_mtod(m, const uint8_t *),
+					    rte_pktmbuf_data_len(m), zone, &st[k], &v[k]);
+		if (need[k])
+			keys[nk++] = &st[k].key;
+	}
+	if (nk)
+		fw_table_lookup_bulk(w->table, keys, nk, conns);
+	for (unsigned int i = 0; i < nk; i++)
+		if (conns[i])
+			rte_prefetch0(conns[i]);
+	nk = 0;
+	for (uint16_t k = 0; k < n; k++) {
+		if (need[k])
+			v[k] = decide(w, &st[k], conns[nk++], now);
+		if (v[k] == FW_PASS)
+			out[npass++] = in[k];
+		else
+			rte_pktmbuf_free(in[k]);
+	}
+	return npass;
 }
 
 unsigned int fw_worker_poll(struct fw_worker *w, uint64_t now)
@@ -221,22 +306,7 @@ unsigned int fw_worker_poll(struct fw_worker *w, uint64_t now)
 			continue;
 		total += n;
 		w->cnt.rx[port] += n;
-		for (uint16_t k = 0; k < n; k++) {
-			struct rte_mbuf *m = in[k];
-
-			/* Multi-segment frames are linearized only if they must be. */
-			if (m->nb_segs > 1 && rte_pktmbuf_linearize(m) != 0) {
-				w->cnt.drop[FW_DROP_MALFORMED]++;
-				rte_pktmbuf_free(m);
-				continue;
-			}
-			if (fw_worker_handle(w, rte_pktmbuf_mtod(m, const uint8_t *),
-					     rte_pktmbuf_data_len(m), (enum fw_zone)pm->zone,
-					     now) == FW_PASS)
-				out[npass++] = m;
-			else
-				rte_pktmbuf_free(m);
-		}
+		npass = burst(w, in, n, (enum fw_zone)pm->zone, now, out);
 		sent = npass ? rte_eth_tx_burst(pm->peer, q, out, npass) : 0;
 		w->cnt.tx[pm->peer] += sent;
 		if (sent < npass) {
