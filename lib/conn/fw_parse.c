@@ -35,15 +35,24 @@ static uint16_t raw16(const uint8_t *p)
 	return v;
 }
 
-/* One's-complement sum of the IPv4 header: 0xffff when the checksum is right. */
+/*
+ * One's-complement sum of the IPv4 header, folded: 0xffff when the checksum is right. The
+ * sum is byte-order independent (RFC 1071), so it adds native 32-bit words and folds once.
+ */
 static int ipv4_csum_ok(const uint8_t *h, uint32_t len)
 {
-	uint32_t sum = 0;
+	uint64_t sum = 0;
 
-	for (uint32_t i = 0; i < len; i += 2)
-		sum += be16(h + i);
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
+	for (uint32_t i = 0; i < len; i += 4) {
+		uint32_t w;
+
+		memcpy(&w, h + i, sizeof(w));
+		sum += w;
+	}
+	sum = (sum & 0xffffffff) + (sum >> 32);
+	sum = (sum & 0xffffffff) + (sum >> 32);
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
 	return sum == 0xffff;
 }
 
