@@ -32,6 +32,7 @@ void fw_config_defaults(struct fw_config *c)
 	c->pairs[0] = (struct fw_pair){{0, 1}, 0};
 	c->npairs = 1;
 	c->max_conns = 1u << 20;
+	c->reject_rate = 1000;
 	c->ftp_ports[0] = 21;
 	c->nftp_ports = 1;
 	c->rules.policy = FW_ACT_DROP;
@@ -152,6 +153,11 @@ int fw_config_set(struct fw_config *c, const char *line, const char *where, char
 			return fail(err, errlen, where, "max-conns: a number from 64 to %u",
 				    1u << 28);
 		c->max_conns = (uint32_t)v;
+	} else if (strcmp(w[0], "reject-rate") == 0) {
+		if (parse_uint(w[1], 1000000, &v))
+			return fail(err, errlen, where,
+				    "reject-rate: replies per second, 0 to 1000000");
+		c->reject_rate = (uint32_t)v;
 	} else if (strcmp(w[0], "non-ip") == 0) {
 		if (parse_bool_word(w[1], "pass", "drop", &c->pass_non_ip))
 			return fail(err, errlen, where, "non-ip: pass or drop");

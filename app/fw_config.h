@@ -35,6 +35,7 @@ struct fw_config {
 	bool pass_non_ip;     /**< non-IP, non-ARP frames */
 	bool pass_fragments;  /**< non-first fragments */
 	bool pass_ip_options; /**< IPv4 options / IPv6 extension headers */
+	uint32_t reject_rate; /**< replies to rejected frames per worker per second */
 	uint16_t ftp_ports[FW_MAX_FTP_PORTS];
 	unsigned int nftp_ports;
 	struct fw_timeouts timeouts;

@@ -44,6 +44,7 @@ static void test_config_reads_every_setting(void **state)
 		   "timeout tcp-established 3600\n"
 		   "timeout udp-unreplied 10\n"
 		   "policy reject\n"
+		   "reject-rate 50\n"
 		   "\n"
 		   "rule accept from inside proto tcp dport 80\n"
 		   "rule drop src 198.18.0.0/15\n");
@@ -61,8 +62,9 @@ static void test_config_reads_every_setting(void **state)
 	assert_int_equal(c.timeouts.udp_unreplied, 10);
 	assert_int_equal(c.timeouts.tcp_time_wait, 120); /* default kept */
 	assert_int_equal(c.rules.policy, FW_ACT_REJECT);
+	assert_int_equal(c.reject_rate, 50);
 	assert_int_equal(c.rules.n, 2);
-	assert_non_null(strstr(c.rules.rules[0].origin, ":13"));
+	assert_non_null(strstr(c.rules.rules[0].origin, ":14"));
 	assert_int_equal(c.rules.rules[1].action, FW_ACT_DROP);
 	fw_config_release(&c);
 	unlink(path);
@@ -97,6 +99,7 @@ static void test_config_errors_name_line_and_reason(void **state)
 	expect_error("pair 0 1\n", ":1: pair: expected");
 	expect_error("pair 0 1 inside 0\npair 1 2 inside 2\n", "port 1 is in two pairs");
 	expect_error("non-ip maybe\n", ":1: non-ip: pass or drop");
+	expect_error("reject-rate fast\n", ":1: reject-rate");
 	expect_error("fragments\n", ":1: fragments: expected one value");
 	expect_error("policy allow\n", ":1: policy");
 	expect_error("timeout tcp-forever 5\n", ":1: timeout: unknown name 'tcp-forever'");

@@ -14,6 +14,7 @@
 #include <rte_mbuf.h>
 
 #include "fw_parse.h"
+#include "fw_reject.h"
 #include "fw_worker.h"
 
 #define SWEEP_BUDGET 64
@@ -126,6 +127,7 @@ struct pkt_state {
 	struct fw_key key;
 	int side;
 	enum fw_zone zone;
+	bool reject; /* dropped by a reject rule: answer it */
 };
 
 /*
@@ -137,6 +139,7 @@ static int classify(struct fw_worker *w, const uint8_t *frame, uint32_t len, enu
 {
 	const struct fw_config *conf = w->sh->conf;
 
+	st->reject = false;
 	switch (fw_parse(frame, len, &st->ps)) {
 	case FW_PARSE_OK:
 		break;
@@ -161,9 +164,10 @@ static int classify(struct fw_worker *w, const uint8_t *frame, uint32_t len, enu
 	}
 	if (st->ps.proto != IPPROTO_TCP && st->ps.proto != IPPROTO_UDP) {
 		/* No module tracks it: the rules decide every packet. */
-		*v = fw_acl_decide(w->sh->acl, zone, &st->ps, NULL) == FW_ACT_ACCEPT
-			     ? FW_PASS
-			     : drop(w, FW_DROP_POLICY);
+		enum fw_action a = fw_acl_decide(w->sh->acl, zone, &st->ps, NULL);
+
+		st->reject = a == FW_ACT_REJECT;
+		*v = a == FW_ACT_ACCEPT ? FW_PASS : drop(w, FW_DROP_POLICY);
 		return 0;
 	}
 	st->zone = zone;
@@ -201,8 +205,12 @@ static enum fw_verdict decide(struct fw_worker *w, struct pkt_state *st, struct 
 		if (!related) {
 			if (ps->proto == IPPROTO_TCP && !fw_tcp_may_open(&pkt))
 				return drop(w, FW_DROP_NO_CONN);
-			if (fw_acl_decide(w->sh->acl, st->zone, ps, NULL) != FW_ACT_ACCEPT)
+			enum fw_action a = fw_acl_decide(w->sh->acl, st->zone, ps, NULL);
+
+			if (a != FW_ACT_ACCEPT) {
+				st->reject = a == FW_ACT_REJECT;
 				return drop(w, FW_DROP_POLICY);
+			}
 		}
 		c = open_conn(w, &st->key, st->side);
 		if (c == NULL)
@@ -247,8 +255,41 @@ static void expire(struct fw_table *t, struct fw_conn *c, void *arg)
  * remaining key up at once (rte_hash pipelines the bucket reads); decide each frame with
  * its connection prefetched. Returns how many frames pass, gathered in @p out in order.
  */
+/* Within reject-rate? Replies are capped per worker per second. */
+static bool reject_allowed(struct fw_worker *w, uint64_t now)
+{
+	if (now - w->reject_window >= 1000000000ull) {
+		w->reject_window = now;
+		w->reject_count = 0;
+	}
+	if (w->reject_count >= w->sh->conf->reject_rate) {
+		w->cnt.reject_limited++;
+		return false;
+	}
+	w->reject_count++;
+	return true;
+}
+
+/* Turn a rejected frame into its reply in place. @return true if @p m is now the reply. */
+static bool make_reply(struct fw_worker *w, struct rte_mbuf *m, const struct pkt_state *st,
+		       uint64_t now)
+{
+	uint32_t shift, len;
+
+	if (!reject_allowed(w, now) || rte_pktmbuf_headroom(m) < FW_REJECT_HEADROOM ||
+	    fw_reject_build(rte_pktmbuf_mtod(m, uint8_t *), rte_pktmbuf_data_len(m), &st->ps,
+			    &shift, &len) != 0)
+		return false;
+	if (shift && rte_pktmbuf_prepend(m, (uint16_t)shift) == NULL)
+		return false;
+	m->data_len = (uint16_t)len;
+	m->pkt_len = len;
+	w->cnt.reject_sent++;
+	return true;
+}
+
 static uint16_t burst(struct fw_worker *w, struct rte_mbuf **in, uint16_t n, enum fw_zone zone,
-		      uint64_t now, struct rte_mbuf **out)
+		      uint64_t now, struct rte_mbuf **out, struct rte_mbuf **back, uint16_t *nback)
 {
 	struct pkt_state st[FW_BURST];
 	const struct fw_key *keys[FW_BURST];
@@ -264,6 +305,7 @@ static uint16_t burst(struct fw_worker *w, struct rte_mbuf **in, uint16_t n, enu
 		/* Multi-segment frames are linearized only if they must be. */
 		if (m->nb_segs > 1 && rte_pktmbuf_linearize(m) != 0) {
 			need[k] = 0;
+			st[k].reject = false;
 			v[k] = drop(w, FW_DROP_MALFORMED);
 			continue;
 		}
@@ -283,6 +325,8 @@ static uint16_t burst(struct fw_worker *w, struct rte_mbuf **in, uint16_t n, enu
 			v[k] = decide(w, &st[k], conns[nk++], now);
 		if (v[k] == FW_PASS)
 			out[npass++] = in[k];
+		else if (st[k].reject && make_reply(w, in[k], &st[k], now))
+			back[(*nback)++] = in[k];
 		else
 			rte_pktmbuf_free(in[k]);
 	}
@@ -293,20 +337,29 @@ unsigned int fw_worker_poll(struct fw_worker *w, uint64_t now)
 {
 	struct fw_shared *sh = w->sh;
 	const uint16_t q = (uint16_t)w->index;
-	struct rte_mbuf *in[FW_BURST], *out[FW_BURST];
+	struct rte_mbuf *in[FW_BURST], *out[FW_BURST], *back[FW_BURST];
 	unsigned int total = 0;
 
 	for (unsigned int i = 0; i < sh->nports; i++) {
 		const uint16_t port = sh->port_list[i];
 		const struct fw_port_map *pm = &sh->ports[port];
 		uint16_t n = rte_eth_rx_burst(port, q, in, FW_BURST);
-		uint16_t npass = 0, sent;
+		uint16_t npass = 0, nback = 0, sent;
 
 		if (n == 0)
 			continue;
 		total += n;
 		w->cnt.rx[port] += n;
-		npass = burst(w, in, n, (enum fw_zone)pm->zone, now, out);
+		npass = burst(w, in, n, (enum fw_zone)pm->zone, now, out, back, &nback);
+		if (nback) {
+			/* Replies leave by the port the refused frames came in on. */
+			sent = rte_eth_tx_burst(port, q, back, nback);
+			w->cnt.tx[port] += sent;
+			if (sent < nback) {
+				w->cnt.tx_full[port] += nback - sent;
+				rte_pktmbuf_free_bulk(back + sent, nback - sent);
+			}
+		}
 		sent = npass ? rte_eth_tx_burst(pm->peer, q, out, npass) : 0;
 		w->cnt.tx[pm->peer] += sent;
 		if (sent < npass) {

@@ -33,6 +33,8 @@ struct fw_counters {
 	uint64_t conn_new;
 	uint64_t conn_related; /* admitted by an expectation */
 	uint64_t conn_expired;
+	uint64_t reject_sent;	 /* RST / ICMP unreachable answered to a reject rule */
+	uint64_t reject_limited; /* rejects over reject-rate: dropped without a reply */
 	uint64_t mod_pkts[FW_MOD_MAX];
 };
 
@@ -73,6 +75,8 @@ struct fw_worker {
 	struct fw_ctx ctx;
 	struct fw_counters cnt;
 	uint64_t sweeps;
+	uint64_t reject_window; /* start of the current second of reject replies */
+	uint32_t reject_count;
 } __rte_cache_aligned;
 
 /** Create a worker's table and context. @return 0 or -errno. */

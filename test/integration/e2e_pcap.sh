@@ -21,6 +21,8 @@ rule accept from inside proto tcp dport 80
 rule accept from inside proto tcp dport 21
 rule accept from inside proto udp dport 53
 rule accept from inside family ip6 proto tcp dport 443
+rule reject from inside proto tcp dport 25
+rule reject from inside proto udp dport 69
 CONF
 total=$(( $(/usr/bin/python3 -c "from scapy.all import rdpcap; import sys; print(len(rdpcap(sys.argv[1])) + len(rdpcap(sys.argv[2])))" "$dir/in0.pcap" "$dir/in1.pcap") ))
 

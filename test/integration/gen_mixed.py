@@ -13,7 +13,7 @@ starts a new round. Then holdfast sees the frames in the order they are listed h
 """
 import sys
 
-from scapy.all import (ARP, IP, IPv6, TCP, UDP, Ether, Raw, wrpcap)  # noqa: E402
+from scapy.all import (ARP, ICMP, IP, IPv6, TCP, UDP, Ether, Raw, wrpcap)  # noqa: E402
 
 BURST = 32
 MAC_IN = "02:00:00:00:00:01"
@@ -24,10 +24,13 @@ class Scenario:
     def __init__(self):
         self.steps = []  # (port, frame bytes, verdict, flow, note)
 
-    def add(self, port, pkt, verdict, flow, note):
+    def add(self, port, pkt, verdict, flow, note, reply=None):
+        """verdict: pass, drop, or reject (dropped, and @reply comes back out @port)."""
         src, dst = (MAC_IN, MAC_OUT) if port == 0 else (MAC_OUT, MAC_IN)
         frame = bytes(Ether(src=src, dst=dst) / pkt) if not isinstance(pkt, bytes) else pkt
-        self.steps.append((port, frame, verdict, flow, note))
+        if reply is not None:
+            reply = bytes(Ether(src=dst, dst=src) / reply)
+        self.steps.append((port, frame, verdict, flow, note, reply))
 
 
 class Tcp:
@@ -134,6 +137,16 @@ def build():
     f.seg(True, "PA", b"PORT 198,18,0,99,195,81\r\n", verdict="drop",
           note="PORT naming a third host", adv=False)
 
+    # Reject rules answer: a RST for TCP, an ICMP port unreachable for UDP.
+    sc.add(0, IP(src=c4, dst=s4, id=0) / TCP(sport=40030, dport=25, flags="S", seq=1000),
+           "reject", "tcp4 40030>25", "SYN to a rejected port",
+           reply=IP(src=s4, dst=c4, id=0, ttl=64) /
+           TCP(sport=25, dport=40030, flags="RA", seq=0, ack=1001, window=0))
+    udp = IP(src=c4, dst=s4, id=0) / UDP(sport=40031, dport=69) / Raw(b"tftp?")
+    sc.add(0, udp, "reject", "udp4 40031>69", "datagram to a rejected port",
+           reply=IP(src=s4, dst=c4, id=0, ttl=64) / ICMP(type=3, code=3) /
+           Raw(bytes(udp)[:28]))
+
     # Malformed and refused-by-configuration frames.
     good = bytes(Ether(src=MAC_IN, dst=MAC_OUT) / IP(src=c4, dst=s4, id=7) /
                  TCP(sport=40020, dport=80, flags="S"))
@@ -176,8 +189,9 @@ def main(outdir):
     wrpcap(f"{outdir}/in0.pcap", [Ether(f) for f in files[0]])
     wrpcap(f"{outdir}/in1.pcap", [Ether(f) for f in files[1]])
     with open(f"{outdir}/expect.tsv", "w") as out:
-        for i, (port, frame, verdict, flow, note) in enumerate(sc.steps):
-            out.write(f"{i}\t{port}\t{verdict}\t{flow}\t{note}\t{frame.hex()}\n")
+        for i, (port, frame, verdict, flow, note, reply) in enumerate(sc.steps):
+            out.write(f"{i}\t{port}\t{verdict}\t{flow}\t{note}\t{frame.hex()}\t"
+                      f"{reply.hex() if reply else ''}\n")
     print(f"{len(sc.steps)} frames, {filler} fillers, {len(files[0])}+{len(files[1])} in pcaps")
 
 
