@@ -142,6 +142,15 @@ void *pmu_region_base(const struct pmu_store *s, const struct pmu_region_info *r
 /** Make [addr, addr+len) of the mapping durable with the function chosen at open. */
 void pmu_persist(const struct pmu_store *s, const void *addr, size_t len);
 
+/**
+ * Copy without waiting for durability (non-temporal stores on pmem, memcpy otherwise);
+ * pmu_drain_range() over the bytes written later makes them durable. Batches pay one drain.
+ */
+void pmu_write(const struct pmu_store *s, void *dst, const void *src, size_t len);
+
+/** Make earlier pmu_write()s in [addr, addr+len) durable (pmem_drain, or msync of the range). */
+void pmu_drain_range(const struct pmu_store *s, const void *addr, size_t len);
+
 /** Copy and persist (non-temporal stores on pmem). */
 void pmu_memcpy_persist(const struct pmu_store *s, void *dst, const void *src, size_t len);
 

@@ -1,0 +1,796 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The checkpoint client core: targets, regions, tickets, slots, rings and restore reads.
+ * Backends (pmem.c, ofi.c) only move bytes; everything about where a record goes and which
+ * copy wins is decided here, once, for every target.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ckpt_internal.h"
+
+#define LOG_COMPONENT	   "ckpt.client"
+#define DEFAULT_TIMEOUT_MS 5000
+#define DEFAULT_INFLIGHT   64
+#define READ_CHUNK	   (4u << 20)
+
+static const struct {
+	const char *prefix;
+	const struct ckpt_backend_ops *ops;
+} schemes[] = {
+	{"pmem:", &ckpt_pmem_ops},
+	{"ofi+tcp://", &ckpt_ofi_tcp_ops},
+	{"ofi+shm://", &ckpt_ofi_shm_ops},
+	{"ofi+verbs://", &ckpt_ofi_verbs_ops},
+};
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+struct ckpt_client *ckpt_connect(const char *target, const struct ckpt_client_opts *opts)
+{
+	const struct ckpt_backend_ops *ops = NULL;
+	const char *where = NULL;
+	struct ckpt_client *c;
+	int rc;
+
+	if (target == NULL) {
+		errno = EINVAL;
+		return NULL;
+	}
+	for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
+		size_t n = strlen(schemes[i].prefix);
+
+		if (strncmp(target, schemes[i].prefix, n) == 0 && &*schemes[i].ops != NULL) {
+			ops = schemes[i].ops;
+			where = target + n;
+			break;
+		}
+	}
+	if (ops == NULL) {
+		ckpt_log(CKPT_LOG_ERR, LOG_COMPONENT,
+			 "%s: unknown target (pmem:/path, ofi+tcp://host:port, ofi+shm://name, "
+			 "ofi+verbs://host:port)",
+			 target);
+		errno = EPROTONOSUPPORT;
+		return NULL;
+	}
+	if (*where == '\0') {
+		ckpt_log(CKPT_LOG_ERR, LOG_COMPONENT, "%s: target names no file or address",
+			 target);
+		errno = EINVAL;
+		return NULL;
+	}
+	if (opts && opts->secret_len > sizeof(((struct ckpt_client *)0)->secret)) {
+		ckpt_log(CKPT_LOG_ERR, LOG_COMPONENT, "secret longer than %zu bytes",
+			 sizeof(((struct ckpt_client *)0)->secret));
+		errno = EINVAL;
+		return NULL;
+	}
+	c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return NULL;
+	c->ops = ops;
+	c->target = strdup(target);
+	if (c->target == NULL) {
+		rc = -ENOMEM;
+		goto err_free;
+	}
+	if (opts)
+		c->opts = *opts;
+	if (c->opts.secret_len) {
+		memcpy(c->secret, opts->secret, opts->secret_len);
+		c->opts.secret = c->secret;
+	}
+	if (c->opts.tenant == NULL)
+		c->opts.tenant = "default";
+	if (c->opts.timeout_ms == 0)
+		c->opts.timeout_ms = DEFAULT_TIMEOUT_MS;
+	if (c->opts.max_inflight == 0)
+		c->opts.max_inflight = DEFAULT_INFLIGHT;
+	rc = ops->connect(c, where);
+	if (rc)
+		goto err_free_target;
+	return c;
+
+err_free_target:
+	free(c->target);
+err_free:
+	memset(c->secret, 0, sizeof(c->secret));
+	free(c);
+	errno = -rc;
+	return NULL;
+}
+
+void ckpt_disconnect(struct ckpt_client **cp)
+{
+	struct ckpt_client *c;
+
+	if (cp == NULL || *cp == NULL)
+		return;
+	c = *cp;
+	while (c->regions != NULL) {
+		struct ckpt_region *r = c->regions;
+
+		ckpt_region_close(&r);
+	}
+	c->ops->disconnect(c);
+	free(c->target);
+	memset(c->secret, 0, sizeof(c->secret));
+	free(c);
+	*cp = NULL;
+}
+
+const char *ckpt_target(const struct ckpt_client *c)
+{
+	return c->target;
+}
+
+static int read_word(struct ckpt_region *r, uint64_t off, uint64_t *out)
+{
+	if (r->cl->ops->map) {
+		const uint64_t *p = r->cl->ops->map(r, off, sizeof(*p));
+
+		*out = __atomic_load_n(p, __ATOMIC_ACQUIRE);
+		return 0;
+	}
+	return r->cl->ops->read(r, off, out, sizeof(*out));
+}
+
+static int ring_attach(struct ckpt_region *r)
+{
+	uint64_t head, tail;
+	int rc;
+
+	if (r->geo.ring_size == 0)
+		return 0;
+	rc = read_word(r, PMU_REGION_HEAD_OFF, &head);
+	if (rc == 0)
+		rc = read_word(r, PMU_REGION_TAIL_OFF, &tail);
+	if (rc)
+		return rc;
+	if (head < tail || head - tail > r->geo.ring_size) {
+		ckpt_log(CKPT_LOG_ERR, LOG_COMPONENT,
+			 "region %s: ring head %llu and tail %llu are inconsistent", r->geo.name,
+			 (unsigned long long)head, (unsigned long long)tail);
+		return -EINVAL;
+	}
+	r->ring.next = head;
+	r->ring.head_written = head;
+	r->ring.tail_seen = tail;
+	return 0;
+}
+
+static int region_attach(struct ckpt_client *c, const struct pmu_region_params *p, const char *name,
+			 struct ckpt_region **out)
+{
+	struct ckpt_region *r;
+	int rc;
+
+	r = calloc(1, sizeof(*r));
+	if (r == NULL)
+		return -ENOMEM;
+	r->cl = c;
+	rc = p ? c->ops->create(c, p, r) : c->ops->open(c, name, r);
+	if (rc)
+		goto err_free;
+	rc = ring_attach(r);
+	if (rc)
+		goto err_close;
+	r->next = c->regions;
+	c->regions = r;
+	*out = r;
+	return 0;
+
+err_close:
+	c->ops->close(r);
+err_free:
+	free(r);
+	return rc;
+}
+
+int ckpt_region_create(struct ckpt_client *c, const struct pmu_region_params *p,
+		       struct ckpt_region **out)
+{
+	struct pmu_region_params q;
+	struct pmu_region_info geo;
+	int rc;
+
+	if (c == NULL || p == NULL || out == NULL)
+		return -EINVAL;
+	q = *p;
+	if (q.owner == NULL)
+		q.owner = c->opts.tenant;
+	rc = pmu_region_layout(&q, &geo);
+	if (rc) {
+		ckpt_log(CKPT_LOG_ERR, LOG_COMPONENT,
+			 "region %s: invalid parameters (name, owner, mode, size or slot size)",
+			 p->name ? p->name : "(null)");
+		return rc;
+	}
+	return region_attach(c, &q, NULL, out);
+}
+
+int ckpt_region_open(struct ckpt_client *c, const char *name, struct ckpt_region **out)
+{
+	if (c == NULL || name == NULL || out == NULL)
+		return -EINVAL;
+	return region_attach(c, NULL, name, out);
+}
+
+int ckpt_region_close(struct ckpt_region **rp)
+{
+	struct ckpt_region *r, **pp;
+	int rc = 0;
+
+	if (rp == NULL || *rp == NULL)
+		return 0;
+	r = *rp;
+	if (r->posted > r->acked)
+		rc = ckpt_sync(r);
+	if (rc)
+		ckpt_log(CKPT_LOG_WARNING, LOG_COMPONENT,
+			 "region %s: closed with %llu writes not known durable: %s", r->geo.name,
+			 (unsigned long long)(r->posted - r->acked), strerror(-rc));
+	for (pp = &r->cl->regions; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == r) {
+			*pp = r->next;
+			break;
+		}
+	}
+	r->cl->ops->close(r);
+	free(r);
+	*rp = NULL;
+	return rc;
+}
+
+int ckpt_region_delete(struct ckpt_client *c, const char *name)
+{
+	if (c == NULL || name == NULL)
+		return -EINVAL;
+	for (struct ckpt_region *r = c->regions; r != NULL; r = r->next)
+		if (strcmp(r->geo.name, name) == 0)
+			return -EBUSY;
+	return c->ops->remove(c, name);
+}
+
+int ckpt_region_list(struct ckpt_client *c, struct ckpt_region_info *out, unsigned int max)
+{
+	if (c == NULL)
+		return -EINVAL;
+	return c->ops->list(c, out, max);
+}
+
+int ckpt_region_stat(struct ckpt_client *c, const char *name, struct ckpt_region_info *out)
+{
+	if (c == NULL || name == NULL || out == NULL)
+		return -EINVAL;
+	return c->ops->stat(c, name, out);
+}
+
+const struct pmu_region_info *ckpt_region_geometry(const struct ckpt_region *r)
+{
+	return &r->geo;
+}
+
+uint32_t ckpt_slot_pairs(const struct ckpt_region *r)
+{
+	return (uint32_t)(r->geo.nslots / 2);
+}
+
+uint64_t ckpt_durable(const struct ckpt_region *r)
+{
+	return r->acked;
+}
+
+uint64_t ckpt_posted(const struct ckpt_region *r)
+{
+	return r->posted;
+}
+
+static int post(struct ckpt_region *r, uint64_t off, const void *buf, size_t len)
+{
+	int rc = r->cl->ops->write(r, off, buf, len);
+
+	if (rc == 0)
+		r->posted++;
+	return rc;
+}
+
+/* Place an encoded record in the ring; the head moves at the next flush. */
+static int ring_append(struct ckpt_region *r, const uint8_t *buf, uint32_t len)
+{
+	const uint64_t size = r->geo.ring_size;
+	uint64_t at = pmu_ring_place(size, r->ring.next, len);
+	int rc;
+
+	if (at + len - r->ring.tail_seen > size) {
+		/* Looks full: the consumer may have cleared since we last looked. */
+		uint64_t tail;
+
+		rc = read_word(r, PMU_REGION_TAIL_OFF, &tail);
+		if (rc)
+			return rc;
+		if (tail > r->ring.tail_seen && tail <= r->ring.next)
+			r->ring.tail_seen = tail;
+		if (at + len - r->ring.tail_seen > size)
+			return -EAGAIN;
+	}
+	if (at != r->ring.next) {
+		const uint32_t wrap = PMU_RING_WRAP_MAGIC;
+
+		rc = post(r, r->geo.ring_off + r->ring.next % size, &wrap, sizeof(wrap));
+		if (rc)
+			return rc;
+		r->ring.next = at;
+	}
+	rc = post(r, r->geo.ring_off + at % size, buf, len);
+	if (rc)
+		return rc;
+	r->ring.next = at + len;
+	return 0;
+}
+
+int ckpt_slot_write(struct ckpt_region *r, const struct ckpt_rec *rec, bool batched,
+		    uint64_t *ticket)
+{
+	uint8_t buf[CKPT_REC_MAX_LEN];
+	struct ckpt_rec copy;
+	int len, rc;
+
+	if (r->geo.mode != PMU_MODE_OVERWRITE || rec->slot_pair >= r->geo.nslots / 2)
+		return -EINVAL;
+	if (ckpt_rec_size(rec->payload_len) > r->geo.slot_size)
+		return -EINVAL;
+	copy = *rec;
+	len = ckpt_rec_encode(&copy, buf, sizeof(buf));
+	if (len < 0)
+		return len;
+	if (batched && r->cl->ops->applies_journal && r->geo.ring_size != 0) {
+		rc = ring_append(r, buf, (uint32_t)len);
+	} else {
+		uint64_t slot = 2ull * rec->slot_pair + (rec->generation & 1);
+
+		rc = post(r, PMU_REGION_HDR + slot * r->geo.slot_size, buf, (size_t)len);
+	}
+	if (rc)
+		return rc;
+	if (ticket)
+		*ticket = r->posted;
+	return 0;
+}
+
+int ckpt_log_append(struct ckpt_region *r, const struct ckpt_rec *rec, uint64_t *ticket)
+{
+	uint8_t buf[CKPT_REC_MAX_LEN];
+	int len, rc;
+
+	if (r->geo.mode != PMU_MODE_APPEND)
+		return -EINVAL;
+	len = ckpt_rec_encode(rec, buf, sizeof(buf));
+	if (len < 0)
+		return len;
+	rc = ring_append(r, buf, (uint32_t)len);
+	if (rc)
+		return rc;
+	if (ticket)
+		*ticket = r->posted;
+	return 0;
+}
+
+static int start_flush(struct ckpt_region *r)
+{
+	int rc;
+
+	r->data_seq = r->posted;
+	r->phase = r->ring.next != r->ring.head_written ? FLUSH_DATA : FLUSH_PLAIN;
+	r->head_val = r->ring.next;
+	rc = r->cl->ops->barrier(r, r->data_seq);
+	if (rc)
+		r->phase = FLUSH_IDLE;
+	return rc;
+}
+
+/* Move the flush state machine as far as completed barriers allow. */
+static int advance(struct ckpt_region *r)
+{
+	for (;;) {
+		int rc;
+
+		switch (r->phase) {
+		case FLUSH_IDLE:
+			if (!r->flush_again)
+				return 0;
+			r->flush_again = false;
+			if (r->posted == r->acked && r->ring.next == r->ring.head_written)
+				return 0;
+			rc = start_flush(r);
+			if (rc)
+				return rc;
+			break;
+		case FLUSH_PLAIN:
+			if (r->durable < r->data_seq)
+				return 0;
+			r->acked = r->data_seq;
+			r->phase = FLUSH_IDLE;
+			break;
+		case FLUSH_DATA:
+			if (r->durable < r->data_seq)
+				return 0;
+			rc = post(r, PMU_REGION_HEAD_OFF, &r->head_val, sizeof(r->head_val));
+			if (rc == -EAGAIN)
+				return 0; /* the queue is full: poll again */
+			if (rc)
+				return rc;
+			r->head_seq = r->posted;
+			r->phase = FLUSH_HEAD;
+			rc = r->cl->ops->barrier(r, r->head_seq);
+			if (rc)
+				return rc;
+			break;
+		case FLUSH_HEAD:
+			if (r->durable < r->head_seq)
+				return 0;
+			r->ring.head_written = r->head_val;
+			/*
+			 * Writes posted between data_seq and the head were not covered by
+			 * this head; with none, the head write itself is the last.
+			 */
+			r->acked = r->head_seq == r->data_seq + 1 ? r->head_seq : r->data_seq;
+			r->phase = FLUSH_IDLE;
+			break;
+		}
+	}
+}
+
+int ckpt_flush(struct ckpt_region *r)
+{
+	r->flush_again = true;
+	return advance(r);
+}
+
+int ckpt_poll(struct ckpt_client *c)
+{
+	int n = 0;
+
+	if (c->ops->poll) {
+		n = c->ops->poll(c);
+		if (n < 0)
+			return n;
+	}
+	for (struct ckpt_region *r = c->regions; r != NULL; r = r->next) {
+		int rc = advance(r);
+
+		if (rc)
+			return rc;
+	}
+	return n;
+}
+
+int ckpt_sync(struct ckpt_region *r)
+{
+	const uint64_t target = r->posted;
+	const uint64_t deadline = now_ms() + r->cl->opts.timeout_ms;
+	int rc;
+
+	if (r->acked >= target && r->ring.next == r->ring.head_written)
+		return 0;
+	rc = ckpt_flush(r);
+	while (rc == 0 && r->acked < target) {
+		rc = ckpt_poll(r->cl);
+		if (rc > 0) {
+			rc = 0;
+			continue;
+		}
+		if (rc == 0 && now_ms() > deadline) {
+			ckpt_log(CKPT_LOG_ERR, LOG_COMPONENT,
+				 "region %s: writes not durable after %u ms", r->geo.name,
+				 r->cl->opts.timeout_ms);
+			rc = -ETIMEDOUT;
+		}
+		if (rc == 0)
+			sched_yield();
+	}
+	return rc < 0 ? rc : 0;
+}
+
+int ckpt_lease_renew(struct ckpt_region *r, unsigned int ttl_ms)
+{
+	return r->cl->ops->lease(r, ttl_ms);
+}
+
+/* Bytes of a region, mapped in place when the backend can, else read into @p buf. */
+static const uint8_t *region_bytes(struct ckpt_region *r, uint64_t off, size_t len, uint8_t *buf,
+				   int *rc)
+{
+	if (r->cl->ops->map)
+		return r->cl->ops->map(r, off, len);
+	*rc = r->cl->ops->read(r, off, buf, len);
+	return *rc ? NULL : buf;
+}
+
+/* Copy the ring span [tail, head) into an image of the whole ring. */
+static int ring_image(struct ckpt_region *r, uint64_t tail, uint64_t head, uint8_t **out)
+{
+	const uint64_t size = r->geo.ring_size;
+	uint64_t pos = tail;
+	uint8_t *img;
+
+	if (r->cl->ops->map) {
+		*out = (uint8_t *)r->cl->ops->map(r, r->geo.ring_off, size);
+		return 0;
+	}
+	img = malloc(size);
+	if (img == NULL)
+		return -ENOMEM;
+	while (pos < head) {
+		uint64_t off = pos % size;
+		uint64_t n = head - pos < size - off ? head - pos : size - off;
+		int rc = r->cl->ops->read(r, r->geo.ring_off + off, img + off, n);
+
+		if (rc) {
+			free(img);
+			return rc;
+		}
+		pos += n;
+	}
+	*out = img;
+	return 0;
+}
+
+static void ring_image_free(struct ckpt_region *r, uint8_t *img)
+{
+	if (r->cl->ops->map == NULL)
+		free(img);
+}
+
+/* The journal's newest record per slot pair, in an open-addressing table. */
+struct jentry {
+	uint32_t pair; /* UINT32_MAX: empty */
+	uint64_t gen;
+	uint64_t pos;
+};
+
+struct journal {
+	struct jentry *tab;
+	size_t mask;
+	const uint8_t *img;
+	uint64_t ring_size;
+	uint64_t superseded;
+};
+
+static struct jentry *jfind(struct journal *j, uint32_t pair)
+{
+	size_t i = (pair * 0x9e3779b1u) & j->mask;
+
+	while (j->tab[i].pair != UINT32_MAX && j->tab[i].pair != pair)
+		i = (i + 1) & j->mask;
+	return &j->tab[i];
+}
+
+static int jcollect(const struct ckpt_rec *rec, uint64_t pos, void *arg)
+{
+	struct journal *j = arg;
+	struct jentry *e = jfind(j, rec->slot_pair);
+
+	if (e->pair == UINT32_MAX) {
+		*e = (struct jentry){rec->slot_pair, rec->generation, pos};
+	} else if (rec->generation > e->gen) {
+		e->gen = rec->generation;
+		e->pos = pos;
+		j->superseded++;
+	} else {
+		j->superseded++;
+	}
+	return 0;
+}
+
+static int journal_load(struct ckpt_region *r, struct journal *j, struct ckpt_scan_stats *st)
+{
+	uint64_t head, tail;
+	uint8_t *img;
+	size_t cap;
+	int rc;
+
+	memset(j, 0, sizeof(*j));
+	if (r->geo.ring_size == 0)
+		return 0;
+	rc = read_word(r, PMU_REGION_HEAD_OFF, &head);
+	if (rc == 0)
+		rc = read_word(r, PMU_REGION_TAIL_OFF, &tail);
+	if (rc)
+		return rc;
+	if (head == tail)
+		return 0;
+	if (head < tail || head - tail > r->geo.ring_size)
+		return -EINVAL;
+	cap = 64;
+	while (cap < (head - tail) / ckpt_rec_size(0) * 2)
+		cap <<= 1;
+	j->tab = malloc(cap * sizeof(*j->tab));
+	if (j->tab == NULL)
+		return -ENOMEM;
+	memset(j->tab, 0xff, cap * sizeof(*j->tab));
+	j->mask = cap - 1;
+	rc = ring_image(r, tail, head, &img);
+	if (rc) {
+		free(j->tab);
+		j->tab = NULL;
+		return rc;
+	}
+	j->img = img;
+	j->ring_size = r->geo.ring_size;
+	rc = pmu_ring_walk(img, r->geo.ring_size, tail, head, jcollect, j, &st->invalid, NULL);
+	return rc < 0 ? rc : 0;
+}
+
+/* Decode one slot: its record if valid and in its right place, else counted and NULL. */
+static int slot_decode(const uint8_t *p, uint32_t slot_size, uint64_t slot, struct ckpt_rec *out,
+		       struct ckpt_scan_stats *st)
+{
+	if (ckpt_rec_is_empty(p, slot_size)) {
+		st->empty++;
+		return 0;
+	}
+	if (ckpt_rec_decode(p, slot_size, out) < 0) {
+		st->invalid++;
+		return 0;
+	}
+	if (out->slot_pair != slot / 2 || (out->generation & 1) != (slot & 1)) {
+		st->misplaced++;
+		return 0;
+	}
+	return 1;
+}
+
+int ckpt_state_read(struct ckpt_region *r, ckpt_rec_cb cb, void *arg, struct ckpt_scan_stats *stats)
+{
+	const uint32_t ss = r->geo.slot_size;
+	const uint64_t pairs = r->geo.nslots / 2;
+	const uint64_t pairs_per_chunk = READ_CHUNK / (2ull * ss);
+	struct ckpt_scan_stats st = {0};
+	struct journal j;
+	uint8_t *buf = NULL;
+	int rc, stop = 0;
+
+	if (r->geo.mode != PMU_MODE_OVERWRITE)
+		return -EINVAL;
+	rc = journal_load(r, &j, &st);
+	if (rc)
+		goto out;
+	st.superseded += j.superseded;
+	if (r->cl->ops->map == NULL) {
+		buf = malloc(pairs_per_chunk * 2 * ss);
+		if (buf == NULL) {
+			rc = -ENOMEM;
+			goto out;
+		}
+	}
+	for (uint64_t p0 = 0; p0 < pairs && !stop; p0 += pairs_per_chunk) {
+		uint64_t n = pairs - p0 < pairs_per_chunk ? pairs - p0 : pairs_per_chunk;
+		const uint8_t *chunk =
+			region_bytes(r, PMU_REGION_HDR + p0 * 2 * ss, n * 2 * ss, buf, &rc);
+
+		if (chunk == NULL)
+			goto out;
+		for (uint64_t i = 0; i < n; i++) {
+			const uint64_t pair = p0 + i;
+			struct ckpt_rec a, b, jr, *best = NULL;
+			int va = slot_decode(chunk + 2 * i * ss, ss, 2 * pair, &a, &st);
+			int vb = slot_decode(chunk + (2 * i + 1) * ss, ss, 2 * pair + 1, &b, &st);
+
+			if (va && vb) {
+				best = a.generation > b.generation ? &a : &b;
+				st.superseded++;
+			} else if (va) {
+				best = &a;
+			} else if (vb) {
+				best = &b;
+			}
+			if (j.tab) {
+				struct jentry *e = jfind(&j, (uint32_t)pair);
+
+				if (e->pair != UINT32_MAX &&
+				    (best == NULL || e->gen > best->generation) &&
+				    ckpt_rec_decode(j.img + e->pos % j.ring_size,
+						    j.ring_size - e->pos % j.ring_size, &jr) > 0) {
+					if (best)
+						st.superseded++;
+					best = &jr;
+				}
+			}
+			if (best == NULL)
+				continue;
+			if (best->flags & CKPT_REC_F_TOMBSTONE) {
+				st.tombstones++;
+				continue;
+			}
+			st.records++;
+			stop = cb ? cb(best, arg) : 0;
+			if (stop)
+				break;
+		}
+	}
+	rc = stop;
+out:
+	free(buf);
+	if (j.tab) {
+		free(j.tab);
+		ring_image_free(r, (uint8_t *)j.img);
+	}
+	if (stats)
+		*stats = st;
+	return rc;
+}
+
+struct log_walk {
+	ckpt_rec_cb cb;
+	void *arg;
+	uint64_t n;
+};
+
+static int log_one(const struct ckpt_rec *rec, uint64_t pos, void *arg)
+{
+	struct log_walk *w = arg;
+
+	(void)pos;
+	w->n++;
+	return w->cb ? w->cb(rec, w->arg) : 0;
+}
+
+int ckpt_log_read(struct ckpt_region *r, ckpt_rec_cb cb, void *arg, bool peek,
+		  struct ckpt_scan_stats *stats)
+{
+	struct ckpt_scan_stats st = {0};
+	struct log_walk w = {cb, arg, 0};
+	uint64_t head, tail, stop;
+	uint8_t *img = NULL;
+	int rc;
+
+	if (r->geo.mode != PMU_MODE_APPEND)
+		return -EINVAL;
+	rc = read_word(r, PMU_REGION_HEAD_OFF, &head);
+	if (rc == 0)
+		rc = read_word(r, PMU_REGION_TAIL_OFF, &tail);
+	if (rc)
+		return rc;
+	if (head < tail || head - tail > r->geo.ring_size) {
+		ckpt_log(CKPT_LOG_ERR, LOG_COMPONENT, "region %s: ring head %llu / tail %llu",
+			 r->geo.name, (unsigned long long)head, (unsigned long long)tail);
+		return -EINVAL;
+	}
+	if (head == tail)
+		goto out;
+	rc = ring_image(r, tail, head, &img);
+	if (rc)
+		return rc;
+	rc = pmu_ring_walk(img, r->geo.ring_size, tail, head, log_one, &w, &st.invalid, &stop);
+	ring_image_free(r, img);
+	if (rc < 0)
+		return rc;
+	st.records = w.n;
+	if (st.invalid)
+		ckpt_log(CKPT_LOG_WARNING, LOG_COMPONENT,
+			 "region %s: log record at %llu does not decode; read up to it",
+			 r->geo.name, (unsigned long long)stop);
+	if (!peek && stop != tail) {
+		/* The consumer owns the tail: write it and wait until it is durable. */
+		rc = post(r, PMU_REGION_TAIL_OFF, &stop, sizeof(stop));
+		if (rc == 0)
+			rc = ckpt_sync(r);
+		if (rc)
+			return rc;
+	}
+out:
+	if (stats)
+		*stats = st;
+	return (int)w.n;
+}
