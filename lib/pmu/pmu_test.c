@@ -520,15 +520,33 @@ static void test_slot_write_rejects_what_does_not_fit(void **state)
 	assert_int_equal(ckpt_slot_write(r, &rec, false, &ticket), -EINVAL);
 	rec = make_rec(ckpt_slot_pairs(r), 1, payload, 10);
 	assert_int_equal(ckpt_slot_write(r, &rec, false, &ticket), -EINVAL);
-	/* Batched needs a journal, and slots need an overwrite region. */
+	/* Slots need an overwrite region. */
 	rec = make_rec(0, 1, payload, 10);
-	assert_int_equal(ckpt_slot_write(r, &rec, true, &ticket), -EINVAL);
 	assert_int_equal(ckpt_slot_write(log, &rec, false, &ticket), -EINVAL);
 	assert_true(ticket == 12345);
 	assert_int_equal(ckpt_region_create(cl, &p, &r), -EEXIST);
 	assert_int_equal(ckpt_region_open(cl, "nosuch", &r), -ENOENT);
 	assert_int_equal(ckpt_region_close(&r), 0);
 	assert_int_equal(ckpt_region_close(&log), 0);
+	ckpt_disconnect(&cl);
+}
+
+/* ckpt.h: a batched write "needs a region with a ring"; without one it is refused. */
+static void test_batched_write_without_journal_is_einval(void **state)
+{
+	struct fixture *f = *state;
+	struct pmu_region_params p = {
+		.name = "state", .owner = "default", .mode = PMU_MODE_OVERWRITE, .size = 65536};
+	uint8_t payload[CKPT_REC_MAX_PAYLOAD];
+	struct ckpt_client *cl = connect_store(f);
+	struct ckpt_region *r;
+	struct ckpt_rec rec = make_rec(0, 1, payload, 10);
+	uint64_t ticket = 12345;
+
+	assert_int_equal(ckpt_region_create(cl, &p, &r), 0);
+	assert_int_equal(ckpt_slot_write(r, &rec, true, &ticket), -EINVAL);
+	assert_true(ticket == 12345);
+	assert_int_equal(ckpt_region_close(&r), 0);
 	ckpt_disconnect(&cl);
 }
 
@@ -600,38 +618,30 @@ static uint64_t load_u64(const void *at)
 }
 
 /*
- * A journal written by hand, as a server's client would leave it: pair 1's journal record
- * is newer than its slot and must win; pair 2's is older than its slot and must lose.
- * Applying the journal moves the winner into its slot and empties the journal; applying it
- * again changes nothing.
+ * Region "j" with a journal written by hand, as a server's client leaves it: slots hold
+ * pair 1 at generation 5 (slot 3) and pair 2 at generation 8 (slot 4); the journal holds
+ * pair 1 at generation 6 (newer than its slot) and pair 2 at generation 7 (older).
+ * Returns the head written.
  */
-static void test_journal_newer_than_slots_wins_and_apply_is_idempotent(void **state)
+static uint64_t build_journal_region(const struct fixture *f)
 {
-	struct fixture *f = *state;
 	struct pmu_region_params p = {.name = "j",
 				      .owner = "default",
 				      .mode = PMU_MODE_OVERWRITE,
 				      .size = 65536,
 				      .ring_size = 8192};
 	uint8_t payload[CKPT_REC_MAX_PAYLOAD], buf[CKPT_REC_MAX_LEN];
-	struct ckpt_scan_stats st = {0};
-	struct collect *c = calloc(1, sizeof(*c));
 	struct pmu_region_info info;
-	struct ckpt_client *cl;
-	struct ckpt_region *r;
-	struct ckpt_rec rec, back;
-	struct pmu_store *s;
-	uint8_t *base;
+	struct pmu_store *s = create_store(f, STORE_SIZE);
+	struct ckpt_rec rec;
 	uint64_t head = 0;
+	uint8_t *base;
 	int n;
 
-	assert_non_null(c);
-	s = create_store(f, STORE_SIZE);
 	assert_int_equal(pmu_region_create(s, &p, &info), 0);
 	assert_true(info.ring_size == 8192);
 	assert_true(info.ring_off >= PMU_REGION_HDR + info.nslots * info.slot_size);
 	base = pmu_region_base(s, &info);
-	/* Slots: pair 1 at generation 5 (slot 3), pair 2 at generation 8 (slot 4). */
 	rec = make_rec(1, 5, payload, 20);
 	n = ckpt_rec_encode(&rec, buf, sizeof(buf));
 	assert_true(n > 0);
@@ -640,7 +650,6 @@ static void test_journal_newer_than_slots_wins_and_apply_is_idempotent(void **st
 	n = ckpt_rec_encode(&rec, buf, sizeof(buf));
 	assert_true(n > 0);
 	pmu_memcpy_persist(s, base + PMU_REGION_HDR + 4 * info.slot_size, buf, (size_t)n);
-	/* Journal: pair 1 generation 6 (newer), pair 2 generation 7 (older). */
 	rec = make_rec(1, 6, payload, 22);
 	head = ring_put(base + info.ring_off, info.ring_size, head, &rec);
 	rec = make_rec(2, 7, payload, 23);
@@ -649,6 +658,31 @@ static void test_journal_newer_than_slots_wins_and_apply_is_idempotent(void **st
 	/* The head goes last: it commits the records before it. */
 	store_u64(s, base + PMU_REGION_HEAD_OFF, head);
 	pmu_store_close(&s);
+	return head;
+}
+
+/*
+ * Restore takes pair 1 from the journal and pair 2 from its slot. Applying the journal
+ * moves the winner into its slot and empties the journal; applying it again changes
+ * nothing, and restore still returns the same.
+ */
+static void test_journal_newer_than_slots_wins_and_apply_is_idempotent(void **state)
+{
+	struct fixture *f = *state;
+	struct pmu_region_params p = {
+		.name = "nojournal", .owner = "default", .mode = PMU_MODE_OVERWRITE, .size = 65536};
+	struct ckpt_scan_stats st = {0};
+	struct collect *c = calloc(1, sizeof(*c));
+	struct pmu_region_info info;
+	struct ckpt_client *cl;
+	struct ckpt_region *r;
+	struct ckpt_rec back;
+	struct pmu_store *s;
+	uint8_t *base;
+	uint64_t head;
+
+	assert_non_null(c);
+	head = build_journal_region(f);
 
 	cl = connect_store(f);
 	assert_int_equal(ckpt_region_open(cl, "j", &r), 0);
@@ -661,7 +695,6 @@ static void test_journal_newer_than_slots_wins_and_apply_is_idempotent(void **st
 			check_rec(&c->recs[i], 2, 8, 21);
 	}
 	assert_true(st.records == 2);
-	assert_true(st.superseded == 2); /* pair 1's slot, pair 2's journal record */
 	assert_true(st.invalid == 0);
 	assert_int_equal(ckpt_region_close(&r), 0);
 	ckpt_disconnect(&cl);
@@ -697,12 +730,33 @@ static void test_journal_newer_than_slots_wins_and_apply_is_idempotent(void **st
 	/* Not an overwrite region with a journal. */
 	s = pmu_store_open(f->path, 0, 0);
 	assert_non_null(s);
-	p.name = "nojournal";
-	p.ring_size = 0;
 	assert_int_equal(pmu_region_create(s, &p, &info), 0);
 	assert_int_equal(pmu_journal_apply(s, &info), -EINVAL);
 	pmu_store_close(&s);
 	free(c);
+}
+
+/*
+ * Every valid record a restore does not hand over is accounted for: pair 1's slot lost to
+ * a newer journal record and pair 2's journal record lost to a newer slot are both
+ * "valid but older than the other slot or the journal" (ckpt.h), so both are superseded.
+ */
+static void test_stale_journal_record_counts_as_superseded(void **state)
+{
+	struct fixture *f = *state;
+	struct ckpt_scan_stats st = {0};
+	struct ckpt_client *cl;
+	struct ckpt_region *r;
+
+	build_journal_region(f);
+	cl = connect_store(f);
+	assert_int_equal(ckpt_region_open(cl, "j", &r), 0);
+	assert_int_equal(ckpt_state_read(r, NULL, NULL, &st), 0);
+	assert_true(st.records == 2);
+	assert_true(st.invalid == 0);
+	assert_true(st.superseded == 2);
+	assert_int_equal(ckpt_region_close(&r), 0);
+	ckpt_disconnect(&cl);
 }
 
 /* Log records: payload length and bytes follow from the sequence number alone. */
@@ -880,8 +934,10 @@ int main(void)
 		T(test_torn_newer_slot_restores_older_generation),
 		T(test_tombstone_hides_pair_and_is_counted),
 		T(test_slot_write_rejects_what_does_not_fit),
+		T(test_batched_write_without_journal_is_einval),
 		T(test_batched_journal_record_newer_than_slot_wins),
 		T(test_journal_newer_than_slots_wins_and_apply_is_idempotent),
+		T(test_stale_journal_record_counts_as_superseded),
 		T(test_ring_wraps_many_laps_with_reader_clearing),
 		T(test_ring_full_is_eagain_until_reader_clears),
 		T(test_log_records_reach_a_second_client_only_when_durable),
