@@ -125,8 +125,10 @@ uint32_t ckpt_slot_pairs(const struct ckpt_region *r);
 /**
  * Post @p rec to its slot pair (rec->slot_pair) of an overwrite region: slot
  * 2 * pair + (generation & 1), so the other slot keeps the previous generation until this
- * one is durable. With @p batched, the record goes to the region's journal instead and
- * the server (or the next restore) applies it; this needs a region with a ring.
+ * one is durable. @p batched is a hint: where the target applies journals (a server) and
+ * the region has a ring, the record goes to the journal in one contiguous write with its
+ * neighbours, and the server (or the next restore) applies it to its slot; elsewhere (the
+ * embedded pmem: target, a region without a ring) it is written to its slot directly.
  *
  * @return 0 and *@p ticket, or
  *   -EINVAL  not an overwrite region, pair out of range, record does not fit a slot,
