@@ -531,26 +531,44 @@ static void test_slot_write_rejects_what_does_not_fit(void **state)
 	ckpt_disconnect(&cl);
 }
 
-/* ckpt.h: a batched write "needs a region with a ring"; without one it is refused. */
-static void test_batched_write_without_journal_is_einval(void **state)
+/*
+ * ckpt.h: batched is a hint. On a region without a ring (and on pmem: always) the record
+ * goes straight to slot 2 * pair + (generation & 1), durable after a sync like any other.
+ */
+static void test_batched_write_without_journal_goes_to_its_slot(void **state)
 {
 	struct fixture *f = *state;
 	struct pmu_region_params p = {
 		.name = "state", .owner = "default", .mode = PMU_MODE_OVERWRITE, .size = 65536};
-	uint8_t payload[CKPT_REC_MAX_PAYLOAD];
+	struct ckpt_scan_stats st = {0};
+	struct collect *c = calloc(1, sizeof(*c));
+	struct pmu_region_info geo;
 	struct ckpt_client *cl = connect_store(f);
 	struct ckpt_region *r;
-	struct ckpt_rec rec = make_rec(0, 1, payload, 10);
-	uint64_t ticket = 12345;
+	struct ckpt_rec back;
+	struct pmu_store *s;
 
+	assert_non_null(c);
 	assert_int_equal(ckpt_region_create(cl, &p, &r), 0);
-	assert_int_equal(ckpt_slot_write(r, &rec, true, &ticket), -EINVAL);
-	assert_true(ticket == 12345);
+	geo = *ckpt_region_geometry(r);
+	write_and_sync(r, 9, 3, 44, true);
+	assert_int_equal(ckpt_state_read(r, collect_cb, c, &st), 0);
+	assert_int_equal(c->n, 1);
+	check_rec(&c->recs[0], 9, 3, 44);
 	assert_int_equal(ckpt_region_close(&r), 0);
 	ckpt_disconnect(&cl);
+
+	s = pmu_store_open(f->path, 0, 0);
+	assert_non_null(s);
+	assert_true(ckpt_rec_decode((uint8_t *)pmu_region_base(s, &geo) + PMU_REGION_HDR +
+					    19 * geo.slot_size,
+				    geo.slot_size, &back) > 0);
+	check_rec(&back, 9, 3, 44);
+	pmu_store_close(&s);
+	free(c);
 }
 
-static void test_batched_journal_record_newer_than_slot_wins(void **state)
+static void test_batched_write_on_journal_region_restores_newest(void **state)
 {
 	struct fixture *f = *state;
 	struct pmu_region_params p = {.name = "jstate",
@@ -934,8 +952,8 @@ int main(void)
 		T(test_torn_newer_slot_restores_older_generation),
 		T(test_tombstone_hides_pair_and_is_counted),
 		T(test_slot_write_rejects_what_does_not_fit),
-		T(test_batched_write_without_journal_is_einval),
-		T(test_batched_journal_record_newer_than_slot_wins),
+		T(test_batched_write_without_journal_goes_to_its_slot),
+		T(test_batched_write_on_journal_region_restores_newest),
 		T(test_journal_newer_than_slots_wins_and_apply_is_idempotent),
 		T(test_stale_journal_record_counts_as_superseded),
 		T(test_ring_wraps_many_laps_with_reader_clearing),
