@@ -6,7 +6,10 @@
 # older generation takes its place, and usage or connection errors exit 2 with a message.
 set -euo pipefail
 BUILD=${BUILD:?BUILD must name the build directory}
-ctl=$BUILD/ckptctl
+# ckptctl is built in the server's folder (build/ckptsrv/ckptctl) once ckptsrv is; before
+# that, at the top of the build tree.
+ctl=$BUILD/ckptsrv/ckptctl
+[ -f "$ctl" ] || ctl=$BUILD/ckptctl
 fill=$BUILD/test/integration/ckptctl_fill
 
 dir=$(mktemp -d /dev/shm/ckptctl-test.XXXXXX)
