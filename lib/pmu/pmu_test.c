@@ -770,11 +770,11 @@ static void test_stale_journal_record_counts_as_superseded(void **state)
 	cl = connect_store(f);
 	assert_int_equal(ckpt_region_open(cl, "j", &r), 0);
 	assert_int_equal(ckpt_state_read(r, NULL, NULL, &st), 0);
+	assert_int_equal(ckpt_region_close(&r), 0);
+	ckpt_disconnect(&cl);
 	assert_true(st.records == 2);
 	assert_true(st.invalid == 0);
 	assert_true(st.superseded == 2);
-	assert_int_equal(ckpt_region_close(&r), 0);
-	ckpt_disconnect(&cl);
 }
 
 /* Log records: payload length and bytes follow from the sequence number alone. */
