@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: BSD-3-Clause
 # ckptctl against a pmem: store whose every record ckptctl_fill wrote with known fields:
 # ls, stat, dump and verify print exactly those values, inspection never consumes the log,
-# one flipped byte in a slot is reported as exactly one invalid record (exit 1) and the
-# older generation takes its place, and usage or connection errors exit 2 with a message.
+# a record in the wrong slot is reported misplaced (exit 1), one flipped byte in a slot is
+# reported as exactly one invalid record (exit 1) and the older generation takes its
+# place, and usage or connection errors exit 2 with a message.
 set -euo pipefail
 BUILD=${BUILD:?BUILD must name the build directory}
 # ckptctl is built in the server's folder (build/ckptsrv/ckptctl) once ckptsrv is; before
@@ -95,14 +96,22 @@ expect_line "$out" "valid=10 empty=218 invalid=0 superseded=11 misplaced=0 tombs
 expect_rc 0 "$ctl" --pmem "$store" verify log
 expect_line "$out" "valid=5 empty=0 invalid=0 superseded=0 misplaced=0 tombstones=0"
 
+# A valid record in the wrong slot: not handed over, counted misplaced, verify fails.
+"$fill" --misplace "$store"
+expect_rc 1 "$ctl" --pmem "$store" verify state
+expect_line "$out" "valid=10 empty=217 invalid=0 superseded=11 misplaced=1 tombstones=1"
+grep -q "region 'state' FAILED: 0 invalid, 1 misplaced" <<<"$err" || fail "verify stderr: $err"
+expect_rc 0 "$ctl" --pmem "$store" dump state
+grep -q "conn=0x000000000000103c" <<<"$out" && fail "misplaced record handed over: $out"
+
 # Flip one payload byte of pair 0's generation 2, which lives in slot 2 * 0 + (2 & 1) = 0.
 off=$((file_offset + 4096 + 0 * 256 + 75))
 byte=$(od -An -tu1 -j "$off" -N1 "$store" | tr -d ' ')
 printf "$(printf '\\%03o' $((byte ^ 0xff)))" | dd of="$store" bs=1 seek="$off" conv=notrunc status=none
 
 expect_rc 1 "$ctl" --pmem "$store" verify state
-expect_line "$out" "valid=10 empty=218 invalid=1 superseded=10 misplaced=0 tombstones=1"
-grep -q "region 'state' FAILED: 1 invalid, 0 misplaced" <<<"$err" || fail "verify stderr: $err"
+expect_line "$out" "valid=10 empty=217 invalid=1 superseded=10 misplaced=1 tombstones=1"
+grep -q "region 'state' FAILED: 1 invalid, 1 misplaced" <<<"$err" || fail "verify stderr: $err"
 # The torn slot's older copy is what a restore gets.
 expect_rc 0 "$ctl" --pmem "$store" dump state
 expect_line "$out" "pair=0 module=1 slice=2 conn=0x0000000000001000 gen=1 key=10.0.0.1:1000 > 10.0.0.2:80 tcp len=10"

@@ -10,12 +10,16 @@
  *     records 1..5: module 3, slice 1, conn id 0x2000 + n, generation n,
  *                   key [2001:db8::1]:(2000 + n) > [2001:db8::2]:21 tcp, payload 20 bytes;
  *                   record 5 is a tombstone
+ *
+ * With --misplace it only adds, to an existing store, one valid record that claims pair 60
+ * but sits in slot 101 (pair 50's odd slot), the way a bug in a writer would leave it.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "holdfast/ckpt.h"
+#include "holdfast/pmu.h"
 
 #define STORE_SIZE (4u << 20)
 
@@ -142,6 +146,39 @@ out_close:
 	return rc;
 }
 
+/* Written with the store itself: the client API cannot put a record in the wrong slot. */
+static int misplace(const char *path)
+{
+	uint8_t payload[CKPT_REC_MAX_PAYLOAD], buf[CKPT_REC_MAX_LEN];
+	struct ckpt_rec rec = state_rec(60, 1, payload);
+	struct pmu_region_info info;
+	struct pmu_store *s;
+	int n, rc;
+
+	s = pmu_store_open(path, 0, 0);
+	if (s == NULL) {
+		fprintf(stderr, "ckptctl_fill: open %s: %s\n", path, strerror(errno));
+		return -errno;
+	}
+	rc = pmu_region_lookup(s, "state", &info);
+	if (rc < 0) {
+		fprintf(stderr, "ckptctl_fill: lookup state: %s\n", strerror(-rc));
+		goto out_close;
+	}
+	n = ckpt_rec_encode(&rec, buf, sizeof(buf));
+	if (n < 0) {
+		rc = n;
+		goto out_close;
+	}
+	pmu_memcpy_persist(
+		s, (uint8_t *)pmu_region_base(s, &info) + PMU_REGION_HDR + 101 * info.slot_size,
+		buf, (size_t)n);
+	rc = 0;
+out_close:
+	pmu_store_close(&s);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	struct ckpt_client_opts opts = {.create_store = true, .store_size = STORE_SIZE};
@@ -149,8 +186,10 @@ int main(int argc, char **argv)
 	char target[4096];
 	int rc;
 
+	if (argc == 3 && strcmp(argv[1], "--misplace") == 0)
+		return misplace(argv[2]) == 0 ? 0 : 1;
 	if (argc != 2) {
-		fprintf(stderr, "usage: ckptctl_fill STORE_FILE\n");
+		fprintf(stderr, "usage: ckptctl_fill [--misplace] STORE_FILE\n");
 		return 2;
 	}
 	snprintf(target, sizeof(target), "pmem:%s", argv[1]);
