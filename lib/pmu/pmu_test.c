@@ -777,6 +777,90 @@ static void test_stale_journal_record_counts_as_superseded(void **state)
 	assert_true(st.superseded == 2);
 }
 
+static void test_ring_place_wraps_only_what_does_not_fit(void **state)
+{
+	(void)state;
+	assert_true(pmu_ring_place(1024, 0, 80) == 0);
+	assert_true(pmu_ring_place(1024, 944, 80) == 944); /* ends exactly at the end */
+	assert_true(pmu_ring_place(1024, 952, 80) == 1024);
+	assert_true(pmu_ring_place(1024, 5 * 1024 + 1000, 80) == 6 * 1024);
+	assert_true(pmu_ring_place(1024, 3 * 1024, 1024) == 3 * 1024);
+}
+
+struct walk_seen {
+	uint64_t pos[16];
+	uint64_t gen[16];
+	unsigned int n;
+	unsigned int stop_after; /* nonzero: return 1 from this record on */
+};
+
+static int walk_cb(const struct ckpt_rec *rec, uint64_t pos, void *arg)
+{
+	struct walk_seen *w = arg;
+
+	assert_true(w->n < 16);
+	w->pos[w->n] = pos;
+	w->gen[w->n] = rec->generation;
+	w->n++;
+	return w->stop_after != 0 && w->n >= w->stop_after;
+}
+
+/*
+ * A ring image built by hand on its third lap: records of 80 + 96 + 112 bytes from position
+ * 2 * 512 + 296; the third does not fit before the end, so a wrap marker stands at 2 * 512
+ * + 448 and the record starts the next lap. The walk follows the marker, reports every
+ * record where it starts, and stops where a consumer may move its tail.
+ */
+static void test_ring_walk_follows_wrap_and_stops_at_bad_record(void **state)
+{
+	const uint64_t size = 512, tail = 2 * 512 + 296;
+	uint8_t ring[512], payload[CKPT_REC_MAX_PAYLOAD];
+	struct walk_seen w = {0};
+	uint64_t pos = tail, head, invalid = 0, stop = 0;
+	uint64_t starts[3];
+
+	(void)state;
+	memset(ring, 0xa5, sizeof(ring)); /* stale bytes of earlier laps */
+	for (uint64_t g = 1; g <= 3; g++) {
+		struct ckpt_rec rec = make_rec(7, g, payload, (uint16_t)(16 * (g - 1) + 4));
+
+		starts[g - 1] = pmu_ring_place(size, pos, (uint32_t)ckpt_rec_size(rec.payload_len));
+		pos = ring_put(ring, size, pos, &rec);
+	}
+	head = pos;
+	assert_true(starts[2] == 3 * 512); /* the third wrapped */
+	assert_int_equal(pmu_ring_walk(ring, size, tail, head, walk_cb, &w, &invalid, &stop), 3);
+	assert_int_equal(w.n, 3);
+	for (unsigned int i = 0; i < 3; i++) {
+		assert_true(w.pos[i] == starts[i]);
+		assert_true(w.gen[i] == i + 1);
+	}
+	assert_true(stop == head);
+	assert_true(invalid == 0);
+
+	/* The callback can stop the walk; stop is then after the record it stopped on. */
+	memset(&w, 0, sizeof(w));
+	w.stop_after = 1;
+	assert_int_equal(pmu_ring_walk(ring, size, tail, head, walk_cb, &w, NULL, &stop), 1);
+	assert_true(stop == starts[1]);
+
+	/* A torn second record ends the walk there and is counted. */
+	ring[(starts[1] + 10) % size] ^= 0xff;
+	memset(&w, 0, sizeof(w));
+	assert_int_equal(pmu_ring_walk(ring, size, tail, head, walk_cb, &w, &invalid, &stop), 1);
+	assert_true(invalid == 1);
+	assert_true(stop == starts[1]);
+
+	/* Spans that cannot be a ring. */
+	assert_int_equal(pmu_ring_walk(ring, size, head, tail, NULL, NULL, NULL, NULL), -EINVAL);
+	assert_int_equal(pmu_ring_walk(ring, size, tail, tail + size + 8, NULL, NULL, NULL, NULL),
+			 -EINVAL);
+	assert_int_equal(pmu_ring_walk(ring, size - 4, 0, 0, NULL, NULL, NULL, NULL), -EINVAL);
+	/* An empty span is no records and no error. */
+	assert_int_equal(pmu_ring_walk(ring, size, tail, tail, walk_cb, &w, NULL, &stop), 0);
+	assert_true(stop == tail);
+}
+
 /* Log records: payload length and bytes follow from the sequence number alone. */
 static uint16_t log_len(uint64_t seq)
 {
@@ -956,6 +1040,8 @@ int main(void)
 		T(test_batched_write_on_journal_region_restores_newest),
 		T(test_journal_newer_than_slots_wins_and_apply_is_idempotent),
 		T(test_stale_journal_record_counts_as_superseded),
+		T(test_ring_place_wraps_only_what_does_not_fit),
+		T(test_ring_walk_follows_wrap_and_stops_at_bad_record),
 		T(test_ring_wraps_many_laps_with_reader_clearing),
 		T(test_ring_full_is_eagain_until_reader_clears),
 		T(test_log_records_reach_a_second_client_only_when_durable),
