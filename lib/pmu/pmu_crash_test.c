@@ -10,7 +10,12 @@
  * (events, and the generations it is about to post) and, after each ckpt_sync() or log
  * read returns, what is now durable. The parent picks a kill point (an event number and a
  * delay after it) from a seeded generator; HF_CRASH_SEED=<seed> replays a run, and
- * HF_CRASH_KILLS=<n> changes how many kills are made.
+ * HF_CRASH_KILLS=<n> changes how many kills are made. At the kill event the writer waits
+ * for the parent's go-ahead, so that the delay is measured from where the writer stands.
+ *
+ * The second test does the same to the journal applier ckptsrv runs in the background:
+ * killed anywhere in pmu_journal_apply(), and then finished by the next applier, it must
+ * never change what a restore returns.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -183,6 +188,9 @@ static bool matches(const struct ckpt_rec *got, unsigned int region, uint32_t pa
 
 struct writer {
 	int fd;
+	int go_fd;	     /* the parent's go-ahead at the kill event */
+	uint64_t events;     /* announced so far */
+	uint64_t kill_event; /* the event the parent kills after */
 	struct msg out[160];
 	unsigned int n;
 	struct ckpt_client *cl;
@@ -220,8 +228,16 @@ static void queue(struct writer *w, uint32_t type, unsigned int region, uint32_t
 /* Announce an action and everything queued before it; the action starts after this. */
 static void announce(struct writer *w, unsigned int region, enum event ev)
 {
+	char go;
+
 	queue(w, M_EVENT, region, 0, ev);
 	send_all(w);
+	/*
+	 * At the kill event, wait for the parent to start its clock: the kill then lands its
+	 * delay after this point however the two processes are scheduled.
+	 */
+	if (w->events++ == w->kill_event && read(w->go_fd, &go, 1) != 1)
+		_exit(CHILD_EXIT_FAILED);
 }
 
 static void die(struct writer *w, int line, int rc)
@@ -306,7 +322,7 @@ static void write_log(struct writer *w, unsigned int i)
 	queue(w, M_LOG_CLEARED, i, 0, next);
 }
 
-static void writer_main(int fd, const char *target)
+static void writer_main(int fd, int go_fd, uint64_t kill_event, const char *target)
 {
 	struct ckpt_client_opts opts = {.create_store = true, .store_size = STORE_SIZE};
 	struct writer *w = calloc(1, sizeof(*w));
@@ -316,6 +332,8 @@ static void writer_main(int fd, const char *target)
 	if (w == NULL)
 		_exit(CHILD_EXIT_FAILED);
 	w->fd = fd;
+	w->go_fd = go_fd;
+	w->kill_event = kill_event;
 	announce(w, 0, EV_CREATE);
 	w->cl = ckpt_connect(target, &opts);
 	if (w->cl == NULL)
@@ -439,17 +457,20 @@ static bool run_writer(const struct iteration *it, struct acked *a)
 	char buf[sizeof(struct msg) * 256];
 	size_t have = 0;
 	bool killed = false;
-	int fds[2], status;
+	int fds[2], go[2], status;
 	pid_t pid;
 
 	assert_int_equal(pipe(fds), 0);
+	assert_int_equal(pipe(go), 0);
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		close(fds[0]);
-		writer_main(fds[1], it->target);
+		close(go[1]);
+		writer_main(fds[1], go[0], it->kill_event, it->target);
 	}
 	close(fds[1]);
+	close(go[0]);
 	for (;;) {
 		ssize_t k = read(fds[0], buf + have, sizeof(buf) - have);
 		size_t used = 0;
@@ -469,6 +490,7 @@ static bool run_writer(const struct iteration *it, struct acked *a)
 				/* Spin, not sleep: the delays are microseconds and must be. */
 				uint64_t until = now_us() + it->delay_us;
 
+				assert_int_equal(write(go[1], "g", 1), 1);
 				while (now_us() < until)
 					;
 				kill(pid, SIGKILL);
@@ -481,6 +503,7 @@ static bool run_writer(const struct iteration *it, struct acked *a)
 	}
 	assert_int_equal(have, 0);
 	close(fds[0]);
+	close(go[1]);
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	if (a->child_line != 0)
 		fail_msg("writer failed at line %d: %s (seed %" PRIu64 ", iteration %u)",
@@ -855,11 +878,260 @@ static void test_writer_killed_anywhere_loses_nothing_acknowledged(void **state)
 	free(a);
 }
 
+/* ---- the journal applier (ckptsrv's background job), killed anywhere ---- */
+
+#define J_PAIRS	   512
+#define J_ROUNDS   10 /* journal records per pair */
+#define J_RING	   (1u << 20)
+#define J_KILLS	   250
+#define J_SLOT	   256u
+#define J_REGION_R 0 /* derive() as region 0: slot records, tombstones every 7th */
+
+/* Append @p rec at monotonic position @p pos of a ring, with a wrap marker where needed. */
+static uint64_t ring_put(uint8_t *ring, uint64_t pos, const struct ckpt_rec *rec)
+{
+	uint8_t buf[CKPT_REC_MAX_LEN];
+	int n = ckpt_rec_encode(rec, buf, sizeof(buf));
+	uint64_t at;
+
+	assert_true(n > 0);
+	at = pmu_ring_place(J_RING, pos, (uint32_t)n);
+	if (at != pos) {
+		uint32_t wrap = PMU_RING_WRAP_MAGIC;
+
+		memcpy(ring + pos % J_RING, &wrap, sizeof(wrap));
+	}
+	memcpy(ring + at % J_RING, buf, (size_t)n);
+	return at + (uint64_t)n;
+}
+
+/*
+ * A region as a server leaves it mid-run: pair p's slots hold generations s - 1 and s
+ * (s = 2 + p % 5), and its journal holds s - 1 .. s + 8, pairs interleaved, so that the
+ * applier both skips records older than a slot and moves newer ones into place.
+ */
+static void build_journal_store(const char *path)
+{
+	struct pmu_region_params p = {.name = "journal",
+				      .owner = "default",
+				      .mode = PMU_MODE_OVERWRITE,
+				      .size = PMU_REGION_HDR + 2ull * J_PAIRS * J_SLOT + J_RING,
+				      .slot_size = J_SLOT,
+				      .ring_size = J_RING};
+	uint8_t payload[CKPT_REC_MAX_PAYLOAD], buf[CKPT_REC_MAX_LEN];
+	struct pmu_store *s = pmu_store_open(path, 4u << 20, PMU_CREATE);
+	struct pmu_region_info info;
+	uint64_t head = 0, head_le;
+	uint8_t *base;
+
+	assert_non_null(s);
+	assert_int_equal(pmu_region_create(s, &p, &info), 0);
+	assert_true(info.nslots == 2 * J_PAIRS);
+	base = pmu_region_base(s, &info);
+	for (uint32_t pair = 0; pair < J_PAIRS; pair++) {
+		uint64_t top = 2 + pair % 5;
+
+		for (uint64_t g = top - 1; g <= top; g++) {
+			struct ckpt_rec rec = derive(J_REGION_R, pair, g, payload);
+			int n = ckpt_rec_encode(&rec, buf, sizeof(buf));
+
+			assert_true(n > 0);
+			memcpy(base + PMU_REGION_HDR + (2 * pair + (g & 1)) * J_SLOT, buf,
+			       (size_t)n);
+		}
+	}
+	for (uint64_t k = 0; k < J_ROUNDS; k++) {
+		for (uint32_t i = 0; i < J_PAIRS; i++) {
+			uint32_t pair =
+				(i * 181) % J_PAIRS; /* 181 is prime to 512: a permutation */
+			struct ckpt_rec rec = derive(J_REGION_R, pair, 1 + pair % 5 + k, payload);
+
+			head = ring_put(base + info.ring_off, head, &rec);
+		}
+	}
+	assert_true(head <= J_RING);
+	pmu_persist(s, base, info.size);
+	head_le = head;
+	pmu_memcpy_persist(s, base + PMU_REGION_HEAD_OFF, &head_le, sizeof(head_le));
+	pmu_store_close(&s);
+}
+
+static void copy_file(const char *from, const char *to)
+{
+	static char buf[1 << 16];
+	int in = open(from, O_RDONLY), out = open(to, O_CREAT | O_TRUNC | O_WRONLY, 0600);
+	ssize_t n;
+
+	assert_true(in >= 0 && out >= 0);
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		assert_int_equal(write(out, buf, (size_t)n), n);
+	assert_int_equal(n, 0);
+	close(in);
+	close(out);
+}
+
+struct restored {
+	uint64_t gen[J_PAIRS]; /* 0: nothing handed over */
+	const char *bad;
+};
+
+static int restored_cb(const struct ckpt_rec *rec, void *arg)
+{
+	struct restored *rs = arg;
+
+	if (rec->slot_pair >= J_PAIRS || rs->gen[rec->slot_pair] != 0)
+		rs->bad = "pair out of range or handed over twice";
+	else if (!matches(rec, J_REGION_R, rec->slot_pair, rec->generation))
+		rs->bad = "record differs from its derivation";
+	if (rs->bad != NULL)
+		return 1;
+	rs->gen[rec->slot_pair] = rec->generation;
+	return 0;
+}
+
+/* What a restore of @p path returns, checked record by record. */
+static void restore_journal_store(const char *path, struct restored *rs, struct ckpt_scan_stats *st)
+{
+	char target[200];
+	struct ckpt_client *cl;
+	struct ckpt_region *r;
+	int rc;
+
+	snprintf(target, sizeof(target), "pmem:%s", path);
+	memset(rs, 0, sizeof(*rs));
+	memset(st, 0, sizeof(*st));
+	cl = ckpt_connect(target, &(struct ckpt_client_opts){0});
+	assert_non_null(cl);
+	assert_int_equal(ckpt_region_open(cl, "journal", &r), 0);
+	rc = ckpt_state_read(r, restored_cb, rs, st);
+	assert_int_equal(ckpt_region_close(&r), 0);
+	ckpt_disconnect(&cl);
+	if (rs->bad != NULL)
+		fail_msg("journal store %s: %s", path, rs->bad);
+	assert_int_equal(rc, 0);
+}
+
+/* Run the applier in a child; kill it @p delay_us after it is ready (UINT32_MAX: never). */
+static bool run_applier(const char *path, unsigned int delay_us, uint64_t *took_us)
+{
+	bool killed = false;
+	int fds[2], status;
+	uint64_t t0;
+	char c;
+	pid_t pid;
+
+	assert_int_equal(pipe(fds), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct pmu_store *s = pmu_store_open(path, 0, 0);
+		struct pmu_region_info info;
+
+		close(fds[0]);
+		if (s == NULL || pmu_region_lookup(s, "journal", &info) != 0)
+			_exit(CHILD_EXIT_FAILED);
+		if (write(fds[1], "r", 1) != 1)
+			_exit(CHILD_EXIT_FAILED);
+		if (pmu_journal_apply(s, &info) <= 0)
+			_exit(CHILD_EXIT_FAILED);
+		_exit(0);
+	}
+	close(fds[1]);
+	assert_int_equal(read(fds[0], &c, 1), 1);
+	t0 = now_us();
+	if (delay_us != UINT32_MAX) {
+		while (now_us() - t0 < delay_us)
+			;
+		killed = kill(pid, SIGKILL) == 0;
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	*took_us = now_us() - t0;
+	close(fds[0]);
+	if (WIFSIGNALED(status)) {
+		assert_int_equal(WTERMSIG(status), SIGKILL);
+		return killed;
+	}
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	return false;
+}
+
+/*
+ * Applying the journal never changes what a restore returns: not when the applier is
+ * killed anywhere in it, and not when the next applier finishes the job.
+ */
+static void test_journal_apply_killed_anywhere_changes_no_restore(void **state)
+{
+	struct fixture *f = *state;
+	struct restored *want = calloc(1, sizeof(*want)), *got = calloc(1, sizeof(*got));
+	const char *env_seed = getenv("HF_CRASH_SEED");
+	char tmpl[128], path[128];
+	struct ckpt_scan_stats st;
+	uint64_t seed, rng, took, apply_us, t0 = now_us();
+	unsigned int kills = 0, runs = 0, torn = 0;
+	struct pmu_store *s;
+	struct pmu_region_info info;
+
+	assert_non_null(want);
+	assert_non_null(got);
+	seed = env_seed != NULL ? strtoull(env_seed, NULL, 0) : now_us() ^ (uint64_t)getpid();
+	rng = seed;
+	snprintf(tmpl, sizeof(tmpl), "%s/journal-template", f->dir);
+	snprintf(path, sizeof(path), "%s/journal-run", f->dir);
+	build_journal_store(tmpl);
+	restore_journal_store(tmpl, want, &st);
+	assert_true(st.invalid == 0);
+
+	/* Uninterrupted, for the length of a run, and the result it must always have. */
+	copy_file(tmpl, path);
+	assert_false(run_applier(path, UINT32_MAX, &apply_us));
+	restore_journal_store(path, got, &st);
+	assert_memory_equal(got->gen, want->gen, sizeof(want->gen));
+	printf("pmu_crash: journal apply seed %" PRIu64 ", one apply takes %" PRIu64 " us\n", seed,
+	       apply_us);
+
+	while (kills < J_KILLS) {
+		unsigned int delay =
+			(unsigned int)(next_rand(&rng) % (apply_us + apply_us / 5 + 1));
+
+		assert_true(++runs < 4 * J_KILLS);
+		copy_file(tmpl, path);
+		kills += run_applier(path, delay, &took);
+		restore_journal_store(path, got, &st);
+		if (memcmp(got->gen, want->gen, sizeof(want->gen)) != 0)
+			fail_msg("restore changed by an applier killed after %u us (seed %" PRIu64
+				 ")",
+				 delay, seed);
+		assert_true(st.invalid <= 1 && st.misplaced == 0);
+		torn += st.invalid != 0;
+		/* The next applier picks up where the killed one stopped. */
+		s = pmu_store_open(path, 0, 0);
+		assert_non_null(s);
+		assert_int_equal(pmu_region_lookup(s, "journal", &info), 0);
+		assert_true(pmu_journal_apply(s, &info) >= 0);
+		pmu_store_close(&s);
+		restore_journal_store(path, got, &st);
+		if (memcmp(got->gen, want->gen, sizeof(want->gen)) != 0)
+			fail_msg("restore changed by finishing an apply killed after %u us (seed "
+				 "%" PRIu64 ")",
+				 delay, seed);
+		assert_true(st.invalid <= 1);
+		unlink(path);
+	}
+	printf("pmu_crash: journal apply: %u kills in %u runs, torn slot seen %u, %.1f s\n", kills,
+	       runs, torn, (double)(now_us() - t0) / 1e6);
+	unlink(tmpl);
+	free(want);
+	free(got);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(
 			test_writer_killed_anywhere_loses_nothing_acknowledged, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_journal_apply_killed_anywhere_changes_no_restore, setup, teardown),
 	};
 
 	ckpt_log_set(keep_last_log, CKPT_LOG_DEBUG);
