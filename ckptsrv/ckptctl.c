@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "holdfast/ckpt.h"
 #include "holdfast/pmu.h"
@@ -124,7 +125,8 @@ static void read_store_space(struct ctl *ctl)
 {
 	struct pmu_store *s;
 
-	if (!is_pmem_target(ctl->target))
+	/* A missing file is for connecting to report, once. */
+	if (!is_pmem_target(ctl->target) || access(ctl->target + 5, F_OK) != 0)
 		return;
 	s = pmu_store_open(ctl->target + 5, 0, 0);
 	if (s == NULL)
@@ -157,6 +159,9 @@ static int first_tenant(const char *path, char *out, size_t len)
 		rc = 0;
 		break;
 	}
+	/* Only the name was wanted; the secret does not outlive this frame. */
+	memset(secret, 0, sizeof(secret));
+	memset(line, 0, sizeof(line));
 	fclose(f);
 	return rc;
 }
