@@ -25,14 +25,31 @@ done
 
 dir=$(mktemp -d /dev/shm/hf-bench.XXXXXX)
 srv_pid=""
-cleanup() {
-  if [ -n "$srv_pid" ]; then
-    kill "$srv_pid" 2>/dev/null || true
-    wait "$srv_pid" 2>/dev/null || true
+# Stop the server: TERM, and KILL if it has not gone within 5 s; then what it left behind
+# (libfabric's shm provider names its segment /dev/shm/<pid>:0:0 and a killed server
+# cannot remove it).
+stop_server() {
+  local i
+  [ -n "$srv_pid" ] || return 0
+  kill "$srv_pid" 2>/dev/null || true
+  for i in $(seq 50); do
+    kill -0 "$srv_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$srv_pid" 2>/dev/null; then
+    echo "ckptsrv ignored SIGTERM for 5 s; killing it" >&2
+    kill -KILL "$srv_pid" 2>/dev/null || true
   fi
+  wait "$srv_pid" 2>/dev/null || true
+  rm -f "/dev/shm/$srv_pid:"*
+  srv_pid=""
+}
+cleanup() {
+  stop_server
   rm -rf "$dir"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 results=$dir/results
 
 echo "== pmem:$dir/store.pmem"
@@ -73,9 +90,7 @@ if [ -n "$srv" ] && [ -n "$ctl" ]; then
     echo "bench.sh: ckptsrv did not come up; its log:" >&2
     tail -20 "$dir/ckptsrv.log" >&2
   fi
-  kill "$srv_pid" 2>/dev/null || true
-  wait "$srv_pid" 2>/dev/null || true
-  srv_pid=""
+  stop_server
 else
   echo "bench.sh: ckptsrv or ckptctl not built; remote targets skipped" >&2
 fi
