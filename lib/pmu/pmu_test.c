@@ -998,26 +998,65 @@ static void test_log_records_reach_a_second_client_only_when_durable(void **stat
 	struct ckpt_scan_stats st = {0};
 	struct ckpt_client *cl = connect_store(f), *standby;
 	struct ckpt_region *r, *sr;
-	uint64_t ticket;
+	uint64_t ticket, first = 0;
+	int seen;
 
 	assert_int_equal(ckpt_region_create(cl, &p, &r), 0);
+	standby = connect_store(f);
+	assert_int_equal(ckpt_region_open(standby, "log", &sr), 0);
 	for (uint64_t seq = 1; seq <= 10; seq++) {
 		struct ckpt_rec rec = log_rec(seq, payload);
 
 		assert_int_equal(ckpt_log_append(r, &rec, &ticket), 0);
+		if (first == 0)
+			first = ticket;
 	}
 	assert_true(ckpt_posted(r) >= ticket);
+	/* Nothing reaches the standby before it is durable. */
+	seen = ckpt_log_read(sr, NULL, NULL, true, &st);
+	assert_true(seen == 0 || ckpt_durable(r) >= first);
 	assert_int_equal(ckpt_sync(r), 0);
 	assert_true(ckpt_durable(r) == ckpt_posted(r));
 
-	standby = connect_store(f);
-	assert_int_equal(ckpt_region_open(standby, "log", &sr), 0);
 	assert_int_equal(ckpt_log_read(sr, log_check_cb, &lc, false, &st), 10);
 	assert_true(lc.next == 11);
 	/* Cleared: a second read finds nothing. */
 	assert_int_equal(ckpt_log_read(sr, log_check_cb, &lc, false, &st), 0);
 	assert_int_equal(ckpt_region_close(&sr), 0);
 	ckpt_disconnect(&standby);
+	assert_int_equal(ckpt_region_close(&r), 0);
+	ckpt_disconnect(&cl);
+}
+
+/*
+ * ckpt_region_close() waits for posted writes: log records appended but never synced are
+ * readable after the close, which means their head was written too.
+ */
+static void test_region_close_completes_posted_log_records(void **state)
+{
+	struct fixture *f = *state;
+	struct pmu_region_params p = {
+		.name = "log", .owner = "default", .mode = PMU_MODE_APPEND, .size = 65536};
+	uint8_t payload[CKPT_REC_MAX_PAYLOAD];
+	struct log_check lc = {.next = 1};
+	struct ckpt_scan_stats st = {0};
+	struct ckpt_client *cl = connect_store(f);
+	struct ckpt_region *r;
+	uint64_t ticket;
+
+	assert_int_equal(ckpt_region_create(cl, &p, &r), 0);
+	for (uint64_t seq = 1; seq <= 3; seq++) {
+		struct ckpt_rec rec = log_rec(seq, payload);
+
+		assert_int_equal(ckpt_log_append(r, &rec, &ticket), 0);
+	}
+	assert_int_equal(ckpt_region_close(&r), 0);
+	ckpt_disconnect(&cl);
+
+	cl = connect_store(f);
+	assert_int_equal(ckpt_region_open(cl, "log", &r), 0);
+	assert_int_equal(ckpt_log_read(r, log_check_cb, &lc, true, &st), 3);
+	assert_true(lc.next == 4);
 	assert_int_equal(ckpt_region_close(&r), 0);
 	ckpt_disconnect(&cl);
 }
@@ -1045,6 +1084,7 @@ int main(void)
 		T(test_ring_wraps_many_laps_with_reader_clearing),
 		T(test_ring_full_is_eagain_until_reader_clears),
 		T(test_log_records_reach_a_second_client_only_when_durable),
+		T(test_region_close_completes_posted_log_records),
 #undef T
 	};
 
