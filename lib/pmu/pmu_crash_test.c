@@ -7,11 +7,13 @@
  * is handed may be invalid.
  *
  * The writer (a forked child) tells the parent through a pipe what it is about to do
- * (events, and the generations it is about to post) and, after each ckpt_sync() or log
- * read returns, what is now durable. The parent picks a kill point (an event number and a
- * delay after it) from a seeded generator; HF_CRASH_SEED=<seed> replays a run, and
- * HF_CRASH_KILLS=<n> changes how many kills are made. At the kill event the writer waits
- * for the parent's go-ahead, so that the delay is measured from where the writer stands.
+ * (events, and the generations it is about to post) and, as soon as each region creation,
+ * ckpt_sync() or clearing log read returns, what is now durable. The parent picks a kill
+ * point (an event number and a delay after it) from a seeded generator; HF_CRASH_SEED=<seed>
+ * replays a run (the same kill points; scheduling still jitters where exactly a kill
+ * lands), and HF_CRASH_KILLS=<n> changes how many kills are made. At the kill event the
+ * writer waits for the parent's go-ahead, so that the delay is measured from where the
+ * writer stands.
  *
  * The second test does the same to the journal applier ckptsrv runs in the background:
  * killed anywhere in pmu_journal_apply(), and then finished by the next applier, it must
@@ -20,7 +22,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -293,6 +294,7 @@ static void write_slots(struct writer *w, unsigned int i, unsigned int step)
 	CHECK(w, ckpt_sync(w->r[i]));
 	for (unsigned int j = 0; j < WRITES_PER_STEP; j++)
 		queue(w, M_SLOT, i, pairs[j], w->gen[i][pairs[j]]);
+	send_all(w);
 }
 
 static void write_log(struct writer *w, unsigned int i)
@@ -312,6 +314,7 @@ static void write_log(struct writer *w, unsigned int i)
 	announce(w, i, EV_SYNC);
 	CHECK(w, ckpt_sync(w->r[i]));
 	queue(w, M_LOG_DURABLE, i, 0, w->seq[i]);
+	send_all(w);
 	queue(w, M_LOG_READ, i, 0, w->seq[i]);
 	announce(w, i, EV_READ);
 	next = w->read_to[i];
@@ -320,6 +323,7 @@ static void write_log(struct writer *w, unsigned int i)
 		die(w, __LINE__, -EBADMSG);
 	w->read_to[i] = next;
 	queue(w, M_LOG_CLEARED, i, 0, next);
+	send_all(w);
 }
 
 static void writer_main(int fd, int go_fd, uint64_t kill_event, const char *target)
@@ -346,6 +350,7 @@ static void writer_main(int fd, int go_fd, uint64_t kill_event, const char *targ
 			announce(w, nreg, EV_CREATE);
 			CHECK(w, ckpt_region_create(w->cl, &p, &w->r[nreg]));
 			queue(w, M_REGION, nreg, 0, 0);
+			send_all(w);
 			nreg++;
 		}
 		for (unsigned int i = 0; i < nreg; i++) {
