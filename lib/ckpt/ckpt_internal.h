@@ -99,9 +99,8 @@ struct ckpt_backend_ops {
 };
 
 extern const struct ckpt_backend_ops ckpt_pmem_ops;
-/* Weak until ofi.c lands on main: a missing table refuses the scheme. */
-extern const struct ckpt_backend_ops ckpt_ofi_tcp_ops __attribute__((weak));
-extern const struct ckpt_backend_ops ckpt_ofi_shm_ops __attribute__((weak));
-extern const struct ckpt_backend_ops ckpt_ofi_verbs_ops __attribute__((weak));
+extern const struct ckpt_backend_ops ckpt_ofi_tcp_ops;
+extern const struct ckpt_backend_ops ckpt_ofi_shm_ops;
+extern const struct ckpt_backend_ops ckpt_ofi_verbs_ops;
 
 #endif /* CKPT_INTERNAL_H */

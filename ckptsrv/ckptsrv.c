@@ -1,0 +1,806 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * ckptsrv: the checkpoint server. Holds a PMU store, hands authenticated tenants the keys
+ * to their regions over libfabric, persists ranges on request and applies journals.
+ *
+ * Threads: main (signals), per listener an accept thread and a progress thread, one thread
+ * per client session (a client that stalls or misbehaves only holds its own thread), and
+ * one journal thread.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <rdma/fi_errno.h>
+#include <sodium.h>
+
+#include "ckptsrv.h"
+#include "hf_log.h"
+
+#define LOG		   "ckptsrv"
+#define AUTH_TIMEOUT_MS	   10000
+#define REPLY_TIMEOUT_MS   5000
+#define JOURNAL_PERIOD_NS  (5 * 1000 * 1000)
+#define SECRET_MAX	   256
+#define SHUTDOWN_WAIT_SECS 5
+
+uint64_t ckptsrv_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static const char *type_name(uint16_t t)
+{
+	switch (t) {
+	case CKPT_MSG_CREATE:
+		return "CREATE";
+	case CKPT_MSG_OPEN:
+		return "OPEN";
+	case CKPT_MSG_CLOSE:
+		return "CLOSE";
+	case CKPT_MSG_DELETE:
+		return "DELETE";
+	case CKPT_MSG_LIST:
+		return "LIST";
+	case CKPT_MSG_STAT:
+		return "STAT";
+	case CKPT_MSG_PERSIST:
+		return "PERSIST";
+	case CKPT_MSG_LEASE:
+		return "LEASE";
+	}
+	return "?";
+}
+
+static int printable_name(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if (*s <= ' ' || *s > '~' || *s == '/')
+			return 0;
+	return 1;
+}
+
+static uint64_t ring_word(const struct ckptsrv *srv, const struct pmu_region_info *r, uint64_t off)
+{
+	const uint64_t *p =
+		(const uint64_t *)((const uint8_t *)pmu_region_base(srv->store, r) + off);
+
+	/* Clients write these words remotely; read each once, whole. */
+	return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+
+static void fill_info(const struct ckptsrv *srv, const struct pmu_region_info *r,
+		      struct ckpt_region_info *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->r = *r;
+	out->is_pmem = pmu_store_is_pmem(srv->store) != 0;
+	out->lease_alive = r->lease_ns > pmu_now_ns();
+	out->ring_head = ring_word(srv, r, PMU_REGION_HEAD_OFF);
+	out->ring_tail = ring_word(srv, r, PMU_REGION_TAIL_OFF);
+	/* A torn or hostile head below the tail would not decode at the client. */
+	if (out->ring_head < out->ring_tail)
+		out->ring_head = out->ring_tail;
+}
+
+/* Is region @p index open in a session other than @p self? Caller holds the lock. */
+static int open_elsewhere(struct ckptsrv *srv, const struct ckptsrv_session *self, uint32_t index)
+{
+	for (struct ckptsrv_session *s = srv->sessions; s != NULL; s = s->next) {
+		if (s == self)
+			continue;
+		for (struct ckptsrv_open *o = s->opens; o != NULL; o = o->next)
+			if (o->info.index == index)
+				return 1;
+	}
+	return 0;
+}
+
+static void open_free(struct ckptsrv_open *o)
+{
+	if (o->mr != NULL)
+		fi_close(&o->mr->fid);
+	free(o);
+}
+
+/* Register a region for this session and add it to its opens. Caller holds the lock. */
+static int open_region(struct ckptsrv_session *s, const struct pmu_region_info *info,
+		       struct ckpt_msg *rep)
+{
+	struct ckptsrv *srv = s->l->srv;
+	struct ckptsrv_open *o = calloc(1, sizeof(*o));
+	int ret;
+
+	if (o == NULL)
+		return -ENOMEM;
+	/* Each handle pins a registration in the provider: one client may not hoard them. */
+	if (s->nopens >= CKPTSRV_MAX_OPENS) {
+		ckpt_log(CKPT_LOG_WARNING, LOG, "tenant %s from %s holds %u handles; open refused",
+			 s->tenant, s->peer, s->nopens);
+		free(o);
+		return -EMFILE;
+	}
+	o->info = *info;
+	o->base = pmu_region_base(srv->store, info);
+	ret = ckptsrv_mr_reg(s->l, o->base, info->size, &o->mr, &o->key);
+	if (ret < 0) {
+		free(o);
+		return ret;
+	}
+	o->handle = ++srv->next_handle;
+	o->next = s->opens;
+	s->opens = o;
+	s->nopens++;
+	rep->u.opened.handle = o->handle;
+	rep->u.opened.info = *info;
+	rep->u.opened.is_pmem = pmu_store_is_pmem(srv->store) ? 1 : 0;
+	rep->u.opened.rkey = o->key;
+	rep->u.opened.base = s->l->virt_addr ? (uint64_t)(uintptr_t)o->base : 0;
+	return 0;
+}
+
+static struct ckptsrv_open *find_handle(struct ckptsrv_session *s, uint64_t handle)
+{
+	for (struct ckptsrv_open *o = s->opens; o != NULL; o = o->next)
+		if (o->handle == handle)
+			return o;
+	return NULL;
+}
+
+static void close_handle(struct ckptsrv_session *s, struct ckptsrv_open *victim)
+{
+	for (struct ckptsrv_open **pp = &s->opens; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == victim) {
+			*pp = victim->next;
+			open_free(victim);
+			s->nopens--;
+			return;
+		}
+	}
+}
+
+static int do_create(struct ckptsrv_session *s, const struct ckpt_msg *req, struct ckpt_msg *rep)
+{
+	struct ckptsrv *srv = s->l->srv;
+	struct pmu_region_params p = {
+		.name = req->u.create.name,
+		.owner = s->tenant,
+		.mode = (enum pmu_mode)req->u.create.mode,
+		.size = req->u.create.size,
+		.slot_size = req->u.create.slot_size,
+		.ring_size = req->u.create.ring_size,
+	};
+	struct pmu_region_info info;
+	int ret;
+
+	if (!printable_name(p.name))
+		return -EINVAL;
+	ret = pmu_region_create(srv->store, &p, &info);
+	if (ret < 0)
+		return ret;
+	ret = open_region(s, &info, rep);
+	if (ret < 0) {
+		/* Nobody got a key to it: a region that cannot be opened is not left behind. */
+		pmu_region_delete(srv->store, info.name);
+		return ret;
+	}
+	ckpt_log(CKPT_LOG_INFO, LOG,
+		 "tenant %s from %s created region %s (%llu bytes, mode %d, handle %llu)",
+		 s->tenant, s->peer, info.name, (unsigned long long)info.size, (int)info.mode,
+		 (unsigned long long)rep->u.opened.handle);
+	return 0;
+}
+
+/* Lookup for a tenant: another tenant's region is refused, not hidden, as ckpt.h says. */
+static int lookup_own(struct ckptsrv_session *s, const char *name, struct pmu_region_info *info,
+		      const char *op)
+{
+	int ret = pmu_region_lookup(s->l->srv->store, name, info);
+
+	if (ret < 0)
+		return ret;
+	if (strcmp(info->owner, s->tenant) != 0) {
+		ckpt_log(CKPT_LOG_WARNING, LOG,
+			 "%s of region %s refused for tenant %s from %s: owned by another tenant",
+			 op, name, s->tenant, s->peer);
+		return -EACCES;
+	}
+	return 0;
+}
+
+static int do_open(struct ckptsrv_session *s, const struct ckpt_msg *req, struct ckpt_msg *rep)
+{
+	struct pmu_region_info info;
+	int ret = lookup_own(s, req->u.name.name, &info, "OPEN");
+
+	if (ret < 0)
+		return ret;
+	ret = open_region(s, &info, rep);
+	if (ret == 0)
+		ckpt_log(CKPT_LOG_INFO, LOG, "tenant %s from %s opened region %s (handle %llu)",
+			 s->tenant, s->peer, info.name, (unsigned long long)rep->u.opened.handle);
+	return ret;
+}
+
+static int do_delete(struct ckptsrv_session *s, const struct ckpt_msg *req)
+{
+	struct ckptsrv *srv = s->l->srv;
+	struct pmu_region_info info;
+	struct ckptsrv_open *o, *next;
+	int ret = lookup_own(s, req->u.name.name, &info, "DELETE");
+
+	if (ret < 0)
+		return ret;
+	if (open_elsewhere(srv, s, info.index)) {
+		ckpt_log(CKPT_LOG_NOTICE, LOG,
+			 "DELETE of region %s by tenant %s from %s refused: open by another client",
+			 info.name, s->tenant, s->peer);
+		return -EBUSY;
+	}
+	/* The caller's own handles go with the region: their memory is about to be reused. */
+	for (o = s->opens; o != NULL; o = next) {
+		next = o->next;
+		if (o->info.index == info.index)
+			close_handle(s, o);
+	}
+	ret = pmu_region_delete(srv->store, info.name);
+	if (ret == 0)
+		ckpt_log(CKPT_LOG_INFO, LOG, "tenant %s from %s deleted region %s", s->tenant,
+			 s->peer, info.name);
+	return ret;
+}
+
+static int do_list(struct ckptsrv_session *s, struct ckpt_msg *rep)
+{
+	struct ckptsrv *srv = s->l->srv;
+	struct pmu_region_info *all = calloc(PMU_MAX_REGIONS, sizeof(*all));
+	struct ckpt_region_info *mine = calloc(PMU_MAX_REGIONS, sizeof(*mine));
+	int n, ret = 0;
+
+	if (all == NULL || mine == NULL) {
+		ret = -ENOMEM;
+		goto out_free;
+	}
+	n = pmu_region_list(srv->store, all, PMU_MAX_REGIONS);
+	if (n > PMU_MAX_REGIONS)
+		n = PMU_MAX_REGIONS;
+	rep->u.list.total = 0;
+	for (int i = 0; i < n; i++) {
+		if (strcmp(all[i].owner, s->tenant) != 0)
+			continue;
+		fill_info(srv, &all[i], &mine[rep->u.list.total++]);
+	}
+	rep->u.list.n = rep->u.list.total;
+	rep->u.list.items = mine;
+	mine = NULL; /* the caller frees it after sending */
+out_free:
+	free(mine);
+	free(all);
+	return ret;
+}
+
+static int do_stat(struct ckptsrv_session *s, const struct ckpt_msg *req, struct ckpt_msg *rep)
+{
+	struct pmu_region_info info;
+	int ret = lookup_own(s, req->u.name.name, &info, "STAT");
+
+	if (ret < 0)
+		return ret;
+	fill_info(s->l->srv, &info, &rep->u.stat);
+	return 0;
+}
+
+static int do_persist(struct ckptsrv_session *s, const struct ckpt_msg *req)
+{
+	struct ckptsrv *srv = s->l->srv;
+	struct ckptsrv_open *o = find_handle(s, req->u.persist.handle);
+	uint64_t off = req->u.persist.off, len = req->u.persist.len;
+
+	if (o == NULL) {
+		ckpt_log(CKPT_LOG_WARNING, LOG, "PERSIST from tenant %s at %s: no handle %llu",
+			 s->tenant, s->peer, (unsigned long long)req->u.persist.handle);
+		return -EBADF;
+	}
+	if (off > o->info.size || len > o->info.size - off) {
+		ckpt_log(CKPT_LOG_WARNING, LOG,
+			 "PERSIST from tenant %s at %s refused: [%llu, +%llu) outside region %s "
+			 "(%llu bytes)",
+			 s->tenant, s->peer, (unsigned long long)off, (unsigned long long)len,
+			 o->info.name, (unsigned long long)o->info.size);
+		return -EINVAL;
+	}
+	if (len > 0)
+		pmu_persist(srv->store, (uint8_t *)o->base + off, len);
+	if (o->info.mode == PMU_MODE_OVERWRITE && o->info.ring_size > 0) {
+		pthread_mutex_lock(&srv->lock);
+		srv->journal_due = true;
+		pthread_cond_signal(&srv->journal_kick);
+		pthread_mutex_unlock(&srv->lock);
+	}
+	return 0;
+}
+
+static int do_lease(struct ckptsrv_session *s, const struct ckpt_msg *req)
+{
+	struct ckptsrv_open *o = find_handle(s, req->u.lease.handle);
+	int ret;
+
+	if (o == NULL)
+		return -EBADF;
+	if (strcmp(o->info.owner, s->tenant) != 0)
+		return -EACCES;
+	if (req->u.lease.ttl_ms == 0)
+		return -EINVAL;
+	ret = pmu_region_lease(s->l->srv->store, o->info.name,
+			       pmu_now_ns() + (uint64_t)req->u.lease.ttl_ms * 1000000u);
+	if (ret == 0)
+		ckpt_log(CKPT_LOG_DEBUG, LOG, "tenant %s renewed its lease on %s for %u ms",
+			 s->tenant, o->info.name, req->u.lease.ttl_ms);
+	return ret;
+}
+
+static int dispatch(struct ckptsrv_session *s, const struct ckpt_msg *req, struct ckpt_msg *rep)
+{
+	struct ckptsrv *srv = s->l->srv;
+	struct ckptsrv_open *o;
+	int ret;
+
+	/*
+	 * PERSIST flushes caches and may take a while, so it runs without the lock: only this
+	 * thread changes this session's opens, and DELETE refuses a region open elsewhere.
+	 */
+	if (req->type == CKPT_MSG_PERSIST)
+		return do_persist(s, req);
+	/* A wedged endpoint would hang the client inside the provider: refuse up front. */
+	if ((req->type == CKPT_MSG_CREATE || req->type == CKPT_MSG_OPEN) &&
+	    __atomic_load_n(&s->l->wedged, __ATOMIC_RELAXED)) {
+		ckpt_log(CKPT_LOG_ERR, LOG, "%s from tenant %s at %s refused: %s is wedged",
+			 type_name(req->type), s->tenant, s->peer, s->l->url);
+		return -EIO;
+	}
+	pthread_mutex_lock(&srv->lock);
+	switch (req->type) {
+	case CKPT_MSG_CREATE:
+		ret = do_create(s, req, rep);
+		break;
+	case CKPT_MSG_OPEN:
+		ret = do_open(s, req, rep);
+		break;
+	case CKPT_MSG_CLOSE:
+		o = find_handle(s, req->u.close.handle);
+		ret = o == NULL ? -EBADF : 0;
+		if (o != NULL)
+			close_handle(s, o);
+		break;
+	case CKPT_MSG_DELETE:
+		ret = do_delete(s, req);
+		break;
+	case CKPT_MSG_LIST:
+		ret = do_list(s, rep);
+		break;
+	case CKPT_MSG_STAT:
+		ret = do_stat(s, req, rep);
+		break;
+	case CKPT_MSG_LEASE:
+		ret = do_lease(s, req);
+		break;
+	default:
+		ret = -EPROTO;
+		break;
+	}
+	pthread_mutex_unlock(&srv->lock);
+	return ret;
+}
+
+/* Challenge-response; on success s->tenant is set. */
+static int authenticate(struct ckptsrv_session *s)
+{
+	struct ckptsrv *srv = s->l->srv;
+	uint8_t secret[SECRET_MAX];
+	struct ckpt_msg m = {.type = CKPT_MSG_CHALLENGE};
+	uint8_t srv_nonce[CKPT_PROTO_NONCE], cli_nonce[CKPT_PROTO_NONCE];
+	int slen, ret;
+
+	randombytes_buf(srv_nonce, sizeof(srv_nonce));
+	memcpy(m.u.challenge.nonce, srv_nonce, sizeof(srv_nonce));
+	ret = ckpt_proto_send_msg(s->fd, &m, AUTH_TIMEOUT_MS);
+	if (ret < 0)
+		return ret;
+	ret = ckpt_proto_recv_msg(s->fd, s->buf, &m, AUTH_TIMEOUT_MS);
+	if (ret < 0 || m.type != CKPT_MSG_HELLO) {
+		ckpt_log(CKPT_LOG_WARNING, LOG,
+			 "auth from %s: %s instead of a well-formed HELLO; closing", s->peer,
+			 ret == -EINVAL ? "a malformed message"
+			 : ret < 0	? strerror(-ret)
+					: "another message");
+		return ret < 0 ? ret : -EPROTO;
+	}
+	memcpy(cli_nonce, m.u.hello.nonce, sizeof(cli_nonce));
+	if (!printable_name(m.u.hello.tenant)) {
+		ckpt_log(CKPT_LOG_WARNING, LOG, "auth refused for a malformed tenant name from %s",
+			 s->peer);
+		slen = -EINVAL;
+	} else {
+		slen = ckpt_secret_load(srv->cfg.secret_file, m.u.hello.tenant, secret,
+					sizeof(secret));
+	}
+	if (slen < 0 || ckpt_proto_client_verify(secret, (size_t)slen, srv_nonce, cli_nonce,
+						 m.u.hello.tenant, m.u.hello.mac) != 0) {
+		if (slen != -EINVAL || printable_name(m.u.hello.tenant))
+			ckpt_log(CKPT_LOG_WARNING, LOG, "auth refused for tenant %s from %s%s",
+				 m.u.hello.tenant, s->peer,
+				 slen == -ENOENT ? " (unknown tenant)" : "");
+		sodium_memzero(secret, sizeof(secret));
+		memset(&m, 0, sizeof(m));
+		m.type = CKPT_MSG_WELCOME;
+		m.status = -EACCES;
+		ckpt_proto_send_msg(s->fd, &m, REPLY_TIMEOUT_MS);
+		return -EACCES;
+	}
+	snprintf(s->tenant, sizeof(s->tenant), "%s", m.u.hello.tenant);
+	memset(&m, 0, sizeof(m));
+	m.type = CKPT_MSG_WELCOME;
+	ckpt_proto_server_mac(secret, (size_t)slen, cli_nonce, srv_nonce, m.u.welcome.mac);
+	sodium_memzero(secret, sizeof(secret));
+	m.u.welcome.ep_len = s->l->epname_len;
+	memcpy(m.u.welcome.ep, s->l->epname, s->l->epname_len);
+	ret = ckpt_proto_send_msg(s->fd, &m, REPLY_TIMEOUT_MS);
+	if (ret == 0)
+		ckpt_log(CKPT_LOG_INFO, LOG, "tenant %s authenticated from %s on %s", s->tenant,
+			 s->peer, s->l->url);
+	return ret;
+}
+
+static void serve(struct ckptsrv_session *s)
+{
+	struct ckpt_msg req, rep;
+	int ret;
+
+	if (authenticate(s) < 0)
+		return;
+	for (;;) {
+		ret = ckpt_proto_recv_msg(s->fd, s->buf, &req, -1);
+		if (ret == -ECONNRESET)
+			return;
+		if (ret < 0) {
+			ckpt_log(CKPT_LOG_WARNING, LOG,
+				 "tenant %s from %s: %s on the control channel; closing it",
+				 s->tenant, s->peer,
+				 ret == -EINVAL ? "malformed message" : strerror(-ret));
+			return;
+		}
+		if ((req.type & CKPT_MSG_REPLY) != 0 || req.type < CKPT_MSG_CREATE) {
+			ckpt_log(CKPT_LOG_WARNING, LOG,
+				 "tenant %s from %s sent message type %#x out of place; closing",
+				 s->tenant, s->peer, req.type);
+			return;
+		}
+		memset(&rep, 0, sizeof(rep));
+		rep.type = req.type | CKPT_MSG_REPLY;
+		rep.seq = req.seq;
+		rep.status = dispatch(s, &req, &rep);
+		if (rep.status < 0 && rep.status != -ENOENT)
+			ckpt_log(CKPT_LOG_INFO, LOG, "%s from tenant %s at %s: %s",
+				 type_name(req.type), s->tenant, s->peer, strerror(-rep.status));
+		ret = ckpt_proto_send_msg(s->fd, &rep, REPLY_TIMEOUT_MS);
+		if (rep.type == (CKPT_MSG_LIST | CKPT_MSG_REPLY))
+			free(rep.u.list.items);
+		if (ret < 0) {
+			ckpt_log(CKPT_LOG_WARNING, LOG,
+				 "tenant %s from %s: reply not taken (%s); closing", s->tenant,
+				 s->peer, strerror(-ret));
+			return;
+		}
+	}
+}
+
+static void *session_main(void *arg)
+{
+	struct ckptsrv_session *s = arg;
+	struct ckptsrv *srv = s->l->srv;
+	struct ckptsrv_open *o;
+	unsigned int dropped = 0;
+
+	serve(s);
+	pthread_mutex_lock(&srv->lock);
+	/* A client that goes away loses its keys: every registration it held is undone. */
+	while ((o = s->opens) != NULL) {
+		s->opens = o->next;
+		open_free(o);
+		dropped++;
+	}
+	for (struct ckptsrv_session **pp = &srv->sessions; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == s) {
+			*pp = s->next;
+			break;
+		}
+	}
+	srv->nsessions--;
+	close(s->fd);
+	s->fd = -1;
+	if (srv->nsessions == 0)
+		pthread_cond_broadcast(&srv->sessions_gone);
+	pthread_mutex_unlock(&srv->lock);
+	if (s->tenant[0] != '\0')
+		ckpt_log(CKPT_LOG_INFO, LOG,
+			 "tenant %s from %s disconnected (%u region handle(s) released)", s->tenant,
+			 s->peer, dropped);
+	else
+		ckpt_log(CKPT_LOG_INFO, LOG, "%s disconnected before authenticating", s->peer);
+	free(s);
+	return NULL;
+}
+
+void ckptsrv_session_start(struct ckptsrv_listener *l, int fd, const char *peer)
+{
+	struct ckptsrv *srv = l->srv;
+	struct ckptsrv_session *s;
+	pthread_attr_t attr;
+	pthread_t t;
+	int ret;
+
+	s = calloc(1, sizeof(*s));
+	if (s == NULL) {
+		ckpt_log(CKPT_LOG_ERR, LOG, "%s: out of memory for a session from %s", l->url,
+			 peer);
+		close(fd);
+		return;
+	}
+	s->l = l;
+	s->fd = fd;
+	snprintf(s->peer, sizeof(s->peer), "%s", peer);
+	pthread_mutex_lock(&srv->lock);
+	if (srv->nsessions >= CKPTSRV_MAX_SESSIONS || srv->stop) {
+		pthread_mutex_unlock(&srv->lock);
+		ckpt_log(CKPT_LOG_WARNING, LOG, "%s: refusing %s: %u sessions already", l->url,
+			 peer, CKPTSRV_MAX_SESSIONS);
+		close(fd);
+		free(s);
+		return;
+	}
+	s->next = srv->sessions;
+	srv->sessions = s;
+	srv->nsessions++;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	ret = pthread_create(&t, &attr, session_main, s);
+	pthread_attr_destroy(&attr);
+	if (ret != 0) {
+		srv->sessions = s->next;
+		srv->nsessions--;
+		pthread_mutex_unlock(&srv->lock);
+		ckpt_log(CKPT_LOG_ERR, LOG, "%s: no thread for %s: %s", l->url, peer,
+			 strerror(ret));
+		close(fd);
+		free(s);
+		return;
+	}
+	pthread_mutex_unlock(&srv->lock);
+	ckpt_log(CKPT_LOG_DEBUG, LOG, "%s: connection from %s", l->url, peer);
+}
+
+/*
+ * A progress thread that does not come back from libfabric has wedged its endpoint. Seen
+ * with shm: a client killed while it held the spinlock shm keeps in this server's shared
+ * region leaves every later fi_cq_read spinning on it (libfabric 1.17 has no owner-death
+ * recovery there). Nothing here can free it; the listener is marked so that new opens fail
+ * fast instead of hanging clients, and the operator is told to restart.
+ */
+static void watch_progress(struct ckptsrv *srv)
+{
+	uint64_t now = ckptsrv_now_ms();
+
+	for (unsigned int i = 0; i < srv->nlisteners; i++) {
+		struct ckptsrv_listener *l = &srv->listeners[i];
+		uint64_t beat = __atomic_load_n(&l->progress_beat, __ATOMIC_RELAXED);
+		bool stuck = l->threads_started && now > beat + CKPTSRV_WEDGED_MS;
+
+		if (stuck == __atomic_load_n(&l->wedged, __ATOMIC_RELAXED))
+			continue;
+		__atomic_store_n(&l->wedged, stuck, __ATOMIC_RELAXED);
+		if (stuck)
+			ckpt_log(CKPT_LOG_ERR, LOG,
+				 "%s: progress thread stuck inside libfabric for over %d s (for "
+				 "shm: a client died holding the provider's lock); this listener "
+				 "moves no data and refuses opens; restart ckptsrv (the store is "
+				 "crash-consistent)",
+				 l->url, CKPTSRV_WEDGED_MS / 1000);
+		else
+			ckpt_log(CKPT_LOG_NOTICE, LOG, "%s: progress thread running again", l->url);
+	}
+}
+
+/*
+ * Journals of open overwrite regions are applied every few milliseconds, and at once after
+ * a PERSIST, so that a restore finds most records in their slots already.
+ */
+static void *journal_main(void *arg)
+{
+	struct ckptsrv *srv = arg;
+	uint8_t seen[PMU_MAX_REGIONS];
+
+	pthread_mutex_lock(&srv->lock);
+	while (!srv->stop) {
+		struct timespec until;
+
+		if (!srv->journal_due) {
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_nsec += JOURNAL_PERIOD_NS;
+			if (until.tv_nsec >= 1000000000) {
+				until.tv_sec++;
+				until.tv_nsec -= 1000000000;
+			}
+			pthread_cond_timedwait(&srv->journal_kick, &srv->lock, &until);
+		}
+		srv->journal_due = false;
+		watch_progress(srv);
+		memset(seen, 0, sizeof(seen));
+		for (struct ckptsrv_session *s = srv->sessions; s != NULL; s = s->next) {
+			for (struct ckptsrv_open *o = s->opens; o != NULL; o = o->next) {
+				int n;
+
+				if (o->info.mode != PMU_MODE_OVERWRITE || o->info.ring_size == 0 ||
+				    seen[o->info.index])
+					continue;
+				seen[o->info.index] = 1;
+				n = pmu_journal_apply(srv->store, &o->info);
+				if (n < 0)
+					ckpt_log(CKPT_LOG_WARNING, LOG,
+						 "journal of region %s (tenant %s) not applied: %s",
+						 o->info.name, s->tenant, strerror(-n));
+				else if (n > 0)
+					ckpt_log(CKPT_LOG_DEBUG, LOG,
+						 "journal of region %s: %d record(s) applied",
+						 o->info.name, n);
+			}
+		}
+	}
+	pthread_mutex_unlock(&srv->lock);
+	return NULL;
+}
+
+/*
+ * Journals a crash left unapplied are applied before anyone connects, so a region that is
+ * not opened again soon still has its records in their slots.
+ */
+static void apply_journals_at_start(struct ckptsrv *srv)
+{
+	struct pmu_region_info *all = calloc(PMU_MAX_REGIONS, sizeof(*all));
+	int n;
+
+	if (all == NULL)
+		return;
+	n = pmu_region_list(srv->store, all, PMU_MAX_REGIONS);
+	for (int i = 0; i < n && i < PMU_MAX_REGIONS; i++) {
+		int applied;
+
+		if (all[i].mode != PMU_MODE_OVERWRITE || all[i].ring_size == 0)
+			continue;
+		applied = pmu_journal_apply(srv->store, &all[i]);
+		if (applied < 0)
+			ckpt_log(CKPT_LOG_WARNING, LOG, "journal of region %s not applied: %s",
+				 all[i].name, strerror(-applied));
+		else if (applied > 0)
+			ckpt_log(CKPT_LOG_NOTICE, LOG,
+				 "journal of region %s: %d record(s) left by the last run applied",
+				 all[i].name, applied);
+	}
+	free(all);
+}
+
+/* @return 0 when every session is gone, -EBUSY when some still run. */
+static int shutdown_sessions(struct ckptsrv *srv)
+{
+	struct timespec until;
+	int ret = 0;
+
+	pthread_mutex_lock(&srv->lock);
+	/* Wake every session blocked in recv; each then releases its handles and exits. */
+	for (struct ckptsrv_session *s = srv->sessions; s != NULL; s = s->next)
+		shutdown(s->fd, SHUT_RDWR);
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += SHUTDOWN_WAIT_SECS;
+	while (srv->nsessions > 0) {
+		if (pthread_cond_timedwait(&srv->sessions_gone, &srv->lock, &until) != 0)
+			break;
+	}
+	if (srv->nsessions > 0) {
+		ckpt_log(CKPT_LOG_WARNING, LOG,
+			 "%u session(s) did not finish in %d s; exiting without closing the "
+			 "store (it is crash-consistent)",
+			 srv->nsessions, SHUTDOWN_WAIT_SECS);
+		ret = -EBUSY;
+	}
+	pthread_mutex_unlock(&srv->lock);
+	return ret;
+}
+
+int main(int argc, char **argv)
+{
+	static struct ckptsrv srv;
+	sigset_t sigs;
+	int ret, sig = 0;
+	bool journal_started = false;
+
+	ret = ckptsrv_config_parse(argc, argv, &srv.cfg);
+	if (ret != 0)
+		return ret > 0 ? 0 : 2;
+	if (srv.cfg.log_level != 0)
+		ckpt_log_set(NULL, srv.cfg.log_level);
+	if (sodium_init() < 0) {
+		ckpt_log(CKPT_LOG_ERR, LOG, "libsodium failed to initialise");
+		return 1;
+	}
+	/* Only the main thread takes signals; every thread created below inherits the mask. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	pthread_mutex_init(&srv.lock, NULL);
+	pthread_cond_init(&srv.journal_kick, NULL);
+	pthread_cond_init(&srv.sessions_gone, NULL);
+
+	/* The secret file is read at every authentication; check it once now. */
+	{
+		uint8_t probe[SECRET_MAX];
+
+		ret = ckpt_secret_load(srv.cfg.secret_file, NULL, probe, sizeof(probe));
+		sodium_memzero(probe, sizeof(probe));
+		if (ret < 0) {
+			ckpt_log(CKPT_LOG_ERR, LOG, "secret file %s unusable: %s",
+				 srv.cfg.secret_file, strerror(-ret));
+			return 1;
+		}
+	}
+	srv.store = pmu_store_open(srv.cfg.pmem, srv.cfg.size, PMU_CREATE);
+	if (srv.store == NULL) {
+		ckpt_log(CKPT_LOG_ERR, LOG, "cannot open store %s: %s", srv.cfg.pmem,
+			 strerror(errno));
+		return 1;
+	}
+	apply_journals_at_start(&srv);
+	ret = 1;
+	for (unsigned int i = 0; i < srv.cfg.nlisten; i++) {
+		struct ckptsrv_listener *l = &srv.listeners[i];
+
+		srv.nlisteners = i + 1;
+		if (ckptsrv_listener_open(&srv, l, srv.cfg.listen[i]) < 0 ||
+		    ckptsrv_listener_start(l) < 0)
+			goto err_stop;
+	}
+	if (pthread_create(&srv.journal_thr, NULL, journal_main, &srv) != 0) {
+		ckpt_log(CKPT_LOG_ERR, LOG, "cannot start the journal thread");
+		goto err_stop;
+	}
+	journal_started = true;
+	ckpt_log(CKPT_LOG_NOTICE, LOG, "serving store %s (%s) on %u listener(s)", srv.cfg.pmem,
+		 pmu_store_is_pmem(srv.store) ? "pmem" : "msync", srv.nlisteners);
+	while (sigwait(&sigs, &sig) != 0 || (sig != SIGINT && sig != SIGTERM))
+		;
+	ckpt_log(CKPT_LOG_NOTICE, LOG, "%s: shutting down", strsignal(sig));
+	ret = 0;
+err_stop:
+	srv.stop = true;
+	/* Sessions still use their listener's domain: they go first. */
+	if (shutdown_sessions(&srv) < 0)
+		return ret;
+	if (journal_started) {
+		pthread_mutex_lock(&srv.lock);
+		pthread_cond_signal(&srv.journal_kick);
+		pthread_mutex_unlock(&srv.lock);
+		pthread_join(srv.journal_thr, NULL);
+	}
+	for (unsigned int i = 0; i < srv.nlisteners; i++)
+		ckptsrv_listener_close(&srv.listeners[i]);
+	pmu_store_close(&srv.store);
+	return ret;
+}

@@ -1,0 +1,140 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * ckptsrv internals: configuration, libfabric listeners, client sessions.
+ */
+#ifndef CKPTSRV_H
+#define CKPTSRV_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <rdma/fabric.h>
+#include <rdma/fi_domain.h>
+#include <rdma/fi_endpoint.h>
+
+#include "holdfast/pmu.h"
+#include "proto.h"
+
+#define CKPTSRV_MAX_LISTEN   8
+#define CKPTSRV_URL_MAX	     256
+#define CKPTSRV_MAX_SESSIONS 1024
+#define CKPTSRV_MAX_OPENS    1024 /* handles one session may hold */
+#define CKPTSRV_WEDGED_MS    5000
+
+/** CLOCK_MONOTONIC in milliseconds. */
+uint64_t ckptsrv_now_ms(void);
+
+struct ckptsrv_config {
+	char pmem[4096];
+	uint64_t size;
+	char listen[CKPTSRV_MAX_LISTEN][CKPTSRV_URL_MAX];
+	unsigned int nlisten;
+	char secret_file[4096];
+	bool allow_shm;
+	enum ckpt_log_level log_level; /* 0 until set: NOTICE */
+};
+
+/**
+ * Fill @p cfg from argv (and the --config file it names; flags given on the command line
+ * win over the file, and command-line --listen replace the file's).
+ * @return 0, 1 when --help was asked for (usage printed), or -EINVAL (reason logged).
+ */
+int ckptsrv_config_parse(int argc, char **argv, struct ckptsrv_config *cfg);
+
+/** Load a config file into @p cfg. @return 0 or -EINVAL/-errno, "file:line: why" logged. */
+int ckptsrv_config_load(const char *path, struct ckptsrv_config *cfg);
+
+enum ckptsrv_kind {
+	CKPTSRV_TCP,
+	CKPTSRV_SHM,
+	CKPTSRV_VERBS,
+};
+
+struct ckptsrv;
+
+/** One --listen URL: a control socket and one libfabric RDM endpoint. */
+struct ckptsrv_listener {
+	struct ckptsrv *srv;
+	char url[CKPTSRV_URL_MAX];
+	enum ckptsrv_kind kind;
+	const char *prov;
+	int lfd; /* control socket */
+	struct fi_info *info;
+	struct fid_fabric *fabric;
+	struct fid_domain *domain;
+	struct fid_av *av;
+	struct fid_cq *cq;
+	struct fid_ep *ep;
+	uint8_t epname[CKPT_PROTO_EP_MAX];
+	uint32_t epname_len;
+	bool cq_wait;	/* the CQ has a wait object: fi_cq_sread works */
+	bool virt_addr; /* FI_MR_VIRT_ADDR: remote addresses are virtual addresses */
+	bool prov_key;	/* FI_MR_PROV_KEY: the provider picks keys */
+	pthread_t progress_thr;
+	pthread_t accept_thr;
+	bool threads_started;
+	/* ms (CLOCK_MONOTONIC) when the progress thread last came back from libfabric */
+	uint64_t progress_beat;
+	/* the progress thread has not come back for CKPTSRV_WEDGED_MS (see ckptsrv.c) */
+	bool wedged;
+};
+
+/** A region opened by one session: its memory registration is its remote key. */
+struct ckptsrv_open {
+	struct ckptsrv_open *next;
+	uint64_t handle;
+	struct pmu_region_info info;
+	void *base;
+	struct fid_mr *mr;
+	uint64_t key;
+};
+
+struct ckptsrv_session {
+	struct ckptsrv_session *next;
+	struct ckptsrv_listener *l;
+	int fd;
+	char peer[128];
+	char tenant[PMU_NAME_MAX];
+	struct ckptsrv_open *opens;
+	unsigned int nopens;
+	uint8_t buf[CKPT_PROTO_FRAME_MAX];
+};
+
+struct ckptsrv {
+	struct ckptsrv_config cfg;
+	struct pmu_store *store;
+	struct ckptsrv_listener listeners[CKPTSRV_MAX_LISTEN];
+	unsigned int nlisteners;
+	/* Protects the store's table, every session's opens, and the session list. */
+	pthread_mutex_t lock;
+	pthread_cond_t journal_kick;
+	pthread_cond_t sessions_gone;
+	bool journal_due;
+	struct ckptsrv_session *sessions;
+	unsigned int nsessions;
+	uint64_t next_handle;
+	pthread_t journal_thr;
+	volatile bool stop;
+};
+
+/** Parse @p url, open its control socket and its endpoint. @return 0 or -errno (logged). */
+int ckptsrv_listener_open(struct ckptsrv *srv, struct ckptsrv_listener *l, const char *url);
+
+/** Start the listener's progress and accept threads. @return 0 or -errno. */
+int ckptsrv_listener_start(struct ckptsrv_listener *l);
+
+/** Stop the threads (srv->stop must be set) and close everything. */
+void ckptsrv_listener_close(struct ckptsrv_listener *l);
+
+/**
+ * Register @p len bytes at @p base for remote read and write with a fresh random key.
+ * @return 0 with *mr and *key, or -errno (logged).
+ */
+int ckptsrv_mr_reg(struct ckptsrv_listener *l, void *base, uint64_t len, struct fid_mr **mr,
+		   uint64_t *key);
+
+/** Serve one accepted control connection (runs on its own thread). */
+void ckptsrv_session_start(struct ckptsrv_listener *l, int fd, const char *peer);
+
+#endif /* CKPTSRV_H */

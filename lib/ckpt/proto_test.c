@@ -1,0 +1,543 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "proto.h"
+
+static uint8_t buf[CKPT_PROTO_FRAME_MAX];
+
+static struct pmu_region_info sample_region(void)
+{
+	struct pmu_region_info r = {
+		.mode = PMU_MODE_OVERWRITE,
+		.index = 3,
+		.offset = 1 << 20,
+		.size = 1 << 22,
+		.slot_size = 256,
+		.nslots = 1000,
+		.ring_off = 4096 + 256000,
+		.ring_size = 65536,
+		.created_ns = 1700000000123456789ull,
+		.lease_ns = 1700000001000000000ull,
+	};
+	strcpy(r.name, "fw1-state");
+	strcpy(r.owner, "tenant-a");
+	return r;
+}
+
+static int round_trip(const struct ckpt_msg *in, struct ckpt_msg *out)
+{
+	int n = ckpt_proto_encode(in, buf, sizeof(buf));
+
+	assert_true(n >= CKPT_PROTO_HDR_LEN);
+	assert_int_equal(ckpt_proto_frame_len(buf), n);
+	assert_int_equal(ckpt_proto_decode(buf, (size_t)n, out), 0);
+	assert_int_equal(out->type, in->type);
+	assert_int_equal(out->seq, in->seq);
+	assert_int_equal(out->status, in->status);
+	return n;
+}
+
+static void test_header_is_little_endian_with_fixed_layout(void **state)
+{
+	struct ckpt_msg m = {.type = CKPT_MSG_CLOSE, .seq = 0x01020304, .u.close.handle = 9};
+	int n;
+
+	(void)state;
+	n = ckpt_proto_encode(&m, buf, sizeof(buf));
+	assert_int_equal(n, CKPT_PROTO_HDR_LEN + 8);
+	assert_memory_equal(buf, ((uint8_t[]){8, 0, 0, 0, CKPT_MSG_CLOSE, 0, 1, 0, 4, 3, 2, 1}),
+			    12);
+	assert_int_equal(buf[16], 9);
+}
+
+static void test_auth_messages_round_trip(void **state)
+{
+	struct ckpt_msg in = {.type = CKPT_MSG_HELLO, .seq = 1}, out;
+
+	(void)state;
+	strcpy(in.u.hello.tenant, "tenant-a");
+	memset(in.u.hello.nonce, 0xa5, CKPT_PROTO_NONCE);
+	memset(in.u.hello.mac, 0x5a, CKPT_PROTO_MAC);
+	assert_int_equal(round_trip(&in, &out), CKPT_PROTO_HDR_LEN + 64 + 32 + 32);
+	assert_string_equal(out.u.hello.tenant, "tenant-a");
+	assert_memory_equal(out.u.hello.nonce, in.u.hello.nonce, CKPT_PROTO_NONCE);
+	assert_memory_equal(out.u.hello.mac, in.u.hello.mac, CKPT_PROTO_MAC);
+
+	memset(&in, 0, sizeof(in));
+	in.type = CKPT_MSG_WELCOME;
+	in.u.welcome.ep_len = 17;
+	memcpy(in.u.welcome.ep, "\x02\x00\x9c\x40\x7f\x00\x00\x01rest-of-n", 17);
+	memset(in.u.welcome.mac, 7, CKPT_PROTO_MAC);
+	round_trip(&in, &out);
+	assert_int_equal(out.u.welcome.ep_len, 17);
+	assert_memory_equal(out.u.welcome.ep, in.u.welcome.ep, 17);
+
+	/* A refusal is a WELCOME with a status and nothing else. */
+	memset(&in, 0, sizeof(in));
+	in.type = CKPT_MSG_WELCOME;
+	in.status = -EACCES;
+	assert_int_equal(round_trip(&in, &out), CKPT_PROTO_HDR_LEN);
+	assert_int_equal(out.status, -EACCES);
+}
+
+static void test_requests_round_trip(void **state)
+{
+	struct ckpt_msg in = {.type = CKPT_MSG_CREATE, .seq = 77}, out;
+
+	(void)state;
+	strcpy(in.u.create.name, "r");
+	in.u.create.mode = PMU_MODE_APPEND;
+	in.u.create.slot_size = 512;
+	in.u.create.size = 1ull << 40;
+	in.u.create.ring_size = 12345;
+	round_trip(&in, &out);
+	assert_string_equal(out.u.create.name, "r");
+	assert_int_equal(out.u.create.mode, PMU_MODE_APPEND);
+	assert_int_equal(out.u.create.slot_size, 512);
+	assert_true(out.u.create.size == 1ull << 40);
+	assert_true(out.u.create.ring_size == 12345);
+
+	memset(&in, 0, sizeof(in));
+	in.type = CKPT_MSG_PERSIST;
+	in.u.persist.handle = 0xfedcba9876543210ull;
+	in.u.persist.off = 4096;
+	in.u.persist.len = UINT64_MAX;
+	round_trip(&in, &out);
+	assert_true(out.u.persist.handle == 0xfedcba9876543210ull);
+	assert_true(out.u.persist.off == 4096);
+	assert_true(out.u.persist.len == UINT64_MAX);
+
+	memset(&in, 0, sizeof(in));
+	in.type = CKPT_MSG_LEASE;
+	in.u.lease.handle = 5;
+	in.u.lease.ttl_ms = 3000;
+	round_trip(&in, &out);
+	assert_true(out.u.lease.handle == 5);
+	assert_int_equal(out.u.lease.ttl_ms, 3000);
+
+	memset(&in, 0, sizeof(in));
+	in.type = CKPT_MSG_STAT;
+	strcpy(in.u.name.name, "a-name-of-exactly-sixty-three-characters-long-xxxxxxxxxxxxxxxxx");
+	assert_int_equal(strlen(in.u.name.name), PMU_NAME_MAX - 1);
+	round_trip(&in, &out);
+	assert_string_equal(out.u.name.name, in.u.name.name);
+
+	memset(&in, 0, sizeof(in));
+	in.type = CKPT_MSG_LIST;
+	assert_int_equal(round_trip(&in, &out), CKPT_PROTO_HDR_LEN);
+}
+
+static void test_open_reply_carries_geometry_key_and_base(void **state)
+{
+	struct ckpt_msg in = {.type = CKPT_MSG_OPEN | CKPT_MSG_REPLY, .seq = 3}, out;
+
+	(void)state;
+	in.u.opened.handle = 42;
+	in.u.opened.info = sample_region();
+	in.u.opened.is_pmem = 1;
+	in.u.opened.rkey = 0x0123456789abcdefull;
+	in.u.opened.base = 0x7f0000001000ull;
+	round_trip(&in, &out);
+	assert_true(out.u.opened.handle == 42);
+	assert_memory_equal(&out.u.opened.info, &in.u.opened.info, sizeof(in.u.opened.info));
+	assert_int_equal(out.u.opened.is_pmem, 1);
+	assert_true(out.u.opened.rkey == 0x0123456789abcdefull);
+	assert_true(out.u.opened.base == 0x7f0000001000ull);
+}
+
+static void test_list_reply_round_trips_and_respects_cap(void **state)
+{
+	struct ckpt_region_info items[3] = {0}, got[2];
+	struct ckpt_msg in = {.type = CKPT_MSG_LIST | CKPT_MSG_REPLY}, out = {0};
+
+	(void)state;
+	for (int i = 0; i < 3; i++) {
+		items[i].r = sample_region();
+		items[i].r.index = (uint32_t)i;
+		items[i].lease_alive = i == 1;
+		items[i].ring_head = 100 + (uint64_t)i;
+		items[i].ring_tail = 50;
+	}
+	in.u.list.total = 5;
+	in.u.list.n = 3;
+	in.u.list.items = items;
+	out.u.list.items = got;
+	out.u.list.cap = 2;
+	assert_int_equal(round_trip(&in, &out), CKPT_PROTO_HDR_LEN + 8 + 3 * CKPT_PROTO_INFO_LEN);
+	assert_int_equal(out.u.list.total, 5);
+	assert_int_equal(out.u.list.n, 3);
+	assert_int_equal(got[1].r.index, 1);
+	assert_true(got[1].lease_alive);
+	assert_false(got[0].lease_alive);
+	assert_true(got[1].ring_head == 101);
+}
+
+static void test_error_reply_has_no_body(void **state)
+{
+	struct ckpt_msg in = {.type = CKPT_MSG_OPEN | CKPT_MSG_REPLY, .status = -ENOENT}, out;
+
+	(void)state;
+	assert_int_equal(round_trip(&in, &out), CKPT_PROTO_HDR_LEN);
+	assert_int_equal(out.status, -ENOENT);
+}
+
+static void test_encode_refuses_bad_fields(void **state)
+{
+	struct ckpt_msg m = {.type = CKPT_MSG_OPEN};
+
+	(void)state;
+	memset(m.u.name.name, 'x', PMU_NAME_MAX); /* no NUL */
+	assert_int_equal(ckpt_proto_encode(&m, buf, sizeof(buf)), -EINVAL);
+	m.type = 999;
+	assert_int_equal(ckpt_proto_encode(&m, buf, sizeof(buf)), -EINVAL);
+	m.type = CKPT_MSG_CLOSE;
+	m.status = -EIO; /* requests carry no status */
+	assert_int_equal(ckpt_proto_encode(&m, buf, sizeof(buf)), -EINVAL);
+	m.status = 0;
+	assert_int_equal(ckpt_proto_encode(&m, buf, CKPT_PROTO_HDR_LEN + 4), -ENOSPC);
+	m.type = CKPT_MSG_WELCOME;
+	m.u.welcome.ep_len = CKPT_PROTO_EP_MAX + 1;
+	assert_int_equal(ckpt_proto_encode(&m, buf, sizeof(buf)), -EINVAL);
+	m.type = CKPT_MSG_CREATE;
+	strcpy(m.u.create.name, "r");
+	m.u.create.mode = 3;
+	assert_int_equal(ckpt_proto_encode(&m, buf, sizeof(buf)), -EINVAL);
+}
+
+/* Encode a good message, let the caller damage it, and expect decode to refuse. */
+static int encode_then(uint16_t type, int (*damage)(uint8_t *, int))
+{
+	struct ckpt_msg m = {.type = type}, out;
+	int n;
+
+	if (type == CKPT_MSG_OPEN)
+		strcpy(m.u.name.name, "region");
+	if (type == (CKPT_MSG_OPEN | CKPT_MSG_REPLY))
+		m.u.opened.info = sample_region();
+	n = ckpt_proto_encode(&m, buf, sizeof(buf));
+	assert_true(n > 0);
+	n = damage(buf, n);
+	return ckpt_proto_decode(buf, (size_t)n, &out);
+}
+
+static int wrong_version(uint8_t *b, int n)
+{
+	b[6] = 2;
+	return n;
+}
+
+static int unknown_type(uint8_t *b, int n)
+{
+	b[4] = 0x7f;
+	return n;
+}
+
+static int truncated(uint8_t *b, int n)
+{
+	(void)b;
+	return n - 1;
+}
+
+static int longer_than_stated(uint8_t *b, int n)
+{
+	b[n] = 0;
+	return n + 1;
+}
+
+static int body_too_long_for_type(uint8_t *b, int n)
+{
+	b[0]++;
+	b[n] = 0;
+	return n + 1;
+}
+
+static int name_without_nul(uint8_t *b, int n)
+{
+	memset(b + CKPT_PROTO_HDR_LEN, 'a', PMU_NAME_MAX);
+	return n;
+}
+
+static int bytes_after_name_nul(uint8_t *b, int n)
+{
+	b[CKPT_PROTO_HDR_LEN + PMU_NAME_MAX - 1] = 'z';
+	return n;
+}
+
+static int empty_name(uint8_t *b, int n)
+{
+	memset(b + CKPT_PROTO_HDR_LEN, 0, PMU_NAME_MAX);
+	return n;
+}
+
+static int status_on_request(uint8_t *b, int n)
+{
+	b[12] = 0xfe;
+	b[13] = b[14] = b[15] = 0xff;
+	return n;
+}
+
+static int huge_length(uint8_t *b, int n)
+{
+	b[0] = b[1] = b[2] = b[3] = 0xff;
+	return n;
+}
+
+static int bad_mode_in_reply(uint8_t *b, int n)
+{
+	b[CKPT_PROTO_HDR_LEN + 8 + 128] = 9;
+	return n;
+}
+
+static int nonzero_reserved_in_reply(uint8_t *b, int n)
+{
+	b[CKPT_PROTO_HDR_LEN + 8 + CKPT_PROTO_REGION_LEN + 3] = 1;
+	return n;
+}
+
+static int ring_outside_region(uint8_t *b, int n)
+{
+	/* ring_size field of the region (offset 176 inside it) */
+	memset(b + CKPT_PROTO_HDR_LEN + 8 + 176, 0xff, 8);
+	return n;
+}
+
+static void test_decode_refuses_malformed_frames(void **state)
+{
+	(void)state;
+	assert_int_equal(encode_then(CKPT_MSG_OPEN, wrong_version), -EINVAL);
+	assert_int_equal(encode_then(CKPT_MSG_OPEN, unknown_type), -EINVAL);
+	assert_int_equal(encode_then(CKPT_MSG_OPEN, truncated), -EINVAL);
+	assert_int_equal(encode_then(CKPT_MSG_OPEN, longer_than_stated), -EINVAL);
+	assert_int_equal(encode_then(CKPT_MSG_OPEN, body_too_long_for_type), -EINVAL);
+	assert_int_equal(encode_then(CKPT_MSG_OPEN, name_without_nul), -EINVAL);
+	assert_int_equal(encode_then(CKPT_MSG_OPEN, bytes_after_name_nul), -EINVAL);
+	assert_int_equal(encode_then(CKPT_MSG_OPEN, empty_name), -EINVAL);
+	assert_int_equal(encode_then(CKPT_MSG_OPEN, status_on_request), -EINVAL);
+	assert_int_equal(encode_then(CKPT_MSG_OPEN, huge_length), -EINVAL);
+	assert_int_equal(encode_then(CKPT_MSG_OPEN | CKPT_MSG_REPLY, bad_mode_in_reply), -EINVAL);
+	assert_int_equal(encode_then(CKPT_MSG_OPEN | CKPT_MSG_REPLY, nonzero_reserved_in_reply),
+			 -EINVAL);
+	assert_int_equal(encode_then(CKPT_MSG_OPEN | CKPT_MSG_REPLY, ring_outside_region), -EINVAL);
+	assert_int_equal(ckpt_proto_decode(buf, 3, &(struct ckpt_msg){0}), -EINVAL);
+}
+
+static void test_decode_survives_random_bytes(void **state)
+{
+	struct ckpt_msg m;
+	uint32_t x = 12345;
+
+	(void)state;
+	/* Random frames with a plausible header: decode must answer, never crash or overrun. */
+	for (int iter = 0; iter < 20000; iter++) {
+		size_t len = CKPT_PROTO_HDR_LEN + (iter % 300);
+
+		for (size_t i = 0; i < len; i++) {
+			x = x * 1103515245u + 12345u;
+			buf[i] = (uint8_t)(x >> 16);
+		}
+		buf[0] = (uint8_t)(len - CKPT_PROTO_HDR_LEN);
+		buf[1] = buf[2] = buf[3] = 0;
+		buf[5] = (uint8_t)(buf[5] & 0x80);
+		buf[6] = 1;
+		buf[7] = 0;
+		memset(&m, 0, sizeof(m));
+		(void)ckpt_proto_decode(buf, len, &m);
+	}
+	assert_true(x != 12345);
+}
+
+/* One valid message of every layout, for the mutation test. */
+static int sample_messages(struct ckpt_msg *m, struct ckpt_region_info *items)
+{
+	static const uint16_t types[] = {
+		CKPT_MSG_CHALLENGE,
+		CKPT_MSG_HELLO,
+		CKPT_MSG_WELCOME,
+		CKPT_MSG_CREATE,
+		CKPT_MSG_OPEN,
+		CKPT_MSG_CLOSE,
+		CKPT_MSG_DELETE,
+		CKPT_MSG_LIST,
+		CKPT_MSG_STAT,
+		CKPT_MSG_PERSIST,
+		CKPT_MSG_LEASE,
+		CKPT_MSG_CREATE | CKPT_MSG_REPLY,
+		CKPT_MSG_OPEN | CKPT_MSG_REPLY,
+		CKPT_MSG_STAT | CKPT_MSG_REPLY,
+		CKPT_MSG_LIST | CKPT_MSG_REPLY,
+		CKPT_MSG_PERSIST | CKPT_MSG_REPLY,
+	};
+	int n = (int)(sizeof(types) / sizeof(types[0]));
+
+	for (int i = 0; i < n; i++) {
+		memset(&m[i], 0, sizeof(m[i]));
+		m[i].type = types[i];
+		m[i].seq = 1000u + (uint32_t)i;
+	}
+	strcpy(m[1].u.hello.tenant, "t");
+	m[2].u.welcome.ep_len = 16;
+	strcpy(m[3].u.create.name, "c");
+	m[3].u.create.mode = PMU_MODE_OVERWRITE;
+	strcpy(m[4].u.name.name, "o");
+	strcpy(m[6].u.name.name, "d");
+	strcpy(m[8].u.name.name, "s");
+	m[11].u.opened.info = sample_region();
+	m[12].u.opened.info = sample_region();
+	m[13].u.stat.r = sample_region();
+	items[0].r = sample_region();
+	items[1].r = sample_region();
+	m[14].u.list.total = 2;
+	m[14].u.list.n = 2;
+	m[14].u.list.items = items;
+	m[15].status = -EINVAL;
+	return n;
+}
+
+/*
+ * Flip every bit of every sample frame, and cut every frame at every length: decode either
+ * refuses, or accepts a message whose re-encoding is exactly the mutated frame (there is
+ * one encoding per message, so nothing unchecked can ride along).
+ */
+static void test_decode_accepts_only_canonical_frames(void **state)
+{
+	static uint8_t frame[CKPT_PROTO_FRAME_MAX], again[CKPT_PROTO_FRAME_MAX];
+	struct ckpt_region_info items[2] = {0}, got[4];
+	struct ckpt_msg m[16], out;
+	int n = sample_messages(m, items), accepted = 0, refused = 0;
+
+	(void)state;
+	for (int i = 0; i < n; i++) {
+		int len = ckpt_proto_encode(&m[i], frame, sizeof(frame));
+
+		assert_true(len > 0);
+		for (int cut = 0; cut < len; cut++)
+			assert_int_equal(ckpt_proto_decode(frame, (size_t)cut, &out), -EINVAL);
+		for (int bit = 0; bit < len * 8; bit++) {
+			int k;
+
+			frame[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+			memset(&out, 0, sizeof(out));
+			out.u.list.items = got;
+			out.u.list.cap = 4;
+			if (ckpt_proto_decode(frame, (size_t)len, &out) == 0) {
+				k = ckpt_proto_encode(&out, again, sizeof(again));
+				assert_int_equal(k, len);
+				assert_memory_equal(again, frame, (size_t)len);
+				accepted++;
+			} else {
+				refused++;
+			}
+			frame[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+		}
+	}
+	/* Both outcomes happen: payload bits are free, structure bits are checked. */
+	assert_true(accepted > 0);
+	assert_true(refused > 0);
+}
+
+static void test_auth_macs_bind_nonces_tenant_and_direction(void **state)
+{
+	const uint8_t secret[] = "0123456789abcdef-secret";
+	const uint8_t other[] = "0123456789abcdef-secreT";
+	uint8_t sn[CKPT_PROTO_NONCE], cn[CKPT_PROTO_NONCE], mac[CKPT_PROTO_MAC];
+	uint8_t smac[CKPT_PROTO_MAC];
+
+	(void)state;
+	memset(sn, 1, sizeof(sn));
+	memset(cn, 2, sizeof(cn));
+	ckpt_proto_client_mac(secret, sizeof(secret), sn, cn, "alice", mac);
+	assert_int_equal(ckpt_proto_client_verify(secret, sizeof(secret), sn, cn, "alice", mac), 0);
+	assert_int_equal(ckpt_proto_client_verify(secret, sizeof(secret), sn, cn, "bob", mac),
+			 -EACCES);
+	assert_int_equal(ckpt_proto_client_verify(other, sizeof(other), sn, cn, "alice", mac),
+			 -EACCES);
+	assert_int_equal(ckpt_proto_client_verify(secret, sizeof(secret), cn, sn, "alice", mac),
+			 -EACCES);
+	ckpt_proto_server_mac(secret, sizeof(secret), cn, sn, smac);
+	assert_int_equal(ckpt_proto_server_verify(secret, sizeof(secret), cn, sn, smac), 0);
+	/* A client's mac replayed as the server's proof does not pass. */
+	assert_int_equal(ckpt_proto_server_verify(secret, sizeof(secret), cn, sn, mac), -EACCES);
+}
+
+static void test_stream_helpers_move_frames_and_report_peer_close(void **state)
+{
+	struct ckpt_msg in = {.type = CKPT_MSG_PERSIST, .seq = 9}, out;
+	int sv[2];
+
+	(void)state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	in.u.persist.len = 64;
+	assert_int_equal(ckpt_proto_send_msg(sv[0], &in, 1000), 0);
+	assert_int_equal(ckpt_proto_recv_msg(sv[1], buf, &out, 1000), 0);
+	assert_int_equal(out.type, CKPT_MSG_PERSIST);
+	assert_true(out.u.persist.len == 64);
+	assert_int_equal(ckpt_proto_recv_msg(sv[1], buf, &out, 20), -ETIMEDOUT);
+	/* half a header, then the peer goes away */
+	assert_int_equal(write(sv[0], "\x08\x00", 2), 2);
+	close(sv[0]);
+	assert_int_equal(ckpt_proto_recv_msg(sv[1], buf, &out, 1000), -ECONNRESET);
+	close(sv[1]);
+}
+
+static void test_target_addresses_parse_strictly(void **state)
+{
+	char host[64], port[8];
+	struct sockaddr_un sun;
+
+	(void)state;
+	assert_int_equal(
+		ckpt_proto_split_hostport("127.0.0.1:7000", host, sizeof(host), port, sizeof(port)),
+		0);
+	assert_string_equal(host, "127.0.0.1");
+	assert_string_equal(port, "7000");
+	assert_int_equal(
+		ckpt_proto_split_hostport("[::1]:9", host, sizeof(host), port, sizeof(port)), 0);
+	assert_string_equal(host, "::1");
+	assert_int_equal(ckpt_proto_split_hostport("::1:9", host, sizeof(host), port, sizeof(port)),
+			 -EINVAL);
+	assert_int_equal(ckpt_proto_split_hostport("host", host, sizeof(host), port, sizeof(port)),
+			 -EINVAL);
+	assert_int_equal(ckpt_proto_split_hostport("host:", host, sizeof(host), port, sizeof(port)),
+			 -EINVAL);
+	assert_int_equal(
+		ckpt_proto_split_hostport("host:80x", host, sizeof(host), port, sizeof(port)),
+		-EINVAL);
+	assert_int_equal(ckpt_proto_split_hostport(":80", host, sizeof(host), port, sizeof(port)),
+			 -EINVAL);
+	assert_true(ckpt_proto_shm_addr("fw1", &sun) > 0);
+	assert_int_equal(sun.sun_path[0], '\0');
+	assert_memory_equal(sun.sun_path + 1, "holdfast-ckptsrv/fw1", 20);
+	assert_int_equal(ckpt_proto_shm_addr("a/b", &sun), -EINVAL);
+	assert_int_equal(ckpt_proto_shm_addr("", &sun), -EINVAL);
+	assert_int_equal(ckpt_proto_shm_addr("sp ace", &sun), -EINVAL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_header_is_little_endian_with_fixed_layout),
+		cmocka_unit_test(test_auth_messages_round_trip),
+		cmocka_unit_test(test_requests_round_trip),
+		cmocka_unit_test(test_open_reply_carries_geometry_key_and_base),
+		cmocka_unit_test(test_list_reply_round_trips_and_respects_cap),
+		cmocka_unit_test(test_error_reply_has_no_body),
+		cmocka_unit_test(test_encode_refuses_bad_fields),
+		cmocka_unit_test(test_decode_refuses_malformed_frames),
+		cmocka_unit_test(test_decode_survives_random_bytes),
+		cmocka_unit_test(test_decode_accepts_only_canonical_frames),
+		cmocka_unit_test(test_auth_macs_bind_nonces_tenant_and_direction),
+		cmocka_unit_test(test_stream_helpers_move_frames_and_report_peer_close),
+		cmocka_unit_test(test_target_addresses_parse_strictly),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

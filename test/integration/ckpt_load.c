@@ -1,0 +1,317 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Load driver for the checkpoint integration tests.
+ *
+ *   ckpt_load write  TARGET REGION PAIRS GENS [--hold] [--batched]
+ *	create REGION and write GENS generations of PAIRS slices; print "ack PAIR GEN" for
+ *	each slice once ckpt_durable() covers it (flushed to stdout at once), "done" at the
+ *	end, then with --hold wait to be killed.
+ *   ckpt_load verify TARGET REGION ACKFILE [--all GENS] [--allow-torn]
+ *	open REGION, read it back, check every record's content against (pair, generation),
+ *	and check every acknowledged slice is there (at that generation or a newer one).
+ *	--all: every pair must hold generation GENS. Torn slots fail unless --allow-torn.
+ *
+ * Environment: HF_SECRET_FILE, HF_TENANT (default "default"), HF_ALLOW_SHM=1.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "holdfast/ckpt.h"
+
+#define PAYLOAD_LEN 48
+#define SLOT_SIZE   256
+#define RING_SIZE   (1u << 20)
+#define FLUSH_EVERY 512
+
+static uint8_t secret[64];
+
+static void payload_of(uint32_t pair, uint64_t gen, uint8_t *p)
+{
+	for (int i = 0; i < PAYLOAD_LEN; i++)
+		p[i] = (uint8_t)(pair * 31u + gen * 7u + (unsigned int)i * 13u + (pair >> 8));
+}
+
+static void record_of(uint32_t pair, uint64_t gen, uint8_t *payload, struct ckpt_rec *rec)
+{
+	memset(rec, 0, sizeof(*rec));
+	rec->module_id = 1;
+	rec->slice_version = 1;
+	rec->conn_id = (uint64_t)pair + 1;
+	rec->generation = gen;
+	rec->slot_pair = pair;
+	rec->key.family = 4;
+	rec->key.proto = 6;
+	rec->key.port[0] = (uint16_t)(pair & 0xffff);
+	rec->key.port[1] = 443;
+	rec->key.addr[0][0] = 10;
+	rec->key.addr[0][1] = (uint8_t)(pair >> 16);
+	rec->key.addr[0][2] = (uint8_t)(pair >> 8);
+	rec->key.addr[0][3] = (uint8_t)pair;
+	rec->key.addr[1][0] = 192;
+	rec->key.addr[1][3] = 1;
+	payload_of(pair, gen, payload);
+	rec->payload = payload;
+	rec->payload_len = PAYLOAD_LEN;
+}
+
+static struct ckpt_client *connect_env(const char *target)
+{
+	struct ckpt_client_opts o = {0};
+	const char *sf = getenv("HF_SECRET_FILE");
+	int n;
+
+	o.tenant = getenv("HF_TENANT") ? getenv("HF_TENANT") : "default";
+	o.allow_shm = getenv("HF_ALLOW_SHM") != NULL;
+	o.timeout_ms = 5000;
+	if (sf != NULL) {
+		n = ckpt_secret_load(sf, o.tenant, secret, sizeof(secret));
+		if (n < 0) {
+			fprintf(stderr, "ckpt_load: secret for %s: %s\n", o.tenant, strerror(-n));
+			return NULL;
+		}
+		o.secret = secret;
+		o.secret_len = (size_t)n;
+	}
+	return ckpt_connect(target, &o);
+}
+
+struct posted {
+	uint64_t ticket;
+	uint32_t pair;
+	uint32_t gen;
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Print every posted slice the durable ticket now covers. */
+static void print_acks(struct ckpt_region *r, const struct posted *p, size_t n, size_t *next)
+{
+	uint64_t d = ckpt_durable(r);
+	size_t before = *next;
+
+	while (*next < n && p[*next].ticket <= d) {
+		printf("ack %u %u\n", p[*next].pair, p[*next].gen);
+		(*next)++;
+	}
+	if (*next != before)
+		fflush(stdout);
+}
+
+static int do_write(const char *target, const char *name, uint32_t pairs, uint32_t gens, int hold,
+		    int batched)
+{
+	struct pmu_region_params rp = {
+		.name = name,
+		.mode = PMU_MODE_OVERWRITE,
+		.size = PMU_REGION_HDR + 2ull * pairs * SLOT_SIZE + (batched ? RING_SIZE : 0),
+		.slot_size = SLOT_SIZE,
+		.ring_size = batched ? RING_SIZE : 0,
+	};
+	size_t total = (size_t)pairs * gens, acked = 0, k = 0;
+	struct posted *p = calloc(total, sizeof(*p));
+	struct ckpt_client *c = connect_env(target);
+	struct ckpt_region *r = NULL;
+	uint8_t payload[PAYLOAD_LEN];
+	double t0;
+	int ret;
+
+	if (c == NULL || p == NULL) {
+		fprintf(stderr, "ckpt_load: connect %s: %s\n", target, strerror(errno));
+		return 1;
+	}
+	ret = ckpt_region_create(c, &rp, &r);
+	if (ret < 0) {
+		fprintf(stderr, "ckpt_load: create %s: %s\n", name, strerror(-ret));
+		return 1;
+	}
+	t0 = now_s();
+	for (uint32_t g = 1; g <= gens; g++) {
+		for (uint32_t pair = 0; pair < pairs; pair++) {
+			struct ckpt_rec rec;
+			uint64_t t;
+
+			record_of(pair, g, payload, &rec);
+			while ((ret = ckpt_slot_write(r, &rec, batched, &t)) == -EAGAIN) {
+				ret = ckpt_poll(c);
+				if (ret < 0)
+					goto err_io;
+				print_acks(r, p, k, &acked);
+			}
+			if (ret < 0)
+				goto err_io;
+			p[k++] = (struct posted){t, pair, g};
+			if (k % FLUSH_EVERY == 0) {
+				ret = ckpt_flush(r);
+				if (ret == 0)
+					ret = ckpt_poll(c);
+				if (ret < 0)
+					goto err_io;
+				print_acks(r, p, k, &acked);
+			}
+		}
+	}
+	ret = ckpt_sync(r);
+	if (ret < 0)
+		goto err_io;
+	print_acks(r, p, k, &acked);
+	fprintf(stderr, "ckpt_load: %zu slices durable in %.3f s (%.0f slices/s) over %s\n", k,
+		now_s() - t0, (double)k / (now_s() - t0), target);
+	printf("done\n");
+	fflush(stdout);
+	if (hold)
+		for (;;)
+			pause();
+	ckpt_region_close(&r);
+	ckpt_disconnect(&c);
+	free(p);
+	return 0;
+
+err_io:
+	fprintf(stderr, "ckpt_load: write stopped after %zu posted, %zu acknowledged: %s\n", k,
+		acked, strerror(-ret));
+	ckpt_region_close(&r);
+	ckpt_disconnect(&c);
+	free(p);
+	return 3;
+}
+
+struct verify {
+	uint32_t pairs;
+	uint32_t *found; /* generation found per pair, 0 none */
+	uint64_t bad;
+};
+
+static int check_rec(const struct ckpt_rec *rec, void *arg)
+{
+	struct verify *v = arg;
+	uint8_t want[PAYLOAD_LEN];
+	struct ckpt_rec exp;
+	uint32_t pair = rec->slot_pair;
+
+	if (pair >= v->pairs || rec->generation > UINT32_MAX) {
+		v->bad++;
+		return 0;
+	}
+	record_of(pair, rec->generation, want, &exp);
+	if (rec->conn_id != exp.conn_id || rec->module_id != 1 || rec->payload_len != PAYLOAD_LEN ||
+	    memcmp(rec->payload, want, PAYLOAD_LEN) != 0 || !ckpt_key_equal(&rec->key, &exp.key)) {
+		fprintf(stderr, "ckpt_load: pair %u generation %llu has the wrong content\n", pair,
+			(unsigned long long)rec->generation);
+		v->bad++;
+		return 0;
+	}
+	v->found[pair] = (uint32_t)rec->generation;
+	return 0;
+}
+
+static int do_verify(const char *target, const char *name, const char *ackfile, uint32_t all,
+		     int allow_torn)
+{
+	struct ckpt_client *c = connect_env(target);
+	struct ckpt_scan_stats st = {0};
+	struct ckpt_region *r = NULL;
+	struct verify v = {0};
+	uint64_t acks = 0, missing = 0;
+	unsigned int pair, gen;
+	char line[128];
+	double t0;
+	FILE *f;
+	int ret;
+
+	if (c == NULL) {
+		fprintf(stderr, "ckpt_load: connect %s: %s\n", target, strerror(errno));
+		return 1;
+	}
+	ret = ckpt_region_open(c, name, &r);
+	if (ret < 0) {
+		fprintf(stderr, "ckpt_load: open %s: %s\n", name, strerror(-ret));
+		return 1;
+	}
+	v.pairs = ckpt_slot_pairs(r);
+	v.found = calloc(v.pairs, sizeof(*v.found));
+	if (v.found == NULL)
+		return 1;
+	t0 = now_s();
+	ret = ckpt_state_read(r, check_rec, &v, &st);
+	t0 = now_s() - t0;
+	if (ret < 0) {
+		fprintf(stderr, "ckpt_load: state read: %s\n", strerror(-ret));
+		return 1;
+	}
+	f = fopen(ackfile, "r");
+	if (f == NULL) {
+		perror(ackfile);
+		return 1;
+	}
+	while (fgets(line, sizeof(line), f) != NULL) {
+		if (sscanf(line, "ack %u %u", &pair, &gen) != 2)
+			continue;
+		acks++;
+		if (pair >= v.pairs || v.found[pair] < gen) {
+			if (missing < 10)
+				fprintf(stderr,
+					"ckpt_load: acknowledged pair %u generation %u missing "
+					"(found %u)\n",
+					pair, gen, pair < v.pairs ? v.found[pair] : 0);
+			missing++;
+		}
+	}
+	fclose(f);
+	if (all != 0)
+		for (uint32_t p = 0; p < v.pairs; p++)
+			if (v.found[p] != all)
+				missing++;
+	fprintf(stderr,
+		"ckpt_load: %llu records, %llu acknowledged slices checked, %llu missing, %llu "
+		"wrong, %llu invalid, %llu misplaced, %llu empty; region of %llu bytes read back "
+		"in "
+		"%.3f s\n",
+		(unsigned long long)st.records, (unsigned long long)acks,
+		(unsigned long long)missing, (unsigned long long)v.bad,
+		(unsigned long long)st.invalid, (unsigned long long)st.misplaced,
+		(unsigned long long)st.empty, (unsigned long long)ckpt_region_geometry(r)->size,
+		t0);
+	ckpt_region_close(&r);
+	ckpt_disconnect(&c);
+	free(v.found);
+	if (missing || v.bad || st.misplaced || (st.invalid && !allow_torn) || acks == 0)
+		return 4;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	int hold = 0, batched = 0, allow_torn = 0;
+	uint32_t all = 0;
+
+	setvbuf(stdout, NULL, _IOFBF, 1 << 16);
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--hold") == 0)
+			hold = 1;
+		else if (strcmp(argv[i], "--batched") == 0)
+			batched = 1;
+		else if (strcmp(argv[i], "--allow-torn") == 0)
+			allow_torn = 1;
+		else if (strcmp(argv[i], "--all") == 0 && i + 1 < argc)
+			all = (uint32_t)strtoul(argv[++i], NULL, 10);
+	}
+	if (argc >= 6 && strcmp(argv[1], "write") == 0)
+		return do_write(argv[2], argv[3], (uint32_t)strtoul(argv[4], NULL, 10),
+				(uint32_t)strtoul(argv[5], NULL, 10), hold, batched);
+	if (argc >= 5 && strcmp(argv[1], "verify") == 0)
+		return do_verify(argv[2], argv[3], argv[4], all, allow_torn);
+	fprintf(stderr, "usage: ckpt_load write TARGET REGION PAIRS GENS [--hold] [--batched]\n"
+			"       ckpt_load verify TARGET REGION ACKFILE [--all GENS] "
+			"[--allow-torn]\n");
+	return 2;
+}

@@ -1,0 +1,313 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Security and error-path probes against a running ckptsrv. Each check exits 0 when the
+ * server (and the provider) behaved as required, and says what it saw either way.
+ *
+ *   ckpt_probe TARGET CHECK [ARG]
+ *	refused         connecting must fail with EACCES
+ *	wrong-key       a write with a wrong remote key must not land nor become durable
+ *	unknown-region  opening a region that does not exist gives ENOENT
+ *	other-tenant R  open, stat and delete of R give EACCES and LIST does not show it
+ *	oob-persist     PERSIST outside the region gives EINVAL, inside it 0
+ *	busy            DELETE of a region another client has open gives EBUSY
+ *	make R          create region R and leave (for other-tenant)
+ *	lease           the owner renews a lease; STAT and LIST show it alive, then expired
+ *	no-provider     connecting must fail with ENODATA (no such libfabric provider here)
+ *
+ * Environment: HF_SECRET_FILE, HF_TENANT, HF_ALLOW_SHM=1.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "holdfast/ckpt.h"
+#include "ofi_test.h"
+
+static uint8_t secret[64];
+
+static struct ckpt_client *connect_env(const char *target)
+{
+	struct ckpt_client_opts o = {0};
+	const char *sf = getenv("HF_SECRET_FILE");
+	int n;
+
+	o.tenant = getenv("HF_TENANT") ? getenv("HF_TENANT") : "default";
+	o.allow_shm = getenv("HF_ALLOW_SHM") != NULL;
+	o.timeout_ms = 3000;
+	n = ckpt_secret_load(sf, o.tenant, secret, sizeof(secret));
+	if (n < 0) {
+		fprintf(stderr, "ckpt_probe: secret for %s: %s\n", o.tenant, strerror(-n));
+		exit(2);
+	}
+	o.secret = secret;
+	o.secret_len = (size_t)n;
+	return ckpt_connect(target, &o);
+}
+
+static struct ckpt_client *must_connect(const char *target)
+{
+	struct ckpt_client *c = connect_env(target);
+
+	if (c == NULL) {
+		fprintf(stderr, "ckpt_probe: connect %s: %s\n", target, strerror(errno));
+		exit(2);
+	}
+	return c;
+}
+
+static struct ckpt_region *must_create(struct ckpt_client *c, const char *name)
+{
+	struct pmu_region_params p = {
+		.name = name,
+		.mode = PMU_MODE_OVERWRITE,
+		.size = 1 << 20,
+		.slot_size = 256,
+	};
+	struct ckpt_region *r = NULL;
+	int ret = ckpt_region_create(c, &p, &r);
+
+	if (ret < 0) {
+		fprintf(stderr, "ckpt_probe: create %s: %s\n", name, strerror(-ret));
+		exit(2);
+	}
+	return r;
+}
+
+static int expect(const char *what, int got, int want)
+{
+	printf("%s: %s (want %s)\n", what, got == 0 ? "ok" : strerror(-got),
+	       want == 0 ? "ok" : strerror(-want));
+	return got == want ? 0 : 1;
+}
+
+static int check_refused(const char *target)
+{
+	struct ckpt_client *c = connect_env(target);
+
+	if (c != NULL) {
+		printf("connect: accepted (want EACCES)\n");
+		ckpt_disconnect(&c);
+		return 1;
+	}
+	return expect("connect", -errno, -EACCES);
+}
+
+static int check_wrong_key(const char *target)
+{
+	static const uint8_t payload[16] = "wrong-key-probe";
+	struct ckpt_rec rec = {
+		.module_id = 1,
+		.slice_version = 1,
+		.conn_id = 77,
+		.generation = 1,
+		.slot_pair = 3,
+		.key = {.family = 4, .proto = 6},
+		.payload_len = sizeof(payload),
+		.payload = payload,
+	};
+	struct ckpt_client *c = must_connect(target), *c2;
+	struct ckpt_region *r = must_create(c, "probe-wrong-key"), *r2 = NULL;
+	struct ckpt_scan_stats st = {0};
+	uint64_t key = 0x5eed5eed5eed5eedull, t;
+	int ret, rc = 0;
+
+	ckpt_ofi_test_set_rkey(r, key);
+	ret = ckpt_slot_write(r, &rec, false, &t);
+	if (ret == 0)
+		ret = ckpt_sync(r);
+	printf("write with a wrong key: %s, durable ticket %llu of %llu\n",
+	       ret == 0 ? "reported durable" : strerror(-ret), (unsigned long long)ckpt_durable(r),
+	       (unsigned long long)t);
+	if (ret == 0 || ckpt_durable(r) >= t)
+		rc = 1;
+	ckpt_disconnect(&c);
+
+	/* A fresh client with the real key must find the slot untouched. */
+	c2 = must_connect(target);
+	ret = ckpt_region_open(c2, "probe-wrong-key", &r2);
+	if (ret == 0)
+		ret = ckpt_state_read(r2, NULL, NULL, &st);
+	printf("read back: %s, %llu records, %llu invalid\n", ret == 0 ? "ok" : strerror(-ret),
+	       (unsigned long long)st.records, (unsigned long long)st.invalid);
+	if (ret != 0 || st.records != 0 || st.invalid != 0)
+		rc = 1;
+	ckpt_region_close(&r2);
+	ret = ckpt_region_delete(c2, "probe-wrong-key");
+	rc |= expect("delete", ret, 0);
+	ckpt_disconnect(&c2);
+	return rc;
+}
+
+static int check_unknown_region(const char *target)
+{
+	struct ckpt_client *c = must_connect(target);
+	struct ckpt_region *r = NULL;
+	struct ckpt_region_info info;
+	int rc;
+
+	rc = expect("open", ckpt_region_open(c, "no-such-region", &r), -ENOENT);
+	rc |= expect("stat", ckpt_region_stat(c, "no-such-region", &info), -ENOENT);
+	rc |= expect("delete", ckpt_region_delete(c, "no-such-region"), -ENOENT);
+	ckpt_disconnect(&c);
+	return rc;
+}
+
+static int check_other_tenant(const char *target, const char *name)
+{
+	struct ckpt_client *c = must_connect(target);
+	struct ckpt_region_info list[16], info;
+	struct ckpt_region *r = NULL;
+	int rc, n;
+
+	rc = expect("open", ckpt_region_open(c, name, &r), -EACCES);
+	rc |= expect("stat", ckpt_region_stat(c, name, &info), -EACCES);
+	rc |= expect("delete", ckpt_region_delete(c, name), -EACCES);
+	n = ckpt_region_list(c, list, 16);
+	for (int i = 0; i < n && i < 16; i++) {
+		if (strcmp(list[i].r.name, name) == 0) {
+			printf("list: shows %s (want hidden)\n", name);
+			rc = 1;
+		}
+	}
+	printf("list: %d region(s) of this tenant\n", n);
+	if (n < 0)
+		rc = 1;
+	ckpt_disconnect(&c);
+	return rc;
+}
+
+static int check_oob_persist(const char *target)
+{
+	struct ckpt_client *c = must_connect(target);
+	struct ckpt_region *r = must_create(c, "probe-oob");
+	uint64_t size = ckpt_region_geometry(r)->size;
+	int rc;
+
+	rc = expect("persist past the end", ckpt_ofi_test_persist(r, size - 8, 16), -EINVAL);
+	rc |= expect("persist beyond the region", ckpt_ofi_test_persist(r, size + 1, 0), -EINVAL);
+	rc |= expect("persist with a wrapping length",
+		     ckpt_ofi_test_persist(r, 4096, UINT64_MAX - 100), -EINVAL);
+	rc |= expect("persist inside", ckpt_ofi_test_persist(r, 0, size), 0);
+	ckpt_region_close(&r);
+	rc |= expect("delete", ckpt_region_delete(c, "probe-oob"), 0);
+	ckpt_disconnect(&c);
+	return rc;
+}
+
+static int check_busy(const char *target)
+{
+	struct ckpt_client *a = must_connect(target), *b = must_connect(target);
+	struct ckpt_region *r = must_create(a, "probe-busy");
+	int rc;
+
+	rc = expect("delete while open elsewhere", ckpt_region_delete(b, "probe-busy"), -EBUSY);
+	ckpt_region_close(&r);
+	rc |= expect("delete once closed", ckpt_region_delete(b, "probe-busy"), 0);
+	ckpt_disconnect(&a);
+	ckpt_disconnect(&b);
+	return rc;
+}
+
+static int check_lease(const char *target)
+{
+	struct ckpt_client *c = must_connect(target);
+	struct ckpt_region *r = must_create(c, "probe-lease");
+	struct ckpt_region_info info = {0}, list[16];
+	int rc, n, listed = 0;
+
+	rc = expect("stat before any lease", ckpt_region_stat(c, "probe-lease", &info), 0);
+	if (info.lease_alive) {
+		printf("lease alive before any renewal\n");
+		rc = 1;
+	}
+	rc |= expect("renew for 60 s", ckpt_lease_renew(r, 60000), 0);
+	rc |= expect("stat", ckpt_region_stat(c, "probe-lease", &info), 0);
+	if (!info.lease_alive || info.r.lease_ns == 0) {
+		printf("lease not alive after renewal\n");
+		rc = 1;
+	}
+	n = ckpt_region_list(c, list, 16);
+	for (int i = 0; i < n && i < 16; i++)
+		if (strcmp(list[i].r.name, "probe-lease") == 0 && list[i].lease_alive)
+			listed = 1;
+	if (!listed) {
+		printf("list does not show the leased region alive\n");
+		rc = 1;
+	}
+	rc |= expect("renew for 1 ms", ckpt_lease_renew(r, 1), 0);
+	/* Poll (bounded) until the server reports the lease over. */
+	for (int i = 0; i < 200; i++) {
+		rc |= ckpt_region_stat(c, "probe-lease", &info) != 0;
+		if (!info.lease_alive)
+			break;
+		usleep(10000);
+	}
+	if (info.lease_alive) {
+		printf("lease still alive 2 s after a 1 ms renewal\n");
+		rc = 1;
+	}
+	printf("lease expired: ok\n");
+	rc |= expect("renew for 0 ms", ckpt_lease_renew(r, 0), -EINVAL);
+	ckpt_region_close(&r);
+	rc |= expect("delete", ckpt_region_delete(c, "probe-lease"), 0);
+	ckpt_disconnect(&c);
+	return rc;
+}
+
+static int check_no_provider(const char *target)
+{
+	struct ckpt_client *c = connect_env(target);
+
+	if (c != NULL) {
+		printf("connect: accepted (want ENODATA)\n");
+		ckpt_disconnect(&c);
+		return 1;
+	}
+	return expect("connect", -errno, -ENODATA);
+}
+
+static int make_region(const char *target, const char *name)
+{
+	struct ckpt_client *c = must_connect(target);
+	struct ckpt_region *r = must_create(c, name);
+
+	ckpt_region_close(&r);
+	ckpt_disconnect(&c);
+	printf("created %s\n", name);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const char *t, *check;
+
+	if (argc < 3) {
+		fprintf(stderr, "usage: ckpt_probe TARGET CHECK [ARG]\n");
+		return 2;
+	}
+	t = argv[1];
+	check = argv[2];
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (strcmp(check, "refused") == 0)
+		return check_refused(t);
+	if (strcmp(check, "wrong-key") == 0)
+		return check_wrong_key(t);
+	if (strcmp(check, "unknown-region") == 0)
+		return check_unknown_region(t);
+	if (strcmp(check, "other-tenant") == 0 && argc > 3)
+		return check_other_tenant(t, argv[3]);
+	if (strcmp(check, "oob-persist") == 0)
+		return check_oob_persist(t);
+	if (strcmp(check, "busy") == 0)
+		return check_busy(t);
+	if (strcmp(check, "lease") == 0)
+		return check_lease(t);
+	if (strcmp(check, "no-provider") == 0)
+		return check_no_provider(t);
+	if (strcmp(check, "make") == 0 && argc > 3)
+		return make_region(t, argv[3]);
+	fprintf(stderr, "ckpt_probe: unknown check %s\n", check);
+	return 2;
+}
