@@ -73,7 +73,7 @@ wait_ready() {
 if [ -n "$srv" ] && [ -n "$ctl" ]; then
   umask 077
   printf 'bench %s\n' "$(head -c 24 /dev/urandom | base64 | tr -d '/+=')" >"$dir/secret"
-  port=$((20000 + $$ % 20000))
+  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   shm_name=hf-bench-$$
   tcp=ofi+tcp://127.0.0.1:$port
   shm=ofi+shm://$shm_name
