@@ -36,8 +36,13 @@
 #include "ofi_test.h"
 #include "proto.h"
 
-#define LOG	       "ckpt.ofi"
-#define STAGE_SLOT     4096u /* a staging slot holds any record (CKPT_REC_MAX_LEN) */
+#define LOG "ckpt.ofi"
+/*
+ * A staging slot holds any record (CKPT_REC_MAX_LEN) and, while writes arrive back to back
+ * at contiguous offsets (journal appends, neighbouring slots), a whole run of them: the
+ * run goes out as one fi_write when it breaks, fills the slot, or a barrier needs it.
+ */
+#define STAGE_SLOT     65536u
 #define BARRIERS_MAX   256u
 #define BOUNCE_LEN     (1u << 20)
 #define CQ_BATCH       32
@@ -47,6 +52,7 @@ _Static_assert(CKPT_REC_MAX_LEN <= STAGE_SLOT, "a record fits one staging slot")
 
 enum op_kind {
 	OP_FREE,
+	OP_STAGED, /* a write being gathered, not posted yet */
 	OP_WRITE,
 	OP_FENCE_READ, /* a barrier's 8-byte read */
 	OP_READ,       /* a bulk read waited for by ofi_read */
@@ -92,7 +98,10 @@ struct ofi_region {
 	uint64_t lo, hi;  /* bytes written since the last barrier, lo > hi: none */
 	uint64_t wr_next; /* numbering of writes, for commit-complete barriers */
 	struct barrier *bq_head, *bq_tail;
-	bool commit; /* FI_COMMIT_COMPLETE path */
+	bool commit;	    /* FI_COMMIT_COMPLETE path */
+	struct ofi_op *run; /* OP_STAGED write gathering contiguous bytes, or NULL */
+	uint64_t run_off;
+	size_t run_len;
 };
 
 struct ofi_client {
@@ -227,6 +236,7 @@ static void op_complete(struct ofi_client *o, struct ofi_op *op, int err)
 			op_put(o, op);
 		break;
 	case OP_FREE:
+	case OP_STAGED:
 		break;
 	}
 }
@@ -924,6 +934,7 @@ static bool region_busy(struct ofi_client *o, const struct ckpt_region *r)
 }
 
 static int ofi_poll(struct ckpt_client *c);
+static int post_run(struct ckpt_region *r);
 
 static int ofi_close(struct ckpt_region *r)
 {
@@ -934,6 +945,8 @@ static int ofi_close(struct ckpt_region *r)
 	struct barrier *b, *next;
 	int ret = 0;
 
+	if (o->dead == 0)
+		post_run(r);
 	/* Let posted operations finish; they still point at this region. */
 	while (o->dead == 0 && region_busy(o, r) && now_ms() < deadline) {
 		if (ofi_poll(c) == 0)
@@ -1075,6 +1088,46 @@ static int post_rma(struct ckpt_client *c, bool write, void *buf, size_t len, vo
 	return -ETIMEDOUT;
 }
 
+static void note_range(struct ofi_region *rr, uint64_t off, size_t len)
+{
+	if (rr->lo > rr->hi) {
+		rr->lo = off;
+		rr->hi = off + len;
+	} else {
+		rr->lo = rr->lo < off ? rr->lo : off;
+		rr->hi = rr->hi > off + len ? rr->hi : off + len;
+	}
+}
+
+/* Post the run being gathered, if any. */
+static int post_run(struct ckpt_region *r)
+{
+	struct ckpt_client *c = r->cl;
+	struct ofi_client *o = oc(c);
+	struct ofi_region *rr = orr(r);
+	struct ofi_op *op = rr->run;
+	int ret;
+
+	if (op == NULL)
+		return 0;
+	rr->run = NULL;
+	op->kind = OP_WRITE;
+	op->wseq = ++rr->wr_next;
+	op->t_post = now_ms();
+	o->inflight++;
+	ret = post_rma(c, true, o->stage + (size_t)op->slot * STAGE_SLOT, rr->run_len,
+		       o->stage_desc, rr->base + rr->run_off, rr->rkey, op, rr->commit);
+	if (ret < 0) {
+		/* Accepted writes cannot be taken back: the client is failed (post_rma says). */
+		o->inflight--;
+		o->free_slots[o->nfree++] = op->slot;
+		op_put(o, op);
+		if (o->dead == 0)
+			o->dead = ret;
+	}
+	return ret;
+}
+
 static int ofi_write(struct ckpt_region *r, uint64_t off, const void *buf, size_t len)
 {
 	struct ckpt_client *c = r->cl;
@@ -1083,6 +1136,7 @@ static int ofi_write(struct ckpt_region *r, uint64_t off, const void *buf, size_
 	uint32_t need = (uint32_t)((len + STAGE_SLOT - 1) / STAGE_SLOT);
 	const uint8_t *src = buf;
 	uint64_t at = off;
+	int ret;
 
 	if (o->dead)
 		return o->dead;
@@ -1091,15 +1145,37 @@ static int ofi_write(struct ckpt_region *r, uint64_t off, const void *buf, size_
 			 r->geo.name, (unsigned long long)off, len);
 		return -EINVAL;
 	}
+	if (rr->run != NULL && off == rr->run_off + rr->run_len &&
+	    rr->run_len + len <= STAGE_SLOT) {
+		memcpy(o->stage + (size_t)rr->run->slot * STAGE_SLOT + rr->run_len, buf, len);
+		rr->run_len += len;
+		note_range(rr, off, len);
+		return 0;
+	}
 	if (o->nfree < need)
 		cq_progress(o);
 	if (o->nfree < need)
 		return -EAGAIN;
+	ret = post_run(r);
+	if (ret < 0)
+		return ret;
+	if (len <= STAGE_SLOT) {
+		struct ofi_op *op = op_get(o, OP_STAGED, r);
+
+		if (op == NULL)
+			return -EAGAIN;
+		op->slot = o->free_slots[--o->nfree];
+		memcpy(o->stage + (size_t)op->slot * STAGE_SLOT, buf, len);
+		rr->run = op;
+		rr->run_off = off;
+		rr->run_len = len;
+		note_range(rr, off, len);
+		return 0;
+	}
 	while (at < off + len) {
 		size_t n = off + len - at < STAGE_SLOT ? off + len - at : STAGE_SLOT;
 		struct ofi_op *op = op_get(o, OP_WRITE, r);
 		uint8_t *stage;
-		int ret;
 
 		if (op == NULL)
 			return -EAGAIN;
@@ -1122,13 +1198,7 @@ static int ofi_write(struct ckpt_region *r, uint64_t off, const void *buf, size_
 		src += n;
 		at += n;
 	}
-	if (rr->lo > rr->hi) {
-		rr->lo = off;
-		rr->hi = off + len;
-	} else {
-		rr->lo = rr->lo < off ? rr->lo : off;
-		rr->hi = rr->hi > off + len ? rr->hi : off + len;
-	}
+	note_range(rr, off, len);
 	return 0;
 }
 
@@ -1162,6 +1232,9 @@ static int ofi_barrier(struct ckpt_region *r, uint64_t seq)
 
 	if (o->dead)
 		return o->dead;
+	ret = post_run(r);
+	if (ret < 0)
+		return ret;
 	if (rr->lo > rr->hi && rr->bq_head == NULL) {
 		/* Nothing written since the last barrier, and that one is done. */
 		r->durable = seq;
@@ -1262,8 +1335,8 @@ static int check_timeouts(struct ckpt_client *c)
 	uint64_t now = now_ms(), limit = c->opts.timeout_ms;
 
 	for (uint32_t i = 0; i < o->nops; i++) {
-		if (o->ops[i].kind == OP_FREE || o->ops[i].r == NULL ||
-		    now - o->ops[i].t_post <= limit)
+		if (o->ops[i].kind == OP_FREE || o->ops[i].kind == OP_STAGED ||
+		    o->ops[i].r == NULL || now - o->ops[i].t_post <= limit)
 			continue;
 		ckpt_log(CKPT_LOG_ERR, LOG, "%s: a remote %s to region %s waited over %u ms",
 			 c->target, o->ops[i].kind == OP_WRITE ? "write" : "read",

@@ -1,0 +1,274 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fw_config.h"
+
+#define MAX_LINE 512
+
+static int fail(char *err, size_t errlen, const char *where, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int fail(char *err, size_t errlen, const char *where, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (err && errlen)
+		snprintf(err, errlen, "%s: %s", where, msg);
+	return -EINVAL;
+}
+
+void fw_config_defaults(struct fw_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->pairs[0] = (struct fw_pair){{0, 1}, 0};
+	c->npairs = 1;
+	c->max_conns = 1u << 20;
+	c->reject_rate = 1000;
+	c->ftp_ports[0] = 21;
+	c->nftp_ports = 1;
+	c->rules.policy = FW_ACT_DROP;
+	c->timeouts = (struct fw_timeouts){
+		.tcp_syn_sent = 120,
+		.tcp_syn_recv = 60,
+		.tcp_established = 432000,
+		.tcp_fin_wait = 120,
+		.tcp_close_wait = 60,
+		.tcp_last_ack = 30,
+		.tcp_time_wait = 120,
+		.tcp_close = 10,
+		.udp_unreplied = 30,
+		.udp_assured = 120,
+		.ftp_expect = 300,
+	};
+}
+
+void fw_config_release(struct fw_config *c)
+{
+	fw_ruleset_clear(&c->rules);
+}
+
+static int parse_uint(const char *s, unsigned long max, unsigned long *out)
+{
+	char *end;
+	unsigned long v;
+
+	if (s == NULL || !isdigit((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+static int parse_bool_word(const char *v, const char *yes, const char *no, bool *out)
+{
+	if (v && strcmp(v, yes) == 0)
+		*out = true;
+	else if (v && strcmp(v, no) == 0)
+		*out = false;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+static const struct {
+	const char *name;
+	size_t off;
+} timeout_names[] = {
+	{"tcp-syn-sent", offsetof(struct fw_timeouts, tcp_syn_sent)},
+	{"tcp-syn-recv", offsetof(struct fw_timeouts, tcp_syn_recv)},
+	{"tcp-established", offsetof(struct fw_timeouts, tcp_established)},
+	{"tcp-fin-wait", offsetof(struct fw_timeouts, tcp_fin_wait)},
+	{"tcp-close-wait", offsetof(struct fw_timeouts, tcp_close_wait)},
+	{"tcp-last-ack", offsetof(struct fw_timeouts, tcp_last_ack)},
+	{"tcp-time-wait", offsetof(struct fw_timeouts, tcp_time_wait)},
+	{"tcp-close", offsetof(struct fw_timeouts, tcp_close)},
+	{"udp-unreplied", offsetof(struct fw_timeouts, udp_unreplied)},
+	{"udp-assured", offsetof(struct fw_timeouts, udp_assured)},
+	{"ftp-expect", offsetof(struct fw_timeouts, ftp_expect)},
+};
+
+int fw_config_set(struct fw_config *c, const char *line, const char *where, char *err,
+		  size_t errlen)
+{
+	char buf[MAX_LINE];
+	char *w[8] = {0};
+	char *save = NULL;
+	unsigned long v, v2;
+	int n = 0;
+
+	if (strlen(line) >= sizeof(buf))
+		return fail(err, errlen, where, "line longer than %d characters", MAX_LINE - 1);
+	strcpy(buf, line);
+	for (char *t = strtok_r(buf, " \t", &save); t && n < 8; t = strtok_r(NULL, " \t", &save))
+		w[n++] = t;
+	if (n == 0)
+		return 0;
+
+	if (strcmp(w[0], "rule") == 0) {
+		struct fw_rule r;
+		const char *text = line + (strstr(line, "rule") - line) + 4;
+		char why[160];
+
+		if (fw_rule_parse(text, &r, why, sizeof(why)))
+			return fail(err, errlen, where, "rule: %s", why);
+		snprintf(r.origin, sizeof(r.origin), "%s", where);
+		if (fw_ruleset_add(&c->rules, &r))
+			return fail(err, errlen, where, "out of memory");
+		return 0;
+	}
+	if (strcmp(w[0], "pair") == 0) {
+		/* pair A B inside A */
+		unsigned long a, b, in;
+
+		if (n != 5 || parse_uint(w[1], 1023, &a) || parse_uint(w[2], 1023, &b) ||
+		    strcmp(w[3], "inside") != 0 || parse_uint(w[4], 1023, &in))
+			return fail(err, errlen, where,
+				    "pair: expected 'pair PORT PORT inside PORT', e.g. "
+				    "'pair 0 1 inside 0'");
+		if (a == b || (in != a && in != b))
+			return fail(err, errlen, where,
+				    "pair: two different ports, and the inside one among them");
+		if (c->npairs == FW_MAX_PAIRS)
+			return fail(err, errlen, where, "pair: at most %d pairs", FW_MAX_PAIRS);
+		c->pairs[c->npairs++] =
+			(struct fw_pair){{(uint16_t)a, (uint16_t)b}, (uint8_t)(in == b)};
+		return 0;
+	}
+	if (n != 2 && strcmp(w[0], "timeout") != 0 && strcmp(w[0], "ftp-ports") != 0)
+		return fail(err, errlen, where, "%s: expected one value", w[0]);
+	if (strcmp(w[0], "max-conns") == 0) {
+		if (parse_uint(w[1], 1u << 28, &v) || v < 64)
+			return fail(err, errlen, where, "max-conns: a number from 64 to %u",
+				    1u << 28);
+		c->max_conns = (uint32_t)v;
+	} else if (strcmp(w[0], "reject-rate") == 0) {
+		if (parse_uint(w[1], 1000000, &v))
+			return fail(err, errlen, where,
+				    "reject-rate: replies per second, 0 to 1000000");
+		c->reject_rate = (uint32_t)v;
+	} else if (strcmp(w[0], "non-ip") == 0) {
+		if (parse_bool_word(w[1], "pass", "drop", &c->pass_non_ip))
+			return fail(err, errlen, where, "non-ip: pass or drop");
+	} else if (strcmp(w[0], "fragments") == 0) {
+		if (parse_bool_word(w[1], "pass", "drop", &c->pass_fragments))
+			return fail(err, errlen, where, "fragments: pass or drop");
+	} else if (strcmp(w[0], "ip-options") == 0) {
+		if (parse_bool_word(w[1], "pass", "drop", &c->pass_ip_options))
+			return fail(err, errlen, where, "ip-options: pass or drop");
+	} else if (strcmp(w[0], "policy") == 0) {
+		if (strcmp(w[1], "drop") == 0)
+			c->rules.policy = FW_ACT_DROP;
+		else if (strcmp(w[1], "accept") == 0)
+			c->rules.policy = FW_ACT_ACCEPT;
+		else if (strcmp(w[1], "reject") == 0)
+			c->rules.policy = FW_ACT_REJECT;
+		else
+			return fail(err, errlen, where, "policy: drop, reject or accept");
+	} else if (strcmp(w[0], "rules") == 0) {
+		if (strncmp(w[1], "nft:", 4) != 0 || w[1][4] == '\0' ||
+		    strlen(w[1]) >= sizeof(c->rules_source))
+			return fail(err, errlen, where, "rules: expected nft:TABLE");
+		snprintf(c->rules_source, sizeof(c->rules_source), "%s", w[1]);
+	} else if (strcmp(w[0], "ftp-ports") == 0) {
+		if (n < 2 || n - 1 > FW_MAX_FTP_PORTS)
+			return fail(err, errlen, where, "ftp-ports: 1 to %d ports",
+				    FW_MAX_FTP_PORTS);
+		c->nftp_ports = 0;
+		for (int i = 1; i < n; i++) {
+			if (parse_uint(w[i], 65535, &v) || v == 0)
+				return fail(err, errlen, where, "ftp-ports: '%s' is not a port",
+					    w[i]);
+			c->ftp_ports[c->nftp_ports++] = (uint16_t)v;
+		}
+	} else if (strcmp(w[0], "timeout") == 0) {
+		size_t i;
+
+		if (n != 3)
+			return fail(err, errlen, where, "timeout: expected 'timeout NAME SECONDS'");
+		for (i = 0; i < sizeof(timeout_names) / sizeof(timeout_names[0]); i++)
+			if (strcmp(w[1], timeout_names[i].name) == 0)
+				break;
+		if (i == sizeof(timeout_names) / sizeof(timeout_names[0]))
+			return fail(err, errlen, where, "timeout: unknown name '%s'", w[1]);
+		if (parse_uint(w[2], 30u * 86400, &v2) || v2 == 0)
+			return fail(err, errlen, where, "timeout %s: 1 to %u seconds", w[1],
+				    30u * 86400);
+		*(uint32_t *)((uint8_t *)&c->timeouts + timeout_names[i].off) = (uint32_t)v2;
+	} else {
+		return fail(err, errlen, where, "unknown setting '%s'", w[0]);
+	}
+	return 0;
+}
+
+int fw_config_load(struct fw_config *c, const char *path, char *err, size_t errlen)
+{
+	char line[MAX_LINE + 2];
+	char where[160];
+	unsigned int lineno = 0;
+	bool pairs_from_file = false;
+	FILE *f;
+	int rc = 0;
+
+	f = fopen(path, "r");
+	if (f == NULL) {
+		rc = -errno;
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return rc;
+	}
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char *hash = strchr(line, '#');
+		size_t len;
+
+		lineno++;
+		snprintf(where, sizeof(where), "%s:%u", path, lineno);
+		len = strlen(line);
+		if (len > MAX_LINE) {
+			rc = fail(err, errlen, where, "line longer than %d characters", MAX_LINE);
+			break;
+		}
+		if (hash)
+			*hash = '\0';
+		while ((len = strlen(line)) > 0 && isspace((unsigned char)line[len - 1]))
+			line[len - 1] = '\0';
+		if (strncmp(line, "pair", 4) == 0 && !pairs_from_file) {
+			c->npairs = 0; /* the file names its pairs: the default goes */
+			pairs_from_file = true;
+		}
+		rc = fw_config_set(c, line, where, err, errlen);
+		if (rc)
+			break;
+	}
+	fclose(f);
+	if (rc == 0 && c->rules.n && c->rules_source[0])
+		rc = fail(err, errlen, path, "rules come from the file or from %s, not both",
+			  c->rules_source);
+	return rc;
+}
+
+int fw_config_check(const struct fw_config *c, char *err, size_t errlen)
+{
+	if (c->npairs == 0)
+		return fail(err, errlen, "config", "no port pair");
+	for (unsigned int i = 0; i < c->npairs; i++)
+		for (unsigned int j = 0; j < c->npairs; j++)
+			for (int a = 0; a < 2; a++)
+				for (int b = 0; b < 2; b++)
+					if ((i != j || a != b) &&
+					    c->pairs[i].port[a] == c->pairs[j].port[b])
+						return fail(err, errlen, "config",
+							    "port %u is in two pairs",
+							    c->pairs[i].port[a]);
+	return 0;
+}

@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * holdfast.conf: one setting per line, '#' comments, errors name file:line and why.
+ * Flags on the command line override the file.
+ */
+#ifndef FW_CONFIG_H
+#define FW_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fw_rules.h"
+
+#define FW_MAX_PAIRS	 8
+#define FW_MAX_FTP_PORTS 8
+
+struct fw_pair {
+	uint16_t port[2];
+	uint8_t inside; /**< index (0/1) of the inside port of the pair */
+};
+
+/** Timeouts in seconds, by protocol state. */
+struct fw_timeouts {
+	uint32_t tcp_syn_sent, tcp_syn_recv, tcp_established, tcp_fin_wait, tcp_close_wait,
+		tcp_last_ack, tcp_time_wait, tcp_close;
+	uint32_t udp_unreplied, udp_assured;
+	uint32_t ftp_expect;
+};
+
+struct fw_config {
+	struct fw_pair pairs[FW_MAX_PAIRS];
+	unsigned int npairs;
+	uint32_t max_conns;   /**< per worker lcore */
+	bool pass_non_ip;     /**< non-IP, non-ARP frames */
+	bool pass_fragments;  /**< non-first fragments */
+	bool pass_ip_options; /**< IPv4 options / IPv6 extension headers */
+	uint32_t reject_rate; /**< replies to rejected frames per worker per second */
+	uint16_t ftp_ports[FW_MAX_FTP_PORTS];
+	unsigned int nftp_ports;
+	struct fw_timeouts timeouts;
+	char rules_source[128]; /**< "" (the file's rules) or "nft:TABLE" */
+	struct fw_ruleset rules;
+};
+
+/** Defaults: one pair 0<->1 with port 0 inside, 1 M connections, drop what is odd. */
+void fw_config_defaults(struct fw_config *c);
+
+/**
+ * Read @p path into @p c (on top of what is there).
+ * @return 0, or -EINVAL / -errno with "file:line: why" in @p err.
+ */
+int fw_config_load(struct fw_config *c, const char *path, char *err, size_t errlen);
+
+/**
+ * Apply one "key value..." setting (a config line or a flag). @p where names it in errors.
+ * @return 0 or -EINVAL with the reason in @p err.
+ */
+int fw_config_set(struct fw_config *c, const char *line, const char *where, char *err,
+		  size_t errlen);
+
+/** Check the whole: pairs distinct, ports unique. @return 0 or -EINVAL with @p err. */
+int fw_config_check(const struct fw_config *c, char *err, size_t errlen);
+
+void fw_config_release(struct fw_config *c);
+
+#endif /* FW_CONFIG_H */

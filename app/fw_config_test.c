@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "fw_config.h"
+
+static char path[64];
+
+static void write_file(const char *text)
+{
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/tmp/holdfast-conf-test.%d", getpid());
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static void test_config_reads_every_setting(void **state)
+{
+	struct fw_config c;
+	char err[256] = "";
+
+	(void)state;
+	fw_config_defaults(&c);
+	write_file("# holdfast\n"
+		   "pair 0 1 inside 1   # port 1 faces the inside\n"
+		   "pair 2 3 inside 2\n"
+		   "max-conns 4096\n"
+		   "non-ip pass\n"
+		   "fragments pass\n"
+		   "ip-options drop\n"
+		   "ftp-ports 21 2121\n"
+		   "timeout tcp-established 3600\n"
+		   "timeout udp-unreplied 10\n"
+		   "policy reject\n"
+		   "reject-rate 50\n"
+		   "\n"
+		   "rule accept from inside proto tcp dport 80\n"
+		   "rule drop src 198.18.0.0/15\n");
+	assert_int_equal(fw_config_load(&c, path, err, sizeof(err)), 0);
+	assert_int_equal(fw_config_check(&c, err, sizeof(err)), 0);
+	assert_int_equal(c.npairs, 2);
+	assert_int_equal(c.pairs[0].inside, 1);
+	assert_int_equal(c.pairs[1].port[0], 2);
+	assert_int_equal(c.pairs[1].inside, 0);
+	assert_int_equal(c.max_conns, 4096);
+	assert_true(c.pass_non_ip && c.pass_fragments && !c.pass_ip_options);
+	assert_int_equal(c.nftp_ports, 2);
+	assert_int_equal(c.ftp_ports[1], 2121);
+	assert_int_equal(c.timeouts.tcp_established, 3600);
+	assert_int_equal(c.timeouts.udp_unreplied, 10);
+	assert_int_equal(c.timeouts.tcp_time_wait, 120); /* default kept */
+	assert_int_equal(c.rules.policy, FW_ACT_REJECT);
+	assert_int_equal(c.reject_rate, 50);
+	assert_int_equal(c.rules.n, 2);
+	assert_non_null(strstr(c.rules.rules[0].origin, ":14"));
+	assert_int_equal(c.rules.rules[1].action, FW_ACT_DROP);
+	fw_config_release(&c);
+	unlink(path);
+}
+
+static void expect_error(const char *text, const char *needle)
+{
+	struct fw_config c;
+	char err[256] = "";
+	int rc;
+
+	fw_config_defaults(&c);
+	write_file(text);
+	rc = fw_config_load(&c, path, err, sizeof(err));
+	if (rc == 0)
+		rc = fw_config_check(&c, err, sizeof(err));
+	assert_int_equal(rc, -EINVAL);
+	if (strstr(err, needle) == NULL)
+		fail_msg("config '%s': error '%s' does not mention '%s'", text, err, needle);
+	fw_config_release(&c);
+	unlink(path);
+}
+
+static void test_config_errors_name_line_and_reason(void **state)
+{
+	(void)state;
+	expect_error("max-conns 10\n", ":1: max-conns");
+	expect_error("\n\nmax-conns lots\n", ":3: max-conns");
+	expect_error("colour blue\n", ":1: unknown setting 'colour'");
+	expect_error("pair 0 0 inside 0\n", ":1: pair: two different ports");
+	expect_error("pair 0 1 inside 5\n", ":1: pair: two different ports");
+	expect_error("pair 0 1\n", ":1: pair: expected");
+	expect_error("pair 0 1 inside 0\npair 1 2 inside 2\n", "port 1 is in two pairs");
+	expect_error("non-ip maybe\n", ":1: non-ip: pass or drop");
+	expect_error("reject-rate fast\n", ":1: reject-rate");
+	expect_error("fragments\n", ":1: fragments: expected one value");
+	expect_error("policy allow\n", ":1: policy");
+	expect_error("timeout tcp-forever 5\n", ":1: timeout: unknown name 'tcp-forever'");
+	expect_error("timeout udp-assured 0\n", ":1: timeout udp-assured");
+	expect_error("ftp-ports 21 99999\n", ":1: ftp-ports: '99999'");
+	expect_error("rule accept proto tcp dport 99999\n", ":1: rule: dport '99999'");
+	expect_error("rule allow all\n", ":1: rule: unknown action");
+	expect_error("rules iptables:foo\n", ":1: rules: expected nft:TABLE");
+	expect_error("rules nft:fw\nrule accept\n", "not both");
+}
+
+static void test_config_missing_file_is_reported(void **state)
+{
+	struct fw_config c;
+	char err[256] = "";
+
+	(void)state;
+	fw_config_defaults(&c);
+	assert_int_equal(fw_config_load(&c, "/nonexistent/holdfast.conf", err, sizeof(err)),
+			 -ENOENT);
+	assert_non_null(strstr(err, "/nonexistent/holdfast.conf"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_config_reads_every_setting),
+		cmocka_unit_test(test_config_errors_name_line_and_reason),
+		cmocka_unit_test(test_config_missing_file_is_reported),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include <stdio.h>
+#include <string.h>
+
+#include <rte_telemetry.h>
+
+#include "fw_telemetry.h"
+
+static struct {
+	struct fw_shared *sh;
+	struct fw_worker *w;
+	unsigned int n;
+} tel;
+
+static const char *const module_names[FW_MOD_MAX] = {NULL, "tcp", "udp", "ftp"};
+
+void fw_counters_sum(const struct fw_worker *w, unsigned int n, struct fw_counters *out)
+{
+	memset(out, 0, sizeof(*out));
+	for (unsigned int i = 0; i < n; i++) {
+		const uint64_t *src = (const uint64_t *)&w[i].cnt;
+		uint64_t *dst = (uint64_t *)out;
+
+		for (size_t k = 0; k < sizeof(*out) / sizeof(uint64_t); k++)
+			dst[k] += __atomic_load_n(&src[k], __ATOMIC_RELAXED);
+	}
+}
+
+static int stats_cmd(const char *cmd, const char *params, struct rte_tel_data *d)
+{
+	struct fw_counters t;
+	char key[64];
+
+	(void)cmd;
+	(void)params;
+	fw_counters_sum(tel.w, tel.n, &t);
+	rte_tel_data_start_dict(d);
+	rte_tel_data_add_dict_u64(d, "pass", t.pass);
+	rte_tel_data_add_dict_u64(d, "arp", t.arp);
+	rte_tel_data_add_dict_u64(d, "conn_new", t.conn_new);
+	rte_tel_data_add_dict_u64(d, "conn_related", t.conn_related);
+	rte_tel_data_add_dict_u64(d, "conn_expired", t.conn_expired);
+	rte_tel_data_add_dict_u64(d, "reject_sent", t.reject_sent);
+	rte_tel_data_add_dict_u64(d, "reject_limited", t.reject_limited);
+	for (int r = 1; r < FW_DROP_REASON_MAX; r++) {
+		snprintf(key, sizeof(key), "drop_%s", fw_drop_reason_name((enum fw_drop_reason)r));
+		rte_tel_data_add_dict_u64(d, key, t.drop[r]);
+	}
+	for (int m = 1; m < FW_MOD_MAX; m++) {
+		snprintf(key, sizeof(key), "module_%s_packets", module_names[m]);
+		rte_tel_data_add_dict_u64(d, key, t.mod_pkts[m]);
+	}
+	for (unsigned int i = 0; i < tel.sh->nports; i++) {
+		const uint16_t p = tel.sh->port_list[i];
+
+		snprintf(key, sizeof(key), "port%u_rx", p);
+		rte_tel_data_add_dict_u64(d, key, t.rx[p]);
+		snprintf(key, sizeof(key), "port%u_tx", p);
+		rte_tel_data_add_dict_u64(d, key, t.tx[p]);
+		snprintf(key, sizeof(key), "port%u_tx_full", p);
+		rte_tel_data_add_dict_u64(d, key, t.tx_full[p]);
+	}
+	return 0;
+}
+
+static int conns_cmd(const char *cmd, const char *params, struct rte_tel_data *d)
+{
+	uint64_t total = 0, expect = 0, cap = 0;
+	char key[32];
+
+	(void)cmd;
+	(void)params;
+	rte_tel_data_start_dict(d);
+	for (unsigned int i = 0; i < tel.n; i++) {
+		uint32_t c = fw_table_count(tel.w[i].table);
+
+		snprintf(key, sizeof(key), "worker%u", i);
+		rte_tel_data_add_dict_u64(d, key, c);
+		total += c;
+		cap += fw_table_capacity(tel.w[i].table);
+		expect += fw_table_expect_count(tel.w[i].table);
+	}
+	rte_tel_data_add_dict_u64(d, "total", total);
+	rte_tel_data_add_dict_u64(d, "capacity", cap);
+	rte_tel_data_add_dict_u64(d, "expectations", expect);
+	return 0;
+}
+
+int fw_telemetry_register(struct fw_shared *sh, struct fw_worker *w, unsigned int n)
+{
+	int rc;
+
+	tel.sh = sh;
+	tel.w = w;
+	tel.n = n;
+	rc = rte_telemetry_register_cmd("/holdfast/stats", stats_cmd,
+					"Counters per port, module, verdict and drop reason");
+	if (rc == 0)
+		rc = rte_telemetry_register_cmd("/holdfast/conns", conns_cmd,
+						"Tracked connections per worker and expectations");
+	return rc;
+}

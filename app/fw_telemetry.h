@@ -1,0 +1,14 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* DPDK telemetry: /holdfast/stats and /holdfast/conns, read by dpdk-telemetry.py. */
+#ifndef FW_TELEMETRY_H
+#define FW_TELEMETRY_H
+
+#include "fw_worker.h"
+
+/** Add every worker's counters into @p out (read while they run: each is one u64 load). */
+void fw_counters_sum(const struct fw_worker *w, unsigned int n, struct fw_counters *out);
+
+/** Register the commands. @return 0 or -errno of rte_telemetry_register_cmd. */
+int fw_telemetry_register(struct fw_shared *sh, struct fw_worker *w, unsigned int n);
+
+#endif /* FW_TELEMETRY_H */

@@ -1,0 +1,392 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Per packet: parse, look up the connection, hand the packet to its module by a switch on
+ * protocol (direct calls), and consult the rules only for packets that would open a
+ * connection. Everything a worker touches is its own: no locks, no atomics.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <rte_cycles.h>
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+
+#include "fw_parse.h"
+#include "fw_reject.h"
+#include "fw_worker.h"
+
+#define SWEEP_BUDGET 64
+
+static int expect_add(struct fw_ctx *ctx, const struct fw_expect *e)
+{
+	struct fw_worker *w = ctx->core;
+
+	return fw_table_expect_add(w->table, e);
+}
+
+int fw_worker_init(struct fw_worker *w, struct fw_shared *sh, unsigned int index, int socket)
+{
+	char name[32];
+
+	memset(w, 0, sizeof(*w));
+	w->index = index;
+	w->sh = sh;
+	snprintf(name, sizeof(name), "fw_conns_%u", index);
+	w->table = fw_table_create(name, sh->conf->max_conns, 4096, socket);
+	if (w->table == NULL)
+		return -errno;
+	w->ctx.core = w;
+	w->ctx.expect_add = expect_add;
+	w->ctx.conf[FW_MOD_TCP] = &sh->modconf.tcp;
+	w->ctx.conf[FW_MOD_UDP] = &sh->modconf.udp;
+	w->ctx.conf[FW_MOD_FTP] = &sh->modconf.ftp;
+	return 0;
+}
+
+#define NS(s) ((uint64_t)(s)*1000000000ull)
+
+void fw_modconf_build(const struct fw_config *conf, struct fw_modconf *out)
+{
+	const struct fw_timeouts *t = &conf->timeouts;
+
+	memset(out, 0, sizeof(*out));
+	out->tcp = fw_tcp_conf_default;
+	out->tcp.timeout_ns[FW_TCP_SYN_SENT] = NS(t->tcp_syn_sent);
+	out->tcp.timeout_ns[FW_TCP_SYN_SENT2] = NS(t->tcp_syn_sent);
+	out->tcp.timeout_ns[FW_TCP_SYN_RECV] = NS(t->tcp_syn_recv);
+	out->tcp.timeout_ns[FW_TCP_ESTABLISHED] = NS(t->tcp_established);
+	out->tcp.timeout_ns[FW_TCP_FIN_WAIT] = NS(t->tcp_fin_wait);
+	out->tcp.timeout_ns[FW_TCP_CLOSE_WAIT] = NS(t->tcp_close_wait);
+	out->tcp.timeout_ns[FW_TCP_LAST_ACK] = NS(t->tcp_last_ack);
+	out->tcp.timeout_ns[FW_TCP_TIME_WAIT] = NS(t->tcp_time_wait);
+	out->tcp.timeout_ns[FW_TCP_CLOSE] = NS(t->tcp_close);
+	out->udp = fw_udp_conf_default;
+	out->udp.timeout_unreplied_ns = NS(t->udp_unreplied);
+	out->udp.timeout_replied_ns = NS(t->udp_unreplied);
+	out->udp.timeout_assured_ns = NS(t->udp_assured);
+	out->ftp = fw_ftp_conf_default;
+	memset(out->ftp.ports, 0, sizeof(out->ftp.ports));
+	for (unsigned int i = 0; i < conf->nftp_ports && i < FW_FTP_MAX_PORTS; i++)
+		out->ftp.ports[i] = conf->ftp_ports[i];
+	out->ftp.expect_timeout_ns = NS(t->ftp_expect);
+}
+
+void fw_worker_release(struct fw_worker *w)
+{
+	fw_table_free(&w->table);
+}
+
+static enum fw_verdict drop(struct fw_worker *w, enum fw_drop_reason why)
+{
+	w->cnt.drop[why]++;
+	return FW_DROP;
+}
+
+/* The switch of the hot path: each protocol's modules, called directly. */
+static enum fw_verdict dispatch(struct fw_worker *w, struct fw_conn *c, const struct fw_pkt *p,
+				bool is_new, enum fw_drop_reason *why)
+{
+	enum fw_verdict v;
+
+	switch (c->key.proto) {
+	case IPPROTO_TCP:
+		w->cnt.mod_pkts[FW_MOD_TCP]++;
+		v = fw_tcp_packet(&w->ctx, c, p, is_new, why);
+		if (v == FW_PASS && (c->present & (1u << FW_MOD_FTP))) {
+			w->cnt.mod_pkts[FW_MOD_FTP]++;
+			v = fw_ftp_packet(&w->ctx, c, p, why);
+		}
+		return v;
+	case IPPROTO_UDP:
+		w->cnt.mod_pkts[FW_MOD_UDP]++;
+		return fw_udp_packet(&w->ctx, c, p, is_new, why);
+	default:
+		*why = FW_DROP_MALFORMED;
+		return FW_DROP;
+	}
+}
+
+static struct fw_conn *open_conn(struct fw_worker *w, const struct fw_key *key, int side)
+{
+	struct fw_conn *c = fw_table_add(w->table, key, fw_conn_id(&w->sh->secret, key));
+
+	if (c == NULL)
+		return NULL;
+	c->orig_side = (uint8_t)side;
+	c->present = (uint8_t)(1u << (key->proto == IPPROTO_TCP ? FW_MOD_TCP : FW_MOD_UDP));
+	if (key->proto == IPPROTO_TCP && fw_ftp_is_control(&w->sh->modconf.ftp, c))
+		c->present |= 1u << FW_MOD_FTP;
+	return c;
+}
+
+/* A frame between parsing and its verdict. */
+struct pkt_state {
+	struct fw_parsed ps;
+	struct fw_key key;
+	int side;
+	enum fw_zone zone;
+	bool reject; /* dropped by a reject rule: answer it */
+};
+
+/*
+ * Everything decided without a connection lookup. @return 1 when the frame needs its
+ * connection (TCP/UDP), 0 when *@p v is final.
+ */
+static int classify(struct fw_worker *w, const uint8_t *frame, uint32_t len, enum fw_zone zone,
+		    struct pkt_state *st, enum fw_verdict *v)
+{
+	const struct fw_config *conf = w->sh->conf;
+
+	st->reject = false;
+	switch (fw_parse(frame, len, &st->ps)) {
+	case FW_PARSE_OK:
+		break;
+	case FW_PARSE_ARP:
+		w->cnt.arp++;
+		*v = FW_PASS;
+		return 0;
+	case FW_PARSE_NON_IP:
+		*v = conf->pass_non_ip ? FW_PASS : drop(w, FW_DROP_NON_IP);
+		return 0;
+	case FW_PARSE_MALFORMED:
+		*v = drop(w, FW_DROP_MALFORMED);
+		return 0;
+	}
+	if (st->ps.frag == FW_FRAG_LATER) {
+		*v = conf->pass_fragments ? FW_PASS : drop(w, FW_DROP_FRAGMENT);
+		return 0;
+	}
+	if (st->ps.l3_opts && !conf->pass_ip_options) {
+		*v = drop(w, FW_DROP_L3_OPTIONS);
+		return 0;
+	}
+	if (st->ps.proto != IPPROTO_TCP && st->ps.proto != IPPROTO_UDP) {
+		/* No module tracks it: the rules decide every packet. */
+		enum fw_action a = fw_acl_decide(w->sh->acl, zone, &st->ps, NULL);
+
+		st->reject = a == FW_ACT_REJECT;
+		*v = a == FW_ACT_ACCEPT ? FW_PASS : drop(w, FW_DROP_POLICY);
+		return 0;
+	}
+	st->zone = zone;
+	st->side = fw_key_make(&st->key, st->ps.family, st->ps.proto, st->ps.saddr, st->ps.daddr,
+			       st->ps.sport, st->ps.dport);
+	return 1;
+}
+
+/* The verdict of a TCP/UDP frame whose connection lookup gave @p c (NULL: none then). */
+static enum fw_verdict decide(struct fw_worker *w, struct pkt_state *st, struct fw_conn *c,
+			      uint64_t now_ns)
+{
+	const struct fw_parsed *ps = &st->ps;
+	enum fw_drop_reason why = FW_DROP_NONE;
+	struct fw_expect exp;
+	struct fw_pkt pkt = {
+		.l4 = ps->l4,
+		.l4_len = ps->l4_len,
+		.hdr_len = ps->l4_hdr_len,
+		.saddr = ps->saddr,
+		.daddr = ps->daddr,
+		.family = ps->family,
+		.now_ns = now_ns,
+	};
+	bool is_new = false;
+	enum fw_verdict v;
+
+	/* A frame earlier in this burst may have opened it since the bulk lookup. */
+	if (c == NULL)
+		c = fw_table_lookup(w->table, &st->key);
+	if (c == NULL) {
+		bool related = fw_table_expect_take(w->table, ps->family, ps->proto, ps->saddr,
+						    ps->sport, ps->daddr, ps->dport, now_ns, &exp);
+
+		if (!related) {
+			if (ps->proto == IPPROTO_TCP && !fw_tcp_may_open(&pkt))
+				return drop(w, FW_DROP_NO_CONN);
+			enum fw_action a = fw_acl_decide(w->sh->acl, st->zone, ps, NULL);
+
+			if (a != FW_ACT_ACCEPT) {
+				st->reject = a == FW_ACT_REJECT;
+				return drop(w, FW_DROP_POLICY);
+			}
+		}
+		c = open_conn(w, &st->key, st->side);
+		if (c == NULL)
+			return drop(w, FW_DROP_TABLE_FULL);
+		is_new = true;
+		w->cnt.conn_new++;
+		w->cnt.conn_related += related;
+	}
+	pkt.dir = (uint8_t)fw_conn_dir(c, st->side);
+	c->last_ns = now_ns;
+	v = dispatch(w, c, &pkt, is_new, &why);
+	if (v == FW_DROP) {
+		if (is_new)
+			fw_table_del(w->table, c);
+		return drop(w, why);
+	}
+	w->cnt.pass++;
+	return FW_PASS;
+}
+
+enum fw_verdict fw_worker_handle(struct fw_worker *w, const uint8_t *frame, uint32_t len,
+				 enum fw_zone zone, uint64_t now_ns)
+{
+	struct pkt_state st;
+	enum fw_verdict v;
+
+	if (!classify(w, frame, len, zone, &st, &v))
+		return v;
+	return decide(w, &st, fw_table_lookup(w->table, &st.key), now_ns);
+}
+
+static void expire(struct fw_table *t, struct fw_conn *c, void *arg)
+{
+	struct fw_worker *w = arg;
+
+	w->cnt.conn_expired++;
+	fw_table_del(t, c);
+}
+
+/*
+ * A burst in three passes: parse and settle what needs no connection; look every
+ * remaining key up at once (rte_hash pipelines the bucket reads); decide each frame with
+ * its connection prefetched. Returns how many frames pass, gathered in @p out in order.
+ */
+/* Within reject-rate? Replies are capped per worker per second. */
+static bool reject_allowed(struct fw_worker *w, uint64_t now)
+{
+	if (now - w->reject_window >= 1000000000ull) {
+		w->reject_window = now;
+		w->reject_count = 0;
+	}
+	if (w->reject_count >= w->sh->conf->reject_rate) {
+		w->cnt.reject_limited++;
+		return false;
+	}
+	w->reject_count++;
+	return true;
+}
+
+/* Turn a rejected frame into its reply in place. @return true if @p m is now the reply. */
+static bool make_reply(struct fw_worker *w, struct rte_mbuf *m, const struct pkt_state *st,
+		       uint64_t now)
+{
+	uint32_t shift, len;
+
+	if (!reject_allowed(w, now) || rte_pktmbuf_headroom(m) < FW_REJECT_HEADROOM ||
+	    fw_reject_build(rte_pktmbuf_mtod(m, uint8_t *), rte_pktmbuf_data_len(m), &st->ps,
+			    &shift, &len) != 0)
+		return false;
+	if (shift && rte_pktmbuf_prepend(m, (uint16_t)shift) == NULL)
+		return false;
+	m->data_len = (uint16_t)len;
+	m->pkt_len = len;
+	w->cnt.reject_sent++;
+	return true;
+}
+
+static uint16_t burst(struct fw_worker *w, struct rte_mbuf **in, uint16_t n, enum fw_zone zone,
+		      uint64_t now, struct rte_mbuf **out, struct rte_mbuf **back, uint16_t *nback)
+{
+	struct pkt_state st[FW_BURST];
+	const struct fw_key *keys[FW_BURST];
+	struct fw_conn *conns[FW_BURST];
+	enum fw_verdict v[FW_BURST];
+	uint8_t need[FW_BURST];
+	unsigned int nk = 0;
+	uint16_t npass = 0;
+
+	for (uint16_t k = 0; k < n; k++) {
+		struct rte_mbuf *m = in[k];
+
+		/* Multi-segment frames are linearized only if they must be. */
+		if (m->nb_segs > 1 && rte_pktmbuf_linearize(m) != 0) {
+			need[k] = 0;
+			st[k].reject = false;
+			v[k] = drop(w, FW_DROP_MALFORMED);
+			continue;
+		}
+		need[k] = (uint8_t)classify(w, rte_pktmbuf_mtod(m, const uint8_t *),
+					    rte_pktmbuf_data_len(m), zone, &st[k], &v[k]);
+		if (need[k])
+			keys[nk++] = &st[k].key;
+	}
+	if (nk)
+		fw_table_lookup_bulk(w->table, keys, nk, conns);
+	for (unsigned int i = 0; i < nk; i++)
+		if (conns[i])
+			rte_prefetch0(conns[i]);
+	nk = 0;
+	for (uint16_t k = 0; k < n; k++) {
+		if (need[k])
+			v[k] = decide(w, &st[k], conns[nk++], now);
+		if (v[k] == FW_PASS)
+			out[npass++] = in[k];
+		else if (st[k].reject && make_reply(w, in[k], &st[k], now))
+			back[(*nback)++] = in[k];
+		else
+			rte_pktmbuf_free(in[k]);
+	}
+	return npass;
+}
+
+unsigned int fw_worker_poll(struct fw_worker *w, uint64_t now)
+{
+	struct fw_shared *sh = w->sh;
+	const uint16_t q = (uint16_t)w->index;
+	struct rte_mbuf *in[FW_BURST], *out[FW_BURST], *back[FW_BURST];
+	unsigned int total = 0;
+
+	for (unsigned int i = 0; i < sh->nports; i++) {
+		const uint16_t port = sh->port_list[i];
+		const struct fw_port_map *pm = &sh->ports[port];
+		uint16_t n = rte_eth_rx_burst(port, q, in, FW_BURST);
+		uint16_t npass = 0, nback = 0, sent;
+
+		if (n == 0)
+			continue;
+		total += n;
+		w->cnt.rx[port] += n;
+		npass = burst(w, in, n, (enum fw_zone)pm->zone, now, out, back, &nback);
+		if (nback) {
+			/* Replies leave by the port the refused frames came in on. */
+			sent = rte_eth_tx_burst(port, q, back, nback);
+			w->cnt.tx[port] += sent;
+			if (sent < nback) {
+				w->cnt.tx_full[port] += nback - sent;
+				rte_pktmbuf_free_bulk(back + sent, nback - sent);
+			}
+		}
+		sent = npass ? rte_eth_tx_burst(pm->peer, q, out, npass) : 0;
+		w->cnt.tx[pm->peer] += sent;
+		if (sent < npass) {
+			w->cnt.tx_full[pm->peer] += npass - sent;
+			rte_pktmbuf_free_bulk(out + sent, npass - sent);
+		}
+	}
+	return total;
+}
+
+uint64_t fw_worker_now(const struct fw_worker *w)
+{
+	return (uint64_t)((double)rte_get_tsc_cycles() * (1e9 / (double)w->sh->tsc_hz));
+}
+
+int fw_worker_main(void *arg)
+{
+	struct fw_worker *w = arg;
+
+	w->lcore = rte_lcore_id();
+	while (!w->sh->quit) {
+		uint64_t now = fw_worker_now(w);
+		unsigned int n = fw_worker_poll(w, now);
+
+		/* Expire a little at a time: when idle, and every 1024 busy passes. */
+		if (n == 0 || (++w->sweeps & 1023) == 0)
+			fw_table_sweep(w->table, now, SWEEP_BUDGET, expire, w);
+	}
+	return 0;
+}

@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The fast path: one worker per lcore, each with its own connection table, polling its
+ * queue of every port and forwarding what passes to the port's pair.
+ */
+#ifndef FW_WORKER_H
+#define FW_WORKER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <rte_common.h>
+
+#include "fw_config.h"
+#include "ftp/fw_ftp.h"
+#include "tcp/fw_tcp.h"
+#include "udp/fw_udp.h"
+#include "fw_rules.h"
+#include "fw_table.h"
+#include "holdfast/fw_module.h"
+
+#define FW_MAX_PORTS  16
+#define FW_MAX_WORKER 16
+#define FW_BURST      32
+
+struct fw_counters {
+	uint64_t rx[FW_MAX_PORTS];
+	uint64_t tx[FW_MAX_PORTS];
+	uint64_t tx_full[FW_MAX_PORTS]; /* passed, but the port's queue had no room */
+	uint64_t pass;
+	uint64_t drop[FW_DROP_REASON_MAX];
+	uint64_t arp;
+	uint64_t conn_new;
+	uint64_t conn_related; /* admitted by an expectation */
+	uint64_t conn_expired;
+	uint64_t reject_sent;	 /* RST / ICMP unreachable answered to a reject rule */
+	uint64_t reject_limited; /* rejects over reject-rate: dropped without a reply */
+	uint64_t mod_pkts[FW_MOD_MAX];
+};
+
+struct fw_port_map {
+	uint16_t peer; /* where what arrives here leaves */
+	uint8_t zone;  /* enum fw_zone of what arrives here */
+	uint8_t in_use;
+};
+
+/* Each module's configuration, built from holdfast.conf. */
+struct fw_modconf {
+	struct fw_tcp_conf tcp;
+	struct fw_udp_conf udp;
+	struct fw_ftp_conf ftp;
+};
+
+/** Translate the settings of @p conf into the modules' own terms. */
+void fw_modconf_build(const struct fw_config *conf, struct fw_modconf *out);
+
+/* Shared, read-only once workers run. */
+struct fw_shared {
+	const struct fw_config *conf;
+	struct fw_modconf modconf;
+	const struct fw_acl *acl;
+	struct fw_port_map ports[FW_MAX_PORTS];
+	uint16_t port_list[FW_MAX_PORTS];
+	unsigned int nports;
+	struct fw_id_secret secret;
+	uint64_t tsc_hz;
+	volatile bool quit;
+};
+
+struct fw_worker {
+	unsigned int index; /* queue on every port */
+	unsigned int lcore;
+	struct fw_shared *sh;
+	struct fw_table *table;
+	struct fw_ctx ctx;
+	struct fw_counters cnt;
+	uint64_t sweeps;
+	uint64_t reject_window; /* start of the current second of reject replies */
+	uint32_t reject_count;
+} __rte_cache_aligned;
+
+/** Create a worker's table and context. @return 0 or -errno. */
+int fw_worker_init(struct fw_worker *w, struct fw_shared *sh, unsigned int index, int socket);
+
+void fw_worker_release(struct fw_worker *w);
+
+/** One pass over this worker's queue of every port. @return frames received. */
+unsigned int fw_worker_poll(struct fw_worker *w, uint64_t now);
+
+/** Nanoseconds of the TSC, the clock of timeouts. */
+uint64_t fw_worker_now(const struct fw_worker *w);
+
+/** The lcore loop (rte_eal_remote_launch); returns when sh->quit is set. */
+int fw_worker_main(void *arg);
+
+/**
+ * Decide one frame that arrived on a port of @p zone at @p now_ns: FW_PASS or FW_DROP,
+ * counters updated. Exposed for tests.
+ */
+enum fw_verdict fw_worker_handle(struct fw_worker *w, const uint8_t *frame, uint32_t len,
+				 enum fw_zone zone, uint64_t now_ns);
+
+#endif /* FW_WORKER_H */

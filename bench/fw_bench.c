@@ -1,0 +1,337 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Forwarding speed of one worker on one core, side by side with a plain io-forwarding
+ * loop in the same run. Ports are net_ring pairs (rte_eth_from_rings) in this process; a
+ * fixed set of mbufs circulates: the bench writes the next flow's endpoints into each
+ * frame and puts it on port 0's rx ring, the worker (or the io loop) forwards it to port
+ * 1, and the bench takes it back from port 1's tx ring. Both loops pay the same recycling,
+ * so their ratio is the cost of holdfast itself.
+ *
+ *   fw_bench [EAL args] -- [--flows 1000,100000,1000000] [--seconds 2]
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <rte_cycles.h>
+#include <rte_eal.h>
+#include <rte_ethdev.h>
+#include <rte_eth_ring.h>
+#include <rte_ip.h>
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+#include <rte_tcp.h>
+
+#include "fw_worker.h"
+
+#define FRAME_LEN     60 /* + 4 bytes FCS on the wire: 64-byte frames */
+#define CIRCULATE     4096
+#define PORTS_PER_DST 60000
+
+static struct rte_ring *rx_ring[2], *tx_ring[2];
+static struct rte_mempool *pool;
+static struct fw_config conf;
+static struct fw_shared sh;
+static struct fw_worker worker;
+
+/* The frame of flow @p i: 198.18.0.1:(1024 + i % 60000) -> 198.19.x.y:80, IPv4 TCP. */
+static void write_flow(uint8_t *f, uint32_t i, uint8_t flags, uint32_t seq, uint32_t ack)
+{
+	struct rte_ether_hdr *eth = (struct rte_ether_hdr *)f;
+	struct rte_ipv4_hdr *ip = (struct rte_ipv4_hdr *)(eth + 1);
+	struct rte_tcp_hdr *tcp = (struct rte_tcp_hdr *)(ip + 1);
+	const uint32_t dst = (198u << 24) | (19u << 16) | (i / PORTS_PER_DST);
+
+	memset(f, 0, FRAME_LEN);
+	eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
+	ip->version_ihl = 0x45;
+	ip->total_length = rte_cpu_to_be_16(40);
+	ip->time_to_live = 64;
+	ip->next_proto_id = IPPROTO_TCP;
+	ip->src_addr = rte_cpu_to_be_32((198u << 24) | (18u << 16) | 1);
+	ip->dst_addr = rte_cpu_to_be_32(dst);
+	ip->hdr_checksum = rte_ipv4_cksum(ip);
+	tcp->src_port = rte_cpu_to_be_16((uint16_t)(1024 + i % PORTS_PER_DST));
+	tcp->dst_port = rte_cpu_to_be_16(80);
+	tcp->sent_seq = rte_cpu_to_be_32(seq);
+	tcp->recv_ack = rte_cpu_to_be_32(ack);
+	tcp->data_off = 5 << 4;
+	tcp->tcp_flags = flags;
+	tcp->rx_win = rte_cpu_to_be_16(65535);
+}
+
+/* The same frame from the server's side. */
+static void write_reply(uint8_t *f, uint32_t i, uint8_t flags, uint32_t seq, uint32_t ack)
+{
+	struct rte_ipv4_hdr *ip = (struct rte_ipv4_hdr *)(f + sizeof(struct rte_ether_hdr));
+	struct rte_tcp_hdr *tcp = (struct rte_tcp_hdr *)(ip + 1);
+	uint32_t a;
+	uint16_t p;
+
+	write_flow(f, i, flags, seq, ack);
+	a = ip->src_addr, ip->src_addr = ip->dst_addr, ip->dst_addr = a;
+	p = tcp->src_port, tcp->src_port = tcp->dst_port, tcp->dst_port = p;
+	ip->hdr_checksum = 0;
+	ip->hdr_checksum = rte_ipv4_cksum(ip);
+}
+
+static int ports_setup(void)
+{
+	static const char *names[2] = {"ring0", "ring1"};
+
+	for (int p = 0; p < 2; p++) {
+		struct rte_eth_conf ec = {0};
+		char n[32];
+		int id;
+
+		snprintf(n, sizeof(n), "rx%d", p);
+		rx_ring[p] = rte_ring_create(n, 8192, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
+		snprintf(n, sizeof(n), "tx%d", p);
+		tx_ring[p] = rte_ring_create(n, 8192, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
+		if (rx_ring[p] == NULL || tx_ring[p] == NULL)
+			return -1;
+		id = rte_eth_from_rings(names[p], &rx_ring[p], 1, &tx_ring[p], 1, 0);
+		if (id != p || rte_eth_dev_configure((uint16_t)p, 1, 1, &ec) != 0 ||
+		    rte_eth_rx_queue_setup((uint16_t)p, 0, 1024, 0, NULL, pool) != 0 ||
+		    rte_eth_tx_queue_setup((uint16_t)p, 0, 1024, 0, NULL) != 0 ||
+		    rte_eth_dev_start((uint16_t)p) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int fw_setup(uint32_t max_conns)
+{
+	char err[256];
+	struct fw_rule r;
+
+	fw_config_defaults(&conf);
+	conf.max_conns = max_conns;
+	if (fw_rule_parse("accept from inside proto tcp dport 80", &r, err, sizeof(err)) ||
+	    fw_ruleset_add(&conf.rules, &r))
+		return -1;
+	sh.conf = &conf;
+	fw_modconf_build(&conf, &sh.modconf);
+	sh.tsc_hz = rte_get_tsc_hz();
+	fw_id_secret_init(&sh.secret);
+	sh.acl = fw_acl_build(&conf.rules, "bench", 0, err, sizeof(err));
+	if (sh.acl == NULL)
+		return -1;
+	for (uint16_t p = 0; p < 2; p++) {
+		sh.ports[p] = (struct fw_port_map){.peer = (uint16_t)!p,
+						   .zone = p ? FW_ZONE_OUTSIDE : FW_ZONE_INSIDE,
+						   .in_use = 1};
+		sh.port_list[sh.nports++] = p;
+	}
+	return fw_worker_init(&worker, &sh, 0, 0);
+}
+
+/* Establish @p flows connections with a real handshake each. */
+static void establish(uint32_t flows)
+{
+	uint8_t f[FRAME_LEN];
+	uint64_t now = fw_worker_now(&worker);
+
+	for (uint32_t i = 0; i < flows; i++) {
+		write_flow(f, i, RTE_TCP_SYN_FLAG, 1000, 0);
+		fw_worker_handle(&worker, f, FRAME_LEN, FW_ZONE_INSIDE, now);
+		write_reply(f, i, RTE_TCP_SYN_FLAG | RTE_TCP_ACK_FLAG, 5000, 1001);
+		fw_worker_handle(&worker, f, FRAME_LEN, FW_ZONE_OUTSIDE, now);
+		write_flow(f, i, RTE_TCP_ACK_FLAG, 1001, 5001);
+		fw_worker_handle(&worker, f, FRAME_LEN, FW_ZONE_INSIDE, now);
+	}
+}
+
+/* IPv4 header checksum per destination group, so recycling writes only what differs. */
+static uint16_t group_csum[1u << 16];
+
+static void groups_init(uint32_t flows)
+{
+	uint8_t f[FRAME_LEN];
+
+	for (uint32_t g = 0; g * PORTS_PER_DST < flows; g++) {
+		write_flow(f, g * PORTS_PER_DST, RTE_TCP_ACK_FLAG, 1001, 5001);
+		group_csum[g] =
+			((struct rte_ipv4_hdr *)(f + sizeof(struct rte_ether_hdr)))->hdr_checksum;
+	}
+}
+
+/* Point a circulating frame at flow @p i: source port, destination, header checksum. */
+static void retarget(uint8_t *f, uint32_t i)
+{
+	struct rte_ipv4_hdr *ip = (struct rte_ipv4_hdr *)(f + sizeof(struct rte_ether_hdr));
+	struct rte_tcp_hdr *tcp = (struct rte_tcp_hdr *)(ip + 1);
+
+	ip->dst_addr = rte_cpu_to_be_32((198u << 24) | (19u << 16) | (i / PORTS_PER_DST));
+	ip->hdr_checksum = group_csum[i / PORTS_PER_DST];
+	tcp->src_port = rte_cpu_to_be_16((uint16_t)(1024 + i % PORTS_PER_DST));
+}
+
+/* Refill port 0's rx ring from port 1's tx ring, next flow each time. */
+static void recycle(uint32_t flows, uint32_t *next)
+{
+	struct rte_mbuf *m[64];
+	unsigned int n = rte_ring_dequeue_burst(tx_ring[1], (void **)m, 64, NULL);
+
+	for (unsigned int k = 0; k < n; k++) {
+		retarget(rte_pktmbuf_mtod(m[k], uint8_t *), *next);
+		*next = *next + 1 == flows ? 0 : *next + 1;
+	}
+	if (n)
+		rte_ring_enqueue_burst(rx_ring[0], (void **)m, n, NULL);
+}
+
+static void prime(uint32_t flows, uint32_t *next)
+{
+	struct rte_mbuf *m[CIRCULATE];
+
+	if (rte_pktmbuf_alloc_bulk(pool, m, CIRCULATE) != 0) {
+		fprintf(stderr, "fw_bench: mbuf pool exhausted\n");
+		exit(1);
+	}
+	for (unsigned int k = 0; k < CIRCULATE; k++) {
+		m[k]->data_len = m[k]->pkt_len = FRAME_LEN;
+		write_flow(rte_pktmbuf_mtod(m[k], uint8_t *), *next, RTE_TCP_ACK_FLAG, 1001, 5001);
+		*next = *next + 1 == flows ? 0 : *next + 1;
+	}
+	rte_ring_enqueue_bulk(rx_ring[0], (void **)m, CIRCULATE, NULL);
+}
+
+static void drain(void)
+{
+	struct rte_mbuf *m[64];
+	unsigned int n;
+
+	for (int p = 0; p < 2; p++) {
+		while ((n = rte_ring_dequeue_burst(rx_ring[p], (void **)m, 64, NULL)) > 0)
+			rte_pktmbuf_free_bulk(m, n);
+		while ((n = rte_ring_dequeue_burst(tx_ring[p], (void **)m, 64, NULL)) > 0)
+			rte_pktmbuf_free_bulk(m, n);
+	}
+}
+
+/* Plain io forwarding: port 0 rx -> port 1 tx, nothing looked at. */
+static double run_io(uint32_t flows, double seconds)
+{
+	const uint64_t hz = rte_get_tsc_hz(), end = rte_get_tsc_cycles() + (uint64_t)(seconds * hz);
+	struct rte_mbuf *m[FW_BURST];
+	uint64_t pkts = 0, t0 = rte_get_tsc_cycles();
+	uint32_t next = 0;
+
+	groups_init(flows);
+	prime(flows, &next);
+	while (rte_get_tsc_cycles() < end) {
+		for (int it = 0; it < 64; it++) {
+			uint16_t n = rte_eth_rx_burst(0, 0, m, FW_BURST);
+			uint16_t s = rte_eth_tx_burst(1, 0, m, n);
+
+			if (s < n)
+				rte_pktmbuf_free_bulk(m + s, n - s);
+			pkts += s;
+			recycle(flows, &next);
+		}
+	}
+	drain();
+	return (double)pkts / ((double)(rte_get_tsc_cycles() - t0) / (double)hz) / 1e6;
+}
+
+static double run_fw(uint32_t flows, double seconds)
+{
+	const uint64_t hz = rte_get_tsc_hz(), end = rte_get_tsc_cycles() + (uint64_t)(seconds * hz);
+	uint64_t tx0 = worker.cnt.tx[1], t0 = rte_get_tsc_cycles();
+	uint32_t next = 0;
+
+	groups_init(flows);
+	prime(flows, &next);
+	while (rte_get_tsc_cycles() < end) {
+		for (int it = 0; it < 64; it++) {
+			fw_worker_poll(&worker, fw_worker_now(&worker));
+			recycle(flows, &next);
+		}
+	}
+	drain();
+	return (double)(worker.cnt.tx[1] - tx0) /
+	       ((double)(rte_get_tsc_cycles() - t0) / (double)hz) / 1e6;
+}
+
+/* New connections: a SYN of a flow never seen, through the whole path. */
+static double run_new(uint32_t flows)
+{
+	uint8_t f[FRAME_LEN];
+	const uint64_t t0 = rte_get_tsc_cycles();
+	uint64_t now = fw_worker_now(&worker);
+	uint64_t before = worker.cnt.conn_new;
+
+	for (uint32_t i = 0; i < flows; i++) {
+		write_flow(f, i, RTE_TCP_SYN_FLAG, 1000, 0);
+		fw_worker_handle(&worker, f, FRAME_LEN, FW_ZONE_INSIDE, now);
+	}
+	if (worker.cnt.conn_new - before != flows)
+		fprintf(stderr, "fw_bench: only %" PRIu64 " of %u SYNs opened a connection\n",
+			worker.cnt.conn_new - before, flows);
+	return (double)flows / ((double)(rte_get_tsc_cycles() - t0) / (double)rte_get_tsc_hz()) /
+	       1e6;
+}
+
+int main(int argc, char **argv)
+{
+	uint32_t flow_counts[8] = {1000, 100000, 1000000};
+	unsigned int nflows = 3;
+	double seconds = 2;
+	int n, c;
+
+	n = rte_eal_init(argc, argv);
+	if (n < 0)
+		return 1;
+	argc -= n, argv += n;
+	while ((c = getopt(argc, argv, "f:s:")) != -1) {
+		if (c == 'f') {
+			char *save = NULL;
+
+			nflows = 0;
+			for (char *t = strtok_r(optarg, ",", &save); t && nflows < 8;
+			     t = strtok_r(NULL, ",", &save))
+				flow_counts[nflows++] = (uint32_t)strtoul(t, NULL, 10);
+		} else if (c == 's') {
+			seconds = atof(optarg);
+		} else {
+			fprintf(stderr, "usage: fw_bench [EAL] -- [-f 1000,100000] [-s SECONDS]\n");
+			return 2;
+		}
+	}
+	pool = rte_pktmbuf_pool_create("bench", 16383, 256, 0, 256, 0);
+	if (pool == NULL || ports_setup() != 0) {
+		fprintf(stderr, "fw_bench: setup failed\n");
+		return 1;
+	}
+	printf("%-10s %12s %12s %8s %14s\n", "flows", "io Mpps", "holdfast Mpps", "ratio",
+	       "new conns M/s");
+	for (unsigned int k = 0; k < nflows; k++) {
+		/* Opening rate over at least 100k SYNs: fewer measure a cold start. */
+		const uint32_t opens = flow_counts[k] < 100000 ? 100000 : flow_counts[k];
+		double io, fw, nc;
+
+		if (fw_setup(opens * 2 + 1024) != 0) {
+			fprintf(stderr, "fw_bench: %u flows do not fit\n", opens);
+			return 1;
+		}
+		nc = run_new(opens);
+		fw_worker_release(&worker);
+		fw_acl_free((struct fw_acl **)&sh.acl);
+		memset(&sh, 0, sizeof(sh));
+		fw_setup(flow_counts[k] * 2 + 1024);
+		establish(flow_counts[k]);
+		io = run_io(flow_counts[k], seconds);
+		fw = run_fw(flow_counts[k], seconds);
+		printf("%-10u %12.2f %12.2f %8.2f %14.2f\n", flow_counts[k], io, fw, fw / io, nc);
+		fflush(stdout);
+		fw_worker_release(&worker);
+		fw_acl_free((struct fw_acl **)&sh.acl);
+		fw_config_release(&conf);
+		memset(&sh, 0, sizeof(sh));
+	}
+	rte_eal_cleanup();
+	return 0;
+}

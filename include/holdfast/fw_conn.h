@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/**
+ * @file
+ * One connection, one structure: the canonical key, the connection ID, timers, and one
+ * slice per registered module at a fixed offset (netfilter's extension area).
+ */
+#ifndef HOLDFAST_FW_CONN_H
+#define HOLDFAST_FW_CONN_H
+
+#include <stdalign.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Module ids: stored on media in every record; never renumber, never reuse. */
+enum fw_module_id {
+	FW_MOD_TCP = 1,
+	FW_MOD_UDP = 2,
+	FW_MOD_FTP = 3,
+	FW_MOD_MAX = 4,
+};
+
+/** Side of a connection a packet travels from. */
+enum fw_dir {
+	FW_DIR_ORIG = 0,  /**< from the host that opened the connection */
+	FW_DIR_REPLY = 1, /**< from its peer */
+};
+
+/**
+ * Canonical connection key: (addr[0], port[0]) is the lower endpoint, so both directions
+ * of a connection give the same key. Addresses and ports in network byte order; IPv4
+ * addresses use the first 4 bytes and leave the rest zero.
+ */
+struct fw_key {
+	uint8_t addr[2][16];
+	uint16_t port[2];
+	uint8_t family; /**< 4 or 6 */
+	uint8_t proto;	/**< IP protocol number */
+	uint8_t pad[2]; /**< zero: the key is hashed and compared as bytes */
+};
+_Static_assert(sizeof(struct fw_key) == 40, "fw_key is hashed as 40 bytes");
+
+/** Bytes reserved for module slices in every connection. */
+#define FW_EXT_SIZE 192
+
+struct fw_conn {
+	struct fw_key key;
+	uint64_t id;			/**< keyed hash of the key (fw_conn_id) */
+	uint64_t last_ns;		/**< last packet seen */
+	uint64_t expire_ns;		/**< idle deadline set by the owning module */
+	uint32_t slot_pair[FW_MOD_MAX]; /**< checkpoint slot pair per module, UINT32_MAX none */
+	uint64_t gen[FW_MOD_MAX];	/**< checkpoint generation per module */
+	uint8_t orig_side; /**< key side (0/1) of the host that opened the connection */
+	uint8_t present;   /**< bit (1 << module id): slice in use */
+	uint8_t dirty;	   /**< bit (1 << module id): slice changed since its checkpoint */
+	uint8_t flags;
+	alignas(8) uint8_t ext[FW_EXT_SIZE];
+};
+
+/**
+ * Canonicalize a packet's endpoints into @p key.
+ * @p saddr/@p daddr point to 4 (family 4) or 16 (family 6) bytes; ports in network order.
+ * @return the key side the source sits on (0 or 1).
+ */
+int fw_key_make(struct fw_key *key, uint8_t family, uint8_t proto, const void *saddr,
+		const void *daddr, uint16_t sport, uint16_t dport);
+
+/** Secret of the connection-ID hash: per instance, so IDs cannot be steered from outside. */
+struct fw_id_secret {
+	uint64_t k[2];
+};
+
+/** Fill @p s from the kernel's random source. @return 0 or -errno. */
+int fw_id_secret_init(struct fw_id_secret *s);
+
+/** Connection ID: SipHash-2-4 of the key under @p s; never 0. */
+uint64_t fw_conn_id(const struct fw_id_secret *s, const struct fw_key *key);
+
+/** Direction of a packet whose source is on key side @p src_side. */
+static inline enum fw_dir fw_conn_dir(const struct fw_conn *c, int src_side)
+{
+	return src_side == c->orig_side ? FW_DIR_ORIG : FW_DIR_REPLY;
+}
+
+/** Mark a module's slice changed: the checkpointer collects it. */
+static inline void fw_conn_mark_dirty(struct fw_conn *c, enum fw_module_id m)
+{
+	c->dirty |= (uint8_t)(1u << m);
+}
+
+/** Slice of module @p m at its fixed offset (see modules/modules.c). */
+#define FW_SLICE(c, type, off) ((type *)(void *)((c)->ext + (off)))
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* HOLDFAST_FW_CONN_H */

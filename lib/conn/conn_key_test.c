@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include <arpa/inet.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "holdfast/fw_conn.h"
+
+static void test_key_is_the_same_from_both_directions(void **state)
+{
+	const uint8_t a[4] = {198, 18, 0, 1}, b[4] = {198, 19, 0, 2};
+	struct fw_key k1, k2;
+	int s1, s2;
+
+	(void)state;
+	s1 = fw_key_make(&k1, 4, 6, a, b, htons(40000), htons(80));
+	s2 = fw_key_make(&k2, 4, 6, b, a, htons(80), htons(40000));
+	assert_memory_equal(&k1, &k2, sizeof(k1));
+	assert_int_not_equal(s1, s2);
+}
+
+static void test_key_orders_equal_addresses_by_port(void **state)
+{
+	const uint8_t a[16] = {0x20, 0x01, 0x0d, 0xb8, [15] = 1};
+	struct fw_key k1, k2;
+
+	(void)state;
+	assert_int_equal(fw_key_make(&k1, 6, 17, a, a, htons(53), htons(5353)), 0);
+	assert_int_equal(fw_key_make(&k2, 6, 17, a, a, htons(5353), htons(53)), 1);
+	assert_memory_equal(&k1, &k2, sizeof(k1));
+}
+
+static void test_id_depends_on_secret_protocol_and_ports(void **state)
+{
+	const uint8_t a[4] = {198, 18, 0, 1}, b[4] = {198, 19, 0, 2};
+	struct fw_id_secret s1 = {{1, 2}}, s2 = {{1, 3}};
+	struct fw_key tcp, udp, other_port;
+
+	(void)state;
+	fw_key_make(&tcp, 4, 6, a, b, htons(1000), htons(80));
+	fw_key_make(&udp, 4, 17, a, b, htons(1000), htons(80));
+	fw_key_make(&other_port, 4, 6, a, b, htons(1001), htons(80));
+	assert_true(fw_conn_id(&s1, &tcp) == fw_conn_id(&s1, &tcp));
+	assert_true(fw_conn_id(&s1, &tcp) != fw_conn_id(&s2, &tcp));
+	assert_true(fw_conn_id(&s1, &tcp) != fw_conn_id(&s1, &udp));
+	assert_true(fw_conn_id(&s1, &tcp) != fw_conn_id(&s1, &other_port));
+	assert_true(fw_conn_id(&s1, &tcp) != 0);
+}
+
+static void test_secret_init_draws_random_keys(void **state)
+{
+	struct fw_id_secret s1, s2;
+
+	(void)state;
+	assert_int_equal(fw_id_secret_init(&s1), 0);
+	assert_int_equal(fw_id_secret_init(&s2), 0);
+	assert_memory_not_equal(&s1, &s2, sizeof(s1));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_key_is_the_same_from_both_directions),
+		cmocka_unit_test(test_key_orders_equal_addresses_by_port),
+		cmocka_unit_test(test_id_depends_on_secret_protocol_and_ports),
+		cmocka_unit_test(test_secret_init_draws_random_keys),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,246 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include <errno.h>
+#include <string.h>
+
+#include <rte_common.h>
+#include <rte_errno.h>
+#include <rte_hash.h>
+#include <rte_hash_crc.h>
+#include <rte_malloc.h>
+
+#include "fw_table.h"
+
+struct fw_table {
+	struct rte_hash *h;
+	struct fw_conn *conns; /* indexed by hash position */
+	uint32_t slots;	       /* positions rte_hash may return */
+	uint32_t capacity;     /* keys it holds */
+	uint32_t count;
+	uint32_t sweep_pos;
+	struct fw_expect *exp;
+	uint32_t max_expect;
+	uint32_t nexpect;
+};
+
+struct fw_table *fw_table_create(const char *name, uint32_t capacity, uint32_t max_expect,
+				 int socket)
+{
+	struct rte_hash_parameters hp = {
+		.name = name,
+		.entries = capacity,
+		.key_len = sizeof(struct fw_key),
+		.hash_func = rte_hash_crc,
+		.hash_func_init_val = 0,
+		.socket_id = socket,
+		/* Every key is guaranteed its slot: the table never fails below capacity. */
+		.extra_flag = RTE_HASH_EXTRA_FLAGS_EXT_TABLE,
+	};
+	struct fw_table *t;
+	int err;
+
+	if (name == NULL || capacity == 0 || capacity > (1u << 30)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	t = rte_zmalloc_socket("fw_table", sizeof(*t), RTE_CACHE_LINE_SIZE, socket);
+	if (t == NULL) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	t->h = rte_hash_create(&hp);
+	if (t->h == NULL) {
+		err = rte_errno ? rte_errno : ENOMEM;
+		goto err_free;
+	}
+	/* Positions may run past the key count: size the array by what rte_hash hands out. */
+	t->capacity = capacity;
+	t->slots = (uint32_t)rte_hash_max_key_id(t->h) + 1;
+	t->conns = rte_zmalloc_socket("fw_conns", sizeof(*t->conns) * t->slots, RTE_CACHE_LINE_SIZE,
+				      socket);
+	if (t->conns == NULL) {
+		err = ENOMEM;
+		goto err_free_hash;
+	}
+	t->max_expect = max_expect;
+	if (max_expect) {
+		t->exp = rte_zmalloc_socket("fw_expect", sizeof(*t->exp) * max_expect, 0, socket);
+		if (t->exp == NULL) {
+			err = ENOMEM;
+			goto err_free_conns;
+		}
+	}
+	return t;
+
+err_free_conns:
+	rte_free(t->conns);
+err_free_hash:
+	rte_hash_free(t->h);
+err_free:
+	rte_free(t);
+	errno = err;
+	return NULL;
+}
+
+void fw_table_free(struct fw_table **tp)
+{
+	struct fw_table *t;
+
+	if (tp == NULL || *tp == NULL)
+		return;
+	t = *tp;
+	rte_free(t->exp);
+	rte_free(t->conns);
+	rte_hash_free(t->h);
+	rte_free(t);
+	*tp = NULL;
+}
+
+void fw_table_lookup_bulk(struct fw_table *t, const struct fw_key *const *keys, unsigned int n,
+			  struct fw_conn **conns)
+{
+	int32_t pos[RTE_HASH_LOOKUP_BULK_MAX];
+
+	while (n > 0) {
+		unsigned int m = RTE_MIN(n, (unsigned int)RTE_HASH_LOOKUP_BULK_MAX);
+
+		rte_hash_lookup_bulk(t->h, (const void **)(uintptr_t)keys, m, pos);
+		for (unsigned int i = 0; i < m; i++)
+			conns[i] = pos[i] >= 0 ? &t->conns[pos[i]] : NULL;
+		keys += m;
+		conns += m;
+		n -= m;
+	}
+}
+
+struct fw_conn *fw_table_lookup(struct fw_table *t, const struct fw_key *key)
+{
+	int32_t pos = rte_hash_lookup(t->h, key);
+
+	return pos >= 0 ? &t->conns[pos] : NULL;
+}
+
+struct fw_conn *fw_table_add(struct fw_table *t, const struct fw_key *key, uint64_t id)
+{
+	struct fw_conn *c;
+	int32_t pos;
+
+	if (rte_hash_lookup(t->h, key) >= 0) {
+		errno = EEXIST;
+		return NULL;
+	}
+	pos = rte_hash_add_key(t->h, key);
+	if (pos < 0) {
+		errno = -pos;
+		return NULL;
+	}
+	c = &t->conns[pos];
+	memset(c, 0, sizeof(*c));
+	c->key = *key;
+	c->id = id;
+	for (int m = 0; m < FW_MOD_MAX; m++)
+		c->slot_pair[m] = UINT32_MAX;
+	t->count++;
+	return c;
+}
+
+void fw_table_del(struct fw_table *t, struct fw_conn *c)
+{
+	if (rte_hash_del_key(t->h, &c->key) >= 0)
+		t->count--;
+	c->key.family = 0; /* position free: sweeps skip it */
+}
+
+uint32_t fw_table_count(const struct fw_table *t)
+{
+	return t->count;
+}
+
+uint32_t fw_table_capacity(const struct fw_table *t)
+{
+	return t->capacity;
+}
+
+unsigned int fw_table_sweep(struct fw_table *t, uint64_t now, unsigned int budget, fw_expire_fn fn,
+			    void *arg)
+{
+	unsigned int idle = 0;
+
+	if (t->count == 0)
+		return 0;
+	while (budget--) {
+		struct fw_conn *c = &t->conns[t->sweep_pos];
+
+		if (++t->sweep_pos == t->slots)
+			t->sweep_pos = 0;
+		if (c->key.family != 0 && c->expire_ns < now) {
+			idle++;
+			fn(t, c, arg);
+		}
+	}
+	return idle;
+}
+
+int fw_table_walk(struct fw_table *t, int (*fn)(struct fw_conn *c, void *arg), void *arg)
+{
+	for (uint32_t i = 0; i < t->slots; i++) {
+		if (t->conns[i].key.family != 0) {
+			int rc = fn(&t->conns[i], arg);
+
+			if (rc)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+static int expect_same(const struct fw_expect *a, const struct fw_expect *b)
+{
+	return a->family == b->family && a->proto == b->proto &&
+	       memcmp(a->addr, b->addr, sizeof(a->addr)) == 0 && a->port[0] == b->port[0] &&
+	       a->port[1] == b->port[1];
+}
+
+int fw_table_expect_add(struct fw_table *t, const struct fw_expect *e)
+{
+	for (uint32_t i = 0; i < t->nexpect; i++) {
+		if (expect_same(&t->exp[i], e)) {
+			t->exp[i].expire_ns = e->expire_ns; /* announced again: refresh */
+			return -EEXIST;
+		}
+	}
+	if (t->nexpect == t->max_expect)
+		return -ENOSPC;
+	t->exp[t->nexpect++] = *e;
+	return 0;
+}
+
+int fw_table_expect_take(struct fw_table *t, uint8_t family, uint8_t proto, const uint8_t *saddr,
+			 uint16_t sport, const uint8_t *daddr, uint16_t dport, uint64_t now,
+			 struct fw_expect *out)
+{
+	const size_t alen = family == 4 ? 4 : 16;
+	uint32_t i = 0;
+
+	while (i < t->nexpect) {
+		struct fw_expect *e = &t->exp[i];
+
+		if (e->expire_ns < now) {
+			*e = t->exp[--t->nexpect];
+			continue;
+		}
+		if (e->family == family && e->proto == proto &&
+		    memcmp(e->addr[0], saddr, alen) == 0 && memcmp(e->addr[1], daddr, alen) == 0 &&
+		    (e->port[0] == 0 || e->port[0] == sport) && e->port[1] == dport) {
+			*out = *e;
+			*e = t->exp[--t->nexpect];
+			return 1;
+		}
+		i++;
+	}
+	return 0;
+}
+
+uint32_t fw_table_expect_count(const struct fw_table *t)
+{
+	return t->nexpect;
+}

@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Per-lcore connection table: an rte_hash of canonical keys whose positions index an array
+ * of struct fw_conn, plus the FTP-style expectations of that lcore. One writer (its lcore),
+ * no locks. Private to the firewall.
+ */
+#ifndef FW_TABLE_H
+#define FW_TABLE_H
+
+#include <stdint.h>
+
+#include "holdfast/fw_module.h"
+
+struct fw_table;
+
+/**
+ * Create a table for @p capacity connections and @p max_expect expectations on NUMA
+ * @p socket. @return the table or NULL with errno (EINVAL, ENOMEM, or rte_hash's).
+ */
+struct fw_table *fw_table_create(const char *name, uint32_t capacity, uint32_t max_expect,
+				 int socket);
+
+/** Free; sets *@p tp to NULL. NULL is a no-op. */
+void fw_table_free(struct fw_table **tp);
+
+/** Look up @p n keys at once; conns[i] is NULL where there is none. */
+void fw_table_lookup_bulk(struct fw_table *t, const struct fw_key *const *keys, unsigned int n,
+			  struct fw_conn **conns);
+
+/** Look up one key. */
+struct fw_conn *fw_table_lookup(struct fw_table *t, const struct fw_key *key);
+
+/**
+ * Insert a zeroed connection for @p key (its ID computed by the caller).
+ * @return the connection, or NULL when the table is full (or the key exists: EEXIST).
+ */
+struct fw_conn *fw_table_add(struct fw_table *t, const struct fw_key *key, uint64_t id);
+
+/** Remove @p c; its memory is reused by a later add. */
+void fw_table_del(struct fw_table *t, struct fw_conn *c);
+
+/** Connections in the table. */
+uint32_t fw_table_count(const struct fw_table *t);
+uint32_t fw_table_capacity(const struct fw_table *t);
+
+/** Called for each connection found idle; the callback deletes or keeps it. */
+typedef void (*fw_expire_fn)(struct fw_table *t, struct fw_conn *c, void *arg);
+
+/**
+ * Look at up to @p budget positions from where the last sweep stopped; call @p fn for each
+ * connection whose expire_ns is before @p now. @return connections found idle.
+ */
+unsigned int fw_table_sweep(struct fw_table *t, uint64_t now, unsigned int budget, fw_expire_fn fn,
+			    void *arg);
+
+/** Visit every connection (telemetry, checkpoint resync). Nonzero from @p fn stops. */
+int fw_table_walk(struct fw_table *t, int (*fn)(struct fw_conn *c, void *arg), void *arg);
+
+/** Add an expectation. @return 0, -ENOSPC (full), -EEXIST (same endpoints expected). */
+int fw_table_expect_add(struct fw_table *t, const struct fw_expect *e);
+
+/**
+ * Find and consume an expectation that admits a connection from @p saddr:@p sport to
+ * @p daddr:@p dport (network order) at @p now. Expired ones are dropped on the way.
+ * @return 1 and *@p out, or 0.
+ */
+int fw_table_expect_take(struct fw_table *t, uint8_t family, uint8_t proto, const uint8_t *saddr,
+			 uint16_t sport, const uint8_t *daddr, uint16_t dport, uint64_t now,
+			 struct fw_expect *out);
+
+/** Expectations held. */
+uint32_t fw_table_expect_count(const struct fw_table *t);
+
+#endif /* FW_TABLE_H */
