@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -454,6 +455,21 @@ static uint64_t now_us(void)
 }
 
 /*
+ * The delay before a kill. Sleeping, not spinning: a spinning parent can take the only
+ * free core from the child it is timing, and the kill would land before the child moved.
+ * main() sets a 1 ns timer slack so that the sleep is as short as asked.
+ */
+static void wait_us(unsigned int us)
+{
+	struct timespec ts = {.tv_sec = us / 1000000u, .tv_nsec = (long)(us % 1000000u) * 1000};
+
+	if (us == 0)
+		return;
+	while (clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, &ts) == EINTR)
+		;
+}
+
+/*
  * Run one writer, kill it at the chosen point, and collect every acknowledgement it sent.
  * Returns true when the kill happened (false: the writer finished first).
  */
@@ -492,12 +508,8 @@ static bool run_writer(const struct iteration *it, struct acked *a)
 			memcpy(&m, buf + used, sizeof(m));
 			assert_true(apply_msg(a, &m));
 			if (!killed && m.type == M_EVENT && a->events - 1 == it->kill_event) {
-				/* Spin, not sleep: the delays are microseconds and must be. */
-				uint64_t until = now_us() + it->delay_us;
-
 				assert_int_equal(write(go[1], "g", 1), 1);
-				while (now_us() < until)
-					;
+				wait_us(it->delay_us);
 				kill(pid, SIGKILL);
 				killed = true;
 				a->kill_kind = m.val;
@@ -850,18 +862,25 @@ static void test_writer_killed_anywhere_loses_nothing_acknowledged(void **state)
 			it.kill_event = creates[(r >> 16) % ncreates];
 		else
 			it.kill_event = r % total_events;
-		/* Land right at the event, a little after it, or well into what follows. */
-		switch ((r >> 32) % 3) {
-		case 0:
-			it.delay_us = 0;
-			break;
-		case 1:
-			it.delay_us = (unsigned int)((r >> 40) % 50);
-			break;
-		default:
-			it.delay_us = (unsigned int)((r >> 40) % 500);
-			break;
-		}
+		/*
+		 * Land right at the event, a little after it, or well into what follows; a
+		 * creation takes some tens of microseconds, so kills aimed at one spread over
+		 * its first hundred.
+		 */
+		if (kinds[it.kill_event] == EV_CREATE)
+			it.delay_us = (unsigned int)((r >> 40) % 100);
+		else
+			switch ((r >> 32) % 3) {
+			case 0:
+				it.delay_us = 0;
+				break;
+			case 1:
+				it.delay_us = (unsigned int)((r >> 40) % 50);
+				break;
+			default:
+				it.delay_us = (unsigned int)((r >> 40) % 500);
+				break;
+			}
 		run_iteration(f, &it, a);
 		if (!a->done) {
 			kills++;
@@ -1045,8 +1064,7 @@ static bool run_applier(const char *path, unsigned int delay_us, uint64_t *took_
 	assert_int_equal(read(fds[0], &c, 1), 1);
 	t0 = now_us();
 	if (delay_us != UINT32_MAX) {
-		while (now_us() - t0 < delay_us)
-			;
+		wait_us(delay_us);
 		killed = kill(pid, SIGKILL) == 0;
 	}
 	assert_int_equal(waitpid(pid, &status, 0), pid);
@@ -1147,6 +1165,8 @@ int main(void)
 	};
 
 	ckpt_log_set(keep_last_log, CKPT_LOG_DEBUG);
+	/* Kill delays are microseconds; the default 50 us slack would blur them. */
+	prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
