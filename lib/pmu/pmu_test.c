@@ -1,0 +1,1093 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The store's contract (pmu.h) and the record logic the client builds on it (ckpt.h, the
+ * embedded pmem: target): create/open/reopen, validation, list, delete and reuse, leases,
+ * torn slots, journal precedence, and the ring across laps and when full.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "holdfast/ckpt.h"
+#include "holdfast/pmu.h"
+
+#define STORE_SIZE (4u << 20)
+
+struct fixture {
+	char dir[64];
+	char path[96];
+	char target[128];
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	if (f == NULL)
+		return -1;
+	snprintf(f->dir, sizeof(f->dir), "/dev/shm/pmu_test.XXXXXX");
+	if (mkdtemp(f->dir) == NULL) {
+		free(f);
+		return -1;
+	}
+	snprintf(f->path, sizeof(f->path), "%s/store", f->dir);
+	snprintf(f->target, sizeof(f->target), "pmem:%s", f->path);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	char extra[128];
+
+	unlink(f->path);
+	snprintf(extra, sizeof(extra), "%s/junk", f->dir);
+	unlink(extra);
+	rmdir(f->dir);
+	free(f);
+	return 0;
+}
+
+static struct pmu_store *create_store(const struct fixture *f, uint64_t size)
+{
+	struct pmu_store *s = pmu_store_open(f->path, size, PMU_CREATE);
+
+	assert_non_null(s);
+	return s;
+}
+
+static struct ckpt_client *connect_store(const struct fixture *f)
+{
+	struct ckpt_client_opts opts = {.create_store = true, .store_size = STORE_SIZE};
+	struct ckpt_client *cl = ckpt_connect(f->target, &opts);
+
+	assert_non_null(cl);
+	return cl;
+}
+
+/* A record whose every field follows from (pair, gen), so a reader can check it whole. */
+static struct ckpt_rec make_rec(uint32_t pair, uint64_t gen, uint8_t *payload, uint16_t len)
+{
+	struct ckpt_rec rec = {
+		.module_id = 1,
+		.slice_version = 1,
+		.conn_id = 0xc0ffee00ull + pair,
+		.generation = gen,
+		.slot_pair = pair,
+		.key = {.family = 4, .proto = 6, .port = {(uint16_t)(10000 + pair), 443}},
+		.payload_len = len,
+		.payload = payload,
+	};
+
+	rec.key.addr[0][0] = 192;
+	rec.key.addr[0][1] = 0;
+	rec.key.addr[0][2] = 2;
+	rec.key.addr[0][3] = (uint8_t)pair;
+	rec.key.addr[1][0] = 198;
+	rec.key.addr[1][1] = 51;
+	rec.key.addr[1][2] = 100;
+	rec.key.addr[1][3] = 7;
+	for (uint16_t i = 0; i < len; i++)
+		payload[i] = (uint8_t)(pair * 31 + gen * 7 + i);
+	return rec;
+}
+
+static void check_rec(const struct ckpt_rec *rec, uint32_t pair, uint64_t gen, uint16_t len)
+{
+	uint8_t want[CKPT_REC_MAX_PAYLOAD];
+	struct ckpt_rec w = make_rec(pair, gen, want, len);
+
+	assert_int_equal(rec->module_id, w.module_id);
+	assert_int_equal(rec->slot_pair, pair);
+	assert_true(rec->conn_id == w.conn_id);
+	assert_true(rec->generation == gen);
+	assert_true(ckpt_key_equal(&rec->key, &w.key));
+	assert_int_equal(rec->payload_len, len);
+	assert_memory_equal(rec->payload, want, len);
+}
+
+static void test_store_create_open_reopen_keeps_regions(void **state)
+{
+	struct fixture *f = *state;
+	struct pmu_region_params p = {
+		.name = "state", .owner = "fw1", .mode = PMU_MODE_OVERWRITE, .size = 65536};
+	struct pmu_region_info made, found;
+	uint64_t total, free_before, free_after;
+	struct pmu_store *s;
+
+	s = create_store(f, STORE_SIZE);
+	assert_string_equal(pmu_store_path(s), f->path);
+	pmu_store_space(s, &total, &free_before);
+	assert_true(total == STORE_SIZE);
+	assert_true(free_before > 0 && free_before < total);
+	assert_int_equal(pmu_region_create(s, &p, &made), 0);
+	assert_string_equal(made.name, "state");
+	assert_string_equal(made.owner, "fw1");
+	assert_int_equal(made.mode, PMU_MODE_OVERWRITE);
+	assert_true(made.size == 65536);
+	assert_int_equal(made.slot_size, PMU_SLOT_SIZE_DEFAULT);
+	assert_true(made.nslots == (65536 - PMU_REGION_HDR) / PMU_SLOT_SIZE_DEFAULT);
+	assert_true(made.offset % PMU_ALIGN == 0);
+	assert_true(made.created_ns > 0);
+	pmu_store_space(s, &total, &free_after);
+	assert_true(free_after == free_before - 65536);
+	pmu_store_close(&s);
+	assert_null(s);
+	pmu_store_close(&s); /* NULL is a no-op */
+
+	/* Reopen without PMU_CREATE: the committed entry is all there, unchanged. */
+	s = pmu_store_open(f->path, 0, 0);
+	assert_non_null(s);
+	assert_int_equal(pmu_region_lookup(s, "state", &found), 0);
+	assert_memory_equal(&found, &made, sizeof(found));
+	pmu_store_space(s, &total, &free_after);
+	assert_true(free_after == free_before - 65536);
+	pmu_store_close(&s);
+
+	/* PMU_CREATE on an existing store opens it; it does not format it again. */
+	s = pmu_store_open(f->path, STORE_SIZE, PMU_CREATE);
+	assert_non_null(s);
+	assert_int_equal(pmu_region_lookup(s, "state", &found), 0);
+	pmu_store_close(&s);
+}
+
+static void test_store_open_rejects_missing_small_and_foreign_files(void **state)
+{
+	struct fixture *f = *state;
+	char junk[128];
+	char zeros[4096] = {0};
+	int fd;
+
+	errno = 0;
+	assert_null(pmu_store_open(f->path, STORE_SIZE, 0));
+	assert_int_equal(errno, ENOENT);
+	errno = 0;
+	assert_null(pmu_store_open(f->path, PMU_MIN_FILE_SIZE - 1, PMU_CREATE));
+	assert_int_equal(errno, EINVAL);
+
+	/* A file of the right size that was never formatted is not a store. */
+	snprintf(junk, sizeof(junk), "%s/junk", f->dir);
+	fd = open(junk, O_CREAT | O_WRONLY | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	for (unsigned int i = 0; i < PMU_MIN_FILE_SIZE / sizeof(zeros); i++)
+		assert_int_equal(write(fd, zeros, sizeof(zeros)), (ssize_t)sizeof(zeros));
+	close(fd);
+	errno = 0;
+	assert_null(pmu_store_open(junk, 0, 0));
+	assert_int_equal(errno, EINVAL);
+}
+
+static void test_region_create_validates_name_owner_mode_size(void **state)
+{
+	struct fixture *f = *state;
+	char longest[PMU_NAME_MAX], too_long[PMU_NAME_MAX + 1];
+	struct pmu_region_params p = {
+		.name = "r", .owner = "fw1", .mode = PMU_MODE_APPEND, .size = 8192};
+	struct pmu_region_info info;
+	struct pmu_store *s = create_store(f, STORE_SIZE);
+
+	memset(longest, 'a', sizeof(longest) - 1);
+	longest[sizeof(longest) - 1] = '\0';
+	memset(too_long, 'b', sizeof(too_long) - 1);
+	too_long[sizeof(too_long) - 1] = '\0';
+
+	static const char *const bad_names[] = {"", "a/b", "tab\there", "nl\n"};
+	for (size_t i = 0; i < sizeof(bad_names) / sizeof(bad_names[0]); i++) {
+		p.name = bad_names[i];
+		assert_int_equal(pmu_region_create(s, &p, NULL), -EINVAL);
+	}
+	p.name = too_long;
+	assert_int_equal(pmu_region_create(s, &p, NULL), -EINVAL);
+	p.name = "r";
+	p.owner = "";
+	assert_int_equal(pmu_region_create(s, &p, NULL), -EINVAL);
+	p.owner = "fw1";
+	p.mode = 0;
+	assert_int_equal(pmu_region_create(s, &p, NULL), -EINVAL);
+	p.mode = 3;
+	assert_int_equal(pmu_region_create(s, &p, NULL), -EINVAL);
+	p.mode = PMU_MODE_APPEND;
+	p.size = 0;
+	assert_int_equal(pmu_region_create(s, &p, NULL), -EINVAL);
+	/* A slot smaller than the smallest record cannot hold anything. */
+	p.mode = PMU_MODE_OVERWRITE;
+	p.size = 65536;
+	p.slot_size = 8;
+	assert_int_equal(pmu_region_create(s, &p, NULL), -EINVAL);
+	p.slot_size = 0;
+	assert_int_equal(pmu_region_lookup(s, "", &info), -EINVAL);
+	assert_int_equal(pmu_region_lookup(s, "r", &info), -ENOENT);
+	/* Nothing of the refused calls was created. */
+	assert_int_equal(pmu_region_list(s, NULL, 0), 0);
+
+	/* The longest legal name works; sizes round up to PMU_ALIGN. */
+	p.name = longest;
+	p.size = 65536 + 1;
+	assert_int_equal(pmu_region_create(s, &p, &info), 0);
+	assert_string_equal(info.name, longest);
+	assert_true(info.size == 65536 + PMU_ALIGN);
+	assert_int_equal(pmu_region_create(s, &p, NULL), -EEXIST);
+	assert_int_equal(pmu_region_lookup(s, longest, &info), 0);
+
+	/* Larger than the whole file. */
+	p.name = "huge";
+	p.size = STORE_SIZE;
+	assert_int_equal(pmu_region_create(s, &p, NULL), -ENOSPC);
+	assert_int_equal(pmu_region_lookup(s, "huge", &info), -ENOENT);
+	assert_int_equal(pmu_region_delete(s, "huge"), -ENOENT);
+	assert_int_equal(pmu_region_delete(s, "a/b"), -EINVAL);
+	pmu_store_close(&s);
+}
+
+static void test_region_table_full_is_enospc(void **state)
+{
+	struct fixture *f = *state;
+	struct pmu_region_params p = {.owner = "fw1", .mode = PMU_MODE_APPEND, .size = 8192};
+	struct pmu_store *s = create_store(f, STORE_SIZE);
+	char name[PMU_NAME_MAX];
+
+	for (int i = 0; i < PMU_MAX_REGIONS; i++) {
+		snprintf(name, sizeof(name), "log%d", i);
+		p.name = name;
+		assert_int_equal(pmu_region_create(s, &p, NULL), 0);
+	}
+	p.name = "one-too-many";
+	assert_int_equal(pmu_region_create(s, &p, NULL), -ENOSPC);
+	assert_int_equal(pmu_region_list(s, NULL, 0), PMU_MAX_REGIONS);
+	/* Deleting one frees its entry for the next. */
+	assert_int_equal(pmu_region_delete(s, "log17"), 0);
+	assert_int_equal(pmu_region_create(s, &p, NULL), 0);
+	pmu_store_close(&s);
+}
+
+static void test_region_list_in_table_order(void **state)
+{
+	struct fixture *f = *state;
+	struct pmu_region_params p = {.owner = "fw1", .mode = PMU_MODE_APPEND, .size = 8192};
+	struct pmu_region_info out[4];
+	struct pmu_store *s = create_store(f, STORE_SIZE);
+	static const char *const names[] = {"alpha", "bravo", "charlie"};
+
+	for (int i = 0; i < 3; i++) {
+		p.name = names[i];
+		assert_int_equal(pmu_region_create(s, &p, NULL), 0);
+	}
+	/* The count is of live regions, even when fewer fit in the array. */
+	assert_int_equal(pmu_region_list(s, out, 2), 3);
+	assert_string_equal(out[0].name, "alpha");
+	assert_string_equal(out[1].name, "bravo");
+	assert_true(out[0].index < out[1].index);
+	assert_int_equal(pmu_region_delete(s, "bravo"), 0);
+	assert_int_equal(pmu_region_list(s, out, 4), 2);
+	assert_string_equal(out[0].name, "alpha");
+	assert_string_equal(out[1].name, "charlie");
+	assert_int_equal(pmu_region_lookup(s, "bravo", out), -ENOENT);
+	pmu_store_close(&s);
+
+	/* The deletion is durable. */
+	s = pmu_store_open(f->path, 0, 0);
+	assert_non_null(s);
+	assert_int_equal(pmu_region_list(s, out, 4), 2);
+	assert_string_equal(out[1].name, "charlie");
+	pmu_store_close(&s);
+}
+
+static void test_region_delete_frees_space_for_reuse(void **state)
+{
+	struct fixture *f = *state;
+	struct pmu_region_params p = {.name = "big", .owner = "fw1", .mode = PMU_MODE_APPEND};
+	struct pmu_region_info info;
+	uint64_t total, free0, free1;
+	struct pmu_store *s = create_store(f, PMU_MIN_FILE_SIZE);
+
+	pmu_store_space(s, &total, &free0);
+	assert_true(free0 >= 2 * PMU_ALIGN);
+	p.size = free0;
+	assert_int_equal(pmu_region_create(s, &p, &info), 0);
+	pmu_store_space(s, &total, &free1);
+	assert_true(free1 == 0);
+	p.name = "another";
+	p.size = PMU_ALIGN * 2;
+	assert_int_equal(pmu_region_create(s, &p, NULL), -ENOSPC);
+
+	assert_int_equal(pmu_region_delete(s, "big"), 0);
+	assert_int_equal(pmu_region_delete(s, "big"), -ENOENT);
+	pmu_store_space(s, &total, &free1);
+	assert_true(free1 == free0);
+	/* All of the freed space can be given out again, to a region of another name. */
+	p.size = free0;
+	assert_int_equal(pmu_region_create(s, &p, &info), 0);
+	assert_true(info.size == free0);
+	pmu_store_close(&s);
+}
+
+static void test_lease_recorded_and_seen_alive_then_expired(void **state)
+{
+	struct fixture *f = *state;
+	struct pmu_region_params p = {
+		.name = "leased", .owner = "default", .mode = PMU_MODE_APPEND, .size = 8192};
+	struct pmu_region_info info;
+	struct ckpt_region_info ri;
+	struct ckpt_client *cl;
+	struct ckpt_region *r;
+	struct pmu_store *s = create_store(f, STORE_SIZE);
+	uint64_t now;
+
+	assert_int_equal(pmu_region_create(s, &p, &info), 0);
+	assert_true(info.lease_ns == 0);
+	now = pmu_now_ns();
+	assert_int_equal(pmu_region_lease(s, "leased", now + 60000000000ull), 0);
+	assert_int_equal(pmu_region_lookup(s, "leased", &info), 0);
+	assert_true(info.lease_ns == now + 60000000000ull);
+	assert_int_equal(pmu_region_lease(s, "nosuch", now), -ENOENT);
+	assert_int_equal(pmu_region_lease(s, "", now), -EINVAL);
+	pmu_store_close(&s);
+
+	cl = connect_store(f);
+	assert_int_equal(ckpt_region_stat(cl, "leased", &ri), 0);
+	assert_true(ri.lease_alive);
+	ckpt_disconnect(&cl);
+	assert_null(cl);
+
+	/* An expiry in the past is an expired lease. */
+	s = pmu_store_open(f->path, 0, 0);
+	assert_non_null(s);
+	assert_int_equal(pmu_region_lease(s, "leased", pmu_now_ns() - 1), 0);
+	pmu_store_close(&s);
+	cl = connect_store(f);
+	assert_int_equal(ckpt_region_stat(cl, "leased", &ri), 0);
+	assert_false(ri.lease_alive);
+
+	/* The owner renews it through the client. */
+	assert_int_equal(ckpt_region_open(cl, "leased", &r), 0);
+	now = pmu_now_ns();
+	assert_int_equal(ckpt_lease_renew(r, 30000), 0);
+	assert_int_equal(ckpt_region_stat(cl, "leased", &ri), 0);
+	assert_true(ri.lease_alive);
+	assert_true(ri.r.lease_ns >= now + 30000000000ull);
+	assert_true(ri.r.lease_ns <= pmu_now_ns() + 30000000000ull);
+	assert_int_equal(ckpt_region_close(&r), 0);
+	assert_null(r);
+	ckpt_disconnect(&cl);
+}
+
+struct collect {
+	struct ckpt_rec recs[64];
+	uint8_t payloads[64][CKPT_REC_MAX_PAYLOAD];
+	unsigned int n;
+};
+
+static int collect_cb(const struct ckpt_rec *rec, void *arg)
+{
+	struct collect *c = arg;
+
+	assert_true(c->n < 64);
+	c->recs[c->n] = *rec;
+	memcpy(c->payloads[c->n], rec->payload, rec->payload_len);
+	c->recs[c->n].payload = c->payloads[c->n];
+	c->n++;
+	return 0;
+}
+
+static void write_and_sync(struct ckpt_region *r, uint32_t pair, uint64_t gen, uint16_t len,
+			   bool batched)
+{
+	uint8_t payload[CKPT_REC_MAX_PAYLOAD];
+	struct ckpt_rec rec = make_rec(pair, gen, payload, len);
+	uint64_t ticket;
+
+	assert_int_equal(ckpt_slot_write(r, &rec, batched, &ticket), 0);
+	assert_int_equal(ckpt_sync(r), 0);
+	assert_true(ckpt_durable(r) >= ticket);
+}
+
+static void flip_byte(const char *path, uint64_t off)
+{
+	uint8_t b;
+	int fd = open(path, O_RDWR);
+
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &b, 1, (off_t)off), 1);
+	b ^= 0xff;
+	assert_int_equal(pwrite(fd, &b, 1, (off_t)off), 1);
+	close(fd);
+}
+
+static void test_torn_newer_slot_restores_older_generation(void **state)
+{
+	struct fixture *f = *state;
+	struct pmu_region_params p = {
+		.name = "state", .owner = "default", .mode = PMU_MODE_OVERWRITE, .size = 65536};
+	struct ckpt_scan_stats st = {0};
+	struct collect *c = calloc(1, sizeof(*c));
+	struct pmu_region_info geo;
+	struct ckpt_client *cl;
+	struct ckpt_region *r;
+
+	assert_non_null(c);
+	cl = connect_store(f);
+	assert_int_equal(ckpt_region_create(cl, &p, &r), 0);
+	geo = *ckpt_region_geometry(r);
+	assert_true(ckpt_slot_pairs(r) == geo.nslots / 2);
+	write_and_sync(r, 3, 1, 40, false);
+	write_and_sync(r, 3, 2, 50, false);
+	write_and_sync(r, 4, 7, 60, false);
+	assert_int_equal(ckpt_region_close(&r), 0);
+	ckpt_disconnect(&cl);
+
+	/* Generation 2 of pair 3 sits in slot 2 * 3 + (2 & 1) = 6; hit its payload. */
+	flip_byte(f->path, geo.offset + PMU_REGION_HDR + 6 * geo.slot_size + CKPT_REC_HDR_LEN + 5);
+
+	cl = connect_store(f);
+	assert_int_equal(ckpt_region_open(cl, "state", &r), 0);
+	assert_int_equal(ckpt_state_read(r, collect_cb, c, &st), 0);
+	assert_int_equal(c->n, 2);
+	for (unsigned int i = 0; i < c->n; i++) {
+		if (c->recs[i].slot_pair == 3)
+			check_rec(&c->recs[i], 3, 1, 40);
+		else
+			check_rec(&c->recs[i], 4, 7, 60);
+	}
+	assert_true(st.records == 2);
+	assert_true(st.invalid == 1);
+	assert_true(st.misplaced == 0);
+	assert_true(st.tombstones == 0);
+	assert_true(st.empty == geo.nslots - 3);
+	assert_int_equal(ckpt_region_close(&r), 0);
+	ckpt_disconnect(&cl);
+	free(c);
+}
+
+static void test_tombstone_hides_pair_and_is_counted(void **state)
+{
+	struct fixture *f = *state;
+	struct pmu_region_params p = {
+		.name = "state", .owner = "default", .mode = PMU_MODE_OVERWRITE, .size = 65536};
+	struct ckpt_scan_stats st = {0};
+	struct collect *c = calloc(1, sizeof(*c));
+	struct ckpt_client *cl = connect_store(f);
+	struct ckpt_rec tomb;
+	struct ckpt_region *r;
+	uint8_t payload[8];
+	uint64_t ticket;
+
+	assert_non_null(c);
+	assert_int_equal(ckpt_region_create(cl, &p, &r), 0);
+	write_and_sync(r, 0, 1, 10, false);
+	write_and_sync(r, 1, 1, 10, false);
+	tomb = make_rec(1, 2, payload, 0);
+	tomb.flags = CKPT_REC_F_TOMBSTONE;
+	assert_int_equal(ckpt_slot_write(r, &tomb, false, &ticket), 0);
+	assert_int_equal(ckpt_sync(r), 0);
+	assert_int_equal(ckpt_state_read(r, collect_cb, c, &st), 0);
+	assert_int_equal(c->n, 1);
+	check_rec(&c->recs[0], 0, 1, 10);
+	assert_true(st.tombstones == 1);
+	assert_true(st.invalid == 0);
+	assert_int_equal(ckpt_region_close(&r), 0);
+	ckpt_disconnect(&cl);
+	free(c);
+}
+
+static void test_slot_write_rejects_what_does_not_fit(void **state)
+{
+	struct fixture *f = *state;
+	struct pmu_region_params p = {
+		.name = "state", .owner = "default", .mode = PMU_MODE_OVERWRITE, .size = 65536};
+	struct pmu_region_params lp = {
+		.name = "log", .owner = "default", .mode = PMU_MODE_APPEND, .size = 8192};
+	uint8_t payload[CKPT_REC_MAX_PAYLOAD];
+	struct ckpt_client *cl = connect_store(f);
+	struct ckpt_region *r, *log;
+	struct ckpt_rec rec;
+	uint64_t ticket = 12345;
+
+	assert_int_equal(ckpt_region_create(cl, &p, &r), 0);
+	assert_int_equal(ckpt_region_create(cl, &lp, &log), 0);
+	/* A 256-byte slot holds at most 256 - 72 - 4 payload bytes. */
+	rec = make_rec(0, 1, payload, 256 - CKPT_REC_HDR_LEN - CKPT_REC_CRC_LEN + 1);
+	assert_int_equal(ckpt_slot_write(r, &rec, false, &ticket), -EINVAL);
+	rec = make_rec(ckpt_slot_pairs(r), 1, payload, 10);
+	assert_int_equal(ckpt_slot_write(r, &rec, false, &ticket), -EINVAL);
+	/* Slots need an overwrite region. */
+	rec = make_rec(0, 1, payload, 10);
+	assert_int_equal(ckpt_slot_write(log, &rec, false, &ticket), -EINVAL);
+	assert_true(ticket == 12345);
+	assert_int_equal(ckpt_region_create(cl, &p, &r), -EEXIST);
+	assert_int_equal(ckpt_region_open(cl, "nosuch", &r), -ENOENT);
+	assert_int_equal(ckpt_region_close(&r), 0);
+	assert_int_equal(ckpt_region_close(&log), 0);
+	ckpt_disconnect(&cl);
+}
+
+/*
+ * ckpt.h: batched is a hint. On a region without a ring (and on pmem: always) the record
+ * goes straight to slot 2 * pair + (generation & 1), durable after a sync like any other.
+ */
+static void test_batched_write_without_journal_goes_to_its_slot(void **state)
+{
+	struct fixture *f = *state;
+	struct pmu_region_params p = {
+		.name = "state", .owner = "default", .mode = PMU_MODE_OVERWRITE, .size = 65536};
+	struct ckpt_scan_stats st = {0};
+	struct collect *c = calloc(1, sizeof(*c));
+	struct pmu_region_info geo;
+	struct ckpt_client *cl = connect_store(f);
+	struct ckpt_region *r;
+	struct ckpt_rec back;
+	struct pmu_store *s;
+
+	assert_non_null(c);
+	assert_int_equal(ckpt_region_create(cl, &p, &r), 0);
+	geo = *ckpt_region_geometry(r);
+	write_and_sync(r, 9, 3, 44, true);
+	assert_int_equal(ckpt_state_read(r, collect_cb, c, &st), 0);
+	assert_int_equal(c->n, 1);
+	check_rec(&c->recs[0], 9, 3, 44);
+	assert_int_equal(ckpt_region_close(&r), 0);
+	ckpt_disconnect(&cl);
+
+	s = pmu_store_open(f->path, 0, 0);
+	assert_non_null(s);
+	assert_true(ckpt_rec_decode((uint8_t *)pmu_region_base(s, &geo) + PMU_REGION_HDR +
+					    19 * geo.slot_size,
+				    geo.slot_size, &back) > 0);
+	check_rec(&back, 9, 3, 44);
+	pmu_store_close(&s);
+	free(c);
+}
+
+static void test_batched_write_on_journal_region_restores_newest(void **state)
+{
+	struct fixture *f = *state;
+	struct pmu_region_params p = {.name = "jstate",
+				      .owner = "default",
+				      .mode = PMU_MODE_OVERWRITE,
+				      .size = 65536,
+				      .ring_size = 16384};
+	struct ckpt_scan_stats st = {0};
+	struct collect *c = calloc(1, sizeof(*c));
+	struct ckpt_client *cl = connect_store(f);
+	struct ckpt_region *r;
+
+	assert_non_null(c);
+	assert_int_equal(ckpt_region_create(cl, &p, &r), 0);
+	assert_true(ckpt_region_geometry(r)->ring_size == 16384);
+	write_and_sync(r, 2, 1, 30, false);
+	write_and_sync(r, 2, 2, 31, true);
+	write_and_sync(r, 5, 9, 32, true);
+	assert_int_equal(ckpt_state_read(r, collect_cb, c, &st), 0);
+	assert_int_equal(c->n, 2);
+	for (unsigned int i = 0; i < c->n; i++) {
+		if (c->recs[i].slot_pair == 2)
+			check_rec(&c->recs[i], 2, 2, 31);
+		else
+			check_rec(&c->recs[i], 5, 9, 32);
+	}
+	assert_true(st.invalid == 0);
+	assert_int_equal(ckpt_region_close(&r), 0);
+	ckpt_disconnect(&cl);
+	free(c);
+}
+
+/* Put an encoded record into a ring image at monotonic position pos. */
+static uint64_t ring_put(uint8_t *ring, uint64_t ring_size, uint64_t pos,
+			 const struct ckpt_rec *rec)
+{
+	uint8_t buf[CKPT_REC_MAX_LEN];
+	int n = ckpt_rec_encode(rec, buf, sizeof(buf));
+	uint64_t at;
+
+	assert_true(n > 0);
+	at = pmu_ring_place(ring_size, pos, (uint32_t)n);
+	if (at != pos) {
+		uint32_t wrap = htole32(PMU_RING_WRAP_MAGIC);
+
+		memcpy(ring + pos % ring_size, &wrap, sizeof(wrap));
+	}
+	memcpy(ring + at % ring_size, buf, (size_t)n);
+	return at + (uint64_t)n;
+}
+
+static void store_u64(const struct pmu_store *s, void *at, uint64_t v)
+{
+	v = htole64(v);
+	memcpy(at, &v, sizeof(v));
+	pmu_persist(s, at, sizeof(v));
+}
+
+static uint64_t load_u64(const void *at)
+{
+	uint64_t v;
+
+	memcpy(&v, at, sizeof(v));
+	return le64toh(v);
+}
+
+/*
+ * Region "j" with a journal written by hand, as a server's client leaves it: slots hold
+ * pair 1 at generation 5 (slot 3) and pair 2 at generation 8 (slot 4); the journal holds
+ * pair 1 at generation 6 (newer than its slot) and pair 2 at generation 7 (older).
+ * Returns the head written.
+ */
+static uint64_t build_journal_region(const struct fixture *f)
+{
+	struct pmu_region_params p = {.name = "j",
+				      .owner = "default",
+				      .mode = PMU_MODE_OVERWRITE,
+				      .size = 65536,
+				      .ring_size = 8192};
+	uint8_t payload[CKPT_REC_MAX_PAYLOAD], buf[CKPT_REC_MAX_LEN];
+	struct pmu_region_info info;
+	struct pmu_store *s = create_store(f, STORE_SIZE);
+	struct ckpt_rec rec;
+	uint64_t head = 0;
+	uint8_t *base;
+	int n;
+
+	assert_int_equal(pmu_region_create(s, &p, &info), 0);
+	assert_true(info.ring_size == 8192);
+	assert_true(info.ring_off >= PMU_REGION_HDR + info.nslots * info.slot_size);
+	base = pmu_region_base(s, &info);
+	rec = make_rec(1, 5, payload, 20);
+	n = ckpt_rec_encode(&rec, buf, sizeof(buf));
+	assert_true(n > 0);
+	pmu_memcpy_persist(s, base + PMU_REGION_HDR + 3 * info.slot_size, buf, (size_t)n);
+	rec = make_rec(2, 8, payload, 21);
+	n = ckpt_rec_encode(&rec, buf, sizeof(buf));
+	assert_true(n > 0);
+	pmu_memcpy_persist(s, base + PMU_REGION_HDR + 4 * info.slot_size, buf, (size_t)n);
+	rec = make_rec(1, 6, payload, 22);
+	head = ring_put(base + info.ring_off, info.ring_size, head, &rec);
+	rec = make_rec(2, 7, payload, 23);
+	head = ring_put(base + info.ring_off, info.ring_size, head, &rec);
+	pmu_persist(s, base + info.ring_off, info.ring_size);
+	/* The head goes last: it commits the records before it. */
+	store_u64(s, base + PMU_REGION_HEAD_OFF, head);
+	pmu_store_close(&s);
+	return head;
+}
+
+/*
+ * Restore takes pair 1 from the journal and pair 2 from its slot. Applying the journal
+ * moves the winner into its slot and empties the journal; applying it again changes
+ * nothing, and restore still returns the same.
+ */
+static void test_journal_newer_than_slots_wins_and_apply_is_idempotent(void **state)
+{
+	struct fixture *f = *state;
+	struct pmu_region_params p = {
+		.name = "nojournal", .owner = "default", .mode = PMU_MODE_OVERWRITE, .size = 65536};
+	struct ckpt_scan_stats st = {0};
+	struct collect *c = calloc(1, sizeof(*c));
+	struct pmu_region_info info;
+	struct ckpt_client *cl;
+	struct ckpt_region *r;
+	struct ckpt_rec back;
+	struct pmu_store *s;
+	uint8_t *base;
+	uint64_t head;
+
+	assert_non_null(c);
+	head = build_journal_region(f);
+
+	cl = connect_store(f);
+	assert_int_equal(ckpt_region_open(cl, "j", &r), 0);
+	assert_int_equal(ckpt_state_read(r, collect_cb, c, &st), 0);
+	assert_int_equal(c->n, 2);
+	for (unsigned int i = 0; i < c->n; i++) {
+		if (c->recs[i].slot_pair == 1)
+			check_rec(&c->recs[i], 1, 6, 22);
+		else
+			check_rec(&c->recs[i], 2, 8, 21);
+	}
+	assert_true(st.records == 2);
+	assert_true(st.invalid == 0);
+	assert_int_equal(ckpt_region_close(&r), 0);
+	ckpt_disconnect(&cl);
+
+	s = pmu_store_open(f->path, 0, 0);
+	assert_non_null(s);
+	assert_int_equal(pmu_region_lookup(s, "j", &info), 0);
+	base = pmu_region_base(s, &info);
+	assert_int_equal(pmu_journal_apply(s, &info), 1);
+	assert_true(load_u64(base + PMU_REGION_TAIL_OFF) == head);
+	assert_true(load_u64(base + PMU_REGION_HEAD_OFF) == head);
+	/* Generation 6 went to slot 2 * 1 + (6 & 1) = 2. */
+	assert_true(ckpt_rec_decode(base + PMU_REGION_HDR + 2 * info.slot_size, info.slot_size,
+				    &back) > 0);
+	check_rec(&back, 1, 6, 22);
+	assert_int_equal(pmu_journal_apply(s, &info), 0);
+	pmu_store_close(&s);
+
+	memset(c, 0, sizeof(*c));
+	cl = connect_store(f);
+	assert_int_equal(ckpt_region_open(cl, "j", &r), 0);
+	assert_int_equal(ckpt_state_read(r, collect_cb, c, &st), 0);
+	assert_int_equal(c->n, 2);
+	for (unsigned int i = 0; i < c->n; i++) {
+		if (c->recs[i].slot_pair == 1)
+			check_rec(&c->recs[i], 1, 6, 22);
+		else
+			check_rec(&c->recs[i], 2, 8, 21);
+	}
+	assert_int_equal(ckpt_region_close(&r), 0);
+	ckpt_disconnect(&cl);
+
+	/* Not an overwrite region with a journal. */
+	s = pmu_store_open(f->path, 0, 0);
+	assert_non_null(s);
+	assert_int_equal(pmu_region_create(s, &p, &info), 0);
+	assert_int_equal(pmu_journal_apply(s, &info), -EINVAL);
+	pmu_store_close(&s);
+	free(c);
+}
+
+/*
+ * Every valid record a restore does not hand over is accounted for: pair 1's slot lost to
+ * a newer journal record and pair 2's journal record lost to a newer slot are both
+ * "valid but older than the other slot or the journal" (ckpt.h), so both are superseded.
+ */
+static void test_stale_journal_record_counts_as_superseded(void **state)
+{
+	struct fixture *f = *state;
+	struct ckpt_scan_stats st = {0};
+	struct ckpt_client *cl;
+	struct ckpt_region *r;
+
+	build_journal_region(f);
+	cl = connect_store(f);
+	assert_int_equal(ckpt_region_open(cl, "j", &r), 0);
+	assert_int_equal(ckpt_state_read(r, NULL, NULL, &st), 0);
+	assert_int_equal(ckpt_region_close(&r), 0);
+	ckpt_disconnect(&cl);
+	assert_true(st.records == 2);
+	assert_true(st.invalid == 0);
+	assert_true(st.superseded == 2);
+}
+
+static void test_ring_place_wraps_only_what_does_not_fit(void **state)
+{
+	(void)state;
+	assert_true(pmu_ring_place(1024, 0, 80) == 0);
+	assert_true(pmu_ring_place(1024, 944, 80) == 944); /* ends exactly at the end */
+	assert_true(pmu_ring_place(1024, 952, 80) == 1024);
+	assert_true(pmu_ring_place(1024, 5 * 1024 + 1000, 80) == 6 * 1024);
+	assert_true(pmu_ring_place(1024, 3 * 1024, 1024) == 3 * 1024);
+}
+
+struct walk_seen {
+	uint64_t pos[16];
+	uint64_t gen[16];
+	unsigned int n;
+	unsigned int stop_after; /* nonzero: return 1 from this record on */
+};
+
+static int walk_cb(const struct ckpt_rec *rec, uint64_t pos, void *arg)
+{
+	struct walk_seen *w = arg;
+
+	assert_true(w->n < 16);
+	w->pos[w->n] = pos;
+	w->gen[w->n] = rec->generation;
+	w->n++;
+	return w->stop_after != 0 && w->n >= w->stop_after;
+}
+
+/*
+ * A ring image built by hand on its third lap: records of 80 + 96 + 112 bytes from position
+ * 2 * 512 + 296; the third does not fit before the end, so a wrap marker stands at 2 * 512
+ * + 448 and the record starts the next lap. The walk follows the marker, reports every
+ * record where it starts, and stops where a consumer may move its tail.
+ */
+static void test_ring_walk_follows_wrap_and_stops_at_bad_record(void **state)
+{
+	const uint64_t size = 512, tail = 2 * 512 + 296;
+	uint8_t ring[512], payload[CKPT_REC_MAX_PAYLOAD];
+	struct walk_seen w = {0};
+	uint64_t pos = tail, head, invalid = 0, stop = 0;
+	uint64_t starts[3];
+
+	(void)state;
+	memset(ring, 0xa5, sizeof(ring)); /* stale bytes of earlier laps */
+	for (uint64_t g = 1; g <= 3; g++) {
+		struct ckpt_rec rec = make_rec(7, g, payload, (uint16_t)(16 * (g - 1) + 4));
+
+		starts[g - 1] = pmu_ring_place(size, pos, (uint32_t)ckpt_rec_size(rec.payload_len));
+		pos = ring_put(ring, size, pos, &rec);
+	}
+	head = pos;
+	assert_true(starts[2] == 3 * 512); /* the third wrapped */
+	assert_int_equal(pmu_ring_walk(ring, size, tail, head, walk_cb, &w, &invalid, &stop), 3);
+	assert_int_equal(w.n, 3);
+	for (unsigned int i = 0; i < 3; i++) {
+		assert_true(w.pos[i] == starts[i]);
+		assert_true(w.gen[i] == i + 1);
+	}
+	assert_true(stop == head);
+	assert_true(invalid == 0);
+
+	/* The callback can stop the walk; stop is then after the record it stopped on. */
+	memset(&w, 0, sizeof(w));
+	w.stop_after = 1;
+	assert_int_equal(pmu_ring_walk(ring, size, tail, head, walk_cb, &w, NULL, &stop), 1);
+	assert_true(stop == starts[1]);
+
+	/* A torn second record ends the walk there and is counted. */
+	ring[(starts[1] + 10) % size] ^= 0xff;
+	memset(&w, 0, sizeof(w));
+	assert_int_equal(pmu_ring_walk(ring, size, tail, head, walk_cb, &w, &invalid, &stop), 1);
+	assert_true(invalid == 1);
+	assert_true(stop == starts[1]);
+
+	/* Spans that cannot be a ring. */
+	assert_int_equal(pmu_ring_walk(ring, size, head, tail, NULL, NULL, NULL, NULL), -EINVAL);
+	assert_int_equal(pmu_ring_walk(ring, size, tail, tail + size + 8, NULL, NULL, NULL, NULL),
+			 -EINVAL);
+	assert_int_equal(pmu_ring_walk(ring, size - 4, 0, 0, NULL, NULL, NULL, NULL), -EINVAL);
+	/* An empty span is no records and no error. */
+	assert_int_equal(pmu_ring_walk(ring, size, tail, tail, walk_cb, &w, NULL, &stop), 0);
+	assert_true(stop == tail);
+}
+
+/* Log records: payload length and bytes follow from the sequence number alone. */
+static uint16_t log_len(uint64_t seq)
+{
+	return (uint16_t)((seq * 37) % 201);
+}
+
+static struct ckpt_rec log_rec(uint64_t seq, uint8_t *payload)
+{
+	struct ckpt_rec rec = make_rec(0, seq, payload, log_len(seq));
+
+	rec.slot_pair = CKPT_REC_NO_SLOT;
+	rec.conn_id = 0xabc000 + seq;
+	return rec;
+}
+
+struct log_check {
+	uint64_t next; /* sequence number the next record must carry */
+};
+
+static int log_check_cb(const struct ckpt_rec *rec, void *arg)
+{
+	struct log_check *lc = arg;
+	uint8_t want[CKPT_REC_MAX_PAYLOAD];
+	struct ckpt_rec w = log_rec(lc->next, want);
+
+	assert_true(rec->generation == lc->next);
+	assert_true(rec->conn_id == w.conn_id);
+	assert_int_equal(rec->slot_pair, CKPT_REC_NO_SLOT);
+	assert_int_equal(rec->payload_len, w.payload_len);
+	assert_memory_equal(rec->payload, want, w.payload_len);
+	lc->next++;
+	return 0;
+}
+
+static void test_ring_wraps_many_laps_with_reader_clearing(void **state)
+{
+	struct fixture *f = *state;
+	struct pmu_region_params p = {
+		.name = "log", .owner = "default", .mode = PMU_MODE_APPEND, .size = 8192};
+	uint8_t payload[CKPT_REC_MAX_PAYLOAD];
+	struct log_check lc = {.next = 1};
+	struct ckpt_client *cl = connect_store(f);
+	struct ckpt_region_info ri;
+	struct ckpt_region *r;
+	uint64_t seq = 1, ring_size, ticket;
+	const uint64_t last = 4000;
+
+	assert_int_equal(ckpt_region_create(cl, &p, &r), 0);
+	ring_size = ckpt_region_geometry(r)->ring_size;
+	assert_true(ring_size > 0 && ring_size < 8192);
+	while (seq <= last) {
+		struct ckpt_scan_stats st = {0};
+		uint64_t before = lc.next;
+		int rc;
+
+		/* Fill in bursts of up to 7, a size that keeps landing at new ring offsets. */
+		for (int i = 0; i < 7 && seq <= last; i++) {
+			struct ckpt_rec rec = log_rec(seq, payload);
+
+			rc = ckpt_log_append(r, &rec, &ticket);
+			if (rc == -EAGAIN)
+				break;
+			assert_int_equal(rc, 0);
+			seq++;
+		}
+		assert_int_equal(ckpt_sync(r), 0);
+		rc = ckpt_log_read(r, log_check_cb, &lc, false, &st);
+		assert_true(rc >= 0);
+		assert_true((uint64_t)rc == lc.next - before);
+		assert_true(st.invalid == 0);
+		/* Everything durable was read: the reader keeps up, so the writer never stalls. */
+		assert_true(lc.next == seq);
+	}
+	assert_true(lc.next == last + 1);
+	assert_int_equal(ckpt_region_stat(cl, "log", &ri), 0);
+	assert_true(ri.ring_head == ri.ring_tail);
+	assert_true(ri.ring_head > 100 * ring_size); /* many laps, not a few */
+	assert_int_equal(ckpt_region_close(&r), 0);
+	ckpt_disconnect(&cl);
+}
+
+static void test_ring_full_is_eagain_until_reader_clears(void **state)
+{
+	struct fixture *f = *state;
+	struct pmu_region_params p = {
+		.name = "log", .owner = "default", .mode = PMU_MODE_APPEND, .size = 8192};
+	uint8_t payload[CKPT_REC_MAX_PAYLOAD];
+	struct log_check lc = {.next = 1};
+	struct ckpt_scan_stats st = {0};
+	struct ckpt_client *cl = connect_store(f);
+	struct ckpt_region *r;
+	struct ckpt_rec rec;
+	uint64_t seq = 1, bytes = 0, ring_size, ticket;
+	int rc;
+
+	assert_int_equal(ckpt_region_create(cl, &p, &r), 0);
+	ring_size = ckpt_region_geometry(r)->ring_size;
+	for (;;) {
+		rec = log_rec(seq, payload);
+		rc = ckpt_log_append(r, &rec, &ticket);
+		if (rc == -EAGAIN)
+			break;
+		assert_int_equal(rc, 0);
+		bytes += ckpt_rec_size(rec.payload_len);
+		seq++;
+		assert_true(bytes <= ring_size);
+	}
+	/* Full means nearly full: the refused record would not have fit. */
+	assert_true(bytes + ckpt_rec_size(rec.payload_len) > ring_size - CKPT_REC_MAX_LEN);
+	assert_int_equal(ckpt_sync(r), 0);
+	assert_int_equal(ckpt_log_append(r, &rec, &ticket), -EAGAIN);
+	/* A peek leaves the records where they are. */
+	rc = ckpt_log_read(r, log_check_cb, &lc, true, &st);
+	assert_true(rc == (int)(seq - 1));
+	assert_int_equal(ckpt_log_append(r, &rec, &ticket), -EAGAIN);
+	lc.next = 1;
+	rc = ckpt_log_read(r, log_check_cb, &lc, false, &st);
+	assert_true(rc == (int)(seq - 1));
+	assert_int_equal(ckpt_log_append(r, &rec, &ticket), 0);
+	assert_int_equal(ckpt_sync(r), 0);
+	rc = ckpt_log_read(r, log_check_cb, &lc, false, &st);
+	assert_int_equal(rc, 1);
+	assert_true(lc.next == seq + 1);
+	assert_int_equal(ckpt_region_close(&r), 0);
+	ckpt_disconnect(&cl);
+}
+
+static void test_log_records_reach_a_second_client_only_when_durable(void **state)
+{
+	struct fixture *f = *state;
+	struct pmu_region_params p = {
+		.name = "log", .owner = "default", .mode = PMU_MODE_APPEND, .size = 65536};
+	uint8_t payload[CKPT_REC_MAX_PAYLOAD];
+	struct log_check lc = {.next = 1};
+	struct ckpt_scan_stats st = {0};
+	struct ckpt_client *cl = connect_store(f), *standby;
+	struct ckpt_region *r, *sr;
+	uint64_t ticket, first = 0;
+	int seen;
+
+	assert_int_equal(ckpt_region_create(cl, &p, &r), 0);
+	standby = connect_store(f);
+	assert_int_equal(ckpt_region_open(standby, "log", &sr), 0);
+	for (uint64_t seq = 1; seq <= 10; seq++) {
+		struct ckpt_rec rec = log_rec(seq, payload);
+
+		assert_int_equal(ckpt_log_append(r, &rec, &ticket), 0);
+		if (first == 0)
+			first = ticket;
+	}
+	assert_true(ckpt_posted(r) >= ticket);
+	/* Nothing reaches the standby before it is durable. */
+	seen = ckpt_log_read(sr, NULL, NULL, true, &st);
+	assert_true(seen == 0 || ckpt_durable(r) >= first);
+	assert_int_equal(ckpt_sync(r), 0);
+	assert_true(ckpt_durable(r) == ckpt_posted(r));
+
+	assert_int_equal(ckpt_log_read(sr, log_check_cb, &lc, false, &st), 10);
+	assert_true(lc.next == 11);
+	/* Cleared: a second read finds nothing. */
+	assert_int_equal(ckpt_log_read(sr, log_check_cb, &lc, false, &st), 0);
+	assert_int_equal(ckpt_region_close(&sr), 0);
+	ckpt_disconnect(&standby);
+	assert_int_equal(ckpt_region_close(&r), 0);
+	ckpt_disconnect(&cl);
+}
+
+/*
+ * ckpt_region_close() waits for posted writes: log records appended but never synced are
+ * readable after the close, which means their head was written too.
+ */
+static void test_region_close_completes_posted_log_records(void **state)
+{
+	struct fixture *f = *state;
+	struct pmu_region_params p = {
+		.name = "log", .owner = "default", .mode = PMU_MODE_APPEND, .size = 65536};
+	uint8_t payload[CKPT_REC_MAX_PAYLOAD];
+	struct log_check lc = {.next = 1};
+	struct ckpt_scan_stats st = {0};
+	struct ckpt_client *cl = connect_store(f);
+	struct ckpt_region *r;
+	uint64_t ticket;
+
+	assert_int_equal(ckpt_region_create(cl, &p, &r), 0);
+	for (uint64_t seq = 1; seq <= 3; seq++) {
+		struct ckpt_rec rec = log_rec(seq, payload);
+
+		assert_int_equal(ckpt_log_append(r, &rec, &ticket), 0);
+	}
+	assert_int_equal(ckpt_region_close(&r), 0);
+	ckpt_disconnect(&cl);
+
+	cl = connect_store(f);
+	assert_int_equal(ckpt_region_open(cl, "log", &r), 0);
+	assert_int_equal(ckpt_log_read(r, log_check_cb, &lc, true, &st), 3);
+	assert_true(lc.next == 4);
+	assert_int_equal(ckpt_region_close(&r), 0);
+	ckpt_disconnect(&cl);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+		T(test_store_create_open_reopen_keeps_regions),
+		T(test_store_open_rejects_missing_small_and_foreign_files),
+		T(test_region_create_validates_name_owner_mode_size),
+		T(test_region_table_full_is_enospc),
+		T(test_region_list_in_table_order),
+		T(test_region_delete_frees_space_for_reuse),
+		T(test_lease_recorded_and_seen_alive_then_expired),
+		T(test_torn_newer_slot_restores_older_generation),
+		T(test_tombstone_hides_pair_and_is_counted),
+		T(test_slot_write_rejects_what_does_not_fit),
+		T(test_batched_write_without_journal_goes_to_its_slot),
+		T(test_batched_write_on_journal_region_restores_newest),
+		T(test_journal_newer_than_slots_wins_and_apply_is_idempotent),
+		T(test_stale_journal_record_counts_as_superseded),
+		T(test_ring_place_wraps_only_what_does_not_fit),
+		T(test_ring_walk_follows_wrap_and_stops_at_bad_record),
+		T(test_ring_wraps_many_laps_with_reader_clearing),
+		T(test_ring_full_is_eagain_until_reader_clears),
+		T(test_log_records_reach_a_second_client_only_when_durable),
+		T(test_region_close_completes_posted_log_records),
+#undef T
+	};
+
+	ckpt_log_set(NULL, CKPT_LOG_WARNING);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

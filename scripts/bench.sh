@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
+# make bench: ckpt_bench against the embedded pmem: target and, when ckptsrv is built,
+# against a ckptsrv on loopback over ofi+tcp and ofi+shm; then one table of the figures.
+# A measurement, not a test: it never passes or fails on timing.
+#
+#   scripts/bench.sh BUILD_DIR [extra ckpt_bench options, e.g. --seconds 1]
+set -euo pipefail
+BUILD=${1:?usage: bench.sh BUILD_DIR [ckpt_bench options]}
+shift
+BUILD=$(cd "$BUILD" && pwd)
+bench=$BUILD/ckpt_bench
+[ -x "$bench" ] || { echo "bench.sh: $bench not built" >&2; exit 2; }
+
+# ckptsrv and ckptctl are built in the server's folder (a top-level target named ckptsrv
+# would collide with that folder in the build tree).
+srv=""
+for c in "$BUILD/ckptsrv/ckptsrv" "$BUILD/ckptsrv"; do
+  [ -f "$c" ] && [ -x "$c" ] && { srv=$c; break; }
+done
+ctl=""
+for c in "$BUILD/ckptsrv/ckptctl" "$BUILD/ckptctl"; do
+  [ -f "$c" ] && [ -x "$c" ] && { ctl=$c; break; }
+done
+
+dir=$(mktemp -d /dev/shm/hf-bench.XXXXXX)
+srv_pid=""
+# Stop the server: TERM, and KILL if it has not gone within 5 s; then what it left behind
+# (libfabric's shm provider names its segment /dev/shm/<pid>:0:0 and a killed server
+# cannot remove it).
+stop_server() {
+  local i
+  [ -n "$srv_pid" ] || return 0
+  kill "$srv_pid" 2>/dev/null || true
+  for i in $(seq 50); do
+    kill -0 "$srv_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$srv_pid" 2>/dev/null; then
+    echo "ckptsrv ignored SIGTERM for 5 s; killing it" >&2
+    kill -KILL "$srv_pid" 2>/dev/null || true
+  fi
+  wait "$srv_pid" 2>/dev/null || true
+  rm -f "/dev/shm/$srv_pid:"*
+  srv_pid=""
+}
+cleanup() {
+  stop_server
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+results=$dir/results
+
+echo "== pmem:$dir/store.pmem"
+"$bench" --target "pmem:$dir/store.pmem" --store-size 1G "$@" | tee -a "$results"
+rm -f "$dir/store.pmem"
+
+# Wait until the server answers a listing (it has no readiness file); give up after 10 s.
+wait_ready() {
+  local target=$1 i
+  for i in $(seq 100); do
+    kill -0 "$srv_pid" 2>/dev/null || return 1
+    if "$ctl" --target "$target" --secret-file "$dir/secret" --tenant bench --allow-shm \
+      ls >/dev/null 2>&1; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  return 1
+}
+
+if [ -n "$srv" ] && [ -n "$ctl" ]; then
+  umask 077
+  printf 'bench %s\n' "$(head -c 24 /dev/urandom | base64 | tr -d '/+=')" >"$dir/secret"
+  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  shm_name=hf-bench-$$
+  tcp=ofi+tcp://127.0.0.1:$port
+  shm=ofi+shm://$shm_name
+  "$srv" --pmem "$dir/srv.pmem" --size 2G --listen "$tcp" --listen "$shm" \
+    --secret-file "$dir/secret" --allow-shm 2>"$dir/ckptsrv.log" &
+  srv_pid=$!
+  if wait_ready "$tcp"; then
+    for target in "$tcp" "$shm"; do
+      echo "== $target"
+      "$bench" --target "$target" --secret-file "$dir/secret" --tenant bench --allow-shm \
+        "$@" | tee -a "$results" || echo "bench.sh: $target run failed" >&2
+    done
+  else
+    echo "bench.sh: ckptsrv did not come up; its log:" >&2
+    tail -20 "$dir/ckptsrv.log" >&2
+  fi
+  stop_server
+else
+  echo "bench.sh: ckptsrv or ckptctl not built; remote targets skipped" >&2
+fi
+
+echo
+echo "== holdfast checkpoint benchmark ($(nproc) cores, $(uname -r))"
+awk '
+  function v(k,   i, kv) {
+    for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) return kv[2] }
+    return "-"
+  }
+  BEGIN {
+    printf "%-8s %-8s %7s %5s %9s %12s %9s %9s\n", "target", "way", "payload", "batch",
+      "slices", "rate", "p50(us)", "p99(us)"
+  }
+  v("way") != "restore" {
+    printf "%-8s %-8s %7s %5s %9s %12s %9s %9s\n", v("target"), v("way"), v("payload"),
+      v("batch"), v("slices"), v("rate"), v("p50_us"), v("p99_us")
+  }
+  v("way") == "restore" { restore[++nr] = $0 }
+  END {
+    printf "\n%-8s %9s %9s %9s %12s %8s\n", "target", "records", "slots", "seconds",
+      "rate", "invalid"
+    for (i = 1; i <= nr; i++) {
+      $0 = restore[i]
+      printf "%-8s %9s %9s %9s %12s %8s\n", v("target"), v("records"), v("slots"),
+        v("seconds"), v("rate"), v("invalid")
+    }
+  }
+' "$results"
