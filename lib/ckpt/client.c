@@ -698,10 +698,14 @@ int ckpt_state_read(struct ckpt_region *r, ckpt_rec_cb cb, void *arg, struct ckp
 			if (j.tab) {
 				struct jentry *e = jfind(&j, (uint32_t)pair);
 
-				if (e->pair != UINT32_MAX &&
-				    (best == NULL || e->gen > best->generation) &&
-				    ckpt_rec_decode(j.img + e->pos % j.ring_size,
-						    j.ring_size - e->pos % j.ring_size, &jr) > 0) {
+				if (e->pair != UINT32_MAX && best != NULL &&
+				    e->gen <= best->generation) {
+					/* Applied already, or older than what the slots hold. */
+					st.superseded++;
+				} else if (e->pair != UINT32_MAX &&
+					   ckpt_rec_decode(j.img + e->pos % j.ring_size,
+							   j.ring_size - e->pos % j.ring_size,
+							   &jr) > 0) {
 					if (best)
 						st.superseded++;
 					best = &jr;

@@ -3,7 +3,9 @@
  * The embedded backend (pmem:/path): this process maps the store itself. Writes are
  * non-temporal copies (or memcpy where the file is not pmem) and a barrier drains them, so
  * a batch of slices pays one drain. The file outlives the process, which is what a restart
- * needs; local file permissions are the access control.
+ * needs. File permissions decide who maps it at all; within it, a client sees and touches
+ * only its tenant's regions, as through a server. (Whether another process has a region
+ * open cannot be known here: -EBUSY covers this client's own handles only.)
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -47,6 +49,26 @@ static void pmem_disconnect(struct ckpt_client *c)
 	c->be = NULL;
 }
 
+static bool mine(const struct ckpt_client *c, const struct pmu_region_info *g)
+{
+	return strncmp(g->owner, c->opts.tenant, PMU_NAME_MAX) == 0;
+}
+
+/* Look a region up for this tenant: another tenant's is refused, never described. */
+static int lookup_mine(struct ckpt_client *c, const char *name, struct pmu_region_info *g,
+		       const char *what)
+{
+	int rc = pmu_region_lookup(store_of(c), name, g);
+
+	if (rc == 0 && !mine(c, g)) {
+		ckpt_log(CKPT_LOG_WARNING, LOG_COMPONENT,
+			 "%s region %s: refused, it belongs to another tenant than %s", what, name,
+			 c->opts.tenant);
+		rc = -EACCES;
+	}
+	return rc;
+}
+
 static int attach(struct ckpt_client *c, struct ckpt_region *r, const struct pmu_region_info *g)
 {
 	struct pmem_region *pr = calloc(1, sizeof(*pr));
@@ -65,8 +87,15 @@ static int pmem_create(struct ckpt_client *c, const struct pmu_region_params *p,
 		       struct ckpt_region *r)
 {
 	struct pmu_region_info g;
-	int rc = pmu_region_create(store_of(c), p, &g);
+	int rc;
 
+	if (p->owner != NULL && strncmp(p->owner, c->opts.tenant, PMU_NAME_MAX) != 0) {
+		ckpt_log(CKPT_LOG_ERR, LOG_COMPONENT,
+			 "create region %s: tenant %s cannot create for owner %s", p->name,
+			 c->opts.tenant, p->owner);
+		return -EACCES;
+	}
+	rc = pmu_region_create(store_of(c), p, &g);
 	if (rc) {
 		ckpt_log(CKPT_LOG_ERR, LOG_COMPONENT, "create region %s: %s", p->name,
 			 strerror(-rc));
@@ -78,7 +107,7 @@ static int pmem_create(struct ckpt_client *c, const struct pmu_region_params *p,
 static int pmem_open(struct ckpt_client *c, const char *name, struct ckpt_region *r)
 {
 	struct pmu_region_info g;
-	int rc = pmu_region_lookup(store_of(c), name, &g);
+	int rc = lookup_mine(c, name, &g, "open");
 
 	if (rc) {
 		ckpt_log(CKPT_LOG_ERR, LOG_COMPONENT, "open region %s: %s", name, strerror(-rc));
@@ -96,7 +125,10 @@ static int pmem_close(struct ckpt_region *r)
 
 static int pmem_remove(struct ckpt_client *c, const char *name)
 {
-	return pmu_region_delete(store_of(c), name);
+	struct pmu_region_info g;
+	int rc = lookup_mine(c, name, &g, "delete");
+
+	return rc ? rc : pmu_region_delete(store_of(c), name);
 }
 
 static void describe(struct ckpt_client *c, const struct pmu_region_info *g,
@@ -117,17 +149,22 @@ static void describe(struct ckpt_client *c, const struct pmu_region_info *g,
 static int pmem_list(struct ckpt_client *c, struct ckpt_region_info *out, unsigned int max)
 {
 	struct pmu_region_info all[PMU_MAX_REGIONS];
-	int n = pmu_region_list(store_of(c), all, PMU_MAX_REGIONS);
+	int n = pmu_region_list(store_of(c), all, PMU_MAX_REGIONS), k = 0;
 
-	for (int i = 0; i < n && (unsigned int)i < max; i++)
-		describe(c, &all[i], &out[i]);
-	return n;
+	for (int i = 0; i < n; i++) {
+		if (!mine(c, &all[i]))
+			continue;
+		if ((unsigned int)k < max)
+			describe(c, &all[i], &out[k]);
+		k++;
+	}
+	return k;
 }
 
 static int pmem_stat(struct ckpt_client *c, const char *name, struct ckpt_region_info *out)
 {
 	struct pmu_region_info g;
-	int rc = pmu_region_lookup(store_of(c), name, &g);
+	int rc = lookup_mine(c, name, &g, "stat");
 
 	if (rc == 0)
 		describe(c, &g, out);

@@ -424,6 +424,39 @@ static void flip_byte(const char *path, uint64_t off)
 	close(fd);
 }
 
+/* Through pmem: as through a server, a tenant sees and touches only its own regions. */
+static void test_pmem_tenant_sees_and_touches_only_its_regions(void **state)
+{
+	struct fixture *f = *state;
+	struct ckpt_client_opts alice_o = {
+		.tenant = "alice", .create_store = true, .store_size = STORE_SIZE};
+	struct ckpt_client_opts bob_o = {.tenant = "bob"};
+	struct pmu_region_params p = {.name = "alice-log", .mode = PMU_MODE_APPEND, .size = 65536};
+	struct pmu_region_params forged = {
+		.name = "forged", .owner = "alice", .mode = PMU_MODE_APPEND, .size = 65536};
+	struct ckpt_client *alice = ckpt_connect(f->target, &alice_o);
+	struct ckpt_client *bob;
+	struct ckpt_region *r, *rb = NULL;
+	struct ckpt_region_info info[4];
+
+	assert_non_null(alice);
+	bob = ckpt_connect(f->target, &bob_o);
+	assert_non_null(bob);
+	assert_int_equal(ckpt_region_create(alice, &p, &r), 0);
+	assert_int_equal(ckpt_region_list(bob, info, 4), 0);
+	assert_int_equal(ckpt_region_list(alice, info, 4), 1);
+	assert_int_equal(ckpt_region_open(bob, "alice-log", &rb), -EACCES);
+	assert_null(rb);
+	assert_int_equal(ckpt_region_stat(bob, "alice-log", info), -EACCES);
+	assert_int_equal(ckpt_region_delete(bob, "alice-log"), -EACCES);
+	assert_int_equal(ckpt_region_create(bob, &forged, &rb), -EACCES);
+	/* alice's region is untouched and still hers */
+	assert_int_equal(ckpt_region_stat(alice, "alice-log", info), 0);
+	assert_int_equal(ckpt_region_close(&r), 0);
+	ckpt_disconnect(&bob);
+	ckpt_disconnect(&alice);
+}
+
 static void test_torn_newer_slot_restores_older_generation(void **state)
 {
 	struct fixture *f = *state;
@@ -1079,6 +1112,7 @@ int main(void)
 		T(test_batched_write_on_journal_region_restores_newest),
 		T(test_journal_newer_than_slots_wins_and_apply_is_idempotent),
 		T(test_stale_journal_record_counts_as_superseded),
+		T(test_pmem_tenant_sees_and_touches_only_its_regions),
 		T(test_ring_place_wraps_only_what_does_not_fit),
 		T(test_ring_walk_follows_wrap_and_stops_at_bad_record),
 		T(test_ring_wraps_many_laps_with_reader_clearing),
