@@ -123,12 +123,30 @@ static void test_config_missing_file_is_reported(void **state)
 	assert_non_null(strstr(err, "/nonexistent/holdfast.conf"));
 }
 
+/* The shipped example must load: it documents every setting, so it must not rot. */
+static void test_config_example_file_loads(void **state)
+{
+	struct fw_config c;
+	char err[256] = "", path[512];
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/config/holdfast.conf", SRC_DIR);
+	fw_config_defaults(&c);
+	if (fw_config_load(&c, path, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+	assert_int_equal(fw_config_check(&c, err, sizeof(err)), 0);
+	assert_int_equal(c.rules.n, 6);
+	assert_int_equal(c.rules.rules[5].action, FW_ACT_REJECT);
+	fw_config_release(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_config_reads_every_setting),
 		cmocka_unit_test(test_config_errors_name_line_and_reason),
 		cmocka_unit_test(test_config_missing_file_is_reported),
+		cmocka_unit_test(test_config_example_file_loads),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
