@@ -9,6 +9,8 @@
  * For 64- and 256-byte payloads it measures three ways of checkpointing slices:
  *	single   one slice, then ckpt_sync(): the rate a module gets when it waits every time
  *	batched  B slices posted to their slots, one flush, poll until durable
+ *	stream   journal writes posted without waiting, a flush every B, progress polled: the
+ *	         way a firewall checkpoints; the rate counts what became durable
  *	journal  the same with batched=true: the records go to the region's journal, which
  *	         the server applies to the slots in the background
  * and then the time ckpt_state_read() takes to restore N records from a region whose
@@ -178,6 +180,7 @@ enum way {
 	WAY_SINGLE,
 	WAY_BATCHED,
 	WAY_JOURNAL,
+	WAY_STREAM,
 };
 
 static const char *way_name(enum way w)
@@ -189,8 +192,90 @@ static const char *way_name(enum way w)
 		return "batched";
 	case WAY_JOURNAL:
 		return "journal";
+	case WAY_STREAM:
+		return "stream";
 	}
 	return "?";
+}
+
+/*
+ * The way a firewall checkpoints: journal writes posted without ever waiting, a flush every
+ * batch, progress polled between posts. Latency is a batch's first post to the moment its
+ * last ticket is durable; the rate counts what became durable.
+ */
+struct batch_mark {
+	uint64_t ticket; /* the batch's last ticket */
+	uint64_t t;	 /* its first post */
+	uint64_t n;
+};
+
+static int run_stream(struct bench *b, uint16_t payload)
+{
+	const uint64_t budget = (uint64_t)(b->seconds * 1e9);
+	enum {
+		FIFO = 1u << 14
+	};
+	struct batch_mark *fifo = calloc(FIFO, sizeof(*fifo));
+	uint64_t head = 0, tail = 0, n = 0, nlat = 0, ticket = 0, t0, t1, batch_t = 0;
+	struct ckpt_region *r;
+	char name[PMU_NAME_MAX];
+	unsigned int in_batch = 0;
+	int rc;
+
+	if (fifo == NULL)
+		return -ENOMEM;
+	memset(b->gen, 0, sizeof(b->gen));
+	rc = make_region(b, slot_for(payload), BENCH_PAIRS, JOURNAL_SIZE, &r, name, sizeof(name));
+	if (rc < 0)
+		goto out_free;
+	t0 = now_ns();
+	while (n < b->slices && now_ns() - t0 < budget && head - tail < FIFO) {
+		uint32_t pair = (uint32_t)(n % BENCH_PAIRS);
+		struct ckpt_rec rec = slice(b, pair, ++b->gen[pair], payload);
+
+		if (in_batch == 0)
+			batch_t = now_ns();
+		rc = post(b, r, &rec, true, &ticket);
+		if (rc < 0)
+			goto out_drop;
+		n++;
+		if (++in_batch == b->batch) {
+			fifo[head++ % FIFO] = (struct batch_mark){ticket, batch_t, in_batch};
+			in_batch = 0;
+			rc = ckpt_flush(r);
+			if (rc >= 0)
+				rc = ckpt_poll(b->cl);
+			if (rc < 0)
+				goto out_drop;
+		}
+		while (tail < head && fifo[tail % FIFO].ticket <= ckpt_durable(r)) {
+			for (uint64_t i = 0; i < fifo[tail % FIFO].n && nlat < b->slices; i++)
+				b->lat[nlat++] = now_ns() - fifo[tail % FIFO].t;
+			tail++;
+		}
+	}
+	rc = ckpt_sync(r);
+	if (rc < 0)
+		goto out_drop;
+	t1 = now_ns();
+	for (; tail < head; tail++)
+		for (uint64_t i = 0; i < fifo[tail % FIFO].n && nlat < b->slices; i++)
+			b->lat[nlat++] = t1 - fifo[tail % FIFO].t;
+	qsort(b->lat, nlat, sizeof(b->lat[0]), cmp_u64);
+	printf("target=%s way=%s payload=%u batch=%u slices=%" PRIu64 " seconds=%.3f "
+	       "rate=%.3fM/s p50_us=%.2f p99_us=%.2f\n",
+	       b->scheme, way_name(WAY_STREAM), payload, b->batch, n, (double)(t1 - t0) / 1e9,
+	       (double)n / ((double)(t1 - t0) / 1e9) / 1e6, pct_us(b->lat, nlat, 50),
+	       pct_us(b->lat, nlat, 99));
+	fflush(stdout);
+out_drop:
+	if (rc < 0)
+		fprintf(stderr, "ckpt_bench: %s stream payload %u: %s\n", b->scheme, payload,
+			strerror(-rc));
+	drop_region(b, &r, name);
+out_free:
+	free(fifo);
+	return rc;
 }
 
 static int run_slices(struct bench *b, enum way way, uint16_t payload)
@@ -446,6 +531,8 @@ int main(int argc, char **argv)
 
 		for (enum way w = WAY_SINGLE; w <= WAY_JOURNAL && rc == 0; w++)
 			rc = run_slices(b, w, payload);
+		if (rc == 0)
+			rc = run_stream(b, payload);
 	}
 	if (rc == 0)
 		rc = run_restore(b);
