@@ -48,9 +48,27 @@ except Exception: print(0)')
   sleep 0.1
 done
 [ "$rx" -ge "$total" ] || { cat "$dir/log"; echo "FAIL: only $rx of $total frames received"; exit 1; }
+conns=$(/usr/bin/python3 "$SRC/test/integration/telemetry.py" "$sock" /holdfast/conns)
+printf '%s\n%s\n' "$stats" "$conns" | /usr/bin/python3 -c 'import json,sys
+s = json.loads(sys.stdin.readline())["/holdfast/stats"]
+c = json.loads(sys.stdin.readline())["/holdfast/conns"]
+# Every connection opened is still tracked (none idle long enough to expire), and both
+# FTP expectations were taken by their data connections.
+assert c["capacity"] == 65536, c
+assert c["total"] == c["worker0"] == s["conn_new"] - s["conn_expired"] == 6, (c, s)
+assert c["expectations"] == 0 and s["conn_related"] == 2, (c, s)' || { echo "FAIL: /holdfast/conns: $conns"; exit 1; }
 kill -INT "$pid"
 wait "$pid" || { cat "$dir/log"; echo "FAIL: holdfast exited non-zero"; exit 1; }
 pid=
 grep -q "final counters" "$dir/log" || { cat "$dir/log"; echo "FAIL: no final counters"; exit 1; }
 echo "$stats"
 /usr/bin/python3 "$SRC/test/integration/check_pcap.py" "$dir" || { cat "$dir/log"; exit 1; }
+
+# A bad configuration stops the start, naming file, line and reason.
+printf 'pair 0 1 inside 0\nrule accept proto tcp dport 99999\n' >"$dir/bad.conf"
+if "$BUILD/holdfast" --no-huge -m 64 --no-pci -l 0 --file-prefix "${prefix}b" \
+     --vdev net_null0 --vdev net_null1 -- --config "$dir/bad.conf" >"$dir/bad.log" 2>&1; then
+  echo "FAIL: holdfast started with a bad configuration"; exit 1
+fi
+grep -q "bad.conf:2: rule: dport '99999'" "$dir/bad.log" || { cat "$dir/bad.log"; echo "FAIL: no file:line reason"; exit 1; }
+echo "bad configuration refused: $(grep -o "bad.conf:2: .*" "$dir/bad.log")"
