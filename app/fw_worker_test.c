@@ -1,0 +1,227 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The worker's decisions on frames handed to fw_worker_handle with a clock the test
+ * controls: rules only for openers, modules by protocol, and idle expiry per protocol and
+ * state under the configured timeouts.
+ */
+#include <arpa/inet.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <rte_eal.h>
+#include <rte_ip.h>
+
+#include "fw_worker.h"
+
+#define S(x) ((uint64_t)(x)*1000000000ull)
+
+static struct fw_config conf;
+static struct fw_shared sh;
+static struct fw_worker w;
+
+/* 198.18.0.1:sport -> 198.19.0.2:dport, or the reverse with @p reply. */
+static uint32_t frame(uint8_t *f, uint8_t proto, uint16_t sport, uint16_t dport, bool reply,
+		      uint8_t flags, uint32_t seq, uint32_t ack)
+{
+	struct rte_ipv4_hdr *ip = (struct rte_ipv4_hdr *)(f + 14);
+	uint8_t *l4 = (uint8_t *)(ip + 1);
+	const uint32_t l4_len = proto == IPPROTO_TCP ? 20 : 8;
+	uint32_t a = htonl(0xc6120001), b = htonl(0xc6130002);
+	uint16_t sp = htons(sport), dp = htons(dport);
+
+	memset(f, 0, 64);
+	f[12] = 0x08;
+	ip->version_ihl = 0x45;
+	ip->total_length = htons((uint16_t)(20 + l4_len));
+	ip->time_to_live = 64;
+	ip->next_proto_id = proto;
+	ip->src_addr = reply ? b : a;
+	ip->dst_addr = reply ? a : b;
+	ip->hdr_checksum = rte_ipv4_cksum(ip);
+	memcpy(l4, reply ? &dp : &sp, 2);
+	memcpy(l4 + 2, reply ? &sp : &dp, 2);
+	if (proto == IPPROTO_TCP) {
+		uint32_t s = htonl(seq), k = htonl(ack);
+
+		memcpy(l4 + 4, &s, 4);
+		memcpy(l4 + 8, &k, 4);
+		l4[12] = 5 << 4;
+		l4[13] = flags;
+		l4[14] = 0xff;
+		l4[15] = 0xff;
+	} else {
+		l4[5] = 8;
+	}
+	return 14 + 20 + l4_len;
+}
+
+static enum fw_verdict feed(uint8_t proto, uint16_t sport, uint16_t dport, bool reply,
+			    uint8_t flags, uint32_t seq, uint32_t ack, uint64_t now)
+{
+	uint8_t f[64];
+	uint32_t len = frame(f, proto, sport, dport, reply, flags, seq, ack);
+
+	return fw_worker_handle(&w, f, len, reply ? FW_ZONE_OUTSIDE : FW_ZONE_INSIDE, now);
+}
+
+static void expire_cb(struct fw_table *t, struct fw_conn *c, void *arg)
+{
+	(void)arg;
+	fw_table_del(t, c);
+}
+
+/* Enough passes to visit every position of the table once. */
+static void sweep_all(uint64_t now)
+{
+	for (int i = 0; i < 1024; i++)
+		fw_table_sweep(w.table, now, 64, expire_cb, NULL);
+}
+
+static int setup(void **state)
+{
+	char err[256];
+	struct fw_rule r;
+
+	(void)state;
+	fw_config_defaults(&conf);
+	conf.max_conns = 1024;
+	conf.timeouts.udp_unreplied = 5;
+	conf.timeouts.udp_assured = 50;
+	conf.timeouts.tcp_established = 100;
+	conf.timeouts.tcp_syn_sent = 7;
+	assert_int_equal(
+		fw_rule_parse("accept from inside proto tcp dport 80", &r, err, sizeof(err)), 0);
+	fw_ruleset_add(&conf.rules, &r);
+	assert_int_equal(
+		fw_rule_parse("accept from inside proto udp dport 53", &r, err, sizeof(err)), 0);
+	fw_ruleset_add(&conf.rules, &r);
+	memset(&sh, 0, sizeof(sh));
+	sh.conf = &conf;
+	fw_modconf_build(&conf, &sh.modconf);
+	sh.tsc_hz = 1000000000;
+	fw_id_secret_init(&sh.secret);
+	sh.acl = fw_acl_build(&conf.rules, "wtest", 0, err, sizeof(err));
+	assert_non_null(sh.acl);
+	return fw_worker_init(&w, &sh, 0, 0);
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	fw_worker_release(&w);
+	fw_acl_free((struct fw_acl **)&sh.acl);
+	fw_config_release(&conf);
+	return 0;
+}
+
+static void test_worker_rules_only_decide_openers(void **state)
+{
+	(void)state;
+	assert_int_equal(feed(IPPROTO_TCP, 1000, 80, false, 0x02, 100, 0, S(1)), FW_PASS);
+	/* the reply enters from outside, where no rule opens anything: the state admits it */
+	assert_int_equal(feed(IPPROTO_TCP, 1000, 80, true, 0x12, 900, 101, S(1)), FW_PASS);
+	assert_int_equal(feed(IPPROTO_TCP, 1000, 80, false, 0x10, 101, 901, S(1)), FW_PASS);
+	/* an opener no rule allows, and a non-opener with no connection */
+	assert_int_equal(feed(IPPROTO_TCP, 1001, 81, false, 0x02, 100, 0, S(1)), FW_DROP);
+	assert_int_equal(feed(IPPROTO_TCP, 1002, 80, false, 0x10, 100, 5, S(1)), FW_DROP);
+	assert_true(w.cnt.drop[FW_DROP_POLICY] == 1 && w.cnt.drop[FW_DROP_NO_CONN] == 1);
+	assert_int_equal(fw_table_count(w.table), 1);
+	sweep_all(S(1000));
+}
+
+static void test_worker_expires_by_protocol_and_state_timeouts(void **state)
+{
+	(void)state;
+	assert_int_equal(fw_table_count(w.table), 0);
+	/* UDP unreplied (5 s), UDP replied then assured (50 s) */
+	assert_int_equal(feed(IPPROTO_UDP, 2000, 53, false, 0, 0, 0, S(10)), FW_PASS);
+	assert_int_equal(feed(IPPROTO_UDP, 2001, 53, false, 0, 0, 0, S(10)), FW_PASS);
+	assert_int_equal(feed(IPPROTO_UDP, 2001, 53, true, 0, 0, 0, S(10)), FW_PASS);
+	assert_int_equal(feed(IPPROTO_UDP, 2001, 53, false, 0, 0, 0, S(10)), FW_PASS);
+	/* TCP established (100 s) and TCP SYN_SENT (7 s) */
+	feed(IPPROTO_TCP, 3000, 80, false, 0x02, 100, 0, S(10));
+	feed(IPPROTO_TCP, 3000, 80, true, 0x12, 900, 101, S(10));
+	feed(IPPROTO_TCP, 3000, 80, false, 0x10, 101, 901, S(10));
+	feed(IPPROTO_TCP, 3001, 80, false, 0x02, 100, 0, S(10));
+	assert_int_equal(fw_table_count(w.table), 4);
+	sweep_all(S(16)); /* 6 s idle: the unreplied datagram's 5 s are over */
+	assert_int_equal(fw_table_count(w.table), 3);
+	sweep_all(S(18)); /* 8 s: the half-open connection's 7 s too */
+	assert_int_equal(fw_table_count(w.table), 2);
+	sweep_all(S(59)); /* 49 s: the assured UDP flow stays */
+	assert_int_equal(fw_table_count(w.table), 2);
+	sweep_all(S(61));
+	assert_int_equal(fw_table_count(w.table), 1);
+	sweep_all(S(109)); /* the established connection lasts its 100 s */
+	assert_int_equal(fw_table_count(w.table), 1);
+	sweep_all(S(111));
+	assert_int_equal(fw_table_count(w.table), 0);
+	/* traffic resets the clock: a fresh packet keeps a connection alive */
+	feed(IPPROTO_UDP, 2002, 53, false, 0, 0, 0, S(200));
+	feed(IPPROTO_UDP, 2002, 53, false, 0, 0, 0, S(204));
+	sweep_all(S(208));
+	assert_int_equal(fw_table_count(w.table), 1);
+	sweep_all(S(300));
+}
+
+static void test_worker_marks_ftp_control_connections(void **state)
+{
+	struct fw_key key;
+	struct fw_conn *c;
+	uint8_t a[4] = {198, 18, 0, 1}, b[4] = {198, 19, 0, 2};
+	struct fw_rule r;
+	char err[128];
+
+	(void)state;
+	/* port 21 is an FTP control port by default; a rule opens it for this test */
+	fw_acl_free((struct fw_acl **)&sh.acl);
+	assert_int_equal(fw_rule_parse("accept proto tcp", &r, err, sizeof(err)), 0);
+	fw_ruleset_add(&conf.rules, &r);
+	sh.acl = fw_acl_build(&conf.rules, "wtest2", 0, err, sizeof(err));
+	feed(IPPROTO_TCP, 4000, 21, false, 0x02, 100, 0, S(400));
+	feed(IPPROTO_TCP, 4001, 22, false, 0x02, 100, 0, S(400));
+	fw_key_make(&key, 4, IPPROTO_TCP, a, b, htons(4000), htons(21));
+	c = fw_table_lookup(w.table, &key);
+	assert_non_null(c);
+	assert_true(c->present & (1u << FW_MOD_FTP));
+	fw_key_make(&key, 4, IPPROTO_TCP, a, b, htons(4001), htons(22));
+	c = fw_table_lookup(w.table, &key);
+	assert_non_null(c);
+	assert_false(c->present & (1u << FW_MOD_FTP));
+	assert_true(c->present & (1u << FW_MOD_TCP));
+}
+
+static int eal_up(void **state)
+{
+	char *argv[] = {"fw_worker_test", "--no-huge", "-m", "128",	    "--no-pci",
+			"--no-shconf",	  "-l",	       "0",  "--log-level", "lib.eal:error",
+			"--no-telemetry"};
+
+	(void)state;
+	return rte_eal_init((int)(sizeof(argv) / sizeof(argv[0])), argv) < 0 ? -1 : 0;
+}
+
+static int eal_down(void **state)
+{
+	(void)state;
+	return rte_eal_cleanup();
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_worker_rules_only_decide_openers, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_worker_expires_by_protocol_and_state_timeouts,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_worker_marks_ftp_control_connections, setup,
+						teardown),
+	};
+
+	return cmocka_run_group_tests(tests, eal_up, eal_down);
+}
