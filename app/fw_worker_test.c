@@ -13,7 +13,8 @@
 #include <string.h>
 
 #include <cmocka.h>
-#include <rte_eal.h>
+
+#include "fw_test_eal.h"
 #include <rte_ip.h>
 
 #include "fw_worker.h"
@@ -196,22 +197,6 @@ static void test_worker_marks_ftp_control_connections(void **state)
 	assert_true(c->present & (1u << FW_MOD_TCP));
 }
 
-static int eal_up(void **state)
-{
-	char *argv[] = {"fw_worker_test", "--no-huge", "-m", "128",	    "--no-pci",
-			"--no-shconf",	  "-l",	       "0",  "--log-level", "lib.eal:error",
-			"--no-telemetry"};
-
-	(void)state;
-	return rte_eal_init((int)(sizeof(argv) / sizeof(argv[0])), argv) < 0 ? -1 : 0;
-}
-
-static int eal_down(void **state)
-{
-	(void)state;
-	return rte_eal_cleanup();
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -223,5 +208,5 @@ int main(void)
 						teardown),
 	};
 
-	return cmocka_run_group_tests(tests, eal_up, eal_down);
+	return cmocka_run_group_tests(tests, fw_test_eal_up, fw_test_eal_down);
 }

@@ -145,6 +145,24 @@ static int read_word(struct ckpt_region *r, uint64_t off, uint64_t *out)
 	return r->cl->ops->read(r, off, out, sizeof(*out));
 }
 
+/* The ring's head and tail as the target holds them, checked against each other. */
+static int ring_words(struct ckpt_region *r, uint64_t *head, uint64_t *tail)
+{
+	int rc = read_word(r, PMU_REGION_HEAD_OFF, head);
+
+	if (rc == 0)
+		rc = read_word(r, PMU_REGION_TAIL_OFF, tail);
+	if (rc)
+		return rc;
+	if (*head < *tail || *head - *tail > r->geo.ring_size) {
+		ckpt_log(CKPT_LOG_ERR, LOG_COMPONENT,
+			 "region %s: ring head %llu and tail %llu are inconsistent", r->geo.name,
+			 (unsigned long long)*head, (unsigned long long)*tail);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int ring_attach(struct ckpt_region *r)
 {
 	uint64_t head, tail;
@@ -152,17 +170,9 @@ static int ring_attach(struct ckpt_region *r)
 
 	if (r->geo.ring_size == 0)
 		return 0;
-	rc = read_word(r, PMU_REGION_HEAD_OFF, &head);
-	if (rc == 0)
-		rc = read_word(r, PMU_REGION_TAIL_OFF, &tail);
+	rc = ring_words(r, &head, &tail);
 	if (rc)
 		return rc;
-	if (head < tail || head - tail > r->geo.ring_size) {
-		ckpt_log(CKPT_LOG_ERR, LOG_COMPONENT,
-			 "region %s: ring head %llu and tail %llu are inconsistent", r->geo.name,
-			 (unsigned long long)head, (unsigned long long)tail);
-		return -EINVAL;
-	}
 	r->ring.next = head;
 	r->ring.head_written = head;
 	r->ring.tail_seen = tail;
@@ -603,15 +613,9 @@ static int journal_load(struct ckpt_region *r, struct journal *j, struct ckpt_sc
 	memset(j, 0, sizeof(*j));
 	if (r->geo.ring_size == 0)
 		return 0;
-	rc = read_word(r, PMU_REGION_HEAD_OFF, &head);
-	if (rc == 0)
-		rc = read_word(r, PMU_REGION_TAIL_OFF, &tail);
-	if (rc)
+	rc = ring_words(r, &head, &tail);
+	if (rc || head == tail)
 		return rc;
-	if (head == tail)
-		return 0;
-	if (head < tail || head - tail > r->geo.ring_size)
-		return -EINVAL;
 	cap = 64;
 	while (cap < (head - tail) / ckpt_rec_size(0) * 2)
 		cap <<= 1;
@@ -761,16 +765,9 @@ int ckpt_log_read(struct ckpt_region *r, ckpt_rec_cb cb, void *arg, bool peek,
 
 	if (r->geo.mode != PMU_MODE_APPEND)
 		return -EINVAL;
-	rc = read_word(r, PMU_REGION_HEAD_OFF, &head);
-	if (rc == 0)
-		rc = read_word(r, PMU_REGION_TAIL_OFF, &tail);
+	rc = ring_words(r, &head, &tail);
 	if (rc)
 		return rc;
-	if (head < tail || head - tail > r->geo.ring_size) {
-		ckpt_log(CKPT_LOG_ERR, LOG_COMPONENT, "region %s: ring head %llu / tail %llu",
-			 r->geo.name, (unsigned long long)head, (unsigned long long)tail);
-		return -EINVAL;
-	}
 	if (head == tail)
 		goto out;
 	rc = ring_image(r, tail, head, &img);

@@ -1441,59 +1441,19 @@ static int ofi_read(struct ckpt_region *r, uint64_t off, void *buf, size_t len)
 	return 0;
 }
 
-const struct ckpt_backend_ops ckpt_ofi_tcp_ops = {
-	.scheme = "ofi+tcp",
-	.applies_journal = true,
-	.connect = tcp_connect,
-	.disconnect = ofi_disconnect,
-	.create = ofi_create,
-	.open = ofi_open,
-	.close = ofi_close,
-	.remove = ofi_remove,
-	.list = ofi_list,
-	.stat = ofi_stat,
-	.lease = ofi_lease,
-	.write = ofi_write,
-	.barrier = ofi_barrier,
-	.poll = ofi_poll,
-	.read = ofi_read,
-};
+/* One code path for every provider: the tables differ only in how they connect. */
+#define OFI_OPS(scheme_, connect_)                                                                 \
+	{                                                                                          \
+		.scheme = (scheme_), .applies_journal = true, .connect = (connect_),               \
+		.disconnect = ofi_disconnect, .create = ofi_create, .open = ofi_open,              \
+		.close = ofi_close, .remove = ofi_remove, .list = ofi_list, .stat = ofi_stat,      \
+		.lease = ofi_lease, .write = ofi_write, .barrier = ofi_barrier, .poll = ofi_poll,  \
+		.read = ofi_read,                                                                  \
+	}
 
-const struct ckpt_backend_ops ckpt_ofi_shm_ops = {
-	.scheme = "ofi+shm",
-	.applies_journal = true,
-	.connect = shm_connect,
-	.disconnect = ofi_disconnect,
-	.create = ofi_create,
-	.open = ofi_open,
-	.close = ofi_close,
-	.remove = ofi_remove,
-	.list = ofi_list,
-	.stat = ofi_stat,
-	.lease = ofi_lease,
-	.write = ofi_write,
-	.barrier = ofi_barrier,
-	.poll = ofi_poll,
-	.read = ofi_read,
-};
-
-const struct ckpt_backend_ops ckpt_ofi_verbs_ops = {
-	.scheme = "ofi+verbs",
-	.applies_journal = true,
-	.connect = verbs_connect,
-	.disconnect = ofi_disconnect,
-	.create = ofi_create,
-	.open = ofi_open,
-	.close = ofi_close,
-	.remove = ofi_remove,
-	.list = ofi_list,
-	.stat = ofi_stat,
-	.lease = ofi_lease,
-	.write = ofi_write,
-	.barrier = ofi_barrier,
-	.poll = ofi_poll,
-	.read = ofi_read,
-};
+const struct ckpt_backend_ops ckpt_ofi_tcp_ops = OFI_OPS("ofi+tcp", tcp_connect);
+const struct ckpt_backend_ops ckpt_ofi_shm_ops = OFI_OPS("ofi+shm", shm_connect);
+const struct ckpt_backend_ops ckpt_ofi_verbs_ops = OFI_OPS("ofi+verbs", verbs_connect);
 
 int ckpt_ofi_test_set_rkey(struct ckpt_region *r, uint64_t key)
 {

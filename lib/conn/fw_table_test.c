@@ -8,7 +8,8 @@
 #include <string.h>
 
 #include <cmocka.h>
-#include <rte_eal.h>
+
+#include "fw_test_eal.h"
 
 #include "fw_table.h"
 
@@ -159,22 +160,6 @@ static void test_expectation_expires(void **state)
 	fw_table_free(&t);
 }
 
-static int eal_up(void **state)
-{
-	char *argv[] = {"fw_table_test", "--no-huge", "-m", "128",	   "--no-pci",
-			"--no-shconf",	 "-l",	      "0",  "--log-level", "lib.eal:error",
-			"--no-telemetry"};
-
-	(void)state;
-	return rte_eal_init((int)(sizeof(argv) / sizeof(argv[0])), argv) < 0 ? -1 : 0;
-}
-
-static int eal_down(void **state)
-{
-	(void)state;
-	return rte_eal_cleanup();
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -186,5 +171,5 @@ int main(void)
 		cmocka_unit_test(test_expectation_expires),
 	};
 
-	return cmocka_run_group_tests(tests, eal_up, eal_down);
+	return cmocka_run_group_tests(tests, fw_test_eal_up, fw_test_eal_down);
 }

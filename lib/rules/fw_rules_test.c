@@ -9,7 +9,8 @@
 #include <string.h>
 
 #include <cmocka.h>
-#include <rte_eal.h>
+
+#include "fw_test_eal.h"
 
 #include "fw_rules.h"
 
@@ -225,22 +226,6 @@ static void test_acl_empty_ruleset_is_default_drop(void **state)
 	fw_acl_free(&a);
 }
 
-static int eal_up(void **state)
-{
-	char *argv[] = {"fw_rules_test", "--no-huge", "-m", "128",	   "--no-pci",
-			"--no-shconf",	 "-l",	      "0",  "--log-level", "lib.eal:error",
-			"--no-telemetry"};
-
-	(void)state;
-	return rte_eal_init((int)(sizeof(argv) / sizeof(argv[0])), argv) < 0 ? -1 : 0;
-}
-
-static int eal_down(void **state)
-{
-	(void)state;
-	return rte_eal_cleanup();
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -253,5 +238,5 @@ int main(void)
 		cmocka_unit_test(test_acl_empty_ruleset_is_default_drop),
 	};
 
-	return cmocka_run_group_tests(tests, eal_up, eal_down);
+	return cmocka_run_group_tests(tests, fw_test_eal_up, fw_test_eal_down);
 }
