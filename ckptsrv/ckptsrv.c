@@ -353,6 +353,7 @@ static int dispatch(struct ckptsrv_session *s, const struct ckpt_msg *req, struc
 	struct ckptsrv_open *o;
 	int ret;
 
+	__atomic_store_n(&s->l->active_ms, ckptsrv_now_ms(), __ATOMIC_RELAXED);
 	/*
 	 * PERSIST flushes caches and may take a while, so it runs without the lock: only this
 	 * thread changes this session's opens, and DELETE refuses a region open elsewhere.

@@ -76,6 +76,9 @@ struct ckptsrv_listener {
 	bool threads_started;
 	/* ms (CLOCK_MONOTONIC) when the progress thread last came back from libfabric */
 	uint64_t progress_beat;
+	/* ms of the last control request: one-sided RMA leaves no trace on the server's CQ, so
+	 * the control channel is the only sign that clients are busy (see fabric.c) */
+	uint64_t active_ms;
 	/* the progress thread has not come back for CKPTSRV_WEDGED_MS (see ckptsrv.c) */
 	bool wedged;
 };

@@ -23,10 +23,10 @@
 #include "ckptsrv.h"
 #include "hf_log.h"
 
-#define LOG		 "ckptsrv"
-#define KEY_TRIES	 16
-#define CQ_WAIT_MS	 100
-#define IDLE_SPIN_ROUNDS 1000
+#define LOG	   "ckptsrv"
+#define KEY_TRIES  16
+#define CQ_WAIT_MS 100
+#define ACTIVE_MS  2000 /* a listener is busy this long after its last control request */
 
 static int tcp_listen(struct ckptsrv_listener *l, const char *host, const char *port)
 {
@@ -275,7 +275,6 @@ static void *progress_main(void *arg)
 	struct ckptsrv_listener *l = arg;
 	const struct timespec nap = {.tv_nsec = 20 * 1000};
 	const struct timespec long_nap = {.tv_nsec = 500 * 1000};
-	unsigned int idle = 0;
 
 	while (!l->srv->stop) {
 		struct fi_cq_data_entry e[16];
@@ -286,10 +285,8 @@ static void *progress_main(void *arg)
 			n = fi_cq_sread(l->cq, e, 16, NULL, CQ_WAIT_MS);
 		else
 			n = fi_cq_read(l->cq, e, 16);
-		if (n > 0) {
-			idle = 0;
+		if (n > 0)
 			continue;
-		}
 		if (n == -FI_EAVAIL) {
 			struct fi_cq_err_entry err = {0};
 
@@ -306,9 +303,15 @@ static void *progress_main(void *arg)
 			continue;
 		}
 		if (!l->cq_wait) {
-			/* Short naps while traffic is recent, longer once the peer went quiet. */
-			idle++;
-			nanosleep(idle < IDLE_SPIN_ROUNDS * 50 ? &nap : &long_nap, NULL);
+			/*
+			 * Short naps while a client spoke recently, longer once all went quiet.
+			 * Incoming RMA produces no completion here, so "recently" is measured
+			 * on the control channel (every flush ends in a PERSIST).
+			 */
+			uint64_t quiet =
+				ckptsrv_now_ms() - __atomic_load_n(&l->active_ms, __ATOMIC_RELAXED);
+
+			nanosleep(quiet < ACTIVE_MS ? &nap : &long_nap, NULL);
 		}
 	}
 	return NULL;
