@@ -187,6 +187,17 @@ struct ckpt_scan_stats {
 int ckpt_state_read(struct ckpt_region *r, ckpt_rec_cb cb, void *arg,
 		    struct ckpt_scan_stats *stats);
 
+/** ckpt_state_scan() flag: hand over tombstones too (flags & CKPT_REC_F_TOMBSTONE). */
+#define CKPT_SCAN_TOMBSTONES 0x1u
+
+/**
+ * ckpt_state_read() with @p flags. With CKPT_SCAN_TOMBSTONES a pair whose newest record is
+ * a tombstone is handed over as well (still counted in stats->tombstones): whoever reuses
+ * the pair must continue its generation above the tombstone's.
+ */
+int ckpt_state_scan(struct ckpt_region *r, unsigned int flags, ckpt_rec_cb cb, void *arg,
+		    struct ckpt_scan_stats *stats);
+
 /**
  * Read everything unread in an append region, call @p cb for each record, then clear it
  * (advance and persist the tail). With @p peek the tail is left alone.

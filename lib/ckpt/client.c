@@ -657,6 +657,12 @@ static int slot_decode(const uint8_t *p, uint32_t slot_size, uint64_t slot, stru
 
 int ckpt_state_read(struct ckpt_region *r, ckpt_rec_cb cb, void *arg, struct ckpt_scan_stats *stats)
 {
+	return ckpt_state_scan(r, 0, cb, arg, stats);
+}
+
+int ckpt_state_scan(struct ckpt_region *r, unsigned int flags, ckpt_rec_cb cb, void *arg,
+		    struct ckpt_scan_stats *stats)
+{
 	const uint32_t ss = r->geo.slot_size;
 	const uint64_t pairs = r->geo.nslots / 2;
 	const uint64_t pairs_per_chunk = READ_CHUNK / (2ull * ss);
@@ -719,9 +725,11 @@ int ckpt_state_read(struct ckpt_region *r, ckpt_rec_cb cb, void *arg, struct ckp
 				continue;
 			if (best->flags & CKPT_REC_F_TOMBSTONE) {
 				st.tombstones++;
-				continue;
+				if (!(flags & CKPT_SCAN_TOMBSTONES))
+					continue;
+			} else {
+				st.records++;
 			}
-			st.records++;
 			stop = cb ? cb(best, arg) : 0;
 			if (stop)
 				break;

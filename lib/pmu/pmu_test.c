@@ -394,7 +394,8 @@ static int collect_cb(const struct ckpt_rec *rec, void *arg)
 
 	assert_true(c->n < 64);
 	c->recs[c->n] = *rec;
-	memcpy(c->payloads[c->n], rec->payload, rec->payload_len);
+	if (rec->payload_len)
+		memcpy(c->payloads[c->n], rec->payload, rec->payload_len);
 	c->recs[c->n].payload = c->payloads[c->n];
 	c->n++;
 	return 0;
@@ -528,6 +529,14 @@ static void test_tombstone_hides_pair_and_is_counted(void **state)
 	check_rec(&c->recs[0], 0, 1, 10);
 	assert_true(st.tombstones == 1);
 	assert_true(st.invalid == 0);
+	/* Asked for, the tombstone is handed over with its generation (pair reuse needs it). */
+	c->n = 0;
+	assert_int_equal(ckpt_state_scan(r, CKPT_SCAN_TOMBSTONES, collect_cb, c, &st), 0);
+	assert_int_equal(c->n, 2);
+	assert_true(c->recs[1].flags & CKPT_REC_F_TOMBSTONE);
+	assert_int_equal(c->recs[1].slot_pair, 1);
+	assert_true(c->recs[1].generation == 2);
+	assert_true(st.tombstones == 1 && st.records == 1);
 	assert_int_equal(ckpt_region_close(&r), 0);
 	ckpt_disconnect(&cl);
 	free(c);

@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Between connections and checkpoint records: which slot pair a (connection, module)
+ * owns, a module slice as a record, and restore: records grouped by connection and
+ * reassembled into whole connections. No I/O here; the checkpointer and the start-up
+ * restore of the appliance drive it through lib/ckpt. Private to the firewall.
+ */
+#ifndef FW_CKPT_H
+#define FW_CKPT_H
+
+#include <stdint.h>
+
+#include "fw_table.h"
+#include "holdfast/ckpt_record.h"
+#include "holdfast/fw_module.h"
+
+/* ---- slot pairs ---- */
+
+/** The slot pairs one worker owns in the state region: [first, first + count). */
+struct fw_slots;
+
+/** @return the allocator, or NULL with errno (EINVAL: count 0; ENOMEM). */
+struct fw_slots *fw_slots_create(uint32_t first, uint32_t count);
+
+void fw_slots_free(struct fw_slots **sp);
+
+/** A free pair, or UINT32_MAX when all are taken. */
+uint32_t fw_slots_get(struct fw_slots *s);
+
+/** Give @p pair back (a tombstone has made it durable that the pair is empty). */
+void fw_slots_put(struct fw_slots *s, uint32_t pair);
+
+/** Mark @p pair taken by a restored slice. @return 0, -ERANGE (not ours), -EBUSY (taken). */
+int fw_slots_claim(struct fw_slots *s, uint32_t pair);
+
+uint32_t fw_slots_used(const struct fw_slots *s);
+
+/* ---- records ---- */
+
+/** The connection key as records carry it (ports in host order) and back. */
+void fw_key_to_ckpt(const struct fw_key *k, struct ckpt_key *out);
+void fw_key_from_ckpt(const struct ckpt_key *k, struct fw_key *out);
+
+/**
+ * Describe module @p m's slice of @p c as a record: its encoded payload into @p payload
+ * (@p cap bytes), generation c->gen[m] and slot pair c->slot_pair[m] as they are.
+ * @return 0, -ENOENT (no such module, or the slice is not present), -ENOSPC, -EINVAL.
+ */
+int fw_ckpt_slice(const struct fw_conn *c, enum fw_module_id m, uint8_t *payload, size_t cap,
+		  struct ckpt_rec *out);
+
+/** The record that deletes module @p m's slice of @p c (closed or expired connection). */
+void fw_ckpt_tombstone(const struct fw_conn *c, enum fw_module_id m, struct ckpt_rec *out);
+
+/* ---- restore ---- */
+
+struct fw_restore_stats {
+	uint64_t records;	  /**< handed to fw_restore_add */
+	uint64_t slices;	  /**< decoded into a connection */
+	uint64_t unknown_module;  /**< module id nobody registered: skipped */
+	uint64_t newer_version;	  /**< slice version newer than this build: skipped */
+	uint64_t bad_slice;	  /**< decode refused it: the slice is dropped */
+	uint64_t conflicts;	  /**< same key, other connection id; or a slot pair claimed twice */
+	uint64_t no_room;	  /**< table full */
+	uint64_t conns;		  /**< connections restored whole */
+	uint64_t dropped_missing; /**< dropped: a required slice missing or refused */
+	uint64_t partial;	  /**< kept without an optional slice that was refused */
+};
+
+/**
+ * Add one restored record to @p t (the table its connection belongs to): the slice is
+ * decoded into the connection with that key, created on first sight with the record's
+ * connection id (ids stay stable across restarts, so every slice of one connection keeps
+ * grouping), slot pair claimed in @p slots, generation kept so the next checkpoint of the
+ * slice goes to the other slot. @return 0 or a negative errno when @p t cannot take more.
+ */
+int fw_restore_add(struct fw_table *t, struct fw_slots *slots, const struct ckpt_rec *rec,
+		   struct fw_restore_stats *st);
+
+/**
+ * After every record was added: drop connections without a required slice (their slot
+ * pairs go back to @p slots), set each kept connection's clock to @p now_ns and run every
+ * present module's on_restore (an FTP expectation comes back, a timer restarts). A
+ * connection whose on_restore fails is dropped. @return connections kept.
+ */
+uint32_t fw_restore_finish(struct fw_table *t, struct fw_slots *slots, struct fw_ctx *ctx,
+			   uint64_t now_ns, struct fw_restore_stats *st);
+
+#endif /* FW_CKPT_H */
