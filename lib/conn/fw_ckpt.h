@@ -24,14 +24,24 @@ struct fw_slots *fw_slots_create(uint32_t first, uint32_t count);
 
 void fw_slots_free(struct fw_slots **sp);
 
-/** A free pair, or UINT32_MAX when all are taken. */
-uint32_t fw_slots_get(struct fw_slots *s);
+/**
+ * A free pair, or UINT32_MAX when all are taken. *@p last_gen receives the generation the
+ * pair last held (0 if never written): the next record written to it must be above, so that
+ * no stale record or tombstone of an earlier owner outranks it on restore.
+ */
+uint32_t fw_slots_get(struct fw_slots *s, uint64_t *last_gen);
 
-/** Give @p pair back (a tombstone has made it durable that the pair is empty). */
-void fw_slots_put(struct fw_slots *s, uint32_t pair);
+/** Give @p pair back, having last written generation @p gen to it. */
+void fw_slots_put(struct fw_slots *s, uint32_t pair, uint64_t gen);
 
-/** Mark @p pair taken by a restored slice. @return 0, -ERANGE (not ours), -EBUSY (taken). */
-int fw_slots_claim(struct fw_slots *s, uint32_t pair);
+/**
+ * Mark @p pair taken by a restored slice of generation @p gen.
+ * @return 0, -ERANGE (not ours), -EBUSY (taken already).
+ */
+int fw_slots_claim(struct fw_slots *s, uint32_t pair, uint64_t gen);
+
+/** A restored tombstone: @p pair stays free, but its next generation must exceed @p gen. */
+int fw_slots_seen(struct fw_slots *s, uint32_t pair, uint64_t gen);
 
 uint32_t fw_slots_used(const struct fw_slots *s);
 
@@ -55,14 +65,14 @@ void fw_ckpt_tombstone(const struct fw_conn *c, enum fw_module_id m, struct ckpt
 /* ---- restore ---- */
 
 struct fw_restore_stats {
-	uint64_t records;	  /**< handed to fw_restore_add */
-	uint64_t slices;	  /**< decoded into a connection */
-	uint64_t unknown_module;  /**< module id nobody registered: skipped */
-	uint64_t newer_version;	  /**< slice version newer than this build: skipped */
-	uint64_t bad_slice;	  /**< decode refused it: the slice is dropped */
-	uint64_t conflicts;	  /**< same key, other connection id; or a slot pair claimed twice */
-	uint64_t no_room;	  /**< table full */
-	uint64_t conns;		  /**< connections restored whole */
+	uint64_t records;	 /**< handed to fw_restore_add */
+	uint64_t slices;	 /**< decoded into a connection */
+	uint64_t unknown_module; /**< module id nobody registered: skipped */
+	uint64_t newer_version;	 /**< slice version newer than this build: skipped */
+	uint64_t bad_slice;	 /**< decode refused it: the slice is dropped */
+	uint64_t conflicts;	 /**< same key, other connection id; or a slot pair claimed twice */
+	uint64_t no_room;	 /**< table full */
+	uint64_t conns;		 /**< connections restored whole */
 	uint64_t dropped_missing; /**< dropped: a required slice missing or refused */
 	uint64_t partial;	  /**< kept without an optional slice that was refused */
 };

@@ -1,0 +1,342 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Connections built by real packets through the worker, every slice checkpointed into a
+ * pmem: store, then restored into a fresh worker (another secret, as after a restart):
+ * the connections come back whole and keep strict tracking; an expectation comes back;
+ * a tombstoned connection stays gone and its slot pair's generations keep rising.
+ */
+#include <arpa/inet.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <rte_ip.h>
+
+#include "fw_ckpt.h"
+#include "fw_test_eal.h"
+#include "fw_worker.h"
+#include "holdfast/ckpt.h"
+
+#define S(x)  ((uint64_t)(x)*1000000000ull)
+#define PAIRS 1024
+
+static struct fw_config conf;
+
+struct box {
+	struct fw_shared sh;
+	struct fw_worker w;
+	struct fw_slots *slots;
+};
+
+static void box_up(struct box *b, const char *name, unsigned int index)
+{
+	char err[256];
+
+	memset(b, 0, sizeof(*b));
+	b->sh.conf = &conf;
+	fw_modconf_build(&conf, &b->sh.modconf);
+	b->sh.tsc_hz = 1000000000;
+	fw_id_secret_init(&b->sh.secret);
+	b->sh.acl = fw_acl_build(&conf.rules, name, 0, err, sizeof(err));
+	assert_non_null(b->sh.acl);
+	assert_int_equal(fw_worker_init(&b->w, &b->sh, index, 0), 0);
+	b->slots = fw_slots_create(0, PAIRS);
+	assert_non_null(b->slots);
+}
+
+static void box_down(struct box *b)
+{
+	fw_slots_free(&b->slots);
+	fw_worker_release(&b->w);
+	fw_acl_free((struct fw_acl **)&b->sh.acl);
+}
+
+/* 198.18.0.1:sport <-> 198.19.0.2:dport; TCP with flags/seq/ack, or UDP; optional payload. */
+static enum fw_verdict pkt(struct box *b, uint8_t proto, uint16_t sport, uint16_t dport, bool reply,
+			   uint8_t flags, uint32_t seq, uint32_t ack, const char *data,
+			   uint64_t now)
+{
+	uint8_t f[256] = {0};
+	struct rte_ipv4_hdr *ip = (struct rte_ipv4_hdr *)(f + 14);
+	uint8_t *l4 = (uint8_t *)(ip + 1);
+	const uint32_t hl = proto == IPPROTO_TCP ? 20 : 8, dl = data ? (uint32_t)strlen(data) : 0;
+	uint32_t a = htonl(0xc6120001), z = htonl(0xc6130002);
+	uint16_t sp = htons(sport), dp = htons(dport);
+
+	f[12] = 0x08;
+	ip->version_ihl = 0x45;
+	ip->total_length = htons((uint16_t)(20 + hl + dl));
+	ip->time_to_live = 64;
+	ip->next_proto_id = proto;
+	ip->src_addr = reply ? z : a;
+	ip->dst_addr = reply ? a : z;
+	ip->hdr_checksum = rte_ipv4_cksum(ip);
+	memcpy(l4, reply ? &dp : &sp, 2);
+	memcpy(l4 + 2, reply ? &sp : &dp, 2);
+	if (proto == IPPROTO_TCP) {
+		uint32_t s = htonl(seq), k = htonl(ack);
+
+		memcpy(l4 + 4, &s, 4);
+		memcpy(l4 + 8, &k, 4);
+		l4[12] = 5 << 4;
+		l4[13] = flags;
+		l4[14] = 0x10; /* window 4096 */
+	} else {
+		l4[5] = (uint8_t)(8 + dl);
+	}
+	if (dl)
+		memcpy(l4 + hl, data, dl);
+	return fw_worker_handle(&b->w, f, 14 + 20 + hl + dl,
+				reply ? FW_ZONE_OUTSIDE : FW_ZONE_INSIDE, now);
+}
+
+struct ckpt_ctx {
+	struct box *b;
+	struct ckpt_region *r;
+	unsigned int written;
+};
+
+/* What the checkpointer will do: every present slice, a pair each, generation + 1. */
+static int checkpoint_conn(struct fw_conn *c, void *arg)
+{
+	struct ckpt_ctx *x = arg;
+
+	for (int m = 1; m < FW_MOD_MAX; m++) {
+		uint8_t payload[CKPT_REC_MAX_PAYLOAD];
+		struct ckpt_rec rec;
+		uint64_t ticket;
+
+		if (!(c->present & (1u << m)))
+			continue;
+		if (c->slot_pair[m] == UINT32_MAX)
+			c->slot_pair[m] = fw_slots_get(x->b->slots, &c->gen[m]);
+		c->gen[m]++;
+		assert_int_equal(
+			fw_ckpt_slice(c, (enum fw_module_id)m, payload, sizeof(payload), &rec), 0);
+		assert_int_equal(ckpt_slot_write(x->r, &rec, true, &ticket), 0);
+		x->written++;
+	}
+	return 0;
+}
+
+static int restore_cb(const struct ckpt_rec *rec, void *arg)
+{
+	struct fw_restore_stats *st = ((void **)arg)[1];
+	struct box *b = ((void **)arg)[0];
+
+	assert_int_equal(fw_restore_add(b->w.table, b->slots, rec, st), 0);
+	return 0;
+}
+
+static void test_restored_connections_are_whole_and_keep_strict_tracking(void **state)
+{
+	char path[64];
+	struct ckpt_client_opts o = {.create_store = true, .store_size = 64u << 20};
+	struct pmu_region_params p = {
+		.name = "state", .mode = PMU_MODE_OVERWRITE, .size = 4u << 20, .slot_size = 256};
+	struct ckpt_client *cl;
+	struct ckpt_region *r;
+	struct box a, b;
+	struct fw_restore_stats st = {0};
+	struct fw_key key;
+	struct fw_conn *ca, *cb;
+	uint8_t x[4] = {198, 18, 0, 1}, y[4] = {198, 19, 0, 2};
+	uint8_t ea[64], eb[64];
+	struct ckpt_rec tomb;
+	uint64_t ticket, last_gen;
+	void *args[2];
+
+	(void)state;
+	snprintf(path, sizeof(path), "pmem:/dev/shm/hf-restore-test.%d", getpid());
+	cl = ckpt_connect(path, &o);
+	assert_non_null(cl);
+	assert_int_equal(ckpt_region_create(cl, &p, &r), 0);
+
+	box_up(&a, "ra", 0);
+	/* TCP 1000 -> 80: handshake and data both ways */
+	assert_int_equal(pkt(&a, 6, 1000, 80, false, 0x02, 100, 0, NULL, S(1)), FW_PASS);
+	assert_int_equal(pkt(&a, 6, 1000, 80, true, 0x12, 900, 101, NULL, S(1)), FW_PASS);
+	assert_int_equal(pkt(&a, 6, 1000, 80, false, 0x10, 101, 901, NULL, S(1)), FW_PASS);
+	assert_int_equal(pkt(&a, 6, 1000, 80, false, 0x18, 101, 901, "hello", S(1)), FW_PASS);
+	assert_int_equal(pkt(&a, 6, 1000, 80, true, 0x18, 901, 106, "world!", S(1)), FW_PASS);
+	/* FTP control 1001 -> 21 announcing an active data port */
+	assert_int_equal(pkt(&a, 6, 1001, 21, false, 0x02, 100, 0, NULL, S(1)), FW_PASS);
+	assert_int_equal(pkt(&a, 6, 1001, 21, true, 0x12, 900, 101, NULL, S(1)), FW_PASS);
+	assert_int_equal(pkt(&a, 6, 1001, 21, false, 0x10, 101, 901, NULL, S(1)), FW_PASS);
+	assert_int_equal(
+		pkt(&a, 6, 1001, 21, false, 0x18, 101, 901, "PORT 198,18,0,1,195,80\r\n", S(1)),
+		FW_PASS);
+	/* UDP 2000 -> 53 that will be closed (tombstoned) before the restart */
+	assert_int_equal(pkt(&a, 17, 2000, 53, false, 0, 0, 0, "q", S(1)), FW_PASS);
+	assert_int_equal(fw_table_count(a.w.table), 3);
+
+	struct ckpt_ctx x1 = {&a, r, 0};
+	fw_table_walk(a.w.table, checkpoint_conn, &x1);
+	assert_int_equal(x1.written, 4); /* tcp, tcp + ftp, udp */
+	fw_key_make(&key, 4, 17, x, y, htons(2000), htons(53));
+	ca = fw_table_lookup(a.w.table, &key);
+	ca->gen[FW_MOD_UDP]++;
+	fw_ckpt_tombstone(ca, FW_MOD_UDP, &tomb);
+	assert_int_equal(ckpt_slot_write(r, &tomb, true, &ticket), 0);
+	assert_int_equal(ckpt_sync(r), 0);
+
+	/* "Restart": a new worker with another secret reads the region back. */
+	box_up(&b, "rb", 1);
+	args[0] = &b;
+	args[1] = &st;
+	assert_int_equal(ckpt_state_scan(r, CKPT_SCAN_TOMBSTONES, restore_cb, args, NULL), 0);
+	assert_int_equal(fw_restore_finish(b.w.table, b.slots, &b.w.ctx, S(2), &st), 2);
+	assert_true(st.records == 4 && st.slices == 3 && st.conns == 2);
+	assert_true(st.bad_slice == 0 && st.conflicts == 0 && st.dropped_missing == 0);
+
+	/* Same connections, same ids, same slices (re-encoded byte for byte). */
+	fw_key_make(&key, 4, 6, x, y, htons(1000), htons(80));
+	ca = fw_table_lookup(a.w.table, &key);
+	cb = fw_table_lookup(b.w.table, &key);
+	assert_non_null(cb);
+	assert_true(ca->id == cb->id);
+	assert_int_equal(fw_modules[FW_MOD_TCP]->encode(ca, ea, sizeof(ea)),
+			 fw_modules[FW_MOD_TCP]->encode(cb, eb, sizeof(eb)));
+	assert_memory_equal(ea, eb, (size_t)fw_modules[FW_MOD_TCP]->encode(ca, ea, sizeof(ea)));
+	fw_key_make(&key, 4, 17, x, y, htons(2000), htons(53));
+	assert_null(fw_table_lookup(b.w.table, &key)); /* tombstoned */
+
+	/* Strict tracking after restore: the next segments pass, one far out of window not. */
+	assert_int_equal(pkt(&b, 6, 1000, 80, false, 0x10, 106, 907, NULL, S(2)), FW_PASS);
+	assert_int_equal(pkt(&b, 6, 1000, 80, true, 0x18, 907, 106, "more", S(2)), FW_PASS);
+	assert_int_equal(pkt(&b, 6, 1000, 80, false, 0x18, 106 + 50000000, 911, "late", S(2)),
+			 FW_DROP);
+	assert_true(b.w.cnt.drop[FW_DROP_TCP_WINDOW] == 1);
+	/* The FTP expectation came back: the server's data connection to port 50000 opens. */
+	assert_int_equal(fw_table_expect_count(b.w.table), 1);
+	assert_int_equal(pkt(&b, 6, 50000, 20, true, 0x02, 7000, 0, NULL, S(2)), FW_PASS);
+	assert_true(b.w.cnt.conn_related == 1);
+
+	/* The tombstoned pair is free again, and its next generation is above the tombstone. */
+	assert_int_equal(fw_slots_used(b.slots), 3);
+	{
+		uint32_t pair;
+		bool found = false;
+
+		while ((pair = fw_slots_get(b.slots, &last_gen)) != UINT32_MAX)
+			if (pair == tomb.slot_pair) {
+				found = true;
+				break;
+			}
+		assert_true(found);
+		assert_true(last_gen >= tomb.generation);
+	}
+
+	box_down(&a);
+	box_down(&b);
+	assert_int_equal(ckpt_region_close(&r), 0);
+	ckpt_disconnect(&cl);
+	unlink(path + 5);
+}
+
+static void test_restore_drops_what_it_cannot_trust(void **state)
+{
+	struct box b;
+	struct fw_restore_stats st = {0};
+	uint8_t payload[64] = {0};
+	struct ckpt_rec rec = {.module_id = FW_MOD_FTP,
+			       .slice_version = 1,
+			       .conn_id = 7,
+			       .generation = 3,
+			       .slot_pair = 5,
+			       .key = {.family = 4, .proto = 6, .port = {1000, 21}},
+			       .payload_len = 24,
+			       .payload = payload};
+
+	(void)state;
+	box_up(&b, "rc", 2);
+	/* an FTP slice alone: the TCP slice a TCP connection needs never came */
+	assert_int_equal(fw_restore_add(b.w.table, b.slots, &rec, &st), 0);
+	/* unknown module, newer slice version, module of another protocol, foreign pair */
+	rec.module_id = 9;
+	assert_int_equal(fw_restore_add(b.w.table, b.slots, &rec, &st), 0);
+	rec.module_id = FW_MOD_TCP;
+	rec.slice_version = 200;
+	assert_int_equal(fw_restore_add(b.w.table, b.slots, &rec, &st), 0);
+	rec.slice_version = 1;
+	rec.module_id = FW_MOD_UDP;
+	assert_int_equal(fw_restore_add(b.w.table, b.slots, &rec, &st), 0);
+	/* a TCP slice that does not decode (all zero) for another connection */
+	rec.module_id = FW_MOD_TCP;
+	rec.key.port[0] = 1001;
+	rec.conn_id = 8;
+	rec.slot_pair = 6;
+	rec.payload_len = 36;
+	assert_int_equal(fw_restore_add(b.w.table, b.slots, &rec, &st), 0);
+	assert_int_equal(fw_restore_finish(b.w.table, b.slots, &b.w.ctx, S(1), &st), 0);
+	assert_true(st.unknown_module == 1 && st.newer_version == 1);
+	assert_true(st.bad_slice >= 1 && st.dropped_missing == 2 && st.conns == 0);
+	assert_int_equal(fw_table_count(b.w.table), 0);
+	assert_int_equal(fw_slots_used(b.slots), 0); /* every claimed pair given back */
+	box_down(&b);
+}
+
+static void test_slots_keep_generations_across_owners(void **state)
+{
+	struct fw_slots *s = fw_slots_create(100, 3);
+	uint64_t g;
+	uint32_t p;
+
+	(void)state;
+	assert_non_null(s);
+	assert_int_equal(fw_slots_claim(s, 101, 9), 0);
+	assert_int_equal(fw_slots_claim(s, 101, 9), -EBUSY);
+	assert_int_equal(fw_slots_claim(s, 99, 1), -ERANGE);
+	assert_int_equal(fw_slots_seen(s, 102, 40), 0);
+	p = fw_slots_get(s, &g);
+	assert_true(p == 100 && g == 0);
+	p = fw_slots_get(s, &g);
+	assert_true(p == 102 && g == 40);
+	assert_int_equal(fw_slots_get(s, &g), UINT32_MAX);
+	fw_slots_put(s, 101, 12);
+	p = fw_slots_get(s, &g);
+	assert_true(p == 101 && g == 12);
+	assert_int_equal(fw_slots_used(s), 3);
+	fw_slots_free(&s);
+	assert_null(s);
+}
+
+static int setup(void **state)
+{
+	char err[128];
+	const char *rules[] = {"accept from inside proto tcp dport 80",
+			       "accept from inside proto tcp dport 21",
+			       "accept from inside proto udp dport 53"};
+
+	fw_config_defaults(&conf);
+	conf.max_conns = 1024;
+	for (size_t i = 0; i < 3; i++) {
+		struct fw_rule r;
+
+		assert_int_equal(fw_rule_parse(rules[i], &r, err, sizeof(err)), 0);
+		fw_ruleset_add(&conf.rules, &r);
+	}
+	return fw_test_eal_up(state);
+}
+
+static int teardown(void **state)
+{
+	fw_config_release(&conf);
+	return fw_test_eal_down(state);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_slots_keep_generations_across_owners),
+		cmocka_unit_test(test_restored_connections_are_whole_and_keep_strict_tracking),
+		cmocka_unit_test(test_restore_drops_what_it_cannot_trust),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

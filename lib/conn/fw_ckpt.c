@@ -1,0 +1,308 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <rte_byteorder.h>
+
+#include "fw_ckpt.h"
+
+struct fw_slots {
+	uint32_t first, count, used, cursor;
+	uint64_t *taken; /* bitmap */
+	uint64_t *gen;	 /* last generation written to each pair */
+};
+
+struct fw_slots *fw_slots_create(uint32_t first, uint32_t count)
+{
+	struct fw_slots *s;
+
+	if (count == 0 || (uint64_t)first + count > UINT32_MAX) {
+		errno = EINVAL;
+		return NULL;
+	}
+	s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return NULL;
+	s->taken = calloc((count + 63) / 64, sizeof(*s->taken));
+	s->gen = calloc(count, sizeof(*s->gen));
+	if (s->taken == NULL || s->gen == NULL) {
+		free(s->taken);
+		free(s->gen);
+		free(s);
+		errno = ENOMEM;
+		return NULL;
+	}
+	s->first = first;
+	s->count = count;
+	return s;
+}
+
+void fw_slots_free(struct fw_slots **sp)
+{
+	if (sp == NULL || *sp == NULL)
+		return;
+	free((*sp)->taken);
+	free((*sp)->gen);
+	free(*sp);
+	*sp = NULL;
+}
+
+static bool is_taken(const struct fw_slots *s, uint32_t i)
+{
+	return s->taken[i / 64] >> (i % 64) & 1;
+}
+
+uint32_t fw_slots_get(struct fw_slots *s, uint64_t *last_gen)
+{
+	if (s->used == s->count)
+		return UINT32_MAX;
+	/* Next free bit from the cursor, a word at a time. */
+	for (;;) {
+		uint32_t w = s->cursor / 64;
+		uint64_t free_bits = ~s->taken[w] & (~0ull << (s->cursor % 64));
+
+		if (free_bits) {
+			uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(free_bits);
+
+			if (i < s->count) {
+				s->taken[w] |= 1ull << (i % 64);
+				s->used++;
+				s->cursor = i + 1 == s->count ? 0 : i + 1;
+				*last_gen = s->gen[i];
+				return s->first + i;
+			}
+		}
+		s->cursor = (w + 1) * 64 >= s->count ? 0 : (w + 1) * 64;
+	}
+}
+
+void fw_slots_put(struct fw_slots *s, uint32_t pair, uint64_t gen)
+{
+	uint32_t i = pair - s->first;
+
+	if (pair < s->first || i >= s->count || !is_taken(s, i))
+		return;
+	s->taken[i / 64] &= ~(1ull << (i % 64));
+	s->used--;
+	if (gen > s->gen[i])
+		s->gen[i] = gen;
+}
+
+int fw_slots_claim(struct fw_slots *s, uint32_t pair, uint64_t gen)
+{
+	uint32_t i = pair - s->first;
+
+	if (pair < s->first || i >= s->count)
+		return -ERANGE;
+	if (is_taken(s, i))
+		return -EBUSY;
+	s->taken[i / 64] |= 1ull << (i % 64);
+	s->used++;
+	if (gen > s->gen[i])
+		s->gen[i] = gen;
+	return 0;
+}
+
+int fw_slots_seen(struct fw_slots *s, uint32_t pair, uint64_t gen)
+{
+	uint32_t i = pair - s->first;
+
+	if (pair < s->first || i >= s->count)
+		return -ERANGE;
+	if (gen > s->gen[i])
+		s->gen[i] = gen;
+	return 0;
+}
+
+uint32_t fw_slots_used(const struct fw_slots *s)
+{
+	return s->used;
+}
+
+void fw_key_to_ckpt(const struct fw_key *k, struct ckpt_key *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->family = k->family;
+	out->proto = k->proto;
+	out->port[0] = rte_be_to_cpu_16(k->port[0]);
+	out->port[1] = rte_be_to_cpu_16(k->port[1]);
+	memcpy(out->addr, k->addr, sizeof(out->addr));
+}
+
+void fw_key_from_ckpt(const struct ckpt_key *k, struct fw_key *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->family = k->family;
+	out->proto = k->proto;
+	out->port[0] = rte_cpu_to_be_16(k->port[0]);
+	out->port[1] = rte_cpu_to_be_16(k->port[1]);
+	memcpy(out->addr, k->addr, sizeof(out->addr));
+}
+
+/* The module that must be present for a connection of @p proto to be restored. */
+static enum fw_module_id proto_module(uint8_t proto)
+{
+	return proto == 6 ? FW_MOD_TCP : proto == 17 ? FW_MOD_UDP : FW_MOD_MAX;
+}
+
+/* Which modules may own a slice of a connection of @p proto. */
+static bool module_fits(enum fw_module_id m, uint8_t proto)
+{
+	return (m == FW_MOD_UDP) == (proto == 17) && (proto == 6 || proto == 17);
+}
+
+int fw_ckpt_slice(const struct fw_conn *c, enum fw_module_id m, uint8_t *payload, size_t cap,
+		  struct ckpt_rec *out)
+{
+	const struct fw_module_ops *ops;
+	int n;
+
+	if ((unsigned int)m >= FW_MOD_MAX || (ops = fw_modules[m]) == NULL ||
+	    !(c->present & (1u << m)))
+		return -ENOENT;
+	n = ops->encode(c, payload, cap);
+	if (n < 0)
+		return n;
+	if ((size_t)n > CKPT_REC_MAX_PAYLOAD)
+		return -ENOSPC;
+	memset(out, 0, sizeof(*out));
+	out->module_id = (uint8_t)m;
+	out->slice_version = ops->slice_version;
+	out->conn_id = c->id;
+	out->generation = c->gen[m];
+	out->slot_pair = c->slot_pair[m];
+	fw_key_to_ckpt(&c->key, &out->key);
+	out->payload_len = (uint16_t)n;
+	out->payload = payload;
+	return 0;
+}
+
+void fw_ckpt_tombstone(const struct fw_conn *c, enum fw_module_id m, struct ckpt_rec *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->flags = CKPT_REC_F_TOMBSTONE;
+	out->module_id = (uint8_t)m;
+	out->slice_version = fw_modules[m] ? fw_modules[m]->slice_version : 0;
+	out->conn_id = c->id;
+	out->generation = c->gen[m];
+	out->slot_pair = c->slot_pair[m];
+	fw_key_to_ckpt(&c->key, &out->key);
+}
+
+int fw_restore_add(struct fw_table *t, struct fw_slots *slots, const struct ckpt_rec *rec,
+		   struct fw_restore_stats *st)
+{
+	const struct fw_module_ops *ops;
+	const enum fw_module_id m = (enum fw_module_id)rec->module_id;
+	struct fw_conn *c;
+	struct fw_key key;
+
+	st->records++;
+	if (rec->flags & CKPT_REC_F_TOMBSTONE) {
+		if (fw_slots_seen(slots, rec->slot_pair, rec->generation) != 0)
+			st->conflicts++;
+		return 0;
+	}
+	if ((unsigned int)m >= FW_MOD_MAX || (ops = fw_modules[m]) == NULL) {
+		st->unknown_module++;
+		return 0;
+	}
+	if (rec->slice_version > ops->slice_version) {
+		st->newer_version++;
+		return 0;
+	}
+	fw_key_from_ckpt(&rec->key, &key);
+	if (!module_fits(m, key.proto)) {
+		st->bad_slice++;
+		return 0;
+	}
+	c = fw_table_lookup(t, &key);
+	if (c == NULL) {
+		c = fw_table_add(t, &key, rec->conn_id);
+		if (c == NULL) {
+			st->no_room++;
+			return -ENOSPC;
+		}
+		c->flags |= FW_CONN_F_RESTORING;
+	} else if (c->id != rec->conn_id || !(c->flags & FW_CONN_F_RESTORING) ||
+		   (c->present & (1u << m))) {
+		/* Another incarnation of this key, or this slice twice: keep what came first. */
+		st->conflicts++;
+		return 0;
+	}
+	if (fw_slots_claim(slots, rec->slot_pair, rec->generation) != 0) {
+		st->conflicts++;
+		if (m == proto_module(key.proto))
+			c->flags |= FW_CONN_F_BAD_SLICE;
+		return 0;
+	}
+	if (ops->decode(c, rec->payload, rec->payload_len, rec->slice_version) != 0) {
+		st->bad_slice++;
+		fw_slots_put(slots, rec->slot_pair, rec->generation);
+		if (m == proto_module(key.proto))
+			c->flags |= FW_CONN_F_BAD_SLICE;
+		else
+			st->partial++;
+		return 0;
+	}
+	c->present |= (uint8_t)(1u << m);
+	c->slot_pair[m] = rec->slot_pair;
+	c->gen[m] = rec->generation;
+	st->slices++;
+	return 0;
+}
+
+struct finish {
+	struct fw_table *t;
+	struct fw_slots *slots;
+	struct fw_ctx *ctx;
+	uint64_t now;
+	struct fw_restore_stats *st;
+	uint32_t kept;
+};
+
+static void drop_conn(struct finish *f, struct fw_conn *c)
+{
+	for (int m = 0; m < FW_MOD_MAX; m++)
+		if (c->slot_pair[m] != UINT32_MAX)
+			fw_slots_put(f->slots, c->slot_pair[m], c->gen[m]);
+	fw_table_del(f->t, c);
+}
+
+static int finish_one(struct fw_conn *c, void *arg)
+{
+	struct finish *f = arg;
+	const enum fw_module_id req = proto_module(c->key.proto);
+
+	if (!(c->flags & FW_CONN_F_RESTORING))
+		return 0;
+	c->flags &= (uint8_t)~FW_CONN_F_RESTORING;
+	if ((c->flags & FW_CONN_F_BAD_SLICE) || req == FW_MOD_MAX || !(c->present & (1u << req))) {
+		f->st->dropped_missing++;
+		drop_conn(f, c);
+		return 0;
+	}
+	c->last_ns = f->now;
+	for (int m = 0; m < FW_MOD_MAX; m++) {
+		if (!(c->present & (1u << m)))
+			continue;
+		if (fw_modules[m]->on_restore(f->ctx, c) != 0) {
+			f->st->dropped_missing++;
+			drop_conn(f, c);
+			return 0;
+		}
+	}
+	f->st->conns++;
+	f->kept++;
+	return 0;
+}
+
+uint32_t fw_restore_finish(struct fw_table *t, struct fw_slots *slots, struct fw_ctx *ctx,
+			   uint64_t now_ns, struct fw_restore_stats *st)
+{
+	struct finish f = {t, slots, ctx, now_ns, st, 0};
+
+	fw_table_walk(t, finish_one, &f);
+	return f.kept;
+}
