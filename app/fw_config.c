@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "fw_config.h"
+#include "holdfast/ckpt.h"
 
 #define MAX_LINE 512
 
@@ -33,6 +34,8 @@ void fw_config_defaults(struct fw_config *c)
 	c->npairs = 1;
 	c->max_conns = 1u << 20;
 	c->reject_rate = 1000;
+	snprintf(c->ckpt_target, sizeof(c->ckpt_target), "%s", FW_CKPT_DEFAULT_TARGET);
+	snprintf(c->ckpt_region, sizeof(c->ckpt_region), "holdfast-state");
 	c->ftp_ports[0] = 21;
 	c->nftp_ports = 1;
 	c->rules.policy = FW_ACT_DROP;
@@ -153,6 +156,21 @@ int fw_config_set(struct fw_config *c, const char *line, const char *where, char
 			return fail(err, errlen, where, "max-conns: a number from 64 to %u",
 				    1u << 28);
 		c->max_conns = (uint32_t)v;
+	} else if (strcmp(w[0], "ckpt") == 0) {
+		if (strlen(w[1]) >= sizeof(c->ckpt_target) ||
+		    (strcmp(w[1], "none") != 0 && strncmp(w[1], "pmem:/", 6) != 0 &&
+		     strncmp(w[1], "ofi+", 4) != 0))
+			return fail(err, errlen, where,
+				    "ckpt: none, pmem:/path or ofi+tcp|shm|verbs://...");
+		snprintf(c->ckpt_target, sizeof(c->ckpt_target), "%s", w[1]);
+	} else if (strcmp(w[0], "ckpt-region") == 0) {
+		if (strlen(w[1]) >= sizeof(c->ckpt_region))
+			return fail(err, errlen, where, "ckpt-region: at most %zu characters",
+				    sizeof(c->ckpt_region) - 1);
+		snprintf(c->ckpt_region, sizeof(c->ckpt_region), "%s", w[1]);
+	} else if (strcmp(w[0], "ckpt-size") == 0) {
+		if (ckpt_parse_size(w[1], &c->ckpt_size) != 0 || c->ckpt_size < (1u << 20))
+			return fail(err, errlen, where, "ckpt-size: bytes (k/M/G), at least 1M");
 	} else if (strcmp(w[0], "reject-rate") == 0) {
 		if (parse_uint(w[1], 1000000, &v))
 			return fail(err, errlen, where,

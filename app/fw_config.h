@@ -12,8 +12,10 @@
 
 #include "fw_rules.h"
 
-#define FW_MAX_PAIRS	 8
-#define FW_MAX_FTP_PORTS 8
+#define FW_MAX_PAIRS 8
+/* Where a firewall keeps its connections when nothing else is configured. */
+#define FW_CKPT_DEFAULT_TARGET "pmem:/var/lib/holdfast/holdfast.pmu"
+#define FW_MAX_FTP_PORTS       8
 
 struct fw_pair {
 	uint16_t port[2];
@@ -40,6 +42,9 @@ struct fw_config {
 	unsigned int nftp_ports;
 	struct fw_timeouts timeouts;
 	char rules_source[128]; /**< "" (the file's rules) or "nft:TABLE" */
+	char ckpt_target[256];	/**< checkpoint target, or "none" */
+	char ckpt_region[64];	/**< state region name */
+	uint64_t ckpt_size;	/**< size of a store created on first start (0: computed) */
 	struct fw_ruleset rules;
 };
 

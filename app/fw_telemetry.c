@@ -86,6 +86,47 @@ static int conns_cmd(const char *cmd, const char *params, struct rte_tel_data *d
 	return 0;
 }
 
+static int ckpt_cmd(const char *cmd, const char *params, struct rte_tel_data *d)
+{
+	struct fw_ckpt_counters t = {0};
+	uint64_t lag = 0, oldest = 0, queued = 0;
+	char key[48];
+
+	(void)cmd;
+	(void)params;
+	rte_tel_data_start_dict(d);
+	for (unsigned int i = 0; i < tel.n; i++) {
+		const struct fw_checkpointer *k = tel.w[i].ckpt;
+
+		if (k == NULL)
+			continue;
+		for (int m = 1; m < FW_MOD_MAX; m++)
+			t.slices[m] += k->cnt.slices[m];
+		t.tombstones += k->cnt.tombstones;
+		t.bytes += k->cnt.bytes;
+		t.failures += k->cnt.failures;
+		t.deferred += k->cnt.deferred;
+		lag += fw_checkpointer_lag(k);
+		queued += k->qtail - k->qhead;
+		if (k->qtail != k->qhead && (oldest == 0 || k->oldest_ns < oldest))
+			oldest = k->oldest_ns;
+	}
+	for (int m = 1; m < FW_MOD_MAX; m++) {
+		snprintf(key, sizeof(key), "slices_%s", module_names[m]);
+		rte_tel_data_add_dict_u64(d, key, t.slices[m]);
+	}
+	rte_tel_data_add_dict_u64(d, "tombstones", t.tombstones);
+	rte_tel_data_add_dict_u64(d, "bytes", t.bytes);
+	rte_tel_data_add_dict_u64(d, "failures", t.failures);
+	rte_tel_data_add_dict_u64(d, "deferred", t.deferred);
+	rte_tel_data_add_dict_u64(d, "queue_depth", queued);
+	/* The recovery point: slice changes a crash now would lose, and how old the oldest is. */
+	rte_tel_data_add_dict_u64(d, "not_durable", lag);
+	rte_tel_data_add_dict_u64(d, "oldest_queued_ms",
+				  oldest ? (fw_worker_now(&tel.w[0]) - oldest) / 1000000 : 0);
+	return 0;
+}
+
 int fw_telemetry_register(struct fw_shared *sh, struct fw_worker *w, unsigned int n)
 {
 	int rc;
@@ -98,5 +139,8 @@ int fw_telemetry_register(struct fw_shared *sh, struct fw_worker *w, unsigned in
 	if (rc == 0)
 		rc = rte_telemetry_register_cmd("/holdfast/conns", conns_cmd,
 						"Tracked connections per worker and expectations");
+	if (rc == 0)
+		rc = rte_telemetry_register_cmd("/holdfast/ckpt", ckpt_cmd,
+						"Checkpoints written and the recovery point");
 	return rc;
 }

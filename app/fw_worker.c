@@ -222,11 +222,14 @@ static enum fw_verdict decide(struct fw_worker *w, struct pkt_state *st, struct 
 	pkt.dir = (uint8_t)fw_conn_dir(c, st->side);
 	c->last_ns = now_ns;
 	v = dispatch(w, c, &pkt, is_new, &why);
-	if (v == FW_DROP) {
-		if (is_new)
-			fw_table_del(w->table, c);
+	if (v == FW_DROP && is_new) {
+		fw_table_del(w->table, c);
 		return drop(w, why);
 	}
+	if (c->dirty && w->ckpt)
+		fw_checkpointer_queue(w->ckpt, c, now_ns);
+	if (v == FW_DROP)
+		return drop(w, why);
 	w->cnt.pass++;
 	return FW_PASS;
 }
@@ -247,6 +250,8 @@ static void expire(struct fw_table *t, struct fw_conn *c, void *arg)
 	struct fw_worker *w = arg;
 
 	w->cnt.conn_expired++;
+	if (w->ckpt)
+		fw_checkpointer_forget(w->ckpt, c);
 	fw_table_del(t, c);
 }
 
@@ -387,6 +392,8 @@ int fw_worker_main(void *arg)
 		/* Expire a little at a time: when idle, and every 1024 busy passes. */
 		if (n == 0 || (++w->sweeps & 1023) == 0)
 			fw_table_sweep(w->table, now, SWEEP_BUDGET, expire, w);
+		if (w->ckpt)
+			fw_checkpointer_tick(w->ckpt);
 	}
 	return 0;
 }

@@ -11,6 +11,7 @@
 
 #include <rte_common.h>
 
+#include "fw_checkpoint.h"
 #include "fw_config.h"
 #include "ftp/fw_ftp.h"
 #include "tcp/fw_tcp.h"
@@ -75,7 +76,8 @@ struct fw_worker {
 	struct fw_ctx ctx;
 	struct fw_counters cnt;
 	uint64_t sweeps;
-	uint64_t reject_window; /* start of the current second of reject replies */
+	struct fw_checkpointer *ckpt; /* NULL: checkpointing off */
+	uint64_t reject_window;	      /* start of the current second of reject replies */
 	uint32_t reject_count;
 } __rte_cache_aligned;
 

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <rte_cycles.h>
 #include <rte_eal.h>
@@ -51,7 +52,7 @@ static void usage(const char *prog)
 		"usage: %s [EAL args] -- [--config FILE] [--max-conns N] [--rules nft:TABLE]\n"
 		"       [--policy drop|reject|accept] [--non-ip pass|drop] "
 		"[--fragments pass|drop]\n"
-		"       [--ip-options pass|drop] [--pair A,B,INSIDE]\n",
+		"       [--ip-options pass|drop] [--pair A,B,INSIDE] [--ckpt TARGET|none]\n",
 		prog);
 }
 
@@ -67,6 +68,7 @@ static int parse_args(int argc, char **argv, struct fw_config *conf)
 		{"fragments", required_argument, NULL, 'f'},
 		{"ip-options", required_argument, NULL, 'o'},
 		{"pair", required_argument, NULL, 'P'},
+		{"ckpt", required_argument, NULL, 'k'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -115,6 +117,9 @@ static int parse_args(int argc, char **argv, struct fw_config *conf)
 			break;
 		case 'o':
 			name = "ip-options";
+			break;
+		case 'k':
+			name = "ckpt";
 			break;
 		case 'h':
 		default:
@@ -218,6 +223,99 @@ static int ports_map(const struct fw_config *conf)
 	return 0;
 }
 
+static struct fw_checkpointer *ckpts;
+
+struct restore_walk {
+	uint64_t ppw; /* slot pairs per worker */
+	struct fw_restore_stats st;
+};
+
+static int restore_rec(const struct ckpt_rec *rec, void *arg)
+{
+	struct restore_walk *rw = arg;
+	uint64_t wi = rec->slot_pair / rw->ppw;
+
+	/* The slot pair says which worker wrote it: the one whose table takes it back. */
+	if (wi >= nworkers) {
+		rw->st.conflicts++;
+		return 0;
+	}
+	fw_restore_add(workers[wi].table, ckpts[wi].slots, rec, &rw->st);
+	return 0;
+}
+
+/* Open every worker's checkpointer and restore the connections before any port starts. */
+static int checkpoint_start(const struct fw_config *conf)
+{
+	const uint64_t ppw = (uint64_t)conf->max_conns * 2; /* TCP + FTP at most */
+	const uint32_t slot = 128;
+	uint64_t size = conf->ckpt_size, t0;
+	struct restore_walk rw = {.ppw = ppw};
+	struct ckpt_scan_stats ss;
+	int rc;
+
+	if (strcmp(conf->ckpt_target, "none") == 0)
+		return 0;
+	if (strncmp(conf->ckpt_target, "pmem:/", 6) == 0) {
+		/* The file outlives the firewall; its folder may not exist on a first start. */
+		char dir[256];
+		char *slash;
+
+		snprintf(dir, sizeof(dir), "%s", conf->ckpt_target + 5);
+		slash = strrchr(dir, '/');
+		if (slash != NULL && slash != dir) {
+			*slash = '\0';
+			mkdir(dir, 0700);
+		}
+	}
+	if (size == 0)
+		size = ppw * nworkers * 2 * slot + (64u << 20);
+	ckpts = rte_zmalloc("fw_ckpts", sizeof(*ckpts) * nworkers, 0);
+	if (ckpts == NULL)
+		return -ENOMEM;
+	for (unsigned int i = 0; i < nworkers; i++) {
+		rc = fw_checkpointer_init(&ckpts[i], conf->ckpt_target, size, conf->ckpt_region,
+					  ppw * nworkers, slot, (uint32_t)(ppw * i), (uint32_t)ppw,
+					  conf->max_conns);
+		if (rc) {
+			LOG(ERR, "checkpoint target %s: %s\n", conf->ckpt_target, strerror(-rc));
+			return rc;
+		}
+		workers[i].ckpt = &ckpts[i];
+	}
+	t0 = rte_get_tsc_cycles();
+	rc = ckpt_state_scan(ckpts[0].r, CKPT_SCAN_TOMBSTONES, restore_rec, &rw, &ss);
+	if (rc < 0) {
+		LOG(ERR, "restore from %s: %s\n", conf->ckpt_target, strerror(-rc));
+		return rc;
+	}
+	for (unsigned int i = 0; i < nworkers; i++)
+		fw_restore_finish(workers[i].table, ckpts[i].slots, &workers[i].ctx,
+				  fw_worker_now(&workers[i]), &rw.st);
+	LOG(NOTICE,
+	    "restored %" PRIu64 " connections (%" PRIu64 " slices) from %s in %.1f ms; skipped: "
+	    "%" PRIu64 " unknown module, %" PRIu64 " newer version, %" PRIu64 " bad, %" PRIu64
+	    " conflicting, %" PRIu64 " missing a required slice, %" PRIu64 " invalid records\n",
+	    rw.st.conns, rw.st.slices, conf->ckpt_target,
+	    (double)(rte_get_tsc_cycles() - t0) * 1e3 / (double)rte_get_tsc_hz(),
+	    rw.st.unknown_module, rw.st.newer_version, rw.st.bad_slice, rw.st.conflicts,
+	    rw.st.dropped_missing, ss.invalid);
+	return 0;
+}
+
+static void checkpoint_stop(void)
+{
+	for (unsigned int i = 0; ckpts && i < nworkers; i++) {
+		if (ckpts[i].r != NULL) {
+			fw_checkpointer_tick(&ckpts[i]);
+			ckpt_sync(ckpts[i].r);
+		}
+		fw_checkpointer_release(&ckpts[i]);
+	}
+	rte_free(ckpts);
+	ckpts = NULL;
+}
+
 static void print_counters(void)
 {
 	struct fw_counters t;
@@ -312,6 +410,9 @@ int main(int argc, char **argv)
 			goto out_workers;
 		}
 	}
+	rc = checkpoint_start(&conf);
+	if (rc)
+		goto out_workers;
 	fw_telemetry_register(&shared, workers, nworkers);
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
@@ -342,6 +443,7 @@ out_stop:
 	for (i = 0; i < shared.nports; i++)
 		rte_eth_dev_stop(shared.port_list[i]);
 out_workers:
+	checkpoint_stop();
 	for (i = 0; workers && i < nworkers; i++)
 		fw_worker_release(&workers[i]);
 	rte_free(workers);

@@ -47,6 +47,7 @@ _Static_assert(sizeof(struct fw_key) == 40, "fw_key is hashed as 40 bytes");
 /** fw_conn.flags */
 #define FW_CONN_F_RESTORING 0x01 /**< being reassembled from checkpoint records */
 #define FW_CONN_F_BAD_SLICE 0x02 /**< a required slice did not decode: drop at the end */
+#define FW_CONN_F_QUEUED    0x04 /**< waiting in the checkpointer's queue */
 
 /** Bytes reserved for module slices in every connection. */
 #define FW_EXT_SIZE 192

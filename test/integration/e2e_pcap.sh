@@ -13,9 +13,10 @@ cleanup() {
 trap cleanup EXIT
 
 /usr/bin/python3 "$SRC/test/integration/gen_mixed.py" "$dir"
-cat > "$dir/holdfast.conf" <<'CONF'
+cat > "$dir/holdfast.conf" <<CONF
 pair 0 1 inside 0
 max-conns 65536
+ckpt pmem:$dir/state.pmu
 policy drop
 rule accept from inside proto tcp dport 80
 rule accept from inside proto tcp dport 21
@@ -65,10 +66,10 @@ echo "$stats"
 /usr/bin/python3 "$SRC/test/integration/check_pcap.py" "$dir" || { cat "$dir/log"; exit 1; }
 
 # A bad configuration stops the start, naming file, line and reason.
-printf 'pair 0 1 inside 0\nrule accept proto tcp dport 99999\n' >"$dir/bad.conf"
+printf 'pair 0 1 inside 0\nckpt none\nrule accept proto tcp dport 99999\n' >"$dir/bad.conf"
 if "$BUILD/holdfast" --no-huge -m 64 --no-pci -l 0 --file-prefix "${prefix}b" \
      --vdev net_null0 --vdev net_null1 -- --config "$dir/bad.conf" >"$dir/bad.log" 2>&1; then
   echo "FAIL: holdfast started with a bad configuration"; exit 1
 fi
-grep -q "bad.conf:2: rule: dport '99999'" "$dir/bad.log" || { cat "$dir/bad.log"; echo "FAIL: no file:line reason"; exit 1; }
-echo "bad configuration refused: $(grep -o "bad.conf:2: .*" "$dir/bad.log")"
+grep -q "bad.conf:3: rule: dport '99999'" "$dir/bad.log" || { cat "$dir/bad.log"; echo "FAIL: no file:line reason"; exit 1; }
+echo "bad configuration refused: $(grep -o "bad.conf:3: .*" "$dir/bad.log")"

@@ -174,8 +174,7 @@ def layout(steps):
     return rounds
 
 
-def main(outdir):
-    sc = build()
+def write(sc, outdir):
     files = {0: [], 1: []}
     filler = 0
     for rnd in layout(sc.steps):
@@ -193,6 +192,10 @@ def main(outdir):
             out.write(f"{i}\t{port}\t{verdict}\t{flow}\t{note}\t{frame.hex()}\t"
                       f"{reply.hex() if reply else ''}\n")
     print(f"{len(sc.steps)} frames, {filler} fillers, {len(files[0])}+{len(files[1])} in pcaps")
+
+
+def main(outdir):
+    write(build(), outdir)
 
 
 if __name__ == "__main__":
