@@ -35,9 +35,14 @@ int fw_checkpointer_init(struct fw_checkpointer *k, const char *target, uint64_t
 		LOG(ERR, "%s: %s\n", target, strerror(errno));
 		return rc;
 	}
-	rc = ckpt_region_open(k->cl, region, &k->r);
-	if (rc == -ENOENT)
-		rc = ckpt_region_create(k->cl, &p, &k->r);
+	{
+		struct ckpt_region_info info;
+
+		/* First start: no region yet (asked quietly: a missing region is no error). */
+		rc = ckpt_region_stat(k->cl, region, &info);
+		rc = rc == -ENOENT ? ckpt_region_create(k->cl, &p, &k->r)
+				   : ckpt_region_open(k->cl, region, &k->r);
+	}
 	if (rc == -EEXIST) /* another worker created it meanwhile */
 		rc = ckpt_region_open(k->cl, region, &k->r);
 	if (rc == 0 && (uint64_t)first + count > ckpt_slot_pairs(k->r)) {

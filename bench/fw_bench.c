@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <rte_cycles.h>
 #include <rte_eal.h>
@@ -256,7 +257,11 @@ static double run_fw(uint32_t flows, double seconds)
 	       ((double)(rte_get_tsc_cycles() - t0) / (double)hz) / 1e6;
 }
 
-/* New connections: a SYN of a flow never seen, through the whole path. */
+/*
+ * New connections: a SYN of a flow never seen, through the whole path. With a checkpointer
+ * attached, every new connection is a slice to write: the worker ticks it every burst, and
+ * the clock stops only once the last slice is durable.
+ */
 static double run_new(uint32_t flows)
 {
 	uint8_t f[FRAME_LEN];
@@ -267,6 +272,13 @@ static double run_new(uint32_t flows)
 	for (uint32_t i = 0; i < flows; i++) {
 		write_flow(f, i, RTE_TCP_SYN_FLAG, 1000, 0);
 		fw_worker_handle(&worker, f, FRAME_LEN, FW_ZONE_INSIDE, now);
+		if (worker.ckpt && (i & (FW_BURST - 1)) == FW_BURST - 1)
+			fw_checkpointer_tick(worker.ckpt);
+	}
+	if (worker.ckpt) {
+		while (worker.ckpt->qhead != worker.ckpt->qtail)
+			fw_checkpointer_tick(worker.ckpt);
+		ckpt_sync(worker.ckpt->r);
 	}
 	if (worker.cnt.conn_new - before != flows)
 		fprintf(stderr, "fw_bench: only %" PRIu64 " of %u SYNs opened a connection\n",
@@ -275,8 +287,45 @@ static double run_new(uint32_t flows)
 	       1e6;
 }
 
+/* Opening rate with every new connection checkpointed into @p target. */
+static double run_new_ckpt(const char *target, uint32_t opens)
+{
+	static unsigned int seq;
+	struct fw_checkpointer k;
+	char region[64];
+	double rate;
+	int rc;
+
+	if (fw_setup(opens * 2 + 1024) != 0)
+		return 0;
+	snprintf(region, sizeof(region), "bench-%d-%u", (int)getpid(), seq++);
+	rc = fw_checkpointer_init(&k, target, (uint64_t)opens * 2 * 2 * 128 + (256u << 20), region,
+				  (uint64_t)opens * 2, 128, 0, opens * 2, opens);
+	if (rc) {
+		fprintf(stderr, "fw_bench: checkpoint target %s: %s\n", target, strerror(-rc));
+		return 0;
+	}
+	worker.ckpt = &k;
+	rate = run_new(opens);
+	if (k.cnt.slices[FW_MOD_TCP] != opens || k.cnt.failures)
+		fprintf(stderr,
+			"fw_bench: %" PRIu64 " slices written for %u connections, %" PRIu64
+			" failures\n",
+			k.cnt.slices[FW_MOD_TCP], opens, k.cnt.failures);
+	worker.ckpt = NULL;
+	ckpt_region_delete(k.cl, region);
+	fw_checkpointer_release(&k);
+	fw_worker_release(&worker);
+	fw_acl_free((struct fw_acl **)&sh.acl);
+	fw_config_release(&conf);
+	memset(&sh, 0, sizeof(sh));
+	return rate;
+}
+
 int main(int argc, char **argv)
 {
+	const char *ckpt_targets[4];
+	unsigned int nckpt = 0;
 	uint32_t flow_counts[8] = {1000, 100000, 1000000};
 	unsigned int nflows = 3;
 	double seconds = 2;
@@ -286,7 +335,7 @@ int main(int argc, char **argv)
 	if (n < 0)
 		return 1;
 	argc -= n, argv += n;
-	while ((c = getopt(argc, argv, "f:s:")) != -1) {
+	while ((c = getopt(argc, argv, "f:s:k:")) != -1) {
 		if (c == 'f') {
 			char *save = NULL;
 
@@ -296,8 +345,11 @@ int main(int argc, char **argv)
 				flow_counts[nflows++] = (uint32_t)strtoul(t, NULL, 10);
 		} else if (c == 's') {
 			seconds = atof(optarg);
+		} else if (c == 'k' && nckpt < 4) {
+			ckpt_targets[nckpt++] = optarg;
 		} else {
-			fprintf(stderr, "usage: fw_bench [EAL] -- [-f 1000,100000] [-s SECONDS]\n");
+			fprintf(stderr, "usage: fw_bench [EAL] -- [-f 1000,100000] [-s SECONDS] "
+					"[-k CKPT_TARGET]...\n");
 			return 2;
 		}
 	}
@@ -331,6 +383,14 @@ int main(int argc, char **argv)
 		fw_acl_free((struct fw_acl **)&sh.acl);
 		fw_config_release(&conf);
 		memset(&sh, 0, sizeof(sh));
+	}
+	for (unsigned int t = 0; t < nckpt; t++) {
+		const uint32_t opens = 1000000;
+
+		if (t == 0)
+			printf("\n%-44s %14s\n", "new connections, each checkpointed", "M/s");
+		printf("%-44s %14.2f\n", ckpt_targets[t], run_new_ckpt(ckpt_targets[t], opens));
+		fflush(stdout);
 	}
 	rte_eal_cleanup();
 	return 0;
