@@ -10,59 +10,86 @@
 RTE_LOG_REGISTER_SUFFIX(fw_logtype_ckpt, ckpt, INFO)
 #define LOG(level, ...) rte_log(RTE_LOG_##level, fw_logtype_ckpt, "holdfast.ckpt: " __VA_ARGS__)
 
-int fw_checkpointer_init(struct fw_checkpointer *k, const char *target, uint64_t store_size,
-			 const char *region, uint64_t pairs, uint32_t slot_size, uint32_t first,
-			 uint32_t count, uint32_t queue_cap)
+#define BACKOFF_MIN_NS	   (100ull * 1000000)
+#define BACKOFF_MAX_NS	   (5000ull * 1000000)
+#define CONNECT_TIMEOUT_MS 200 /* a worker must not stall longer on a dead target */
+
+/* Connect and open (or create) the state region. @return 0 or -errno. */
+static int attach(struct fw_checkpointer *k)
 {
+	const struct fw_ckpt_conf *c = &k->conf;
 	struct ckpt_client_opts o = {
-		.tenant = "holdfast",
+		.tenant = c->tenant,
+		.secret = c->secret_len ? k->secret : NULL,
+		.secret_len = c->secret_len,
+		.timeout_ms = CONNECT_TIMEOUT_MS,
+		.allow_shm = c->allow_shm,
 		.create_store = true,
-		.store_size = store_size,
+		.store_size = c->store_size,
 	};
 	struct pmu_region_params p = {
-		.name = region,
+		.name = c->region,
 		.mode = PMU_MODE_OVERWRITE,
-		.size = PMU_REGION_HDR + pairs * 2 * slot_size + (4u << 20),
-		.slot_size = slot_size,
+		.size = PMU_REGION_HDR + c->pairs * 2 * c->slot_size + (4u << 20),
+		.slot_size = c->slot_size,
 		.ring_size = 4u << 20,
 	};
+	struct ckpt_region_info info;
+	int rc;
+
+	k->cl = ckpt_connect(c->target, &o);
+	if (k->cl == NULL)
+		return -errno;
+	/* First start: no region yet (asked quietly: a missing region is no error). */
+	rc = ckpt_region_stat(k->cl, c->region, &info);
+	rc = rc == -ENOENT ? ckpt_region_create(k->cl, &p, &k->r)
+	     : rc == 0	   ? ckpt_region_open(k->cl, c->region, &k->r)
+			   : rc;
+	if (rc == -EEXIST) /* another worker created it meanwhile */
+		rc = ckpt_region_open(k->cl, c->region, &k->r);
+	if (rc == 0 && ckpt_slot_pairs(k->r) < c->pairs) {
+		LOG(ERR, "%s: region %s has %u slot pairs, %llu needed\n", c->target, c->region,
+		    ckpt_slot_pairs(k->r), (unsigned long long)c->pairs);
+		rc = -ENOSPC;
+	}
+	if (rc) {
+		k->r = NULL;
+		ckpt_disconnect(&k->cl);
+	}
+	return rc;
+}
+
+int fw_checkpointer_init(struct fw_checkpointer *k, const struct fw_ckpt_conf *conf,
+			 struct fw_table *table, uint32_t first, uint32_t count, uint32_t queue_cap)
+{
 	int rc;
 
 	memset(k, 0, sizeof(*k));
-	k->cl = ckpt_connect(target, &o);
-	if (k->cl == NULL) {
-		rc = -errno;
-		LOG(ERR, "%s: %s\n", target, strerror(errno));
-		return rc;
-	}
-	{
-		struct ckpt_region_info info;
-
-		/* First start: no region yet (asked quietly: a missing region is no error). */
-		rc = ckpt_region_stat(k->cl, region, &info);
-		rc = rc == -ENOENT ? ckpt_region_create(k->cl, &p, &k->r)
-				   : ckpt_region_open(k->cl, region, &k->r);
-	}
-	if (rc == -EEXIST) /* another worker created it meanwhile */
-		rc = ckpt_region_open(k->cl, region, &k->r);
-	if (rc == 0 && (uint64_t)first + count > ckpt_slot_pairs(k->r)) {
-		LOG(ERR, "%s: region %s has %u slot pairs, this worker needs up to %u\n", target,
-		    region, ckpt_slot_pairs(k->r), first + count);
-		rc = -ENOSPC;
-	}
-	if (rc)
-		goto err;
+	if (conf->secret_len > sizeof(k->secret))
+		return -EINVAL;
+	k->conf = *conf;
+	memcpy(k->secret, conf->secret, conf->secret_len);
+	k->table = table;
 	k->slots = fw_slots_create(first, count);
 	k->queue = calloc(queue_cap, sizeof(*k->queue));
 	if (k->slots == NULL || k->queue == NULL) {
-		rc = -ENOMEM;
-		goto err;
+		fw_checkpointer_release(k);
+		return -ENOMEM;
 	}
 	k->qcap = queue_cap;
+	k->backoff_ns = BACKOFF_MIN_NS;
+	rc = attach(k);
+	if (rc == -ENOSPC || rc == -EINVAL || rc == -EPROTONOSUPPORT || rc == -EACCES) {
+		LOG(ERR, "%s: %s\n", conf->target, strerror(-rc));
+		fw_checkpointer_release(k);
+		return rc;
+	}
+	if (rc) {
+		LOG(WARNING, "%s: %s; starting without it, retrying\n", conf->target,
+		    strerror(-rc));
+		k->down = true;
+	}
 	return 0;
-err:
-	fw_checkpointer_release(k);
-	return rc;
 }
 
 void fw_checkpointer_release(struct fw_checkpointer *k)
@@ -73,6 +100,50 @@ void fw_checkpointer_release(struct fw_checkpointer *k)
 	fw_slots_free(&k->slots);
 	free(k->queue);
 	k->queue = NULL;
+	memset(k->secret, 0, sizeof(k->secret));
+}
+
+/* The target is gone: say so once, drop the connection, retry later. */
+static void go_down(struct fw_checkpointer *k, int err, uint64_t now)
+{
+	if (!k->down)
+		LOG(WARNING, "checkpoint target %s lost: %s; forwarding goes on, reconnecting\n",
+		    k->conf.target, strerror(-err));
+	k->down = true;
+	if (k->r)
+		ckpt_region_close(&k->r);
+	ckpt_disconnect(&k->cl);
+	k->retry_at_ns = now + k->backoff_ns;
+}
+
+static int queue_all(struct fw_conn *c, void *arg)
+{
+	struct fw_checkpointer *k = arg;
+
+	c->dirty |= c->present;
+	c->flags &= (uint8_t)~FW_CONN_F_QUEUED;
+	fw_checkpointer_queue(k, c, 0);
+	return 0;
+}
+
+static void try_reconnect(struct fw_checkpointer *k, uint64_t now)
+{
+	int rc = attach(k);
+
+	if (rc) {
+		k->backoff_ns =
+			k->backoff_ns * 2 > BACKOFF_MAX_NS ? BACKOFF_MAX_NS : k->backoff_ns * 2;
+		k->retry_at_ns = now + k->backoff_ns;
+		return;
+	}
+	/* Back: whatever changed meanwhile, or was lost with the target, is written again. */
+	k->down = false;
+	k->reconnects++;
+	k->backoff_ns = BACKOFF_MIN_NS;
+	k->qhead = k->qtail = 0;
+	fw_table_walk(k->table, queue_all, k);
+	LOG(NOTICE, "checkpoint target %s is back: resynchronising %u connections\n",
+	    k->conf.target, k->qtail - k->qhead);
 }
 
 /* Write one dirty slice. @return 0, -EAGAIN (target queue full: try next tick) or -errno. */
@@ -103,12 +174,27 @@ static int write_slice(struct fw_checkpointer *k, struct fw_conn *c, enum fw_mod
 	return 0;
 }
 
-void fw_checkpointer_tick(struct fw_checkpointer *k)
+static bool target_error(int rc)
 {
+	return rc == -ECONNRESET || rc == -EIO || rc == -ETIMEDOUT || rc == -ENOTCONN ||
+	       rc == -EPIPE;
+}
+
+void fw_checkpointer_tick(struct fw_checkpointer *k, uint64_t now)
+{
+	int rc = 0;
+
+	if (k->down) {
+		if (now < k->retry_at_ns)
+			return;
+		try_reconnect(k, now);
+		if (k->down)
+			return;
+	}
 	while (k->qhead != k->qtail) {
 		struct fw_conn *c = k->queue[k->qhead % k->qcap];
-		int rc = 0;
 
+		rc = 0;
 		/* An entry whose connection went away (or was re-queued) is a hint: skip it. */
 		if (c->key.family != 0 && (c->flags & FW_CONN_F_QUEUED)) {
 			for (int m = 1; m < FW_MOD_MAX && rc == 0; m++) {
@@ -122,15 +208,23 @@ void fw_checkpointer_tick(struct fw_checkpointer *k)
 				k->cnt.deferred++;
 				break;
 			}
+			if (target_error(rc)) {
+				go_down(k, rc, now);
+				return;
+			}
 			if (rc)
 				k->cnt.failures++;
 			c->flags &= (uint8_t)~FW_CONN_F_QUEUED;
 		}
 		k->qhead++;
 	}
-	if (ckpt_posted(k->r) != ckpt_durable(k->r) && ckpt_flush(k->r) < 0)
-		k->cnt.failures++;
-	if (ckpt_poll(k->cl) < 0)
+	if (ckpt_posted(k->r) != ckpt_durable(k->r))
+		rc = ckpt_flush(k->r);
+	if (rc >= 0 || rc == -EAGAIN)
+		rc = ckpt_poll(k->cl);
+	if (rc < 0 && target_error(rc))
+		go_down(k, rc, now);
+	else if (rc < 0)
 		k->cnt.failures++;
 }
 
@@ -144,7 +238,7 @@ void fw_checkpointer_forget(struct fw_checkpointer *k, struct fw_conn *c)
 			continue;
 		c->gen[m]++;
 		fw_ckpt_tombstone(c, (enum fw_module_id)m, &rec);
-		if (ckpt_slot_write(k->r, &rec, true, &ticket) == 0)
+		if (k->r != NULL && ckpt_slot_write(k->r, &rec, true, &ticket) == 0)
 			k->cnt.tombstones++;
 		else
 			k->cnt.failures++; /* the slice may come back at a restore, and expire */
@@ -156,5 +250,5 @@ void fw_checkpointer_forget(struct fw_checkpointer *k, struct fw_conn *c)
 
 uint64_t fw_checkpointer_lag(const struct fw_checkpointer *k)
 {
-	return (k->qtail - k->qhead) + (ckpt_posted(k->r) - ckpt_durable(k->r));
+	return (k->qtail - k->qhead) + (k->r ? ckpt_posted(k->r) - ckpt_durable(k->r) : 0);
 }

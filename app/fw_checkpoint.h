@@ -21,9 +21,29 @@ struct fw_ckpt_counters {
 	uint64_t deferred; /* ticks that stopped on a full queue */
 };
 
+/** Where and how a worker checkpoints. */
+struct fw_ckpt_conf {
+	const char *target;
+	const char *region;
+	uint64_t store_size; /**< pmem: size of a store created on first start */
+	uint64_t pairs;	     /**< slot pairs of the whole region (all workers) */
+	uint32_t slot_size;
+	const char *tenant;
+	const uint8_t *secret; /**< remote targets */
+	size_t secret_len;
+	bool allow_shm;
+};
+
 struct fw_checkpointer {
+	struct fw_ckpt_conf conf;
+	uint8_t secret[64];
+	struct fw_table *table; /* walked to resynchronise after the target comes back */
 	struct ckpt_client *cl;
-	struct ckpt_region *r;
+	struct ckpt_region *r; /* NULL while the target is down */
+	bool down;
+	uint64_t retry_at_ns;
+	uint64_t backoff_ns;
+	uint64_t reconnects;
 	struct fw_slots *slots;
 	struct fw_conn **queue; /* ring of connections with dirty slices */
 	uint32_t qcap, qhead, qtail;
@@ -32,13 +52,15 @@ struct fw_checkpointer {
 };
 
 /**
- * Open @p target's state region @p region (created on first start with room for
- * @p pairs slot pairs of @p slot_size) and take pairs [first, first + count) for this
- * worker. @return 0 or -errno (logged).
+ * Connect to the target and open the state region (created on first start) for the
+ * worker owning @p table and slot pairs [first, first + count). An unreachable target is
+ * not an error: the checkpointer starts down and keeps retrying (k->r stays NULL).
+ * @return 0, or -errno for what retrying cannot fix (memory, a region too small, bad
+ *   target syntax).
  */
-int fw_checkpointer_init(struct fw_checkpointer *k, const char *target, uint64_t store_size,
-			 const char *region, uint64_t pairs, uint32_t slot_size, uint32_t first,
-			 uint32_t count, uint32_t queue_cap);
+int fw_checkpointer_init(struct fw_checkpointer *k, const struct fw_ckpt_conf *conf,
+			 struct fw_table *table, uint32_t first, uint32_t count,
+			 uint32_t queue_cap);
 
 void fw_checkpointer_release(struct fw_checkpointer *k);
 
@@ -55,8 +77,12 @@ static inline void fw_checkpointer_queue(struct fw_checkpointer *k, struct fw_co
 	k->queue[k->qtail++ % k->qcap] = c;
 }
 
-/** Write what is queued (as far as the target takes it), flush, poll. Never blocks. */
-void fw_checkpointer_tick(struct fw_checkpointer *k);
+/**
+ * Write what is queued (as far as the target takes it), flush, poll. Never waits for the
+ * target; while it is down, retries the connection with backoff (an attempt is bounded
+ * by a short connect timeout) and, once back, queues every live slice again.
+ */
+void fw_checkpointer_tick(struct fw_checkpointer *k, uint64_t now);
 
 /** @p c is going away: tombstone every checkpointed slice and free its slot pairs. */
 void fw_checkpointer_forget(struct fw_checkpointer *k, struct fw_conn *c);

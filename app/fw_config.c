@@ -36,6 +36,7 @@ void fw_config_defaults(struct fw_config *c)
 	c->reject_rate = 1000;
 	snprintf(c->ckpt_target, sizeof(c->ckpt_target), "%s", FW_CKPT_DEFAULT_TARGET);
 	snprintf(c->ckpt_region, sizeof(c->ckpt_region), "holdfast-state");
+	snprintf(c->ckpt_tenant, sizeof(c->ckpt_tenant), "holdfast");
 	c->ftp_ports[0] = 21;
 	c->nftp_ports = 1;
 	c->rules.policy = FW_ACT_DROP;
@@ -168,6 +169,15 @@ int fw_config_set(struct fw_config *c, const char *line, const char *where, char
 			return fail(err, errlen, where, "ckpt-region: at most %zu characters",
 				    sizeof(c->ckpt_region) - 1);
 		snprintf(c->ckpt_region, sizeof(c->ckpt_region), "%s", w[1]);
+	} else if (strcmp(w[0], "ckpt-secret-file") == 0) {
+		if (strlen(w[1]) >= sizeof(c->ckpt_secret_file))
+			return fail(err, errlen, where, "ckpt-secret-file: path too long");
+		snprintf(c->ckpt_secret_file, sizeof(c->ckpt_secret_file), "%s", w[1]);
+	} else if (strcmp(w[0], "ckpt-tenant") == 0) {
+		if (strlen(w[1]) >= sizeof(c->ckpt_tenant))
+			return fail(err, errlen, where, "ckpt-tenant: at most %zu characters",
+				    sizeof(c->ckpt_tenant) - 1);
+		snprintf(c->ckpt_tenant, sizeof(c->ckpt_tenant), "%s", w[1]);
 	} else if (strcmp(w[0], "ckpt-size") == 0) {
 		if (ckpt_parse_size(w[1], &c->ckpt_size) != 0 || c->ckpt_size < (1u << 20))
 			return fail(err, errlen, where, "ckpt-size: bytes (k/M/G), at least 1M");

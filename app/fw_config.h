@@ -41,10 +41,12 @@ struct fw_config {
 	uint16_t ftp_ports[FW_MAX_FTP_PORTS];
 	unsigned int nftp_ports;
 	struct fw_timeouts timeouts;
-	char rules_source[128]; /**< "" (the file's rules) or "nft:TABLE" */
-	char ckpt_target[256];	/**< checkpoint target, or "none" */
-	char ckpt_region[64];	/**< state region name */
-	uint64_t ckpt_size;	/**< size of a store created on first start (0: computed) */
+	char rules_source[128];	    /**< "" (the file's rules) or "nft:TABLE" */
+	char ckpt_target[256];	    /**< checkpoint target, or "none" */
+	char ckpt_region[64];	    /**< state region name */
+	uint64_t ckpt_size;	    /**< size of a store created on first start (0: computed) */
+	char ckpt_secret_file[256]; /**< remote targets: "tenant secret" lines */
+	char ckpt_tenant[64];	    /**< the tenant this firewall is at the server */
 	struct fw_ruleset rules;
 };
 

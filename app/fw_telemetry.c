@@ -89,7 +89,7 @@ static int conns_cmd(const char *cmd, const char *params, struct rte_tel_data *d
 static int ckpt_cmd(const char *cmd, const char *params, struct rte_tel_data *d)
 {
 	struct fw_ckpt_counters t = {0};
-	uint64_t lag = 0, oldest = 0, queued = 0;
+	uint64_t lag = 0, oldest = 0, queued = 0, down = 0, reconnects = 0;
 	char key[48];
 
 	(void)cmd;
@@ -107,6 +107,8 @@ static int ckpt_cmd(const char *cmd, const char *params, struct rte_tel_data *d)
 		t.failures += k->cnt.failures;
 		t.deferred += k->cnt.deferred;
 		lag += fw_checkpointer_lag(k);
+		down += k->down;
+		reconnects += k->reconnects;
 		queued += k->qtail - k->qhead;
 		if (k->qtail != k->qhead && (oldest == 0 || k->oldest_ns < oldest))
 			oldest = k->oldest_ns;
@@ -120,6 +122,8 @@ static int ckpt_cmd(const char *cmd, const char *params, struct rte_tel_data *d)
 	rte_tel_data_add_dict_u64(d, "failures", t.failures);
 	rte_tel_data_add_dict_u64(d, "deferred", t.deferred);
 	rte_tel_data_add_dict_u64(d, "queue_depth", queued);
+	rte_tel_data_add_dict_u64(d, "workers_disconnected", down);
+	rte_tel_data_add_dict_u64(d, "reconnects", reconnects);
 	/* The recovery point: slice changes a crash now would lose, and how old the oldest is. */
 	rte_tel_data_add_dict_u64(d, "not_durable", lag);
 	rte_tel_data_add_dict_u64(d, "oldest_queued_ms",

@@ -393,7 +393,7 @@ int fw_worker_main(void *arg)
 		if (n == 0 || (++w->sweeps & 1023) == 0)
 			fw_table_sweep(w->table, now, SWEEP_BUDGET, expire, w);
 		if (w->ckpt)
-			fw_checkpointer_tick(w->ckpt);
+			fw_checkpointer_tick(w->ckpt, now);
 	}
 	return 0;
 }

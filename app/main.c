@@ -273,15 +273,49 @@ static int checkpoint_start(const struct fw_config *conf)
 	ckpts = rte_zmalloc("fw_ckpts", sizeof(*ckpts) * nworkers, 0);
 	if (ckpts == NULL)
 		return -ENOMEM;
-	for (unsigned int i = 0; i < nworkers; i++) {
-		rc = fw_checkpointer_init(&ckpts[i], conf->ckpt_target, size, conf->ckpt_region,
-					  ppw * nworkers, slot, (uint32_t)(ppw * i), (uint32_t)ppw,
-					  conf->max_conns);
-		if (rc) {
-			LOG(ERR, "checkpoint target %s: %s\n", conf->ckpt_target, strerror(-rc));
-			return rc;
+	{
+		uint8_t secret[64];
+		struct fw_ckpt_conf cc = {
+			.target = conf->ckpt_target,
+			.region = conf->ckpt_region,
+			.store_size = size,
+			.pairs = ppw * nworkers,
+			.slot_size = slot,
+			.tenant = conf->ckpt_tenant,
+			.secret = secret,
+		};
+
+		if (conf->ckpt_secret_file[0]) {
+			rc = ckpt_secret_load(conf->ckpt_secret_file, conf->ckpt_tenant, secret,
+					      sizeof(secret));
+			if (rc < 0) {
+				LOG(ERR,
+				    "ckpt-secret-file %s: no usable secret for tenant %s: %s\n",
+				    conf->ckpt_secret_file, conf->ckpt_tenant, strerror(-rc));
+				return rc;
+			}
+			cc.secret_len = (size_t)rc;
 		}
-		workers[i].ckpt = &ckpts[i];
+		cc.allow_shm = strncmp(conf->ckpt_target, "ofi+shm://", 10) == 0;
+		for (unsigned int i = 0; i < nworkers; i++) {
+			rc = fw_checkpointer_init(&ckpts[i], &cc, workers[i].table,
+						  (uint32_t)(ppw * i), (uint32_t)ppw,
+						  conf->max_conns);
+			if (rc) {
+				LOG(ERR, "checkpoint target %s: %s\n", conf->ckpt_target,
+				    strerror(-rc));
+				return rc;
+			}
+			workers[i].ckpt = &ckpts[i];
+		}
+		memset(secret, 0, sizeof(secret));
+	}
+	if (ckpts[0].r == NULL) {
+		LOG(WARNING,
+		    "checkpoint target %s unreachable: starting with no connections "
+		    "restored\n",
+		    conf->ckpt_target);
+		return 0;
 	}
 	t0 = rte_get_tsc_cycles();
 	rc = ckpt_state_scan(ckpts[0].r, CKPT_SCAN_TOMBSTONES, restore_rec, &rw, &ss);
@@ -306,10 +340,9 @@ static int checkpoint_start(const struct fw_config *conf)
 static void checkpoint_stop(void)
 {
 	for (unsigned int i = 0; ckpts && i < nworkers; i++) {
-		if (ckpts[i].r != NULL) {
-			fw_checkpointer_tick(&ckpts[i]);
+		fw_checkpointer_tick(&ckpts[i], fw_worker_now(&workers[i]));
+		if (ckpts[i].r != NULL)
 			ckpt_sync(ckpts[i].r);
-		}
 		fw_checkpointer_release(&ckpts[i]);
 	}
 	rte_free(ckpts);

@@ -273,11 +273,11 @@ static double run_new(uint32_t flows)
 		write_flow(f, i, RTE_TCP_SYN_FLAG, 1000, 0);
 		fw_worker_handle(&worker, f, FRAME_LEN, FW_ZONE_INSIDE, now);
 		if (worker.ckpt && (i & (FW_BURST - 1)) == FW_BURST - 1)
-			fw_checkpointer_tick(worker.ckpt);
+			fw_checkpointer_tick(worker.ckpt, now);
 	}
 	if (worker.ckpt) {
 		while (worker.ckpt->qhead != worker.ckpt->qtail)
-			fw_checkpointer_tick(worker.ckpt);
+			fw_checkpointer_tick(worker.ckpt, now);
 		ckpt_sync(worker.ckpt->r);
 	}
 	if (worker.cnt.conn_new - before != flows)
@@ -299,8 +299,18 @@ static double run_new_ckpt(const char *target, uint32_t opens)
 	if (fw_setup(opens * 2 + 1024) != 0)
 		return 0;
 	snprintf(region, sizeof(region), "bench-%d-%u", (int)getpid(), seq++);
-	rc = fw_checkpointer_init(&k, target, (uint64_t)opens * 2 * 2 * 128 + (256u << 20), region,
-				  (uint64_t)opens * 2, 128, 0, opens * 2, opens);
+	struct fw_ckpt_conf cc = {
+		.target = target,
+		.region = region,
+		.store_size = (uint64_t)opens * 2 * 2 * 128 + (256u << 20),
+		.pairs = (uint64_t)opens * 2,
+		.slot_size = 128,
+		.tenant = "holdfast",
+	};
+
+	rc = fw_checkpointer_init(&k, &cc, worker.table, 0, opens * 2, opens);
+	if (rc == 0 && k.r == NULL)
+		rc = -ECONNREFUSED;
 	if (rc) {
 		fprintf(stderr, "fw_bench: checkpoint target %s: %s\n", target, strerror(-rc));
 		return 0;

@@ -1,67 +1,95 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: BSD-3-Clause
-# Connections survive a kill -9: holdfast opens TCP, UDP and FTP connections (phase a,
-# checkpointed into a pmem: file), is killed -9 once the checkpoints are durable, starts
-# again on the same file, and the same connections go on (phase b): their next packets pass
-# with strict window checking, the FTP data connection announced before the crash opens,
-# and what was invalid before is still dropped.
-set -euo pipefail
-dir=$(mktemp -d /tmp/hf-restart.XXXXXX)
+# Connections survive a kill -9 of holdfast: it opens TCP, UDP and FTP connections (phase a)
+# checkpointed into MODE's target, is killed -9 once every checkpoint is durable, starts
+# again, and the same connections go on (phase b): their next packets pass with strict
+# window checking, the FTP data connection announced before the crash opens, and what was
+# invalid before is still dropped.
+#
+#   restart_pcap.sh pmem            the embedded pmem: file
+#   restart_pcap.sh tcp | shm       ckptsrv over ofi+tcp / ofi+shm
+#   restart_pcap.sh server-restart  ckptsrv (tcp) killed -9 after phase a and restarted on an
+#                                   EMPTY store while holdfast runs: holdfast reconnects and
+#                                   resynchronises every live slice, and the restart of
+#                                   holdfast that follows restores from what it resent.
+source "$(dirname "$0")/ofi_lib.sh"
+mode=${1:-pmem}
 prefix="hfrs$$"
-pid=
-cleanup() {
-  [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null || true
-  rm -rf "$dir" "/var/run/dpdk/$prefix"
-}
-trap cleanup EXIT
+HF_PID=
+trap 'rm -rf "/var/run/dpdk/$prefix"; cleanup' EXIT
 tel() { /usr/bin/python3 "$SRC/test/integration/telemetry.py" "/var/run/dpdk/$prefix/dpdk_telemetry.v2" "$1" 2>/dev/null || true; }
-field() { /usr/bin/python3 -c 'import json,sys
-try: print(json.loads(sys.argv[1])[sys.argv[2]][sys.argv[3]])
-except Exception: print(-1)' "$1" "$2" "$3"; }
+# One interpreter per poll: every frame of the phase in, every checkpoint durable, the
+# target connected, and at least MIN reconnects behind it.
+settled() { # total min_reconnects
+  kill -0 "$HF_PID" 2>/dev/null || fail "holdfast exited early"
+  /usr/bin/python3 - "$1" "$2" "/var/run/dpdk/$prefix/dpdk_telemetry.v2" "$SRC" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[4] + "/test/integration")
+from telemetry import query
+try:
+    s = query(sys.argv[3], "/holdfast/stats")["/holdfast/stats"]
+    k = query(sys.argv[3], "/holdfast/ckpt")["/holdfast/ckpt"]
+    ok = (s["port0_rx"] + s["port1_rx"] >= int(sys.argv[1]) and k["not_durable"] == 0 and
+          k["workers_disconnected"] == 0 and k["reconnects"] >= int(sys.argv[2]))
+except Exception:  # not up yet
+    ok = False
+sys.exit(0 if ok else 1)
+PY
+}
 
-/usr/bin/python3 "$SRC/test/integration/gen_restart.py" "$dir" >/dev/null
-cat > "$dir/holdfast.conf" <<CONF
+/usr/bin/python3 "$SRC/test/integration/gen_restart.py" "$T" >/dev/null
+port=$(free_port)
+printf 'holdfast %s\n' "$(head -c 24 /dev/urandom | base64 | tr -d '/+=')" >"$T/secret"
+case "$mode" in
+  pmem) target="pmem:$T/state.pmu" ;;
+  tcp | server-restart) target="ofi+tcp://127.0.0.1:$port" ;;
+  shm) target="ofi+shm://hf-rs-$$" ;;
+  *) fail "unknown mode $mode" ;;
+esac
+serve() { # store
+  start_server srv --pmem "$1" --size 256M --secret-file "$T/secret" --allow-shm \
+    --listen "ofi+tcp://127.0.0.1:$port" --listen "ofi+shm://hf-rs-$$"
+}
+[ "$mode" = pmem ] || serve "$T/store1.pmu"
+
+cat > "$T/holdfast.conf" <<CONF
 pair 0 1 inside 0
 max-conns 4096
-ckpt pmem:$dir/state.pmu
+ckpt $target
+ckpt-secret-file $T/secret
 rule accept from inside proto tcp dport 80
 rule accept from inside proto tcp dport 21
 rule accept from inside proto udp dport 53
 CONF
 
-start() { # phase
+start_hf() { # phase
   "$BUILD/holdfast" --no-huge -m 256 --no-pci -l 0 --file-prefix "$prefix" \
-    --vdev "net_pcap0,rx_pcap=$dir/$1/in0.pcap,tx_pcap=$dir/$1/out0.pcap" \
-    --vdev "net_pcap1,rx_pcap=$dir/$1/in1.pcap,tx_pcap=$dir/$1/out1.pcap" \
-    -- --config "$dir/holdfast.conf" >"$dir/$1.log" 2>&1 &
-  pid=$!
+    --vdev "net_pcap0,rx_pcap=$T/$1/in0.pcap,tx_pcap=$T/$1/out0.pcap" \
+    --vdev "net_pcap1,rx_pcap=$T/$1/in1.pcap,tx_pcap=$T/$1/out1.pcap" \
+    -- --config "$T/holdfast.conf" >"$T/hf-$1.log" 2>&1 &
+  HF_PID=$!
+  PIDS+=("$HF_PID")
 }
-# Wait (bounded) until the phase's frames are all in and every checkpoint is durable.
-settle() { # phase
-  local total stats ck
-  total=$(/usr/bin/python3 -c "from scapy.all import rdpcap; import sys; print(len(rdpcap(sys.argv[1])) + len(rdpcap(sys.argv[2])))" "$dir/$1/in0.pcap" "$dir/$1/in1.pcap")
-  for _ in $(seq 1 300); do
-    kill -0 "$pid" 2>/dev/null || { cat "$dir/$1.log"; echo "FAIL: holdfast exited early"; exit 1; }
-    stats=$(tel /holdfast/stats)
-    ck=$(tel /holdfast/ckpt)
-    if [ "$(( $(field "$stats" /holdfast/stats port0_rx) + $(field "$stats" /holdfast/stats port1_rx) ))" -ge "$total" ] &&
-       [ "$(field "$ck" /holdfast/ckpt not_durable)" = 0 ]; then
-      echo "$1: $stats"
-      echo "$1: $ck"
-      return 0
-    fi
-    sleep 0.1
-  done
-  cat "$dir/$1.log"; echo "FAIL: phase $1 did not settle"; exit 1
-}
+frames() { /usr/bin/python3 -c "from scapy.all import rdpcap; import sys; print(len(rdpcap(sys.argv[1])) + len(rdpcap(sys.argv[2])))" "$T/$1/in0.pcap" "$T/$1/in1.pcap"; }
 
-start a
-settle a
-kill -9 "$pid"; wait "$pid" 2>/dev/null || true; pid=
-start b
-settle b
-grep -E "restored [0-9]+ connections" "$dir/b.log" | sed 's/^.*holdfast.ckpt: //;s/^holdfast: //'
-grep -q "restored 3 connections" "$dir/b.log" || { cat "$dir/b.log"; echo "FAIL: expected 3 restored connections"; exit 1; }
-kill -INT "$pid"; wait "$pid" || { cat "$dir/b.log"; echo "FAIL: holdfast exited non-zero"; exit 1; }
-pid=
-/usr/bin/python3 "$SRC/test/integration/check_pcap.py" "$dir/b" || { cat "$dir/b.log"; exit 1; }
+start_hf a
+fa=$(frames a); fb=$(frames b)
+wait_for 30 settled "$fa" 0 || fail "phase a did not settle: $(tel /holdfast/ckpt)"
+echo "a: $(tel /holdfast/ckpt)"
+if [ "$mode" = server-restart ]; then
+  kill -9 "$SRV_PID"
+  wait_for 10 log_has "$T/hf-a.log" "lost" || fail "holdfast did not notice the server go"
+  serve "$T/store2.pmu" # empty: only a resync can fill it
+  wait_for 30 settled "$fa" 1 || fail "no resync: $(tel /holdfast/ckpt)"
+  grep -E "lost|is back" "$T/hf-a.log" | sed 's/^.*holdfast.ckpt: //'
+fi
+kill -9 "$HF_PID"
+wait "$HF_PID" 2>/dev/null || true
+start_hf b
+wait_for 30 settled "$fb" 0 || fail "phase b did not settle"
+grep -E "restored [0-9]+ connections" "$T/hf-b.log" | sed 's/^.*holdfast.ckpt: //;s/^holdfast: //'
+log_has "$T/hf-b.log" "restored 3 connections" || fail "expected 3 restored connections"
+kill -INT "$HF_PID"
+wait "$HF_PID" || fail "holdfast exited non-zero"
+/usr/bin/python3 "$SRC/test/integration/check_pcap.py" "$T/b" || fail "phase b verdicts"
+echo "restart over $mode: ok"
