@@ -100,6 +100,8 @@ static void test_config_errors_name_line_and_reason(void **state)
 	expect_error("pair 0 1 inside 0\npair 1 2 inside 2\n", "port 1 is in two pairs");
 	expect_error("non-ip maybe\n", ":1: non-ip: pass or drop");
 	expect_error("reject-rate fast\n", ":1: reject-rate");
+	expect_error("ckpt nfs://x\n", ":1: ckpt: none, pmem:/path");
+	expect_error("ckpt-size 10\n", ":1: ckpt-size");
 	expect_error("fragments\n", ":1: fragments: expected one value");
 	expect_error("policy allow\n", ":1: policy");
 	expect_error("timeout tcp-forever 5\n", ":1: timeout: unknown name 'tcp-forever'");
@@ -137,6 +139,8 @@ static void test_config_example_file_loads(void **state)
 	assert_int_equal(fw_config_check(&c, err, sizeof(err)), 0);
 	assert_int_equal(c.rules.n, 6);
 	assert_int_equal(c.rules.rules[5].action, FW_ACT_REJECT);
+	assert_string_equal(c.ckpt_target, FW_CKPT_DEFAULT_TARGET);
+	assert_string_equal(c.ckpt_tenant, "holdfast");
 	fw_config_release(&c);
 }
 
