@@ -17,6 +17,9 @@ cleanup() {
   done
   for p in "${PIDS[@]}"; do
     wait "$p" 2>/dev/null || true
+    # libfabric's shm provider names its segment /dev/shm/<pid>:0:0; a process killed -9
+    # cannot remove its own.
+    rm -f "/dev/shm/$p:"*
   done
   rm -rf "$T"
 }
