@@ -332,8 +332,79 @@ static double run_new_ckpt(const char *target, uint32_t opens)
 	return rate;
 }
 
+struct restore_arg {
+	struct fw_table *t;
+	struct fw_slots *slots;
+	struct fw_restore_stats st;
+};
+
+static int restore_one(const struct ckpt_rec *rec, void *arg)
+{
+	struct restore_arg *ra = arg;
+
+	fw_restore_add(ra->t, ra->slots, rec, &ra->st);
+	return 0;
+}
+
+/*
+ * Restore time: @p flows connections established by real handshakes and checkpointed into
+ * @p target, then read back, validated, decoded and inserted into a fresh worker's table.
+ */
+static void run_restore(const char *target, uint32_t flows)
+{
+	static unsigned int seq;
+	struct fw_checkpointer k;
+	struct restore_arg ra = {0};
+	char region[64];
+	uint64_t t0;
+	double ms;
+	int rc;
+
+	if (fw_setup(flows + 1024) != 0)
+		return;
+	snprintf(region, sizeof(region), "restore-%d-%u", (int)getpid(), seq++);
+	struct fw_ckpt_conf cc = {
+		.target = target,
+		.region = region,
+		.store_size = (uint64_t)flows * 2 * 2 * 128 + (256u << 20),
+		.pairs = (uint64_t)flows,
+		.slot_size = 128,
+		.tenant = "holdfast",
+	};
+	rc = fw_checkpointer_init(&k, &cc, worker.table, 0, flows, flows);
+	if (rc || k.r == NULL) {
+		fprintf(stderr, "fw_bench: checkpoint target %s unusable\n", target);
+		return;
+	}
+	worker.ckpt = &k;
+	establish(flows);
+	while (k.qhead != k.qtail)
+		fw_checkpointer_tick(&k, fw_worker_now(&worker));
+	ckpt_sync(k.r);
+	worker.ckpt = NULL;
+	/* A fresh table, as after a restart; the same process keeps the mapping warm-free. */
+	ra.t = fw_table_create("restored", flows + 1024, 1024, 0);
+	ra.slots = fw_slots_create(0, flows);
+	t0 = rte_get_tsc_cycles();
+	rc = ckpt_state_scan(k.r, CKPT_SCAN_TOMBSTONES, restore_one, &ra, NULL);
+	fw_restore_finish(ra.t, ra.slots, &worker.ctx, fw_worker_now(&worker), &ra.st);
+	ms = (double)(rte_get_tsc_cycles() - t0) * 1e3 / (double)rte_get_tsc_hz();
+	printf("%-10u %-34s %10.1f %10" PRIu64 "\n", flows, target, ms, ra.st.conns);
+	fflush(stdout);
+	fw_table_free(&ra.t);
+	fw_slots_free(&ra.slots);
+	ckpt_region_delete(k.cl, region);
+	fw_checkpointer_release(&k);
+	fw_worker_release(&worker);
+	fw_acl_free((struct fw_acl **)&sh.acl);
+	fw_config_release(&conf);
+	memset(&sh, 0, sizeof(sh));
+}
+
 int main(int argc, char **argv)
 {
+	const char *restore_targets[4];
+	unsigned int nrestore = 0;
 	const char *ckpt_targets[4];
 	unsigned int nckpt = 0;
 	uint32_t flow_counts[8] = {1000, 100000, 1000000};
@@ -345,7 +416,7 @@ int main(int argc, char **argv)
 	if (n < 0)
 		return 1;
 	argc -= n, argv += n;
-	while ((c = getopt(argc, argv, "f:s:k:")) != -1) {
+	while ((c = getopt(argc, argv, "f:s:k:r:")) != -1) {
 		if (c == 'f') {
 			char *save = NULL;
 
@@ -357,9 +428,11 @@ int main(int argc, char **argv)
 			seconds = atof(optarg);
 		} else if (c == 'k' && nckpt < 4) {
 			ckpt_targets[nckpt++] = optarg;
+		} else if (c == 'r' && nrestore < 4) {
+			restore_targets[nrestore++] = optarg;
 		} else {
 			fprintf(stderr, "usage: fw_bench [EAL] -- [-f 1000,100000] [-s SECONDS] "
-					"[-k CKPT_TARGET]...\n");
+					"[-k CKPT_TARGET]... [-r CKPT_TARGET]...\n");
 			return 2;
 		}
 	}
@@ -401,6 +474,12 @@ int main(int argc, char **argv)
 			printf("\n%-44s %14s\n", "new connections, each checkpointed", "M/s");
 		printf("%-44s %14.2f\n", ckpt_targets[t], run_new_ckpt(ckpt_targets[t], opens));
 		fflush(stdout);
+	}
+	for (unsigned int t = 0; t < nrestore; t++) {
+		if (t == 0)
+			printf("\n%-10s %-34s %10s %10s\n", "restore", "from", "ms", "conns");
+		run_restore(restore_targets[t], 100000);
+		run_restore(restore_targets[t], 1000000);
 	}
 	rte_eal_cleanup();
 	return 0;

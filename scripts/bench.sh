@@ -125,6 +125,7 @@ awk '
 # The appliance: one worker against a plain io-forwarding loop, same run, net_ring ports.
 echo
 echo "== holdfast forwarding (one core, 64-byte frames, established TCP flows)"
-"$BUILD/fw_bench" --no-huge -m 3072 --no-pci --no-shconf -l 0 --log-level=lib.eal:error \
-  --log-level=pmd.net.ring:error -- -f 1000,100000,1000000 -s 2 -k "pmem:$dir/fw.pmem" 2>&1 |
+"$BUILD/fw_bench" --no-huge -m 4096 --no-pci --no-shconf -l 0 --log-level=lib.eal:error \
+  --log-level=pmd.net.ring:error -- -f 1000,100000,1000000 -s 2 -k "pmem:$dir/fw.pmem" \
+  -r "pmem:$dir/fwr.pmem" 2>&1 |
   grep -v '^TELEMETRY'
