@@ -13,6 +13,7 @@ RTE_LOG_REGISTER_SUFFIX(fw_logtype_ckpt, ckpt, INFO)
 #define BACKOFF_MIN_NS	   (100ull * 1000000)
 #define BACKOFF_MAX_NS	   (5000ull * 1000000)
 #define CONNECT_TIMEOUT_MS 200 /* a worker must not stall longer on a dead target */
+#define IDLE_POLL_NS	   (100ull * 1000000)
 
 /* Connect and open (or create) the state region. @return 0 or -errno. */
 static int attach(struct fw_checkpointer *k)
@@ -184,6 +185,16 @@ void fw_checkpointer_tick(struct fw_checkpointer *k, uint64_t now)
 {
 	int rc = 0;
 
+	/*
+	 * Called every pass of the lcore loop: with nothing queued and nothing in flight, the
+	 * target is only polled every IDLE_POLL_NS, so that its loss is still noticed (and
+	 * the resync follows) while the lcore pays no system call per pass.
+	 */
+	if (!k->down && k->qhead == k->qtail && ckpt_posted(k->r) == ckpt_durable(k->r)) {
+		if (now < k->idle_poll_at_ns)
+			return;
+		k->idle_poll_at_ns = now + IDLE_POLL_NS;
+	}
 	if (k->down) {
 		if (now < k->retry_at_ns)
 			return;

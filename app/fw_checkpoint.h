@@ -44,6 +44,7 @@ struct fw_checkpointer {
 	uint64_t retry_at_ns;
 	uint64_t backoff_ns;
 	uint64_t reconnects;
+	uint64_t idle_poll_at_ns;
 	struct fw_slots *slots;
 	struct fw_conn **queue; /* ring of connections with dirty slices */
 	uint32_t qcap, qhead, qtail;
