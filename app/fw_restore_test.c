@@ -19,6 +19,7 @@
 
 #include "fw_ckpt.h"
 #include "fw_test_eal.h"
+#include "fw_test_frame.h"
 #include "fw_worker.h"
 #include "holdfast/ckpt.h"
 
@@ -56,43 +57,14 @@ static void box_down(struct box *b)
 	fw_acl_free((struct fw_acl **)&b->sh.acl);
 }
 
-/* 198.18.0.1:sport <-> 198.19.0.2:dport; TCP with flags/seq/ack, or UDP; optional payload. */
 static enum fw_verdict pkt(struct box *b, uint8_t proto, uint16_t sport, uint16_t dport, bool reply,
 			   uint8_t flags, uint32_t seq, uint32_t ack, const char *data,
 			   uint64_t now)
 {
-	uint8_t f[256] = {0};
-	struct rte_ipv4_hdr *ip = (struct rte_ipv4_hdr *)(f + 14);
-	uint8_t *l4 = (uint8_t *)(ip + 1);
-	const uint32_t hl = proto == IPPROTO_TCP ? 20 : 8, dl = data ? (uint32_t)strlen(data) : 0;
-	uint32_t a = htonl(0xc6120001), z = htonl(0xc6130002);
-	uint16_t sp = htons(sport), dp = htons(dport);
+	uint8_t f[FW_TEST_FRAME_MAX];
+	uint32_t len = fw_test_frame(f, proto, sport, dport, reply, flags, seq, ack, 4096, data);
 
-	f[12] = 0x08;
-	ip->version_ihl = 0x45;
-	ip->total_length = htons((uint16_t)(20 + hl + dl));
-	ip->time_to_live = 64;
-	ip->next_proto_id = proto;
-	ip->src_addr = reply ? z : a;
-	ip->dst_addr = reply ? a : z;
-	ip->hdr_checksum = rte_ipv4_cksum(ip);
-	memcpy(l4, reply ? &dp : &sp, 2);
-	memcpy(l4 + 2, reply ? &sp : &dp, 2);
-	if (proto == IPPROTO_TCP) {
-		uint32_t s = htonl(seq), k = htonl(ack);
-
-		memcpy(l4 + 4, &s, 4);
-		memcpy(l4 + 8, &k, 4);
-		l4[12] = 5 << 4;
-		l4[13] = flags;
-		l4[14] = 0x10; /* window 4096 */
-	} else {
-		l4[5] = (uint8_t)(8 + dl);
-	}
-	if (dl)
-		memcpy(l4 + hl, data, dl);
-	return fw_worker_handle(&b->w, f, 14 + 20 + hl + dl,
-				reply ? FW_ZONE_OUTSIDE : FW_ZONE_INSIDE, now);
+	return fw_worker_handle(&b->w, f, len, reply ? FW_ZONE_OUTSIDE : FW_ZONE_INSIDE, now);
 }
 
 struct ckpt_ctx {

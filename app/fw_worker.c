@@ -384,7 +384,6 @@ int fw_worker_main(void *arg)
 {
 	struct fw_worker *w = arg;
 
-	w->lcore = rte_lcore_id();
 	while (!w->sh->quit) {
 		uint64_t now = fw_worker_now(w);
 		unsigned int n = fw_worker_poll(w, now);

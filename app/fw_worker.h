@@ -70,7 +70,6 @@ struct fw_shared {
 
 struct fw_worker {
 	unsigned int index; /* queue on every port */
-	unsigned int lcore;
 	struct fw_shared *sh;
 	struct fw_table *table;
 	struct fw_ctx ctx;

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "fw_test_eal.h"
+#include "fw_test_frame.h"
 #include <rte_ip.h>
 
 #include "fw_worker.h"
@@ -25,47 +26,11 @@ static struct fw_config conf;
 static struct fw_shared sh;
 static struct fw_worker w;
 
-/* 198.18.0.1:sport -> 198.19.0.2:dport, or the reverse with @p reply. */
-static uint32_t frame(uint8_t *f, uint8_t proto, uint16_t sport, uint16_t dport, bool reply,
-		      uint8_t flags, uint32_t seq, uint32_t ack)
-{
-	struct rte_ipv4_hdr *ip = (struct rte_ipv4_hdr *)(f + 14);
-	uint8_t *l4 = (uint8_t *)(ip + 1);
-	const uint32_t l4_len = proto == IPPROTO_TCP ? 20 : 8;
-	uint32_t a = htonl(0xc6120001), b = htonl(0xc6130002);
-	uint16_t sp = htons(sport), dp = htons(dport);
-
-	memset(f, 0, 64);
-	f[12] = 0x08;
-	ip->version_ihl = 0x45;
-	ip->total_length = htons((uint16_t)(20 + l4_len));
-	ip->time_to_live = 64;
-	ip->next_proto_id = proto;
-	ip->src_addr = reply ? b : a;
-	ip->dst_addr = reply ? a : b;
-	ip->hdr_checksum = rte_ipv4_cksum(ip);
-	memcpy(l4, reply ? &dp : &sp, 2);
-	memcpy(l4 + 2, reply ? &sp : &dp, 2);
-	if (proto == IPPROTO_TCP) {
-		uint32_t s = htonl(seq), k = htonl(ack);
-
-		memcpy(l4 + 4, &s, 4);
-		memcpy(l4 + 8, &k, 4);
-		l4[12] = 5 << 4;
-		l4[13] = flags;
-		l4[14] = 0xff;
-		l4[15] = 0xff;
-	} else {
-		l4[5] = 8;
-	}
-	return 14 + 20 + l4_len;
-}
-
 static enum fw_verdict feed(uint8_t proto, uint16_t sport, uint16_t dport, bool reply,
 			    uint8_t flags, uint32_t seq, uint32_t ack, uint64_t now)
 {
-	uint8_t f[64];
-	uint32_t len = frame(f, proto, sport, dport, reply, flags, seq, ack);
+	uint8_t f[FW_TEST_FRAME_MAX];
+	uint32_t len = fw_test_frame(f, proto, sport, dport, reply, flags, seq, ack, 0xffff, NULL);
 
 	return fw_worker_handle(&w, f, len, reply ? FW_ZONE_OUTSIDE : FW_ZONE_INSIDE, now);
 }
