@@ -308,7 +308,7 @@ static double run_new_ckpt(const char *target, uint32_t opens)
 		.tenant = "holdfast",
 	};
 
-	rc = fw_checkpointer_init(&k, &cc, worker.table, 0, opens * 2, opens);
+	rc = fw_checkpointer_init(&k, &cc, worker.table, opens, 0);
 	if (rc == 0 && k.r == NULL)
 		rc = -ECONNREFUSED;
 	if (rc) {
@@ -323,7 +323,7 @@ static double run_new_ckpt(const char *target, uint32_t opens)
 			" failures\n",
 			k.cnt.slices[FW_MOD_TCP], opens, k.cnt.failures);
 	worker.ckpt = NULL;
-	ckpt_region_delete(k.cl, region);
+	ckpt_region_delete(k.cl, k.state_name);
 	fw_checkpointer_release(&k);
 	fw_worker_release(&worker);
 	fw_acl_free((struct fw_acl **)&sh.acl);
@@ -371,7 +371,7 @@ static void run_restore(const char *target, uint32_t flows)
 		.slot_size = 128,
 		.tenant = "holdfast",
 	};
-	rc = fw_checkpointer_init(&k, &cc, worker.table, 0, flows, flows);
+	rc = fw_checkpointer_init(&k, &cc, worker.table, flows, 0);
 	if (rc || k.r == NULL) {
 		fprintf(stderr, "fw_bench: checkpoint target %s unusable\n", target);
 		return;
@@ -393,7 +393,7 @@ static void run_restore(const char *target, uint32_t flows)
 	fflush(stdout);
 	fw_table_free(&ra.t);
 	fw_slots_free(&ra.slots);
-	ckpt_region_delete(k.cl, region);
+	ckpt_region_delete(k.cl, k.state_name);
 	fw_checkpointer_release(&k);
 	fw_worker_release(&worker);
 	fw_acl_free((struct fw_acl **)&sh.acl);

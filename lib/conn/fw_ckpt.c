@@ -365,8 +365,7 @@ static void shadow_detach(struct fw_shadow *sh, struct fw_conn *c, int m)
 		fw_table_del(sh->t, c);
 }
 
-int fw_shadow_apply(struct fw_shadow *sh, const struct ckpt_rec *rec,
-		    struct fw_restore_stats *st)
+int fw_shadow_apply(struct fw_shadow *sh, const struct ckpt_rec *rec, struct fw_restore_stats *st)
 {
 	const uint32_t i = rec->slot_pair - sh->slots->first;
 	struct fw_conn *old, *c;

@@ -134,7 +134,6 @@ void fw_shadow_free(struct fw_shadow **shp);
  * Apply one record. @return 0, or -ENOSPC when the table is full. Stale records (not newer
  * than their pair) are counted in st->stale.
  */
-int fw_shadow_apply(struct fw_shadow *sh, const struct ckpt_rec *rec,
-		    struct fw_restore_stats *st);
+int fw_shadow_apply(struct fw_shadow *sh, const struct ckpt_rec *rec, struct fw_restore_stats *st);
 
 #endif /* FW_CKPT_H */
