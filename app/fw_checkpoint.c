@@ -17,6 +17,8 @@ RTE_LOG_REGISTER_SUFFIX(fw_logtype_ckpt, ckpt, INFO)
 #define IDLE_POLL_NS	   (100ull * 1000000)
 #define LOG_RETRY_NS	   (100ull * 1000000) /* a full log is looked at again this often */
 
+static void go_down(struct fw_checkpointer *k, int err, uint64_t now);
+
 /* Open @p name, or create it with @p p on a first start. @return 0 or -errno. */
 static int open_or_create(struct ckpt_client *cl, const struct pmu_region_params *p,
 			  struct ckpt_region **out)
@@ -132,6 +134,24 @@ int fw_checkpointer_attach(struct fw_checkpointer *k, uint64_t now)
 	int rc = attach(k);
 
 	k->down = rc != 0;
+	k->retry_at_ns = rc ? now : 0;
+	return rc;
+}
+
+int fw_checkpointer_takeover(struct fw_checkpointer *k, uint64_t now)
+{
+	int rc;
+
+	if (k->r == NULL) {
+		rc = fw_checkpointer_attach(k, now);
+	} else {
+		/* Opened while the primary wrote them: its rings went on since. */
+		rc = ckpt_region_refresh(k->r);
+		if (rc == 0 && k->log != NULL)
+			rc = ckpt_region_refresh(k->log);
+		if (rc)
+			go_down(k, rc, now);
+	}
 	if (rc) {
 		LOG(WARNING, "%s: %s; going on without it, retrying\n", k->conf.target,
 		    strerror(-rc));

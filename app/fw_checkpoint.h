@@ -83,11 +83,18 @@ int fw_checkpointer_init(struct fw_checkpointer *k, const struct fw_ckpt_conf *c
 			 struct fw_table *table, uint32_t queue_cap, unsigned int flags);
 
 /**
- * A standby taking over: open the regions now, where the primary left them. On failure
- * the checkpointer is down and retries (with a resync) from its next tick.
+ * A standby: open the primary's regions (which exist) ahead of a takeover. On failure the
+ * checkpointer stays down, and fw_checkpointer_takeover() tries again.
  * @return 0 or -errno.
  */
 int fw_checkpointer_attach(struct fw_checkpointer *k, uint64_t now);
+
+/**
+ * A standby taking over: continue the regions where the primary left them (open them now
+ * if they are not open yet). On failure the checkpointer is down and retries, with a
+ * resync, from its next tick. @return 0 or -errno.
+ */
+int fw_checkpointer_takeover(struct fw_checkpointer *k, uint64_t now);
 
 void fw_checkpointer_release(struct fw_checkpointer *k);
 

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 #include <rte_ip.h>
 
+#include "fw_checkpoint.h"
 #include "fw_ckpt.h"
 #include "fw_test_eal.h"
 #include "fw_test_frame.h"
@@ -369,6 +370,89 @@ static void test_shadow_keeps_the_newest_slice_whatever_the_order(void **state)
 	box_down(&b);
 }
 
+struct log_seen {
+	unsigned int records, gaps, after_gap;
+};
+
+static int count_log(const struct ckpt_rec *rec, void *arg)
+{
+	struct log_seen *ls = arg;
+
+	if (fw_ckpt_is_gap(rec))
+		ls->gaps++;
+	else if (ls->gaps)
+		ls->after_gap++;
+	else
+		ls->records++;
+	return 0;
+}
+
+static void test_full_log_is_skipped_then_marked_once_state_is_durable(void **state)
+{
+	char target[64], name[PMU_NAME_MAX];
+	struct ckpt_client_opts o = {.tenant = "holdfast"};
+	struct fw_ckpt_conf cc = {
+		.region = "gap",
+		.store_size = 64u << 20,
+		.pairs = 4096,
+		.slot_size = 128,
+		.log_size = 64u << 10,
+		.tenant = "holdfast",
+	};
+	struct fw_checkpointer k;
+	struct ckpt_client *reader;
+	struct ckpt_region *log;
+	struct log_seen ls = {0};
+	struct box a;
+	int n;
+
+	(void)state;
+	snprintf(target, sizeof(target), "pmem:/dev/shm/hf-gap-test.%d", getpid());
+	cc.target = target;
+	box_up(&a, "ga", 0);
+	assert_int_equal(fw_checkpointer_init(&k, &cc, a.w.table, 4096, 0), 0);
+	assert_non_null(k.r);
+	assert_non_null(k.log);
+	a.w.ckpt = &k;
+	/* 1,000 UDP flows (about 100 KB of records) into a 64 KB log nobody reads. */
+	for (uint16_t i = 0; i < 1000; i++) {
+		assert_int_equal(pkt(&a, 17, (uint16_t)(10000 + i), 53, false, 0, 0, 0, "q", S(1)),
+				 FW_PASS);
+		if (i % 100 == 99)
+			fw_checkpointer_tick(&k, S(1));
+	}
+	fw_checkpointer_tick(&k, S(1));
+	assert_true(k.cnt.slices[FW_MOD_UDP] == 1000 && k.cnt.failures == 0);
+	assert_true(k.log_gap && k.cnt.log_gaps == 1);
+	assert_true(k.cnt.log_records > 0 && k.cnt.log_records < 1000);
+
+	/* A standby comes and clears the log: what fitted is there, no marker yet. */
+	reader = ckpt_connect(target, &o);
+	assert_non_null(reader);
+	snprintf(name, sizeof(name), "gap.0.log");
+	assert_int_equal(ckpt_region_open(reader, name, &log), 0);
+	n = ckpt_log_read(log, count_log, &ls, false, NULL);
+	assert_int_equal(n, (int)k.cnt.log_records);
+	assert_true(ls.gaps == 0);
+
+	/* Room again and the skipped changes durable: the marker, then the log goes on. */
+	fw_checkpointer_tick(&k, S(2));
+	assert_false(k.log_gap);
+	assert_int_equal(pkt(&a, 17, 9999, 53, false, 0, 0, 0, "q", S(2)), FW_PASS);
+	fw_checkpointer_tick(&k, S(2));
+	assert_int_equal(ckpt_sync(k.log), 0);
+	n = ckpt_log_read(log, count_log, &ls, false, NULL);
+	assert_int_equal(n, 2);
+	assert_true(ls.gaps == 1 && ls.after_gap == 1);
+
+	a.w.ckpt = NULL;
+	assert_int_equal(ckpt_region_close(&log), 0);
+	ckpt_disconnect(&reader);
+	fw_checkpointer_release(&k);
+	box_down(&a);
+	unlink(target + 5);
+}
+
 static int setup(void **state)
 {
 	char err[128];
@@ -400,6 +484,7 @@ int main(void)
 		cmocka_unit_test(test_restored_connections_are_whole_and_keep_strict_tracking),
 		cmocka_unit_test(test_restore_drops_what_it_cannot_trust),
 		cmocka_unit_test(test_shadow_keeps_the_newest_slice_whatever_the_order),
+		cmocka_unit_test(test_full_log_is_skipped_then_marked_once_state_is_durable),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

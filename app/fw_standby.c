@@ -344,6 +344,10 @@ int fw_standby_run(const struct fw_ckpt_conf *cc, struct fw_worker *w, unsigned 
 				goto out;
 			}
 			waiting_said = false;
+			/* The checkpointers open the regions now, not at takeover: time saved. */
+			for (unsigned int i = 0; i < nworkers; i++)
+				if (w[i].ckpt->r == NULL)
+					fw_checkpointer_attach(w[i].ckpt, fw_mono_ns());
 		}
 		rc = follow_all(&sb);
 		if (rc == 0)
