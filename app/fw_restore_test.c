@@ -97,12 +97,10 @@ static int checkpoint_conn(struct fw_conn *c, void *arg)
 	return 0;
 }
 
+/* The appliance's way: records gathered in batches (fw_restore_batch). */
 static int restore_cb(const struct ckpt_rec *rec, void *arg)
 {
-	struct fw_restore_stats *st = ((void **)arg)[1];
-	struct box *b = ((void **)arg)[0];
-
-	assert_int_equal(fw_restore_add(b->w.table, b->slots, rec, st), 0);
+	assert_int_equal(fw_restore_batch_add(arg, rec), 0);
 	return 0;
 }
 
@@ -122,7 +120,7 @@ static void test_restored_connections_are_whole_and_keep_strict_tracking(void **
 	uint8_t ea[64], eb[64];
 	struct ckpt_rec tomb;
 	uint64_t ticket, last_gen;
-	void *args[2];
+	static struct fw_restore_batch batch;
 
 	(void)state;
 	snprintf(path, sizeof(path), "pmem:/dev/shm/hf-restore-test.%d", getpid());
@@ -160,9 +158,9 @@ static void test_restored_connections_are_whole_and_keep_strict_tracking(void **
 
 	/* "Restart": a new worker with another secret reads the region back. */
 	box_up(&b, "rb", 1);
-	args[0] = &b;
-	args[1] = &st;
-	assert_int_equal(ckpt_state_scan(r, CKPT_SCAN_TOMBSTONES, restore_cb, args, NULL), 0);
+	fw_restore_batch_init(&batch, b.w.table, b.slots, &st);
+	assert_int_equal(ckpt_state_scan(r, CKPT_SCAN_TOMBSTONES, restore_cb, &batch, NULL), 0);
+	assert_int_equal(fw_restore_batch_flush(&batch), 0);
 	assert_int_equal(fw_restore_finish(b.w.table, b.slots, &b.w.ctx, S(2), &st), 2);
 	assert_true(st.records == 4 && st.slices == 3 && st.conns == 2);
 	assert_true(st.bad_slice == 0 && st.conflicts == 0 && st.dropped_missing == 0);
@@ -444,6 +442,21 @@ static void test_full_log_is_skipped_then_marked_once_state_is_durable(void **st
 	n = ckpt_log_read(log, count_log, &ls, false, NULL);
 	assert_int_equal(n, 2);
 	assert_true(ls.gaps == 1 && ls.after_gap == 1);
+
+	/* And the state region has every flow, restored through full batches. */
+	{
+		static struct fw_restore_batch batch;
+		struct fw_restore_stats st = {0};
+		struct box b;
+
+		box_up(&b, "gb", 1);
+		fw_restore_batch_init(&batch, b.w.table, b.slots, &st);
+		assert_int_equal(
+			ckpt_state_scan(k.r, CKPT_SCAN_TOMBSTONES, restore_cb, &batch, NULL), 0);
+		assert_int_equal(fw_restore_batch_flush(&batch), 0);
+		assert_int_equal(fw_restore_finish(b.w.table, b.slots, &b.w.ctx, S(3), &st), 1001);
+		box_down(&b);
+	}
 
 	a.w.ckpt = NULL;
 	assert_int_equal(ckpt_region_close(&log), 0);

@@ -296,10 +296,8 @@ static int ckpt_conf_build(const struct fw_config *conf)
 
 static int restore_rec(const struct ckpt_rec *rec, void *arg)
 {
-	struct fw_checkpointer *k = arg;
-
 	/* A full table is counted (no_room) and reported; the rest is still read. */
-	fw_restore_add(k->table, k->slots, rec, &restore_stats);
+	fw_restore_batch_add(arg, rec);
 	return 0;
 }
 
@@ -308,6 +306,8 @@ static int restore_all(void)
 {
 	struct fw_restore_stats st;
 	struct ckpt_scan_stats ss, sum = {0};
+	static struct fw_restore_batch batch_mem;
+	struct fw_restore_batch *batch = &batch_mem;
 	uint64_t t0 = rte_get_tsc_cycles();
 	struct ckpt_region_info info;
 	char name[PMU_NAME_MAX];
@@ -321,7 +321,9 @@ static int restore_all(void)
 			    ckpt_conf.target, i);
 			continue;
 		}
-		rc = ckpt_state_scan(ckpts[i].r, CKPT_SCAN_TOMBSTONES, restore_rec, &ckpts[i], &ss);
+		fw_restore_batch_init(batch, workers[i].table, ckpts[i].slots, &restore_stats);
+		rc = ckpt_state_scan(ckpts[i].r, CKPT_SCAN_TOMBSTONES, restore_rec, batch, &ss);
+		fw_restore_batch_flush(batch);
 		if (rc < 0) {
 			LOG(ERR, "restore from %s: %s\n", ckpt_conf.target, strerror(-rc));
 			return rc;

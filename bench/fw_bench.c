@@ -421,13 +421,12 @@ struct restore_arg {
 	struct fw_table *t;
 	struct fw_slots *slots;
 	struct fw_restore_stats st;
+	struct fw_restore_batch b;
 };
 
 static int restore_one(const struct ckpt_rec *rec, void *arg)
 {
-	struct restore_arg *ra = arg;
-
-	fw_restore_add(ra->t, ra->slots, rec, &ra->st);
+	fw_restore_batch_add(&((struct restore_arg *)arg)->b, rec);
 	return 0;
 }
 
@@ -471,7 +470,9 @@ static void run_restore(const char *target, uint32_t flows)
 	ra.t = fw_table_create("restored", flows + 1024, 1024, 0);
 	ra.slots = fw_slots_create(0, flows);
 	t0 = rte_get_tsc_cycles();
+	fw_restore_batch_init(&ra.b, ra.t, ra.slots, &ra.st);
 	rc = ckpt_state_scan(k.r, CKPT_SCAN_TOMBSTONES, restore_one, &ra, NULL);
+	fw_restore_batch_flush(&ra.b);
 	fw_restore_finish(ra.t, ra.slots, &worker.ctx, fw_worker_now(&worker), &ra.st);
 	ms = (double)(rte_get_tsc_cycles() - t0) * 1e3 / (double)rte_get_tsc_hz();
 	printf("%-10u %-34s %10.1f %10" PRIu64 "\n", flows, target, ms, ra.st.conns);

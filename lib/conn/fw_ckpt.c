@@ -197,6 +197,7 @@ int fw_restore_add(struct fw_table *t, struct fw_slots *slots, const struct ckpt
 	const enum fw_module_id m = (enum fw_module_id)rec->module_id;
 	struct fw_conn *c;
 	struct fw_key key;
+	bool created;
 
 	st->records++;
 	if (rec->flags & CKPT_REC_F_TOMBSTONE) {
@@ -217,13 +218,12 @@ int fw_restore_add(struct fw_table *t, struct fw_slots *slots, const struct ckpt
 		st->bad_slice++;
 		return 0;
 	}
-	c = fw_table_lookup(t, &key);
+	c = fw_table_get_or_add(t, &key, rec->conn_id, &created);
 	if (c == NULL) {
-		c = fw_table_add(t, &key, rec->conn_id);
-		if (c == NULL) {
-			st->no_room++;
-			return -ENOSPC;
-		}
+		st->no_room++;
+		return -ENOSPC;
+	}
+	if (created) {
 		c->flags |= FW_CONN_F_RESTORING;
 	} else if (c->id != rec->conn_id || !(c->flags & FW_CONN_F_RESTORING) ||
 		   (c->present & (1u << m))) {
@@ -251,6 +251,46 @@ int fw_restore_add(struct fw_table *t, struct fw_slots *slots, const struct ckpt
 	c->gen[m] = rec->generation;
 	st->slices++;
 	return 0;
+}
+
+void fw_restore_batch_init(struct fw_restore_batch *b, struct fw_table *t, struct fw_slots *slots,
+			   struct fw_restore_stats *st)
+{
+	b->t = t;
+	b->slots = slots;
+	b->st = st;
+	b->n = 0;
+}
+
+int fw_restore_batch_flush(struct fw_restore_batch *b)
+{
+	struct fw_key keys[FW_RESTORE_BATCH];
+	const struct fw_key *kp[FW_RESTORE_BATCH];
+	struct fw_conn *found[FW_RESTORE_BATCH];
+	int rc = 0;
+
+	for (unsigned int i = 0; i < b->n; i++) {
+		fw_key_from_ckpt(&b->rec[i].key, &keys[i]);
+		kp[i] = &keys[i];
+	}
+	/* The lookups themselves are not needed: the buckets they bring into cache are. */
+	fw_table_lookup_bulk(b->t, kp, b->n, found);
+	for (unsigned int i = 0; i < b->n && rc == 0; i++)
+		rc = fw_restore_add(b->t, b->slots, &b->rec[i], b->st);
+	b->n = 0;
+	return rc;
+}
+
+int fw_restore_batch_add(struct fw_restore_batch *b, const struct ckpt_rec *rec)
+{
+	struct ckpt_rec *r = &b->rec[b->n];
+
+	*r = *rec;
+	if (rec->payload_len) {
+		memcpy(b->payload[b->n], rec->payload, rec->payload_len);
+		r->payload = b->payload[b->n];
+	}
+	return ++b->n == FW_RESTORE_BATCH ? fw_restore_batch_flush(b) : 0;
 }
 
 struct finish {

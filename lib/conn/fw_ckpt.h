@@ -90,6 +90,32 @@ int fw_restore_add(struct fw_table *t, struct fw_slots *slots, const struct ckpt
 		   struct fw_restore_stats *st);
 
 /**
+ * Records gathered for fw_restore_add() in batches: the table's buckets of a whole batch
+ * are fetched together (one bulk lookup), so a restore of a million connections waits on
+ * memory once per batch instead of once per record. Payloads are copied: a reader's
+ * buffer may be reused after its callback returns.
+ */
+#define FW_RESTORE_BATCH 32
+
+struct fw_restore_batch {
+	struct fw_table *t;
+	struct fw_slots *slots;
+	struct fw_restore_stats *st;
+	unsigned int n;
+	struct ckpt_rec rec[FW_RESTORE_BATCH];
+	uint8_t payload[FW_RESTORE_BATCH][CKPT_REC_MAX_PAYLOAD];
+};
+
+void fw_restore_batch_init(struct fw_restore_batch *b, struct fw_table *t, struct fw_slots *slots,
+			   struct fw_restore_stats *st);
+
+/** Add @p rec to the batch; a full batch goes to the table. @return as fw_restore_add(). */
+int fw_restore_batch_add(struct fw_restore_batch *b, const struct ckpt_rec *rec);
+
+/** Hand what the batch holds to the table. @return as fw_restore_add(). */
+int fw_restore_batch_flush(struct fw_restore_batch *b);
+
+/**
  * After every record was added: drop connections without a required slice (their slot
  * pairs go back to @p slots), set each kept connection's clock to @p now_ns and run every
  * present module's on_restore (an FTP expectation comes back, a timer restarts). A

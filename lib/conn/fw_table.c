@@ -119,27 +119,39 @@ struct fw_conn *fw_table_lookup(struct fw_table *t, const struct fw_key *key)
 	return pos >= 0 ? &t->conns[pos] : NULL;
 }
 
-struct fw_conn *fw_table_add(struct fw_table *t, const struct fw_key *key, uint64_t id)
+struct fw_conn *fw_table_get_or_add(struct fw_table *t, const struct fw_key *key, uint64_t id,
+				    bool *created)
 {
+	/* rte_hash_add_key returns the position a key already has; a free one has family 0. */
+	int32_t pos = rte_hash_add_key(t->h, key);
 	struct fw_conn *c;
-	int32_t pos;
 
-	if (rte_hash_lookup(t->h, key) >= 0) {
-		errno = EEXIST;
-		return NULL;
-	}
-	pos = rte_hash_add_key(t->h, key);
 	if (pos < 0) {
 		errno = -pos;
 		return NULL;
 	}
 	c = &t->conns[pos];
+	*created = c->key.family == 0;
+	if (!*created)
+		return c;
 	memset(c, 0, sizeof(*c));
 	c->key = *key;
 	c->id = id;
 	for (int m = 0; m < FW_MOD_MAX; m++)
 		c->slot_pair[m] = UINT32_MAX;
 	t->count++;
+	return c;
+}
+
+struct fw_conn *fw_table_add(struct fw_table *t, const struct fw_key *key, uint64_t id)
+{
+	bool created;
+	struct fw_conn *c = fw_table_get_or_add(t, key, id, &created);
+
+	if (c != NULL && !created) {
+		errno = EEXIST;
+		return NULL;
+	}
 	return c;
 }
 

@@ -7,6 +7,7 @@
 #ifndef FW_TABLE_H
 #define FW_TABLE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "holdfast/fw_module.h"
@@ -35,6 +36,14 @@ struct fw_conn *fw_table_lookup(struct fw_table *t, const struct fw_key *key);
  * @return the connection, or NULL when the table is full (or the key exists: EEXIST).
  */
 struct fw_conn *fw_table_add(struct fw_table *t, const struct fw_key *key, uint64_t id);
+
+/**
+ * The connection with @p key, inserted zeroed with @p id if there is none (*@p created
+ * says which): one hash operation where lookup-then-add costs two.
+ * @return the connection, or NULL with errno ENOSPC when the table is full.
+ */
+struct fw_conn *fw_table_get_or_add(struct fw_table *t, const struct fw_key *key, uint64_t id,
+				    bool *created);
 
 /** Remove @p c; its memory is reused by a later add. */
 void fw_table_del(struct fw_table *t, struct fw_conn *c);
