@@ -8,7 +8,8 @@
  * so their ratio is the cost of holdfast itself.
  *
  *   fw_bench [EAL args] -- [-f 1000,100000,1000000] [-s 2] [-k TARGET]... [-r TARGET]...
- *            [-c TARGET|none]... [-C NEW_CONNS_PER_S]
+ *            [-c TARGET|none]... [-C NEW_CONNS_PER_S] [-t TARGET]...
+ *            [-S SECRET_FILE]
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -37,6 +38,8 @@ static struct rte_mempool *pool;
 static struct fw_config conf;
 static struct fw_shared sh;
 static struct fw_worker worker;
+static uint8_t secret[64]; /* -S FILE: tenant holdfast's secret for remote targets */
+static size_t secret_len;
 
 /* The frame of flow @p i: 198.18.0.1:(1024 + i % 60000) -> 198.19.x.y:80, IPv4 TCP. */
 static void write_flow(uint8_t *f, uint32_t i, uint8_t flags, uint32_t seq, uint32_t ack)
@@ -130,13 +133,13 @@ static int fw_setup(uint32_t max_conns)
 	return fw_worker_init(&worker, &sh, 0, 0);
 }
 
-/* Establish @p flows connections with a real handshake each. */
-static void establish(uint32_t flows)
+/* Establish flows [@p from, @p to) with a real handshake each. */
+static void establish_range(uint32_t from, uint32_t to)
 {
 	uint8_t f[FRAME_LEN];
 	uint64_t now = fw_worker_now(&worker);
 
-	for (uint32_t i = 0; i < flows; i++) {
+	for (uint32_t i = from; i < to; i++) {
 		write_flow(f, i, RTE_TCP_SYN_FLAG, 1000, 0);
 		fw_worker_handle(&worker, f, FRAME_LEN, FW_ZONE_INSIDE, now);
 		write_reply(f, i, RTE_TCP_SYN_FLAG | RTE_TCP_ACK_FLAG, 5000, 1001);
@@ -144,6 +147,11 @@ static void establish(uint32_t flows)
 		write_flow(f, i, RTE_TCP_ACK_FLAG, 1001, 5001);
 		fw_worker_handle(&worker, f, FRAME_LEN, FW_ZONE_INSIDE, now);
 	}
+}
+
+static void establish(uint32_t flows)
+{
+	establish_range(0, flows);
 }
 
 /* IPv4 header checksum per destination group, so recycling writes only what differs. */
@@ -307,6 +315,9 @@ static double run_new_ckpt(const char *target, uint32_t opens)
 		.pairs = (uint64_t)opens * 2,
 		.slot_size = 128,
 		.tenant = "holdfast",
+		.secret = secret,
+		.secret_len = secret_len,
+		.allow_shm = true,
 	};
 
 	rc = fw_checkpointer_init(&k, &cc, worker.table, opens, 0);
@@ -362,6 +373,8 @@ static double run_churn(const char *target, uint32_t flows, double rate, double 
 		.pairs = (uint64_t)(flows + opens_max) * 2,
 		.slot_size = 128,
 		.tenant = "holdfast",
+		.secret = secret,
+		.secret_len = secret_len,
 		.allow_shm = true,
 	};
 	if (ckpt) {
@@ -454,6 +467,9 @@ static void run_restore(const char *target, uint32_t flows)
 		.pairs = (uint64_t)flows,
 		.slot_size = 128,
 		.tenant = "holdfast",
+		.secret = secret,
+		.secret_len = secret_len,
+		.allow_shm = true,
 	};
 	rc = fw_checkpointer_init(&k, &cc, worker.table, flows, 0);
 	if (rc || k.r == NULL) {
@@ -487,12 +503,127 @@ static void run_restore(const char *target, uint32_t flows)
 	memset(&sh, 0, sizeof(sh));
 }
 
+struct follow_arg {
+	struct fw_shadow *sh;
+	struct fw_restore_stats st;
+	uint64_t n;
+};
+
+static int follow_one(const struct ckpt_rec *rec, void *arg)
+{
+	struct follow_arg *fa = arg;
+
+	fa->n++;
+	if (!fw_ckpt_is_gap(rec))
+		fw_shadow_apply(fa->sh, rec, &fa->st);
+	return 0;
+}
+
+static double ms_since(uint64_t t0)
+{
+	return (double)(rte_get_tsc_cycles() - t0) * 1e3 / (double)rte_get_tsc_hz();
+}
+
+/*
+ * Standby takeover: a primary (this worker, checkpointing into @p target with a log)
+ * establishes @p flows connections in chunks while a standby follows its log into a shadow
+ * table after each chunk, as its poll would. The last 1 % is left unread, as when the
+ * primary dies between two polls. Takeover = read the rest of the log, finish every
+ * connection (timers, expectations), continue the primary's rings. Lease expiry and port
+ * start are not in it: the first is configured (lease-ms), the second the NIC's.
+ */
+static void run_takeover(const char *target, uint32_t flows)
+{
+	static unsigned int seq;
+	const uint32_t chunk = flows / 100;
+	struct ckpt_client_opts o = {.tenant = "holdfast",
+				     .secret = secret,
+				     .secret_len = secret_len,
+				     .allow_shm = true};
+	struct follow_arg fa = {0};
+	struct fw_checkpointer k;
+	struct ckpt_client *cl;
+	struct ckpt_region *state = NULL, *log = NULL;
+	struct fw_table *t;
+	struct fw_slots *slots;
+	char region[64];
+	double ms_log, ms_finish, ms_refresh;
+	uint64_t t0;
+	uint32_t kept;
+
+	if (fw_setup(flows + 1024) != 0)
+		return;
+	snprintf(region, sizeof(region), "takeover-%d-%u", (int)getpid(), seq++);
+	struct fw_ckpt_conf cc = {
+		.target = target,
+		.region = region,
+		.store_size = (uint64_t)flows * 2 * 2 * 128 + (512u << 20),
+		.pairs = (uint64_t)flows,
+		.slot_size = 128,
+		.log_size = 64u << 20,
+		.tenant = "holdfast",
+		.secret = secret,
+		.secret_len = secret_len,
+		.allow_shm = true,
+	};
+	if (fw_checkpointer_init(&k, &cc, worker.table, flows, 0) != 0 || k.r == NULL) {
+		fprintf(stderr, "fw_bench: checkpoint target %s unusable\n", target);
+		return;
+	}
+	worker.ckpt = &k;
+	cl = ckpt_connect(target, &o);
+	t = fw_table_create("standby", flows + 1024, 1024, 0);
+	slots = fw_slots_create(0, flows);
+	if (cl == NULL || t == NULL || slots == NULL ||
+	    ckpt_region_open(cl, k.state_name, &state) != 0 ||
+	    ckpt_region_open(cl, k.log_name, &log) != 0) {
+		fprintf(stderr, "fw_bench: standby cannot open %s at %s\n", k.state_name, target);
+		return;
+	}
+	fa.sh = fw_shadow_create(t, slots);
+	for (uint32_t i = 0; i < flows; i += chunk) {
+		establish_range(i, i + chunk);
+		while (k.qhead != k.qtail || ckpt_posted(k.r) != ckpt_durable(k.r) ||
+		       ckpt_posted(k.log) != ckpt_durable(k.log))
+			fw_checkpointer_tick(&k, fw_worker_now(&worker));
+		if (i + chunk < flows) /* the standby's poll; the last chunk stays unread */
+			ckpt_log_read(log, follow_one, &fa, false, NULL);
+	}
+	t0 = rte_get_tsc_cycles();
+	ckpt_log_read(log, follow_one, &fa, false, NULL);
+	ms_log = ms_since(t0);
+	t0 = rte_get_tsc_cycles();
+	kept = fw_restore_finish(t, slots, &worker.ctx, fw_worker_now(&worker), &fa.st);
+	ms_finish = ms_since(t0);
+	t0 = rte_get_tsc_cycles();
+	ckpt_region_refresh(state);
+	ckpt_region_refresh(log);
+	ms_refresh = ms_since(t0);
+	printf("%-10u %-34s %9.1f %9.1f %9.1f %9.1f %9u %9" PRIu64 "\n", flows, target,
+	       ms_log + ms_finish + ms_refresh, ms_log, ms_finish, ms_refresh, kept, fa.n);
+	fflush(stdout);
+	worker.ckpt = NULL;
+	fw_shadow_free(&fa.sh);
+	ckpt_region_close(&log);
+	ckpt_region_close(&state);
+	ckpt_disconnect(&cl);
+	fw_slots_free(&slots);
+	fw_table_free(&t);
+	ckpt_region_delete(k.cl, k.state_name);
+	ckpt_region_delete(k.cl, k.log_name);
+	fw_checkpointer_release(&k);
+	fw_worker_release(&worker);
+	fw_acl_free((struct fw_acl **)&sh.acl);
+	fw_config_release(&conf);
+	memset(&sh, 0, sizeof(sh));
+}
+
 int main(int argc, char **argv)
 {
 	const char *restore_targets[4];
 	unsigned int nrestore = 0;
-	const char *ckpt_targets[4], *churn_targets[5];
-	unsigned int nckpt = 0, nchurn = 0;
+	const char *ckpt_targets[4], *churn_targets[5], *takeover_targets[4];
+	unsigned int nckpt = 0, nchurn = 0, ntakeover = 0;
 	double churn_rate = 100000;
 	uint32_t flow_counts[8] = {1000, 100000, 1000000};
 	unsigned int nflows = 3;
@@ -503,7 +634,7 @@ int main(int argc, char **argv)
 	if (n < 0)
 		return 1;
 	argc -= n, argv += n;
-	while ((c = getopt(argc, argv, "f:s:k:r:c:C:")) != -1) {
+	while ((c = getopt(argc, argv, "f:s:k:r:c:C:t:S:")) != -1) {
 		if (c == 'f') {
 			char *save = NULL;
 
@@ -517,6 +648,17 @@ int main(int argc, char **argv)
 			ckpt_targets[nckpt++] = optarg;
 		} else if (c == 'c' && nchurn < 5) {
 			churn_targets[nchurn++] = optarg;
+		} else if (c == 'S') {
+			int rc = ckpt_secret_load(optarg, "holdfast", secret, sizeof(secret));
+
+			if (rc < 0) {
+				fprintf(stderr, "fw_bench: %s: no secret for tenant holdfast: %s\n",
+					optarg, strerror(-rc));
+				return 2;
+			}
+			secret_len = (size_t)rc;
+		} else if (c == 't' && ntakeover < 4) {
+			takeover_targets[ntakeover++] = optarg;
 		} else if (c == 'C') {
 			churn_rate = atof(optarg);
 		} else if (c == 'r' && nrestore < 4) {
@@ -524,7 +666,8 @@ int main(int argc, char **argv)
 		} else {
 			fprintf(stderr, "usage: fw_bench [EAL] -- [-f 1000,100000] [-s SECONDS] "
 					"[-k CKPT_TARGET]... [-r CKPT_TARGET]...\n"
-					"       [-c CKPT_TARGET|none]... [-C NEW_CONNS_PER_S]\n");
+					"       [-c CKPT_TARGET|none]... [-C NEW_CONNS_PER_S] "
+					"[-t CKPT_TARGET]... [-S SECRET_FILE]\n");
 			return 2;
 		}
 	}
@@ -589,6 +732,13 @@ int main(int argc, char **argv)
 			printf("\n%-10s %-34s %10s %10s\n", "restore", "from", "ms", "conns");
 		run_restore(restore_targets[t], 100000);
 		run_restore(restore_targets[t], 1000000);
+	}
+	for (unsigned int t = 0; t < ntakeover; t++) {
+		if (t == 0)
+			printf("\n%-10s %-34s %9s %9s %9s %9s %9s %9s\n", "takeover", "from",
+			       "total ms", "log ms", "finish ms", "rings ms", "conns", "followed");
+		run_takeover(takeover_targets[t], 100000);
+		run_takeover(takeover_targets[t], 1000000);
 	}
 	rte_eal_cleanup();
 	return 0;

@@ -25,6 +25,7 @@ done
 
 dir=$(mktemp -d /dev/shm/hf-bench.XXXXXX)
 srv_pid=""
+fw_remote=()
 # Stop the server: TERM, and KILL if it has not gone within 5 s; then what it left behind
 # (libfabric's shm provider names its segment /dev/shm/<pid>:0:0 and a killed server
 # cannot remove it).
@@ -44,8 +45,10 @@ stop_server() {
   rm -f "/dev/shm/$srv_pid:"*
   srv_pid=""
 }
+hp_before=""
 cleanup() {
   stop_server
+  [ -z "$hp_before" ] || echo "$hp_before" >/proc/sys/vm/nr_hugepages 2>/dev/null || true
   rm -rf "$dir"
 }
 trap cleanup EXIT
@@ -73,6 +76,7 @@ wait_ready() {
 if [ -n "$srv" ] && [ -n "$ctl" ]; then
   umask 077
   printf 'bench %s\n' "$(head -c 24 /dev/urandom | base64 | tr -d '/+=')" >"$dir/secret"
+  printf 'holdfast %s\n' "$(head -c 24 /dev/urandom | base64 | tr -d '/+=')" >>"$dir/secret"
   port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   shm_name=hf-bench-$$
   tcp=ofi+tcp://127.0.0.1:$port
@@ -86,11 +90,11 @@ if [ -n "$srv" ] && [ -n "$ctl" ]; then
       "$bench" --target "$target" --secret-file "$dir/secret" --tenant bench --allow-shm \
         "$@" | tee -a "$results" || echo "bench.sh: $target run failed" >&2
     done
+    fw_remote=(-c "$shm" -c "$tcp" -r "$tcp" -t "$tcp")
   else
     echo "bench.sh: ckptsrv did not come up; its log:" >&2
     tail -20 "$dir/ckptsrv.log" >&2
   fi
-  stop_server
 else
   echo "bench.sh: ckptsrv or ckptctl not built; remote targets skipped" >&2
 fi
@@ -122,10 +126,25 @@ awk '
   }
 ' "$results"
 
-# The appliance: one worker against a plain io-forwarding loop, same run, net_ring ports.
+# The appliance: one worker against a plain io-forwarding loop, same run, net_ring ports;
+# then forwarding under 100k new connections/s with checkpointing off / pmem: / shm / tcp
+# (off measured first and last), restore and standby takeover of 100k and 1M connections.
+# With 2 MB hugepages when they can be reserved (as holdfast runs in production): a million
+# connections spread over 4 KB pages spend the restore in TLB misses.
+eal=(--no-huge -m 4096 --no-shconf)
+hp_before=$(cat /proc/sys/vm/nr_hugepages 2>/dev/null || echo "")
+if [ -n "$hp_before" ] && echo 1536 >/proc/sys/vm/nr_hugepages 2>/dev/null &&
+  [ "$(cat /proc/sys/vm/nr_hugepages)" -ge 1536 ]; then
+  eal=(--in-memory -m 3000)
+  echo; echo "(fw_bench on 2 MB hugepages)"
+else
+  echo; echo "(fw_bench on 4 KB pages: no hugepages could be reserved)"
+fi
 echo
 echo "== holdfast forwarding (one core, 64-byte frames, established TCP flows)"
-"$BUILD/fw_bench" --no-huge -m 4096 --no-pci --no-shconf -l 0 --log-level=lib.eal:error \
-  --log-level=pmd.net.ring:error -- -f 1000,100000,1000000 -s 2 -k "pmem:$dir/fw.pmem" \
-  -r "pmem:$dir/fwr.pmem" 2>&1 |
+"$BUILD/fw_bench" "${eal[@]}" --no-pci -l 0 --log-level=lib.eal:error \
+  --log-level=pmd.net.ring:error -- -f 1000,100000,1000000 -s 2 -S "$dir/secret" \
+  -k "pmem:$dir/fw.pmem" -c none -c "pmem:$dir/fwc.pmem" "${fw_remote[@]:0:4}" -c none \
+  -r "pmem:$dir/fwr.pmem" "${fw_remote[@]:4:2}" -t "pmem:$dir/fwt.pmem" "${fw_remote[@]:6:2}" 2>&1 |
   grep -v '^TELEMETRY'
+stop_server
