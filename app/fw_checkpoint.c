@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +14,7 @@ RTE_LOG_REGISTER_SUFFIX(fw_logtype_ckpt, ckpt, INFO)
 
 #define BACKOFF_MIN_NS	   (100ull * 1000000)
 #define BACKOFF_MAX_NS	   (5000ull * 1000000)
-#define CONNECT_TIMEOUT_MS 200 /* a worker must not stall longer on a dead target */
+#define CONNECT_TIMEOUT_MS 200 /* per operation of a checkpoint client */
 #define IDLE_POLL_NS	   (100ull * 1000000)
 #define LOG_RETRY_NS	   (100ull * 1000000) /* a full log is looked at again this often */
 
@@ -36,8 +37,12 @@ static int open_or_create(struct ckpt_client *cl, const struct pmu_region_params
 	return rc;
 }
 
-/* Connect and open (or create) the state region and the log. @return 0 or -errno. */
-static int attach(struct fw_checkpointer *k)
+/*
+ * Connect and open (or create) the state region and the log into @p out. Reads only what
+ * init set (conf, secret, names), so a reconnect thread may run it beside the worker.
+ * @return 0 or -errno.
+ */
+static int attach_link(const struct fw_checkpointer *k, struct fw_ckpt_link *out)
 {
 	const struct fw_ckpt_conf *c = &k->conf;
 	struct ckpt_client_opts o = {
@@ -61,24 +66,38 @@ static int attach(struct fw_checkpointer *k)
 		.mode = PMU_MODE_APPEND,
 		.size = PMU_REGION_HDR + c->log_size,
 	};
+	struct fw_ckpt_link l = {0};
 	int rc;
 
-	k->cl = ckpt_connect(c->target, &o);
-	if (k->cl == NULL)
+	l.cl = ckpt_connect(c->target, &o);
+	if (l.cl == NULL)
 		return -errno;
-	rc = open_or_create(k->cl, &p, &k->r);
-	if (rc == 0 && ckpt_slot_pairs(k->r) < c->pairs) {
+	rc = open_or_create(l.cl, &p, &l.r);
+	if (rc == 0 && ckpt_slot_pairs(l.r) < c->pairs) {
 		LOG(ERR, "%s: region %s has %u slot pairs, %llu needed\n", c->target, k->state_name,
-		    ckpt_slot_pairs(k->r), (unsigned long long)c->pairs);
+		    ckpt_slot_pairs(l.r), (unsigned long long)c->pairs);
 		rc = -ENOSPC;
 	}
 	if (rc == 0 && c->log_size)
-		rc = open_or_create(k->cl, &lp, &k->log);
+		rc = open_or_create(l.cl, &lp, &l.log);
 	if (rc) {
-		k->r = k->log = NULL;
-		ckpt_disconnect(&k->cl);
+		ckpt_disconnect(&l.cl); /* closes what was opened */
 		return rc;
 	}
+	*out = l;
+	return 0;
+}
+
+static int attach(struct fw_checkpointer *k)
+{
+	struct fw_ckpt_link l;
+	int rc = attach_link(k, &l);
+
+	if (rc)
+		return rc;
+	k->cl = l.cl;
+	k->r = l.r;
+	k->log = l.log;
 	k->log_gap = false;
 	return 0;
 }
@@ -162,6 +181,12 @@ int fw_checkpointer_takeover(struct fw_checkpointer *k, uint64_t now)
 
 void fw_checkpointer_release(struct fw_checkpointer *k)
 {
+	if (k->job_state != FW_CKPT_JOB_IDLE) {
+		pthread_join(k->job_th, NULL);
+		if (k->job_rc == 0)
+			ckpt_disconnect(&k->job_link.cl);
+		k->job_state = FW_CKPT_JOB_IDLE;
+	}
 	if (k->log)
 		ckpt_region_close(&k->log);
 	if (k->r)
@@ -198,16 +223,42 @@ static int queue_all(struct fw_conn *c, void *arg)
 	return 0;
 }
 
+/* A reconnect attempt runs here, beside the worker: it may wait up to its timeouts. */
+static void *reconnect_main(void *arg)
+{
+	struct fw_checkpointer *k = arg;
+
+	k->job_rc = attach_link(k, &k->job_link);
+	__atomic_store_n(&k->job_state, FW_CKPT_JOB_DONE, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* Start an attempt, or adopt a finished one; never waits for the target. */
 static void try_reconnect(struct fw_checkpointer *k, uint64_t now)
 {
-	int rc = attach(k);
+	int state = __atomic_load_n(&k->job_state, __ATOMIC_ACQUIRE);
 
-	if (rc) {
+	if (state == FW_CKPT_JOB_RUNNING)
+		return;
+	if (state == FW_CKPT_JOB_IDLE) {
+		if (pthread_create(&k->job_th, NULL, reconnect_main, k) == 0)
+			k->job_state = FW_CKPT_JOB_RUNNING;
+		else
+			k->retry_at_ns = now + k->backoff_ns;
+		return;
+	}
+	pthread_join(k->job_th, NULL);
+	k->job_state = FW_CKPT_JOB_IDLE;
+	if (k->job_rc) {
 		k->backoff_ns =
 			k->backoff_ns * 2 > BACKOFF_MAX_NS ? BACKOFF_MAX_NS : k->backoff_ns * 2;
 		k->retry_at_ns = now + k->backoff_ns;
 		return;
 	}
+	k->cl = k->job_link.cl;
+	k->r = k->job_link.r;
+	k->log = k->job_link.log;
+	k->log_gap = false;
 	/* Back: whatever changed meanwhile, or was lost with the target, is written again. */
 	k->down = false;
 	k->reconnects++;
@@ -300,7 +351,7 @@ void fw_checkpointer_tick(struct fw_checkpointer *k, uint64_t now)
 		k->idle_poll_at_ns = now + IDLE_POLL_NS;
 	}
 	if (k->down) {
-		if (now < k->retry_at_ns)
+		if (k->job_state == FW_CKPT_JOB_IDLE && now < k->retry_at_ns)
 			return;
 		try_reconnect(k, now);
 		if (k->down)

@@ -14,6 +14,7 @@
 #ifndef FW_CHECKPOINT_H
 #define FW_CHECKPOINT_H
 
+#include <pthread.h>
 #include <stdint.h>
 
 #include "fw_ckpt.h"
@@ -44,6 +45,18 @@ struct fw_ckpt_conf {
 	bool allow_shm;
 };
 
+/** A connection to the target and the worker's regions there. */
+struct fw_ckpt_link {
+	struct ckpt_client *cl;
+	struct ckpt_region *r, *log;
+};
+
+enum {
+	FW_CKPT_JOB_IDLE,
+	FW_CKPT_JOB_RUNNING,
+	FW_CKPT_JOB_DONE
+};
+
 struct fw_checkpointer {
 	struct fw_ckpt_conf conf;
 	uint8_t secret[64];
@@ -60,6 +73,11 @@ struct fw_checkpointer {
 	uint64_t retry_at_ns;
 	uint64_t backoff_ns;
 	uint64_t reconnects;
+	/* A reconnect attempt runs on a thread of its own; the worker adopts its result. */
+	pthread_t job_th;
+	int job_state; /* FW_CKPT_JOB_*, written by the thread once: RUNNING -> DONE */
+	int job_rc;
+	struct fw_ckpt_link job_link;
 	uint64_t idle_poll_at_ns;
 	struct fw_slots *slots;
 	struct fw_conn **queue; /* ring of connections with dirty slices */
@@ -113,8 +131,9 @@ static inline void fw_checkpointer_queue(struct fw_checkpointer *k, struct fw_co
 
 /**
  * Write what is queued (as far as the target takes it), flush, poll. Never waits for the
- * target; while it is down, retries the connection with backoff (an attempt is bounded
- * by a short connect timeout) and, once back, queues every live slice again.
+ * target; while it is down, retries the connection with backoff on a thread of its own
+ * (the worker only looks whether the attempt finished) and, once back, queues every live
+ * slice again.
  */
 void fw_checkpointer_tick(struct fw_checkpointer *k, uint64_t now);
 

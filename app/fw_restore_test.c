@@ -6,6 +6,9 @@
  * a tombstoned connection stays gone and its slot pair's generations keep rising.
  */
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -466,6 +469,57 @@ static void test_full_log_is_skipped_then_marked_once_state_is_durable(void **st
 	unlink(target + 5);
 }
 
+static void test_reconnect_never_stalls_the_worker(void **state)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(sa);
+	char target[64];
+	struct fw_ckpt_conf cc = {
+		.region = "silent", .pairs = 64, .slot_size = 128, .tenant = "holdfast"};
+	uint8_t secret[32] = {1};
+	struct fw_checkpointer k;
+	struct timespec a, b;
+	uint64_t worst = 0, now = S(10);
+	struct box x;
+	int fd;
+
+	(void)state;
+	/* A server that accepts connections (the kernel does) and never says a word. */
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(fd, 16), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	snprintf(target, sizeof(target), "ofi+tcp://127.0.0.1:%u", ntohs(sa.sin_port));
+	cc.target = target;
+	cc.secret = secret;
+	cc.secret_len = sizeof(secret);
+	box_up(&x, "rn", 0);
+	/* At start an attempt may wait (no port runs yet): it times out, and we start down. */
+	assert_int_equal(fw_checkpointer_init(&k, &cc, x.w.table, 64, 0), 0);
+	assert_true(k.down && k.r == NULL);
+	/* Afterwards, the worker's ticks only look: attempts wait on a thread of their own. */
+	for (int i = 0; i < 400 && (i < 10 || k.job_state != FW_CKPT_JOB_IDLE); i++) {
+		clock_gettime(CLOCK_MONOTONIC, &a);
+		fw_checkpointer_tick(&k, now);
+		clock_gettime(CLOCK_MONOTONIC, &b);
+		if ((uint64_t)((b.tv_sec - a.tv_sec) * 1000000000 + (b.tv_nsec - a.tv_nsec)) >
+		    worst)
+			worst = (uint64_t)((b.tv_sec - a.tv_sec) * 1000000000 +
+					   (b.tv_nsec - a.tv_nsec));
+		if (i == 0)
+			assert_int_equal(k.job_state, FW_CKPT_JOB_RUNNING);
+		now += S(1);
+		usleep(2000);
+	}
+	assert_int_equal(k.job_state, FW_CKPT_JOB_IDLE); /* the attempt ended, and failed */
+	assert_true(k.down && k.reconnects == 0);
+	assert_true(worst < 20000000); /* an attempt takes >= 200 ms; a tick far less */
+	fw_checkpointer_release(&k);
+	box_down(&x);
+	close(fd);
+}
+
 static int setup(void **state)
 {
 	char err[128];
@@ -498,6 +552,7 @@ int main(void)
 		cmocka_unit_test(test_restore_drops_what_it_cannot_trust),
 		cmocka_unit_test(test_shadow_keeps_the_newest_slice_whatever_the_order),
 		cmocka_unit_test(test_full_log_is_skipped_then_marked_once_state_is_durable),
+		cmocka_unit_test(test_reconnect_never_stalls_the_worker),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
