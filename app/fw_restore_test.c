@@ -499,7 +499,7 @@ static void test_reconnect_never_stalls_the_worker(void **state)
 	assert_int_equal(fw_checkpointer_init(&k, &cc, x.w.table, 64, 0), 0);
 	assert_true(k.down && k.r == NULL);
 	/* Afterwards, the worker's ticks only look: attempts wait on a thread of their own. */
-	for (int i = 0; i < 400 && (i < 10 || k.job_state != FW_CKPT_JOB_IDLE); i++) {
+	for (int i = 0; i < 3000 && (i < 10 || k.job_state != FW_CKPT_JOB_IDLE); i++) {
 		clock_gettime(CLOCK_MONOTONIC, &a);
 		fw_checkpointer_tick(&k, now);
 		clock_gettime(CLOCK_MONOTONIC, &b);
@@ -514,7 +514,7 @@ static void test_reconnect_never_stalls_the_worker(void **state)
 	}
 	assert_int_equal(k.job_state, FW_CKPT_JOB_IDLE); /* the attempt ended, and failed */
 	assert_true(k.down && k.reconnects == 0);
-	assert_true(worst < 20000000); /* an attempt takes >= 200 ms; a tick far less */
+	assert_true(worst < 20000000); /* an attempt takes >= 1 s (the timeout); a tick far less */
 	fw_checkpointer_release(&k);
 	box_down(&x);
 	close(fd);

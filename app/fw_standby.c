@@ -77,7 +77,13 @@ static void *lease_main(void *arg)
 		pthread_mutex_unlock(&l->mu);
 		if (r == NULL) {
 			cl = connect_target(&l->cc, l->ttl_ms / 2 < 100 ? 100 : l->ttl_ms / 2);
-			rc = cl ? ckpt_region_open(cl, l->name, &r) : -errno;
+			struct ckpt_region_info info;
+
+			/* Asked quietly first: after a server lost its store, the region comes
+			 * back only with the checkpointer's resync. */
+			rc = cl ? ckpt_region_stat(cl, l->name, &info) : -errno;
+			if (rc == 0)
+				rc = ckpt_region_open(cl, l->name, &r);
 		}
 		if (rc == 0)
 			rc = ckpt_lease_renew(r, l->ttl_ms);
@@ -126,7 +132,8 @@ struct fw_lease *fw_lease_start(const struct fw_ckpt_conf *cc, uint32_t ttl_ms)
 		return NULL;
 	}
 	l->cc = *cc;
-	memcpy(l->secret, cc->secret, cc->secret_len);
+	if (cc->secret_len)
+		memcpy(l->secret, cc->secret, cc->secret_len);
 	l->cc.secret = l->secret;
 	l->ttl_ms = ttl_ms;
 	snprintf(l->name, sizeof(l->name), "%s.0", cc->region);

@@ -209,6 +209,34 @@ static int port_setup(uint16_t port, uint16_t nq, struct rte_mempool *pool)
 	return 0;
 }
 
+/*
+ * net_af_packet opens its socket at EAL init, long before the port starts: a standby's
+ * (or a restarting firewall's) socket queues what crossed the wire meanwhile, frames the
+ * primary already forwarded or that belong to the gap. Forwarded now they would be stale
+ * duplicates, so they go. Other drivers receive only once started (and net_pcap's "queue"
+ * is its input file), so only af_packet ports are drained.
+ */
+static void drop_stale_rx(uint16_t port, uint16_t nq)
+{
+	struct rte_eth_dev_info info;
+	struct rte_mbuf *m[64];
+	uint64_t n = 0;
+
+	if (rte_eth_dev_info_get(port, &info) != 0 || strcmp(info.driver_name, "net_af_packet"))
+		return;
+	for (uint16_t q = 0; q < nq; q++) {
+		uint16_t got;
+
+		while ((got = rte_eth_rx_burst(port, q, m, 64)) > 0) {
+			rte_pktmbuf_free_bulk(m, got);
+			n += got;
+		}
+	}
+	if (n)
+		LOG(NOTICE, "port %u: %" PRIu64 " frames queued before it started discarded\n",
+		    port, n);
+}
+
 static int ports_map(const struct fw_config *conf)
 {
 	for (unsigned int i = 0; i < conf->npairs; i++) {
@@ -564,6 +592,8 @@ int main(int argc, char **argv)
 			goto out_stop;
 		}
 	}
+	for (i = 0; i < shared.nports; i++)
+		drop_stale_rx(shared.port_list[i], (uint16_t)nworkers);
 	LOG(INFO, "forwarding: %u pairs, %u workers, %u connections each\n", conf.npairs, nworkers,
 	    conf.max_conns);
 	printf("holdfast: ready\n");

@@ -133,6 +133,15 @@ static int fw_setup(uint32_t max_conns)
 	return fw_worker_init(&worker, &sh, 0, 0);
 }
 
+/* Undo fw_setup(). */
+static void fw_teardown(void)
+{
+	fw_worker_release(&worker);
+	fw_acl_free((struct fw_acl **)&sh.acl);
+	fw_config_release(&conf);
+	memset(&sh, 0, sizeof(sh));
+}
+
 /* Establish flows [@p from, @p to) with a real handshake each. */
 static void establish_range(uint32_t from, uint32_t to)
 {
@@ -325,6 +334,8 @@ static double run_new_ckpt(const char *target, uint32_t opens)
 		rc = -ECONNREFUSED;
 	if (rc) {
 		fprintf(stderr, "fw_bench: checkpoint target %s: %s\n", target, strerror(-rc));
+		fw_checkpointer_release(&k);
+		fw_teardown();
 		return 0;
 	}
 	worker.ckpt = &k;
@@ -337,10 +348,7 @@ static double run_new_ckpt(const char *target, uint32_t opens)
 	worker.ckpt = NULL;
 	ckpt_region_delete(k.cl, k.state_name);
 	fw_checkpointer_release(&k);
-	fw_worker_release(&worker);
-	fw_acl_free((struct fw_acl **)&sh.acl);
-	fw_config_release(&conf);
-	memset(&sh, 0, sizeof(sh));
+	fw_teardown();
 	return rate;
 }
 
@@ -381,6 +389,8 @@ static double run_churn(const char *target, uint32_t flows, double rate, double 
 		if (fw_checkpointer_init(&k, &cc, worker.table, flows + opens_max, 0) != 0 ||
 		    k.r == NULL) {
 			fprintf(stderr, "fw_bench: checkpoint target %s unusable\n", target);
+			fw_checkpointer_release(&k);
+			fw_teardown();
 			return 0;
 		}
 		worker.ckpt = &k;
@@ -423,10 +433,7 @@ static double run_churn(const char *target, uint32_t flows, double rate, double 
 		ckpt_region_delete(k.cl, k.state_name);
 		fw_checkpointer_release(&k);
 	}
-	fw_worker_release(&worker);
-	fw_acl_free((struct fw_acl **)&sh.acl);
-	fw_config_release(&conf);
-	memset(&sh, 0, sizeof(sh));
+	fw_teardown();
 	return mpps;
 }
 
@@ -474,6 +481,8 @@ static void run_restore(const char *target, uint32_t flows)
 	rc = fw_checkpointer_init(&k, &cc, worker.table, flows, 0);
 	if (rc || k.r == NULL) {
 		fprintf(stderr, "fw_bench: checkpoint target %s unusable\n", target);
+		fw_checkpointer_release(&k);
+		fw_teardown();
 		return;
 	}
 	worker.ckpt = &k;
@@ -497,10 +506,7 @@ static void run_restore(const char *target, uint32_t flows)
 	fw_slots_free(&ra.slots);
 	ckpt_region_delete(k.cl, k.state_name);
 	fw_checkpointer_release(&k);
-	fw_worker_release(&worker);
-	fw_acl_free((struct fw_acl **)&sh.acl);
-	fw_config_release(&conf);
-	memset(&sh, 0, sizeof(sh));
+	fw_teardown();
 }
 
 struct follow_arg {
@@ -568,6 +574,8 @@ static void run_takeover(const char *target, uint32_t flows)
 	};
 	if (fw_checkpointer_init(&k, &cc, worker.table, flows, 0) != 0 || k.r == NULL) {
 		fprintf(stderr, "fw_bench: checkpoint target %s unusable\n", target);
+		fw_checkpointer_release(&k);
+		fw_teardown();
 		return;
 	}
 	worker.ckpt = &k;
@@ -578,7 +586,7 @@ static void run_takeover(const char *target, uint32_t flows)
 	    ckpt_region_open(cl, k.state_name, &state) != 0 ||
 	    ckpt_region_open(cl, k.log_name, &log) != 0) {
 		fprintf(stderr, "fw_bench: standby cannot open %s at %s\n", k.state_name, target);
-		return;
+		goto out;
 	}
 	fa.sh = fw_shadow_create(t, slots);
 	for (uint32_t i = 0; i < flows; i += chunk) {
@@ -602,6 +610,7 @@ static void run_takeover(const char *target, uint32_t flows)
 	printf("%-10u %-34s %9.1f %9.1f %9.1f %9.1f %9u %9" PRIu64 "\n", flows, target,
 	       ms_log + ms_finish + ms_refresh, ms_log, ms_finish, ms_refresh, kept, fa.n);
 	fflush(stdout);
+out:
 	worker.ckpt = NULL;
 	fw_shadow_free(&fa.sh);
 	ckpt_region_close(&log);
@@ -612,10 +621,7 @@ static void run_takeover(const char *target, uint32_t flows)
 	ckpt_region_delete(k.cl, k.state_name);
 	ckpt_region_delete(k.cl, k.log_name);
 	fw_checkpointer_release(&k);
-	fw_worker_release(&worker);
-	fw_acl_free((struct fw_acl **)&sh.acl);
-	fw_config_release(&conf);
-	memset(&sh, 0, sizeof(sh));
+	fw_teardown();
 }
 
 int main(int argc, char **argv)
