@@ -5,7 +5,7 @@ import codecs
 import ipaddress
 import shlex
 
-from scapy.all import (ARP, IP, TCP, UDP, Ether, IPv6, IPv6ExtHdrFragment, Raw)
+from scapy.all import ARP, IP, TCP, UDP, Ether, IPv6, Raw
 
 MAC_IN = "02:00:00:00:00:01"   # the host on the inside port (0)
 MAC_OUT = "02:00:00:00:00:02"  # the host on the outside port (1)
@@ -100,15 +100,8 @@ class Scenario:
     def _ip(self, f, from_cli, opt):
         s, d = (f.cli, f.srv) if from_cli else (f.srv, f.cli)
         if f.v6:
-            ip = IPv6(src=s, dst=d, hlim=_num(opt.get("ttl", "64"), "ttl"))
-            if "frag" in opt:
-                off = _num(opt["frag"], "frag")
-                ip = ip / IPv6ExtHdrFragment(offset=off, m=1 if off == 0 else 0, id=7)
-            return ip
+            return IPv6(src=s, dst=d, hlim=_num(opt.get("ttl", "64"), "ttl"))
         kw = {"src": s, "dst": d, "id": 0, "ttl": _num(opt.get("ttl", "64"), "ttl")}
-        if "frag" in opt:
-            off = _num(opt["frag"], "frag")
-            kw.update(frag=off, flags="MF" if off == 0 else 0)
         if "ipopt" in opt:
             kw["options"] = b"\x01\x01\x01\x00"  # NOPs and EOL: any option counts
         return IP(**kw)
@@ -270,7 +263,7 @@ class Scenario:
             elif not eq:
                 raise ScenarioError(f"'{t}': expected OPTION=VALUE")
             elif k in ("data", "len", "seq", "ack", "win", "opts", "ipcsum", "l4csum",
-                       "trunc", "frag", "ttl"):
+                       "trunc", "ttl"):
                 opt[k] = v
             else:
                 raise ScenarioError(f"unknown option '{k}'")
