@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,8 +15,28 @@ RTE_LOG_REGISTER_SUFFIX(fw_logtype_ckpt, ckpt, INFO)
 #define BACKOFF_MAX_NS	   (5000ull * 1000000)
 #define CONNECT_TIMEOUT_MS 200 /* a worker must not stall longer on a dead target */
 #define IDLE_POLL_NS	   (100ull * 1000000)
+#define LOG_RETRY_NS	   (100ull * 1000000) /* a full log is looked at again this often */
 
-/* Connect and open (or create) the state region. @return 0 or -errno. */
+static void go_down(struct fw_checkpointer *k, int err, uint64_t now);
+
+/* Open @p name, or create it with @p p on a first start. @return 0 or -errno. */
+static int open_or_create(struct ckpt_client *cl, const struct pmu_region_params *p,
+			  struct ckpt_region **out)
+{
+	struct ckpt_region_info info;
+	int rc;
+
+	/* Asked quietly first: a missing region is no error. */
+	rc = ckpt_region_stat(cl, p->name, &info);
+	rc = rc == -ENOENT ? ckpt_region_create(cl, p, out)
+	     : rc == 0	   ? ckpt_region_open(cl, p->name, out)
+			   : rc;
+	if (rc == -EEXIST) /* created meanwhile */
+		rc = ckpt_region_open(cl, p->name, out);
+	return rc;
+}
+
+/* Connect and open (or create) the state region and the log. @return 0 or -errno. */
 static int attach(struct fw_checkpointer *k)
 {
 	const struct fw_ckpt_conf *c = &k->conf;
@@ -29,49 +50,59 @@ static int attach(struct fw_checkpointer *k)
 		.store_size = c->store_size,
 	};
 	struct pmu_region_params p = {
-		.name = c->region,
+		.name = k->state_name,
 		.mode = PMU_MODE_OVERWRITE,
 		.size = PMU_REGION_HDR + c->pairs * 2 * c->slot_size + (4u << 20),
 		.slot_size = c->slot_size,
 		.ring_size = 4u << 20,
 	};
-	struct ckpt_region_info info;
+	struct pmu_region_params lp = {
+		.name = k->log_name,
+		.mode = PMU_MODE_APPEND,
+		.size = PMU_REGION_HDR + c->log_size,
+	};
 	int rc;
 
 	k->cl = ckpt_connect(c->target, &o);
 	if (k->cl == NULL)
 		return -errno;
-	/* First start: no region yet (asked quietly: a missing region is no error). */
-	rc = ckpt_region_stat(k->cl, c->region, &info);
-	rc = rc == -ENOENT ? ckpt_region_create(k->cl, &p, &k->r)
-	     : rc == 0	   ? ckpt_region_open(k->cl, c->region, &k->r)
-			   : rc;
-	if (rc == -EEXIST) /* another worker created it meanwhile */
-		rc = ckpt_region_open(k->cl, c->region, &k->r);
+	rc = open_or_create(k->cl, &p, &k->r);
 	if (rc == 0 && ckpt_slot_pairs(k->r) < c->pairs) {
-		LOG(ERR, "%s: region %s has %u slot pairs, %llu needed\n", c->target, c->region,
+		LOG(ERR, "%s: region %s has %u slot pairs, %llu needed\n", c->target, k->state_name,
 		    ckpt_slot_pairs(k->r), (unsigned long long)c->pairs);
 		rc = -ENOSPC;
 	}
+	if (rc == 0 && c->log_size)
+		rc = open_or_create(k->cl, &lp, &k->log);
 	if (rc) {
-		k->r = NULL;
+		k->r = k->log = NULL;
 		ckpt_disconnect(&k->cl);
+		return rc;
 	}
-	return rc;
+	k->log_gap = false;
+	return 0;
+}
+
+static bool fatal(int rc)
+{
+	return rc == -ENOSPC || rc == -EINVAL || rc == -EPROTONOSUPPORT || rc == -EACCES;
 }
 
 int fw_checkpointer_init(struct fw_checkpointer *k, const struct fw_ckpt_conf *conf,
-			 struct fw_table *table, uint32_t first, uint32_t count, uint32_t queue_cap)
+			 struct fw_table *table, uint32_t queue_cap, unsigned int flags)
 {
 	int rc;
 
 	memset(k, 0, sizeof(*k));
-	if (conf->secret_len > sizeof(k->secret))
+	if (conf->secret_len > sizeof(k->secret) || conf->pairs == 0 ||
+	    conf->pairs > UINT32_MAX / 2)
 		return -EINVAL;
 	k->conf = *conf;
 	memcpy(k->secret, conf->secret, conf->secret_len);
+	snprintf(k->state_name, sizeof(k->state_name), "%s.%u", conf->region, conf->worker);
+	snprintf(k->log_name, sizeof(k->log_name), "%s.%u.log", conf->region, conf->worker);
 	k->table = table;
-	k->slots = fw_slots_create(first, count);
+	k->slots = fw_slots_create(0, (uint32_t)conf->pairs);
 	k->queue = calloc(queue_cap, sizeof(*k->queue));
 	if (k->slots == NULL || k->queue == NULL) {
 		fw_checkpointer_release(k);
@@ -79,8 +110,13 @@ int fw_checkpointer_init(struct fw_checkpointer *k, const struct fw_ckpt_conf *c
 	}
 	k->qcap = queue_cap;
 	k->backoff_ns = BACKOFF_MIN_NS;
+	if (flags & FW_CKPT_DETACHED) {
+		k->down = true;
+		k->retry_at_ns = UINT64_MAX;
+		return 0;
+	}
 	rc = attach(k);
-	if (rc == -ENOSPC || rc == -EINVAL || rc == -EPROTONOSUPPORT || rc == -EACCES) {
+	if (fatal(rc)) {
 		LOG(ERR, "%s: %s\n", conf->target, strerror(-rc));
 		fw_checkpointer_release(k);
 		return rc;
@@ -93,8 +129,41 @@ int fw_checkpointer_init(struct fw_checkpointer *k, const struct fw_ckpt_conf *c
 	return 0;
 }
 
+int fw_checkpointer_attach(struct fw_checkpointer *k, uint64_t now)
+{
+	int rc = attach(k);
+
+	k->down = rc != 0;
+	k->retry_at_ns = rc ? now : 0;
+	return rc;
+}
+
+int fw_checkpointer_takeover(struct fw_checkpointer *k, uint64_t now)
+{
+	int rc;
+
+	if (k->r == NULL) {
+		rc = fw_checkpointer_attach(k, now);
+	} else {
+		/* Opened while the primary wrote them: its rings went on since. */
+		rc = ckpt_region_refresh(k->r);
+		if (rc == 0 && k->log != NULL)
+			rc = ckpt_region_refresh(k->log);
+		if (rc)
+			go_down(k, rc, now);
+	}
+	if (rc) {
+		LOG(WARNING, "%s: %s; going on without it, retrying\n", k->conf.target,
+		    strerror(-rc));
+		k->retry_at_ns = now;
+	}
+	return rc;
+}
+
 void fw_checkpointer_release(struct fw_checkpointer *k)
 {
+	if (k->log)
+		ckpt_region_close(&k->log);
 	if (k->r)
 		ckpt_region_close(&k->r);
 	ckpt_disconnect(&k->cl);
@@ -111,6 +180,8 @@ static void go_down(struct fw_checkpointer *k, int err, uint64_t now)
 		LOG(WARNING, "checkpoint target %s lost: %s; forwarding goes on, reconnecting\n",
 		    k->conf.target, strerror(-err));
 	k->down = true;
+	if (k->log)
+		ckpt_region_close(&k->log);
 	if (k->r)
 		ckpt_region_close(&k->r);
 	ckpt_disconnect(&k->cl);
@@ -147,6 +218,37 @@ static void try_reconnect(struct fw_checkpointer *k, uint64_t now)
 	    k->conf.target, k->qtail - k->qhead);
 }
 
+/* Append @p rec to the log too, unless the log is full (see the file comment of the .h). */
+static void log_put(struct fw_checkpointer *k, const struct ckpt_rec *rec)
+{
+	if (k->log == NULL)
+		return;
+	if (!k->log_gap) {
+		if (ckpt_log_append(k->log, rec, NULL) == 0) {
+			k->cnt.log_records++;
+			return;
+		}
+		k->log_gap = true;
+		k->cnt.log_gaps++;
+		k->log_retry_ns = 0;
+	}
+	k->log_gap_ticket = ckpt_posted(k->r);
+}
+
+/* Close a gap once every change it skipped is durable in the state region. */
+static void log_mend(struct fw_checkpointer *k, uint64_t now)
+{
+	struct ckpt_rec marker;
+
+	if (now < k->log_retry_ns || ckpt_durable(k->r) < k->log_gap_ticket)
+		return;
+	fw_ckpt_gap_marker(++k->log_gap_seq, &marker);
+	if (ckpt_log_append(k->log, &marker, NULL) == 0)
+		k->log_gap = false;
+	else
+		k->log_retry_ns = now + LOG_RETRY_NS;
+}
+
 /* Write one dirty slice. @return 0, -EAGAIN (target queue full: try next tick) or -errno. */
 static int write_slice(struct fw_checkpointer *k, struct fw_conn *c, enum fw_module_id m)
 {
@@ -170,6 +272,7 @@ static int write_slice(struct fw_checkpointer *k, struct fw_conn *c, enum fw_mod
 		c->gen[m] = gen; /* not written: the next try reuses the generation */
 		return rc;
 	}
+	log_put(k, &rec);
 	k->cnt.slices[m]++;
 	k->cnt.bytes += ckpt_rec_size(rec.payload_len);
 	return 0;
@@ -190,7 +293,8 @@ void fw_checkpointer_tick(struct fw_checkpointer *k, uint64_t now)
 	 * target is only polled every IDLE_POLL_NS, so that its loss is still noticed (and
 	 * the resync follows) while the lcore pays no system call per pass.
 	 */
-	if (!k->down && k->qhead == k->qtail && ckpt_posted(k->r) == ckpt_durable(k->r)) {
+	if (!k->down && k->qhead == k->qtail && ckpt_posted(k->r) == ckpt_durable(k->r) &&
+	    !k->log_gap && (k->log == NULL || ckpt_posted(k->log) == ckpt_durable(k->log))) {
 		if (now < k->idle_poll_at_ns)
 			return;
 		k->idle_poll_at_ns = now + IDLE_POLL_NS;
@@ -202,6 +306,8 @@ void fw_checkpointer_tick(struct fw_checkpointer *k, uint64_t now)
 		if (k->down)
 			return;
 	}
+	if (k->log_gap)
+		log_mend(k, now);
 	while (k->qhead != k->qtail) {
 		struct fw_conn *c = k->queue[k->qhead % k->qcap];
 
@@ -231,6 +337,9 @@ void fw_checkpointer_tick(struct fw_checkpointer *k, uint64_t now)
 	}
 	if (ckpt_posted(k->r) != ckpt_durable(k->r))
 		rc = ckpt_flush(k->r);
+	if (k->log != NULL && ckpt_posted(k->log) != ckpt_durable(k->log) &&
+	    (rc >= 0 || rc == -EAGAIN))
+		rc = ckpt_flush(k->log);
 	if (rc >= 0 || rc == -EAGAIN)
 		rc = ckpt_poll(k->cl);
 	if (rc < 0 && target_error(rc))
@@ -249,9 +358,10 @@ void fw_checkpointer_forget(struct fw_checkpointer *k, struct fw_conn *c)
 			continue;
 		c->gen[m]++;
 		fw_ckpt_tombstone(c, (enum fw_module_id)m, &rec);
-		if (k->r != NULL && ckpt_slot_write(k->r, &rec, true, &ticket) == 0)
+		if (k->r != NULL && ckpt_slot_write(k->r, &rec, true, &ticket) == 0) {
 			k->cnt.tombstones++;
-		else
+			log_put(k, &rec);
+		} else
 			k->cnt.failures++; /* the slice may come back at a restore, and expire */
 		fw_slots_put(k->slots, c->slot_pair[m], c->gen[m]);
 		c->slot_pair[m] = UINT32_MAX;

@@ -2,8 +2,14 @@
 /*
  * A worker's checkpointer: modules mark slices dirty, the worker queues the connection
  * once, and each tick writes the latest state of every queued slice into the worker's
- * share of the state region (batched, never waited for). Repeated changes before a tick
- * coalesce into one write; an expired connection leaves tombstones. Private to holdfast.
+ * state region NAME.W (batched, never waited for) and appends it to the worker's log
+ * NAME.W.log, which a standby follows. Repeated changes before a tick coalesce into one
+ * write; an expired connection leaves tombstones. Private to holdfast.
+ *
+ * The log is best effort: with no standby reading it, it fills up and the checkpointer
+ * stops appending (it looks again every 100 ms). It appends a gap marker when it can again,
+ * but only once the state region holds every change the log missed durably, so a reader
+ * that meets the marker and rescans the state region misses nothing.
  */
 #ifndef FW_CHECKPOINT_H
 #define FW_CHECKPOINT_H
@@ -19,14 +25,18 @@ struct fw_ckpt_counters {
 	uint64_t bytes;
 	uint64_t failures; /* posts refused by the target (not -EAGAIN) */
 	uint64_t deferred; /* ticks that stopped on a full queue */
+	uint64_t log_records;
+	uint64_t log_gaps; /* times the log filled up (no standby reading) */
 };
 
 /** Where and how a worker checkpoints. */
 struct fw_ckpt_conf {
 	const char *target;
-	const char *region;
+	const char *region;  /**< name prefix: this worker's regions are NAME.W, NAME.W.log */
+	unsigned int worker; /**< W */
 	uint64_t store_size; /**< pmem: size of a store created on first start */
-	uint64_t pairs;	     /**< slot pairs of the whole region (all workers) */
+	uint64_t pairs;	     /**< slot pairs of the worker's state region */
+	uint64_t log_size;   /**< log ring bytes; 0: no log */
 	uint32_t slot_size;
 	const char *tenant;
 	const uint8_t *secret; /**< remote targets */
@@ -39,8 +49,14 @@ struct fw_checkpointer {
 	uint8_t secret[64];
 	struct fw_table *table; /* walked to resynchronise after the target comes back */
 	struct ckpt_client *cl;
-	struct ckpt_region *r; /* NULL while the target is down */
+	char state_name[PMU_NAME_MAX], log_name[PMU_NAME_MAX];
+	struct ckpt_region *r;	 /* NULL while the target is down */
+	struct ckpt_region *log; /* NULL: no log (or the target is down) */
 	bool down;
+	bool log_gap;		 /* appends skipped since the last gap marker */
+	uint64_t log_gap_ticket; /* the state write the marker must wait for */
+	uint64_t log_retry_ns;
+	uint64_t log_gap_seq;
 	uint64_t retry_at_ns;
 	uint64_t backoff_ns;
 	uint64_t reconnects;
@@ -52,16 +68,33 @@ struct fw_checkpointer {
 	struct fw_ckpt_counters cnt;
 };
 
+/** fw_checkpointer_init() flag: a standby's; it attaches at takeover. */
+#define FW_CKPT_DETACHED 0x1u
+
 /**
- * Connect to the target and open the state region (created on first start) for the
- * worker owning @p table and slot pairs [first, first + count). An unreachable target is
- * not an error: the checkpointer starts down and keeps retrying (k->r stays NULL).
+ * Connect to the target and open the worker's regions (created on first start) for the
+ * worker owning @p table. An unreachable target is not an error: the checkpointer starts
+ * down and keeps retrying (k->r stays NULL). With FW_CKPT_DETACHED nothing is opened until
+ * fw_checkpointer_attach().
  * @return 0, or -errno for what retrying cannot fix (memory, a region too small, bad
- *   target syntax).
+ *   target syntax, a refused secret).
  */
 int fw_checkpointer_init(struct fw_checkpointer *k, const struct fw_ckpt_conf *conf,
-			 struct fw_table *table, uint32_t first, uint32_t count,
-			 uint32_t queue_cap);
+			 struct fw_table *table, uint32_t queue_cap, unsigned int flags);
+
+/**
+ * A standby: open the primary's regions (which exist) ahead of a takeover. On failure the
+ * checkpointer stays down, and fw_checkpointer_takeover() tries again.
+ * @return 0 or -errno.
+ */
+int fw_checkpointer_attach(struct fw_checkpointer *k, uint64_t now);
+
+/**
+ * A standby taking over: continue the regions where the primary left them (open them now
+ * if they are not open yet). On failure the checkpointer is down and retries, with a
+ * resync, from its next tick. @return 0 or -errno.
+ */
+int fw_checkpointer_takeover(struct fw_checkpointer *k, uint64_t now);
 
 void fw_checkpointer_release(struct fw_checkpointer *k);
 

@@ -37,6 +37,9 @@ void fw_config_defaults(struct fw_config *c)
 	snprintf(c->ckpt_target, sizeof(c->ckpt_target), "%s", FW_CKPT_DEFAULT_TARGET);
 	snprintf(c->ckpt_region, sizeof(c->ckpt_region), "holdfast-state");
 	snprintf(c->ckpt_tenant, sizeof(c->ckpt_tenant), "holdfast");
+	c->ckpt_log_size = 4u << 20;
+	c->lease_ms = 500;
+	c->standby_poll_ms = 10;
 	c->ftp_ports[0] = 21;
 	c->nftp_ports = 1;
 	c->rules.policy = FW_ACT_DROP;
@@ -181,6 +184,23 @@ int fw_config_set(struct fw_config *c, const char *line, const char *where, char
 	} else if (strcmp(w[0], "ckpt-size") == 0) {
 		if (ckpt_parse_size(w[1], &c->ckpt_size) != 0 || c->ckpt_size < (1u << 20))
 			return fail(err, errlen, where, "ckpt-size: bytes (k/M/G), at least 1M");
+	} else if (strcmp(w[0], "ckpt-log-size") == 0) {
+		if (ckpt_parse_size(w[1], &c->ckpt_log_size) != 0 ||
+		    (c->ckpt_log_size != 0 && c->ckpt_log_size < (64u << 10)) ||
+		    c->ckpt_log_size > (1ull << 32))
+			return fail(err, errlen, where,
+				    "ckpt-log-size: 0 (no standby) or 64k to 4G bytes");
+	} else if (strcmp(w[0], "lease-ms") == 0) {
+		if (parse_uint(w[1], 3600000, &v) || v < 50)
+			return fail(err, errlen, where, "lease-ms: 50 to 3600000 milliseconds");
+		c->lease_ms = (uint32_t)v;
+	} else if (strcmp(w[0], "standby-poll-ms") == 0) {
+		if (parse_uint(w[1], 10000, &v) || v == 0)
+			return fail(err, errlen, where, "standby-poll-ms: 1 to 10000 milliseconds");
+		c->standby_poll_ms = (uint32_t)v;
+	} else if (strcmp(w[0], "standby") == 0) {
+		if (parse_bool_word(w[1], "yes", "no", &c->standby))
+			return fail(err, errlen, where, "standby: yes or no");
 	} else if (strcmp(w[0], "reject-rate") == 0) {
 		if (parse_uint(w[1], 1000000, &v))
 			return fail(err, errlen, where,

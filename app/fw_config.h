@@ -43,7 +43,11 @@ struct fw_config {
 	struct fw_timeouts timeouts;
 	char rules_source[128];	    /**< "" (the file's rules) or "nft:TABLE" */
 	char ckpt_target[256];	    /**< checkpoint target, or "none" */
-	char ckpt_region[64];	    /**< state region name */
+	char ckpt_region[56];	    /**< region name prefix: NAME.W (state), NAME.W.log */
+	uint64_t ckpt_log_size;	    /**< each worker's log ring for a standby (0: no log) */
+	uint32_t lease_ms;	    /**< the primary's lease: a standby takes over after it */
+	uint32_t standby_poll_ms;   /**< how often a standby reads the log and the lease */
+	bool standby;		    /**< start as the standby of a running primary */
 	uint64_t ckpt_size;	    /**< size of a store created on first start (0: computed) */
 	char ckpt_secret_file[256]; /**< remote targets: "tenant secret" lines */
 	char ckpt_tenant[64];	    /**< the tenant this firewall is at the server */

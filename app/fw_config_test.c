@@ -45,6 +45,10 @@ static void test_config_reads_every_setting(void **state)
 		   "timeout udp-unreplied 10\n"
 		   "policy reject\n"
 		   "reject-rate 50\n"
+		   "ckpt-log-size 1M\n"
+		   "lease-ms 2000\n"
+		   "standby-poll-ms 5\n"
+		   "standby yes\n"
 		   "\n"
 		   "rule accept from inside proto tcp dport 80\n"
 		   "rule drop src 198.18.0.0/15\n");
@@ -58,13 +62,15 @@ static void test_config_reads_every_setting(void **state)
 	assert_true(c.pass_non_ip && c.pass_fragments && !c.pass_ip_options);
 	assert_int_equal(c.nftp_ports, 2);
 	assert_int_equal(c.ftp_ports[1], 2121);
+	assert_true(c.ckpt_log_size == 1u << 20 && c.lease_ms == 2000 && c.standby_poll_ms == 5);
+	assert_true(c.standby);
 	assert_int_equal(c.timeouts.tcp_established, 3600);
 	assert_int_equal(c.timeouts.udp_unreplied, 10);
 	assert_int_equal(c.timeouts.tcp_time_wait, 120); /* default kept */
 	assert_int_equal(c.rules.policy, FW_ACT_REJECT);
 	assert_int_equal(c.reject_rate, 50);
 	assert_int_equal(c.rules.n, 2);
-	assert_non_null(strstr(c.rules.rules[0].origin, ":14"));
+	assert_non_null(strstr(c.rules.rules[0].origin, ":18"));
 	assert_int_equal(c.rules.rules[1].action, FW_ACT_DROP);
 	fw_config_release(&c);
 	unlink(path);
@@ -102,6 +108,12 @@ static void test_config_errors_name_line_and_reason(void **state)
 	expect_error("reject-rate fast\n", ":1: reject-rate");
 	expect_error("ckpt nfs://x\n", ":1: ckpt: none, pmem:/path");
 	expect_error("ckpt-size 10\n", ":1: ckpt-size");
+	expect_error("ckpt-log-size 1k\n", ":1: ckpt-log-size: 0 (no standby)");
+	expect_error("lease-ms 10\n", ":1: lease-ms: 50 to");
+	expect_error("standby-poll-ms 0\n", ":1: standby-poll-ms");
+	expect_error("standby maybe\n", ":1: standby: yes or no");
+	expect_error("ckpt-region a2345678901234567890123456789012345678901234567890123456\n",
+		     ":1: ckpt-region: at most 55 characters");
 	expect_error("fragments\n", ":1: fragments: expected one value");
 	expect_error("policy allow\n", ":1: policy");
 	expect_error("timeout tcp-forever 5\n", ":1: timeout: unknown name 'tcp-forever'");

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 #include <rte_ip.h>
 
+#include "fw_checkpoint.h"
 #include "fw_ckpt.h"
 #include "fw_test_eal.h"
 #include "fw_test_frame.h"
@@ -278,6 +279,180 @@ static void test_slots_keep_generations_across_owners(void **state)
 	assert_null(s);
 }
 
+/* Encode module @p m's slice of @p c at its next generation (a pair from @p slots). */
+static void next_record(struct fw_conn *c, enum fw_module_id m, struct fw_slots *slots,
+			uint8_t *payload, struct ckpt_rec *rec)
+{
+	if (c->slot_pair[m] == UINT32_MAX)
+		c->slot_pair[m] = fw_slots_get(slots, &c->gen[m]);
+	c->gen[m]++;
+	assert_int_equal(fw_ckpt_slice(c, m, payload, CKPT_REC_MAX_PAYLOAD, rec), 0);
+}
+
+static void test_shadow_keeps_the_newest_slice_whatever_the_order(void **state)
+{
+	uint8_t p1[CKPT_REC_MAX_PAYLOAD], p2[CKPT_REC_MAX_PAYLOAD], p3[CKPT_REC_MAX_PAYLOAD];
+	uint8_t pu[CKPT_REC_MAX_PAYLOAD], ea[64], eb[64];
+	uint8_t x[4] = {198, 18, 0, 1}, y[4] = {198, 19, 0, 2};
+	struct fw_restore_stats st = {0};
+	struct ckpt_rec r1, r2, r3, ru, tomb, gap;
+	struct fw_shadow *sh;
+	struct fw_conn *ca, *cb;
+	struct fw_key key;
+	struct box a, b;
+	int n;
+
+	(void)state;
+	box_up(&a, "sa", 0);
+	box_up(&b, "sb", 1);
+	sh = fw_shadow_create(b.w.table, b.slots);
+	assert_non_null(sh);
+
+	/* The primary's TCP connection at three points of its life: SYN, established, data. */
+	assert_int_equal(pkt(&a, 6, 1000, 80, false, 0x02, 100, 0, NULL, S(1)), FW_PASS);
+	fw_key_make(&key, 4, 6, x, y, htons(1000), htons(80));
+	ca = fw_table_lookup(a.w.table, &key);
+	next_record(ca, FW_MOD_TCP, a.slots, p1, &r1);
+	assert_int_equal(pkt(&a, 6, 1000, 80, true, 0x12, 900, 101, NULL, S(1)), FW_PASS);
+	assert_int_equal(pkt(&a, 6, 1000, 80, false, 0x10, 101, 901, NULL, S(1)), FW_PASS);
+	next_record(ca, FW_MOD_TCP, a.slots, p2, &r2);
+	assert_int_equal(pkt(&a, 6, 1000, 80, false, 0x18, 101, 901, "hello", S(1)), FW_PASS);
+	next_record(ca, FW_MOD_TCP, a.slots, p3, &r3);
+	/* A UDP flow that ends: its slice, then its tombstone. */
+	assert_int_equal(pkt(&a, 17, 2000, 53, false, 0, 0, 0, "q", S(1)), FW_PASS);
+	fw_key_make(&key, 4, 17, x, y, htons(2000), htons(53));
+	cb = fw_table_lookup(a.w.table, &key);
+	next_record(cb, FW_MOD_UDP, a.slots, pu, &ru);
+	cb->gen[FW_MOD_UDP]++;
+	fw_ckpt_tombstone(cb, FW_MOD_UDP, &tomb);
+
+	/* The state scan saw the middle version; the log then brings old and new ones. */
+	assert_int_equal(fw_shadow_apply(sh, &r2, &st), 0);
+	assert_int_equal(fw_shadow_apply(sh, &r1, &st), 0); /* older: ignored */
+	assert_int_equal(fw_shadow_apply(sh, &r3, &st), 0);
+	assert_int_equal(fw_shadow_apply(sh, &r2, &st), 0); /* read twice: ignored */
+	assert_int_equal(fw_shadow_apply(sh, &ru, &st), 0);
+	assert_int_equal(fw_table_count(b.w.table), 2);
+	assert_int_equal(fw_shadow_apply(sh, &tomb, &st), 0);
+	assert_int_equal(fw_shadow_apply(sh, &ru, &st), 0); /* the slice before its tombstone */
+	assert_int_equal(fw_table_count(b.w.table), 1);
+	assert_true(st.stale == 3);
+	fw_ckpt_gap_marker(1, &gap);
+	assert_true(fw_ckpt_is_gap(&gap) && !fw_ckpt_is_gap(&r1));
+	{ /* a valid record that every reader can skip */
+		uint8_t buf[CKPT_REC_MAX_LEN];
+		struct ckpt_rec back;
+
+		n = ckpt_rec_encode(&gap, buf, sizeof(buf));
+		assert_true(n > 0);
+		assert_int_equal(ckpt_rec_decode(buf, (size_t)n, &back), n);
+		assert_true(fw_ckpt_is_gap(&back));
+	}
+
+	/* Takeover: the shadow's connection is the primary's latest, byte for byte. */
+	assert_int_equal(fw_restore_finish(b.w.table, b.slots, &b.w.ctx, S(2), &st), 1);
+	fw_key_make(&key, 4, 6, x, y, htons(1000), htons(80));
+	cb = fw_table_lookup(b.w.table, &key);
+	assert_non_null(cb);
+	assert_true(cb->id == ca->id && cb->gen[FW_MOD_TCP] == r3.generation);
+	n = fw_modules[FW_MOD_TCP]->encode(ca, ea, sizeof(ea));
+	assert_int_equal(fw_modules[FW_MOD_TCP]->encode(cb, eb, sizeof(eb)), n);
+	assert_memory_equal(ea, eb, (size_t)n);
+	assert_int_equal(fw_slots_used(b.slots), 1); /* the UDP pair went back */
+	/* and it goes on from there, strictly */
+	assert_int_equal(pkt(&b, 6, 1000, 80, true, 0x18, 901, 106, "world!", S(2)), FW_PASS);
+	assert_int_equal(pkt(&b, 6, 1000, 80, false, 0x18, 106 + 50000000, 907, "x", S(2)),
+			 FW_DROP);
+
+	fw_shadow_free(&sh);
+	assert_null(sh);
+	box_down(&a);
+	box_down(&b);
+}
+
+struct log_seen {
+	unsigned int records, gaps, after_gap;
+};
+
+static int count_log(const struct ckpt_rec *rec, void *arg)
+{
+	struct log_seen *ls = arg;
+
+	if (fw_ckpt_is_gap(rec))
+		ls->gaps++;
+	else if (ls->gaps)
+		ls->after_gap++;
+	else
+		ls->records++;
+	return 0;
+}
+
+static void test_full_log_is_skipped_then_marked_once_state_is_durable(void **state)
+{
+	char target[64], name[PMU_NAME_MAX];
+	struct ckpt_client_opts o = {.tenant = "holdfast"};
+	struct fw_ckpt_conf cc = {
+		.region = "gap",
+		.store_size = 64u << 20,
+		.pairs = 4096,
+		.slot_size = 128,
+		.log_size = 64u << 10,
+		.tenant = "holdfast",
+	};
+	struct fw_checkpointer k;
+	struct ckpt_client *reader;
+	struct ckpt_region *log;
+	struct log_seen ls = {0};
+	struct box a;
+	int n;
+
+	(void)state;
+	snprintf(target, sizeof(target), "pmem:/dev/shm/hf-gap-test.%d", getpid());
+	cc.target = target;
+	box_up(&a, "ga", 0);
+	assert_int_equal(fw_checkpointer_init(&k, &cc, a.w.table, 4096, 0), 0);
+	assert_non_null(k.r);
+	assert_non_null(k.log);
+	a.w.ckpt = &k;
+	/* 1,000 UDP flows (about 100 KB of records) into a 64 KB log nobody reads. */
+	for (uint16_t i = 0; i < 1000; i++) {
+		assert_int_equal(pkt(&a, 17, (uint16_t)(10000 + i), 53, false, 0, 0, 0, "q", S(1)),
+				 FW_PASS);
+		if (i % 100 == 99)
+			fw_checkpointer_tick(&k, S(1));
+	}
+	fw_checkpointer_tick(&k, S(1));
+	assert_true(k.cnt.slices[FW_MOD_UDP] == 1000 && k.cnt.failures == 0);
+	assert_true(k.log_gap && k.cnt.log_gaps == 1);
+	assert_true(k.cnt.log_records > 0 && k.cnt.log_records < 1000);
+
+	/* A standby comes and clears the log: what fitted is there, no marker yet. */
+	reader = ckpt_connect(target, &o);
+	assert_non_null(reader);
+	snprintf(name, sizeof(name), "gap.0.log");
+	assert_int_equal(ckpt_region_open(reader, name, &log), 0);
+	n = ckpt_log_read(log, count_log, &ls, false, NULL);
+	assert_int_equal(n, (int)k.cnt.log_records);
+	assert_true(ls.gaps == 0);
+
+	/* Room again and the skipped changes durable: the marker, then the log goes on. */
+	fw_checkpointer_tick(&k, S(2));
+	assert_false(k.log_gap);
+	assert_int_equal(pkt(&a, 17, 9999, 53, false, 0, 0, 0, "q", S(2)), FW_PASS);
+	fw_checkpointer_tick(&k, S(2));
+	assert_int_equal(ckpt_sync(k.log), 0);
+	n = ckpt_log_read(log, count_log, &ls, false, NULL);
+	assert_int_equal(n, 2);
+	assert_true(ls.gaps == 1 && ls.after_gap == 1);
+
+	a.w.ckpt = NULL;
+	assert_int_equal(ckpt_region_close(&log), 0);
+	ckpt_disconnect(&reader);
+	fw_checkpointer_release(&k);
+	box_down(&a);
+	unlink(target + 5);
+}
+
 static int setup(void **state)
 {
 	char err[128];
@@ -308,6 +483,8 @@ int main(void)
 		cmocka_unit_test(test_slots_keep_generations_across_owners),
 		cmocka_unit_test(test_restored_connections_are_whole_and_keep_strict_tracking),
 		cmocka_unit_test(test_restore_drops_what_it_cannot_trust),
+		cmocka_unit_test(test_shadow_keeps_the_newest_slice_whatever_the_order),
+		cmocka_unit_test(test_full_log_is_skipped_then_marked_once_state_is_durable),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

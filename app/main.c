@@ -5,7 +5,11 @@
  *
  *   holdfast [EAL args] -- [--config FILE] [--max-conns N] [--rules nft:TABLE]
  *            [--policy drop|reject|accept] [--non-ip pass|drop] [--fragments pass|drop]
- *            [--ip-options pass|drop] [--pair A,B,INSIDE]
+ *            [--ip-options pass|drop] [--pair A,B,INSIDE] [--ckpt TARGET|none] [--standby]
+ *
+ * A standby (--standby, same configuration as its primary) follows the primary's
+ * checkpoints with its ports stopped and takes over when the primary's lease runs out or
+ * on SIGUSR1.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -26,6 +30,7 @@
 
 #include "fw_config.h"
 #include "fw_nft.h"
+#include "fw_standby.h"
 #include "fw_telemetry.h"
 #include "fw_worker.h"
 
@@ -52,7 +57,8 @@ static void usage(const char *prog)
 		"usage: %s [EAL args] -- [--config FILE] [--max-conns N] [--rules nft:TABLE]\n"
 		"       [--policy drop|reject|accept] [--non-ip pass|drop] "
 		"[--fragments pass|drop]\n"
-		"       [--ip-options pass|drop] [--pair A,B,INSIDE] [--ckpt TARGET|none]\n",
+		"       [--ip-options pass|drop] [--pair A,B,INSIDE] [--ckpt TARGET|none]\n"
+		"       [--standby]\n",
 		prog);
 }
 
@@ -69,6 +75,7 @@ static int parse_args(int argc, char **argv, struct fw_config *conf)
 		{"ip-options", required_argument, NULL, 'o'},
 		{"pair", required_argument, NULL, 'P'},
 		{"ckpt", required_argument, NULL, 'k'},
+		{"standby", no_argument, NULL, 'S'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -120,6 +127,9 @@ static int parse_args(int argc, char **argv, struct fw_config *conf)
 			break;
 		case 'k':
 			name = "ckpt";
+			break;
+		case 'S':
+			snprintf(line, sizeof(line), "standby yes");
 			break;
 		case 'h':
 		default:
@@ -224,39 +234,52 @@ static int ports_map(const struct fw_config *conf)
 }
 
 static struct fw_checkpointer *ckpts;
+static struct fw_restore_stats restore_stats;
+static struct fw_ckpt_conf ckpt_conf;
+static uint8_t ckpt_secret[64];
+static struct fw_lease *lease;
+static volatile sig_atomic_t takeover_asked;
+static struct fw_standby_stats sb_stats;
 
-struct restore_walk {
-	uint64_t ppw; /* slot pairs per worker */
-	struct fw_restore_stats st;
-};
-
-static int restore_rec(const struct ckpt_rec *rec, void *arg)
+static void on_takeover(int sig)
 {
-	struct restore_walk *rw = arg;
-	uint64_t wi = rec->slot_pair / rw->ppw;
-
-	/* The slot pair says which worker wrote it: the one whose table takes it back. */
-	if (wi >= nworkers) {
-		rw->st.conflicts++;
-		return 0;
-	}
-	fw_restore_add(workers[wi].table, ckpts[wi].slots, rec, &rw->st);
-	return 0;
+	(void)sig;
+	takeover_asked = 1;
 }
 
-/* Open every worker's checkpointer and restore the connections before any port starts. */
-static int checkpoint_start(const struct fw_config *conf)
+/* Where the checkpoints go and how big things are, from the configuration. */
+static int ckpt_conf_build(const struct fw_config *conf)
 {
-	const uint64_t ppw = (uint64_t)conf->max_conns * 2; /* TCP + FTP at most */
+	const uint64_t pairs = (uint64_t)conf->max_conns * 2; /* TCP + FTP at most */
 	const uint32_t slot = 128;
-	uint64_t size = conf->ckpt_size, t0;
-	struct restore_walk rw = {.ppw = ppw};
-	struct ckpt_scan_stats ss;
 	int rc;
 
-	if (strcmp(conf->ckpt_target, "none") == 0)
-		return 0;
-	if (strncmp(conf->ckpt_target, "pmem:/", 6) == 0) {
+	ckpt_conf = (struct fw_ckpt_conf){
+		.target = conf->ckpt_target,
+		.region = conf->ckpt_region,
+		.store_size = conf->ckpt_size,
+		.pairs = pairs,
+		.slot_size = slot,
+		.log_size = conf->ckpt_log_size,
+		.tenant = conf->ckpt_tenant,
+		.secret = ckpt_secret,
+		.allow_shm = strncmp(conf->ckpt_target, "ofi+shm://", 10) == 0,
+	};
+	if (ckpt_conf.store_size == 0)
+		ckpt_conf.store_size = nworkers * (pairs * 2 * slot + (4u << 20) +
+						   conf->ckpt_log_size + 2 * PMU_REGION_HDR) +
+				       (64u << 20);
+	if (conf->ckpt_secret_file[0]) {
+		rc = ckpt_secret_load(conf->ckpt_secret_file, conf->ckpt_tenant, ckpt_secret,
+				      sizeof(ckpt_secret));
+		if (rc < 0) {
+			LOG(ERR, "ckpt-secret-file %s: no usable secret for tenant %s: %s\n",
+			    conf->ckpt_secret_file, conf->ckpt_tenant, strerror(-rc));
+			return rc;
+		}
+		ckpt_conf.secret_len = (size_t)rc;
+	}
+	if (strncmp(conf->ckpt_target, "pmem:/", 6) == 0 && !conf->standby) {
 		/* The file outlives the firewall; its folder may not exist on a first start. */
 		char dir[256];
 		char *slash;
@@ -268,77 +291,155 @@ static int checkpoint_start(const struct fw_config *conf)
 			mkdir(dir, 0700);
 		}
 	}
-	if (size == 0)
-		size = ppw * nworkers * 2 * slot + (64u << 20);
-	ckpts = rte_zmalloc("fw_ckpts", sizeof(*ckpts) * nworkers, 0);
-	if (ckpts == NULL)
-		return -ENOMEM;
-	{
-		uint8_t secret[64];
-		struct fw_ckpt_conf cc = {
-			.target = conf->ckpt_target,
-			.region = conf->ckpt_region,
-			.store_size = size,
-			.pairs = ppw * nworkers,
-			.slot_size = slot,
-			.tenant = conf->ckpt_tenant,
-			.secret = secret,
-		};
+	return 0;
+}
 
-		if (conf->ckpt_secret_file[0]) {
-			rc = ckpt_secret_load(conf->ckpt_secret_file, conf->ckpt_tenant, secret,
-					      sizeof(secret));
-			if (rc < 0) {
-				LOG(ERR,
-				    "ckpt-secret-file %s: no usable secret for tenant %s: %s\n",
-				    conf->ckpt_secret_file, conf->ckpt_tenant, strerror(-rc));
-				return rc;
-			}
-			cc.secret_len = (size_t)rc;
+static int restore_rec(const struct ckpt_rec *rec, void *arg)
+{
+	struct fw_checkpointer *k = arg;
+
+	/* A full table is counted (no_room) and reported; the rest is still read. */
+	fw_restore_add(k->table, k->slots, rec, &restore_stats);
+	return 0;
+}
+
+/* A primary's start: every worker reads its own state region back into its table. */
+static int restore_all(void)
+{
+	struct fw_restore_stats st;
+	struct ckpt_scan_stats ss, sum = {0};
+	uint64_t t0 = rte_get_tsc_cycles();
+	struct ckpt_region_info info;
+	char name[PMU_NAME_MAX];
+	int rc;
+
+	for (unsigned int i = 0; i < nworkers; i++) {
+		if (ckpts[i].r == NULL) {
+			LOG(WARNING,
+			    "checkpoint target %s unreachable: worker %u starts with no "
+			    "connections restored\n",
+			    ckpt_conf.target, i);
+			continue;
 		}
-		cc.allow_shm = strncmp(conf->ckpt_target, "ofi+shm://", 10) == 0;
-		for (unsigned int i = 0; i < nworkers; i++) {
-			rc = fw_checkpointer_init(&ckpts[i], &cc, workers[i].table,
-						  (uint32_t)(ppw * i), (uint32_t)ppw,
-						  conf->max_conns);
-			if (rc) {
-				LOG(ERR, "checkpoint target %s: %s\n", conf->ckpt_target,
-				    strerror(-rc));
-				return rc;
-			}
-			workers[i].ckpt = &ckpts[i];
+		rc = ckpt_state_scan(ckpts[i].r, CKPT_SCAN_TOMBSTONES, restore_rec, &ckpts[i], &ss);
+		if (rc < 0) {
+			LOG(ERR, "restore from %s: %s\n", ckpt_conf.target, strerror(-rc));
+			return rc;
 		}
-		memset(secret, 0, sizeof(secret));
-	}
-	if (ckpts[0].r == NULL) {
-		LOG(WARNING,
-		    "checkpoint target %s unreachable: starting with no connections "
-		    "restored\n",
-		    conf->ckpt_target);
-		return 0;
-	}
-	t0 = rte_get_tsc_cycles();
-	rc = ckpt_state_scan(ckpts[0].r, CKPT_SCAN_TOMBSTONES, restore_rec, &rw, &ss);
-	if (rc < 0) {
-		LOG(ERR, "restore from %s: %s\n", conf->ckpt_target, strerror(-rc));
-		return rc;
-	}
-	for (unsigned int i = 0; i < nworkers; i++)
+		sum.invalid += ss.invalid;
 		fw_restore_finish(workers[i].table, ckpts[i].slots, &workers[i].ctx,
-				  fw_worker_now(&workers[i]), &rw.st);
+				  fw_worker_now(&workers[i]), &restore_stats);
+	}
+	st = restore_stats;
 	LOG(NOTICE,
 	    "restored %" PRIu64 " connections (%" PRIu64 " slices) from %s in %.1f ms; skipped: "
 	    "%" PRIu64 " unknown module, %" PRIu64 " newer version, %" PRIu64 " bad, %" PRIu64
-	    " conflicting, %" PRIu64 " missing a required slice, %" PRIu64 " invalid records\n",
-	    rw.st.conns, rw.st.slices, conf->ckpt_target,
-	    (double)(rte_get_tsc_cycles() - t0) * 1e3 / (double)rte_get_tsc_hz(),
-	    rw.st.unknown_module, rw.st.newer_version, rw.st.bad_slice, rw.st.conflicts,
-	    rw.st.dropped_missing, ss.invalid);
+	    " conflicting, %" PRIu64 " missing a required slice, %" PRIu64 " no room, %" PRIu64
+	    " invalid records\n",
+	    st.conns, st.slices, ckpt_conf.target,
+	    (double)(rte_get_tsc_cycles() - t0) * 1e3 / (double)rte_get_tsc_hz(), st.unknown_module,
+	    st.newer_version, st.bad_slice, st.conflicts, st.dropped_missing, st.no_room,
+	    sum.invalid);
+	/* A run with more workers left regions nobody here reads: say so, keep them. */
+	snprintf(name, sizeof(name), "%s.%u", ckpt_conf.region, nworkers);
+	if (ckpts[0].cl != NULL && ckpt_region_stat(ckpts[0].cl, name, &info) == 0)
+		LOG(WARNING,
+		    "region %s (and any after it) is from a run with more workers: its "
+		    "connections are not restored\n",
+		    name);
+	return 0;
+}
+
+/* A standby's start: follow the primary until it is time to take over. @return 0, 1: quit. */
+static int standby_follow(void)
+{
+	uint64_t t_finish, t_attach;
+	int rc = fw_standby_run(&ckpt_conf, workers, nworkers, shared.conf->standby_poll_ms,
+				&shared.quit, &takeover_asked, &sb_stats);
+
+	if (rc)
+		return rc;
+	t_finish = fw_mono_ns();
+	for (unsigned int i = 0; i < nworkers; i++)
+		fw_restore_finish(workers[i].table, ckpts[i].slots, &workers[i].ctx,
+				  fw_worker_now(&workers[i]), &sb_stats.st);
+	t_attach = fw_mono_ns();
+	for (unsigned int i = 0; i < nworkers; i++)
+		fw_checkpointer_takeover(&ckpts[i], fw_worker_now(&workers[i]));
+	LOG(NOTICE,
+	    "taking over (%s): %" PRIu64 " connections; followed %" PRIu64
+	    " log records and %" PRIu64 " rescans (%" PRIu64 " records); rest of the log read "
+	    "in %.1f ms, connections finished in %.1f ms, regions opened in %.1f ms\n",
+	    sb_stats.reason, sb_stats.st.conns, sb_stats.log_records, sb_stats.rescans,
+	    sb_stats.scan_records, (double)(sb_stats.caught_up_ns - sb_stats.detect_ns) / 1e6,
+	    (double)(t_attach - t_finish) / 1e6, (double)(fw_mono_ns() - t_attach) / 1e6);
+	return 0;
+}
+
+/*
+ * Open every worker's checkpointer, then restore (a primary) or follow the primary until
+ * taking over (a standby), and hold the lease. Before any port starts.
+ * @return 0, 1 (a standby asked to quit), or -errno.
+ */
+static int checkpoint_start(const struct fw_config *conf)
+{
+	int rc;
+
+	if (strcmp(conf->ckpt_target, "none") == 0) {
+		if (conf->standby) {
+			LOG(ERR, "--standby needs a checkpoint target (ckpt)\n");
+			return -EINVAL;
+		}
+		return 0;
+	}
+	rc = ckpt_conf_build(conf);
+	if (rc)
+		return rc;
+	if (!conf->standby) {
+		rc = fw_lease_wait_free(&ckpt_conf, conf->lease_ms);
+		if (rc == -EBUSY)
+			return rc;
+		if (rc)
+			LOG(WARNING, "%s: lease not checked: %s\n", ckpt_conf.target,
+			    strerror(-rc));
+	} else if (conf->ckpt_log_size == 0) {
+		LOG(ERR, "--standby follows the primary's log: ckpt-log-size must not be 0\n");
+		return -EINVAL;
+	}
+	ckpts = rte_zmalloc("fw_ckpts", sizeof(*ckpts) * nworkers, 0);
+	if (ckpts == NULL)
+		return -ENOMEM;
+	for (unsigned int i = 0; i < nworkers; i++) {
+		struct fw_ckpt_conf cc = ckpt_conf;
+
+		cc.worker = i;
+		rc = fw_checkpointer_init(&ckpts[i], &cc, workers[i].table, conf->max_conns,
+					  conf->standby ? FW_CKPT_DETACHED : 0);
+		if (rc) {
+			LOG(ERR, "checkpoint target %s: %s\n", conf->ckpt_target, strerror(-rc));
+			return rc;
+		}
+		workers[i].ckpt = &ckpts[i];
+	}
+	if (conf->standby) {
+		signal(SIGUSR1, on_takeover);
+		rc = standby_follow();
+	} else {
+		rc = restore_all();
+	}
+	if (rc)
+		return rc;
+	lease = fw_lease_start(&ckpt_conf, conf->lease_ms);
+	if (lease == NULL) {
+		LOG(ERR, "lease keeper: %s\n", strerror(errno));
+		return -errno;
+	}
 	return 0;
 }
 
 static void checkpoint_stop(void)
 {
+	fw_lease_stop(&lease);
 	for (unsigned int i = 0; ckpts && i < nworkers; i++) {
 		fw_checkpointer_tick(&ckpts[i], fw_worker_now(&workers[i]));
 		if (ckpts[i].r != NULL)
@@ -347,6 +448,7 @@ static void checkpoint_stop(void)
 	}
 	rte_free(ckpts);
 	ckpts = NULL;
+	memset(ckpt_secret, 0, sizeof(ckpt_secret));
 }
 
 static void print_counters(void)
@@ -443,12 +545,16 @@ int main(int argc, char **argv)
 			goto out_workers;
 		}
 	}
-	rc = checkpoint_start(&conf);
-	if (rc)
-		goto out_workers;
-	fw_telemetry_register(&shared, workers, nworkers);
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
+	fw_telemetry_register(&shared, workers, nworkers);
+	rc = checkpoint_start(&conf);
+	if (rc == 1) { /* a standby told to stop before it took over */
+		rc = 0;
+		goto out_workers;
+	}
+	if (rc)
+		goto out_workers;
 	for (i = 0; i < shared.nports; i++) {
 		rc = rte_eth_dev_start(shared.port_list[i]);
 		if (rc) {
@@ -459,6 +565,10 @@ int main(int argc, char **argv)
 	LOG(INFO, "forwarding: %u pairs, %u workers, %u connections each\n", conf.npairs, nworkers,
 	    conf.max_conns);
 	printf("holdfast: ready\n");
+	if (sb_stats.detect_ns)
+		printf("holdfast: took over in %.1f ms (%s; %" PRIu64 " connections)\n",
+		       (double)(fw_mono_ns() - sb_stats.detect_ns) / 1e6, sb_stats.reason,
+		       sb_stats.st.conns);
 	fflush(stdout);
 
 	i = 1;

@@ -7,7 +7,8 @@
  * 1, and the bench takes it back from port 1's tx ring. Both loops pay the same recycling,
  * so their ratio is the cost of holdfast itself.
  *
- *   fw_bench [EAL args] -- [--flows 1000,100000,1000000] [--seconds 2]
+ *   fw_bench [EAL args] -- [-f 1000,100000,1000000] [-s 2] [-k TARGET]... [-r TARGET]...
+ *            [-c TARGET|none]... [-C NEW_CONNS_PER_S]
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -308,7 +309,7 @@ static double run_new_ckpt(const char *target, uint32_t opens)
 		.tenant = "holdfast",
 	};
 
-	rc = fw_checkpointer_init(&k, &cc, worker.table, 0, opens * 2, opens);
+	rc = fw_checkpointer_init(&k, &cc, worker.table, opens, 0);
 	if (rc == 0 && k.r == NULL)
 		rc = -ECONNREFUSED;
 	if (rc) {
@@ -323,13 +324,97 @@ static double run_new_ckpt(const char *target, uint32_t opens)
 			" failures\n",
 			k.cnt.slices[FW_MOD_TCP], opens, k.cnt.failures);
 	worker.ckpt = NULL;
-	ckpt_region_delete(k.cl, region);
+	ckpt_region_delete(k.cl, k.state_name);
 	fw_checkpointer_release(&k);
 	fw_worker_release(&worker);
 	fw_acl_free((struct fw_acl **)&sh.acl);
 	fw_config_release(&conf);
 	memset(&sh, 0, sizeof(sh));
 	return rate;
+}
+
+/*
+ * Churn: @p flows established flows forwarded as fast as the worker goes while new
+ * connections open at @p rate per second (SYNs through the same worker, between bursts),
+ * each checkpointed into @p target ("none": not at all). Run side by side for each target,
+ * the forwarding rates say what checkpointing costs at that churn.
+ */
+static double run_churn(const char *target, uint32_t flows, double rate, double seconds)
+{
+	static unsigned int seq;
+	const uint32_t opens_max = (uint32_t)(rate * seconds * 1.5) + 1024;
+	const uint64_t hz = rte_get_tsc_hz();
+	struct fw_checkpointer k;
+	char region[64];
+	uint64_t tx0, t0, end, opened = 0;
+	uint8_t f[FRAME_LEN];
+	uint32_t next = 0;
+	double mpps;
+	bool ckpt = strcmp(target, "none") != 0;
+
+	if (fw_setup(flows + opens_max + 1024) != 0)
+		return 0;
+	snprintf(region, sizeof(region), "churn-%d-%u", (int)getpid(), seq++);
+	struct fw_ckpt_conf cc = {
+		.target = target,
+		.region = region,
+		.store_size = (uint64_t)(flows + opens_max) * 2 * 2 * 128 + (256u << 20),
+		.pairs = (uint64_t)(flows + opens_max) * 2,
+		.slot_size = 128,
+		.tenant = "holdfast",
+		.allow_shm = true,
+	};
+	if (ckpt) {
+		if (fw_checkpointer_init(&k, &cc, worker.table, flows + opens_max, 0) != 0 ||
+		    k.r == NULL) {
+			fprintf(stderr, "fw_bench: checkpoint target %s unusable\n", target);
+			return 0;
+		}
+		worker.ckpt = &k;
+	}
+	establish(flows);
+	while (ckpt && (k.qhead != k.qtail || ckpt_posted(k.r) != ckpt_durable(k.r)))
+		fw_checkpointer_tick(&k, fw_worker_now(&worker));
+	groups_init(flows);
+	prime(flows, &next);
+	tx0 = worker.cnt.tx[1];
+	t0 = rte_get_tsc_cycles();
+	end = t0 + (uint64_t)(seconds * (double)hz);
+	for (uint64_t now = t0; now < end; now = rte_get_tsc_cycles()) {
+		const uint64_t due = (uint64_t)((double)(now - t0) / (double)hz * rate);
+
+		for (; opened < due && opened < opens_max; opened++) {
+			write_flow(f, flows + (uint32_t)opened, RTE_TCP_SYN_FLAG, 1000, 0);
+			fw_worker_handle(&worker, f, FRAME_LEN, FW_ZONE_INSIDE,
+					 fw_worker_now(&worker));
+		}
+		for (int it = 0; it < 16; it++) {
+			const uint64_t t = fw_worker_now(&worker);
+
+			/* what fw_worker_main does each pass */
+			fw_worker_poll(&worker, t);
+			if (ckpt)
+				fw_checkpointer_tick(&k, t);
+			recycle(flows, &next);
+		}
+	}
+	mpps = (double)(worker.cnt.tx[1] - tx0) /
+	       ((double)(rte_get_tsc_cycles() - t0) / (double)hz) / 1e6;
+	drain();
+	printf("%-34s %10.2f %12.0f %12" PRIu64 " %10" PRIu64 "\n", target, mpps,
+	       (double)opened / seconds, ckpt ? k.cnt.slices[FW_MOD_TCP] : 0,
+	       ckpt ? fw_checkpointer_lag(&k) : 0);
+	fflush(stdout);
+	if (ckpt) {
+		worker.ckpt = NULL;
+		ckpt_region_delete(k.cl, k.state_name);
+		fw_checkpointer_release(&k);
+	}
+	fw_worker_release(&worker);
+	fw_acl_free((struct fw_acl **)&sh.acl);
+	fw_config_release(&conf);
+	memset(&sh, 0, sizeof(sh));
+	return mpps;
 }
 
 struct restore_arg {
@@ -371,7 +456,7 @@ static void run_restore(const char *target, uint32_t flows)
 		.slot_size = 128,
 		.tenant = "holdfast",
 	};
-	rc = fw_checkpointer_init(&k, &cc, worker.table, 0, flows, flows);
+	rc = fw_checkpointer_init(&k, &cc, worker.table, flows, 0);
 	if (rc || k.r == NULL) {
 		fprintf(stderr, "fw_bench: checkpoint target %s unusable\n", target);
 		return;
@@ -393,7 +478,7 @@ static void run_restore(const char *target, uint32_t flows)
 	fflush(stdout);
 	fw_table_free(&ra.t);
 	fw_slots_free(&ra.slots);
-	ckpt_region_delete(k.cl, region);
+	ckpt_region_delete(k.cl, k.state_name);
 	fw_checkpointer_release(&k);
 	fw_worker_release(&worker);
 	fw_acl_free((struct fw_acl **)&sh.acl);
@@ -405,8 +490,9 @@ int main(int argc, char **argv)
 {
 	const char *restore_targets[4];
 	unsigned int nrestore = 0;
-	const char *ckpt_targets[4];
-	unsigned int nckpt = 0;
+	const char *ckpt_targets[4], *churn_targets[5];
+	unsigned int nckpt = 0, nchurn = 0;
+	double churn_rate = 100000;
 	uint32_t flow_counts[8] = {1000, 100000, 1000000};
 	unsigned int nflows = 3;
 	double seconds = 2;
@@ -416,7 +502,7 @@ int main(int argc, char **argv)
 	if (n < 0)
 		return 1;
 	argc -= n, argv += n;
-	while ((c = getopt(argc, argv, "f:s:k:r:")) != -1) {
+	while ((c = getopt(argc, argv, "f:s:k:r:c:C:")) != -1) {
 		if (c == 'f') {
 			char *save = NULL;
 
@@ -428,11 +514,16 @@ int main(int argc, char **argv)
 			seconds = atof(optarg);
 		} else if (c == 'k' && nckpt < 4) {
 			ckpt_targets[nckpt++] = optarg;
+		} else if (c == 'c' && nchurn < 5) {
+			churn_targets[nchurn++] = optarg;
+		} else if (c == 'C') {
+			churn_rate = atof(optarg);
 		} else if (c == 'r' && nrestore < 4) {
 			restore_targets[nrestore++] = optarg;
 		} else {
 			fprintf(stderr, "usage: fw_bench [EAL] -- [-f 1000,100000] [-s SECONDS] "
-					"[-k CKPT_TARGET]... [-r CKPT_TARGET]...\n");
+					"[-k CKPT_TARGET]... [-r CKPT_TARGET]...\n"
+					"       [-c CKPT_TARGET|none]... [-C NEW_CONNS_PER_S]\n");
 			return 2;
 		}
 	}
@@ -474,6 +565,23 @@ int main(int argc, char **argv)
 			printf("\n%-44s %14s\n", "new connections, each checkpointed", "M/s");
 		printf("%-44s %14.2f\n", ckpt_targets[t], run_new_ckpt(ckpt_targets[t], opens));
 		fflush(stdout);
+	}
+	for (unsigned int t = 0; t < nchurn; t++) {
+		static double off;
+		double m;
+
+		if (t == 0)
+			printf("\n100k established flows forwarded while %.0f new connections/s "
+			       "open\n"
+			       "%-34s %10s %12s %12s %10s\n",
+			       churn_rate, "checkpoint target", "Mpps", "opens/s", "slices",
+			       "lag at end");
+		m = run_churn(churn_targets[t], 100000, churn_rate, seconds);
+		if (strcmp(churn_targets[t], "none") == 0)
+			off = m;
+		else if (off > 0)
+			printf("%-34s %10.3f (forwarding with / without checkpointing)\n", "",
+			       m / off);
 	}
 	for (unsigned int t = 0; t < nrestore; t++) {
 		if (t == 0)

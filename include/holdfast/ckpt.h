@@ -104,6 +104,14 @@ int ckpt_region_create(struct ckpt_client *c, const struct pmu_region_params *p,
  */
 int ckpt_region_open(struct ckpt_client *c, const char *name, struct ckpt_region **out);
 
+/**
+ * Take over a ring another client wrote: read its head and tail again, so that this
+ * client's next append goes after the last record the other one published (a standby
+ * taking over its primary's regions, opened while the primary still wrote them).
+ * @return 0, -EBUSY (this client has posted writes that are not yet durable), -EINVAL
+ *   (inconsistent ring words), -ETIMEDOUT, -ECONNRESET.
+ */
+int ckpt_region_refresh(struct ckpt_region *r);
 /** Wait (up to the timeout) for posted writes, then close; sets *rp to NULL. */
 int ckpt_region_close(struct ckpt_region **rp);
 

@@ -179,6 +179,13 @@ static int ring_attach(struct ckpt_region *r)
 	return 0;
 }
 
+int ckpt_region_refresh(struct ckpt_region *r)
+{
+	if (r->posted != r->acked || r->ring.next != r->ring.head_written)
+		return -EBUSY;
+	return ring_attach(r);
+}
+
 static int region_attach(struct ckpt_client *c, const struct pmu_region_params *p, const char *name,
 			 struct ckpt_region **out)
 {

@@ -252,6 +252,34 @@ static void test_backend_queue_full_is_reported_not_dropped(void **state)
 	free(r);
 }
 
+static void test_refresh_resumes_after_another_writers_head(void **state)
+{
+	struct ckpt_region *r = region(PMU_MODE_APPEND, 0);
+	struct ckpt_rec a = rec(0, 1);
+	uint64_t t, head = 3 * ckpt_rec_size(a.payload_len), tail = head / 3;
+
+	(void)state;
+	a.slot_pair = CKPT_REC_NO_SLOT;
+	/* Another client (the primary) published three records; a reader cleared one. */
+	memcpy(be.mem + PMU_REGION_HEAD_OFF, &head, sizeof(head));
+	memcpy(be.mem + PMU_REGION_TAIL_OFF, &tail, sizeof(tail));
+	assert_int_equal(ckpt_region_refresh(r), 0);
+	assert_int_equal(ckpt_log_append(r, &a, &t), 0);
+	assert_int_equal(be.ops[be.nops - 1].off, r->geo.ring_off + head); /* after them */
+	/* With a write of its own in flight, a refresh would lose it: refused. */
+	assert_int_equal(ckpt_region_refresh(r), -EBUSY);
+	/* Ring words that cannot be: refused. */
+	assert_int_equal(ckpt_flush(r), 0);
+	complete_barrier(r);
+	assert_int_equal(ckpt_poll(&client), 0);
+	complete_barrier(r);
+	assert_int_equal(ckpt_poll(&client), 0);
+	tail = head + 4 * ckpt_rec_size(a.payload_len);
+	memcpy(be.mem + PMU_REGION_TAIL_OFF, &tail, sizeof(tail));
+	assert_int_equal(ckpt_region_refresh(r), -EINVAL);
+	free(r);
+}
+
 static void test_slot_write_refuses_bad_pairs_and_modes(void **state)
 {
 	struct ckpt_region *r = region(PMU_MODE_OVERWRITE, 0);
@@ -278,6 +306,7 @@ int main(void)
 		cmocka_unit_test(test_full_ring_refuses_until_the_tail_moves),
 		cmocka_unit_test(test_backend_queue_full_is_reported_not_dropped),
 		cmocka_unit_test(test_slot_write_refuses_bad_pairs_and_modes),
+		cmocka_unit_test(test_refresh_resumes_after_another_writers_head),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -306,3 +306,119 @@ uint32_t fw_restore_finish(struct fw_table *t, struct fw_slots *slots, struct fw
 	fw_table_walk(t, finish_one, &f);
 	return f.kept;
 }
+
+void fw_ckpt_gap_marker(uint64_t seq, struct ckpt_rec *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->flags = CKPT_REC_F_TOMBSTONE;
+	out->module_id = FW_CKPT_GAP_MODULE;
+	out->conn_id = 1;
+	out->generation = seq;
+	out->slot_pair = CKPT_REC_NO_SLOT;
+	out->key.family = 4; /* all-zero IPv4 key: no connection has it */
+}
+
+struct fw_shadow {
+	struct fw_table *t;
+	struct fw_slots *slots;
+	struct fw_conn **by_pair; /* the connection whose slice a pair holds, if any */
+};
+
+struct fw_shadow *fw_shadow_create(struct fw_table *t, struct fw_slots *slots)
+{
+	struct fw_shadow *sh = calloc(1, sizeof(*sh));
+
+	if (sh == NULL)
+		return NULL;
+	sh->by_pair = calloc(slots->count, sizeof(*sh->by_pair));
+	if (sh->by_pair == NULL) {
+		free(sh);
+		errno = ENOMEM;
+		return NULL;
+	}
+	sh->t = t;
+	sh->slots = slots;
+	return sh;
+}
+
+void fw_shadow_free(struct fw_shadow **shp)
+{
+	if (shp == NULL || *shp == NULL)
+		return;
+	free((*shp)->by_pair);
+	free(*shp);
+	*shp = NULL;
+}
+
+/* Take module @p m's slice off @p c (superseded or deleted); a connection left empty goes. */
+static void shadow_detach(struct fw_shadow *sh, struct fw_conn *c, int m)
+{
+	uint32_t pair = c->slot_pair[m];
+
+	if (pair != UINT32_MAX) {
+		sh->by_pair[pair - sh->slots->first] = NULL;
+		fw_slots_put(sh->slots, pair, c->gen[m]);
+	}
+	c->slot_pair[m] = UINT32_MAX;
+	c->present &= (uint8_t) ~(1u << m);
+	if (c->present == 0)
+		fw_table_del(sh->t, c);
+}
+
+int fw_shadow_apply(struct fw_shadow *sh, const struct ckpt_rec *rec, struct fw_restore_stats *st)
+{
+	const uint32_t i = rec->slot_pair - sh->slots->first;
+	struct fw_conn *old, *c;
+	struct fw_key key;
+	int rc;
+
+	if (rec->slot_pair < sh->slots->first || i >= sh->slots->count) {
+		st->records++;
+		st->conflicts++;
+		return 0;
+	}
+	if (rec->generation <= sh->slots->gen[i]) {
+		st->stale++;
+		return 0;
+	}
+	/* Newer than what the pair held: whatever slice sat there is superseded. */
+	old = sh->by_pair[i];
+	if (old != NULL) {
+		for (int m = 0; m < FW_MOD_MAX; m++)
+			if (old->slot_pair[m] == rec->slot_pair) {
+				shadow_detach(sh, old, m);
+				break;
+			}
+	}
+	if (rec->flags & CKPT_REC_F_TOMBSTONE) {
+		st->records++;
+		return fw_slots_seen(sh->slots, rec->slot_pair, rec->generation);
+	}
+	if (rec->module_id >= FW_MOD_MAX)
+		return fw_restore_add(sh->t, sh->slots, rec, st); /* counted, never trusted */
+	/*
+	 * A later incarnation of the key (another id), or the same slice in another pair: the
+	 * record read now is the newer one, since the primary writes a key's slices in order.
+	 */
+	fw_key_from_ckpt(&rec->key, &key);
+	c = fw_table_lookup(sh->t, &key);
+	if (c != NULL && c->id != rec->conn_id) {
+		for (int m = 0; m < FW_MOD_MAX && c != NULL; m++)
+			if (c->present & (1u << m)) {
+				bool last = (c->present & ~(1u << m)) == 0;
+
+				shadow_detach(sh, c, m);
+				if (last)
+					c = NULL;
+			}
+		if (c != NULL)
+			fw_table_del(sh->t, c);
+	} else if (c != NULL && (c->present & (1u << rec->module_id))) {
+		shadow_detach(sh, c, rec->module_id);
+	}
+	rc = fw_restore_add(sh->t, sh->slots, rec, st);
+	c = fw_table_lookup(sh->t, &key);
+	if (c != NULL && c->slot_pair[rec->module_id] == rec->slot_pair)
+		sh->by_pair[i] = c;
+	return rc;
+}

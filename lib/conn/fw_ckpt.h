@@ -8,6 +8,7 @@
 #ifndef FW_CKPT_H
 #define FW_CKPT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "fw_table.h"
@@ -75,6 +76,7 @@ struct fw_restore_stats {
 	uint64_t conns;		 /**< connections restored whole */
 	uint64_t dropped_missing; /**< dropped: a required slice missing or refused */
 	uint64_t partial;	  /**< kept without an optional slice that was refused */
+	uint64_t stale;		  /**< follow mode: not newer than its slot pair's last record */
 };
 
 /**
@@ -95,5 +97,43 @@ int fw_restore_add(struct fw_table *t, struct fw_slots *slots, const struct ckpt
  */
 uint32_t fw_restore_finish(struct fw_table *t, struct fw_slots *slots, struct fw_ctx *ctx,
 			   uint64_t now_ns, struct fw_restore_stats *st);
+
+/* ---- the standby's shadow table ---- */
+
+/**
+ * A record in the log that is no slice: the primary could not append to the log for a
+ * while (full: no standby was reading it) and skipped records. It is appended only once the
+ * state region holds every skipped change durably, so a reader that sees it rescans the
+ * state region and misses nothing. A tombstone of a module no build registers.
+ */
+#define FW_CKPT_GAP_MODULE 0xffu
+
+/** The gap marker with sequence number @p seq (> 0). */
+void fw_ckpt_gap_marker(uint64_t seq, struct ckpt_rec *out);
+
+static inline bool fw_ckpt_is_gap(const struct ckpt_rec *rec)
+{
+	return rec->module_id == FW_CKPT_GAP_MODULE && rec->slot_pair == CKPT_REC_NO_SLOT;
+}
+
+/**
+ * Follow mode of restore, for a standby: records arrive over time and in any order
+ * between sources (a state scan, then the log), and each is applied only if it is newer
+ * than what its slot pair last held. A newer record replaces the slice it supersedes; a
+ * tombstone removes it; a connection left with no slice goes. Connections stay
+ * FW_CONN_F_RESTORING until fw_restore_finish() at takeover.
+ */
+struct fw_shadow;
+
+/** @return a shadow over @p t and @p slots, or NULL with errno ENOMEM. */
+struct fw_shadow *fw_shadow_create(struct fw_table *t, struct fw_slots *slots);
+
+void fw_shadow_free(struct fw_shadow **shp);
+
+/**
+ * Apply one record. @return 0, or -ENOSPC when the table is full. Stale records (not newer
+ * than their pair) are counted in st->stale.
+ */
+int fw_shadow_apply(struct fw_shadow *sh, const struct ckpt_rec *rec, struct fw_restore_stats *st);
 
 #endif /* FW_CKPT_H */

@@ -12,12 +12,19 @@
 #                                   EMPTY store while holdfast runs: holdfast reconnects and
 #                                   resynchronises every live slice, and the restart of
 #                                   holdfast that follows restores from what it resent.
+#   restart_pcap.sh standby-pmem | standby-tcp
+#                                   a standby (holdfast --standby, phase b's ports) follows
+#                                   the primary's log into its shadow table; the primary is
+#                                   killed -9, its lease runs out, the standby takes over and
+#                                   the connections go on through it.
+#   restart_pcap.sh standby-command the same with a lease of a minute: the standby takes
+#                                   over on SIGUSR1, not by waiting.
 source "$(dirname "$0")/ofi_lib.sh"
 mode=${1:-pmem}
 prefix="hfrs$$"
 HF_PID=
-trap 'rm -rf "/var/run/dpdk/$prefix"; cleanup' EXIT
-tel() { /usr/bin/python3 "$SRC/test/integration/telemetry.py" "/var/run/dpdk/$prefix/dpdk_telemetry.v2" "$1" 2>/dev/null || true; }
+trap 'rm -rf "/var/run/dpdk/$prefix" "/var/run/dpdk/${prefix}sb"; cleanup' EXIT
+tel() { /usr/bin/python3 "$SRC/test/integration/telemetry.py" "/var/run/dpdk/${2:-$prefix}/dpdk_telemetry.v2" "$1" 2>/dev/null || true; }
 # One interpreter per poll: every frame of the phase in, every checkpoint durable, the
 # target connected, and at least MIN reconnects behind it.
 settled() { # total min_reconnects
@@ -40,9 +47,11 @@ PY
 /usr/bin/python3 "$SRC/test/integration/gen_restart.py" "$T" >/dev/null
 port=$(free_port)
 printf 'holdfast %s\n' "$(head -c 24 /dev/urandom | base64 | tr -d '/+=')" >"$T/secret"
+lease=500
 case "$mode" in
-  pmem) target="pmem:$T/state.pmu" ;;
-  tcp | server-restart) target="ofi+tcp://127.0.0.1:$port" ;;
+  pmem | standby-pmem) target="pmem:$T/state.pmu" ;;
+  standby-command) target="pmem:$T/state.pmu" lease=60000 ;;
+  tcp | server-restart | standby-tcp) target="ofi+tcp://127.0.0.1:$port" ;;
   shm) target="ofi+shm://hf-rs-$$" ;;
   *) fail "unknown mode $mode" ;;
 esac
@@ -50,25 +59,35 @@ serve() { # store
   start_server srv --pmem "$1" --size 256M --secret-file "$T/secret" --allow-shm \
     --listen "ofi+tcp://127.0.0.1:$port" --listen "ofi+shm://hf-rs-$$"
 }
-[ "$mode" = pmem ] || serve "$T/store1.pmu"
+case "$target" in ofi*) serve "$T/store1.pmu" ;; esac
 
 cat > "$T/holdfast.conf" <<CONF
 pair 0 1 inside 0
 max-conns 4096
 ckpt $target
 ckpt-secret-file $T/secret
+lease-ms $lease
 rule accept from inside proto tcp dport 80
 rule accept from inside proto tcp dport 21
 rule accept from inside proto udp dport 53
 CONF
 
-start_hf() { # phase
-  "$BUILD/holdfast" --no-huge -m 256 --no-pci -l 0 --file-prefix "$prefix" \
+start_hf() { # phase [--standby]
+  local p=$prefix
+  [ -z "${2:-}" ] || p="${prefix}sb"
+  "$BUILD/holdfast" --no-huge -m 256 --no-pci -l 0 --file-prefix "$p" \
     --vdev "net_pcap0,rx_pcap=$T/$1/in0.pcap,tx_pcap=$T/$1/out0.pcap" \
     --vdev "net_pcap1,rx_pcap=$T/$1/in1.pcap,tx_pcap=$T/$1/out1.pcap" \
-    -- --config "$T/holdfast.conf" >"$T/hf-$1.log" 2>&1 &
+    -- --config "$T/holdfast.conf" ${2:-} >"$T/hf-$1${2:+-standby}.log" 2>&1 &
   HF_PID=$!
   PIDS+=("$HF_PID")
+}
+# The standby's shadow table holds N connections (its telemetry answers before takeover).
+shadow_has() { # n
+  kill -0 "$SB_PID" 2>/dev/null || fail "the standby exited early"
+  [ "$(tel /holdfast/conns "${prefix}sb" | /usr/bin/python3 -c 'import json,sys
+try: print(json.load(sys.stdin)["/holdfast/conns"]["total"])
+except Exception: print(-1)')" = "$1" ]
 }
 frames() { /usr/bin/python3 -c "from scapy.all import rdpcap; import sys; print(len(rdpcap(sys.argv[1])) + len(rdpcap(sys.argv[2])))" "$T/$1/in0.pcap" "$T/$1/in1.pcap"; }
 
@@ -76,6 +95,33 @@ start_hf a
 fa=$(frames a); fb=$(frames b)
 wait_for 30 settled "$fa" 0 || fail "phase a did not settle: $(tel /holdfast/ckpt)"
 echo "a: $(tel /holdfast/ckpt)"
+case "$mode" in
+standby-*)
+  PRIMARY=$HF_PID
+  start_hf b --standby
+  SB_PID=$HF_PID
+  wait_for 30 log_has "$T/hf-b-standby.log" "holdfast: standby" || fail "no standby"
+  wait_for 30 shadow_has 3 || fail "the standby's shadow table never held the 3 connections"
+  [ "$(grep -c '^holdfast: ready' "$T/hf-b-standby.log")" = 0 ] || fail "standby forwards"
+  kill -9 "$PRIMARY"
+  wait "$PRIMARY" 2>/dev/null || true
+  [ "$mode" != standby-command ] || kill -USR1 "$SB_PID"
+  wait_for 30 log_has "$T/hf-b-standby.log" "holdfast: took over" || fail "no takeover"
+  grep -E "took over|taking over" "$T/hf-b-standby.log" | sed 's/^.*holdfast: //'
+  if [ "$mode" = standby-command ]; then
+    log_has "$T/hf-b-standby.log" "taking over (command)" || fail "not by the command"
+  else
+    log_has "$T/hf-b-standby.log" "taking over (lease expired)" || fail "not by the lease"
+  fi
+  prefix="${prefix}sb"
+  wait_for 30 settled "$fb" 0 || fail "the new primary did not settle: $(tel /holdfast/ckpt)"
+  kill -INT "$HF_PID"
+  wait "$HF_PID" || fail "holdfast exited non-zero"
+  /usr/bin/python3 "$SRC/test/integration/check_pcap.py" "$T/b" || fail "phase b verdicts"
+  echo "takeover over $mode: ok"
+  exit 0
+  ;;
+esac
 if [ "$mode" = server-restart ]; then
   kill -9 "$SRV_PID"
   wait_for 10 log_has "$T/hf-a.log" "lost" || fail "holdfast did not notice the server go"

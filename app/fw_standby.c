@@ -1,0 +1,396 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <rte_log.h>
+
+#include "fw_standby.h"
+
+RTE_LOG_REGISTER_SUFFIX(fw_logtype_standby, standby, INFO)
+#define LOG(level, ...) rte_log(RTE_LOG_##level, fw_logtype_standby, "holdfast: " __VA_ARGS__)
+
+#define RETRY_MS 200 /* a target or region not there yet is looked for again this often */
+
+uint64_t fw_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void nap_ms(uint32_t ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+
+	nanosleep(&ts, NULL);
+}
+
+static struct ckpt_client *connect_target(const struct fw_ckpt_conf *cc, unsigned int timeout_ms)
+{
+	struct ckpt_client_opts o = {
+		.tenant = cc->tenant,
+		.secret = cc->secret_len ? cc->secret : NULL,
+		.secret_len = cc->secret_len,
+		.timeout_ms = timeout_ms,
+		.allow_shm = cc->allow_shm,
+	};
+
+	return ckpt_connect(cc->target, &o);
+}
+
+static bool target_error(int rc)
+{
+	return rc == -ECONNRESET || rc == -EIO || rc == -ETIMEDOUT || rc == -ENOTCONN ||
+	       rc == -EPIPE;
+}
+
+/* ---- the primary's lease ---- */
+
+struct fw_lease {
+	pthread_t th;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool stop;
+	uint32_t ttl_ms;
+	struct fw_ckpt_conf cc;
+	uint8_t secret[64];
+	char name[PMU_NAME_MAX];
+};
+
+static void *lease_main(void *arg)
+{
+	struct fw_lease *l = arg;
+	struct ckpt_client *cl = NULL;
+	struct ckpt_region *r = NULL;
+	bool failing = false;
+
+	pthread_mutex_lock(&l->mu);
+	while (!l->stop) {
+		struct timespec until;
+		int rc = 0;
+
+		pthread_mutex_unlock(&l->mu);
+		if (r == NULL) {
+			cl = connect_target(&l->cc, l->ttl_ms / 2 < 100 ? 100 : l->ttl_ms / 2);
+			rc = cl ? ckpt_region_open(cl, l->name, &r) : -errno;
+		}
+		if (rc == 0)
+			rc = ckpt_lease_renew(r, l->ttl_ms);
+		if (rc) {
+			if (!failing)
+				LOG(WARNING,
+				    "cannot renew the lease on %s at %s: %s; a standby may take "
+				    "over\n",
+				    l->name, l->cc.target, strerror(-rc));
+			failing = true;
+			if (r != NULL)
+				ckpt_region_close(&r);
+			ckpt_disconnect(&cl);
+		} else if (failing) {
+			LOG(NOTICE, "lease on %s renewed again\n", l->name);
+			failing = false;
+		}
+		pthread_mutex_lock(&l->mu);
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_nsec += (long)(l->ttl_ms / 4) * 1000000;
+		until.tv_sec += until.tv_nsec / 1000000000;
+		until.tv_nsec %= 1000000000;
+		while (!l->stop && pthread_cond_timedwait(&l->cv, &l->mu, &until) == 0)
+			;
+	}
+	pthread_mutex_unlock(&l->mu);
+	if (r != NULL) {
+		ckpt_lease_renew(r, 1); /* a clean stop: the standby need not wait */
+		ckpt_region_close(&r);
+	}
+	ckpt_disconnect(&cl);
+	return NULL;
+}
+
+struct fw_lease *fw_lease_start(const struct fw_ckpt_conf *cc, uint32_t ttl_ms)
+{
+	struct fw_lease *l = calloc(1, sizeof(*l));
+	pthread_condattr_t ca;
+	int rc;
+
+	if (l == NULL)
+		return NULL;
+	if (cc->secret_len > sizeof(l->secret)) {
+		free(l);
+		errno = EINVAL;
+		return NULL;
+	}
+	l->cc = *cc;
+	memcpy(l->secret, cc->secret, cc->secret_len);
+	l->cc.secret = l->secret;
+	l->ttl_ms = ttl_ms;
+	snprintf(l->name, sizeof(l->name), "%s.0", cc->region);
+	pthread_mutex_init(&l->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&l->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	rc = pthread_create(&l->th, NULL, lease_main, l);
+	if (rc) {
+		pthread_cond_destroy(&l->cv);
+		pthread_mutex_destroy(&l->mu);
+		free(l);
+		errno = rc;
+		return NULL;
+	}
+	pthread_setname_np(l->th, "hf-lease");
+	return l;
+}
+
+void fw_lease_stop(struct fw_lease **lp)
+{
+	struct fw_lease *l;
+
+	if (lp == NULL || *lp == NULL)
+		return;
+	l = *lp;
+	pthread_mutex_lock(&l->mu);
+	l->stop = true;
+	pthread_cond_signal(&l->cv);
+	pthread_mutex_unlock(&l->mu);
+	pthread_join(l->th, NULL);
+	pthread_cond_destroy(&l->cv);
+	pthread_mutex_destroy(&l->mu);
+	memset(l->secret, 0, sizeof(l->secret));
+	free(l);
+	*lp = NULL;
+}
+
+int fw_lease_wait_free(const struct fw_ckpt_conf *cc, uint32_t ttl_ms)
+{
+	struct ckpt_region_info info;
+	struct ckpt_client *cl;
+	char name[PMU_NAME_MAX];
+	uint64_t first_lease, t0 = fw_mono_ns();
+	int rc;
+
+	snprintf(name, sizeof(name), "%s.0", cc->region);
+	cl = connect_target(cc, 1000);
+	if (cl == NULL)
+		return errno == ENOENT ? 0 : -errno; /* no store yet: nobody holds anything */
+	rc = ckpt_region_stat(cl, name, &info);
+	if (rc == 0 && info.lease_alive) {
+		first_lease = info.r.lease_ns;
+		LOG(NOTICE, "%s is leased: waiting for the previous holder's lease to run out\n",
+		    name);
+		while (rc == 0 && info.lease_alive) {
+			if (info.r.lease_ns != first_lease) {
+				LOG(ERR,
+				    "%s is leased by a running holdfast (its lease was just "
+				    "renewed): stop it, or start this one with --standby\n",
+				    name);
+				rc = -EBUSY;
+				break;
+			}
+			nap_ms(ttl_ms / 20 < 10 ? 10 : ttl_ms / 20);
+			rc = ckpt_region_stat(cl, name, &info);
+		}
+		if (rc == 0)
+			LOG(NOTICE, "the previous lease on %s ran out after %.0f ms\n", name,
+			    (double)(fw_mono_ns() - t0) / 1e6);
+	}
+	ckpt_disconnect(&cl);
+	return rc == -ENOENT ? 0 : rc;
+}
+
+/* ---- the standby ---- */
+
+struct follow {
+	struct ckpt_region *state, *log;
+	struct fw_shadow *shadow;
+	bool rescan;
+};
+
+struct standby {
+	const struct fw_ckpt_conf *cc;
+	struct ckpt_client *cl;
+	struct follow *f;
+	unsigned int n;
+	struct fw_standby_stats *out;
+};
+
+struct apply_arg {
+	struct standby *sb;
+	struct follow *f;
+	bool from_log;
+};
+
+static int apply_one(const struct ckpt_rec *rec, void *arg)
+{
+	struct apply_arg *a = arg;
+
+	if (a->from_log)
+		a->sb->out->log_records++;
+	else
+		a->sb->out->scan_records++;
+	if (fw_ckpt_is_gap(rec)) {
+		a->f->rescan = true; /* the primary skipped records: the state region has them */
+		return 0;
+	}
+	if (fw_shadow_apply(a->f->shadow, rec, &a->sb->out->st) == -ENOSPC)
+		LOG(WARNING, "standby: table full; raise max-conns to match the primary's\n");
+	return 0;
+}
+
+static void detach_all(struct standby *sb)
+{
+	for (unsigned int i = 0; i < sb->n; i++) {
+		if (sb->f[i].log)
+			ckpt_region_close(&sb->f[i].log);
+		if (sb->f[i].state)
+			ckpt_region_close(&sb->f[i].state);
+	}
+	ckpt_disconnect(&sb->cl);
+}
+
+/* Connect and open every worker's regions. @return 0, -EAGAIN (not there yet) or -errno. */
+static int attach_all(struct standby *sb)
+{
+	char name[PMU_NAME_MAX];
+	int rc = 0;
+
+	sb->cl = connect_target(sb->cc, 1000);
+	if (sb->cl == NULL)
+		return errno == EACCES || errno == EINVAL || errno == EPROTONOSUPPORT ? -errno
+										      : -EAGAIN;
+	for (unsigned int i = 0; i < sb->n && rc == 0; i++) {
+		snprintf(name, sizeof(name), "%s.%u", sb->cc->region, i);
+		rc = ckpt_region_open(sb->cl, name, &sb->f[i].state);
+		if (rc == 0) {
+			snprintf(name, sizeof(name), "%s.%u.log", sb->cc->region, i);
+			rc = ckpt_region_open(sb->cl, name, &sb->f[i].log);
+		}
+		sb->f[i].rescan = true;
+	}
+	if (rc) {
+		detach_all(sb);
+		return rc == -EACCES ? rc : -EAGAIN;
+	}
+	return 0;
+}
+
+/* Read every log, then rescan what needs it. @return 0 or -errno of the target. */
+static int follow_all(struct standby *sb)
+{
+	for (unsigned int i = 0; i < sb->n; i++) {
+		struct follow *f = &sb->f[i];
+		struct apply_arg a = {sb, f, true};
+		int rc;
+
+		rc = ckpt_log_read(f->log, apply_one, &a, false, NULL);
+		if (rc < 0)
+			return rc;
+		if (f->rescan) {
+			/* Cleared before the read: a gap marker met during it asks again. */
+			f->rescan = false;
+			a.from_log = false;
+			sb->out->rescans++;
+			rc = ckpt_state_scan(f->state, CKPT_SCAN_TOMBSTONES, apply_one, &a, NULL);
+			if (rc < 0)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+int fw_standby_run(const struct fw_ckpt_conf *cc, struct fw_worker *w, unsigned int nworkers,
+		   uint32_t poll_ms, volatile bool *quit, volatile sig_atomic_t *takeover,
+		   struct fw_standby_stats *out)
+{
+	struct standby sb = {.cc = cc, .n = nworkers, .out = out};
+	char lease_name[PMU_NAME_MAX];
+	bool announced = false, waiting_said = false;
+	int rc = 0;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(lease_name, sizeof(lease_name), "%s.0", cc->region);
+	sb.f = calloc(nworkers, sizeof(*sb.f));
+	if (sb.f == NULL)
+		return -ENOMEM;
+	for (unsigned int i = 0; i < nworkers; i++) {
+		sb.f[i].shadow = fw_shadow_create(w[i].table, w[i].ckpt->slots);
+		if (sb.f[i].shadow == NULL) {
+			rc = -ENOMEM;
+			goto out;
+		}
+	}
+	while (!*quit) {
+		struct ckpt_region_info info;
+
+		if (sb.cl == NULL) {
+			rc = attach_all(&sb);
+			if (rc == -EAGAIN) {
+				if (!waiting_said)
+					LOG(NOTICE,
+					    "standby: waiting for the primary's regions %s.* at "
+					    "%s\n",
+					    cc->region, cc->target);
+				waiting_said = true;
+				nap_ms(RETRY_MS);
+				continue;
+			}
+			if (rc) {
+				LOG(ERR, "standby: %s refuses us: %s\n", cc->target, strerror(-rc));
+				goto out;
+			}
+			waiting_said = false;
+			/* The checkpointers open the regions now, not at takeover: time saved. */
+			for (unsigned int i = 0; i < nworkers; i++)
+				if (w[i].ckpt->r == NULL)
+					fw_checkpointer_attach(w[i].ckpt, fw_mono_ns());
+		}
+		rc = follow_all(&sb);
+		if (rc == 0)
+			rc = ckpt_region_stat(sb.cl, lease_name, &info);
+		if (rc) {
+			LOG(WARNING, "standby: %s: %s; reconnecting\n", cc->target, strerror(-rc));
+			detach_all(&sb);
+			if (!target_error(rc) && rc != -ENOENT && rc != -EINVAL)
+				goto out;
+			continue;
+		}
+		if (!announced) {
+			uint32_t n = 0;
+
+			for (unsigned int i = 0; i < nworkers; i++)
+				n += fw_table_count(w[i].table);
+			LOG(NOTICE, "standby: following %s at %s: %u connections\n", cc->region,
+			    cc->target, n);
+			printf("holdfast: standby\n");
+			fflush(stdout);
+			announced = true;
+		}
+		if (*takeover || (info.r.lease_ns != 0 && !info.lease_alive)) {
+			out->detect_ns = fw_mono_ns();
+			out->reason = *takeover ? "command" : "lease expired";
+			/* The unread rest: whatever the primary made durable before it went. */
+			rc = follow_all(&sb);
+			if (rc)
+				LOG(WARNING,
+				    "standby: reading the rest of the log: %s; taking over with "
+				    "what was read\n",
+				    strerror(-rc));
+			out->caught_up_ns = fw_mono_ns();
+			rc = 0;
+			goto out;
+		}
+		nap_ms(poll_ms);
+	}
+	rc = 1;
+out:
+	detach_all(&sb);
+	for (unsigned int i = 0; i < nworkers; i++)
+		fw_shadow_free(&sb.f[i].shadow);
+	free(sb.f);
+	return rc;
+}

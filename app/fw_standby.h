@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Primary and standby. The primary holds a lease on its first state region (NAME.0),
+ * renewed by a thread of its own so that no worker ever waits on it. A standby opens the
+ * primary's regions, follows every worker's log into a shadow table (the workers' tables,
+ * before any port starts), rescans a state region when its log says it skipped records,
+ * and takes over when the lease runs out or on a command. Private to holdfast.
+ */
+#ifndef FW_STANDBY_H
+#define FW_STANDBY_H
+
+#include <signal.h>
+#include <stdint.h>
+
+#include "fw_checkpoint.h"
+#include "fw_worker.h"
+
+struct fw_lease;
+
+/** CLOCK_MONOTONIC in nanoseconds (failover times). */
+uint64_t fw_mono_ns(void);
+
+/**
+ * Start renewing the lease on @p cc's NAME.0 every @p ttl_ms / 4 for @p ttl_ms.
+ * @return the keeper, or NULL with errno (ENOMEM, or what pthread_create says). A target
+ *   that cannot be reached is retried by the keeper, and logged once.
+ */
+struct fw_lease *fw_lease_start(const struct fw_ckpt_conf *cc, uint32_t ttl_ms);
+
+/** Stop renewing and let the lease run out now (a clean stop hands over at once). */
+void fw_lease_stop(struct fw_lease **lp);
+
+/**
+ * Before a primary starts: a lease on NAME.0 that is still alive belongs to a holdfast
+ * that was killed (it runs out within its ttl) or to one that runs (it is renewed). Wait
+ * for the first, refuse the second.
+ * @return 0 (no live lease), -EBUSY (renewed: another primary runs), or -errno of the target.
+ */
+int fw_lease_wait_free(const struct fw_ckpt_conf *cc, uint32_t ttl_ms);
+
+struct fw_standby_stats {
+	uint64_t log_records;  /**< records read from the logs */
+	uint64_t rescans;      /**< state regions read whole (start, gaps, reconnects) */
+	uint64_t scan_records; /**< records read by those rescans */
+	struct fw_restore_stats st;
+	uint64_t detect_ns;    /**< when the lease was seen expired, or the command came */
+	uint64_t caught_up_ns; /**< when the rest of the logs was read */
+	const char *reason;    /**< "lease expired" or "command" */
+};
+
+/**
+ * Be the standby of the primary whose regions @p cc names, for workers @p w (their
+ * checkpointers created FW_CKPT_DETACHED, their tables empty). Returns when the standby
+ * is to take over, with every worker's table holding the primary's connections (still
+ * FW_CONN_F_RESTORING: the caller runs fw_restore_finish()), or when @p quit is set.
+ * Prints "holdfast: standby" once it follows the primary; @p takeover (SIGUSR1) asks for a
+ * takeover now.
+ * @return 0 (take over), 1 (quit), or -errno (a target that refuses us for good).
+ */
+int fw_standby_run(const struct fw_ckpt_conf *cc, struct fw_worker *w, unsigned int nworkers,
+		   uint32_t poll_ms, volatile bool *quit, volatile sig_atomic_t *takeover,
+		   struct fw_standby_stats *out);
+
+#endif /* FW_STANDBY_H */
