@@ -87,9 +87,15 @@ listening() { # ns port
   ip netns exec "$1" ss -ltnH "sport = :$2" | grep -q .
 }
 
-# Connections holdfast tracks now (telemetry /holdfast/conns total).
-hf_conns() {
+# Connections holdfast tracks now (telemetry /holdfast/conns total). The telemetry thread
+# shares a busy machine: ask again (bounded) when one query times out.
+conns_query() {
   /usr/bin/python3 "$SRC/test/integration/telemetry.py" \
-    "/var/run/dpdk/$HF_PREFIX/dpdk_telemetry.v2" /holdfast/conns |
-    /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["/holdfast/conns"]["total"])'
+    "/var/run/dpdk/$HF_PREFIX/dpdk_telemetry.v2" /holdfast/conns 2>/dev/null |
+    /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["/holdfast/conns"]["total"])' \
+      >"$T/conns" 2>/dev/null
+}
+hf_conns() {
+  wait_for 30 conns_query || fail "holdfast telemetry did not answer /holdfast/conns"
+  cat "$T/conns"
 }
