@@ -9,6 +9,7 @@ pkgs=(
   libdpdk-dev dpdk-dev libfabric-dev libfabric-bin libpmem-dev libisal-dev libsodium-dev
   libnftnl-dev libmnl-dev libcmocka-dev libpcap-dev
   nftables iproute2 ethtool procps psmisc python3 python3-scapy
+  curl python3-pyftpdlib tcpdump
 )
 
 missing=()

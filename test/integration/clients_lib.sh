@@ -1,0 +1,101 @@
+# SPDX-License-Identifier: BSD-3-Clause
+# Shared by the real-client tests: three network namespaces made here and deleted on any
+# exit (client 198.18.0.1/15 --- holdfast --- server 198.19.0.1/15), holdfast on
+# net_af_packet ports bound to the firewall namespace's veths, process bookkeeping with a
+# trap, bounded waits. Sourced after ofi_lib.sh (scratch dir $T, PIDS, wait_for, fail).
+NS_C="hfcli$$"
+NS_F="hffw$$"
+NS_S="hfsrv$$"
+CLI_IP=198.18.0.1
+SRV_IP=198.19.0.1
+HF_N=0
+HF_PREFIXES=()
+
+clients_cleanup() {
+  local ns pre
+  # Whatever still runs in the namespaces made here was started here.
+  for ns in "$NS_C" "$NS_F" "$NS_S"; do
+    ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
+  done
+  cleanup # ofi_lib.sh: kills every PID started, removes $T
+  for pre in "${HF_PREFIXES[@]}"; do rm -rf "/var/run/dpdk/$pre"; done
+  for ns in "$NS_C" "$NS_F" "$NS_S"; do ip netns del "$ns" 2>/dev/null || true; done
+}
+trap clients_cleanup EXIT
+
+# Run in a namespace. In the background, call `ip netns exec` directly, not these: a
+# function behind & is a subshell, and $! would name it instead of the program.
+in_c() { ip netns exec "$NS_C" "$@"; }
+in_f() { ip netns exec "$NS_F" "$@"; }
+in_s() { ip netns exec "$NS_S" "$@"; }
+
+topology() {
+  local ns
+  for ns in "$NS_C" "$NS_F" "$NS_S"; do
+    ip netns add "$ns"
+    ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 \
+      net.ipv6.conf.default.disable_ipv6=1
+    ip netns exec "$ns" ip link set lo up
+  done
+  ip link add c0 netns "$NS_C" type veth peer name fc netns "$NS_F"
+  ip link add s0 netns "$NS_S" type veth peer name fs netns "$NS_F"
+  in_c ip addr add "$CLI_IP/15" dev c0
+  in_s ip addr add "$SRV_IP/15" dev s0
+  # The hosts finish their own checksums and segments: holdfast forwards frames as they
+  # are, so a checksum left to offload would arrive unfinished.
+  in_c ethtool -K c0 tx off tso off gso off >/dev/null
+  in_s ethtool -K s0 tx off tso off gso off >/dev/null
+  in_f ethtool -K fc gro off >/dev/null
+  in_f ethtool -K fs gro off >/dev/null
+  in_c ip link set c0 up
+  in_s ip link set s0 up
+  in_f ip link set fc up
+  in_f ip link set fs up
+}
+
+# start_hf CONF [ARGS...]: holdfast in the firewall namespace, port 0 (inside) on fc, port
+# 1 on fs; logs to $T/hf-N.log. Sets HF_PID and HF_LOG; does not wait.
+start_hf() {
+  local conf=$1
+  shift
+  HF_N=$((HF_N + 1))
+  HF_PREFIX="hfcl$$-$HF_N"
+  HF_PREFIXES+=("$HF_PREFIX")
+  HF_LOG="$T/hf-$HF_N.log"
+  ip netns exec "$NS_F" "$BUILD/holdfast" --no-huge -m 256 --no-pci -l 0 --file-prefix "$HF_PREFIX" \
+    --vdev net_af_packet0,iface=fc --vdev net_af_packet1,iface=fs \
+    -- --config "$conf" "$@" >"$HF_LOG" 2>&1 &
+  HF_PID=$!
+  PIDS+=("$HF_PID")
+}
+
+hf_ready() { # log
+  grep -q "holdfast: ready" "$1" && return 0
+  kill -0 "$HF_PID" 2>/dev/null || fail "holdfast exited: $(tail -5 "$1")"
+  return 1
+}
+
+# Frames the firewall namespace's veths received (from either host), holdfast or not.
+fw_rx() {
+  echo $(($(in_f cat /sys/class/net/fc/statistics/rx_packets) +
+    $(in_f cat /sys/class/net/fs/statistics/rx_packets)))
+}
+
+now_ms() { date +%s%3N; }
+
+listening() { # ns port
+  ip netns exec "$1" ss -ltnH "sport = :$2" | grep -q .
+}
+
+# Connections holdfast tracks now (telemetry /holdfast/conns total). The telemetry thread
+# shares a busy machine: ask again (bounded) when one query times out.
+conns_query() {
+  /usr/bin/python3 "$SRC/test/integration/telemetry.py" \
+    "/var/run/dpdk/$HF_PREFIX/dpdk_telemetry.v2" /holdfast/conns 2>/dev/null |
+    /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["/holdfast/conns"]["total"])' \
+      >"$T/conns" 2>/dev/null
+}
+hf_conns() {
+  wait_for 30 conns_query || fail "holdfast telemetry did not answer /holdfast/conns"
+  cat "$T/conns"
+}
