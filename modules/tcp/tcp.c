@@ -393,8 +393,15 @@ static bool update_window(struct fw_tcp_slice *t, int dir, const struct seg *s)
 
 	if (snd->maxwin < win)
 		snd->maxwin = win;
-	if (!fw_seq_before(end, snd->end))
-		snd->flags &= (uint8_t)~FW_TCP_F_RESYNC_END; /* the live edge is seen */
+	/*
+	 * The live edge is seen only beyond the checkpointed end plus the threshold: up to
+	 * there, the old instance may have forwarded data the receiver holds and will
+	 * acknowledge, while the sender retransmits below it. Clearing on the first segment
+	 * at the checkpointed end (a retransmission) dropped those acknowledgements, and a
+	 * restored bulk stream stalled.
+	 */
+	if (fw_seq_after(end, snd->ck_end + edge_threshold(rcv->maxwin)))
+		snd->flags &= (uint8_t)~FW_TCP_F_RESYNC_END;
 	if (fw_seq_after(end, snd->end))
 		snd->end = end;
 	if (s->flags & TH_FIN)
