@@ -244,10 +244,12 @@ static void try_reconnect(struct fw_checkpointer *k, uint64_t now)
 	if (state == FW_CKPT_JOB_RUNNING)
 		return;
 	if (state == FW_CKPT_JOB_IDLE) {
-		if (pthread_create(&k->job_th, NULL, reconnect_main, k) == 0)
-			k->job_state = FW_CKPT_JOB_RUNNING;
-		else
+		/* RUNNING before the thread exists: a quick failure may store DONE at once. */
+		__atomic_store_n(&k->job_state, FW_CKPT_JOB_RUNNING, __ATOMIC_RELEASE);
+		if (pthread_create(&k->job_th, NULL, reconnect_main, k) != 0) {
+			k->job_state = FW_CKPT_JOB_IDLE;
 			k->retry_at_ns = now + k->backoff_ns;
+		}
 		return;
 	}
 	pthread_join(k->job_th, NULL);
