@@ -72,12 +72,14 @@ struct ckpt_group_health {
 int ckpt_group_health(struct ckpt_region *r, bool scan, struct ckpt_group_health *out);
 
 /**
- * Start rebuilding every member that answers but lacks @p r (replaced by an empty server):
- * create the region there and recompute its subsegments from the others. The copy
+ * Start a rebuild pass over @p r: every member that answers but lacks the region (replaced
+ * by an empty server) gets it created, and every subsegment a member that answers lacks,
+ * or holds damaged or stale, is recomputed from the others and written there. The pass
  * proceeds inside ckpt_poll(), a bounded amount per call, and ckpt_group_health() shows
- * its progress; new checkpoints reach the member from the start.
+ * its progress (rebuilding, rebuild_done of rebuild_total); new checkpoints reach a new
+ * member from the start.
  *
- * @return the number of members being rebuilt (0: none needed one), or
+ * @return the number of members created empty and being rebuilt (0: only repairs), or
  *   -EINVAL  not a group region,
  *   -EEXIST  a member holds a region of that name from another group (delete it first),
  *   -EBUSY   a rebuild is under way already,

@@ -92,7 +92,9 @@ struct gregion {
 	uint64_t comp_ticket[MAXM];
 
 	/* Rebuild of replaced members. */
-	uint32_t rb_mask;
+	bool rb_active;
+	uint32_t rb_mask; /* members created empty by this rebuild */
+	uint64_t rb_repaired;
 	struct images rb;
 	uint64_t rb_pos, rb_end, rb_start;
 	unsigned int rb_decile;
@@ -1045,8 +1047,10 @@ static int seg_at(struct gregion *gr, const struct images *im, uint64_t pos, str
 		uint32_t word;
 		int rc;
 
-		if (im->img[i] == NULL)
+		if (im->img[i] == NULL) {
+			v->missing |= 1u << i; /* down, or not read */
 			continue;
+		}
 		p = im->img[i] + off;
 		rc = ckpt_subseg_decode(p, im->ring_size - off, &s);
 		if (rc == 0 || rc == -EBADMSG) {
@@ -1465,7 +1469,7 @@ static void compact_step(struct ckpt_region *r)
 	switch (gr->comp) {
 	case COMPACT_IDLE:
 		if (gr->shadow == NULL || next - tail < gr->ring_size / 2 ||
-		    next - gr->snap_end < gr->snap_bytes || gr->rb_mask != 0)
+		    next - gr->snap_end < gr->snap_bytes || gr->rb_active)
 			return;
 		if (!gr->shadow_loaded && shadow_load(r) != 0)
 			return;
@@ -1548,7 +1552,7 @@ int ckpt_group_rebuild(struct ckpt_region *r)
 		return -EINVAL;
 	gr = r->be;
 	g = gr->g;
-	if (gr->rb_mask != 0)
+	if (gr->rb_active)
 		return -EBUSY;
 	for (unsigned int i = 0; i < g->n; i++) {
 		if (gr->st[i] == CKPT_MEMBER_FOREIGN) {
@@ -1561,8 +1565,6 @@ int ckpt_group_rebuild(struct ckpt_region *r)
 		if (gr->st[i] == CKPT_MEMBER_EMPTY && g->mc[i] != NULL && !member_failed(g, i))
 			mask |= 1u << i;
 	}
-	if (mask == 0)
-		return 0;
 	if (live(gr) < need(g))
 		return -EIO;
 	/* What the others hold now is what the new members must get. */
@@ -1609,6 +1611,8 @@ int ckpt_group_rebuild(struct ckpt_region *r)
 	}
 	align_rings(gr);
 	gr->rb_mask = mask;
+	gr->rb_active = true;
+	gr->rb_repaired = 0;
 	gr->rb_pos = gr->rb_start = gr->rb.tail;
 	gr->rb_end = gr->rb.head;
 	gr->rb_decile = 0;
@@ -1644,7 +1648,7 @@ static void rebuild_step(struct ckpt_region *r)
 	const unsigned int n = gr->g->n;
 	uint8_t *work;
 
-	if (gr->rb_mask == 0 || gr->pend)
+	if (!gr->rb_active || gr->pend)
 		return; /* sub[0] is the scratch buffer and must be free */
 	work = malloc((size_t)n * CKPT_SEG_CHUNK_MAX);
 	if (work == NULL)
@@ -1686,7 +1690,9 @@ static void rebuild_step(struct ckpt_region *r)
 			for (unsigned int i = 0; i < n; i++) {
 				int rc;
 
-				if (!(gr->rb_mask & (1u << i)) || !member_ok(gr, i))
+				/* New members, and old ones whose subsegment is damaged or stale.
+				 */
+				if (!(v.missing & (1u << i)) || !member_ok(gr, i))
 					continue;
 				rc = rebuild_one(gr, &v, i);
 				if (rc == -EAGAIN) {
@@ -1695,6 +1701,8 @@ static void rebuild_step(struct ckpt_region *r)
 				}
 				if (rc)
 					member_down(gr->g, i, rc);
+				else
+					gr->rb_repaired++;
 			}
 			if (again)
 				break; /* members already written get the same bytes again */
@@ -1721,9 +1729,11 @@ static void rebuild_step(struct ckpt_region *r)
 			gr->st[i] = CKPT_MEMBER_OK;
 	}
 	ckpt_log(CKPT_LOG_NOTICE, LOG_COMPONENT,
-		 "region %s: rebuild 100%% done (%" PRIu64 " bytes)", r->geo.name,
-		 gr->rb_end - gr->rb_start);
+		 "region %s: rebuild 100%% done (%" PRIu64 " bytes, %" PRIu64
+		 " subsegments written)",
+		 r->geo.name, gr->rb_end - gr->rb_start, gr->rb_repaired);
 	gr->rb_mask = 0;
+	gr->rb_active = false;
 	images_free(&gr->rb);
 }
 
@@ -1787,7 +1797,7 @@ int ckpt_group_health(struct ckpt_region *r, bool scan, struct ckpt_group_health
 		out->member[i].state =
 			member_failed(g, i) || g->mc[i] == NULL ? CKPT_MEMBER_DOWN : gr->st[i];
 	}
-	out->rebuilding = gr->rb_mask != 0;
+	out->rebuilding = gr->rb_active;
 	out->rebuild_mask = gr->rb_mask;
 	out->rebuild_done = gr->rb_pos - gr->rb_start;
 	out->rebuild_total = gr->rb_end - gr->rb_start;
