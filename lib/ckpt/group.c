@@ -88,7 +88,7 @@ struct gregion {
 	uint8_t *shadow;
 	bool shadow_loaded;
 	enum compact comp;
-	uint64_t snap_start, snap_end, snap_bytes, snap_cursor;
+	uint64_t snap_start, snap_end, snap_bytes, snap_cursor, snap_rec_bytes;
 	uint64_t comp_ticket[MAXM];
 
 	/* Rebuild of replaced members. */
@@ -1468,18 +1468,25 @@ static void compact_step(struct ckpt_region *r)
 
 	switch (gr->comp) {
 	case COMPACT_IDLE:
-		if (gr->shadow == NULL || next - tail < gr->ring_size / 2 ||
-		    next - gr->snap_end < gr->snap_bytes || gr->rb_active)
+		/*
+		 * Half full, and the log since the last snapshot at least as long as a
+		 * snapshot (else compacting again frees little); at three quarters, always.
+		 */
+		if (gr->shadow == NULL || next - tail < gr->ring_size / 2 || gr->rb_active)
+			return;
+		if (next - gr->snap_end < gr->snap_bytes && next - tail < gr->ring_size / 4 * 3)
 			return;
 		if (!gr->shadow_loaded && shadow_load(r) != 0)
 			return;
-		if (gr->seg_len != 0 || gr->pend) {
-			if (!gr->pend)
-				cut(gr);
+		/*
+		 * Everything before the next segment's position is in the shadow; the open
+		 * segment (not placed yet) lands at or after it, whatever it holds.
+		 */
+		if (gr->pend)
 			return;
-		}
 		gr->snap_start = next;
 		gr->snap_cursor = 0;
+		gr->snap_rec_bytes = 0;
 		gr->comp = COMPACT_WRITING;
 		/* fall through */
 	case COMPACT_WRITING:
@@ -1492,6 +1499,7 @@ static void compact_step(struct ckpt_region *r)
 				len = (int)ckpt_rec_size(rec[28] | rec[29] << 8);
 				if (seg_add(gr, rec, (uint32_t)len, 0) != 0)
 					return;
+				gr->snap_rec_bytes += (uint64_t)len;
 			}
 			gr->snap_cursor++;
 		}
@@ -1527,7 +1535,8 @@ static void compact_step(struct ckpt_region *r)
 		for (unsigned int i = 0; i < gr->g->n; i++)
 			if (member_ok(gr, i) && gr->mr[i]->ring.tail_seen < gr->snap_start)
 				gr->mr[i]->ring.tail_seen = gr->snap_start;
-		gr->snap_bytes = next - gr->snap_start;
+		/* One member's share of the snapshot, without what was checkpointed meanwhile. */
+		gr->snap_bytes = gr->snap_rec_bytes / gr->g->ec.k;
 		gr->snap_end = next;
 		ckpt_log(CKPT_LOG_INFO, LOG_COMPONENT,
 			 "region %s: compacted; the log now starts at %" PRIu64

@@ -80,6 +80,17 @@ write_group "xor(4)" xor 0 1 2 3 4
 for a in 0 1 2 3 4; do check "xor(4)" xor 5 $a; done
 echo "xor(4): every loss of one member restores the same records"
 
+# 40 generations through member rings that hold about 10: the log wraps, compaction keeps
+# the newest of every pair, and a member lost afterwards costs nothing.
+"$LOAD" write "$(group "xor(4)" 0 1 2 3 4)" wrap $PAIRS 40 >"$T/wrap.acks" 2>"$T/wrap.log" ||
+  fail "xor(4): long write failed: $(tail -3 "$T/wrap.log")"
+"$LOAD" verify "$(group "xor(4)" 0 1 x 3 4)" wrap "$T/wrap.acks" --all 40 2>"$T/wrap-verify.log" ||
+  fail "xor(4): after compaction, without member 2: $(tail -3 "$T/wrap-verify.log")"
+"$CTL" --target "$(group "xor(4)" 0 1 2 3 4)" --secret-file "$T/secret" health wrap >"$T/wrap.health"
+span=$(sed -n 's/^span: \([0-9]*\)\.\..*/\1/p' "$T/wrap.health")
+[ "${span:-0}" -gt 0 ] || fail "the log never compacted (tail still 0)"
+echo "xor(4): a log compacted past its ring size restores every pair's newest generation"
+
 write_group mirror mirror 0 1 2
 for a in 0 1 2; do
   lost=()
