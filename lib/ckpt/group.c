@@ -283,13 +283,13 @@ static void group_disconnect(struct ckpt_client *c)
 
 /* ---- member regions -------------------------------------------------------------------- */
 
-/* Bytes of each member's region: twice a snapshot's share, so the log has room to grow. */
+/* Bytes of each member's region: three snapshot shares, so a snapshot always fits. */
 static uint64_t member_size(const struct pmu_region_info *geo, unsigned int k)
 {
 	uint64_t data =
 		geo->mode == PMU_MODE_OVERWRITE ? geo->nslots / 2 * geo->slot_size : geo->ring_size;
 	uint64_t share = (data + k - 1) / k;
-	uint64_t ring = 2 * share + share / 8 + (4u << 20);
+	uint64_t ring = 3 * share + share / 8 + (4u << 20);
 
 	return (PMU_REGION_HDR + ring + PMU_ALIGN - 1) & ~(uint64_t)(PMU_ALIGN - 1);
 }
@@ -870,6 +870,9 @@ static void shadow_keep(struct gregion *gr, const uint8_t *rec, uint32_t len)
 	memcpy(slot, rec, len);
 }
 
+static uint64_t ring_next(const struct gregion *gr);
+static uint64_t ring_tail(const struct gregion *gr);
+
 static int group_put(struct ckpt_region *r, const uint8_t *rec, uint32_t len)
 {
 	struct gregion *gr = r->be;
@@ -877,6 +880,15 @@ static int group_put(struct ckpt_region *r, const uint8_t *rec, uint32_t len)
 
 	if (live(gr) < need(gr->g))
 		return -EIO;
+	if (gr->comp == COMPACT_WRITING) {
+		/* The rest of the snapshot must still fit: it is what frees the ring. */
+		uint64_t left =
+			(gr->desc.nslots / 2 - gr->snap_cursor) * gr->desc.slot_size / gr->g->ec.k +
+			2ull * gr->seg_cap;
+
+		if (ring_next(gr) - ring_tail(gr) + left > gr->ring_size)
+			return -EAGAIN;
+	}
 	rc = seg_add(gr, rec, len, r->posted + 1);
 	if (rc == 0 && r->geo.mode == PMU_MODE_OVERWRITE)
 		shadow_keep(gr, rec, len);
@@ -1442,6 +1454,13 @@ static uint64_t ring_tail(const struct gregion *gr)
 	return t;
 }
 
+/* The most one member's share of a snapshot takes: every pair at a full slot. */
+static uint64_t snapshot_share(const struct gregion *gr)
+{
+	return (gr->desc.nslots / 2 * gr->desc.slot_size) / gr->g->ec.k * 9 / 8 +
+	       2ull * gr->seg_cap;
+}
+
 /* Read the log into the shadow (a writer that reopened a region without restoring it). */
 static int shadow_load(struct ckpt_region *r)
 {
@@ -1470,11 +1489,13 @@ static void compact_step(struct ckpt_region *r)
 	case COMPACT_IDLE:
 		/*
 		 * Half full, and the log since the last snapshot at least as long as a
-		 * snapshot (else compacting again frees little); at three quarters, always.
+		 * snapshot (else compacting again frees little); always when a snapshot
+		 * would soon no longer fit in what is left.
 		 */
 		if (gr->shadow == NULL || next - tail < gr->ring_size / 2 || gr->rb_active)
 			return;
-		if (next - gr->snap_end < gr->snap_bytes && next - tail < gr->ring_size / 4 * 3)
+		if (next - gr->snap_end < gr->snap_bytes &&
+		    next - tail + snapshot_share(gr) < gr->ring_size - gr->ring_size / 4)
 			return;
 		if (!gr->shadow_loaded && shadow_load(r) != 0)
 			return;
