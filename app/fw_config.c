@@ -163,9 +163,9 @@ int fw_config_set(struct fw_config *c, const char *line, const char *where, char
 	} else if (strcmp(w[0], "ckpt") == 0) {
 		if (strlen(w[1]) >= sizeof(c->ckpt_target) ||
 		    (strcmp(w[1], "none") != 0 && strncmp(w[1], "pmem:/", 6) != 0 &&
-		     strncmp(w[1], "ofi+", 4) != 0))
+		     strncmp(w[1], "ofi+", 4) != 0 && strncmp(w[1], "group:", 6) != 0))
 			return fail(err, errlen, where,
-				    "ckpt: none, pmem:/path or ofi+tcp|shm|verbs://...");
+				    "ckpt: none, pmem:/path, ofi+tcp|shm|verbs://... or group:...");
 		snprintf(c->ckpt_target, sizeof(c->ckpt_target), "%s", w[1]);
 	} else if (strcmp(w[0], "ckpt-region") == 0) {
 		if (strlen(w[1]) >= sizeof(c->ckpt_region))

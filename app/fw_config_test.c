@@ -45,6 +45,8 @@ static void test_config_reads_every_setting(void **state)
 		   "timeout udp-unreplied 10\n"
 		   "policy reject\n"
 		   "reject-rate 50\n"
+		   "ckpt group:xor(2)=ofi+tcp://127.0.0.1:1,ofi+tcp://127.0.0.1:2,"
+		   "ofi+tcp://127.0.0.1:3\n"
 		   "ckpt-log-size 1M\n"
 		   "lease-ms 2000\n"
 		   "standby-poll-ms 5\n"
@@ -64,13 +66,14 @@ static void test_config_reads_every_setting(void **state)
 	assert_int_equal(c.ftp_ports[1], 2121);
 	assert_true(c.ckpt_log_size == 1u << 20 && c.lease_ms == 2000 && c.standby_poll_ms == 5);
 	assert_true(c.standby);
+	assert_int_equal(strncmp(c.ckpt_target, "group:xor(2)=", 13), 0);
 	assert_int_equal(c.timeouts.tcp_established, 3600);
 	assert_int_equal(c.timeouts.udp_unreplied, 10);
 	assert_int_equal(c.timeouts.tcp_time_wait, 120); /* default kept */
 	assert_int_equal(c.rules.policy, FW_ACT_REJECT);
 	assert_int_equal(c.reject_rate, 50);
 	assert_int_equal(c.rules.n, 2);
-	assert_non_null(strstr(c.rules.rules[0].origin, ":18"));
+	assert_non_null(strstr(c.rules.rules[0].origin, ":19"));
 	assert_int_equal(c.rules.rules[1].action, FW_ACT_DROP);
 	fw_config_release(&c);
 	unlink(path);

@@ -3,7 +3,7 @@
  * ckptctl: the operator's view of a checkpoint target. It lists regions, shows their
  * geometry and lease, decodes their records and verifies them, through the public client
  * API only, so what it shows is what a restoring firewall would get. It never consumes a
- * log (reads peek) and never writes a region.
+ * log (reads peek) and writes a region only to rebuild a group member (rebuild).
  *
  * Exit codes: 0 ok, 1 verification found invalid or misplaced records, 2 usage or
  * connection errors.
@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "holdfast/ckpt.h"
+#include "holdfast/ckpt_group.h"
 #include "holdfast/pmu.h"
 
 enum {
@@ -47,13 +48,20 @@ static void usage(FILE *f)
 	fprintf(f, "usage: ckptctl [--target T | --pmem FILE] [--secret-file F [--tenant N]]\n"
 		   "               [--allow-shm] COMMAND\n"
 		   "targets: pmem:/path, ofi+tcp://host:port, ofi+shm://name, "
-		   "ofi+verbs://host:port\n"
+		   "ofi+verbs://host:port,\n"
+		   "         group:rs(K,M)=T1,..., group:xor(K)=T1,..., group:mirror=T1,...\n"
 		   "commands:\n"
 		   "  ls               regions of this tenant and the store's space\n"
 		   "  stat [REGION]    geometry, lease, ring positions; the store without REGION\n"
 		   "  dump REGION      one line per record a restore would return\n"
 		   "  verify REGION    count valid/empty/invalid/...; exit 1 on invalid or "
-		   "misplaced\n");
+		   "misplaced\n"
+		   "  health REGION    group targets: which members answer, which segments "
+		   "are degraded;\n"
+		   "                   exit 1 when anything is degraded or lost\n"
+		   "  rebuild REGION   group targets: recreate the region on members that "
+		   "lack it and\n"
+		   "                   repair damaged subsegments, with progress\n");
 }
 
 static const char *mode_name(enum pmu_mode m)
@@ -419,6 +427,109 @@ static int cmd_verify(struct ctl *ctl, const char *name)
 	return 0;
 }
 
+static const char *member_state(enum ckpt_member_state s)
+{
+	switch (s) {
+	case CKPT_MEMBER_OK:
+		return "ok";
+	case CKPT_MEMBER_DOWN:
+		return "down";
+	case CKPT_MEMBER_EMPTY:
+		return "empty";
+	case CKPT_MEMBER_FOREIGN:
+		return "foreign";
+	case CKPT_MEMBER_REBUILDING:
+		return "rebuilding";
+	}
+	return "unknown";
+}
+
+static int cmd_health(struct ctl *ctl, const char *name)
+{
+	struct ckpt_group_health *h;
+	struct ckpt_region *r;
+	bool bad = false;
+	int rc;
+
+	rc = ckpt_region_open(ctl->cl, name, &r);
+	if (rc < 0) {
+		fprintf(stderr, "ckptctl: cannot open region '%s': %s\n", name, strerror(-rc));
+		return EXIT_USAGE;
+	}
+	h = calloc(1, sizeof(*h));
+	rc = h == NULL ? -ENOMEM : ckpt_group_health(r, true, h);
+	if (rc == -EINVAL)
+		fprintf(stderr, "ckptctl: health: %s is not a group target\n", ctl->target);
+	if (rc < 0 && rc != -EIO) {
+		ckpt_region_close(&r);
+		free(h);
+		return EXIT_USAGE;
+	}
+	printf("group: %s k=%u m=%u members=%u\n", h->code, h->k, h->m, h->members);
+	for (unsigned int i = 0; i < h->members; i++) {
+		const struct ckpt_member_health *m = &h->member[i];
+
+		printf("member %u: %s %s missing=%" PRIu64 " damaged=%" PRIu64 "\n", i, m->target,
+		       member_state(m->state), m->missing, m->damaged);
+		bad |= m->state != CKPT_MEMBER_OK || m->missing != 0 || m->damaged != 0;
+	}
+	printf("span: %" PRIu64 "..%" PRIu64 "\n", h->tail, h->head);
+	printf("segments: %" PRIu64 " degraded=%" PRIu64 " lost=%" PRIu64 "\n", h->segments,
+	       h->degraded, h->lost);
+	for (unsigned int i = 0; i < h->nfirst_bad; i++)
+		printf("degraded segment at %" PRIu64 "\n", h->first_bad[i]);
+	bad |= h->degraded != 0 || h->lost != 0 || rc != 0;
+	printf("health: %s %s\n", name, h->lost || rc ? "LOST" : bad ? "degraded" : "ok");
+	ckpt_region_close(&r);
+	free(h);
+	return bad ? EXIT_VERIFY : 0;
+}
+
+static int cmd_rebuild(struct ctl *ctl, const char *name)
+{
+	struct ckpt_group_health h;
+	struct ckpt_region *r;
+	unsigned int shown = 0;
+	int rc;
+
+	rc = ckpt_region_open(ctl->cl, name, &r);
+	if (rc < 0) {
+		fprintf(stderr, "ckptctl: cannot open region '%s': %s\n", name, strerror(-rc));
+		return EXIT_USAGE;
+	}
+	rc = ckpt_group_rebuild(r);
+	if (rc >= 0) {
+		printf("rebuild: %s: %d member(s) created empty; damaged subsegments repaired\n",
+		       name, rc);
+		rc = 1;
+	}
+	while (rc > 0) {
+		rc = ckpt_poll(ctl->cl);
+		if (rc >= 0)
+			rc = ckpt_group_health(r, false, &h);
+		if (rc < 0)
+			break;
+		if (h.rebuild_total != 0 && h.rebuild_done * 10 / h.rebuild_total >= shown) {
+			printf("rebuild: %" PRIu64 "%% (%" PRIu64 " of %" PRIu64 " bytes)\n",
+			       h.rebuild_done * 100 / h.rebuild_total, h.rebuild_done,
+			       h.rebuild_total);
+			fflush(stdout);
+			shown = (unsigned int)(h.rebuild_done * 10 / h.rebuild_total) + 1;
+		}
+		rc = h.rebuilding ? 1 : 0;
+	}
+	if (rc == 0)
+		rc = ckpt_region_close(&r);
+	else
+		ckpt_region_close(&r);
+	if (rc < 0) {
+		fprintf(stderr, "ckptctl: rebuild of '%s' failed: %s\n", name, strerror(-rc));
+		return EXIT_USAGE;
+	}
+	printf("rebuild: %s done\n", name);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -479,14 +590,17 @@ int main(int argc, char **argv)
 	cmd = argv[optind];
 	name = optind + 1 < argc ? argv[optind + 1] : NULL;
 	if (optind + 2 < argc || (strcmp(cmd, "ls") == 0 && name != NULL) ||
-	    ((strcmp(cmd, "dump") == 0 || strcmp(cmd, "verify") == 0) && name == NULL)) {
+	    ((strcmp(cmd, "dump") == 0 || strcmp(cmd, "verify") == 0 ||
+	      strcmp(cmd, "health") == 0 || strcmp(cmd, "rebuild") == 0) &&
+	     name == NULL)) {
 		fprintf(stderr, "ckptctl: wrong arguments for '%s'\n", cmd);
 		usage(stderr);
 		rc = EXIT_USAGE;
 		goto out_free_target;
 	}
 	if (strcmp(cmd, "ls") != 0 && strcmp(cmd, "stat") != 0 && strcmp(cmd, "dump") != 0 &&
-	    strcmp(cmd, "verify") != 0) {
+	    strcmp(cmd, "verify") != 0 && strcmp(cmd, "health") != 0 &&
+	    strcmp(cmd, "rebuild") != 0) {
 		fprintf(stderr, "ckptctl: unknown command '%s'\n", cmd);
 		usage(stderr);
 		rc = EXIT_USAGE;
@@ -503,6 +617,10 @@ int main(int argc, char **argv)
 		rc = cmd_stat(&ctl, name);
 	else if (strcmp(cmd, "dump") == 0)
 		rc = cmd_dump(&ctl, name);
+	else if (strcmp(cmd, "health") == 0)
+		rc = cmd_health(&ctl, name);
+	else if (strcmp(cmd, "rebuild") == 0)
+		rc = cmd_rebuild(&ctl, name);
 	else
 		rc = cmd_verify(&ctl, name);
 	ckpt_disconnect(&ctl.cl);

@@ -783,6 +783,8 @@ int main(int argc, char **argv)
 		goto err_stop;
 	}
 	journal_started = true;
+	if (ckptsrv_distribute_start(&srv) < 0)
+		goto err_stop;
 	ckpt_log(CKPT_LOG_NOTICE, LOG, "serving store %s (%s) on %u listener(s)", srv.cfg.pmem,
 		 pmu_store_is_pmem(srv.store) ? "pmem" : "msync", srv.nlisteners);
 	while (sigwait(&sigs, &sig) != 0 || (sig != SIGINT && sig != SIGTERM))
@@ -794,6 +796,7 @@ err_stop:
 	/* Sessions still use their listener's domain: they go first. */
 	if (shutdown_sessions(&srv) < 0)
 		return ret;
+	ckptsrv_distribute_stop(&srv);
 	if (journal_started) {
 		pthread_mutex_lock(&srv.lock);
 		pthread_cond_signal(&srv.journal_kick);

@@ -31,6 +31,7 @@ struct ckptsrv_config {
 	char listen[CKPTSRV_MAX_LISTEN][CKPTSRV_URL_MAX];
 	unsigned int nlisten;
 	char secret_file[4096];
+	char distribute[4096]; /* group target every region is also formed into; "" none */
 	bool allow_shm;
 	enum ckpt_log_level log_level; /* 0 until set: NOTICE */
 };
@@ -118,8 +119,18 @@ struct ckptsrv {
 	unsigned int nsessions;
 	uint64_t next_handle;
 	pthread_t journal_thr;
+	pthread_t distribute_thr;
 	volatile bool stop;
 };
+
+/**
+ * With --distribute: form every region of the store into the group target as well (see
+ * distribute.c). @return 0 (thread started, or nothing to distribute) or -errno.
+ */
+int ckptsrv_distribute_start(struct ckptsrv *srv);
+
+/** Stop and join the distributor (srv->stop must be set). */
+void ckptsrv_distribute_stop(struct ckptsrv *srv);
 
 /** Parse @p url, open its control socket and its endpoint. @return 0 or -errno (logged). */
 int ckptsrv_listener_open(struct ckptsrv *srv, struct ckptsrv_listener *l, const char *url);

@@ -18,7 +18,9 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: ckptsrv --pmem FILE --size N --listen URL [--listen URL ...]\n"
 		   "               --secret-file F [--allow-shm] [--log-level L] [--config FILE]\n"
+		   "               [--distribute GROUP]\n"
 		   "  URL: ofi+tcp://host:port | ofi+verbs://host:port | ofi+shm://name\n"
+		   "  GROUP: group:rs(K,M)=T1,... | group:xor(K)=T1,... | group:mirror=T1,...\n"
 		   "  N:   bytes, or with a k/M/G/T suffix\n"
 		   "  L:   err, warning, notice (default), info or debug\n");
 }
@@ -75,6 +77,12 @@ static int apply(struct ckptsrv_config *cfg, const char *key, const char *v, con
 	}
 	if (strcmp(key, "listen") == 0)
 		return add_listen(cfg, v, why);
+	if (strcmp(key, "distribute") == 0) {
+		*why = "not a group target (group:rs(K,M)=..., group:xor(K)=..., group:mirror=...)";
+		if (strncmp(v, "group:", 6) != 0)
+			return -EINVAL;
+		return set_string(cfg->distribute, sizeof(cfg->distribute), v);
+	}
 	if (strcmp(key, "log-level") == 0) {
 		static const struct {
 			const char *name;
@@ -168,6 +176,7 @@ int ckptsrv_config_parse(int argc, char **argv, struct ckptsrv_config *cfg)
 		{"pmem", required_argument, NULL, 'p'},
 		{"size", required_argument, NULL, 's'},
 		{"listen", required_argument, NULL, 'l'},
+		{"distribute", required_argument, NULL, 'd'},
 		{"secret-file", required_argument, NULL, 'k'},
 		{"allow-shm", no_argument, NULL, 'a'},
 		{"log-level", required_argument, NULL, 'v'},
@@ -204,6 +213,10 @@ int ckptsrv_config_parse(int argc, char **argv, struct ckptsrv_config *cfg)
 			flag = "listen";
 			ret = apply(&cli, flag, optarg, &why);
 			break;
+		case 'd':
+			flag = "distribute";
+			ret = apply(&cli, flag, optarg, &why);
+			break;
 		case 'k':
 			flag = "secret-file";
 			ret = apply(&cli, flag, optarg, &why);
@@ -238,6 +251,8 @@ int ckptsrv_config_parse(int argc, char **argv, struct ckptsrv_config *cfg)
 		strcpy(cfg->pmem, cli.pmem);
 	if (cli.secret_file[0] != '\0')
 		strcpy(cfg->secret_file, cli.secret_file);
+	if (cli.distribute[0] != '\0')
+		strcpy(cfg->distribute, cli.distribute);
 	if (have_size)
 		cfg->size = cli.size;
 	if (have_shm)

@@ -95,6 +95,45 @@ if [ -n "$srv" ] && [ -n "$ctl" ]; then
     echo "bench.sh: ckptsrv did not come up; its log:" >&2
     tail -20 "$dir/ckptsrv.log" >&2
   fi
+  # Redundancy groups over six more servers on tcp loopback; the single tcp server again,
+  # beside them, with the same restore size (group restores hold every member's live span
+  # in memory, so they restore 256 k records rather than 1 M here).
+  group_pids=()
+  members=()
+  for i in 0 1 2 3 4 5; do
+    gport=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    members+=("ofi+tcp://127.0.0.1:$gport")
+    "$srv" --pmem "$dir/g$i.pmem" --size 1G --listen "ofi+tcp://127.0.0.1:$gport" \
+      --secret-file "$dir/secret" 2>"$dir/g$i.log" &
+    group_pids+=($!)
+  done
+  stop_group() {
+    local p
+    for p in "${group_pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${group_pids[@]}"; do wait "$p" 2>/dev/null || true; done
+    group_pids=()
+  }
+  trap 'stop_group; cleanup' EXIT
+  ready=1
+  for i in 0 1 2 3 4 5; do
+    srv_pid=${group_pids[$i]}
+    wait_ready "${members[$i]}" || ready=0
+  done
+  srv_pid=""
+  if [ $ready = 1 ]; then
+    m=("${members[@]}")
+    for target in "${m[0]}" "group:xor(4)=${m[0]},${m[1]},${m[2]},${m[3]},${m[4]}" \
+      "group:rs(4,2)=${m[0]},${m[1]},${m[2]},${m[3]},${m[4]},${m[5]}" \
+      "group:mirror=${m[0]},${m[1]},${m[2]}"; do
+      echo "== $target"
+      "$bench" --target "$target" --secret-file "$dir/secret" --tenant bench \
+        --restore-records 262144 "$@" | sed 's/^target=ofi+tcp /target=tcp-256k /' |
+        tee -a "$results" || echo "bench.sh: $target run failed" >&2
+    done
+  else
+    echo "bench.sh: the group's servers did not come up" >&2
+  fi
+  stop_group
 else
   echo "bench.sh: ckptsrv or ckptctl not built; remote targets skipped" >&2
 fi
@@ -110,11 +149,12 @@ awk '
     printf "%-8s %-8s %7s %5s %9s %12s %9s %9s\n", "target", "way", "payload", "batch",
       "slices", "rate", "p50(us)", "p99(us)"
   }
-  v("way") != "restore" {
+  v("way") != "restore" && v("way") != "encode" {
     printf "%-8s %-8s %7s %5s %9s %12s %9s %9s\n", v("target"), v("way"), v("payload"),
       v("batch"), v("slices"), v("rate"), v("p50_us"), v("p99_us")
   }
   v("way") == "restore" { restore[++nr] = $0 }
+  v("way") == "encode" { enc[++ne] = $0 }
   END {
     printf "\n%-8s %9s %9s %9s %12s %8s\n", "target", "records", "slots", "seconds",
       "rate", "invalid"
@@ -122,6 +162,13 @@ awk '
       $0 = restore[i]
       printf "%-8s %9s %9s %9s %12s %8s\n", v("target"), v("records"), v("slots"),
         v("seconds"), v("rate"), v("invalid")
+    }
+    if (ne) printf "\n%-8s %9s %14s %14s %12s\n", "group", "segments", "bytes/segment",
+      "encode ns/seg", "encode GB/s"
+    for (i = 1; i <= ne; i++) {
+      $0 = enc[i]
+      printf "%-8s %9s %14s %14s %12s\n", v("target"), v("segments"), v("bytes_per_segment"),
+        v("ns_per_segment"), v("encode_GBps")
     }
   }
 ' "$results"

@@ -77,6 +77,10 @@ struct ckpt_region {
  * map: optional; a pointer to region bytes readable in place (pmem: only).
  * applies_journal: the target applies an overwrite region's journal to its slots in the
  *	background (a server does; the embedded pmem: backend writes slots directly).
+ *
+ * A record-level backend (a redundancy group, group.c) moves records, not bytes: put takes
+ * each encoded record a slot write or log append makes, and scan / log_read replace the
+ * core's readers. It leaves write, read and map NULL; byte backends leave these three NULL.
  */
 struct ckpt_backend_ops {
 	const char *scheme; /* "pmem", "ofi+tcp", ... */
@@ -96,11 +100,26 @@ struct ckpt_backend_ops {
 	int (*poll)(struct ckpt_client *c);
 	int (*read)(struct ckpt_region *r, uint64_t off, void *buf, size_t len);
 	const void *(*map)(struct ckpt_region *r, uint64_t off, size_t len);
+	int (*put)(struct ckpt_region *r, const uint8_t *rec, uint32_t len);
+	int (*scan)(struct ckpt_region *r, unsigned int flags, ckpt_rec_cb cb, void *arg,
+		    struct ckpt_scan_stats *st);
+	int (*log_read)(struct ckpt_region *r, ckpt_rec_cb cb, void *arg, bool peek,
+			struct ckpt_scan_stats *st);
 };
 
 extern const struct ckpt_backend_ops ckpt_pmem_ops;
 extern const struct ckpt_backend_ops ckpt_ofi_tcp_ops;
 extern const struct ckpt_backend_ops ckpt_ofi_shm_ops;
 extern const struct ckpt_backend_ops ckpt_ofi_verbs_ops;
+extern const struct ckpt_backend_ops ckpt_group_ops;
+
+/*
+ * The core's placement, for backends that store into other regions (group.c): post raw
+ * bytes (a ticket like any write), append to a region's ring (wrap markers, full checks),
+ * and read its ring words.
+ */
+int ckpt_region_post(struct ckpt_region *r, uint64_t off, const void *buf, size_t len);
+int ckpt_ring_put(struct ckpt_region *r, const void *buf, uint32_t len);
+int ckpt_ring_words(struct ckpt_region *r, uint64_t *head, uint64_t *tail);
 
 #endif /* CKPT_INTERNAL_H */

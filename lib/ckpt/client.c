@@ -21,10 +21,9 @@ static const struct {
 	const char *prefix;
 	const struct ckpt_backend_ops *ops;
 } schemes[] = {
-	{"pmem:", &ckpt_pmem_ops},
-	{"ofi+tcp://", &ckpt_ofi_tcp_ops},
-	{"ofi+shm://", &ckpt_ofi_shm_ops},
-	{"ofi+verbs://", &ckpt_ofi_verbs_ops},
+	{"pmem:", &ckpt_pmem_ops},	   {"ofi+tcp://", &ckpt_ofi_tcp_ops},
+	{"ofi+shm://", &ckpt_ofi_shm_ops}, {"ofi+verbs://", &ckpt_ofi_verbs_ops},
+	{"group:", &ckpt_group_ops},
 };
 
 static uint64_t now_ms(void)
@@ -58,7 +57,7 @@ struct ckpt_client *ckpt_connect(const char *target, const struct ckpt_client_op
 	if (ops == NULL) {
 		ckpt_log(CKPT_LOG_ERR, LOG_COMPONENT,
 			 "%s: unknown target (pmem:/path, ofi+tcp://host:port, ofi+shm://name, "
-			 "ofi+verbs://host:port)",
+			 "ofi+verbs://host:port, group:CODE=T1,T2,...)",
 			 target);
 		errno = EPROTONOSUPPORT;
 		return NULL;
@@ -168,7 +167,7 @@ static int ring_attach(struct ckpt_region *r)
 	uint64_t head, tail;
 	int rc;
 
-	if (r->geo.ring_size == 0)
+	if (r->geo.ring_size == 0 || r->cl->ops->put != NULL)
 		return 0;
 	rc = ring_words(r, &head, &tail);
 	if (rc)
@@ -371,7 +370,11 @@ int ckpt_slot_write(struct ckpt_region *r, const struct ckpt_rec *rec, bool batc
 	len = ckpt_rec_encode(&copy, buf, sizeof(buf));
 	if (len < 0)
 		return len;
-	if (batched && r->cl->ops->applies_journal && r->geo.ring_size != 0) {
+	if (r->cl->ops->put != NULL) {
+		rc = r->cl->ops->put(r, buf, (uint32_t)len);
+		if (rc == 0)
+			r->posted++;
+	} else if (batched && r->cl->ops->applies_journal && r->geo.ring_size != 0) {
 		rc = ring_append(r, buf, (uint32_t)len);
 	} else {
 		uint64_t slot = 2ull * rec->slot_pair + (rec->generation & 1);
@@ -395,7 +398,13 @@ int ckpt_log_append(struct ckpt_region *r, const struct ckpt_rec *rec, uint64_t 
 	len = ckpt_rec_encode(rec, buf, sizeof(buf));
 	if (len < 0)
 		return len;
-	rc = ring_append(r, buf, (uint32_t)len);
+	if (r->cl->ops->put != NULL) {
+		rc = r->cl->ops->put(r, buf, (uint32_t)len);
+		if (rc == 0)
+			r->posted++;
+	} else {
+		rc = ring_append(r, buf, (uint32_t)len);
+	}
 	if (rc)
 		return rc;
 	if (ticket)
@@ -618,7 +627,7 @@ static int journal_load(struct ckpt_region *r, struct journal *j, struct ckpt_sc
 	int rc;
 
 	memset(j, 0, sizeof(*j));
-	if (r->geo.ring_size == 0)
+	if (r->geo.ring_size == 0 || r->cl->ops->put != NULL)
 		return 0;
 	rc = ring_words(r, &head, &tail);
 	if (rc || head == tail)
@@ -680,6 +689,8 @@ int ckpt_state_scan(struct ckpt_region *r, unsigned int flags, ckpt_rec_cb cb, v
 
 	if (r->geo.mode != PMU_MODE_OVERWRITE)
 		return -EINVAL;
+	if (r->cl->ops->scan != NULL)
+		return r->cl->ops->scan(r, flags, cb, arg, stats);
 	rc = journal_load(r, &j, &st);
 	if (rc)
 		goto out;
@@ -780,6 +791,8 @@ int ckpt_log_read(struct ckpt_region *r, ckpt_rec_cb cb, void *arg, bool peek,
 
 	if (r->geo.mode != PMU_MODE_APPEND)
 		return -EINVAL;
+	if (r->cl->ops->log_read != NULL)
+		return r->cl->ops->log_read(r, cb, arg, peek, stats);
 	rc = ring_words(r, &head, &tail);
 	if (rc)
 		return rc;
@@ -809,4 +822,20 @@ out:
 	if (stats)
 		*stats = st;
 	return (int)w.n;
+}
+
+/* For record-level backends (group.c), which keep their data in rings of other regions. */
+int ckpt_region_post(struct ckpt_region *r, uint64_t off, const void *buf, size_t len)
+{
+	return post(r, off, buf, len);
+}
+
+int ckpt_ring_put(struct ckpt_region *r, const void *buf, uint32_t len)
+{
+	return ring_append(r, buf, len);
+}
+
+int ckpt_ring_words(struct ckpt_region *r, uint64_t *head, uint64_t *tail)
+{
+	return ring_words(r, head, tail);
 }
