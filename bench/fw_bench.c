@@ -295,7 +295,7 @@ static double run_new(uint32_t flows)
 	}
 	if (worker.ckpt) {
 		while (worker.ckpt->qhead != worker.ckpt->qtail)
-			fw_checkpointer_tick(worker.ckpt, now);
+			fw_checkpointer_tick(worker.ckpt, fw_worker_now(&worker));
 		ckpt_sync(worker.ckpt->r);
 	}
 	if (worker.cnt.conn_new - before != flows)
