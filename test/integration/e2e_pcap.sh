@@ -8,7 +8,7 @@ prefix="hfe2e$$"
 pid=
 cleanup() {
   [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null || true
-  rm -rf "$dir" "/var/run/dpdk/$prefix"
+  rm -rf "$dir" "/var/run/dpdk/$prefix" "/var/run/dpdk/${prefix}b"
 }
 trap cleanup EXIT
 

@@ -23,7 +23,8 @@ source "$(dirname "$0")/ofi_lib.sh"
 mode=${1:-pmem}
 prefix="hfrs$$"
 HF_PID=
-trap 'rm -rf "/var/run/dpdk/$prefix" "/var/run/dpdk/${prefix}sb"; cleanup' EXIT
+base_prefix=$prefix # the standby modes move $prefix on to the standby's
+trap 'rm -rf "/var/run/dpdk/$base_prefix" "/var/run/dpdk/${base_prefix}sb"; cleanup' EXIT
 tel() { /usr/bin/python3 "$SRC/test/integration/telemetry.py" "/var/run/dpdk/${2:-$prefix}/dpdk_telemetry.v2" "$1" 2>/dev/null || true; }
 # One interpreter per poll: every frame of the phase in, every checkpoint durable, the
 # target connected, and at least MIN reconnects behind it.
