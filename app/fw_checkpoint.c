@@ -334,12 +334,6 @@ static int write_slice(struct fw_checkpointer *k, struct fw_conn *c, enum fw_mod
 	return 0;
 }
 
-static bool target_error(int rc)
-{
-	return rc == -ECONNRESET || rc == -EIO || rc == -ETIMEDOUT || rc == -ENOTCONN ||
-	       rc == -EPIPE;
-}
-
 void fw_checkpointer_tick(struct fw_checkpointer *k, uint64_t now)
 {
 	int rc = 0;
@@ -390,7 +384,7 @@ void fw_checkpointer_tick(struct fw_checkpointer *k, uint64_t now)
 				k->cnt.deferred++;
 				break;
 			}
-			if (target_error(rc)) {
+			if (fw_ckpt_target_gone(rc)) {
 				go_down(k, rc, now);
 				return;
 			}
@@ -408,7 +402,7 @@ void fw_checkpointer_tick(struct fw_checkpointer *k, uint64_t now)
 poll:
 	if (rc >= 0 || rc == -EAGAIN)
 		rc = ckpt_poll(k->cl);
-	if (rc < 0 && target_error(rc))
+	if (rc < 0 && fw_ckpt_target_gone(rc))
 		go_down(k, rc, now);
 	else if (rc < 0)
 		k->cnt.failures++;

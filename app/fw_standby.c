@@ -43,12 +43,6 @@ static struct ckpt_client *connect_target(const struct fw_ckpt_conf *cc, unsigne
 	return ckpt_connect(cc->target, &o);
 }
 
-static bool target_error(int rc)
-{
-	return rc == -ECONNRESET || rc == -EIO || rc == -ETIMEDOUT || rc == -ENOTCONN ||
-	       rc == -EPIPE;
-}
-
 /* ---- the primary's lease ---- */
 
 struct fw_lease {
@@ -244,7 +238,9 @@ static int apply_one(const struct ckpt_rec *rec, void *arg)
 		a->f->rescan = true; /* the primary skipped records: the state region has them */
 		return 0;
 	}
-	if (fw_shadow_apply(a->f->shadow, rec, &a->sb->out->st) == -ENOSPC)
+	/* A full table is counted (st.no_room) for the takeover line; said here once. */
+	if (fw_shadow_apply(a->f->shadow, rec, &a->sb->out->st) == -ENOSPC &&
+	    a->sb->out->st.no_room == 1)
 		LOG(WARNING, "standby: table full; raise max-conns to match the primary's\n");
 	return 0;
 }
@@ -362,7 +358,7 @@ int fw_standby_run(const struct fw_ckpt_conf *cc, struct fw_worker *w, unsigned 
 		if (rc) {
 			LOG(WARNING, "standby: %s: %s; reconnecting\n", cc->target, strerror(-rc));
 			detach_all(&sb);
-			if (!target_error(rc) && rc != -ENOENT && rc != -EINVAL)
+			if (!fw_ckpt_target_gone(rc) && rc != -ENOENT && rc != -EINVAL)
 				goto out;
 			continue;
 		}

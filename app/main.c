@@ -399,10 +399,12 @@ static int standby_follow(void)
 	LOG(NOTICE,
 	    "taking over (%s): %" PRIu64 " connections; followed %" PRIu64
 	    " log records and %" PRIu64 " rescans (%" PRIu64 " records); rest of the log read "
-	    "in %.1f ms, connections finished in %.1f ms, regions opened in %.1f ms\n",
+	    "in %.1f ms, connections finished in %.1f ms, regions opened in %.1f ms; skipped: "
+	    "%" PRIu64 " missing a required slice, %" PRIu64 " no room\n",
 	    sb_stats.reason, sb_stats.st.conns, sb_stats.log_records, sb_stats.rescans,
 	    sb_stats.scan_records, (double)(sb_stats.caught_up_ns - sb_stats.detect_ns) / 1e6,
-	    (double)(t_attach - t_finish) / 1e6, (double)(fw_mono_ns() - t_attach) / 1e6);
+	    (double)(t_attach - t_finish) / 1e6, (double)(fw_mono_ns() - t_attach) / 1e6,
+	    sb_stats.st.dropped_missing, sb_stats.st.no_room);
 	return 0;
 }
 
