@@ -21,6 +21,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -421,11 +422,23 @@ out_drop:
 	return rc;
 }
 
+/* Is @p name one of the comma-separated @p list? */
+static bool way_wanted(const char *list, const char *name)
+{
+	const size_t len = strlen(name);
+
+	for (const char *p = list; *p != '\0'; p += strcspn(p, ","), p += *p == ',')
+		if (strncmp(p, name, len) == 0 && (p[len] == ',' || p[len] == '\0'))
+			return true;
+	return false;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: ckpt_bench [--target T | --pmem FILE] [--secret-file F [--tenant N]]\n"
 		   "                  [--allow-shm] [--slices N] [--seconds S] [--batch B]\n"
-		   "                  [--restore-records N] [--store-size S]\n");
+		   "                  [--restore-records N] [--store-size S]\n"
+		   "                  [--ways single,batched,journal,stream,restore]\n");
 }
 
 int main(int argc, char **argv)
@@ -441,13 +454,14 @@ int main(int argc, char **argv)
 		{"batch", required_argument, NULL, 'B'},
 		{"restore-records", required_argument, NULL, 'R'},
 		{"store-size", required_argument, NULL, 'Z'},
+		{"ways", required_argument, NULL, 'w'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	struct ckpt_client_opts opts = {
 		.max_inflight = 1024, .create_store = true, .store_size = DEFAULT_STORE_SIZE};
 	struct bench *b = calloc(1, sizeof(*b));
-	const char *secret_file = NULL;
+	const char *secret_file = NULL, *ways = "single,batched,journal,stream,restore";
 	char *pmem_target = NULL, *scheme_end;
 	uint8_t secret[64];
 	uint64_t v;
@@ -459,7 +473,7 @@ int main(int argc, char **argv)
 	b->seconds = DEFAULT_SECONDS;
 	b->batch = DEFAULT_BATCH;
 	b->restore_records = DEFAULT_RESTORE_RECORDS;
-	while ((opt = getopt_long(argc, argv, "t:p:s:n:SN:T:B:R:Z:h", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "t:p:s:n:SN:T:B:R:Z:w:h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 't':
 			b->target = optarg;
@@ -498,6 +512,9 @@ int main(int argc, char **argv)
 			break;
 		case 'B':
 			b->batch = (unsigned int)strtoul(optarg, NULL, 0);
+			break;
+		case 'w':
+			ways = optarg;
 			break;
 		case 'h':
 			usage(stdout);
@@ -548,11 +565,12 @@ int main(int argc, char **argv)
 		const uint16_t payload = pi == 0 ? 64 : 256;
 
 		for (enum way w = WAY_SINGLE; w <= WAY_JOURNAL && rc == 0; w++)
-			rc = run_slices(b, w, payload);
-		if (rc == 0)
+			if (way_wanted(ways, way_name(w)))
+				rc = run_slices(b, w, payload);
+		if (rc == 0 && way_wanted(ways, way_name(WAY_STREAM)))
 			rc = run_stream(b, payload);
 	}
-	if (rc == 0)
+	if (rc == 0 && way_wanted(ways, "restore"))
 		rc = run_restore(b);
 	if (b->enc_segments != 0)
 		printf("target=%s way=encode segments=%" PRIu64 " bytes_per_segment=%" PRIu64
