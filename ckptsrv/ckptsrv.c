@@ -7,6 +7,7 @@
  * per client session (a client that stalls or misbehaves only holds its own thread), and
  * one journal thread.
  */
+#include <endian.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -302,7 +303,7 @@ static int do_persist(struct ckptsrv_session *s, const struct ckpt_msg *req)
 {
 	struct ckptsrv *srv = s->l->srv;
 	struct ckptsrv_open *o = find_handle(s, req->u.persist.handle);
-	uint64_t off = req->u.persist.off, len = req->u.persist.len;
+	uint64_t off = req->u.persist.off, len = req->u.persist.len, head = req->u.persist.head;
 
 	if (o == NULL) {
 		ckpt_log(CKPT_LOG_WARNING, LOG, "PERSIST from tenant %s at %s: no handle %llu",
@@ -317,8 +318,37 @@ static int do_persist(struct ckptsrv_session *s, const struct ckpt_msg *req)
 			 o->info.name, (unsigned long long)o->info.size);
 		return -EINVAL;
 	}
+	if (head != 0 && o->info.ring_size == 0) {
+		ckpt_log(CKPT_LOG_WARNING, LOG,
+			 "PERSIST from tenant %s at %s refused: region %s has no ring to publish a "
+			 "head of",
+			 s->tenant, s->peer, o->info.name);
+		return -EINVAL;
+	}
 	if (len > 0)
 		pmu_persist(srv->store, (uint8_t *)o->base + off, len);
+	if (head != 0) {
+		/* The records are durable; only now may a reader see the head that covers them. */
+		uint64_t *hp = (uint64_t *)((uint8_t *)o->base + PMU_REGION_HEAD_OFF);
+		uint64_t tail = le64toh(__atomic_load_n(
+				 (uint64_t *)((uint8_t *)o->base + PMU_REGION_TAIL_OFF),
+				 __ATOMIC_ACQUIRE)),
+			 cur = le64toh(__atomic_load_n(hp, __ATOMIC_ACQUIRE));
+
+		if (head > tail + o->info.ring_size) {
+			ckpt_log(CKPT_LOG_WARNING, LOG,
+				 "PERSIST from tenant %s at %s refused: head %llu is more than a "
+				 "ring "
+				 "past the tail %llu of region %s",
+				 s->tenant, s->peer, (unsigned long long)head,
+				 (unsigned long long)tail, o->info.name);
+			return -EINVAL;
+		}
+		if (head > cur) {
+			__atomic_store_n(hp, htole64(head), __ATOMIC_RELEASE);
+			pmu_persist(srv->store, hp, sizeof(*hp));
+		}
+	}
 	if (o->info.mode == PMU_MODE_OVERWRITE && o->info.ring_size > 0) {
 		pthread_mutex_lock(&srv->lock);
 		srv->journal_due = true;

@@ -38,7 +38,9 @@ struct ring_prod {
 /*
  * A flush is one or two durability barriers. Plain: everything posted up to data_seq.
  * Ring: the records first (data_seq), then the head that publishes them (head_seq), so a
- * reader never sees a head ahead of durable records.
+ * reader never sees a head ahead of durable records. A backend with barrier_head does
+ * both in one: the target publishes the head itself once the records are durable
+ * (FLUSH_HEAD straight away, head_seq == data_seq).
  */
 enum flush_phase {
 	FLUSH_IDLE,
@@ -72,6 +74,9 @@ struct ckpt_region {
  *	Writes to one region land in the order posted (FI_ORDER_WAW or memcpy order).
  * barrier: ask for every write posted before it to become durable; when it is, the
  *	backend sets r->durable = seq (from poll, or at once). Barriers complete in order.
+ * barrier_head: optional; a barrier after which the target also stores @p head as the
+ *	ring head and makes that durable, never before the writes. -ENOTSUP when it cannot
+ *	this time (the core then writes the head itself, behind a second barrier).
  * poll: progress all regions of c without blocking; returns completions seen.
  * read: blocking bulk read into buf, bounded by opts.timeout_ms.
  * map: optional; a pointer to region bytes readable in place (pmem: only).
@@ -97,6 +102,7 @@ struct ckpt_backend_ops {
 	int (*lease)(struct ckpt_region *r, unsigned int ttl_ms);
 	int (*write)(struct ckpt_region *r, uint64_t off, const void *buf, size_t len);
 	int (*barrier)(struct ckpt_region *r, uint64_t seq);
+	int (*barrier_head)(struct ckpt_region *r, uint64_t seq, uint64_t head);
 	int (*poll)(struct ckpt_client *c);
 	int (*read)(struct ckpt_region *r, uint64_t off, void *buf, size_t len);
 	const void *(*map)(struct ckpt_region *r, uint64_t off, size_t len);

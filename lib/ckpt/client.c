@@ -417,8 +417,18 @@ static int start_flush(struct ckpt_region *r)
 	int rc;
 
 	r->data_seq = r->posted;
-	r->phase = r->ring.next != r->ring.head_written ? FLUSH_DATA : FLUSH_PLAIN;
 	r->head_val = r->ring.next;
+	if (r->ring.next != r->ring.head_written && r->cl->ops->barrier_head != NULL) {
+		rc = r->cl->ops->barrier_head(r, r->data_seq, r->head_val);
+		if (rc == 0) {
+			r->head_seq = r->data_seq;
+			r->phase = FLUSH_HEAD;
+			return 0;
+		}
+		if (rc != -ENOTSUP)
+			return rc;
+	}
+	r->phase = r->ring.next != r->ring.head_written ? FLUSH_DATA : FLUSH_PLAIN;
 	rc = r->cl->ops->barrier(r, r->data_seq);
 	if (rc)
 		r->phase = FLUSH_IDLE;

@@ -86,6 +86,7 @@ struct barrier {
 	uint64_t lo, hi;
 	uint64_t wseq;	  /* commit-complete: writes up to here */
 	uint32_t req_seq; /* control seq of the PERSIST */
+	uint64_t head;	  /* ring head the server publishes after the range; 0: none */
 	uint64_t t_start;
 	struct ckpt_region *r; /* NULL once the region closed under it */
 	struct barrier *next;
@@ -145,6 +146,15 @@ struct ofi_client {
 	struct ofi_op *ops;
 	struct ofi_op *op_free;
 	uint32_t nops;
+
+	/*
+	 * A poll reads the control connection only while a PERSIST answer is owed, and
+	 * otherwise (to notice a server that went away) and checks timeouts once a
+	 * millisecond: each is a system call or a walk over every operation, and a group
+	 * polls many clients.
+	 */
+	uint32_t persist_owed;
+	uint64_t idle_check_ms;
 };
 
 static uint64_t now_ms(void)
@@ -315,6 +325,7 @@ static int region_dispatch_persist(struct ckpt_client *c, const struct ckpt_msg 
 				o->dead = -EIO;
 		}
 		b->state = b->r == NULL ? B_FREE : B_DONE;
+		o->persist_owed--;
 		return 0;
 	}
 	return -EPROTO;
@@ -1220,7 +1231,7 @@ static void barrier_queue(struct ofi_region *rr, struct barrier *b)
 	rr->bq_tail = b;
 }
 
-static int ofi_barrier(struct ckpt_region *r, uint64_t seq)
+static int barrier_start(struct ckpt_region *r, uint64_t seq, uint64_t head)
 {
 	struct ckpt_client *c = r->cl;
 	struct ofi_client *o = oc(c);
@@ -1235,6 +1246,8 @@ static int ofi_barrier(struct ckpt_region *r, uint64_t seq)
 	ret = post_run(r);
 	if (ret < 0)
 		return ret;
+	if (head != 0 && (rr->commit || rr->lo > rr->hi))
+		return -ENOTSUP; /* no PERSIST to carry it */
 	if (rr->lo > rr->hi && rr->bq_head == NULL) {
 		/* Nothing written since the last barrier, and that one is done. */
 		r->durable = seq;
@@ -1244,6 +1257,7 @@ static int ofi_barrier(struct ckpt_region *r, uint64_t seq)
 	if (b == NULL)
 		return -EAGAIN;
 	b->seq = seq;
+	b->head = head;
 	b->r = r;
 	b->t_start = now_ms();
 	b->lo = rr->lo;
@@ -1277,6 +1291,17 @@ static int ofi_barrier(struct ckpt_region *r, uint64_t seq)
 	return 0;
 }
 
+static int ofi_barrier(struct ckpt_region *r, uint64_t seq)
+{
+	return barrier_start(r, seq, 0);
+}
+
+/* One round trip for a ring flush: the server stores the head once the records are durable. */
+static int ofi_barrier_head(struct ckpt_region *r, uint64_t seq, uint64_t head)
+{
+	return head == 0 ? -ENOTSUP : barrier_start(r, seq, head);
+}
+
 static bool commit_reached(struct ofi_client *o, const struct ckpt_region *r, uint64_t wseq)
 {
 	for (uint32_t i = 0; i < o->nops; i++)
@@ -1302,11 +1327,13 @@ static int barriers_advance(struct ckpt_region *r)
 			req.u.persist.handle = rr->handle;
 			req.u.persist.off = b->lo;
 			req.u.persist.len = b->hi - b->lo;
+			req.u.persist.head = b->head;
 			ret = ctrl_send(c, &req);
 			if (ret < 0)
 				return ret;
 			b->req_seq = req.seq;
 			b->state = B_PERSIST_SENT;
+			o->persist_owed++;
 		}
 		if (b->state == B_READING)
 			break;
@@ -1360,13 +1387,19 @@ static int check_timeouts(struct ckpt_client *c)
 static int ofi_poll(struct ckpt_client *c)
 {
 	struct ofi_client *o = oc(c);
+	uint64_t now;
+	bool idle_check;
 	int seen, ret;
 
 	seen = cq_progress(o);
-	if (o->dead == 0)
-		ctrl_pump(c, 0);
-	else
+	if (o->dead != 0)
 		return data_error(c, o->dead);
+	now = now_ms();
+	idle_check = now != o->idle_check_ms;
+	if (idle_check)
+		o->idle_check_ms = now;
+	if (o->persist_owed != 0 || idle_check)
+		ctrl_pump(c, 0);
 	if (o->dead)
 		return o->dead;
 	for (struct ckpt_region *r = c->regions; r != NULL; r = r->next) {
@@ -1380,7 +1413,7 @@ static int ofi_poll(struct ckpt_client *c)
 		if (r->durable != before)
 			seen++;
 	}
-	ret = check_timeouts(c);
+	ret = idle_check ? check_timeouts(c) : 0;
 	return ret < 0 ? ret : seen;
 }
 
@@ -1447,8 +1480,8 @@ static int ofi_read(struct ckpt_region *r, uint64_t off, void *buf, size_t len)
 		.scheme = (scheme_), .applies_journal = true, .connect = (connect_),               \
 		.disconnect = ofi_disconnect, .create = ofi_create, .open = ofi_open,              \
 		.close = ofi_close, .remove = ofi_remove, .list = ofi_list, .stat = ofi_stat,      \
-		.lease = ofi_lease, .write = ofi_write, .barrier = ofi_barrier, .poll = ofi_poll,  \
-		.read = ofi_read,                                                                  \
+		.lease = ofi_lease, .write = ofi_write, .barrier = ofi_barrier,                    \
+		.barrier_head = ofi_barrier_head, .poll = ofi_poll, .read = ofi_read,              \
 	}
 
 const struct ckpt_backend_ops ckpt_ofi_tcp_ops = OFI_OPS("ofi+tcp", tcp_connect);

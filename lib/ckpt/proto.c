@@ -317,6 +317,7 @@ static void body(struct cur *c, const struct ckpt_msg *m)
 		put_u64(c, m->u.persist.handle);
 		put_u64(c, m->u.persist.off);
 		put_u64(c, m->u.persist.len);
+		put_u64(c, m->u.persist.head);
 		break;
 	case CKPT_MSG_LEASE:
 		put_u64(c, m->u.lease.handle);
@@ -452,6 +453,7 @@ int ckpt_proto_decode(const uint8_t *buf, size_t len, struct ckpt_msg *m)
 		m->u.persist.handle = get_u64(&c);
 		m->u.persist.off = get_u64(&c);
 		m->u.persist.len = get_u64(&c);
+		m->u.persist.head = get_u64(&c);
 		break;
 	case CKPT_MSG_LEASE:
 		m->u.lease.handle = get_u64(&c);

@@ -108,6 +108,7 @@ struct ckpt_msg {
 			uint64_t handle;
 			uint64_t off;
 			uint64_t len;
+			uint64_t head; /* then store this ring head and persist it; 0: none */
 		} persist;
 		struct {
 			uint64_t handle;

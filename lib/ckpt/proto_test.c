@@ -112,10 +112,12 @@ static void test_requests_round_trip(void **state)
 	in.u.persist.handle = 0xfedcba9876543210ull;
 	in.u.persist.off = 4096;
 	in.u.persist.len = UINT64_MAX;
+	in.u.persist.head = 0x0123456789abcdefull;
 	round_trip(&in, &out);
 	assert_true(out.u.persist.handle == 0xfedcba9876543210ull);
 	assert_true(out.u.persist.off == 4096);
 	assert_true(out.u.persist.len == UINT64_MAX);
+	assert_true(out.u.persist.head == 0x0123456789abcdefull);
 
 	memset(&in, 0, sizeof(in));
 	in.type = CKPT_MSG_LEASE;
