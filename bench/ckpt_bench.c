@@ -54,7 +54,7 @@ struct bench {
 	unsigned int region_seq;
 	uint64_t *lat; /* per-slice latencies of the current run, ns */
 	/* Group targets: the parity work of every region, summed when it is dropped. */
-	uint64_t enc_segments, enc_bytes, enc_ns;
+	uint64_t enc_segments, enc_bytes, enc_ns, relog_bytes;
 	uint64_t gen[BENCH_PAIRS];
 	uint8_t payload[CKPT_REC_MAX_PAYLOAD];
 };
@@ -141,6 +141,7 @@ static void drop_region(struct bench *b, struct ckpt_region **r, const char *nam
 		b->enc_segments += h.encoded_segments;
 		b->enc_bytes += h.encoded_bytes;
 		b->enc_ns += h.encode_ns;
+		b->relog_bytes += h.relogged_bytes;
 	}
 	rc = ckpt_region_close(r);
 
@@ -574,10 +575,11 @@ int main(int argc, char **argv)
 		rc = run_restore(b);
 	if (b->enc_segments != 0)
 		printf("target=%s way=encode segments=%" PRIu64 " bytes_per_segment=%" PRIu64
-		       " ns_per_segment=%.0f encode_GBps=%.2f\n",
+		       " ns_per_segment=%.0f encode_GBps=%.2f relogged=%.3f\n",
 		       b->scheme, b->enc_segments, b->enc_bytes / b->enc_segments,
 		       (double)b->enc_ns / (double)b->enc_segments,
-		       (double)b->enc_bytes / (double)(b->enc_ns ? b->enc_ns : 1));
+		       (double)b->enc_bytes / (double)(b->enc_ns ? b->enc_ns : 1),
+		       (double)b->relog_bytes / (double)b->enc_bytes);
 	ckpt_disconnect(&b->cl);
 	rc = rc < 0 ? 1 : 0;
 out_free:

@@ -59,6 +59,7 @@ struct ckpt_group_health {
 	uint64_t encoded_segments;	      /**< segments this client formed */
 	uint64_t encoded_bytes;		      /**< record bytes in them */
 	uint64_t encode_ns;		      /**< time spent computing parity */
+	uint64_t relogged_bytes;	      /**< record bytes the cleaner logged again */
 	struct ckpt_member_health member[CKPT_GROUP_MAX_MEMBERS];
 };
 

@@ -7,10 +7,11 @@
  * header (segment.h), into the ring of one member's append region of the same name, the
  * parity rotating from segment to segment. Every member's ring advances by the same length
  * per segment, so a segment's ring position is its identity on every member. Overwrite
- * regions keep the newest record per slot pair in memory (the shadow); when the log fills
- * past half, the shadow is written again as a snapshot and the members' tails move to its
- * start. A reader replays the live span and keeps the newest generation per pair, which is
- * what a single server's slots would hold. See docs/checkpoint.md, "Redundancy groups".
+ * regions keep the newest record per slot pair in memory (the shadow) and where it lies;
+ * when the log fills past 5/8, a cleaner logs again the pairs whose newest record lies in
+ * the oldest part of the ring and then moves the members' tails past it. A reader replays the live
+ * span and keeps the newest generation per pair, which is what a single server's slots would hold.
+ * See docs/checkpoint.md, "Redundancy groups".
  */
 #include <endian.h>
 #include <errno.h>
@@ -26,11 +27,12 @@
 #include "holdfast/ckpt_group.h"
 #include "segment.h"
 
-#define LOG_COMPONENT "ckpt.group"
-#define MAXM	      CKPT_GROUP_MAX_MEMBERS
-#define BARRIERS      64
-#define SNAP_PER_POLL 4096u /* shadow pairs re-logged per poll while compacting */
-#define REBUILD_SEGS  64u   /* segments rebuilt per poll */
+#define LOG_COMPONENT  "ckpt.group"
+#define MAXM	       CKPT_GROUP_MAX_MEMBERS
+#define BARRIERS       64
+#define CLEAN_PER_POLL 16384u /* shadow pairs looked at per poll while cleaning */
+#define MARKS	       64u    /* segment positions remembered as places the tail can move to */
+#define REBUILD_SEGS   64u    /* segments rebuilt per poll */
 
 struct group {
 	struct ckpt_ec ec;
@@ -48,8 +50,8 @@ struct barrier {
 
 enum compact {
 	COMPACT_IDLE,
-	COMPACT_WRITING, /* re-logging the shadow */
-	COMPACT_DATA,	 /* waiting for the snapshot to be durable */
+	COMPACT_WRITING, /* re-logging the live records of the oldest part of the ring */
+	COMPACT_DATA,	 /* waiting for them to be durable */
 	COMPACT_TAIL,	 /* waiting for the new tails to be durable */
 };
 
@@ -84,12 +86,20 @@ struct gregion {
 	struct barrier bq[BARRIERS];
 	unsigned int bq_head, bq_n;
 
-	/* Overwrite regions: the newest encoded record per pair (slot_size bytes each). */
+	/*
+	 * Overwrite regions: the newest encoded record per pair (slot_size bytes each), and
+	 * where it lies: 1 + the ring position of its segment, 0 while unknown.
+	 */
 	uint8_t *shadow;
+	uint64_t *where;
 	bool shadow_loaded;
+	/* Segment positions at least ring/32 apart: where a cleaning pass may move the tail. */
+	uint64_t mark[MARKS];
+	unsigned int mark_head, mark_n;
 	enum compact comp;
-	uint64_t snap_start, snap_end, snap_bytes, snap_cursor, snap_rec_bytes;
+	uint64_t clean_from, clean_to, clean_cursor;
 	uint64_t comp_ticket[MAXM];
+	uint64_t relog_bytes; /* record bytes the cleaner logged again */
 
 	/* Rebuild of replaced members. */
 	bool rb_active;
@@ -283,7 +293,7 @@ static void group_disconnect(struct ckpt_client *c)
 
 /* ---- member regions -------------------------------------------------------------------- */
 
-/* Bytes of each member's region: three snapshot shares, so a snapshot always fits. */
+/* Bytes of each member's region: three times its share of every pair's record, and more. */
 static uint64_t member_size(const struct pmu_region_info *geo, unsigned int k)
 {
 	uint64_t data =
@@ -328,6 +338,7 @@ static void gregion_free(struct gregion *gr)
 	}
 	free(gr->seg);
 	free(gr->shadow);
+	free(gr->where);
 	free(gr);
 }
 
@@ -361,7 +372,8 @@ static int gregion_buffers(struct gregion *gr)
 	}
 	if (gr->desc.mode == PMU_MODE_OVERWRITE) {
 		gr->shadow = calloc(gr->desc.nslots / 2, gr->desc.slot_size);
-		if (gr->shadow == NULL)
+		gr->where = calloc(gr->desc.nslots / 2, sizeof(*gr->where));
+		if (gr->shadow == NULL || gr->where == NULL)
 			return -ENOMEM;
 	}
 	return 0;
@@ -760,6 +772,51 @@ static int next_position(struct gregion *gr, uint32_t sub_len, uint64_t *pos)
 	return first ? -EIO : 0;
 }
 
+static uint64_t rec_generation(const uint8_t *p)
+{
+	uint64_t g;
+
+	memcpy(&g, p + 16, sizeof(g)); /* ckpt_record.h: generation at 16, little-endian */
+	return le64toh(g);
+}
+
+static uint32_t rec_pair(const uint8_t *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p + 24, sizeof(v));
+	return le32toh(v);
+}
+
+static uint32_t rec_len(const uint8_t *p)
+{
+	return (uint32_t)ckpt_rec_size((size_t)(p[28] | p[29] << 8));
+}
+
+/*
+ * The open segment goes to ring position @p pos: every pair whose newest record is in it
+ * now lies there, and the position may become a place for the tail to move to.
+ */
+static void note_positions(struct gregion *gr, uint64_t pos)
+{
+	const uint64_t pairs = gr->desc.nslots / 2;
+	const uint32_t ss = gr->desc.slot_size;
+
+	for (uint32_t at = 0; at + CKPT_REC_HDR_LEN <= gr->seg_len;) {
+		const uint8_t *rec = gr->seg + at;
+		const uint32_t pair = rec_pair(rec);
+
+		if (pair < pairs &&
+		    rec_generation(gr->shadow + (size_t)pair * ss) == rec_generation(rec))
+			gr->where[pair] = pos + 1;
+		at += rec_len(rec);
+	}
+	if (gr->mark_n == 0 ||
+	    (gr->mark_n < MARKS &&
+	     pos >= gr->mark[(gr->mark_head + gr->mark_n - 1) % MARKS] + gr->ring_size / 32))
+		gr->mark[(gr->mark_head + gr->mark_n++) % MARKS] = pos;
+}
+
 /* Cut the open segment into subsegments (encode parity) and start posting them. */
 static int cut(struct gregion *gr)
 {
@@ -790,6 +847,8 @@ static int cut(struct gregion *gr)
 	gr->enc_ns += now_ns() - t0;
 	gr->enc_segments++;
 	gr->enc_bytes += gr->seg_len;
+	if (gr->where != NULL)
+		note_positions(gr, pos);
 	s = (struct ckpt_subseg){
 		.code = (uint8_t)ec->code,
 		.k = (uint8_t)ec->k,
@@ -840,22 +899,6 @@ static int seg_add(struct gregion *gr, const uint8_t *rec, uint32_t len, uint64_
 	return 0;
 }
 
-static uint64_t rec_generation(const uint8_t *p)
-{
-	uint64_t g;
-
-	memcpy(&g, p + 16, sizeof(g)); /* ckpt_record.h: generation at 16, little-endian */
-	return le64toh(g);
-}
-
-static uint32_t rec_pair(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p + 24, sizeof(v));
-	return le32toh(v);
-}
-
 static void shadow_keep(struct gregion *gr, const uint8_t *rec, uint32_t len)
 {
 	uint32_t pair = rec_pair(rec);
@@ -872,6 +915,7 @@ static void shadow_keep(struct gregion *gr, const uint8_t *rec, uint32_t len)
 
 static uint64_t ring_next(const struct gregion *gr);
 static uint64_t ring_tail(const struct gregion *gr);
+static uint64_t clean_room(const struct gregion *gr);
 
 static int group_put(struct ckpt_region *r, const uint8_t *rec, uint32_t len)
 {
@@ -880,15 +924,8 @@ static int group_put(struct ckpt_region *r, const uint8_t *rec, uint32_t len)
 
 	if (live(gr) < need(gr->g))
 		return -EIO;
-	if (gr->comp == COMPACT_WRITING) {
-		/* The rest of the snapshot must still fit: it is what frees the ring. */
-		uint64_t left =
-			(gr->desc.nslots / 2 - gr->snap_cursor) * gr->desc.slot_size / gr->g->ec.k +
-			2ull * gr->seg_cap;
-
-		if (ring_next(gr) - ring_tail(gr) + left > gr->ring_size)
-			return -EAGAIN;
-	}
+	if (gr->shadow != NULL && ring_next(gr) - ring_tail(gr) + clean_room(gr) > gr->ring_size)
+		return -EAGAIN; /* what the cleaner may have to log must fit: it frees the ring */
 	rc = seg_add(gr, rec, len, r->posted + 1);
 	if (rc == 0 && r->geo.mode == PMU_MODE_OVERWRITE)
 		shadow_keep(gr, rec, len);
@@ -1240,7 +1277,11 @@ out:
 /* ---- restore: the state region --------------------------------------------------------- */
 
 struct collect {
-	uint8_t *best; /* pairs x slot_size: newest encoded record per pair */
+	uint8_t *best;	 /* pairs x slot_size: newest encoded record per pair */
+	uint64_t *where; /* 1 + the ring position of that record's segment */
+	uint64_t pos;	 /* of the segment being read */
+	uint64_t mark[MARKS];
+	unsigned int nmarks;
 	uint32_t slot_size;
 	uint64_t pairs;
 	struct ckpt_scan_stats *st;
@@ -1262,6 +1303,7 @@ static int collect_rec(const struct ckpt_rec *rec, const uint8_t *raw, uint32_t 
 			return 0;
 	}
 	memcpy(slot, raw, len);
+	co->where[rec->slot_pair] = co->pos + 1;
 	return 0;
 }
 
@@ -1269,7 +1311,10 @@ static int collect_seg(struct gregion *gr, const uint8_t *data, const struct seg
 {
 	struct collect *co = arg;
 
-	(void)gr;
+	co->pos = v->pos;
+	if (co->nmarks == 0 ||
+	    (co->nmarks < MARKS && v->pos >= co->mark[co->nmarks - 1] + gr->ring_size / 32))
+		co->mark[co->nmarks++] = v->pos;
 	if (ckpt_seg_records(data, v->s.data_len, v->s.nrecs, collect_rec, co) != 0) {
 		ckpt_log(CKPT_LOG_ERR, LOG_COMPONENT,
 			 "segment at %" PRIu64
@@ -1280,49 +1325,70 @@ static int collect_seg(struct gregion *gr, const uint8_t *data, const struct seg
 	return 0;
 }
 
-/* Fold what was read into the shadow, so a later compaction keeps it. */
-static void shadow_merge(struct gregion *gr, const uint8_t *best)
+/*
+ * Fold what was read into the shadow, so a later cleaning keeps it; a writer that has not
+ * cut a segment yet also learns where in the ring its tail may move.
+ */
+static void shadow_merge(struct gregion *gr, const struct collect *co)
 {
 	const uint32_t ss = gr->desc.slot_size;
 
 	for (uint64_t p = 0; p < gr->desc.nslots / 2; p++) {
-		const uint8_t *b = best + p * ss;
+		const uint8_t *b = co->best + p * ss;
 
-		if (!ckpt_rec_is_empty(b, CKPT_REC_HDR_LEN))
-			shadow_keep(gr, b, ss);
+		if (ckpt_rec_is_empty(b, CKPT_REC_HDR_LEN))
+			continue;
+		shadow_keep(gr, b, ss);
+		if (gr->where[p] == 0 && rec_generation(gr->shadow + p * ss) == rec_generation(b))
+			gr->where[p] = co->where[p];
+	}
+	if (gr->mark_n == 0) {
+		memcpy(gr->mark, co->mark, sizeof(gr->mark));
+		gr->mark_head = 0;
+		gr->mark_n = co->nmarks;
 	}
 	gr->shadow_loaded = true;
 }
 
-static int read_state(struct ckpt_region *r, uint8_t **out, struct ckpt_scan_stats *st)
+static void collect_free(struct collect *co)
+{
+	free(co->best);
+	free(co->where);
+	co->best = NULL;
+	co->where = NULL;
+}
+
+/* Every pair's newest record over the live span, into @p co (collect_free() it). */
+static int read_state(struct ckpt_region *r, struct collect *co, struct ckpt_scan_stats *st)
 {
 	struct gregion *gr = r->be;
-	struct collect co = {
+	struct images im;
+	int rc;
+
+	*co = (struct collect){
 		.slot_size = gr->desc.slot_size,
 		.pairs = gr->desc.nslots / 2,
 		.st = st,
 	};
-	struct images im;
-	int rc;
-
-	co.best = calloc(co.pairs, co.slot_size);
-	if (co.best == NULL)
+	co->best = calloc(co->pairs, co->slot_size);
+	co->where = calloc(co->pairs, sizeof(*co->where));
+	if (co->best == NULL || co->where == NULL) {
+		collect_free(co);
 		return -ENOMEM;
+	}
 	rc = images_load(gr, 0, &im);
 	if (rc == 0 && live(gr) < need(gr->g))
 		rc = -EIO;
 	if (rc == 0)
-		rc = walk(gr, &im, collect_seg, &co, NULL, NULL);
+		rc = walk(gr, &im, collect_seg, co, NULL, NULL);
 	images_free(&im);
 	if (rc) {
 		ckpt_log(CKPT_LOG_ERR, LOG_COMPONENT,
 			 "region %s: cannot be restored (%s): nothing is handed over", r->geo.name,
 			 strerror(-rc));
-		free(co.best);
-		return rc;
+		collect_free(co);
 	}
-	*out = co.best;
-	return 0;
+	return rc;
 }
 
 static int group_scan(struct ckpt_region *r, unsigned int flags, ckpt_rec_cb cb, void *arg,
@@ -1331,12 +1397,14 @@ static int group_scan(struct ckpt_region *r, unsigned int flags, ckpt_rec_cb cb,
 	struct gregion *gr = r->be;
 	const uint32_t ss = gr->desc.slot_size;
 	struct ckpt_scan_stats st = {0};
-	uint8_t *best = NULL;
+	struct collect co;
+	uint8_t *best;
 	int rc, stop = 0;
 
-	rc = read_state(r, &best, &st);
+	rc = read_state(r, &co, &st);
 	if (rc)
 		goto out;
+	best = co.best;
 	for (uint64_t p = 0; p < gr->desc.nslots / 2 && !stop; p++) {
 		struct ckpt_rec rec;
 
@@ -1358,10 +1426,10 @@ static int group_scan(struct ckpt_region *r, unsigned int flags, ckpt_rec_cb cb,
 		stop = cb ? cb(&rec, arg) : 0;
 	}
 	if (!gr->shadow_loaded)
-		shadow_merge(gr, best);
+		shadow_merge(gr, &co);
+	collect_free(&co);
 	rc = stop;
 out:
-	free(best);
 	if (stats)
 		*stats = st;
 	return rc;
@@ -1454,77 +1522,115 @@ static uint64_t ring_tail(const struct gregion *gr)
 	return t;
 }
 
-/* The most one member's share of a snapshot takes: every pair at a full slot. */
+/* The most one member's share of the live records takes: every pair at a full slot. */
 static uint64_t snapshot_share(const struct gregion *gr)
 {
 	return (gr->desc.nslots / 2 * gr->desc.slot_size) / gr->g->ec.k * 9 / 8 +
 	       2ull * gr->seg_cap;
 }
 
+/* The longest span a cleaning pass frees: a quarter ring, to the next remembered segment. */
+static uint64_t clean_span_max(const struct gregion *gr)
+{
+	return gr->ring_size / 4 + gr->ring_size / 32;
+}
+
+/*
+ * Ring bytes kept free for the cleaner: what a pass logs again is no more than the span it
+ * frees, nor than every live record once. New writes stop short of it (EAGAIN), so the
+ * cleaner can always place what frees the ring.
+ */
+static uint64_t clean_room(const struct gregion *gr)
+{
+	uint64_t span =
+		gr->comp == COMPACT_WRITING ? gr->clean_to - gr->clean_from : clean_span_max(gr);
+	uint64_t all = snapshot_share(gr);
+
+	return (span < all ? span : all) + 2ull * gr->seg_cap;
+}
+
 /* Read the log into the shadow (a writer that reopened a region without restoring it). */
 static int shadow_load(struct ckpt_region *r)
 {
 	struct ckpt_scan_stats st = {0};
-	uint8_t *best;
-	int rc = read_state(r, &best, &st);
+	struct collect co;
+	int rc = read_state(r, &co, &st);
 
 	if (rc)
 		return rc;
-	shadow_merge(r->be, best);
-	free(best);
+	shadow_merge(r->be, &co);
+	collect_free(&co);
 	return 0;
 }
 
 /*
- * Once the log since the last snapshot outgrows the snapshot and fills half the ring,
- * log the shadow again; when that is durable everywhere, the tails move to its start.
+ * Where the tail may move next: the furthest remembered segment position within a quarter
+ * ring of it, or the first one past it. 0 when none is known yet.
+ */
+static uint64_t clean_target(struct gregion *gr, uint64_t tail, uint64_t next)
+{
+	uint64_t to = 0;
+
+	while (gr->mark_n != 0 && gr->mark[gr->mark_head] <= tail) {
+		gr->mark_head = (gr->mark_head + 1) % MARKS;
+		gr->mark_n--;
+	}
+	for (unsigned int q = 0; q < gr->mark_n; q++) {
+		uint64_t m = gr->mark[(gr->mark_head + q) % MARKS];
+
+		if (m >= next || (to != 0 && m - tail > gr->ring_size / 4))
+			break;
+		to = m;
+	}
+	/* A longer pass could need more than the room kept for it. */
+	if (to - tail > clean_span_max(gr) && snapshot_share(gr) > clean_span_max(gr))
+		return 0;
+	return to;
+}
+
+/*
+ * The cleaner (a log-structured store's): once the ring is 5/8 full, the oldest part of it
+ * (up to a quarter ring, ending at a segment) is freed. Every pair whose newest record lies
+ * there is logged again from the shadow, interleaved with new writes; once that is durable
+ * everywhere, the members' tails move past the part. Records there that newer ones
+ * superseded cost nothing, so a ring much larger than the live records is rarely copied.
  */
 static void compact_step(struct ckpt_region *r)
 {
 	struct gregion *gr = r->be;
 	const uint32_t ss = gr->desc.slot_size;
+	const uint64_t pairs = gr->desc.nslots / 2;
 	uint64_t next = ring_next(gr), tail = ring_tail(gr);
 
 	switch (gr->comp) {
 	case COMPACT_IDLE:
-		/*
-		 * Half full, and the log since the last snapshot at least as long as a
-		 * snapshot (else compacting again frees little); always when a snapshot
-		 * would soon no longer fit in what is left.
-		 */
-		if (gr->shadow == NULL || next - tail < gr->ring_size / 2 || gr->rb_active)
-			return;
-		if (next - gr->snap_end < gr->snap_bytes &&
-		    next - tail + snapshot_share(gr) < gr->ring_size - gr->ring_size / 4)
+		if (gr->shadow == NULL || gr->rb_active ||
+		    next - tail < gr->ring_size / 2 + gr->ring_size / 8)
 			return;
 		if (!gr->shadow_loaded && shadow_load(r) != 0)
 			return;
-		/*
-		 * Everything before the next segment's position is in the shadow; the open
-		 * segment (not placed yet) lands at or after it, whatever it holds.
-		 */
-		if (gr->pend)
+		gr->clean_to = clean_target(gr, tail, next);
+		if (gr->clean_to == 0)
 			return;
-		gr->snap_start = next;
-		gr->snap_cursor = 0;
-		gr->snap_rec_bytes = 0;
+		gr->clean_from = tail;
+		gr->clean_cursor = 0;
 		gr->comp = COMPACT_WRITING;
 		/* fall through */
 	case COMPACT_WRITING:
-		for (unsigned int n = 0; n < SNAP_PER_POLL && gr->snap_cursor < gr->desc.nslots / 2;
-		     n++) {
-			const uint8_t *rec = gr->shadow + gr->snap_cursor * ss;
-			int len;
+		for (unsigned int n = 0; n < CLEAN_PER_POLL && gr->clean_cursor < pairs; n++) {
+			const uint64_t p = gr->clean_cursor;
+			const uint8_t *rec = gr->shadow + p * ss;
 
-			if (!ckpt_rec_is_empty(rec, CKPT_REC_HDR_LEN)) {
-				len = (int)ckpt_rec_size(rec[28] | rec[29] << 8);
-				if (seg_add(gr, rec, (uint32_t)len, 0) != 0)
+			/* Unknown (0) or behind the part being freed: log it again. */
+			if (gr->where[p] <= gr->clean_to &&
+			    !ckpt_rec_is_empty(rec, CKPT_REC_HDR_LEN)) {
+				if (seg_add(gr, rec, rec_len(rec), 0) != 0)
 					return;
-				gr->snap_rec_bytes += (uint64_t)len;
+				gr->relog_bytes += rec_len(rec);
 			}
-			gr->snap_cursor++;
+			gr->clean_cursor++;
 		}
-		if (gr->snap_cursor < gr->desc.nslots / 2)
+		if (gr->clean_cursor < pairs)
 			return;
 		if (gr->seg_len != 0) {
 			if (gr->pend)
@@ -1543,8 +1649,8 @@ static void compact_step(struct ckpt_region *r)
 		for (unsigned int i = 0; i < gr->g->n; i++) {
 			if (!member_ok(gr, i))
 				continue;
-			if (ckpt_region_post(gr->mr[i], PMU_REGION_TAIL_OFF, &gr->snap_start,
-					     sizeof(gr->snap_start)) != 0)
+			if (ckpt_region_post(gr->mr[i], PMU_REGION_TAIL_OFF, &gr->clean_to,
+					     sizeof(gr->clean_to)) != 0)
 				return; /* queue full: again at the next poll */
 		}
 		flush_members(gr, gr->comp_ticket);
@@ -1554,15 +1660,12 @@ static void compact_step(struct ckpt_region *r)
 		if (!members_durable(gr, gr->comp_ticket))
 			return;
 		for (unsigned int i = 0; i < gr->g->n; i++)
-			if (member_ok(gr, i) && gr->mr[i]->ring.tail_seen < gr->snap_start)
-				gr->mr[i]->ring.tail_seen = gr->snap_start;
-		/* One member's share of the snapshot, without what was checkpointed meanwhile. */
-		gr->snap_bytes = gr->snap_rec_bytes / gr->g->ec.k;
-		gr->snap_end = next;
-		ckpt_log(CKPT_LOG_INFO, LOG_COMPONENT,
-			 "region %s: compacted; the log now starts at %" PRIu64
-			 " (snapshot %" PRIu64 " bytes per member)",
-			 r->geo.name, gr->snap_start, gr->snap_bytes);
+			if (member_ok(gr, i) && gr->mr[i]->ring.tail_seen < gr->clean_to)
+				gr->mr[i]->ring.tail_seen = gr->clean_to;
+		ckpt_log(CKPT_LOG_DEBUG, LOG_COMPONENT,
+			 "region %s: cleaned; the log now starts at %" PRIu64 " (%" PRIu64
+			 " record bytes logged again so far)",
+			 r->geo.name, gr->clean_to, gr->relog_bytes);
 		gr->comp = COMPACT_IDLE;
 		return;
 	}
@@ -1834,6 +1937,7 @@ int ckpt_group_health(struct ckpt_region *r, bool scan, struct ckpt_group_health
 	out->encoded_segments = gr->enc_segments;
 	out->encoded_bytes = gr->enc_bytes;
 	out->encode_ns = gr->enc_ns;
+	out->relogged_bytes = gr->relog_bytes;
 	if (!scan)
 		return 0;
 	rc = images_load(gr, gr->rb_mask, &im);

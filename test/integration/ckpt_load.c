@@ -2,10 +2,11 @@
 /*
  * Load driver for the checkpoint integration tests.
  *
- *   ckpt_load write  TARGET REGION PAIRS GENS [--hold] [--batched]
+ *   ckpt_load write  TARGET REGION PAIRS GENS [--hold] [--batched] [--hot N]
  *	create REGION and write GENS generations of PAIRS slices; print "ack PAIR GEN" for
  *	each slice once ckpt_durable() covers it (flushed to stdout at once), "done" at the
- *	end, then with --hold wait to be killed.
+ *	end, then with --hold wait to be killed. --hot N: generations after the first go to
+ *	pairs 0..N-1 only (the rest keep generation 1: long-lived slices).
  *   ckpt_load verify TARGET REGION ACKFILE [--all GENS] [--allow-torn]
  *	open REGION, read it back, check every record's content against (pair, generation),
  *	and check every acknowledged slice is there (at that generation or a newer one).
@@ -14,6 +15,7 @@
  * Environment: HF_SECRET_FILE, HF_TENANT (default "default"), HF_ALLOW_SHM=1.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +23,7 @@
 #include <unistd.h>
 
 #include "holdfast/ckpt.h"
+#include "holdfast/ckpt_group.h"
 
 #define PAYLOAD_LEN 48
 #define SLOT_SIZE   256
@@ -108,7 +111,7 @@ static void print_acks(struct ckpt_region *r, const struct posted *p, size_t n, 
 }
 
 static int do_write(const char *target, const char *name, uint32_t pairs, uint32_t gens, int hold,
-		    int batched)
+		    int batched, uint32_t hot)
 {
 	struct pmu_region_params rp = {
 		.name = name,
@@ -117,10 +120,12 @@ static int do_write(const char *target, const char *name, uint32_t pairs, uint32
 		.slot_size = SLOT_SIZE,
 		.ring_size = batched ? RING_SIZE : 0,
 	};
-	size_t total = (size_t)pairs * gens, acked = 0, k = 0;
+	size_t total = gens == 0 ? 0 : (size_t)pairs + (size_t)(hot ? hot : pairs) * (gens - 1);
+	size_t acked = 0, k = 0;
 	struct posted *p = calloc(total, sizeof(*p));
 	struct ckpt_client *c = connect_env(target);
 	struct ckpt_region *r = NULL;
+	struct ckpt_group_health gh;
 	uint8_t payload[PAYLOAD_LEN];
 	double t0;
 	int ret;
@@ -136,7 +141,7 @@ static int do_write(const char *target, const char *name, uint32_t pairs, uint32
 	}
 	t0 = now_s();
 	for (uint32_t g = 1; g <= gens; g++) {
-		for (uint32_t pair = 0; pair < pairs; pair++) {
+		for (uint32_t pair = 0; pair < (g == 1 || hot == 0 ? pairs : hot); pair++) {
 			struct ckpt_rec rec;
 			uint64_t t;
 
@@ -166,6 +171,11 @@ static int do_write(const char *target, const char *name, uint32_t pairs, uint32
 	print_acks(r, p, k, &acked);
 	fprintf(stderr, "ckpt_load: %zu slices durable in %.3f s (%.0f slices/s) over %s\n", k,
 		now_s() - t0, (double)k / (now_s() - t0), target);
+	if (ckpt_group_health(r, false, &gh) == 0)
+		fprintf(stderr,
+			"ckpt_load: group: %" PRIu64 " segments, %" PRIu64 " record bytes, %" PRIu64
+			" of them logged again by the cleaner\n",
+			gh.encoded_segments, gh.encoded_bytes, gh.relogged_bytes);
 	printf("done\n");
 	fflush(stdout);
 	if (hold)
@@ -292,7 +302,7 @@ static int do_verify(const char *target, const char *name, const char *ackfile, 
 int main(int argc, char **argv)
 {
 	int hold = 0, batched = 0, allow_torn = 0;
-	uint32_t all = 0;
+	uint32_t all = 0, hot = 0;
 
 	setvbuf(stdout, NULL, _IOFBF, 1 << 16);
 	for (int i = 1; i < argc; i++) {
@@ -304,13 +314,20 @@ int main(int argc, char **argv)
 			allow_torn = 1;
 		else if (strcmp(argv[i], "--all") == 0 && i + 1 < argc)
 			all = (uint32_t)strtoul(argv[++i], NULL, 10);
+		else if (strcmp(argv[i], "--hot") == 0 && i + 1 < argc)
+			hot = (uint32_t)strtoul(argv[++i], NULL, 10);
+	}
+	if (argc >= 6 && strcmp(argv[1], "write") == 0 && hot > strtoul(argv[4], NULL, 10)) {
+		fprintf(stderr, "ckpt_load: --hot %u is more than the %s pairs\n", hot, argv[4]);
+		return 2;
 	}
 	if (argc >= 6 && strcmp(argv[1], "write") == 0)
 		return do_write(argv[2], argv[3], (uint32_t)strtoul(argv[4], NULL, 10),
-				(uint32_t)strtoul(argv[5], NULL, 10), hold, batched);
+				(uint32_t)strtoul(argv[5], NULL, 10), hold, batched, hot);
 	if (argc >= 5 && strcmp(argv[1], "verify") == 0)
 		return do_verify(argv[2], argv[3], argv[4], all, allow_torn);
-	fprintf(stderr, "usage: ckpt_load write TARGET REGION PAIRS GENS [--hold] [--batched]\n"
+	fprintf(stderr, "usage: ckpt_load write TARGET REGION PAIRS GENS [--hold] [--batched] "
+			"[--hot N]\n"
 			"       ckpt_load verify TARGET REGION ACKFILE [--all GENS] "
 			"[--allow-torn]\n");
 	return 2;
