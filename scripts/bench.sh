@@ -26,6 +26,7 @@ done
 dir=$(mktemp -d /dev/shm/hf-bench.XXXXXX)
 srv_pid=""
 fw_remote=()
+fw_group=()
 # Stop the server: TERM, and KILL if it has not gone within 5 s; then what it left behind
 # (libfabric's shm provider names its segment /dev/shm/<pid>:0:0 and a killed server
 # cannot remove it).
@@ -130,10 +131,15 @@ if [ -n "$srv" ] && [ -n "$ctl" ]; then
         --restore-records 262144 "$@" | sed 's/^target=ofi+tcp /target=tcp-256k /' |
         tee -a "$results" || echo "bench.sh: $target run failed" >&2
     done
+    # The firewall's churn and restore through groups of the same servers (stopped at the
+    # end, after fw_bench).
+    fw_group=(-c "group:xor(4)=${m[0]},${m[1]},${m[2]},${m[3]},${m[4]}"
+      -c "group:rs(4,2)=${m[0]},${m[1]},${m[2]},${m[3]},${m[4]},${m[5]}"
+      -c "group:mirror=${m[0]},${m[1]},${m[2]}"
+      -r "group:rs(4,2)=${m[0]},${m[1]},${m[2]},${m[3]},${m[4]},${m[5]}")
   else
     echo "bench.sh: the group's servers did not come up" >&2
   fi
-  stop_group
 else
   echo "bench.sh: ckptsrv or ckptctl not built; remote targets skipped" >&2
 fi
@@ -191,7 +197,9 @@ echo
 echo "== holdfast forwarding (one core, 64-byte frames, established TCP flows)"
 "$BUILD/fw_bench" "${eal[@]}" --no-pci -l 0 --log-level=lib.eal:error \
   --log-level=pmd.net.ring:error -- -f 1000,100000,1000000 -s 2 -S "$dir/secret" \
-  -k "pmem:$dir/fw.pmem" -c none -c "pmem:$dir/fwc.pmem" "${fw_remote[@]:0:4}" -c none \
-  -r "pmem:$dir/fwr.pmem" "${fw_remote[@]:4:2}" -t "pmem:$dir/fwt.pmem" "${fw_remote[@]:6:2}" 2>&1 |
+  -k "pmem:$dir/fw.pmem" -c none -c "pmem:$dir/fwc.pmem" "${fw_remote[@]:0:4}" \
+  "${fw_group[@]:0:6}" -c none -r "pmem:$dir/fwr.pmem" "${fw_remote[@]:4:2}" \
+  "${fw_group[@]:6:2}" -t "pmem:$dir/fwt.pmem" "${fw_remote[@]:6:2}" 2>&1 |
   grep -v '^TELEMETRY'
+if declare -F stop_group >/dev/null; then stop_group; fi
 stop_server
