@@ -1860,6 +1860,74 @@ int ckpt_group_health(struct ckpt_region *r, bool scan, struct ckpt_group_health
 	return rc;
 }
 
+/*
+ * Another client wrote the region since this one opened it (a standby taking over its
+ * primary's regions): read every usable member's ring words again and stand where the
+ * furthest member stands, as group_open does, so that the next segment goes after the last
+ * one the other writer published. What this client's shadow holds is no longer the newest
+ * per pair: it is read again from the log before the next compaction.
+ */
+static int group_refresh(struct ckpt_region *r)
+{
+	struct gregion *gr = r->be;
+	unsigned int ok = 0;
+
+	if (gr->seg_len != 0 || gr->pend || gr->bq_n != 0 || gr->comp != COMPACT_IDLE ||
+	    gr->rb_active)
+		return -EBUSY;
+	for (unsigned int i = 0; i < gr->g->n; i++) {
+		int rc;
+
+		if (!member_ok(gr, i))
+			continue;
+		rc = ckpt_region_refresh(gr->mr[i]);
+		if (rc == -EBUSY)
+			return rc;
+		if (rc) {
+			member_down(gr->g, i, rc);
+			continue;
+		}
+		ok++;
+	}
+	if (ok < need(gr->g)) {
+		ckpt_log(CKPT_LOG_ERR, LOG_COMPONENT,
+			 "region %s: %u members answer, %u needed to go on writing it", r->geo.name,
+			 ok, need(gr->g));
+		return -EIO;
+	}
+	align_rings(gr);
+	if (gr->shadow != NULL && gr->shadow_loaded) {
+		memset(gr->shadow, 0, (size_t)(gr->desc.nslots / 2) * gr->desc.slot_size);
+		gr->shadow_loaded = false;
+	}
+	return 0;
+}
+
+/*
+ * group_stat, with the lease as every answering member holding the region sees it: alive
+ * when alive on any, and the furthest expiry. A writer renews the lease on the members it
+ * reaches; a member that was down meanwhile (and that the writer has not connected again)
+ * holds an old expiry, and must not make a live lease look expired.
+ */
+static int group_stat_leases(struct ckpt_client *c, const char *name, struct ckpt_region_info *out)
+{
+	struct group *g = c->be;
+	int rc = group_stat(c, name, out);
+
+	for (unsigned int i = 0; i < g->n && rc == 0; i++) {
+		struct ckpt_region_info mi;
+
+		if (g->mc[i] == NULL || member_failed(g, i))
+			continue;
+		if (ckpt_region_stat(g->mc[i], name, &mi) != 0 || mi.r.mode != PMU_MODE_APPEND)
+			continue;
+		out->lease_alive = out->lease_alive || mi.lease_alive;
+		if (mi.r.lease_ns > out->r.lease_ns)
+			out->r.lease_ns = mi.r.lease_ns;
+	}
+	return rc;
+}
+
 const struct ckpt_backend_ops ckpt_group_ops = {
 	.scheme = "group",
 	.connect = group_connect,
@@ -1869,11 +1937,12 @@ const struct ckpt_backend_ops ckpt_group_ops = {
 	.close = group_close,
 	.remove = group_remove,
 	.list = group_list,
-	.stat = group_stat,
+	.stat = group_stat_leases,
 	.lease = group_lease,
 	.barrier = group_barrier,
 	.poll = group_poll,
 	.put = group_put,
 	.scan = group_scan,
 	.log_read = group_log_read,
+	.refresh = group_refresh,
 };
