@@ -142,10 +142,6 @@ static struct ckpt_client *tenant_group(struct dist *d, struct tenant *t)
 		t->retry_ns = now + GROUP_RETRY_NS;
 		return NULL;
 	}
-	if (t->down_said)
-		ckpt_log(CKPT_LOG_NOTICE, LOG, "tenant %s: %s takes writes again", t->name,
-			 d->srv->cfg.distribute);
-	t->down_said = false;
 	return t->group;
 }
 
@@ -199,7 +195,7 @@ static bool group_writable(struct fwd *f)
 	return ok >= h.k;
 }
 
-/* Open (or create) @p f's region in the group. @return 0, or -errno (f->gerr set too). */
+/* Open (or create) @p f's region in the group; a group that fails is dropped. @return 0, -errno. */
 static int fwd_open_group(struct dist *d, struct fwd *f, const struct pmu_region_info *ri)
 {
 	struct pmu_region_params p = {
@@ -219,6 +215,10 @@ static int fwd_open_group(struct dist *d, struct fwd *f, const struct pmu_region
 	if (rc == -ENOENT)
 		rc = ckpt_region_create(g, &p, &f->group);
 	if (rc == 0) {
+		if (f->t->down_said)
+			ckpt_log(CKPT_LOG_NOTICE, LOG, "tenant %s: %s takes writes again",
+				 f->t->name, d->srv->cfg.distribute);
+		f->t->down_said = false;
 		ckpt_log(CKPT_LOG_NOTICE, LOG, "region %s (tenant %s): distributed to %s", ri->name,
 			 ri->owner, d->srv->cfg.distribute);
 		return 0;
