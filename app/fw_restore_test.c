@@ -469,6 +469,121 @@ static void test_full_log_is_skipped_then_marked_once_state_is_durable(void **st
 	unlink(target + 5);
 }
 
+/* Every live slice is to be written again at the next tick (a full resync's way). */
+static int redirty(struct fw_conn *c, void *arg)
+{
+	c->dirty |= c->present;
+	fw_checkpointer_queue(arg, c, S(1));
+	return 0;
+}
+
+/* Tick until the queue is written, flushed and durable as far as the target lets it. */
+static void tick_out(struct fw_checkpointer *k, uint64_t now)
+{
+	for (int i = 0;
+	     i < 1000 && (k->qhead != k->qtail || ckpt_posted(k->r) != ckpt_durable(k->r)); i++)
+		fw_checkpointer_tick(k, now);
+}
+
+/*
+ * The same over a redundancy group (xor(2) of three pmem: members): the log's members'
+ * rings fill (a group log holds more than its nominal size: each member ring has room for
+ * three shares and 4 MiB), appends stop, the state region still takes every change, and
+ * once a reader cleared the log the marker follows every record accepted before the gap.
+ */
+static void test_full_group_log_is_skipped_then_marked(void **state)
+{
+	char target[256], files[3][64];
+	struct ckpt_client_opts o = {.tenant = "holdfast"};
+	struct fw_ckpt_conf cc = {
+		.region = "gapg",
+		.store_size = 64u << 20,
+		.pairs = 4096,
+		.slot_size = 128,
+		.log_size = 64u << 10,
+		.tenant = "holdfast",
+	};
+	struct fw_checkpointer k;
+	struct ckpt_client *reader;
+	struct ckpt_region *log;
+	struct log_seen ls = {0};
+	uint64_t accepted, now = S(1);
+	struct box a;
+	int n, rounds = 0;
+
+	(void)state;
+	for (int i = 0; i < 3; i++)
+		snprintf(files[i], sizeof(files[i]), "/dev/shm/hf-gapg-test.%d.%d", getpid(), i);
+	snprintf(target, sizeof(target), "group:xor(2)=pmem:%s,pmem:%s,pmem:%s", files[0], files[1],
+		 files[2]);
+	cc.target = target;
+	box_up(&a, "gg", 0);
+	assert_int_equal(fw_checkpointer_init(&k, &cc, a.w.table, 4096, 0), 0);
+	assert_non_null(k.r);
+	assert_non_null(k.log);
+	a.w.ckpt = &k;
+	for (uint16_t i = 0; i < 1000; i++) {
+		assert_int_equal(pkt(&a, 17, (uint16_t)(10000 + i), 53, false, 0, 0, 0, "q", now),
+				 FW_PASS);
+		if (i % 100 == 99)
+			fw_checkpointer_tick(&k, now);
+	}
+	tick_out(&k, now);
+	assert_false(k.log_gap);
+	/* Every flow written again, round after round, until the log refuses. */
+	while (!k.log_gap && rounds++ < 200) {
+		fw_table_walk(a.w.table, redirty, &k);
+		tick_out(&k, now);
+	}
+	assert_true(k.log_gap && k.cnt.log_gaps == 1);
+	assert_true(k.cnt.failures == 0);
+	accepted = k.cnt.log_records;
+
+	/* A reader clears the log; appends accepted before the gap may still wait to be posted. */
+	reader = ckpt_connect(target, &o);
+	assert_non_null(reader);
+	assert_int_equal(ckpt_region_open(reader, "gapg.0.log", &log), 0);
+	n = ckpt_log_read(log, count_log, &ls, false, NULL);
+	assert_true(n > 0);
+	assert_true(ls.gaps == 0);
+	/* Room again and the skipped changes durable: the rest, the marker, then the log goes on.
+	 */
+	for (int i = 0; i < 100 && k.log_gap; i++) {
+		now += S(1);
+		fw_checkpointer_tick(&k, now);
+	}
+	assert_false(k.log_gap);
+	assert_int_equal(pkt(&a, 17, 9999, 53, false, 0, 0, 0, "q", now), FW_PASS);
+	tick_out(&k, now);
+	assert_int_equal(ckpt_sync(k.log), 0);
+	assert_true(ckpt_log_read(log, count_log, &ls, false, NULL) > 0);
+	assert_true(ls.gaps == 1 && ls.after_gap == 1);
+	assert_true(ls.records == accepted);
+
+	/* And the state region has every flow. */
+	{
+		static struct fw_restore_batch batch;
+		struct fw_restore_stats st = {0};
+		struct box b;
+
+		box_up(&b, "gh", 1);
+		fw_restore_batch_init(&batch, b.w.table, b.slots, &st);
+		assert_int_equal(
+			ckpt_state_scan(k.r, CKPT_SCAN_TOMBSTONES, restore_cb, &batch, NULL), 0);
+		assert_int_equal(fw_restore_batch_flush(&batch), 0);
+		assert_int_equal(fw_restore_finish(b.w.table, b.slots, &b.w.ctx, now, &st), 1001);
+		box_down(&b);
+	}
+
+	a.w.ckpt = NULL;
+	assert_int_equal(ckpt_region_close(&log), 0);
+	ckpt_disconnect(&reader);
+	fw_checkpointer_release(&k);
+	box_down(&a);
+	for (int i = 0; i < 3; i++)
+		unlink(files[i]);
+}
+
 static void test_reconnect_never_stalls_the_worker(void **state)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -552,6 +667,7 @@ int main(void)
 		cmocka_unit_test(test_restore_drops_what_it_cannot_trust),
 		cmocka_unit_test(test_shadow_keeps_the_newest_slice_whatever_the_order),
 		cmocka_unit_test(test_full_log_is_skipped_then_marked_once_state_is_durable),
+		cmocka_unit_test(test_full_group_log_is_skipped_then_marked),
 		cmocka_unit_test(test_reconnect_never_stalls_the_worker),
 	};
 

@@ -82,6 +82,8 @@ struct ckpt_region {
  * map: optional; a pointer to region bytes readable in place (pmem: only).
  * applies_journal: the target applies an overwrite region's journal to its slots in the
  *	background (a server does; the embedded pmem: backend writes slots directly).
+ * refresh: optional; ckpt_region_refresh() for a backend whose ring is not the core's
+ *	(a group: its members' rings). Called only with nothing of this client in flight.
  *
  * A record-level backend (a redundancy group, group.c) moves records, not bytes: put takes
  * each encoded record a slot write or log append makes, and scan / log_read replace the
@@ -111,6 +113,7 @@ struct ckpt_backend_ops {
 		    struct ckpt_scan_stats *st);
 	int (*log_read)(struct ckpt_region *r, ckpt_rec_cb cb, void *arg, bool peek,
 			struct ckpt_scan_stats *st);
+	int (*refresh)(struct ckpt_region *r);
 };
 
 extern const struct ckpt_backend_ops ckpt_pmem_ops;

@@ -182,6 +182,8 @@ int ckpt_region_refresh(struct ckpt_region *r)
 {
 	if (r->posted != r->acked || r->ring.next != r->ring.head_written)
 		return -EBUSY;
+	if (r->cl->ops->refresh != NULL)
+		return r->cl->ops->refresh(r);
 	return ring_attach(r);
 }
 

@@ -1,13 +1,16 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Erasure code of a redundancy group: encode, and recover lost fragments from any k.
- * ISA-L does the GF(2^8) work for Reed-Solomon; XOR and mirror need no tables.
+ * ISA-L does the work: the GF(2^8) arithmetic of Reed-Solomon, and the XOR of xor parity
+ * (xor_gen); mirror needs no tables.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <isa-l/erasure_code.h>
+#include <isa-l/raid.h>
 
 #include "ec.h"
 
@@ -44,13 +47,91 @@ void ckpt_ec_fini(struct ckpt_ec *ec)
 	ec->enc_tbls = NULL;
 }
 
-/* dst = XOR of the n sources; dst may not be one of them. */
-static void xor_into(size_t len, uint8_t *dst, uint8_t *const *src, unsigned int n)
+/*
+ * xor_gen (isa-l/raid.h) takes at least two sources and the destination last, every vector
+ * 32-byte aligned (it loads with vmovdqa), any length that fits an int. The group's own
+ * buffers are 64-byte aligned; vectors that are not (a caller's malloc) go through an
+ * aligned bounce buffer, XOR_BLOCK bytes at a time.
+ */
+#define XOR_ALIGN 32u
+#define XOR_BLOCK 4096u
+#define XOR_STEP  (1u << 30) /* one xor_gen call covers at most this much */
+
+static bool xor_aligned(const void *p)
+{
+	return ((uintptr_t)p & (XOR_ALIGN - 1)) == 0;
+}
+
+/* The portable loop: when no aligned scratch can be had. */
+static void xor_bytes(size_t len, uint8_t *dst, uint8_t *const *src, unsigned int n)
 {
 	memcpy(dst, src[0], len);
 	for (unsigned int s = 1; s < n; s++)
 		for (size_t i = 0; i < len; i++)
 			dst[i] ^= src[s][i];
+}
+
+/* XOR_BLOCK bytes at a time, vectors that are not aligned copied through @p scratch. */
+static int xor_bounced(size_t len, uint8_t *dst, uint8_t *const *src, unsigned int n,
+		       uint8_t *scratch)
+{
+	void *v[CKPT_EC_MAX_FRAGS + 1];
+
+	for (size_t off = 0; off < len; off += XOR_BLOCK) {
+		const size_t b = len - off < XOR_BLOCK ? len - off : XOR_BLOCK;
+
+		for (unsigned int s = 0; s < n; s++) {
+			v[s] = src[s] + off;
+			if (!xor_aligned(v[s])) {
+				memcpy(scratch + (size_t)s * XOR_BLOCK, v[s], b);
+				v[s] = scratch + (size_t)s * XOR_BLOCK;
+			}
+		}
+		v[n] = xor_aligned(dst) ? dst + off : scratch + (size_t)n * XOR_BLOCK;
+		if (xor_gen((int)n + 1, (int)b, v) != 0)
+			return -EINVAL;
+		if (v[n] != dst + off)
+			memcpy(dst + off, v[n], b);
+	}
+	return 0;
+}
+
+/* dst = XOR of the n sources; dst may not be one of them. */
+static void xor_into(size_t len, uint8_t *dst, uint8_t *const *src, unsigned int n)
+{
+	void *v[CKPT_EC_MAX_FRAGS + 1];
+	bool aligned = xor_aligned(dst);
+	uint8_t *scratch;
+	int rc = 0;
+
+	if (n < 2) {
+		memcpy(dst, src[0], len); /* xor(1): the parity is a copy */
+		return;
+	}
+	if (n > CKPT_EC_MAX_FRAGS) {
+		xor_bytes(len, dst, src, n);
+		return;
+	}
+	for (unsigned int s = 0; s < n; s++)
+		aligned = aligned && xor_aligned(src[s]);
+	if (aligned) {
+		for (size_t off = 0; off < len && rc == 0; off += XOR_STEP) {
+			const size_t b = len - off < XOR_STEP ? len - off : XOR_STEP;
+
+			for (unsigned int s = 0; s < n; s++)
+				v[s] = src[s] + off;
+			v[n] = dst + off;
+			rc = xor_gen((int)n + 1, (int)b, v);
+		}
+	} else {
+		scratch = aligned_alloc(XOR_ALIGN, (size_t)(n + 1) * XOR_BLOCK);
+		rc = scratch != NULL ? xor_bounced(len, dst, src, n, scratch) : -ENOMEM;
+		free(scratch);
+	}
+	if (rc != 0)
+		xor_bytes(len, dst, src, n); /* xor_gen refuses nothing it is given here */
+	/* xor_gen writes the parity with non-temporal stores: order them before anything. */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 }
 
 void ckpt_ec_encode(const struct ckpt_ec *ec, size_t len, uint8_t *const *data,

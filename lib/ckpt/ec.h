@@ -3,7 +3,8 @@
  * Private to lib/ckpt: the erasure code of a redundancy group (group.c).
  *
  * A stripe is k data fragments and m parity fragments of one length. Three codes:
- *	xor     m = 1, parity = the XOR of the data (RAID 5)
+ *	xor     m = 1, parity = the XOR of the data (RAID 5), by ISA-L's xor_gen (fragments
+ *	        32-byte aligned go to it directly, others through an aligned bounce buffer)
  *	rs      Cauchy Reed-Solomon over GF(2^8) with ISA-L: the encode matrix is
  *	        gf_gen_cauchy1_matrix (identity on top), so any k of the k + m fragments
  *	        invert to the data

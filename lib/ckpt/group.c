@@ -58,6 +58,11 @@ enum compact {
 /* The members' rings as read back: one image per member, [tail, head) filled. */
 struct images {
 	uint64_t ring_size, tail, head;
+	/*
+	 * The k-th furthest member head: a segment past it reached fewer than k members
+	 * durably, so no flush that covers it was ever acknowledged (a writer killed mid-way).
+	 */
+	uint64_t acked_end;
 	uint8_t *img[MAXM];
 };
 
@@ -1041,6 +1046,14 @@ static int images_load(struct gregion *gr, uint32_t skip_mask, struct images *im
 	}
 	if (im->head < im->tail)
 		im->head = im->tail;
+	im->acked_end = im->tail;
+	for (unsigned int i = 0, nth; i < gr->g->n; i++) {
+		nth = 0;
+		for (unsigned int j = 0; j < gr->g->n; j++)
+			nth += (got & (1u << j)) && head[j] >= head[i];
+		if ((got & (1u << i)) && nth >= need(gr->g) && head[i] > im->acked_end)
+			im->acked_end = head[i];
+	}
 	for (unsigned int i = 0; i < gr->g->n; i++) {
 		uint64_t pos = im->tail;
 
@@ -1213,6 +1226,16 @@ static int walk(struct gregion *gr, const struct images *im, seg_fn fn, void *ar
 		char who[512];
 
 		rc = seg_at(gr, im, pos, &v);
+		if ((rc != 0 || (!v.wrap && v.present < gr->g->ec.k)) && pos >= im->acked_end) {
+			/* Past what k members published: a flush that never completed. */
+			ckpt_log(CKPT_LOG_NOTICE, LOG_COMPONENT,
+				 "region %s: the log ends at %" PRIu64
+				 ": what follows reached fewer than %u members (a writer stopped "
+				 "in the middle of a flush) and was never acknowledged",
+				 gr->mr[0] ? gr->mr[0]->geo.name : "?", pos, gr->g->ec.k);
+			rc = 0;
+			break;
+		}
 		if (rc) {
 			ckpt_log(CKPT_LOG_ERR, LOG_COMPONENT,
 				 "region %s: no member holds a readable segment at ring position "
@@ -1964,6 +1987,77 @@ int ckpt_group_health(struct ckpt_region *r, bool scan, struct ckpt_group_health
 	return rc;
 }
 
+/*
+ * Another client wrote the region since this one opened it (a standby taking over its
+ * primary's regions): read every usable member's ring words again and stand where the
+ * furthest member stands, as group_open does, so that the next segment goes after the last
+ * one the other writer published. What this client's shadow holds is no longer the newest
+ * per pair, nor does it know where the other writer's segments lie: both are read again from
+ * the log before the next cleaning pass.
+ */
+static int group_refresh(struct ckpt_region *r)
+{
+	struct gregion *gr = r->be;
+	unsigned int ok = 0;
+
+	if (gr->seg_len != 0 || gr->pend || gr->bq_n != 0 || gr->comp != COMPACT_IDLE ||
+	    gr->rb_active)
+		return -EBUSY;
+	for (unsigned int i = 0; i < gr->g->n; i++) {
+		int rc;
+
+		if (!member_ok(gr, i))
+			continue;
+		rc = ckpt_region_refresh(gr->mr[i]);
+		if (rc == -EBUSY)
+			return rc;
+		if (rc) {
+			member_down(gr->g, i, rc);
+			continue;
+		}
+		ok++;
+	}
+	if (ok < need(gr->g)) {
+		ckpt_log(CKPT_LOG_ERR, LOG_COMPONENT,
+			 "region %s: %u members answer, %u needed to go on writing it", r->geo.name,
+			 ok, need(gr->g));
+		return -EIO;
+	}
+	align_rings(gr);
+	if (gr->shadow != NULL && gr->shadow_loaded) {
+		memset(gr->shadow, 0, (size_t)(gr->desc.nslots / 2) * gr->desc.slot_size);
+		memset(gr->where, 0, (size_t)(gr->desc.nslots / 2) * sizeof(*gr->where));
+		gr->mark_head = gr->mark_n = 0; /* learnt again from the log with the shadow */
+		gr->shadow_loaded = false;
+	}
+	return 0;
+}
+
+/*
+ * group_stat, with the lease as every answering member holding the region sees it: alive
+ * when alive on any, and the furthest expiry. A writer renews the lease on the members it
+ * reaches; a member that was down meanwhile (and that the writer has not connected again)
+ * holds an old expiry, and must not make a live lease look expired.
+ */
+static int group_stat_leases(struct ckpt_client *c, const char *name, struct ckpt_region_info *out)
+{
+	struct group *g = c->be;
+	int rc = group_stat(c, name, out);
+
+	for (unsigned int i = 0; i < g->n && rc == 0; i++) {
+		struct ckpt_region_info mi;
+
+		if (g->mc[i] == NULL || member_failed(g, i))
+			continue;
+		if (ckpt_region_stat(g->mc[i], name, &mi) != 0 || mi.r.mode != PMU_MODE_APPEND)
+			continue;
+		out->lease_alive = out->lease_alive || mi.lease_alive;
+		if (mi.r.lease_ns > out->r.lease_ns)
+			out->r.lease_ns = mi.r.lease_ns;
+	}
+	return rc;
+}
+
 const struct ckpt_backend_ops ckpt_group_ops = {
 	.scheme = "group",
 	.connect = group_connect,
@@ -1973,11 +2067,12 @@ const struct ckpt_backend_ops ckpt_group_ops = {
 	.close = group_close,
 	.remove = group_remove,
 	.list = group_list,
-	.stat = group_stat,
+	.stat = group_stat_leases,
 	.lease = group_lease,
 	.barrier = group_barrier,
 	.poll = group_poll,
 	.put = group_put,
 	.scan = group_scan,
 	.log_read = group_log_read,
+	.refresh = group_refresh,
 };

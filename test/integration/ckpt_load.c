@@ -7,6 +7,10 @@
  *	each slice once ckpt_durable() covers it (flushed to stdout at once), "done" at the
  *	end, then with --hold wait to be killed. --hot N: generations after the first go to
  *	pairs 0..N-1 only (the rest keep generation 1: long-lived slices).
+ *   ckpt_load append TARGET REGION FIRST COUNT
+ *	open append REGION (create it, RING_SIZE of ring, if missing), append the records of
+ *	pairs FIRST .. FIRST + COUNT - 1 (generation 1), wait until they are durable, print
+ *	"done".
  *   ckpt_load verify TARGET REGION ACKFILE [--all GENS] [--allow-torn]
  *	open REGION, read it back, check every record's content against (pair, generation),
  *	and check every acknowledged slice is there (at that generation or a newer one).
@@ -195,6 +199,52 @@ err_io:
 	return 3;
 }
 
+static int do_append(const char *target, const char *name, uint32_t first, uint32_t count)
+{
+	struct pmu_region_params rp = {
+		.name = name,
+		.mode = PMU_MODE_APPEND,
+		.size = PMU_REGION_HDR + RING_SIZE,
+	};
+	struct ckpt_client *c = connect_env(target);
+	struct ckpt_region *r = NULL;
+	uint8_t payload[PAYLOAD_LEN];
+	double give_up = now_s() + 30; /* a ring nobody reads stays full */
+	int ret;
+
+	if (c == NULL) {
+		fprintf(stderr, "ckpt_load: connect %s: %s\n", target, strerror(errno));
+		return 1;
+	}
+	ret = ckpt_region_open(c, name, &r);
+	if (ret == -ENOENT)
+		ret = ckpt_region_create(c, &rp, &r);
+	if (ret < 0) {
+		fprintf(stderr, "ckpt_load: open %s: %s\n", name, strerror(-ret));
+		ckpt_disconnect(&c);
+		return 1;
+	}
+	for (uint32_t pair = first; pair - first < count && ret == 0; pair++) {
+		struct ckpt_rec rec;
+
+		record_of(pair, 1, payload, &rec);
+		while ((ret = ckpt_log_append(r, &rec, NULL)) == -EAGAIN) {
+			ret = now_s() > give_up ? -ENOSPC : ckpt_sync(r);
+			if (ret < 0)
+				break;
+		}
+	}
+	if (ret == 0)
+		ret = ckpt_sync(r);
+	if (ret < 0)
+		fprintf(stderr, "ckpt_load: append to %s: %s\n", name, strerror(-ret));
+	else
+		printf("done\n");
+	ckpt_region_close(&r);
+	ckpt_disconnect(&c);
+	return ret < 0 ? 3 : 0;
+}
+
 struct verify {
 	uint32_t pairs;
 	uint32_t *found; /* generation found per pair, 0 none */
@@ -324,10 +374,14 @@ int main(int argc, char **argv)
 	if (argc >= 6 && strcmp(argv[1], "write") == 0)
 		return do_write(argv[2], argv[3], (uint32_t)strtoul(argv[4], NULL, 10),
 				(uint32_t)strtoul(argv[5], NULL, 10), hold, batched, hot);
+	if (argc >= 6 && strcmp(argv[1], "append") == 0)
+		return do_append(argv[2], argv[3], (uint32_t)strtoul(argv[4], NULL, 10),
+				 (uint32_t)strtoul(argv[5], NULL, 10));
 	if (argc >= 5 && strcmp(argv[1], "verify") == 0)
 		return do_verify(argv[2], argv[3], argv[4], all, allow_torn);
 	fprintf(stderr, "usage: ckpt_load write TARGET REGION PAIRS GENS [--hold] [--batched] "
 			"[--hot N]\n"
+			"       ckpt_load append TARGET REGION FIRST COUNT\n"
 			"       ckpt_load verify TARGET REGION ACKFILE [--all GENS] "
 			"[--allow-torn]\n");
 	return 2;

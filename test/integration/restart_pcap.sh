@@ -19,6 +19,15 @@
 #                                   the connections go on through it.
 #   restart_pcap.sh standby-command the same with a lease of a minute: the standby takes
 #                                   over on SIGUSR1, not by waiting.
+#   restart_pcap.sh group           a redundancy group, xor(2) over three ckptsrv (tcp): holdfast
+#                                   is killed -9, then one member too; the restarted holdfast
+#                                   restores from the other two (one chunk in three recovered
+#                                   from parity) and goes on writing to them.
+#   restart_pcap.sh standby-group   primary and standby both on that group; the primary is
+#                                   killed -9 and one member too; the standby takes over when the
+#                                   lease (renewed on every member) runs out, continues the
+#                                   group's rings after the primary's last segment, and the
+#                                   connections go on through it.
 source "$(dirname "$0")/ofi_lib.sh"
 mode=${1:-pmem}
 prefix="hfrs$$"
@@ -54,6 +63,11 @@ case "$mode" in
   standby-command) target="pmem:$T/state.pmu" lease=60000 ;;
   tcp | server-restart | standby-tcp) target="ofi+tcp://127.0.0.1:$port" ;;
   shm) target="ofi+shm://hf-rs-$$" ;;
+  group | standby-group)
+    declare -a MEMBER MEMBER_PID
+    for i in 0 1 2; do MEMBER[$i]="ofi+tcp://127.0.0.1:$(free_port)"; done
+    target="group:xor(2)=$(IFS=,; echo "${MEMBER[*]}")"
+    ;;
   *) fail "unknown mode $mode" ;;
 esac
 serve() { # store
@@ -61,6 +75,32 @@ serve() { # store
     --listen "ofi+tcp://127.0.0.1:$port" --listen "ofi+shm://hf-rs-$$"
 }
 case "$target" in ofi*) serve "$T/store1.pmu" ;; esac
+case "$target" in
+group:*)
+  for i in 0 1 2; do
+    start_server "member$i" --pmem "$T/member$i.pmu" --size 256M --secret-file "$T/secret" \
+      --listen "${MEMBER[$i]}"
+    MEMBER_PID[$i]=$SRV_PID
+  done
+  ;;
+esac
+# Lose member 1 for good (its store stays, nobody serves it): the group goes on with two.
+kill_member() {
+  kill -9 "${MEMBER_PID[1]}"
+  wait_for 10 gone "${MEMBER_PID[1]}" || fail "member 1 survived kill -9"
+  echo "member 1 (${MEMBER[1]}) killed"
+}
+# After the last holdfast stopped: what it wrote to the two members left reads back whole
+# through the group (the state a restore would get, and its log).
+group_reads_back() {
+  local r
+  for r in holdfast-state.0 holdfast-state.0.log; do
+    "$BUILD/ckptsrv/ckptctl" --target "$target" --secret-file "$T/secret" dump "$r" \
+      >"$T/dump-$r" 2>"$T/dump-$r.log" || fail "$r does not read back: $(tail -3 "$T/dump-$r.log")"
+    grep -q '^pair=' "$T/dump-$r" || fail "$r reads back empty"
+    echo "$r: $(tail -1 "$T/dump-$r")"
+  done
+}
 
 cat > "$T/holdfast.conf" <<CONF
 pair 0 1 inside 0
@@ -106,6 +146,7 @@ standby-*)
   [ "$(grep -c '^holdfast: ready' "$T/hf-b-standby.log")" = 0 ] || fail "standby forwards"
   kill -9 "$PRIMARY"
   wait "$PRIMARY" 2>/dev/null || true
+  [ "$mode" != standby-group ] || kill_member
   [ "$mode" != standby-command ] || kill -USR1 "$SB_PID"
   wait_for 30 log_has "$T/hf-b-standby.log" "holdfast: took over" || fail "no takeover"
   grep -E "took over|taking over" "$T/hf-b-standby.log" | sed 's/^.*holdfast: //'
@@ -119,6 +160,7 @@ standby-*)
   kill -INT "$HF_PID"
   wait "$HF_PID" || fail "holdfast exited non-zero"
   /usr/bin/python3 "$SRC/test/integration/check_pcap.py" "$T/b" || fail "phase b verdicts"
+  [ "$mode" != standby-group ] || group_reads_back
   echo "takeover over $mode: ok"
   exit 0
   ;;
@@ -132,6 +174,7 @@ if [ "$mode" = server-restart ]; then
 fi
 kill -9 "$HF_PID"
 wait "$HF_PID" 2>/dev/null || true
+[ "$mode" != group ] || kill_member
 start_hf b
 wait_for 30 settled "$fb" 0 || fail "phase b did not settle"
 grep -E "restored [0-9]+ connections" "$T/hf-b.log" | sed 's/^.*holdfast.ckpt: //;s/^holdfast: //'
@@ -139,4 +182,5 @@ log_has "$T/hf-b.log" "restored 3 connections" || fail "expected 3 restored conn
 kill -INT "$HF_PID"
 wait "$HF_PID" || fail "holdfast exited non-zero"
 /usr/bin/python3 "$SRC/test/integration/check_pcap.py" "$T/b" || fail "phase b verdicts"
+[ "$mode" != group ] || group_reads_back
 echo "restart over $mode: ok"
