@@ -342,11 +342,12 @@ void fw_checkpointer_tick(struct fw_checkpointer *k, uint64_t now)
 	 * Called every pass of the lcore loop. Queued changes are written (and flushed) once
 	 * TICK_BATCH of them wait or the oldest waited TICK_DELAY_NS: a flush is a system call
 	 * (msync) or a round trip (PERSIST), and one per pass cost a quarter of the forwarding
-	 * rate at 100k new connections/s. Between, writes in flight are polled; with nothing
+	 * rate at 100k new connections/s. A change marked due now (a TCP window edge) goes at
+	 * once: a restore absorbs only a burst of data beyond it. Between, writes in flight are polled; with nothing
 	 * queued or in flight, the target is only polled every IDLE_POLL_NS, so that its loss is
 	 * still noticed (and the resync follows) while the lcore pays no system call per pass.
 	 */
-	if (!k->down && !k->log_gap && k->qtail - k->qhead < TICK_BATCH &&
+	if (!k->down && !k->log_gap && !k->now && k->qtail - k->qhead < TICK_BATCH &&
 	    (k->qhead == k->qtail || now - k->oldest_ns < TICK_DELAY_NS)) {
 		bool idle = ckpt_posted(k->r) == ckpt_durable(k->r) &&
 			    (k->log == NULL || ckpt_posted(k->log) == ckpt_durable(k->log));
@@ -367,6 +368,7 @@ void fw_checkpointer_tick(struct fw_checkpointer *k, uint64_t now)
 	}
 	if (k->log_gap)
 		log_mend(k, now);
+	k->now = false;
 	while (k->qhead != k->qtail) {
 		struct fw_conn *c = k->queue[k->qhead % k->qcap];
 

@@ -85,6 +85,7 @@ struct fw_checkpointer {
 	struct fw_conn **queue; /* ring of connections with dirty slices */
 	uint32_t qcap, qhead, qtail;
 	uint64_t oldest_ns; /* when the oldest queued change was queued */
+	bool now;	    /* a queued change is due at the next tick (FW_CONN_F_CKPT_NOW) */
 	struct fw_ckpt_counters cnt;
 };
 
@@ -128,6 +129,10 @@ void fw_checkpointer_release(struct fw_checkpointer *k);
 /** Queue @p c once; its dirty bits say which slices to write at the next tick. */
 static inline void fw_checkpointer_queue(struct fw_checkpointer *k, struct fw_conn *c, uint64_t now)
 {
+	if (c->flags & FW_CONN_F_CKPT_NOW) {
+		c->flags &= (uint8_t)~FW_CONN_F_CKPT_NOW;
+		k->now = true;
+	}
 	if (c->flags & FW_CONN_F_QUEUED)
 		return;
 	if (k->qtail - k->qhead == k->qcap)

@@ -635,6 +635,58 @@ static void test_reconnect_never_stalls_the_worker(void **state)
 	close(fd);
 }
 
+/* A TCP window edge goes to the target at the next tick; a change of state waits for its
+ * batch. Without that, a kill -9 while the edge waited could leave a restored connection
+ * further behind than its slack (see modules/tcp edge_slack), and a bulk stream stalled. */
+static void test_window_edge_is_written_at_once(void **state)
+{
+	char target[64], data[201];
+	struct fw_ckpt_conf cc = {
+		.region = "edge",
+		.store_size = 16u << 20,
+		.pairs = 64,
+		.slot_size = 128,
+		.log_size = 64u << 10,
+		.tenant = "holdfast",
+	};
+	struct fw_checkpointer k;
+	struct box a;
+	uint32_t seq = 101;
+
+	(void)state;
+	snprintf(target, sizeof(target), "pmem:/dev/shm/hf-edge-test.%d", getpid());
+	cc.target = target;
+	memset(data, 'x', 200);
+	data[200] = 0;
+	box_up(&a, "ea", 0);
+	assert_int_equal(fw_checkpointer_init(&k, &cc, a.w.table, 64, 0), 0);
+	a.w.ckpt = &k;
+	fw_checkpointer_tick(&k, S(1)); /* the idle look at the target: the next is 100 ms on */
+	assert_int_equal(pkt(&a, 6, 1000, 80, false, 0x02, 100, 0, NULL, S(1)), FW_PASS);
+	assert_int_equal(pkt(&a, 6, 1000, 80, true, 0x12, 900, 101, NULL, S(1)), FW_PASS);
+	assert_int_equal(pkt(&a, 6, 1000, 80, false, 0x10, 101, 901, NULL, S(1)), FW_PASS);
+	fw_checkpointer_tick(&k, S(1));
+	assert_int_equal(k.cnt.slices[FW_MOD_TCP], 0); /* the batch waits */
+	/* The window is 4096 bytes, so the threshold 1024: five segments of 200 stay below. */
+	for (int i = 0; i < 5; i++, seq += 200) {
+		assert_int_equal(pkt(&a, 6, 1000, 80, false, 0x18, seq, 901, data, S(1)), FW_PASS);
+		fw_checkpointer_tick(&k, S(1));
+		assert_int_equal(k.cnt.slices[FW_MOD_TCP], 0);
+	}
+	/* The sixth crosses it: written and flushed at the next tick, no waiting. */
+	assert_int_equal(pkt(&a, 6, 1000, 80, false, 0x18, seq, 901, data, S(1)), FW_PASS);
+	fw_checkpointer_tick(&k, S(1));
+	assert_int_equal(k.cnt.slices[FW_MOD_TCP], 1);
+	assert_int_equal(ckpt_sync(k.r), 0);
+	assert_true(ckpt_durable(k.r) == ckpt_posted(k.r));
+	assert_false(k.now);
+
+	a.w.ckpt = NULL;
+	fw_checkpointer_release(&k);
+	box_down(&a);
+	unlink(target + 5);
+}
+
 static int setup(void **state)
 {
 	char err[128];
@@ -669,6 +721,7 @@ int main(void)
 		cmocka_unit_test(test_full_log_is_skipped_then_marked_once_state_is_durable),
 		cmocka_unit_test(test_full_group_log_is_skipped_then_marked),
 		cmocka_unit_test(test_reconnect_never_stalls_the_worker),
+		cmocka_unit_test(test_window_edge_is_written_at_once),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -48,6 +48,7 @@ _Static_assert(sizeof(struct fw_key) == 40, "fw_key is hashed as 40 bytes");
 #define FW_CONN_F_RESTORING 0x01 /**< being reassembled from checkpoint records */
 #define FW_CONN_F_BAD_SLICE 0x02 /**< a required slice did not decode: drop at the end */
 #define FW_CONN_F_QUEUED    0x04 /**< waiting in the checkpointer's queue */
+#define FW_CONN_F_CKPT_NOW  0x08 /**< a change that must not wait for a batch */
 
 /** Bytes reserved for module slices in every connection. */
 #define FW_EXT_SIZE 192
@@ -95,6 +96,14 @@ static inline enum fw_dir fw_conn_dir(const struct fw_conn *c, int src_side)
 static inline void fw_conn_mark_dirty(struct fw_conn *c, enum fw_module_id m)
 {
 	c->dirty |= (uint8_t)(1u << m);
+}
+
+/** Mark a module's slice changed and due at the end of this burst, not with the next batch:
+ * for changes whose loss a restore could not absorb (a TCP window edge, see modules/tcp). */
+static inline void fw_conn_mark_dirty_now(struct fw_conn *c, enum fw_module_id m)
+{
+	c->dirty |= (uint8_t)(1u << m);
+	c->flags |= FW_CONN_F_CKPT_NOW;
 }
 
 /** Slice of module @p m at its fixed offset (see modules/modules.c). */

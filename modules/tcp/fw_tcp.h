@@ -36,6 +36,7 @@ enum fw_tcp_state {
 #define FW_TCP_F_MEDIA	       0x0f
 #define FW_TCP_F_RESYNC_END    0x10 /* restored: end may lag the live one (see tcp.c) */
 #define FW_TCP_F_RESYNC_MAXEND 0x20 /* restored: maxend may lag the live one */
+#define FW_TCP_F_RESYNC_END2   0x40 /* restored: end may lag by more than one threshold */
 
 /* One direction's window, in the terms of the paper. */
 struct fw_tcp_dir {

@@ -300,17 +300,17 @@ bool fw_tcp_may_open(const struct fw_pkt *p)
 }
 
 /*
- * Checkpoint threshold and restore slack for a direction whose receiver advertised at most
- * @p peer_maxwin: a quarter of it, rounded down to a power of two.
+ * Checkpoint threshold for a direction whose receiver advertised at most @p peer_maxwin: a
+ * quarter of it, rounded down to a power of two.
  *
- * Why a quarter: a restored connection must accept the next segments of the live one. A
- * sender can only be ahead of its checkpointed end by what it sent since, and we checkpoint
- * again as soon as that exceeds this threshold; on restore (see decode) the upper bounds of
- * checks I and III are widened by the same amount until the live edges are seen again. So
- * the restored connection accepts every live segment while still dropping anything more
- * than a quarter window beyond the real edge -- strict checking stays on. A quarter keeps
- * both the slack and the checkpoint rate modest: a bulk sender triggers at most about four
- * checkpoints per window of data, far fewer than one per packet.
+ * Why: a restored connection must accept the next segments of the live one. A sender can
+ * only be ahead of its last checkpoint by what it sent since, and a checkpoint is taken as
+ * soon as that exceeds this threshold; on restore (see decode) the upper bounds of checks I
+ * and III are widened by the slack (edge_slack) until the live edges are seen again. So the
+ * restored connection accepts every live segment while still dropping anything more than
+ * half a window beyond the real edge -- strict checking stays on. A quarter keeps the
+ * checkpoint rate modest: a bulk sender triggers at most about four checkpoints per window
+ * of data, far fewer than one per packet.
  * Why a power of two: the value then only changes when maxwin crosses a power of two, and
  * every such crossing marks the slice dirty, so the threshold computed from a checkpoint is
  * the one that was in force when it was taken.
@@ -320,6 +320,20 @@ static uint32_t edge_threshold(uint32_t peer_maxwin)
 	if (peer_maxwin == 0)
 		return 0;
 	return (UINT32_C(1) << (31 - __builtin_clz(peer_maxwin))) / 4;
+}
+
+/*
+ * Restore slack: twice the threshold. The threshold bounds the live edge against the last
+ * checkpoint *taken*; the data forwarded while that checkpoint travels to the target (the
+ * rest of the burst, a flush, a round trip) comes on top. Such a checkpoint is flushed at
+ * the end of its burst (fw_conn_mark_dirty_now), so the extra is a burst or a round trip
+ * of data; a whole second threshold covers it. With the slack equal to the threshold, a
+ * kill -9 in that moment left the receiver's acknowledgements beyond the slack: they were
+ * dropped for good and a restored bulk download stalled.
+ */
+static uint32_t edge_slack(uint32_t peer_maxwin)
+{
+	return 2 * edge_threshold(peer_maxwin);
 }
 
 static void init_dir(struct fw_tcp_dir *d, const struct seg *s)
@@ -350,8 +364,8 @@ static bool in_window(const struct fw_tcp_slice *t, int dir, const struct seg *s
 {
 	const struct fw_tcp_dir *snd = &t->d[dir], *rcv = &t->d[!dir];
 	uint32_t end = s->seq + s->len;
-	uint32_t snd_slack = snd->flags & FW_TCP_F_RESYNC_MAXEND ? edge_threshold(rcv->maxwin) : 0;
-	uint32_t rcv_slack = rcv->flags & FW_TCP_F_RESYNC_END ? edge_threshold(snd->maxwin) : 0;
+	uint32_t snd_slack = snd->flags & FW_TCP_F_RESYNC_MAXEND ? edge_slack(rcv->maxwin) : 0;
+	uint32_t rcv_slack = rcv->flags & FW_TCP_F_RESYNC_END ? edge_slack(snd->maxwin) : 0;
 	uint32_t sack = s->sack;
 
 	if (fw_seq_after(s->seq, snd->maxend + snd_slack))
@@ -394,14 +408,20 @@ static bool update_window(struct fw_tcp_slice *t, int dir, const struct seg *s)
 	if (snd->maxwin < win)
 		snd->maxwin = win;
 	/*
-	 * The live edge is seen only beyond the checkpointed end plus the threshold: up to
-	 * there, the old instance may have forwarded data the receiver holds and will
-	 * acknowledge, while the sender retransmits below it. Clearing on the first segment
-	 * at the checkpointed end (a retransmission) dropped those acknowledgements, and a
-	 * restored bulk stream stalled.
+	 * The live edge is seen only beyond the restored end plus the slack: up to there, the
+	 * old instance may have forwarded data the receiver holds and will acknowledge, while
+	 * the sender retransmits below it. Clearing on the first segment at the checkpointed
+	 * end (a retransmission) dropped those acknowledgements, and a restored bulk stream
+	 * stalled. The slack is two thresholds, and each threshold passed is a checkpoint
+	 * that moves ck_end: so they are counted one at a time, RESYNC_END2 goes at the first
+	 * and RESYNC_END at the second.
 	 */
-	if (fw_seq_after(end, snd->ck_end + edge_threshold(rcv->maxwin)))
-		snd->flags &= (uint8_t)~FW_TCP_F_RESYNC_END;
+	if (fw_seq_after(end, snd->ck_end + edge_threshold(rcv->maxwin))) {
+		if (snd->flags & FW_TCP_F_RESYNC_END2)
+			snd->flags &= (uint8_t)~FW_TCP_F_RESYNC_END2;
+		else
+			snd->flags &= (uint8_t)~FW_TCP_F_RESYNC_END;
+	}
 	if (fw_seq_after(end, snd->end))
 		snd->end = end;
 	if (s->flags & TH_FIN)
@@ -540,10 +560,16 @@ enum fw_verdict fw_tcp_packet(struct fw_ctx *ctx, struct fw_conn *c, const struc
 		next = old; /* this ACK does not acknowledge the outstanding FIN */
 	t.state = next;
 
-	if (opened || next != old || window_checkpoint_due(cur, &t)) {
+	if (opened || next != old) {
 		for (int d = 0; d < 2; d++)
 			t.d[d].ck_end = t.d[d].end;
 		fw_conn_mark_dirty(c, FW_MOD_TCP);
+	} else if (window_checkpoint_due(cur, &t)) {
+		/* Not batched: the restore slack covers only a burst or a round trip of data
+		 * beyond this threshold (see edge_slack). */
+		for (int d = 0; d < 2; d++)
+			t.d[d].ck_end = t.d[d].end;
+		fw_conn_mark_dirty_now(c, FW_MOD_TCP);
 	}
 	*cur = t;
 	c->expire_ns = p->now_ns + tcp_conf(ctx)->timeout_ns[next];
@@ -670,12 +696,13 @@ static int tcp_decode(struct fw_conn *c, const uint8_t *buf, size_t len, uint8_t
 	rc = check_slice(&t);
 	if (rc < 0)
 		return rc;
-	/* The live edges may be ahead of these by up to the checkpoint threshold: widen the
-	 * upper bounds until each edge is seen again (see edge_threshold). */
+	/* The live edges may be ahead of these by up to the restore slack: widen the upper
+	 * bounds until each edge is seen again (see edge_slack). */
 	for (int d = 0; d < 2; d++) {
 		t.d[d].ck_end = t.d[d].end;
 		if (t.d[d].maxwin)
-			t.d[d].flags |= FW_TCP_F_RESYNC_END | FW_TCP_F_RESYNC_MAXEND;
+			t.d[d].flags |= FW_TCP_F_RESYNC_END | FW_TCP_F_RESYNC_END2 |
+					 FW_TCP_F_RESYNC_MAXEND;
 	}
 	*fw_tcp_slice(c) = t;
 	c->orig_side = buf[1];
