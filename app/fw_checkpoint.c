@@ -343,9 +343,10 @@ void fw_checkpointer_tick(struct fw_checkpointer *k, uint64_t now)
 	 * TICK_BATCH of them wait or the oldest waited TICK_DELAY_NS: a flush is a system call
 	 * (msync) or a round trip (PERSIST), and one per pass cost a quarter of the forwarding
 	 * rate at 100k new connections/s. A change marked due now (a TCP window edge) goes at
-	 * once: a restore absorbs only a burst of data beyond it. Between, writes in flight are polled; with nothing
-	 * queued or in flight, the target is only polled every IDLE_POLL_NS, so that its loss is
-	 * still noticed (and the resync follows) while the lcore pays no system call per pass.
+	 * once: a restore absorbs only a burst of data beyond it. Between, writes in flight are
+	 * polled; with nothing queued or in flight, the target is only polled every IDLE_POLL_NS,
+	 * so that its loss is still noticed (and the resync follows) while the lcore pays no system
+	 * call per pass.
 	 */
 	if (!k->down && !k->log_gap && !k->now && k->qtail - k->qhead < TICK_BATCH &&
 	    (k->qhead == k->qtail || now - k->oldest_ns < TICK_DELAY_NS)) {

@@ -701,8 +701,8 @@ static int tcp_decode(struct fw_conn *c, const uint8_t *buf, size_t len, uint8_t
 	for (int d = 0; d < 2; d++) {
 		t.d[d].ck_end = t.d[d].end;
 		if (t.d[d].maxwin)
-			t.d[d].flags |= FW_TCP_F_RESYNC_END | FW_TCP_F_RESYNC_END2 |
-					 FW_TCP_F_RESYNC_MAXEND;
+			t.d[d].flags |=
+				FW_TCP_F_RESYNC_END | FW_TCP_F_RESYNC_END2 | FW_TCP_F_RESYNC_MAXEND;
 	}
 	*fw_tcp_slice(c) = t;
 	c->orig_side = buf[1];
