@@ -2212,10 +2212,7 @@ static void rejoin_fini(struct group *g)
 	pthread_cond_signal(&rj->wake);
 	pthread_mutex_unlock(&rj->lock);
 	pthread_join(rj->thread, NULL);
-	try_free(rj->todo);
-	if (rj->done != rj->out)
-		try_free(rj->done);
-	try_free(rj->out);
+	try_free(rj->out); /* the try in flight, whether still todo, run, or done */
 	pthread_cond_destroy(&rj->wake);
 	pthread_mutex_destroy(&rj->lock);
 	memset(rj->secret, 0, sizeof(rj->secret));
