@@ -33,9 +33,8 @@
 #define BARRIERS       64
 #define CLEAN_PER_POLL 16384u /* shadow pairs looked at per poll while cleaning */
 #define MARKS	       64u    /* segment positions remembered as places the tail can move to */
-/* Ring bytes a rebuild reads per member per poll: what bounds a poll's work. */
-#define REBUILD_READ   (256u << 10)
-#define REJOIN_EVERY_NS 1000000000ull /* a member that is down is tried again this often */
+#define REBUILD_READ   (256u << 10)  /* ring bytes read per member per poll: a poll's bound */
+#define REJOIN_EVERY   1000000000ull /* ns: a member that is down is tried again this often */
 
 struct rejoin;
 
@@ -2011,8 +2010,8 @@ static void rebuild_step(struct ckpt_region *r)
 	free(work);
 	if (gr->rb_end > gr->rb_start) {
 		uint64_t done = gr->rb_pos < gr->rb_end ? gr->rb_pos : gr->rb_end;
-		unsigned int d = (unsigned int)((done - gr->rb_start) * 10 /
-						(gr->rb_end - gr->rb_start));
+		unsigned int d =
+			(unsigned int)((done - gr->rb_start) * 10 / (gr->rb_end - gr->rb_start));
 
 		if (d > gr->rb_decile && d < 10) {
 			gr->rb_decile = d;
@@ -2040,7 +2039,7 @@ static void rebuild_step(struct ckpt_region *r)
 /* ---- members that come back ------------------------------------------------------------ */
 
 /*
- * A member that is down is tried again every REJOIN_EVERY_NS on a thread of the group
+ * A member that is down is tried again every REJOIN_EVERY on a thread of the group
  * client's own: connecting and opening (or creating) its member regions take round trips
  * and timeouts that ckpt_poll() must never wait for. The poll hands a try over and later
  * adopts what came back; until then the thread touches only the try's own connections.
@@ -2058,9 +2057,9 @@ struct rejoin_want {
 };
 
 struct rejoin_try {
-	uint32_t mask;			/* members tried */
-	struct ckpt_client *old[MAXM];	/* their failed connections, closed on the thread */
-	struct ckpt_client *mc[MAXM];	/* their new ones */
+	uint32_t mask;		       /* members tried */
+	struct ckpt_client *old[MAXM]; /* their failed connections, closed on the thread */
+	struct ckpt_client *mc[MAXM];  /* their new ones */
 	int rc[MAXM];
 	unsigned int nwant;
 	struct rejoin_want want[];
@@ -2344,8 +2343,7 @@ static void rejoin_adopt(struct ckpt_client *c, struct rejoin_try *t, unsigned i
 	t->mc[i] = NULL;
 	g->err[i] = 0;
 	g->rj->logged[i] = 0;
-	ckpt_log(CKPT_LOG_NOTICE, LOG_COMPONENT, "member %u (%s) answers again", i,
-		 g->member[i]);
+	ckpt_log(CKPT_LOG_NOTICE, LOG_COMPONENT, "member %u (%s) answers again", i, g->member[i]);
 	for (struct ckpt_region *r = c->regions; r != NULL; r = r->next) {
 		struct rejoin_want *w = want_of(t, r);
 		struct gregion *gr = r->be;
@@ -2409,7 +2407,7 @@ static void rejoin_step(struct ckpt_client *c)
 		/* What was not adopted has nothing posted: closing it does not wait. */
 		try_free(t);
 	}
-	if (now_ns() - rj->last_ns >= REJOIN_EVERY_NS)
+	if (now_ns() - rj->last_ns >= REJOIN_EVERY)
 		rejoin_launch(c);
 }
 

@@ -379,7 +379,7 @@ static void write_gen_timed(struct ckpt_client *c, struct ckpt_region *r, uint32
  * writing generations through a ring its cleaner frees again and again. Afterwards the
  * group restores everything without member 0: member 2 holds its share of every segment.
  */
-static void test_member_missing_at_connect_is_created_and_rebuilt_by_the_writer(void **state)
+static void test_member_missing_at_connect_is_created_and_rebuilt(void **state)
 {
 	struct pmu_region_params p = {
 		.name = "rj",
@@ -508,7 +508,7 @@ int main(void)
 		cmocka_unit_test(test_refresh_writes_state_after_the_other_writers_segments),
 		cmocka_unit_test(test_lease_is_alive_while_any_member_holds_it_alive),
 		cmocka_unit_test(test_flush_that_reached_fewer_than_k_members_is_not_restored),
-		cmocka_unit_test(test_member_missing_at_connect_is_created_and_rebuilt_by_the_writer),
+		cmocka_unit_test(test_member_missing_at_connect_is_created_and_rebuilt),
 		cmocka_unit_test(test_member_back_with_a_foreign_region_is_left_out),
 	};
 

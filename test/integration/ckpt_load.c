@@ -475,8 +475,7 @@ int main(int argc, char **argv)
 			wo.until_whole = strtod(argv[++i], NULL);
 	}
 	if (argc >= 6 && strcmp(argv[1], "write") == 0 && wo.hot > strtoul(argv[4], NULL, 10)) {
-		fprintf(stderr, "ckpt_load: --hot %u is more than the %s pairs\n", wo.hot,
-			argv[4]);
+		fprintf(stderr, "ckpt_load: --hot %u is more than the %s pairs\n", wo.hot, argv[4]);
 		return 2;
 	}
 	if (argc >= 6 && strcmp(argv[1], "write") == 0)
