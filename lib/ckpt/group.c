@@ -34,6 +34,8 @@
 #define CLEAN_PER_POLL 16384u /* shadow pairs looked at per poll while cleaning */
 #define MARKS	       64u    /* segment positions remembered as places the tail can move to */
 #define REBUILD_READ   (256u << 10)  /* ring bytes read per member per poll: a poll's bound */
+#define REBUILD_MIN    (64u << 10)   /* ... down to this while reading takes over REBUILD_NS */
+#define REBUILD_NS     5000000ull    /* 5 ms */
 #define REJOIN_EVERY   1000000000ull /* ns: a member that is down is tried again this often */
 
 struct rejoin;
@@ -123,6 +125,7 @@ struct gregion {
 	uint64_t rb_ticket[MAXM];
 	struct images rb;
 	uint64_t rb_pos, rb_end, rb_start;
+	uint64_t rb_read; /* bytes read per member per poll now */
 	unsigned int rb_decile;
 
 	uint64_t enc_segments, enc_bytes, enc_ns;
@@ -1781,6 +1784,7 @@ static void rebuild_start(struct gregion *gr)
 	gr->rb_pos = gr->rb_start = ring_tail(gr);
 	gr->rb_decile = 0;
 	gr->rb_repaired = 0;
+	gr->rb_read = REBUILD_READ;
 	gr->rb_active = true;
 	gr->rb_wait = true;
 	flush_members(gr, gr->rb_ticket);
@@ -1867,7 +1871,8 @@ static int rebuild_read(struct gregion *gr, uint64_t *upto)
 {
 	struct images *im = &gr->rb;
 	const uint64_t off = gr->rb_pos % gr->ring_size;
-	uint64_t len = REBUILD_READ;
+	const uint64_t t0 = now_ns();
+	uint64_t len = gr->rb_read, took;
 	bool whole = false;
 	unsigned int got = 0;
 
@@ -1900,6 +1905,12 @@ static int rebuild_read(struct gregion *gr, uint64_t *upto)
 		}
 		got++;
 	}
+	/* Slow members (a loaded host, a long way off): read less per poll, then more again. */
+	took = now_ns() - t0;
+	if (took > REBUILD_NS && gr->rb_read / 2 >= REBUILD_MIN)
+		gr->rb_read /= 2;
+	else if (took < REBUILD_NS / 2 && gr->rb_read < REBUILD_READ)
+		gr->rb_read *= 2;
 	if (got < need(gr->g))
 		return -EIO;
 	*upto = gr->rb_pos + (whole ? len : len - (CKPT_SEG_HDR_LEN + CKPT_SEG_CHUNK_MAX));
@@ -1924,7 +1935,8 @@ static bool rebuild_behind_tail(struct gregion *gr)
 }
 
 /*
- * One poll's share of a rebuild pass: at most REBUILD_READ ring bytes read per member.
+ * One poll's share of a rebuild pass: at most REBUILD_READ ring bytes read per member, less
+ * while reading that much takes longer than REBUILD_NS.
  * Positions the cleaner (or a log reader) freed meanwhile are skipped: nobody reads them
  * again.
  */
@@ -1932,7 +1944,7 @@ static void rebuild_step(struct ckpt_region *r)
 {
 	struct gregion *gr = r->be;
 	const unsigned int n = gr->g->n;
-	uint64_t upto;
+	uint64_t upto = 0;
 	uint8_t *work;
 
 	if (!gr->rb_active || gr->pend)
