@@ -267,8 +267,8 @@ static int do_write(const char *target, const char *name, uint32_t pairs, uint32
 		if (now_s() > until) {
 			fprintf(stderr, "ckpt_load: the group is not whole after %.0f s\n",
 				wo->until_whole);
-			ret = -ETIMEDOUT;
-			goto err_whole;
+			ret = 5;
+			goto err_close;
 		}
 		ret = poll_timed(c, r, &pw);
 		if (ret < 0)
@@ -292,11 +292,12 @@ static int do_write(const char *target, const char *name, uint32_t pairs, uint32
 err_io:
 	fprintf(stderr, "ckpt_load: write stopped after %zu posted, %zu acknowledged: %s\n", k,
 		acked, strerror(-ret));
-err_whole:
+	ret = 3;
+err_close:
 	ckpt_region_close(&r);
 	ckpt_disconnect(&c);
 	free(p);
-	return ret == -ETIMEDOUT ? 5 : 3;
+	return ret;
 }
 
 static int do_append(const char *target, const char *name, uint32_t first, uint32_t count)
