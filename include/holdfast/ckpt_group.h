@@ -9,8 +9,10 @@
  *
  * Each Ti is any other target (pmem:, ofi+tcp://, ofi+shm://, ofi+verbs://). A group is
  * used through ckpt.h like any target; this header adds what only a group has: its health
- * and the rebuild of a member that was replaced by an empty one. The design is in
- * docs/checkpoint.md ("Redundancy groups").
+ * and the rebuild of a member that was replaced by an empty one. A client that writes
+ * also tries members that are down again by itself (about once a second, on a thread of its
+ * own) and rebuilds them inside ckpt_poll(). The design is in docs/checkpoint.md
+ * ("Redundancy groups").
  */
 #ifndef HOLDFAST_CKPT_GROUP_H
 #define HOLDFAST_CKPT_GROUP_H
@@ -83,7 +85,7 @@ int ckpt_group_health(struct ckpt_region *r, bool scan, struct ckpt_group_health
  * @return the number of members created empty and being rebuilt (0: only repairs), or
  *   -EINVAL  not a group region,
  *   -EEXIST  a member holds a region of that name from another group (delete it first),
- *   -EBUSY   a rebuild is under way already,
+ *   -EBUSY   a rebuild is under way already, or a segment is halfway posted (poll first),
  *   -EIO     fewer than k members hold the region,
  *   -ENOMEM, or an error of creating the region on the member.
  */

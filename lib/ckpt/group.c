@@ -16,6 +16,7 @@
 #include <endian.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +33,12 @@
 #define BARRIERS       64
 #define CLEAN_PER_POLL 16384u /* shadow pairs looked at per poll while cleaning */
 #define MARKS	       64u    /* segment positions remembered as places the tail can move to */
-#define REBUILD_SEGS   64u    /* segments rebuilt per poll */
+#define REBUILD_READ   (256u << 10)  /* ring bytes read per member per poll: a poll's bound */
+#define REBUILD_MIN    (64u << 10)   /* ... down to this while reading takes over REBUILD_NS */
+#define REBUILD_NS     5000000ull    /* 5 ms */
+#define REJOIN_EVERY   1000000000ull /* ns: a member that is down is tried again this often */
+
+struct rejoin;
 
 struct group {
 	struct ckpt_ec ec;
@@ -40,6 +46,7 @@ struct group {
 	char *member[MAXM];	      /* member targets */
 	struct ckpt_client *mc[MAXM]; /* NULL: did not answer, or failed since */
 	int err[MAXM];		      /* why a member is down */
+	struct rejoin *rj;	      /* tries members that are down again, on a thread */
 };
 
 struct barrier {
@@ -63,6 +70,8 @@ struct images {
 	 * durably, so no flush that covers it was ever acknowledged (a writer killed mid-way).
 	 */
 	uint64_t acked_end;
+	/* img[i][0] holds ring offset win_off; win_len bytes (ring_size: the whole ring). */
+	uint64_t win_off, win_len;
 	uint8_t *img[MAXM];
 };
 
@@ -106,12 +115,17 @@ struct gregion {
 	uint64_t comp_ticket[MAXM];
 	uint64_t relog_bytes; /* record bytes the cleaner logged again */
 
-	/* Rebuild of replaced members. */
-	bool rb_active;
-	uint32_t rb_mask; /* members created empty by this rebuild */
+	/*
+	 * Rebuild of members that were replaced or missed segments: [rb_start, rb_end) is
+	 * read a window (rb) at a time once the flush behind rb_ticket made it durable.
+	 */
+	bool rb_active, rb_wait;
+	uint32_t rb_mask; /* members being rebuilt */
 	uint64_t rb_repaired;
+	uint64_t rb_ticket[MAXM];
 	struct images rb;
 	uint64_t rb_pos, rb_end, rb_start;
+	uint64_t rb_read; /* bytes read per member per poll now */
 	unsigned int rb_decile;
 
 	uint64_t enc_segments, enc_bytes, enc_ns;
@@ -203,8 +217,12 @@ static int parse_code(const char *s, const char **rest, enum ckpt_ec_code *code,
 	return 0;
 }
 
+static int rejoin_init(struct group *g, const struct ckpt_client_opts *o);
+static void rejoin_fini(struct group *g);
+
 static void group_free(struct group *g)
 {
+	rejoin_fini(g);
 	for (unsigned int i = 0; i < g->n; i++) {
 		ckpt_disconnect(&g->mc[i]);
 		free(g->member[i]);
@@ -280,6 +298,9 @@ static int group_connect(struct ckpt_client *c, const char *where)
 		rc = -EIO;
 		goto err_free;
 	}
+	rc = rejoin_init(g, &o);
+	if (rc)
+		goto err_free;
 	free(dup);
 	c->be = g;
 	return 0;
@@ -319,18 +340,48 @@ static int member_read(struct ckpt_region *mr, uint64_t off, void *buf, size_t l
 	return mr->cl->ops->read(mr, off, buf, len);
 }
 
-static int write_desc(struct gregion *gr, unsigned int i)
+/* The parameters of every member's region of a group region of geometry @p geo. */
+static struct pmu_region_params member_params(const struct pmu_region_info *geo, unsigned int k)
 {
-	struct ckpt_gdesc d = gr->desc;
+	return (struct pmu_region_params){
+		.name = geo->name,
+		.owner = geo->owner,
+		.mode = PMU_MODE_APPEND,
+		.size = member_size(geo, k),
+	};
+}
+
+/*
+ * Create a group region's member region on @p mc with the descriptor of member @p i; with
+ * @p ring_size, its ring must have that size. A region that did not get its descriptor is
+ * deleted again (it would read as another group's).
+ */
+static int member_create(struct ckpt_client *mc, const struct pmu_region_params *mp,
+			 const struct ckpt_gdesc *desc, unsigned int i, uint64_t ring_size,
+			 struct ckpt_region **out)
+{
+	struct ckpt_gdesc d = *desc;
 	uint8_t buf[CKPT_GDESC_LEN];
+	struct ckpt_region *mr;
 	int rc;
 
+	rc = ckpt_region_create(mc, mp, &mr);
+	if (rc)
+		return rc;
 	d.member = (uint8_t)i;
 	ckpt_gdesc_encode(&d, buf);
-	rc = ckpt_region_post(gr->mr[i], CKPT_GDESC_OFF, buf, sizeof(buf));
+	rc = ckpt_region_post(mr, CKPT_GDESC_OFF, buf, sizeof(buf));
 	if (rc == 0)
-		rc = ckpt_sync(gr->mr[i]);
-	return rc;
+		rc = ckpt_sync(mr);
+	if (rc == 0 && ring_size != 0 && mr->geo.ring_size != ring_size)
+		rc = -EINVAL;
+	if (rc) {
+		ckpt_region_close(&mr);
+		ckpt_region_delete(mc, mp->name);
+		return rc;
+	}
+	*out = mr;
+	return 0;
 }
 
 static void gregion_free(struct gregion *gr)
@@ -434,19 +485,12 @@ static int group_create(struct ckpt_client *c, const struct pmu_region_params *p
 			rc = -errno;
 			goto err_free;
 		}
-	mp = (struct pmu_region_params){
-		.name = p->name,
-		.owner = p->owner,
-		.mode = PMU_MODE_APPEND,
-		.size = member_size(&r->geo, g->ec.k),
-	};
+	mp = member_params(&r->geo, g->ec.k);
 	for (unsigned int i = 0; i < g->n; i++) {
 		gr->st[i] = CKPT_MEMBER_DOWN;
 		if (g->mc[i] == NULL || member_failed(g, i))
 			continue;
-		rc = ckpt_region_create(g->mc[i], &mp, &gr->mr[i]);
-		if (rc == 0)
-			rc = write_desc(gr, i);
+		rc = member_create(g->mc[i], &mp, &gr->desc, i, 0, &gr->mr[i]);
 		if (rc == -EEXIST || rc == -EINVAL || rc == -EACCES)
 			goto err_delete;
 		if (rc) {
@@ -486,7 +530,7 @@ err_free:
 }
 
 /* Open the member's region and read its descriptor; ENOENT when it has none. */
-static int member_open(struct group *g, unsigned int i, const char *name, struct ckpt_region **mr,
+static int member_open(struct ckpt_client *mc, const char *name, struct ckpt_region **mr,
 		       struct ckpt_gdesc *d)
 {
 	struct ckpt_region_info info;
@@ -494,12 +538,12 @@ static int member_open(struct group *g, unsigned int i, const char *name, struct
 	int rc;
 
 	/* Asked first so that a replaced member's missing region is no error in its log. */
-	rc = ckpt_region_stat(g->mc[i], name, &info);
+	rc = ckpt_region_stat(mc, name, &info);
 	if (rc)
 		return rc;
 	if (info.r.mode != PMU_MODE_APPEND)
 		return -EINVAL;
-	rc = ckpt_region_open(g->mc[i], name, mr);
+	rc = ckpt_region_open(mc, name, mr);
 	if (rc)
 		return rc;
 	rc = member_read(*mr, CKPT_GDESC_OFF, buf, sizeof(buf));
@@ -528,7 +572,7 @@ static int group_open(struct ckpt_client *c, const char *name, struct ckpt_regio
 	for (unsigned int i = 0; i < g->n; i++) {
 		rcs[i] = g->mc[i] == NULL || member_failed(g, i)
 				 ? -ENOTCONN
-				 : member_open(g, i, name, &gr->mr[i], &d[i]);
+				 : member_open(g->mc[i], name, &gr->mr[i], &d[i]);
 		if (rcs[i] == -ECONNRESET || rcs[i] == -ETIMEDOUT || rcs[i] == -EIO)
 			member_down(g, i, rcs[i]);
 	}
@@ -653,7 +697,7 @@ static int group_stat(struct ckpt_client *c, const char *name, struct ckpt_regio
 
 		if (g->mc[i] == NULL || member_failed(g, i))
 			continue;
-		rc = member_open(g, i, name, &mr, &d);
+		rc = member_open(g->mc[i], name, &mr, &d);
 		if (rc)
 			continue;
 		rc = ckpt_region_stat(g->mc[i], name, &mi);
@@ -1030,6 +1074,7 @@ static int images_load(struct gregion *gr, uint32_t skip_mask, struct images *im
 
 	memset(im, 0, sizeof(*im));
 	im->ring_size = gr->ring_size;
+	im->win_len = gr->ring_size;
 	for (unsigned int i = 0; i < gr->g->n; i++) {
 		head[i] = tail[i] = 0;
 		if (!member_ok(gr, i) || (skip_mask & (1u << i)))
@@ -1098,7 +1143,8 @@ struct seg_view {
 /* Look at position @p pos on every member and find the segment (or wrap marker) there. */
 static int seg_at(struct gregion *gr, const struct images *im, uint64_t pos, struct seg_view *v)
 {
-	const uint64_t off = pos % im->ring_size;
+	const uint64_t off = pos % im->ring_size - im->win_off;
+	const uint64_t room = im->win_len - off;
 	bool framed = false, wrap = false;
 
 	memset(v, 0, sizeof(*v));
@@ -1114,7 +1160,7 @@ static int seg_at(struct gregion *gr, const struct images *im, uint64_t pos, str
 			continue;
 		}
 		p = im->img[i] + off;
-		rc = ckpt_subseg_decode(p, im->ring_size - off, &s);
+		rc = ckpt_subseg_decode(p, room, &s);
 		if (rc == 0 || rc == -EBADMSG) {
 			if (s.group_id != gr->desc.group_id || s.pos != pos ||
 			    s.code != gr->desc.code || s.k != gr->desc.k || s.m != gr->desc.m)
@@ -1123,7 +1169,7 @@ static int seg_at(struct gregion *gr, const struct images *im, uint64_t pos, str
 					    s.data_len != v->s.data_len || s.nrecs != v->s.nrecs))
 				rc = -EINVAL;
 		}
-		if (rc == -EINVAL && off + sizeof(word) <= im->ring_size) {
+		if (rc == -EINVAL && sizeof(word) <= room) {
 			memcpy(&word, p, sizeof(word));
 			wrap |= le32toh(word) == PMU_RING_WRAP_MAGIC;
 		}
@@ -1627,8 +1673,7 @@ static void compact_step(struct ckpt_region *r)
 
 	switch (gr->comp) {
 	case COMPACT_IDLE:
-		if (gr->shadow == NULL || gr->rb_active ||
-		    next - tail < gr->ring_size / 2 + gr->ring_size / 8)
+		if (gr->shadow == NULL || next - tail < gr->ring_size / 2 + gr->ring_size / 8)
 			return;
 		if (!gr->shadow_loaded && shadow_load(r) != 0)
 			return;
@@ -1696,6 +1741,55 @@ static void compact_step(struct ckpt_region *r)
 
 /* ---- rebuild --------------------------------------------------------------------------- */
 
+/*
+ * Member @p i of region @p r holds a member region again (created empty, or kept from
+ * before it failed): it stands where the others stand, so new segments reach it from now
+ * on, and a rebuild pass recomputes what it lacks behind that.
+ */
+static void member_join(struct ckpt_region *r, unsigned int i)
+{
+	struct gregion *gr = r->be;
+	struct ckpt_region *mr = gr->mr[i];
+	const uint64_t tail = ring_tail(gr), next = ring_next(gr);
+
+	if (mr->ring.tail_seen < tail &&
+	    ckpt_region_post(mr, PMU_REGION_TAIL_OFF, &tail, sizeof(tail)) == 0)
+		mr->ring.tail_seen = tail;
+	if (mr->ring.head_written < tail)
+		mr->ring.head_written = tail;
+	mr->ring.next = next;
+	/* Tickets of its former connection mean nothing to this one. */
+	for (unsigned int q = 0; q < gr->bq_n; q++)
+		gr->bq[(gr->bq_head + q) % BARRIERS].ticket[i] = 0;
+	gr->comp_ticket[i] = 0;
+	gr->rb_ticket[i] = 0;
+	gr->st[i] = CKPT_MEMBER_REBUILDING;
+	gr->rb_mask |= 1u << i;
+	ckpt_log(CKPT_LOG_NOTICE, LOG_COMPONENT,
+		 "region %s: rebuilding member %u (%s): %" PRIu64 " bytes of ring span",
+		 r->geo.name, i, gr->g->member[i], next - tail);
+}
+
+/*
+ * Start a pass over the live span, or start the one under way again from the tail (a
+ * member joined it). Everything up to where the rings stand now is flushed first: the pass
+ * reads it back from the members once that is durable.
+ */
+static void rebuild_start(struct gregion *gr)
+{
+	const uint64_t next = ring_next(gr);
+
+	if (!gr->rb_active || next > gr->rb_end)
+		gr->rb_end = next;
+	gr->rb_pos = gr->rb_start = ring_tail(gr);
+	gr->rb_decile = 0;
+	gr->rb_repaired = 0;
+	gr->rb_read = REBUILD_READ;
+	gr->rb_active = true;
+	gr->rb_wait = true;
+	flush_members(gr, gr->rb_ticket);
+}
+
 int ckpt_group_rebuild(struct ckpt_region *r)
 {
 	struct gregion *gr;
@@ -1708,7 +1802,7 @@ int ckpt_group_rebuild(struct ckpt_region *r)
 		return -EINVAL;
 	gr = r->be;
 	g = gr->g;
-	if (gr->rb_active)
+	if (gr->rb_active || gr->pend)
 		return -EBUSY;
 	for (unsigned int i = 0; i < g->n; i++) {
 		if (gr->st[i] == CKPT_MEMBER_FOREIGN) {
@@ -1723,55 +1817,25 @@ int ckpt_group_rebuild(struct ckpt_region *r)
 	}
 	if (live(gr) < need(g))
 		return -EIO;
-	/* What the others hold now is what the new members must get. */
-	rc = images_load(gr, 0, &gr->rb);
-	if (rc)
-		return rc;
-	mp = (struct pmu_region_params){
-		.name = r->geo.name,
-		.owner = r->geo.owner,
-		.mode = PMU_MODE_APPEND,
-		.size = member_size(&r->geo, g->ec.k),
-	};
+	mp = member_params(&r->geo, g->ec.k);
 	for (unsigned int i = 0; i < g->n; i++) {
 		if (!(mask & (1u << i)))
 			continue;
-		rc = ckpt_region_create(g->mc[i], &mp, &gr->mr[i]);
-		if (rc == 0)
-			rc = write_desc(gr, i);
-		if (rc == 0 && gr->mr[i]->geo.ring_size != gr->ring_size)
-			rc = -EINVAL;
-		if (rc == 0)
-			rc = ckpt_region_post(gr->mr[i], PMU_REGION_TAIL_OFF, &gr->rb.tail,
-					      sizeof(gr->rb.tail));
-		if (rc == 0)
-			rc = ckpt_sync(gr->mr[i]);
+		rc = member_create(g->mc[i], &mp, &gr->desc, i, gr->ring_size, &gr->mr[i]);
 		if (rc) {
 			ckpt_log(CKPT_LOG_ERR, LOG_COMPONENT,
 				 "region %s: cannot create it on member %u (%s): %s", r->geo.name,
 				 i, g->member[i], strerror(-rc));
-			images_free(&gr->rb);
-			for (unsigned int j = 0; j <= i; j++)
+			for (unsigned int j = 0; j < i; j++)
 				if ((mask & (1u << j)) && gr->mr[j] != NULL)
 					ckpt_region_close(&gr->mr[j]);
 			return rc;
 		}
-		/* New segments reach it at once, at the position the others stand at. */
-		gr->mr[i]->ring.tail_seen = gr->rb.tail;
-		gr->mr[i]->ring.head_written = gr->rb.tail;
-		gr->mr[i]->ring.next = ring_next(gr) > gr->rb.head ? ring_next(gr) : gr->rb.head;
-		gr->st[i] = CKPT_MEMBER_REBUILDING;
-		ckpt_log(CKPT_LOG_NOTICE, LOG_COMPONENT,
-			 "region %s: rebuilding member %u (%s): %" PRIu64 " bytes of ring span",
-			 r->geo.name, i, g->member[i], gr->rb.head - gr->rb.tail);
 	}
-	align_rings(gr);
-	gr->rb_mask = mask;
-	gr->rb_active = true;
-	gr->rb_repaired = 0;
-	gr->rb_pos = gr->rb_start = gr->rb.tail;
-	gr->rb_end = gr->rb.head;
-	gr->rb_decile = 0;
+	for (unsigned int i = 0; i < g->n; i++)
+		if (mask & (1u << i))
+			member_join(r, i);
+	rebuild_start(gr);
 	return __builtin_popcount(mask);
 }
 
@@ -1798,22 +1862,112 @@ static int rebuild_one(struct gregion *gr, const struct seg_view *v, unsigned in
 				CKPT_SEG_HDR_LEN + s.chunk_len);
 }
 
+/*
+ * Read the next window of the pass from every member that holds the region (the ones being
+ * rebuilt too: what they hold already need not be written again). Returns the position
+ * up to which segments may start: each one that does lies wholly in the window.
+ */
+static int rebuild_read(struct gregion *gr, uint64_t *upto)
+{
+	struct images *im = &gr->rb;
+	const uint64_t off = gr->rb_pos % gr->ring_size;
+	const uint64_t t0 = now_ns();
+	uint64_t len = gr->rb_read, took;
+	bool whole = false;
+	unsigned int got = 0;
+
+	if (len >= gr->ring_size - off) {
+		len = gr->ring_size - off;
+		whole = true; /* segments never straddle the end of the ring */
+	}
+	if (len >= gr->rb_end - gr->rb_pos) {
+		len = gr->rb_end - gr->rb_pos;
+		whole = true; /* rb_end is where a segment ends */
+	}
+	im->ring_size = gr->ring_size;
+	im->win_off = off;
+	im->win_len = len;
+	for (unsigned int i = 0; i < gr->g->n; i++) {
+		if (!member_ok(gr, i)) {
+			free(im->img[i]);
+			im->img[i] = NULL;
+			continue;
+		}
+		if (im->img[i] == NULL)
+			im->img[i] = malloc(REBUILD_READ);
+		if (im->img[i] == NULL)
+			return -ENOMEM;
+		if (member_read(gr->mr[i], gr->mr[i]->geo.ring_off + off, im->img[i], len) != 0) {
+			member_down(gr->g, i, -EIO);
+			free(im->img[i]);
+			im->img[i] = NULL;
+			continue;
+		}
+		got++;
+	}
+	/* Slow members (a loaded host, a long way off): read less per poll, then more again. */
+	took = now_ns() - t0;
+	if (took > REBUILD_NS && gr->rb_read / 2 >= REBUILD_MIN)
+		gr->rb_read /= 2;
+	else if (took < REBUILD_NS / 2 && gr->rb_read < REBUILD_READ)
+		gr->rb_read *= 2;
+	if (got < need(gr->g))
+		return -EIO;
+	*upto = gr->rb_pos + (whole ? len : len - (CKPT_SEG_HDR_LEN + CKPT_SEG_CHUNK_MAX));
+	return 0;
+}
+
+/* The pass found no segment at rb_pos: a reader may have moved the tails past it. */
+static bool rebuild_behind_tail(struct gregion *gr)
+{
+	for (unsigned int i = 0; i < gr->g->n; i++) {
+		uint64_t head, tail;
+
+		if (!member_ok(gr, i) || (gr->rb_mask & (1u << i)) ||
+		    ckpt_ring_words(gr->mr[i], &head, &tail) != 0)
+			continue;
+		if (tail > gr->rb_pos) {
+			gr->rb_pos = tail;
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * One poll's share of a rebuild pass: at most REBUILD_READ ring bytes read per member, less
+ * while reading that much takes longer than REBUILD_NS.
+ * Positions the cleaner (or a log reader) freed meanwhile are skipped: nobody reads them
+ * again.
+ */
 static void rebuild_step(struct ckpt_region *r)
 {
 	struct gregion *gr = r->be;
 	const unsigned int n = gr->g->n;
+	uint64_t upto = 0;
 	uint8_t *work;
 
 	if (!gr->rb_active || gr->pend)
 		return; /* sub[0] is the scratch buffer and must be free */
+	if (gr->rb_wait) {
+		if (!members_durable(gr, gr->rb_ticket))
+			return;
+		gr->rb_wait = false;
+	}
+	if (gr->rb_pos < ring_tail(gr))
+		gr->rb_pos = ring_tail(gr);
 	work = malloc((size_t)n * CKPT_SEG_CHUNK_MAX);
 	if (work == NULL)
 		return;
-	for (unsigned int s = 0; s < REBUILD_SEGS && gr->rb_pos < gr->rb_end; s++) {
+	if (gr->rb_pos < gr->rb_end && rebuild_read(gr, &upto) != 0)
+		upto = gr->rb_pos; /* again at the next poll */
+	while (gr->rb_pos < gr->rb_end && gr->rb_pos < upto) {
 		struct seg_view v;
 		bool again = false;
 
 		if (seg_at(gr, &gr->rb, gr->rb_pos, &v) != 0) {
+			if (rebuild_behind_tail(gr))
+				break;
 			ckpt_log(CKPT_LOG_ERR, LOG_COMPONENT,
 				 "region %s: rebuild stops at %" PRIu64 ": no member frames it",
 				 r->geo.name, gr->rb_pos);
@@ -1832,7 +1986,7 @@ static void rebuild_step(struct ckpt_region *r)
 			if (again)
 				break;
 			gr->rb_pos += gr->ring_size - gr->rb_pos % gr->ring_size;
-			continue;
+			break; /* the next window starts at the ring's start */
 		}
 		for (unsigned int j = 0; j < n; j++)
 			if (v.frag[j] == NULL)
@@ -1867,8 +2021,9 @@ static void rebuild_step(struct ckpt_region *r)
 	}
 	free(work);
 	if (gr->rb_end > gr->rb_start) {
-		unsigned int d = (unsigned int)((gr->rb_pos - gr->rb_start) * 10 /
-						(gr->rb_end - gr->rb_start));
+		uint64_t done = gr->rb_pos < gr->rb_end ? gr->rb_pos : gr->rb_end;
+		unsigned int d =
+			(unsigned int)((done - gr->rb_start) * 10 / (gr->rb_end - gr->rb_start));
 
 		if (d > gr->rb_decile && d < 10) {
 			gr->rb_decile = d;
@@ -1893,6 +2048,381 @@ static void rebuild_step(struct ckpt_region *r)
 	images_free(&gr->rb);
 }
 
+/* ---- members that come back ------------------------------------------------------------ */
+
+/*
+ * A member that is down is tried again every REJOIN_EVERY on a thread of the group
+ * client's own: connecting and opening (or creating) its member regions take round trips
+ * and timeouts that ckpt_poll() must never wait for. The poll hands a try over and later
+ * adopts what came back; until then the thread touches only the try's own connections.
+ */
+
+/* One group region as the try must find it, or make it, on the members it tries. */
+struct rejoin_want {
+	char name[PMU_NAME_MAX], owner[PMU_NAME_MAX];
+	struct pmu_region_params mp;
+	struct ckpt_gdesc desc;
+	uint64_t ring_size;
+	struct ckpt_region *mr[MAXM]; /* found or created */
+	int rc[MAXM];		      /* 0, or -EEXIST: the member holds another group's */
+	bool created[MAXM];
+};
+
+struct rejoin_try {
+	uint32_t mask;		       /* members tried */
+	struct ckpt_client *old[MAXM]; /* their failed connections, closed on the thread */
+	struct ckpt_client *mc[MAXM];  /* their new ones */
+	int rc[MAXM];
+	unsigned int nwant;
+	struct rejoin_want want[];
+};
+
+struct rejoin {
+	pthread_t thread;
+	pthread_mutex_t lock; /* guards stop, todo and done */
+	pthread_cond_t wake;
+	bool stop;
+	struct rejoin_try *todo; /* handed to the thread */
+	struct rejoin_try *done; /* handed back to the poll */
+	/* The poll's own. */
+	struct rejoin_try *out;	      /* handed over, not adopted yet */
+	uint64_t last_ns;	      /* when the last try was handed over */
+	int logged[MAXM];	      /* the last reason logged why a member stays out */
+	struct ckpt_client_opts opts; /* the group's, secret and tenant copied */
+	uint8_t secret[64];
+	char *tenant;
+};
+
+static void try_free(struct rejoin_try *t)
+{
+	if (t == NULL)
+		return;
+	for (unsigned int i = 0; i < MAXM; i++) {
+		ckpt_disconnect(&t->old[i]); /* closes the member regions opened on them too */
+		ckpt_disconnect(&t->mc[i]);
+	}
+	free(t);
+}
+
+/* Find the region on member @p i of the try (or create it there) as @p w describes it. */
+static int try_region(struct rejoin_try *t, unsigned int i, struct rejoin_want *w)
+{
+	struct ckpt_gdesc d;
+	int rc = member_open(t->mc[i], w->name, &w->mr[i], &d);
+
+	if (rc == 0 && (d.group_id != w->desc.group_id || d.member != i ||
+			w->mr[i]->geo.ring_size != w->ring_size)) {
+		ckpt_region_close(&w->mr[i]);
+		rc = -EINVAL;
+	}
+	if (rc == -EINVAL)
+		return -EEXIST;
+	if (rc == -ENOENT) {
+		rc = member_create(t->mc[i], &w->mp, &w->desc, i, w->ring_size, &w->mr[i]);
+		w->created[i] = rc == 0;
+	}
+	return rc;
+}
+
+static void try_run(const struct group *g, struct rejoin *rj, struct rejoin_try *t)
+{
+	for (unsigned int i = 0; i < g->n; i++) {
+		if (!(t->mask & (1u << i)))
+			continue;
+		ckpt_disconnect(&t->old[i]);
+		t->mc[i] = ckpt_connect(g->member[i], &rj->opts);
+		if (t->mc[i] == NULL) {
+			t->rc[i] = -errno;
+			continue;
+		}
+		for (unsigned int w = 0; w < t->nwant && t->rc[i] == 0; w++) {
+			int rc = try_region(t, i, &t->want[w]);
+
+			t->want[w].rc[i] = rc;
+			if (rc != 0 && rc != -EEXIST)
+				t->rc[i] = rc;
+		}
+		if (t->rc[i] != 0)
+			ckpt_disconnect(&t->mc[i]);
+	}
+}
+
+static void *rejoin_main(void *arg)
+{
+	struct group *g = arg;
+	struct rejoin *rj = g->rj;
+
+	/* What fails here is expected while a member is down; the poll logs the outcome. */
+	ckpt_log_quiet_thread(true);
+	pthread_mutex_lock(&rj->lock);
+	for (;;) {
+		struct rejoin_try *t;
+
+		while (!rj->stop && rj->todo == NULL)
+			pthread_cond_wait(&rj->wake, &rj->lock);
+		if (rj->stop)
+			break;
+		t = rj->todo;
+		rj->todo = NULL;
+		pthread_mutex_unlock(&rj->lock);
+		try_run(g, rj, t);
+		pthread_mutex_lock(&rj->lock);
+		rj->done = t;
+	}
+	pthread_mutex_unlock(&rj->lock);
+	return NULL;
+}
+
+static int rejoin_init(struct group *g, const struct ckpt_client_opts *o)
+{
+	struct rejoin *rj = calloc(1, sizeof(*rj));
+	int rc;
+
+	if (rj == NULL)
+		return -ENOMEM;
+	rj->opts = *o;
+	if (o->secret_len > sizeof(rj->secret)) {
+		free(rj);
+		return -EINVAL;
+	}
+	if (o->secret_len) {
+		memcpy(rj->secret, o->secret, o->secret_len);
+		rj->opts.secret = rj->secret;
+	}
+	if (o->tenant != NULL) {
+		rj->tenant = strdup(o->tenant);
+		if (rj->tenant == NULL) {
+			free(rj);
+			return -ENOMEM;
+		}
+		rj->opts.tenant = rj->tenant;
+	}
+	pthread_mutex_init(&rj->lock, NULL);
+	pthread_cond_init(&rj->wake, NULL);
+	g->rj = rj;
+	rc = -pthread_create(&rj->thread, NULL, rejoin_main, g);
+	if (rc) {
+		pthread_cond_destroy(&rj->wake);
+		pthread_mutex_destroy(&rj->lock);
+		free(rj->tenant);
+		free(rj);
+		g->rj = NULL;
+	}
+	return rc;
+}
+
+/* Stop the thread (a try under way runs to its end: at most a connect timeout). */
+static void rejoin_fini(struct group *g)
+{
+	struct rejoin *rj = g->rj;
+
+	if (rj == NULL)
+		return;
+	pthread_mutex_lock(&rj->lock);
+	rj->stop = true;
+	pthread_cond_signal(&rj->wake);
+	pthread_mutex_unlock(&rj->lock);
+	pthread_join(rj->thread, NULL);
+	try_free(rj->out); /* the try in flight, whether still todo, run, or done */
+	pthread_cond_destroy(&rj->wake);
+	pthread_mutex_destroy(&rj->lock);
+	memset(rj->secret, 0, sizeof(rj->secret));
+	free(rj->tenant);
+	free(rj);
+	g->rj = NULL;
+}
+
+/*
+ * Tried again: a member that is down, and one that answers but holds none of this client's
+ * regions and lacks one (replaced while the client was not running).
+ */
+static bool member_out(const struct ckpt_client *c, unsigned int i)
+{
+	const struct group *g = c->be;
+	bool empty = false;
+
+	if (g->mc[i] == NULL || member_failed(g, i))
+		return true;
+	for (const struct ckpt_region *r = c->regions; r != NULL; r = r->next) {
+		const struct gregion *gr = r->be;
+
+		if (gr->mr[i] != NULL)
+			return false;
+		empty |= gr->st[i] == CKPT_MEMBER_EMPTY;
+	}
+	return empty;
+}
+
+/* Only a client that writes brings members back: a reader's rebuild would race the writer. */
+static bool writes(const struct ckpt_client *c)
+{
+	for (const struct ckpt_region *r = c->regions; r != NULL; r = r->next)
+		if (((const struct gregion *)r->be)->enc_segments != 0)
+			return true;
+	return false;
+}
+
+/* Hand a try of every member that is down to the thread, with what it must find there. */
+static void rejoin_launch(struct ckpt_client *c)
+{
+	struct group *g = c->be;
+	struct rejoin *rj = g->rj;
+	struct rejoin_try *t;
+	unsigned int nwant = 0, w = 0;
+	uint32_t mask = 0;
+
+	for (unsigned int i = 0; i < g->n; i++)
+		if (member_out(c, i))
+			mask |= 1u << i;
+	if (mask == 0 || !writes(c))
+		return;
+	for (struct ckpt_region *r = c->regions; r != NULL; r = r->next)
+		nwant++;
+	t = calloc(1, sizeof(*t) + nwant * sizeof(t->want[0]));
+	if (t == NULL)
+		return;
+	t->mask = mask;
+	t->nwant = nwant;
+	for (struct ckpt_region *r = c->regions; r != NULL; r = r->next, w++) {
+		struct gregion *gr = r->be;
+		struct rejoin_want *wt = &t->want[w];
+
+		snprintf(wt->name, sizeof(wt->name), "%s", r->geo.name);
+		snprintf(wt->owner, sizeof(wt->owner), "%s", r->geo.owner);
+		wt->mp = member_params(&r->geo, g->ec.k);
+		wt->mp.name = wt->name;
+		wt->mp.owner = wt->owner;
+		wt->desc = gr->desc;
+		wt->ring_size = gr->ring_size;
+	}
+	/* The failed connections go with the try: closing them may wait for a timeout. */
+	for (unsigned int i = 0; i < g->n; i++) {
+		if (!(mask & (1u << i)) || g->mc[i] == NULL)
+			continue;
+		for (struct ckpt_region *r = c->regions; r != NULL; r = r->next) {
+			struct gregion *gr = r->be;
+
+			gr->mr[i] = NULL; /* in t->old[i]'s list of regions: closed with it */
+			if (gr->st[i] == CKPT_MEMBER_OK || gr->st[i] == CKPT_MEMBER_REBUILDING)
+				gr->st[i] = CKPT_MEMBER_DOWN;
+			gr->rb_mask &= ~(1u << i);
+		}
+		t->old[i] = g->mc[i];
+		g->mc[i] = NULL;
+	}
+	rj->out = t;
+	rj->last_ns = now_ns();
+	pthread_mutex_lock(&rj->lock);
+	rj->todo = t;
+	pthread_cond_signal(&rj->wake);
+	pthread_mutex_unlock(&rj->lock);
+}
+
+static struct rejoin_want *want_of(struct rejoin_try *t, const struct ckpt_region *r)
+{
+	const struct gregion *gr = r->be;
+
+	for (unsigned int w = 0; w < t->nwant; w++)
+		if (strcmp(t->want[w].name, r->geo.name) == 0 &&
+		    t->want[w].desc.group_id == gr->desc.group_id)
+			return &t->want[w];
+	return NULL;
+}
+
+/* Say once per reason why a member stays out. */
+static void rejoin_log_out(struct group *g, unsigned int i, int rc)
+{
+	if (g->rj->logged[i] == rc)
+		return;
+	g->rj->logged[i] = rc;
+	ckpt_log(CKPT_LOG_WARNING, LOG_COMPONENT,
+		 "member %u (%s) still out: %s; tried again every second", i, g->member[i],
+		 strerror(-rc));
+}
+
+/* Member @p i answered the try: it takes part again in every region it holds as ours. */
+static void rejoin_adopt(struct ckpt_client *c, struct rejoin_try *t, unsigned int i)
+{
+	struct group *g = c->be;
+
+	for (struct ckpt_region *r = c->regions; r != NULL; r = r->next)
+		if (want_of(t, r) == NULL) {
+			/* A region opened after the try left: try again with it. */
+			rejoin_log_out(g, i, -EAGAIN);
+			return;
+		}
+	g->mc[i] = t->mc[i];
+	t->mc[i] = NULL;
+	g->err[i] = 0;
+	g->rj->logged[i] = 0;
+	ckpt_log(CKPT_LOG_NOTICE, LOG_COMPONENT, "member %u (%s) answers again", i, g->member[i]);
+	for (struct ckpt_region *r = c->regions; r != NULL; r = r->next) {
+		struct rejoin_want *w = want_of(t, r);
+		struct gregion *gr = r->be;
+
+		if (w->rc[i] == -EEXIST) {
+			gr->st[i] = CKPT_MEMBER_FOREIGN;
+			ckpt_log(CKPT_LOG_WARNING, LOG_COMPONENT,
+				 "region %s: member %u (%s) holds a region of that name that is "
+				 "not this group's; it stays out of this region",
+				 r->geo.name, i, g->member[i]);
+			continue;
+		}
+		gr->mr[i] = w->mr[i];
+		w->mr[i] = NULL;
+		ckpt_log(CKPT_LOG_NOTICE, LOG_COMPONENT, "region %s: member %u (%s) %s",
+			 r->geo.name, i, g->member[i],
+			 w->created[i] ? "had lost it: created again, to be rebuilt whole"
+				       : "still holds it: what it missed is rebuilt");
+		member_join(r, i);
+		rebuild_start(gr);
+	}
+	/* Member regions of regions closed since the try left. */
+	for (unsigned int w = 0; w < t->nwant; w++)
+		ckpt_region_close(&t->want[w].mr[i]);
+}
+
+/*
+ * The poll's part: adopt what a finished try brought back (once no region is halfway
+ * through posting a segment, so every member stands at the same ring position), and hand
+ * the next try over once a second has passed.
+ */
+static void rejoin_step(struct ckpt_client *c)
+{
+	struct group *g = c->be;
+	struct rejoin *rj = g->rj;
+	struct rejoin_try *t;
+
+	if (rj == NULL)
+		return;
+	if (rj->out != NULL) {
+		pthread_mutex_lock(&rj->lock);
+		t = rj->done;
+		pthread_mutex_unlock(&rj->lock);
+		if (t == NULL)
+			return;
+		for (struct ckpt_region *r = c->regions; r != NULL; r = r->next)
+			if (((struct gregion *)r->be)->pend)
+				return;
+		pthread_mutex_lock(&rj->lock);
+		rj->done = NULL;
+		pthread_mutex_unlock(&rj->lock);
+		rj->out = NULL;
+		for (unsigned int i = 0; i < g->n; i++) {
+			if (!(t->mask & (1u << i)))
+				continue;
+			if (t->rc[i] != 0)
+				rejoin_log_out(g, i, t->rc[i]);
+			else
+				rejoin_adopt(c, t, i);
+		}
+		/* What was not adopted has nothing posted: closing it does not wait. */
+		try_free(t);
+	}
+	if (now_ns() - rj->last_ns >= REJOIN_EVERY)
+		rejoin_launch(c);
+}
+
 /* ---- poll and health ------------------------------------------------------------------- */
 
 static int group_poll(struct ckpt_client *c)
@@ -1900,6 +2430,7 @@ static int group_poll(struct ckpt_client *c)
 	struct group *g = c->be;
 	int n = 0;
 
+	rejoin_step(c);
 	for (struct ckpt_region *r = c->regions; r != NULL; r = r->next)
 		progress_writes(r->be);
 	for (unsigned int i = 0; i < g->n; i++) {
@@ -1955,7 +2486,7 @@ int ckpt_group_health(struct ckpt_region *r, bool scan, struct ckpt_group_health
 	}
 	out->rebuilding = gr->rb_active;
 	out->rebuild_mask = gr->rb_mask;
-	out->rebuild_done = gr->rb_pos - gr->rb_start;
+	out->rebuild_done = (gr->rb_pos < gr->rb_end ? gr->rb_pos : gr->rb_end) - gr->rb_start;
 	out->rebuild_total = gr->rb_end - gr->rb_start;
 	out->encoded_segments = gr->enc_segments;
 	out->encoded_bytes = gr->enc_bytes;

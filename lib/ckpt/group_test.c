@@ -2,8 +2,11 @@
 /*
  * Redundancy groups over three pmem: members in /dev/shm: one client writes a region while
  * another has it open (a standby), then the second takes over with ckpt_region_refresh()
- * and must write after everything the first published; and the group's lease reads alive
- * while any member that holds the region says so.
+ * and must write after everything the first published; the group's lease reads alive
+ * while any member that holds the region says so; and a member whose store cannot be
+ * reached when the writer connects (its directory is missing) joins once it can be: its
+ * region is created, rebuilt while the writer and its cleaner go on, or left alone when it
+ * is another group's.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -13,28 +16,38 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "holdfast/ckpt.h"
+#include "holdfast/ckpt_group.h"
 
 #define PAYLOAD 40
 
 static char member[3][64];
 static char target[256];
 
-static struct ckpt_client *join(void)
+static char late_dir[64], late[128]; /* a member whose directory appears later */
+
+static struct ckpt_client *join_to(const char *where)
 {
 	struct ckpt_client_opts o = {
 		.tenant = "holdfast",
 		.create_store = true,
 		.store_size = 32u << 20,
 	};
-	struct ckpt_client *c = ckpt_connect(target, &o);
+	struct ckpt_client *c = ckpt_connect(where, &o);
 
 	assert_non_null(c);
 	return c;
+}
+
+static struct ckpt_client *join(void)
+{
+	return join_to(target);
 }
 
 static void rec_of(uint32_t pair, uint64_t gen, uint8_t *payload, struct ckpt_rec *rec)
@@ -98,6 +111,8 @@ static int setup(void **state)
 	(void)state;
 	for (int i = 0; i < 3; i++)
 		snprintf(member[i], sizeof(member[i]), "/dev/shm/hf-group-test.%d.%d", getpid(), i);
+	snprintf(late_dir, sizeof(late_dir), "/dev/shm/hf-group-test.%d.late", getpid());
+	snprintf(late, sizeof(late), "%s/store", late_dir);
 	snprintf(target, sizeof(target), "group:xor(2)=pmem:%s,pmem:%s,pmem:%s", member[0],
 		 member[1], member[2]);
 	return 0;
@@ -108,6 +123,8 @@ static int teardown(void **state)
 	(void)state;
 	for (int i = 0; i < 3; i++)
 		unlink(member[i]);
+	unlink(late);
+	rmdir(late_dir);
 	return 0;
 }
 
@@ -289,6 +306,201 @@ static void test_flush_that_reached_fewer_than_k_members_is_not_restored(void **
 	ckpt_disconnect(&a);
 }
 
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static enum ckpt_member_state state_of(struct ckpt_region *r, unsigned int i)
+{
+	struct ckpt_group_health gh;
+
+	assert_int_equal(ckpt_group_health(r, false, &gh), 0);
+	return gh.member[i].state;
+}
+
+static bool whole(struct ckpt_region *r)
+{
+	struct ckpt_group_health gh;
+
+	assert_int_equal(ckpt_group_health(r, false, &gh), 0);
+	for (unsigned int i = 0; i < gh.members; i++)
+		if (gh.member[i].state != CKPT_MEMBER_OK)
+			return false;
+	return !gh.rebuilding;
+}
+
+/* Poll, and note how long it took if a rebuild is under way. */
+static void poll_timed(struct ckpt_client *c, struct ckpt_region *r, double *longest)
+{
+	struct ckpt_group_health gh;
+	bool before, after;
+	double t0, dt;
+
+	assert_int_equal(ckpt_group_health(r, false, &gh), 0);
+	before = gh.rebuilding;
+	t0 = now_s();
+	assert_true(ckpt_poll(c) >= 0);
+	dt = now_s() - t0;
+	assert_int_equal(ckpt_group_health(r, false, &gh), 0);
+	after = gh.rebuilding;
+	if ((before || after) && dt > *longest)
+		*longest = dt;
+}
+
+/* One generation of @p n pairs, polled as a writer does; the longest poll while rebuilding. */
+static void write_gen_timed(struct ckpt_client *c, struct ckpt_region *r, uint32_t n, uint64_t gen,
+			    double *longest)
+{
+	uint8_t payload[PAYLOAD];
+	struct ckpt_rec rec;
+
+	for (uint32_t p = 0; p < n; p++) {
+		int rc;
+
+		rec_of(p, gen, payload, &rec);
+		while ((rc = ckpt_slot_write(r, &rec, true, NULL)) == -EAGAIN)
+			poll_timed(c, r, longest);
+		assert_int_equal(rc, 0);
+		if (p % 64 == 63) {
+			assert_int_equal(ckpt_flush(r), 0);
+			poll_timed(c, r, longest);
+		}
+	}
+	assert_int_equal(ckpt_sync(r), 0);
+}
+
+/*
+ * Member 2 cannot be reached when the writer connects. Once its store can be created, the
+ * writer (polling, never told) creates the region there and rebuilds it, while it goes on
+ * writing generations through a ring its cleaner frees again and again. Afterwards the
+ * group restores everything without member 0: member 2 holds its share of every segment.
+ */
+static void test_member_missing_at_connect_is_created_and_rebuilt(void **state)
+{
+	struct pmu_region_params p = {
+		.name = "rj",
+		.mode = PMU_MODE_OVERWRITE,
+		.size = PMU_REGION_HDR + 2 * 512 * 128 + (64u << 10),
+		.slot_size = 128,
+		.ring_size = 64u << 10,
+	};
+	char t[512];
+	struct ckpt_client *c;
+	struct ckpt_region *r;
+	struct ckpt_group_health gh;
+	struct seen *s = calloc(1, sizeof(*s));
+	double longest = 0, give_up;
+	uint64_t gen = 0;
+
+	(void)state;
+	assert_non_null(s);
+	unlink(late);
+	rmdir(late_dir);
+	snprintf(t, sizeof(t), "group:xor(2)=pmem:%s,pmem:%s,pmem:%s", member[0], member[1], late);
+	c = join_to(t);
+	assert_int_equal(ckpt_region_create(c, &p, &r), 0);
+	assert_int_equal(state_of(r, 2), CKPT_MEMBER_DOWN);
+	while (gen < 20)
+		write_gen_timed(c, r, 512, ++gen, &longest);
+	assert_int_equal(mkdir(late_dir, 0700), 0);
+	/* Tried again about once a second: rebuilt within a few. */
+	give_up = now_s() + 10;
+	while (!whole(r) && now_s() < give_up)
+		write_gen_timed(c, r, 512, ++gen, &longest);
+	assert_true(whole(r));
+	assert_true(longest > 0); /* polls ran while it was rebuilt */
+	/* The cleaner went on meanwhile: the ring came round several times. */
+	while (gen < 400)
+		write_gen_timed(c, r, 512, ++gen, &longest);
+	assert_int_equal(ckpt_group_health(r, true, &gh), 0);
+	assert_true(gh.relogged_bytes > 0 || gh.tail > 0);
+	assert_int_equal(gh.degraded, 0);
+	assert_int_equal(gh.member[2].missing, 0);
+	printf("longest poll while rebuilding: %.3f ms\n", longest * 1e3);
+	assert_true(longest < 0.05);
+	ckpt_disconnect(&c);
+
+	snprintf(t, sizeof(t), "group:xor(2)=pmem:%s.gone/x,pmem:%s,pmem:%s", member[0], member[1],
+		 late);
+	c = join_to(t);
+	assert_int_equal(ckpt_region_open(c, "rj", &r), 0);
+	assert_int_equal(ckpt_state_scan(r, 0, note, s, NULL), 0);
+	assert_int_equal(s->n, 512);
+	for (uint32_t i = 0; i < 512; i++)
+		assert_int_equal(s->gen[i], gen);
+	ckpt_disconnect(&c);
+	free(s);
+	unlink(late);
+	rmdir(late_dir);
+}
+
+static int foreign_lines;
+
+static void count_foreign(enum ckpt_log_level level, const char *component, const char *msg)
+{
+	(void)component;
+	if (level <= CKPT_LOG_WARNING && strstr(msg, "not this group's") != NULL)
+		__atomic_add_fetch(&foreign_lines, 1, __ATOMIC_RELAXED);
+}
+
+/*
+ * Member 2 comes back holding a region of that name that no group wrote: it is left out of
+ * the region, said once, and the writer goes on with the others.
+ */
+static void test_member_back_with_a_foreign_region_is_left_out(void **state)
+{
+	struct pmu_region_params p = {
+		.name = "fr",
+		.mode = PMU_MODE_OVERWRITE,
+		.size = PMU_REGION_HDR + 2 * 64 * 128 + (64u << 10),
+		.slot_size = 128,
+		.ring_size = 64u << 10,
+	};
+	struct pmu_region_params other = {
+		.name = "fr",
+		.mode = PMU_MODE_APPEND,
+		.size = PMU_REGION_HDR + (256u << 10),
+	};
+	char t[512], one[160];
+	struct ckpt_client *c, *m;
+	struct ckpt_region *r, *mr;
+	double longest = 0, until;
+	uint64_t gen = 0;
+
+	(void)state;
+	unlink(late);
+	rmdir(late_dir);
+	snprintf(t, sizeof(t), "group:xor(2)=pmem:%s,pmem:%s,pmem:%s", member[0], member[1], late);
+	c = join_to(t);
+	assert_int_equal(ckpt_region_create(c, &p, &r), 0);
+	write_gen_timed(c, r, 64, ++gen, &longest);
+	assert_int_equal(mkdir(late_dir, 0700), 0);
+	snprintf(one, sizeof(one), "pmem:%s", late);
+	m = join_to(one);
+	assert_int_equal(ckpt_region_create(m, &other, &mr), 0);
+	ckpt_disconnect(&m);
+	foreign_lines = 0;
+	ckpt_log_set(count_foreign, CKPT_LOG_DEBUG);
+	for (until = now_s() + 3; now_s() < until;) {
+		write_gen_timed(c, r, 64, ++gen, &longest);
+		usleep(10000);
+	}
+	ckpt_log_set(NULL, CKPT_LOG_NOTICE);
+	assert_int_equal(state_of(r, 2), CKPT_MEMBER_FOREIGN);
+	assert_int_equal(__atomic_load_n(&foreign_lines, __ATOMIC_RELAXED), 1);
+	ckpt_disconnect(&c);
+	/* The other region is untouched. */
+	m = join_to(one);
+	assert_int_equal(ckpt_region_open(m, "fr", &mr), 0);
+	ckpt_disconnect(&m);
+	unlink(late);
+	rmdir(late_dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -296,6 +508,8 @@ int main(void)
 		cmocka_unit_test(test_refresh_writes_state_after_the_other_writers_segments),
 		cmocka_unit_test(test_lease_is_alive_while_any_member_holds_it_alive),
 		cmocka_unit_test(test_flush_that_reached_fewer_than_k_members_is_not_restored),
+		cmocka_unit_test(test_member_missing_at_connect_is_created_and_rebuilt),
+		cmocka_unit_test(test_member_back_with_a_foreign_region_is_left_out),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -7,11 +7,17 @@
 
 static ckpt_log_fn log_fn;
 static enum ckpt_log_level log_max = CKPT_LOG_NOTICE;
+static _Thread_local bool log_quiet;
 
 void ckpt_log_set(ckpt_log_fn fn, enum ckpt_log_level max_level)
 {
 	log_fn = fn;
 	log_max = max_level;
+}
+
+void ckpt_log_quiet_thread(bool quiet)
+{
+	log_quiet = quiet;
 }
 
 static const char *level_name(enum ckpt_log_level level)
@@ -37,6 +43,8 @@ void ckpt_log(enum ckpt_log_level level, const char *component, const char *fmt,
 	struct timespec ts;
 	va_list ap;
 
+	if (log_quiet)
+		level = CKPT_LOG_DEBUG;
 	if (log_fn == NULL && level > log_max)
 		return;
 	va_start(ap, fmt);

@@ -2,11 +2,17 @@
 /*
  * Load driver for the checkpoint integration tests.
  *
- *   ckpt_load write  TARGET REGION PAIRS GENS [--hold] [--batched] [--hot N]
+ *   ckpt_load write  TARGET REGION PAIRS GENS [--hold] [--batched] [--hot N] [--rate R]
+ *		      [--seconds S] [--until-whole S]
  *	create REGION and write GENS generations of PAIRS slices; print "ack PAIR GEN" for
  *	each slice once ckpt_durable() covers it (flushed to stdout at once), "done" at the
  *	end, then with --hold wait to be killed. --hot N: generations after the first go to
- *	pairs 0..N-1 only (the rest keep generation 1: long-lived slices).
+ *	pairs 0..N-1 only (the rest keep generation 1: long-lived slices). --rate: at most R
+ *	slices a second (polling meanwhile); --seconds: stop after the generation under way
+ *	once S seconds have passed. --until-whole: after "done", go on polling until every
+ *	member of the group is ok again (exit 5 if not within S seconds). A group writer
+ *	prints its longest ckpt_poll(), overall and while a rebuild was under way, and how
+ *	long each rebuild took.
  *   ckpt_load append TARGET REGION FIRST COUNT
  *	open append REGION (create it, RING_SIZE of ring, if missing), append the records of
  *	pairs FIRST .. FIRST + COUNT - 1 (generation 1), wait until they are durable, print
@@ -20,6 +26,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,6 +107,63 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* How long ckpt_poll() takes, and how long a group's rebuilds do. */
+struct poll_watch {
+	bool group;
+	double longest, longest_rebuild;
+	uint64_t polls_rebuilding;
+	double rebuild_since; /* 0: no rebuild under way */
+	unsigned int rebuilds;
+};
+
+static bool rebuilding(struct ckpt_region *r)
+{
+	struct ckpt_group_health gh;
+
+	return ckpt_group_health(r, false, &gh) == 0 && gh.rebuilding;
+}
+
+static int poll_timed(struct ckpt_client *c, struct ckpt_region *r, struct poll_watch *w)
+{
+	bool before = w->group && rebuilding(r), after;
+	double t0 = now_s(), dt;
+	int ret = ckpt_poll(c);
+
+	dt = now_s() - t0;
+	if (dt > w->longest)
+		w->longest = dt;
+	if (!w->group)
+		return ret;
+	after = rebuilding(r);
+	if (before || after) {
+		w->polls_rebuilding++;
+		if (dt > w->longest_rebuild)
+			w->longest_rebuild = dt;
+	}
+	if (!before && after)
+		w->rebuild_since = now_s();
+	if (before && !after && w->rebuild_since != 0) {
+		w->rebuilds++;
+		fprintf(stderr, "ckpt_load: rebuild %u over in %.3f s\n", w->rebuilds,
+			now_s() - w->rebuild_since);
+		w->rebuild_since = 0;
+	}
+	return ret;
+}
+
+/* Every member of the group answers and holds the region, and no rebuild is under way. */
+static bool whole(struct ckpt_region *r)
+{
+	struct ckpt_group_health gh;
+
+	if (ckpt_group_health(r, false, &gh) != 0 || gh.rebuilding)
+		return false;
+	for (unsigned int i = 0; i < gh.members; i++)
+		if (gh.member[i].state != CKPT_MEMBER_OK)
+			return false;
+	return true;
+}
+
 /* Print every posted slice the durable ticket now covers. */
 static void print_acks(struct ckpt_region *r, const struct posted *p, size_t n, size_t *next)
 {
@@ -114,9 +178,17 @@ static void print_acks(struct ckpt_region *r, const struct posted *p, size_t n, 
 		fflush(stdout);
 }
 
-static int do_write(const char *target, const char *name, uint32_t pairs, uint32_t gens, int hold,
-		    int batched, uint32_t hot)
+struct write_opts {
+	int hold, batched;
+	uint32_t hot;
+	double rate, seconds, until_whole;
+};
+
+static int do_write(const char *target, const char *name, uint32_t pairs, uint32_t gens,
+		    const struct write_opts *wo)
 {
+	const int batched = wo->batched;
+	const uint32_t hot = wo->hot;
 	struct pmu_region_params rp = {
 		.name = name,
 		.mode = PMU_MODE_OVERWRITE,
@@ -130,6 +202,7 @@ static int do_write(const char *target, const char *name, uint32_t pairs, uint32
 	struct ckpt_client *c = connect_env(target);
 	struct ckpt_region *r = NULL;
 	struct ckpt_group_health gh;
+	struct poll_watch pw = {0};
 	uint8_t payload[PAYLOAD_LEN];
 	double t0;
 	int ret;
@@ -143,15 +216,23 @@ static int do_write(const char *target, const char *name, uint32_t pairs, uint32
 		fprintf(stderr, "ckpt_load: create %s: %s\n", name, strerror(-ret));
 		return 1;
 	}
+	pw.group = ckpt_group_health(r, false, &gh) == 0;
 	t0 = now_s();
-	for (uint32_t g = 1; g <= gens; g++) {
+	for (uint32_t g = 1; g <= gens && (wo->seconds == 0 || now_s() - t0 < wo->seconds); g++) {
 		for (uint32_t pair = 0; pair < (g == 1 || hot == 0 ? pairs : hot); pair++) {
 			struct ckpt_rec rec;
 			uint64_t t;
 
+			while (wo->rate != 0 && (double)k > (now_s() - t0) * wo->rate) {
+				ret = poll_timed(c, r, &pw);
+				if (ret < 0)
+					goto err_io;
+				print_acks(r, p, k, &acked);
+				usleep(500);
+			}
 			record_of(pair, g, payload, &rec);
 			while ((ret = ckpt_slot_write(r, &rec, batched, &t)) == -EAGAIN) {
-				ret = ckpt_poll(c);
+				ret = poll_timed(c, r, &pw);
 				if (ret < 0)
 					goto err_io;
 				print_acks(r, p, k, &acked);
@@ -162,7 +243,7 @@ static int do_write(const char *target, const char *name, uint32_t pairs, uint32
 			if (k % FLUSH_EVERY == 0) {
 				ret = ckpt_flush(r);
 				if (ret == 0)
-					ret = ckpt_poll(c);
+					ret = poll_timed(c, r, &pw);
 				if (ret < 0)
 					goto err_io;
 				print_acks(r, p, k, &acked);
@@ -182,7 +263,25 @@ static int do_write(const char *target, const char *name, uint32_t pairs, uint32
 			gh.encoded_segments, gh.encoded_bytes, gh.relogged_bytes);
 	printf("done\n");
 	fflush(stdout);
-	if (hold)
+	for (double until = now_s() + wo->until_whole; wo->until_whole != 0 && !whole(r);) {
+		if (now_s() > until) {
+			fprintf(stderr, "ckpt_load: the group is not whole after %.0f s\n",
+				wo->until_whole);
+			ret = 5;
+			goto err_close;
+		}
+		ret = poll_timed(c, r, &pw);
+		if (ret < 0)
+			goto err_io;
+		usleep(1000);
+	}
+	if (pw.group)
+		fprintf(stderr,
+			"ckpt_load: longest poll %.3f ms; %.3f ms while rebuilding (%" PRIu64
+			" polls, %u rebuilds)\n",
+			pw.longest * 1e3, pw.longest_rebuild * 1e3, pw.polls_rebuilding,
+			pw.rebuilds);
+	if (wo->hold)
 		for (;;)
 			pause();
 	ckpt_region_close(&r);
@@ -193,10 +292,12 @@ static int do_write(const char *target, const char *name, uint32_t pairs, uint32
 err_io:
 	fprintf(stderr, "ckpt_load: write stopped after %zu posted, %zu acknowledged: %s\n", k,
 		acked, strerror(-ret));
+	ret = 3;
+err_close:
 	ckpt_region_close(&r);
 	ckpt_disconnect(&c);
 	free(p);
-	return 3;
+	return ret;
 }
 
 static int do_append(const char *target, const char *name, uint32_t first, uint32_t count)
@@ -351,36 +452,43 @@ static int do_verify(const char *target, const char *name, const char *ackfile, 
 
 int main(int argc, char **argv)
 {
-	int hold = 0, batched = 0, allow_torn = 0;
-	uint32_t all = 0, hot = 0;
+	struct write_opts wo = {0};
+	int allow_torn = 0;
+	uint32_t all = 0;
 
 	setvbuf(stdout, NULL, _IOFBF, 1 << 16);
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--hold") == 0)
-			hold = 1;
+			wo.hold = 1;
 		else if (strcmp(argv[i], "--batched") == 0)
-			batched = 1;
+			wo.batched = 1;
 		else if (strcmp(argv[i], "--allow-torn") == 0)
 			allow_torn = 1;
 		else if (strcmp(argv[i], "--all") == 0 && i + 1 < argc)
 			all = (uint32_t)strtoul(argv[++i], NULL, 10);
 		else if (strcmp(argv[i], "--hot") == 0 && i + 1 < argc)
-			hot = (uint32_t)strtoul(argv[++i], NULL, 10);
+			wo.hot = (uint32_t)strtoul(argv[++i], NULL, 10);
+		else if (strcmp(argv[i], "--rate") == 0 && i + 1 < argc)
+			wo.rate = strtod(argv[++i], NULL);
+		else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc)
+			wo.seconds = strtod(argv[++i], NULL);
+		else if (strcmp(argv[i], "--until-whole") == 0 && i + 1 < argc)
+			wo.until_whole = strtod(argv[++i], NULL);
 	}
-	if (argc >= 6 && strcmp(argv[1], "write") == 0 && hot > strtoul(argv[4], NULL, 10)) {
-		fprintf(stderr, "ckpt_load: --hot %u is more than the %s pairs\n", hot, argv[4]);
+	if (argc >= 6 && strcmp(argv[1], "write") == 0 && wo.hot > strtoul(argv[4], NULL, 10)) {
+		fprintf(stderr, "ckpt_load: --hot %u is more than the %s pairs\n", wo.hot, argv[4]);
 		return 2;
 	}
 	if (argc >= 6 && strcmp(argv[1], "write") == 0)
 		return do_write(argv[2], argv[3], (uint32_t)strtoul(argv[4], NULL, 10),
-				(uint32_t)strtoul(argv[5], NULL, 10), hold, batched, hot);
+				(uint32_t)strtoul(argv[5], NULL, 10), &wo);
 	if (argc >= 6 && strcmp(argv[1], "append") == 0)
 		return do_append(argv[2], argv[3], (uint32_t)strtoul(argv[4], NULL, 10),
 				 (uint32_t)strtoul(argv[5], NULL, 10));
 	if (argc >= 5 && strcmp(argv[1], "verify") == 0)
 		return do_verify(argv[2], argv[3], argv[4], all, allow_torn);
 	fprintf(stderr, "usage: ckpt_load write TARGET REGION PAIRS GENS [--hold] [--batched] "
-			"[--hot N]\n"
+			"[--hot N] [--rate R] [--seconds S] [--until-whole S]\n"
 			"       ckpt_load append TARGET REGION FIRST COUNT\n"
 			"       ckpt_load verify TARGET REGION ACKFILE [--all GENS] "
 			"[--allow-torn]\n");
