@@ -624,11 +624,14 @@ out:
 	fw_teardown();
 }
 
+#define MAX_TARGETS 12
+
 int main(int argc, char **argv)
 {
-	const char *restore_targets[4];
+	const char *restore_targets[MAX_TARGETS];
 	unsigned int nrestore = 0;
-	const char *ckpt_targets[4], *churn_targets[5], *takeover_targets[4];
+	const char *ckpt_targets[MAX_TARGETS], *churn_targets[MAX_TARGETS],
+		*takeover_targets[MAX_TARGETS];
 	unsigned int nckpt = 0, nchurn = 0, ntakeover = 0;
 	double churn_rate = 100000;
 	uint32_t flow_counts[8] = {1000, 100000, 1000000};
@@ -650,9 +653,9 @@ int main(int argc, char **argv)
 				flow_counts[nflows++] = (uint32_t)strtoul(t, NULL, 10);
 		} else if (c == 's') {
 			seconds = atof(optarg);
-		} else if (c == 'k' && nckpt < 4) {
+		} else if (c == 'k' && nckpt < MAX_TARGETS) {
 			ckpt_targets[nckpt++] = optarg;
-		} else if (c == 'c' && nchurn < 5) {
+		} else if (c == 'c' && nchurn < MAX_TARGETS) {
 			churn_targets[nchurn++] = optarg;
 		} else if (c == 'S') {
 			int rc = ckpt_secret_load(optarg, "holdfast", secret, sizeof(secret));
@@ -663,13 +666,16 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			secret_len = (size_t)rc;
-		} else if (c == 't' && ntakeover < 4) {
+		} else if (c == 't' && ntakeover < MAX_TARGETS) {
 			takeover_targets[ntakeover++] = optarg;
 		} else if (c == 'C') {
 			churn_rate = atof(optarg);
-		} else if (c == 'r' && nrestore < 4) {
+		} else if (c == 'r' && nrestore < MAX_TARGETS) {
 			restore_targets[nrestore++] = optarg;
 		} else {
+			if (strchr("krct", c) != NULL)
+				fprintf(stderr, "fw_bench: at most %d targets per -%c\n",
+					MAX_TARGETS, c);
 			fprintf(stderr, "usage: fw_bench [EAL] -- [-f 1000,100000] [-s SECONDS] "
 					"[-k CKPT_TARGET]... [-r CKPT_TARGET]...\n"
 					"       [-c CKPT_TARGET|none]... [-C NEW_CONNS_PER_S] "

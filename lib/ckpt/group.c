@@ -2105,10 +2105,42 @@ static void try_free(struct rejoin_try *t)
 }
 
 /* Find the region on member @p i of the try (or create it there) as @p w describes it. */
+/*
+ * A region of that name with no descriptor and an empty ring: a create that timed out on
+ * our side after the server made it (the descriptor is written right after). Nobody's data
+ * is there, and nobody has it open (the server refuses to delete an open region): delete it,
+ * so that it is made again. @return true when it was deleted.
+ */
+static bool abandoned_create(struct ckpt_client *mc, const char *name)
+{
+	static const uint8_t blank[CKPT_GDESC_LEN];
+	uint8_t buf[CKPT_GDESC_LEN];
+	struct ckpt_region *mr;
+	uint64_t head, tail;
+	bool empty;
+
+	if (ckpt_region_open(mc, name, &mr) != 0)
+		return false;
+	empty = mr->geo.mode == PMU_MODE_APPEND &&
+		member_read(mr, CKPT_GDESC_OFF, buf, sizeof(buf)) == 0 &&
+		memcmp(buf, blank, sizeof(buf)) == 0 && ckpt_ring_words(mr, &head, &tail) == 0 &&
+		head == tail;
+	ckpt_region_close(&mr);
+	return empty && ckpt_region_delete(mc, name) == 0;
+}
+
 static int try_region(struct rejoin_try *t, unsigned int i, struct rejoin_want *w)
 {
 	struct ckpt_gdesc d;
 	int rc = member_open(t->mc[i], w->name, &w->mr[i], &d);
+
+	if (rc == -EINVAL && abandoned_create(t->mc[i], w->name)) {
+		ckpt_log(CKPT_LOG_NOTICE, LOG_COMPONENT,
+			 "region %s: member %u held it empty, without a descriptor (a create that "
+			 "timed out): made again",
+			 w->name, i);
+		rc = -ENOENT;
+	}
 
 	if (rc == 0 && (d.group_id != w->desc.group_id || d.member != i ||
 			w->mr[i]->geo.ring_size != w->ring_size)) {

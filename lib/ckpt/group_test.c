@@ -482,6 +482,16 @@ static void test_member_back_with_a_foreign_region_is_left_out(void **state)
 	snprintf(one, sizeof(one), "pmem:%s", late);
 	m = join_to(one);
 	assert_int_equal(ckpt_region_create(m, &other, &mr), 0);
+	{
+		/* Someone's data: a record in it (an empty one would be taken for a create
+		 * of ours that timed out, see the next test). */
+		uint8_t payload[PAYLOAD];
+		struct ckpt_rec rec;
+
+		rec_of(7, 1, payload, &rec);
+		assert_int_equal(ckpt_log_append(mr, &rec, NULL), 0);
+		assert_int_equal(ckpt_sync(mr), 0);
+	}
 	ckpt_disconnect(&m);
 	foreign_lines = 0;
 	ckpt_log_set(count_foreign, CKPT_LOG_DEBUG);
@@ -501,6 +511,70 @@ static void test_member_back_with_a_foreign_region_is_left_out(void **state)
 	rmdir(late_dir);
 }
 
+/*
+ * Member 2 comes back holding the region's name as an empty append region without a group
+ * descriptor: what a create that timed out on the writer's side leaves (the server made the
+ * region, the descriptor never came). The writer deletes it, makes it again and rebuilds it.
+ */
+static void test_member_back_with_an_abandoned_create_is_made_again(void **state)
+{
+	struct pmu_region_params p = {
+		.name = "ab",
+		.mode = PMU_MODE_OVERWRITE,
+		.size = PMU_REGION_HDR + 2 * 64 * 128 + (64u << 10),
+		.slot_size = 128,
+		.ring_size = 64u << 10,
+	};
+	struct pmu_region_params blank = {
+		.name = "ab",
+		.mode = PMU_MODE_APPEND,
+		.size = PMU_REGION_HDR + (256u << 10),
+	};
+	char t[512], one[160];
+	struct ckpt_client *c, *m;
+	struct ckpt_region *r, *mr;
+	double longest = 0, give_up;
+	uint64_t gen = 0;
+
+	(void)state;
+	unlink(late);
+	rmdir(late_dir);
+	snprintf(t, sizeof(t), "group:xor(2)=pmem:%s,pmem:%s,pmem:%s", member[0], member[1], late);
+	c = join_to(t);
+	assert_int_equal(ckpt_region_create(c, &p, &r), 0);
+	write_gen_timed(c, r, 64, ++gen, &longest);
+	assert_int_equal(mkdir(late_dir, 0700), 0);
+	snprintf(one, sizeof(one), "pmem:%s", late);
+	m = join_to(one);
+	assert_int_equal(ckpt_region_create(m, &blank, &mr), 0);
+	ckpt_disconnect(&m);
+	give_up = now_s() + 10;
+	while (!whole(r) && now_s() < give_up) {
+		write_gen_timed(c, r, 64, ++gen, &longest);
+		usleep(10000);
+	}
+	assert_true(whole(r));
+	ckpt_disconnect(&c);
+	/* Member 2 now holds the group's region: the group restores without member 0. */
+	snprintf(t, sizeof(t), "group:xor(2)=pmem:%s.gone/x,pmem:%s,pmem:%s", member[0], member[1],
+		 late);
+	c = join_to(t);
+	assert_int_equal(ckpt_region_open(c, "ab", &r), 0);
+	{
+		struct seen *s = calloc(1, sizeof(*s));
+
+		assert_non_null(s);
+		assert_int_equal(ckpt_state_scan(r, 0, note, s, NULL), 0);
+		assert_int_equal(s->n, 64);
+		for (uint32_t i = 0; i < 64; i++)
+			assert_int_equal(s->gen[i], gen);
+		free(s);
+	}
+	ckpt_disconnect(&c);
+	unlink(late);
+	rmdir(late_dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -510,6 +584,7 @@ int main(void)
 		cmocka_unit_test(test_flush_that_reached_fewer_than_k_members_is_not_restored),
 		cmocka_unit_test(test_member_missing_at_connect_is_created_and_rebuilt),
 		cmocka_unit_test(test_member_back_with_a_foreign_region_is_left_out),
+		cmocka_unit_test(test_member_back_with_an_abandoned_create_is_made_again),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
