@@ -116,11 +116,12 @@ if [ -n "$srv" ] && [ -n "$ctl" ]; then
   }
   trap 'stop_group; cleanup' EXIT
   ready=1
+  main_srv=$srv_pid # wait_ready looks at srv_pid; the first server is still stopped at the end
   for i in 0 1 2 3 4 5; do
     srv_pid=${group_pids[$i]}
     wait_ready "${members[$i]}" || ready=0
   done
-  srv_pid=""
+  srv_pid=$main_srv
   if [ $ready = 1 ]; then
     m=("${members[@]}")
     for target in "${m[0]}" "group:xor(4)=${m[0]},${m[1]},${m[2]},${m[3]},${m[4]}" \
