@@ -448,43 +448,43 @@ static void count_foreign(enum ckpt_log_level level, const char *component, cons
 }
 
 /*
- * Member 2 comes back holding a region of that name that no group wrote: it is left out of
- * the region, said once, and the writer goes on with the others.
+ * A writer on xor(2) whose member 2 is missing at connect writes region @p name (64 pairs,
+ * one generation); then member 2's store appears holding an append region of that name
+ * that no group wrote -- with one record in it when @p with_record, else empty. Returns
+ * the writer's client and region; @p gen is the generation written.
  */
-static void test_member_back_with_a_foreign_region_is_left_out(void **state)
+static struct ckpt_client *late_member_holds_other(const char *name, bool with_record,
+						   struct ckpt_region **r, uint64_t *gen)
 {
 	struct pmu_region_params p = {
-		.name = "fr",
+		.name = name,
 		.mode = PMU_MODE_OVERWRITE,
 		.size = PMU_REGION_HDR + 2 * 64 * 128 + (64u << 10),
 		.slot_size = 128,
 		.ring_size = 64u << 10,
 	};
 	struct pmu_region_params other = {
-		.name = "fr",
+		.name = name,
 		.mode = PMU_MODE_APPEND,
 		.size = PMU_REGION_HDR + (256u << 10),
 	};
 	char t[512], one[160];
 	struct ckpt_client *c, *m;
-	struct ckpt_region *r, *mr;
-	double longest = 0, until;
-	uint64_t gen = 0;
+	struct ckpt_region *mr;
+	double longest = 0;
 
-	(void)state;
 	unlink(late);
 	rmdir(late_dir);
 	snprintf(t, sizeof(t), "group:xor(2)=pmem:%s,pmem:%s,pmem:%s", member[0], member[1], late);
 	c = join_to(t);
-	assert_int_equal(ckpt_region_create(c, &p, &r), 0);
-	write_gen_timed(c, r, 64, ++gen, &longest);
+	assert_int_equal(ckpt_region_create(c, &p, r), 0);
+	*gen = 1;
+	write_gen_timed(c, *r, 64, *gen, &longest);
 	assert_int_equal(mkdir(late_dir, 0700), 0);
 	snprintf(one, sizeof(one), "pmem:%s", late);
 	m = join_to(one);
 	assert_int_equal(ckpt_region_create(m, &other, &mr), 0);
-	{
-		/* Someone's data: a record in it (an empty one would be taken for a create
-		 * of ours that timed out, see the next test). */
+	if (with_record) {
 		uint8_t payload[PAYLOAD];
 		struct ckpt_rec rec;
 
@@ -493,6 +493,24 @@ static void test_member_back_with_a_foreign_region_is_left_out(void **state)
 		assert_int_equal(ckpt_sync(mr), 0);
 	}
 	ckpt_disconnect(&m);
+	return c;
+}
+
+/*
+ * Member 2 comes back holding a region of that name that no group wrote, with someone's
+ * data in it: it is left out of the region, said once, and the writer goes on with the
+ * others.
+ */
+static void test_member_back_with_a_foreign_region_is_left_out(void **state)
+{
+	char one[160];
+	struct ckpt_client *c, *m;
+	struct ckpt_region *r, *mr;
+	double longest = 0, until;
+	uint64_t gen;
+
+	(void)state;
+	c = late_member_holds_other("fr", true, &r, &gen);
 	foreign_lines = 0;
 	ckpt_log_set(count_foreign, CKPT_LOG_DEBUG);
 	for (until = now_s() + 3; now_s() < until;) {
@@ -504,8 +522,18 @@ static void test_member_back_with_a_foreign_region_is_left_out(void **state)
 	assert_int_equal(__atomic_load_n(&foreign_lines, __ATOMIC_RELAXED), 1);
 	ckpt_disconnect(&c);
 	/* The other region is untouched. */
+	snprintf(one, sizeof(one), "pmem:%s", late);
 	m = join_to(one);
 	assert_int_equal(ckpt_region_open(m, "fr", &mr), 0);
+	{
+		struct seen *s = calloc(1, sizeof(*s));
+
+		assert_non_null(s);
+		assert_int_equal(ckpt_log_read(mr, note, s, true, NULL), 1);
+		assert_int_equal(s->pair[0], 7);
+		assert_int_equal(s->gen[0], 1);
+		free(s);
+	}
 	ckpt_disconnect(&m);
 	unlink(late);
 	rmdir(late_dir);
@@ -518,36 +546,16 @@ static void test_member_back_with_a_foreign_region_is_left_out(void **state)
  */
 static void test_member_back_with_an_abandoned_create_is_made_again(void **state)
 {
-	struct pmu_region_params p = {
-		.name = "ab",
-		.mode = PMU_MODE_OVERWRITE,
-		.size = PMU_REGION_HDR + 2 * 64 * 128 + (64u << 10),
-		.slot_size = 128,
-		.ring_size = 64u << 10,
-	};
-	struct pmu_region_params blank = {
-		.name = "ab",
-		.mode = PMU_MODE_APPEND,
-		.size = PMU_REGION_HDR + (256u << 10),
-	};
-	char t[512], one[160];
-	struct ckpt_client *c, *m;
-	struct ckpt_region *r, *mr;
+	char t[512];
+	struct ckpt_client *c;
+	struct ckpt_region *r;
+	struct seen *s = calloc(1, sizeof(*s));
 	double longest = 0, give_up;
-	uint64_t gen = 0;
+	uint64_t gen;
 
 	(void)state;
-	unlink(late);
-	rmdir(late_dir);
-	snprintf(t, sizeof(t), "group:xor(2)=pmem:%s,pmem:%s,pmem:%s", member[0], member[1], late);
-	c = join_to(t);
-	assert_int_equal(ckpt_region_create(c, &p, &r), 0);
-	write_gen_timed(c, r, 64, ++gen, &longest);
-	assert_int_equal(mkdir(late_dir, 0700), 0);
-	snprintf(one, sizeof(one), "pmem:%s", late);
-	m = join_to(one);
-	assert_int_equal(ckpt_region_create(m, &blank, &mr), 0);
-	ckpt_disconnect(&m);
+	assert_non_null(s);
+	c = late_member_holds_other("ab", false, &r, &gen);
 	give_up = now_s() + 10;
 	while (!whole(r) && now_s() < give_up) {
 		write_gen_timed(c, r, 64, ++gen, &longest);
@@ -560,16 +568,11 @@ static void test_member_back_with_an_abandoned_create_is_made_again(void **state
 		 late);
 	c = join_to(t);
 	assert_int_equal(ckpt_region_open(c, "ab", &r), 0);
-	{
-		struct seen *s = calloc(1, sizeof(*s));
-
-		assert_non_null(s);
-		assert_int_equal(ckpt_state_scan(r, 0, note, s, NULL), 0);
-		assert_int_equal(s->n, 64);
-		for (uint32_t i = 0; i < 64; i++)
-			assert_int_equal(s->gen[i], gen);
-		free(s);
-	}
+	assert_int_equal(ckpt_state_scan(r, 0, note, s, NULL), 0);
+	assert_int_equal(s->n, 64);
+	for (uint32_t i = 0; i < 64; i++)
+		assert_int_equal(s->gen[i], gen);
+	free(s);
 	ckpt_disconnect(&c);
 	unlink(late);
 	rmdir(late_dir);
