@@ -6,8 +6,9 @@
 # (the log shows 10 % .. 100 %). Member 2 is killed -9 and started again on its store: the
 # writer adopts it and rebuilds what it missed. Then members 0 and 5 are killed: without
 # them, a restore must still hand over every slice the writer acknowledged, at its last
-# generation, so members 2 and 3 must hold every segment. No poll may take 50 ms or more
-# while a rebuild is under way.
+# generation, so members 2 and 3 must hold every segment. A rebuild is spread over many
+# polls (it reads a window per member per poll); the longest poll during one is printed,
+# not judged (a timing is never a pass/fail test).
 source "$(dirname "$0")/ofi_lib.sh"
 
 PAIRS=20000
@@ -68,9 +69,11 @@ wait_for 30 gone "$WRITER" || fail "the writer did not end"
 wait "$WRITER" || fail "the writer failed: $(tail -3 "$W")"
 grep -E "ckpt.group|rebuild [0-9]+ over|longest poll" "$W"
 longest=$(sed -n 's/.*; \([0-9.]*\) ms while rebuilding.*/\1/p' "$W")
-[ -n "$longest" ] || fail "the writer printed no poll times"
-python3 -c "import sys; sys.exit(0 if 0 < $longest < 50 else 1)" ||
-  fail "a poll took $longest ms while rebuilding"
+polls=$(sed -n 's/.* ms while rebuilding (\([0-9]*\) polls.*/\1/p' "$W")
+[ -n "$longest" ] && [ -n "$polls" ] || fail "the writer printed no poll times"
+# Two rebuilds of megabytes at 256 KiB per member per poll: many polls, never one or two.
+[ "$polls" -ge 8 ] || fail "the rebuilds ran in $polls polls: not spread over the writer's polls"
+echo "longest poll while rebuilding: $longest ms, over $polls polls"
 grep -q "3 members left" "$W" && fail "the writer ran short of members"
 
 kill_member 0
