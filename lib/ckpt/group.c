@@ -2134,13 +2134,9 @@ static int try_region(struct rejoin_try *t, unsigned int i, struct rejoin_want *
 	struct ckpt_gdesc d;
 	int rc = member_open(t->mc[i], w->name, &w->mr[i], &d);
 
-	if (rc == -EINVAL && abandoned_create(t->mc[i], w->name)) {
-		ckpt_log(CKPT_LOG_NOTICE, LOG_COMPONENT,
-			 "region %s: member %u held it empty, without a descriptor (a create that "
-			 "timed out): made again",
-			 w->name, i);
+	/* Then made again below; the poll logs it as created again (this thread is quiet). */
+	if (rc == -EINVAL && abandoned_create(t->mc[i], w->name))
 		rc = -ENOENT;
-	}
 
 	if (rc == 0 && (d.group_id != w->desc.group_id || d.member != i ||
 			w->mr[i]->geo.ring_size != w->ring_size)) {

@@ -373,6 +373,28 @@ static void write_gen_timed(struct ckpt_client *c, struct ckpt_region *r, uint32
 	assert_int_equal(ckpt_sync(r), 0);
 }
 
+/* Without member 0, region @p name of the xor(2) group over member 1 and the late member
+ * restores @p n pairs (0..n-1), every one at generation @p gen. */
+static void restores_without_member_0(const char *name, uint32_t n, uint64_t gen)
+{
+	struct seen *s = calloc(1, sizeof(*s));
+	char t[512];
+	struct ckpt_client *c;
+	struct ckpt_region *r;
+
+	assert_non_null(s);
+	snprintf(t, sizeof(t), "group:xor(2)=pmem:%s.gone/x,pmem:%s,pmem:%s", member[0], member[1],
+		 late);
+	c = join_to(t);
+	assert_int_equal(ckpt_region_open(c, name, &r), 0);
+	assert_int_equal(ckpt_state_scan(r, 0, note, s, NULL), 0);
+	assert_int_equal(s->n, n);
+	for (uint32_t i = 0; i < n; i++)
+		assert_int_equal(s->gen[i], gen);
+	ckpt_disconnect(&c);
+	free(s);
+}
+
 /*
  * Member 2 cannot be reached when the writer connects. Once its store can be created, the
  * writer (polling, never told) creates the region there and rebuilds it, while it goes on
@@ -392,12 +414,10 @@ static void test_member_missing_at_connect_is_created_and_rebuilt(void **state)
 	struct ckpt_client *c;
 	struct ckpt_region *r;
 	struct ckpt_group_health gh;
-	struct seen *s = calloc(1, sizeof(*s));
 	double longest = 0, give_up;
 	uint64_t gen = 0;
 
 	(void)state;
-	assert_non_null(s);
 	unlink(late);
 	rmdir(late_dir);
 	snprintf(t, sizeof(t), "group:xor(2)=pmem:%s,pmem:%s,pmem:%s", member[0], member[1], late);
@@ -422,17 +442,7 @@ static void test_member_missing_at_connect_is_created_and_rebuilt(void **state)
 	assert_int_equal(gh.member[2].missing, 0);
 	printf("longest poll while rebuilding: %.3f ms (a figure, not judged)\n", longest * 1e3);
 	ckpt_disconnect(&c);
-
-	snprintf(t, sizeof(t), "group:xor(2)=pmem:%s.gone/x,pmem:%s,pmem:%s", member[0], member[1],
-		 late);
-	c = join_to(t);
-	assert_int_equal(ckpt_region_open(c, "rj", &r), 0);
-	assert_int_equal(ckpt_state_scan(r, 0, note, s, NULL), 0);
-	assert_int_equal(s->n, 512);
-	for (uint32_t i = 0; i < 512; i++)
-		assert_int_equal(s->gen[i], gen);
-	ckpt_disconnect(&c);
-	free(s);
+	restores_without_member_0("rj", 512, gen);
 	unlink(late);
 	rmdir(late_dir);
 }
@@ -545,15 +555,12 @@ static void test_member_back_with_a_foreign_region_is_left_out(void **state)
  */
 static void test_member_back_with_an_abandoned_create_is_made_again(void **state)
 {
-	char t[512];
 	struct ckpt_client *c;
 	struct ckpt_region *r;
-	struct seen *s = calloc(1, sizeof(*s));
 	double longest = 0, give_up;
 	uint64_t gen;
 
 	(void)state;
-	assert_non_null(s);
 	c = late_member_holds_other("ab", false, &r, &gen);
 	give_up = now_s() + 10;
 	while (!whole(r) && now_s() < give_up) {
@@ -563,16 +570,7 @@ static void test_member_back_with_an_abandoned_create_is_made_again(void **state
 	assert_true(whole(r));
 	ckpt_disconnect(&c);
 	/* Member 2 now holds the group's region: the group restores without member 0. */
-	snprintf(t, sizeof(t), "group:xor(2)=pmem:%s.gone/x,pmem:%s,pmem:%s", member[0], member[1],
-		 late);
-	c = join_to(t);
-	assert_int_equal(ckpt_region_open(c, "ab", &r), 0);
-	assert_int_equal(ckpt_state_scan(r, 0, note, s, NULL), 0);
-	assert_int_equal(s->n, 64);
-	for (uint32_t i = 0; i < 64; i++)
-		assert_int_equal(s->gen[i], gen);
-	free(s);
-	ckpt_disconnect(&c);
+	restores_without_member_0("ab", 64, gen);
 	unlink(late);
 	rmdir(late_dir);
 }

@@ -560,16 +560,15 @@ enum fw_verdict fw_tcp_packet(struct fw_ctx *ctx, struct fw_conn *c, const struc
 		next = old; /* this ACK does not acknowledge the outstanding FIN */
 	t.state = next;
 
-	if (opened || next != old) {
+	if (opened || next != old || window_checkpoint_due(cur, &t)) {
 		for (int d = 0; d < 2; d++)
 			t.d[d].ck_end = t.d[d].end;
-		fw_conn_mark_dirty(c, FW_MOD_TCP);
-	} else if (window_checkpoint_due(cur, &t)) {
-		/* Not batched: the restore slack covers only a burst or a round trip of data
-		 * beyond this threshold (see edge_slack). */
-		for (int d = 0; d < 2; d++)
-			t.d[d].ck_end = t.d[d].end;
-		fw_conn_mark_dirty_now(c, FW_MOD_TCP);
+		/* A moved window edge is not batched: the restore slack covers only a burst or
+		 * a round trip of data beyond its threshold (see edge_slack). */
+		if (opened || next != old)
+			fw_conn_mark_dirty(c, FW_MOD_TCP);
+		else
+			fw_conn_mark_dirty_now(c, FW_MOD_TCP);
 	}
 	*cur = t;
 	c->expire_ns = p->now_ns + tcp_conf(ctx)->timeout_ns[next];
