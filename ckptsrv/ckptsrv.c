@@ -87,9 +87,12 @@ static void fill_info(const struct ckptsrv *srv, const struct pmu_region_info *r
 	out->lease_alive = r->lease_ns > pmu_now_ns();
 	out->ring_head = ring_word(srv, r, PMU_REGION_HEAD_OFF);
 	out->ring_tail = ring_word(srv, r, PMU_REGION_TAIL_OFF);
-	/* A torn or hostile head below the tail would not decode at the client. */
+	/* The tenant writes these words: a head below the tail or more than a ring ahead of it
+	 * would not decode at the client, so it is reported as the nearest sane value. */
 	if (out->ring_head < out->ring_tail)
 		out->ring_head = out->ring_tail;
+	if (out->ring_head - out->ring_tail > r->ring_size)
+		out->ring_head = out->ring_tail + r->ring_size;
 }
 
 /* Is region @p index open in a session other than @p self? Caller holds the lock. */
@@ -436,23 +439,23 @@ static int authenticate(struct ckptsrv_session *s)
 {
 	struct ckptsrv *srv = s->l->srv;
 	uint8_t secret[SECRET_MAX];
-	struct ckpt_msg m = {.type = CKPT_MSG_CHALLENGE};
+	struct ckpt_msg m = {0};
 	uint8_t srv_nonce[CKPT_PROTO_NONCE], cli_nonce[CKPT_PROTO_NONCE];
 	int slen, ret;
 
 	randombytes_buf(srv_nonce, sizeof(srv_nonce));
+	m.type = CKPT_MSG_CHALLENGE;
 	memcpy(m.u.challenge.nonce, srv_nonce, sizeof(srv_nonce));
 	ret = ckpt_proto_send_msg(s->fd, &m, AUTH_TIMEOUT_MS);
 	if (ret < 0)
 		return ret;
-	ret = ckpt_proto_recv_msg(s->fd, s->buf, &m, AUTH_TIMEOUT_MS);
-	if (ret < 0 || m.type != CKPT_MSG_HELLO) {
+	/* Only a HELLO is taken here: any other type is refused before its body is read. */
+	ret = ckpt_proto_recv_msg(s->fd, s->buf, CKPT_ACCEPT_HELLO, &m, AUTH_TIMEOUT_MS);
+	if (ret < 0) {
 		ckpt_log(CKPT_LOG_WARNING, LOG,
 			 "auth from %s: %s instead of a well-formed HELLO; closing", s->peer,
-			 ret == -EINVAL ? "a malformed message"
-			 : ret < 0	? strerror(-ret)
-					: "another message");
-		return ret < 0 ? ret : -EPROTO;
+			 ret == -EINVAL ? "a malformed message or another type" : strerror(-ret));
+		return ret;
 	}
 	memcpy(cli_nonce, m.u.hello.nonce, sizeof(cli_nonce));
 	if (!printable_name(m.u.hello.tenant)) {
@@ -492,26 +495,22 @@ static int authenticate(struct ckptsrv_session *s)
 
 static void serve(struct ckptsrv_session *s)
 {
-	struct ckpt_msg req, rep;
+	struct ckpt_msg req = {0}, rep = {0};
 	int ret;
 
 	if (authenticate(s) < 0)
 		return;
 	for (;;) {
-		ret = ckpt_proto_recv_msg(s->fd, s->buf, &req, -1);
+		/* Requests only: replies and authentication messages are refused by type. */
+		ret = ckpt_proto_recv_msg(s->fd, s->buf, CKPT_ACCEPT_REQUEST, &req, -1);
 		if (ret == -ECONNRESET)
 			return;
 		if (ret < 0) {
 			ckpt_log(CKPT_LOG_WARNING, LOG,
 				 "tenant %s from %s: %s on the control channel; closing it",
 				 s->tenant, s->peer,
-				 ret == -EINVAL ? "malformed message" : strerror(-ret));
-			return;
-		}
-		if ((req.type & CKPT_MSG_REPLY) != 0 || req.type < CKPT_MSG_CREATE) {
-			ckpt_log(CKPT_LOG_WARNING, LOG,
-				 "tenant %s from %s sent message type %#x out of place; closing",
-				 s->tenant, s->peer, req.type);
+				 ret == -EINVAL ? "a malformed message or one out of place"
+						: strerror(-ret));
 			return;
 		}
 		memset(&rep, 0, sizeof(rep));

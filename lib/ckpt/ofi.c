@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
 #include <stdlib.h>
@@ -115,6 +116,8 @@ struct ofi_client {
 	uint32_t want_seq;
 	bool got;
 	struct ckpt_msg *want;
+	struct ckpt_region_info *want_items; /* room for a LIST reply's entries */
+	uint32_t want_cap;
 	int dead; /* sticky: the server or the endpoint is gone */
 
 	struct fi_info *info;
@@ -338,26 +341,27 @@ static int ctrl_frames(struct ckpt_client *c)
 
 	while (o->rx_len >= CKPT_PROTO_HDR_LEN) {
 		struct ckpt_msg m = {0};
-		int flen = ckpt_proto_frame_len(o->rx), ret;
-		uint32_t seq;
+		struct ckpt_proto_hdr h;
+		int flen = ckpt_proto_frame_len(o->rx, CKPT_ACCEPT_REPLY, &h), ret;
 
+		/* Once authenticated a server sends replies only; anything else ends it here. */
 		if (flen < 0)
 			return -EPROTO;
 		if (o->rx_len < (size_t)flen)
 			return 0;
-		memcpy(&seq, o->rx + 8, sizeof(seq));
-		seq = le32toh(seq);
-		if (o->want != NULL && !o->got && seq == o->want_seq) {
-			ret = ckpt_proto_decode(o->rx, (size_t)flen, o->want);
+		if (o->want != NULL && !o->got && h.seq == o->want_seq) {
+			ret = ckpt_proto_decode(o->rx, (size_t)flen, CKPT_ACCEPT_REPLY, o->want,
+						o->want_items, o->want_cap);
 			o->got = ret == 0;
 		} else {
-			ret = ckpt_proto_decode(o->rx, (size_t)flen, &m);
+			ret = ckpt_proto_decode(o->rx, (size_t)flen, CKPT_ACCEPT_REPLY, &m, NULL,
+						0);
 			if (ret == 0 && m.type == (CKPT_MSG_PERSIST | CKPT_MSG_REPLY))
 				ret = region_dispatch_persist(c, &m);
-			else if (ret == 0 && (m.type & CKPT_MSG_REPLY) && seq <= o->seq)
+			else if (ret == 0 && h.seq <= o->seq)
 				/* the answer to a call that timed out: nobody waits for it */
 				ckpt_log(CKPT_LOG_DEBUG, LOG, "%s: late reply %u dropped",
-					 c->target, seq);
+					 c->target, h.seq);
 			else
 				ret = -EPROTO;
 		}
@@ -433,8 +437,8 @@ static int ctrl_send(struct ckpt_client *c, struct ckpt_msg *m)
  * One request and its reply; PERSIST replies that arrive first are dispatched on the way.
  * @return the server's status, or -ETIMEDOUT/-ECONNRESET/-EIO.
  */
-static int call_within(struct ckpt_client *c, struct ckpt_msg *req, struct ckpt_msg *rep,
-		       unsigned int timeout_ms)
+static int call_list(struct ckpt_client *c, struct ckpt_msg *req, struct ckpt_msg *rep,
+		     unsigned int timeout_ms, struct ckpt_region_info *items, uint32_t cap)
 {
 	struct ofi_client *o = oc(c);
 	uint64_t deadline;
@@ -447,6 +451,8 @@ static int call_within(struct ckpt_client *c, struct ckpt_msg *req, struct ckpt_
 	if (ret < 0)
 		return ret;
 	o->want = rep;
+	o->want_items = items;
+	o->want_cap = items == NULL ? 0 : cap;
 	o->want_seq = req->seq;
 	o->got = false;
 	deadline = now_ms() + timeout_ms;
@@ -467,6 +473,8 @@ static int call_within(struct ckpt_client *c, struct ckpt_msg *req, struct ckpt_
 		cq_progress(o);
 	}
 	o->want = NULL;
+	o->want_items = NULL;
+	o->want_cap = 0;
 	if (!o->got)
 		return ret < 0 ? ret : -EIO;
 	if (rep->type != want_type) {
@@ -476,6 +484,12 @@ static int call_within(struct ckpt_client *c, struct ckpt_msg *req, struct ckpt_
 		return -EIO;
 	}
 	return rep->status;
+}
+
+static int call_within(struct ckpt_client *c, struct ckpt_msg *req, struct ckpt_msg *rep,
+		       unsigned int timeout_ms)
+{
+	return call_list(c, req, rep, timeout_ms, NULL, 0);
 }
 
 static int call(struct ckpt_client *c, struct ckpt_msg *req, struct ckpt_msg *rep)
@@ -572,16 +586,14 @@ static int authenticate(struct ckpt_client *c, uint8_t *ep, size_t *ep_len)
 	struct ofi_client *o = oc(c);
 	const char *tenant = c->opts.tenant;
 	uint8_t srv_nonce[CKPT_PROTO_NONCE];
-	struct ckpt_msg m;
+	struct ckpt_msg m = {0};
 	int ret;
 
 	if (strlen(tenant) == 0 || strlen(tenant) >= PMU_NAME_MAX) {
 		ckpt_log(CKPT_LOG_ERR, LOG, "tenant name must be 1..%d bytes", PMU_NAME_MAX - 1);
 		return -EINVAL;
 	}
-	ret = ckpt_proto_recv_msg(o->fd, o->rx, &m, (int)c->opts.timeout_ms);
-	if (ret == 0 && m.type != CKPT_MSG_CHALLENGE)
-		ret = -EPROTO;
+	ret = ckpt_proto_recv_msg(o->fd, o->rx, CKPT_ACCEPT_CHALLENGE, &m, (int)c->opts.timeout_ms);
 	if (ret < 0)
 		goto err_proto;
 	memcpy(srv_nonce, m.u.challenge.nonce, sizeof(srv_nonce));
@@ -597,9 +609,8 @@ static int authenticate(struct ckpt_client *c, uint8_t *ep, size_t *ep_len)
 		memcpy(cli_nonce, m.u.hello.nonce, sizeof(cli_nonce));
 		ret = ckpt_proto_send_msg(o->fd, &m, (int)c->opts.timeout_ms);
 		if (ret == 0)
-			ret = ckpt_proto_recv_msg(o->fd, o->rx, &m, (int)c->opts.timeout_ms);
-		if (ret == 0 && m.type != CKPT_MSG_WELCOME)
-			ret = -EPROTO;
+			ret = ckpt_proto_recv_msg(o->fd, o->rx, CKPT_ACCEPT_WELCOME, &m,
+						  (int)c->opts.timeout_ms);
 		if (ret < 0)
 			goto err_proto;
 		if (m.status != 0) {
@@ -650,6 +661,38 @@ static int get_info(struct ckpt_client *c, const char *node, bool want_pmem)
 	ret = fi_getinfo(FI_VERSION(1, 17), node, NULL, 0, hints, &o->info);
 	fi_freeinfo(hints);
 	return ret;
+}
+
+/*
+ * The server's endpoint name goes to the provider, which trusts it: it must be an address
+ * of the provider's own format, whole.
+ */
+static bool endpoint_ok(const struct fi_info *info, const uint8_t *ep, size_t len)
+{
+	sa_family_t family;
+
+	switch (info->addr_format) {
+	case FI_SOCKADDR:
+	case FI_SOCKADDR_IN:
+	case FI_SOCKADDR_IN6:
+		if (len < sizeof(family))
+			return false;
+		memcpy(&family, ep, sizeof(family));
+		if (family == AF_INET)
+			return len >= sizeof(struct sockaddr_in) &&
+			       info->addr_format != FI_SOCKADDR_IN6;
+		if (family == AF_INET6)
+			return len >= sizeof(struct sockaddr_in6) &&
+			       info->addr_format != FI_SOCKADDR_IN;
+		return false;
+	case FI_ADDR_STR:
+		for (size_t i = 0; i < len && ep[i] != '\0'; i++)
+			if (ep[i] < ' ' || ep[i] > '~')
+				return false;
+		return len > 0 && ep[0] != '\0';
+	default:
+		return true;
+	}
 }
 
 static int fabric_open(struct ckpt_client *c, const char *node, const uint8_t *ep, size_t ep_len)
@@ -705,6 +748,12 @@ static int fabric_open(struct ckpt_client *c, const char *node, const uint8_t *e
 		ret = fi_enable(o->ep);
 	if (ret)
 		return fab_fail(c, "endpoint setup", ret);
+	if (!endpoint_ok(o->info, ep, ep_len)) {
+		ckpt_log(CKPT_LOG_ERR, LOG,
+			 "%s: the server's endpoint address (%zu bytes) is not a %s address",
+			 c->target, ep_len, fi_tostr(&o->info->addr_format, FI_TYPE_ADDR_FORMAT));
+		return -EPROTO;
+	}
 	memcpy(name, ep, ep_len);
 	ret = fi_av_insert(o->av, name, 1, &o->srv, 0, NULL);
 	if (ret != 1) {
@@ -865,10 +914,29 @@ static void ofi_disconnect(struct ckpt_client *c)
 
 /* ---- regions ---- */
 
-static int attach(struct ckpt_client *c, struct ckpt_region *r, const struct ckpt_msg *rep)
+/*
+ * The reply must describe the region asked for: a server that answers with another one
+ * (a bug, or a peer that is not what it claims) is not written through.
+ */
+static int attach(struct ckpt_client *c, struct ckpt_region *r, const struct ckpt_msg *rep,
+		  const char *name, const struct pmu_region_info *want)
 {
-	struct ofi_region *rr = calloc(1, sizeof(*rr));
+	const struct pmu_region_info *got = &rep->u.opened.info;
+	struct ofi_region *rr;
 
+	if (strcmp(got->name, name) != 0 || strcmp(got->owner, c->opts.tenant) != 0 ||
+	    (want != NULL &&
+	     (got->mode != want->mode || got->size != want->size ||
+	      got->slot_size != want->slot_size || got->ring_size != want->ring_size))) {
+		ckpt_log(CKPT_LOG_ERR, LOG,
+			 "%s: asked for region %s of tenant %s, the server answered with region "
+			 "%s of tenant %s (%llu bytes)",
+			 c->target, name, c->opts.tenant, got->name, got->owner,
+			 (unsigned long long)got->size);
+		oc(c)->dead = -EIO;
+		return -EIO;
+	}
+	rr = calloc(1, sizeof(*rr));
 	if (rr == NULL)
 		return -ENOMEM;
 	rr->handle = rep->u.opened.handle;
@@ -884,7 +952,7 @@ static int attach(struct ckpt_client *c, struct ckpt_region *r, const struct ckp
 
 static void release_handle(struct ckpt_client *c, uint64_t handle)
 {
-	struct ckpt_msg req = {.type = CKPT_MSG_CLOSE}, rep;
+	struct ckpt_msg req = {.type = CKPT_MSG_CLOSE}, rep = {0};
 
 	req.u.close.handle = handle;
 	call(c, &req, &rep);
@@ -893,7 +961,9 @@ static void release_handle(struct ckpt_client *c, uint64_t handle)
 static int ofi_create(struct ckpt_client *c, const struct pmu_region_params *p,
 		      struct ckpt_region *r)
 {
-	struct ckpt_msg req = {.type = CKPT_MSG_CREATE}, rep;
+	struct ckpt_msg req = {.type = CKPT_MSG_CREATE}, rep = {0};
+	struct pmu_region_params own = *p;
+	struct pmu_region_info want;
 	int ret;
 
 	if (p->owner != NULL && strcmp(p->owner, c->opts.tenant) != 0) {
@@ -901,7 +971,8 @@ static int ofi_create(struct ckpt_client *c, const struct pmu_region_params *p,
 			 c->target, c->opts.tenant, p->owner);
 		return -EACCES;
 	}
-	if (p->name == NULL || strlen(p->name) >= PMU_NAME_MAX || p->name[0] == '\0')
+	own.owner = c->opts.tenant;
+	if (p->name == NULL || pmu_region_layout(&own, &want) != 0)
 		return -EINVAL;
 	strcpy(req.u.create.name, p->name);
 	req.u.create.mode = (uint32_t)p->mode;
@@ -917,15 +988,15 @@ static int ofi_create(struct ckpt_client *c, const struct pmu_region_params *p,
 			 "%s: create region %s: %s", c->target, p->name, strerror(-ret));
 		return ret;
 	}
-	ret = attach(c, r, &rep);
-	if (ret < 0)
+	ret = attach(c, r, &rep, p->name, &want);
+	if (ret < 0 && ret != -EIO)
 		release_handle(c, rep.u.opened.handle);
 	return ret;
 }
 
 static int ofi_open(struct ckpt_client *c, const char *name, struct ckpt_region *r)
 {
-	struct ckpt_msg req = {.type = CKPT_MSG_OPEN}, rep;
+	struct ckpt_msg req = {.type = CKPT_MSG_OPEN}, rep = {0};
 	int ret;
 
 	if (strlen(name) >= PMU_NAME_MAX || name[0] == '\0')
@@ -937,8 +1008,8 @@ static int ofi_open(struct ckpt_client *c, const char *name, struct ckpt_region 
 			 strerror(-ret));
 		return ret;
 	}
-	ret = attach(c, r, &rep);
-	if (ret < 0)
+	ret = attach(c, r, &rep, name, NULL);
+	if (ret < 0 && ret != -EIO)
 		release_handle(c, rep.u.opened.handle);
 	return ret;
 }
@@ -982,7 +1053,7 @@ static int ofi_close(struct ckpt_region *r)
 		if (o->ops[i].kind != OP_FREE && o->ops[i].r == r)
 			o->ops[i].r = NULL;
 	if (o->dead == 0) {
-		struct ckpt_msg req = {.type = CKPT_MSG_CLOSE}, rep;
+		struct ckpt_msg req = {.type = CKPT_MSG_CLOSE}, rep = {0};
 
 		req.u.close.handle = rr->handle;
 		ret = call(c, &req, &rep);
@@ -994,7 +1065,7 @@ static int ofi_close(struct ckpt_region *r)
 
 static int ofi_remove(struct ckpt_client *c, const char *name)
 {
-	struct ckpt_msg req = {.type = CKPT_MSG_DELETE}, rep;
+	struct ckpt_msg req = {.type = CKPT_MSG_DELETE}, rep = {0};
 
 	if (strlen(name) >= PMU_NAME_MAX || name[0] == '\0')
 		return -EINVAL;
@@ -1007,15 +1078,22 @@ static int ofi_list(struct ckpt_client *c, struct ckpt_region_info *out, unsigne
 	struct ckpt_msg req = {.type = CKPT_MSG_LIST}, rep = {0};
 	int ret;
 
-	rep.u.list.items = out;
-	rep.u.list.cap = out == NULL ? 0 : max;
-	ret = call(c, &req, &rep);
-	return ret < 0 ? ret : (int)rep.u.list.total;
+	ret = call_list(c, &req, &rep, c->opts.timeout_ms, out, out == NULL ? 0 : max);
+	if (ret < 0)
+		return ret;
+	/* The server sends every region it counts; fewer would leave entries unwritten. */
+	if (rep.u.list.n != rep.u.list.total) {
+		ckpt_log(CKPT_LOG_ERR, LOG, "%s: LIST reply holds %u of %u regions", c->target,
+			 rep.u.list.n, rep.u.list.total);
+		oc(c)->dead = -EIO;
+		return -EIO;
+	}
+	return (int)rep.u.list.total;
 }
 
 static int ofi_stat(struct ckpt_client *c, const char *name, struct ckpt_region_info *out)
 {
-	struct ckpt_msg req = {.type = CKPT_MSG_STAT}, rep;
+	struct ckpt_msg req = {.type = CKPT_MSG_STAT}, rep = {0};
 	int ret;
 
 	if (strlen(name) >= PMU_NAME_MAX || name[0] == '\0')
@@ -1029,7 +1107,7 @@ static int ofi_stat(struct ckpt_client *c, const char *name, struct ckpt_region_
 
 static int ofi_lease(struct ckpt_region *r, unsigned int ttl_ms)
 {
-	struct ckpt_msg req = {.type = CKPT_MSG_LEASE}, rep;
+	struct ckpt_msg req = {.type = CKPT_MSG_LEASE}, rep = {0};
 
 	req.u.lease.handle = orr(r)->handle;
 	req.u.lease.ttl_ms = ttl_ms;
@@ -1507,7 +1585,7 @@ int ckpt_ofi_test_set_rkey(struct ckpt_region *r, uint64_t key)
 
 int ckpt_ofi_test_persist(struct ckpt_region *r, uint64_t off, uint64_t len)
 {
-	struct ckpt_msg req = {.type = CKPT_MSG_PERSIST}, rep;
+	struct ckpt_msg req = {.type = CKPT_MSG_PERSIST}, rep = {0};
 
 	if (r == NULL || r->be == NULL || r->cl->ops->write != ofi_write)
 		return -EINVAL;

@@ -183,6 +183,28 @@ static void put_region(struct cur *c, const struct pmu_region_info *r)
 	put_u64(c, r->lease_ns);
 }
 
+/*
+ * A region's geometry is what the store would have laid out for its mode and sizes, so a
+ * client never indexes slots or a ring that a server (or a forger) made up.
+ */
+static bool geometry_ok(const struct pmu_region_info *r)
+{
+	struct pmu_region_params p = {
+		.name = r->name,
+		.owner = r->owner,
+		.mode = r->mode,
+		.size = r->size,
+		.slot_size = r->slot_size,
+		.ring_size = r->ring_size,
+	};
+	struct pmu_region_info g;
+
+	if (pmu_region_layout(&p, &g) != 0)
+		return false;
+	return g.size == r->size && g.slot_size == r->slot_size && g.nslots == r->nslots &&
+	       g.ring_off == r->ring_off && g.ring_size == r->ring_size;
+}
+
 static void get_region(struct cur *c, struct pmu_region_info *r)
 {
 	uint32_t mode;
@@ -204,8 +226,7 @@ static void get_region(struct cur *c, struct pmu_region_info *r)
 	r->ring_size = get_u64(c);
 	r->created_ns = get_u64(c);
 	r->lease_ns = get_u64(c);
-	if (r->index >= PMU_MAX_REGIONS || r->ring_off > r->size ||
-	    r->ring_size > r->size - r->ring_off)
+	if (!c->bad && (r->index >= PMU_MAX_REGIONS || !geometry_ok(r)))
 		c->bad = true;
 }
 
@@ -236,31 +257,62 @@ static void get_info(struct cur *c, struct ckpt_region_info *i)
 	get_zero(c, 6);
 	i->ring_head = get_u64(c);
 	i->ring_tail = get_u64(c);
-	if (i->ring_head < i->ring_tail)
+	if (i->ring_head < i->ring_tail || i->ring_head - i->ring_tail > i->r.ring_size)
 		c->bad = true;
 }
 
-static bool type_known(uint16_t t)
+/*
+ * The class a type belongs to (CKPT_ACCEPT_*), or 0 for a type nobody sends, and the
+ * longest body its layout has (a LIST reply: a whole table).
+ */
+static unsigned int type_class(uint16_t t, size_t *body_max)
 {
 	uint16_t base = t & (uint16_t)~CKPT_MSG_REPLY;
 	bool reply = (t & CKPT_MSG_REPLY) != 0;
+	size_t req = 0, rep = 0;
 
 	switch (base) {
 	case CKPT_MSG_CHALLENGE:
+		*body_max = CKPT_PROTO_NONCE;
+		return reply ? 0 : CKPT_ACCEPT_CHALLENGE;
 	case CKPT_MSG_HELLO:
+		*body_max = PMU_NAME_MAX + CKPT_PROTO_NONCE + CKPT_PROTO_MAC;
+		return reply ? 0 : CKPT_ACCEPT_HELLO;
 	case CKPT_MSG_WELCOME:
-		return !reply;
+		*body_max = CKPT_PROTO_MAC + 8 + CKPT_PROTO_EP_MAX;
+		return reply ? 0 : CKPT_ACCEPT_WELCOME;
 	case CKPT_MSG_CREATE:
+		req = PMU_NAME_MAX + 24;
+		rep = 8 + CKPT_PROTO_REGION_LEN + 24;
+		break;
 	case CKPT_MSG_OPEN:
-	case CKPT_MSG_CLOSE:
+		req = PMU_NAME_MAX;
+		rep = 8 + CKPT_PROTO_REGION_LEN + 24;
+		break;
 	case CKPT_MSG_DELETE:
-	case CKPT_MSG_LIST:
+		req = PMU_NAME_MAX;
+		break;
 	case CKPT_MSG_STAT:
+		req = PMU_NAME_MAX;
+		rep = CKPT_PROTO_INFO_LEN;
+		break;
+	case CKPT_MSG_CLOSE:
+		req = 8;
+		break;
+	case CKPT_MSG_LIST:
+		rep = CKPT_PROTO_BODY_MAX;
+		break;
 	case CKPT_MSG_PERSIST:
+		req = 32;
+		break;
 	case CKPT_MSG_LEASE:
-		return true;
+		req = 16;
+		break;
+	default:
+		return 0;
 	}
-	return false;
+	*body_max = reply ? rep : req;
+	return reply ? CKPT_ACCEPT_REPLY : CKPT_ACCEPT_REQUEST;
 }
 
 /* Only replies and WELCOME carry a status; requests must say 0. */
@@ -356,9 +408,10 @@ static void body(struct cur *c, const struct ckpt_msg *m)
 int ckpt_proto_encode(const struct ckpt_msg *m, uint8_t *buf, size_t cap)
 {
 	struct cur c = {.p = buf, .len = cap};
-	size_t body_len;
+	size_t body_len, body_max;
 
-	if (m == NULL || buf == NULL || !type_known(m->type) || !status_ok(m->type, m->status))
+	if (m == NULL || buf == NULL || type_class(m->type, &body_max) == 0 ||
+	    !status_ok(m->type, m->status))
 		return -EINVAL;
 	if (cap < CKPT_PROTO_HDR_LEN)
 		return -ENOSPC;
@@ -369,7 +422,7 @@ int ckpt_proto_encode(const struct ckpt_msg *m, uint8_t *buf, size_t cap)
 	if (c.nospc)
 		return -ENOSPC;
 	body_len = c.pos - CKPT_PROTO_HDR_LEN;
-	if (body_len > CKPT_PROTO_BODY_MAX)
+	if (body_len > body_max)
 		return -EINVAL;
 	c.pos = 0;
 	put_u32(&c, (uint32_t)body_len);
@@ -380,39 +433,46 @@ int ckpt_proto_encode(const struct ckpt_msg *m, uint8_t *buf, size_t cap)
 	return (int)(CKPT_PROTO_HDR_LEN + body_len);
 }
 
-int ckpt_proto_frame_len(const uint8_t hdr[CKPT_PROTO_HDR_LEN])
+int ckpt_proto_frame_len(const uint8_t hdr[CKPT_PROTO_HDR_LEN], unsigned int accept,
+			 struct ckpt_proto_hdr *h)
 {
 	struct cur c = {.rp = hdr, .len = CKPT_PROTO_HDR_LEN};
-	uint32_t len = get_u32(&c);
-	uint16_t type = get_u16(&c);
-	uint16_t version = get_u16(&c);
-	int32_t status;
+	struct ckpt_proto_hdr v;
+	uint16_t version;
+	size_t body_max = 0;
 
-	(void)get_u32(&c);
-	status = (int32_t)get_u32(&c);
-	if (version != CKPT_PROTO_VERSION || !type_known(type) || !status_ok(type, status) ||
-	    len > CKPT_PROTO_BODY_MAX)
+	v.body_len = get_u32(&c);
+	v.type = get_u16(&c);
+	version = get_u16(&c);
+	v.seq = get_u32(&c);
+	v.status = (int32_t)get_u32(&c);
+	if (version != CKPT_PROTO_VERSION || (type_class(v.type, &body_max) & accept) == 0 ||
+	    !status_ok(v.type, v.status) || v.body_len > body_max ||
+	    (v.status != 0 && v.body_len != 0))
 		return -EINVAL;
-	return (int)(CKPT_PROTO_HDR_LEN + len);
+	if (h != NULL)
+		*h = v;
+	return (int)(CKPT_PROTO_HDR_LEN + v.body_len);
 }
 
-int ckpt_proto_decode(const uint8_t *buf, size_t len, struct ckpt_msg *m)
+int ckpt_proto_decode(const uint8_t *buf, size_t len, unsigned int accept, struct ckpt_msg *m,
+		      struct ckpt_region_info *items, uint32_t cap)
 {
-	struct cur c = {.rp = buf, .len = len};
+	struct cur c = {.rp = buf, .len = len, .pos = CKPT_PROTO_HDR_LEN};
+	struct ckpt_proto_hdr h;
 	int flen;
 
-	if (buf == NULL || m == NULL || len < CKPT_PROTO_HDR_LEN)
+	if (buf == NULL || m == NULL || len < CKPT_PROTO_HDR_LEN || (items == NULL && cap != 0))
 		return -EINVAL;
-	flen = ckpt_proto_frame_len(buf);
+	memset(m, 0, sizeof(*m));
+	flen = ckpt_proto_frame_len(buf, accept, &h);
 	if (flen < 0 || (size_t)flen != len)
 		return -EINVAL;
-	(void)get_u32(&c);
-	m->type = get_u16(&c);
-	(void)get_u16(&c);
-	m->seq = get_u32(&c);
-	m->status = (int32_t)get_u32(&c);
+	m->type = h.type;
+	m->seq = h.seq;
+	m->status = h.status;
 	if (m->status != 0)
-		return c.pos == len ? 0 : -EINVAL;
+		return 0; /* the header said the body is empty */
 	switch (m->type) {
 	case CKPT_MSG_CHALLENGE:
 		get(&c, m->u.challenge.nonce, CKPT_PROTO_NONCE);
@@ -484,7 +544,7 @@ int ckpt_proto_decode(const uint8_t *buf, size_t len, struct ckpt_msg *m)
 		for (uint32_t i = 0; i < m->u.list.n && !c.bad; i++) {
 			struct ckpt_region_info tmp;
 
-			get_info(&c, i < m->u.list.cap ? &m->u.list.items[i] : &tmp);
+			get_info(&c, i < cap ? &items[i] : &tmp);
 		}
 		break;
 	default:
@@ -646,7 +706,8 @@ static int recv_all(int fd, uint8_t *buf, size_t len, int64_t deadline)
 	return 0;
 }
 
-int ckpt_proto_recv_msg(int fd, uint8_t *buf, struct ckpt_msg *m, int timeout_ms)
+int ckpt_proto_recv_msg(int fd, uint8_t *buf, unsigned int accept, struct ckpt_msg *m,
+			int timeout_ms)
 {
 	int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
 	int flen, ret;
@@ -654,13 +715,13 @@ int ckpt_proto_recv_msg(int fd, uint8_t *buf, struct ckpt_msg *m, int timeout_ms
 	ret = recv_all(fd, buf, CKPT_PROTO_HDR_LEN, deadline);
 	if (ret < 0)
 		return ret;
-	flen = ckpt_proto_frame_len(buf);
+	flen = ckpt_proto_frame_len(buf, accept, NULL);
 	if (flen < 0)
 		return flen;
 	ret = recv_all(fd, buf + CKPT_PROTO_HDR_LEN, (size_t)flen - CKPT_PROTO_HDR_LEN, deadline);
 	if (ret < 0)
 		return ret;
-	return ckpt_proto_decode(buf, (size_t)flen, m);
+	return ckpt_proto_decode(buf, (size_t)flen, accept, m, NULL, 0);
 }
 
 int ckpt_proto_send_msg(int fd, const struct ckpt_msg *m, int timeout_ms)

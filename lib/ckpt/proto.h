@@ -14,6 +14,11 @@
  * A reply with a nonzero status has an empty body. Names are fixed PMU_NAME_MAX fields,
  * NUL-terminated and zero-padded; anything else is malformed.
  *
+ * Every byte comes from a peer that may be hostile. A receiver says which messages it takes
+ * (CKPT_ACCEPT_*): a frame of any other type, or longer than its type's layout allows, is
+ * refused from its header alone, before its body is read. Decoding writes only into the
+ * message and the LIST room its caller passed, and zeroes the message first.
+ *
  * Session: server CHALLENGE {nonce[32]}; client HELLO {tenant[64], nonce[32], mac[32]} with
  * mac = HMAC-SHA256(secret, "hf-ckpt-auth-v1" || server nonce || client nonce || tenant);
  * server WELCOME {mac[32], u32 ep_len, u32 0, ep name} with
@@ -25,7 +30,8 @@
  *	OPEN, DELETE, STAT   name[64]
  *	CLOSE    u64 handle
  *	LIST     (empty)
- *	PERSIST  u64 handle u64 offset u64 length
+ *	PERSIST  u64 handle u64 offset u64 length u64 head (0: none; else the ring head to store
+ *	         and persist after the range)
  *	LEASE    u64 handle u32 ttl_ms u32 0
  *	replies to CREATE and OPEN: u64 handle, region, u8 is_pmem, 7 x u8 0, u64 rkey, u64 base
  *	reply to STAT: info (region, u8 is_pmem, u8 lease_alive, 6 x u8 0, u64 head, u64 tail)
@@ -70,6 +76,21 @@ enum ckpt_msg_type {
 	CKPT_MSG_PERSIST = 22,
 	CKPT_MSG_LEASE = 23,
 	CKPT_MSG_REPLY = 0x8000,
+};
+
+/** Which messages a receiver takes, by where it stands in the session. */
+#define CKPT_ACCEPT_CHALLENGE (1u << 0) /**< client, first */
+#define CKPT_ACCEPT_HELLO     (1u << 1) /**< server, before authentication */
+#define CKPT_ACCEPT_WELCOME   (1u << 2) /**< client, after its HELLO */
+#define CKPT_ACCEPT_REQUEST   (1u << 3) /**< server, once authenticated */
+#define CKPT_ACCEPT_REPLY     (1u << 4) /**< client, once authenticated */
+
+/** A frame's header, as ckpt_proto_frame_len() read and checked it. */
+struct ckpt_proto_hdr {
+	uint32_t body_len;
+	uint16_t type;
+	uint32_t seq;
+	int32_t status;
 };
 
 /** A decoded message. Which union member is valid follows from type (and status). */
@@ -125,9 +146,9 @@ struct ckpt_msg {
 		struct {
 			uint32_t total; /* regions the tenant has */
 			uint32_t n;	/* carried in this message */
-			/* encode: n entries to send; decode: room for cap entries */
+			/* encode only: the n entries to send (decode stores them in the room
+			 * its caller passes, never through this pointer) */
 			struct ckpt_region_info *items;
-			uint32_t cap;
 		} list;
 	} u;
 };
@@ -140,18 +161,24 @@ struct ckpt_msg {
 int ckpt_proto_encode(const struct ckpt_msg *m, uint8_t *buf, size_t cap);
 
 /**
- * Validate a frame header and tell how long the frame is.
- * @return total frame bytes (header included), or -EINVAL (wrong version, unknown type,
- *   body longer than CKPT_PROTO_BODY_MAX, status out of range).
+ * Validate a frame header and tell how long the frame is. @p h (optional) receives the
+ * header's fields.
+ * @return total frame bytes (header included), or -EINVAL (wrong version, unknown type, a
+ *   type not in @p accept, a body longer than the type's layout allows, a status out of
+ *   range or on a message that carries none).
  */
-int ckpt_proto_frame_len(const uint8_t hdr[CKPT_PROTO_HDR_LEN]);
+int ckpt_proto_frame_len(const uint8_t hdr[CKPT_PROTO_HDR_LEN], unsigned int accept,
+			 struct ckpt_proto_hdr *h);
 
 /**
- * Decode and validate one whole frame of @p len bytes. For a LIST reply, entries beyond
- * m->u.list.cap are checked but not stored (set items and cap before calling).
- * @return 0, or -EINVAL when anything does not check (@p m is then unspecified).
+ * Decode and validate one whole frame of @p len bytes whose type is in @p accept. @p m is
+ * zeroed first. The entries of a LIST reply go to @p items, at most @p cap of them;
+ * entries beyond are checked but not stored (@p items may be NULL with @p cap 0).
+ * @return 0, or -EINVAL when anything does not check (@p m is then unspecified, and at
+ *   most @p cap entries of @p items were written).
  */
-int ckpt_proto_decode(const uint8_t *buf, size_t len, struct ckpt_msg *m);
+int ckpt_proto_decode(const uint8_t *buf, size_t len, unsigned int accept, struct ckpt_msg *m,
+		      struct ckpt_region_info *items, uint32_t cap);
 
 /** HMAC the client sends in HELLO. */
 void ckpt_proto_client_mac(const uint8_t *secret, size_t secret_len,
@@ -184,10 +211,13 @@ int ckpt_proto_send_all(int fd, const void *buf, size_t len, int timeout_ms);
 
 /**
  * Receive one whole frame into @p buf (at least CKPT_PROTO_FRAME_MAX bytes), waiting at
- * most @p timeout_ms (negative: forever) and decode it into @p m.
- * @return 0, -ETIMEDOUT, -ECONNRESET (peer closed), -EINVAL (malformed), or -errno.
+ * most @p timeout_ms in total (negative: forever), and decode it into @p m. Only types in
+ * @p accept are taken; a LIST reply's entries are checked, not stored.
+ * @return 0, -ETIMEDOUT, -ECONNRESET (peer closed), -EINVAL (malformed, or a type not
+ *   accepted: the frame's body is then not read), or -errno.
  */
-int ckpt_proto_recv_msg(int fd, uint8_t *buf, struct ckpt_msg *m, int timeout_ms);
+int ckpt_proto_recv_msg(int fd, uint8_t *buf, unsigned int accept, struct ckpt_msg *m,
+			int timeout_ms);
 
 /** Encode @p m and send it. @return as ckpt_proto_send_all(), or the encoder's error. */
 int ckpt_proto_send_msg(int fd, const struct ckpt_msg *m, int timeout_ms);

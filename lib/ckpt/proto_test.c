@@ -13,38 +13,50 @@
 
 #include "proto.h"
 
+#define ANY                                                                                        \
+	(CKPT_ACCEPT_CHALLENGE | CKPT_ACCEPT_HELLO | CKPT_ACCEPT_WELCOME | CKPT_ACCEPT_REQUEST |   \
+	 CKPT_ACCEPT_REPLY)
+
 static uint8_t buf[CKPT_PROTO_FRAME_MAX];
 
+/* A region as the store lays it out: decode refuses any other geometry. */
 static struct pmu_region_info sample_region(void)
 {
-	struct pmu_region_info r = {
+	struct pmu_region_params p = {
+		.name = "fw1-state",
+		.owner = "tenant-a",
 		.mode = PMU_MODE_OVERWRITE,
-		.index = 3,
-		.offset = 1 << 20,
 		.size = 1 << 22,
 		.slot_size = 256,
-		.nslots = 1000,
-		.ring_off = 4096 + 256000,
 		.ring_size = 65536,
-		.created_ns = 1700000000123456789ull,
-		.lease_ns = 1700000001000000000ull,
 	};
-	strcpy(r.name, "fw1-state");
-	strcpy(r.owner, "tenant-a");
+	struct pmu_region_info r;
+
+	assert_int_equal(pmu_region_layout(&p, &r), 0);
+	r.index = 3;
+	r.offset = 1 << 20;
+	r.created_ns = 1700000000123456789ull;
+	r.lease_ns = 1700000001000000000ull;
 	return r;
 }
 
-static int round_trip(const struct ckpt_msg *in, struct ckpt_msg *out)
+static int round_trip_into(const struct ckpt_msg *in, struct ckpt_msg *out,
+			   struct ckpt_region_info *items, uint32_t cap)
 {
 	int n = ckpt_proto_encode(in, buf, sizeof(buf));
 
 	assert_true(n >= CKPT_PROTO_HDR_LEN);
-	assert_int_equal(ckpt_proto_frame_len(buf), n);
-	assert_int_equal(ckpt_proto_decode(buf, (size_t)n, out), 0);
+	assert_int_equal(ckpt_proto_frame_len(buf, ANY, NULL), n);
+	assert_int_equal(ckpt_proto_decode(buf, (size_t)n, ANY, out, items, cap), 0);
 	assert_int_equal(out->type, in->type);
 	assert_int_equal(out->seq, in->seq);
 	assert_int_equal(out->status, in->status);
 	return n;
+}
+
+static int round_trip(const struct ckpt_msg *in, struct ckpt_msg *out)
+{
+	return round_trip_into(in, out, NULL, 0);
 }
 
 static void test_header_is_little_endian_with_fixed_layout(void **state)
@@ -173,9 +185,9 @@ static void test_list_reply_round_trips_and_respects_cap(void **state)
 	in.u.list.total = 5;
 	in.u.list.n = 3;
 	in.u.list.items = items;
-	out.u.list.items = got;
-	out.u.list.cap = 2;
-	assert_int_equal(round_trip(&in, &out), CKPT_PROTO_HDR_LEN + 8 + 3 * CKPT_PROTO_INFO_LEN);
+	assert_int_equal(round_trip_into(&in, &out, got, 2),
+			 CKPT_PROTO_HDR_LEN + 8 + 3 * CKPT_PROTO_INFO_LEN);
+	assert_null(out.u.list.items);
 	assert_int_equal(out.u.list.total, 5);
 	assert_int_equal(out.u.list.n, 3);
 	assert_int_equal(got[1].r.index, 1);
@@ -229,7 +241,7 @@ static int encode_then(uint16_t type, int (*damage)(uint8_t *, int))
 	n = ckpt_proto_encode(&m, buf, sizeof(buf));
 	assert_true(n > 0);
 	n = damage(buf, n);
-	return ckpt_proto_decode(buf, (size_t)n, &out);
+	return ckpt_proto_decode(buf, (size_t)n, ANY, &out, NULL, 0);
 }
 
 static int wrong_version(uint8_t *b, int n)
@@ -330,7 +342,7 @@ static void test_decode_refuses_malformed_frames(void **state)
 	assert_int_equal(encode_then(CKPT_MSG_OPEN | CKPT_MSG_REPLY, nonzero_reserved_in_reply),
 			 -EINVAL);
 	assert_int_equal(encode_then(CKPT_MSG_OPEN | CKPT_MSG_REPLY, ring_outside_region), -EINVAL);
-	assert_int_equal(ckpt_proto_decode(buf, 3, &(struct ckpt_msg){0}), -EINVAL);
+	assert_int_equal(ckpt_proto_decode(buf, 3, ANY, &(struct ckpt_msg){0}, NULL, 0), -EINVAL);
 }
 
 static void test_decode_survives_random_bytes(void **state)
@@ -352,8 +364,8 @@ static void test_decode_survives_random_bytes(void **state)
 		buf[5] = (uint8_t)(buf[5] & 0x80);
 		buf[6] = 1;
 		buf[7] = 0;
-		memset(&m, 0, sizeof(m));
-		(void)ckpt_proto_decode(buf, len, &m);
+		memset(&m, 0xa5, sizeof(m)); /* decode must not trust what the struct held */
+		(void)ckpt_proto_decode(buf, len, ANY, &m, NULL, 0);
 	}
 	assert_true(x != 12345);
 }
@@ -423,15 +435,15 @@ static void test_decode_accepts_only_canonical_frames(void **state)
 
 		assert_true(len > 0);
 		for (int cut = 0; cut < len; cut++)
-			assert_int_equal(ckpt_proto_decode(frame, (size_t)cut, &out), -EINVAL);
+			assert_int_equal(ckpt_proto_decode(frame, (size_t)cut, ANY, &out, got, 4),
+					 -EINVAL);
 		for (int bit = 0; bit < len * 8; bit++) {
 			int k;
 
 			frame[bit / 8] ^= (uint8_t)(1u << (bit % 8));
-			memset(&out, 0, sizeof(out));
-			out.u.list.items = got;
-			out.u.list.cap = 4;
-			if (ckpt_proto_decode(frame, (size_t)len, &out) == 0) {
+			if (ckpt_proto_decode(frame, (size_t)len, ANY, &out, got, 4) == 0) {
+				if (out.type == (CKPT_MSG_LIST | CKPT_MSG_REPLY))
+					out.u.list.items = got;
 				k = ckpt_proto_encode(&out, again, sizeof(again));
 				assert_int_equal(k, len);
 				assert_memory_equal(again, frame, (size_t)len);
@@ -445,6 +457,144 @@ static void test_decode_accepts_only_canonical_frames(void **state)
 	/* Both outcomes happen: payload bits are free, structure bits are checked. */
 	assert_true(accepted > 0);
 	assert_true(refused > 0);
+}
+
+/* A frame of @p type with a body of @p body_len bytes of @p fill, header valid otherwise. */
+static size_t raw_frame(uint16_t type, uint32_t body_len, uint8_t fill)
+{
+	memset(buf, fill, CKPT_PROTO_HDR_LEN + body_len);
+	buf[0] = (uint8_t)body_len;
+	buf[1] = (uint8_t)(body_len >> 8);
+	buf[2] = (uint8_t)(body_len >> 16);
+	buf[3] = (uint8_t)(body_len >> 24);
+	buf[4] = (uint8_t)type;
+	buf[5] = (uint8_t)(type >> 8);
+	buf[6] = CKPT_PROTO_VERSION;
+	buf[7] = 0;
+	memset(buf + 8, 0, 8); /* seq 0, status 0 */
+	return CKPT_PROTO_HDR_LEN + body_len;
+}
+
+/*
+ * The attack that crashed ckptsrv before authentication: a LIST *reply* (total = n = 1)
+ * where a HELLO belongs. The old decoder wrote the entry through list.items, which shared
+ * its bytes with the CHALLENGE nonce the server had just sent. Now the receiver refuses the
+ * type from the header, and a decoder that does take replies writes entries only into the
+ * room it was given, whatever the message struct held before.
+ */
+static void test_decode_writes_only_into_storage_passed_for_it(void **state)
+{
+	struct ckpt_region_info items[1] = {0};
+	struct ckpt_msg in = {.type = CKPT_MSG_LIST | CKPT_MSG_REPLY}, m;
+	size_t len;
+	int n;
+
+	(void)state;
+	items[0].r = sample_region();
+	in.u.list.total = 1;
+	in.u.list.n = 1;
+	in.u.list.items = items;
+	n = ckpt_proto_encode(&in, buf, sizeof(buf));
+	assert_int_equal(n, CKPT_PROTO_HDR_LEN + 8 + CKPT_PROTO_INFO_LEN);
+	len = (size_t)n;
+	memset(&m, 0xa5, sizeof(m)); /* a nonce where the pointer was */
+	assert_int_equal(ckpt_proto_frame_len(buf, CKPT_ACCEPT_HELLO, NULL), -EINVAL);
+	assert_int_equal(ckpt_proto_decode(buf, len, CKPT_ACCEPT_HELLO, &m, NULL, 0), -EINVAL);
+	assert_int_equal(ckpt_proto_decode(buf, len, CKPT_ACCEPT_REQUEST, &m, NULL, 0), -EINVAL);
+	memset(&m, 0xa5, sizeof(m));
+	assert_int_equal(ckpt_proto_decode(buf, len, CKPT_ACCEPT_REPLY, &m, NULL, 0), 0);
+	assert_int_equal(m.u.list.total, 1);
+	assert_int_equal(m.u.list.n, 1);
+	assert_null(m.u.list.items);
+}
+
+/* Each receiver takes its own messages only, judged from the header before the body. */
+static void test_receivers_refuse_types_out_of_place(void **state)
+{
+	static const struct {
+		uint16_t type;
+		uint32_t body;
+		unsigned int cls;
+	} t[] = {
+		{CKPT_MSG_CHALLENGE, CKPT_PROTO_NONCE, CKPT_ACCEPT_CHALLENGE},
+		{CKPT_MSG_HELLO, PMU_NAME_MAX + 64, CKPT_ACCEPT_HELLO},
+		{CKPT_MSG_WELCOME, CKPT_PROTO_MAC + 8 + 16, CKPT_ACCEPT_WELCOME},
+		{CKPT_MSG_OPEN, PMU_NAME_MAX, CKPT_ACCEPT_REQUEST},
+		{CKPT_MSG_LIST, 0, CKPT_ACCEPT_REQUEST},
+		{CKPT_MSG_LIST | CKPT_MSG_REPLY, 8, CKPT_ACCEPT_REPLY},
+		{CKPT_MSG_CLOSE | CKPT_MSG_REPLY, 0, CKPT_ACCEPT_REPLY},
+	};
+	static const unsigned int classes[] = {CKPT_ACCEPT_CHALLENGE, CKPT_ACCEPT_HELLO,
+					       CKPT_ACCEPT_WELCOME, CKPT_ACCEPT_REQUEST,
+					       CKPT_ACCEPT_REPLY};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		for (size_t j = 0; j < sizeof(classes) / sizeof(classes[0]); j++) {
+			size_t len = raw_frame(t[i].type, t[i].body, 0);
+			int want = classes[j] == t[i].cls ? (int)len : -EINVAL;
+
+			assert_int_equal(ckpt_proto_frame_len(buf, classes[j], NULL), want);
+		}
+	}
+	/* Replies to authentication messages do not exist. */
+	raw_frame(CKPT_MSG_CHALLENGE | CKPT_MSG_REPLY, CKPT_PROTO_NONCE, 0);
+	assert_int_equal(ckpt_proto_frame_len(buf, ANY, NULL), -EINVAL);
+}
+
+/*
+ * A peer cannot make a receiver read more than the type's layout holds: a 57 KB HELLO used
+ * to be read whole (any body up to a full LIST reply) before it was found malformed.
+ */
+static void test_header_refuses_a_body_longer_than_its_type_holds(void **state)
+{
+	(void)state;
+	raw_frame(CKPT_MSG_HELLO, PMU_NAME_MAX + 65, 0);
+	assert_int_equal(ckpt_proto_frame_len(buf, CKPT_ACCEPT_HELLO, NULL), -EINVAL);
+	raw_frame(CKPT_MSG_HELLO, CKPT_PROTO_BODY_MAX, 0);
+	assert_int_equal(ckpt_proto_frame_len(buf, CKPT_ACCEPT_HELLO, NULL), -EINVAL);
+	raw_frame(CKPT_MSG_PERSIST, 33, 0);
+	assert_int_equal(ckpt_proto_frame_len(buf, CKPT_ACCEPT_REQUEST, NULL), -EINVAL);
+	raw_frame(CKPT_MSG_LIST, 1, 0);
+	assert_int_equal(ckpt_proto_frame_len(buf, CKPT_ACCEPT_REQUEST, NULL), -EINVAL);
+	/* an error reply carries nothing */
+	raw_frame(CKPT_MSG_OPEN | CKPT_MSG_REPLY, 8, 0);
+	buf[12] = 0xfe; /* status -2 */
+	buf[13] = buf[14] = buf[15] = 0xff;
+	assert_int_equal(ckpt_proto_frame_len(buf, CKPT_ACCEPT_REPLY, NULL), -EINVAL);
+}
+
+/* A server that describes slots or a ring the store would not lay out is not believed. */
+static void test_decode_refuses_region_geometry_the_store_would_not_lay_out(void **state)
+{
+	struct ckpt_msg in = {.type = CKPT_MSG_OPEN | CKPT_MSG_REPLY}, out;
+	struct pmu_region_info good = sample_region();
+	int n;
+
+	(void)state;
+	in.u.opened.info = good;
+	assert_int_equal(round_trip(&in, &out), CKPT_PROTO_HDR_LEN + 232);
+	in.u.opened.info.nslots += 2;
+	n = ckpt_proto_encode(&in, buf, sizeof(buf));
+	assert_int_equal(ckpt_proto_decode(buf, (size_t)n, ANY, &out, NULL, 0), -EINVAL);
+	in.u.opened.info = good;
+	in.u.opened.info.ring_off -= 4096;
+	n = ckpt_proto_encode(&in, buf, sizeof(buf));
+	assert_int_equal(ckpt_proto_decode(buf, (size_t)n, ANY, &out, NULL, 0), -EINVAL);
+	in.u.opened.info = good;
+	in.u.opened.info.slot_size = 8;
+	n = ckpt_proto_encode(&in, buf, sizeof(buf));
+	assert_int_equal(ckpt_proto_decode(buf, (size_t)n, ANY, &out, NULL, 0), -EINVAL);
+	/* a ring span longer than the ring */
+	in.type = CKPT_MSG_STAT | CKPT_MSG_REPLY;
+	memset(&in.u, 0, sizeof(in.u));
+	in.u.stat.r = good;
+	in.u.stat.ring_tail = 4096;
+	in.u.stat.ring_head = 4096 + good.ring_size;
+	assert_int_equal(round_trip(&in, &out), CKPT_PROTO_HDR_LEN + CKPT_PROTO_INFO_LEN);
+	in.u.stat.ring_head++;
+	n = ckpt_proto_encode(&in, buf, sizeof(buf));
+	assert_int_equal(ckpt_proto_decode(buf, (size_t)n, ANY, &out, NULL, 0), -EINVAL);
 }
 
 static void test_auth_macs_bind_nonces_tenant_and_direction(void **state)
@@ -480,14 +630,16 @@ static void test_stream_helpers_move_frames_and_report_peer_close(void **state)
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	in.u.persist.len = 64;
 	assert_int_equal(ckpt_proto_send_msg(sv[0], &in, 1000), 0);
-	assert_int_equal(ckpt_proto_recv_msg(sv[1], buf, &out, 1000), 0);
+	assert_int_equal(ckpt_proto_recv_msg(sv[1], buf, CKPT_ACCEPT_REQUEST, &out, 1000), 0);
 	assert_int_equal(out.type, CKPT_MSG_PERSIST);
 	assert_true(out.u.persist.len == 64);
-	assert_int_equal(ckpt_proto_recv_msg(sv[1], buf, &out, 20), -ETIMEDOUT);
+	assert_int_equal(ckpt_proto_recv_msg(sv[1], buf, CKPT_ACCEPT_REQUEST, &out, 20),
+			 -ETIMEDOUT);
 	/* half a header, then the peer goes away */
 	assert_int_equal(write(sv[0], "\x08\x00", 2), 2);
 	close(sv[0]);
-	assert_int_equal(ckpt_proto_recv_msg(sv[1], buf, &out, 1000), -ECONNRESET);
+	assert_int_equal(ckpt_proto_recv_msg(sv[1], buf, CKPT_ACCEPT_REQUEST, &out, 1000),
+			 -ECONNRESET);
 	close(sv[1]);
 }
 
@@ -537,6 +689,10 @@ int main(void)
 		cmocka_unit_test(test_decode_refuses_malformed_frames),
 		cmocka_unit_test(test_decode_survives_random_bytes),
 		cmocka_unit_test(test_decode_accepts_only_canonical_frames),
+		cmocka_unit_test(test_decode_writes_only_into_storage_passed_for_it),
+		cmocka_unit_test(test_receivers_refuse_types_out_of_place),
+		cmocka_unit_test(test_header_refuses_a_body_longer_than_its_type_holds),
+		cmocka_unit_test(test_decode_refuses_region_geometry_the_store_would_not_lay_out),
 		cmocka_unit_test(test_auth_macs_bind_nonces_tenant_and_direction),
 		cmocka_unit_test(test_stream_helpers_move_frames_and_report_peer_close),
 		cmocka_unit_test(test_target_addresses_parse_strictly),

@@ -4,7 +4,8 @@
 # unknown tenant (EACCES), a wrong remote key over tcp (the write neither lands nor counts
 # as durable), unknown region (ENOENT), another tenant's region (EACCES, hidden from LIST),
 # PERSIST out of bounds (EINVAL), DELETE of a region open elsewhere (EBUSY), garbage on the
-# control socket, and a client that connects and says nothing. Leases are the owner's and
+# control socket, messages out of place before and after authentication (the server hangs
+# up), and a client that connects and says nothing. Leases are the owner's and
 # expire; a verbs client on a machine without RDMA fails with ENODATA.
 source "$(dirname "$0")/ofi_lib.sh"
 
@@ -36,7 +37,8 @@ wait_for 10 log_has "$T/srv.log" "auth refused for tenant alice from 127.0.0.1" 
   fail "wrong secret not logged"
 probe mallory "$T/wrong" refused
 wait_for 10 log_has "$T/srv.log" "auth refused for tenant mallory" || fail "unknown tenant not logged"
-wait_for 10 log_has "$T/srv.log" "a malformed message instead of a well-formed HELLO" || fail "garbage not logged"
+wait_for 10 log_has "$T/srv.log" "a malformed message or another type instead of a well-formed HELLO" ||
+  fail "garbage not logged"
 probe alice "$T/secret" wrong-key
 # The wrong-key client died with its region open: the server dropped that registration.
 wait_for 10 log_has "$T/srv.log" "tenant alice from 127.0.0.1:[0-9]* disconnected (1 region handle" ||
@@ -54,6 +56,14 @@ probe alice "$T/secret" lease
 # verbs provider on this machine and says so (ENODATA), without hanging.
 HF_TENANT=alice HF_SECRET_FILE="$T/secret" "$PROBE" "ofi+verbs://127.0.0.1:$port" no-provider ||
   fail "verbs client did not fail cleanly"
+
+# Messages out of place, before and after authenticating (a LIST reply where a HELLO
+# belongs crashed the server once): each connection is hung up on, the server lives on.
+python3 "$SRC/test/integration/hostile_client.py" "$port" "$T/secret" alice >"$T/hostile.log" 2>&1 ||
+  fail "ckptsrv did not hang up on a message out of place: $(cat "$T/hostile.log")"
+gone "$SRV_PID" && fail "server died of a message out of place"
+wait_for 10 log_has "$T/srv.log" "auth from 127.0.0.1:[0-9]*: a malformed message or another type" ||
+  fail "a message out of place before authentication was not logged"
 
 # After all that, with the silent client still connected, a good client works end to end.
 HF_TENANT=bob HF_SECRET_FILE="$T/secret" "$LOAD" write "$U" bob-after 2000 2 >"$T/after.acks" \
