@@ -181,6 +181,9 @@ int fw_config_set(struct fw_config *c, const char *line, const char *where, char
 			return fail(err, errlen, where, "ckpt-tenant: at most %zu characters",
 				    sizeof(c->ckpt_tenant) - 1);
 		snprintf(c->ckpt_tenant, sizeof(c->ckpt_tenant), "%s", w[1]);
+	} else if (strcmp(w[0], "ckpt-allow-shm") == 0) {
+		if (parse_bool_word(w[1], "yes", "no", &c->ckpt_allow_shm))
+			return fail(err, errlen, where, "ckpt-allow-shm: yes or no");
 	} else if (strcmp(w[0], "ckpt-size") == 0) {
 		if (ckpt_parse_size(w[1], &c->ckpt_size) != 0 || c->ckpt_size < (1u << 20))
 			return fail(err, errlen, where, "ckpt-size: bytes (k/M/G), at least 1M");
@@ -309,6 +312,16 @@ int fw_config_check(const struct fw_config *c, char *err, size_t errlen)
 {
 	if (c->npairs == 0)
 		return fail(err, errlen, "config", "no port pair");
+	/*
+	 * libfabric's shm provider checks no remote keys: any local process could write the
+	 * regions. That is the operator's call, made in the config, never implied by a target
+	 * (nor by a group member).
+	 */
+	if (strstr(c->ckpt_target, "ofi+shm://") != NULL && !c->ckpt_allow_shm)
+		return fail(err, errlen, "config",
+			    "ckpt %.64s: shm checks no remote keys (any local process could "
+			    "write the checkpoints); 'ckpt-allow-shm yes' accepts that",
+			    c->ckpt_target);
 	for (unsigned int i = 0; i < c->npairs; i++)
 		for (unsigned int j = 0; j < c->npairs; j++)
 			for (int a = 0; a < 2; a++)

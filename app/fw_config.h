@@ -51,6 +51,7 @@ struct fw_config {
 	uint64_t ckpt_size;	    /**< size of a store created on first start (0: computed) */
 	char ckpt_secret_file[256]; /**< remote targets: "tenant secret" lines */
 	char ckpt_tenant[64];	    /**< the tenant this firewall is at the server */
+	bool ckpt_allow_shm;	    /**< the operator accepts ofi+shm:// (no remote key checks) */
 	struct fw_ruleset rules;
 };
 

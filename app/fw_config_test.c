@@ -126,6 +126,38 @@ static void test_config_errors_name_line_and_reason(void **state)
 	expect_error("rule allow all\n", ":1: rule: unknown action");
 	expect_error("rules iptables:foo\n", ":1: rules: expected nft:TABLE");
 	expect_error("rules nft:fw\nrule accept\n", "not both");
+	expect_error("ckpt-allow-shm maybe\n", ":1: ckpt-allow-shm: yes or no");
+}
+
+/*
+ * shm is the operator's choice, in the config: a target (or a group member) on ofi+shm://
+ * is refused without 'ckpt-allow-shm yes', and taken with it. holdfast used to grant it by
+ * itself whenever the target started with ofi+shm://.
+ */
+static void test_config_shm_target_needs_the_operators_consent(void **state)
+{
+	struct fw_config c;
+	char err[256] = "";
+
+	(void)state;
+	expect_error("ckpt ofi+shm://fw\n", "'ckpt-allow-shm yes' accepts that");
+	expect_error("ckpt group:mirror=ofi+tcp://127.0.0.1:7411,ofi+shm://m2\n",
+		     "shm checks no remote keys");
+	expect_error("ckpt ofi+shm://fw\nckpt-allow-shm no\n", "ckpt-allow-shm yes");
+	fw_config_defaults(&c);
+	write_file("ckpt group:mirror=ofi+tcp://127.0.0.1:7411,ofi+shm://m2\nckpt-allow-shm yes\n");
+	assert_int_equal(fw_config_load(&c, path, err, sizeof(err)), 0);
+	assert_int_equal(fw_config_check(&c, err, sizeof(err)), 0);
+	assert_true(c.ckpt_allow_shm);
+	fw_config_release(&c);
+	unlink(path);
+	fw_config_defaults(&c);
+	assert_false(c.ckpt_allow_shm);
+	write_file("ckpt ofi+tcp://127.0.0.1:7411\n");
+	assert_int_equal(fw_config_load(&c, path, err, sizeof(err)), 0);
+	assert_int_equal(fw_config_check(&c, err, sizeof(err)), 0);
+	fw_config_release(&c);
+	unlink(path);
 }
 
 static void test_config_missing_file_is_reported(void **state)
@@ -164,6 +196,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_config_reads_every_setting),
 		cmocka_unit_test(test_config_errors_name_line_and_reason),
+		cmocka_unit_test(test_config_shm_target_needs_the_operators_consent),
 		cmocka_unit_test(test_config_missing_file_is_reported),
 		cmocka_unit_test(test_config_example_file_loads),
 	};

@@ -291,7 +291,7 @@ static int ckpt_conf_build(const struct fw_config *conf)
 		.log_size = conf->ckpt_log_size,
 		.tenant = conf->ckpt_tenant,
 		.secret = ckpt_secret,
-		.allow_shm = strncmp(conf->ckpt_target, "ofi+shm://", 10) == 0,
+		.allow_shm = conf->ckpt_allow_shm,
 	};
 	if (ckpt_conf.store_size == 0)
 		ckpt_conf.store_size = nworkers * (pairs * 2 * slot + (4u << 20) +

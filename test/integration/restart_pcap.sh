@@ -107,6 +107,7 @@ pair 0 1 inside 0
 max-conns 4096
 ckpt $target
 ckpt-secret-file $T/secret
+ckpt-allow-shm $([ "$mode" = shm ] && echo yes || echo no)
 lease-ms $lease
 rule accept from inside proto tcp dport 80
 rule accept from inside proto tcp dport 21
