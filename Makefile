@@ -4,7 +4,7 @@ BUILD ?= build
 SAN_BUILD ?= build-san
 MESON_OPTS ?=
 
-.PHONY: all deps build build-san demo test bench clean format
+.PHONY: all deps build build-san demo test bench fuzz clean format
 
 all: build
 
@@ -27,18 +27,26 @@ build-san: deps $(SAN_BUILD)/build.ninja
 demo: build
 	@scripts/demo.sh $(BUILD)
 
-# Everything under the release build, then the unit suite again under ASan+UBSan; the last
-# line is meson's summaries added up.
+# Everything under the release build, then the unit suite and the integration tests that
+# face hostile peers (suite security) again under ASan+UBSan; the last line is meson's
+# summaries added up.
 test: build build-san
 	@rc=0; \
 	meson test -C $(BUILD) --print-errorlogs --num-processes 2 || rc=1; \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-		meson test -C $(SAN_BUILD) --suite unit --print-errorlogs --num-processes 2 || rc=1; \
+		meson test -C $(SAN_BUILD) --suite unit --suite security --print-errorlogs \
+		--num-processes 2 || rc=1; \
 	scripts/test-summary.sh $(BUILD)/meson-logs/testlog.json $(SAN_BUILD)/meson-logs/testlog.json || rc=1; \
 	exit $$rc
 
 bench: build
 	@scripts/bench.sh $(BUILD)
+
+# Every libFuzzer target for SECONDS each (make test runs them for 20 s): seeds from
+# test/fuzz/corpus, what they find kept in $(BUILD)/fuzz.
+SECONDS ?= 600
+fuzz: build
+	@BUILD=$(abspath $(BUILD)) SRC=$(CURDIR) FUZZ_SECONDS=$(SECONDS) test/integration/fuzz.sh
 
 format:
 	@git ls-files '*.c' '*.h' | xargs clang-format -i
