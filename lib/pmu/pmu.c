@@ -162,9 +162,15 @@ static int valid_name(const char *n)
 	return 1;
 }
 
-static uint64_t align_up(uint64_t v, uint64_t a)
+/* @p v rounded up to a multiple of @p a; -EINVAL when that does not fit in 64 bits. */
+static int align_up(uint64_t v, uint64_t a, uint64_t *out)
 {
-	return (v + a - 1) / a * a;
+	uint64_t sum;
+
+	if (__builtin_add_overflow(v, a - 1, &sum))
+		return -EINVAL;
+	*out = sum / a * a;
+	return 0;
 }
 
 int pmu_region_layout(const struct pmu_region_params *p, struct pmu_region_info *out)
@@ -174,21 +180,23 @@ int pmu_region_layout(const struct pmu_region_params *p, struct pmu_region_info 
 
 	if (p == NULL || !valid_name(p->name) || !valid_name(p->owner))
 		return -EINVAL;
-	if (p->size == 0 || p->size > (1ull << 48))
+	if (p->size == 0 || p->size > (1ull << 48) || align_up(p->size, PMU_ALIGN, &size) != 0)
 		return -EINVAL;
-	size = align_up(p->size, PMU_ALIGN);
 	memset(&r, 0, sizeof(r));
 	r.mode = p->mode;
 	r.size = size;
 	switch (p->mode) {
 	case PMU_MODE_OVERWRITE: {
-		uint64_t ring = align_up(p->ring_size, PMU_ALIGN);
 		uint32_t slot = p->slot_size ? p->slot_size : PMU_SLOT_SIZE_DEFAULT;
+		uint64_t ring, need;
 
 		if (slot % CKPT_REC_ALIGN != 0 || slot < ckpt_rec_size(0) ||
 		    slot > CKPT_REC_MAX_LEN)
 			return -EINVAL;
-		if (size < PMU_REGION_HDR + ring + 2ull * slot)
+		/* Checked sums: a ring size near 2^64 once wrapped to a ring past the region. */
+		if (align_up(p->ring_size, PMU_ALIGN, &ring) != 0 ||
+		    __builtin_add_overflow(PMU_REGION_HDR + 2ull * slot, ring, &need) ||
+		    size < need)
 			return -EINVAL;
 		r.slot_size = slot;
 		r.nslots = ((size - PMU_REGION_HDR - ring) / slot) & ~1ull;
@@ -343,7 +351,10 @@ struct pmu_store *pmu_store_open(const char *path, uint64_t size, int flags)
 			err = EINVAL;
 			goto err_free;
 		}
-		size = align_up(size, PMU_ALIGN);
+		if (align_up(size, PMU_ALIGN, &size) != 0) {
+			err = EINVAL;
+			goto err_free;
+		}
 		s->base = pmem_map_file(path, size, PMEM_FILE_CREATE | PMEM_FILE_EXCL, 0600,
 					&s->len, &s->is_pmem);
 		created = s->base != NULL;

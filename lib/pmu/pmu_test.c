@@ -250,6 +250,49 @@ static void test_region_create_validates_name_owner_mode_size(void **state)
 	pmu_store_close(&s);
 }
 
+/*
+ * A ring size near 2^64 once wrapped the layout's sums: the region was accepted with its
+ * ring past its own end, its entry then failed the open-time check, its extent counted as
+ * free, and the next tenant's region was placed on the same bytes. Every such size is
+ * refused, and no two regions ever share a byte.
+ */
+static void test_wrapping_ring_size_is_refused_and_never_shares_bytes(void **state)
+{
+	struct fixture *f = *state;
+	struct pmu_region_params evil = {.name = "evil",
+					 .owner = "mallory",
+					 .mode = PMU_MODE_OVERWRITE,
+					 .size = 65536,
+					 .ring_size = UINT64_MAX - 8000};
+	struct pmu_region_params good = {
+		.name = "state", .owner = "alice", .mode = PMU_MODE_OVERWRITE, .size = 65536};
+	static const uint64_t wrapping[] = {UINT64_MAX - 8190, UINT64_MAX - 8000, UINT64_MAX - 4095,
+					    UINT64_MAX};
+	struct pmu_region_info e = {0}, g, out;
+	struct pmu_store *s = create_store(f, STORE_SIZE);
+	int rc;
+
+	rc = pmu_region_create(s, &evil, &e);
+	assert_int_equal(pmu_region_create(s, &good, &g), 0);
+	if (rc == 0) /* say what the acceptance did before saying it was wrong */
+		assert_true(e.offset + e.size <= g.offset || g.offset + g.size <= e.offset);
+	assert_int_equal(rc, -EINVAL);
+	for (size_t i = 0; i < sizeof(wrapping) / sizeof(wrapping[0]); i++) {
+		evil.ring_size = wrapping[i];
+		assert_int_equal(pmu_region_layout(&evil, &out), -EINVAL);
+		assert_int_equal(pmu_region_create(s, &evil, NULL), -EINVAL);
+	}
+	/* The largest ring that leaves room for one slot pair still works. */
+	evil.ring_size = 65536 - PMU_REGION_HDR - 2 * PMU_SLOT_SIZE_DEFAULT;
+	assert_int_equal(pmu_region_layout(&evil, &out), -EINVAL); /* aligned up: no room */
+	evil.ring_size = 65536 - PMU_REGION_HDR - PMU_ALIGN;
+	assert_int_equal(pmu_region_create(s, &evil, &e), 0);
+	assert_true(e.ring_off + e.ring_size == e.size);
+	assert_true(PMU_REGION_HDR + e.nslots * e.slot_size <= e.ring_off);
+	assert_true(e.offset + e.size <= g.offset || g.offset + g.size <= e.offset);
+	pmu_store_close(&s);
+}
+
 static void test_region_table_full_is_enospc(void **state)
 {
 	struct fixture *f = *state;
@@ -1110,6 +1153,7 @@ int main(void)
 		T(test_store_create_open_reopen_keeps_regions),
 		T(test_store_open_rejects_missing_small_and_foreign_files),
 		T(test_region_create_validates_name_owner_mode_size),
+		T(test_wrapping_ring_size_is_refused_and_never_shares_bytes),
 		T(test_region_table_full_is_enospc),
 		T(test_region_list_in_table_order),
 		T(test_region_delete_frees_space_for_reuse),
