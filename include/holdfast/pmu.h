@@ -79,15 +79,49 @@ struct pmu_store;
 
 /**
  * Map the store at @p path. With PMU_CREATE and a missing file, create and format one of
- * @p size bytes. An existing file is checked (magic, version, size, superblock CRC, every
- * table entry); entries whose commit word does not check are ignored and logged.
+ * @p size bytes. An existing file is checked as pmu_store_check() does and refused, with
+ * every fault logged, unless it has none: a superblock of this build that describes this
+ * file, and a table whose every nonzero commit word vouches for its entry, whose every live
+ * entry passes pmu_region_check(), and whose live entries share no byte and no name.
  *
  * @return the store, or NULL with errno set:
- *   EINVAL  size too small or not a valid store (wrong magic, version or CRC),
+ *   EINVAL  size too small, not a store, or a store with a fault (each one logged),
  *   ENOENT  file missing and PMU_CREATE not given,
  *   any errno from open(2), libpmem's pmem_map_file or flock(2).
  */
 struct pmu_store *pmu_store_open(const char *path, uint64_t size, int flags);
+
+/** What pmu_store_check() finds wrong with a store. */
+enum pmu_fault_kind {
+	PMU_FAULT_FILE = 1,  /**< too small, or not a store (magic, version, CRC, size, layout) */
+	PMU_FAULT_BLANK,     /**< the superblock is all zero: never formatted, or wiped */
+	PMU_FAULT_COMMIT,    /**< a nonzero commit word does not vouch for its entry's body */
+	PMU_FAULT_GEOMETRY,  /**< a live entry that pmu_region_check() refuses */
+	PMU_FAULT_OVERLAP,   /**< two live entries share bytes */
+	PMU_FAULT_DUPLICATE, /**< two live entries hold one name */
+};
+
+/** One fault, as pmu_store_check() hands it over. */
+struct pmu_fault {
+	enum pmu_fault_kind kind;
+	int entry;	 /**< table entry, or -1 for the file and its superblock */
+	int other;	 /**< the other entry of an overlap or a duplicate, else -1 */
+	const char *msg; /**< one line: what is wrong and where (entry, name, owner, offsets) */
+};
+
+/** Receives each fault; @p f and its message live only during the call. */
+typedef void (*pmu_fault_fn)(const struct pmu_fault *f, void *arg);
+
+/**
+ * Inspect the store at @p path without opening it for use: map it read-only under a shared
+ * flock(2) (table writers hold it exclusively) and hand @p fn (optional) every fault
+ * pmu_store_open() would refuse it for. A store with a bad superblock has its table left
+ * unread.
+ *
+ * @return the number of faults (0: pmu_store_open() accepts it), or -errno from open(2),
+ *   fstat(2), flock(2), mmap(2) or libpmem's pmem_map_file (device DAX).
+ */
+int pmu_store_check(const char *path, pmu_fault_fn fn, void *arg);
 
 /** Unmap and free; sets *@p sp to NULL. NULL or *sp NULL is a no-op. */
 void pmu_store_close(struct pmu_store **sp);
@@ -159,6 +193,17 @@ void pmu_memcpy_persist(const struct pmu_store *s, void *dst, const void *src, s
  * @return 0 or -EINVAL.
  */
 int pmu_region_layout(const struct pmu_region_params *p, struct pmu_region_info *out);
+
+/**
+ * Check that @p r is a region pmu_region_layout() makes: a valid name and owner, a known
+ * mode, and a geometry (slot_size, nslots, ring_off, ring_size) equal to the layout of its
+ * own (mode, size, slot_size, ring_size). With @p store_size nonzero, also that its bytes
+ * lie aligned inside the data area of a store of that size. The store checks every table
+ * entry with this when it opens, and every new entry before committing it.
+ *
+ * @return 0, or -EINVAL with @p why (optional, @p len bytes) saying what is wrong.
+ */
+int pmu_region_check(const struct pmu_region_info *r, uint64_t store_size, char *why, size_t len);
 
 /** Called by pmu_ring_walk() for each valid record; nonzero stops the walk. */
 typedef int (*pmu_rec_fn)(const struct ckpt_rec *rec, uint64_t pos, void *arg);

@@ -8,11 +8,14 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -22,49 +25,9 @@
 
 #include "holdfast/pmu.h"
 #include "hf_log.h"
+#include "pmu_media.h"
 
-/* Media structures are mapped directly; the store is defined little-endian. */
-_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the PMU layout is little-endian");
-
-#define SB_MAGIC      0x313030554d504648ull /* "HFPMU001" */
-#define SB_VERSION    1
-#define ENTRY_LIVE    0x4556494cu /* "LIVE" */
-#define TABLE_OFF     4096
-#define ENTRY_SIZE    256
-#define DATA_OFF      (TABLE_OFF + PMU_MAX_REGIONS * ENTRY_SIZE)
 #define LOG_COMPONENT "pmu"
-
-struct pmu_sb {
-	uint64_t magic; /* written last: a store without it was never formatted */
-	uint32_t version;
-	uint32_t nentries;
-	uint64_t size;
-	uint64_t table_off;
-	uint64_t data_off;
-	uint8_t uuid[16];
-	uint32_t crc; /* over the bytes between magic and it */
-	uint32_t pad;
-};
-_Static_assert(sizeof(struct pmu_sb) == 64, "superblock layout");
-
-struct pmu_entry {
-	uint64_t commit;   /* 0: free; ENTRY_LIVE | crc(body) << 32: live */
-	uint64_t lease_ns; /* mutable, outside the CRC */
-	char name[PMU_NAME_MAX];
-	char owner[PMU_NAME_MAX];
-	uint32_t mode;
-	uint32_t slot_size;
-	uint64_t offset;
-	uint64_t size;
-	uint64_t nslots;
-	uint64_t ring_off;
-	uint64_t ring_size;
-	uint64_t created_ns;
-	uint8_t reserved[56];
-};
-_Static_assert(sizeof(struct pmu_entry) == ENTRY_SIZE, "table entry layout");
-_Static_assert(DATA_OFF % PMU_ALIGN == 0, "regions start aligned");
-#define ENTRY_BODY_OFF offsetof(struct pmu_entry, name)
 
 struct pmu_store {
 	char *path;
@@ -106,19 +69,7 @@ static struct pmu_sb *sb_of(const struct pmu_store *s)
 
 static struct pmu_entry *entry_at(const struct pmu_store *s, unsigned int i)
 {
-	return (struct pmu_entry *)(s->base + TABLE_OFF + (size_t)i * ENTRY_SIZE);
-}
-
-static uint32_t sb_crc(const struct pmu_sb *sb)
-{
-	/* The magic is the commit word, written after the CRC'd fields: not covered. */
-	return ckpt_crc32c((const uint8_t *)sb + sizeof(sb->magic),
-			   offsetof(struct pmu_sb, crc) - sizeof(sb->magic));
-}
-
-static uint32_t entry_crc(const struct pmu_entry *e)
-{
-	return ckpt_crc32c((const uint8_t *)e + ENTRY_BODY_OFF, ENTRY_SIZE - ENTRY_BODY_OFF);
+	return (struct pmu_entry *)(s->base + PMU_TABLE_OFF + (size_t)i * PMU_ENTRY_SIZE);
 }
 
 static uint64_t load64(const uint64_t *p)
@@ -136,7 +87,7 @@ static int entry_live(const struct pmu_entry *e)
 {
 	uint64_t c = load64(&e->commit);
 
-	return (uint32_t)c == ENTRY_LIVE && (uint32_t)(c >> 32) == entry_crc(e);
+	return c != 0 && c == pmu_entry_commit_word(e);
 }
 
 uint64_t pmu_now_ns(void)
@@ -221,10 +172,8 @@ int pmu_region_layout(const struct pmu_region_params *p, struct pmu_region_info 
 	return 0;
 }
 
-static void entry_to_info(const struct pmu_store *s, unsigned int i, struct pmu_region_info *out)
+static void entry_info(const struct pmu_entry *e, unsigned int i, struct pmu_region_info *out)
 {
-	const struct pmu_entry *e = entry_at(s, i);
-
 	memset(out, 0, sizeof(*out));
 	memcpy(out->name, e->name, PMU_NAME_MAX);
 	out->name[PMU_NAME_MAX - 1] = '\0';
@@ -242,19 +191,94 @@ static void entry_to_info(const struct pmu_store *s, unsigned int i, struct pmu_
 	out->lease_ns = load64(&e->lease_ns);
 }
 
-/* An entry that checks must also describe a region inside the data area. */
-static int entry_sane(const struct pmu_store *s, const struct pmu_entry *e)
+int pmu_region_check(const struct pmu_region_info *r, uint64_t store_size, char *why, size_t len)
 {
-	const struct pmu_sb *sb = sb_of(s);
+	struct pmu_region_params p;
+	struct pmu_region_info want;
+	char none[1];
 
-	if (e->offset < sb->data_off || e->offset % PMU_ALIGN || e->size % PMU_ALIGN ||
-	    e->size > sb->size || e->offset > sb->size - e->size)
-		return 0;
-	if (e->ring_off > e->size || e->ring_size > e->size - e->ring_off)
-		return 0;
-	if (e->mode == PMU_MODE_OVERWRITE)
-		return e->slot_size && PMU_REGION_HDR + e->nslots * e->slot_size <= e->ring_off;
-	return e->mode == PMU_MODE_APPEND;
+	if (why == NULL || len == 0) {
+		why = none;
+		len = sizeof(none);
+	}
+	if (r == NULL) {
+		snprintf(why, len, "no region");
+		return -EINVAL;
+	}
+	if (!valid_name(r->name) || !valid_name(r->owner)) {
+		snprintf(why, len, "name or owner is not 1..%d printable characters without '/'",
+			 PMU_NAME_MAX - 1);
+		return -EINVAL;
+	}
+	if (r->mode != PMU_MODE_OVERWRITE && r->mode != PMU_MODE_APPEND) {
+		snprintf(why, len, "mode %u is neither overwrite (1) nor append (2)",
+			 (unsigned int)r->mode);
+		return -EINVAL;
+	}
+	/* The layout of its own parameters, compared field by field: the strongest check. */
+	p = (struct pmu_region_params){
+		.name = r->name,
+		.owner = r->owner,
+		.mode = r->mode,
+		.size = r->size,
+		.slot_size = r->slot_size,
+		.ring_size = r->ring_size,
+	};
+	if (r->size % PMU_ALIGN != 0 || (r->mode == PMU_MODE_OVERWRITE && r->slot_size == 0) ||
+	    pmu_region_layout(&p, &want) != 0) {
+		snprintf(why, len,
+			 "size %" PRIu64 ", slot size %" PRIu32 ", ring size %" PRIu64
+			 " make no layout",
+			 r->size, r->slot_size, r->ring_size);
+		return -EINVAL;
+	}
+	if (want.slot_size != r->slot_size || want.nslots != r->nslots ||
+	    want.ring_off != r->ring_off || want.ring_size != r->ring_size) {
+		snprintf(why, len,
+			 "geometry (%" PRIu64 " slots of %" PRIu32 ", ring at %" PRIu64
+			 " of %" PRIu64 ") is not the layout of its size (%" PRIu64
+			 " slots of %" PRIu32 ", ring at %" PRIu64 " of %" PRIu64 ")",
+			 r->nslots, r->slot_size, r->ring_off, r->ring_size, want.nslots,
+			 want.slot_size, want.ring_off, want.ring_size);
+		return -EINVAL;
+	}
+	if (store_size != 0 && (r->offset % PMU_ALIGN != 0 || r->offset < PMU_DATA_OFF ||
+				r->offset > store_size || r->size > store_size - r->offset)) {
+		snprintf(why, len,
+			 "%" PRIu64 " bytes at %" PRIu64
+			 " do not lie aligned in the data area [%u, %" PRIu64 ")",
+			 r->size, r->offset, PMU_DATA_OFF, store_size);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* The one validation of a table entry: at open, and on a new entry before its commit. */
+static int entry_check(const struct pmu_entry *e, uint64_t store_size, char *why, size_t len)
+{
+	struct pmu_region_info r;
+
+	if (memchr(e->name, '\0', PMU_NAME_MAX) == NULL ||
+	    memchr(e->owner, '\0', PMU_NAME_MAX) == NULL) {
+		snprintf(why, len, "name or owner is not NUL-terminated");
+		return -EINVAL;
+	}
+	entry_info(e, 0, &r);
+	return pmu_region_check(&r, store_size, why, len);
+}
+
+/* A live entry a reader may use: its commit word checks and so does its geometry. */
+static int entry_usable(const struct pmu_store *s, const struct pmu_entry *e)
+{
+	char why[8];
+
+	return entry_live(e) && entry_check(e, s->len, why, sizeof(why)) == 0;
+}
+
+/* Two live entries that must not both exist: one name in one namespace. */
+static int same_name(const struct pmu_entry *a, const struct pmu_entry *b)
+{
+	return strncmp(a->name, b->name, PMU_NAME_MAX) == 0;
 }
 
 static int find_live(const struct pmu_store *s, const char *name)
@@ -272,54 +296,252 @@ static void format(struct pmu_store *s, uint64_t size)
 {
 	struct pmu_sb *sb = sb_of(s);
 
-	s->memset_persist(s->base + TABLE_OFF, 0, (size_t)PMU_MAX_REGIONS * ENTRY_SIZE);
-	sb->version = SB_VERSION;
+	s->memset_persist(s->base + PMU_TABLE_OFF, 0, (size_t)PMU_MAX_REGIONS * PMU_ENTRY_SIZE);
+	sb->version = PMU_SB_VERSION;
 	sb->nentries = PMU_MAX_REGIONS;
 	sb->size = size;
-	sb->table_off = TABLE_OFF;
-	sb->data_off = DATA_OFF;
+	sb->table_off = PMU_TABLE_OFF;
+	sb->data_off = PMU_DATA_OFF;
 	if (getrandom(sb->uuid, sizeof(sb->uuid), 0) != sizeof(sb->uuid))
 		memset(sb->uuid, 0, sizeof(sb->uuid)); /* an identifier, not a secret */
-	sb->crc = sb_crc(sb);
+	sb->crc = pmu_sb_crc(sb);
 	s->persist(sb, sizeof(*sb));
-	store64(&sb->magic, SB_MAGIC);
+	store64(&sb->magic, PMU_SB_MAGIC);
 	s->persist(&sb->magic, sizeof(sb->magic));
 }
 
-static int check_sb(const struct pmu_store *s)
+static int sb_blank(const uint8_t *base)
 {
-	const struct pmu_sb *sb = sb_of(s);
-
-	if (sb->magic != SB_MAGIC || sb->version != SB_VERSION || sb->crc != sb_crc(sb) ||
-	    sb->nentries != PMU_MAX_REGIONS || sb->table_off != TABLE_OFF ||
-	    sb->data_off != DATA_OFF || sb->size != s->len)
-		return -EINVAL;
-	return 0;
-}
-
-static int sb_blank(const struct pmu_store *s)
-{
-	const uint8_t *p = s->base;
-
 	for (size_t i = 0; i < sizeof(struct pmu_sb); i++)
-		if (p[i] != 0)
+		if (base[i] != 0)
 			return 0;
 	return 1;
 }
 
-static void log_bad_entries(const struct pmu_store *s)
-{
-	for (unsigned int i = 0; i < PMU_MAX_REGIONS; i++) {
-		const struct pmu_entry *e = entry_at(s, i);
+/* A store image under inspection; every fault found goes to fn. */
+struct checker {
+	const uint8_t *base;
+	uint64_t len;
+	pmu_fault_fn fn;
+	void *arg;
+	int faults;
+};
 
-		if (load64(&e->commit) != 0 && !entry_live(e))
-			ckpt_log(CKPT_LOG_WARNING, LOG_COMPONENT,
-				 "%s: table entry %u does not check, treated as free", s->path, i);
-		else if (entry_live(e) && !entry_sane(s, e))
-			ckpt_log(CKPT_LOG_WARNING, LOG_COMPONENT,
-				 "%s: table entry %u (%.63s) lies outside the data area, ignored",
-				 s->path, i, e->name);
+__attribute__((format(printf, 5, 6))) static void
+report(struct checker *c, enum pmu_fault_kind kind, int entry, int other, const char *fmt, ...)
+{
+	struct pmu_fault f = {.kind = kind, .entry = entry, .other = other};
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	f.msg = msg;
+	c->faults++;
+	if (c->fn != NULL)
+		c->fn(&f, c->arg);
+}
+
+/* A name from the media, fit to print whatever its bytes are. */
+static const char *shown(const char *name, char out[PMU_NAME_MAX])
+{
+	size_t i;
+
+	for (i = 0; i < PMU_NAME_MAX - 1 && name[i] != '\0'; i++)
+		out[i] = name[i] > ' ' && name[i] <= '~' ? name[i] : '?';
+	out[i] = '\0';
+	return out;
+}
+
+/* @return 0 when the superblock is this build's and describes this file. */
+static int check_superblock(struct checker *c)
+{
+	const struct pmu_sb *sb = (const struct pmu_sb *)c->base;
+	char magic[9];
+
+	if (c->len < PMU_MIN_FILE_SIZE) {
+		report(c, PMU_FAULT_FILE, -1, -1,
+		       "%" PRIu64 " bytes is too small for a store (at least %u)", c->len,
+		       PMU_MIN_FILE_SIZE);
+		return -1;
 	}
+	if (sb_blank(c->base)) {
+		report(c, PMU_FAULT_BLANK, -1, -1,
+		       "superblock is zeroed (never formatted, or wiped); refusing; `ckptsrv "
+		       "--format` makes it a new, empty store");
+		return -1;
+	}
+	if (sb->magic != PMU_SB_MAGIC) {
+		for (size_t i = 0; i < 8; i++) {
+			char ch = (char)(sb->magic >> (8 * i));
+
+			magic[i] = ch > ' ' && ch <= '~' ? ch : '.';
+		}
+		magic[8] = '\0';
+		report(c, PMU_FAULT_FILE, -1, -1,
+		       "not a holdfast store: magic %#018" PRIx64 " (\"%s\"), expected %#018llx "
+		       "(\"HFPMU001\")",
+		       sb->magic, magic, PMU_SB_MAGIC);
+		return -1;
+	}
+	if (sb->version != PMU_SB_VERSION) {
+		report(c, PMU_FAULT_FILE, -1, -1,
+		       "store format version %" PRIu32 ", this build reads version %d", sb->version,
+		       PMU_SB_VERSION);
+		return -1;
+	}
+	if (sb->crc != pmu_sb_crc(sb))
+		report(c, PMU_FAULT_FILE, -1, -1,
+		       "superblock CRC %#010" PRIx32 " does not match its contents (%#010" PRIx32
+		       ")",
+		       sb->crc, pmu_sb_crc(sb));
+	if (sb->size != c->len)
+		report(c, PMU_FAULT_FILE, -1, -1,
+		       "superblock says %" PRIu64 " bytes, the file has %" PRIu64
+		       " (truncated, extended, or another store's superblock)",
+		       sb->size, c->len);
+	if (sb->nentries != PMU_MAX_REGIONS || sb->table_off != PMU_TABLE_OFF ||
+	    sb->data_off != PMU_DATA_OFF)
+		report(c, PMU_FAULT_FILE, -1, -1,
+		       "superblock layout (%" PRIu32 " entries, table at %" PRIu64
+		       ", data at %" PRIu64 ") is not this build's (%d, %d, %d)",
+		       sb->nentries, sb->table_off, sb->data_off, PMU_MAX_REGIONS, PMU_TABLE_OFF,
+		       PMU_DATA_OFF);
+	return c->faults == 0 ? 0 : -1;
+}
+
+static void check_table(struct checker *c)
+{
+	const struct pmu_entry *tab = (const struct pmu_entry *)(c->base + PMU_TABLE_OFF);
+	unsigned int ok[PMU_MAX_REGIONS], n = 0;
+	char why[256], na[PMU_NAME_MAX], oa[PMU_NAME_MAX], nb[PMU_NAME_MAX], ob[PMU_NAME_MAX];
+
+	for (unsigned int i = 0; i < PMU_MAX_REGIONS; i++) {
+		const struct pmu_entry *e = &tab[i];
+		uint64_t commit = load64(&e->commit);
+
+		if (commit == 0)
+			continue;
+		if (!entry_live(e)) {
+			/* A crash cannot leave this: the word is one aligned 8-byte store. */
+			report(c, PMU_FAULT_COMMIT, (int)i, -1,
+			       "table entry %u (region %s of %s): commit word %#018" PRIx64
+			       " does not vouch for its body (%#018" PRIx64
+			       "); no crash leaves this, the table is damaged",
+			       i, shown(e->name, na), shown(e->owner, oa), commit,
+			       pmu_entry_commit_word(e));
+			continue;
+		}
+		if (entry_check(e, c->len, why, sizeof(why)) != 0) {
+			report(c, PMU_FAULT_GEOMETRY, (int)i, -1,
+			       "table entry %u (region %s of %s, %" PRIu64 " bytes at %" PRIu64
+			       "): %s",
+			       i, shown(e->name, na), shown(e->owner, oa), e->size, e->offset, why);
+			continue;
+		}
+		ok[n++] = i;
+	}
+	for (unsigned int x = 0; x < n; x++) {
+		const struct pmu_entry *a = &tab[ok[x]];
+
+		for (unsigned int y = x + 1; y < n; y++) {
+			const struct pmu_entry *b = &tab[ok[y]];
+
+			/* Both checked: each lies inside the file, so no end wraps. */
+			if (a->offset < b->offset + b->size && b->offset < a->offset + a->size)
+				report(c, PMU_FAULT_OVERLAP, (int)ok[x], (int)ok[y],
+				       "table entries %u (region %s of %s, bytes [%" PRIu64
+				       ", %" PRIu64 ")) and %u (region %s of %s, bytes [%" PRIu64
+				       ", %" PRIu64 ")) overlap",
+				       ok[x], shown(a->name, na), shown(a->owner, oa), a->offset,
+				       a->offset + a->size, ok[y], shown(b->name, nb),
+				       shown(b->owner, ob), b->offset, b->offset + b->size);
+			if (same_name(a, b))
+				report(c, PMU_FAULT_DUPLICATE, (int)ok[x], (int)ok[y],
+				       "table entries %u and %u both hold region %s (owners %s and "
+				       "%s)",
+				       ok[x], ok[y], shown(a->name, na), shown(a->owner, oa),
+				       shown(b->owner, ob));
+		}
+	}
+}
+
+/* @return the number of faults of the image. */
+static int check_image(struct checker *c)
+{
+	if (check_superblock(c) == 0)
+		check_table(c);
+	return c->faults;
+}
+
+static void log_fault(const struct pmu_fault *f, void *arg)
+{
+	ckpt_log(CKPT_LOG_ERR, LOG_COMPONENT, "%s: %s", (const char *)arg, f->msg);
+}
+
+int pmu_store_check(const char *path, pmu_fault_fn fn, void *arg)
+{
+	struct checker c = {.fn = fn, .arg = arg};
+	struct stat st;
+	int fd, rc;
+
+	if (path == NULL)
+		return -EINVAL;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	/* Shared: table writers hold it exclusively, so the table is read whole. */
+	if (fstat(fd, &st) != 0 || flock(fd, LOCK_SH) != 0) {
+		rc = -errno;
+		goto out_close;
+	}
+	if (S_ISREG(st.st_mode)) {
+		void *map;
+
+		c.len = (uint64_t)st.st_size;
+		if (c.len < PMU_MIN_FILE_SIZE) {
+			rc = check_image(&c); /* reads nothing of a file that small */
+			goto out_close;
+		}
+		map = mmap(NULL, c.len, PROT_READ, MAP_SHARED, fd, 0);
+		if (map == MAP_FAILED) {
+			rc = -errno;
+			goto out_close;
+		}
+		c.base = map;
+		rc = check_image(&c);
+		munmap(map, c.len);
+	} else {
+		/* Device DAX: only libpmem knows its length; nothing below writes. */
+		size_t len;
+		int is_pmem;
+		void *map = pmem_map_file(path, 0, 0, 0, &len, &is_pmem);
+
+		if (map == NULL) {
+			rc = -errno;
+			goto out_close;
+		}
+		c.base = map;
+		c.len = len;
+		rc = check_image(&c);
+		pmem_unmap(map, len);
+	}
+out_close:
+	close(fd);
+	return rc;
+}
+
+/* The checks of pmu_store_check() on this mapping, each fault logged. @return 0 or EINVAL. */
+static int check_mapped(const struct pmu_store *s)
+{
+	struct checker c = {.base = s->base, .len = s->len, .fn = log_fault, .arg = s->path};
+
+	if (check_image(&c) == 0)
+		return 0;
+	ckpt_log(CKPT_LOG_ERR, LOG_COMPONENT,
+		 "%s: refusing the store: %d fault(s), each logged above", s->path, c.faults);
+	return EINVAL;
 }
 
 struct pmu_store *pmu_store_open(const char *path, uint64_t size, int flags)
@@ -382,28 +604,17 @@ struct pmu_store *pmu_store_open(const char *path, uint64_t size, int flags)
 		err = errno;
 		goto err_unmap;
 	}
-	if (s->len < PMU_MIN_FILE_SIZE) {
-		ckpt_log(CKPT_LOG_ERR, LOG_COMPONENT, "%s: %zu bytes is too small for a store",
-			 path, s->len);
-		err = EINVAL;
-		goto err_close_lock;
-	}
-
 	if (flock(s->lock_fd, LOCK_EX) != 0) {
 		err = errno;
 		goto err_close_lock;
 	}
 	/* A blank superblock is a store whose formatting never finished: nothing committed. */
-	if (sb_blank(s) && (created || (flags & PMU_CREATE)))
+	if (s->len >= PMU_MIN_FILE_SIZE && sb_blank(s->base) && (created || (flags & PMU_CREATE)))
 		format(s, s->len);
-	err = -check_sb(s);
+	err = check_mapped(s);
 	flock(s->lock_fd, LOCK_UN);
-	if (err) {
-		ckpt_log(CKPT_LOG_ERR, LOG_COMPONENT,
-			 "%s: not a holdfast store (magic, version, size or CRC wrong)", path);
+	if (err)
 		goto err_close_lock;
-	}
-	log_bad_entries(s);
 	ckpt_log(CKPT_LOG_INFO, LOG_COMPONENT, "%s: %s store of %zu bytes (%s)", path,
 		 created ? "created" : "opened", s->len,
 		 s->is_pmem ? "pmem, pmem_persist" : "not pmem, msync");
@@ -456,15 +667,23 @@ static int extent_cmp(const void *a, const void *b)
 	return x->off < y->off ? -1 : x->off > y->off;
 }
 
+/*
+ * The bytes of every entry whose commit word checks, clipped to the file, by offset: what
+ * allocation must never give out. Sane or not, a live entry's owner holds its registration.
+ */
 static unsigned int live_extents(const struct pmu_store *s, struct extent *ext)
 {
 	unsigned int n = 0;
 
 	for (unsigned int i = 0; i < PMU_MAX_REGIONS; i++) {
 		const struct pmu_entry *e = entry_at(s, i);
+		uint64_t end;
 
-		if (entry_live(e) && entry_sane(s, e))
-			ext[n++] = (struct extent){e->offset, e->size};
+		if (!entry_live(e) || e->offset >= s->len || e->size == 0)
+			continue;
+		if (__builtin_add_overflow(e->offset, e->size, &end) || end > s->len)
+			end = s->len;
+		ext[n++] = (struct extent){e->offset, end - e->offset};
 	}
 	qsort(ext, n, sizeof(*ext), extent_cmp);
 	return n;
@@ -474,14 +693,22 @@ void pmu_store_space(const struct pmu_store *s, uint64_t *total, uint64_t *free_
 {
 	struct extent ext[PMU_MAX_REGIONS];
 	unsigned int n = live_extents(s, ext);
-	uint64_t used = 0;
+	uint64_t used = 0, covered = PMU_DATA_OFF;
 
-	for (unsigned int i = 0; i < n; i++)
-		used += ext[i].len;
+	/* Extents may overlap (a damaged table): count each byte once. */
+	for (unsigned int i = 0; i < n; i++) {
+		uint64_t from = ext[i].off > covered ? ext[i].off : covered;
+		uint64_t to = ext[i].off + ext[i].len;
+
+		if (to > from) {
+			used += to - from;
+			covered = to;
+		}
+	}
 	if (total)
 		*total = s->len;
 	if (free_bytes)
-		*free_bytes = s->len - DATA_OFF - used;
+		*free_bytes = s->len - PMU_DATA_OFF - used;
 }
 
 /* First fit between live regions. */
@@ -489,7 +716,7 @@ static int allocate(const struct pmu_store *s, uint64_t size, uint64_t *off)
 {
 	struct extent ext[PMU_MAX_REGIONS];
 	unsigned int n = live_extents(s, ext);
-	uint64_t at = DATA_OFF;
+	uint64_t at = PMU_DATA_OFF;
 
 	for (unsigned int i = 0; i <= n; i++) {
 		uint64_t end = i < n ? ext[i].off : s->len;
@@ -498,7 +725,8 @@ static int allocate(const struct pmu_store *s, uint64_t size, uint64_t *off)
 			*off = at;
 			return 0;
 		}
-		if (i < n)
+		/* Never backwards: an extent inside an earlier one frees nothing. */
+		if (i < n && ext[i].off + ext[i].len > at)
 			at = ext[i].off + ext[i].len;
 	}
 	return -ENOSPC;
@@ -527,6 +755,7 @@ int pmu_region_create(struct pmu_store *s, const struct pmu_region_params *p,
 {
 	struct pmu_region_info geo;
 	struct pmu_entry *e = NULL;
+	char why[256];
 	uint64_t off;
 	int rc;
 
@@ -568,7 +797,7 @@ int pmu_region_create(struct pmu_store *s, const struct pmu_region_params *p,
 	/* 2. The entry body, still uncommitted (a free entry's body means nothing). */
 	store64(&e->commit, 0);
 	s->persist(&e->commit, sizeof(e->commit));
-	memset((uint8_t *)e + sizeof(e->commit), 0, ENTRY_SIZE - sizeof(e->commit));
+	memset((uint8_t *)e + sizeof(e->commit), 0, PMU_ENTRY_SIZE - sizeof(e->commit));
 	memcpy(e->name, geo.name, PMU_NAME_MAX);
 	memcpy(e->owner, geo.owner, PMU_NAME_MAX);
 	e->mode = geo.mode;
@@ -579,9 +808,17 @@ int pmu_region_create(struct pmu_store *s, const struct pmu_region_params *p,
 	e->ring_off = geo.ring_off;
 	e->ring_size = geo.ring_size;
 	e->created_ns = geo.created_ns;
-	s->persist(e, ENTRY_SIZE);
+	s->persist(e, PMU_ENTRY_SIZE);
+	/* Opening checks every entry with this: never commit one it would refuse. */
+	if (entry_check(e, s->len, why, sizeof(why)) != 0) {
+		ckpt_log(CKPT_LOG_ERR, LOG_COMPONENT,
+			 "%s: region %s of %s not created: its entry would not check: %s", s->path,
+			 geo.name, geo.owner, why);
+		rc = -EIO;
+		goto out_unlock;
+	}
 	/* 3. The commit word: from here on the region exists. */
-	store64(&e->commit, ENTRY_LIVE | (uint64_t)entry_crc(e) << 32);
+	store64(&e->commit, pmu_entry_commit_word(e));
 	s->persist(&e->commit, sizeof(e->commit));
 	ckpt_log(CKPT_LOG_INFO, LOG_COMPONENT, "%s: created region %s (%s, %llu bytes at %llu)",
 		 s->path, geo.name, geo.mode == PMU_MODE_APPEND ? "append" : "overwrite",
@@ -600,10 +837,10 @@ int pmu_region_lookup(struct pmu_store *s, const char *name, struct pmu_region_i
 	if (!valid_name(name))
 		return -EINVAL;
 	i = find_live(s, name);
-	if (i < 0 || !entry_sane(s, entry_at(s, (unsigned int)i)))
+	if (i < 0 || !entry_usable(s, entry_at(s, (unsigned int)i)))
 		return -ENOENT;
 	if (out)
-		entry_to_info(s, (unsigned int)i, out);
+		entry_info(entry_at(s, (unsigned int)i), (unsigned int)i, out);
 	return 0;
 }
 
@@ -638,10 +875,10 @@ int pmu_region_list(struct pmu_store *s, struct pmu_region_info *out, unsigned i
 	for (unsigned int i = 0; i < PMU_MAX_REGIONS; i++) {
 		const struct pmu_entry *e = entry_at(s, i);
 
-		if (!entry_live(e) || !entry_sane(s, e))
+		if (!entry_usable(s, e))
 			continue;
 		if (n < max && out)
-			entry_to_info(s, i, &out[n]);
+			entry_info(e, i, &out[n]);
 		n++;
 	}
 	return (int)n;

@@ -7,6 +7,7 @@
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +21,7 @@
 
 #include "holdfast/ckpt.h"
 #include "holdfast/pmu.h"
+#include "pmu_media.h"
 
 #define STORE_SIZE (4u << 20)
 
@@ -186,6 +188,203 @@ static void test_store_open_rejects_missing_small_and_foreign_files(void **state
 	errno = 0;
 	assert_null(pmu_store_open(junk, 0, 0));
 	assert_int_equal(errno, EINVAL);
+}
+
+/* The table as the media holds it, for tests that damage a store on purpose. */
+static void entry_rw(const char *path, unsigned int i, struct pmu_entry *e, bool write)
+{
+	off_t at = PMU_TABLE_OFF + (off_t)i * PMU_ENTRY_SIZE;
+	int fd = open(path, O_RDWR);
+
+	assert_true(fd >= 0);
+	if (write)
+		assert_int_equal(pwrite(fd, e, sizeof(*e), at), (ssize_t)sizeof(*e));
+	else
+		assert_int_equal(pread(fd, e, sizeof(*e), at), (ssize_t)sizeof(*e));
+	close(fd);
+}
+
+/* Write @p e at entry @p i with a commit word that vouches for it, as create would. */
+static void entry_commit(const char *path, unsigned int i, struct pmu_entry *e)
+{
+	e->commit = pmu_entry_commit_word(e);
+	entry_rw(path, i, e, true);
+}
+
+struct faults {
+	unsigned int n;
+	enum pmu_fault_kind kind[8];
+	int entry[8], other[8];
+	char msg[8][512];
+};
+
+static void note_fault(const struct pmu_fault *f, void *arg)
+{
+	struct faults *fs = arg;
+
+	if (fs->n < 8) {
+		fs->kind[fs->n] = f->kind;
+		fs->entry[fs->n] = f->entry;
+		fs->other[fs->n] = f->other;
+		snprintf(fs->msg[fs->n], sizeof(fs->msg[0]), "%s", f->msg);
+	}
+	fs->n++;
+}
+
+/* A store of two regions, "state" (entry 0) and "log" (entry 1), closed. */
+static void two_region_store(const struct fixture *f, struct pmu_region_info *state,
+			     struct pmu_region_info *log)
+{
+	struct pmu_region_params sp = {
+		.name = "state", .owner = "fw1", .mode = PMU_MODE_OVERWRITE, .size = 65536};
+	struct pmu_region_params lp = {
+		.name = "log", .owner = "fw1", .mode = PMU_MODE_APPEND, .size = 65536};
+	struct pmu_store *s = create_store(f, STORE_SIZE);
+
+	assert_int_equal(pmu_region_create(s, &sp, state), 0);
+	assert_int_equal(pmu_region_create(s, &lp, log), 0);
+	assert_int_equal(state->index, 0);
+	assert_int_equal(log->index, 1);
+	pmu_store_close(&s);
+	assert_int_equal(pmu_store_check(f->path, NULL, NULL), 0);
+}
+
+/*
+ * nslots * slot_size that wraps to a small product once passed the open-time check: the
+ * region was served with a slot table far past its end and `ckptctl verify` said 0 records,
+ * ok. A CRC-valid entry whose geometry is not the layout of its size refuses the store.
+ */
+static void test_open_refuses_a_crc_valid_entry_whose_slots_overflow(void **state)
+{
+	struct fixture *f = *state;
+	struct pmu_region_info st, lg;
+	struct faults fs = {0};
+	struct pmu_entry e;
+
+	two_region_store(f, &st, &lg);
+	entry_rw(f->path, 0, &e, false);
+	e.nslots = (1ull << 56) + 2; /* * 256 = 2^64 + 512: wraps to 512 */
+	entry_commit(f->path, 0, &e);
+	errno = 0;
+	assert_null(pmu_store_open(f->path, 0, 0));
+	assert_int_equal(errno, EINVAL);
+	assert_null(pmu_store_open(f->path, STORE_SIZE, PMU_CREATE));
+	assert_int_equal(pmu_store_check(f->path, note_fault, &fs), 1);
+	assert_int_equal(fs.kind[0], PMU_FAULT_GEOMETRY);
+	assert_int_equal(fs.entry[0], 0);
+	assert_non_null(strstr(fs.msg[0], "table entry 0 (region state of fw1, 65536 bytes at"));
+	assert_non_null(strstr(fs.msg[0], "72057594037927938 slots of 256"));
+}
+
+/* Two live entries on the same bytes: the store is refused, and says which and where. */
+static void test_open_refuses_overlapping_entries(void **state)
+{
+	struct fixture *f = *state;
+	struct pmu_region_info st, lg;
+	struct faults fs = {0};
+	struct pmu_entry e;
+	char want[160];
+
+	two_region_store(f, &st, &lg);
+	entry_rw(f->path, 1, &e, false);
+	e.offset = st.offset + PMU_ALIGN; /* log now starts inside state */
+	entry_commit(f->path, 1, &e);
+	errno = 0;
+	assert_null(pmu_store_open(f->path, 0, 0));
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(pmu_store_check(f->path, note_fault, &fs), 1);
+	assert_int_equal(fs.kind[0], PMU_FAULT_OVERLAP);
+	assert_int_equal(fs.entry[0], 0);
+	assert_int_equal(fs.other[0], 1);
+	snprintf(want, sizeof(want),
+		 "table entries 0 (region state of fw1, bytes [%" PRIu64 ", %" PRIu64
+		 ")) and 1 (region log of fw1, bytes [%" PRIu64 ", %" PRIu64 ")) overlap",
+		 st.offset, st.offset + st.size, st.offset + PMU_ALIGN,
+		 st.offset + PMU_ALIGN + lg.size);
+	assert_string_equal(fs.msg[0], want);
+}
+
+/* A commit word no crash can leave (one aligned 8-byte store) is damage: refused, not freed. */
+static void test_open_refuses_a_commit_word_that_does_not_check(void **state)
+{
+	struct fixture *f = *state;
+	struct pmu_region_info st, lg;
+	struct faults fs = {0};
+	struct pmu_entry e;
+
+	two_region_store(f, &st, &lg);
+	entry_rw(f->path, 1, &e, false);
+	e.size += PMU_ALIGN; /* the body changes, the word stays */
+	entry_rw(f->path, 1, &e, true);
+	assert_null(pmu_store_open(f->path, 0, 0));
+	assert_int_equal(pmu_store_check(f->path, note_fault, &fs), 1);
+	assert_int_equal(fs.kind[0], PMU_FAULT_COMMIT);
+	assert_int_equal(fs.entry[0], 1);
+	assert_non_null(strstr(fs.msg[0], "table entry 1 (region log of fw1): commit word"));
+}
+
+/* Every fault of a store is reported, each once, with where it is. */
+static void test_store_check_reports_every_fault(void **state)
+{
+	struct fixture *f = *state;
+	struct pmu_region_info st, lg;
+	struct faults fs = {0};
+	struct pmu_entry e, dup;
+
+	two_region_store(f, &st, &lg);
+	entry_rw(f->path, 0, &e, false);
+	dup = e;
+	e.ring_size = 8; /* not the layout of its size */
+	entry_commit(f->path, 0, &e);
+	dup.offset = lg.offset + lg.size; /* its own bytes, but state's name */
+	entry_commit(f->path, 2, &dup);
+	entry_rw(f->path, 1, &e, false);
+	e.commit ^= 1ull << 40;
+	entry_rw(f->path, 1, &e, true);
+	assert_int_equal(pmu_store_check(f->path, note_fault, &fs), 2);
+	assert_int_equal(fs.kind[0], PMU_FAULT_GEOMETRY);
+	assert_int_equal(fs.entry[0], 0);
+	assert_int_equal(fs.kind[1], PMU_FAULT_COMMIT);
+	assert_int_equal(fs.entry[1], 1);
+	/* With entry 0 whole again, entry 2 is a second region of its name. */
+	entry_rw(f->path, 0, &e, false);
+	e.ring_size = 0;
+	entry_commit(f->path, 0, &e);
+	memset(&fs, 0, sizeof(fs));
+	assert_int_equal(pmu_store_check(f->path, note_fault, &fs), 2);
+	assert_int_equal(fs.kind[0], PMU_FAULT_COMMIT);
+	assert_int_equal(fs.kind[1], PMU_FAULT_DUPLICATE);
+	assert_int_equal(fs.entry[1], 0);
+	assert_int_equal(fs.other[1], 2);
+	errno = 0;
+	assert_int_equal(pmu_store_check("/nonexistent/store", NULL, NULL), -ENOENT);
+}
+
+/*
+ * A live entry that appears in the table of an open store (another process, or damage)
+ * holds its bytes even when its geometry does not check: allocation never gives them out.
+ */
+static void test_allocation_counts_every_live_entry(void **state)
+{
+	struct fixture *f = *state;
+	struct pmu_region_params p = {
+		.name = "next", .owner = "bob", .mode = PMU_MODE_APPEND, .size = 65536};
+	struct pmu_region_info st, lg, got;
+	struct pmu_store *s;
+	struct pmu_entry e;
+
+	two_region_store(f, &st, &lg);
+	s = pmu_store_open(f->path, 0, 0);
+	assert_non_null(s);
+	entry_rw(f->path, 0, &e, false);
+	e.offset = lg.offset + lg.size;
+	snprintf(e.name, sizeof(e.name), "insane");
+	e.nslots += 2; /* geometry no longer the layout of its size */
+	entry_commit(f->path, 2, &e);
+	assert_int_equal(pmu_region_lookup(s, "insane", &got), -ENOENT);
+	assert_int_equal(pmu_region_create(s, &p, &got), 0);
+	assert_true(got.offset >= e.offset + e.size || got.offset + got.size <= e.offset);
+	pmu_store_close(&s);
 }
 
 static void test_region_create_validates_name_owner_mode_size(void **state)
@@ -1152,6 +1351,11 @@ int main(void)
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 		T(test_store_create_open_reopen_keeps_regions),
 		T(test_store_open_rejects_missing_small_and_foreign_files),
+		T(test_open_refuses_a_crc_valid_entry_whose_slots_overflow),
+		T(test_open_refuses_overlapping_entries),
+		T(test_open_refuses_a_commit_word_that_does_not_check),
+		T(test_store_check_reports_every_fault),
+		T(test_allocation_counts_every_live_entry),
 		T(test_region_create_validates_name_owner_mode_size),
 		T(test_wrapping_ring_size_is_refused_and_never_shares_bytes),
 		T(test_region_table_full_is_enospc),
