@@ -75,11 +75,16 @@ struct pmu_region_info {
 struct pmu_store;
 
 /** pmu_store_open() flags. */
-#define PMU_CREATE 0x1 /**< format the file if it does not exist (needs a size) */
+#define PMU_CREATE 0x1 /**< create a new store if the file does not exist (needs a size) */
+#define PMU_FORMAT 0x2 /**< make the file a new, empty store even if it exists */
 
 /**
- * Map the store at @p path. With PMU_CREATE and a missing file, create and format one of
- * @p size bytes. An existing file is checked as pmu_store_check() does and refused, with
+ * Map the store at @p path. With PMU_CREATE or PMU_FORMAT and a missing file, create one of
+ * @p size bytes: it is made and formatted unnamed beside @p path and linked there only once
+ * durable, so a crash never leaves a half-made store at @p path. An existing file is never
+ * formatted unless PMU_FORMAT asks (it keeps its size; every region is lost): a zeroed
+ * superblock there is refused like any other fault. An existing file is checked as
+ * pmu_store_check() does and refused, with
  * every fault logged, unless it has none: a superblock of this build that describes this
  * file, and a table whose every nonzero commit word vouches for its entry, whose every live
  * entry passes pmu_region_check(), and whose live entries share no byte and no name.

@@ -9,6 +9,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <libgen.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -292,11 +294,10 @@ static int find_live(const struct pmu_store *s, const char *name)
 	return -1;
 }
 
-static void format(struct pmu_store *s, uint64_t size)
+/* The superblock of a new store of @p size bytes, all but its magic. */
+static void sb_init(struct pmu_sb *sb, uint64_t size)
 {
-	struct pmu_sb *sb = sb_of(s);
-
-	s->memset_persist(s->base + PMU_TABLE_OFF, 0, (size_t)PMU_MAX_REGIONS * PMU_ENTRY_SIZE);
+	memset(sb, 0, sizeof(*sb));
 	sb->version = PMU_SB_VERSION;
 	sb->nentries = PMU_MAX_REGIONS;
 	sb->size = size;
@@ -305,9 +306,96 @@ static void format(struct pmu_store *s, uint64_t size)
 	if (getrandom(sb->uuid, sizeof(sb->uuid), 0) != sizeof(sb->uuid))
 		memset(sb->uuid, 0, sizeof(sb->uuid)); /* an identifier, not a secret */
 	sb->crc = pmu_sb_crc(sb);
+}
+
+/* Make a mapped store new and empty, in place (PMU_FORMAT): every region is gone. */
+static void format(struct pmu_store *s)
+{
+	struct pmu_sb *sb = sb_of(s), fresh;
+	const size_t body = sizeof(*sb) - sizeof(sb->magic);
+
+	/* Zeroed first: a format cut short leaves a blank superblock, refused as such. */
+	s->memset_persist(sb, 0, sizeof(*sb));
+	s->memset_persist(s->base + PMU_TABLE_OFF, 0, (size_t)PMU_MAX_REGIONS * PMU_ENTRY_SIZE);
+	sb_init(&fresh, s->len);
+	memcpy((uint8_t *)sb + sizeof(sb->magic), (const uint8_t *)&fresh + sizeof(fresh.magic),
+	       body);
 	s->persist(sb, sizeof(*sb));
 	store64(&sb->magic, PMU_SB_MAGIC);
 	s->persist(&sb->magic, sizeof(sb->magic));
+}
+
+/*
+ * A new store appears at @p path whole or not at all, so that a blank superblock there is
+ * never "a format that did not finish": the file is made in the same directory unnamed
+ * (O_TMPFILE; named FILE.new-XXXXXX where the filesystem has no O_TMPFILE, which a crash
+ * can leave behind), formatted, made durable, and only then linked at @p path, and the
+ * directory synced. Another creator that linked first wins: its store is the one opened.
+ * @return 0 or an errno (logged).
+ */
+static int create_file(const char *path, uint64_t size, int *made)
+{
+	char *copy = strdup(path), named[PATH_MAX] = "", proc[64];
+	const char *dir;
+	struct pmu_sb sb;
+	int fd, dfd, err = 0;
+
+	if (copy == NULL)
+		return ENOMEM;
+	dir = dirname(copy);
+	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR)) {
+		if ((size_t)snprintf(named, sizeof(named), "%s.new-XXXXXX", path) >=
+		    sizeof(named)) {
+			err = ENAMETOOLONG;
+			goto out_free;
+		}
+		fd = mkostemp(named, O_CLOEXEC);
+	}
+	if (fd < 0) {
+		err = errno;
+		ckpt_log(CKPT_LOG_ERR, LOG_COMPONENT, "%s: cannot create a file in %s: %s", path,
+			 dir, strerror(err));
+		goto out_free;
+	}
+	/* Zeros throughout (an empty table), then the superblock, magic and all. */
+	err = posix_fallocate(fd, 0, (off_t)size);
+	sb_init(&sb, size);
+	sb.magic = PMU_SB_MAGIC;
+	if (err == 0 && pwrite(fd, &sb, sizeof(sb), 0) != (ssize_t)sizeof(sb))
+		err = errno ? errno : EIO;
+	if (err == 0 && fsync(fd) != 0)
+		err = errno;
+	if (err == 0) {
+		int rc;
+
+		if (named[0] != '\0') {
+			rc = link(named, path);
+		} else {
+			snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+			rc = linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW);
+		}
+		if (rc != 0 && errno != EEXIST)
+			err = errno;
+		*made = rc == 0;
+	}
+	if (err == 0) {
+		dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd < 0 || fsync(dfd) != 0)
+			err = errno;
+		if (dfd >= 0)
+			close(dfd);
+	}
+	if (err != 0)
+		ckpt_log(CKPT_LOG_ERR, LOG_COMPONENT,
+			 "%s: cannot create a store of %" PRIu64 " bytes: %s", path, size,
+			 strerror(err));
+	if (named[0] != '\0')
+		unlink(named);
+	close(fd);
+out_free:
+	free(copy);
+	return err;
 }
 
 static int sb_blank(const uint8_t *base)
@@ -547,7 +635,7 @@ static int check_mapped(const struct pmu_store *s)
 struct pmu_store *pmu_store_open(const char *path, uint64_t size, int flags)
 {
 	struct pmu_store *s;
-	int created = 0;
+	int created = 0, is_new = 0;
 	int err;
 
 	if (path == NULL) {
@@ -565,23 +653,19 @@ struct pmu_store *pmu_store_open(const char *path, uint64_t size, int flags)
 	pthread_mutex_init(&s->mu, NULL);
 
 	s->base = pmem_map_file(path, 0, 0, 0, &s->len, &s->is_pmem);
-	if (s->base == NULL && errno == ENOENT && (flags & PMU_CREATE)) {
-		if (size < PMU_MIN_FILE_SIZE) {
+	if (s->base == NULL && errno == ENOENT && (flags & (PMU_CREATE | PMU_FORMAT))) {
+		if (size < PMU_MIN_FILE_SIZE || align_up(size, PMU_ALIGN, &size) != 0) {
 			ckpt_log(CKPT_LOG_ERR, LOG_COMPONENT,
-				 "%s: a new store needs at least %u bytes, %llu asked", path,
-				 PMU_MIN_FILE_SIZE, (unsigned long long)size);
+				 "%s: a new store needs at least %u bytes, %" PRIu64 " asked", path,
+				 PMU_MIN_FILE_SIZE, size);
 			err = EINVAL;
 			goto err_free;
 		}
-		if (align_up(size, PMU_ALIGN, &size) != 0) {
-			err = EINVAL;
+		err = create_file(path, size, &created);
+		if (err)
 			goto err_free;
-		}
-		s->base = pmem_map_file(path, size, PMEM_FILE_CREATE | PMEM_FILE_EXCL, 0600,
-					&s->len, &s->is_pmem);
-		created = s->base != NULL;
-		if (s->base == NULL && errno == EEXIST) /* lost a race with another creator */
-			s->base = pmem_map_file(path, 0, 0, 0, &s->len, &s->is_pmem);
+		is_new = 1; /* made here, or by a creator that linked first */
+		s->base = pmem_map_file(path, 0, 0, 0, &s->len, &s->is_pmem);
 	}
 	if (s->base == NULL) {
 		err = errno;
@@ -608,9 +692,19 @@ struct pmu_store *pmu_store_open(const char *path, uint64_t size, int flags)
 		err = errno;
 		goto err_close_lock;
 	}
-	/* A blank superblock is a store whose formatting never finished: nothing committed. */
-	if (s->len >= PMU_MIN_FILE_SIZE && sb_blank(s->base) && (created || (flags & PMU_CREATE)))
-		format(s, s->len);
+	/* Only ever asked for: a blank superblock is refused like any other fault. */
+	if ((flags & PMU_FORMAT) && !is_new && s->len >= PMU_MIN_FILE_SIZE) {
+		format(s);
+		ckpt_log(CKPT_LOG_NOTICE, LOG_COMPONENT,
+			 "%s: formatted as asked: a new, empty store of %zu bytes (every region it "
+			 "held is gone)",
+			 path, s->len);
+		if (size != 0 && size != s->len)
+			ckpt_log(CKPT_LOG_NOTICE, LOG_COMPONENT,
+				 "%s: kept its size of %zu bytes (%" PRIu64
+				 " asked; a size applies to a new file only)",
+				 path, s->len, size);
+	}
 	err = check_mapped(s);
 	flock(s->lock_fd, LOCK_UN);
 	if (err)

@@ -4,6 +4,7 @@
  * embedded pmem: target): create/open/reopen, validation, list, delete and reuse, leases,
  * torn slots, journal precedence, and the ring across laps and when full.
  */
+#include <dirent.h>
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -385,6 +386,159 @@ static void test_allocation_counts_every_live_entry(void **state)
 	assert_int_equal(pmu_region_create(s, &p, &got), 0);
 	assert_true(got.offset >= e.offset + e.size || got.offset + got.size <= e.offset);
 	pmu_store_close(&s);
+}
+
+static char logged[4096];
+
+/* Every line the store logs, in one buffer, for tests that read what it said. */
+static void log_into_buffer(enum ckpt_log_level level, const char *component, const char *msg)
+{
+	size_t used = strlen(logged);
+
+	(void)level;
+	snprintf(logged + used, sizeof(logged) - used, "%s: %s\n", component, msg);
+}
+
+static void capture_log(void)
+{
+	logged[0] = '\0';
+	ckpt_log_set(log_into_buffer, CKPT_LOG_DEBUG);
+}
+
+static void release_log(void)
+{
+	ckpt_log_set(NULL, CKPT_LOG_WARNING);
+}
+
+static void zero_bytes(const char *path, off_t at, size_t len)
+{
+	uint8_t zeros[4096] = {0};
+	int fd = open(path, O_RDWR);
+
+	assert_true(fd >= 0 && len <= sizeof(zeros));
+	assert_int_equal(pwrite(fd, zeros, len, at), (ssize_t)len);
+	close(fd);
+}
+
+/*
+ * A zeroed superblock once meant "formatting never finished" and was formatted again at
+ * the next start with PMU_CREATE: a wiped superblock silently cost every region. Now a new
+ * store only ever appears whole, so a blank superblock is refused, and only PMU_FORMAT
+ * makes the file a new store.
+ */
+static void test_zeroed_superblock_is_refused_and_formatted_only_when_asked(void **state)
+{
+	struct fixture *f = *state;
+	struct pmu_region_info st, lg;
+	struct pmu_store *s;
+	struct pmu_entry e;
+
+	two_region_store(f, &st, &lg);
+	zero_bytes(f->path, 0, sizeof(struct pmu_sb));
+	capture_log();
+	errno = 0;
+	assert_null(pmu_store_open(f->path, STORE_SIZE, PMU_CREATE));
+	assert_int_equal(errno, EINVAL);
+	assert_null(pmu_store_open(f->path, 0, 0));
+	release_log();
+	assert_non_null(strstr(logged, "store: superblock is zeroed (never formatted, or wiped); "
+				       "refusing; `ckptsrv --format` makes it a new, empty store"));
+	/* Nothing was touched: the regions are still in the table, for a recovery. */
+	entry_rw(f->path, 0, &e, false);
+	assert_true(e.commit == pmu_entry_commit_word(&e));
+	assert_int_equal(pmu_store_check(f->path, NULL, NULL), 1);
+
+	capture_log();
+	s = pmu_store_open(f->path, 0, PMU_FORMAT);
+	release_log();
+	assert_non_null(s);
+	assert_non_null(strstr(logged, "formatted as asked: a new, empty store of 4194304 bytes"));
+	assert_int_equal(pmu_region_list(s, NULL, 0), 0);
+	pmu_store_close(&s);
+	s = pmu_store_open(f->path, 0, 0);
+	assert_non_null(s);
+	assert_int_equal(pmu_region_list(s, NULL, 0), 0);
+	pmu_store_close(&s);
+}
+
+/* What a file that is no store holds is said, with its path, not just "Invalid argument". */
+static void test_non_store_file_is_refused_with_what_was_found(void **state)
+{
+	struct fixture *f = *state;
+	struct pmu_region_info st, lg;
+	struct pmu_sb sb;
+	char want[256];
+	int fd;
+
+	two_region_store(f, &st, &lg);
+	fd = open(f->path, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, "GIF89a\x01\x02", 8, 0), 8);
+	capture_log();
+	assert_null(pmu_store_open(f->path, 0, 0));
+	snprintf(want, sizeof(want),
+		 "pmu: %s: not a holdfast store: magic 0x0201613938464947 (\"GIF89a..\"), "
+		 "expected 0x313030554d504648 (\"HFPMU001\")\n",
+		 f->path);
+	assert_non_null(strstr(logged, want));
+
+	/* A store of another version, another size, or whose superblock does not check. */
+	memset(&sb, 0, sizeof(sb));
+	sb.magic = PMU_SB_MAGIC;
+	sb.version = 2;
+	assert_int_equal(pwrite(fd, &sb, sizeof(sb), 0), (ssize_t)sizeof(sb));
+	capture_log();
+	assert_null(pmu_store_open(f->path, 0, 0));
+	assert_non_null(strstr(logged, "store format version 2, this build reads version 1"));
+	sb.version = PMU_SB_VERSION;
+	sb.nentries = PMU_MAX_REGIONS;
+	sb.table_off = PMU_TABLE_OFF;
+	sb.data_off = PMU_DATA_OFF;
+	sb.size = STORE_SIZE / 2;
+	sb.crc = pmu_sb_crc(&sb) ^ 1;
+	assert_int_equal(pwrite(fd, &sb, sizeof(sb), 0), (ssize_t)sizeof(sb));
+	capture_log();
+	assert_null(pmu_store_open(f->path, 0, 0));
+	release_log();
+	snprintf(want, sizeof(want), "superblock CRC %#010x does not match its contents (%#010x)",
+		 sb.crc, sb.crc ^ 1);
+	assert_non_null(strstr(logged, want));
+	assert_non_null(strstr(logged, "superblock says 2097152 bytes, the file has 4194304"));
+	assert_non_null(strstr(logged, "refusing the store: 2 fault(s)"));
+	close(fd);
+}
+
+/*
+ * A new store is made beside its path and linked there whole: nothing else is left in the
+ * directory, and it opens with the size asked. PMU_FORMAT also creates a missing file.
+ */
+static void test_new_store_appears_whole_with_nothing_beside_it(void **state)
+{
+	struct fixture *f = *state;
+	struct pmu_store *s = create_store(f, STORE_SIZE + 1);
+	uint64_t total;
+	struct dirent *d;
+	unsigned int n = 0;
+	DIR *dir;
+
+	pmu_store_space(s, &total, NULL);
+	assert_true(total == STORE_SIZE + PMU_ALIGN);
+	pmu_store_close(&s);
+	dir = opendir(f->dir);
+	assert_non_null(dir);
+	while ((d = readdir(dir)) != NULL) {
+		if (d->d_name[0] == '.')
+			continue;
+		assert_string_equal(d->d_name, "store");
+		n++;
+	}
+	closedir(dir);
+	assert_int_equal(n, 1);
+	unlink(f->path);
+	s = pmu_store_open(f->path, STORE_SIZE, PMU_FORMAT);
+	assert_non_null(s);
+	pmu_store_close(&s);
+	assert_int_equal(pmu_store_check(f->path, NULL, NULL), 0);
 }
 
 static void test_region_create_validates_name_owner_mode_size(void **state)
@@ -1356,6 +1510,9 @@ int main(void)
 		T(test_open_refuses_a_commit_word_that_does_not_check),
 		T(test_store_check_reports_every_fault),
 		T(test_allocation_counts_every_live_entry),
+		T(test_zeroed_superblock_is_refused_and_formatted_only_when_asked),
+		T(test_non_store_file_is_refused_with_what_was_found),
+		T(test_new_store_appears_whole_with_nothing_beside_it),
 		T(test_region_create_validates_name_owner_mode_size),
 		T(test_wrapping_ring_size_is_refused_and_never_shares_bytes),
 		T(test_region_table_full_is_enospc),
