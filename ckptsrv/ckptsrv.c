@@ -792,7 +792,8 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
-	srv.store = pmu_store_open(srv.cfg.pmem, srv.cfg.size, PMU_CREATE);
+	srv.store = pmu_store_open(srv.cfg.pmem, srv.cfg.size,
+				   PMU_CREATE | (srv.cfg.format ? PMU_FORMAT : 0));
 	if (srv.store == NULL) {
 		ckpt_log(CKPT_LOG_ERR, LOG, "cannot open store %s: %s", srv.cfg.pmem,
 			 strerror(errno));
