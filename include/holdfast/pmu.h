@@ -16,6 +16,10 @@
  *	64                u64 ring tail (consumer position)
  *	PMU_REGION_HDR    slot table: nslots * slot_size (overwrite mode only)
  *	ring_off          ring: ring_size bytes (append mode; the journal of overwrite mode)
+ *
+ * Each owner (tenant) has its own namespace: a region is named by (owner, name), and to an
+ * owner another owner's region is indistinguishable from a missing one (-ENOENT). Only
+ * pmu_region_list() sees every owner's regions (the operator's view).
  */
 #ifndef HOLDFAST_PMU_H
 #define HOLDFAST_PMU_H
@@ -103,7 +107,7 @@ enum pmu_fault_kind {
 	PMU_FAULT_COMMIT,    /**< a nonzero commit word does not vouch for its entry's body */
 	PMU_FAULT_GEOMETRY,  /**< a live entry that pmu_region_check() refuses */
 	PMU_FAULT_OVERLAP,   /**< two live entries share bytes */
-	PMU_FAULT_DUPLICATE, /**< two live entries hold one name */
+	PMU_FAULT_DUPLICATE, /**< two live entries hold one (owner, name) */
 };
 
 /** One fault, as pmu_store_check() hands it over. */
@@ -146,34 +150,39 @@ const char *pmu_store_path(const struct pmu_store *s);
  *
  * @return 0, or
  *   -EINVAL  bad name, owner, mode, size or slot size,
- *   -EEXIST  a region of that name exists,
- *   -ENOSPC  no free table entry or no free space large enough.
+ *   -EEXIST  this owner has a region of that name (another owner's does not count),
+ *   -ENOSPC  no free table entry or no free space large enough,
+ *   -EIO     the new entry would not pass the checks of opening (not committed; logged),
+ *   any -errno of flock(2).
  */
 int pmu_region_create(struct pmu_store *s, const struct pmu_region_params *p,
 		      struct pmu_region_info *out);
 
 /**
- * Find a region by name. @return 0, -EINVAL (bad name) or -ENOENT.
+ * Find @p owner's region @p name.
+ * @return 0, -EINVAL (bad owner or name) or -ENOENT (none; another owner's is not seen).
  */
-int pmu_region_lookup(struct pmu_store *s, const char *name, struct pmu_region_info *out);
+int pmu_region_lookup(struct pmu_store *s, const char *owner, const char *name,
+		      struct pmu_region_info *out);
 
 /**
- * Delete a region: its entry's commit word is cleared and persisted; its space is free.
- * @return 0, -EINVAL or -ENOENT.
+ * Delete @p owner's region @p name: its entry's commit word is cleared and persisted; its
+ * space is free.
+ * @return 0, -EINVAL, -ENOENT (none of this owner's), or any -errno of flock(2).
  */
-int pmu_region_delete(struct pmu_store *s, const char *name);
+int pmu_region_delete(struct pmu_store *s, const char *owner, const char *name);
 
 /**
- * Describe up to @p max live regions into @p out, in table order.
+ * Describe up to @p max live regions of every owner into @p out, in table order.
  * @return the number of live regions (may exceed @p max).
  */
 int pmu_region_list(struct pmu_store *s, struct pmu_region_info *out, unsigned int max);
 
 /**
- * Record that the owner of @p name holds its lease until @p expires_ns (CLOCK_REALTIME).
- * @return 0, -EINVAL or -ENOENT.
+ * Record that @p owner holds its region @p name's lease until @p expires_ns
+ * (CLOCK_REALTIME). @return 0, -EINVAL or -ENOENT (none of this owner's).
  */
-int pmu_region_lease(struct pmu_store *s, const char *name, uint64_t expires_ns);
+int pmu_region_lease(struct pmu_store *s, const char *owner, const char *name, uint64_t expires_ns);
 
 /** Address of a region's first byte in this mapping. */
 void *pmu_region_base(const struct pmu_store *s, const struct pmu_region_info *r);

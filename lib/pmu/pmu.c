@@ -277,18 +277,20 @@ static int entry_usable(const struct pmu_store *s, const struct pmu_entry *e)
 	return entry_live(e) && entry_check(e, s->len, why, sizeof(why)) == 0;
 }
 
-/* Two live entries that must not both exist: one name in one namespace. */
+/* Names are per owner: two live entries must not hold one (owner, name). */
 static int same_name(const struct pmu_entry *a, const struct pmu_entry *b)
 {
-	return strncmp(a->name, b->name, PMU_NAME_MAX) == 0;
+	return strncmp(a->name, b->name, PMU_NAME_MAX) == 0 &&
+	       strncmp(a->owner, b->owner, PMU_NAME_MAX) == 0;
 }
 
-static int find_live(const struct pmu_store *s, const char *name)
+static int find_live(const struct pmu_store *s, const char *owner, const char *name)
 {
 	for (unsigned int i = 0; i < PMU_MAX_REGIONS; i++) {
 		const struct pmu_entry *e = entry_at(s, i);
 
-		if (entry_live(e) && strncmp(e->name, name, PMU_NAME_MAX) == 0)
+		if (entry_live(e) && strncmp(e->name, name, PMU_NAME_MAX) == 0 &&
+		    strncmp(e->owner, owner, PMU_NAME_MAX) == 0)
 			return (int)i;
 	}
 	return -1;
@@ -547,10 +549,8 @@ static void check_table(struct checker *c)
 				       shown(b->owner, ob), b->offset, b->offset + b->size);
 			if (same_name(a, b))
 				report(c, PMU_FAULT_DUPLICATE, (int)ok[x], (int)ok[y],
-				       "table entries %u and %u both hold region %s (owners %s and "
-				       "%s)",
-				       ok[x], ok[y], shown(a->name, na), shown(a->owner, oa),
-				       shown(b->owner, ob));
+				       "table entries %u and %u both hold region %s of %s", ok[x],
+				       ok[y], shown(a->name, na), shown(a->owner, oa));
 		}
 	}
 }
@@ -859,7 +859,7 @@ int pmu_region_create(struct pmu_store *s, const struct pmu_region_params *p,
 	rc = lock_table(s);
 	if (rc)
 		return rc;
-	if (find_live(s, p->name) >= 0) {
+	if (find_live(s, p->owner, p->name) >= 0) {
 		rc = -EEXIST;
 		goto out_unlock;
 	}
@@ -924,13 +924,14 @@ out_unlock:
 	return rc;
 }
 
-int pmu_region_lookup(struct pmu_store *s, const char *name, struct pmu_region_info *out)
+int pmu_region_lookup(struct pmu_store *s, const char *owner, const char *name,
+		      struct pmu_region_info *out)
 {
 	int i;
 
-	if (!valid_name(name))
+	if (!valid_name(owner) || !valid_name(name))
 		return -EINVAL;
-	i = find_live(s, name);
+	i = find_live(s, owner, name);
 	if (i < 0 || !entry_usable(s, entry_at(s, (unsigned int)i)))
 		return -ENOENT;
 	if (out)
@@ -938,17 +939,17 @@ int pmu_region_lookup(struct pmu_store *s, const char *name, struct pmu_region_i
 	return 0;
 }
 
-int pmu_region_delete(struct pmu_store *s, const char *name)
+int pmu_region_delete(struct pmu_store *s, const char *owner, const char *name)
 {
 	struct pmu_entry *e;
 	int i, rc;
 
-	if (!valid_name(name))
+	if (!valid_name(owner) || !valid_name(name))
 		return -EINVAL;
 	rc = lock_table(s);
 	if (rc)
 		return rc;
-	i = find_live(s, name);
+	i = find_live(s, owner, name);
 	if (i < 0) {
 		rc = -ENOENT;
 		goto out_unlock;
@@ -956,7 +957,7 @@ int pmu_region_delete(struct pmu_store *s, const char *name)
 	e = entry_at(s, (unsigned int)i);
 	store64(&e->commit, 0);
 	s->persist(&e->commit, sizeof(e->commit));
-	ckpt_log(CKPT_LOG_INFO, LOG_COMPONENT, "%s: deleted region %s", s->path, name);
+	ckpt_log(CKPT_LOG_INFO, LOG_COMPONENT, "%s: deleted region %s of %s", s->path, name, owner);
 out_unlock:
 	unlock_table(s);
 	return rc;
@@ -978,14 +979,14 @@ int pmu_region_list(struct pmu_store *s, struct pmu_region_info *out, unsigned i
 	return (int)n;
 }
 
-int pmu_region_lease(struct pmu_store *s, const char *name, uint64_t expires_ns)
+int pmu_region_lease(struct pmu_store *s, const char *owner, const char *name, uint64_t expires_ns)
 {
 	struct pmu_entry *e;
 	int i;
 
-	if (!valid_name(name))
+	if (!valid_name(owner) || !valid_name(name))
 		return -EINVAL;
-	i = find_live(s, name);
+	i = find_live(s, owner, name);
 	if (i < 0)
 		return -ENOENT;
 	e = entry_at(s, (unsigned int)i);

@@ -1055,7 +1055,7 @@ static bool run_applier(const char *path, unsigned int delay_us, uint64_t *took_
 		struct pmu_region_info info;
 
 		close(fds[0]);
-		if (s == NULL || pmu_region_lookup(s, "journal", &info) != 0)
+		if (s == NULL || pmu_region_lookup(s, "default", "journal", &info) != 0)
 			_exit(CHILD_EXIT_FAILED);
 		if (write(fds[1], "r", 1) != 1)
 			_exit(CHILD_EXIT_FAILED);
@@ -1140,7 +1140,7 @@ static void test_journal_apply_killed_anywhere_changes_no_restore(void **state)
 		/* The next applier picks up where the killed one stopped. */
 		s = pmu_store_open(path, 0, 0);
 		assert_non_null(s);
-		assert_int_equal(pmu_region_lookup(s, "journal", &info), 0);
+		assert_int_equal(pmu_region_lookup(s, "default", "journal", &info), 0);
 		assert_true(pmu_journal_apply(s, &info) >= 0);
 		pmu_store_close(&s);
 		restore_journal_store(path, got, &st);

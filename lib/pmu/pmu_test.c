@@ -152,7 +152,7 @@ static void test_store_create_open_reopen_keeps_regions(void **state)
 	/* Reopen without PMU_CREATE: the committed entry is all there, unchanged. */
 	s = pmu_store_open(f->path, 0, 0);
 	assert_non_null(s);
-	assert_int_equal(pmu_region_lookup(s, "state", &found), 0);
+	assert_int_equal(pmu_region_lookup(s, "fw1", "state", &found), 0);
 	assert_memory_equal(&found, &made, sizeof(found));
 	pmu_store_space(s, &total, &free_after);
 	assert_true(free_after == free_before - 65536);
@@ -161,7 +161,7 @@ static void test_store_create_open_reopen_keeps_regions(void **state)
 	/* PMU_CREATE on an existing store opens it; it does not format it again. */
 	s = pmu_store_open(f->path, STORE_SIZE, PMU_CREATE);
 	assert_non_null(s);
-	assert_int_equal(pmu_region_lookup(s, "state", &found), 0);
+	assert_int_equal(pmu_region_lookup(s, "fw1", "state", &found), 0);
 	pmu_store_close(&s);
 }
 
@@ -382,7 +382,7 @@ static void test_allocation_counts_every_live_entry(void **state)
 	snprintf(e.name, sizeof(e.name), "insane");
 	e.nslots += 2; /* geometry no longer the layout of its size */
 	entry_commit(f->path, 2, &e);
-	assert_int_equal(pmu_region_lookup(s, "insane", &got), -ENOENT);
+	assert_int_equal(pmu_region_lookup(s, "fw1", "insane", &got), -ENOENT);
 	assert_int_equal(pmu_region_create(s, &p, &got), 0);
 	assert_true(got.offset >= e.offset + e.size || got.offset + got.size <= e.offset);
 	pmu_store_close(&s);
@@ -579,8 +579,8 @@ static void test_region_create_validates_name_owner_mode_size(void **state)
 	p.slot_size = 8;
 	assert_int_equal(pmu_region_create(s, &p, NULL), -EINVAL);
 	p.slot_size = 0;
-	assert_int_equal(pmu_region_lookup(s, "", &info), -EINVAL);
-	assert_int_equal(pmu_region_lookup(s, "r", &info), -ENOENT);
+	assert_int_equal(pmu_region_lookup(s, "fw1", "", &info), -EINVAL);
+	assert_int_equal(pmu_region_lookup(s, "fw1", "r", &info), -ENOENT);
 	/* Nothing of the refused calls was created. */
 	assert_int_equal(pmu_region_list(s, NULL, 0), 0);
 
@@ -591,15 +591,15 @@ static void test_region_create_validates_name_owner_mode_size(void **state)
 	assert_string_equal(info.name, longest);
 	assert_true(info.size == 65536 + PMU_ALIGN);
 	assert_int_equal(pmu_region_create(s, &p, NULL), -EEXIST);
-	assert_int_equal(pmu_region_lookup(s, longest, &info), 0);
+	assert_int_equal(pmu_region_lookup(s, "fw1", longest, &info), 0);
 
 	/* Larger than the whole file. */
 	p.name = "huge";
 	p.size = STORE_SIZE;
 	assert_int_equal(pmu_region_create(s, &p, NULL), -ENOSPC);
-	assert_int_equal(pmu_region_lookup(s, "huge", &info), -ENOENT);
-	assert_int_equal(pmu_region_delete(s, "huge"), -ENOENT);
-	assert_int_equal(pmu_region_delete(s, "a/b"), -EINVAL);
+	assert_int_equal(pmu_region_lookup(s, "fw1", "huge", &info), -ENOENT);
+	assert_int_equal(pmu_region_delete(s, "fw1", "huge"), -ENOENT);
+	assert_int_equal(pmu_region_delete(s, "fw1", "a/b"), -EINVAL);
 	pmu_store_close(&s);
 }
 
@@ -646,6 +646,49 @@ static void test_wrapping_ring_size_is_refused_and_never_shares_bytes(void **sta
 	pmu_store_close(&s);
 }
 
+/*
+ * Names were global: a tenant could squat another's names (the firewall's holdfast.0) and
+ * learnt from EACCES that a name was taken. Each owner now has its own namespace, and
+ * another owner's region is as missing as one that does not exist.
+ */
+static void test_names_are_per_owner_and_another_owners_region_is_missing(void **state)
+{
+	struct fixture *f = *state;
+	struct pmu_region_params fw = {
+		.name = "holdfast.0", .owner = "fw", .mode = PMU_MODE_OVERWRITE, .size = 65536};
+	struct pmu_region_params squat = fw;
+	struct pmu_region_info a, b, got;
+	struct pmu_store *s = create_store(f, STORE_SIZE);
+
+	squat.owner = "mallory";
+	squat.mode = PMU_MODE_APPEND;
+	/* The squatter comes first: the firewall's name is still the firewall's to take. */
+	assert_int_equal(pmu_region_create(s, &squat, &b), 0);
+	assert_int_equal(pmu_region_lookup(s, "fw", "holdfast.0", &got), -ENOENT);
+	assert_int_equal(pmu_region_create(s, &fw, &a), 0);
+	assert_int_equal(pmu_region_create(s, &fw, NULL), -EEXIST);
+	assert_true(a.offset + a.size <= b.offset || b.offset + b.size <= a.offset);
+	assert_int_equal(pmu_region_lookup(s, "fw", "holdfast.0", &got), 0);
+	assert_true(got.offset == a.offset && got.mode == PMU_MODE_OVERWRITE);
+	assert_int_equal(pmu_region_lookup(s, "mallory", "holdfast.0", &got), 0);
+	assert_true(got.offset == b.offset && got.mode == PMU_MODE_APPEND);
+	assert_int_equal(pmu_region_lookup(s, "nobody", "holdfast.0", &got), -ENOENT);
+	assert_int_equal(pmu_region_lookup(s, "a/b", "holdfast.0", &got), -EINVAL);
+	/* Lease and delete touch the owner's region only. */
+	assert_int_equal(pmu_region_lease(s, "mallory", "holdfast.0", 42), 0);
+	assert_int_equal(pmu_region_lease(s, "nobody", "holdfast.0", 42), -ENOENT);
+	assert_int_equal(pmu_region_lookup(s, "fw", "holdfast.0", &got), 0);
+	assert_true(got.lease_ns == 0);
+	assert_int_equal(pmu_region_delete(s, "nobody", "holdfast.0"), -ENOENT);
+	assert_int_equal(pmu_region_delete(s, "mallory", "holdfast.0"), 0);
+	assert_int_equal(pmu_region_lookup(s, "fw", "holdfast.0", &got), 0);
+	assert_int_equal(pmu_region_create(s, &squat, &b), 0);
+	assert_int_equal(pmu_region_list(s, NULL, 0), 2);
+	pmu_store_close(&s);
+	/* One name under two owners is no fault of the table. */
+	assert_int_equal(pmu_store_check(f->path, NULL, NULL), 0);
+}
+
 static void test_region_table_full_is_enospc(void **state)
 {
 	struct fixture *f = *state;
@@ -662,7 +705,7 @@ static void test_region_table_full_is_enospc(void **state)
 	assert_int_equal(pmu_region_create(s, &p, NULL), -ENOSPC);
 	assert_int_equal(pmu_region_list(s, NULL, 0), PMU_MAX_REGIONS);
 	/* Deleting one frees its entry for the next. */
-	assert_int_equal(pmu_region_delete(s, "log17"), 0);
+	assert_int_equal(pmu_region_delete(s, "fw1", "log17"), 0);
 	assert_int_equal(pmu_region_create(s, &p, NULL), 0);
 	pmu_store_close(&s);
 }
@@ -684,11 +727,11 @@ static void test_region_list_in_table_order(void **state)
 	assert_string_equal(out[0].name, "alpha");
 	assert_string_equal(out[1].name, "bravo");
 	assert_true(out[0].index < out[1].index);
-	assert_int_equal(pmu_region_delete(s, "bravo"), 0);
+	assert_int_equal(pmu_region_delete(s, "fw1", "bravo"), 0);
 	assert_int_equal(pmu_region_list(s, out, 4), 2);
 	assert_string_equal(out[0].name, "alpha");
 	assert_string_equal(out[1].name, "charlie");
-	assert_int_equal(pmu_region_lookup(s, "bravo", out), -ENOENT);
+	assert_int_equal(pmu_region_lookup(s, "fw1", "bravo", out), -ENOENT);
 	pmu_store_close(&s);
 
 	/* The deletion is durable. */
@@ -717,8 +760,8 @@ static void test_region_delete_frees_space_for_reuse(void **state)
 	p.size = PMU_ALIGN * 2;
 	assert_int_equal(pmu_region_create(s, &p, NULL), -ENOSPC);
 
-	assert_int_equal(pmu_region_delete(s, "big"), 0);
-	assert_int_equal(pmu_region_delete(s, "big"), -ENOENT);
+	assert_int_equal(pmu_region_delete(s, "fw1", "big"), 0);
+	assert_int_equal(pmu_region_delete(s, "fw1", "big"), -ENOENT);
 	pmu_store_space(s, &total, &free1);
 	assert_true(free1 == free0);
 	/* All of the freed space can be given out again, to a region of another name. */
@@ -743,11 +786,11 @@ static void test_lease_recorded_and_seen_alive_then_expired(void **state)
 	assert_int_equal(pmu_region_create(s, &p, &info), 0);
 	assert_true(info.lease_ns == 0);
 	now = pmu_now_ns();
-	assert_int_equal(pmu_region_lease(s, "leased", now + 60000000000ull), 0);
-	assert_int_equal(pmu_region_lookup(s, "leased", &info), 0);
+	assert_int_equal(pmu_region_lease(s, "default", "leased", now + 60000000000ull), 0);
+	assert_int_equal(pmu_region_lookup(s, "default", "leased", &info), 0);
 	assert_true(info.lease_ns == now + 60000000000ull);
-	assert_int_equal(pmu_region_lease(s, "nosuch", now), -ENOENT);
-	assert_int_equal(pmu_region_lease(s, "", now), -EINVAL);
+	assert_int_equal(pmu_region_lease(s, "default", "nosuch", now), -ENOENT);
+	assert_int_equal(pmu_region_lease(s, "default", "", now), -EINVAL);
 	pmu_store_close(&s);
 
 	cl = connect_store(f);
@@ -759,7 +802,7 @@ static void test_lease_recorded_and_seen_alive_then_expired(void **state)
 	/* An expiry in the past is an expired lease. */
 	s = pmu_store_open(f->path, 0, 0);
 	assert_non_null(s);
-	assert_int_equal(pmu_region_lease(s, "leased", pmu_now_ns() - 1), 0);
+	assert_int_equal(pmu_region_lease(s, "default", "leased", pmu_now_ns() - 1), 0);
 	pmu_store_close(&s);
 	cl = connect_store(f);
 	assert_int_equal(ckpt_region_stat(cl, "leased", &ri), 0);
@@ -821,7 +864,7 @@ static void flip_byte(const char *path, uint64_t off)
 	close(fd);
 }
 
-/* Through pmem: as through a server, a tenant sees and touches only its own regions. */
+/* Through pmem:, as through a server, a tenant's namespace is its own. */
 static void test_pmem_tenant_sees_and_touches_only_its_regions(void **state)
 {
 	struct fixture *f = *state;
@@ -842,13 +885,21 @@ static void test_pmem_tenant_sees_and_touches_only_its_regions(void **state)
 	assert_int_equal(ckpt_region_create(alice, &p, &r), 0);
 	assert_int_equal(ckpt_region_list(bob, info, 4), 0);
 	assert_int_equal(ckpt_region_list(alice, info, 4), 1);
-	assert_int_equal(ckpt_region_open(bob, "alice-log", &rb), -EACCES);
+	/* alice's region is no more there for bob than one that does not exist */
+	assert_int_equal(ckpt_region_open(bob, "alice-log", &rb), -ENOENT);
 	assert_null(rb);
-	assert_int_equal(ckpt_region_stat(bob, "alice-log", info), -EACCES);
-	assert_int_equal(ckpt_region_delete(bob, "alice-log"), -EACCES);
+	assert_int_equal(ckpt_region_stat(bob, "alice-log", info), -ENOENT);
+	assert_int_equal(ckpt_region_delete(bob, "alice-log"), -ENOENT);
 	assert_int_equal(ckpt_region_create(bob, &forged, &rb), -EACCES);
+	/* ... and its name is free in bob's namespace: both regions live side by side */
+	assert_int_equal(ckpt_region_create(bob, &p, &rb), 0);
+	assert_string_equal(ckpt_region_geometry(rb)->owner, "bob");
+	assert_true(ckpt_region_geometry(rb)->offset != ckpt_region_geometry(r)->offset);
+	assert_int_equal(ckpt_region_close(&rb), 0);
+	assert_int_equal(ckpt_region_delete(bob, "alice-log"), 0);
 	/* alice's region is untouched and still hers */
 	assert_int_equal(ckpt_region_stat(alice, "alice-log", info), 0);
+	assert_string_equal(info[0].r.owner, "alice");
 	assert_int_equal(ckpt_region_close(&r), 0);
 	ckpt_disconnect(&bob);
 	ckpt_disconnect(&alice);
@@ -1157,7 +1208,7 @@ static void test_journal_newer_than_slots_wins_and_apply_is_idempotent(void **st
 
 	s = pmu_store_open(f->path, 0, 0);
 	assert_non_null(s);
-	assert_int_equal(pmu_region_lookup(s, "j", &info), 0);
+	assert_int_equal(pmu_region_lookup(s, "default", "j", &info), 0);
 	base = pmu_region_base(s, &info);
 	assert_int_equal(pmu_journal_apply(s, &info), 1);
 	assert_true(load_u64(base + PMU_REGION_TAIL_OFF) == head);
@@ -1515,6 +1566,7 @@ int main(void)
 		T(test_new_store_appears_whole_with_nothing_beside_it),
 		T(test_region_create_validates_name_owner_mode_size),
 		T(test_wrapping_ring_size_is_refused_and_never_shares_bytes),
+		T(test_names_are_per_owner_and_another_owners_region_is_missing),
 		T(test_region_table_full_is_enospc),
 		T(test_region_list_in_table_order),
 		T(test_region_delete_frees_space_for_reuse),

@@ -160,7 +160,7 @@ static int misplace(const char *path)
 		fprintf(stderr, "ckptctl_fill: open %s: %s\n", path, strerror(errno));
 		return -errno;
 	}
-	rc = pmu_region_lookup(s, "state", &info);
+	rc = pmu_region_lookup(s, "default", "state", &info);
 	if (rc < 0) {
 		fprintf(stderr, "ckptctl_fill: lookup state: %s\n", strerror(-rc));
 		goto out_close;
