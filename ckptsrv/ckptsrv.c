@@ -331,11 +331,10 @@ static int do_persist(struct ckptsrv_session *s, const struct ckpt_msg *req)
 				 __ATOMIC_ACQUIRE)),
 			 cur = le64toh(__atomic_load_n(hp, __ATOMIC_ACQUIRE));
 
-		if (head > tail + o->info.ring_size) {
+		if (!pmu_ring_head_fits(o->info.ring_size, tail, head)) {
 			ckpt_log(CKPT_LOG_WARNING, LOG,
 				 "PERSIST from tenant %s at %s refused: head %llu is more than a "
-				 "ring "
-				 "past the tail %llu of region %s",
+				 "ring past the tail %llu of region %s",
 				 s->tenant, s->peer, (unsigned long long)head,
 				 (unsigned long long)tail, o->info.name);
 			return -EINVAL;

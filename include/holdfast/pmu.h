@@ -237,6 +237,13 @@ int pmu_ring_walk(const uint8_t *ring, uint64_t ring_size, uint64_t tail, uint64
 		  pmu_rec_fn fn, void *arg, uint64_t *invalid, uint64_t *stop);
 
 /**
+ * Whether a producer may publish @p head over a ring of @p ring_size bytes whose consumer
+ * stands at @p tail: [tail, head) holds at most one ring. A head at or behind the tail
+ * publishes nothing new and fits. Formed without a sum, so no position wraps.
+ */
+int pmu_ring_head_fits(uint64_t ring_size, uint64_t tail, uint64_t head);
+
+/**
  * Where a record of @p len bytes goes when the producer stands at @p pos: the position
  * it starts at (pos, or the start of the next lap when it does not fit before the end, in
  * which case a wrap marker belongs at @p pos).

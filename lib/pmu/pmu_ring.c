@@ -29,6 +29,11 @@ uint64_t pmu_ring_place(uint64_t ring_size, uint64_t pos, uint32_t len)
 	return room >= len ? pos : pos + room;
 }
 
+int pmu_ring_head_fits(uint64_t ring_size, uint64_t tail, uint64_t head)
+{
+	return head <= tail || head - tail <= ring_size;
+}
+
 int pmu_ring_walk(const uint8_t *ring, uint64_t ring_size, uint64_t tail, uint64_t head,
 		  pmu_rec_fn fn, void *arg, uint64_t *invalid, uint64_t *stop)
 {
@@ -36,7 +41,7 @@ int pmu_ring_walk(const uint8_t *ring, uint64_t ring_size, uint64_t tail, uint64
 	int n = 0;
 
 	if (ring_size == 0 || ring_size % CKPT_REC_ALIGN || head < tail ||
-	    head - tail > ring_size || tail % CKPT_REC_ALIGN)
+	    !pmu_ring_head_fits(ring_size, tail, head) || tail % CKPT_REC_ALIGN)
 		return -EINVAL;
 	while (pos < head) {
 		uint64_t off = pos % ring_size;

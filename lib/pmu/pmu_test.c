@@ -1276,6 +1276,24 @@ static void test_ring_place_wraps_only_what_does_not_fit(void **state)
 	assert_true(pmu_ring_place(1024, 3 * 1024, 1024) == 3 * 1024);
 }
 
+/*
+ * ckptsrv's PERSIST checks a published head against the tail with this: the check once
+ * formed tail + ring_size, which wraps for a tail near 2^64 (the tail word is the
+ * consumer's to write): a head just past such a tail was refused.
+ */
+static void test_ring_head_check_never_wraps(void **state)
+{
+	(void)state;
+	assert_true(pmu_ring_head_fits(4096, 0, 0));
+	assert_true(pmu_ring_head_fits(4096, 0, 4096));
+	assert_false(pmu_ring_head_fits(4096, 0, 4097));
+	assert_true(pmu_ring_head_fits(4096, 8192, 100)); /* behind the tail: nothing new */
+	assert_true(pmu_ring_head_fits(4096, UINT64_MAX - 15, UINT64_MAX - 7));
+	assert_true(pmu_ring_head_fits(4096, UINT64_MAX - 4096, UINT64_MAX));
+	assert_false(pmu_ring_head_fits(4096, UINT64_MAX - 4097, UINT64_MAX));
+	assert_true(pmu_ring_head_fits(UINT64_MAX, 1, UINT64_MAX));
+}
+
 struct walk_seen {
 	uint64_t pos[16];
 	uint64_t gen[16];
@@ -1580,6 +1598,7 @@ int main(void)
 		T(test_stale_journal_record_counts_as_superseded),
 		T(test_pmem_tenant_sees_and_touches_only_its_regions),
 		T(test_ring_place_wraps_only_what_does_not_fit),
+		T(test_ring_head_check_never_wraps),
 		T(test_ring_walk_follows_wrap_and_stops_at_bad_record),
 		T(test_ring_wraps_many_laps_with_reader_clearing),
 		T(test_ring_full_is_eagain_until_reader_clears),
