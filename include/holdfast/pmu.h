@@ -225,8 +225,10 @@ typedef int (*pmu_rec_fn)(const struct ckpt_rec *rec, uint64_t pos, void *arg);
 /**
  * Walk the records of a ring image from @p tail to @p head. @p ring holds the whole ring
  * (ring_size bytes, the byte at position p at ring[p % ring_size]); only the bytes in
- * [tail, head) are looked at. Wrap markers are followed. A record that does not decode
- * ends the walk (the rest of the span cannot be framed) and is counted in @p invalid.
+ * [tail, head) are looked at. Wrap markers are followed where a producer could have left
+ * one (less than CKPT_REC_MAX_LEN bytes, and less than half the ring, before the end). A
+ * record that does not decode, or a marker where none could be, ends the walk (the rest of
+ * the span cannot be framed) and is counted in @p invalid.
  * @p stop (optional) receives the position after the last record handed over (or the
  * wrap marker passed), which is where a consumer may move its tail.
  *

@@ -29,6 +29,18 @@ uint64_t pmu_ring_place(uint64_t ring_size, uint64_t pos, uint32_t len)
 	return room >= len ? pos : pos + room;
 }
 
+/*
+ * Could a producer have left a wrap marker at ring offset @p off, @p room bytes before the
+ * end? It leaves one only for a record of len > room, which goes to the next lap only when
+ * the ring then holds at most ring_size bytes from the tail to that record's end, so
+ * len <= off; and len <= CKPT_REC_MAX_LEN. A marker anywhere else (at offset 0, with room
+ * for any record) is damage or forgery, and following it would skip records.
+ */
+static int marker_fits(uint64_t off, uint64_t room)
+{
+	return room < CKPT_REC_MAX_LEN && room < off;
+}
+
 int pmu_ring_head_fits(uint64_t ring_size, uint64_t tail, uint64_t head)
 {
 	return head <= tail || head - tail <= ring_size;
@@ -51,6 +63,11 @@ int pmu_ring_walk(const uint8_t *ring, uint64_t ring_size, uint64_t tail, uint64
 		int len;
 
 		if (span >= 4 && get32(ring + off) == PMU_RING_WRAP_MAGIC) {
+			if (!marker_fits(off, room)) {
+				if (invalid)
+					(*invalid)++;
+				break;
+			}
 			pos += room;
 			continue;
 		}

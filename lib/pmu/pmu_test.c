@@ -1368,6 +1368,60 @@ static void test_ring_walk_follows_wrap_and_stops_at_bad_record(void **state)
 	assert_true(stop == tail);
 }
 
+/*
+ * A producer leaves a wrap marker only where a record did not fit before the end of the
+ * ring: some room left, less than the longest record. A marker at position 0 made the walk
+ * skip a whole lap of records (and hand a consumer a stop past the head); now a marker
+ * where none could have been written ends the walk and counts as invalid.
+ */
+static void test_wrap_marker_where_none_could_be_written_is_invalid(void **state)
+{
+	const uint64_t size = 4096;
+	const uint32_t wrap = htole32(PMU_RING_WRAP_MAGIC);
+	uint8_t ring[4096], payload[CKPT_REC_MAX_PAYLOAD];
+	struct walk_seen w = {0};
+	uint64_t pos = 0, head, invalid = 0, stop = 0;
+
+	(void)state;
+	memset(ring, 0, sizeof(ring));
+	/* A marker at position 0 of the second lap, records after it. */
+	memcpy(ring, &wrap, sizeof(wrap));
+	pos = 8;
+	for (uint64_t g = 1; g <= 3; g++) {
+		struct ckpt_rec rec = make_rec(7, g, payload, 40);
+
+		pos = ring_put(ring, size, pos, &rec);
+	}
+	head = size + pos;
+	assert_int_equal(pmu_ring_walk(ring, size, size, head, walk_cb, &w, &invalid, &stop), 0);
+	assert_true(invalid == 1);
+	assert_true(stop == size);
+
+	/* Records, then a marker with room for any record left: the walk stops at it. */
+	memset(ring, 0, sizeof(ring));
+	pos = 0;
+	for (uint64_t g = 1; g <= 3; g++) {
+		struct ckpt_rec rec = make_rec(7, g, payload, 40);
+
+		pos = ring_put(ring, size, pos, &rec);
+	}
+	memcpy(ring + pos, &wrap, sizeof(wrap));
+	head = pos + 2 * CKPT_REC_MAX_LEN;
+	memset(&w, 0, sizeof(w));
+	invalid = 0;
+	assert_int_equal(pmu_ring_walk(ring, size, 0, head, walk_cb, &w, &invalid, &stop), 3);
+	assert_true(invalid == 1);
+	assert_true(stop == pos && stop <= head);
+
+	/* In a small ring, a marker in the first half: no record fits there and after it. */
+	memset(ring, 0, sizeof(ring));
+	memcpy(ring + 200, &wrap, sizeof(wrap));
+	invalid = 0;
+	assert_int_equal(pmu_ring_walk(ring, 512, 200, 512, NULL, NULL, &invalid, &stop), 0);
+	assert_true(invalid == 1);
+	assert_true(stop == 200);
+}
+
 /* Log records: payload length and bytes follow from the sequence number alone. */
 static uint16_t log_len(uint64_t seq)
 {
@@ -1600,6 +1654,7 @@ int main(void)
 		T(test_ring_place_wraps_only_what_does_not_fit),
 		T(test_ring_head_check_never_wraps),
 		T(test_ring_walk_follows_wrap_and_stops_at_bad_record),
+		T(test_wrap_marker_where_none_could_be_written_is_invalid),
 		T(test_ring_wraps_many_laps_with_reader_clearing),
 		T(test_ring_full_is_eagain_until_reader_clears),
 		T(test_log_records_reach_a_second_client_only_when_durable),
