@@ -16,7 +16,9 @@ clang "${cflags[@]}" modules/fuzz/fuzz_modules.c modules/modules.c modules/tcp/t
 pmu_src=(lib/pmu/pmu.c lib/pmu/pmu_ring.c lib/pmu/ckpt_record.c lib/pmu/hf_log.c)
 clang "${cflags[@]}" -Ilib/pmu lib/pmu/fuzz_layout.c "${pmu_src[@]}" -lpmem -lisal \
   -o "$out/fuzz_layout"
-for t in fuzz_parse fuzz_modules fuzz_layout; do
+clang "${cflags[@]}" -Ilib/pmu lib/pmu/fuzz_store.c "${pmu_src[@]}" -lpmem -lisal \
+  -o "$out/fuzz_store"
+for t in fuzz_parse fuzz_modules fuzz_layout fuzz_store; do
   mkdir -p "$out/$t.corpus"
   # Committed seeds (test/fuzz/corpus/<target>) are read; new inputs go to the build tree.
   seeds=()
