@@ -2,11 +2,10 @@
 # SPDX-License-Identifier: BSD-3-Clause
 # ckptsrv refuses what it must, logs it, and keeps serving good clients: wrong secret and
 # unknown tenant (EACCES), a wrong remote key over tcp (the write neither lands nor counts
-# as durable), unknown region (ENOENT), another tenant's region (ENOENT like a missing one,
-# hidden from LIST, its name free in this tenant's namespace), PERSIST out of bounds
-# (EINVAL), DELETE of a region open elsewhere (EBUSY), garbage on the control socket, and a
-# client that connects and says nothing. Leases are the owner's and expire; a verbs client
-# on a machine without RDMA fails with ENODATA.
+# as durable), unknown region (ENOENT), another tenant's region (ENOENT, hidden from LIST),
+# PERSIST out of bounds (EINVAL), DELETE of a region open elsewhere (EBUSY), garbage on the
+# control socket, and a client that connects and says nothing. Leases are the owner's and
+# expire; a verbs client on a machine without RDMA fails with ENODATA.
 source "$(dirname "$0")/ofi_lib.sh"
 
 rnd() { head -c 24 /dev/urandom | base64 | tr -d '/+='; }
