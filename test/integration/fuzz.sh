@@ -13,7 +13,8 @@ clang "${cflags[@]}" lib/conn/fuzz_parse.c lib/conn/fw_parse.c lib/conn/conn_key
   -lsodium -o "$out/fuzz_parse"
 clang "${cflags[@]}" modules/fuzz/fuzz_modules.c modules/modules.c modules/tcp/tcp.c \
   modules/udp/udp.c modules/ftp/ftp.c lib/conn/conn_key.c -lsodium -o "$out/fuzz_modules"
-pmu_src=(lib/pmu/pmu.c lib/pmu/pmu_ring.c lib/pmu/ckpt_record.c lib/pmu/hf_log.c)
+pmu_src=(lib/pmu/pmu.c lib/pmu/pmu_check.c lib/pmu/pmu_ring.c lib/pmu/ckpt_record.c
+  lib/pmu/hf_log.c)
 clang "${cflags[@]}" -Ilib/pmu lib/pmu/fuzz_layout.c "${pmu_src[@]}" -lpmem -lisal \
   -o "$out/fuzz_layout"
 clang "${cflags[@]}" -Ilib/pmu lib/pmu/fuzz_store.c "${pmu_src[@]}" -lpmem -lisal \
