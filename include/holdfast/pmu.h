@@ -83,20 +83,25 @@ struct pmu_store;
 #define PMU_FORMAT 0x2 /**< make the file a new, empty store even if it exists */
 
 /**
- * Map the store at @p path. With PMU_CREATE or PMU_FORMAT and a missing file, create one of
- * @p size bytes: it is made and formatted unnamed beside @p path and linked there only once
- * durable, so a crash never leaves a half-made store at @p path. An existing file is never
- * formatted unless PMU_FORMAT asks (it keeps its size; every region is lost): a zeroed
- * superblock there is refused like any other fault. An existing file is checked as
- * pmu_store_check() does and refused, with
- * every fault logged, unless it has none: a superblock of this build that describes this
- * file, and a table whose every nonzero commit word vouches for its entry, whose every live
- * entry passes pmu_region_check(), and whose live entries share no byte and no name.
+ * Map the store at @p path.
+ *
+ * A missing file, with PMU_CREATE or PMU_FORMAT, becomes a new store of @p size bytes
+ * (rounded up to PMU_ALIGN): it is made and formatted unnamed beside @p path and linked
+ * there only once durable, so a crash never leaves a half-made store at @p path.
+ *
+ * An existing file is never formatted unless PMU_FORMAT asks (it then keeps its size and
+ * every region in it is lost). It is checked as pmu_store_check() does and refused, every
+ * fault logged, unless it has none: a superblock of this build that describes this file
+ * (a zeroed one is refused like any other fault), and a table whose every nonzero commit
+ * word vouches for its entry, whose every live entry passes pmu_region_check(), and whose
+ * live entries share no byte and no (owner, name).
  *
  * @return the store, or NULL with errno set:
- *   EINVAL  size too small, not a store, or a store with a fault (each one logged),
- *   ENOENT  file missing and PMU_CREATE not given,
- *   any errno from open(2), libpmem's pmem_map_file or flock(2).
+ *   EINVAL        size too small for a new store, not a store, or a store with a fault,
+ *   ENOENT        file missing and neither PMU_CREATE nor PMU_FORMAT given,
+ *   ENAMETOOLONG  @p path too long to make a new store beside it,
+ *   any errno from open(2), posix_fallocate(3), pwrite(2), fsync(2), linkat(2) (a new
+ *   store), libpmem's pmem_map_file or flock(2).
  */
 struct pmu_store *pmu_store_open(const char *path, uint64_t size, int flags);
 
