@@ -153,16 +153,20 @@ static bool is_pmem_target(const char *target)
  * read and closed before the client maps it, so the two mappings never overlap in this
  * process.
  */
-static void read_store(struct ctl *ctl)
+static int read_store(struct ctl *ctl)
 {
 	struct pmu_store *s;
 
 	/* A missing file is for connecting to report, once. */
 	if (!is_pmem_target(ctl->target) || access(ctl->target + 5, F_OK) != 0)
-		return;
+		return 0;
 	s = pmu_store_open(ctl->target + 5, 0, 0);
-	if (s == NULL)
-		return; /* connecting reports why the store cannot be opened */
+	if (s == NULL) {
+		/* The store logged why; opening it again to connect would say it twice. */
+		fprintf(stderr, "ckptctl: cannot connect to %s: %s\n", ctl->target,
+			strerror(errno));
+		return -1;
+	}
 	pmu_store_space(s, &ctl->total, &ctl->free_bytes);
 	ctl->have_space = true;
 	if (ctl->operator_view) {
@@ -171,6 +175,7 @@ static void read_store(struct ctl *ctl)
 			ctl->nall = pmu_region_list(s, ctl->all, PMU_MAX_REGIONS);
 	}
 	pmu_store_close(&s);
+	return 0;
 }
 
 /*
@@ -553,7 +558,8 @@ static int cmd_verify_store(struct ctl *ctl)
 
 	if (rc != 0)
 		return rc;
-	read_store(ctl);
+	if (read_store(ctl) < 0)
+		return EXIT_USAGE;
 	if (!ctl->operator_view) {
 		if (connect_target(ctl) < 0)
 			return EXIT_USAGE;
@@ -786,8 +792,8 @@ int main(int argc, char **argv)
 		if (rc != 0)
 			goto out_free_target;
 	}
-	read_store(&ctl);
-	if (ctl.operator_view && name != NULL && resolve_owner(&ctl, &name) < 0) {
+	if (read_store(&ctl) < 0 ||
+	    (ctl.operator_view && name != NULL && resolve_owner(&ctl, &name) < 0)) {
 		rc = EXIT_USAGE;
 		goto out_free_target;
 	}

@@ -266,9 +266,17 @@ struct pmu_store *pmu_store_open(const char *path, uint64_t size, int flags)
 		s->base = pmem_map_file(path, 0, 0, 0, &s->len, &s->is_pmem);
 	}
 	if (s->base == NULL) {
+		struct stat st;
+
 		err = errno;
-		ckpt_log(err == ENOENT ? CKPT_LOG_INFO : CKPT_LOG_ERR, LOG_COMPONENT,
-			 "%s: cannot map: %s", path, pmem_errormsg());
+		/* An empty file (an older creator's crash) cannot be mapped: say what it is. */
+		if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0) {
+			pmu_check_image(NULL, 0, log_fault, s->path);
+			err = EINVAL;
+		} else {
+			ckpt_log(err == ENOENT ? CKPT_LOG_INFO : CKPT_LOG_ERR, LOG_COMPONENT,
+				 "%s: cannot map: %s", path, pmem_errormsg());
+		}
 		goto err_free;
 	}
 	/* Chosen once: every persist afterwards goes through these pointers. */

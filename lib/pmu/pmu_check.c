@@ -257,8 +257,9 @@ static int check_superblock(struct checker *c)
 
 	if (c->len < PMU_MIN_FILE_SIZE) {
 		report(c, PMU_FAULT_FILE, -1, -1,
-		       "%" PRIu64 " bytes is too small for a store (at least %u)", c->len,
-		       PMU_MIN_FILE_SIZE);
+		       "%" PRIu64 " bytes is too small for a store (at least %u): it holds no "
+		       "regions, and removing it lets a new store be made",
+		       c->len, PMU_MIN_FILE_SIZE);
 		return -1;
 	}
 	if (sb_blank(c->base)) {

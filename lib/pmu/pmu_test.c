@@ -189,6 +189,13 @@ static void test_store_open_rejects_missing_small_and_foreign_files(void **state
 	errno = 0;
 	assert_null(pmu_store_open(junk, 0, 0));
 	assert_int_equal(errno, EINVAL);
+
+	/* An empty file (what an older creator's crash left) is refused as too small. */
+	assert_int_equal(truncate(junk, 0), 0);
+	errno = 0;
+	assert_null(pmu_store_open(junk, STORE_SIZE, PMU_CREATE));
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(pmu_store_check(junk, NULL, NULL), 1);
 }
 
 /* The table as the media holds it, for tests that damage a store on purpose. */
