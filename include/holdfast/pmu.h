@@ -231,14 +231,15 @@ typedef int (*pmu_rec_fn)(const struct ckpt_rec *rec, uint64_t pos, void *arg);
  * Walk the records of a ring image from @p tail to @p head. @p ring holds the whole ring
  * (ring_size bytes, the byte at position p at ring[p % ring_size]); only the bytes in
  * [tail, head) are looked at. Wrap markers are followed where a producer could have left
- * one (less than CKPT_REC_MAX_LEN bytes, and less than half the ring, before the end). A
- * record that does not decode, or a marker where none could be, ends the walk (the rest of
- * the span cannot be framed) and is counted in @p invalid.
+ * one (less than CKPT_REC_MAX_LEN bytes, and less than half the ring, before the end) and
+ * the head is at or past the next lap. A record that does not decode, or a marker where
+ * none could be, ends the walk (the rest of the span cannot be framed) and is counted in
+ * @p invalid. The walk never passes @p head.
  * @p stop (optional) receives the position after the last record handed over (or the
  * wrap marker passed), which is where a consumer may move its tail.
  *
  * @return the number of records handed to @p fn, or -EINVAL (head before tail, span longer
- *   than the ring, or a ring size that is not a multiple of CKPT_REC_ALIGN).
+ *   than the ring, or a ring size, tail or head that is not a multiple of CKPT_REC_ALIGN).
  */
 int pmu_ring_walk(const uint8_t *ring, uint64_t ring_size, uint64_t tail, uint64_t head,
 		  pmu_rec_fn fn, void *arg, uint64_t *invalid, uint64_t *stop);

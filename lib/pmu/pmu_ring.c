@@ -52,8 +52,10 @@ int pmu_ring_walk(const uint8_t *ring, uint64_t ring_size, uint64_t tail, uint64
 	uint64_t pos = tail;
 	int n = 0;
 
+	/* Records, markers and so both ends are CKPT_REC_ALIGN aligned. */
 	if (ring_size == 0 || ring_size % CKPT_REC_ALIGN || head < tail ||
-	    !pmu_ring_head_fits(ring_size, tail, head) || tail % CKPT_REC_ALIGN)
+	    !pmu_ring_head_fits(ring_size, tail, head) || tail % CKPT_REC_ALIGN ||
+	    head % CKPT_REC_ALIGN)
 		return -EINVAL;
 	while (pos < head) {
 		uint64_t off = pos % ring_size;
@@ -63,7 +65,12 @@ int pmu_ring_walk(const uint8_t *ring, uint64_t ring_size, uint64_t tail, uint64
 		int len;
 
 		if (span >= 4 && get32(ring + off) == PMU_RING_WRAP_MAGIC) {
-			if (!marker_fits(off, room)) {
+			/*
+			 * Followed only where a producer leaves one, and only with the head at or
+			 * past the next lap (a marker goes with the record after it): never past
+			 * the head, where a consumer's tail would then stand.
+			 */
+			if (!marker_fits(off, room) || span < room) {
 				if (invalid)
 					(*invalid)++;
 				break;
@@ -72,7 +79,7 @@ int pmu_ring_walk(const uint8_t *ring, uint64_t ring_size, uint64_t tail, uint64
 			continue;
 		}
 		len = ckpt_rec_decode(ring + off, span, &rec);
-		if (len < 0) {
+		if (len < 0 || (uint64_t)len > span) { /* its padding past the head: no record */
 			if (invalid)
 				(*invalid)++;
 			break;

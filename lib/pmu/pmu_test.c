@@ -1322,7 +1322,7 @@ static int walk_cb(const struct ckpt_rec *rec, uint64_t pos, void *arg)
 /*
  * A ring image built by hand on its third lap: records of 80 + 96 + 112 bytes from position
  * 2 * 512 + 296; the third does not fit before the end, so a wrap marker stands at 2 * 512
- * + 448 and the record starts the next lap. The walk follows the marker, reports every
+ * + 472 and the record starts the next lap. The walk follows the marker, reports every
  * record where it starts, and stops where a consumer may move its tail.
  */
 static void test_ring_walk_follows_wrap_and_stops_at_bad_record(void **state)
@@ -1427,6 +1427,44 @@ static void test_wrap_marker_where_none_could_be_written_is_invalid(void **state
 	assert_int_equal(pmu_ring_walk(ring, 512, 200, 512, NULL, NULL, &invalid, &stop), 0);
 	assert_true(invalid == 1);
 	assert_true(stop == 200);
+}
+
+/*
+ * Found with fuzz_store: a head no producer publishes (not aligned, so the last record's
+ * padding lay past it; or between a wrap marker and the end of its lap, where the marker
+ * was followed) made the walk stop past the head, and a consumer moved its tail beyond
+ * the head, leaving a ring no reader can frame again. The walk never passes the head.
+ */
+static void test_ring_walk_never_passes_the_head(void **state)
+{
+	const uint64_t size = 512, tail = 2 * 512 + 296;
+	uint8_t ring[512], payload[CKPT_REC_MAX_PAYLOAD];
+	uint64_t pos = tail, invalid = 0, stop = 0, marker = 0;
+	struct walk_seen w = {0};
+
+	(void)state;
+	memset(ring, 0, sizeof(ring));
+	for (uint64_t g = 1; g <= 3; g++) {
+		struct ckpt_rec rec = make_rec(7, g, payload, (uint16_t)(16 * (g - 1) + 4));
+
+		pos = ring_put(ring, size, pos, &rec);
+		if (g == 2)
+			marker = pos; /* the third record does not fit after it */
+	}
+	assert_true(marker == 2 * 512 + 472 && pos > 3 * 512);
+	assert_int_equal(pmu_ring_walk(ring, size, tail, marker + 8, walk_cb, &w, &invalid, &stop),
+			 2);
+	assert_true(invalid == 1);
+	assert_true(stop == marker);
+	/* Up to the lap's end, the marker is followed: the head then stands at the next lap. */
+	invalid = 0;
+	assert_int_equal(pmu_ring_walk(ring, size, tail, 3 * 512, NULL, NULL, &invalid, &stop), 2);
+	assert_true(invalid == 0 && stop == 3 * 512);
+	/* A head inside the second record's padding is no head a producer writes. */
+	stop = 0;
+	assert_int_equal(pmu_ring_walk(ring, size, tail, marker - 3, NULL, NULL, &invalid, &stop),
+			 -EINVAL);
+	assert_true(stop == 0);
 }
 
 /* Log records: payload length and bytes follow from the sequence number alone. */
@@ -1662,6 +1700,7 @@ int main(void)
 		T(test_ring_head_check_never_wraps),
 		T(test_ring_walk_follows_wrap_and_stops_at_bad_record),
 		T(test_wrap_marker_where_none_could_be_written_is_invalid),
+		T(test_ring_walk_never_passes_the_head),
 		T(test_ring_wraps_many_laps_with_reader_clearing),
 		T(test_ring_full_is_eagain_until_reader_clears),
 		T(test_log_records_reach_a_second_client_only_when_durable),
