@@ -160,12 +160,10 @@ static int create_file(const char *path, uint64_t size, int *made)
 	dir = dirname(copy);
 	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 	if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR)) {
-		if ((size_t)snprintf(named, sizeof(named), "%s.new-XXXXXX", path) >=
-		    sizeof(named)) {
-			err = ENAMETOOLONG;
-			goto out_free;
-		}
-		fd = mkostemp(named, O_CLOEXEC);
+		if ((size_t)snprintf(named, sizeof(named), "%s.new-XXXXXX", path) < sizeof(named))
+			fd = mkostemp(named, O_CLOEXEC);
+		else
+			errno = ENAMETOOLONG;
 	}
 	if (fd < 0) {
 		err = errno;
@@ -177,8 +175,11 @@ static int create_file(const char *path, uint64_t size, int *made)
 	err = posix_fallocate(fd, 0, (off_t)size);
 	sb_init(&sb, size);
 	sb.magic = PMU_SB_MAGIC;
-	if (err == 0 && pwrite(fd, &sb, sizeof(sb), 0) != (ssize_t)sizeof(sb))
-		err = errno ? errno : EIO;
+	if (err == 0) {
+		ssize_t n = pwrite(fd, &sb, sizeof(sb), 0);
+
+		err = n < 0 ? errno : n != (ssize_t)sizeof(sb) ? EIO : 0;
+	}
 	if (err == 0 && fsync(fd) != 0)
 		err = errno;
 	if (err == 0) {
