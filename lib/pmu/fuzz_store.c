@@ -185,6 +185,11 @@ static void build_base(void)
 	REQUIRE(pmu_store_check("/nonexistent", NULL, NULL) == -ENOENT);
 }
 
+static void remove_file(void)
+{
+	unlink(path);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -192,6 +197,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argv;
 	ckpt_log_set(quiet, CKPT_LOG_DEBUG);
 	snprintf(path, sizeof(path), "/dev/shm/fuzz_store.%d", (int)getpid());
+	atexit(remove_file); /* libFuzzer exits at its time limit; a crash keeps the file */
 	build_base();
 	return 0;
 }
