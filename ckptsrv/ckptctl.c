@@ -5,8 +5,19 @@
  * API only, so what it shows is what a restoring firewall would get. It never consumes a
  * log (reads peek) and writes a region only to rebuild a group member (rebuild).
  *
- * Exit codes: 0 ok, 1 verification found invalid or misplaced records, 2 usage or
- * connection errors.
+ * With a pmem: target and neither --tenant nor --secret-file, it is the operator holding
+ * the file: ls shows every tenant's regions with their owners, and a region is named
+ * OWNER/NAME, or NAME when one owner has it. Through a server (or with --tenant) it sees
+ * one tenant's namespace. On a pmem: target, verify first checks the store itself (the
+ * superblock and table pmu_store_open() checks), and verify without a region checks the
+ * store and then every region in it.
+ *
+ * Exit codes:
+ *   0  ok
+ *   1  verification failed: invalid or misplaced records, a wrap marker where none could
+ *      be, a region geometry or a store (superblock, table) that does not check, a region
+ *      that cannot be read as its geometry says; health: degraded or lost
+ *   2  usage or connection errors (a store pmu_store_open() refuses, outside verify)
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -35,33 +46,45 @@ struct ctl {
 	const char *tenant;
 	bool allow_shm;
 	struct ckpt_client *cl;
-	/* The store's space, read before connecting (pmem: only). */
+	/* pmem: without --tenant or --secret-file: every owner's regions are seen. */
+	bool operator_view;
+	/* The store's space and (operator view) its regions, read before connecting. */
 	bool have_space;
 	uint64_t total;
 	uint64_t free_bytes;
+	struct pmu_region_info *all;
+	int nall;
+	/* Owns the owner part of an OWNER/NAME region argument. */
+	char owner[PMU_NAME_MAX];
 	/* Owns the tenant name read from the secret file when --tenant was not given. */
 	char file_tenant[PMU_NAME_MAX];
 };
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: ckptctl [--target T | --pmem FILE] [--secret-file F [--tenant N]]\n"
-		   "               [--allow-shm] COMMAND\n"
-		   "targets: pmem:/path, ofi+tcp://host:port, ofi+shm://name, "
-		   "ofi+verbs://host:port,\n"
-		   "         group:rs(K,M)=T1,..., group:xor(K)=T1,..., group:mirror=T1,...\n"
-		   "commands:\n"
-		   "  ls               regions of this tenant and the store's space\n"
-		   "  stat [REGION]    geometry, lease, ring positions; the store without REGION\n"
-		   "  dump REGION      one line per record a restore would return\n"
-		   "  verify REGION    count valid/empty/invalid/...; exit 1 on invalid or "
-		   "misplaced\n"
-		   "  health REGION    group targets: which members answer, which segments "
-		   "are degraded;\n"
-		   "                   exit 1 when anything is degraded or lost\n"
-		   "  rebuild REGION   group targets: recreate the region on members that "
-		   "lack it and\n"
-		   "                   repair damaged subsegments, with progress\n");
+	fprintf(f,
+		"usage: ckptctl [--target T | --pmem FILE] [--secret-file F] [--tenant N]\n"
+		"               [--allow-shm] COMMAND\n"
+		"targets: pmem:/path, ofi+tcp://host:port, ofi+shm://name, "
+		"ofi+verbs://host:port,\n"
+		"         group:rs(K,M)=T1,..., group:xor(K)=T1,..., group:mirror=T1,...\n"
+		"  pmem: without --tenant sees every tenant's regions; REGION is then NAME or\n"
+		"  OWNER/NAME\n"
+		"commands:\n"
+		"  ls               regions (of this tenant, or every one's) and the store's "
+		"space\n"
+		"  stat [REGION]    geometry, lease, ring positions; the store without REGION\n"
+		"  dump REGION      one line per record a restore would return\n"
+		"  verify [REGION]  count valid/empty/invalid/...; exit 1 on any fault; pmem: "
+		"also\n"
+		"                   checks the store's superblock and table, and without REGION\n"
+		"                   every region in it\n"
+		"  health REGION    group targets: which members answer, which segments "
+		"are degraded;\n"
+		"                   exit 1 when anything is degraded or lost\n"
+		"  rebuild REGION   group targets: recreate the region on members that "
+		"lack it and\n"
+		"                   repair damaged subsegments, with progress\n");
 }
 
 static const char *mode_name(enum pmu_mode m)
@@ -125,23 +148,70 @@ static bool is_pmem_target(const char *target)
 }
 
 /*
- * The store's total and free space. Only the embedded target exposes it, and only through
- * the store itself: the file is mapped, read and closed before the client maps it, so the
- * two mappings never overlap in this process.
+ * The store's total and free space and, in the operator's view, every region in it. Only
+ * the embedded target exposes them, and only through the store itself: the file is mapped,
+ * read and closed before the client maps it, so the two mappings never overlap in this
+ * process.
  */
-static void read_store_space(struct ctl *ctl)
+static int read_store(struct ctl *ctl)
 {
 	struct pmu_store *s;
 
 	/* A missing file is for connecting to report, once. */
 	if (!is_pmem_target(ctl->target) || access(ctl->target + 5, F_OK) != 0)
-		return;
+		return 0;
 	s = pmu_store_open(ctl->target + 5, 0, 0);
-	if (s == NULL)
-		return; /* connecting reports why the store cannot be opened */
+	if (s == NULL) {
+		/* The store logged why; opening it again to connect would say it twice. */
+		fprintf(stderr, "ckptctl: cannot connect to %s: %s\n", ctl->target,
+			strerror(errno));
+		return -1;
+	}
 	pmu_store_space(s, &ctl->total, &ctl->free_bytes);
 	ctl->have_space = true;
+	if (ctl->operator_view) {
+		ctl->all = calloc(PMU_MAX_REGIONS, sizeof(*ctl->all));
+		if (ctl->all != NULL)
+			ctl->nall = pmu_region_list(s, ctl->all, PMU_MAX_REGIONS);
+	}
 	pmu_store_close(&s);
+	return 0;
+}
+
+/*
+ * In the operator's view, the owner a region argument names: OWNER/NAME, or the one owner
+ * that has NAME. @p name is left pointing at the name. @return 0, or -1 (said) when several
+ * owners have it.
+ */
+static int resolve_owner(struct ctl *ctl, const char **name)
+{
+	const char *slash = strchr(*name, '/');
+	const char *found = NULL;
+	int n = 0;
+
+	if (slash != NULL) {
+		snprintf(ctl->owner, sizeof(ctl->owner), "%.*s", (int)(slash - *name), *name);
+		ctl->tenant = ctl->owner;
+		*name = slash + 1;
+		return 0;
+	}
+	for (int i = 0; i < ctl->nall && i < PMU_MAX_REGIONS; i++) {
+		if (strcmp(ctl->all[i].name, *name) != 0)
+			continue;
+		if (n++ > 0) {
+			fprintf(stderr,
+				"ckptctl: region '%s' exists for owners %s and %s (at least): name "
+				"one as OWNER/NAME\n",
+				*name, found, ctl->all[i].owner);
+			return -1;
+		}
+		found = ctl->all[i].owner;
+	}
+	if (found != NULL) {
+		snprintf(ctl->owner, sizeof(ctl->owner), "%s", found);
+		ctl->tenant = ctl->owner;
+	}
+	return 0;
 }
 
 /* The tenant of a secret file's first entry, so --tenant can be left out. */
@@ -235,7 +305,16 @@ static int cmd_ls(struct ctl *ctl)
 		fprintf(stderr, "ckptctl: ls: out of memory\n");
 		return EXIT_USAGE;
 	}
-	n = ckpt_region_list(ctl->cl, list, MAX_LIST);
+	if (ctl->operator_view && ctl->all != NULL) {
+		/* Every owner's: the table as the file holds it. */
+		n = ctl->nall;
+		for (int i = 0; i < n && i < MAX_LIST; i++) {
+			list[i].r = ctl->all[i];
+			list[i].lease_alive = ctl->all[i].lease_ns > pmu_now_ns();
+		}
+	} else {
+		n = ckpt_region_list(ctl->cl, list, MAX_LIST);
+	}
 	if (n < 0) {
 		fprintf(stderr, "ckptctl: ls: %s: %s\n", ctl->target, strerror(-n));
 		rc = EXIT_USAGE;
@@ -278,7 +357,8 @@ static void print_store_space(const struct ctl *ctl)
 static int cmd_stat_store(struct ctl *ctl)
 {
 	struct ckpt_region_info one;
-	int n = ckpt_region_list(ctl->cl, &one, 1);
+	int n = ctl->operator_view && ctl->all != NULL ? ctl->nall
+						       : ckpt_region_list(ctl->cl, &one, 1);
 
 	if (n < 0) {
 		fprintf(stderr, "ckptctl: stat: %s: %s\n", ctl->target, strerror(-n));
@@ -364,28 +444,41 @@ static int count_cb(const struct ckpt_rec *rec, void *arg)
 	return 0;
 }
 
-/* Read a region the way a restore (or a standby, without consuming) would. */
+/*
+ * Read a region the way a restore (or a standby, without consuming) would.
+ * @return 0, or the exit code (the reason said): a region that cannot be opened is a usage
+ *   or connection error, one whose geometry does not check or that cannot be read as its
+ *   geometry says is a verification failure.
+ */
 static int scan_region(struct ctl *ctl, const char *name, ckpt_rec_cb cb,
-		       struct ckpt_scan_stats *st, enum pmu_mode *mode)
+		       struct ckpt_scan_stats *st)
 {
 	struct ckpt_region *r;
+	char why[256];
 	int rc;
 
 	rc = ckpt_region_open(ctl->cl, name, &r);
 	if (rc < 0) {
 		fprintf(stderr, "ckptctl: cannot open region '%s': %s\n", name, strerror(-rc));
-		return rc;
+		return EXIT_USAGE;
 	}
-	*mode = ckpt_region_geometry(r)->mode;
 	memset(st, 0, sizeof(*st));
-	if (*mode == PMU_MODE_APPEND)
+	/* The reads below index by the geometry the target gave: it must be a layout. */
+	if (pmu_region_check(ckpt_region_geometry(r), 0, why, sizeof(why)) != 0) {
+		fprintf(stderr, "ckptctl: region '%s': %s\n", name, why);
+		ckpt_region_close(&r);
+		return EXIT_VERIFY;
+	}
+	if (ckpt_region_geometry(r)->mode == PMU_MODE_APPEND)
 		rc = ckpt_log_read(r, cb, NULL, true, st);
 	else
 		rc = ckpt_state_read(r, cb, NULL, st);
 	if (rc < 0)
 		fprintf(stderr, "ckptctl: reading region '%s': %s\n", name, strerror(-rc));
 	ckpt_region_close(&r);
-	return rc < 0 ? rc : 0;
+	if (rc >= 0)
+		return 0;
+	return rc == -EINVAL || rc == -EIO || rc == -EBADMSG ? EXIT_VERIFY : EXIT_USAGE;
 }
 
 static void print_stats(const struct ckpt_scan_stats *st)
@@ -398,33 +491,112 @@ static void print_stats(const struct ckpt_scan_stats *st)
 static int cmd_dump(struct ctl *ctl, const char *name)
 {
 	struct ckpt_scan_stats st;
-	enum pmu_mode mode;
+	int rc = scan_region(ctl, name, dump_cb, &st);
 
-	if (scan_region(ctl, name, dump_cb, &st, &mode) < 0)
-		return EXIT_USAGE;
+	if (rc != 0)
+		return rc;
 	/* The summary is a comment so that record lines stay the only uncommented ones. */
 	printf("# ");
 	print_stats(&st);
 	return 0;
 }
 
-static int cmd_verify(struct ctl *ctl, const char *name)
+/* Verify region @p name, said as @p label. */
+static int cmd_verify(struct ctl *ctl, const char *name, const char *label)
 {
 	struct ckpt_scan_stats st;
-	enum pmu_mode mode;
+	int rc = scan_region(ctl, name, count_cb, &st);
 
-	if (scan_region(ctl, name, count_cb, &st, &mode) < 0)
-		return EXIT_USAGE;
+	if (rc != 0) {
+		if (rc == EXIT_VERIFY)
+			fprintf(stderr, "ckptctl: verify: region '%s' FAILED\n", label);
+		return rc;
+	}
 	print_stats(&st);
 	if (st.invalid != 0 || st.misplaced != 0) {
 		fprintf(stderr,
 			"ckptctl: verify: region '%s' FAILED: %" PRIu64 " invalid, %" PRIu64
 			" misplaced\n",
-			name, st.invalid, st.misplaced);
+			label, st.invalid, st.misplaced);
 		return EXIT_VERIFY;
 	}
-	printf("verify: %s ok\n", name);
+	printf("verify: %s ok\n", label);
 	return 0;
+}
+
+static void print_fault(const struct pmu_fault *f, void *arg)
+{
+	fprintf(stderr, "ckptctl: verify: %s: %s\n", (const char *)arg, f->msg);
+}
+
+/*
+ * pmem: the store itself, as pmu_store_open() checks it, every fault said with where it is.
+ * @return 0 or an exit code.
+ */
+static int verify_store(const struct ctl *ctl)
+{
+	const char *path = ctl->target + 5;
+	int n = pmu_store_check(path, print_fault, (void *)path);
+
+	if (n < 0) {
+		fprintf(stderr, "ckptctl: verify: %s: %s\n", path, strerror(-n));
+		return EXIT_USAGE;
+	}
+	if (n > 0) {
+		fprintf(stderr, "ckptctl: verify: store %s FAILED: %d fault(s)\n", path, n);
+		return EXIT_VERIFY;
+	}
+	printf("verify: store %s ok\n", path);
+	return 0;
+}
+
+/* pmem: the store, then each of its regions (every owner's in the operator's view). */
+static int cmd_verify_store(struct ctl *ctl)
+{
+	struct ckpt_region_info *mine = NULL;
+	int rc = verify_store(ctl), worst = 0, n;
+
+	if (rc != 0)
+		return rc;
+	if (read_store(ctl) < 0)
+		return EXIT_USAGE;
+	if (!ctl->operator_view) {
+		if (connect_target(ctl) < 0)
+			return EXIT_USAGE;
+		mine = calloc(MAX_LIST, sizeof(*mine));
+		n = mine == NULL ? -ENOMEM : ckpt_region_list(ctl->cl, mine, MAX_LIST);
+		if (n < 0) {
+			fprintf(stderr, "ckptctl: verify: listing %s: %s\n", ctl->target,
+				strerror(-n));
+			free(mine);
+			return EXIT_USAGE;
+		}
+	} else {
+		n = ctl->all != NULL ? ctl->nall : 0;
+	}
+	for (int i = 0; i < n && i < MAX_LIST; i++) {
+		const struct pmu_region_info *r = mine != NULL ? &mine[i].r : &ctl->all[i];
+		char label[2 * PMU_NAME_MAX];
+
+		snprintf(label, sizeof(label), "%s/%s", r->owner, r->name);
+		if (ctl->operator_view) {
+			/* Each owner's regions are in its own namespace. */
+			snprintf(ctl->owner, sizeof(ctl->owner), "%s", r->owner);
+			ctl->tenant = ctl->owner;
+			if (connect_target(ctl) < 0) {
+				worst = EXIT_USAGE;
+				continue;
+			}
+		}
+		rc = cmd_verify(ctl, r->name, label);
+		if (rc > worst)
+			worst = rc;
+		if (ctl->operator_view)
+			ckpt_disconnect(&ctl->cl);
+	}
+	ckpt_disconnect(&ctl->cl);
+	free(mine);
+	return worst;
 }
 
 static const char *member_state(enum ckpt_member_state s)
@@ -590,8 +762,9 @@ int main(int argc, char **argv)
 	cmd = argv[optind];
 	name = optind + 1 < argc ? argv[optind + 1] : NULL;
 	if (optind + 2 < argc || (strcmp(cmd, "ls") == 0 && name != NULL) ||
-	    ((strcmp(cmd, "dump") == 0 || strcmp(cmd, "verify") == 0 ||
-	      strcmp(cmd, "health") == 0 || strcmp(cmd, "rebuild") == 0) &&
+	    ((strcmp(cmd, "dump") == 0 || strcmp(cmd, "health") == 0 ||
+	      strcmp(cmd, "rebuild") == 0 ||
+	      (strcmp(cmd, "verify") == 0 && !is_pmem_target(ctl.target))) &&
 	     name == NULL)) {
 		fprintf(stderr, "ckptctl: wrong arguments for '%s'\n", cmd);
 		usage(stderr);
@@ -606,7 +779,24 @@ int main(int argc, char **argv)
 		rc = EXIT_USAGE;
 		goto out_free_target;
 	}
-	read_store_space(&ctl);
+	ctl.operator_view =
+		is_pmem_target(ctl.target) && ctl.tenant == NULL && ctl.secret_file == NULL;
+	if (strcmp(cmd, "verify") == 0 && name == NULL) {
+		rc = cmd_verify_store(&ctl);
+		goto out_free_target;
+	}
+	/* A store that does not check is a verification failure, not a connection error. */
+	if (strcmp(cmd, "verify") == 0 && is_pmem_target(ctl.target) &&
+	    access(ctl.target + 5, F_OK) == 0) {
+		rc = verify_store(&ctl);
+		if (rc != 0)
+			goto out_free_target;
+	}
+	if (read_store(&ctl) < 0 ||
+	    (ctl.operator_view && name != NULL && resolve_owner(&ctl, &name) < 0)) {
+		rc = EXIT_USAGE;
+		goto out_free_target;
+	}
 	if (connect_target(&ctl) < 0) {
 		rc = EXIT_USAGE;
 		goto out_free_target;
@@ -622,9 +812,10 @@ int main(int argc, char **argv)
 	else if (strcmp(cmd, "rebuild") == 0)
 		rc = cmd_rebuild(&ctl, name);
 	else
-		rc = cmd_verify(&ctl, name);
+		rc = cmd_verify(&ctl, name, argv[optind + 1]);
 	ckpt_disconnect(&ctl.cl);
 out_free_target:
+	free(ctl.all);
 	free(pmem_target);
 	return rc;
 }

@@ -193,7 +193,7 @@ static int do_create(struct ckptsrv_session *s, const struct ckpt_msg *req, stru
 	ret = open_region(s, &info, rep);
 	if (ret < 0) {
 		/* Nobody got a key to it: a region that cannot be opened is not left behind. */
-		pmu_region_delete(srv->store, info.name);
+		pmu_region_delete(srv->store, info.owner, info.name);
 		return ret;
 	}
 	ckpt_log(CKPT_LOG_INFO, LOG,
@@ -203,21 +203,17 @@ static int do_create(struct ckptsrv_session *s, const struct ckpt_msg *req, stru
 	return 0;
 }
 
-/* Lookup for a tenant: another tenant's region is refused, not hidden, as ckpt.h says. */
+/* Lookup in the tenant's namespace: another tenant's region is as missing as none (ckpt.h). */
 static int lookup_own(struct ckptsrv_session *s, const char *name, struct pmu_region_info *info,
 		      const char *op)
 {
-	int ret = pmu_region_lookup(s->l->srv->store, name, info);
+	int ret = pmu_region_lookup(s->l->srv->store, s->tenant, name, info);
 
-	if (ret < 0)
-		return ret;
-	if (strcmp(info->owner, s->tenant) != 0) {
-		ckpt_log(CKPT_LOG_WARNING, LOG,
-			 "%s of region %s refused for tenant %s from %s: owned by another tenant",
-			 op, name, s->tenant, s->peer);
-		return -EACCES;
-	}
-	return 0;
+	if (ret == -ENOENT)
+		ckpt_log(CKPT_LOG_DEBUG, LOG,
+			 "%s of region %s by tenant %s from %s: no such region", op, name,
+			 s->tenant, s->peer);
+	return ret;
 }
 
 static int do_open(struct ckptsrv_session *s, const struct ckpt_msg *req, struct ckpt_msg *rep)
@@ -255,7 +251,7 @@ static int do_delete(struct ckptsrv_session *s, const struct ckpt_msg *req)
 		if (o->info.index == info.index)
 			close_handle(s, o);
 	}
-	ret = pmu_region_delete(srv->store, info.name);
+	ret = pmu_region_delete(srv->store, info.owner, info.name);
 	if (ret == 0)
 		ckpt_log(CKPT_LOG_INFO, LOG, "tenant %s from %s deleted region %s", s->tenant,
 			 s->peer, info.name);
@@ -338,11 +334,10 @@ static int do_persist(struct ckptsrv_session *s, const struct ckpt_msg *req)
 				 __ATOMIC_ACQUIRE)),
 			 cur = le64toh(__atomic_load_n(hp, __ATOMIC_ACQUIRE));
 
-		if (head > tail + o->info.ring_size) {
+		if (!pmu_ring_head_fits(o->info.ring_size, tail, head)) {
 			ckpt_log(CKPT_LOG_WARNING, LOG,
 				 "PERSIST from tenant %s at %s refused: head %llu is more than a "
-				 "ring "
-				 "past the tail %llu of region %s",
+				 "ring past the tail %llu of region %s",
 				 s->tenant, s->peer, (unsigned long long)head,
 				 (unsigned long long)tail, o->info.name);
 			return -EINVAL;
@@ -372,7 +367,7 @@ static int do_lease(struct ckptsrv_session *s, const struct ckpt_msg *req)
 		return -EACCES;
 	if (req->u.lease.ttl_ms == 0)
 		return -EINVAL;
-	ret = pmu_region_lease(s->l->srv->store, o->info.name,
+	ret = pmu_region_lease(s->l->srv->store, o->info.owner, o->info.name,
 			       pmu_now_ns() + (uint64_t)req->u.lease.ttl_ms * 1000000u);
 	if (ret == 0)
 		ckpt_log(CKPT_LOG_DEBUG, LOG, "tenant %s renewed its lease on %s for %u ms",
@@ -791,7 +786,8 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
-	srv.store = pmu_store_open(srv.cfg.pmem, srv.cfg.size, PMU_CREATE);
+	srv.store = pmu_store_open(srv.cfg.pmem, srv.cfg.size,
+				   PMU_CREATE | (srv.cfg.format ? PMU_FORMAT : 0));
 	if (srv.store == NULL) {
 		ckpt_log(CKPT_LOG_ERR, LOG, "cannot open store %s: %s", srv.cfg.pmem,
 			 strerror(errno));

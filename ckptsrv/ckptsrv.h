@@ -33,6 +33,7 @@ struct ckptsrv_config {
 	char secret_file[4096];
 	char distribute[4096]; /* group target every region is also formed into; "" none */
 	bool allow_shm;
+	bool format;		       /* make pmem a new, empty store even if it exists */
 	enum ckpt_log_level log_level; /* 0 until set: NOTICE */
 };
 

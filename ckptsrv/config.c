@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * ckptsrv configuration: command-line flags and a config file of "key = value" lines that
- * uses the same names (pmem, size, listen, secret-file, allow-shm, log-level).
+ * uses the same names (pmem, size, listen, secret-file, allow-shm, format, log-level).
  */
 #include <ctype.h>
 #include <errno.h>
@@ -16,13 +16,18 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: ckptsrv --pmem FILE --size N --listen URL [--listen URL ...]\n"
-		   "               --secret-file F [--allow-shm] [--log-level L] [--config FILE]\n"
-		   "               [--distribute GROUP]\n"
-		   "  URL: ofi+tcp://host:port | ofi+verbs://host:port | ofi+shm://name\n"
-		   "  GROUP: group:rs(K,M)=T1,... | group:xor(K)=T1,... | group:mirror=T1,...\n"
-		   "  N:   bytes, or with a k/M/G/T suffix\n"
-		   "  L:   err, warning, notice (default), info or debug\n");
+	fprintf(f,
+		"usage: ckptsrv --pmem FILE --size N --listen URL [--listen URL ...]\n"
+		"               --secret-file F [--allow-shm] [--log-level L] [--config FILE]\n"
+		"               [--distribute GROUP] [--format]\n"
+		"  FILE: created with N bytes if missing; an existing one is opened, and refused\n"
+		"        if it does not check (never formatted again unless --format)\n"
+		"  --format: make FILE a new, empty store even if it exists (every region in it\n"
+		"        is lost; it keeps its size)\n"
+		"  URL: ofi+tcp://host:port | ofi+verbs://host:port | ofi+shm://name\n"
+		"  GROUP: group:rs(K,M)=T1,... | group:xor(K)=T1,... | group:mirror=T1,...\n"
+		"  N:   bytes, or with a k/M/G/T suffix\n"
+		"  L:   err, warning, notice (default), info or debug\n");
 }
 
 static int parse_bool(const char *v, bool *out)
@@ -106,6 +111,10 @@ static int apply(struct ckptsrv_config *cfg, const char *key, const char *v, con
 		*why = "expected true/false, yes/no or 1/0";
 		return parse_bool(v, &cfg->allow_shm);
 	}
+	if (strcmp(key, "format") == 0) {
+		*why = "expected true/false, yes/no or 1/0";
+		return parse_bool(v, &cfg->format);
+	}
 	*why = "unknown key";
 	return -EINVAL;
 }
@@ -179,13 +188,14 @@ int ckptsrv_config_parse(int argc, char **argv, struct ckptsrv_config *cfg)
 		{"distribute", required_argument, NULL, 'd'},
 		{"secret-file", required_argument, NULL, 'k'},
 		{"allow-shm", no_argument, NULL, 'a'},
+		{"format", no_argument, NULL, 'f'},
 		{"log-level", required_argument, NULL, 'v'},
 		{"config", required_argument, NULL, 'c'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	struct ckptsrv_config cli = {0};
-	bool have_size = false, have_shm = false;
+	bool have_size = false, have_shm = false, have_format = false;
 	int c;
 
 	memset(cfg, 0, sizeof(*cfg));
@@ -224,6 +234,9 @@ int ckptsrv_config_parse(int argc, char **argv, struct ckptsrv_config *cfg)
 		case 'a':
 			have_shm = true;
 			break;
+		case 'f':
+			have_format = true;
+			break;
 		case 'v':
 			flag = "log-level";
 			ret = apply(&cli, flag, optarg, &why);
@@ -257,6 +270,8 @@ int ckptsrv_config_parse(int argc, char **argv, struct ckptsrv_config *cfg)
 		cfg->size = cli.size;
 	if (have_shm)
 		cfg->allow_shm = true;
+	if (have_format)
+		cfg->format = true;
 	if (cli.log_level != 0)
 		cfg->log_level = cli.log_level;
 	if (cli.nlisten > 0) {

@@ -47,6 +47,7 @@ struct tenant {
 
 struct fwd {
 	struct fwd *next;
+	char owner[PMU_NAME_MAX]; /* regions are named per owner */
 	char name[PMU_NAME_MAX];
 	struct tenant *t;
 	struct ckpt_region *local, *group;
@@ -239,12 +240,13 @@ static struct fwd *fwd_get(struct dist *d, const struct pmu_region_info *ri)
 	int rc;
 
 	for (f = d->fwds; f != NULL; f = f->next)
-		if (strcmp(f->name, ri->name) == 0)
+		if (strcmp(f->name, ri->name) == 0 && strcmp(f->owner, ri->owner) == 0)
 			break;
 	if (f == NULL) {
 		f = calloc(1, sizeof(*f));
 		if (f == NULL)
 			return NULL;
+		snprintf(f->owner, sizeof(f->owner), "%s", ri->owner);
 		snprintf(f->name, sizeof(f->name), "%s", ri->name);
 		f->next = d->fwds;
 		d->fwds = f;

@@ -92,15 +92,18 @@ void ckpt_disconnect(struct ckpt_client **cp);
 const char *ckpt_target(const struct ckpt_client *c);
 
 /**
- * Create a region owned by this client's tenant and open it for writing.
- * @return 0, -EINVAL, -EEXIST, -ENOSPC, -EACCES, -ETIMEDOUT, -ECONNRESET.
+ * Create a region owned by this client's tenant and open it for writing. Region names are
+ * per tenant: another tenant's region of the same name neither blocks nor is touched.
+ * @return 0, -EINVAL, -EEXIST (this tenant has one of that name), -ENOSPC, -EACCES (the
+ *   parameters name another owner), -ETIMEDOUT, -ECONNRESET.
  */
 int ckpt_region_create(struct ckpt_client *c, const struct pmu_region_params *p,
 		       struct ckpt_region **out);
 
 /**
  * Open an existing region (a backup, or the primary after a restart).
- * @return 0, -ENOENT, -EACCES (another tenant's), -ETIMEDOUT, -ECONNRESET.
+ * @return 0, -ENOENT (none of this tenant's: another tenant's region is
+ *   indistinguishable from a missing one), -ETIMEDOUT, -ECONNRESET.
  */
 int ckpt_region_open(struct ckpt_client *c, const char *name, struct ckpt_region **out);
 
@@ -115,13 +118,13 @@ int ckpt_region_refresh(struct ckpt_region *r);
 /** Wait (up to the timeout) for posted writes, then close; sets *rp to NULL. */
 int ckpt_region_close(struct ckpt_region **rp);
 
-/** Delete a region. @return 0, -ENOENT, -EACCES, -EBUSY (open elsewhere), -ETIMEDOUT. */
+/** Delete a region of this tenant's. @return 0, -ENOENT, -EBUSY (open elsewhere), -ETIMEDOUT. */
 int ckpt_region_delete(struct ckpt_client *c, const char *name);
 
 /** List this tenant's regions (up to @p max). @return how many exist, or -errno. */
 int ckpt_region_list(struct ckpt_client *c, struct ckpt_region_info *out, unsigned int max);
 
-/** Describe a region by name. @return 0, -ENOENT, -EACCES, -ETIMEDOUT. */
+/** Describe a region of this tenant's by name. @return 0, -ENOENT, -ETIMEDOUT. */
 int ckpt_region_stat(struct ckpt_client *c, const char *name, struct ckpt_region_info *out);
 
 /** Describe an open region (geometry only; no I/O). */

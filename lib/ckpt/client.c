@@ -138,6 +138,8 @@ static int read_word(struct ckpt_region *r, uint64_t off, uint64_t *out)
 	if (r->cl->ops->map) {
 		const uint64_t *p = r->cl->ops->map(r, off, sizeof(*p));
 
+		if (p == NULL)
+			return -EINVAL; /* not inside the region its geometry describes */
 		*out = __atomic_load_n(p, __ATOMIC_ACQUIRE);
 		return 0;
 	}
@@ -549,8 +551,15 @@ int ckpt_lease_renew(struct ckpt_region *r, unsigned int ttl_ms)
 static const uint8_t *region_bytes(struct ckpt_region *r, uint64_t off, size_t len, uint8_t *buf,
 				   int *rc)
 {
-	if (r->cl->ops->map)
-		return r->cl->ops->map(r, off, len);
+	const uint8_t *p;
+
+	if (r->cl->ops->map) {
+		/* Outside the region (a geometry that is no layout): an error, never 0 records. */
+		p = r->cl->ops->map(r, off, len);
+		if (p == NULL)
+			*rc = -EINVAL;
+		return p;
+	}
 	*rc = r->cl->ops->read(r, off, buf, len);
 	return *rc ? NULL : buf;
 }
@@ -564,7 +573,7 @@ static int ring_image(struct ckpt_region *r, uint64_t tail, uint64_t head, uint8
 
 	if (r->cl->ops->map) {
 		*out = (uint8_t *)r->cl->ops->map(r, r->geo.ring_off, size);
-		return 0;
+		return *out != NULL ? 0 : -EINVAL;
 	}
 	img = malloc(size);
 	if (img == NULL)

@@ -295,6 +295,44 @@ static void test_slot_write_refuses_bad_pairs_and_modes(void **state)
 	free(r);
 }
 
+static const void *fake_map(struct ckpt_region *r, uint64_t off, size_t len)
+{
+	(void)r;
+	return off > REGION_SIZE || len > REGION_SIZE - off ? NULL : be.mem + off;
+}
+
+static const struct ckpt_backend_ops map_ops = {
+	.scheme = "fakemap",
+	.read = fake_read,
+	.map = fake_map,
+};
+
+static struct ckpt_client map_client = {.ops = &map_ops, .opts = {.timeout_ms = 100}};
+
+/*
+ * A geometry past the mapped region's end (what a damaged table once served) is an error
+ * of the read: a state read said "0 records" and verify said ok, a log read dereferenced
+ * the NULL the backend gave for its ring.
+ */
+static void test_read_past_a_mapped_region_is_an_error_not_nothing(void **state)
+{
+	struct ckpt_region *r = region(PMU_MODE_OVERWRITE, 0);
+	struct ckpt_scan_stats st;
+	uint64_t head = 64;
+
+	(void)state;
+	r->cl = &map_client;
+	r->geo.nslots = 1ull << 20;
+	assert_int_equal(ckpt_state_read(r, NULL, NULL, &st), -EINVAL);
+	free(r);
+	r = region(PMU_MODE_APPEND, 0);
+	r->cl = &map_client;
+	memcpy(be.mem + PMU_REGION_HEAD_OFF, &head, sizeof(head));
+	r->geo.ring_off = REGION_SIZE;
+	assert_int_equal(ckpt_log_read(r, NULL, NULL, true, &st), -EINVAL);
+	free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -307,6 +345,7 @@ int main(void)
 		cmocka_unit_test(test_backend_queue_full_is_reported_not_dropped),
 		cmocka_unit_test(test_slot_write_refuses_bad_pairs_and_modes),
 		cmocka_unit_test(test_refresh_resumes_after_another_writers_head),
+		cmocka_unit_test(test_read_past_a_mapped_region_is_an_error_not_nothing),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

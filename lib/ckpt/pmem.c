@@ -4,8 +4,9 @@
  * non-temporal copies (or memcpy where the file is not pmem) and a barrier drains them, so
  * a batch of slices pays one drain. The file outlives the process, which is what a restart
  * needs. File permissions decide who maps it at all; within it, a client sees and touches
- * only its tenant's regions, as through a server. (Whether another process has a region
- * open cannot be known here: -EBUSY covers this client's own handles only.)
+ * only its tenant's namespace, as through a server: another tenant's region is as missing
+ * (-ENOENT) as one that does not exist. (Whether another process has a region open cannot
+ * be known here: -EBUSY covers this client's own handles only.)
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -54,19 +55,10 @@ static bool mine(const struct ckpt_client *c, const struct pmu_region_info *g)
 	return strncmp(g->owner, c->opts.tenant, PMU_NAME_MAX) == 0;
 }
 
-/* Look a region up for this tenant: another tenant's is refused, never described. */
-static int lookup_mine(struct ckpt_client *c, const char *name, struct pmu_region_info *g,
-		       const char *what)
+/* Look a region up in this tenant's namespace. */
+static int lookup_mine(struct ckpt_client *c, const char *name, struct pmu_region_info *g)
 {
-	int rc = pmu_region_lookup(store_of(c), name, g);
-
-	if (rc == 0 && !mine(c, g)) {
-		ckpt_log(CKPT_LOG_WARNING, LOG_COMPONENT,
-			 "%s region %s: refused, it belongs to another tenant than %s", what, name,
-			 c->opts.tenant);
-		rc = -EACCES;
-	}
-	return rc;
+	return pmu_region_lookup(store_of(c), c->opts.tenant, name, g);
 }
 
 static int attach(struct ckpt_client *c, struct ckpt_region *r, const struct pmu_region_info *g)
@@ -107,7 +99,7 @@ static int pmem_create(struct ckpt_client *c, const struct pmu_region_params *p,
 static int pmem_open(struct ckpt_client *c, const char *name, struct ckpt_region *r)
 {
 	struct pmu_region_info g;
-	int rc = lookup_mine(c, name, &g, "open");
+	int rc = lookup_mine(c, name, &g);
 
 	if (rc) {
 		ckpt_log(CKPT_LOG_ERR, LOG_COMPONENT, "open region %s: %s", name, strerror(-rc));
@@ -125,10 +117,7 @@ static int pmem_close(struct ckpt_region *r)
 
 static int pmem_remove(struct ckpt_client *c, const char *name)
 {
-	struct pmu_region_info g;
-	int rc = lookup_mine(c, name, &g, "delete");
-
-	return rc ? rc : pmu_region_delete(store_of(c), name);
+	return pmu_region_delete(store_of(c), c->opts.tenant, name);
 }
 
 static void describe(struct ckpt_client *c, const struct pmu_region_info *g,
@@ -164,7 +153,7 @@ static int pmem_list(struct ckpt_client *c, struct ckpt_region_info *out, unsign
 static int pmem_stat(struct ckpt_client *c, const char *name, struct ckpt_region_info *out)
 {
 	struct pmu_region_info g;
-	int rc = lookup_mine(c, name, &g, "stat");
+	int rc = lookup_mine(c, name, &g);
 
 	if (rc == 0)
 		describe(c, &g, out);
@@ -173,7 +162,7 @@ static int pmem_stat(struct ckpt_client *c, const char *name, struct ckpt_region
 
 static int pmem_lease(struct ckpt_region *r, unsigned int ttl_ms)
 {
-	return pmu_region_lease(store_of(r->cl), r->geo.name,
+	return pmu_region_lease(store_of(r->cl), r->geo.owner, r->geo.name,
 				pmu_now_ns() + (uint64_t)ttl_ms * 1000000ull);
 }
 

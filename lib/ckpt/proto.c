@@ -183,28 +183,6 @@ static void put_region(struct cur *c, const struct pmu_region_info *r)
 	put_u64(c, r->lease_ns);
 }
 
-/*
- * A region's geometry is what the store would have laid out for its mode and sizes, so a
- * client never indexes slots or a ring that a server (or a forger) made up.
- */
-static bool geometry_ok(const struct pmu_region_info *r)
-{
-	struct pmu_region_params p = {
-		.name = r->name,
-		.owner = r->owner,
-		.mode = r->mode,
-		.size = r->size,
-		.slot_size = r->slot_size,
-		.ring_size = r->ring_size,
-	};
-	struct pmu_region_info g;
-
-	if (pmu_region_layout(&p, &g) != 0)
-		return false;
-	return g.size == r->size && g.slot_size == r->slot_size && g.nslots == r->nslots &&
-	       g.ring_off == r->ring_off && g.ring_size == r->ring_size;
-}
-
 static void get_region(struct cur *c, struct pmu_region_info *r)
 {
 	uint32_t mode;
@@ -226,7 +204,9 @@ static void get_region(struct cur *c, struct pmu_region_info *r)
 	r->ring_size = get_u64(c);
 	r->created_ns = get_u64(c);
 	r->lease_ns = get_u64(c);
-	if (!c->bad && (r->index >= PMU_MAX_REGIONS || !geometry_ok(r)))
+	/* The geometry the store would have laid out (the server's file offset is its own), so
+	 * a client never indexes slots or a ring that a server, or a forger, made up. */
+	if (!c->bad && (r->index >= PMU_MAX_REGIONS || pmu_region_check(r, 0, NULL, 0) != 0))
 		c->bad = true;
 }
 

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * The PMU store: one libpmem-mapped file, a superblock, a region table, regions.
+ * The PMU store: one libpmem-mapped file, a superblock, a region table, regions. Making,
+ * opening and formatting the file, and the table's writers and readers; what a store and a
+ * region must be is judged in pmu_check.c.
  *
  * Crash consistency rests on one rule: whatever a commit word vouches for is persisted
  * before the word itself, and the word is one aligned 8-byte store. A table entry's commit
@@ -8,11 +10,16 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <limits.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -22,49 +29,9 @@
 
 #include "holdfast/pmu.h"
 #include "hf_log.h"
+#include "pmu_check.h"
 
-/* Media structures are mapped directly; the store is defined little-endian. */
-_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the PMU layout is little-endian");
-
-#define SB_MAGIC      0x313030554d504648ull /* "HFPMU001" */
-#define SB_VERSION    1
-#define ENTRY_LIVE    0x4556494cu /* "LIVE" */
-#define TABLE_OFF     4096
-#define ENTRY_SIZE    256
-#define DATA_OFF      (TABLE_OFF + PMU_MAX_REGIONS * ENTRY_SIZE)
 #define LOG_COMPONENT "pmu"
-
-struct pmu_sb {
-	uint64_t magic; /* written last: a store without it was never formatted */
-	uint32_t version;
-	uint32_t nentries;
-	uint64_t size;
-	uint64_t table_off;
-	uint64_t data_off;
-	uint8_t uuid[16];
-	uint32_t crc; /* over the bytes between magic and it */
-	uint32_t pad;
-};
-_Static_assert(sizeof(struct pmu_sb) == 64, "superblock layout");
-
-struct pmu_entry {
-	uint64_t commit;   /* 0: free; ENTRY_LIVE | crc(body) << 32: live */
-	uint64_t lease_ns; /* mutable, outside the CRC */
-	char name[PMU_NAME_MAX];
-	char owner[PMU_NAME_MAX];
-	uint32_t mode;
-	uint32_t slot_size;
-	uint64_t offset;
-	uint64_t size;
-	uint64_t nslots;
-	uint64_t ring_off;
-	uint64_t ring_size;
-	uint64_t created_ns;
-	uint8_t reserved[56];
-};
-_Static_assert(sizeof(struct pmu_entry) == ENTRY_SIZE, "table entry layout");
-_Static_assert(DATA_OFF % PMU_ALIGN == 0, "regions start aligned");
-#define ENTRY_BODY_OFF offsetof(struct pmu_entry, name)
 
 struct pmu_store {
 	char *path;
@@ -106,37 +73,12 @@ static struct pmu_sb *sb_of(const struct pmu_store *s)
 
 static struct pmu_entry *entry_at(const struct pmu_store *s, unsigned int i)
 {
-	return (struct pmu_entry *)(s->base + TABLE_OFF + (size_t)i * ENTRY_SIZE);
-}
-
-static uint32_t sb_crc(const struct pmu_sb *sb)
-{
-	/* The magic is the commit word, written after the CRC'd fields: not covered. */
-	return ckpt_crc32c((const uint8_t *)sb + sizeof(sb->magic),
-			   offsetof(struct pmu_sb, crc) - sizeof(sb->magic));
-}
-
-static uint32_t entry_crc(const struct pmu_entry *e)
-{
-	return ckpt_crc32c((const uint8_t *)e + ENTRY_BODY_OFF, ENTRY_SIZE - ENTRY_BODY_OFF);
-}
-
-static uint64_t load64(const uint64_t *p)
-{
-	return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+	return (struct pmu_entry *)(s->base + PMU_TABLE_OFF + (size_t)i * PMU_ENTRY_SIZE);
 }
 
 static void store64(uint64_t *p, uint64_t v)
 {
 	__atomic_store_n(p, v, __ATOMIC_RELEASE);
-}
-
-/* A live entry is one whose commit word says LIVE and vouches for the body it covers. */
-static int entry_live(const struct pmu_entry *e)
-{
-	uint64_t c = load64(&e->commit);
-
-	return (uint32_t)c == ENTRY_LIVE && (uint32_t)(c >> 32) == entry_crc(e);
 }
 
 uint64_t pmu_now_ns(void)
@@ -147,177 +89,152 @@ uint64_t pmu_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static int valid_name(const char *n)
+/* A live entry a reader may use: its commit word checks and so does its geometry. */
+static int entry_usable(const struct pmu_store *s, const struct pmu_entry *e)
 {
-	size_t len;
+	char why[8];
 
-	if (n == NULL)
-		return 0;
-	len = strnlen(n, PMU_NAME_MAX);
-	if (len == 0 || len >= PMU_NAME_MAX)
-		return 0;
-	for (size_t i = 0; i < len; i++)
-		if (n[i] <= ' ' || n[i] > '~' || n[i] == '/')
-			return 0;
-	return 1;
+	return pmu_entry_live(e) && pmu_entry_check(e, s->len, why, sizeof(why)) == 0;
 }
 
-static uint64_t align_up(uint64_t v, uint64_t a)
-{
-	return (v + a - 1) / a * a;
-}
-
-int pmu_region_layout(const struct pmu_region_params *p, struct pmu_region_info *out)
-{
-	struct pmu_region_info r;
-	uint64_t size;
-
-	if (p == NULL || !valid_name(p->name) || !valid_name(p->owner))
-		return -EINVAL;
-	if (p->size == 0 || p->size > (1ull << 48))
-		return -EINVAL;
-	size = align_up(p->size, PMU_ALIGN);
-	memset(&r, 0, sizeof(r));
-	r.mode = p->mode;
-	r.size = size;
-	switch (p->mode) {
-	case PMU_MODE_OVERWRITE: {
-		uint64_t ring = align_up(p->ring_size, PMU_ALIGN);
-		uint32_t slot = p->slot_size ? p->slot_size : PMU_SLOT_SIZE_DEFAULT;
-
-		if (slot % CKPT_REC_ALIGN != 0 || slot < ckpt_rec_size(0) ||
-		    slot > CKPT_REC_MAX_LEN)
-			return -EINVAL;
-		if (size < PMU_REGION_HDR + ring + 2ull * slot)
-			return -EINVAL;
-		r.slot_size = slot;
-		r.nslots = ((size - PMU_REGION_HDR - ring) / slot) & ~1ull;
-		if (r.nslots / 2 > UINT32_MAX - 1)
-			return -EINVAL;
-		r.ring_size = ring;
-		r.ring_off = size - ring;
-		break;
-	}
-	case PMU_MODE_APPEND:
-		if (size < PMU_REGION_HDR + PMU_ALIGN)
-			return -EINVAL;
-		r.ring_off = PMU_REGION_HDR;
-		r.ring_size = size - PMU_REGION_HDR;
-		break;
-	default:
-		return -EINVAL;
-	}
-	snprintf(r.name, sizeof(r.name), "%s", p->name);
-	snprintf(r.owner, sizeof(r.owner), "%s", p->owner);
-	*out = r;
-	return 0;
-}
-
-static void entry_to_info(const struct pmu_store *s, unsigned int i, struct pmu_region_info *out)
-{
-	const struct pmu_entry *e = entry_at(s, i);
-
-	memset(out, 0, sizeof(*out));
-	memcpy(out->name, e->name, PMU_NAME_MAX);
-	out->name[PMU_NAME_MAX - 1] = '\0';
-	memcpy(out->owner, e->owner, PMU_NAME_MAX);
-	out->owner[PMU_NAME_MAX - 1] = '\0';
-	out->mode = (enum pmu_mode)e->mode;
-	out->index = i;
-	out->offset = e->offset;
-	out->size = e->size;
-	out->slot_size = e->slot_size;
-	out->nslots = e->nslots;
-	out->ring_off = e->ring_off;
-	out->ring_size = e->ring_size;
-	out->created_ns = e->created_ns;
-	out->lease_ns = load64(&e->lease_ns);
-}
-
-/* An entry that checks must also describe a region inside the data area. */
-static int entry_sane(const struct pmu_store *s, const struct pmu_entry *e)
-{
-	const struct pmu_sb *sb = sb_of(s);
-
-	if (e->offset < sb->data_off || e->offset % PMU_ALIGN || e->size % PMU_ALIGN ||
-	    e->size > sb->size || e->offset > sb->size - e->size)
-		return 0;
-	if (e->ring_off > e->size || e->ring_size > e->size - e->ring_off)
-		return 0;
-	if (e->mode == PMU_MODE_OVERWRITE)
-		return e->slot_size && PMU_REGION_HDR + e->nslots * e->slot_size <= e->ring_off;
-	return e->mode == PMU_MODE_APPEND;
-}
-
-static int find_live(const struct pmu_store *s, const char *name)
+static int find_live(const struct pmu_store *s, const char *owner, const char *name)
 {
 	for (unsigned int i = 0; i < PMU_MAX_REGIONS; i++) {
 		const struct pmu_entry *e = entry_at(s, i);
 
-		if (entry_live(e) && strncmp(e->name, name, PMU_NAME_MAX) == 0)
+		if (pmu_entry_live(e) && strncmp(e->name, name, PMU_NAME_MAX) == 0 &&
+		    strncmp(e->owner, owner, PMU_NAME_MAX) == 0)
 			return (int)i;
 	}
 	return -1;
 }
 
-static void format(struct pmu_store *s, uint64_t size)
+/* The superblock of a new store of @p size bytes, all but its magic. */
+static void sb_init(struct pmu_sb *sb, uint64_t size)
 {
-	struct pmu_sb *sb = sb_of(s);
-
-	s->memset_persist(s->base + TABLE_OFF, 0, (size_t)PMU_MAX_REGIONS * ENTRY_SIZE);
-	sb->version = SB_VERSION;
+	memset(sb, 0, sizeof(*sb));
+	sb->version = PMU_SB_VERSION;
 	sb->nentries = PMU_MAX_REGIONS;
 	sb->size = size;
-	sb->table_off = TABLE_OFF;
-	sb->data_off = DATA_OFF;
+	sb->table_off = PMU_TABLE_OFF;
+	sb->data_off = PMU_DATA_OFF;
 	if (getrandom(sb->uuid, sizeof(sb->uuid), 0) != sizeof(sb->uuid))
 		memset(sb->uuid, 0, sizeof(sb->uuid)); /* an identifier, not a secret */
-	sb->crc = sb_crc(sb);
+	sb->crc = pmu_sb_crc(sb);
+}
+
+/* Make a mapped store new and empty, in place (PMU_FORMAT): every region is gone. */
+static void format(struct pmu_store *s)
+{
+	struct pmu_sb *sb = sb_of(s), fresh;
+	const size_t body = sizeof(*sb) - sizeof(sb->magic);
+
+	/* Zeroed first: a format cut short leaves a blank superblock, refused as such. */
+	s->memset_persist(sb, 0, sizeof(*sb));
+	s->memset_persist(s->base + PMU_TABLE_OFF, 0, (size_t)PMU_MAX_REGIONS * PMU_ENTRY_SIZE);
+	sb_init(&fresh, s->len);
+	memcpy((uint8_t *)sb + sizeof(sb->magic), (const uint8_t *)&fresh + sizeof(fresh.magic),
+	       body);
 	s->persist(sb, sizeof(*sb));
-	store64(&sb->magic, SB_MAGIC);
+	store64(&sb->magic, PMU_SB_MAGIC);
 	s->persist(&sb->magic, sizeof(sb->magic));
 }
 
-static int check_sb(const struct pmu_store *s)
+/*
+ * A new store appears at @p path whole or not at all, so that a blank superblock there is
+ * never "a format that did not finish": the file is made in the same directory unnamed
+ * (O_TMPFILE; named FILE.new-XXXXXX where the filesystem has no O_TMPFILE, which a crash
+ * can leave behind), formatted, made durable, and only then linked at @p path, and the
+ * directory synced. Another creator that linked first wins: its store is the one opened.
+ * @return 0 or an errno (logged).
+ */
+static int create_file(const char *path, uint64_t size, int *made)
 {
-	const struct pmu_sb *sb = sb_of(s);
+	char *copy = strdup(path), named[PATH_MAX] = "", proc[64];
+	const char *dir;
+	struct pmu_sb sb;
+	int fd, dfd, err = 0;
 
-	if (sb->magic != SB_MAGIC || sb->version != SB_VERSION || sb->crc != sb_crc(sb) ||
-	    sb->nentries != PMU_MAX_REGIONS || sb->table_off != TABLE_OFF ||
-	    sb->data_off != DATA_OFF || sb->size != s->len)
-		return -EINVAL;
-	return 0;
-}
-
-static int sb_blank(const struct pmu_store *s)
-{
-	const uint8_t *p = s->base;
-
-	for (size_t i = 0; i < sizeof(struct pmu_sb); i++)
-		if (p[i] != 0)
-			return 0;
-	return 1;
-}
-
-static void log_bad_entries(const struct pmu_store *s)
-{
-	for (unsigned int i = 0; i < PMU_MAX_REGIONS; i++) {
-		const struct pmu_entry *e = entry_at(s, i);
-
-		if (load64(&e->commit) != 0 && !entry_live(e))
-			ckpt_log(CKPT_LOG_WARNING, LOG_COMPONENT,
-				 "%s: table entry %u does not check, treated as free", s->path, i);
-		else if (entry_live(e) && !entry_sane(s, e))
-			ckpt_log(CKPT_LOG_WARNING, LOG_COMPONENT,
-				 "%s: table entry %u (%.63s) lies outside the data area, ignored",
-				 s->path, i, e->name);
+	if (copy == NULL)
+		return ENOMEM;
+	dir = dirname(copy);
+	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR)) {
+		if ((size_t)snprintf(named, sizeof(named), "%s.new-XXXXXX", path) < sizeof(named))
+			fd = mkostemp(named, O_CLOEXEC);
+		else
+			errno = ENAMETOOLONG;
 	}
+	if (fd < 0) {
+		err = errno;
+		ckpt_log(CKPT_LOG_ERR, LOG_COMPONENT, "%s: cannot create a file in %s: %s", path,
+			 dir, strerror(err));
+		goto out_free;
+	}
+	/* Zeros throughout (an empty table), then the superblock, magic and all. */
+	err = posix_fallocate(fd, 0, (off_t)size);
+	sb_init(&sb, size);
+	sb.magic = PMU_SB_MAGIC;
+	if (err == 0) {
+		ssize_t n = pwrite(fd, &sb, sizeof(sb), 0);
+
+		err = n < 0 ? errno : n != (ssize_t)sizeof(sb) ? EIO : 0;
+	}
+	if (err == 0 && fsync(fd) != 0)
+		err = errno;
+	if (err == 0) {
+		int rc;
+
+		if (named[0] != '\0') {
+			rc = link(named, path);
+		} else {
+			snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+			rc = linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW);
+		}
+		if (rc != 0 && errno != EEXIST)
+			err = errno;
+		*made = rc == 0;
+	}
+	if (err == 0) {
+		dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd < 0 || fsync(dfd) != 0)
+			err = errno;
+		if (dfd >= 0)
+			close(dfd);
+	}
+	if (err != 0)
+		ckpt_log(CKPT_LOG_ERR, LOG_COMPONENT,
+			 "%s: cannot create a store of %" PRIu64 " bytes: %s", path, size,
+			 strerror(err));
+	if (named[0] != '\0')
+		unlink(named);
+	close(fd);
+out_free:
+	free(copy);
+	return err;
+}
+
+static void log_fault(const struct pmu_fault *f, void *arg)
+{
+	ckpt_log(CKPT_LOG_ERR, LOG_COMPONENT, "%s: %s", (const char *)arg, f->msg);
+}
+
+/* The checks of pmu_store_check() on this mapping, each fault logged. @return 0 or EINVAL. */
+static int check_mapped(const struct pmu_store *s)
+{
+	int faults = pmu_check_image(s->base, s->len, log_fault, s->path);
+
+	if (faults == 0)
+		return 0;
+	ckpt_log(CKPT_LOG_ERR, LOG_COMPONENT,
+		 "%s: refusing the store: %d fault(s), each logged above", s->path, faults);
+	return EINVAL;
 }
 
 struct pmu_store *pmu_store_open(const char *path, uint64_t size, int flags)
 {
 	struct pmu_store *s;
-	int created = 0;
+	int created = 0, is_new = 0;
 	int err;
 
 	if (path == NULL) {
@@ -335,25 +252,32 @@ struct pmu_store *pmu_store_open(const char *path, uint64_t size, int flags)
 	pthread_mutex_init(&s->mu, NULL);
 
 	s->base = pmem_map_file(path, 0, 0, 0, &s->len, &s->is_pmem);
-	if (s->base == NULL && errno == ENOENT && (flags & PMU_CREATE)) {
-		if (size < PMU_MIN_FILE_SIZE) {
+	if (s->base == NULL && errno == ENOENT && (flags & (PMU_CREATE | PMU_FORMAT))) {
+		if (size < PMU_MIN_FILE_SIZE || pmu_align_up(size, PMU_ALIGN, &size) != 0) {
 			ckpt_log(CKPT_LOG_ERR, LOG_COMPONENT,
-				 "%s: a new store needs at least %u bytes, %llu asked", path,
-				 PMU_MIN_FILE_SIZE, (unsigned long long)size);
+				 "%s: a new store needs at least %u bytes, %" PRIu64 " asked", path,
+				 PMU_MIN_FILE_SIZE, size);
 			err = EINVAL;
 			goto err_free;
 		}
-		size = align_up(size, PMU_ALIGN);
-		s->base = pmem_map_file(path, size, PMEM_FILE_CREATE | PMEM_FILE_EXCL, 0600,
-					&s->len, &s->is_pmem);
-		created = s->base != NULL;
-		if (s->base == NULL && errno == EEXIST) /* lost a race with another creator */
-			s->base = pmem_map_file(path, 0, 0, 0, &s->len, &s->is_pmem);
+		err = create_file(path, size, &created);
+		if (err)
+			goto err_free;
+		is_new = 1; /* made here, or by a creator that linked first */
+		s->base = pmem_map_file(path, 0, 0, 0, &s->len, &s->is_pmem);
 	}
 	if (s->base == NULL) {
+		struct stat st;
+
 		err = errno;
-		ckpt_log(err == ENOENT ? CKPT_LOG_INFO : CKPT_LOG_ERR, LOG_COMPONENT,
-			 "%s: cannot map: %s", path, pmem_errormsg());
+		/* An empty file (an older creator's crash) cannot be mapped: say what it is. */
+		if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0) {
+			pmu_check_image(NULL, 0, log_fault, s->path);
+			err = EINVAL;
+		} else {
+			ckpt_log(err == ENOENT ? CKPT_LOG_INFO : CKPT_LOG_ERR, LOG_COMPONENT,
+				 "%s: cannot map: %s", path, pmem_errormsg());
+		}
 		goto err_free;
 	}
 	/* Chosen once: every persist afterwards goes through these pointers. */
@@ -371,28 +295,27 @@ struct pmu_store *pmu_store_open(const char *path, uint64_t size, int flags)
 		err = errno;
 		goto err_unmap;
 	}
-	if (s->len < PMU_MIN_FILE_SIZE) {
-		ckpt_log(CKPT_LOG_ERR, LOG_COMPONENT, "%s: %zu bytes is too small for a store",
-			 path, s->len);
-		err = EINVAL;
-		goto err_close_lock;
-	}
-
 	if (flock(s->lock_fd, LOCK_EX) != 0) {
 		err = errno;
 		goto err_close_lock;
 	}
-	/* A blank superblock is a store whose formatting never finished: nothing committed. */
-	if (sb_blank(s) && (created || (flags & PMU_CREATE)))
-		format(s, s->len);
-	err = -check_sb(s);
-	flock(s->lock_fd, LOCK_UN);
-	if (err) {
-		ckpt_log(CKPT_LOG_ERR, LOG_COMPONENT,
-			 "%s: not a holdfast store (magic, version, size or CRC wrong)", path);
-		goto err_close_lock;
+	/* Only ever asked for: a blank superblock is refused like any other fault. */
+	if ((flags & PMU_FORMAT) && !is_new && s->len >= PMU_MIN_FILE_SIZE) {
+		format(s);
+		ckpt_log(CKPT_LOG_NOTICE, LOG_COMPONENT,
+			 "%s: formatted as asked: a new, empty store of %zu bytes (every region it "
+			 "held is gone)",
+			 path, s->len);
+		if (size != 0 && size != s->len)
+			ckpt_log(CKPT_LOG_NOTICE, LOG_COMPONENT,
+				 "%s: kept its size of %zu bytes (%" PRIu64
+				 " asked; a size applies to a new file only)",
+				 path, s->len, size);
 	}
-	log_bad_entries(s);
+	err = check_mapped(s);
+	flock(s->lock_fd, LOCK_UN);
+	if (err)
+		goto err_close_lock;
 	ckpt_log(CKPT_LOG_INFO, LOG_COMPONENT, "%s: %s store of %zu bytes (%s)", path,
 		 created ? "created" : "opened", s->len,
 		 s->is_pmem ? "pmem, pmem_persist" : "not pmem, msync");
@@ -445,15 +368,23 @@ static int extent_cmp(const void *a, const void *b)
 	return x->off < y->off ? -1 : x->off > y->off;
 }
 
+/*
+ * The bytes of every entry whose commit word checks, clipped to the file, by offset: what
+ * allocation must never give out. Sane or not, a live entry's owner holds its registration.
+ */
 static unsigned int live_extents(const struct pmu_store *s, struct extent *ext)
 {
 	unsigned int n = 0;
 
 	for (unsigned int i = 0; i < PMU_MAX_REGIONS; i++) {
 		const struct pmu_entry *e = entry_at(s, i);
+		uint64_t end;
 
-		if (entry_live(e) && entry_sane(s, e))
-			ext[n++] = (struct extent){e->offset, e->size};
+		if (!pmu_entry_live(e) || e->offset >= s->len || e->size == 0)
+			continue;
+		if (__builtin_add_overflow(e->offset, e->size, &end) || end > s->len)
+			end = s->len;
+		ext[n++] = (struct extent){e->offset, end - e->offset};
 	}
 	qsort(ext, n, sizeof(*ext), extent_cmp);
 	return n;
@@ -463,14 +394,22 @@ void pmu_store_space(const struct pmu_store *s, uint64_t *total, uint64_t *free_
 {
 	struct extent ext[PMU_MAX_REGIONS];
 	unsigned int n = live_extents(s, ext);
-	uint64_t used = 0;
+	uint64_t used = 0, covered = PMU_DATA_OFF;
 
-	for (unsigned int i = 0; i < n; i++)
-		used += ext[i].len;
+	/* Extents may overlap (a damaged table): count each byte once. */
+	for (unsigned int i = 0; i < n; i++) {
+		uint64_t from = ext[i].off > covered ? ext[i].off : covered;
+		uint64_t to = ext[i].off + ext[i].len;
+
+		if (to > from) {
+			used += to - from;
+			covered = to;
+		}
+	}
 	if (total)
 		*total = s->len;
 	if (free_bytes)
-		*free_bytes = s->len - DATA_OFF - used;
+		*free_bytes = s->len - PMU_DATA_OFF - used;
 }
 
 /* First fit between live regions. */
@@ -478,7 +417,7 @@ static int allocate(const struct pmu_store *s, uint64_t size, uint64_t *off)
 {
 	struct extent ext[PMU_MAX_REGIONS];
 	unsigned int n = live_extents(s, ext);
-	uint64_t at = DATA_OFF;
+	uint64_t at = PMU_DATA_OFF;
 
 	for (unsigned int i = 0; i <= n; i++) {
 		uint64_t end = i < n ? ext[i].off : s->len;
@@ -487,7 +426,8 @@ static int allocate(const struct pmu_store *s, uint64_t size, uint64_t *off)
 			*off = at;
 			return 0;
 		}
-		if (i < n)
+		/* Never backwards: an extent inside an earlier one frees nothing. */
+		if (i < n && ext[i].off + ext[i].len > at)
 			at = ext[i].off + ext[i].len;
 	}
 	return -ENOSPC;
@@ -516,6 +456,7 @@ int pmu_region_create(struct pmu_store *s, const struct pmu_region_params *p,
 {
 	struct pmu_region_info geo;
 	struct pmu_entry *e = NULL;
+	char why[256];
 	uint64_t off;
 	int rc;
 
@@ -525,12 +466,12 @@ int pmu_region_create(struct pmu_store *s, const struct pmu_region_params *p,
 	rc = lock_table(s);
 	if (rc)
 		return rc;
-	if (find_live(s, p->name) >= 0) {
+	if (find_live(s, p->owner, p->name) >= 0) {
 		rc = -EEXIST;
 		goto out_unlock;
 	}
 	for (unsigned int i = 0; i < PMU_MAX_REGIONS; i++) {
-		if (!entry_live(entry_at(s, i))) {
+		if (!pmu_entry_live(entry_at(s, i))) {
 			e = entry_at(s, i);
 			geo.index = i;
 			break;
@@ -557,7 +498,7 @@ int pmu_region_create(struct pmu_store *s, const struct pmu_region_params *p,
 	/* 2. The entry body, still uncommitted (a free entry's body means nothing). */
 	store64(&e->commit, 0);
 	s->persist(&e->commit, sizeof(e->commit));
-	memset((uint8_t *)e + sizeof(e->commit), 0, ENTRY_SIZE - sizeof(e->commit));
+	memset((uint8_t *)e + sizeof(e->commit), 0, PMU_ENTRY_SIZE - sizeof(e->commit));
 	memcpy(e->name, geo.name, PMU_NAME_MAX);
 	memcpy(e->owner, geo.owner, PMU_NAME_MAX);
 	e->mode = geo.mode;
@@ -568,9 +509,17 @@ int pmu_region_create(struct pmu_store *s, const struct pmu_region_params *p,
 	e->ring_off = geo.ring_off;
 	e->ring_size = geo.ring_size;
 	e->created_ns = geo.created_ns;
-	s->persist(e, ENTRY_SIZE);
+	s->persist(e, PMU_ENTRY_SIZE);
+	/* Opening checks every entry with this: never commit one it would refuse. */
+	if (pmu_entry_check(e, s->len, why, sizeof(why)) != 0) {
+		ckpt_log(CKPT_LOG_ERR, LOG_COMPONENT,
+			 "%s: region %s of %s not created: its entry would not check: %s", s->path,
+			 geo.name, geo.owner, why);
+		rc = -EIO;
+		goto out_unlock;
+	}
 	/* 3. The commit word: from here on the region exists. */
-	store64(&e->commit, ENTRY_LIVE | (uint64_t)entry_crc(e) << 32);
+	store64(&e->commit, pmu_entry_commit_word(e));
 	s->persist(&e->commit, sizeof(e->commit));
 	ckpt_log(CKPT_LOG_INFO, LOG_COMPONENT, "%s: created region %s (%s, %llu bytes at %llu)",
 		 s->path, geo.name, geo.mode == PMU_MODE_APPEND ? "append" : "overwrite",
@@ -582,31 +531,32 @@ out_unlock:
 	return rc;
 }
 
-int pmu_region_lookup(struct pmu_store *s, const char *name, struct pmu_region_info *out)
+int pmu_region_lookup(struct pmu_store *s, const char *owner, const char *name,
+		      struct pmu_region_info *out)
 {
 	int i;
 
-	if (!valid_name(name))
+	if (!pmu_name_valid(owner) || !pmu_name_valid(name))
 		return -EINVAL;
-	i = find_live(s, name);
-	if (i < 0 || !entry_sane(s, entry_at(s, (unsigned int)i)))
+	i = find_live(s, owner, name);
+	if (i < 0 || !entry_usable(s, entry_at(s, (unsigned int)i)))
 		return -ENOENT;
 	if (out)
-		entry_to_info(s, (unsigned int)i, out);
+		pmu_entry_info(entry_at(s, (unsigned int)i), (unsigned int)i, out);
 	return 0;
 }
 
-int pmu_region_delete(struct pmu_store *s, const char *name)
+int pmu_region_delete(struct pmu_store *s, const char *owner, const char *name)
 {
 	struct pmu_entry *e;
 	int i, rc;
 
-	if (!valid_name(name))
+	if (!pmu_name_valid(owner) || !pmu_name_valid(name))
 		return -EINVAL;
 	rc = lock_table(s);
 	if (rc)
 		return rc;
-	i = find_live(s, name);
+	i = find_live(s, owner, name);
 	if (i < 0) {
 		rc = -ENOENT;
 		goto out_unlock;
@@ -614,7 +564,7 @@ int pmu_region_delete(struct pmu_store *s, const char *name)
 	e = entry_at(s, (unsigned int)i);
 	store64(&e->commit, 0);
 	s->persist(&e->commit, sizeof(e->commit));
-	ckpt_log(CKPT_LOG_INFO, LOG_COMPONENT, "%s: deleted region %s", s->path, name);
+	ckpt_log(CKPT_LOG_INFO, LOG_COMPONENT, "%s: deleted region %s of %s", s->path, name, owner);
 out_unlock:
 	unlock_table(s);
 	return rc;
@@ -627,23 +577,23 @@ int pmu_region_list(struct pmu_store *s, struct pmu_region_info *out, unsigned i
 	for (unsigned int i = 0; i < PMU_MAX_REGIONS; i++) {
 		const struct pmu_entry *e = entry_at(s, i);
 
-		if (!entry_live(e) || !entry_sane(s, e))
+		if (!entry_usable(s, e))
 			continue;
 		if (n < max && out)
-			entry_to_info(s, i, &out[n]);
+			pmu_entry_info(e, i, &out[n]);
 		n++;
 	}
 	return (int)n;
 }
 
-int pmu_region_lease(struct pmu_store *s, const char *name, uint64_t expires_ns)
+int pmu_region_lease(struct pmu_store *s, const char *owner, const char *name, uint64_t expires_ns)
 {
 	struct pmu_entry *e;
 	int i;
 
-	if (!valid_name(name))
+	if (!pmu_name_valid(owner) || !pmu_name_valid(name))
 		return -EINVAL;
-	i = find_live(s, name);
+	i = find_live(s, owner, name);
 	if (i < 0)
 		return -ENOENT;
 	e = entry_at(s, (unsigned int)i);

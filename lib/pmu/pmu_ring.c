@@ -29,14 +29,33 @@ uint64_t pmu_ring_place(uint64_t ring_size, uint64_t pos, uint32_t len)
 	return room >= len ? pos : pos + room;
 }
 
+/*
+ * Could a producer have left a wrap marker at ring offset @p off, @p room bytes before the
+ * end? It leaves one only for a record of len > room, which goes to the next lap only when
+ * the ring then holds at most ring_size bytes from the tail to that record's end, so
+ * len <= off; and len <= CKPT_REC_MAX_LEN. A marker anywhere else (at offset 0, with room
+ * for any record) is damage or forgery, and following it would skip records.
+ */
+static int marker_fits(uint64_t off, uint64_t room)
+{
+	return room < CKPT_REC_MAX_LEN && room < off;
+}
+
+int pmu_ring_head_fits(uint64_t ring_size, uint64_t tail, uint64_t head)
+{
+	return head <= tail || head - tail <= ring_size;
+}
+
 int pmu_ring_walk(const uint8_t *ring, uint64_t ring_size, uint64_t tail, uint64_t head,
 		  pmu_rec_fn fn, void *arg, uint64_t *invalid, uint64_t *stop)
 {
 	uint64_t pos = tail;
 	int n = 0;
 
+	/* Records, markers and so both ends are CKPT_REC_ALIGN aligned. */
 	if (ring_size == 0 || ring_size % CKPT_REC_ALIGN || head < tail ||
-	    head - tail > ring_size || tail % CKPT_REC_ALIGN)
+	    !pmu_ring_head_fits(ring_size, tail, head) || tail % CKPT_REC_ALIGN ||
+	    head % CKPT_REC_ALIGN)
 		return -EINVAL;
 	while (pos < head) {
 		uint64_t off = pos % ring_size;
@@ -46,11 +65,21 @@ int pmu_ring_walk(const uint8_t *ring, uint64_t ring_size, uint64_t tail, uint64
 		int len;
 
 		if (span >= 4 && get32(ring + off) == PMU_RING_WRAP_MAGIC) {
+			/*
+			 * Followed only where a producer leaves one, and only with the head at or
+			 * past the next lap (a marker goes with the record after it): never past
+			 * the head, where a consumer's tail would then stand.
+			 */
+			if (!marker_fits(off, room) || span < room) {
+				if (invalid)
+					(*invalid)++;
+				break;
+			}
 			pos += room;
 			continue;
 		}
 		len = ckpt_rec_decode(ring + off, span, &rec);
-		if (len < 0) {
+		if (len < 0 || (uint64_t)len > span) { /* its padding past the head: no record */
 			if (invalid)
 				(*invalid)++;
 			break;

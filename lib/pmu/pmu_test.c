@@ -4,9 +4,11 @@
  * embedded pmem: target): create/open/reopen, validation, list, delete and reuse, leases,
  * torn slots, journal precedence, and the ring across laps and when full.
  */
+#include <dirent.h>
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +22,7 @@
 
 #include "holdfast/ckpt.h"
 #include "holdfast/pmu.h"
+#include "pmu_media.h"
 
 #define STORE_SIZE (4u << 20)
 
@@ -149,7 +152,7 @@ static void test_store_create_open_reopen_keeps_regions(void **state)
 	/* Reopen without PMU_CREATE: the committed entry is all there, unchanged. */
 	s = pmu_store_open(f->path, 0, 0);
 	assert_non_null(s);
-	assert_int_equal(pmu_region_lookup(s, "state", &found), 0);
+	assert_int_equal(pmu_region_lookup(s, "fw1", "state", &found), 0);
 	assert_memory_equal(&found, &made, sizeof(found));
 	pmu_store_space(s, &total, &free_after);
 	assert_true(free_after == free_before - 65536);
@@ -158,7 +161,7 @@ static void test_store_create_open_reopen_keeps_regions(void **state)
 	/* PMU_CREATE on an existing store opens it; it does not format it again. */
 	s = pmu_store_open(f->path, STORE_SIZE, PMU_CREATE);
 	assert_non_null(s);
-	assert_int_equal(pmu_region_lookup(s, "state", &found), 0);
+	assert_int_equal(pmu_region_lookup(s, "fw1", "state", &found), 0);
 	pmu_store_close(&s);
 }
 
@@ -186,6 +189,363 @@ static void test_store_open_rejects_missing_small_and_foreign_files(void **state
 	errno = 0;
 	assert_null(pmu_store_open(junk, 0, 0));
 	assert_int_equal(errno, EINVAL);
+
+	/* An empty file (what an older creator's crash left) is refused as too small. */
+	assert_int_equal(truncate(junk, 0), 0);
+	errno = 0;
+	assert_null(pmu_store_open(junk, STORE_SIZE, PMU_CREATE));
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(pmu_store_check(junk, NULL, NULL), 1);
+}
+
+/* The table as the media holds it, for tests that damage a store on purpose. */
+static void entry_rw(const char *path, unsigned int i, struct pmu_entry *e, bool write)
+{
+	off_t at = PMU_TABLE_OFF + (off_t)i * PMU_ENTRY_SIZE;
+	int fd = open(path, O_RDWR);
+
+	assert_true(fd >= 0);
+	if (write)
+		assert_int_equal(pwrite(fd, e, sizeof(*e), at), (ssize_t)sizeof(*e));
+	else
+		assert_int_equal(pread(fd, e, sizeof(*e), at), (ssize_t)sizeof(*e));
+	close(fd);
+}
+
+/* Write @p e at entry @p i with a commit word that vouches for it, as create would. */
+static void entry_commit(const char *path, unsigned int i, struct pmu_entry *e)
+{
+	e->commit = pmu_entry_commit_word(e);
+	entry_rw(path, i, e, true);
+}
+
+struct faults {
+	unsigned int n;
+	enum pmu_fault_kind kind[8];
+	int entry[8], other[8];
+	char msg[8][512];
+};
+
+static void note_fault(const struct pmu_fault *f, void *arg)
+{
+	struct faults *fs = arg;
+
+	if (fs->n < 8) {
+		fs->kind[fs->n] = f->kind;
+		fs->entry[fs->n] = f->entry;
+		fs->other[fs->n] = f->other;
+		snprintf(fs->msg[fs->n], sizeof(fs->msg[0]), "%s", f->msg);
+	}
+	fs->n++;
+}
+
+/* A store of two regions, "state" (entry 0) and "log" (entry 1), closed. */
+static void two_region_store(const struct fixture *f, struct pmu_region_info *state,
+			     struct pmu_region_info *log)
+{
+	struct pmu_region_params sp = {
+		.name = "state", .owner = "fw1", .mode = PMU_MODE_OVERWRITE, .size = 65536};
+	struct pmu_region_params lp = {
+		.name = "log", .owner = "fw1", .mode = PMU_MODE_APPEND, .size = 65536};
+	struct pmu_store *s = create_store(f, STORE_SIZE);
+
+	assert_int_equal(pmu_region_create(s, &sp, state), 0);
+	assert_int_equal(pmu_region_create(s, &lp, log), 0);
+	assert_int_equal(state->index, 0);
+	assert_int_equal(log->index, 1);
+	pmu_store_close(&s);
+	assert_int_equal(pmu_store_check(f->path, NULL, NULL), 0);
+}
+
+/*
+ * nslots * slot_size that wraps to a small product once passed the open-time check: the
+ * region was served with a slot table far past its end and `ckptctl verify` said 0 records,
+ * ok. A CRC-valid entry whose geometry is not the layout of its size refuses the store.
+ */
+static void test_open_refuses_a_crc_valid_entry_whose_slots_overflow(void **state)
+{
+	struct fixture *f = *state;
+	struct pmu_region_info st, lg;
+	struct faults fs = {0};
+	struct pmu_entry e;
+
+	two_region_store(f, &st, &lg);
+	entry_rw(f->path, 0, &e, false);
+	e.nslots = (1ull << 56) + 2; /* * 256 = 2^64 + 512: wraps to 512 */
+	entry_commit(f->path, 0, &e);
+	errno = 0;
+	assert_null(pmu_store_open(f->path, 0, 0));
+	assert_int_equal(errno, EINVAL);
+	assert_null(pmu_store_open(f->path, STORE_SIZE, PMU_CREATE));
+	assert_int_equal(pmu_store_check(f->path, note_fault, &fs), 1);
+	assert_int_equal(fs.kind[0], PMU_FAULT_GEOMETRY);
+	assert_int_equal(fs.entry[0], 0);
+	assert_non_null(strstr(fs.msg[0], "table entry 0 (region state of fw1, 65536 bytes at"));
+	assert_non_null(strstr(fs.msg[0], "72057594037927938 slots of 256"));
+}
+
+/* Two live entries on the same bytes: the store is refused, and says which and where. */
+static void test_open_refuses_overlapping_entries(void **state)
+{
+	struct fixture *f = *state;
+	struct pmu_region_info st, lg;
+	struct faults fs = {0};
+	struct pmu_entry e;
+	char want[160];
+
+	two_region_store(f, &st, &lg);
+	entry_rw(f->path, 1, &e, false);
+	e.offset = st.offset + PMU_ALIGN; /* log now starts inside state */
+	entry_commit(f->path, 1, &e);
+	errno = 0;
+	assert_null(pmu_store_open(f->path, 0, 0));
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(pmu_store_check(f->path, note_fault, &fs), 1);
+	assert_int_equal(fs.kind[0], PMU_FAULT_OVERLAP);
+	assert_int_equal(fs.entry[0], 0);
+	assert_int_equal(fs.other[0], 1);
+	snprintf(want, sizeof(want),
+		 "table entries 0 (region state of fw1, bytes [%" PRIu64 ", %" PRIu64
+		 ")) and 1 (region log of fw1, bytes [%" PRIu64 ", %" PRIu64 ")) overlap",
+		 st.offset, st.offset + st.size, st.offset + PMU_ALIGN,
+		 st.offset + PMU_ALIGN + lg.size);
+	assert_string_equal(fs.msg[0], want);
+}
+
+/* A commit word no crash can leave (one aligned 8-byte store) is damage: refused, not freed. */
+static void test_open_refuses_a_commit_word_that_does_not_check(void **state)
+{
+	struct fixture *f = *state;
+	struct pmu_region_info st, lg;
+	struct faults fs = {0};
+	struct pmu_entry e;
+
+	two_region_store(f, &st, &lg);
+	entry_rw(f->path, 1, &e, false);
+	e.size += PMU_ALIGN; /* the body changes, the word stays */
+	entry_rw(f->path, 1, &e, true);
+	assert_null(pmu_store_open(f->path, 0, 0));
+	assert_int_equal(pmu_store_check(f->path, note_fault, &fs), 1);
+	assert_int_equal(fs.kind[0], PMU_FAULT_COMMIT);
+	assert_int_equal(fs.entry[0], 1);
+	assert_non_null(strstr(fs.msg[0], "table entry 1 (region log of fw1): commit word"));
+}
+
+/* Every fault of a store is reported, each once, with where it is. */
+static void test_store_check_reports_every_fault(void **state)
+{
+	struct fixture *f = *state;
+	struct pmu_region_info st, lg;
+	struct faults fs = {0};
+	struct pmu_entry e, dup;
+
+	two_region_store(f, &st, &lg);
+	entry_rw(f->path, 0, &e, false);
+	dup = e;
+	e.ring_size = 8; /* not the layout of its size */
+	entry_commit(f->path, 0, &e);
+	dup.offset = lg.offset + lg.size; /* its own bytes, but state's name */
+	entry_commit(f->path, 2, &dup);
+	entry_rw(f->path, 1, &e, false);
+	e.commit ^= 1ull << 40;
+	entry_rw(f->path, 1, &e, true);
+	assert_int_equal(pmu_store_check(f->path, note_fault, &fs), 2);
+	assert_int_equal(fs.kind[0], PMU_FAULT_GEOMETRY);
+	assert_int_equal(fs.entry[0], 0);
+	assert_int_equal(fs.kind[1], PMU_FAULT_COMMIT);
+	assert_int_equal(fs.entry[1], 1);
+	/* With entry 0 whole again, entry 2 is a second region of its name. */
+	entry_rw(f->path, 0, &e, false);
+	e.ring_size = 0;
+	entry_commit(f->path, 0, &e);
+	memset(&fs, 0, sizeof(fs));
+	assert_int_equal(pmu_store_check(f->path, note_fault, &fs), 2);
+	assert_int_equal(fs.kind[0], PMU_FAULT_COMMIT);
+	assert_int_equal(fs.kind[1], PMU_FAULT_DUPLICATE);
+	assert_int_equal(fs.entry[1], 0);
+	assert_int_equal(fs.other[1], 2);
+	errno = 0;
+	assert_int_equal(pmu_store_check("/nonexistent/store", NULL, NULL), -ENOENT);
+}
+
+/*
+ * A live entry that appears in the table of an open store (another process, or damage)
+ * holds its bytes even when its geometry does not check: allocation never gives them out.
+ */
+static void test_allocation_counts_every_live_entry(void **state)
+{
+	struct fixture *f = *state;
+	struct pmu_region_params p = {
+		.name = "next", .owner = "bob", .mode = PMU_MODE_APPEND, .size = 65536};
+	struct pmu_region_info st, lg, got;
+	struct pmu_store *s;
+	struct pmu_entry e;
+
+	two_region_store(f, &st, &lg);
+	s = pmu_store_open(f->path, 0, 0);
+	assert_non_null(s);
+	entry_rw(f->path, 0, &e, false);
+	e.offset = lg.offset + lg.size;
+	snprintf(e.name, sizeof(e.name), "insane");
+	e.nslots += 2; /* geometry no longer the layout of its size */
+	entry_commit(f->path, 2, &e);
+	assert_int_equal(pmu_region_lookup(s, "fw1", "insane", &got), -ENOENT);
+	assert_int_equal(pmu_region_create(s, &p, &got), 0);
+	assert_true(got.offset >= e.offset + e.size || got.offset + got.size <= e.offset);
+	pmu_store_close(&s);
+}
+
+static char logged[4096];
+
+/* Every line the store logs, in one buffer, for tests that read what it said. */
+static void log_into_buffer(enum ckpt_log_level level, const char *component, const char *msg)
+{
+	size_t used = strlen(logged);
+
+	(void)level;
+	snprintf(logged + used, sizeof(logged) - used, "%s: %s\n", component, msg);
+}
+
+static void capture_log(void)
+{
+	logged[0] = '\0';
+	ckpt_log_set(log_into_buffer, CKPT_LOG_DEBUG);
+}
+
+static void release_log(void)
+{
+	ckpt_log_set(NULL, CKPT_LOG_WARNING);
+}
+
+static void zero_bytes(const char *path, off_t at, size_t len)
+{
+	uint8_t zeros[4096] = {0};
+	int fd = open(path, O_RDWR);
+
+	assert_true(fd >= 0 && len <= sizeof(zeros));
+	assert_int_equal(pwrite(fd, zeros, len, at), (ssize_t)len);
+	close(fd);
+}
+
+/*
+ * A zeroed superblock once meant "formatting never finished" and was formatted again at
+ * the next start with PMU_CREATE: a wiped superblock silently cost every region. Now a new
+ * store only ever appears whole, so a blank superblock is refused, and only PMU_FORMAT
+ * makes the file a new store.
+ */
+static void test_zeroed_superblock_is_refused_and_formatted_only_when_asked(void **state)
+{
+	struct fixture *f = *state;
+	struct pmu_region_info st, lg;
+	struct pmu_store *s;
+	struct pmu_entry e;
+
+	two_region_store(f, &st, &lg);
+	zero_bytes(f->path, 0, sizeof(struct pmu_sb));
+	capture_log();
+	errno = 0;
+	assert_null(pmu_store_open(f->path, STORE_SIZE, PMU_CREATE));
+	assert_int_equal(errno, EINVAL);
+	assert_null(pmu_store_open(f->path, 0, 0));
+	release_log();
+	assert_non_null(strstr(logged, "store: superblock is zeroed (never formatted, or wiped); "
+				       "refusing; `ckptsrv --format` makes it a new, empty store"));
+	/* Nothing was touched: the regions are still in the table, for a recovery. */
+	entry_rw(f->path, 0, &e, false);
+	assert_true(e.commit == pmu_entry_commit_word(&e));
+	assert_int_equal(pmu_store_check(f->path, NULL, NULL), 1);
+
+	capture_log();
+	s = pmu_store_open(f->path, 0, PMU_FORMAT);
+	release_log();
+	assert_non_null(s);
+	assert_non_null(strstr(logged, "formatted as asked: a new, empty store of 4194304 bytes"));
+	assert_int_equal(pmu_region_list(s, NULL, 0), 0);
+	pmu_store_close(&s);
+	s = pmu_store_open(f->path, 0, 0);
+	assert_non_null(s);
+	assert_int_equal(pmu_region_list(s, NULL, 0), 0);
+	pmu_store_close(&s);
+}
+
+/* What a file that is no store holds is said, with its path, not just "Invalid argument". */
+static void test_non_store_file_is_refused_with_what_was_found(void **state)
+{
+	struct fixture *f = *state;
+	struct pmu_region_info st, lg;
+	struct pmu_sb sb;
+	char want[256];
+	int fd;
+
+	two_region_store(f, &st, &lg);
+	fd = open(f->path, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, "GIF89a\x01\x02", 8, 0), 8);
+	capture_log();
+	assert_null(pmu_store_open(f->path, 0, 0));
+	snprintf(want, sizeof(want),
+		 "pmu: %s: not a holdfast store: magic 0x0201613938464947 (\"GIF89a..\"), "
+		 "expected 0x313030554d504648 (\"HFPMU001\")\n",
+		 f->path);
+	assert_non_null(strstr(logged, want));
+
+	/* A store of another version, another size, or whose superblock does not check. */
+	memset(&sb, 0, sizeof(sb));
+	sb.magic = PMU_SB_MAGIC;
+	sb.version = 2;
+	assert_int_equal(pwrite(fd, &sb, sizeof(sb), 0), (ssize_t)sizeof(sb));
+	capture_log();
+	assert_null(pmu_store_open(f->path, 0, 0));
+	assert_non_null(strstr(logged, "store format version 2, this build reads version 1"));
+	sb.version = PMU_SB_VERSION;
+	sb.nentries = PMU_MAX_REGIONS;
+	sb.table_off = PMU_TABLE_OFF;
+	sb.data_off = PMU_DATA_OFF;
+	sb.size = STORE_SIZE / 2;
+	sb.crc = pmu_sb_crc(&sb) ^ 1;
+	assert_int_equal(pwrite(fd, &sb, sizeof(sb), 0), (ssize_t)sizeof(sb));
+	capture_log();
+	assert_null(pmu_store_open(f->path, 0, 0));
+	release_log();
+	snprintf(want, sizeof(want), "superblock CRC %#010x does not match its contents (%#010x)",
+		 sb.crc, sb.crc ^ 1);
+	assert_non_null(strstr(logged, want));
+	assert_non_null(strstr(logged, "superblock says 2097152 bytes, the file has 4194304"));
+	assert_non_null(strstr(logged, "refusing the store: 2 fault(s)"));
+	close(fd);
+}
+
+/*
+ * A new store is made beside its path and linked there whole: nothing else is left in the
+ * directory, and it opens with the size asked. PMU_FORMAT also creates a missing file.
+ */
+static void test_new_store_appears_whole_with_nothing_beside_it(void **state)
+{
+	struct fixture *f = *state;
+	struct pmu_store *s = create_store(f, STORE_SIZE + 1);
+	uint64_t total;
+	struct dirent *d;
+	unsigned int n = 0;
+	DIR *dir;
+
+	pmu_store_space(s, &total, NULL);
+	assert_true(total == STORE_SIZE + PMU_ALIGN);
+	pmu_store_close(&s);
+	dir = opendir(f->dir);
+	assert_non_null(dir);
+	while ((d = readdir(dir)) != NULL) {
+		if (d->d_name[0] == '.')
+			continue;
+		assert_string_equal(d->d_name, "store");
+		n++;
+	}
+	closedir(dir);
+	assert_int_equal(n, 1);
+	unlink(f->path);
+	s = pmu_store_open(f->path, STORE_SIZE, PMU_FORMAT);
+	assert_non_null(s);
+	pmu_store_close(&s);
+	assert_int_equal(pmu_store_check(f->path, NULL, NULL), 0);
 }
 
 static void test_region_create_validates_name_owner_mode_size(void **state)
@@ -226,8 +586,8 @@ static void test_region_create_validates_name_owner_mode_size(void **state)
 	p.slot_size = 8;
 	assert_int_equal(pmu_region_create(s, &p, NULL), -EINVAL);
 	p.slot_size = 0;
-	assert_int_equal(pmu_region_lookup(s, "", &info), -EINVAL);
-	assert_int_equal(pmu_region_lookup(s, "r", &info), -ENOENT);
+	assert_int_equal(pmu_region_lookup(s, "fw1", "", &info), -EINVAL);
+	assert_int_equal(pmu_region_lookup(s, "fw1", "r", &info), -ENOENT);
 	/* Nothing of the refused calls was created. */
 	assert_int_equal(pmu_region_list(s, NULL, 0), 0);
 
@@ -238,16 +598,102 @@ static void test_region_create_validates_name_owner_mode_size(void **state)
 	assert_string_equal(info.name, longest);
 	assert_true(info.size == 65536 + PMU_ALIGN);
 	assert_int_equal(pmu_region_create(s, &p, NULL), -EEXIST);
-	assert_int_equal(pmu_region_lookup(s, longest, &info), 0);
+	assert_int_equal(pmu_region_lookup(s, "fw1", longest, &info), 0);
 
 	/* Larger than the whole file. */
 	p.name = "huge";
 	p.size = STORE_SIZE;
 	assert_int_equal(pmu_region_create(s, &p, NULL), -ENOSPC);
-	assert_int_equal(pmu_region_lookup(s, "huge", &info), -ENOENT);
-	assert_int_equal(pmu_region_delete(s, "huge"), -ENOENT);
-	assert_int_equal(pmu_region_delete(s, "a/b"), -EINVAL);
+	assert_int_equal(pmu_region_lookup(s, "fw1", "huge", &info), -ENOENT);
+	assert_int_equal(pmu_region_delete(s, "fw1", "huge"), -ENOENT);
+	assert_int_equal(pmu_region_delete(s, "fw1", "a/b"), -EINVAL);
 	pmu_store_close(&s);
+}
+
+/*
+ * A ring size near 2^64 once wrapped the layout's sums: the region was accepted with its
+ * ring past its own end, its entry then failed the open-time check, its extent counted as
+ * free, and the next tenant's region was placed on the same bytes. Every such size is
+ * refused, and no two regions ever share a byte.
+ */
+static void test_wrapping_ring_size_is_refused_and_never_shares_bytes(void **state)
+{
+	struct fixture *f = *state;
+	struct pmu_region_params evil = {.name = "evil",
+					 .owner = "mallory",
+					 .mode = PMU_MODE_OVERWRITE,
+					 .size = 65536,
+					 .ring_size = UINT64_MAX - 8000};
+	struct pmu_region_params good = {
+		.name = "state", .owner = "alice", .mode = PMU_MODE_OVERWRITE, .size = 65536};
+	static const uint64_t wrapping[] = {UINT64_MAX - 8190, UINT64_MAX - 8000, UINT64_MAX - 4095,
+					    UINT64_MAX};
+	struct pmu_region_info e = {0}, g, out;
+	struct pmu_store *s = create_store(f, STORE_SIZE);
+	int rc;
+
+	rc = pmu_region_create(s, &evil, &e);
+	assert_int_equal(pmu_region_create(s, &good, &g), 0);
+	if (rc == 0) /* say what the acceptance did before saying it was wrong */
+		assert_true(e.offset + e.size <= g.offset || g.offset + g.size <= e.offset);
+	assert_int_equal(rc, -EINVAL);
+	for (size_t i = 0; i < sizeof(wrapping) / sizeof(wrapping[0]); i++) {
+		evil.ring_size = wrapping[i];
+		assert_int_equal(pmu_region_layout(&evil, &out), -EINVAL);
+		assert_int_equal(pmu_region_create(s, &evil, NULL), -EINVAL);
+	}
+	/* The largest ring that leaves room for one slot pair still works. */
+	evil.ring_size = 65536 - PMU_REGION_HDR - 2 * PMU_SLOT_SIZE_DEFAULT;
+	assert_int_equal(pmu_region_layout(&evil, &out), -EINVAL); /* aligned up: no room */
+	evil.ring_size = 65536 - PMU_REGION_HDR - PMU_ALIGN;
+	assert_int_equal(pmu_region_create(s, &evil, &e), 0);
+	assert_true(e.ring_off + e.ring_size == e.size);
+	assert_true(PMU_REGION_HDR + e.nslots * e.slot_size <= e.ring_off);
+	assert_true(e.offset + e.size <= g.offset || g.offset + g.size <= e.offset);
+	pmu_store_close(&s);
+}
+
+/*
+ * Names were global: a tenant could squat another's names (the firewall's holdfast.0) and
+ * learnt from EACCES that a name was taken. Each owner now has its own namespace, and
+ * another owner's region is as missing as one that does not exist.
+ */
+static void test_names_are_per_owner_and_another_owners_region_is_missing(void **state)
+{
+	struct fixture *f = *state;
+	struct pmu_region_params fw = {
+		.name = "holdfast.0", .owner = "fw", .mode = PMU_MODE_OVERWRITE, .size = 65536};
+	struct pmu_region_params squat = fw;
+	struct pmu_region_info a, b, got;
+	struct pmu_store *s = create_store(f, STORE_SIZE);
+
+	squat.owner = "mallory";
+	squat.mode = PMU_MODE_APPEND;
+	/* The squatter comes first: the firewall's name is still the firewall's to take. */
+	assert_int_equal(pmu_region_create(s, &squat, &b), 0);
+	assert_int_equal(pmu_region_lookup(s, "fw", "holdfast.0", &got), -ENOENT);
+	assert_int_equal(pmu_region_create(s, &fw, &a), 0);
+	assert_int_equal(pmu_region_create(s, &fw, NULL), -EEXIST);
+	assert_true(a.offset + a.size <= b.offset || b.offset + b.size <= a.offset);
+	assert_int_equal(pmu_region_lookup(s, "fw", "holdfast.0", &got), 0);
+	assert_true(got.offset == a.offset && got.mode == PMU_MODE_OVERWRITE);
+	assert_int_equal(pmu_region_lookup(s, "mallory", "holdfast.0", &got), 0);
+	assert_true(got.offset == b.offset && got.mode == PMU_MODE_APPEND);
+	assert_int_equal(pmu_region_lookup(s, "nobody", "holdfast.0", &got), -ENOENT);
+	assert_int_equal(pmu_region_lookup(s, "a/b", "holdfast.0", &got), -EINVAL);
+	/* Lease and delete touch the owner's region only. */
+	assert_int_equal(pmu_region_lease(s, "mallory", "holdfast.0", 42), 0);
+	assert_int_equal(pmu_region_lease(s, "nobody", "holdfast.0", 42), -ENOENT);
+	assert_int_equal(pmu_region_lookup(s, "fw", "holdfast.0", &got), 0);
+	assert_true(got.lease_ns == 0);
+	assert_int_equal(pmu_region_delete(s, "nobody", "holdfast.0"), -ENOENT);
+	assert_int_equal(pmu_region_delete(s, "mallory", "holdfast.0"), 0);
+	assert_int_equal(pmu_region_lookup(s, "fw", "holdfast.0", &got), 0);
+	assert_int_equal(pmu_region_create(s, &squat, &b), 0);
+	assert_int_equal(pmu_region_list(s, NULL, 0), 2);
+	pmu_store_close(&s);
+	/* One name under two owners is no fault of the table. */
+	assert_int_equal(pmu_store_check(f->path, NULL, NULL), 0);
 }
 
 static void test_region_table_full_is_enospc(void **state)
@@ -266,7 +712,7 @@ static void test_region_table_full_is_enospc(void **state)
 	assert_int_equal(pmu_region_create(s, &p, NULL), -ENOSPC);
 	assert_int_equal(pmu_region_list(s, NULL, 0), PMU_MAX_REGIONS);
 	/* Deleting one frees its entry for the next. */
-	assert_int_equal(pmu_region_delete(s, "log17"), 0);
+	assert_int_equal(pmu_region_delete(s, "fw1", "log17"), 0);
 	assert_int_equal(pmu_region_create(s, &p, NULL), 0);
 	pmu_store_close(&s);
 }
@@ -288,11 +734,11 @@ static void test_region_list_in_table_order(void **state)
 	assert_string_equal(out[0].name, "alpha");
 	assert_string_equal(out[1].name, "bravo");
 	assert_true(out[0].index < out[1].index);
-	assert_int_equal(pmu_region_delete(s, "bravo"), 0);
+	assert_int_equal(pmu_region_delete(s, "fw1", "bravo"), 0);
 	assert_int_equal(pmu_region_list(s, out, 4), 2);
 	assert_string_equal(out[0].name, "alpha");
 	assert_string_equal(out[1].name, "charlie");
-	assert_int_equal(pmu_region_lookup(s, "bravo", out), -ENOENT);
+	assert_int_equal(pmu_region_lookup(s, "fw1", "bravo", out), -ENOENT);
 	pmu_store_close(&s);
 
 	/* The deletion is durable. */
@@ -321,8 +767,8 @@ static void test_region_delete_frees_space_for_reuse(void **state)
 	p.size = PMU_ALIGN * 2;
 	assert_int_equal(pmu_region_create(s, &p, NULL), -ENOSPC);
 
-	assert_int_equal(pmu_region_delete(s, "big"), 0);
-	assert_int_equal(pmu_region_delete(s, "big"), -ENOENT);
+	assert_int_equal(pmu_region_delete(s, "fw1", "big"), 0);
+	assert_int_equal(pmu_region_delete(s, "fw1", "big"), -ENOENT);
 	pmu_store_space(s, &total, &free1);
 	assert_true(free1 == free0);
 	/* All of the freed space can be given out again, to a region of another name. */
@@ -347,11 +793,11 @@ static void test_lease_recorded_and_seen_alive_then_expired(void **state)
 	assert_int_equal(pmu_region_create(s, &p, &info), 0);
 	assert_true(info.lease_ns == 0);
 	now = pmu_now_ns();
-	assert_int_equal(pmu_region_lease(s, "leased", now + 60000000000ull), 0);
-	assert_int_equal(pmu_region_lookup(s, "leased", &info), 0);
+	assert_int_equal(pmu_region_lease(s, "default", "leased", now + 60000000000ull), 0);
+	assert_int_equal(pmu_region_lookup(s, "default", "leased", &info), 0);
 	assert_true(info.lease_ns == now + 60000000000ull);
-	assert_int_equal(pmu_region_lease(s, "nosuch", now), -ENOENT);
-	assert_int_equal(pmu_region_lease(s, "", now), -EINVAL);
+	assert_int_equal(pmu_region_lease(s, "default", "nosuch", now), -ENOENT);
+	assert_int_equal(pmu_region_lease(s, "default", "", now), -EINVAL);
 	pmu_store_close(&s);
 
 	cl = connect_store(f);
@@ -363,7 +809,7 @@ static void test_lease_recorded_and_seen_alive_then_expired(void **state)
 	/* An expiry in the past is an expired lease. */
 	s = pmu_store_open(f->path, 0, 0);
 	assert_non_null(s);
-	assert_int_equal(pmu_region_lease(s, "leased", pmu_now_ns() - 1), 0);
+	assert_int_equal(pmu_region_lease(s, "default", "leased", pmu_now_ns() - 1), 0);
 	pmu_store_close(&s);
 	cl = connect_store(f);
 	assert_int_equal(ckpt_region_stat(cl, "leased", &ri), 0);
@@ -425,7 +871,7 @@ static void flip_byte(const char *path, uint64_t off)
 	close(fd);
 }
 
-/* Through pmem: as through a server, a tenant sees and touches only its own regions. */
+/* Through pmem:, as through a server, a tenant's namespace is its own. */
 static void test_pmem_tenant_sees_and_touches_only_its_regions(void **state)
 {
 	struct fixture *f = *state;
@@ -446,13 +892,21 @@ static void test_pmem_tenant_sees_and_touches_only_its_regions(void **state)
 	assert_int_equal(ckpt_region_create(alice, &p, &r), 0);
 	assert_int_equal(ckpt_region_list(bob, info, 4), 0);
 	assert_int_equal(ckpt_region_list(alice, info, 4), 1);
-	assert_int_equal(ckpt_region_open(bob, "alice-log", &rb), -EACCES);
+	/* alice's region is no more there for bob than one that does not exist */
+	assert_int_equal(ckpt_region_open(bob, "alice-log", &rb), -ENOENT);
 	assert_null(rb);
-	assert_int_equal(ckpt_region_stat(bob, "alice-log", info), -EACCES);
-	assert_int_equal(ckpt_region_delete(bob, "alice-log"), -EACCES);
+	assert_int_equal(ckpt_region_stat(bob, "alice-log", info), -ENOENT);
+	assert_int_equal(ckpt_region_delete(bob, "alice-log"), -ENOENT);
 	assert_int_equal(ckpt_region_create(bob, &forged, &rb), -EACCES);
+	/* ... and its name is free in bob's namespace: both regions live side by side */
+	assert_int_equal(ckpt_region_create(bob, &p, &rb), 0);
+	assert_string_equal(ckpt_region_geometry(rb)->owner, "bob");
+	assert_true(ckpt_region_geometry(rb)->offset != ckpt_region_geometry(r)->offset);
+	assert_int_equal(ckpt_region_close(&rb), 0);
+	assert_int_equal(ckpt_region_delete(bob, "alice-log"), 0);
 	/* alice's region is untouched and still hers */
 	assert_int_equal(ckpt_region_stat(alice, "alice-log", info), 0);
+	assert_string_equal(info[0].r.owner, "alice");
 	assert_int_equal(ckpt_region_close(&r), 0);
 	ckpt_disconnect(&bob);
 	ckpt_disconnect(&alice);
@@ -761,7 +1215,7 @@ static void test_journal_newer_than_slots_wins_and_apply_is_idempotent(void **st
 
 	s = pmu_store_open(f->path, 0, 0);
 	assert_non_null(s);
-	assert_int_equal(pmu_region_lookup(s, "j", &info), 0);
+	assert_int_equal(pmu_region_lookup(s, "default", "j", &info), 0);
 	base = pmu_region_base(s, &info);
 	assert_int_equal(pmu_journal_apply(s, &info), 1);
 	assert_true(load_u64(base + PMU_REGION_TAIL_OFF) == head);
@@ -829,6 +1283,24 @@ static void test_ring_place_wraps_only_what_does_not_fit(void **state)
 	assert_true(pmu_ring_place(1024, 3 * 1024, 1024) == 3 * 1024);
 }
 
+/*
+ * ckptsrv's PERSIST checks a published head against the tail with this: the check once
+ * formed tail + ring_size, which wraps for a tail near 2^64 (the tail word is the
+ * consumer's to write): a head just past such a tail was refused.
+ */
+static void test_ring_head_check_never_wraps(void **state)
+{
+	(void)state;
+	assert_true(pmu_ring_head_fits(4096, 0, 0));
+	assert_true(pmu_ring_head_fits(4096, 0, 4096));
+	assert_false(pmu_ring_head_fits(4096, 0, 4097));
+	assert_true(pmu_ring_head_fits(4096, 8192, 100)); /* behind the tail: nothing new */
+	assert_true(pmu_ring_head_fits(4096, UINT64_MAX - 15, UINT64_MAX - 7));
+	assert_true(pmu_ring_head_fits(4096, UINT64_MAX - 4096, UINT64_MAX));
+	assert_false(pmu_ring_head_fits(4096, UINT64_MAX - 4097, UINT64_MAX));
+	assert_true(pmu_ring_head_fits(UINT64_MAX, 1, UINT64_MAX));
+}
+
 struct walk_seen {
 	uint64_t pos[16];
 	uint64_t gen[16];
@@ -850,7 +1322,7 @@ static int walk_cb(const struct ckpt_rec *rec, uint64_t pos, void *arg)
 /*
  * A ring image built by hand on its third lap: records of 80 + 96 + 112 bytes from position
  * 2 * 512 + 296; the third does not fit before the end, so a wrap marker stands at 2 * 512
- * + 448 and the record starts the next lap. The walk follows the marker, reports every
+ * + 472 and the record starts the next lap. The walk follows the marker, reports every
  * record where it starts, and stops where a consumer may move its tail.
  */
 static void test_ring_walk_follows_wrap_and_stops_at_bad_record(void **state)
@@ -901,6 +1373,98 @@ static void test_ring_walk_follows_wrap_and_stops_at_bad_record(void **state)
 	/* An empty span is no records and no error. */
 	assert_int_equal(pmu_ring_walk(ring, size, tail, tail, walk_cb, &w, NULL, &stop), 0);
 	assert_true(stop == tail);
+}
+
+/*
+ * A producer leaves a wrap marker only where a record did not fit before the end of the
+ * ring: some room left, less than the longest record. A marker at position 0 made the walk
+ * skip a whole lap of records (and hand a consumer a stop past the head); now a marker
+ * where none could have been written ends the walk and counts as invalid.
+ */
+static void test_wrap_marker_where_none_could_be_written_is_invalid(void **state)
+{
+	const uint64_t size = 4096;
+	const uint32_t wrap = htole32(PMU_RING_WRAP_MAGIC);
+	uint8_t ring[4096], payload[CKPT_REC_MAX_PAYLOAD];
+	struct walk_seen w = {0};
+	uint64_t pos = 0, head, invalid = 0, stop = 0;
+
+	(void)state;
+	memset(ring, 0, sizeof(ring));
+	/* A marker at position 0 of the second lap, records after it. */
+	memcpy(ring, &wrap, sizeof(wrap));
+	pos = 8;
+	for (uint64_t g = 1; g <= 3; g++) {
+		struct ckpt_rec rec = make_rec(7, g, payload, 40);
+
+		pos = ring_put(ring, size, pos, &rec);
+	}
+	head = size + pos;
+	assert_int_equal(pmu_ring_walk(ring, size, size, head, walk_cb, &w, &invalid, &stop), 0);
+	assert_true(invalid == 1);
+	assert_true(stop == size);
+
+	/* Records, then a marker with room for any record left: the walk stops at it. */
+	memset(ring, 0, sizeof(ring));
+	pos = 0;
+	for (uint64_t g = 1; g <= 3; g++) {
+		struct ckpt_rec rec = make_rec(7, g, payload, 40);
+
+		pos = ring_put(ring, size, pos, &rec);
+	}
+	memcpy(ring + pos, &wrap, sizeof(wrap));
+	head = pos + 2 * CKPT_REC_MAX_LEN;
+	memset(&w, 0, sizeof(w));
+	invalid = 0;
+	assert_int_equal(pmu_ring_walk(ring, size, 0, head, walk_cb, &w, &invalid, &stop), 3);
+	assert_true(invalid == 1);
+	assert_true(stop == pos && stop <= head);
+
+	/* In a small ring, a marker in the first half: no record fits there and after it. */
+	memset(ring, 0, sizeof(ring));
+	memcpy(ring + 200, &wrap, sizeof(wrap));
+	invalid = 0;
+	assert_int_equal(pmu_ring_walk(ring, 512, 200, 512, NULL, NULL, &invalid, &stop), 0);
+	assert_true(invalid == 1);
+	assert_true(stop == 200);
+}
+
+/*
+ * Found with fuzz_store: a head no producer publishes (not aligned, so the last record's
+ * padding lay past it; or between a wrap marker and the end of its lap, where the marker
+ * was followed) made the walk stop past the head, and a consumer moved its tail beyond
+ * the head, leaving a ring no reader can frame again. The walk never passes the head.
+ */
+static void test_ring_walk_never_passes_the_head(void **state)
+{
+	const uint64_t size = 512, tail = 2 * 512 + 296;
+	uint8_t ring[512], payload[CKPT_REC_MAX_PAYLOAD];
+	uint64_t pos = tail, invalid = 0, stop = 0, marker = 0;
+	struct walk_seen w = {0};
+
+	(void)state;
+	memset(ring, 0, sizeof(ring));
+	for (uint64_t g = 1; g <= 3; g++) {
+		struct ckpt_rec rec = make_rec(7, g, payload, (uint16_t)(16 * (g - 1) + 4));
+
+		pos = ring_put(ring, size, pos, &rec);
+		if (g == 2)
+			marker = pos; /* the third record does not fit after it */
+	}
+	assert_true(marker == 2 * 512 + 472 && pos > 3 * 512);
+	assert_int_equal(pmu_ring_walk(ring, size, tail, marker + 8, walk_cb, &w, &invalid, &stop),
+			 2);
+	assert_true(invalid == 1);
+	assert_true(stop == marker);
+	/* Up to the lap's end, the marker is followed: the head then stands at the next lap. */
+	invalid = 0;
+	assert_int_equal(pmu_ring_walk(ring, size, tail, 3 * 512, NULL, NULL, &invalid, &stop), 2);
+	assert_true(invalid == 0 && stop == 3 * 512);
+	/* A head inside the second record's padding is no head a producer writes. */
+	stop = 0;
+	assert_int_equal(pmu_ring_walk(ring, size, tail, marker - 3, NULL, NULL, &invalid, &stop),
+			 -EINVAL);
+	assert_true(stop == 0);
 }
 
 /* Log records: payload length and bytes follow from the sequence number alone. */
@@ -1109,7 +1673,17 @@ int main(void)
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 		T(test_store_create_open_reopen_keeps_regions),
 		T(test_store_open_rejects_missing_small_and_foreign_files),
+		T(test_open_refuses_a_crc_valid_entry_whose_slots_overflow),
+		T(test_open_refuses_overlapping_entries),
+		T(test_open_refuses_a_commit_word_that_does_not_check),
+		T(test_store_check_reports_every_fault),
+		T(test_allocation_counts_every_live_entry),
+		T(test_zeroed_superblock_is_refused_and_formatted_only_when_asked),
+		T(test_non_store_file_is_refused_with_what_was_found),
+		T(test_new_store_appears_whole_with_nothing_beside_it),
 		T(test_region_create_validates_name_owner_mode_size),
+		T(test_wrapping_ring_size_is_refused_and_never_shares_bytes),
+		T(test_names_are_per_owner_and_another_owners_region_is_missing),
 		T(test_region_table_full_is_enospc),
 		T(test_region_list_in_table_order),
 		T(test_region_delete_frees_space_for_reuse),
@@ -1123,7 +1697,10 @@ int main(void)
 		T(test_stale_journal_record_counts_as_superseded),
 		T(test_pmem_tenant_sees_and_touches_only_its_regions),
 		T(test_ring_place_wraps_only_what_does_not_fit),
+		T(test_ring_head_check_never_wraps),
 		T(test_ring_walk_follows_wrap_and_stops_at_bad_record),
+		T(test_wrap_marker_where_none_could_be_written_is_invalid),
+		T(test_ring_walk_never_passes_the_head),
 		T(test_ring_wraps_many_laps_with_reader_clearing),
 		T(test_ring_full_is_eagain_until_reader_clears),
 		T(test_log_records_reach_a_second_client_only_when_durable),

@@ -7,7 +7,9 @@
  *	refused         connecting must fail with EACCES
  *	wrong-key       a write with a wrong remote key must not land nor become durable
  *	unknown-region  opening a region that does not exist gives ENOENT
- *	other-tenant R  open, stat and delete of R give EACCES and LIST does not show it
+ *	other-tenant R  another tenant's R: open, stat and delete give ENOENT, LIST does not
+ *	                show it, and the name is free in this tenant's namespace
+ *	owned R         R exists and belongs to this tenant
  *	oob-persist     PERSIST outside the region gives EINVAL, inside it 0
  *	busy            DELETE of a region another client has open gives EBUSY
  *	make R          create region R and leave (for other-tenant)
@@ -161,9 +163,9 @@ static int check_other_tenant(const char *target, const char *name)
 	struct ckpt_region *r = NULL;
 	int rc, n;
 
-	rc = expect("open", ckpt_region_open(c, name, &r), -EACCES);
-	rc |= expect("stat", ckpt_region_stat(c, name, &info), -EACCES);
-	rc |= expect("delete", ckpt_region_delete(c, name), -EACCES);
+	rc = expect("open", ckpt_region_open(c, name, &r), -ENOENT);
+	rc |= expect("stat", ckpt_region_stat(c, name, &info), -ENOENT);
+	rc |= expect("delete", ckpt_region_delete(c, name), -ENOENT);
 	n = ckpt_region_list(c, list, 16);
 	for (int i = 0; i < n && i < 16; i++) {
 		if (strcmp(list[i].r.name, name) == 0) {
@@ -174,6 +176,26 @@ static int check_other_tenant(const char *target, const char *name)
 	printf("list: %d region(s) of this tenant\n", n);
 	if (n < 0)
 		rc = 1;
+	/* The name is this tenant's to take too; the other region is not touched. */
+	r = must_create(c, name);
+	ckpt_region_close(&r);
+	rc |= expect("stat of its own", ckpt_region_stat(c, name, &info), 0);
+	rc |= expect("delete of its own", ckpt_region_delete(c, name), 0);
+	ckpt_disconnect(&c);
+	return rc;
+}
+
+static int check_owned(const char *target, const char *name)
+{
+	struct ckpt_client *c = must_connect(target);
+	struct ckpt_region_info info;
+	int rc = expect("stat", ckpt_region_stat(c, name, &info), 0);
+
+	if (rc == 0 &&
+	    strcmp(info.r.owner, getenv("HF_TENANT") ? getenv("HF_TENANT") : "default")) {
+		printf("owner: %s (want this tenant)\n", info.r.owner);
+		rc = 1;
+	}
 	ckpt_disconnect(&c);
 	return rc;
 }
@@ -298,6 +320,8 @@ int main(int argc, char **argv)
 		return check_unknown_region(t);
 	if (strcmp(check, "other-tenant") == 0 && argc > 3)
 		return check_other_tenant(t, argv[3]);
+	if (strcmp(check, "owned") == 0 && argc > 3)
+		return check_owned(t, argv[3]);
 	if (strcmp(check, "oob-persist") == 0)
 		return check_oob_persist(t);
 	if (strcmp(check, "busy") == 0)

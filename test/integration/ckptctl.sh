@@ -4,7 +4,9 @@
 # ls, stat, dump and verify print exactly those values, inspection never consumes the log,
 # a record in the wrong slot is reported misplaced (exit 1), one flipped byte in a slot is
 # reported as exactly one invalid record (exit 1) and the older generation takes its
-# place, and usage or connection errors exit 2 with a message.
+# place; the store's own faults (issue 11: an entry whose slot count wraps, overlapping
+# entries) and a wrap marker where none can be fail verify with where they are (exit 1);
+# the file's holder sees every tenant's regions; usage or connection errors exit 2.
 set -euo pipefail
 BUILD=${BUILD:?BUILD must name the build directory}
 # ckptctl is built in the server's folder (build/ckptsrv/ckptctl) once ckptsrv is; before
@@ -116,6 +118,58 @@ grep -q "region 'state' FAILED: 1 invalid, 1 misplaced" <<<"$err" || fail "verif
 expect_rc 0 "$ctl" --pmem "$store" dump state
 expect_line "$out" "pair=0 module=1 slice=2 conn=0x0000000000001000 gen=1 key=10.0.0.1:1000 > 10.0.0.2:80 tcp len=10"
 
+# The whole store: its superblock and table, then every region (state is damaged above).
+expect_rc 1 "$ctl" --pmem "$store" verify
+expect_line "$out" "verify: store $store ok"
+expect_line "$out" "verify: default/log ok"
+grep -q "region 'default/state' FAILED: 1 invalid, 1 misplaced" <<<"$err" || fail "verify: $err"
+
+# A CRC-valid table entry whose slot count times the slot size wraps (to 512) used to open,
+# and verify said 0 records, ok: the store is refused, and verify says where and why.
+cp "$store" "$dir/slots"
+"$fill" --damage overflow-slots "$dir/slots"
+expect_rc 1 "$ctl" --pmem "$dir/slots" verify state
+grep -Fq "table entry 0 (region state of default, 65536 bytes at 69632): geometry (72057594037927938 slots of 256" <<<"$err" ||
+  fail "verify of a wrapping slot count: $err"
+grep -Fq "store $dir/slots FAILED: 1 fault(s)" <<<"$err" || fail "verify summary: $err"
+expect_rc 1 "$ctl" --pmem "$dir/slots" verify
+expect_rc 2 "$ctl" --pmem "$dir/slots" ls
+grep -Fq "cannot connect to pmem:$dir/slots" <<<"$err" || fail "refused store: $err"
+
+# Two entries on the same bytes.
+cp "$store" "$dir/overlap"
+"$fill" --damage overlap "$dir/overlap"
+expect_rc 1 "$ctl" --pmem "$dir/overlap" verify
+grep -Fq "table entries 0 (region state of default, bytes [69632, 135168)) and 1 (region log of default, bytes [73728, 106496)) overlap" <<<"$err" ||
+  fail "verify of overlapping entries: $err"
+
+# A wrap marker at ring position 0 once skipped a lap and verify said ok: now it is invalid.
+cp "$store" "$dir/wrap"
+"$fill" --damage wrap-at-zero "$dir/wrap"
+expect_rc 1 "$ctl" --pmem "$dir/wrap" verify log
+expect_line "$out" "valid=0 empty=0 invalid=1 superseded=0 misplaced=0 tombstones=0"
+grep -q "region 'log' FAILED: 1 invalid, 0 misplaced" <<<"$err" || fail "verify stderr: $err"
+
+# Names are per tenant; the file's holder sees every tenant's regions with their owners.
+cp "$store" "$dir/two"
+"$fill" --tenant2 "$dir/two"
+expect_rc 0 "$ctl" --pmem "$dir/two" ls
+expect_line "$out" "state owner=default mode=overwrite size=65536 slots=240 slot_size=256 journal=0 lease=alive"
+expect_line "$out" "state owner=tenant2 mode=append size=16384 ring=12288 lease=expired"
+expect_line "$out" "regions: 3"
+expect_rc 2 "$ctl" --pmem "$dir/two" stat state
+grep -q "region 'state' exists for owners default and tenant2" <<<"$err" || fail "ambiguous: $err"
+expect_rc 0 "$ctl" --pmem "$dir/two" stat tenant2/state
+expect_line "$out" "owner: tenant2"
+expect_line "$out" "mode: append"
+expect_rc 0 "$ctl" --pmem "$dir/two" stat log
+expect_line "$out" "owner: default"
+# A tenant sees its own namespace only: another's region is as missing as none.
+expect_rc 0 "$ctl" --pmem "$dir/two" --tenant tenant2 ls
+expect_line "$out" "regions: 1"
+expect_rc 2 "$ctl" --pmem "$dir/two" --tenant tenant2 stat log
+grep -q "region 'log': No such file or directory" <<<"$err" || fail "other tenant's: $err"
+
 # Usage and connection errors: exit 2 and say what went wrong.
 expect_rc 2 env -u CKPT_TARGET "$ctl" ls
 grep -q "no target" <<<"$err" || fail "no-target message: $err"
@@ -123,7 +177,7 @@ expect_rc 2 "$ctl" --pmem "$store"
 grep -q "no command" <<<"$err" || fail "no-command message: $err"
 expect_rc 2 "$ctl" --pmem "$store" frobnicate
 grep -q "unknown command 'frobnicate'" <<<"$err" || fail "unknown-command message: $err"
-expect_rc 2 "$ctl" --pmem "$store" verify
+expect_rc 2 "$ctl" --target "ofi+tcp://127.0.0.1:1" verify
 grep -q "wrong arguments for 'verify'" <<<"$err" || fail "missing-region message: $err"
 expect_rc 2 "$ctl" --pmem "$store" stat nosuch
 grep -q "region 'nosuch'" <<<"$err" || fail "unknown-region message: $err"

@@ -13,13 +13,25 @@
  *
  * With --misplace it only adds, to an existing store, one valid record that claims pair 60
  * but sits in slot 101 (pair 50's odd slot), the way a bug in a writer would leave it.
+ *
+ * With --tenant2 it only adds tenant "tenant2"'s own region "state" (append, 16 KiB), a
+ * name tenant "default" also has.
+ *
+ * With --damage KIND it only damages an existing store the way issue 11 found it could be:
+ *   overflow-slots  state's table entry says 2^56 + 2 slots (the product with the slot size
+ *                   wraps to 512), its commit word made to vouch for it
+ *   overlap         log's table entry moved onto state's bytes, commit word made to vouch
+ *   wrap-at-zero    a wrap marker at position 0 of log's ring, where no producer leaves one
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "holdfast/ckpt.h"
 #include "holdfast/pmu.h"
+#include "pmu_media.h" /* a test helper may forge table entries */
 
 #define STORE_SIZE (4u << 20)
 
@@ -160,7 +172,7 @@ static int misplace(const char *path)
 		fprintf(stderr, "ckptctl_fill: open %s: %s\n", path, strerror(errno));
 		return -errno;
 	}
-	rc = pmu_region_lookup(s, "state", &info);
+	rc = pmu_region_lookup(s, "default", "state", &info);
 	if (rc < 0) {
 		fprintf(stderr, "ckptctl_fill: lookup state: %s\n", strerror(-rc));
 		goto out_close;
@@ -179,6 +191,94 @@ out_close:
 	return rc;
 }
 
+static int add_tenant2(const char *path)
+{
+	struct ckpt_client_opts opts = {.tenant = "tenant2"};
+	struct pmu_region_params p = {.name = "state", .mode = PMU_MODE_APPEND, .size = 16384};
+	struct ckpt_client *cl;
+	struct ckpt_region *r;
+	char target[4096];
+	int rc;
+
+	snprintf(target, sizeof(target), "pmem:%s", path);
+	cl = ckpt_connect(target, &opts);
+	if (cl == NULL) {
+		fprintf(stderr, "ckptctl_fill: connect %s: %s\n", target, strerror(errno));
+		return -errno;
+	}
+	rc = ckpt_region_create(cl, &p, &r);
+	if (rc == 0)
+		rc = ckpt_region_close(&r);
+	else
+		fprintf(stderr, "ckptctl_fill: create tenant2's state: %s\n", strerror(-rc));
+	ckpt_disconnect(&cl);
+	return rc;
+}
+
+/* The table entry of default's region @p name, read into @p e. @return its index or -1. */
+static int find_entry(int fd, const char *name, struct pmu_entry *e)
+{
+	for (int i = 0; i < PMU_MAX_REGIONS; i++) {
+		off_t at = PMU_TABLE_OFF + (off_t)i * PMU_ENTRY_SIZE;
+
+		if (pread(fd, e, sizeof(*e), at) != (ssize_t)sizeof(*e))
+			return -1;
+		if (e->commit != 0 && strcmp(e->name, name) == 0 &&
+		    strcmp(e->owner, "default") == 0)
+			return i;
+	}
+	return -1;
+}
+
+static int forge_entry(int fd, int i, struct pmu_entry *e)
+{
+	e->commit = pmu_entry_commit_word(e);
+	return pwrite(fd, e, sizeof(*e), PMU_TABLE_OFF + (off_t)i * PMU_ENTRY_SIZE) ==
+			       (ssize_t)sizeof(*e)
+		       ? 0
+		       : -EIO;
+}
+
+static int wrap_at_zero(const char *path)
+{
+	const uint32_t wrap = PMU_RING_WRAP_MAGIC;
+	struct pmu_region_info info;
+	struct pmu_store *s = pmu_store_open(path, 0, 0);
+	int rc;
+
+	if (s == NULL)
+		return -errno;
+	rc = pmu_region_lookup(s, "default", "log", &info);
+	if (rc == 0)
+		pmu_memcpy_persist(s, (uint8_t *)pmu_region_base(s, &info) + info.ring_off, &wrap,
+				   sizeof(wrap));
+	pmu_store_close(&s);
+	return rc;
+}
+
+static int damage(const char *kind, const char *path)
+{
+	struct pmu_entry state, log;
+	int fd, is, il, rc = -EINVAL;
+
+	if (strcmp(kind, "wrap-at-zero") == 0)
+		return wrap_at_zero(path);
+	fd = open(path, O_RDWR);
+	if (fd < 0)
+		return -errno;
+	is = find_entry(fd, "state", &state);
+	il = find_entry(fd, "log", &log);
+	if (is >= 0 && il >= 0 && strcmp(kind, "overflow-slots") == 0) {
+		state.nslots = (1ull << 56) + 2;
+		rc = forge_entry(fd, is, &state);
+	} else if (is >= 0 && il >= 0 && strcmp(kind, "overlap") == 0) {
+		log.offset = state.offset + PMU_ALIGN;
+		rc = forge_entry(fd, il, &log);
+	}
+	close(fd);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	struct ckpt_client_opts opts = {.create_store = true, .store_size = STORE_SIZE};
@@ -188,8 +288,13 @@ int main(int argc, char **argv)
 
 	if (argc == 3 && strcmp(argv[1], "--misplace") == 0)
 		return misplace(argv[2]) == 0 ? 0 : 1;
+	if (argc == 3 && strcmp(argv[1], "--tenant2") == 0)
+		return add_tenant2(argv[2]) == 0 ? 0 : 1;
+	if (argc == 4 && strcmp(argv[1], "--damage") == 0)
+		return damage(argv[2], argv[3]) == 0 ? 0 : 1;
 	if (argc != 2) {
-		fprintf(stderr, "usage: ckptctl_fill [--misplace] STORE_FILE\n");
+		fprintf(stderr, "usage: ckptctl_fill [--misplace | --tenant2 | --damage KIND] "
+				"STORE_FILE\n");
 		return 2;
 	}
 	snprintf(target, sizeof(target), "pmem:%s", argv[1]);

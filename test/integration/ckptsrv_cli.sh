@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: BSD-3-Clause
 # ckptsrv's command line and config file: the example config is accepted, config errors name
-# file:line and why, shm needs --allow-shm, and verbs fails cleanly without an RDMA device.
+# file:line and why, shm needs --allow-shm, verbs fails cleanly without an RDMA device, and a
+# wiped store is refused until --format makes it new.
 source "$(dirname "$0")/ofi_lib.sh"
 
 printf 'default %s\n' "$(head -c 24 /dev/urandom | base64 | tr -d '/+=')" >"$T/secret"
@@ -37,4 +38,14 @@ expect_refusal "no usable verbs;ofi_rxm provider" --pmem "$T/s3" --size 64M \
 expect_refusal "unknown scheme" --pmem "$T/s4" --size 64M --secret-file "$T/secret" \
   --listen "http://127.0.0.1:80"
 expect_refusal "required" --pmem "$T/s5" --size 64M
+# A store whose superblock was wiped is refused and said so; only --format makes it new.
+truncate -s 4M "$T/wiped"
+wiped=(--pmem "$T/wiped" --size 64M --secret-file "$T/secret" --listen "ofi+tcp://127.0.0.1:$port")
+expect_refusal "$T/wiped: superblock is zeroed (never formatted, or wiped); refusing" "${wiped[@]}"
+start_server format "${wiped[@]}" --format
+log_has "$T/format.log" "formatted as asked: a new, empty store of 4194304 bytes" ||
+  fail "--format did not say it formatted"
+log_has "$T/format.log" "kept its size of 4194304 bytes (67108864 asked" || fail "size not said"
+kill -TERM "$SRV_PID"
+wait_for 10 gone "$SRV_PID" || fail "SIGTERM ignored"
 echo "PASS: ckptsrv configuration is checked and explained"

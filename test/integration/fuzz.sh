@@ -1,29 +1,52 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: BSD-3-Clause
-# Build the libFuzzer targets with clang (ASan + UBSan) and run each for a bounded time.
-# A crash, a sanitizer report or a broken property fails the test and keeps the input.
+# Build every libFuzzer target with clang (ASan + UBSan) and run each for FUZZ_SECONDS
+# (20 in make test; make fuzz SECONDS=N for longer), from its committed seeds in
+# test/fuzz/corpus/<target>; what a run adds goes to $BUILD/fuzz/<target>.corpus. A crash,
+# a sanitizer report or a broken property fails the run and keeps the input.
+# FUZZ_TARGETS="a b" runs only those.
 set -euo pipefail
 secs=${FUZZ_SECONDS:-20}
 out="$BUILD/fuzz"
 mkdir -p "$out"
 cd "$SRC"
 cflags=(-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE
-        -Iinclude -Imodules -Ilib/conn)
-clang "${cflags[@]}" lib/conn/fuzz_parse.c lib/conn/fw_parse.c lib/conn/conn_key.c \
-  -lsodium -o "$out/fuzz_parse"
-clang "${cflags[@]}" modules/fuzz/fuzz_modules.c modules/modules.c modules/tcp/tcp.c \
-  modules/udp/udp.c modules/ftp/ftp.c lib/conn/conn_key.c -lsodium -o "$out/fuzz_modules"
-clang "${cflags[@]}" -Ilib/pmu -Ilib/ckpt lib/ckpt/fuzz_proto.c lib/ckpt/proto.c lib/pmu/pmu.c \
-  lib/pmu/hf_log.c lib/pmu/ckpt_record.c -lsodium -lpmem -lisal -o "$out/fuzz_proto"
-for t in fuzz_parse fuzz_modules fuzz_proto; do
+        -Iinclude -Imodules -Ilib/conn -Ilib/pmu -Ilib/ckpt)
+pmu_src=(lib/pmu/pmu.c lib/pmu/pmu_check.c lib/pmu/pmu_ring.c lib/pmu/ckpt_record.c
+         lib/pmu/hf_log.c)
+targets=()
+
+# target NAME SOURCE... -- LIB...: build one fuzzer.
+target() {
+  local name=$1 src=() libs=()
+  shift
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do src+=("$1"); shift; done
+  [ $# -gt 0 ] && shift
+  libs=("$@")
+  if [ -n "${FUZZ_TARGETS:-}" ] && [[ " $FUZZ_TARGETS " != *" $name "* ]]; then
+    return
+  fi
+  clang "${cflags[@]}" "${src[@]}" "${libs[@]}" -o "$out/$name"
+  targets+=("$name")
+}
+
+target fuzz_parse lib/conn/fuzz_parse.c lib/conn/fw_parse.c lib/conn/conn_key.c -- -lsodium
+target fuzz_modules modules/fuzz/fuzz_modules.c modules/modules.c modules/tcp/tcp.c \
+  modules/udp/udp.c modules/ftp/ftp.c lib/conn/conn_key.c -- -lsodium
+target fuzz_proto lib/ckpt/fuzz_proto.c lib/ckpt/proto.c "${pmu_src[@]}" -- -lsodium -lpmem -lisal
+target fuzz_layout lib/pmu/fuzz_layout.c "${pmu_src[@]}" -- -lpmem -lisal
+target fuzz_store lib/pmu/fuzz_store.c "${pmu_src[@]}" -- -lpmem -lisal
+
+for t in "${targets[@]}"; do
   mkdir -p "$out/$t.corpus"
   seeds=()
   [ -d "test/fuzz/corpus/$t" ] && seeds=("test/fuzz/corpus/$t")
-  echo "== $t for ${secs}s"
   rc=0
   "$out/$t" -max_total_time="$secs" -seed=1 -print_final_stats=1 \
     -artifact_prefix="$out/$t-" "$out/$t.corpus" "${seeds[@]}" >"$out/$t.log" 2>&1 || rc=$?
-  grep -E "stat::number_of_executed_units|^Done" "$out/$t.log" || true
+  runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$out/$t.log")
+  cov=$(grep -oE 'cov: [0-9]+ ft: [0-9]+' "$out/$t.log" | tail -1)
+  echo "$t: ${runs:-?} runs in ${secs}s, ${cov:-no coverage line}"
   if [ $rc -ne 0 ]; then
     grep -E "ERROR|SUMMARY|runtime error" "$out/$t.log" | head -20
     echo "FAIL: $t exited $rc; inputs kept: $(ls "$out/$t"-* 2>/dev/null | tr '\n' ' ')"
