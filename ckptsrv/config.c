@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * ckptsrv configuration: command-line flags and a config file of "key = value" lines that
- * uses the same names (pmem, size, listen, secret-file, allow-shm, format, log-level).
+ * uses the same names (pmem, size, listen, secret-file, allow-shm, log-level); --format is
+ * a flag only.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -112,8 +113,10 @@ static int apply(struct ckptsrv_config *cfg, const char *key, const char *v, con
 		return parse_bool(v, &cfg->allow_shm);
 	}
 	if (strcmp(key, "format") == 0) {
-		*why = "expected true/false, yes/no or 1/0";
-		return parse_bool(v, &cfg->format);
+		/* A file is read at every start: there it would wipe the store at every start. */
+		*why = "only as the --format flag, for one start (in a config file it would wipe "
+		       "the store at every start)";
+		return -EINVAL;
 	}
 	*why = "unknown key";
 	return -EINVAL;
