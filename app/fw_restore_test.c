@@ -36,6 +36,7 @@ struct box {
 	struct fw_shared sh;
 	struct fw_worker w;
 	struct fw_slots *slots;
+	uint8_t family; /* of the frames pkt() writes: 4 unless a test says 6 */
 };
 
 static void box_up(struct box *b, const char *name, unsigned int index)
@@ -52,6 +53,7 @@ static void box_up(struct box *b, const char *name, unsigned int index)
 	assert_int_equal(fw_worker_init(&b->w, &b->sh, index, 0), 0);
 	b->slots = fw_slots_create(0, PAIRS);
 	assert_non_null(b->slots);
+	b->family = 4;
 }
 
 static void box_down(struct box *b)
@@ -66,7 +68,8 @@ static enum fw_verdict pkt(struct box *b, uint8_t proto, uint16_t sport, uint16_
 			   uint64_t now)
 {
 	uint8_t f[FW_TEST_FRAME_MAX];
-	uint32_t len = fw_test_frame(f, proto, sport, dport, reply, flags, seq, ack, 4096, data);
+	uint32_t len = fw_test_frame_af(f, b->family, proto, sport, dport, reply, flags, seq, ack,
+					4096, data);
 
 	return fw_worker_handle(&b->w, f, len, reply ? FW_ZONE_OUTSIDE : FW_ZONE_INSIDE, now);
 }
@@ -687,6 +690,258 @@ static void test_window_edge_is_written_at_once(void **state)
 	unlink(target + 5);
 }
 
+/* ---- what a restore may bring back: only what was live when the instance went away ---- */
+
+enum path {
+	RESTART, /* a new instance reads the state region */
+	STANDBY, /* a standby followed the log into its shadow table and takes over */
+};
+
+static unsigned int store_seq;
+
+/* Names and worker indexes of their own per test: a test that fails leaves its boxes
+ * behind (their hash tables and ACLs keep their names), and the next must still run. */
+static void box_up_nth(struct box *b, unsigned int index)
+{
+	char name[32];
+
+	snprintf(name, sizeof(name), "res-%u", index);
+	box_up(b, name, index);
+}
+
+/* A fresh store for one test: pmem:, or a group xor(2) of three pmem: members. */
+static void store_name(char *target, size_t len, bool group, char files[3][64])
+{
+	unsigned int n = store_seq++;
+
+	for (int i = 0; i < 3; i++)
+		snprintf(files[i], sizeof(files[i]), "/dev/shm/hf-resurrect.%d.%u.%d", getpid(), n,
+			 i);
+	if (group)
+		snprintf(target, len, "group:xor(2)=pmem:%s,pmem:%s,pmem:%s", files[0], files[1],
+			 files[2]);
+	else
+		snprintf(target, len, "pmem:%s", files[0]);
+}
+
+static void store_remove(char files[3][64])
+{
+	for (int i = 0; i < 3; i++)
+		unlink(files[i]);
+}
+
+/* Box @p a with the appliance's checkpointer on @p target, region "res". */
+static void ckpt_box_up(struct box *a, struct fw_checkpointer *k, const char *target,
+			uint8_t family)
+{
+	struct fw_ckpt_conf cc = {
+		.target = target,
+		.region = "res",
+		.store_size = 64u << 20,
+		.pairs = PAIRS,
+		.slot_size = 128,
+		.log_size = 256u << 10,
+		.tenant = "holdfast",
+	};
+
+	box_up_nth(a, 10 + 2 * store_seq);
+	a->family = family;
+	assert_int_equal(fw_checkpointer_init(k, &cc, a->w.table, 1024, 0), 0);
+	assert_non_null(k->r);
+	assert_non_null(k->log);
+	a->w.ckpt = k;
+}
+
+static void ckpt_box_down(struct box *a, struct fw_checkpointer *k)
+{
+	a->w.ckpt = NULL;
+	fw_checkpointer_release(k);
+	box_down(a);
+}
+
+/* Every change written and durable, the log's too (ticks a millisecond apart: a batch
+ * waits up to 500 us). */
+static void drain(struct fw_checkpointer *k, uint64_t now)
+{
+	for (int i = 0; i < 1000 && (k->down || k->qhead != k->qtail ||
+				     ckpt_posted(k->r) != ckpt_durable(k->r) ||
+				     ckpt_posted(k->log) != ckpt_durable(k->log));
+	     i++) {
+		now += 1000000;
+		fw_checkpointer_tick(k, now);
+		if (k->down)
+			usleep(1000); /* a reconnect runs on a thread of its own */
+	}
+	assert_false(k->down);
+	assert_int_equal(ckpt_sync(k->r), 0);
+	assert_int_equal(ckpt_sync(k->log), 0);
+}
+
+struct follow {
+	struct fw_shadow *sh;
+	struct fw_restore_stats *st;
+};
+
+static int follow_cb(const struct ckpt_rec *rec, void *arg)
+{
+	struct follow *f = arg;
+
+	if (!fw_ckpt_is_gap(rec))
+		assert_int_equal(fw_shadow_apply(f->sh, rec, f->st), 0);
+	return 0;
+}
+
+/*
+ * Another instance (another secret) takes over at @p now what @p target holds: a restart
+ * reads the state region; a standby has followed the log (all of it: it never filled) and
+ * finishes at takeover. @return connections it holds.
+ */
+static uint32_t take_over(struct box *b, const char *target, enum path path, uint8_t family,
+			  uint64_t now)
+{
+	static struct fw_restore_batch batch;
+	struct ckpt_client_opts o = {.tenant = "holdfast"};
+	struct fw_restore_stats st = {0};
+	struct ckpt_client *cl;
+	struct ckpt_region *r;
+	uint32_t kept;
+
+	box_up_nth(b, 11 + 2 * store_seq);
+	b->family = family;
+	cl = ckpt_connect(target, &o);
+	assert_non_null(cl);
+	if (path == RESTART) {
+		assert_int_equal(ckpt_region_open(cl, "res.0", &r), 0);
+		fw_restore_batch_init(&batch, b->w.table, b->slots, &st);
+		assert_int_equal(ckpt_state_scan(r, CKPT_SCAN_TOMBSTONES, restore_cb, &batch, NULL),
+				 0);
+		assert_int_equal(fw_restore_batch_flush(&batch), 0);
+	} else {
+		struct follow f = {fw_shadow_create(b->w.table, b->slots), &st};
+
+		assert_non_null(f.sh);
+		assert_int_equal(ckpt_region_open(cl, "res.0.log", &r), 0);
+		assert_true(ckpt_log_read(r, follow_cb, &f, true, NULL) > 0);
+		fw_shadow_free(&f.sh);
+	}
+	kept = fw_restore_finish(b->w.table, b->slots, &b->w.ctx, now, &st);
+	assert_true(st.bad_slice == 0 && st.conflicts == 0);
+	assert_int_equal(ckpt_region_close(&r), 0);
+	ckpt_disconnect(&cl);
+	return kept;
+}
+
+/* An FTP control connection from inside port @p cport to the server's port 21 carrying
+ * @p line, from the server when @p from_server. */
+static void ftp_control(struct box *b, uint16_t cport, const char *line, bool from_server,
+			uint64_t now)
+{
+	assert_int_equal(pkt(b, 6, cport, 21, false, 0x02, 100, 0, NULL, now), FW_PASS);
+	assert_int_equal(pkt(b, 6, cport, 21, true, 0x12, 900, 101, NULL, now), FW_PASS);
+	assert_int_equal(pkt(b, 6, cport, 21, false, 0x10, 101, 901, NULL, now), FW_PASS);
+	if (from_server)
+		assert_int_equal(pkt(b, 6, cport, 21, true, 0x18, 901, 101, line, now), FW_PASS);
+	else
+		assert_int_equal(pkt(b, 6, cport, 21, false, 0x18, 101, 901, line, now), FW_PASS);
+}
+
+/* What the control connections announce: passive to the server's 50010 and 50011, active
+ * to the client's 50000, in the family's own words. */
+static const char *pasv_line(uint8_t family)
+{
+	return family == 4 ? "227 Entering Passive Mode (198,19,0,2,195,90)\r\n"
+			   : "229 Entering Extended Passive Mode (|||50010|)\r\n";
+}
+
+static const char *port_line(uint8_t family)
+{
+	return family == 4 ? "PORT 198,18,0,1,195,80\r\n" : "EPRT |2|2001:db8:18::1|50000|\r\n";
+}
+
+#define EPSV_50011 "229 Entering Extended Passive Mode (|||50011|)\r\n"
+
+/*
+ * Issue 12: a passive and an active announcement whose data connections then open, and a
+ * passive one nobody uses, all checkpointed. After a restart or a takeover, a new
+ * connection to a used data port is refused like any the rules do not open (the passive
+ * one from a new client port, the active one from a new server port); the used data
+ * connections themselves go on, and the unused announcement still admits its own.
+ */
+static void used_expectations_stay_used(uint8_t family, bool group, enum path path)
+{
+	char target[256], files[3][64];
+	struct fw_checkpointer k;
+	struct box a, b;
+
+	store_name(target, sizeof(target), group, files);
+	ckpt_box_up(&a, &k, target, family);
+	ftp_control(&a, 1001, pasv_line(family), true, S(1));
+	ftp_control(&a, 1002, port_line(family), false, S(1));
+	ftp_control(&a, 1003, EPSV_50011, true, S(1));
+	assert_int_equal(fw_table_expect_count(a.w.table), 3);
+	drain(&k, S(1));
+	assert_int_equal(pkt(&a, 6, 40020, 50010, false, 0x02, 5000, 0, NULL, S(1)), FW_PASS);
+	assert_int_equal(pkt(&a, 6, 50000, 20, true, 0x02, 7000, 0, NULL, S(1)), FW_PASS);
+	assert_true(a.w.cnt.conn_related == 2);
+	assert_int_equal(fw_table_expect_count(a.w.table), 1);
+	/* Without a restore, a second connection to a used port is refused. */
+	assert_int_equal(pkt(&a, 6, 40021, 50010, false, 0x02, 6000, 0, NULL, S(1)), FW_DROP);
+	drain(&k, S(1));
+
+	assert_int_equal(take_over(&b, target, path, family, S(2)), 5);
+	assert_int_equal(fw_table_expect_count(b.w.table), 1);
+	assert_int_equal(pkt(&b, 6, 40021, 50010, false, 0x02, 6000, 0, NULL, S(2)), FW_DROP);
+	assert_int_equal(pkt(&b, 6, 50000, 2020, true, 0x02, 8000, 0, NULL, S(2)), FW_DROP);
+	assert_true(b.w.cnt.drop[FW_DROP_POLICY] == 2 && b.w.cnt.conn_related == 0);
+	/* the data connections that used them are restored and go on */
+	assert_int_equal(pkt(&b, 6, 40020, 50010, true, 0x12, 9000, 5001, NULL, S(2)), FW_PASS);
+	assert_int_equal(pkt(&b, 6, 50000, 20, false, 0x12, 3000, 7001, NULL, S(2)), FW_PASS);
+	/* the unused announcement admits exactly its data connection */
+	assert_int_equal(pkt(&b, 6, 40022, 50011, false, 0x02, 6000, 0, NULL, S(2)), FW_PASS);
+	assert_true(b.w.cnt.conn_related == 1);
+	assert_int_equal(fw_table_expect_count(b.w.table), 0);
+
+	box_down(&b);
+	ckpt_box_down(&a, &k);
+	store_remove(files);
+}
+
+static void test_used_expectation_not_restored_ipv4_restart(void **state)
+{
+	(void)state;
+	used_expectations_stay_used(4, false, RESTART);
+}
+
+static void test_used_expectation_not_restored_ipv6_restart(void **state)
+{
+	(void)state;
+	used_expectations_stay_used(6, false, RESTART);
+}
+
+static void test_used_expectation_not_restored_ipv4_standby(void **state)
+{
+	(void)state;
+	used_expectations_stay_used(4, false, STANDBY);
+}
+
+static void test_used_expectation_not_restored_ipv6_standby(void **state)
+{
+	(void)state;
+	used_expectations_stay_used(6, false, STANDBY);
+}
+
+static void test_used_expectation_not_restored_group_restart(void **state)
+{
+	(void)state;
+	used_expectations_stay_used(6, true, RESTART);
+}
+
+static void test_used_expectation_not_restored_group_standby(void **state)
+{
+	(void)state;
+	used_expectations_stay_used(4, true, STANDBY);
+}
+
 static int setup(void **state)
 {
 	char err[128];
@@ -722,6 +977,12 @@ int main(void)
 		cmocka_unit_test(test_full_group_log_is_skipped_then_marked),
 		cmocka_unit_test(test_reconnect_never_stalls_the_worker),
 		cmocka_unit_test(test_window_edge_is_written_at_once),
+		cmocka_unit_test(test_used_expectation_not_restored_ipv4_restart),
+		cmocka_unit_test(test_used_expectation_not_restored_ipv6_restart),
+		cmocka_unit_test(test_used_expectation_not_restored_ipv4_standby),
+		cmocka_unit_test(test_used_expectation_not_restored_ipv6_standby),
+		cmocka_unit_test(test_used_expectation_not_restored_group_restart),
+		cmocka_unit_test(test_used_expectation_not_restored_group_standby),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -40,6 +40,7 @@ static int stats_cmd(const char *cmd, const char *params, struct rte_tel_data *d
 	rte_tel_data_add_dict_u64(d, "conn_new", t.conn_new);
 	rte_tel_data_add_dict_u64(d, "conn_related", t.conn_related);
 	rte_tel_data_add_dict_u64(d, "conn_expired", t.conn_expired);
+	rte_tel_data_add_dict_u64(d, "expect_expired", t.expect_expired);
 	rte_tel_data_add_dict_u64(d, "reject_sent", t.reject_sent);
 	rte_tel_data_add_dict_u64(d, "reject_limited", t.reject_limited);
 	for (int r = 1; r < FW_DROP_REASON_MAX; r++) {

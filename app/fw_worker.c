@@ -19,11 +19,23 @@
 
 #define SWEEP_BUDGET 64
 
-static int expect_add(struct fw_ctx *ctx, const struct fw_expect *e)
+static int expect_add(struct fw_ctx *ctx, struct fw_conn *master, const struct fw_expect *e)
 {
 	struct fw_worker *w = ctx->core;
 
-	return fw_table_expect_add(w->table, e);
+	return fw_table_expect_add(w->table, e, master);
+}
+
+/*
+ * @p master's expectation @p e left the table: a connection used it, or it expired. The
+ * master's slice forgets it too, and its checkpoint with it: otherwise a restore would
+ * re-create it and admit new connections to a port already used (issue 12).
+ */
+static void expect_gone(struct fw_worker *w, struct fw_conn *master, const struct fw_expect *e,
+			uint64_t now)
+{
+	if ((master->present & (1u << FW_MOD_FTP)) && fw_ftp_expect_gone(master, e) && w->ckpt)
+		fw_checkpointer_queue(w->ckpt, master, now);
 }
 
 int fw_worker_init(struct fw_worker *w, struct fw_shared *sh, unsigned int index, int socket)
@@ -199,12 +211,16 @@ static enum fw_verdict decide(struct fw_worker *w, struct pkt_state *st, struct 
 	if (c == NULL)
 		c = fw_table_lookup(w->table, &st->key);
 	if (c == NULL) {
-		bool related = fw_table_expect_take(w->table, ps->family, ps->proto, ps->saddr,
-						    ps->sport, ps->daddr, ps->dport, now_ns, &exp);
+		struct fw_conn *master = NULL;
+		bool related;
 
+		/* Only a packet that may open a connection uses up an expectation. */
+		if (ps->proto == IPPROTO_TCP && !fw_tcp_may_open(&pkt))
+			return drop(w, FW_DROP_NO_CONN);
+		related =
+			fw_table_expect_take(w->table, ps->family, ps->proto, ps->saddr, ps->sport,
+					     ps->daddr, ps->dport, now_ns, &exp, &master);
 		if (!related) {
-			if (ps->proto == IPPROTO_TCP && !fw_tcp_may_open(&pkt))
-				return drop(w, FW_DROP_NO_CONN);
 			enum fw_action a = fw_acl_decide(w->sh->acl, st->zone, ps, NULL);
 
 			if (a != FW_ACT_ACCEPT) {
@@ -213,11 +229,17 @@ static enum fw_verdict decide(struct fw_worker *w, struct pkt_state *st, struct 
 			}
 		}
 		c = open_conn(w, &st->key, st->side);
-		if (c == NULL)
+		if (c == NULL) {
+			if (related) /* still unused: it stays */
+				fw_table_expect_add(w->table, &exp, master);
 			return drop(w, FW_DROP_TABLE_FULL);
+		}
 		is_new = true;
 		w->cnt.conn_new++;
-		w->cnt.conn_related += related;
+		if (related) {
+			w->cnt.conn_related++;
+			expect_gone(w, master, &exp, now_ns);
+		}
 	}
 	pkt.dir = (uint8_t)fw_conn_dir(c, st->side);
 	c->last_ns = now_ns;
@@ -245,6 +267,7 @@ enum fw_verdict fw_worker_handle(struct fw_worker *w, const uint8_t *frame, uint
 	return decide(w, &st, fw_table_lookup(w->table, &st.key), now_ns);
 }
 
+/* An idle connection goes: its slices are tombstoned, and what it expected is withdrawn. */
 static void expire(struct fw_table *t, struct fw_conn *c, void *arg)
 {
 	struct fw_worker *w = arg;
@@ -253,6 +276,29 @@ static void expire(struct fw_table *t, struct fw_conn *c, void *arg)
 	if (w->ckpt)
 		fw_checkpointer_forget(w->ckpt, c);
 	fw_table_del(t, c);
+}
+
+struct expect_expiry {
+	struct fw_worker *w;
+	uint64_t now;
+};
+
+static void expect_expired(struct fw_table *t, const struct fw_expect *e, struct fw_conn *master,
+			   void *arg)
+{
+	const struct expect_expiry *x = arg;
+
+	(void)t;
+	x->w->cnt.expect_expired++;
+	expect_gone(x->w, master, e, x->now);
+}
+
+void fw_worker_housekeep(struct fw_worker *w, uint64_t now)
+{
+	struct expect_expiry x = {w, now};
+
+	fw_table_sweep(w->table, now, SWEEP_BUDGET, expire, w);
+	fw_table_expect_expire(w->table, now, expect_expired, &x);
 }
 
 /*
@@ -390,7 +436,7 @@ int fw_worker_main(void *arg)
 
 		/* Expire a little at a time: when idle, and every 1024 busy passes. */
 		if (n == 0 || (++w->sweeps & 1023) == 0)
-			fw_table_sweep(w->table, now, SWEEP_BUDGET, expire, w);
+			fw_worker_housekeep(w, now);
 		if (w->ckpt)
 			fw_checkpointer_tick(w->ckpt, now);
 	}

@@ -34,6 +34,7 @@ struct fw_counters {
 	uint64_t conn_new;
 	uint64_t conn_related; /* admitted by an expectation */
 	uint64_t conn_expired;
+	uint64_t expect_expired; /* expectations that ran out unused */
 	uint64_t reject_sent;	 /* RST / ICMP unreachable answered to a reject rule */
 	uint64_t reject_limited; /* rejects over reject-rate: dropped without a reply */
 	uint64_t mod_pkts[FW_MOD_MAX];
@@ -90,6 +91,13 @@ unsigned int fw_worker_poll(struct fw_worker *w, uint64_t now);
 
 /** Nanoseconds of the TSC, the clock of timeouts. */
 uint64_t fw_worker_now(const struct fw_worker *w);
+
+/**
+ * Expire a little: idle connections from where the last call stopped (tombstoned, their
+ * expectations withdrawn), and expectations whose time ran out (their masters' slices
+ * forget them). The lcore loop calls it when idle and every 1024 busy passes.
+ */
+void fw_worker_housekeep(struct fw_worker *w, uint64_t now);
 
 /** The lcore loop (rte_eal_remote_launch); returns when sh->quit is set. */
 int fw_worker_main(void *arg);

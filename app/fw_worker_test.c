@@ -35,6 +35,27 @@ static enum fw_verdict feed(uint8_t proto, uint16_t sport, uint16_t dport, bool 
 	return fw_worker_handle(&w, f, len, reply ? FW_ZONE_OUTSIDE : FW_ZONE_INSIDE, now);
 }
 
+/* A frame carrying @p data (FTP lines), window 4096. */
+static enum fw_verdict feed_data(uint16_t sport, uint16_t dport, bool reply, uint8_t flags,
+				 uint32_t seq, uint32_t ack, const char *data, uint64_t now)
+{
+	uint8_t f[FW_TEST_FRAME_MAX];
+	uint32_t len =
+		fw_test_frame(f, IPPROTO_TCP, sport, dport, reply, flags, seq, ack, 4096, data);
+
+	return fw_worker_handle(&w, f, len, reply ? FW_ZONE_OUTSIDE : FW_ZONE_INSIDE, now);
+}
+
+/* An FTP control connection @p cport -> 21 (the setup's rules open it) whose server then
+ * says @p line. */
+static void ftp_control(uint16_t cport, const char *line, uint64_t now)
+{
+	assert_int_equal(feed_data(cport, 21, false, 0x02, 100, 0, NULL, now), FW_PASS);
+	assert_int_equal(feed_data(cport, 21, true, 0x12, 900, 101, NULL, now), FW_PASS);
+	assert_int_equal(feed_data(cport, 21, false, 0x10, 101, 901, NULL, now), FW_PASS);
+	assert_int_equal(feed_data(cport, 21, true, 0x18, 901, 101, line, now), FW_PASS);
+}
+
 static void expire_cb(struct fw_table *t, struct fw_conn *c, void *arg)
 {
 	(void)arg;
@@ -60,11 +81,15 @@ static int setup(void **state)
 	conf.timeouts.udp_assured = 50;
 	conf.timeouts.tcp_established = 100;
 	conf.timeouts.tcp_syn_sent = 7;
+	conf.timeouts.ftp_expect = 30;
 	assert_int_equal(
 		fw_rule_parse("accept from inside proto tcp dport 80", &r, err, sizeof(err)), 0);
 	fw_ruleset_add(&conf.rules, &r);
 	assert_int_equal(
 		fw_rule_parse("accept from inside proto udp dport 53", &r, err, sizeof(err)), 0);
+	fw_ruleset_add(&conf.rules, &r);
+	assert_int_equal(
+		fw_rule_parse("accept from inside proto tcp dport 21", &r, err, sizeof(err)), 0);
 	fw_ruleset_add(&conf.rules, &r);
 	memset(&sh, 0, sizeof(sh));
 	sh.conf = &conf;
@@ -162,6 +187,85 @@ static void test_worker_marks_ftp_control_connections(void **state)
 	assert_true(c->present & (1u << FW_MOD_TCP));
 }
 
+/*
+ * A control connection expects one data connection at a time, as its FTP slice (and so its
+ * checkpoint) describes: a newer announcement withdraws the older one, and a control
+ * connection that goes away takes its expectation with it. A restore re-creates only what
+ * the slice holds, so the live table must not admit more.
+ */
+static void test_worker_expectation_withdrawn_by_newer_one_and_by_its_master(void **state)
+{
+	(void)state;
+	ftp_control(1001, "227 Entering Passive Mode (198,19,0,2,195,90)\r\n", S(1));
+	assert_int_equal(feed_data(1001, 21, true, 0x18, 948, 101,
+				   "229 Entering Extended Passive Mode (|||50011|)\r\n", S(1)),
+			 FW_PASS);
+	assert_int_equal(fw_table_expect_count(w.table), 1);
+	/* 50010 was withdrawn: refused as the policy refuses any; 50011 opens */
+	assert_int_equal(feed_data(40020, 50010, false, 0x02, 5000, 0, NULL, S(1)), FW_DROP);
+	assert_int_equal(feed_data(40021, 50011, false, 0x02, 5000, 0, NULL, S(1)), FW_PASS);
+	assert_true(w.cnt.conn_related == 1 && w.cnt.drop[FW_DROP_POLICY] == 1);
+	/* a control connection that expires (10 s after a RST) withdraws what it announced */
+	ftp_control(1002, "229 Entering Extended Passive Mode (|||50012|)\r\n", S(1));
+	assert_int_equal(feed_data(1002, 21, true, 0x14, 1000, 101, NULL, S(1)), FW_PASS);
+	assert_int_equal(fw_table_expect_count(w.table), 1);
+	sweep_all(S(12));
+	assert_int_equal(fw_table_expect_count(w.table), 0);
+	assert_int_equal(feed_data(40022, 50012, false, 0x02, 5000, 0, NULL, S(12)), FW_DROP);
+	sweep_all(S(1000));
+}
+
+static struct fw_conn *control(uint16_t cport)
+{
+	struct fw_key key;
+
+	fw_key_make(&key, 4, IPPROTO_TCP, fw_test_addr4[0], fw_test_addr4[1], htons(cport),
+		    htons(21));
+	return fw_table_lookup(w.table, &key);
+}
+
+/*
+ * Issue 12: an expectation that leaves the table, used by its data connection or run out,
+ * leaves its control connection's FTP slice too, marked for a checkpoint at once; the
+ * expiry is the worker's housekeeping, which tells the master.
+ */
+static void test_worker_used_or_expired_expectation_leaves_the_slice(void **state)
+{
+	struct fw_conn *c;
+
+	(void)state;
+	ftp_control(1001, "229 Entering Extended Passive Mode (|||50010|)\r\n", S(1));
+	ftp_control(1002, "229 Entering Extended Passive Mode (|||50011|)\r\n", S(1));
+	c = control(1001);
+	c->dirty = 0;
+	c->flags &= (uint8_t)~FW_CONN_F_CKPT_NOW;
+	assert_int_equal(feed_data(40020, 50010, false, 0x02, 5000, 0, NULL, S(2)), FW_PASS);
+	assert_int_equal(fw_ftp_slice(c)->exp_mode, FW_FTP_EXP_NONE);
+	assert_true((c->dirty & (1u << FW_MOD_FTP)) && (c->flags & FW_CONN_F_CKPT_NOW));
+	/* ftp-expect is 30 s here: the housekeeping at 32 s finds 1002's run out */
+	c = control(1002);
+	fw_worker_housekeep(&w, S(30));
+	assert_int_equal(fw_ftp_slice(c)->exp_mode, FW_FTP_EXP_PASSIVE);
+	fw_worker_housekeep(&w, S(32));
+	assert_int_equal(fw_ftp_slice(c)->exp_mode, FW_FTP_EXP_NONE);
+	assert_true(w.cnt.expect_expired == 1 && fw_table_expect_count(w.table) == 0);
+	assert_int_equal(feed_data(40021, 50011, false, 0x02, 5000, 0, NULL, S(32)), FW_DROP);
+	sweep_all(S(1000000));
+}
+
+/* A packet that cannot open a connection never uses an expectation up. */
+static void test_worker_non_opener_leaves_the_expectation(void **state)
+{
+	(void)state;
+	ftp_control(1001, "229 Entering Extended Passive Mode (|||50010|)\r\n", S(1));
+	assert_int_equal(feed_data(40020, 50010, false, 0x10, 5000, 7, NULL, S(1)), FW_DROP);
+	assert_true(w.cnt.drop[FW_DROP_NO_CONN] == 1);
+	assert_int_equal(fw_table_expect_count(w.table), 1);
+	assert_int_equal(feed_data(40020, 50010, false, 0x02, 5000, 0, NULL, S(1)), FW_PASS);
+	assert_true(w.cnt.conn_related == 1);
+	sweep_all(S(1000000));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -171,6 +275,13 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_worker_marks_ftp_control_connections, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(
+			test_worker_expectation_withdrawn_by_newer_one_and_by_its_master, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_worker_used_or_expired_expectation_leaves_the_slice, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_worker_non_opener_leaves_the_expectation,
+						setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, fw_test_eal_up, fw_test_eal_down);

@@ -419,7 +419,7 @@ enum fw_verdict fw_ftp_packet(struct fw_ctx *ctx, struct fw_conn *c, const struc
 
 		build_expect(c, &pending, pending.exp_expire_ns, &e);
 		if (ctx && ctx->expect_add)
-			rc = ctx->expect_add(ctx, &e);
+			rc = ctx->expect_add(ctx, c, &e);
 		/* Retry later rather than leave the client with a data connection that will
 		 * never be admitted: the dropped segment is retransmitted and parsed again. */
 		if (rc < 0 && rc != -EEXIST)
@@ -441,6 +441,34 @@ commit:
 		fw_conn_mark_dirty(c, FW_MOD_FTP);
 	f->d[dir] = d;
 	return FW_PASS;
+}
+
+/* The slice expects nothing any more; the checkpoint must say so before a restore can
+ * re-create it, so it goes with the next flush rather than the next batch. */
+static void forget_expect(struct fw_conn *c, struct fw_ftp_slice *f)
+{
+	f->exp_mode = FW_FTP_EXP_NONE;
+	f->exp_port = 0;
+	f->exp_sport = 0;
+	f->exp_expire_ns = 0;
+	f->flags &= (uint8_t)~FW_FTP_F_EXP_TTL;
+	fw_conn_mark_dirty_now(c, FW_MOD_FTP);
+}
+
+bool fw_ftp_expect_gone(struct fw_conn *c, const struct fw_expect *e)
+{
+	struct fw_ftp_slice *f = fw_ftp_slice(c);
+	struct fw_expect mine;
+
+	if (!(c->present & (1u << FW_MOD_FTP)) || f->exp_mode == FW_FTP_EXP_NONE)
+		return false;
+	/* Only the one the slice describes: an older one it replaced is not the slice's. */
+	build_expect(c, f, e->expire_ns, &mine);
+	if (mine.family != e->family || memcmp(mine.addr, e->addr, sizeof(mine.addr)) != 0 ||
+	    mine.port[0] != e->port[0] || mine.port[1] != e->port[1])
+		return false;
+	forget_expect(c, f);
+	return true;
 }
 
 /*
@@ -558,11 +586,11 @@ static int ftp_on_restore(struct fw_ctx *ctx, struct fw_conn *c)
 	f->flags &= (uint8_t)~FW_FTP_F_EXP_TTL;
 	build_expect(c, f, f->exp_expire_ns, &e);
 	if (ctx && ctx->expect_add)
-		rc = ctx->expect_add(ctx, &e);
+		rc = ctx->expect_add(ctx, c, &e);
 	/* Losing one pending data connection is better than losing the control connection
-	 * with it: keep going without the expectation. */
+	 * with it: keep going without the expectation, and checkpoint that. */
 	if (rc < 0 && rc != -EEXIST)
-		f->exp_mode = FW_FTP_EXP_NONE;
+		forget_expect(c, f);
 	return 0;
 }
 

@@ -45,9 +45,11 @@ struct fc {
 	int expect_rc; /* what expect_add answers */
 };
 
-static int record_expect(struct fw_ctx *ctx, const struct fw_expect *e)
+static int record_expect(struct fw_ctx *ctx, struct fw_conn *master, const struct fw_expect *e)
 {
 	struct fc *t = ctx->core;
+
+	assert_true(master != NULL && master->id == t->c.id); /* the control connection */
 
 	if (t->expect_rc)
 		return t->expect_rc;
@@ -435,6 +437,52 @@ static void test_ftp_restore_recreates_pending_expectation(void **st)
 	assert_int_equal(fw_ftp_slice(&t.c)->exp_mode, FW_FTP_EXP_NONE);
 }
 
+/* Issue 12: once its data connection used it (or it expired), the expectation leaves the
+ * slice, the checkpoint says so at once, and a restore re-creates nothing. */
+static void test_ftp_used_expectation_leaves_the_slice(void **st)
+{
+	uint8_t buf[FW_FTP_PAYLOAD_LEN];
+	struct fw_expect used;
+	struct fc t;
+
+	(void)st;
+	fc_init(&t, &ftp6);
+	assert_int_equal(say(&t, S, "229 Entering Extended Passive Mode (|||50011|)\r\n"), FW_PASS);
+	assert_int_equal(t.nexp, 1);
+	used = t.exp[0];
+	t.c.dirty = 0;
+	assert_true(fw_ftp_expect_gone(&t.c, &used));
+	assert_int_equal(fw_ftp_slice(&t.c)->exp_mode, FW_FTP_EXP_NONE);
+	assert_true((t.c.dirty & BIT) && (t.c.flags & FW_CONN_F_CKPT_NOW));
+	t.c.last_ns = t.now;
+	assert_int_equal(fw_ftp_ops.encode(&t.c, buf, sizeof(buf)), FW_FTP_PAYLOAD_LEN);
+	assert_int_equal(buf[1], FW_FTP_EXP_NONE);
+	restore(&t, NS);
+	assert_int_equal(t.nexp, 0);
+	/* The line starts stay: the next announcement is parsed, and it is the slice's. */
+	assert_int_equal(say(&t, C, "EPRT |2|2001:db8::10|50012|\r\n"), FW_PASS);
+	assert_int_equal(t.nexp, 1);
+	assert_false(fw_ftp_expect_gone(&t.c, &used)); /* an older one: not the slice's */
+	assert_int_equal(fw_ftp_slice(&t.c)->exp_port, 50012);
+	assert_true(fw_ftp_expect_gone(&t.c, &t.exp[0]));
+	assert_false(fw_ftp_expect_gone(&t.c, &t.exp[0])); /* nothing left to forget */
+}
+
+/* A restored expectation the core cannot take back is dropped from the slice too. */
+static void test_ftp_restore_without_room_forgets_the_expectation(void **st)
+{
+	struct fc t;
+
+	(void)st;
+	fc_init(&t, &ftp4);
+	assert_int_equal(say(&t, C, "PORT 192,0,2,10,195,80\r\n"), FW_PASS);
+	t.expect_rc = -ENOSPC;
+	t.c.dirty = 0;
+	restore(&t, NS);
+	assert_int_equal(fw_ftp_slice(&t.c)->exp_mode, FW_FTP_EXP_NONE);
+	assert_true(t.c.dirty & BIT);
+}
+
 /* What the core does per segment of an FTP control connection: TCP first, FTP if accepted. */
 static enum fw_verdict core_segment(struct fc *t, uint8_t dir, uint32_t seq, uint32_t ack,
 				    uint8_t flags, const char *text, bool is_new)
@@ -628,6 +676,8 @@ int main(void)
 		cmocka_unit_test(test_ftp_overlong_split_line_skipped),
 		cmocka_unit_test(test_ftp_line_starts_survive_restore),
 		cmocka_unit_test(test_ftp_restore_recreates_pending_expectation),
+		cmocka_unit_test(test_ftp_used_expectation_leaves_the_slice),
+		cmocka_unit_test(test_ftp_restore_without_room_forgets_the_expectation),
 		cmocka_unit_test(test_ftp_control_conn_restored_from_its_slices),
 		cmocka_unit_test(test_ftp_is_control_by_server_port),
 		cmocka_unit_test(test_ftp_slice_round_trips),

@@ -82,4 +82,12 @@ bool fw_ftp_is_control(const struct fw_ftp_conf *conf, const struct fw_conn *c);
 enum fw_verdict fw_ftp_packet(struct fw_ctx *ctx, struct fw_conn *c, const struct fw_pkt *p,
 			      enum fw_drop_reason *why);
 
+/*
+ * The core's expectation @p e of control connection @p c left its table: a data connection
+ * used it, or it expired. If it is the one the slice describes, the slice
+ * forgets it and is marked dirty (due at once): a restore from the checkpoint must not
+ * re-create it. @return true when the slice changed.
+ */
+bool fw_ftp_expect_gone(struct fw_conn *c, const struct fw_expect *e);
+
 #endif /* HOLDFAST_FW_FTP_H */
