@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <rte_cycles.h>
 #include <rte_ip.h>
 
 #include "fw_checkpoint.h"
@@ -46,7 +47,7 @@ static void box_up(struct box *b, const char *name, unsigned int index)
 	memset(b, 0, sizeof(*b));
 	b->sh.conf = &conf;
 	fw_modconf_build(&conf, &b->sh.modconf);
-	b->sh.tsc_hz = 1000000000;
+	b->sh.tsc_hz = rte_get_tsc_hz(); /* the wall clock offset is measured against it */
 	fw_id_secret_init(&b->sh.secret);
 	b->sh.acl = fw_acl_build(&conf.rules, name, 0, err, sizeof(err));
 	assert_non_null(b->sh.acl);
@@ -942,6 +943,54 @@ static void test_used_expectation_not_restored_group_standby(void **state)
 	used_expectations_stay_used(4, true, STANDBY);
 }
 
+/*
+ * An announcement nobody uses lives ftp-expect (300 s) from the moment it was made,
+ * whenever the control connection last spoke and whenever the instance that saw it went
+ * away: a takeover 299 s later still admits the data connection, one 301 s later does not.
+ */
+static void expired_expectation_stays_expired(uint8_t family, enum path path)
+{
+	char target[256], files[3][64];
+	struct fw_checkpointer k;
+	struct box a, b;
+
+	store_name(target, sizeof(target), false, files);
+	ckpt_box_up(&a, &k, target, family);
+	ftp_control(&a, 1003, EPSV_50011, true, S(1));
+	drain(&k, S(1));
+
+	assert_int_equal(take_over(&b, target, path, family, S(300)), 1);
+	assert_int_equal(pkt(&b, 6, 40022, 50011, false, 0x02, 6000, 0, NULL, S(300)), FW_PASS);
+	box_down(&b);
+	assert_int_equal(take_over(&b, target, path, family, S(302)), 1);
+	assert_int_equal(fw_table_expect_count(b.w.table), 0);
+	assert_int_equal(pkt(&b, 6, 40022, 50011, false, 0x02, 6000, 0, NULL, S(302)), FW_DROP);
+	assert_true(b.w.cnt.drop[FW_DROP_POLICY] == 1);
+	box_down(&b);
+	/* The instance that saw it run out says so in the checkpoint: the FTP slice no longer
+	 * holds it, whatever the clock of the instance that restores it. */
+	fw_worker_housekeep(&a.w, S(302));
+	assert_true(a.w.cnt.expect_expired == 1);
+	drain(&k, S(302));
+	assert_int_equal(take_over(&b, target, path, family, S(2)), 1);
+	assert_int_equal(fw_table_expect_count(b.w.table), 0);
+	box_down(&b);
+	ckpt_box_down(&a, &k);
+	store_remove(files);
+}
+
+static void test_expired_expectation_not_restored_ipv4_restart(void **state)
+{
+	(void)state;
+	expired_expectation_stays_expired(4, RESTART);
+}
+
+static void test_expired_expectation_not_restored_ipv6_standby(void **state)
+{
+	(void)state;
+	expired_expectation_stays_expired(6, STANDBY);
+}
+
 static int setup(void **state)
 {
 	char err[128];
@@ -983,6 +1032,8 @@ int main(void)
 		cmocka_unit_test(test_used_expectation_not_restored_ipv6_standby),
 		cmocka_unit_test(test_used_expectation_not_restored_group_restart),
 		cmocka_unit_test(test_used_expectation_not_restored_group_standby),
+		cmocka_unit_test(test_expired_expectation_not_restored_ipv4_restart),
+		cmocka_unit_test(test_expired_expectation_not_restored_ipv6_standby),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
@@ -18,6 +19,7 @@
 #include "fw_worker.h"
 
 #define SWEEP_BUDGET 64
+#define WALL_SYNC_NS 1000000000ull /* how often the wall clock offset is measured again */
 
 static int expect_add(struct fw_ctx *ctx, struct fw_conn *master, const struct fw_expect *e)
 {
@@ -38,6 +40,21 @@ static void expect_gone(struct fw_worker *w, struct fw_conn *master, const struc
 		fw_checkpointer_queue(w->ckpt, master, now);
 }
 
+/*
+ * Measure the wall clock against the packet clock (the TSC): modules checkpoint deadlines
+ * on the wall clock (fw_ctx.wall_offset_ns). Again now and then, as the two drift apart.
+ */
+static void wall_sync(struct fw_worker *w, uint64_t now)
+{
+	struct timespec ts;
+
+	if (w->sh->tsc_hz == 0 || clock_gettime(CLOCK_REALTIME, &ts) != 0)
+		return;
+	w->ctx.wall_offset_ns = (int64_t)((uint64_t)ts.tv_sec * 1000000000ull +
+					  (uint64_t)ts.tv_nsec - fw_worker_now(w));
+	w->wall_synced_ns = now;
+}
+
 int fw_worker_init(struct fw_worker *w, struct fw_shared *sh, unsigned int index, int socket)
 {
 	char name[32];
@@ -54,6 +71,7 @@ int fw_worker_init(struct fw_worker *w, struct fw_shared *sh, unsigned int index
 	w->ctx.conf[FW_MOD_TCP] = &sh->modconf.tcp;
 	w->ctx.conf[FW_MOD_UDP] = &sh->modconf.udp;
 	w->ctx.conf[FW_MOD_FTP] = &sh->modconf.ftp;
+	wall_sync(w, 0);
 	return 0;
 }
 
@@ -299,6 +317,8 @@ void fw_worker_housekeep(struct fw_worker *w, uint64_t now)
 
 	fw_table_sweep(w->table, now, SWEEP_BUDGET, expire, w);
 	fw_table_expect_expire(w->table, now, expect_expired, &x);
+	if (now - w->wall_synced_ns > WALL_SYNC_NS)
+		wall_sync(w, now);
 }
 
 /*

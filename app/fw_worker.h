@@ -79,6 +79,7 @@ struct fw_worker {
 	struct fw_checkpointer *ckpt; /* NULL: checkpointing off */
 	uint64_t reject_window;	      /* start of the current second of reject replies */
 	uint32_t reject_count;
+	uint64_t wall_synced_ns; /* when ctx.wall_offset_ns was measured */
 } __rte_cache_aligned;
 
 /** Create a worker's table and context. @return 0 or -errno. */
@@ -95,7 +96,8 @@ uint64_t fw_worker_now(const struct fw_worker *w);
 /**
  * Expire a little: idle connections from where the last call stopped (tombstoned, their
  * expectations withdrawn), and expectations whose time ran out (their masters' slices
- * forget them). The lcore loop calls it when idle and every 1024 busy passes.
+ * forget them); measure the wall clock again once a second. The lcore loop calls it when
+ * idle and every 1024 busy passes.
  */
 void fw_worker_housekeep(struct fw_worker *w, uint64_t now);
 

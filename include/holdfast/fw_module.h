@@ -94,6 +94,12 @@ struct fw_ctx {
 	int (*expect_add)(struct fw_ctx *ctx, struct fw_conn *master, const struct fw_expect *e);
 	void *core;		      /**< the core's per-lcore state */
 	const void *conf[FW_MOD_MAX]; /**< per-module configuration, by module id */
+	/**
+	 * CLOCK_REALTIME minus the packet clock (fw_pkt.now_ns), kept current by the core: a
+	 * deadline a checkpoint carries must mean the same to another instance (a restart, a
+	 * standby), whose packet clock starts elsewhere.
+	 */
+	int64_t wall_offset_ns;
 };
 
 /**
