@@ -259,6 +259,36 @@ static void test_restore_drops_what_it_cannot_trust(void **state)
 	box_down(&b);
 }
 
+/* A pair owed a tombstone (its connection gone, the tombstone not written) is not handed
+ * out again until the tombstone is written, and the next record goes above it. */
+static void test_slots_owed_pair_waits_for_its_tombstone(void **state)
+{
+	struct fw_slots *s = fw_slots_create(10, 2);
+	uint64_t g;
+	uint32_t a, b;
+
+	(void)state;
+	a = fw_slots_get(s, &g);
+	b = fw_slots_get(s, &g);
+	assert_true(a == 10 && b == 11);
+	fw_slots_owe(s, a, 5);
+	fw_slots_owe(s, a, 5); /* once */
+	assert_int_equal(fw_slots_owed(s), 1);
+	fw_slots_put(s, b, 3);
+	assert_int_equal(fw_slots_get(s, &g), b); /* only b is free */
+	assert_int_equal(fw_slots_get(s, &g), UINT32_MAX);
+	assert_int_equal(fw_slots_next_owed(s, &g), a);
+	assert_true(g == 5);
+	fw_slots_settle(s, a);
+	assert_int_equal(fw_slots_owed(s), 0);
+	assert_int_equal(fw_slots_next_owed(s, &g), UINT32_MAX);
+	assert_int_equal(fw_slots_get(s, &g), a);
+	assert_true(g == 5);	/* the next record goes above the tombstone */
+	fw_slots_owe(s, 99, 1); /* not ours: ignored */
+	assert_int_equal(fw_slots_owed(s), 0);
+	fw_slots_free(&s);
+}
+
 static void test_slots_keep_generations_across_owners(void **state)
 {
 	struct fw_slots *s = fw_slots_create(100, 3);
@@ -991,6 +1021,151 @@ static void test_expired_expectation_not_restored_ipv6_standby(void **state)
 	expired_expectation_stays_expired(6, STANDBY);
 }
 
+/* The target goes away as the checkpointer sees it on a failed write (its go_down). */
+static void target_lost(struct fw_checkpointer *k)
+{
+	assert_int_equal(ckpt_region_close(&k->log), 0);
+	assert_int_equal(ckpt_region_close(&k->r), 0);
+	ckpt_disconnect(&k->cl);
+	k->down = true;
+	k->retry_at_ns = UINT64_MAX;
+}
+
+/*
+ * A UDP flow expires while the checkpoint target is away, so its tombstone cannot be
+ * written then. The target comes back (nothing else changed meanwhile): a restart or a
+ * takeover afterwards must not bring the expired flow back.
+ */
+static void expired_while_target_away(enum path path)
+{
+	char target[256], files[3][64];
+	struct fw_checkpointer k;
+	struct box a, b;
+
+	store_name(target, sizeof(target), false, files);
+	ckpt_box_up(&a, &k, target, 4);
+	assert_int_equal(pkt(&a, 17, 2000, 53, false, 0, 0, 0, "q", S(1)), FW_PASS);
+	assert_int_equal(pkt(&a, 17, 2000, 53, true, 0, 0, 0, "r", S(1)), FW_PASS);
+	assert_int_equal(pkt(&a, 6, 1000, 80, false, 0x02, 100, 0, NULL, S(1)), FW_PASS);
+	drain(&k, S(1));
+	target_lost(&k);
+	/* 100 s later the flow is long idle (30 s): expired and forgotten; the opening TCP
+	 * connection (120 s) is not. Its tombstone is owed, and its pair kept out of use. */
+	for (int i = 0; i < 100; i++)
+		fw_worker_housekeep(&a.w, S(100));
+	assert_true(a.w.cnt.conn_expired == 1 && fw_table_count(a.w.table) == 1);
+	assert_int_equal(fw_slots_owed(k.slots), 1);
+	assert_true(fw_checkpointer_lag(&k) >= 1); /* not durable: a crash now would lose it */
+	k.retry_at_ns = 0;			   /* back */
+	drain(&k, S(101));
+	assert_int_equal(fw_slots_owed(k.slots), 0);
+	assert_true(fw_checkpointer_lag(&k) == 0 && k.reconnects == 1);
+
+	assert_int_equal(take_over(&b, target, path, 4, S(102)), 1);
+	assert_int_equal(pkt(&b, 17, 2000, 53, true, 0, 0, 0, "r", S(102)), FW_DROP);
+	assert_int_equal(pkt(&b, 6, 1000, 80, true, 0x12, 900, 101, NULL, S(102)), FW_PASS);
+	box_down(&b);
+	ckpt_box_down(&a, &k);
+	store_remove(files);
+}
+
+static void test_flow_expired_while_target_away_not_restored_restart(void **state)
+{
+	(void)state;
+	expired_while_target_away(RESTART);
+}
+
+static void test_flow_expired_while_target_away_not_restored_standby(void **state)
+{
+	(void)state;
+	expired_while_target_away(STANDBY);
+}
+
+/* The same probe to the live instance and the restored one: both answer @p want. */
+static void same_verdict(struct box *a, struct box *b, enum fw_verdict want, uint8_t proto,
+			 uint16_t sport, uint16_t dport, bool reply, uint8_t flags, uint32_t seq,
+			 uint32_t ack, const char *data, uint64_t now)
+{
+	assert_int_equal(pkt(a, proto, sport, dport, reply, flags, seq, ack, data, now), want);
+	assert_int_equal(pkt(b, proto, sport, dport, reply, flags, seq, ack, data, now), want);
+}
+
+static uint8_t tcp_state(struct box *b, uint16_t sport)
+{
+	struct fw_key key;
+	struct fw_conn *c;
+
+	fw_key_make(&key, 4, 6, fw_test_addr4[0], fw_test_addr4[1], htons(sport), htons(80));
+	c = fw_table_lookup(b->w.table, &key);
+	assert_non_null(c);
+	return fw_tcp_slice(c)->state;
+}
+
+/*
+ * Closed connections come back closed, and expired ones not at all. A TCP connection reset
+ * (CLOSE) and one closed by FINs (TIME_WAIT) are restored in those states and answer probes
+ * as the live instance does: no SYN from the server's side reopens them. Once they and a
+ * UDP flow expired (tombstones written), a restore or a takeover holds nothing, and their
+ * late packets are refused as the live instance refuses them.
+ */
+static void closed_connections_stay_closed(enum path path)
+{
+	char target[256], files[3][64];
+	struct fw_checkpointer k;
+	struct box a, b;
+
+	store_name(target, sizeof(target), false, files);
+	ckpt_box_up(&a, &k, target, 4);
+	/* A: reset by the server */
+	assert_int_equal(pkt(&a, 6, 1000, 80, false, 0x02, 100, 0, NULL, S(1)), FW_PASS);
+	assert_int_equal(pkt(&a, 6, 1000, 80, true, 0x12, 900, 101, NULL, S(1)), FW_PASS);
+	assert_int_equal(pkt(&a, 6, 1000, 80, false, 0x10, 101, 901, NULL, S(1)), FW_PASS);
+	assert_int_equal(pkt(&a, 6, 1000, 80, true, 0x14, 901, 101, NULL, S(1)), FW_PASS);
+	/* B: closed by both FINs, the last one acknowledged */
+	assert_int_equal(pkt(&a, 6, 1001, 80, false, 0x02, 100, 0, NULL, S(1)), FW_PASS);
+	assert_int_equal(pkt(&a, 6, 1001, 80, true, 0x12, 900, 101, NULL, S(1)), FW_PASS);
+	assert_int_equal(pkt(&a, 6, 1001, 80, false, 0x10, 101, 901, NULL, S(1)), FW_PASS);
+	assert_int_equal(pkt(&a, 6, 1001, 80, false, 0x11, 101, 901, NULL, S(1)), FW_PASS);
+	assert_int_equal(pkt(&a, 6, 1001, 80, true, 0x11, 901, 102, NULL, S(1)), FW_PASS);
+	assert_int_equal(pkt(&a, 6, 1001, 80, false, 0x10, 102, 902, NULL, S(1)), FW_PASS);
+	/* D: a UDP exchange */
+	assert_int_equal(pkt(&a, 17, 2000, 53, false, 0, 0, 0, "q", S(1)), FW_PASS);
+	assert_int_equal(pkt(&a, 17, 2000, 53, true, 0, 0, 0, "r", S(1)), FW_PASS);
+	drain(&k, S(1));
+
+	assert_int_equal(take_over(&b, target, path, 4, S(2)), 3);
+	assert_int_equal(tcp_state(&b, 1000), FW_TCP_CLOSE);
+	assert_int_equal(tcp_state(&b, 1001), FW_TCP_TIME_WAIT);
+	same_verdict(&a, &b, FW_DROP, 6, 1000, 80, true, 0x02, 5000, 0, NULL, S(2));
+	same_verdict(&a, &b, FW_DROP, 6, 1001, 80, true, 0x02, 5000, 0, NULL, S(2));
+	same_verdict(&a, &b, FW_DROP, 6, 1001, 80, true, 0x18, 902 + 100000, 102, "x", S(2));
+	box_down(&b);
+
+	/* 200 s on, all of them expired (CLOSE 10 s, TIME_WAIT 120 s, UDP 120 s at most) */
+	for (int i = 0; i < 100; i++)
+		fw_worker_housekeep(&a.w, S(200));
+	assert_true(a.w.cnt.conn_expired == 3 && fw_table_count(a.w.table) == 0);
+	drain(&k, S(200));
+	assert_int_equal(take_over(&b, target, path, 4, S(201)), 0);
+	same_verdict(&a, &b, FW_DROP, 6, 1001, 80, true, 0x10, 902, 102, NULL, S(201));
+	same_verdict(&a, &b, FW_DROP, 17, 2000, 53, true, 0, 0, 0, "r", S(201));
+	box_down(&b);
+	ckpt_box_down(&a, &k);
+	store_remove(files);
+}
+
+static void test_closed_connections_stay_closed_restart(void **state)
+{
+	(void)state;
+	closed_connections_stay_closed(RESTART);
+}
+
+static void test_closed_connections_stay_closed_standby(void **state)
+{
+	(void)state;
+	closed_connections_stay_closed(STANDBY);
+}
+
 static int setup(void **state)
 {
 	char err[128];
@@ -1019,6 +1194,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_slots_keep_generations_across_owners),
+		cmocka_unit_test(test_slots_owed_pair_waits_for_its_tombstone),
 		cmocka_unit_test(test_restored_connections_are_whole_and_keep_strict_tracking),
 		cmocka_unit_test(test_restore_drops_what_it_cannot_trust),
 		cmocka_unit_test(test_shadow_keeps_the_newest_slice_whatever_the_order),
@@ -1034,6 +1210,10 @@ int main(void)
 		cmocka_unit_test(test_used_expectation_not_restored_group_standby),
 		cmocka_unit_test(test_expired_expectation_not_restored_ipv4_restart),
 		cmocka_unit_test(test_expired_expectation_not_restored_ipv6_standby),
+		cmocka_unit_test(test_flow_expired_while_target_away_not_restored_restart),
+		cmocka_unit_test(test_flow_expired_while_target_away_not_restored_standby),
+		cmocka_unit_test(test_closed_connections_stay_closed_restart),
+		cmocka_unit_test(test_closed_connections_stay_closed_standby),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

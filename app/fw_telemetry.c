@@ -90,7 +90,7 @@ static int conns_cmd(const char *cmd, const char *params, struct rte_tel_data *d
 static int ckpt_cmd(const char *cmd, const char *params, struct rte_tel_data *d)
 {
 	struct fw_ckpt_counters t = {0};
-	uint64_t lag = 0, oldest = 0, queued = 0, down = 0, reconnects = 0;
+	uint64_t lag = 0, oldest = 0, queued = 0, down = 0, reconnects = 0, owed = 0;
 	char key[48];
 
 	(void)cmd;
@@ -104,6 +104,7 @@ static int ckpt_cmd(const char *cmd, const char *params, struct rte_tel_data *d)
 		for (int m = 1; m < FW_MOD_MAX; m++)
 			t.slices[m] += k->cnt.slices[m];
 		t.tombstones += k->cnt.tombstones;
+		owed += fw_slots_owed(k->slots);
 		t.bytes += k->cnt.bytes;
 		t.failures += k->cnt.failures;
 		t.deferred += k->cnt.deferred;
@@ -121,6 +122,7 @@ static int ckpt_cmd(const char *cmd, const char *params, struct rte_tel_data *d)
 		rte_tel_data_add_dict_u64(d, key, t.slices[m]);
 	}
 	rte_tel_data_add_dict_u64(d, "tombstones", t.tombstones);
+	rte_tel_data_add_dict_u64(d, "tombstones_owed", owed);
 	rte_tel_data_add_dict_u64(d, "bytes", t.bytes);
 	rte_tel_data_add_dict_u64(d, "failures", t.failures);
 	rte_tel_data_add_dict_u64(d, "deferred", t.deferred);
