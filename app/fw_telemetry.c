@@ -37,6 +37,10 @@ static int stats_cmd(const char *cmd, const char *params, struct rte_tel_data *d
 	rte_tel_data_start_dict(d);
 	rte_tel_data_add_dict_u64(d, "pass", t.pass);
 	rte_tel_data_add_dict_u64(d, "arp", t.arp);
+	rte_tel_data_add_dict_u64(d, "nd", t.nd);
+	rte_tel_data_add_dict_u64(d, "icmp_related", t.icmp_related);
+	rte_tel_data_add_dict_u64(d, "icmp_pass", t.icmp_pass);
+	rte_tel_data_add_dict_u64(d, "icmp6_pass", t.icmp6_pass);
 	rte_tel_data_add_dict_u64(d, "conn_new", t.conn_new);
 	rte_tel_data_add_dict_u64(d, "conn_related", t.conn_related);
 	rte_tel_data_add_dict_u64(d, "conn_expired", t.conn_expired);

@@ -114,6 +114,24 @@ static enum fw_verdict drop(struct fw_worker *w, enum fw_drop_reason why)
 	return FW_DROP;
 }
 
+/*
+ * Does the ICMP error @p ps, quoting @p q, concern a connection of this worker? It must go
+ * back to the host that sent the quoted packet. (Symmetric RSS sends it here only when its
+ * outer addresses hash like the connection's, which path-MTU errors from a router do not:
+ * with several workers it may reach another worker and fall to the rules.)
+ */
+static bool related_error(struct fw_worker *w, const struct fw_parsed *ps,
+			  const struct fw_icmp_quote *q)
+{
+	const size_t alen = ps->family == 4 ? 4 : 16;
+	struct fw_key key;
+
+	if (memcmp(ps->daddr, q->saddr, alen) != 0)
+		return false;
+	fw_key_make(&key, q->family, q->proto, q->saddr, q->daddr, q->sport, q->dport);
+	return fw_table_lookup(w->table, &key) != NULL;
+}
+
 /* The switch of the hot path: each protocol's modules, called directly. */
 static enum fw_verdict dispatch(struct fw_worker *w, struct fw_conn *c, const struct fw_pkt *p,
 				bool is_new, enum fw_drop_reason *why)
@@ -161,6 +179,41 @@ struct pkt_state {
 };
 
 /*
+ * A frame no module tracks (not TCP or UDP). IPv6's link signalling passes as ARP does;
+ * an ICMP error about a tracked connection passes as that connection's (path MTU above
+ * all); the rules decide the rest, every packet.
+ */
+static enum fw_verdict classify_other(struct fw_worker *w, const uint8_t *frame, enum fw_zone zone,
+				      struct pkt_state *st)
+{
+	const struct fw_config *conf = w->sh->conf;
+	const struct fw_parsed *ps = &st->ps;
+	struct fw_icmp_quote q;
+	enum fw_icmp_kind kind = fw_parse_icmp(frame, ps, &q);
+	enum fw_action a;
+
+	if (kind == FW_ICMP_LINK) {
+		w->cnt.nd++;
+		return FW_PASS;
+	}
+	if (ps->l3_opts && !conf->pass_ip_options)
+		return drop(w, FW_DROP_L3_OPTIONS);
+	if (kind == FW_ICMP_ERROR && related_error(w, ps, &q)) {
+		w->cnt.icmp_related++;
+		return FW_PASS;
+	}
+	a = fw_acl_decide(w->sh->acl, zone, ps, NULL);
+	st->reject = a == FW_ACT_REJECT;
+	if (a != FW_ACT_ACCEPT)
+		return drop(w, FW_DROP_POLICY);
+	if (ps->proto == IPPROTO_ICMP && ps->family == 4)
+		w->cnt.icmp_pass++;
+	else if (ps->proto == IPPROTO_ICMPV6 && ps->family == 6)
+		w->cnt.icmp6_pass++;
+	return FW_PASS;
+}
+
+/*
  * Everything decided without a connection lookup. @return 1 when the frame needs its
  * connection (TCP/UDP), 0 when *@p v is final.
  */
@@ -188,16 +241,12 @@ static int classify(struct fw_worker *w, const uint8_t *frame, uint32_t len, enu
 		*v = conf->pass_fragments ? FW_PASS : drop(w, FW_DROP_FRAGMENT);
 		return 0;
 	}
-	if (st->ps.l3_opts && !conf->pass_ip_options) {
-		*v = drop(w, FW_DROP_L3_OPTIONS);
+	if (st->ps.proto != IPPROTO_TCP && st->ps.proto != IPPROTO_UDP) {
+		*v = classify_other(w, frame, zone, st);
 		return 0;
 	}
-	if (st->ps.proto != IPPROTO_TCP && st->ps.proto != IPPROTO_UDP) {
-		/* No module tracks it: the rules decide every packet. */
-		enum fw_action a = fw_acl_decide(w->sh->acl, zone, &st->ps, NULL);
-
-		st->reject = a == FW_ACT_REJECT;
-		*v = a == FW_ACT_ACCEPT ? FW_PASS : drop(w, FW_DROP_POLICY);
+	if (st->ps.l3_opts && !conf->pass_ip_options) {
+		*v = drop(w, FW_DROP_L3_OPTIONS);
 		return 0;
 	}
 	st->zone = zone;

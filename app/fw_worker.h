@@ -31,6 +31,10 @@ struct fw_counters {
 	uint64_t pass;
 	uint64_t drop[FW_DROP_REASON_MAX];
 	uint64_t arp;
+	uint64_t nd;	       /* IPv6 link signalling (neighbour, multicast listener discovery) */
+	uint64_t icmp_related; /* ICMP / ICMPv6 errors about a tracked connection */
+	uint64_t icmp_pass;    /* ICMP (IPv4) a rule accepted */
+	uint64_t icmp6_pass;   /* ICMPv6 a rule accepted */
 	uint64_t conn_new;
 	uint64_t conn_related; /* admitted by an expectation */
 	uint64_t conn_expired;

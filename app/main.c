@@ -498,6 +498,9 @@ static void print_counters(void)
 	printf("  pass %" PRIu64 " arp %" PRIu64 " conns new %" PRIu64 " related %" PRIu64
 	       " expired %" PRIu64 "\n",
 	       t.pass, t.arp, t.conn_new, t.conn_related, t.conn_expired);
+	printf("  nd %" PRIu64 " icmp-related %" PRIu64 " icmp %" PRIu64 " icmp6 %" PRIu64
+	       " expectations expired %" PRIu64 "\n",
+	       t.nd, t.icmp_related, t.icmp_pass, t.icmp6_pass, t.expect_expired);
 	for (int r = 1; r < FW_DROP_REASON_MAX; r++)
 		if (t.drop[r])
 			printf("  drop %s %" PRIu64 "\n",

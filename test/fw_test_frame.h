@@ -77,6 +77,52 @@ static inline uint32_t fw_test_frame_af(uint8_t *f, uint8_t family, uint8_t prot
 	return 14 + l3 + hl + dl;
 }
 
+/**
+ * An ICMP (@p family 4) or ICMPv6 (6) message from @p src to @p dst (4 or 16 bytes) with
+ * hop limit / TTL @p hop: type, code, 4 zero bytes, then @p blen bytes of @p body (an
+ * error's quoted packet, say: another test frame without its 14-byte Ethernet header).
+ * @return its length.
+ */
+static inline uint32_t fw_test_icmp_af(uint8_t *f, uint8_t family, const uint8_t *src,
+				       const uint8_t *dst, uint8_t type, uint8_t code, uint8_t hop,
+				       const uint8_t *body, uint32_t blen)
+{
+	const uint32_t l3 = family == 6 ? 40 : 20;
+	uint8_t *m = f + 14 + l3;
+
+	if (14 + l3 + 8 + blen > FW_TEST_FRAME_MAX)
+		blen = FW_TEST_FRAME_MAX - 14 - l3 - 8;
+	memset(f, 0, 14 + l3 + 8);
+	if (family == 6) {
+		uint16_t plen = htons((uint16_t)(8 + blen));
+
+		f[12] = 0x86;
+		f[13] = 0xdd;
+		f[14] = 0x60;
+		memcpy(f + 14 + 4, &plen, 2);
+		f[14 + 6] = 58;
+		f[14 + 7] = hop;
+		memcpy(f + 14 + 8, src, 16);
+		memcpy(f + 14 + 24, dst, 16);
+	} else {
+		struct rte_ipv4_hdr *ip = (struct rte_ipv4_hdr *)(f + 14);
+
+		f[12] = 0x08;
+		ip->version_ihl = 0x45;
+		ip->total_length = htons((uint16_t)(20 + 8 + blen));
+		ip->time_to_live = hop;
+		ip->next_proto_id = 1;
+		memcpy(&ip->src_addr, src, 4);
+		memcpy(&ip->dst_addr, dst, 4);
+		ip->hdr_checksum = rte_ipv4_cksum(ip);
+	}
+	m[0] = type;
+	m[1] = code;
+	if (blen)
+		memcpy(m + 8, body, blen);
+	return 14 + l3 + 8 + blen;
+}
+
 /** The IPv4 frame (see fw_test_frame_af). */
 static inline uint32_t fw_test_frame(uint8_t *f, uint8_t proto, uint16_t sport, uint16_t dport,
 				     bool reply, uint8_t flags, uint32_t seq, uint32_t ack,
