@@ -55,6 +55,11 @@ static void wall_sync(struct fw_worker *w, uint64_t now)
 	w->wall_synced_ns = now;
 }
 
+void fw_worker_clock_sync(struct fw_worker *w)
+{
+	wall_sync(w, fw_worker_now(w));
+}
+
 int fw_worker_init(struct fw_worker *w, struct fw_shared *sh, unsigned int index, int socket)
 {
 	char name[32];

@@ -105,6 +105,13 @@ uint64_t fw_worker_now(const struct fw_worker *w);
  */
 void fw_worker_housekeep(struct fw_worker *w, uint64_t now);
 
+/**
+ * Measure the wall clock's offset to the packet clock now (fw_ctx.wall_offset_ns): before a
+ * restore that did not follow a fresh init (a standby that followed for days, its ports
+ * and housekeeping stopped, while the two clocks drifted apart).
+ */
+void fw_worker_clock_sync(struct fw_worker *w);
+
 /** The lcore loop (rte_eal_remote_launch); returns when sh->quit is set. */
 int fw_worker_main(void *arg);
 

@@ -390,9 +390,11 @@ static int standby_follow(void)
 	if (rc)
 		return rc;
 	t_finish = fw_mono_ns();
-	for (unsigned int i = 0; i < nworkers; i++)
+	for (unsigned int i = 0; i < nworkers; i++) {
+		fw_worker_clock_sync(&workers[i]); /* restored deadlines are wall-clock time */
 		fw_restore_finish(workers[i].table, ckpts[i].slots, &workers[i].ctx,
 				  fw_worker_now(&workers[i]), &sb_stats.st);
+	}
 	t_attach = fw_mono_ns();
 	for (unsigned int i = 0; i < nworkers; i++)
 		fw_checkpointer_takeover(&ckpts[i], fw_worker_now(&workers[i]));
