@@ -358,11 +358,16 @@ struct finish {
 	uint32_t kept;
 };
 
+/*
+ * Its slices stay on the target: every restore would find and drop them again, and one of
+ * them could shadow a later connection of the same key (the first record of a key names
+ * the connection). So their pairs are owed tombstones, which the checkpointer writes.
+ */
 static void drop_conn(struct finish *f, struct fw_conn *c)
 {
 	for (int m = 0; m < FW_MOD_MAX; m++)
 		if (c->slot_pair[m] != UINT32_MAX)
-			fw_slots_put(f->slots, c->slot_pair[m], c->gen[m]);
+			fw_slots_owe(f->slots, c->slot_pair[m], c->gen[m] + 1);
 	fw_table_del(f->t, c);
 }
 

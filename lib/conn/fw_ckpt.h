@@ -137,9 +137,10 @@ int fw_restore_batch_flush(struct fw_restore_batch *b);
 
 /**
  * After every record was added: drop connections without a required slice (their slot
- * pairs go back to @p slots), set each kept connection's clock to @p now_ns and run every
- * present module's on_restore (an FTP expectation comes back, a timer restarts). A
- * connection whose on_restore fails is dropped. @return connections kept.
+ * pairs are owed tombstones in @p slots: fw_slots_owe), set each kept connection's clock to
+ * @p now_ns and run every present module's on_restore (an FTP expectation comes back, a
+ * timer restarts). A connection whose on_restore fails is dropped. @return connections
+ * kept.
  */
 uint32_t fw_restore_finish(struct fw_table *t, struct fw_slots *slots, struct fw_ctx *ctx,
 			   uint64_t now_ns, struct fw_restore_stats *st);
