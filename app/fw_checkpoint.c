@@ -19,6 +19,7 @@ RTE_LOG_REGISTER_SUFFIX(fw_logtype_ckpt, ckpt, INFO)
 #define LOG_RETRY_NS	(100ull * 1000000) /* a full log is looked at again this often */
 #define TICK_BATCH	64		   /* queued connections that make a write due */
 #define TICK_DELAY_NS	(500ull * 1000)	   /* the longest a change waits to be written */
+#define OWED_PER_TICK	256		   /* owed tombstones written per tick, at most */
 
 static void go_down(struct fw_checkpointer *k, int err, uint64_t now);
 
@@ -334,6 +335,34 @@ static int write_slice(struct fw_checkpointer *k, struct fw_conn *c, enum fw_mod
 	return 0;
 }
 
+/*
+ * Write the tombstones owed for pairs whose connections went while their tombstones could
+ * not be written (fw_checkpointer_forget): until then their last slices are on the target
+ * and a restore (or a standby following the log) would bring the connections back. The
+ * tick writes them before its queue. @return 0, -EAGAIN (the target's queue is full: next
+ * tick) or -errno.
+ */
+static int settle_owed(struct fw_checkpointer *k)
+{
+	for (unsigned int n = 0; n < OWED_PER_TICK; n++) {
+		struct ckpt_rec rec;
+		uint64_t ticket, gen;
+		uint32_t pair = fw_slots_next_owed(k->slots, &gen);
+		int rc;
+
+		if (pair == UINT32_MAX)
+			return 0;
+		fw_ckpt_pair_tombstone(pair, gen, &rec);
+		rc = ckpt_slot_write(k->r, &rec, true, &ticket);
+		if (rc)
+			return rc;
+		log_put(k, &rec);
+		k->cnt.tombstones++;
+		fw_slots_settle(k->slots, pair);
+	}
+	return 0;
+}
+
 void fw_checkpointer_tick(struct fw_checkpointer *k, uint64_t now)
 {
 	int rc = 0;
@@ -348,7 +377,8 @@ void fw_checkpointer_tick(struct fw_checkpointer *k, uint64_t now)
 	 * so that its loss is still noticed (and the resync follows) while the lcore pays no system
 	 * call per pass.
 	 */
-	if (!k->down && !k->log_gap && !k->now && k->qtail - k->qhead < TICK_BATCH &&
+	if (!k->down && !k->log_gap && !k->now && fw_slots_owed(k->slots) == 0 &&
+	    k->qtail - k->qhead < TICK_BATCH &&
 	    (k->qhead == k->qtail || now - k->oldest_ns < TICK_DELAY_NS)) {
 		bool idle = ckpt_posted(k->r) == ckpt_durable(k->r) &&
 			    (k->log == NULL || ckpt_posted(k->log) == ckpt_durable(k->log));
@@ -369,6 +399,14 @@ void fw_checkpointer_tick(struct fw_checkpointer *k, uint64_t now)
 	}
 	if (k->log_gap)
 		log_mend(k, now);
+	rc = settle_owed(k);
+	if (fw_ckpt_target_gone(rc)) {
+		go_down(k, rc, now);
+		return;
+	}
+	if (rc && rc != -EAGAIN)
+		k->cnt.failures++; /* still owed: tried again next tick */
+	rc = 0;
 	k->now = false;
 	while (k->qhead != k->qtail) {
 		struct fw_conn *c = k->queue[k->qhead % k->qcap];
@@ -424,9 +462,12 @@ void fw_checkpointer_forget(struct fw_checkpointer *k, struct fw_conn *c)
 		if (k->r != NULL && ckpt_slot_write(k->r, &rec, true, &ticket) == 0) {
 			k->cnt.tombstones++;
 			log_put(k, &rec);
-		} else
-			k->cnt.failures++; /* the slice may come back at a restore, and expire */
-		fw_slots_put(k->slots, c->slot_pair[m], c->gen[m]);
+			fw_slots_put(k->slots, c->slot_pair[m], c->gen[m]);
+		} else {
+			/* The slice is still on the target: the pair is owed a tombstone, written
+			 * by a tick before the pair serves another connection. */
+			fw_slots_owe(k->slots, c->slot_pair[m], c->gen[m]);
+		}
 		c->slot_pair[m] = UINT32_MAX;
 	}
 	c->flags &= (uint8_t)~FW_CONN_F_QUEUED;
@@ -434,5 +475,6 @@ void fw_checkpointer_forget(struct fw_checkpointer *k, struct fw_conn *c)
 
 uint64_t fw_checkpointer_lag(const struct fw_checkpointer *k)
 {
-	return (k->qtail - k->qhead) + (k->r ? ckpt_posted(k->r) - ckpt_durable(k->r) : 0);
+	return (k->qtail - k->qhead) + fw_slots_owed(k->slots) +
+	       (k->r ? ckpt_posted(k->r) - ckpt_durable(k->r) : 0);
 }

@@ -151,10 +151,15 @@ static inline void fw_checkpointer_queue(struct fw_checkpointer *k, struct fw_co
  */
 void fw_checkpointer_tick(struct fw_checkpointer *k, uint64_t now);
 
-/** @p c is going away: tombstone every checkpointed slice and free its slot pairs. */
+/**
+ * @p c is going away: tombstone every checkpointed slice and free its slot pairs. A
+ * tombstone the target cannot take now (away, or its queue full) is owed: its pair stays
+ * taken until a tick writes it, so no restore brings @p c back.
+ */
 void fw_checkpointer_forget(struct fw_checkpointer *k, struct fw_conn *c);
 
-/** Slice changes not yet durable: queued connections plus posted-not-durable writes. */
+/** Slice changes not yet durable: queued connections, owed tombstones and posted writes
+ * not durable yet. */
 uint64_t fw_checkpointer_lag(const struct fw_checkpointer *k);
 
 #endif /* FW_CHECKPOINT_H */

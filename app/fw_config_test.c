@@ -184,8 +184,11 @@ static void test_config_example_file_loads(void **state)
 	if (fw_config_load(&c, path, err, sizeof(err)) != 0)
 		fail_msg("%s", err);
 	assert_int_equal(fw_config_check(&c, err, sizeof(err)), 0);
-	assert_int_equal(c.rules.n, 6);
-	assert_int_equal(c.rules.rules[5].action, FW_ACT_REJECT);
+	assert_int_equal(c.rules.n, 7);
+	/* ICMPv6 from inside, as ICMP: IPv6 hosts ping out with the shipped rules too */
+	assert_int_equal(c.rules.rules[5].action, FW_ACT_ACCEPT);
+	assert_true(c.rules.rules[5].family == 6 && c.rules.rules[5].proto == 58);
+	assert_int_equal(c.rules.rules[6].action, FW_ACT_REJECT);
 	assert_string_equal(c.ckpt_target, FW_CKPT_DEFAULT_TARGET);
 	assert_string_equal(c.ckpt_tenant, "holdfast");
 	fw_config_release(&c);

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <rte_cycles.h>
 #include <rte_ip.h>
 
 #include "fw_checkpoint.h"
@@ -36,6 +37,7 @@ struct box {
 	struct fw_shared sh;
 	struct fw_worker w;
 	struct fw_slots *slots;
+	uint8_t family; /* of the frames pkt() writes: 4 unless a test says 6 */
 };
 
 static void box_up(struct box *b, const char *name, unsigned int index)
@@ -45,13 +47,14 @@ static void box_up(struct box *b, const char *name, unsigned int index)
 	memset(b, 0, sizeof(*b));
 	b->sh.conf = &conf;
 	fw_modconf_build(&conf, &b->sh.modconf);
-	b->sh.tsc_hz = 1000000000;
+	b->sh.tsc_hz = rte_get_tsc_hz(); /* the wall clock offset is measured against it */
 	fw_id_secret_init(&b->sh.secret);
 	b->sh.acl = fw_acl_build(&conf.rules, name, 0, err, sizeof(err));
 	assert_non_null(b->sh.acl);
 	assert_int_equal(fw_worker_init(&b->w, &b->sh, index, 0), 0);
 	b->slots = fw_slots_create(0, PAIRS);
 	assert_non_null(b->slots);
+	b->family = 4;
 }
 
 static void box_down(struct box *b)
@@ -66,7 +69,8 @@ static enum fw_verdict pkt(struct box *b, uint8_t proto, uint16_t sport, uint16_
 			   uint64_t now)
 {
 	uint8_t f[FW_TEST_FRAME_MAX];
-	uint32_t len = fw_test_frame(f, proto, sport, dport, reply, flags, seq, ack, 4096, data);
+	uint32_t len = fw_test_frame_af(f, b->family, proto, sport, dport, reply, flags, seq, ack,
+					4096, data);
 
 	return fw_worker_handle(&b->w, f, len, reply ? FW_ZONE_OUTSIDE : FW_ZONE_INSIDE, now);
 }
@@ -251,8 +255,47 @@ static void test_restore_drops_what_it_cannot_trust(void **state)
 	assert_true(st.unknown_module == 1 && st.newer_version == 1);
 	assert_true(st.bad_slice >= 1 && st.dropped_missing == 2 && st.conns == 0);
 	assert_int_equal(fw_table_count(b.w.table), 0);
-	assert_int_equal(fw_slots_used(b.slots), 0); /* every claimed pair given back */
+	/* every claimed pair is owed a tombstone, then free */
+	assert_int_equal(fw_slots_owed(b.slots), fw_slots_used(b.slots));
+	{
+		uint64_t gen;
+		uint32_t pair;
+
+		while ((pair = fw_slots_next_owed(b.slots, &gen)) != UINT32_MAX)
+			fw_slots_settle(b.slots, pair);
+	}
+	assert_int_equal(fw_slots_used(b.slots), 0);
 	box_down(&b);
+}
+
+/* A pair owed a tombstone (its connection gone, the tombstone not written) is not handed
+ * out again until the tombstone is written, and the next record goes above it. */
+static void test_slots_owed_pair_waits_for_its_tombstone(void **state)
+{
+	struct fw_slots *s = fw_slots_create(10, 2);
+	uint64_t g;
+	uint32_t a, b;
+
+	(void)state;
+	a = fw_slots_get(s, &g);
+	b = fw_slots_get(s, &g);
+	assert_true(a == 10 && b == 11);
+	fw_slots_owe(s, a, 5);
+	fw_slots_owe(s, a, 5); /* once */
+	assert_int_equal(fw_slots_owed(s), 1);
+	fw_slots_put(s, b, 3);
+	assert_int_equal(fw_slots_get(s, &g), b); /* only b is free */
+	assert_int_equal(fw_slots_get(s, &g), UINT32_MAX);
+	assert_int_equal(fw_slots_next_owed(s, &g), a);
+	assert_true(g == 5);
+	fw_slots_settle(s, a);
+	assert_int_equal(fw_slots_owed(s), 0);
+	assert_int_equal(fw_slots_next_owed(s, &g), UINT32_MAX);
+	assert_int_equal(fw_slots_get(s, &g), a);
+	assert_true(g == 5);	/* the next record goes above the tombstone */
+	fw_slots_owe(s, 99, 1); /* not ours: ignored */
+	assert_int_equal(fw_slots_owed(s), 0);
+	fw_slots_free(&s);
 }
 
 static void test_slots_keep_generations_across_owners(void **state)
@@ -687,6 +730,503 @@ static void test_window_edge_is_written_at_once(void **state)
 	unlink(target + 5);
 }
 
+/* ---- what a restore may bring back: only what was live when the instance went away ---- */
+
+enum path {
+	RESTART, /* a new instance reads the state region */
+	STANDBY, /* a standby followed the log into its shadow table and takes over */
+};
+
+static unsigned int store_seq;
+
+/* Names and worker indexes of their own per test: a test that fails leaves its boxes
+ * behind (their hash tables and ACLs keep their names), and the next must still run. */
+static void box_up_nth(struct box *b, unsigned int index)
+{
+	char name[32];
+
+	snprintf(name, sizeof(name), "res-%u", index);
+	box_up(b, name, index);
+}
+
+/* A fresh store for one test: pmem:, or a group xor(2) of three pmem: members. */
+static void store_name(char *target, size_t len, bool group, char files[3][64])
+{
+	unsigned int n = store_seq++;
+
+	for (int i = 0; i < 3; i++)
+		snprintf(files[i], sizeof(files[i]), "/dev/shm/hf-resurrect.%d.%u.%d", getpid(), n,
+			 i);
+	if (group)
+		snprintf(target, len, "group:xor(2)=pmem:%s,pmem:%s,pmem:%s", files[0], files[1],
+			 files[2]);
+	else
+		snprintf(target, len, "pmem:%s", files[0]);
+}
+
+static void store_remove(char files[3][64])
+{
+	for (int i = 0; i < 3; i++)
+		unlink(files[i]);
+}
+
+/* Box @p a with the appliance's checkpointer on @p target, region "res". */
+static void ckpt_box_up(struct box *a, struct fw_checkpointer *k, const char *target,
+			uint8_t family)
+{
+	struct fw_ckpt_conf cc = {
+		.target = target,
+		.region = "res",
+		.store_size = 64u << 20,
+		.pairs = PAIRS,
+		.slot_size = 128,
+		.log_size = 256u << 10,
+		.tenant = "holdfast",
+	};
+
+	box_up_nth(a, 10 + 2 * store_seq);
+	a->family = family;
+	assert_int_equal(fw_checkpointer_init(k, &cc, a->w.table, 1024, 0), 0);
+	assert_non_null(k->r);
+	assert_non_null(k->log);
+	a->w.ckpt = k;
+}
+
+static void ckpt_box_down(struct box *a, struct fw_checkpointer *k)
+{
+	a->w.ckpt = NULL;
+	fw_checkpointer_release(k);
+	box_down(a);
+}
+
+/* Every change written and durable, the log's too (ticks a millisecond apart: a batch
+ * waits up to 500 us). */
+static void drain(struct fw_checkpointer *k, uint64_t now)
+{
+	for (int i = 0; i < 1000 && (k->down || fw_checkpointer_lag(k) != 0 ||
+				     ckpt_posted(k->log) != ckpt_durable(k->log));
+	     i++) {
+		now += 1000000;
+		fw_checkpointer_tick(k, now);
+		if (k->down)
+			usleep(1000); /* a reconnect runs on a thread of its own */
+	}
+	assert_false(k->down);
+	assert_int_equal(ckpt_sync(k->r), 0);
+	assert_int_equal(ckpt_sync(k->log), 0);
+}
+
+struct follow {
+	struct fw_shadow *sh;
+	struct fw_restore_stats *st;
+};
+
+static int follow_cb(const struct ckpt_rec *rec, void *arg)
+{
+	struct follow *f = arg;
+
+	if (!fw_ckpt_is_gap(rec))
+		assert_int_equal(fw_shadow_apply(f->sh, rec, f->st), 0);
+	return 0;
+}
+
+/*
+ * Another instance (another secret) takes over at @p now what @p target holds: a restart
+ * reads the state region; a standby has followed the log (all of it: it never filled) and
+ * finishes at takeover. @return connections it holds.
+ */
+static uint32_t take_over(struct box *b, const char *target, enum path path, uint8_t family,
+			  uint64_t now)
+{
+	static struct fw_restore_batch batch;
+	struct ckpt_client_opts o = {.tenant = "holdfast"};
+	struct fw_restore_stats st = {0};
+	struct ckpt_client *cl;
+	struct ckpt_region *r;
+	uint32_t kept;
+
+	box_up_nth(b, 11 + 2 * store_seq);
+	b->family = family;
+	cl = ckpt_connect(target, &o);
+	assert_non_null(cl);
+	if (path == RESTART) {
+		assert_int_equal(ckpt_region_open(cl, "res.0", &r), 0);
+		fw_restore_batch_init(&batch, b->w.table, b->slots, &st);
+		assert_int_equal(ckpt_state_scan(r, CKPT_SCAN_TOMBSTONES, restore_cb, &batch, NULL),
+				 0);
+		assert_int_equal(fw_restore_batch_flush(&batch), 0);
+	} else {
+		struct follow f = {fw_shadow_create(b->w.table, b->slots), &st};
+
+		assert_non_null(f.sh);
+		assert_int_equal(ckpt_region_open(cl, "res.0.log", &r), 0);
+		assert_true(ckpt_log_read(r, follow_cb, &f, true, NULL) > 0);
+		fw_shadow_free(&f.sh);
+	}
+	kept = fw_restore_finish(b->w.table, b->slots, &b->w.ctx, now, &st);
+	assert_true(st.bad_slice == 0 && st.conflicts == 0);
+	assert_int_equal(ckpt_region_close(&r), 0);
+	ckpt_disconnect(&cl);
+	return kept;
+}
+
+/* An FTP control connection from inside port @p cport to the server's port 21 carrying
+ * @p line, from the server when @p from_server. */
+static void ftp_control(struct box *b, uint16_t cport, const char *line, bool from_server,
+			uint64_t now)
+{
+	assert_int_equal(pkt(b, 6, cport, 21, false, 0x02, 100, 0, NULL, now), FW_PASS);
+	assert_int_equal(pkt(b, 6, cport, 21, true, 0x12, 900, 101, NULL, now), FW_PASS);
+	assert_int_equal(pkt(b, 6, cport, 21, false, 0x10, 101, 901, NULL, now), FW_PASS);
+	if (from_server)
+		assert_int_equal(pkt(b, 6, cport, 21, true, 0x18, 901, 101, line, now), FW_PASS);
+	else
+		assert_int_equal(pkt(b, 6, cport, 21, false, 0x18, 101, 901, line, now), FW_PASS);
+}
+
+/* What the control connections announce: passive to the server's 50010 and 50011, active
+ * to the client's 50000, in the family's own words. */
+static const char *pasv_line(uint8_t family)
+{
+	return family == 4 ? "227 Entering Passive Mode (198,19,0,2,195,90)\r\n"
+			   : "229 Entering Extended Passive Mode (|||50010|)\r\n";
+}
+
+static const char *port_line(uint8_t family)
+{
+	return family == 4 ? "PORT 198,18,0,1,195,80\r\n" : "EPRT |2|2001:db8:18::1|50000|\r\n";
+}
+
+#define EPSV_50011 "229 Entering Extended Passive Mode (|||50011|)\r\n"
+
+/*
+ * Issue 12: a passive and an active announcement whose data connections then open, and a
+ * passive one nobody uses, all checkpointed. After a restart or a takeover, a new
+ * connection to a used data port is refused like any the rules do not open (the passive
+ * one from a new client port, the active one from a new server port); the used data
+ * connections themselves go on, and the unused announcement still admits its own.
+ */
+static void used_expectations_stay_used(uint8_t family, bool group, enum path path)
+{
+	char target[256], files[3][64];
+	struct fw_checkpointer k;
+	struct box a, b;
+
+	store_name(target, sizeof(target), group, files);
+	ckpt_box_up(&a, &k, target, family);
+	ftp_control(&a, 1001, pasv_line(family), true, S(1));
+	ftp_control(&a, 1002, port_line(family), false, S(1));
+	ftp_control(&a, 1003, EPSV_50011, true, S(1));
+	assert_int_equal(fw_table_expect_count(a.w.table), 3);
+	drain(&k, S(1));
+	assert_int_equal(pkt(&a, 6, 40020, 50010, false, 0x02, 5000, 0, NULL, S(1)), FW_PASS);
+	assert_int_equal(pkt(&a, 6, 50000, 20, true, 0x02, 7000, 0, NULL, S(1)), FW_PASS);
+	assert_true(a.w.cnt.conn_related == 2);
+	assert_int_equal(fw_table_expect_count(a.w.table), 1);
+	/* Without a restore, a second connection to a used port is refused. */
+	assert_int_equal(pkt(&a, 6, 40021, 50010, false, 0x02, 6000, 0, NULL, S(1)), FW_DROP);
+	drain(&k, S(1));
+
+	assert_int_equal(take_over(&b, target, path, family, S(2)), 5);
+	assert_int_equal(fw_table_expect_count(b.w.table), 1);
+	assert_int_equal(pkt(&b, 6, 40021, 50010, false, 0x02, 6000, 0, NULL, S(2)), FW_DROP);
+	assert_int_equal(pkt(&b, 6, 50000, 2020, true, 0x02, 8000, 0, NULL, S(2)), FW_DROP);
+	assert_true(b.w.cnt.drop[FW_DROP_POLICY] == 2 && b.w.cnt.conn_related == 0);
+	/* the data connections that used them are restored and go on */
+	assert_int_equal(pkt(&b, 6, 40020, 50010, true, 0x12, 9000, 5001, NULL, S(2)), FW_PASS);
+	assert_int_equal(pkt(&b, 6, 50000, 20, false, 0x12, 3000, 7001, NULL, S(2)), FW_PASS);
+	/* the unused announcement admits exactly its data connection */
+	assert_int_equal(pkt(&b, 6, 40022, 50011, false, 0x02, 6000, 0, NULL, S(2)), FW_PASS);
+	assert_true(b.w.cnt.conn_related == 1);
+	assert_int_equal(fw_table_expect_count(b.w.table), 0);
+
+	box_down(&b);
+	ckpt_box_down(&a, &k);
+	store_remove(files);
+}
+
+static void test_used_expectation_not_restored_ipv4_restart(void **state)
+{
+	(void)state;
+	used_expectations_stay_used(4, false, RESTART);
+}
+
+static void test_used_expectation_not_restored_ipv6_restart(void **state)
+{
+	(void)state;
+	used_expectations_stay_used(6, false, RESTART);
+}
+
+static void test_used_expectation_not_restored_ipv4_standby(void **state)
+{
+	(void)state;
+	used_expectations_stay_used(4, false, STANDBY);
+}
+
+static void test_used_expectation_not_restored_ipv6_standby(void **state)
+{
+	(void)state;
+	used_expectations_stay_used(6, false, STANDBY);
+}
+
+static void test_used_expectation_not_restored_group_restart(void **state)
+{
+	(void)state;
+	used_expectations_stay_used(6, true, RESTART);
+}
+
+static void test_used_expectation_not_restored_group_standby(void **state)
+{
+	(void)state;
+	used_expectations_stay_used(4, true, STANDBY);
+}
+
+/*
+ * An announcement nobody uses lives ftp-expect (300 s) from the moment it was made,
+ * whenever the control connection last spoke and whenever the instance that saw it went
+ * away: a takeover 299 s later still admits the data connection, one 301 s later does not.
+ */
+static void expired_expectation_stays_expired(uint8_t family, enum path path)
+{
+	char target[256], files[3][64];
+	struct fw_checkpointer k;
+	struct box a, b;
+
+	store_name(target, sizeof(target), false, files);
+	ckpt_box_up(&a, &k, target, family);
+	ftp_control(&a, 1003, EPSV_50011, true, S(1));
+	drain(&k, S(1));
+
+	assert_int_equal(take_over(&b, target, path, family, S(300)), 1);
+	assert_int_equal(pkt(&b, 6, 40022, 50011, false, 0x02, 6000, 0, NULL, S(300)), FW_PASS);
+	box_down(&b);
+	assert_int_equal(take_over(&b, target, path, family, S(302)), 1);
+	assert_int_equal(fw_table_expect_count(b.w.table), 0);
+	assert_int_equal(pkt(&b, 6, 40022, 50011, false, 0x02, 6000, 0, NULL, S(302)), FW_DROP);
+	assert_true(b.w.cnt.drop[FW_DROP_POLICY] == 1);
+	box_down(&b);
+	/* The instance that saw it run out says so in the checkpoint: the FTP slice no longer
+	 * holds it, whatever the clock of the instance that restores it. */
+	fw_worker_housekeep(&a.w, S(302));
+	assert_true(a.w.cnt.expect_expired == 1);
+	drain(&k, S(302));
+	assert_int_equal(take_over(&b, target, path, family, S(2)), 1);
+	assert_int_equal(fw_table_expect_count(b.w.table), 0);
+	box_down(&b);
+	ckpt_box_down(&a, &k);
+	store_remove(files);
+}
+
+static void test_expired_expectation_not_restored_ipv4_restart(void **state)
+{
+	(void)state;
+	expired_expectation_stays_expired(4, RESTART);
+}
+
+static void test_expired_expectation_not_restored_ipv6_standby(void **state)
+{
+	(void)state;
+	expired_expectation_stays_expired(6, STANDBY);
+}
+
+/* The target goes away as the checkpointer sees it on a failed write (its go_down). */
+static void target_lost(struct fw_checkpointer *k)
+{
+	assert_int_equal(ckpt_region_close(&k->log), 0);
+	assert_int_equal(ckpt_region_close(&k->r), 0);
+	ckpt_disconnect(&k->cl);
+	k->down = true;
+	k->retry_at_ns = UINT64_MAX;
+}
+
+/*
+ * A UDP flow expires while the checkpoint target is away, so its tombstone cannot be
+ * written then. The target comes back (nothing else changed meanwhile): a restart or a
+ * takeover afterwards must not bring the expired flow back.
+ */
+static void expired_while_target_away(enum path path)
+{
+	char target[256], files[3][64];
+	struct fw_checkpointer k;
+	struct box a, b;
+
+	store_name(target, sizeof(target), false, files);
+	ckpt_box_up(&a, &k, target, 4);
+	assert_int_equal(pkt(&a, 17, 2000, 53, false, 0, 0, 0, "q", S(1)), FW_PASS);
+	assert_int_equal(pkt(&a, 17, 2000, 53, true, 0, 0, 0, "r", S(1)), FW_PASS);
+	assert_int_equal(pkt(&a, 6, 1000, 80, false, 0x02, 100, 0, NULL, S(1)), FW_PASS);
+	drain(&k, S(1));
+	target_lost(&k);
+	/* 100 s later the flow is long idle (30 s): expired and forgotten; the opening TCP
+	 * connection (120 s) is not. Its tombstone is owed, and its pair kept out of use. */
+	for (int i = 0; i < 100; i++)
+		fw_worker_housekeep(&a.w, S(100));
+	assert_true(a.w.cnt.conn_expired == 1 && fw_table_count(a.w.table) == 1);
+	assert_int_equal(fw_slots_owed(k.slots), 1);
+	assert_true(fw_checkpointer_lag(&k) >= 1); /* not durable: a crash now would lose it */
+	k.retry_at_ns = 0;			   /* back */
+	drain(&k, S(101));
+	assert_int_equal(fw_slots_owed(k.slots), 0);
+	assert_true(fw_checkpointer_lag(&k) == 0 && k.reconnects == 1);
+
+	assert_int_equal(take_over(&b, target, path, 4, S(102)), 1);
+	assert_int_equal(pkt(&b, 17, 2000, 53, true, 0, 0, 0, "r", S(102)), FW_DROP);
+	assert_int_equal(pkt(&b, 6, 1000, 80, true, 0x12, 900, 101, NULL, S(102)), FW_PASS);
+	box_down(&b);
+	ckpt_box_down(&a, &k);
+	store_remove(files);
+}
+
+static void test_flow_expired_while_target_away_not_restored_restart(void **state)
+{
+	(void)state;
+	expired_while_target_away(RESTART);
+}
+
+static void test_flow_expired_while_target_away_not_restored_standby(void **state)
+{
+	(void)state;
+	expired_while_target_away(STANDBY);
+}
+
+/* The same probe to the live instance and the restored one: both answer @p want. */
+static void same_verdict(struct box *a, struct box *b, enum fw_verdict want, uint8_t proto,
+			 uint16_t sport, uint16_t dport, bool reply, uint8_t flags, uint32_t seq,
+			 uint32_t ack, const char *data, uint64_t now)
+{
+	assert_int_equal(pkt(a, proto, sport, dport, reply, flags, seq, ack, data, now), want);
+	assert_int_equal(pkt(b, proto, sport, dport, reply, flags, seq, ack, data, now), want);
+}
+
+static uint8_t tcp_state(struct box *b, uint16_t sport)
+{
+	struct fw_key key;
+	struct fw_conn *c;
+
+	fw_key_make(&key, 4, 6, fw_test_addr4[0], fw_test_addr4[1], htons(sport), htons(80));
+	c = fw_table_lookup(b->w.table, &key);
+	assert_non_null(c);
+	return fw_tcp_slice(c)->state;
+}
+
+/*
+ * Closed connections come back closed, and expired ones not at all. A TCP connection reset
+ * (CLOSE) and one closed by FINs (TIME_WAIT) are restored in those states and answer probes
+ * as the live instance does: no SYN from the server's side reopens them. Once they and a
+ * UDP flow expired (tombstones written), a restore or a takeover holds nothing, and their
+ * late packets are refused as the live instance refuses them.
+ */
+static void closed_connections_stay_closed(enum path path)
+{
+	char target[256], files[3][64];
+	struct fw_checkpointer k;
+	struct box a, b;
+
+	store_name(target, sizeof(target), false, files);
+	ckpt_box_up(&a, &k, target, 4);
+	/* A: reset by the server */
+	assert_int_equal(pkt(&a, 6, 1000, 80, false, 0x02, 100, 0, NULL, S(1)), FW_PASS);
+	assert_int_equal(pkt(&a, 6, 1000, 80, true, 0x12, 900, 101, NULL, S(1)), FW_PASS);
+	assert_int_equal(pkt(&a, 6, 1000, 80, false, 0x10, 101, 901, NULL, S(1)), FW_PASS);
+	assert_int_equal(pkt(&a, 6, 1000, 80, true, 0x14, 901, 101, NULL, S(1)), FW_PASS);
+	/* B: closed by both FINs, the last one acknowledged */
+	assert_int_equal(pkt(&a, 6, 1001, 80, false, 0x02, 100, 0, NULL, S(1)), FW_PASS);
+	assert_int_equal(pkt(&a, 6, 1001, 80, true, 0x12, 900, 101, NULL, S(1)), FW_PASS);
+	assert_int_equal(pkt(&a, 6, 1001, 80, false, 0x10, 101, 901, NULL, S(1)), FW_PASS);
+	assert_int_equal(pkt(&a, 6, 1001, 80, false, 0x11, 101, 901, NULL, S(1)), FW_PASS);
+	assert_int_equal(pkt(&a, 6, 1001, 80, true, 0x11, 901, 102, NULL, S(1)), FW_PASS);
+	assert_int_equal(pkt(&a, 6, 1001, 80, false, 0x10, 102, 902, NULL, S(1)), FW_PASS);
+	/* D: a UDP exchange */
+	assert_int_equal(pkt(&a, 17, 2000, 53, false, 0, 0, 0, "q", S(1)), FW_PASS);
+	assert_int_equal(pkt(&a, 17, 2000, 53, true, 0, 0, 0, "r", S(1)), FW_PASS);
+	drain(&k, S(1));
+
+	assert_int_equal(take_over(&b, target, path, 4, S(2)), 3);
+	assert_int_equal(tcp_state(&b, 1000), FW_TCP_CLOSE);
+	assert_int_equal(tcp_state(&b, 1001), FW_TCP_TIME_WAIT);
+	same_verdict(&a, &b, FW_DROP, 6, 1000, 80, true, 0x02, 5000, 0, NULL, S(2));
+	same_verdict(&a, &b, FW_DROP, 6, 1001, 80, true, 0x02, 5000, 0, NULL, S(2));
+	same_verdict(&a, &b, FW_DROP, 6, 1001, 80, true, 0x18, 902 + 100000, 102, "x", S(2));
+	box_down(&b);
+
+	/* 200 s on, all of them expired (CLOSE 10 s, TIME_WAIT 120 s, UDP 120 s at most) */
+	for (int i = 0; i < 100; i++)
+		fw_worker_housekeep(&a.w, S(200));
+	assert_true(a.w.cnt.conn_expired == 3 && fw_table_count(a.w.table) == 0);
+	drain(&k, S(200));
+	assert_int_equal(take_over(&b, target, path, 4, S(201)), 0);
+	same_verdict(&a, &b, FW_DROP, 6, 1001, 80, true, 0x10, 902, 102, NULL, S(201));
+	same_verdict(&a, &b, FW_DROP, 17, 2000, 53, true, 0, 0, 0, "r", S(201));
+	box_down(&b);
+	ckpt_box_down(&a, &k);
+	store_remove(files);
+}
+
+static void test_closed_connections_stay_closed_restart(void **state)
+{
+	(void)state;
+	closed_connections_stay_closed(RESTART);
+}
+
+static void test_closed_connections_stay_closed_standby(void **state)
+{
+	(void)state;
+	closed_connections_stay_closed(STANDBY);
+}
+
+/*
+ * A connection a restore drops (here: an FTP slice whose TCP slice is gone) leaves its
+ * slices on the target. Each restore after would find them and drop them again, and one of
+ * them could shadow a later connection with the same key (the first record of a key sets
+ * its id; the other's slices conflict). The restoring instance owes them tombstones: once
+ * its checkpointer ran, the next restore finds nothing.
+ */
+static void test_restore_tombstones_what_it_drops(void **state)
+{
+	char target[256], files[3][64];
+	static struct fw_restore_batch batch;
+	struct fw_restore_stats st = {0};
+	uint8_t payload[FW_FTP_PAYLOAD_LEN] = {3}; /* both line starts known, at 0 */
+	struct ckpt_rec rec = {.module_id = FW_MOD_FTP,
+			       .slice_version = FW_FTP_SLICE_VERSION,
+			       .conn_id = 7,
+			       .generation = 3,
+			       .slot_pair = 5,
+			       .key = {.family = 4, .proto = 6, .port = {1000, 21}},
+			       .payload_len = FW_FTP_PAYLOAD_LEN,
+			       .payload = payload};
+	struct fw_checkpointer k;
+	uint64_t ticket;
+	struct box a, b;
+
+	(void)state;
+	store_name(target, sizeof(target), false, files);
+	ckpt_box_up(&a, &k, target, 4);
+	assert_int_equal(ckpt_slot_write(k.r, &rec, true, &ticket), 0);
+	assert_int_equal(ckpt_sync(k.r), 0);
+	/* The instance that restores it (its own checkpointer on the same regions) */
+	fw_restore_batch_init(&batch, a.w.table, k.slots, &st);
+	assert_int_equal(ckpt_state_scan(k.r, CKPT_SCAN_TOMBSTONES, restore_cb, &batch, NULL), 0);
+	assert_int_equal(fw_restore_batch_flush(&batch), 0);
+	assert_int_equal(fw_restore_finish(a.w.table, k.slots, &a.w.ctx, S(1), &st), 0);
+	assert_true(st.dropped_missing == 1 && fw_slots_owed(k.slots) == 1);
+	drain(&k, S(1));
+	assert_int_equal(fw_slots_owed(k.slots), 0);
+	/* The next restore, a restart or a standby's: nothing left to drop */
+	for (enum path path = RESTART; path <= STANDBY; path++) {
+		assert_int_equal(take_over(&b, target, path, 4, S(2)), 0);
+		box_down(&b);
+	}
+	memset(&st, 0, sizeof(st));
+	fw_restore_batch_init(&batch, a.w.table, a.slots, &st);
+	assert_int_equal(ckpt_state_scan(k.r, CKPT_SCAN_TOMBSTONES, restore_cb, &batch, NULL), 0);
+	assert_int_equal(fw_restore_batch_flush(&batch), 0);
+	assert_int_equal(fw_restore_finish(a.w.table, a.slots, &a.w.ctx, S(2), &st), 0);
+	assert_true(st.dropped_missing == 0 && st.records == 1 && st.slices == 0);
+	ckpt_box_down(&a, &k);
+	store_remove(files);
+}
+
 static int setup(void **state)
 {
 	char err[128];
@@ -715,6 +1255,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_slots_keep_generations_across_owners),
+		cmocka_unit_test(test_slots_owed_pair_waits_for_its_tombstone),
 		cmocka_unit_test(test_restored_connections_are_whole_and_keep_strict_tracking),
 		cmocka_unit_test(test_restore_drops_what_it_cannot_trust),
 		cmocka_unit_test(test_shadow_keeps_the_newest_slice_whatever_the_order),
@@ -722,6 +1263,19 @@ int main(void)
 		cmocka_unit_test(test_full_group_log_is_skipped_then_marked),
 		cmocka_unit_test(test_reconnect_never_stalls_the_worker),
 		cmocka_unit_test(test_window_edge_is_written_at_once),
+		cmocka_unit_test(test_used_expectation_not_restored_ipv4_restart),
+		cmocka_unit_test(test_used_expectation_not_restored_ipv6_restart),
+		cmocka_unit_test(test_used_expectation_not_restored_ipv4_standby),
+		cmocka_unit_test(test_used_expectation_not_restored_ipv6_standby),
+		cmocka_unit_test(test_used_expectation_not_restored_group_restart),
+		cmocka_unit_test(test_used_expectation_not_restored_group_standby),
+		cmocka_unit_test(test_expired_expectation_not_restored_ipv4_restart),
+		cmocka_unit_test(test_expired_expectation_not_restored_ipv6_standby),
+		cmocka_unit_test(test_flow_expired_while_target_away_not_restored_restart),
+		cmocka_unit_test(test_flow_expired_while_target_away_not_restored_standby),
+		cmocka_unit_test(test_closed_connections_stay_closed_restart),
+		cmocka_unit_test(test_closed_connections_stay_closed_standby),
+		cmocka_unit_test(test_restore_tombstones_what_it_drops),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

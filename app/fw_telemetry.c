@@ -37,9 +37,14 @@ static int stats_cmd(const char *cmd, const char *params, struct rte_tel_data *d
 	rte_tel_data_start_dict(d);
 	rte_tel_data_add_dict_u64(d, "pass", t.pass);
 	rte_tel_data_add_dict_u64(d, "arp", t.arp);
+	rte_tel_data_add_dict_u64(d, "nd", t.nd);
+	rte_tel_data_add_dict_u64(d, "icmp_related", t.icmp_related);
+	rte_tel_data_add_dict_u64(d, "icmp_pass", t.icmp_pass);
+	rte_tel_data_add_dict_u64(d, "icmp6_pass", t.icmp6_pass);
 	rte_tel_data_add_dict_u64(d, "conn_new", t.conn_new);
 	rte_tel_data_add_dict_u64(d, "conn_related", t.conn_related);
 	rte_tel_data_add_dict_u64(d, "conn_expired", t.conn_expired);
+	rte_tel_data_add_dict_u64(d, "expect_expired", t.expect_expired);
 	rte_tel_data_add_dict_u64(d, "reject_sent", t.reject_sent);
 	rte_tel_data_add_dict_u64(d, "reject_limited", t.reject_limited);
 	for (int r = 1; r < FW_DROP_REASON_MAX; r++) {
@@ -89,7 +94,7 @@ static int conns_cmd(const char *cmd, const char *params, struct rte_tel_data *d
 static int ckpt_cmd(const char *cmd, const char *params, struct rte_tel_data *d)
 {
 	struct fw_ckpt_counters t = {0};
-	uint64_t lag = 0, oldest = 0, queued = 0, down = 0, reconnects = 0;
+	uint64_t lag = 0, oldest = 0, queued = 0, down = 0, reconnects = 0, owed = 0;
 	char key[48];
 
 	(void)cmd;
@@ -103,6 +108,7 @@ static int ckpt_cmd(const char *cmd, const char *params, struct rte_tel_data *d)
 		for (int m = 1; m < FW_MOD_MAX; m++)
 			t.slices[m] += k->cnt.slices[m];
 		t.tombstones += k->cnt.tombstones;
+		owed += fw_slots_owed(k->slots);
 		t.bytes += k->cnt.bytes;
 		t.failures += k->cnt.failures;
 		t.deferred += k->cnt.deferred;
@@ -120,6 +126,7 @@ static int ckpt_cmd(const char *cmd, const char *params, struct rte_tel_data *d)
 		rte_tel_data_add_dict_u64(d, key, t.slices[m]);
 	}
 	rte_tel_data_add_dict_u64(d, "tombstones", t.tombstones);
+	rte_tel_data_add_dict_u64(d, "tombstones_owed", owed);
 	rte_tel_data_add_dict_u64(d, "bytes", t.bytes);
 	rte_tel_data_add_dict_u64(d, "failures", t.failures);
 	rte_tel_data_add_dict_u64(d, "deferred", t.deferred);

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
@@ -18,12 +19,45 @@
 #include "fw_worker.h"
 
 #define SWEEP_BUDGET 64
+#define WALL_SYNC_NS 1000000000ull /* how often the wall clock offset is measured again */
 
-static int expect_add(struct fw_ctx *ctx, const struct fw_expect *e)
+static int expect_add(struct fw_ctx *ctx, struct fw_conn *master, const struct fw_expect *e)
 {
 	struct fw_worker *w = ctx->core;
 
-	return fw_table_expect_add(w->table, e);
+	return fw_table_expect_add(w->table, e, master);
+}
+
+/*
+ * @p master's expectation @p e left the table: a connection used it, or it expired. The
+ * master's slice forgets it too, and its checkpoint with it: otherwise a restore would
+ * re-create it and admit new connections to a port already used (issue 12).
+ */
+static void expect_gone(struct fw_worker *w, struct fw_conn *master, const struct fw_expect *e,
+			uint64_t now)
+{
+	if ((master->present & (1u << FW_MOD_FTP)) && fw_ftp_expect_gone(master, e) && w->ckpt)
+		fw_checkpointer_queue(w->ckpt, master, now);
+}
+
+/*
+ * Measure the wall clock against the packet clock (the TSC): modules checkpoint deadlines
+ * on the wall clock (fw_ctx.wall_offset_ns). Again now and then, as the two drift apart.
+ */
+static void wall_sync(struct fw_worker *w, uint64_t now)
+{
+	struct timespec ts;
+
+	if (w->sh->tsc_hz == 0 || clock_gettime(CLOCK_REALTIME, &ts) != 0)
+		return;
+	w->ctx.wall_offset_ns = (int64_t)((uint64_t)ts.tv_sec * 1000000000ull +
+					  (uint64_t)ts.tv_nsec - fw_worker_now(w));
+	w->wall_synced_ns = now;
+}
+
+void fw_worker_clock_sync(struct fw_worker *w)
+{
+	wall_sync(w, fw_worker_now(w));
 }
 
 int fw_worker_init(struct fw_worker *w, struct fw_shared *sh, unsigned int index, int socket)
@@ -42,6 +76,7 @@ int fw_worker_init(struct fw_worker *w, struct fw_shared *sh, unsigned int index
 	w->ctx.conf[FW_MOD_TCP] = &sh->modconf.tcp;
 	w->ctx.conf[FW_MOD_UDP] = &sh->modconf.udp;
 	w->ctx.conf[FW_MOD_FTP] = &sh->modconf.ftp;
+	wall_sync(w, 0);
 	return 0;
 }
 
@@ -82,6 +117,24 @@ static enum fw_verdict drop(struct fw_worker *w, enum fw_drop_reason why)
 {
 	w->cnt.drop[why]++;
 	return FW_DROP;
+}
+
+/*
+ * Does the ICMP error @p ps, quoting @p q, concern a connection of this worker? It must go
+ * back to the host that sent the quoted packet. (Symmetric RSS sends it here only when its
+ * outer addresses hash like the connection's, which path-MTU errors from a router do not:
+ * with several workers it may reach another worker and fall to the rules.)
+ */
+static bool related_error(struct fw_worker *w, const struct fw_parsed *ps,
+			  const struct fw_icmp_quote *q)
+{
+	const size_t alen = ps->family == 4 ? 4 : 16;
+	struct fw_key key;
+
+	if (memcmp(ps->daddr, q->saddr, alen) != 0)
+		return false;
+	fw_key_make(&key, q->family, q->proto, q->saddr, q->daddr, q->sport, q->dport);
+	return fw_table_lookup(w->table, &key) != NULL;
 }
 
 /* The switch of the hot path: each protocol's modules, called directly. */
@@ -131,6 +184,41 @@ struct pkt_state {
 };
 
 /*
+ * A frame no module tracks (not TCP or UDP). IPv6's link signalling passes as ARP does;
+ * an ICMP error about a tracked connection passes as that connection's (path MTU above
+ * all); the rules decide the rest, every packet.
+ */
+static enum fw_verdict classify_other(struct fw_worker *w, const uint8_t *frame, enum fw_zone zone,
+				      struct pkt_state *st)
+{
+	const struct fw_config *conf = w->sh->conf;
+	const struct fw_parsed *ps = &st->ps;
+	struct fw_icmp_quote q;
+	enum fw_icmp_kind kind = fw_parse_icmp(frame, ps, &q);
+	enum fw_action a;
+
+	if (kind == FW_ICMP_LINK) {
+		w->cnt.nd++;
+		return FW_PASS;
+	}
+	if (ps->l3_opts && !conf->pass_ip_options)
+		return drop(w, FW_DROP_L3_OPTIONS);
+	if (kind == FW_ICMP_ERROR && related_error(w, ps, &q)) {
+		w->cnt.icmp_related++;
+		return FW_PASS;
+	}
+	a = fw_acl_decide(w->sh->acl, zone, ps, NULL);
+	st->reject = a == FW_ACT_REJECT;
+	if (a != FW_ACT_ACCEPT)
+		return drop(w, FW_DROP_POLICY);
+	if (ps->proto == IPPROTO_ICMP && ps->family == 4)
+		w->cnt.icmp_pass++;
+	else if (ps->proto == IPPROTO_ICMPV6 && ps->family == 6)
+		w->cnt.icmp6_pass++;
+	return FW_PASS;
+}
+
+/*
  * Everything decided without a connection lookup. @return 1 when the frame needs its
  * connection (TCP/UDP), 0 when *@p v is final.
  */
@@ -158,16 +246,12 @@ static int classify(struct fw_worker *w, const uint8_t *frame, uint32_t len, enu
 		*v = conf->pass_fragments ? FW_PASS : drop(w, FW_DROP_FRAGMENT);
 		return 0;
 	}
-	if (st->ps.l3_opts && !conf->pass_ip_options) {
-		*v = drop(w, FW_DROP_L3_OPTIONS);
+	if (st->ps.proto != IPPROTO_TCP && st->ps.proto != IPPROTO_UDP) {
+		*v = classify_other(w, frame, zone, st);
 		return 0;
 	}
-	if (st->ps.proto != IPPROTO_TCP && st->ps.proto != IPPROTO_UDP) {
-		/* No module tracks it: the rules decide every packet. */
-		enum fw_action a = fw_acl_decide(w->sh->acl, zone, &st->ps, NULL);
-
-		st->reject = a == FW_ACT_REJECT;
-		*v = a == FW_ACT_ACCEPT ? FW_PASS : drop(w, FW_DROP_POLICY);
+	if (st->ps.l3_opts && !conf->pass_ip_options) {
+		*v = drop(w, FW_DROP_L3_OPTIONS);
 		return 0;
 	}
 	st->zone = zone;
@@ -199,12 +283,16 @@ static enum fw_verdict decide(struct fw_worker *w, struct pkt_state *st, struct 
 	if (c == NULL)
 		c = fw_table_lookup(w->table, &st->key);
 	if (c == NULL) {
-		bool related = fw_table_expect_take(w->table, ps->family, ps->proto, ps->saddr,
-						    ps->sport, ps->daddr, ps->dport, now_ns, &exp);
+		struct fw_conn *master = NULL;
+		bool related;
 
+		/* Only a packet that may open a connection uses up an expectation. */
+		if (ps->proto == IPPROTO_TCP && !fw_tcp_may_open(&pkt))
+			return drop(w, FW_DROP_NO_CONN);
+		related =
+			fw_table_expect_take(w->table, ps->family, ps->proto, ps->saddr, ps->sport,
+					     ps->daddr, ps->dport, now_ns, &exp, &master);
 		if (!related) {
-			if (ps->proto == IPPROTO_TCP && !fw_tcp_may_open(&pkt))
-				return drop(w, FW_DROP_NO_CONN);
 			enum fw_action a = fw_acl_decide(w->sh->acl, st->zone, ps, NULL);
 
 			if (a != FW_ACT_ACCEPT) {
@@ -213,11 +301,17 @@ static enum fw_verdict decide(struct fw_worker *w, struct pkt_state *st, struct 
 			}
 		}
 		c = open_conn(w, &st->key, st->side);
-		if (c == NULL)
+		if (c == NULL) {
+			if (related) /* still unused: it stays */
+				fw_table_expect_add(w->table, &exp, master);
 			return drop(w, FW_DROP_TABLE_FULL);
+		}
 		is_new = true;
 		w->cnt.conn_new++;
-		w->cnt.conn_related += related;
+		if (related) {
+			w->cnt.conn_related++;
+			expect_gone(w, master, &exp, now_ns);
+		}
 	}
 	pkt.dir = (uint8_t)fw_conn_dir(c, st->side);
 	c->last_ns = now_ns;
@@ -245,6 +339,7 @@ enum fw_verdict fw_worker_handle(struct fw_worker *w, const uint8_t *frame, uint
 	return decide(w, &st, fw_table_lookup(w->table, &st.key), now_ns);
 }
 
+/* An idle connection goes: its slices are tombstoned, and what it expected is withdrawn. */
 static void expire(struct fw_table *t, struct fw_conn *c, void *arg)
 {
 	struct fw_worker *w = arg;
@@ -253,6 +348,31 @@ static void expire(struct fw_table *t, struct fw_conn *c, void *arg)
 	if (w->ckpt)
 		fw_checkpointer_forget(w->ckpt, c);
 	fw_table_del(t, c);
+}
+
+struct expect_expiry {
+	struct fw_worker *w;
+	uint64_t now;
+};
+
+static void expect_expired(struct fw_table *t, const struct fw_expect *e, struct fw_conn *master,
+			   void *arg)
+{
+	const struct expect_expiry *x = arg;
+
+	(void)t;
+	x->w->cnt.expect_expired++;
+	expect_gone(x->w, master, e, x->now);
+}
+
+void fw_worker_housekeep(struct fw_worker *w, uint64_t now)
+{
+	struct expect_expiry x = {w, now};
+
+	fw_table_sweep(w->table, now, SWEEP_BUDGET, expire, w);
+	fw_table_expect_expire(w->table, now, expect_expired, &x);
+	if (now - w->wall_synced_ns > WALL_SYNC_NS)
+		wall_sync(w, now);
 }
 
 /*
@@ -390,7 +510,7 @@ int fw_worker_main(void *arg)
 
 		/* Expire a little at a time: when idle, and every 1024 busy passes. */
 		if (n == 0 || (++w->sweeps & 1023) == 0)
-			fw_table_sweep(w->table, now, SWEEP_BUDGET, expire, w);
+			fw_worker_housekeep(w, now);
 		if (w->ckpt)
 			fw_checkpointer_tick(w->ckpt, now);
 	}

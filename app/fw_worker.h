@@ -31,9 +31,14 @@ struct fw_counters {
 	uint64_t pass;
 	uint64_t drop[FW_DROP_REASON_MAX];
 	uint64_t arp;
+	uint64_t nd;	       /* IPv6 link signalling (neighbour, multicast listener discovery) */
+	uint64_t icmp_related; /* ICMP / ICMPv6 errors about a tracked connection */
+	uint64_t icmp_pass;    /* ICMP (IPv4) a rule accepted */
+	uint64_t icmp6_pass;   /* ICMPv6 a rule accepted */
 	uint64_t conn_new;
 	uint64_t conn_related; /* admitted by an expectation */
 	uint64_t conn_expired;
+	uint64_t expect_expired; /* expectations that ran out unused */
 	uint64_t reject_sent;	 /* RST / ICMP unreachable answered to a reject rule */
 	uint64_t reject_limited; /* rejects over reject-rate: dropped without a reply */
 	uint64_t mod_pkts[FW_MOD_MAX];
@@ -78,6 +83,7 @@ struct fw_worker {
 	struct fw_checkpointer *ckpt; /* NULL: checkpointing off */
 	uint64_t reject_window;	      /* start of the current second of reject replies */
 	uint32_t reject_count;
+	uint64_t wall_synced_ns; /* when ctx.wall_offset_ns was measured */
 } __rte_cache_aligned;
 
 /** Create a worker's table and context. @return 0 or -errno. */
@@ -90,6 +96,21 @@ unsigned int fw_worker_poll(struct fw_worker *w, uint64_t now);
 
 /** Nanoseconds of the TSC, the clock of timeouts. */
 uint64_t fw_worker_now(const struct fw_worker *w);
+
+/**
+ * Expire a little: idle connections from where the last call stopped (tombstoned, their
+ * expectations withdrawn), and expectations whose time ran out (their masters' slices
+ * forget them); measure the wall clock again once a second. The lcore loop calls it when
+ * idle and every 1024 busy passes.
+ */
+void fw_worker_housekeep(struct fw_worker *w, uint64_t now);
+
+/**
+ * Measure the wall clock's offset to the packet clock now (fw_ctx.wall_offset_ns): before a
+ * restore that did not follow a fresh init (a standby that followed for days, its ports
+ * and housekeeping stopped, while the two clocks drifted apart).
+ */
+void fw_worker_clock_sync(struct fw_worker *w);
 
 /** The lcore loop (rte_eal_remote_launch); returns when sh->quit is set. */
 int fw_worker_main(void *arg);

@@ -35,6 +35,27 @@ static enum fw_verdict feed(uint8_t proto, uint16_t sport, uint16_t dport, bool 
 	return fw_worker_handle(&w, f, len, reply ? FW_ZONE_OUTSIDE : FW_ZONE_INSIDE, now);
 }
 
+/* A frame carrying @p data (FTP lines), window 4096. */
+static enum fw_verdict feed_data(uint16_t sport, uint16_t dport, bool reply, uint8_t flags,
+				 uint32_t seq, uint32_t ack, const char *data, uint64_t now)
+{
+	uint8_t f[FW_TEST_FRAME_MAX];
+	uint32_t len =
+		fw_test_frame(f, IPPROTO_TCP, sport, dport, reply, flags, seq, ack, 4096, data);
+
+	return fw_worker_handle(&w, f, len, reply ? FW_ZONE_OUTSIDE : FW_ZONE_INSIDE, now);
+}
+
+/* An FTP control connection @p cport -> 21 (the setup's rules open it) whose server then
+ * says @p line. */
+static void ftp_control(uint16_t cport, const char *line, uint64_t now)
+{
+	assert_int_equal(feed_data(cport, 21, false, 0x02, 100, 0, NULL, now), FW_PASS);
+	assert_int_equal(feed_data(cport, 21, true, 0x12, 900, 101, NULL, now), FW_PASS);
+	assert_int_equal(feed_data(cport, 21, false, 0x10, 101, 901, NULL, now), FW_PASS);
+	assert_int_equal(feed_data(cport, 21, true, 0x18, 901, 101, line, now), FW_PASS);
+}
+
 static void expire_cb(struct fw_table *t, struct fw_conn *c, void *arg)
 {
 	(void)arg;
@@ -60,11 +81,15 @@ static int setup(void **state)
 	conf.timeouts.udp_assured = 50;
 	conf.timeouts.tcp_established = 100;
 	conf.timeouts.tcp_syn_sent = 7;
+	conf.timeouts.ftp_expect = 30;
 	assert_int_equal(
 		fw_rule_parse("accept from inside proto tcp dport 80", &r, err, sizeof(err)), 0);
 	fw_ruleset_add(&conf.rules, &r);
 	assert_int_equal(
 		fw_rule_parse("accept from inside proto udp dport 53", &r, err, sizeof(err)), 0);
+	fw_ruleset_add(&conf.rules, &r);
+	assert_int_equal(
+		fw_rule_parse("accept from inside proto tcp dport 21", &r, err, sizeof(err)), 0);
 	fw_ruleset_add(&conf.rules, &r);
 	memset(&sh, 0, sizeof(sh));
 	sh.conf = &conf;
@@ -162,6 +187,195 @@ static void test_worker_marks_ftp_control_connections(void **state)
 	assert_true(c->present & (1u << FW_MOD_TCP));
 }
 
+/*
+ * A control connection expects one data connection at a time, as its FTP slice (and so its
+ * checkpoint) describes: a newer announcement withdraws the older one, and a control
+ * connection that goes away takes its expectation with it. A restore re-creates only what
+ * the slice holds, so the live table must not admit more.
+ */
+static void test_worker_expectation_withdrawn_by_newer_one_and_by_its_master(void **state)
+{
+	(void)state;
+	ftp_control(1001, "227 Entering Passive Mode (198,19,0,2,195,90)\r\n", S(1));
+	assert_int_equal(feed_data(1001, 21, true, 0x18, 948, 101,
+				   "229 Entering Extended Passive Mode (|||50011|)\r\n", S(1)),
+			 FW_PASS);
+	assert_int_equal(fw_table_expect_count(w.table), 1);
+	/* 50010 was withdrawn: refused as the policy refuses any; 50011 opens */
+	assert_int_equal(feed_data(40020, 50010, false, 0x02, 5000, 0, NULL, S(1)), FW_DROP);
+	assert_int_equal(feed_data(40021, 50011, false, 0x02, 5000, 0, NULL, S(1)), FW_PASS);
+	assert_true(w.cnt.conn_related == 1 && w.cnt.drop[FW_DROP_POLICY] == 1);
+	/* a control connection that expires (10 s after a RST) withdraws what it announced */
+	ftp_control(1002, "229 Entering Extended Passive Mode (|||50012|)\r\n", S(1));
+	assert_int_equal(feed_data(1002, 21, true, 0x14, 1000, 101, NULL, S(1)), FW_PASS);
+	assert_int_equal(fw_table_expect_count(w.table), 1);
+	sweep_all(S(12));
+	assert_int_equal(fw_table_expect_count(w.table), 0);
+	assert_int_equal(feed_data(40022, 50012, false, 0x02, 5000, 0, NULL, S(12)), FW_DROP);
+	sweep_all(S(1000));
+}
+
+static struct fw_conn *control(uint16_t cport)
+{
+	struct fw_key key;
+
+	fw_key_make(&key, 4, IPPROTO_TCP, fw_test_addr4[0], fw_test_addr4[1], htons(cport),
+		    htons(21));
+	return fw_table_lookup(w.table, &key);
+}
+
+/*
+ * Issue 12: an expectation that leaves the table, used by its data connection or run out,
+ * leaves its control connection's FTP slice too, marked for a checkpoint at once; the
+ * expiry is the worker's housekeeping, which tells the master.
+ */
+static void test_worker_used_or_expired_expectation_leaves_the_slice(void **state)
+{
+	struct fw_conn *c;
+
+	(void)state;
+	ftp_control(1001, "229 Entering Extended Passive Mode (|||50010|)\r\n", S(1));
+	ftp_control(1002, "229 Entering Extended Passive Mode (|||50011|)\r\n", S(1));
+	c = control(1001);
+	c->dirty = 0;
+	c->flags &= (uint8_t)~FW_CONN_F_CKPT_NOW;
+	assert_int_equal(feed_data(40020, 50010, false, 0x02, 5000, 0, NULL, S(2)), FW_PASS);
+	assert_int_equal(fw_ftp_slice(c)->exp_mode, FW_FTP_EXP_NONE);
+	assert_true((c->dirty & (1u << FW_MOD_FTP)) && (c->flags & FW_CONN_F_CKPT_NOW));
+	/* ftp-expect is 30 s here: the housekeeping at 32 s finds 1002's run out */
+	c = control(1002);
+	fw_worker_housekeep(&w, S(30));
+	assert_int_equal(fw_ftp_slice(c)->exp_mode, FW_FTP_EXP_PASSIVE);
+	fw_worker_housekeep(&w, S(32));
+	assert_int_equal(fw_ftp_slice(c)->exp_mode, FW_FTP_EXP_NONE);
+	assert_true(w.cnt.expect_expired == 1 && fw_table_expect_count(w.table) == 0);
+	assert_int_equal(feed_data(40021, 50011, false, 0x02, 5000, 0, NULL, S(32)), FW_DROP);
+	sweep_all(S(1000000));
+}
+
+/* A packet that cannot open a connection never uses an expectation up. */
+static void test_worker_non_opener_leaves_the_expectation(void **state)
+{
+	(void)state;
+	ftp_control(1001, "229 Entering Extended Passive Mode (|||50010|)\r\n", S(1));
+	assert_int_equal(feed_data(40020, 50010, false, 0x10, 5000, 7, NULL, S(1)), FW_DROP);
+	assert_true(w.cnt.drop[FW_DROP_NO_CONN] == 1);
+	assert_int_equal(fw_table_expect_count(w.table), 1);
+	assert_int_equal(feed_data(40020, 50010, false, 0x02, 5000, 0, NULL, S(1)), FW_PASS);
+	assert_true(w.cnt.conn_related == 1);
+	sweep_all(S(1000000));
+}
+
+static enum fw_verdict icmp(uint8_t family, enum fw_zone zone, const uint8_t *src,
+			    const uint8_t *dst, uint8_t type, uint8_t code, uint8_t hop,
+			    const uint8_t *body, uint32_t blen)
+{
+	uint8_t f[FW_TEST_FRAME_MAX];
+	uint32_t len = fw_test_icmp_af(f, family, src, dst, type, code, hop, body, blen);
+
+	return fw_worker_handle(&w, f, len, zone, S(1));
+}
+
+static const uint8_t all_nodes[16] = {0xff, 0x02, [15] = 1};
+static const uint8_t solicited[16] = {0xff, 0x02, [11] = 1, 0xff, 0x00, 0x00, 0x02};
+static const uint8_t link_local[16] = {0xfe, 0x80, [15] = 1};
+static const uint8_t mld_routers[16] = {0xff, 0x02, [15] = 0x16};
+static const uint8_t router6[16] = {0x20, 0x01, 0x0d, 0xb8, 0x00, 0x19, [14] = 0xff, 0xfe};
+static const uint8_t router4[4] = {198, 19, 255, 254};
+
+/*
+ * IPv6 needs neighbour discovery to work at all: it crosses holdfast as ARP does, from
+ * either side, under a drop policy and no ICMPv6 rule, and is counted; so does multicast
+ * listener discovery. Only what cannot have crossed a router qualifies (hop limit 255;
+ * MLD: 1, from a link-local source); the rest of ICMPv6 is for the rules.
+ */
+static void test_worker_ipv6_link_signalling_passes_like_arp(void **state)
+{
+	const uint8_t *in = fw_test_addr6[0], *out = fw_test_addr6[1];
+	uint8_t target[20] = {0};
+
+	(void)state;
+	memcpy(target + 4, out, 16);
+	/* NS from inside, NA back from outside, RS, RA, and a redirect */
+	assert_int_equal(icmp(6, FW_ZONE_INSIDE, in, solicited, 135, 0, 255, target, 20), FW_PASS);
+	assert_int_equal(icmp(6, FW_ZONE_OUTSIDE, out, in, 136, 0, 255, target, 20), FW_PASS);
+	assert_int_equal(icmp(6, FW_ZONE_INSIDE, link_local, all_nodes, 133, 0, 255, NULL, 0),
+			 FW_PASS);
+	assert_int_equal(icmp(6, FW_ZONE_OUTSIDE, link_local, all_nodes, 134, 0, 255, NULL, 0),
+			 FW_PASS);
+	assert_int_equal(icmp(6, FW_ZONE_OUTSIDE, link_local, in, 137, 0, 255, target, 20),
+			 FW_PASS);
+	/* an MLDv2 report, with its hop-by-hop router alert (ip-options drop applies not) */
+	{
+		uint8_t f[FW_TEST_FRAME_MAX];
+		uint32_t len = fw_test_icmp_af(f, 6, link_local, mld_routers, 143, 0, 1, NULL, 0);
+
+		memmove(f + 14 + 40 + 8, f + 14 + 40, len - 14 - 40);
+		f[14 + 6] = 0; /* hop-by-hop first, then ICMPv6 */
+		f[14 + 40] = 58;
+		f[14 + 40 + 2] = 5; /* router alert */
+		f[14 + 40 + 3] = 2;
+		f[14 + 5] = 16;
+		assert_int_equal(fw_worker_handle(&w, f, len + 8, FW_ZONE_INSIDE, S(1)), FW_PASS);
+	}
+	assert_true(w.cnt.nd == 6 && w.cnt.drop[FW_DROP_POLICY] == 0);
+	/* routed (hop limit below 255), an MLD report from a global address, an echo: rules */
+	assert_int_equal(icmp(6, FW_ZONE_OUTSIDE, out, in, 136, 0, 64, target, 20), FW_DROP);
+	assert_int_equal(icmp(6, FW_ZONE_INSIDE, in, mld_routers, 143, 0, 1, NULL, 0), FW_DROP);
+	assert_int_equal(icmp(6, FW_ZONE_INSIDE, in, out, 128, 0, 64, NULL, 0), FW_DROP);
+	assert_true(w.cnt.nd == 6 && w.cnt.drop[FW_DROP_POLICY] == 3);
+}
+
+/*
+ * An ICMP error about a tracked connection passes, from wherever it comes (a router on
+ * the path): path MTU discovery needs "packet too big" (IPv6) and "fragmentation needed"
+ * (IPv4). About nothing tracked, or sent elsewhere than to the quoted packet's sender, it
+ * is for the rules.
+ */
+static void test_worker_icmp_error_about_a_tracked_connection_passes(void **state)
+{
+	uint8_t q[FW_TEST_FRAME_MAX];
+	uint32_t n;
+
+	(void)state;
+	for (int fam = 4; fam <= 6; fam += 2) {
+		const uint8_t *in = fam == 4 ? fw_test_addr4[0] : fw_test_addr6[0];
+		const uint8_t *router = fam == 4 ? router4 : router6;
+		const uint8_t too_big = fam == 4 ? 3 : 2, code = fam == 4 ? 4 : 0;
+		uint8_t f[FW_TEST_FRAME_MAX];
+		uint32_t len;
+
+		len = fw_test_frame_af(f, (uint8_t)fam, IPPROTO_TCP, 1000, 80, false, 0x02, 100, 0,
+				       4096, NULL);
+		assert_int_equal(fw_worker_handle(&w, f, len, FW_ZONE_INSIDE, S(1)), FW_PASS);
+		/* the client's next segment, quoted back by a router beyond */
+		n = fw_test_frame_af(q, (uint8_t)fam, IPPROTO_TCP, 1000, 80, false, 0x10, 101, 1,
+				     4096, NULL);
+		assert_int_equal(icmp((uint8_t)fam, FW_ZONE_OUTSIDE, router, in, too_big, code, 60,
+				      q + 14, n - 14),
+				 FW_PASS);
+		/* about a connection nobody opened */
+		n = fw_test_frame_af(q, (uint8_t)fam, IPPROTO_TCP, 1001, 80, false, 0x10, 101, 1,
+				     4096, NULL);
+		assert_int_equal(icmp((uint8_t)fam, FW_ZONE_OUTSIDE, router, in, too_big, code, 60,
+				      q + 14, n - 14),
+				 FW_DROP);
+		/* about the tracked one, but sent to the server rather than to its sender */
+		n = fw_test_frame_af(q, (uint8_t)fam, IPPROTO_TCP, 1000, 80, false, 0x10, 101, 1,
+				     4096, NULL);
+		assert_int_equal(icmp((uint8_t)fam, FW_ZONE_INSIDE, router,
+				      fam == 4 ? fw_test_addr4[1] : fw_test_addr6[1], too_big, code,
+				      60, q + 14, n - 14),
+				 FW_DROP);
+		/* quoting too little to name the ports */
+		assert_int_equal(icmp((uint8_t)fam, FW_ZONE_OUTSIDE, router, in, too_big, code, 60,
+				      q + 14, (fam == 4 ? 20 : 40) + 3),
+				 FW_DROP);
+	}
+	assert_true(w.cnt.icmp_related == 2 && w.cnt.drop[FW_DROP_POLICY] == 6);
+	sweep_all(S(1000));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -171,6 +385,17 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_worker_marks_ftp_control_connections, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(
+			test_worker_expectation_withdrawn_by_newer_one_and_by_its_master, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_worker_used_or_expired_expectation_leaves_the_slice, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_worker_non_opener_leaves_the_expectation,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_worker_ipv6_link_signalling_passes_like_arp,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_worker_icmp_error_about_a_tracked_connection_passes, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, fw_test_eal_up, fw_test_eal_down);

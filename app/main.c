@@ -390,9 +390,11 @@ static int standby_follow(void)
 	if (rc)
 		return rc;
 	t_finish = fw_mono_ns();
-	for (unsigned int i = 0; i < nworkers; i++)
+	for (unsigned int i = 0; i < nworkers; i++) {
+		fw_worker_clock_sync(&workers[i]); /* restored deadlines are wall-clock time */
 		fw_restore_finish(workers[i].table, ckpts[i].slots, &workers[i].ctx,
 				  fw_worker_now(&workers[i]), &sb_stats.st);
+	}
 	t_attach = fw_mono_ns();
 	for (unsigned int i = 0; i < nworkers; i++)
 		fw_checkpointer_takeover(&ckpts[i], fw_worker_now(&workers[i]));
@@ -498,6 +500,9 @@ static void print_counters(void)
 	printf("  pass %" PRIu64 " arp %" PRIu64 " conns new %" PRIu64 " related %" PRIu64
 	       " expired %" PRIu64 "\n",
 	       t.pass, t.arp, t.conn_new, t.conn_related, t.conn_expired);
+	printf("  nd %" PRIu64 " icmp-related %" PRIu64 " icmp %" PRIu64 " icmp6 %" PRIu64
+	       " expectations expired %" PRIu64 "\n",
+	       t.nd, t.icmp_related, t.icmp_pass, t.icmp6_pass, t.expect_expired);
 	for (int r = 1; r < FW_DROP_REASON_MAX; r++)
 		if (t.drop[r])
 			printf("  drop %s %" PRIu64 "\n",

@@ -83,10 +83,23 @@ struct fw_expect {
 };
 
 struct fw_ctx {
-	/** Register an expectation. @return 0, -ENOSPC (table full) or -EEXIST. */
-	int (*expect_add)(struct fw_ctx *ctx, const struct fw_expect *e);
+	/**
+	 * Register @p master's expectation @p e. A master has one at a time, the one its slice
+	 * describes (what a checkpoint holds and a restore re-creates): a new one withdraws the
+	 * one before, as conntrack's FTP helper does. The core keeps it until a connection
+	 * uses it, it expires, or @p master goes away, and tells @p master's module when one
+	 * of the first two happens, so that the slice forgets it too.
+	 * @return 0, -ENOSPC (table full) or -EEXIST (the same endpoints again: refreshed).
+	 */
+	int (*expect_add)(struct fw_ctx *ctx, struct fw_conn *master, const struct fw_expect *e);
 	void *core;		      /**< the core's per-lcore state */
 	const void *conf[FW_MOD_MAX]; /**< per-module configuration, by module id */
+	/**
+	 * CLOCK_REALTIME minus the packet clock (fw_pkt.now_ns), kept current by the core: a
+	 * deadline a checkpoint carries must mean the same to another instance (a restart, a
+	 * standby), whose packet clock starts elsewhere.
+	 */
+	int64_t wall_offset_ns;
 };
 
 /**

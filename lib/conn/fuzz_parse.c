@@ -3,7 +3,8 @@
  * libFuzzer entry point for the frame parser: arbitrary bytes as a frame. Beyond "no
  * crash, no read past the end" (ASan sees the exact-length copy), it checks what the fast
  * path relies on: every pointer the parser returns lies inside the frame with the length
- * it states, and the canonical key is the same from both directions.
+ * it states, the canonical key is the same from both directions, and the packet an ICMP
+ * error quotes lies inside the frame too.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -48,6 +49,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		if (memcmp(&a, &b, sizeof(a)) != 0)
 			abort();
+		{
+			struct fw_icmp_quote q;
+
+			if (fw_parse_icmp(frame, &p, &q) == FW_ICMP_ERROR) {
+				if (q.family != p.family || (q.proto != 6 && q.proto != 17))
+					abort();
+				inside(frame, size, q.saddr, alen);
+				inside(frame, size, q.daddr, alen);
+			}
+		}
 	}
 	free(frame);
 	return 0;

@@ -9,7 +9,9 @@
 
 struct fw_slots {
 	uint32_t first, count, used, cursor;
+	uint32_t owed, owed_cursor;
 	uint64_t *taken; /* bitmap */
+	uint64_t *debt;	 /* bitmap: taken pairs whose owner is gone, owed a tombstone */
 	uint64_t *gen;	 /* last generation written to each pair */
 };
 
@@ -25,9 +27,11 @@ struct fw_slots *fw_slots_create(uint32_t first, uint32_t count)
 	if (s == NULL)
 		return NULL;
 	s->taken = calloc((count + 63) / 64, sizeof(*s->taken));
+	s->debt = calloc((count + 63) / 64, sizeof(*s->debt));
 	s->gen = calloc(count, sizeof(*s->gen));
-	if (s->taken == NULL || s->gen == NULL) {
+	if (s->taken == NULL || s->debt == NULL || s->gen == NULL) {
 		free(s->taken);
+		free(s->debt);
 		free(s->gen);
 		free(s);
 		errno = ENOMEM;
@@ -43,6 +47,7 @@ void fw_slots_free(struct fw_slots **sp)
 	if (sp == NULL || *sp == NULL)
 		return;
 	free((*sp)->taken);
+	free((*sp)->debt);
 	free((*sp)->gen);
 	free(*sp);
 	*sp = NULL;
@@ -118,6 +123,57 @@ int fw_slots_seen(struct fw_slots *s, uint32_t pair, uint64_t gen)
 uint32_t fw_slots_used(const struct fw_slots *s)
 {
 	return s->used;
+}
+
+void fw_slots_owe(struct fw_slots *s, uint32_t pair, uint64_t gen)
+{
+	uint32_t i = pair - s->first;
+
+	if (pair < s->first || i >= s->count || !is_taken(s, i) ||
+	    (s->debt[i / 64] >> (i % 64) & 1))
+		return;
+	s->debt[i / 64] |= 1ull << (i % 64);
+	s->owed++;
+	if (gen > s->gen[i])
+		s->gen[i] = gen;
+}
+
+uint32_t fw_slots_owed(const struct fw_slots *s)
+{
+	return s->owed;
+}
+
+uint32_t fw_slots_next_owed(struct fw_slots *s, uint64_t *gen)
+{
+	const uint32_t words = (s->count + 63) / 64;
+
+	if (s->owed == 0)
+		return UINT32_MAX;
+	for (uint32_t n = 0; n <= words; n++) {
+		uint32_t w = s->owed_cursor / 64;
+		uint64_t bits = s->debt[w] & (~0ull << (s->owed_cursor % 64));
+
+		if (bits) {
+			uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(bits);
+
+			s->owed_cursor = i;
+			*gen = s->gen[i];
+			return s->first + i;
+		}
+		s->owed_cursor = w + 1 == words ? 0 : (w + 1) * 64;
+	}
+	return UINT32_MAX; /* not reached: owed counts the bits */
+}
+
+void fw_slots_settle(struct fw_slots *s, uint32_t pair)
+{
+	uint32_t i = pair - s->first;
+
+	if (pair < s->first || i >= s->count || !(s->debt[i / 64] >> (i % 64) & 1))
+		return;
+	s->debt[i / 64] &= ~(1ull << (i % 64));
+	s->owed--;
+	fw_slots_put(s, pair, s->gen[i]);
 }
 
 void fw_key_to_ckpt(const struct fw_key *k, struct ckpt_key *out)
@@ -302,11 +358,16 @@ struct finish {
 	uint32_t kept;
 };
 
+/*
+ * Its slices stay on the target: every restore would find and drop them again, and one of
+ * them could shadow a later connection of the same key (the first record of a key names
+ * the connection). So their pairs are owed tombstones, which the checkpointer writes.
+ */
 static void drop_conn(struct finish *f, struct fw_conn *c)
 {
 	for (int m = 0; m < FW_MOD_MAX; m++)
 		if (c->slot_pair[m] != UINT32_MAX)
-			fw_slots_put(f->slots, c->slot_pair[m], c->gen[m]);
+			fw_slots_owe(f->slots, c->slot_pair[m], c->gen[m] + 1);
 	fw_table_del(f->t, c);
 }
 
@@ -347,11 +408,22 @@ uint32_t fw_restore_finish(struct fw_table *t, struct fw_slots *slots, struct fw
 	return f.kept;
 }
 
+void fw_ckpt_pair_tombstone(uint32_t pair, uint64_t gen, struct ckpt_rec *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->flags = CKPT_REC_F_TOMBSTONE;
+	out->module_id = FW_CKPT_CORE_MODULE;
+	out->conn_id = 1;
+	out->generation = gen;
+	out->slot_pair = pair;
+	out->key.family = 4; /* all-zero IPv4 key: no connection has it */
+}
+
 void fw_ckpt_gap_marker(uint64_t seq, struct ckpt_rec *out)
 {
 	memset(out, 0, sizeof(*out));
 	out->flags = CKPT_REC_F_TOMBSTONE;
-	out->module_id = FW_CKPT_GAP_MODULE;
+	out->module_id = FW_CKPT_CORE_MODULE;
 	out->conn_id = 1;
 	out->generation = seq;
 	out->slot_pair = CKPT_REC_NO_SLOT;

@@ -46,6 +46,26 @@ int fw_slots_seen(struct fw_slots *s, uint32_t pair, uint64_t gen);
 
 uint32_t fw_slots_used(const struct fw_slots *s);
 
+/**
+ * @p pair (taken) lost its owner, but the tombstone of generation @p gen could not be
+ * written (the target was away, or its queue full): the last slice is still on the target
+ * and a restore would bring the connection back. The pair stays taken, owed a tombstone,
+ * until fw_slots_settle().
+ */
+void fw_slots_owe(struct fw_slots *s, uint32_t pair, uint64_t gen);
+
+/** Pairs owed a tombstone. */
+uint32_t fw_slots_owed(const struct fw_slots *s);
+
+/**
+ * A pair owed a tombstone (the same one until it is settled), its generation in *@p gen;
+ * UINT32_MAX when none is.
+ */
+uint32_t fw_slots_next_owed(struct fw_slots *s, uint64_t *gen);
+
+/** @p pair's tombstone is written: the pair is free again. */
+void fw_slots_settle(struct fw_slots *s, uint32_t pair);
+
 /* ---- records ---- */
 
 /** The connection key as records carry it (ports in host order) and back. */
@@ -117,9 +137,10 @@ int fw_restore_batch_flush(struct fw_restore_batch *b);
 
 /**
  * After every record was added: drop connections without a required slice (their slot
- * pairs go back to @p slots), set each kept connection's clock to @p now_ns and run every
- * present module's on_restore (an FTP expectation comes back, a timer restarts). A
- * connection whose on_restore fails is dropped. @return connections kept.
+ * pairs are owed tombstones in @p slots: fw_slots_owe), set each kept connection's clock to
+ * @p now_ns and run every present module's on_restore (an FTP expectation comes back, a
+ * timer restarts). A connection whose on_restore fails is dropped. @return connections
+ * kept.
  */
 uint32_t fw_restore_finish(struct fw_table *t, struct fw_slots *slots, struct fw_ctx *ctx,
 			   uint64_t now_ns, struct fw_restore_stats *st);
@@ -127,19 +148,29 @@ uint32_t fw_restore_finish(struct fw_table *t, struct fw_slots *slots, struct fw
 /* ---- the standby's shadow table ---- */
 
 /**
- * A record in the log that is no slice: the primary could not append to the log for a
+ * Records of no module, the core's own: tombstones of a module id no build registers.
+ *
+ * The gap marker, in the log, no slot pair: the primary could not append to the log for a
  * while (full: no standby was reading it) and skipped records. It is appended only once the
  * state region holds every skipped change durably, so a reader that sees it rescans the
- * state region and misses nothing. A tombstone of a module no build registers.
+ * state region and misses nothing.
+ *
+ * The pair tombstone, in a slot pair (and the log): whatever slice the pair held is gone.
+ * Written for a pair owed a tombstone (fw_slots_owe) once the target takes it; the
+ * connection is gone from memory by then, so the record names only the pair. Restore and
+ * the shadow table treat it as any tombstone: they go by slot pair and generation.
  */
-#define FW_CKPT_GAP_MODULE 0xffu
+#define FW_CKPT_CORE_MODULE 0xffu
 
 /** The gap marker with sequence number @p seq (> 0). */
 void fw_ckpt_gap_marker(uint64_t seq, struct ckpt_rec *out);
 
+/** The pair tombstone of @p pair at generation @p gen (> 0). */
+void fw_ckpt_pair_tombstone(uint32_t pair, uint64_t gen, struct ckpt_rec *out);
+
 static inline bool fw_ckpt_is_gap(const struct ckpt_rec *rec)
 {
-	return rec->module_id == FW_CKPT_GAP_MODULE && rec->slot_pair == CKPT_REC_NO_SLOT;
+	return rec->module_id == FW_CKPT_CORE_MODULE && rec->slot_pair == CKPT_REC_NO_SLOT;
 }
 
 /**

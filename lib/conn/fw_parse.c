@@ -14,13 +14,17 @@
 
 enum {
 	IPPROTO_HOPOPTS_ = 0,
+	IPPROTO_ICMP_ = 1,
 	IPPROTO_TCP_ = 6,
 	IPPROTO_UDP_ = 17,
 	IPPROTO_ROUTING_ = 43,
 	IPPROTO_FRAGMENT_ = 44,
 	IPPROTO_AH_ = 51,
+	IPPROTO_ICMPV6_ = 58,
 	IPPROTO_DSTOPTS_ = 60,
 };
+
+#define ICMP_HDR 8 /* type, code, checksum, 4 bytes (unused, MTU, pointer) */
 
 static uint16_t be16(const uint8_t *p)
 {
@@ -223,5 +227,88 @@ enum fw_parse_result fw_parse(const uint8_t *frame, uint32_t len, struct fw_pars
 		return parse_ipv6(frame + off, len - off, out);
 	default:
 		return FW_PARSE_NON_IP;
+	}
+}
+
+/* The start of the packet an ICMP error quotes, at @p ip (@p n bytes). */
+static enum fw_icmp_kind quote(const uint8_t *ip, uint32_t n, uint8_t family,
+			       struct fw_icmp_quote *q)
+{
+	uint32_t hl;
+
+	if (family == 4) {
+		if (n < 20 || (ip[0] >> 4) != 4)
+			return FW_ICMP_OTHER;
+		hl = (uint32_t)(ip[0] & 0xf) * 4;
+		/* a later fragment's first bytes are no ports */
+		if (hl < 20 || (be16(ip + 6) & 0x1fff) != 0)
+			return FW_ICMP_OTHER;
+		q->proto = ip[9];
+		q->saddr = ip + 12;
+		q->daddr = ip + 16;
+	} else {
+		/* The quoted packet's own extension headers are not walked: TCP or UDP right
+		 * after the fixed header, as every host sends them. */
+		if (n < 40 || (ip[0] >> 4) != 6)
+			return FW_ICMP_OTHER;
+		hl = 40;
+		q->proto = ip[6];
+		q->saddr = ip + 8;
+		q->daddr = ip + 24;
+	}
+	if ((q->proto != IPPROTO_TCP_ && q->proto != IPPROTO_UDP_) || n < hl + 4)
+		return FW_ICMP_OTHER;
+	q->family = family;
+	q->sport = raw16(ip + hl);
+	q->dport = raw16(ip + hl + 2);
+	return FW_ICMP_ERROR;
+}
+
+enum fw_icmp_kind fw_parse_icmp(const uint8_t *frame, const struct fw_parsed *ps,
+				struct fw_icmp_quote *q)
+{
+	const uint8_t *m = ps->l4;
+	uint8_t hop_limit;
+
+	if (ps->frag != FW_FRAG_NONE || m == NULL || ps->l4_len < ICMP_HDR)
+		return FW_ICMP_OTHER;
+	if (ps->family == 4) {
+		if (ps->proto != IPPROTO_ICMP_)
+			return FW_ICMP_OTHER;
+		switch (m[0]) {
+		case 3:	 /* destination unreachable (fragmentation needed: path MTU) */
+		case 11: /* time exceeded */
+		case 12: /* parameter problem */
+			return quote(m + ICMP_HDR, ps->l4_len - ICMP_HDR, 4, q);
+		default:
+			return FW_ICMP_OTHER;
+		}
+	}
+	if (ps->proto != IPPROTO_ICMPV6_)
+		return FW_ICMP_OTHER;
+	hop_limit = frame[ps->l3_off + 7];
+	switch (m[0]) {
+	case 1: /* destination unreachable */
+	case 2: /* packet too big: path MTU, which IPv6 routers never fragment for */
+	case 3: /* time exceeded */
+	case 4: /* parameter problem */
+		return quote(m + ICMP_HDR, ps->l4_len - ICMP_HDR, 6, q);
+	case 133: /* router solicitation (RFC 4861) */
+	case 134: /* router advertisement */
+	case 135: /* neighbour solicitation */
+	case 136: /* neighbour advertisement */
+	case 137: /* redirect */
+		return hop_limit == 255 && m[1] == 0 ? FW_ICMP_LINK : FW_ICMP_OTHER;
+	case 130: /* multicast listener query (RFC 2710, 3810) */
+	case 131: /* report */
+	case 132: /* done */
+	case 143: /* version 2 report */
+		/* link-local source, or the unspecified one (a report before an address) */
+		if (hop_limit != 1 || !((ps->saddr[0] == 0xfe && (ps->saddr[1] & 0xc0) == 0x80) ||
+					memcmp(ps->saddr, (const uint8_t[16]){0}, 16) == 0))
+			return FW_ICMP_OTHER;
+		return FW_ICMP_LINK;
+	default:
+		return FW_ICMP_OTHER;
 	}
 }

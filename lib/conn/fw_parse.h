@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Frame parser of the fast path: Ethernet, up to two VLAN tags, ARP, IPv4 (options),
- * IPv6 (extension headers), fragments, TCP and UDP. It reads only bytes it has checked
- * are there, and says what it found; policy (drop options, drop fragments) is the
- * caller's. Private to the firewall.
+ * IPv6 (extension headers), fragments, TCP and UDP; and, asked separately, what an ICMP or
+ * ICMPv6 message is. It reads only bytes it has checked are there, and says what it found;
+ * policy (drop options, drop fragments) is the caller's. Private to the firewall.
  */
 #ifndef FW_PARSE_H
 #define FW_PARSE_H
@@ -44,5 +44,36 @@ struct fw_parsed {
  * Parse the @p len bytes of a frame. @p out is filled only as far as it says.
  */
 enum fw_parse_result fw_parse(const uint8_t *frame, uint32_t len, struct fw_parsed *out);
+
+/** What an ICMP or ICMPv6 message is to the fast path. */
+enum fw_icmp_kind {
+	FW_ICMP_OTHER = 0, /**< echo and the rest (or not ICMP at all): for the rules */
+	/**
+	 * Link signalling, IPv6's ARP: neighbour discovery (router and neighbour
+	 * solicitation and advertisement, redirect; hop limit 255, which no router forwards)
+	 * and multicast listener discovery (hop limit 1, link-local or unspecified source).
+	 */
+	FW_ICMP_LINK,
+	FW_ICMP_ERROR, /**< an error (unreachable, too big, time exceeded, parameter
+			    problem) quoting the start of a TCP or UDP packet */
+};
+
+/** The packet an ICMP error quotes: pointers into the frame, ports in network order. */
+struct fw_icmp_quote {
+	uint8_t family;
+	uint8_t proto;
+	const uint8_t *saddr;
+	const uint8_t *daddr;
+	uint16_t sport;
+	uint16_t dport;
+};
+
+/**
+ * What @p ps (FW_PARSE_OK from fw_parse() of @p frame) is, if it is ICMP (IPv4) or ICMPv6
+ * (IPv6) and not a fragment. For FW_ICMP_ERROR, *@p q is the quoted packet: same family,
+ * its IP header whole, its ports there, itself no later fragment.
+ */
+enum fw_icmp_kind fw_parse_icmp(const uint8_t *frame, const struct fw_parsed *ps,
+				struct fw_icmp_quote *q);
 
 #endif /* FW_PARSE_H */

@@ -312,6 +312,144 @@ static void test_parse_every_truncation_is_safe(void **state)
 	}
 }
 
+/*
+ * An ICMP (@p family 4) or ICMPv6 message of @p type / @p code, hop limit @p hop, whose body
+ * quotes @p quote_len bytes of a TCP packet from 198.18.0.1 / 2001::1 port 40000 to port
+ * 80 (its IP header, then the TCP header).
+ */
+static void icmp_msg(struct frame *f, uint8_t family, uint8_t type, uint8_t code, uint8_t hop,
+		     uint32_t quote_len)
+{
+	struct frame q;
+	uint8_t *ip;
+	uint32_t l3 = family == 4 ? 20 : 40;
+
+	if (family == 4) {
+		eth(&q, 0x0800);
+		ipv4_tcp(&q, 0, 0, 0);
+	} else {
+		eth(&q, 0x86dd);
+		ipv6_udp(&q, NULL, 0, 6); /* the same layout with TCP's protocol number */
+		put16(q.b + 14 + 40, 40000);
+		put16(q.b + 14 + 40 + 2, 80);
+	}
+	eth(f, family == 4 ? 0x0800 : 0x86dd);
+	ip = f->b + f->len;
+	if (family == 4) {
+		ip[0] = 0x45;
+		put16(ip + 2, (uint16_t)(20 + 8 + quote_len));
+		ip[8] = hop;
+		ip[9] = 1;
+		memcpy(ip + 12, (uint8_t[]){198, 19, 255, 254}, 4);
+		memcpy(ip + 16, (uint8_t[]){198, 18, 0, 1}, 4);
+		ipv4_csum(ip, 20);
+	} else {
+		ip[0] = 0x60;
+		put16(ip + 4, (uint16_t)(8 + quote_len));
+		ip[6] = 58;
+		ip[7] = hop;
+		ip[8] = 0xfe, ip[9] = 0x80, ip[23] = 9;
+		ip[24] = 0x20, ip[25] = 0x01, ip[39] = 1;
+	}
+	ip[l3] = type;
+	ip[l3 + 1] = code;
+	memcpy(ip + l3 + 8, q.b + 14, quote_len);
+	f->len += l3 + 8 + quote_len;
+}
+
+static enum fw_icmp_kind icmp_kind(const struct frame *f, struct fw_icmp_quote *q)
+{
+	struct fw_parsed p;
+
+	assert_int_equal(fw_parse(f->b, f->len, &p), FW_PARSE_OK);
+	return fw_parse_icmp(f->b, &p, q);
+}
+
+static void test_parse_icmp_kinds(void **state)
+{
+	struct fw_icmp_quote q;
+	struct frame f;
+
+	(void)state;
+	/* neighbour discovery: hop limit 255 and code 0, nothing else */
+	for (uint8_t t = 133; t <= 137; t++) {
+		icmp_msg(&f, 6, t, 0, 255, 0);
+		assert_int_equal(icmp_kind(&f, &q), FW_ICMP_LINK);
+	}
+	icmp_msg(&f, 6, 135, 0, 254, 0);
+	assert_int_equal(icmp_kind(&f, &q), FW_ICMP_OTHER);
+	icmp_msg(&f, 6, 135, 1, 255, 0);
+	assert_int_equal(icmp_kind(&f, &q), FW_ICMP_OTHER);
+	/* multicast listener discovery: hop limit 1 from a link-local source */
+	icmp_msg(&f, 6, 143, 0, 1, 0);
+	assert_int_equal(icmp_kind(&f, &q), FW_ICMP_LINK);
+	icmp_msg(&f, 6, 131, 0, 2, 0);
+	assert_int_equal(icmp_kind(&f, &q), FW_ICMP_OTHER);
+	icmp_msg(&f, 6, 131, 0, 1, 0);
+	f.b[14 + 8] = 0x20; /* a global source */
+	assert_int_equal(icmp_kind(&f, &q), FW_ICMP_OTHER);
+	/* echo is for the rules, and ICMPv4 has no link signalling (ARP does that) */
+	icmp_msg(&f, 6, 128, 0, 64, 0);
+	assert_int_equal(icmp_kind(&f, &q), FW_ICMP_OTHER);
+	icmp_msg(&f, 4, 8, 0, 64, 0);
+	assert_int_equal(icmp_kind(&f, &q), FW_ICMP_OTHER);
+	/* errors name the quoted packet */
+	icmp_msg(&f, 6, 2, 0, 64, 40 + 8);
+	assert_int_equal(icmp_kind(&f, &q), FW_ICMP_ERROR);
+	assert_true(q.family == 6 && q.proto == 6 && ntohs(q.sport) == 40000 &&
+		    ntohs(q.dport) == 80);
+	assert_true(q.saddr == f.b + 14 + 48 + 8 && q.daddr == f.b + 14 + 48 + 24);
+	icmp_msg(&f, 4, 3, 4, 64, 20 + 8);
+	assert_int_equal(icmp_kind(&f, &q), FW_ICMP_ERROR);
+	assert_true(q.family == 4 && q.proto == 6 && ntohs(q.dport) == 80);
+	assert_int_equal(q.saddr[3], 1);
+	/* ... only with its ports there, no later fragment, TCP or UDP */
+	icmp_msg(&f, 6, 1, 4, 64, 40 + 3);
+	assert_int_equal(icmp_kind(&f, &q), FW_ICMP_OTHER);
+	icmp_msg(&f, 4, 11, 0, 64, 20 + 8);
+	put16(f.b + 14 + 28 + 6, 0x0010); /* the quoted packet: offset 128 */
+	assert_int_equal(icmp_kind(&f, &q), FW_ICMP_OTHER);
+	icmp_msg(&f, 4, 12, 0, 64, 20 + 8);
+	f.b[14 + 28 + 9] = 47; /* GRE */
+	assert_int_equal(icmp_kind(&f, &q), FW_ICMP_OTHER);
+	icmp_msg(&f, 6, 3, 0, 64, 40 + 8);
+	f.b[14 + 48] = 0x40; /* an IPv4 header quoted in ICMPv6 */
+	assert_int_equal(icmp_kind(&f, &q), FW_ICMP_OTHER);
+	/* not ICMP of its own family */
+	eth(&f, 0x86dd);
+	ipv6_udp(&f, NULL, 0, 17);
+	assert_int_equal(icmp_kind(&f, &q), FW_ICMP_OTHER);
+	icmp_msg(&f, 4, 3, 4, 64, 20 + 8);
+	f.b[14 + 9] = 58;
+	ipv4_csum(f.b + 14, 20);
+	assert_int_equal(icmp_kind(&f, &q), FW_ICMP_OTHER);
+}
+
+/* An ICMP error quoting anything from nothing to a whole header and more is classified
+ * without reading past the datagram: parsed from exact-length copies (ASan). */
+static void test_parse_icmp_short_quotes_are_safe(void **state)
+{
+	(void)state;
+	for (uint8_t family = 4; family <= 6; family += 2) {
+		const uint32_t need = (family == 4 ? 20 : 40) + 4; /* IP header and ports */
+
+		for (uint32_t n = 0; n <= need + 4; n++) {
+			struct fw_icmp_quote q;
+			struct fw_parsed p;
+			struct frame f;
+			uint8_t *copy;
+
+			icmp_msg(&f, family, family == 4 ? 3 : 2, family == 4 ? 4 : 0, 64, n);
+			copy = malloc(f.len);
+			memcpy(copy, f.b, f.len);
+			assert_int_equal(fw_parse(copy, f.len, &p), FW_PARSE_OK);
+			assert_int_equal(fw_parse_icmp(copy, &p, &q),
+					 n >= need ? FW_ICMP_ERROR : FW_ICMP_OTHER);
+			free(copy);
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -327,6 +465,8 @@ int main(void)
 		cmocka_unit_test(test_parse_ipv6_fragments),
 		cmocka_unit_test(test_parse_inconsistent_l4_lengths_are_malformed),
 		cmocka_unit_test(test_parse_every_truncation_is_safe),
+		cmocka_unit_test(test_parse_icmp_kinds),
+		cmocka_unit_test(test_parse_icmp_short_quotes_are_safe),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

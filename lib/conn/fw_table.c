@@ -18,8 +18,10 @@ struct fw_table {
 	uint32_t count;
 	uint32_t sweep_pos;
 	struct fw_expect *exp;
+	uint32_t *exp_master; /* position in conns of each expectation's master */
 	uint32_t max_expect;
 	uint32_t nexpect;
+	uint64_t exp_next_ns; /* no expectation expires before (UINT64_MAX: none held) */
 };
 
 struct fw_table *fw_table_create(const char *name, uint32_t capacity, uint32_t max_expect,
@@ -62,16 +64,21 @@ struct fw_table *fw_table_create(const char *name, uint32_t capacity, uint32_t m
 		goto err_free_hash;
 	}
 	t->max_expect = max_expect;
+	t->exp_next_ns = UINT64_MAX;
 	if (max_expect) {
 		t->exp = rte_zmalloc_socket("fw_expect", sizeof(*t->exp) * max_expect, 0, socket);
-		if (t->exp == NULL) {
+		t->exp_master = rte_zmalloc_socket("fw_expect_master",
+						   sizeof(*t->exp_master) * max_expect, 0, socket);
+		if (t->exp == NULL || t->exp_master == NULL) {
 			err = ENOMEM;
-			goto err_free_conns;
+			goto err_free_exp;
 		}
 	}
 	return t;
 
-err_free_conns:
+err_free_exp:
+	rte_free(t->exp_master);
+	rte_free(t->exp);
 	rte_free(t->conns);
 err_free_hash:
 	rte_hash_free(t->h);
@@ -88,6 +95,7 @@ void fw_table_free(struct fw_table **tp)
 	if (tp == NULL || *tp == NULL)
 		return;
 	t = *tp;
+	rte_free(t->exp_master);
 	rte_free(t->exp);
 	rte_free(t->conns);
 	rte_hash_free(t->h);
@@ -155,8 +163,13 @@ struct fw_conn *fw_table_add(struct fw_table *t, const struct fw_key *key, uint6
 	return c;
 }
 
+static void expect_withdraw_master(struct fw_table *t, struct fw_conn *c);
+
 void fw_table_del(struct fw_table *t, struct fw_conn *c)
 {
+	/* What it expects goes with it: its position may hold another connection next. */
+	if (c->flags & FW_CONN_F_EXPECTING)
+		expect_withdraw_master(t, c);
 	if (rte_hash_del_key(t->h, &c->key) >= 0)
 		t->count--;
 	c->key.family = 0; /* position free: sweeps skip it */
@@ -212,44 +225,110 @@ static int expect_same(const struct fw_expect *a, const struct fw_expect *b)
 	       a->port[1] == b->port[1];
 }
 
-int fw_table_expect_add(struct fw_table *t, const struct fw_expect *e)
+/*
+ * Expectation @p i leaves the table. Every master has at most one (see
+ * fw_table_expect_add), so its master expects nothing any more. @return the master: a
+ * master's expectations leave with it (fw_table_del), so it is still in the table.
+ */
+static struct fw_conn *expect_remove(struct fw_table *t, uint32_t i)
 {
+	struct fw_conn *m = &t->conns[t->exp_master[i]];
+
+	m->flags &= (uint8_t)~FW_CONN_F_EXPECTING;
+	t->nexpect--;
+	t->exp[i] = t->exp[t->nexpect];
+	t->exp_master[i] = t->exp_master[t->nexpect];
+	if (t->nexpect == 0)
+		t->exp_next_ns = UINT64_MAX;
+	return m;
+}
+
+static void expect_withdraw_master(struct fw_table *t, struct fw_conn *c)
+{
+	const uint32_t pos = (uint32_t)(c - t->conns);
+
 	for (uint32_t i = 0; i < t->nexpect; i++) {
-		if (expect_same(&t->exp[i], e)) {
-			t->exp[i].expire_ns = e->expire_ns; /* announced again: refresh */
-			return -EEXIST;
+		if (t->exp_master[i] == pos) {
+			expect_remove(t, i);
+			return;
 		}
 	}
-	if (t->nexpect == t->max_expect)
-		return -ENOSPC;
-	t->exp[t->nexpect++] = *e;
+}
+
+int fw_table_expect_add(struct fw_table *t, const struct fw_expect *e, struct fw_conn *master)
+{
+	const uint32_t pos = (uint32_t)(master - t->conns);
+	uint32_t i;
+
+	if (master < t->conns || pos >= t->slots || master->key.family == 0)
+		return -EINVAL;
+	for (i = 0; i < t->nexpect && t->exp_master[i] != pos; i++)
+		;
+	if (i < t->nexpect && expect_same(&t->exp[i], e)) {
+		t->exp[i].expire_ns = e->expire_ns; /* announced again: refresh */
+		if (e->expire_ns < t->exp_next_ns)
+			t->exp_next_ns = e->expire_ns;
+		return -EEXIST;
+	}
+	if (i == t->nexpect) {
+		if (t->nexpect == t->max_expect)
+			return -ENOSPC;
+		t->nexpect++;
+	}
+	/* A new one, or the one that withdraws the master's earlier one in its place. */
+	t->exp[i] = *e;
+	t->exp_master[i] = pos;
+	master->flags |= FW_CONN_F_EXPECTING;
+	if (e->expire_ns < t->exp_next_ns)
+		t->exp_next_ns = e->expire_ns;
 	return 0;
 }
 
 int fw_table_expect_take(struct fw_table *t, uint8_t family, uint8_t proto, const uint8_t *saddr,
 			 uint16_t sport, const uint8_t *daddr, uint16_t dport, uint64_t now,
-			 struct fw_expect *out)
+			 struct fw_expect *out, struct fw_conn **master)
 {
 	const size_t alen = family == 4 ? 4 : 16;
-	uint32_t i = 0;
 
-	while (i < t->nexpect) {
-		struct fw_expect *e = &t->exp[i];
+	for (uint32_t i = 0; i < t->nexpect; i++) {
+		const struct fw_expect *e = &t->exp[i];
 
-		if (e->expire_ns < now) {
-			*e = t->exp[--t->nexpect];
+		/* An expired one admits nothing; fw_table_expect_expire removes it and tells. */
+		if (e->expire_ns < now)
 			continue;
-		}
 		if (e->family == family && e->proto == proto &&
 		    memcmp(e->addr[0], saddr, alen) == 0 && memcmp(e->addr[1], daddr, alen) == 0 &&
 		    (e->port[0] == 0 || e->port[0] == sport) && e->port[1] == dport) {
 			*out = *e;
-			*e = t->exp[--t->nexpect];
+			*master = expect_remove(t, i);
 			return 1;
 		}
-		i++;
 	}
 	return 0;
+}
+
+unsigned int fw_table_expect_expire(struct fw_table *t, uint64_t now, fw_expect_fn fn, void *arg)
+{
+	uint64_t next = UINT64_MAX;
+	unsigned int n = 0;
+	uint32_t i = 0;
+
+	if (now <= t->exp_next_ns)
+		return 0;
+	while (i < t->nexpect) {
+		if (t->exp[i].expire_ns < now) {
+			const struct fw_expect e = t->exp[i];
+
+			fn(t, &e, expect_remove(t, i), arg);
+			n++;
+			continue;
+		}
+		if (t->exp[i].expire_ns < next)
+			next = t->exp[i].expire_ns;
+		i++;
+	}
+	t->exp_next_ns = next;
+	return n;
 }
 
 uint32_t fw_table_expect_count(const struct fw_table *t)

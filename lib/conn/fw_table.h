@@ -65,17 +65,32 @@ unsigned int fw_table_sweep(struct fw_table *t, uint64_t now, unsigned int budge
 /** Visit every connection (telemetry, checkpoint resync). Nonzero from @p fn stops. */
 int fw_table_walk(struct fw_table *t, int (*fn)(struct fw_conn *c, void *arg), void *arg);
 
-/** Add an expectation. @return 0, -ENOSPC (full), -EEXIST (same endpoints expected). */
-int fw_table_expect_add(struct fw_table *t, const struct fw_expect *e);
+/**
+ * Add @p master's expectation @p e (master: a connection of this table). A master has at
+ * most one: a new one withdraws the one before. Deleting @p master (fw_table_del) withdraws
+ * it too. @return 0, -ENOSPC (full), -EEXIST (@p master expects the same endpoints already:
+ * its deadline is refreshed), -EINVAL (@p master is not a connection of @p t).
+ */
+int fw_table_expect_add(struct fw_table *t, const struct fw_expect *e, struct fw_conn *master);
 
 /**
- * Find and consume an expectation that admits a connection from @p saddr:@p sport to
- * @p daddr:@p dport (network order) at @p now. Expired ones are dropped on the way.
- * @return 1 and *@p out, or 0.
+ * Find and consume an unexpired expectation that admits a connection from @p saddr:@p sport
+ * to @p daddr:@p dport (network order) at @p now. @return 1 with *@p out and the
+ * expectation's master in *@p master, or 0.
  */
 int fw_table_expect_take(struct fw_table *t, uint8_t family, uint8_t proto, const uint8_t *saddr,
 			 uint16_t sport, const uint8_t *daddr, uint16_t dport, uint64_t now,
-			 struct fw_expect *out);
+			 struct fw_expect *out, struct fw_conn **master);
+
+/** Told of an expectation that expired, once it left the table; must not change @p t. */
+typedef void (*fw_expect_fn)(struct fw_table *t, const struct fw_expect *e, struct fw_conn *master,
+			     void *arg);
+
+/**
+ * Remove every expectation whose deadline is before @p now and call @p fn for each. Cheap
+ * when none is due (one comparison). @return expectations removed.
+ */
+unsigned int fw_table_expect_expire(struct fw_table *t, uint64_t now, fw_expect_fn fn, void *arg);
 
 /** Expectations held. */
 uint32_t fw_table_expect_count(const struct fw_table *t);

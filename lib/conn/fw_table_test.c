@@ -116,6 +116,8 @@ static void test_expectation_admits_only_its_endpoints_once(void **state)
 	struct fw_table *t = fw_table_create("t5", 64, 2, 0);
 	const uint8_t cli[4] = {198, 18, 0, 1}, srv[4] = {198, 19, 0, 2},
 		      other[4] = {198, 19, 0, 3};
+	struct fw_key k = key_n(21);
+	struct fw_conn *ctl = fw_table_add(t, &k, 9), *m = NULL;
 	struct fw_expect e = {.family = 4,
 			      .proto = 6,
 			      .port = {0, htons(50000)},
@@ -126,37 +128,139 @@ static void test_expectation_admits_only_its_endpoints_once(void **state)
 	(void)state;
 	memcpy(e.addr[0], srv, 4);
 	memcpy(e.addr[1], cli, 4);
-	assert_int_equal(fw_table_expect_add(t, &e), 0);
-	assert_int_equal(fw_table_expect_add(t, &e), -EEXIST);
+	assert_int_equal(fw_table_expect_add(t, &e, ctl), 0);
+	assert_true(ctl->flags & FW_CONN_F_EXPECTING);
+	assert_int_equal(fw_table_expect_add(t, &e, ctl), -EEXIST);
 	assert_int_equal(
-		fw_table_expect_take(t, 4, 6, other, htons(20), cli, htons(50000), 10, &got), 0);
-	assert_int_equal(fw_table_expect_take(t, 4, 6, srv, htons(20), cli, htons(50001), 10, &got),
-			 0);
+		fw_table_expect_take(t, 4, 6, other, htons(20), cli, htons(50000), 10, &got, &m),
+		0);
 	assert_int_equal(
-		fw_table_expect_take(t, 4, 17, srv, htons(20), cli, htons(50000), 10, &got), 0);
-	assert_int_equal(fw_table_expect_take(t, 4, 6, srv, htons(20), cli, htons(50000), 10, &got),
-			 1);
-	assert_true(got.master_id == 9);
-	assert_int_equal(fw_table_expect_take(t, 4, 6, srv, htons(20), cli, htons(50000), 10, &got),
-			 0);
+		fw_table_expect_take(t, 4, 6, srv, htons(20), cli, htons(50001), 10, &got, &m), 0);
+	assert_int_equal(
+		fw_table_expect_take(t, 4, 17, srv, htons(20), cli, htons(50000), 10, &got, &m), 0);
+	assert_int_equal(
+		fw_table_expect_take(t, 4, 6, srv, htons(20), cli, htons(50000), 10, &got, &m), 1);
+	assert_true(got.master_id == 9 && m == ctl);
+	assert_false(ctl->flags & FW_CONN_F_EXPECTING);
+	assert_int_equal(
+		fw_table_expect_take(t, 4, 6, srv, htons(20), cli, htons(50000), 10, &got, &m), 0);
+	/* an expectation's master is a connection of the table */
+	{
+		struct fw_conn stranger = {.key = k};
+
+		assert_int_equal(fw_table_expect_add(t, &e, &stranger), -EINVAL);
+	}
 	fw_table_free(&t);
 }
 
-static void test_expectation_expires(void **state)
+/* A master expects one data connection at a time: the one its slice describes. */
+static void test_expectation_replaced_by_its_masters_next_one(void **state)
 {
-	struct fw_table *t = fw_table_create("t6", 64, 1, 0);
+	struct fw_table *t = fw_table_create("t7", 64, 4, 0);
+	struct fw_key k1 = key_n(31), k2 = key_n(32);
+	struct fw_conn *c1 = fw_table_add(t, &k1, 31), *c2 = fw_table_add(t, &k2, 32), *m;
 	struct fw_expect e = {
 		.family = 4, .proto = 6, .port = {0, htons(50000)}, .expire_ns = 1000};
 	struct fw_expect got;
 
 	(void)state;
-	assert_int_equal(fw_table_expect_add(t, &e), 0);
+	assert_int_equal(fw_table_expect_add(t, &e, c1), 0);
+	assert_int_equal(fw_table_expect_add(t, &e, c2), 0); /* another master: its own */
 	e.port[1] = htons(50001);
-	assert_int_equal(fw_table_expect_add(t, &e), -ENOSPC);
+	assert_int_equal(fw_table_expect_add(t, &e, c1), 0); /* withdraws c1's 50000 */
+	assert_int_equal(fw_table_expect_count(t), 2);
 	assert_int_equal(
-		fw_table_expect_take(t, 4, 6, e.addr[0], 0, e.addr[1], htons(50000), 2000, &got),
+		fw_table_expect_take(t, 4, 6, e.addr[0], 0, e.addr[1], htons(50000), 10, &got, &m),
+		1);
+	assert_true(m == c2);
+	assert_int_equal(
+		fw_table_expect_take(t, 4, 6, e.addr[0], 0, e.addr[1], htons(50000), 10, &got, &m),
 		0);
+	assert_int_equal(
+		fw_table_expect_take(t, 4, 6, e.addr[0], 0, e.addr[1], htons(50001), 10, &got, &m),
+		1);
+	assert_true(m == c1);
+	fw_table_free(&t);
+}
+
+/* A master that goes away takes its expectation with it; its position may be reused. */
+static void test_expectation_withdrawn_with_its_master(void **state)
+{
+	struct fw_table *t = fw_table_create("t8", 64, 4, 0);
+	struct fw_key k1 = key_n(41), k2 = key_n(42);
+	struct fw_conn *c1 = fw_table_add(t, &k1, 41), *c2 = fw_table_add(t, &k2, 42), *m;
+	struct fw_expect e = {
+		.family = 4, .proto = 6, .port = {0, htons(50000)}, .expire_ns = 1000};
+	struct fw_expect got;
+
+	(void)state;
+	assert_int_equal(fw_table_expect_add(t, &e, c1), 0);
+	e.port[1] = htons(50001);
+	assert_int_equal(fw_table_expect_add(t, &e, c2), 0);
+	fw_table_del(t, c1);
+	assert_int_equal(fw_table_expect_count(t), 1);
+	assert_int_equal(
+		fw_table_expect_take(t, 4, 6, e.addr[0], 0, e.addr[1], htons(50000), 10, &got, &m),
+		0);
+	assert_int_equal(
+		fw_table_expect_take(t, 4, 6, e.addr[0], 0, e.addr[1], htons(50001), 10, &got, &m),
+		1);
+	assert_true(m == c2);
+	fw_table_free(&t);
+}
+
+struct expired {
+	int n;
+	struct fw_conn *master;
+	uint16_t port;
+};
+
+static void on_expired(struct fw_table *t, const struct fw_expect *e, struct fw_conn *master,
+		       void *arg)
+{
+	struct expired *x = arg;
+
+	(void)t;
+	x->n++;
+	x->master = master;
+	x->port = ntohs(e->port[1]);
+}
+
+/* An expired expectation admits nothing; the expiry pass removes it and names its master. */
+static void test_expectation_expires(void **state)
+{
+	struct fw_table *t = fw_table_create("t6", 64, 2, 0);
+	struct fw_key k1 = key_n(51), k2 = key_n(52);
+	struct fw_conn *c1 = fw_table_add(t, &k1, 51), *c2 = fw_table_add(t, &k2, 52), *m;
+	struct fw_expect e = {
+		.family = 4, .proto = 6, .port = {0, htons(50000)}, .expire_ns = 1000};
+	struct fw_expect got;
+	struct expired x = {0};
+
+	(void)state;
+	assert_int_equal(fw_table_expect_add(t, &e, c1), 0);
+	e.port[1] = htons(50001);
+	e.expire_ns = 3000;
+	assert_int_equal(fw_table_expect_add(t, &e, c2), 0);
+	e.port[1] = htons(50002);
+	assert_int_equal(fw_table_expect_add(t, &e, c1), 0);
+	assert_int_equal(fw_table_expect_count(t), 2); /* c1's 50000 withdrawn: room */
+	assert_int_equal(fw_table_expect_expire(t, 2000, on_expired, &x), 0);
+	e.port[1] = htons(50003);
+	{
+		struct fw_key k3 = key_n(53);
+
+		assert_int_equal(fw_table_expect_add(t, &e, fw_table_add(t, &k3, 53)), -ENOSPC);
+	}
+	assert_int_equal(fw_table_expect_take(t, 4, 6, e.addr[0], 0, e.addr[1], htons(50001), 4000,
+					      &got, &m),
+			 0);
+	assert_int_equal(fw_table_expect_count(t), 2); /* expired, but still to be told */
+	assert_int_equal(fw_table_expect_expire(t, 4000, on_expired, &x), 2);
+	assert_true(x.n == 2 && (x.master == c1 || x.master == c2));
 	assert_int_equal(fw_table_expect_count(t), 0);
+	assert_false((c1->flags | c2->flags) & FW_CONN_F_EXPECTING);
+	assert_int_equal(fw_table_expect_expire(t, 5000, on_expired, &x), 0);
 	fw_table_free(&t);
 }
 
@@ -168,6 +272,8 @@ int main(void)
 		cmocka_unit_test(test_table_fills_to_capacity_then_refuses),
 		cmocka_unit_test(test_table_sweep_expires_only_idle),
 		cmocka_unit_test(test_expectation_admits_only_its_endpoints_once),
+		cmocka_unit_test(test_expectation_replaced_by_its_masters_next_one),
+		cmocka_unit_test(test_expectation_withdrawn_with_its_master),
 		cmocka_unit_test(test_expectation_expires),
 	};
 

@@ -60,6 +60,13 @@ static const struct fw_ftp_conf *ftp_conf(const struct fw_ctx *ctx)
 	return &fw_ftp_conf_default;
 }
 
+/* Time @p t of the packet clock on the wall clock (CLOCK_REALTIME), which another instance
+ * (a restarted one, a standby) reads too. */
+static uint64_t wall(const struct fw_ctx *ctx, uint64_t t)
+{
+	return t + (uint64_t)(ctx ? ctx->wall_offset_ns : 0);
+}
+
 bool fw_ftp_is_control(const struct fw_ftp_conf *conf, const struct fw_conn *c)
 {
 	uint16_t port;
@@ -271,7 +278,6 @@ static enum fw_drop_reason handle_line(const uint8_t *s, size_t n, int dir, cons
 	pending->exp_mode = mode;
 	pending->exp_port = (uint16_t)a.port;
 	pending->exp_sport = mode == FW_FTP_EXP_ACTIVE && conf->active_src_port20 ? 20 : 0;
-	pending->exp_expire_ns = p->now_ns + conf->expect_timeout_ns;
 	*have = true;
 	return FW_DROP_NONE;
 }
@@ -414,12 +420,13 @@ enum fw_verdict fw_ftp_packet(struct fw_ctx *ctx, struct fw_conn *c, const struc
 			return drop(why, r);
 	}
 	if (have) {
+		const uint64_t deadline = p->now_ns + conf->expect_timeout_ns;
 		struct fw_expect e;
 		int rc = -ENOTSUP;
 
-		build_expect(c, &pending, pending.exp_expire_ns, &e);
+		build_expect(c, &pending, deadline, &e);
 		if (ctx && ctx->expect_add)
-			rc = ctx->expect_add(ctx, &e);
+			rc = ctx->expect_add(ctx, c, &e);
 		/* Retry later rather than leave the client with a data connection that will
 		 * never be admitted: the dropped segment is retransmitted and parsed again. */
 		if (rc < 0 && rc != -EEXIST)
@@ -427,8 +434,8 @@ enum fw_verdict fw_ftp_packet(struct fw_ctx *ctx, struct fw_conn *c, const struc
 		f->exp_mode = pending.exp_mode;
 		f->exp_port = pending.exp_port;
 		f->exp_sport = pending.exp_sport;
-		f->exp_expire_ns = pending.exp_expire_ns;
-		f->flags &= (uint8_t)~FW_FTP_F_EXP_TTL;
+		f->exp_deadline = wall(ctx, deadline) ? wall(ctx, deadline) : 1; /* 0: none */
+		f->flags &= (uint8_t) ~(FW_FTP_F_RESTORE | FW_FTP_F_EXP_TTL);
 		fw_conn_mark_dirty(c, FW_MOD_FTP);
 	}
 	goto commit;
@@ -443,49 +450,74 @@ commit:
 	return FW_PASS;
 }
 
+/* The slice expects nothing any more; the checkpoint must say so before a restore can
+ * re-create it, so it goes with the next flush rather than the next batch. */
+static void forget_expect(struct fw_conn *c, struct fw_ftp_slice *f)
+{
+	f->exp_mode = FW_FTP_EXP_NONE;
+	f->exp_port = 0;
+	f->exp_sport = 0;
+	f->exp_deadline = 0;
+	f->flags &= (uint8_t) ~(FW_FTP_F_RESTORE | FW_FTP_F_EXP_TTL);
+	fw_conn_mark_dirty_now(c, FW_MOD_FTP);
+}
+
+bool fw_ftp_expect_gone(struct fw_conn *c, const struct fw_expect *e)
+{
+	struct fw_ftp_slice *f = fw_ftp_slice(c);
+	struct fw_expect mine;
+
+	if (!(c->present & (1u << FW_MOD_FTP)) || f->exp_mode == FW_FTP_EXP_NONE)
+		return false;
+	/* Only the one the slice describes: an older one it replaced is not the slice's. */
+	build_expect(c, f, e->expire_ns, &mine);
+	if (mine.family != e->family || memcmp(mine.addr, e->addr, sizeof(mine.addr)) != 0 ||
+	    mine.port[0] != e->port[0] || mine.port[1] != e->port[1])
+		return false;
+	forget_expect(c, f);
+	return true;
+}
+
 /*
- * Payload, version 1, little-endian:
+ * Payload, version 2, little-endian:
  *	 0 u8  synced (bit 0: client line start known, bit 1: server's)
  *	 1 u8  expectation mode (enum fw_ftp_exp_mode)
  *	 2 u16 reserved (0)
  *	 4 u32 line start, client -> server
  *	 8 u32 line start, server -> client
  *	12 u16 announced port    14 u16 required source port (0 or 20)
- *	16 u64 expectation lifetime left after the connection's last packet, ns
+ *	16 u64 expectation deadline, CLOCK_REALTIME ns (0 without an expectation)
  * The expectation's addresses are not stored: they are the control connection's own (a
  * different one is refused), which the record's key and the TCP slice restore. Its deadline
- * is stored relative to the last packet because clocks of two instances do not compare.
+ * is wall-clock time, the one clock a restarted instance and a standby share with the one
+ * that saw the announcement: an expectation lives ftp-expect from its announcement,
+ * however long no instance held it. Version 1 stored the lifetime left after the control
+ * connection's last packet, which a restore counted from its own start: an expectation
+ * that had run out while the control connection was quiet came back (issue 12). Version 1
+ * records are still read, with that meaning.
  */
 static int ftp_encode(const struct fw_conn *c, uint8_t *buf, size_t len)
 {
 	const struct fw_ftp_slice *f = slice_c(c);
-	uint64_t ttl = 0;
-	uint8_t mode = f->exp_mode;
 
 	if (len < FW_FTP_PAYLOAD_LEN)
 		return -ENOSPC;
+	/* Decoded from version 1 and not restored yet: no deadline to write. Nothing encodes
+	 * a restoring connection (its checkpointer starts after on_restore). */
+	if (f->flags & FW_FTP_F_EXP_TTL)
+		return -EINVAL;
 	memset(buf, 0, FW_FTP_PAYLOAD_LEN);
-	if (mode != FW_FTP_EXP_NONE) {
-		if (f->flags & FW_FTP_F_EXP_TTL)
-			ttl = f->exp_expire_ns;
-		else if (f->exp_expire_ns > c->last_ns)
-			ttl = f->exp_expire_ns - c->last_ns;
-		if (ttl > FW_FTP_EXPECT_TTL_MAX)
-			ttl = FW_FTP_EXPECT_TTL_MAX;
-		if (ttl == 0)
-			mode = FW_FTP_EXP_NONE; /* expired: nothing to re-create */
-	}
 	for (int d = 0; d < 2; d++) {
 		if (f->d[d].flags & FW_FTP_D_SYNCED) {
 			buf[0] |= (uint8_t)(1u << d);
 			fw_put_le32(buf + 4 + 4 * d, f->d[d].line_seq);
 		}
 	}
-	buf[1] = mode;
-	if (mode != FW_FTP_EXP_NONE) {
+	buf[1] = f->exp_mode;
+	if (f->exp_mode != FW_FTP_EXP_NONE) {
 		fw_put_le16(buf + 12, f->exp_port);
 		fw_put_le16(buf + 14, f->exp_sport);
-		fw_put_le64(buf + 16, ttl);
+		fw_put_le64(buf + 16, f->exp_deadline);
 	}
 	return FW_FTP_PAYLOAD_LEN;
 }
@@ -494,7 +526,7 @@ static int ftp_decode(struct fw_conn *c, const uint8_t *buf, size_t len, uint8_t
 {
 	struct fw_ftp_slice f;
 	uint16_t port, sport;
-	uint64_t ttl;
+	uint64_t when;
 
 	if (version > FW_FTP_SLICE_VERSION)
 		return -EPROTONOSUPPORT;
@@ -504,10 +536,10 @@ static int ftp_decode(struct fw_conn *c, const uint8_t *buf, size_t len, uint8_t
 		return -EINVAL;
 	port = fw_get_le16(buf + 12);
 	sport = fw_get_le16(buf + 14);
-	ttl = fw_get_le64(buf + 16);
+	when = fw_get_le64(buf + 16); /* version 1: a lifetime; 2: a deadline */
 	switch (buf[1]) {
 	case FW_FTP_EXP_NONE:
-		if (port || sport || ttl)
+		if (port || sport || when)
 			return -EINVAL;
 		break;
 	case FW_FTP_EXP_ACTIVE:
@@ -515,8 +547,9 @@ static int ftp_decode(struct fw_conn *c, const uint8_t *buf, size_t len, uint8_t
 			return -EINVAL;
 		/* fall through */
 	default:
-		if (port < PRIV_PORTS || (buf[1] == FW_FTP_EXP_PASSIVE && sport != 0) || ttl == 0 ||
-		    ttl > FW_FTP_EXPECT_TTL_MAX)
+		/* A deadline is checked against the restoring clock by on_restore. */
+		if (port < PRIV_PORTS || (buf[1] == FW_FTP_EXP_PASSIVE && sport != 0) ||
+		    when == 0 || (version == 1 && when > FW_FTP_EXPECT_TTL_MAX))
 			return -EINVAL;
 		break;
 	}
@@ -534,35 +567,54 @@ static int ftp_decode(struct fw_conn *c, const uint8_t *buf, size_t len, uint8_t
 	f.exp_mode = buf[1];
 	f.exp_port = port;
 	f.exp_sport = sport;
-	f.exp_expire_ns = ttl;
+	f.exp_deadline = when;
 	if (f.exp_mode != FW_FTP_EXP_NONE)
-		f.flags = FW_FTP_F_EXP_TTL;
+		f.flags = (uint8_t)(FW_FTP_F_RESTORE | (version == 1 ? FW_FTP_F_EXP_TTL : 0));
 	*fw_ftp_slice(c) = f;
 	c->present |= (uint8_t)(1u << FW_MOD_FTP);
 	return 0;
 }
 
-/* Re-create the outstanding expectation with the lifetime it had left; c->last_ns is the
- * restoring instance's clock. */
+/*
+ * Re-create the outstanding expectation for the time it has left, if any; c->last_ns is the
+ * restoring instance's clock. Left longer than ftp-expect, it is cut to that: a deadline so
+ * far ahead comes from a clock ahead of ours (or a longer ftp-expect before a restart).
+ */
 static int ftp_on_restore(struct fw_ctx *ctx, struct fw_conn *c)
 {
+	const uint64_t longest = ftp_conf(ctx)->expect_timeout_ns;
 	struct fw_ftp_slice *f = fw_ftp_slice(c);
+	const uint64_t now = wall(ctx, c->last_ns);
+	uint64_t left, deadline;
 	struct fw_expect e;
 	int rc = -ENOTSUP;
 
 	if (c->orig_side > 1)
 		return -EINVAL;
-	if (f->exp_mode == FW_FTP_EXP_NONE || !(f->flags & FW_FTP_F_EXP_TTL))
+	if (f->exp_mode == FW_FTP_EXP_NONE || !(f->flags & FW_FTP_F_RESTORE))
 		return 0;
-	f->exp_expire_ns += c->last_ns;
-	f->flags &= (uint8_t)~FW_FTP_F_EXP_TTL;
-	build_expect(c, f, f->exp_expire_ns, &e);
+	if (f->flags & FW_FTP_F_EXP_TTL)
+		left = f->exp_deadline;
+	else
+		left = f->exp_deadline > now ? f->exp_deadline - now : 0;
+	if (left == 0) {
+		forget_expect(c, f); /* it ran out while no instance held it */
+		return 0;
+	}
+	if (left > longest)
+		left = longest;
+	deadline = now + left;
+	if (deadline != f->exp_deadline || (f->flags & FW_FTP_F_EXP_TTL))
+		fw_conn_mark_dirty(c, FW_MOD_FTP); /* a deadline of our own to checkpoint */
+	f->exp_deadline = deadline;
+	f->flags &= (uint8_t) ~(FW_FTP_F_RESTORE | FW_FTP_F_EXP_TTL);
+	build_expect(c, f, c->last_ns + left, &e);
 	if (ctx && ctx->expect_add)
-		rc = ctx->expect_add(ctx, &e);
+		rc = ctx->expect_add(ctx, c, &e);
 	/* Losing one pending data connection is better than losing the control connection
-	 * with it: keep going without the expectation. */
+	 * with it: keep going without the expectation, and checkpoint that. */
 	if (rc < 0 && rc != -EEXIST)
-		f->exp_mode = FW_FTP_EXP_NONE;
+		forget_expect(c, f);
 	return 0;
 }
 

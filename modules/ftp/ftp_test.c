@@ -45,9 +45,11 @@ struct fc {
 	int expect_rc; /* what expect_add answers */
 };
 
-static int record_expect(struct fw_ctx *ctx, const struct fw_expect *e)
+static int record_expect(struct fw_ctx *ctx, struct fw_conn *master, const struct fw_expect *e)
 {
 	struct fc *t = ctx->core;
+
+	assert_true(master != NULL && master->id == t->c.id); /* the control connection */
 
 	if (t->expect_rc)
 		return t->expect_rc;
@@ -415,24 +417,142 @@ static void test_ftp_line_starts_survive_restore(void **st)
 	assert_int_equal(t.nexp, 1);
 }
 
+/*
+ * An expectation lives ftp-expect (300 s) from its announcement, whatever happens between:
+ * the control connection falling quiet, the instance going away, another one restoring
+ * it. (Version 1 counted the lifetime left at the last packet from the restore: 100 s of
+ * quiet and a 7 s outage gave it 107 s more than announced; one that had run out came
+ * back for a full lifetime, issue 12.)
+ */
 static void test_ftp_restore_recreates_pending_expectation(void **st)
+{
+	const uint64_t deadline = 10 * NS + 300 * NS; /* fc_init's clock: 10 s */
+	struct fc t;
+
+	(void)st;
+	fc_init(&t, &ftp4);
+	assert_int_equal(say(&t, C, "PORT 192,0,2,10,195,80\r\n"), FW_PASS);
+	assert_true(fw_ftp_slice(&t.c)->exp_deadline == deadline);
+	t.now += 100 * NS; /* quiet for 100 s */
+	restore(&t, 7 * NS);
+	assert_int_equal(t.nexp, 1);
+	assert_expect(&t.exp[0], &ftp4, S, 0, 50000);
+	assert_true(t.exp[0].expire_ns == deadline);
+	assert_true(fw_ftp_slice(&t.c)->exp_deadline == deadline);
+	/* Restored again 1 s before the deadline: still there, for that second. */
+	t.now = deadline - 2 * NS;
+	restore(&t, NS);
+	assert_int_equal(t.nexp, 1);
+	assert_true(t.exp[0].expire_ns == deadline);
+	/* Restored 1 s after it: run out, nothing to re-create, and the slice says so. */
+	t.c.dirty = 0;
+	restore(&t, 2 * NS);
+	assert_int_equal(t.nexp, 0);
+	assert_int_equal(fw_ftp_slice(&t.c)->exp_mode, FW_FTP_EXP_NONE);
+	assert_true(t.c.dirty & BIT);
+}
+
+/* The deadline is wall-clock time, which the instances' clocks share only as well as they
+ * agree: a restoring clock behind the writer's never gives more than ftp-expect. */
+static void test_ftp_restore_cuts_a_deadline_beyond_ftp_expect(void **st)
+{
+	struct fc t;
+
+	(void)st;
+	fc_init(&t, &ftp4);
+	t.ctx.wall_offset_ns = (int64_t)(2000 * NS);
+	assert_int_equal(say(&t, C, "PORT 192,0,2,10,195,80\r\n"), FW_PASS);
+	assert_true(fw_ftp_slice(&t.c)->exp_deadline == 2310 * NS);
+	t.ctx.wall_offset_ns = (int64_t)(1000 * NS); /* the next instance: 1000 s behind */
+	t.c.dirty = 0;
+	restore(&t, NS);
+	assert_int_equal(t.nexp, 1);
+	assert_true(t.exp[0].expire_ns == t.now + 300 * NS);
+	assert_true(fw_ftp_slice(&t.c)->exp_deadline == 1011 * NS + 300 * NS);
+	assert_true(t.c.dirty & BIT); /* its own deadline, to checkpoint */
+}
+
+/* A version 1 record (the lifetime left at the control connection's last packet) is still
+ * read with that meaning, and written back as version 2. */
+static void test_ftp_version1_record_keeps_its_lifetime(void **st)
+{
+	uint8_t v1[FW_FTP_PAYLOAD_LEN] = {0}, v2[FW_FTP_PAYLOAD_LEN];
+	struct fc t;
+	struct fw_conn r;
+
+	(void)st;
+	fc_init(&t, &ftp4);
+	v1[0] = 3;
+	v1[1] = FW_FTP_EXP_ACTIVE;
+	memcpy(v1 + 4, &(uint32_t){htole32(ISN_C + 1)}, 4);
+	memcpy(v1 + 8, &(uint32_t){htole32(ISN_S + 1)}, 4);
+	v1[12] = 0x50; /* 50000 */
+	v1[13] = 0xc3;
+	memcpy(v1 + 16, &(uint64_t){htole64(200 * NS)}, 8);
+	memset(&r, 0, sizeof(r));
+	r.key = t.c.key;
+	r.id = t.c.id;
+	assert_int_equal(fw_ftp_ops.decode(&r, v1, sizeof(v1), 1), 0);
+	assert_int_equal(fw_ftp_ops.encode(&r, v2, sizeof(v2)), -EINVAL); /* not restored yet */
+	r.last_ns = t.now;
+	t.nexp = 0;
+	assert_int_equal(fw_ftp_ops.on_restore(&t.ctx, &r), 0);
+	assert_int_equal(t.nexp, 1);
+	assert_true(t.exp[0].expire_ns == t.now + 200 * NS);
+	assert_true(r.dirty & BIT);
+	assert_int_equal(fw_ftp_ops.encode(&r, v2, sizeof(v2)), FW_FTP_PAYLOAD_LEN);
+	assert_true(le64toh(*(uint64_t *)(v2 + 16)) == t.now + 200 * NS);
+	/* a version 1 lifetime beyond an hour, or none, is refused */
+	memcpy(v1 + 16, &(uint64_t){htole64(FW_FTP_EXPECT_TTL_MAX + 1)}, 8);
+	assert_int_equal(fw_ftp_ops.decode(&r, v1, sizeof(v1), 1), -EINVAL);
+	memset(v1 + 16, 0, 8);
+	assert_int_equal(fw_ftp_ops.decode(&r, v1, sizeof(v1), 1), -EINVAL);
+}
+
+/* Issue 12: once its data connection used it (or it expired), the expectation leaves the
+ * slice, the checkpoint says so at once, and a restore re-creates nothing. */
+static void test_ftp_used_expectation_leaves_the_slice(void **st)
+{
+	uint8_t buf[FW_FTP_PAYLOAD_LEN];
+	struct fw_expect used;
+	struct fc t;
+
+	(void)st;
+	fc_init(&t, &ftp6);
+	assert_int_equal(say(&t, S, "229 Entering Extended Passive Mode (|||50011|)\r\n"), FW_PASS);
+	assert_int_equal(t.nexp, 1);
+	used = t.exp[0];
+	t.c.dirty = 0;
+	assert_true(fw_ftp_expect_gone(&t.c, &used));
+	assert_int_equal(fw_ftp_slice(&t.c)->exp_mode, FW_FTP_EXP_NONE);
+	assert_true((t.c.dirty & BIT) && (t.c.flags & FW_CONN_F_CKPT_NOW));
+	t.c.last_ns = t.now;
+	assert_int_equal(fw_ftp_ops.encode(&t.c, buf, sizeof(buf)), FW_FTP_PAYLOAD_LEN);
+	assert_int_equal(buf[1], FW_FTP_EXP_NONE);
+	restore(&t, NS);
+	assert_int_equal(t.nexp, 0);
+	/* The line starts stay: the next announcement is parsed, and it is the slice's. */
+	assert_int_equal(say(&t, C, "EPRT |2|2001:db8::10|50012|\r\n"), FW_PASS);
+	assert_int_equal(t.nexp, 1);
+	assert_false(fw_ftp_expect_gone(&t.c, &used)); /* an older one: not the slice's */
+	assert_int_equal(fw_ftp_slice(&t.c)->exp_port, 50012);
+	assert_true(fw_ftp_expect_gone(&t.c, &t.exp[0]));
+	assert_false(fw_ftp_expect_gone(&t.c, &t.exp[0])); /* nothing left to forget */
+}
+
+/* A restored expectation the core cannot take back is dropped from the slice too. */
+static void test_ftp_restore_without_room_forgets_the_expectation(void **st)
 {
 	struct fc t;
 
 	(void)st;
 	fc_init(&t, &ftp4);
 	assert_int_equal(say(&t, C, "PORT 192,0,2,10,195,80\r\n"), FW_PASS);
-	t.now += 100 * NS; /* 200 s of the expectation's 300 left at the last packet */
-	restore(&t, 7 * NS);
-	assert_int_equal(t.nexp, 1);
-	assert_expect(&t.exp[0], &ftp4, S, 0, 50000);
-	assert_true(t.exp[0].expire_ns == t.now + 200 * NS);
-	assert_true(fw_ftp_slice(&t.c)->exp_expire_ns == t.now + 200 * NS);
-	/* Expired by the time of the checkpoint: nothing to re-create. */
-	t.now += 400 * NS;
+	t.expect_rc = -ENOSPC;
+	t.c.dirty = 0;
 	restore(&t, NS);
-	assert_int_equal(t.nexp, 0);
 	assert_int_equal(fw_ftp_slice(&t.c)->exp_mode, FW_FTP_EXP_NONE);
+	assert_true(t.c.dirty & BIT);
 }
 
 /* What the core does per segment of an FTP control connection: TCP first, FTP if accepted. */
@@ -488,7 +608,7 @@ static void test_ftp_control_conn_restored_from_its_slices(void **st)
 	memset(&r, 0, sizeof(r));
 	r.key = t.c.key;
 	r.id = t.c.id;
-	assert_int_equal(fw_ftp_ops.decode(&r, ftp_rec, sizeof(ftp_rec), 1), 0);
+	assert_int_equal(fw_ftp_ops.decode(&r, ftp_rec, sizeof(ftp_rec), FW_FTP_SLICE_VERSION), 0);
 	assert_int_equal(fw_tcp_ops.decode(&r, tcp_rec, sizeof(tcp_rec), 1), 0);
 	t.now += 3 * NS;
 	r.last_ns = t.now;
@@ -545,7 +665,7 @@ static void test_ftp_slice_round_trips(void **st)
 	assert_int_equal(fw_ftp_ops.encode(&t.c, a, sizeof(a)), FW_FTP_PAYLOAD_LEN);
 	assert_int_equal(fw_ftp_ops.encode(&t.c, a, sizeof(a) - 1), -ENOSPC);
 	memset(&r, 0, sizeof(r));
-	assert_int_equal(fw_ftp_ops.decode(&r, a, sizeof(a), 1), 0);
+	assert_int_equal(fw_ftp_ops.decode(&r, a, sizeof(a), FW_FTP_SLICE_VERSION), 0);
 	assert_true(r.present & BIT);
 	/* Before on_restore the slice re-encodes to the same bytes. */
 	assert_int_equal(fw_ftp_ops.encode(&r, b, sizeof(b)), FW_FTP_PAYLOAD_LEN);
@@ -565,7 +685,7 @@ static int decode_with(const uint8_t *good, size_t off, uint8_t val)
 	memcpy(buf, good, sizeof(buf));
 	buf[off] = val;
 	memset(&c, 0, sizeof(c));
-	return fw_ftp_ops.decode(&c, buf, sizeof(buf), 1);
+	return fw_ftp_ops.decode(&c, buf, sizeof(buf), FW_FTP_SLICE_VERSION);
 }
 
 static void test_ftp_decode_rejects_malformed(void **st)
@@ -581,14 +701,15 @@ static void test_ftp_decode_rejects_malformed(void **st)
 	assert_int_equal(say(&t, C, "PORT 192,0,2,10,195,80\r\n"), FW_PASS);
 	assert_int_equal(fw_ftp_ops.encode(&t.c, good, sizeof(good)), FW_FTP_PAYLOAD_LEN);
 	assert_int_equal(decode_with(good, 1, FW_FTP_EXP_ACTIVE), 0);
-	assert_int_equal(decode_with(good, 0, 0x04), -EINVAL);	/* unknown sync bit */
-	assert_int_equal(decode_with(good, 0, 0x02), -EINVAL);	/* unsynced, seq set */
-	assert_int_equal(decode_with(good, 1, 3), -EINVAL);	/* mode out of range */
-	assert_int_equal(decode_with(good, 3, 1), -EINVAL);	/* reserved */
-	assert_int_equal(decode_with(good, 13, 0), -EINVAL);	/* port 80: < 1024 */
-	assert_int_equal(decode_with(good, 14, 21), -EINVAL);	/* source port 21 */
-	assert_int_equal(decode_with(good, 23, 0x10), -EINVAL); /* lifetime too long */
-	assert_int_equal(decode_with(none, 12, 1), -EINVAL);	/* no expectation, a port */
+	assert_int_equal(decode_with(good, 0, 0x04), -EINVAL); /* unknown sync bit */
+	assert_int_equal(decode_with(good, 0, 0x02), -EINVAL); /* unsynced, seq set */
+	assert_int_equal(decode_with(good, 1, 3), -EINVAL);    /* mode out of range */
+	assert_int_equal(decode_with(good, 3, 1), -EINVAL);    /* reserved */
+	assert_int_equal(decode_with(good, 13, 0), -EINVAL);   /* port 80: < 1024 */
+	assert_int_equal(decode_with(good, 14, 21), -EINVAL);  /* source port 21 */
+	assert_int_equal(decode_with(good, 23, 0x10),
+			 0); /* a deadline far ahead: on_restore cuts it */
+	assert_int_equal(decode_with(none, 12, 1), -EINVAL); /* no expectation, a port */
 	{
 		uint8_t buf[FW_FTP_PAYLOAD_LEN];
 
@@ -596,15 +717,19 @@ static void test_ftp_decode_rejects_malformed(void **st)
 		buf[1] = FW_FTP_EXP_PASSIVE;
 		buf[14] = 20; /* passive data never has a fixed source port */
 		memset(&c, 0, sizeof(c));
-		assert_int_equal(fw_ftp_ops.decode(&c, buf, sizeof(buf), 1), -EINVAL);
+		assert_int_equal(fw_ftp_ops.decode(&c, buf, sizeof(buf), FW_FTP_SLICE_VERSION),
+				 -EINVAL);
 		memcpy(buf, good, sizeof(buf));
 		memset(buf + 16, 0, 8); /* pending but no lifetime */
-		assert_int_equal(fw_ftp_ops.decode(&c, buf, sizeof(buf), 1), -EINVAL);
+		assert_int_equal(fw_ftp_ops.decode(&c, buf, sizeof(buf), FW_FTP_SLICE_VERSION),
+				 -EINVAL);
 	}
 	memset(&c, 0, sizeof(c));
-	assert_int_equal(fw_ftp_ops.decode(&c, good, sizeof(good) + 1, 1), -EINVAL);
+	assert_int_equal(fw_ftp_ops.decode(&c, good, sizeof(good) + 1, FW_FTP_SLICE_VERSION),
+			 -EINVAL);
 	assert_int_equal(fw_ftp_ops.decode(&c, good, sizeof(good), 0), -EINVAL);
-	assert_int_equal(fw_ftp_ops.decode(&c, good, sizeof(good), 2), -EPROTONOSUPPORT);
+	assert_int_equal(fw_ftp_ops.decode(&c, good, sizeof(good), FW_FTP_SLICE_VERSION + 1),
+			 -EPROTONOSUPPORT);
 	assert_false(c.present & BIT);
 }
 
@@ -628,6 +753,10 @@ int main(void)
 		cmocka_unit_test(test_ftp_overlong_split_line_skipped),
 		cmocka_unit_test(test_ftp_line_starts_survive_restore),
 		cmocka_unit_test(test_ftp_restore_recreates_pending_expectation),
+		cmocka_unit_test(test_ftp_restore_cuts_a_deadline_beyond_ftp_expect),
+		cmocka_unit_test(test_ftp_version1_record_keeps_its_lifetime),
+		cmocka_unit_test(test_ftp_used_expectation_leaves_the_slice),
+		cmocka_unit_test(test_ftp_restore_without_room_forgets_the_expectation),
 		cmocka_unit_test(test_ftp_control_conn_restored_from_its_slices),
 		cmocka_unit_test(test_ftp_is_control_by_server_port),
 		cmocka_unit_test(test_ftp_slice_round_trips),

@@ -45,21 +45,22 @@ enum fw_ftp_exp_mode {
 	FW_FTP_EXP_PASSIVE = 2, /* client -> server's announced port (227, 229) */
 };
 
-#define FW_FTP_F_EXP_TTL 0x01 /* exp_expire_ns holds a lifetime: decoded, not restored yet */
+#define FW_FTP_F_RESTORE 0x01 /* decoded: the expectation is not re-created yet */
+#define FW_FTP_F_EXP_TTL 0x02 /* decoded from version 1: exp_deadline holds a lifetime */
 
 struct fw_ftp_slice {
-	uint64_t exp_expire_ns; /* the outstanding expectation's deadline */
-	uint16_t exp_port;	/* announced port, host order */
-	uint16_t exp_sport;	/* required source port (20) or 0, host order */
-	uint8_t exp_mode;	/* enum fw_ftp_exp_mode */
-	uint8_t flags;		/* FW_FTP_F_* */
+	uint64_t exp_deadline; /* the outstanding expectation's, CLOCK_REALTIME ns */
+	uint16_t exp_port;     /* announced port, host order */
+	uint16_t exp_sport;    /* required source port (20) or 0, host order */
+	uint8_t exp_mode;      /* enum fw_ftp_exp_mode */
+	uint8_t flags;	       /* FW_FTP_F_* */
 	uint8_t pad[2];
 	struct fw_ftp_dir d[2]; /* indexed by enum fw_dir; ORIG is the client */
 };
 
-#define FW_FTP_SLICE_VERSION 1
+#define FW_FTP_SLICE_VERSION 2
 #define FW_FTP_PAYLOAD_LEN   24
-/* Longest expectation lifetime decode accepts. */
+/* Longest expectation lifetime decode accepts from a version 1 record. */
 #define FW_FTP_EXPECT_TTL_MAX (3600ull * 1000000000ull)
 
 extern const struct fw_module_ops fw_ftp_ops;
@@ -81,5 +82,13 @@ bool fw_ftp_is_control(const struct fw_ftp_conf *conf, const struct fw_conn *c);
  */
 enum fw_verdict fw_ftp_packet(struct fw_ctx *ctx, struct fw_conn *c, const struct fw_pkt *p,
 			      enum fw_drop_reason *why);
+
+/*
+ * The core's expectation @p e of control connection @p c left its table: a data connection
+ * used it, or it expired. If it is the one the slice describes, the slice
+ * forgets it and is marked dirty (due at once): a restore from the checkpoint must not
+ * re-create it. @return true when the slice changed.
+ */
+bool fw_ftp_expect_gone(struct fw_conn *c, const struct fw_expect *e);
 
 #endif /* HOLDFAST_FW_FTP_H */

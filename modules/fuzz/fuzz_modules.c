@@ -39,11 +39,11 @@ struct fuzz_state {
 	int expectations;
 };
 
-static int count_expect(struct fw_ctx *ctx, const struct fw_expect *e)
+static int count_expect(struct fw_ctx *ctx, struct fw_conn *master, const struct fw_expect *e)
 {
 	struct fuzz_state *s = ctx->core;
 
-	if (e->family != 4 && e->family != 6)
+	if ((e->family != 4 && e->family != 6) || master == NULL || e->master_id != master->id)
 		abort();
 	s->expectations++;
 	return s->expectations % 7 == 0 ? -ENOSPC : 0;

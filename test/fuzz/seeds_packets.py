@@ -3,7 +3,9 @@
 """Write the seed corpora of the packet fuzzers.
 
 fuzz_parse: every frame of the end-to-end scenario (gen_mixed.py: TCP and UDP over IPv4 and
-IPv6, VLANs, FTP, fragments, options, malformed frames), one file each.
+IPv6, VLANs, FTP, fragments, options, malformed frames), one file each; and ICMP: neighbour
+and multicast listener discovery, an IPv6 packet too big and an IPv4 fragmentation needed
+quoting the packets they are about.
 fuzz_modules: conversations in its record format ({op, len, bytes}; op 0 TCP, 1 UDP, 2 FTP
 over TCP, 3 a slice to restore): a TCP handshake with data and a close, a UDP exchange, FTP
 control connections announcing PASV, EPSV, PORT and EPRT data connections.
@@ -12,7 +14,8 @@ import os
 import sys
 import tempfile
 
-from scapy.all import TCP, UDP, Raw  # noqa: E402
+from scapy.all import (ICMP, IP, TCP, UDP, Ether, ICMPv6MLReport2, ICMPv6ND_NS,  # noqa: E402
+                       ICMPv6PacketTooBig, IPv6, IPv6ExtHdrHopByHop, Raw, RouterAlert)
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
 import gen_mixed  # noqa: E402
@@ -30,6 +33,22 @@ for i, step in enumerate(sc.steps):
     seen.add(frame)
     with open(f"{out}/fuzz_parse/e2e-{i:03d}", "wb") as f:
         f.write(frame)
+
+icmp = {
+    "icmp6-ns": IPv6(src="2001:db8:18::1", dst="ff02::1:ff00:2", hlim=255) /
+    ICMPv6ND_NS(tgt="2001:db8:18::2"),
+    "icmp6-mld": IPv6(src="fe80::1", dst="ff02::16", hlim=1) /
+    IPv6ExtHdrHopByHop(options=[RouterAlert()]) / ICMPv6MLReport2(),
+    "icmp6-too-big": IPv6(src="2001:db8:19::fffe", dst="2001:db8:18::1") /
+    ICMPv6PacketTooBig(mtu=1280) /
+    bytes(IPv6(src="2001:db8:18::1", dst="2001:db8:19::2") / TCP(sport=40000, dport=80)),
+    "icmp-frag-needed": IP(src="198.19.255.254", dst="198.18.0.1") /
+    ICMP(type=3, code=4, nexthopmtu=1400) /
+    bytes(IP(src="198.18.0.1", dst="198.19.0.2") / UDP(sport=5353, dport=53))[:28],
+}
+for name, pkt in icmp.items():
+    with open(f"{out}/fuzz_parse/{name}", "wb") as f:
+        f.write(bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / pkt))
 
 ORIG, REPLY = 0x00, 0x80
 
@@ -85,4 +104,5 @@ seeds = {
 for name, data in seeds.items():
     with open(f"{out}/fuzz_modules/{name}", "wb") as f:
         f.write(data)
-print(f"{len(seen)} frames for fuzz_parse, {len(seeds)} conversations for fuzz_modules")
+print(f"{len(seen) + len(icmp)} frames for fuzz_parse, {len(seeds)} conversations for "
+      "fuzz_modules")

@@ -1,13 +1,16 @@
 # SPDX-License-Identifier: BSD-3-Clause
 # Shared by the real-client tests: three network namespaces made here and deleted on any
-# exit (client 198.18.0.1/15 --- holdfast --- server 198.19.0.1/15), holdfast on
-# net_af_packet ports bound to the firewall namespace's veths, process bookkeeping with a
-# trap, bounded waits. Sourced after ofi_lib.sh (scratch dir $T, PIDS, wait_for, fail).
+# exit (client 198.18.0.1/15 --- holdfast --- server 198.19.0.1/15, and with `topology
+# ipv6` also 2001:db8:18::1/64 and 2001:db8:18::2/64), holdfast on net_af_packet ports
+# bound to the firewall namespace's veths, process bookkeeping with a trap, bounded waits.
+# Sourced after ofi_lib.sh (scratch dir $T, PIDS, wait_for, fail).
 NS_C="hfcli$$"
 NS_F="hffw$$"
 NS_S="hfsrv$$"
 CLI_IP=198.18.0.1
 SRV_IP=198.19.0.1
+CLI_IP6=2001:db8:18::1
+SRV_IP6=2001:db8:18::2
 HF_N=0
 HF_PREFIXES=()
 
@@ -29,18 +32,26 @@ in_c() { ip netns exec "$NS_C" "$@"; }
 in_f() { ip netns exec "$NS_F" "$@"; }
 in_s() { ip netns exec "$NS_S" "$@"; }
 
+# topology [ipv6]: the hosts speak IPv4, and IPv6 too when asked (neighbour discovery
+# then crosses holdfast like ARP does); the firewall's namespace never speaks IPv6.
 topology() {
-  local ns
+  local ns v6
   for ns in "$NS_C" "$NS_F" "$NS_S"; do
     ip netns add "$ns"
-    ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 \
-      net.ipv6.conf.default.disable_ipv6=1
+    v6=1
+    [ "${1:-}" = ipv6 ] && [ "$ns" != "$NS_F" ] && v6=0
+    ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=$v6 \
+      net.ipv6.conf.default.disable_ipv6=$v6
     ip netns exec "$ns" ip link set lo up
   done
   ip link add c0 netns "$NS_C" type veth peer name fc netns "$NS_F"
   ip link add s0 netns "$NS_S" type veth peer name fs netns "$NS_F"
   in_c ip addr add "$CLI_IP/15" dev c0
   in_s ip addr add "$SRV_IP/15" dev s0
+  if [ "${1:-}" = ipv6 ]; then
+    in_c ip addr add "$CLI_IP6/64" dev c0 nodad
+    in_s ip addr add "$SRV_IP6/64" dev s0 nodad
+  fi
   # The hosts finish their own checksums and segments: holdfast forwards frames as they
   # are, so a checksum left to offload would arrive unfinished.
   in_c ethtool -K c0 tx off tso off gso off >/dev/null

@@ -5,13 +5,20 @@ import codecs
 import ipaddress
 import shlex
 
-from scapy.all import ARP, IP, TCP, UDP, Ether, IPv6, Raw
+from scapy.all import (ARP, ICMP, IP, TCP, UDP, Ether, ICMPv6DestUnreach, ICMPv6EchoRequest,
+                       ICMPv6ND_NA, ICMPv6ND_NS, ICMPv6ND_RA, ICMPv6ND_RS, ICMPv6PacketTooBig,
+                       IPv6, Raw)
 
 MAC_IN = "02:00:00:00:00:01"   # the host on the inside port (0)
 MAC_OUT = "02:00:00:00:00:02"  # the host on the outside port (1)
 VERDICTS = ("pass", "drop", "reject", "lost")
 CRASHES = ("kill-holdfast", "kill-ckptsrv", "failover")
 HANDSHAKE_OPTS = [("MSS", 1460), ("SAckOK", b""), ("WScale", 7)]
+# The IPv6 hosts neighbour discovery speaks for, inside and outside, and the router that
+# sends ICMP errors from beyond each side.
+ND_HOSTS = ("2001:db8:18::1", "2001:db8:18::2")
+ROUTERS = {4: ("198.18.255.254", "198.19.255.254"),
+           6: ("2001:db8:18::fffe", "2001:db8:19::fffe")}
 
 
 class ScenarioError(Exception):
@@ -106,6 +113,63 @@ class Scenario:
             kw["options"] = b"\x01\x01\x01\x00"  # NOPs and EOL: any option counts
         return IP(**kw)
 
+    def _segment(self, f, from_cli):
+        """The IP packet @f's client (or server) would send next, as an ICMP error quotes it:
+        no payload, sequence numbers where they stand, nothing moved."""
+        sp, dp = (f.cport, f.sport) if from_cli else (f.sport, f.cport)
+        if f.proto == "udp":
+            l4 = UDP(sport=sp, dport=dp)
+        else:
+            mine, theirs = (f.cseq, f.sseq) if from_cli else (f.sseq, f.cseq)
+            l4 = TCP(sport=sp, dport=dp, flags="A", seq=mine % (1 << 32),
+                     ack=theirs % (1 << 32), window=502)
+        return self._ip(f, from_cli, {}) / l4
+
+    def icmp(self, toks, lineno):
+        """icmp FLOW >|< too-big|unreach|echo [from=ADDR] VERDICT"""
+        if len(toks) < 5 or toks[1] not in self.flows or toks[2] not in "<>" or \
+                toks[3] not in ("too-big", "unreach", "echo") or toks[-1] not in VERDICTS:
+            raise ScenarioError("icmp FLOW >|< too-big|unreach|echo [from=ADDR] VERDICT")
+        f, from_cli, kind = self.flows[toks[1]], toks[2] == ">", toks[3]
+        opt = dict(t.split("=", 1) for t in toks[4:-1] if "=" in t)
+        fam = 6 if f.v6 else 4
+        # '>': about what the client sent (or, echo, from the client); '<': the server.
+        sender, peer = (f.cli, f.srv) if from_cli else (f.srv, f.cli)
+        sender_port = f.cli_port if from_cli else 1 - f.cli_port
+        if kind == "echo":
+            port = sender_port
+            l3 = (IPv6(src=sender, dst=peer) / ICMPv6EchoRequest() if f.v6 else
+                  IP(src=sender, dst=peer, id=0) / ICMP(type=8))
+        else:
+            # An error about the sender's packet comes back to it from beyond the other side.
+            port = 1 - sender_port
+            src = opt.get("from", ROUTERS[fam][port])
+            quoted = bytes(self._segment(f, from_cli))
+            if f.v6:
+                err = ICMPv6PacketTooBig(mtu=1280) if kind == "too-big" else \
+                    ICMPv6DestUnreach(code=4)
+                l3 = IPv6(src=src, dst=sender) / err / quoted
+            else:
+                err = ICMP(type=3, code=4, nexthopmtu=1280) if kind == "too-big" else \
+                    ICMP(type=3, code=3)
+                l3 = IP(src=src, dst=sender, id=0) / err / quoted[:28 if f.proto == "udp" else 40]
+        self._add(Packet(port, self.frame(port, l3), toks[-1], f.label(), f"icmp {kind}"),
+                  lineno)
+
+    def nd(self, toks, lineno):
+        """nd ns|na|rs|ra [port=0|1] [hlim=N] VERDICT"""
+        kinds = {"ns": lambda s, d: IPv6(src=s, dst="ff02::1:ff00:2") / ICMPv6ND_NS(tgt=d),
+                 "na": lambda s, d: IPv6(src=s, dst=d) / ICMPv6ND_NA(tgt=s, S=1),
+                 "rs": lambda s, d: IPv6(src="fe80::1", dst="ff02::2") / ICMPv6ND_RS(),
+                 "ra": lambda s, d: IPv6(src="fe80::1", dst="ff02::1") / ICMPv6ND_RA()}
+        if len(toks) < 3 or toks[1] not in kinds or toks[-1] not in VERDICTS:
+            raise ScenarioError("nd ns|na|rs|ra [port=0|1] [hlim=N] VERDICT")
+        opt = dict(t.split("=", 1) for t in toks[2:-1] if "=" in t)
+        port = _num(opt.get("port", "0"), "port")
+        l3 = kinds[toks[1]](ND_HOSTS[port], ND_HOSTS[1 - port])
+        l3.hlim = _num(opt.get("hlim", "255"), "hlim")
+        self._add(Packet(port, self.frame(port, l3), toks[-1], "nd", f"nd {toks[1]}"), lineno)
+
     def packet(self, f, from_cli, kind, opt, verdict, lineno, note):
         port = f.cli_port if from_cli else 1 - f.cli_port
         data = b""
@@ -181,7 +245,8 @@ class Scenario:
                 raise ScenarioError("flow NAME tcp|udp CLIENT:PORT SERVER:PORT [outside]")
             if len(toks) == 6 and toks[5] != "outside":
                 raise ScenarioError(f"flow: '{toks[5]}' (only 'outside' may follow)")
-            if toks[1] in self.flows or toks[1] in ("junk", "crash", "flood", "ckptsrv"):
+            if toks[1] in self.flows or toks[1] in ("junk", "crash", "flood", "ckptsrv", "nd",
+                                                    "icmp"):
                 raise ScenarioError(f"flow {toks[1]}: name taken")
             c, cp = _endpoint(toks[3])
             s, sp = _endpoint(toks[4])
@@ -196,6 +261,10 @@ class Scenario:
             self.steps.append(Action("ckptsrv-restart", toks[2:], lineno))
         elif w == "junk":
             self.junk(toks, lineno)
+        elif w == "nd":
+            self.nd(toks, lineno)
+        elif w == "icmp":
+            self.icmp(toks, lineno)
         elif w == "flood":
             if len(toks) != 4 or toks[1] not in self.flows or toks[3] not in VERDICTS:
                 raise ScenarioError("flood FLOW COUNT VERDICT")
