@@ -54,6 +54,8 @@ static const char *type_name(uint16_t t)
 		return "PERSIST";
 	case CKPT_MSG_LEASE:
 		return "LEASE";
+	case CKPT_MSG_PING:
+		return "PING";
 	}
 	return "?";
 }
@@ -383,6 +385,9 @@ static int dispatch(struct ckptsrv_session *s, const struct ckpt_msg *req, struc
 	struct ckptsrv_open *o;
 	int ret;
 
+	/* A keepalive is no traffic: idle clients must not keep the progress thread awake. */
+	if (req->type == CKPT_MSG_PING)
+		return 0;
 	__atomic_store_n(&s->l->active_ms, ckptsrv_now_ms(), __ATOMIC_RELAXED);
 	/*
 	 * PERSIST flushes caches and may take a while, so it runs without the lock: only this
