@@ -2,30 +2,27 @@
 /*
  * ckptsrv: the checkpoint server. Holds a PMU store, hands authenticated tenants the keys
  * to their regions over libfabric, persists ranges on request and applies journals (main.c).
+ * This file: the requests, on the sessions they come from; no sockets and no threads.
  *
- * Threads: main (signals), per listener an accept thread and a progress thread, one thread
- * per client session (a client that stalls or misbehaves only holds its own thread), and
- * one journal thread.
+ * Threads: main (signals), per listener an accept thread that also runs every handshake
+ * (handshake.c) and a progress thread (fabric.c), one thread per authenticated session
+ * (session.c: a client that stalls or misbehaves only holds its own thread), and one
+ * journal thread.
  */
 #include <endian.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <rdma/fi_errno.h>
-#include <sodium.h>
 
 #include "ckptsrv.h"
 #include "hf_log.h"
 
-#define LOG		 "ckptsrv"
-#define AUTH_TIMEOUT_MS	 10000
-#define REPLY_TIMEOUT_MS 5000
-#define SECRET_MAX	 256
+#define LOG "ckptsrv"
 
 uint64_t ckptsrv_now_ms(void)
 {
@@ -35,7 +32,7 @@ uint64_t ckptsrv_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static const char *type_name(uint16_t t)
+const char *ckptsrv_type_name(uint16_t t)
 {
 	switch (t) {
 	case CKPT_MSG_CREATE:
@@ -66,6 +63,11 @@ static int printable_name(const char *s)
 		if (*s <= ' ' || *s > '~' || *s == '/')
 			return 0;
 	return 1;
+}
+
+bool ckptsrv_name_ok(const char *s)
+{
+	return s[0] != '\0' && printable_name(s);
 }
 
 static uint64_t ring_word(const struct ckptsrv *srv, const struct pmu_region_info *r, uint64_t off)
@@ -126,8 +128,10 @@ static int open_region(struct ckptsrv_session *s, const struct pmu_region_info *
 		return -ENOMEM;
 	/* Each handle pins a registration in the provider: one client may not hoard them. */
 	if (s->nopens >= CKPTSRV_MAX_OPENS) {
-		ckpt_log(CKPT_LOG_WARNING, LOG, "tenant %s from %s holds %u handles; open refused",
-			 s->tenant, s->peer, s->nopens);
+		CKPT_LOG_LIMITED(CKPT_LOG_WARNING, LOG,
+				 "tenant %s from %s holds %u handles in one session; open refused "
+				 "(EMFILE)",
+				 s->tenant, s->peer, s->nopens);
 		free(o);
 		return -EMFILE;
 	}
@@ -379,7 +383,7 @@ static int do_lease(struct ckptsrv_session *s, const struct ckpt_msg *req)
 	return ret;
 }
 
-static int dispatch(struct ckptsrv_session *s, const struct ckpt_msg *req, struct ckpt_msg *rep)
+int ckptsrv_dispatch(struct ckptsrv_session *s, const struct ckpt_msg *req, struct ckpt_msg *rep)
 {
 	struct ckptsrv *srv = s->l->srv;
 	struct ckptsrv_open *o;
@@ -399,7 +403,7 @@ static int dispatch(struct ckptsrv_session *s, const struct ckpt_msg *req, struc
 	if ((req->type == CKPT_MSG_CREATE || req->type == CKPT_MSG_OPEN) &&
 	    __atomic_load_n(&s->l->wedged, __ATOMIC_RELAXED)) {
 		ckpt_log(CKPT_LOG_ERR, LOG, "%s from tenant %s at %s refused: %s is wedged",
-			 type_name(req->type), s->tenant, s->peer, s->l->url);
+			 ckptsrv_type_name(req->type), s->tenant, s->peer, s->l->url);
 		return -EIO;
 	}
 	pthread_mutex_lock(&srv->lock);
@@ -436,112 +440,51 @@ static int dispatch(struct ckptsrv_session *s, const struct ckpt_msg *req, struc
 	return ret;
 }
 
-/* Challenge-response; on success s->tenant is set. */
-static int authenticate(struct ckptsrv_session *s)
+struct ckptsrv_session *ckptsrv_session_admit(struct ckptsrv_listener *l, int fd, const char *peer,
+					      const char *tenant)
 {
-	struct ckptsrv *srv = s->l->srv;
-	uint8_t secret[SECRET_MAX];
-	struct ckpt_msg m = {0};
-	uint8_t srv_nonce[CKPT_PROTO_NONCE], cli_nonce[CKPT_PROTO_NONCE];
-	int slen, ret;
+	struct ckptsrv *srv = l->srv;
+	struct ckptsrv_session *s = calloc(1, sizeof(*s));
+	int ret = 0;
 
-	randombytes_buf(srv_nonce, sizeof(srv_nonce));
-	m.type = CKPT_MSG_CHALLENGE;
-	memcpy(m.u.challenge.nonce, srv_nonce, sizeof(srv_nonce));
-	ret = ckpt_proto_send_msg(s->fd, &m, AUTH_TIMEOUT_MS);
-	if (ret < 0)
-		return ret;
-	/* Only a HELLO is taken here: any other type is refused before its body is read. */
-	ret = ckpt_proto_recv_msg(s->fd, s->buf, CKPT_ACCEPT_HELLO, &m, AUTH_TIMEOUT_MS);
+	if (s == NULL) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	s->l = l;
+	s->fd = fd;
+	snprintf(s->peer, sizeof(s->peer), "%s", peer);
+	snprintf(s->tenant, sizeof(s->tenant), "%s", tenant);
+	pthread_mutex_lock(&srv->lock);
+	if (srv->stop) {
+		ret = -ESHUTDOWN;
+	} else if (srv->nsessions >= srv->cfg.max_sessions) {
+		CKPT_LOG_LIMITED(CKPT_LOG_WARNING, LOG,
+				 "tenant %s from %s refused (EUSERS): the server holds %u sessions "
+				 "(max-sessions)",
+				 tenant, peer, srv->nsessions);
+		ret = -EUSERS;
+	}
+	if (ret == 0) {
+		s->next = srv->sessions;
+		srv->sessions = s;
+		srv->nsessions++;
+	}
+	pthread_mutex_unlock(&srv->lock);
 	if (ret < 0) {
-		ckpt_log(CKPT_LOG_WARNING, LOG,
-			 "auth from %s: %s instead of a well-formed HELLO; closing", s->peer,
-			 ret == -EINVAL ? "a malformed message or another type" : strerror(-ret));
-		return ret;
+		free(s);
+		errno = -ret;
+		return NULL;
 	}
-	memcpy(cli_nonce, m.u.hello.nonce, sizeof(cli_nonce));
-	if (!printable_name(m.u.hello.tenant)) {
-		ckpt_log(CKPT_LOG_WARNING, LOG, "auth refused for a malformed tenant name from %s",
-			 s->peer);
-		slen = -EINVAL;
-	} else {
-		slen = ckpt_secret_load(srv->cfg.secret_file, m.u.hello.tenant, secret,
-					sizeof(secret));
-	}
-	if (slen < 0 || ckpt_proto_client_verify(secret, (size_t)slen, srv_nonce, cli_nonce,
-						 m.u.hello.tenant, m.u.hello.mac) != 0) {
-		if (slen != -EINVAL || printable_name(m.u.hello.tenant))
-			ckpt_log(CKPT_LOG_WARNING, LOG, "auth refused for tenant %s from %s%s",
-				 m.u.hello.tenant, s->peer,
-				 slen == -ENOENT ? " (unknown tenant)" : "");
-		sodium_memzero(secret, sizeof(secret));
-		memset(&m, 0, sizeof(m));
-		m.type = CKPT_MSG_WELCOME;
-		m.status = -EACCES;
-		ckpt_proto_send_msg(s->fd, &m, REPLY_TIMEOUT_MS);
-		return -EACCES;
-	}
-	snprintf(s->tenant, sizeof(s->tenant), "%s", m.u.hello.tenant);
-	memset(&m, 0, sizeof(m));
-	m.type = CKPT_MSG_WELCOME;
-	ckpt_proto_server_mac(secret, (size_t)slen, cli_nonce, srv_nonce, m.u.welcome.mac);
-	sodium_memzero(secret, sizeof(secret));
-	m.u.welcome.ep_len = s->l->epname_len;
-	memcpy(m.u.welcome.ep, s->l->epname, s->l->epname_len);
-	ret = ckpt_proto_send_msg(s->fd, &m, REPLY_TIMEOUT_MS);
-	if (ret == 0)
-		ckpt_log(CKPT_LOG_INFO, LOG, "tenant %s authenticated from %s on %s", s->tenant,
-			 s->peer, s->l->url);
-	return ret;
+	return s;
 }
 
-static void serve(struct ckptsrv_session *s)
+unsigned int ckptsrv_session_end(struct ckptsrv_session *s)
 {
-	struct ckpt_msg req = {0}, rep = {0};
-	int ret;
-
-	if (authenticate(s) < 0)
-		return;
-	for (;;) {
-		/* Requests only: replies and authentication messages are refused by type. */
-		ret = ckpt_proto_recv_msg(s->fd, s->buf, CKPT_ACCEPT_REQUEST, &req, -1);
-		if (ret == -ECONNRESET)
-			return;
-		if (ret < 0) {
-			ckpt_log(CKPT_LOG_WARNING, LOG,
-				 "tenant %s from %s: %s on the control channel; closing it",
-				 s->tenant, s->peer,
-				 ret == -EINVAL ? "a malformed message or one out of place"
-						: strerror(-ret));
-			return;
-		}
-		memset(&rep, 0, sizeof(rep));
-		rep.type = req.type | CKPT_MSG_REPLY;
-		rep.seq = req.seq;
-		rep.status = dispatch(s, &req, &rep);
-		if (rep.status < 0 && rep.status != -ENOENT)
-			ckpt_log(CKPT_LOG_INFO, LOG, "%s from tenant %s at %s: %s",
-				 type_name(req.type), s->tenant, s->peer, strerror(-rep.status));
-		ret = ckpt_proto_send_msg(s->fd, &rep, REPLY_TIMEOUT_MS);
-		if (rep.type == (CKPT_MSG_LIST | CKPT_MSG_REPLY))
-			free(rep.u.list.items);
-		if (ret < 0) {
-			ckpt_log(CKPT_LOG_WARNING, LOG,
-				 "tenant %s from %s: reply not taken (%s); closing", s->tenant,
-				 s->peer, strerror(-ret));
-			return;
-		}
-	}
-}
-
-static void *session_main(void *arg)
-{
-	struct ckptsrv_session *s = arg;
 	struct ckptsrv *srv = s->l->srv;
 	struct ckptsrv_open *o;
 	unsigned int dropped = 0;
 
-	serve(s);
 	pthread_mutex_lock(&srv->lock);
 	/* A client that goes away loses its keys: every registration it held is undone. */
 	while ((o = s->opens) != NULL) {
@@ -556,65 +499,12 @@ static void *session_main(void *arg)
 		}
 	}
 	srv->nsessions--;
-	close(s->fd);
+	if (s->fd >= 0)
+		close(s->fd);
 	s->fd = -1;
 	if (srv->nsessions == 0)
 		pthread_cond_broadcast(&srv->sessions_gone);
 	pthread_mutex_unlock(&srv->lock);
-	if (s->tenant[0] != '\0')
-		ckpt_log(CKPT_LOG_INFO, LOG,
-			 "tenant %s from %s disconnected (%u region handle(s) released)", s->tenant,
-			 s->peer, dropped);
-	else
-		ckpt_log(CKPT_LOG_INFO, LOG, "%s disconnected before authenticating", s->peer);
 	free(s);
-	return NULL;
-}
-
-void ckptsrv_session_start(struct ckptsrv_listener *l, int fd, const char *peer)
-{
-	struct ckptsrv *srv = l->srv;
-	struct ckptsrv_session *s;
-	pthread_attr_t attr;
-	pthread_t t;
-	int ret;
-
-	s = calloc(1, sizeof(*s));
-	if (s == NULL) {
-		ckpt_log(CKPT_LOG_ERR, LOG, "%s: out of memory for a session from %s", l->url,
-			 peer);
-		close(fd);
-		return;
-	}
-	s->l = l;
-	s->fd = fd;
-	snprintf(s->peer, sizeof(s->peer), "%s", peer);
-	pthread_mutex_lock(&srv->lock);
-	if (srv->nsessions >= CKPTSRV_MAX_SESSIONS || srv->stop) {
-		pthread_mutex_unlock(&srv->lock);
-		ckpt_log(CKPT_LOG_WARNING, LOG, "%s: refusing %s: %u sessions already", l->url,
-			 peer, CKPTSRV_MAX_SESSIONS);
-		close(fd);
-		free(s);
-		return;
-	}
-	s->next = srv->sessions;
-	srv->sessions = s;
-	srv->nsessions++;
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	ret = pthread_create(&t, &attr, session_main, s);
-	pthread_attr_destroy(&attr);
-	if (ret != 0) {
-		srv->sessions = s->next;
-		srv->nsessions--;
-		pthread_mutex_unlock(&srv->lock);
-		ckpt_log(CKPT_LOG_ERR, LOG, "%s: no thread for %s: %s", l->url, peer,
-			 strerror(ret));
-		close(fd);
-		free(s);
-		return;
-	}
-	pthread_mutex_unlock(&srv->lock);
-	ckpt_log(CKPT_LOG_DEBUG, LOG, "%s: connection from %s", l->url, peer);
+	return dropped;
 }

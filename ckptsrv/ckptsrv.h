@@ -16,11 +16,23 @@
 #include "holdfast/pmu.h"
 #include "proto.h"
 
-#define CKPTSRV_MAX_LISTEN   8
-#define CKPTSRV_URL_MAX	     256
-#define CKPTSRV_MAX_SESSIONS 1024
-#define CKPTSRV_MAX_OPENS    1024 /* handles one session may hold */
-#define CKPTSRV_WEDGED_MS    5000
+#define CKPTSRV_MAX_LISTEN 8
+#define CKPTSRV_URL_MAX	   256
+#define CKPTSRV_MAX_OPENS  1024 /* handles one session may hold */
+#define CKPTSRV_WEDGED_MS  5000
+
+/*
+ * Limits and their defaults (docs/checkpoint.md, "Limits"). The idle timeout is never
+ * shorter than CKPTSRV_IDLE_MIN_MS: clients send a keepalive after a second of silence
+ * (lib/ckpt/ofi.c), and polls a second apart must leave room for a few of them.
+ */
+#define CKPTSRV_HANDSHAKE_MAX	     64	   /* connections authenticating, per listener */
+#define CKPTSRV_HANDSHAKE_TIMEOUT_MS 2000  /* for the whole handshake */
+#define CKPTSRV_IDLE_TIMEOUT_MS	     60000 /* an authenticated session that sends nothing */
+#define CKPTSRV_IDLE_MIN_MS	     5000
+#define CKPTSRV_MAX_SESSIONS	     1024  /* authenticated sessions, every tenant's */
+#define CKPTSRV_LOG_BURST	     10	   /* lines a peer can provoke, per call site... */
+#define CKPTSRV_LOG_INTERVAL_MS	     10000 /* ...and interval */
 
 /** CLOCK_MONOTONIC in milliseconds. */
 uint64_t ckptsrv_now_ms(void);
@@ -34,6 +46,13 @@ struct ckptsrv_config {
 	char distribute[4096]; /* group target every region is also formed into; "" none */
 	bool allow_shm;
 	enum ckpt_log_level log_level; /* 0 until set: NOTICE */
+	/* ckptsrv_config_parse() starts these at the defaults above */
+	unsigned int handshake_max;
+	unsigned int handshake_timeout_ms;
+	unsigned int idle_timeout_ms;
+	unsigned int max_sessions;
+	unsigned int log_burst;
+	unsigned int log_interval_ms;
 };
 
 /**
@@ -45,6 +64,9 @@ int ckptsrv_config_parse(int argc, char **argv, struct ckptsrv_config *cfg);
 
 /** Load a config file into @p cfg. @return 0 or -EINVAL/-errno, "file:line: why" logged. */
 int ckptsrv_config_load(const char *path, struct ckptsrv_config *cfg);
+
+/** Set every limit of @p cfg to its default (the rest is left alone). */
+void ckptsrv_config_defaults(struct ckptsrv_config *cfg);
 
 enum ckptsrv_kind {
 	CKPTSRV_TCP,
@@ -73,7 +95,7 @@ struct ckptsrv_listener {
 	bool virt_addr; /* FI_MR_VIRT_ADDR: remote addresses are virtual addresses */
 	bool prov_key;	/* FI_MR_PROV_KEY: the provider picks keys */
 	pthread_t progress_thr;
-	pthread_t accept_thr;
+	pthread_t accept_thr; /* accepts and authenticates (handshake.c) */
 	bool threads_started;
 	/* ms (CLOCK_MONOTONIC) when the progress thread last came back from libfabric */
 	uint64_t progress_beat;
@@ -94,6 +116,7 @@ struct ckptsrv_open {
 	uint64_t key;
 };
 
+/** An authenticated client's control connection, served on a thread of its own. */
 struct ckptsrv_session {
 	struct ckptsrv_session *next;
 	struct ckptsrv_listener *l;
@@ -115,7 +138,7 @@ struct ckptsrv {
 	pthread_cond_t journal_kick;
 	pthread_cond_t sessions_gone;
 	bool journal_due;
-	struct ckptsrv_session *sessions;
+	struct ckptsrv_session *sessions; /* authenticated ones only */
 	unsigned int nsessions;
 	uint64_t next_handle;
 	pthread_t journal_thr;
@@ -148,7 +171,34 @@ void ckptsrv_listener_close(struct ckptsrv_listener *l);
 int ckptsrv_mr_reg(struct ckptsrv_listener *l, void *base, uint64_t len, struct fid_mr **mr,
 		   uint64_t *key);
 
-/** Serve one accepted control connection (runs on its own thread). */
-void ckptsrv_session_start(struct ckptsrv_listener *l, int fd, const char *peer);
+/** The listener's accept thread: accepts and authenticates (handshake.c); @p arg the listener. */
+void *ckptsrv_accept_main(void *arg);
+
+/** A name a tenant may give a region or itself: printable ASCII, no space, no '/'. */
+bool ckptsrv_name_ok(const char *s);
+
+/**
+ * Admit tenant @p tenant, authenticated on @p fd, as a session of listener @p l (not served
+ * yet: ckptsrv_session_start()). It counts against max-sessions.
+ * @return the session, or NULL with errno ESHUTDOWN (the server stops), EUSERS (a limit;
+ *   logged) or ENOMEM.
+ */
+struct ckptsrv_session *ckptsrv_session_admit(struct ckptsrv_listener *l, int fd, const char *peer,
+					      const char *tenant);
+
+/** Serve @p s on a thread of its own (session.c). @return 0, or -errno with @p s ended. */
+int ckptsrv_session_start(struct ckptsrv_session *s);
+
+/** Answer request @p req of @p s into @p rep (type and seq set). @return its status. */
+int ckptsrv_dispatch(struct ckptsrv_session *s, const struct ckpt_msg *req, struct ckpt_msg *rep);
+
+/**
+ * Undo every registration @p s holds, take it off the session list, close its socket (if
+ * any) and free it. @return the handles it held.
+ */
+unsigned int ckptsrv_session_end(struct ckptsrv_session *s);
+
+/** The name of a request type, for log lines. */
+const char *ckptsrv_type_name(uint16_t type);
 
 #endif /* CKPTSRV_H */

@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * ckptsrv configuration: command-line flags and a config file of "key = value" lines that
- * uses the same names (pmem, size, listen, secret-file, allow-shm, log-level).
+ * uses the same names (pmem, size, listen, secret-file, allow-shm, log-level, and the
+ * limits: see limits[] below).
  */
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ckptsrv.h"
@@ -18,11 +21,64 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: ckptsrv --pmem FILE --size N --listen URL [--listen URL ...]\n"
 		   "               --secret-file F [--allow-shm] [--log-level L] [--config FILE]\n"
-		   "               [--distribute GROUP]\n"
+		   "               [--distribute GROUP] [--LIMIT N ...]\n"
 		   "  URL: ofi+tcp://host:port | ofi+verbs://host:port | ofi+shm://name\n"
 		   "  GROUP: group:rs(K,M)=T1,... | group:xor(K)=T1,... | group:mirror=T1,...\n"
 		   "  N:   bytes, or with a k/M/G/T suffix\n"
-		   "  L:   err, warning, notice (default), info or debug\n");
+		   "  L:   err, warning, notice (default), info or debug\n"
+		   "  LIMIT: handshake-max, handshake-timeout-ms, idle-timeout-ms, max-sessions,\n"
+		   "         log-burst, log-interval-ms (see config/ckptsrv.conf)\n");
+}
+
+/* The numeric limits: key, field, range. Their defaults are in ckptsrv.h. */
+static const struct limit {
+	const char *key;
+	size_t off;
+	unsigned int min, max;
+} limits[] = {
+	{"handshake-max", offsetof(struct ckptsrv_config, handshake_max), 1, 4096},
+	{"handshake-timeout-ms", offsetof(struct ckptsrv_config, handshake_timeout_ms), 100, 60000},
+	{"idle-timeout-ms", offsetof(struct ckptsrv_config, idle_timeout_ms), CKPTSRV_IDLE_MIN_MS,
+	 86400000},
+	{"max-sessions", offsetof(struct ckptsrv_config, max_sessions), 1, 65536},
+	{"log-burst", offsetof(struct ckptsrv_config, log_burst), 1, 100000},
+	{"log-interval-ms", offsetof(struct ckptsrv_config, log_interval_ms), 100, 86400000},
+};
+
+void ckptsrv_config_defaults(struct ckptsrv_config *cfg)
+{
+	cfg->handshake_max = CKPTSRV_HANDSHAKE_MAX;
+	cfg->handshake_timeout_ms = CKPTSRV_HANDSHAKE_TIMEOUT_MS;
+	cfg->idle_timeout_ms = CKPTSRV_IDLE_TIMEOUT_MS;
+	cfg->max_sessions = CKPTSRV_MAX_SESSIONS;
+	cfg->log_burst = CKPTSRV_LOG_BURST;
+	cfg->log_interval_ms = CKPTSRV_LOG_INTERVAL_MS;
+}
+
+/* A decimal number in [min, max]. @return 0 or -EINVAL. */
+static int parse_uint(const char *v, unsigned int min, unsigned int max, unsigned int *out)
+{
+	unsigned long long n;
+	char *end;
+
+	if (!isdigit((unsigned char)*v))
+		return -EINVAL;
+	errno = 0;
+	n = strtoull(v, &end, 10);
+	if (errno != 0 || *end != '\0' || n < min || n > max)
+		return -EINVAL;
+	*out = (unsigned int)n;
+	return 0;
+}
+
+static int apply_limit(struct ckptsrv_config *cfg, const struct limit *lim, const char *v,
+		       const char **why)
+{
+	static char range[64];
+
+	snprintf(range, sizeof(range), "expected a number from %u to %u", lim->min, lim->max);
+	*why = range;
+	return parse_uint(v, lim->min, lim->max, (unsigned int *)((char *)cfg + lim->off));
 }
 
 static int parse_bool(const char *v, bool *out)
@@ -106,6 +162,9 @@ static int apply(struct ckptsrv_config *cfg, const char *key, const char *v, con
 		*why = "expected true/false, yes/no or 1/0";
 		return parse_bool(v, &cfg->allow_shm);
 	}
+	for (size_t i = 0; i < sizeof(limits) / sizeof(limits[0]); i++)
+		if (strcmp(key, limits[i].key) == 0)
+			return apply_limit(cfg, &limits[i], v, why);
 	*why = "unknown key";
 	return -EINVAL;
 }
@@ -182,20 +241,28 @@ int ckptsrv_config_parse(int argc, char **argv, struct ckptsrv_config *cfg)
 		{"log-level", required_argument, NULL, 'v'},
 		{"config", required_argument, NULL, 'c'},
 		{"help", no_argument, NULL, 'h'},
+		/* 'L': a limit, set on cfg at once (the file was read first) */
+		{"handshake-max", required_argument, NULL, 'L'},
+		{"handshake-timeout-ms", required_argument, NULL, 'L'},
+		{"idle-timeout-ms", required_argument, NULL, 'L'},
+		{"max-sessions", required_argument, NULL, 'L'},
+		{"log-burst", required_argument, NULL, 'L'},
+		{"log-interval-ms", required_argument, NULL, 'L'},
 		{NULL, 0, NULL, 0},
 	};
 	struct ckptsrv_config cli = {0};
 	bool have_size = false, have_shm = false;
-	int c;
+	int c, idx = 0;
 
 	memset(cfg, 0, sizeof(*cfg));
+	ckptsrv_config_defaults(cfg);
 	/* The file first, wherever --config sits, so the command line can override it. */
 	for (int i = 1; i < argc - 1; i++) {
 		if (strcmp(argv[i], "--config") == 0 && ckptsrv_config_load(argv[i + 1], cfg) < 0)
 			return -EINVAL;
 	}
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "", opts, &idx)) != -1) {
 		const char *why = NULL, *flag = NULL;
 		int ret = 0;
 
@@ -229,6 +296,10 @@ int ckptsrv_config_parse(int argc, char **argv, struct ckptsrv_config *cfg)
 			ret = apply(&cli, flag, optarg, &why);
 			break;
 		case 'c':
+			break;
+		case 'L':
+			flag = opts[idx].name;
+			ret = apply(cfg, flag, optarg, &why);
 			break;
 		case 'h':
 			usage(stdout);

@@ -131,6 +131,88 @@ static void test_command_line_overrides_the_file(void **state)
 	assert_false(cfg.allow_shm);
 }
 
+static void test_limits_start_at_their_defaults_and_the_file_sets_them(void **state)
+{
+	struct ckptsrv_config cfg;
+	char *argv[] = {"ckptsrv", "--config", path, NULL};
+
+	(void)state;
+	write_conf("pmem = /p\nsecret-file = /s\nlisten = ofi+tcp://127.0.0.1:1\n");
+	assert_int_equal(ckptsrv_config_parse(3, argv, &cfg), 0);
+	assert_int_equal(cfg.handshake_max, CKPTSRV_HANDSHAKE_MAX);
+	assert_int_equal(cfg.handshake_timeout_ms, CKPTSRV_HANDSHAKE_TIMEOUT_MS);
+	assert_int_equal(cfg.idle_timeout_ms, CKPTSRV_IDLE_TIMEOUT_MS);
+	assert_int_equal(cfg.max_sessions, CKPTSRV_MAX_SESSIONS);
+	assert_int_equal(cfg.log_burst, CKPTSRV_LOG_BURST);
+	assert_int_equal(cfg.log_interval_ms, CKPTSRV_LOG_INTERVAL_MS);
+	unlink(path);
+
+	write_conf("pmem = /p\nsecret-file = /s\nlisten = ofi+tcp://127.0.0.1:1\n"
+		   "handshake-max = 8\nhandshake-timeout-ms = 500\nidle-timeout-ms = 5000\n"
+		   "max-sessions = 100\nlog-burst = 3\nlog-interval-ms = 1000\n");
+	assert_int_equal(ckptsrv_config_parse(3, argv, &cfg), 0);
+	assert_int_equal(cfg.handshake_max, 8);
+	assert_int_equal(cfg.handshake_timeout_ms, 500);
+	assert_int_equal(cfg.idle_timeout_ms, 5000);
+	assert_int_equal(cfg.max_sessions, 100);
+	assert_int_equal(cfg.log_burst, 3);
+	assert_int_equal(cfg.log_interval_ms, 1000);
+}
+
+static void test_limit_flags_override_the_file(void **state)
+{
+	struct ckptsrv_config cfg;
+	char *argv[] = {"ckptsrv", "--idle-timeout-ms", "7000", "--config",
+			path,	   "--handshake-max=2", NULL};
+
+	(void)state;
+	write_conf("pmem = /p\nsecret-file = /s\nlisten = ofi+tcp://127.0.0.1:1\n"
+		   "idle-timeout-ms = 9000\nhandshake-max = 32\nmax-sessions = 10\n");
+	assert_int_equal(ckptsrv_config_parse(6, argv, &cfg), 0);
+	assert_int_equal(cfg.idle_timeout_ms, 7000);
+	assert_int_equal(cfg.handshake_max, 2);
+	assert_int_equal(cfg.max_sessions, 10);
+}
+
+/* Each limit refuses what is not a number in its range, and says the range. */
+static void test_limits_refuse_values_out_of_range(void **state)
+{
+	static const struct {
+		const char *line, *why;
+	} bad[] = {
+		{"handshake-max = 0", "handshake-max: expected a number from 1 to 4096"},
+		{"handshake-max = 4097", "handshake-max: expected a number from 1 to 4096"},
+		{"handshake-timeout-ms = 99", "handshake-timeout-ms: expected a number from 100"},
+		{"handshake-timeout-ms = 2s", "handshake-timeout-ms: expected a number"},
+		{"idle-timeout-ms = 4999", "idle-timeout-ms: expected a number from 5000"},
+		{"idle-timeout-ms = -1", "idle-timeout-ms: expected a number"},
+		{"idle-timeout-ms = 99999999999999999999", "idle-timeout-ms: expected a number"},
+		{"max-sessions = ", "max-sessions: expected a number from 1 to 65536"},
+		{"log-burst = 0", "log-burst: expected a number from 1"},
+		{"log-interval-ms = 10", "log-interval-ms: expected a number from 100"},
+	};
+	char *argv[] = {"ckptsrv",	     "--pmem", "/p", "--secret-file", "/s", "--listen", "x",
+			"--idle-timeout-ms", "100",    NULL};
+	struct ckptsrv_config cfg;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char text[128];
+
+		snprintf(text, sizeof(text), "%s\n", bad[i].line);
+		write_conf(text);
+		memset(&cfg, 0, sizeof(cfg));
+		last_log[0] = '\0';
+		assert_int_equal(ckptsrv_config_load(path, &cfg), -EINVAL);
+		if (strstr(last_log, bad[i].why) == NULL)
+			fail_msg("\"%s\": logged \"%s\"", bad[i].line, last_log);
+		unlink(path);
+	}
+	path[0] = '\0';
+	assert_int_equal(ckptsrv_config_parse(9, argv, &cfg), -EINVAL);
+	assert_non_null(strstr(last_log, "--idle-timeout-ms 100: expected a number from 5000"));
+}
+
 static void test_command_line_needs_store_secret_and_listener(void **state)
 {
 	struct ckptsrv_config cfg;
@@ -155,6 +237,13 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_command_line_needs_store_secret_and_listener,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_limits_start_at_their_defaults_and_the_file_sets_them, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(test_limit_flags_override_the_file, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_limits_refuse_values_out_of_range, setup,
+						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

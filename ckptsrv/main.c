@@ -170,6 +170,7 @@ int main(int argc, char **argv)
 		return ret > 0 ? 0 : 2;
 	if (srv.cfg.log_level != 0)
 		ckpt_log_set(NULL, srv.cfg.log_level);
+	ckpt_log_limit_set(srv.cfg.log_burst, srv.cfg.log_interval_ms);
 	if (sodium_init() < 0) {
 		ckpt_log(CKPT_LOG_ERR, LOG, "libsodium failed to initialise");
 		return 1;
