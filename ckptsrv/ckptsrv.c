@@ -65,11 +65,6 @@ static int printable_name(const char *s)
 	return 1;
 }
 
-bool ckptsrv_name_ok(const char *s)
-{
-	return s[0] != '\0' && printable_name(s);
-}
-
 static uint64_t ring_word(const struct ckptsrv *srv, const struct pmu_region_info *r, uint64_t off)
 {
 	const uint64_t *p =
@@ -121,12 +116,16 @@ static int open_region(struct ckptsrv_session *s, const struct pmu_region_info *
 		       struct ckpt_msg *rep)
 {
 	struct ckptsrv *srv = s->l->srv;
-	struct ckptsrv_open *o = calloc(1, sizeof(*o));
+	struct ckptsrv_open *o;
 	int ret;
 
+	/* Each handle pins a registration in the provider: one client may not hoard them. */
+	ret = ckptsrv_quota_open(s);
+	if (ret < 0)
+		return ret;
+	o = calloc(1, sizeof(*o));
 	if (o == NULL)
 		return -ENOMEM;
-	/* Each handle pins a registration in the provider: one client may not hoard them. */
 	if (s->nopens >= CKPTSRV_MAX_OPENS) {
 		CKPT_LOG_LIMITED(CKPT_LOG_WARNING, LOG,
 				 "tenant %s from %s holds %u handles in one session; open refused "
@@ -188,6 +187,9 @@ static int do_create(struct ckptsrv_session *s, const struct ckpt_msg *req, stru
 	struct pmu_region_info info;
 	int ret;
 
+	ret = ckptsrv_quota_create(s, req);
+	if (ret < 0)
+		return ret;
 	if (!printable_name(p.name))
 		return -EINVAL;
 	ret = pmu_region_create(srv->store, &p, &info);
@@ -464,6 +466,8 @@ struct ckptsrv_session *ckptsrv_session_admit(struct ckptsrv_listener *l, int fd
 				 "(max-sessions)",
 				 tenant, peer, srv->nsessions);
 		ret = -EUSERS;
+	} else {
+		ret = ckptsrv_quota_session(srv, tenant, peer);
 	}
 	if (ret == 0) {
 		s->next = srv->sessions;

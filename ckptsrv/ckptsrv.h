@@ -33,6 +33,40 @@
 #define CKPTSRV_MAX_SESSIONS	     1024  /* authenticated sessions, every tenant's */
 #define CKPTSRV_LOG_BURST	     10	   /* lines a peer can provoke, per call site... */
 #define CKPTSRV_LOG_INTERVAL_MS	     10000 /* ...and interval */
+/*
+ * Every tenant's quota unless a quota line says otherwise. A firewall needs per worker a
+ * state region and a log (NAME.W, NAME.W.log: 32 regions at 16 workers), one session per
+ * worker, one for its lease and, as a standby, as many again; the test suites make up to
+ * about 20 regions per tenant. Bytes are not limited by default (all of the store): a
+ * store shared by tenants wants a quota line for each.
+ */
+#define CKPTSRV_TENANT_REGIONS	 64
+#define CKPTSRV_TENANT_BYTES_PCT 100
+#define CKPTSRV_TENANT_SESSIONS	 64
+#define CKPTSRV_TENANT_HANDLES	 256
+#define CKPTSRV_MAX_QUOTAS	 64 /* quota lines */
+
+/** What one tenant may hold. */
+struct ckptsrv_limits {
+	unsigned int regions;	/* live regions it owns, counted in the store (restarts too) */
+	uint64_t bytes;		/* their bytes; with bytes_pct nonzero, that share of the store */
+	unsigned int bytes_pct; /* 1..100: bytes is this percentage of the store file */
+	unsigned int sessions;	/* authenticated sessions at once */
+	unsigned int handles;	/* open handles, all its sessions together */
+};
+
+/* Which fields of a quota line were given; the others follow the tenant-max-* defaults. */
+#define CKPTSRV_QUOTA_REGIONS  0x1u
+#define CKPTSRV_QUOTA_BYTES    0x2u
+#define CKPTSRV_QUOTA_SESSIONS 0x4u
+#define CKPTSRV_QUOTA_HANDLES  0x8u
+
+/** A "quota = TENANT regions=N bytes=SIZE|P% sessions=N handles=N" line. */
+struct ckptsrv_quota {
+	char tenant[PMU_NAME_MAX];
+	struct ckptsrv_limits lim;
+	unsigned int given; /* CKPTSRV_QUOTA_* */
+};
 
 /** CLOCK_MONOTONIC in milliseconds. */
 uint64_t ckptsrv_now_ms(void);
@@ -53,6 +87,9 @@ struct ckptsrv_config {
 	unsigned int max_sessions;
 	unsigned int log_burst;
 	unsigned int log_interval_ms;
+	struct ckptsrv_limits tenant; /* tenant-max-*: every tenant's, unless a quota says */
+	struct ckptsrv_quota quota[CKPTSRV_MAX_QUOTAS];
+	unsigned int nquota;
 };
 
 /**
@@ -67,6 +104,10 @@ int ckptsrv_config_load(const char *path, struct ckptsrv_config *cfg);
 
 /** Set every limit of @p cfg to its default (the rest is left alone). */
 void ckptsrv_config_defaults(struct ckptsrv_config *cfg);
+
+/** The limits that apply to @p tenant: its quota line's fields, the defaults for the rest. */
+void ckptsrv_limits_of(const struct ckptsrv_config *cfg, const char *tenant,
+		       struct ckptsrv_limits *out);
 
 enum ckptsrv_kind {
 	CKPTSRV_TCP,
@@ -174,7 +215,7 @@ int ckptsrv_mr_reg(struct ckptsrv_listener *l, void *base, uint64_t len, struct 
 /** The listener's accept thread: accepts and authenticates (handshake.c); @p arg the listener. */
 void *ckptsrv_accept_main(void *arg);
 
-/** A name a tenant may give a region or itself: printable ASCII, no space, no '/'. */
+/** A name a tenant may give a region or itself: printable ASCII, no space, no '/' (config.c). */
 bool ckptsrv_name_ok(const char *s);
 
 /**
@@ -200,5 +241,24 @@ unsigned int ckptsrv_session_end(struct ckptsrv_session *s);
 
 /** The name of a request type, for log lines. */
 const char *ckptsrv_type_name(uint16_t type);
+
+/*
+ * Quotas (quota.c). Each is checked under srv->lock, counts what the tenant holds right
+ * now, and logs a refusal (rate limited) with tenant, peer, limit and usage.
+ */
+
+/** May @p tenant open one more session? @return 0 or -EUSERS. */
+int ckptsrv_quota_session(struct ckptsrv *srv, const char *tenant, const char *peer);
+
+/**
+ * May @p s create the region @p req asks for? Its regions and bytes are counted from the
+ * store's live regions it owns. A request the store would refuse anyway (a bad layout, a
+ * name the tenant has) passes here, to be refused there.
+ * @return 0, -EDQUOT (regions or bytes) or -ENOMEM.
+ */
+int ckptsrv_quota_create(struct ckptsrv_session *s, const struct ckpt_msg *req);
+
+/** May @p s hold one more handle (all its tenant's sessions count)? @return 0 or -EMFILE. */
+int ckptsrv_quota_open(struct ckptsrv_session *s);
 
 #endif /* CKPTSRV_H */

@@ -39,4 +39,5 @@ if log_has "$T/srv.log" "tenant polled from .* sent nothing"; then
   fail "the polled client's session was closed as idle"
 fi
 gone "$SRV_PID" && fail "server died"
+stop_server "$T/srv.log"
 echo "PASS: idle sessions are closed after the timeout, clients that poll are kept"
