@@ -1566,6 +1566,14 @@ static int ofi_read(struct ckpt_region *r, uint64_t off, void *buf, size_t len)
 		return -EINVAL;
 	while (len > 0) {
 		size_t n = len < o->bounce_len ? len : o->bounce_len;
+		uint64_t now = now_ms();
+
+		/* A long read (a restore) sends nothing else: the session must not look idle. */
+		if (now - o->sent_ms >= KEEPALIVE_MS) {
+			keepalive(c, now);
+			if (o->dead)
+				return o->dead;
+		}
 		struct ofi_op *op = op_get(o, OP_READ, r);
 		uint64_t deadline = now_ms() + c->opts.timeout_ms;
 		int ret;
