@@ -404,8 +404,8 @@ int ckptsrv_dispatch(struct ckptsrv_session *s, const struct ckpt_msg *req, stru
 	/* A wedged endpoint would hang the client inside the provider: refuse up front. */
 	if ((req->type == CKPT_MSG_CREATE || req->type == CKPT_MSG_OPEN) &&
 	    __atomic_load_n(&s->l->wedged, __ATOMIC_RELAXED)) {
-		ckpt_log(CKPT_LOG_ERR, LOG, "%s from tenant %s at %s refused: %s is wedged",
-			 ckptsrv_type_name(req->type), s->tenant, s->peer, s->l->url);
+		CKPT_LOG_LIMITED(CKPT_LOG_ERR, LOG, "%s from tenant %s at %s refused: %s is wedged",
+				 ckptsrv_type_name(req->type), s->tenant, s->peer, s->l->url);
 		return -EIO;
 	}
 	pthread_mutex_lock(&srv->lock);
