@@ -105,9 +105,11 @@ static int attach(struct fw_checkpointer *k)
 	return 0;
 }
 
+/* At start: what no retry mends (a store or a quota too small, a wrong secret). */
 static bool fatal(int rc)
 {
-	return rc == -ENOSPC || rc == -EINVAL || rc == -EPROTONOSUPPORT || rc == -EACCES;
+	return rc == -ENOSPC || rc == -EDQUOT || rc == -EINVAL || rc == -EPROTONOSUPPORT ||
+	       rc == -EACCES;
 }
 
 int fw_checkpointer_init(struct fw_checkpointer *k, const struct fw_ckpt_conf *conf,

@@ -14,6 +14,12 @@ RTE_LOG_REGISTER_SUFFIX(fw_logtype_standby, standby, INFO)
 #define LOG(level, ...) rte_log(RTE_LOG_##level, fw_logtype_standby, "holdfast: " __VA_ARGS__)
 
 #define RETRY_MS 200 /* a target or region not there yet is looked for again this often */
+/*
+ * Idle connections are polled at least this often: a poll is what sends the client's
+ * keepalive, and ckptsrv closes a session that sends nothing for its idle-timeout-ms (5 s
+ * at the least).
+ */
+#define KEEPALIVE_POLL_MS 1000
 
 uint64_t fw_mono_ns(void)
 {
@@ -96,12 +102,21 @@ static void *lease_main(void *arg)
 			failing = false;
 		}
 		pthread_mutex_lock(&l->mu);
-		clock_gettime(CLOCK_MONOTONIC, &until);
-		until.tv_nsec += (long)(l->ttl_ms / 4) * 1000000;
-		until.tv_sec += until.tv_nsec / 1000000000;
-		until.tv_nsec %= 1000000000;
-		while (!l->stop && pthread_cond_timedwait(&l->cv, &l->mu, &until) == 0)
-			;
+		/* Until the next renewal, the connection is polled (a long ttl leaves it idle). */
+		for (uint64_t at = fw_mono_ns() + (uint64_t)(l->ttl_ms / 4) * 1000000; !l->stop;) {
+			uint64_t now = fw_mono_ns(), wake = now + KEEPALIVE_POLL_MS * 1000000ull;
+
+			if (now >= at)
+				break;
+			wake = wake < at ? wake : at;
+			until.tv_sec = (time_t)(wake / 1000000000);
+			until.tv_nsec = (long)(wake % 1000000000);
+			if (pthread_cond_timedwait(&l->cv, &l->mu, &until) == 0 || cl == NULL)
+				continue;
+			pthread_mutex_unlock(&l->mu);
+			ckpt_poll(cl);
+			pthread_mutex_lock(&l->mu);
+		}
 	}
 	pthread_mutex_unlock(&l->mu);
 	if (r != NULL) {
@@ -218,6 +233,7 @@ struct standby {
 	struct follow *f;
 	unsigned int n;
 	struct fw_standby_stats *out;
+	uint64_t polled_ns; /* when the idle connections were last polled */
 };
 
 struct apply_arg {
@@ -306,6 +322,34 @@ static int follow_all(struct standby *sb)
 	return 0;
 }
 
+/*
+ * Nap @p ms, polling what the standby holds open once a KEEPALIVE_POLL_MS: its follower's
+ * connection, and the workers' checkpointers, attached ahead of the takeover and idle until
+ * then. Their failures are not judged here: the takeover refreshes the checkpointers (and
+ * reconnects any that went down), the next follow finds the follower's.
+ */
+static void nap_polling(struct standby *sb, struct fw_worker *w, uint32_t ms)
+{
+	uint64_t end = fw_mono_ns() + (uint64_t)ms * 1000000;
+
+	for (;;) {
+		uint64_t now = fw_mono_ns(), due = sb->polled_ns + KEEPALIVE_POLL_MS * 1000000ull;
+
+		if (now >= due) {
+			if (sb->cl != NULL)
+				ckpt_poll(sb->cl);
+			for (unsigned int i = 0; i < sb->n; i++)
+				if (w[i].ckpt->cl != NULL)
+					ckpt_poll(w[i].ckpt->cl);
+			sb->polled_ns = now;
+			due = now + KEEPALIVE_POLL_MS * 1000000ull;
+		}
+		if (now >= end)
+			return;
+		nap_ms((uint32_t)(((due < end ? due : end) - now + 999999) / 1000000));
+	}
+}
+
 int fw_standby_run(const struct fw_ckpt_conf *cc, struct fw_worker *w, unsigned int nworkers,
 		   uint32_t poll_ms, volatile bool *quit, volatile sig_atomic_t *takeover,
 		   struct fw_standby_stats *out)
@@ -387,7 +431,7 @@ int fw_standby_run(const struct fw_ckpt_conf *cc, struct fw_worker *w, unsigned 
 			rc = 0;
 			goto out;
 		}
-		nap_ms(poll_ms);
+		nap_polling(&sb, w, poll_ms);
 	}
 	rc = 1;
 out:

@@ -1,34 +1,28 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * ckptsrv: the checkpoint server. Holds a PMU store, hands authenticated tenants the keys
- * to their regions over libfabric, persists ranges on request and applies journals.
+ * to their regions over libfabric, persists ranges on request and applies journals (main.c).
+ * This file: the requests, on the sessions they come from; no sockets and no threads.
  *
- * Threads: main (signals), per listener an accept thread and a progress thread, one thread
- * per client session (a client that stalls or misbehaves only holds its own thread), and
- * one journal thread.
+ * Threads: main (signals), per listener an accept thread that also runs every handshake
+ * (handshake.c) and a progress thread (fabric.c), one thread per authenticated session
+ * (session.c: a client that stalls or misbehaves only holds its own thread), and one
+ * journal thread.
  */
 #include <endian.h>
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <rdma/fi_errno.h>
-#include <sodium.h>
 
 #include "ckptsrv.h"
 #include "hf_log.h"
 
-#define LOG		   "ckptsrv"
-#define AUTH_TIMEOUT_MS	   10000
-#define REPLY_TIMEOUT_MS   5000
-#define JOURNAL_PERIOD_NS  (5 * 1000 * 1000)
-#define SECRET_MAX	   256
-#define SHUTDOWN_WAIT_SECS 5
+#define LOG "ckptsrv"
 
 uint64_t ckptsrv_now_ms(void)
 {
@@ -38,7 +32,7 @@ uint64_t ckptsrv_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static const char *type_name(uint16_t t)
+const char *ckptsrv_type_name(uint16_t t)
 {
 	switch (t) {
 	case CKPT_MSG_CREATE:
@@ -57,6 +51,8 @@ static const char *type_name(uint16_t t)
 		return "PERSIST";
 	case CKPT_MSG_LEASE:
 		return "LEASE";
+	case CKPT_MSG_PING:
+		return "PING";
 	}
 	return "?";
 }
@@ -120,15 +116,21 @@ static int open_region(struct ckptsrv_session *s, const struct pmu_region_info *
 		       struct ckpt_msg *rep)
 {
 	struct ckptsrv *srv = s->l->srv;
-	struct ckptsrv_open *o = calloc(1, sizeof(*o));
+	struct ckptsrv_open *o;
 	int ret;
 
+	/* Each handle pins a registration in the provider: one client may not hoard them. */
+	ret = ckptsrv_quota_open(s);
+	if (ret < 0)
+		return ret;
+	o = calloc(1, sizeof(*o));
 	if (o == NULL)
 		return -ENOMEM;
-	/* Each handle pins a registration in the provider: one client may not hoard them. */
 	if (s->nopens >= CKPTSRV_MAX_OPENS) {
-		ckpt_log(CKPT_LOG_WARNING, LOG, "tenant %s from %s holds %u handles; open refused",
-			 s->tenant, s->peer, s->nopens);
+		CKPT_LOG_LIMITED(CKPT_LOG_WARNING, LOG,
+				 "tenant %s from %s holds %u handles in one session; open refused "
+				 "(EMFILE)",
+				 s->tenant, s->peer, s->nopens);
 		free(o);
 		return -EMFILE;
 	}
@@ -185,6 +187,9 @@ static int do_create(struct ckptsrv_session *s, const struct ckpt_msg *req, stru
 	struct pmu_region_info info;
 	int ret;
 
+	ret = ckptsrv_quota_create(s, req);
+	if (ret < 0)
+		return ret;
 	if (!printable_name(p.name))
 		return -EINVAL;
 	ret = pmu_region_create(srv->store, &p, &info);
@@ -375,12 +380,15 @@ static int do_lease(struct ckptsrv_session *s, const struct ckpt_msg *req)
 	return ret;
 }
 
-static int dispatch(struct ckptsrv_session *s, const struct ckpt_msg *req, struct ckpt_msg *rep)
+int ckptsrv_dispatch(struct ckptsrv_session *s, const struct ckpt_msg *req, struct ckpt_msg *rep)
 {
 	struct ckptsrv *srv = s->l->srv;
 	struct ckptsrv_open *o;
 	int ret;
 
+	/* A keepalive is no traffic: idle clients must not keep the progress thread awake. */
+	if (req->type == CKPT_MSG_PING)
+		return 0;
 	__atomic_store_n(&s->l->active_ms, ckptsrv_now_ms(), __ATOMIC_RELAXED);
 	/*
 	 * PERSIST flushes caches and may take a while, so it runs without the lock: only this
@@ -391,8 +399,8 @@ static int dispatch(struct ckptsrv_session *s, const struct ckpt_msg *req, struc
 	/* A wedged endpoint would hang the client inside the provider: refuse up front. */
 	if ((req->type == CKPT_MSG_CREATE || req->type == CKPT_MSG_OPEN) &&
 	    __atomic_load_n(&s->l->wedged, __ATOMIC_RELAXED)) {
-		ckpt_log(CKPT_LOG_ERR, LOG, "%s from tenant %s at %s refused: %s is wedged",
-			 type_name(req->type), s->tenant, s->peer, s->l->url);
+		CKPT_LOG_LIMITED(CKPT_LOG_ERR, LOG, "%s from tenant %s at %s refused: %s is wedged",
+				 ckptsrv_type_name(req->type), s->tenant, s->peer, s->l->url);
 		return -EIO;
 	}
 	pthread_mutex_lock(&srv->lock);
@@ -429,112 +437,53 @@ static int dispatch(struct ckptsrv_session *s, const struct ckpt_msg *req, struc
 	return ret;
 }
 
-/* Challenge-response; on success s->tenant is set. */
-static int authenticate(struct ckptsrv_session *s)
+struct ckptsrv_session *ckptsrv_session_admit(struct ckptsrv_listener *l, int fd, const char *peer,
+					      const char *tenant)
 {
-	struct ckptsrv *srv = s->l->srv;
-	uint8_t secret[SECRET_MAX];
-	struct ckpt_msg m = {0};
-	uint8_t srv_nonce[CKPT_PROTO_NONCE], cli_nonce[CKPT_PROTO_NONCE];
-	int slen, ret;
+	struct ckptsrv *srv = l->srv;
+	struct ckptsrv_session *s = calloc(1, sizeof(*s));
+	int ret = 0;
 
-	randombytes_buf(srv_nonce, sizeof(srv_nonce));
-	m.type = CKPT_MSG_CHALLENGE;
-	memcpy(m.u.challenge.nonce, srv_nonce, sizeof(srv_nonce));
-	ret = ckpt_proto_send_msg(s->fd, &m, AUTH_TIMEOUT_MS);
-	if (ret < 0)
-		return ret;
-	/* Only a HELLO is taken here: any other type is refused before its body is read. */
-	ret = ckpt_proto_recv_msg(s->fd, s->buf, CKPT_ACCEPT_HELLO, &m, AUTH_TIMEOUT_MS);
-	if (ret < 0) {
-		ckpt_log(CKPT_LOG_WARNING, LOG,
-			 "auth from %s: %s instead of a well-formed HELLO; closing", s->peer,
-			 ret == -EINVAL ? "a malformed message or another type" : strerror(-ret));
-		return ret;
+	if (s == NULL) {
+		errno = ENOMEM;
+		return NULL;
 	}
-	memcpy(cli_nonce, m.u.hello.nonce, sizeof(cli_nonce));
-	if (!printable_name(m.u.hello.tenant)) {
-		ckpt_log(CKPT_LOG_WARNING, LOG, "auth refused for a malformed tenant name from %s",
-			 s->peer);
-		slen = -EINVAL;
+	s->l = l;
+	s->fd = fd;
+	snprintf(s->peer, sizeof(s->peer), "%s", peer);
+	snprintf(s->tenant, sizeof(s->tenant), "%s", tenant);
+	pthread_mutex_lock(&srv->lock);
+	if (srv->stop) {
+		ret = -ESHUTDOWN;
+	} else if (srv->nsessions >= srv->cfg.max_sessions) {
+		CKPT_LOG_LIMITED(CKPT_LOG_WARNING, LOG,
+				 "tenant %s from %s refused (EUSERS): the server holds %u sessions "
+				 "(max-sessions)",
+				 tenant, peer, srv->nsessions);
+		ret = -EUSERS;
 	} else {
-		slen = ckpt_secret_load(srv->cfg.secret_file, m.u.hello.tenant, secret,
-					sizeof(secret));
+		ret = ckptsrv_quota_session(srv, tenant, peer);
 	}
-	if (slen < 0 || ckpt_proto_client_verify(secret, (size_t)slen, srv_nonce, cli_nonce,
-						 m.u.hello.tenant, m.u.hello.mac) != 0) {
-		if (slen != -EINVAL || printable_name(m.u.hello.tenant))
-			ckpt_log(CKPT_LOG_WARNING, LOG, "auth refused for tenant %s from %s%s",
-				 m.u.hello.tenant, s->peer,
-				 slen == -ENOENT ? " (unknown tenant)" : "");
-		sodium_memzero(secret, sizeof(secret));
-		memset(&m, 0, sizeof(m));
-		m.type = CKPT_MSG_WELCOME;
-		m.status = -EACCES;
-		ckpt_proto_send_msg(s->fd, &m, REPLY_TIMEOUT_MS);
-		return -EACCES;
+	if (ret == 0) {
+		s->next = srv->sessions;
+		srv->sessions = s;
+		srv->nsessions++;
 	}
-	snprintf(s->tenant, sizeof(s->tenant), "%s", m.u.hello.tenant);
-	memset(&m, 0, sizeof(m));
-	m.type = CKPT_MSG_WELCOME;
-	ckpt_proto_server_mac(secret, (size_t)slen, cli_nonce, srv_nonce, m.u.welcome.mac);
-	sodium_memzero(secret, sizeof(secret));
-	m.u.welcome.ep_len = s->l->epname_len;
-	memcpy(m.u.welcome.ep, s->l->epname, s->l->epname_len);
-	ret = ckpt_proto_send_msg(s->fd, &m, REPLY_TIMEOUT_MS);
-	if (ret == 0)
-		ckpt_log(CKPT_LOG_INFO, LOG, "tenant %s authenticated from %s on %s", s->tenant,
-			 s->peer, s->l->url);
-	return ret;
+	pthread_mutex_unlock(&srv->lock);
+	if (ret < 0) {
+		free(s);
+		errno = -ret;
+		return NULL;
+	}
+	return s;
 }
 
-static void serve(struct ckptsrv_session *s)
+unsigned int ckptsrv_session_end(struct ckptsrv_session *s)
 {
-	struct ckpt_msg req = {0}, rep = {0};
-	int ret;
-
-	if (authenticate(s) < 0)
-		return;
-	for (;;) {
-		/* Requests only: replies and authentication messages are refused by type. */
-		ret = ckpt_proto_recv_msg(s->fd, s->buf, CKPT_ACCEPT_REQUEST, &req, -1);
-		if (ret == -ECONNRESET)
-			return;
-		if (ret < 0) {
-			ckpt_log(CKPT_LOG_WARNING, LOG,
-				 "tenant %s from %s: %s on the control channel; closing it",
-				 s->tenant, s->peer,
-				 ret == -EINVAL ? "a malformed message or one out of place"
-						: strerror(-ret));
-			return;
-		}
-		memset(&rep, 0, sizeof(rep));
-		rep.type = req.type | CKPT_MSG_REPLY;
-		rep.seq = req.seq;
-		rep.status = dispatch(s, &req, &rep);
-		if (rep.status < 0 && rep.status != -ENOENT)
-			ckpt_log(CKPT_LOG_INFO, LOG, "%s from tenant %s at %s: %s",
-				 type_name(req.type), s->tenant, s->peer, strerror(-rep.status));
-		ret = ckpt_proto_send_msg(s->fd, &rep, REPLY_TIMEOUT_MS);
-		if (rep.type == (CKPT_MSG_LIST | CKPT_MSG_REPLY))
-			free(rep.u.list.items);
-		if (ret < 0) {
-			ckpt_log(CKPT_LOG_WARNING, LOG,
-				 "tenant %s from %s: reply not taken (%s); closing", s->tenant,
-				 s->peer, strerror(-ret));
-			return;
-		}
-	}
-}
-
-static void *session_main(void *arg)
-{
-	struct ckptsrv_session *s = arg;
 	struct ckptsrv *srv = s->l->srv;
 	struct ckptsrv_open *o;
 	unsigned int dropped = 0;
 
-	serve(s);
 	pthread_mutex_lock(&srv->lock);
 	/* A client that goes away loses its keys: every registration it held is undone. */
 	while ((o = s->opens) != NULL) {
@@ -549,287 +498,12 @@ static void *session_main(void *arg)
 		}
 	}
 	srv->nsessions--;
-	close(s->fd);
+	if (s->fd >= 0)
+		close(s->fd);
 	s->fd = -1;
 	if (srv->nsessions == 0)
 		pthread_cond_broadcast(&srv->sessions_gone);
 	pthread_mutex_unlock(&srv->lock);
-	if (s->tenant[0] != '\0')
-		ckpt_log(CKPT_LOG_INFO, LOG,
-			 "tenant %s from %s disconnected (%u region handle(s) released)", s->tenant,
-			 s->peer, dropped);
-	else
-		ckpt_log(CKPT_LOG_INFO, LOG, "%s disconnected before authenticating", s->peer);
 	free(s);
-	return NULL;
-}
-
-void ckptsrv_session_start(struct ckptsrv_listener *l, int fd, const char *peer)
-{
-	struct ckptsrv *srv = l->srv;
-	struct ckptsrv_session *s;
-	pthread_attr_t attr;
-	pthread_t t;
-	int ret;
-
-	s = calloc(1, sizeof(*s));
-	if (s == NULL) {
-		ckpt_log(CKPT_LOG_ERR, LOG, "%s: out of memory for a session from %s", l->url,
-			 peer);
-		close(fd);
-		return;
-	}
-	s->l = l;
-	s->fd = fd;
-	snprintf(s->peer, sizeof(s->peer), "%s", peer);
-	pthread_mutex_lock(&srv->lock);
-	if (srv->nsessions >= CKPTSRV_MAX_SESSIONS || srv->stop) {
-		pthread_mutex_unlock(&srv->lock);
-		ckpt_log(CKPT_LOG_WARNING, LOG, "%s: refusing %s: %u sessions already", l->url,
-			 peer, CKPTSRV_MAX_SESSIONS);
-		close(fd);
-		free(s);
-		return;
-	}
-	s->next = srv->sessions;
-	srv->sessions = s;
-	srv->nsessions++;
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	ret = pthread_create(&t, &attr, session_main, s);
-	pthread_attr_destroy(&attr);
-	if (ret != 0) {
-		srv->sessions = s->next;
-		srv->nsessions--;
-		pthread_mutex_unlock(&srv->lock);
-		ckpt_log(CKPT_LOG_ERR, LOG, "%s: no thread for %s: %s", l->url, peer,
-			 strerror(ret));
-		close(fd);
-		free(s);
-		return;
-	}
-	pthread_mutex_unlock(&srv->lock);
-	ckpt_log(CKPT_LOG_DEBUG, LOG, "%s: connection from %s", l->url, peer);
-}
-
-/*
- * A progress thread that does not come back from libfabric has wedged its endpoint. Seen
- * with shm: a client killed while it held the spinlock shm keeps in this server's shared
- * region leaves every later fi_cq_read spinning on it (libfabric 1.17 has no owner-death
- * recovery there). Nothing here can free it; the listener is marked so that new opens fail
- * fast instead of hanging clients, and the operator is told to restart.
- */
-static void watch_progress(struct ckptsrv *srv)
-{
-	uint64_t now = ckptsrv_now_ms();
-
-	for (unsigned int i = 0; i < srv->nlisteners; i++) {
-		struct ckptsrv_listener *l = &srv->listeners[i];
-		uint64_t beat = __atomic_load_n(&l->progress_beat, __ATOMIC_RELAXED);
-		bool stuck = l->threads_started && now > beat + CKPTSRV_WEDGED_MS;
-
-		if (stuck == __atomic_load_n(&l->wedged, __ATOMIC_RELAXED))
-			continue;
-		__atomic_store_n(&l->wedged, stuck, __ATOMIC_RELAXED);
-		if (stuck)
-			ckpt_log(CKPT_LOG_ERR, LOG,
-				 "%s: progress thread stuck inside libfabric for over %d s (for "
-				 "shm: a client died holding the provider's lock); this listener "
-				 "moves no data and refuses opens; restart ckptsrv (the store is "
-				 "crash-consistent)",
-				 l->url, CKPTSRV_WEDGED_MS / 1000);
-		else
-			ckpt_log(CKPT_LOG_NOTICE, LOG, "%s: progress thread running again", l->url);
-	}
-}
-
-/*
- * Journals of open overwrite regions are applied every few milliseconds, and at once after
- * a PERSIST, so that a restore finds most records in their slots already.
- */
-static void *journal_main(void *arg)
-{
-	struct ckptsrv *srv = arg;
-	uint8_t seen[PMU_MAX_REGIONS];
-
-	pthread_mutex_lock(&srv->lock);
-	while (!srv->stop) {
-		struct timespec until;
-
-		if (!srv->journal_due) {
-			clock_gettime(CLOCK_REALTIME, &until);
-			until.tv_nsec += JOURNAL_PERIOD_NS;
-			if (until.tv_nsec >= 1000000000) {
-				until.tv_sec++;
-				until.tv_nsec -= 1000000000;
-			}
-			pthread_cond_timedwait(&srv->journal_kick, &srv->lock, &until);
-		}
-		srv->journal_due = false;
-		watch_progress(srv);
-		memset(seen, 0, sizeof(seen));
-		for (struct ckptsrv_session *s = srv->sessions; s != NULL; s = s->next) {
-			for (struct ckptsrv_open *o = s->opens; o != NULL; o = o->next) {
-				int n;
-
-				if (o->info.mode != PMU_MODE_OVERWRITE || o->info.ring_size == 0 ||
-				    seen[o->info.index])
-					continue;
-				seen[o->info.index] = 1;
-				n = pmu_journal_apply(srv->store, &o->info);
-				if (n < 0)
-					ckpt_log(CKPT_LOG_WARNING, LOG,
-						 "journal of region %s (tenant %s) not applied: %s",
-						 o->info.name, s->tenant, strerror(-n));
-				else if (n > 0)
-					ckpt_log(CKPT_LOG_DEBUG, LOG,
-						 "journal of region %s: %d record(s) applied",
-						 o->info.name, n);
-			}
-		}
-	}
-	pthread_mutex_unlock(&srv->lock);
-	return NULL;
-}
-
-/*
- * Journals a crash left unapplied are applied before anyone connects, so a region that is
- * not opened again soon still has its records in their slots.
- */
-static void apply_journals_at_start(struct ckptsrv *srv)
-{
-	struct pmu_region_info *all = calloc(PMU_MAX_REGIONS, sizeof(*all));
-	int n;
-
-	if (all == NULL)
-		return;
-	n = pmu_region_list(srv->store, all, PMU_MAX_REGIONS);
-	for (int i = 0; i < n && i < PMU_MAX_REGIONS; i++) {
-		int applied;
-
-		if (all[i].mode != PMU_MODE_OVERWRITE || all[i].ring_size == 0)
-			continue;
-		applied = pmu_journal_apply(srv->store, &all[i]);
-		if (applied < 0)
-			ckpt_log(CKPT_LOG_WARNING, LOG, "journal of region %s not applied: %s",
-				 all[i].name, strerror(-applied));
-		else if (applied > 0)
-			ckpt_log(CKPT_LOG_NOTICE, LOG,
-				 "journal of region %s: %d record(s) left by the last run applied",
-				 all[i].name, applied);
-	}
-	free(all);
-}
-
-/* @return 0 when every session is gone, -EBUSY when some still run. */
-static int shutdown_sessions(struct ckptsrv *srv)
-{
-	struct timespec until;
-	int ret = 0;
-
-	pthread_mutex_lock(&srv->lock);
-	/* Wake every session blocked in recv; each then releases its handles and exits. */
-	for (struct ckptsrv_session *s = srv->sessions; s != NULL; s = s->next)
-		shutdown(s->fd, SHUT_RDWR);
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += SHUTDOWN_WAIT_SECS;
-	while (srv->nsessions > 0) {
-		if (pthread_cond_timedwait(&srv->sessions_gone, &srv->lock, &until) != 0)
-			break;
-	}
-	if (srv->nsessions > 0) {
-		ckpt_log(CKPT_LOG_WARNING, LOG,
-			 "%u session(s) did not finish in %d s; exiting without closing the "
-			 "store (it is crash-consistent)",
-			 srv->nsessions, SHUTDOWN_WAIT_SECS);
-		ret = -EBUSY;
-	}
-	pthread_mutex_unlock(&srv->lock);
-	return ret;
-}
-
-int main(int argc, char **argv)
-{
-	static struct ckptsrv srv;
-	sigset_t sigs;
-	int ret, sig = 0;
-	bool journal_started = false;
-
-	ret = ckptsrv_config_parse(argc, argv, &srv.cfg);
-	if (ret != 0)
-		return ret > 0 ? 0 : 2;
-	if (srv.cfg.log_level != 0)
-		ckpt_log_set(NULL, srv.cfg.log_level);
-	if (sodium_init() < 0) {
-		ckpt_log(CKPT_LOG_ERR, LOG, "libsodium failed to initialise");
-		return 1;
-	}
-	/* Only the main thread takes signals; every thread created below inherits the mask. */
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	pthread_mutex_init(&srv.lock, NULL);
-	pthread_cond_init(&srv.journal_kick, NULL);
-	pthread_cond_init(&srv.sessions_gone, NULL);
-
-	/* The secret file is read at every authentication; check it once now. */
-	{
-		uint8_t probe[SECRET_MAX];
-
-		ret = ckpt_secret_load(srv.cfg.secret_file, NULL, probe, sizeof(probe));
-		sodium_memzero(probe, sizeof(probe));
-		if (ret < 0) {
-			ckpt_log(CKPT_LOG_ERR, LOG, "secret file %s unusable: %s",
-				 srv.cfg.secret_file, strerror(-ret));
-			return 1;
-		}
-	}
-	srv.store = pmu_store_open(srv.cfg.pmem, srv.cfg.size,
-				   PMU_CREATE | (srv.cfg.format ? PMU_FORMAT : 0));
-	if (srv.store == NULL) {
-		ckpt_log(CKPT_LOG_ERR, LOG, "cannot open store %s: %s", srv.cfg.pmem,
-			 strerror(errno));
-		return 1;
-	}
-	apply_journals_at_start(&srv);
-	ret = 1;
-	for (unsigned int i = 0; i < srv.cfg.nlisten; i++) {
-		struct ckptsrv_listener *l = &srv.listeners[i];
-
-		srv.nlisteners = i + 1;
-		if (ckptsrv_listener_open(&srv, l, srv.cfg.listen[i]) < 0 ||
-		    ckptsrv_listener_start(l) < 0)
-			goto err_stop;
-	}
-	if (pthread_create(&srv.journal_thr, NULL, journal_main, &srv) != 0) {
-		ckpt_log(CKPT_LOG_ERR, LOG, "cannot start the journal thread");
-		goto err_stop;
-	}
-	journal_started = true;
-	if (ckptsrv_distribute_start(&srv) < 0)
-		goto err_stop;
-	ckpt_log(CKPT_LOG_NOTICE, LOG, "serving store %s (%s) on %u listener(s)", srv.cfg.pmem,
-		 pmu_store_is_pmem(srv.store) ? "pmem" : "msync", srv.nlisteners);
-	while (sigwait(&sigs, &sig) != 0 || (sig != SIGINT && sig != SIGTERM))
-		;
-	ckpt_log(CKPT_LOG_NOTICE, LOG, "%s: shutting down", strsignal(sig));
-	ret = 0;
-err_stop:
-	srv.stop = true;
-	/* Sessions still use their listener's domain: they go first. */
-	if (shutdown_sessions(&srv) < 0)
-		return ret;
-	ckptsrv_distribute_stop(&srv);
-	if (journal_started) {
-		pthread_mutex_lock(&srv.lock);
-		pthread_cond_signal(&srv.journal_kick);
-		pthread_mutex_unlock(&srv.lock);
-		pthread_join(srv.journal_thr, NULL);
-	}
-	for (unsigned int i = 0; i < srv.nlisteners; i++)
-		ckptsrv_listener_close(&srv.listeners[i]);
-	pmu_store_close(&srv.store);
-	return ret;
+	return dropped;
 }

@@ -4,9 +4,7 @@
  * and one libfabric RDM endpoint whose registered regions clients read and write.
  */
 #include <errno.h>
-#include <arpa/inet.h>
 #include <netdb.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +25,9 @@
 #define KEY_TRIES  16
 #define CQ_WAIT_MS 100
 #define ACTIVE_MS  2000 /* a listener is busy this long after its last control request */
+/* Connections the kernel queues for the accept thread: a flood that overflows the queue
+ * drops SYNs, and a tenant's dropped SYN waits a second for its retransmission. */
+#define BACKLOG 1024
 
 static int tcp_listen(struct ckptsrv_listener *l, const char *host, const char *port)
 {
@@ -42,14 +43,15 @@ static int tcp_listen(struct ckptsrv_listener *l, const char *host, const char *
 	}
 	ret = -EADDRNOTAVAIL;
 	for (ai = res; ai != NULL; ai = ai->ai_next) {
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
+			    ai->ai_protocol);
 		if (fd < 0) {
 			ret = -errno;
 			continue;
 		}
 		/* A restarted server must rebind at once, not after TIME_WAIT. */
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 64) == 0)
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, BACKLOG) == 0)
 			break;
 		ret = -errno;
 		close(fd);
@@ -74,10 +76,10 @@ static int shm_listen(struct ckptsrv_listener *l, const char *name)
 		ckpt_log(CKPT_LOG_ERR, LOG, "%s: bad shm name \"%s\"", l->url, name);
 		return len;
 	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;
-	if (bind(fd, (struct sockaddr *)&sun, (socklen_t)len) < 0 || listen(fd, 64) < 0) {
+	if (bind(fd, (struct sockaddr *)&sun, (socklen_t)len) < 0 || listen(fd, BACKLOG) < 0) {
 		ret = -errno;
 		ckpt_log(CKPT_LOG_ERR, LOG, "%s: cannot listen on @holdfast-ckptsrv/%s: %s", l->url,
 			 name, strerror(errno));
@@ -317,46 +319,6 @@ static void *progress_main(void *arg)
 	return NULL;
 }
 
-static void *accept_main(void *arg)
-{
-	struct ckptsrv_listener *l = arg;
-
-	while (!l->srv->stop) {
-		struct pollfd p = {.fd = l->lfd, .events = POLLIN};
-		struct sockaddr_storage ss;
-		socklen_t sl = sizeof(ss);
-		char peer[128] = "local";
-		int fd;
-
-		/* Poll with a timeout so that shutdown needs no wakeup trick. */
-		if (poll(&p, 1, 200) <= 0)
-			continue;
-		fd = accept4(l->lfd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
-		if (fd < 0) {
-			if (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED)
-				ckpt_log(CKPT_LOG_WARNING, LOG, "%s: accept: %s", l->url,
-					 strerror(errno));
-			continue;
-		}
-		if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) {
-			char h[INET6_ADDRSTRLEN], s[8];
-
-			if (getnameinfo((struct sockaddr *)&ss, sl, h, sizeof(h), s, sizeof(s),
-					NI_NUMERICHOST | NI_NUMERICSERV) == 0)
-				snprintf(peer, sizeof(peer), "%s:%s", h, s);
-		} else {
-			struct ucred cr;
-			socklen_t cl = sizeof(cr);
-
-			if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) == 0)
-				snprintf(peer, sizeof(peer), "local pid %d uid %u", (int)cr.pid,
-					 (unsigned int)cr.uid);
-		}
-		ckptsrv_session_start(l, fd, peer);
-	}
-	return NULL;
-}
-
 int ckptsrv_listener_start(struct ckptsrv_listener *l)
 {
 	int ret;
@@ -365,7 +327,7 @@ int ckptsrv_listener_start(struct ckptsrv_listener *l)
 	ret = pthread_create(&l->progress_thr, NULL, progress_main, l);
 	if (ret != 0)
 		return -ret;
-	ret = pthread_create(&l->accept_thr, NULL, accept_main, l);
+	ret = pthread_create(&l->accept_thr, NULL, ckptsrv_accept_main, l);
 	if (ret != 0) {
 		l->srv->stop = true;
 		pthread_join(l->progress_thr, NULL);

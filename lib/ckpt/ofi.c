@@ -48,6 +48,13 @@
 #define BOUNCE_LEN     (1u << 20)
 #define CQ_BATCH       32
 #define LOCAL_KEY_BASE 0x686600u /* requested keys of our own local registrations */
+/*
+ * A client that sent nothing for this long sends a PING from its poll. ckptsrv closes a
+ * session that sends nothing for its idle timeout (idle-timeout-ms: 60 s by default, 5 s
+ * at the least), and one-sided writes and reads leave no trace on the control channel: a
+ * standby that only reads, or a primary with nothing to flush, would be cut without it.
+ */
+#define KEEPALIVE_MS 1000
 
 _Static_assert(CKPT_REC_MAX_LEN <= STAGE_SLOT, "a record fits one staging slot");
 
@@ -158,6 +165,7 @@ struct ofi_client {
 	 */
 	uint32_t persist_owed;
 	uint64_t idle_check_ms;
+	uint64_t sent_ms; /* when the last request went (a keepalive counts) */
 };
 
 static uint64_t now_ms(void)
@@ -358,6 +366,9 @@ static int ctrl_frames(struct ckpt_client *c)
 						0);
 			if (ret == 0 && m.type == (CKPT_MSG_PERSIST | CKPT_MSG_REPLY))
 				ret = region_dispatch_persist(c, &m);
+			else if (ret == 0 && m.type == (CKPT_MSG_PING | CKPT_MSG_REPLY) &&
+				 h.seq <= o->seq)
+				; /* a keepalive answered: nothing waits for it */
 			else if (ret == 0 && h.seq <= o->seq)
 				/* the answer to a call that timed out: nobody waits for it */
 				ckpt_log(CKPT_LOG_DEBUG, LOG, "%s: late reply %u dropped",
@@ -424,6 +435,7 @@ static int ctrl_send(struct ckpt_client *c, struct ckpt_msg *m)
 
 	m->seq = ++o->seq;
 	m->status = 0;
+	o->sent_ms = now_ms();
 	ret = ckpt_proto_send_msg(o->fd, m, (int)c->opts.timeout_ms);
 	if (ret < 0) {
 		ckpt_log(CKPT_LOG_ERR, LOG, "%s: sending a request: %s", c->target, strerror(-ret));
@@ -868,6 +880,7 @@ static int ofi_connect_as(struct ckpt_client *c, const char *where, const char *
 	ret = fabric_open(c, shm ? NULL : host, ep, ep_len);
 	if (ret < 0)
 		goto err_close_fabric;
+	o->sent_ms = now_ms();
 	ckpt_log(CKPT_LOG_INFO, LOG, "%s: connected as tenant %s (provider %s%s)", c->target,
 		 c->opts.tenant, o->info->fabric_attr->prov_name,
 		 o->rma_pmem ? ", FI_RMA_PMEM" : "");
@@ -1471,6 +1484,40 @@ static int check_timeouts(struct ckpt_client *c)
 	return 0;
 }
 
+/*
+ * Post a PING and never wait for it: its answer is taken by ctrl_frames() when the poll
+ * next reads the socket. A socket with no room for the 16 bytes (a server that has read
+ * nothing for long) gets it at a later poll; a part sent must be followed by the rest,
+ * bounded like every control send.
+ */
+static void keepalive(struct ckpt_client *c, uint64_t now)
+{
+	struct ofi_client *o = oc(c);
+	struct ckpt_msg m = {.type = CKPT_MSG_PING, .seq = o->seq + 1};
+	uint8_t frame[CKPT_PROTO_HDR_LEN];
+	ssize_t n;
+	int ret;
+
+	if (ckpt_proto_encode(&m, frame, sizeof(frame)) != (int)sizeof(frame))
+		return;
+	n = send(o->fd, frame, sizeof(frame), MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return;
+	if (n < 0) {
+		ret = errno == EPIPE ? -ECONNRESET : -errno;
+	} else {
+		o->seq++;
+		o->sent_ms = now;
+		ret = ckpt_proto_send_all(o->fd, frame + n, sizeof(frame) - (size_t)n,
+					  (int)c->opts.timeout_ms);
+	}
+	if (ret < 0 && o->dead == 0) {
+		ckpt_log(CKPT_LOG_ERR, LOG, "%s: sending a keepalive: %s", c->target,
+			 strerror(-ret));
+		o->dead = ret;
+	}
+}
+
 static int ofi_poll(struct ckpt_client *c)
 {
 	struct ofi_client *o = oc(c);
@@ -1487,6 +1534,8 @@ static int ofi_poll(struct ckpt_client *c)
 		o->idle_check_ms = now;
 	if (o->persist_owed != 0 || idle_check)
 		ctrl_pump(c, 0);
+	if (o->dead == 0 && idle_check && now - o->sent_ms >= KEEPALIVE_MS)
+		keepalive(c, now);
 	if (o->dead)
 		return o->dead;
 	for (struct ckpt_region *r = c->regions; r != NULL; r = r->next) {
@@ -1517,6 +1566,14 @@ static int ofi_read(struct ckpt_region *r, uint64_t off, void *buf, size_t len)
 		return -EINVAL;
 	while (len > 0) {
 		size_t n = len < o->bounce_len ? len : o->bounce_len;
+		uint64_t now = now_ms();
+
+		/* A long read (a restore) sends nothing else: the session must not look idle. */
+		if (now - o->sent_ms >= KEEPALIVE_MS) {
+			keepalive(c, now);
+			if (o->dead)
+				return o->dead;
+		}
 		struct ofi_op *op = op_get(o, OP_READ, r);
 		uint64_t deadline = now_ms() + c->opts.timeout_ms;
 		int ret;

@@ -288,6 +288,8 @@ static unsigned int type_class(uint16_t t, size_t *body_max)
 	case CKPT_MSG_LEASE:
 		req = 16;
 		break;
+	case CKPT_MSG_PING:
+		break;
 	default:
 		return 0;
 	}
@@ -380,7 +382,7 @@ static void body(struct cur *c, const struct ckpt_msg *m)
 			put_info(c, &m->u.list.items[i]);
 		break;
 	default:
-		/* LIST, CLOSE/DELETE/PERSIST/LEASE replies: the header says it all. */
+		/* LIST, PING, CLOSE/DELETE/PERSIST/LEASE/PING replies: the header says it all. */
 		break;
 	}
 }

@@ -33,6 +33,8 @@
  *	PERSIST  u64 handle u64 offset u64 length u64 head (0: none; else the ring head to store
  *	         and persist after the range)
  *	LEASE    u64 handle u32 ttl_ms u32 0
+ *	PING     (empty): a keepalive; the server closes a session that sends nothing for its
+ *	         idle timeout (ckptsrv.conf idle-timeout-ms)
  *	replies to CREATE and OPEN: u64 handle, region, u8 is_pmem, 7 x u8 0, u64 rkey, u64 base
  *	reply to STAT: info (region, u8 is_pmem, u8 lease_alive, 6 x u8 0, u64 head, u64 tail)
  *	reply to LIST: u32 total u32 n, n x info
@@ -75,6 +77,7 @@ enum ckpt_msg_type {
 	CKPT_MSG_STAT = 21,
 	CKPT_MSG_PERSIST = 22,
 	CKPT_MSG_LEASE = 23,
+	CKPT_MSG_PING = 24,
 	CKPT_MSG_REPLY = 0x8000,
 };
 

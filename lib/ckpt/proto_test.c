@@ -508,6 +508,24 @@ static void test_decode_writes_only_into_storage_passed_for_it(void **state)
 	assert_null(m.u.list.items);
 }
 
+/* The keepalive and its answer are a header each: no body either way. */
+static void test_ping_and_its_reply_round_trip_with_no_body(void **state)
+{
+	struct ckpt_msg in = {.type = CKPT_MSG_PING, .seq = 41}, out;
+
+	(void)state;
+	assert_int_equal(round_trip(&in, &out), CKPT_PROTO_HDR_LEN);
+	assert_int_equal(ckpt_proto_frame_len(buf, CKPT_ACCEPT_REQUEST, NULL), CKPT_PROTO_HDR_LEN);
+	assert_int_equal(ckpt_proto_frame_len(buf, CKPT_ACCEPT_REPLY, NULL), -EINVAL);
+	in.type = CKPT_MSG_PING | CKPT_MSG_REPLY;
+	assert_int_equal(round_trip(&in, &out), CKPT_PROTO_HDR_LEN);
+	assert_int_equal(ckpt_proto_frame_len(buf, CKPT_ACCEPT_REPLY, NULL), CKPT_PROTO_HDR_LEN);
+	assert_int_equal(ckpt_proto_frame_len(buf, CKPT_ACCEPT_REQUEST, NULL), -EINVAL);
+	/* A PING with a body is malformed, whatever the body says. */
+	raw_frame(CKPT_MSG_PING, 8, 0);
+	assert_int_equal(ckpt_proto_frame_len(buf, CKPT_ACCEPT_REQUEST, NULL), -EINVAL);
+}
+
 /* Each receiver takes its own messages only, judged from the header before the body. */
 static void test_receivers_refuse_types_out_of_place(void **state)
 {
@@ -682,6 +700,7 @@ int main(void)
 		cmocka_unit_test(test_header_is_little_endian_with_fixed_layout),
 		cmocka_unit_test(test_auth_messages_round_trip),
 		cmocka_unit_test(test_requests_round_trip),
+		cmocka_unit_test(test_ping_and_its_reply_round_trip_with_no_body),
 		cmocka_unit_test(test_open_reply_carries_geometry_key_and_base),
 		cmocka_unit_test(test_list_reply_round_trips_and_respects_cap),
 		cmocka_unit_test(test_error_reply_has_no_body),

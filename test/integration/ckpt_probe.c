@@ -15,6 +15,10 @@
  *	make R          create region R and leave (for other-tenant)
  *	lease           the owner renews a lease; STAT and LIST show it alive, then expired
  *	no-provider     connecting must fail with ENODATA (no such libfabric provider here)
+ *	idle S          a client that writes nothing for S seconds but polls (and so sends
+ *	                keepalives) keeps its session: writes before and after become durable
+ *	quiet S         a client that neither writes nor polls for S seconds has been cut by
+ *	                the server's idle timeout: its next request fails with ECONNRESET
  *
  * Environment: HF_SECRET_FILE, HF_TENANT, HF_ALLOW_SHM=1.
  */
@@ -290,6 +294,63 @@ static int check_no_provider(const char *target)
 	return expect("connect", -errno, -ENODATA);
 }
 
+/* One slice written and made durable: the data path and the control channel both work. */
+static int write_one(struct ckpt_region *r, uint64_t gen)
+{
+	static const uint8_t payload[8] = "idle";
+	struct ckpt_rec rec = {
+		.module_id = 1,
+		.slice_version = 1,
+		.conn_id = 5,
+		.generation = gen,
+		.slot_pair = 1,
+		.key = {.family = 4, .proto = 6},
+		.payload_len = sizeof(payload),
+		.payload = payload,
+	};
+	uint64_t t;
+	int ret = ckpt_slot_write(r, &rec, false, &t);
+
+	return ret == 0 ? ckpt_sync(r) : ret;
+}
+
+static int check_idle(const char *target, unsigned int secs)
+{
+	struct ckpt_client *c = must_connect(target);
+	struct ckpt_region *r = must_create(c, "probe-idle");
+	struct ckpt_region_info info;
+	int rc, ret = 0;
+
+	rc = expect("write before", write_one(r, 1), 0);
+	for (unsigned int i = 0; i < secs * 100 && ret >= 0; i++) {
+		ret = ckpt_poll(c);
+		usleep(10000);
+	}
+	rc |= expect("polls while idle", ret < 0 ? ret : 0, 0);
+	rc |= expect("write after", write_one(r, 2), 0);
+	rc |= expect("stat after", ckpt_region_stat(c, "probe-idle", &info), 0);
+	ckpt_region_close(&r);
+	rc |= expect("delete", ckpt_region_delete(c, "probe-idle"), 0);
+	ckpt_disconnect(&c);
+	return rc;
+}
+
+static int check_quiet(const char *target, unsigned int secs)
+{
+	struct ckpt_client *c = must_connect(target);
+	struct ckpt_region *r = must_create(c, "probe-quiet");
+	struct ckpt_region_info info;
+	int rc;
+
+	rc = expect("write before", write_one(r, 1), 0);
+	sleep(secs);
+	rc |= expect("stat after the silence", ckpt_region_stat(c, "probe-quiet", &info),
+		     -ECONNRESET);
+	ckpt_region_close(&r);
+	ckpt_disconnect(&c);
+	return rc;
+}
+
 static int make_region(const char *target, const char *name)
 {
 	struct ckpt_client *c = must_connect(target);
@@ -332,6 +393,10 @@ int main(int argc, char **argv)
 		return check_no_provider(t);
 	if (strcmp(check, "make") == 0 && argc > 3)
 		return make_region(t, argv[3]);
+	if (strcmp(check, "idle") == 0 && argc > 3)
+		return check_idle(t, (unsigned int)strtoul(argv[3], NULL, 10));
+	if (strcmp(check, "quiet") == 0 && argc > 3)
+		return check_quiet(t, (unsigned int)strtoul(argv[3], NULL, 10));
 	fprintf(stderr, "ckpt_probe: unknown check %s\n", check);
 	return 2;
 }

@@ -9,7 +9,7 @@ import struct
 
 VERSION = 1
 CHALLENGE, HELLO, WELCOME = 1, 2, 3
-CREATE, OPEN, CLOSE, DELETE, LIST, STAT, PERSIST, LEASE = range(16, 24)
+CREATE, OPEN, CLOSE, DELETE, LIST, STAT, PERSIST, LEASE, PING = range(16, 25)
 REPLY = 0x8000
 NAME_MAX = 64
 
@@ -115,3 +115,14 @@ def opened(region_bytes, handle=1, rkey=7, base=0):
 def info(region_bytes, head=0, tail=0):
     """A region's info (224 bytes): region, is_pmem, lease_alive, 6 zero bytes, head, tail."""
     return region_bytes + bytes(8) + struct.pack("<QQ", head, tail)
+
+
+def create_body(rname, mode=1, size=1 << 20, slot_size=256, ring_size=0):
+    """Body of a CREATE request: name, u32 mode, u32 slot_size, u64 size, u64 ring_size."""
+    return name(rname) + struct.pack("<IIQQ", mode, slot_size, size, ring_size)
+
+
+def request(conn, msg_type, body=b"", seq=1):
+    """Send a request and wait for its reply: (type, seq, status, body)."""
+    conn.sendall(frame(msg_type, body, seq=seq))
+    return recv_frame(conn)

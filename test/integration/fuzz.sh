@@ -36,6 +36,11 @@ target fuzz_modules modules/fuzz/fuzz_modules.c modules/modules.c modules/tcp/tc
 target fuzz_proto lib/ckpt/fuzz_proto.c lib/ckpt/proto.c "${pmu_src[@]}" -- -lsodium -lpmem -lisal
 target fuzz_layout lib/pmu/fuzz_layout.c "${pmu_src[@]}" -- -lpmem -lisal
 target fuzz_store lib/pmu/fuzz_store.c "${pmu_src[@]}" -- -lpmem -lisal
+# ckptsrv's request handlers on a store in /dev/shm: no main, no sockets, no libfabric (the
+# target registers memory itself).
+target fuzz_dispatch ckptsrv/fuzz_dispatch.c ckptsrv/ckptsrv.c ckptsrv/quota.c \
+  ckptsrv/config.c lib/ckpt/proto.c lib/ckpt/secret.c "${pmu_src[@]}" -- -Ickptsrv \
+  -lpmem -lisal -lsodium -lpthread
 
 for t in "${targets[@]}"; do
   mkdir -p "$out/$t.corpus"

@@ -67,3 +67,15 @@ start_server() {
   PIDS+=("$SRV_PID")
   wait_for 20 log_has "$T/$name.log" "serving store" || fail "ckptsrv $name did not start"
 }
+
+# stop_server LOG: SIGTERM the server started last; it must exit 0 after a clean shutdown,
+# with no sanitizer report in LOG.
+stop_server() {
+  kill -TERM "$SRV_PID"
+  wait_for 10 gone "$SRV_PID" || fail "server ignored SIGTERM"
+  local rc=0
+  wait "$SRV_PID" || rc=$?
+  [ $rc -eq 0 ] || fail "server exited $rc after SIGTERM"
+  log_has "$1" "shutting down" || fail "no clean shutdown"
+  if log_has "$1" "Sanitizer"; then fail "sanitizer report in the server log"; fi
+}

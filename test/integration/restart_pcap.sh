@@ -19,6 +19,11 @@
 #                                   the connections go on through it.
 #   restart_pcap.sh standby-command the same with a lease of a minute: the standby takes
 #                                   over on SIGUSR1, not by waiting.
+#   restart_pcap.sh standby-idle    standby-command over ckptsrv (tcp) with the shortest idle
+#                                   timeout (5 s): primary and standby sit idle for 12 s
+#                                   first (the lease renewed every 15 s), and no session of
+#                                   theirs is closed as idle: every client they hold polls,
+#                                   and so sends keepalives.
 #   restart_pcap.sh group           a redundancy group, xor(2) over three ckptsrv (tcp): holdfast
 #                                   is killed -9, then one member too; the restarted holdfast
 #                                   restores from the other two (one chunk in three recovered
@@ -58,10 +63,12 @@ PY
 port=$(free_port)
 printf 'holdfast %s\n' "$(head -c 24 /dev/urandom | base64 | tr -d '/+=')" >"$T/secret"
 lease=500
+idle=()
 case "$mode" in
   pmem | standby-pmem) target="pmem:$T/state.pmu" ;;
   standby-command) target="pmem:$T/state.pmu" lease=60000 ;;
   tcp | server-restart | standby-tcp) target="ofi+tcp://127.0.0.1:$port" ;;
+  standby-idle) target="ofi+tcp://127.0.0.1:$port" lease=60000 idle=(--idle-timeout-ms 5000) ;;
   shm) target="ofi+shm://hf-rs-$$" ;;
   group | standby-group)
     declare -a MEMBER MEMBER_PID
@@ -72,7 +79,7 @@ case "$mode" in
 esac
 serve() { # store
   start_server srv --pmem "$1" --size 256M --secret-file "$T/secret" --allow-shm \
-    --listen "ofi+tcp://127.0.0.1:$port" --listen "ofi+shm://hf-rs-$$"
+    --listen "ofi+tcp://127.0.0.1:$port" --listen "ofi+shm://hf-rs-$$" "${idle[@]}"
 }
 case "$target" in ofi*) serve "$T/store1.pmu" ;; esac
 case "$target" in
@@ -152,19 +159,28 @@ standby-*)
   wait_for 30 log_has "$T/hf-b-standby.log" "holdfast: standby" || fail "no standby"
   wait_for 30 shadow_has 3 || fail "the standby's shadow table never held the 3 connections"
   [ "$(grep -c '^holdfast: ready' "$T/hf-b-standby.log")" = 0 ] || fail "standby forwards"
+  if [ "$mode" = standby-idle ]; then
+    sleep 12 # the condition under test: more than two idle timeouts with nothing to write
+    if log_has "$T/srv.log" "sent nothing for"; then
+      fail "a session was closed as idle: $(grep 'sent nothing for' "$T/srv.log" | head -3)"
+    fi
+  fi
   kill -9 "$PRIMARY"
   wait "$PRIMARY" 2>/dev/null || true
   [ "$mode" != standby-group ] || kill_member
-  [ "$mode" != standby-command ] || kill -USR1 "$SB_PID"
+  [ "$mode" != standby-command ] && [ "$mode" != standby-idle ] || kill -USR1 "$SB_PID"
   wait_for 30 log_has "$T/hf-b-standby.log" "holdfast: took over" || fail "no takeover"
   grep -E "took over|taking over" "$T/hf-b-standby.log" | sed 's/^.*holdfast: //'
-  if [ "$mode" = standby-command ]; then
+  if [ "$mode" = standby-command ] || [ "$mode" = standby-idle ]; then
     log_has "$T/hf-b-standby.log" "taking over (command)" || fail "not by the command"
   else
     log_has "$T/hf-b-standby.log" "taking over (lease expired)" || fail "not by the lease"
   fi
   prefix="${prefix}sb"
   wait_for 30 settled "$fb" 0 || fail "the new primary did not settle: $(tel /holdfast/ckpt)"
+  if [ "$mode" = standby-idle ] && log_has "$T/hf-b-standby.log" "lost\|retrying"; then
+    fail "the standby's checkpointers had to reconnect: $(grep 'lost\|retrying' "$T/hf-b-standby.log")"
+  fi
   stop_hf
   /usr/bin/python3 "$SRC/test/integration/check_pcap.py" "$T/b" || fail "phase b verdicts"
   [ "$mode" != standby-group ] || group_reads_back
