@@ -83,7 +83,9 @@ for mode in bad-endpoint wrong-type bad-geometry wrong-region auth-again huge-fr
     grep -q "asked for region holdfast-state.0 of tenant holdfast, the server answered with region someone-else" \
       "$T/ctl-$mode-dump.err" || fail "ckptctl dump did not say the server answered with another region"
   fi
-  holdfast_survives "$mode"
+  # holdfast's client is the same library as ckptctl's: these lies cover its start-up paths
+  # (endpoint, answers of the wrong type, geometry, region, anything) at one DPDK start each.
+  case $mode in auth-again | huge-frame | truncated) ;; *) holdfast_survives "$mode" ;; esac
   kill "$ROGUE_PID"
   wait "$ROGUE_PID" 2>/dev/null || true
 done
