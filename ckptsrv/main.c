@@ -88,9 +88,10 @@ static void *journal_main(void *arg)
 				seen[o->info.index] = 1;
 				n = pmu_journal_apply(srv->store, &o->info);
 				if (n < 0)
-					ckpt_log(CKPT_LOG_WARNING, LOG,
-						 "journal of region %s (tenant %s) not applied: %s",
-						 o->info.name, s->tenant, strerror(-n));
+					CKPT_LOG_LIMITED(
+						CKPT_LOG_WARNING, LOG,
+						"journal of region %s (tenant %s) not applied: %s",
+						o->info.name, s->tenant, strerror(-n));
 				else if (n > 0)
 					ckpt_log(CKPT_LOG_DEBUG, LOG,
 						 "journal of region %s: %d record(s) applied",

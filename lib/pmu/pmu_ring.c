@@ -122,9 +122,9 @@ static int apply_one(const struct ckpt_rec *rec, uint64_t pos, void *arg)
 	uint8_t *dst;
 
 	if (pair >= a->r->nslots / 2 || len > a->r->slot_size) {
-		ckpt_log(CKPT_LOG_WARNING, "pmu",
-			 "region %s: journal record for pair %llu does not fit, skipped",
-			 a->r->name, (unsigned long long)pair);
+		CKPT_LOG_LIMITED(CKPT_LOG_WARNING, "pmu",
+				 "region %s: journal record for pair %llu does not fit, skipped",
+				 a->r->name, (unsigned long long)pair);
 		return 0;
 	}
 	g0 = slot_generation(a, 2 * pair);
@@ -164,17 +164,22 @@ int pmu_journal_apply(struct pmu_store *s, const struct pmu_region_info *r)
 	tail = __atomic_load_n(tailp, __ATOMIC_ACQUIRE);
 	if (head == tail)
 		return 0;
+	/*
+	 * The tenant writes the ring and its words remotely: what it gets wrong is said, but
+	 * through a limit, since ckptsrv applies journals every few milliseconds.
+	 */
 	n = pmu_ring_walk(a.ring, r->ring_size, tail, head, apply_one, &a, &invalid, &stop);
 	if (n < 0) {
-		ckpt_log(CKPT_LOG_ERR, "pmu",
-			 "region %s: journal head %llu / tail %llu out of range", r->name,
-			 (unsigned long long)head, (unsigned long long)tail);
+		CKPT_LOG_LIMITED(CKPT_LOG_ERR, "pmu",
+				 "region %s: journal head %llu / tail %llu out of range", r->name,
+				 (unsigned long long)head, (unsigned long long)tail);
 		return n;
 	}
 	if (invalid)
-		ckpt_log(CKPT_LOG_WARNING, "pmu",
-			 "region %s: journal record at %llu does not decode, applied up to it",
-			 r->name, (unsigned long long)stop);
+		CKPT_LOG_LIMITED(
+			CKPT_LOG_WARNING, "pmu",
+			"region %s: journal record at %llu does not decode, applied up to it",
+			r->name, (unsigned long long)stop);
 	/* Slots first, then the tail that says they no longer need the journal. */
 	if (a.hi > a.lo)
 		pmu_persist(s, base + a.lo, a.hi - a.lo);

@@ -1251,6 +1251,39 @@ static void test_journal_newer_than_slots_wins_and_apply_is_idempotent(void **st
 }
 
 /*
+ * A tenant writes its journal's words remotely and ckptsrv applies journals every 5 ms: a
+ * head it got wrong is said, but through a limit, not 200 lines a second for ever.
+ */
+static void test_journal_faults_a_tenant_provokes_are_logged_through_a_limit(void **state)
+{
+	struct fixture *f = *state;
+	struct pmu_region_params p = {
+		.name = "bad-journal",
+		.owner = "default",
+		.mode = PMU_MODE_OVERWRITE,
+		.size = 1 << 20,
+		.ring_size = 64 << 10,
+	};
+	struct pmu_region_info info;
+	struct pmu_store *s = create_store(f, STORE_SIZE);
+	uint64_t *head;
+	unsigned int lines = 0;
+
+	assert_int_equal(pmu_region_create(s, &p, &info), 0);
+	head = (uint64_t *)((uint8_t *)pmu_region_base(s, &info) + PMU_REGION_HEAD_OFF);
+	*head = 3 * info.ring_size; /* more than a ring past the tail */
+	capture_log();
+	for (int i = 0; i < 1000; i++)
+		assert_int_equal(pmu_journal_apply(s, &info), -EINVAL);
+	release_log();
+	for (const char *l = logged; (l = strstr(l, "out of range")) != NULL; l++)
+		lines++;
+	assert_true(lines >= 1);
+	assert_true(lines <= 10);
+	pmu_store_close(&s);
+}
+
+/*
  * Every valid record a restore does not hand over is accounted for: pair 1's slot lost to
  * a newer journal record and pair 2's journal record lost to a newer slot are both
  * "valid but older than the other slot or the journal" (ckpt.h), so both are superseded.
@@ -1694,6 +1727,7 @@ int main(void)
 		T(test_batched_write_without_journal_goes_to_its_slot),
 		T(test_batched_write_on_journal_region_restores_newest),
 		T(test_journal_newer_than_slots_wins_and_apply_is_idempotent),
+		T(test_journal_faults_a_tenant_provokes_are_logged_through_a_limit),
 		T(test_stale_journal_record_counts_as_superseded),
 		T(test_pmem_tenant_sees_and_touches_only_its_regions),
 		T(test_ring_place_wraps_only_what_does_not_fit),
