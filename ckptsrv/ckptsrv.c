@@ -187,7 +187,7 @@ static int do_create(struct ckptsrv_session *s, const struct ckpt_msg *req, stru
 	struct pmu_region_info info;
 	int ret;
 
-	ret = ckptsrv_quota_create(s, req);
+	ret = ckptsrv_quota_create(s, &p);
 	if (ret < 0)
 		return ret;
 	if (!printable_name(p.name))

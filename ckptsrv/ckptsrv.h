@@ -252,12 +252,12 @@ const char *ckptsrv_type_name(uint16_t type);
 int ckptsrv_quota_session(struct ckptsrv *srv, const char *tenant, const char *peer);
 
 /**
- * May @p s create the region @p req asks for? Its regions and bytes are counted from the
+ * May @p s create the region @p p? Its regions and bytes are counted from the
  * store's live regions it owns. A request the store would refuse anyway (a bad layout, a
  * name the tenant has) passes here, to be refused there.
  * @return 0, -EDQUOT (regions or bytes) or -ENOMEM.
  */
-int ckptsrv_quota_create(struct ckptsrv_session *s, const struct ckpt_msg *req);
+int ckptsrv_quota_create(struct ckptsrv_session *s, const struct pmu_region_params *p);
 
 /** May @p s hold one more handle (all its tenant's sessions count)? @return 0 or -EMFILE. */
 int ckptsrv_quota_open(struct ckptsrv_session *s);

@@ -46,24 +46,16 @@ int ckptsrv_quota_session(struct ckptsrv *srv, const char *tenant, const char *p
 	return -EUSERS;
 }
 
-int ckptsrv_quota_create(struct ckptsrv_session *s, const struct ckpt_msg *req)
+int ckptsrv_quota_create(struct ckptsrv_session *s, const struct pmu_region_params *p)
 {
 	struct ckptsrv *srv = s->l->srv;
-	struct pmu_region_params p = {
-		.name = req->u.create.name,
-		.owner = s->tenant,
-		.mode = (enum pmu_mode)req->u.create.mode,
-		.size = req->u.create.size,
-		.slot_size = req->u.create.slot_size,
-		.ring_size = req->u.create.ring_size,
-	};
 	struct pmu_region_info want, *all;
 	struct ckptsrv_limits lim;
 	uint64_t bytes = 0, cap;
 	unsigned int regions = 0;
 	int n, ret = 0;
 
-	if (pmu_region_layout(&p, &want) != 0)
+	if (pmu_region_layout(p, &want) != 0)
 		return 0;
 	all = calloc(PMU_MAX_REGIONS, sizeof(*all));
 	if (all == NULL)
@@ -72,7 +64,7 @@ int ckptsrv_quota_create(struct ckptsrv_session *s, const struct ckpt_msg *req)
 	for (int i = 0; i < n && i < PMU_MAX_REGIONS; i++) {
 		if (strcmp(all[i].owner, s->tenant) != 0)
 			continue;
-		if (strcmp(all[i].name, p.name) == 0)
+		if (strcmp(all[i].name, p->name) == 0)
 			goto out_free; /* EEXIST is the store's to say */
 		regions++;
 		bytes += all[i].size;
@@ -84,14 +76,14 @@ int ckptsrv_quota_create(struct ckptsrv_session *s, const struct ckpt_msg *req)
 				 "CREATE of region %s refused for tenant %s from %s (EDQUOT): it "
 				 "owns %u region(s), its limit is %u (tenant-max-regions or its "
 				 "quota line)",
-				 p.name, s->tenant, s->peer, regions, lim.regions);
+				 p->name, s->tenant, s->peer, regions, lim.regions);
 		ret = -EDQUOT;
 	} else if (want.size > cap || bytes > cap - want.size) {
 		CKPT_LOG_LIMITED(CKPT_LOG_WARNING, LOG,
 				 "CREATE of region %s (%llu bytes) refused for tenant %s from %s "
 				 "(EDQUOT): its regions hold %llu bytes, its limit is %llu "
 				 "(tenant-max-bytes or its quota line)",
-				 p.name, (unsigned long long)want.size, s->tenant, s->peer,
+				 p->name, (unsigned long long)want.size, s->tenant, s->peer,
 				 (unsigned long long)bytes, (unsigned long long)cap);
 		ret = -EDQUOT;
 	}
