@@ -23,6 +23,16 @@ RTE_LOG_REGISTER_SUFFIX(fw_logtype_ckpt, ckpt, INFO)
 
 static void go_down(struct fw_checkpointer *k, int err, uint64_t now);
 
+/*
+ * @p rc (of lib/ckpt) says the target failed in a way a new connection may mend: go down,
+ * reconnect, resync. Not a full queue (-EAGAIN: poll, post again), nor what no retry mends
+ * (ckpt_err_transient: a store or quota too small, a refused secret), which is counted.
+ */
+static bool lost(int rc)
+{
+	return rc < 0 && rc != -EAGAIN && ckpt_err_transient(rc);
+}
+
 /* Open @p name, or create it with @p p on a first start. @return 0 or -errno. */
 static int open_or_create(struct ckpt_client *cl, const struct pmu_region_params *p,
 			  struct ckpt_region **out)
@@ -105,13 +115,6 @@ static int attach(struct fw_checkpointer *k)
 	return 0;
 }
 
-/* At start: what no retry mends (a store or a quota too small, a wrong secret). */
-static bool fatal(int rc)
-{
-	return rc == -ENOSPC || rc == -EDQUOT || rc == -EINVAL || rc == -EPROTONOSUPPORT ||
-	       rc == -EACCES;
-}
-
 int fw_checkpointer_init(struct fw_checkpointer *k, const struct fw_ckpt_conf *conf,
 			 struct fw_table *table, uint32_t queue_cap, unsigned int flags)
 {
@@ -141,7 +144,7 @@ int fw_checkpointer_init(struct fw_checkpointer *k, const struct fw_ckpt_conf *c
 		return 0;
 	}
 	rc = attach(k);
-	if (fatal(rc)) {
+	if (rc && !ckpt_err_transient(rc)) { /* no retry mends it: refuse to start */
 		LOG(ERR, "%s: %s\n", conf->target, strerror(-rc));
 		fw_checkpointer_release(k);
 		return rc;
@@ -324,7 +327,9 @@ static int write_slice(struct fw_checkpointer *k, struct fw_conn *c, enum fw_mod
 	}
 	c->slot_pair[m] = pair;
 	c->gen[m] = gen + 1;
-	rc = fw_ckpt_slice(c, m, payload, sizeof(payload), &rec);
+	/* A slice that does not encode is this build's fault, not the target's: counted, and
+	 * never taken for a reason to reconnect. */
+	rc = fw_ckpt_slice(c, m, payload, sizeof(payload), &rec) ? -EINVAL : 0;
 	if (rc == 0)
 		rc = ckpt_slot_write(k->r, &rec, true, &ticket);
 	if (rc) {
@@ -402,7 +407,7 @@ void fw_checkpointer_tick(struct fw_checkpointer *k, uint64_t now)
 	if (k->log_gap)
 		log_mend(k, now);
 	rc = settle_owed(k);
-	if (fw_ckpt_target_gone(rc)) {
+	if (lost(rc)) {
 		go_down(k, rc, now);
 		return;
 	}
@@ -427,7 +432,7 @@ void fw_checkpointer_tick(struct fw_checkpointer *k, uint64_t now)
 				k->cnt.deferred++;
 				break;
 			}
-			if (fw_ckpt_target_gone(rc)) {
+			if (lost(rc)) {
 				go_down(k, rc, now);
 				return;
 			}
@@ -445,7 +450,7 @@ void fw_checkpointer_tick(struct fw_checkpointer *k, uint64_t now)
 poll:
 	if (rc >= 0 || rc == -EAGAIN)
 		rc = ckpt_poll(k->cl);
-	if (rc < 0 && fw_ckpt_target_gone(rc))
+	if (lost(rc))
 		go_down(k, rc, now);
 	else if (rc < 0)
 		k->cnt.failures++;

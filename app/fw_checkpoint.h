@@ -14,7 +14,6 @@
 #ifndef FW_CHECKPOINT_H
 #define FW_CHECKPOINT_H
 
-#include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -88,13 +87,6 @@ struct fw_checkpointer {
 	bool now;	    /* a queued change is due at the next tick (FW_CONN_F_CKPT_NOW) */
 	struct fw_ckpt_counters cnt;
 };
-
-/** @p rc (a negative errno of lib/ckpt) says the target is gone: reconnect, then resync. */
-static inline bool fw_ckpt_target_gone(int rc)
-{
-	return rc == -ECONNRESET || rc == -EIO || rc == -ETIMEDOUT || rc == -ENOTCONN ||
-	       rc == -EPIPE;
-}
 
 /** fw_checkpointer_init() flag: a standby's; it attaches at takeover. */
 #define FW_CKPT_DETACHED 0x1u

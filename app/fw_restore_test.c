@@ -6,6 +6,7 @@
  * a tombstoned connection stays gone and its slot pair's generations keep rising.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -678,6 +679,30 @@ static void test_reconnect_never_stalls_the_worker(void **state)
 	close(fd);
 }
 
+/*
+ * One split of lib/ckpt's errors serves every caller in holdfast (ckpt_err_transient): the
+ * checkpointer refuses to start, and the standby gives up, only on what retrying cannot
+ * mend; a lost connection, whatever errno killed it, is retried.
+ */
+static void test_only_configuration_and_permission_errors_are_final(void **state)
+{
+	const int final[] = {EINVAL, EPROTONOSUPPORT, EACCES, EPERM, ENOSPC, EDQUOT, ENOTSUP};
+	const int again[] = {ECONNRESET, ECONNREFUSED, ECONNABORTED, ENOTCONN,	 EPIPE,
+			     ETIMEDOUT,	 EIO,	       EAGAIN,	     ENOENT,	 ENODATA,
+			     EUSERS,	 ENOMEM,       EHOSTUNREACH, ENETUNREACH};
+
+	(void)state;
+	assert_false(ckpt_err_transient(0));
+	for (size_t i = 0; i < sizeof(final) / sizeof(final[0]); i++) {
+		assert_false(ckpt_err_transient(-final[i]));
+		assert_false(ckpt_err_transient(final[i])); /* errno after a NULL, unnegated */
+	}
+	for (size_t i = 0; i < sizeof(again) / sizeof(again[0]); i++) {
+		assert_true(ckpt_err_transient(-again[i]));
+		assert_true(ckpt_err_transient(again[i]));
+	}
+}
+
 /* A TCP window edge goes to the target at the next tick; a change of state waits for its
  * batch. Without that, a kill -9 while the edge waited could leave a restored connection
  * further behind than its slack (see modules/tcp edge_slack), and a bulk stream stalled. */
@@ -1262,6 +1287,7 @@ int main(void)
 		cmocka_unit_test(test_full_log_is_skipped_then_marked_once_state_is_durable),
 		cmocka_unit_test(test_full_group_log_is_skipped_then_marked),
 		cmocka_unit_test(test_reconnect_never_stalls_the_worker),
+		cmocka_unit_test(test_only_configuration_and_permission_errors_are_final),
 		cmocka_unit_test(test_window_edge_is_written_at_once),
 		cmocka_unit_test(test_used_expectation_not_restored_ipv4_restart),
 		cmocka_unit_test(test_used_expectation_not_restored_ipv6_restart),

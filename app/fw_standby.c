@@ -272,6 +272,17 @@ static void detach_all(struct standby *sb)
 	ckpt_disconnect(&sb->cl);
 }
 
+/*
+ * Worth waiting for: a transient error (ckpt_err_transient), or a region that does not
+ * check (-EINVAL). The standby reads regions another process writes and may meet them
+ * mid-change (a primary re-creating them after its server lost the store): it reconnects
+ * and reads them again.
+ */
+static bool retry_later(int rc)
+{
+	return rc == -EINVAL || ckpt_err_transient(rc);
+}
+
 /* Connect and open every worker's regions. @return 0, -EAGAIN (not there yet) or -errno. */
 static int attach_all(struct standby *sb)
 {
@@ -280,8 +291,7 @@ static int attach_all(struct standby *sb)
 
 	sb->cl = connect_target(sb->cc, 1000);
 	if (sb->cl == NULL)
-		return errno == EACCES || errno == EINVAL || errno == EPROTONOSUPPORT ? -errno
-										      : -EAGAIN;
+		return ckpt_err_transient(errno) ? -EAGAIN : -errno;
 	for (unsigned int i = 0; i < sb->n && rc == 0; i++) {
 		snprintf(name, sizeof(name), "%s.%u", sb->cc->region, i);
 		rc = ckpt_region_open(sb->cl, name, &sb->f[i].state);
@@ -293,7 +303,7 @@ static int attach_all(struct standby *sb)
 	}
 	if (rc) {
 		detach_all(sb);
-		return rc == -EACCES ? rc : -EAGAIN;
+		return retry_later(rc) ? -EAGAIN : rc;
 	}
 	return 0;
 }
@@ -402,7 +412,7 @@ int fw_standby_run(const struct fw_ckpt_conf *cc, struct fw_worker *w, unsigned 
 		if (rc) {
 			LOG(WARNING, "standby: %s: %s; reconnecting\n", cc->target, strerror(-rc));
 			detach_all(&sb);
-			if (!fw_ckpt_target_gone(rc) && rc != -ENOENT && rc != -EINVAL)
+			if (!retry_later(rc))
 				goto out;
 			continue;
 		}
