@@ -27,6 +27,8 @@
 #include "fw_test_eal.h"
 #include "fw_test_frame.h"
 #include "fw_worker.h"
+#include "ftp/fw_ftp.h"
+#include "tcp/fw_tcp.h"
 #include "holdfast/ckpt.h"
 
 #define S(x)  ((uint64_t)(x)*1000000000ull)
@@ -47,7 +49,6 @@ static void box_up(struct box *b, const char *name, unsigned int index)
 
 	memset(b, 0, sizeof(*b));
 	b->sh.conf = &conf;
-	fw_modconf_build(&conf, &b->sh.modconf);
 	b->sh.tsc_hz = rte_get_tsc_hz(); /* the wall clock offset is measured against it */
 	fw_id_secret_init(&b->sh.secret);
 	b->sh.acl = fw_acl_build(&conf.rules, name, 0, err, sizeof(err));

@@ -12,8 +12,6 @@ static struct {
 	unsigned int n;
 } tel;
 
-static const char *const module_names[FW_MOD_MAX] = {NULL, "tcp", "udp", "ftp"};
-
 void fw_counters_sum(const struct fw_worker *w, unsigned int n, struct fw_counters *out)
 {
 	memset(out, 0, sizeof(*out));
@@ -52,7 +50,9 @@ static int stats_cmd(const char *cmd, const char *params, struct rte_tel_data *d
 		rte_tel_data_add_dict_u64(d, key, t.drop[r]);
 	}
 	for (int m = 1; m < FW_MOD_MAX; m++) {
-		snprintf(key, sizeof(key), "module_%s_packets", module_names[m]);
+		if (fw_modules[m] == NULL)
+			continue;
+		snprintf(key, sizeof(key), "module_%s_packets", fw_modules[m]->name);
 		rte_tel_data_add_dict_u64(d, key, t.mod_pkts[m]);
 	}
 	for (unsigned int i = 0; i < tel.sh->nports; i++) {
@@ -122,7 +122,9 @@ static int ckpt_cmd(const char *cmd, const char *params, struct rte_tel_data *d)
 			oldest = k->oldest_ns;
 	}
 	for (int m = 1; m < FW_MOD_MAX; m++) {
-		snprintf(key, sizeof(key), "slices_%s", module_names[m]);
+		if (fw_modules[m] == NULL)
+			continue;
+		snprintf(key, sizeof(key), "slices_%s", fw_modules[m]->name);
 		rte_tel_data_add_dict_u64(d, key, t.slices[m]);
 	}
 	rte_tel_data_add_dict_u64(d, "tombstones", t.tombstones);

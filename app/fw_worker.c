@@ -17,6 +17,9 @@
 #include "fw_parse.h"
 #include "fw_reject.h"
 #include "fw_worker.h"
+#include "ftp/fw_ftp.h"
+#include "tcp/fw_tcp.h"
+#include "udp/fw_udp.h"
 
 #define SWEEP_BUDGET 64
 #define WALL_SYNC_NS 1000000000ull /* how often the wall clock offset is measured again */
@@ -73,39 +76,10 @@ int fw_worker_init(struct fw_worker *w, struct fw_shared *sh, unsigned int index
 		return -errno;
 	w->ctx.core = w;
 	w->ctx.expect_add = expect_add;
-	w->ctx.conf[FW_MOD_TCP] = &sh->modconf.tcp;
-	w->ctx.conf[FW_MOD_UDP] = &sh->modconf.udp;
-	w->ctx.conf[FW_MOD_FTP] = &sh->modconf.ftp;
+	for (int m = 1; m < FW_MOD_MAX; m++)
+		w->ctx.conf[m] = fw_modconf_get(&sh->conf->modconf, (enum fw_module_id)m);
 	wall_sync(w, 0);
 	return 0;
-}
-
-#define NS(s) ((uint64_t)(s)*1000000000ull)
-
-void fw_modconf_build(const struct fw_config *conf, struct fw_modconf *out)
-{
-	const struct fw_timeouts *t = &conf->timeouts;
-
-	memset(out, 0, sizeof(*out));
-	out->tcp = fw_tcp_conf_default;
-	out->tcp.timeout_ns[FW_TCP_SYN_SENT] = NS(t->tcp_syn_sent);
-	out->tcp.timeout_ns[FW_TCP_SYN_SENT2] = NS(t->tcp_syn_sent);
-	out->tcp.timeout_ns[FW_TCP_SYN_RECV] = NS(t->tcp_syn_recv);
-	out->tcp.timeout_ns[FW_TCP_ESTABLISHED] = NS(t->tcp_established);
-	out->tcp.timeout_ns[FW_TCP_FIN_WAIT] = NS(t->tcp_fin_wait);
-	out->tcp.timeout_ns[FW_TCP_CLOSE_WAIT] = NS(t->tcp_close_wait);
-	out->tcp.timeout_ns[FW_TCP_LAST_ACK] = NS(t->tcp_last_ack);
-	out->tcp.timeout_ns[FW_TCP_TIME_WAIT] = NS(t->tcp_time_wait);
-	out->tcp.timeout_ns[FW_TCP_CLOSE] = NS(t->tcp_close);
-	out->udp = fw_udp_conf_default;
-	out->udp.timeout_unreplied_ns = NS(t->udp_unreplied);
-	out->udp.timeout_replied_ns = NS(t->udp_unreplied);
-	out->udp.timeout_assured_ns = NS(t->udp_assured);
-	out->ftp = fw_ftp_conf_default;
-	memset(out->ftp.ports, 0, sizeof(out->ftp.ports));
-	for (unsigned int i = 0; i < conf->nftp_ports && i < FW_FTP_MAX_PORTS; i++)
-		out->ftp.ports[i] = conf->ftp_ports[i];
-	out->ftp.expect_timeout_ns = NS(t->ftp_expect);
 }
 
 void fw_worker_release(struct fw_worker *w)
@@ -169,7 +143,7 @@ static struct fw_conn *open_conn(struct fw_worker *w, const struct fw_key *key, 
 		return NULL;
 	c->orig_side = (uint8_t)side;
 	c->present = (uint8_t)(1u << (key->proto == IPPROTO_TCP ? FW_MOD_TCP : FW_MOD_UDP));
-	if (key->proto == IPPROTO_TCP && fw_ftp_is_control(&w->sh->modconf.ftp, c))
+	if (key->proto == IPPROTO_TCP && fw_ftp_is_control(w->ctx.conf[FW_MOD_FTP], c))
 		c->present |= 1u << FW_MOD_FTP;
 	return c;
 }

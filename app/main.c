@@ -278,7 +278,8 @@ static void on_takeover(int sig)
 /* Where the checkpoints go and how big things are, from the configuration. */
 static int ckpt_conf_build(const struct fw_config *conf)
 {
-	const uint64_t pairs = (uint64_t)conf->max_conns * 2; /* TCP + FTP at most */
+	/* A slot pair per slice a connection may hold (the registry counts them). */
+	const uint64_t pairs = (uint64_t)conf->max_conns * fw_modules_slices_max();
 	const uint32_t slot = 128;
 	int rc;
 
@@ -535,7 +536,6 @@ int main(int argc, char **argv)
 		}
 	}
 	shared.conf = &conf;
-	fw_modconf_build(&conf, &shared.modconf);
 	shared.tsc_hz = rte_get_tsc_hz();
 	rc = fw_id_secret_init(&shared.secret);
 	if (rc)

@@ -118,7 +118,6 @@ static int fw_setup(uint32_t max_conns)
 	    fw_ruleset_add(&conf.rules, &r))
 		return -1;
 	sh.conf = &conf;
-	fw_modconf_build(&conf, &sh.modconf);
 	sh.tsc_hz = rte_get_tsc_hz();
 	fw_id_secret_init(&sh.secret);
 	sh.acl = fw_acl_build(&conf.rules, "bench", 0, err, sizeof(err));
