@@ -52,42 +52,25 @@ static int open_or_create(struct ckpt_client *cl, const struct pmu_region_params
 
 /*
  * Connect and open (or create) the state region and the log into @p out. Reads only what
- * init set (conf, secret, names), so a reconnect thread may run it beside the worker.
+ * init set (the layout, the worker), so a reconnect thread may run it beside the worker.
  * @return 0 or -errno.
  */
 static int attach_link(const struct fw_checkpointer *k, struct fw_ckpt_link *out)
 {
-	const struct fw_ckpt_conf *c = &k->conf;
-	struct ckpt_client_opts o = {
-		.tenant = c->tenant,
-		.secret = c->secret_len ? k->secret : NULL,
-		.secret_len = c->secret_len,
-		.timeout_ms = CKPT_TIMEOUT_MS,
-		.allow_shm = c->allow_shm,
-		.create_store = true,
-		.store_size = c->store_size,
-	};
-	struct pmu_region_params p = {
-		.name = k->state_name,
-		.mode = PMU_MODE_OVERWRITE,
-		.size = PMU_REGION_HDR + c->pairs * 2 * c->slot_size + (4u << 20),
-		.slot_size = c->slot_size,
-		.ring_size = 4u << 20,
-	};
-	struct pmu_region_params lp = {
-		.name = k->log_name,
-		.mode = PMU_MODE_APPEND,
-		.size = PMU_REGION_HDR + c->log_size,
-	};
+	const struct fw_ckpt_layout *c = &k->layout;
+	char state[PMU_NAME_MAX], log[PMU_NAME_MAX];
+	struct pmu_region_params p, lp;
 	struct fw_ckpt_link l = {0};
 	int rc;
 
-	l.cl = ckpt_connect(c->target, &o);
+	fw_ckpt_layout_state(c, k->worker, state, &p);
+	fw_ckpt_layout_log(c, k->worker, log, &lp);
+	l.cl = fw_ckpt_layout_connect(c, CKPT_TIMEOUT_MS, true);
 	if (l.cl == NULL)
 		return -errno;
 	rc = open_or_create(l.cl, &p, &l.r);
 	if (rc == 0 && ckpt_slot_pairs(l.r) < c->pairs) {
-		LOG(ERR, "%s: region %s has %u slot pairs, %llu needed\n", c->target, k->state_name,
+		LOG(ERR, "%s: region %s has %u slot pairs, %llu needed\n", c->target, state,
 		    ckpt_slot_pairs(l.r), (unsigned long long)c->pairs);
 		rc = -ENOSPC;
 	}
@@ -115,22 +98,20 @@ static int attach(struct fw_checkpointer *k)
 	return 0;
 }
 
-int fw_checkpointer_init(struct fw_checkpointer *k, const struct fw_ckpt_conf *conf,
-			 struct fw_table *table, uint32_t queue_cap, unsigned int flags)
+int fw_checkpointer_init(struct fw_checkpointer *k, const struct fw_ckpt_layout *layout,
+			 unsigned int worker, struct fw_table *table, uint32_t queue_cap,
+			 unsigned int flags)
 {
 	int rc;
 
 	memset(k, 0, sizeof(*k));
-	if (conf->secret_len > sizeof(k->secret) || conf->pairs == 0 ||
-	    conf->pairs > UINT32_MAX / 2)
+	if (layout->secret_len > sizeof(layout->secret) || layout->pairs == 0 ||
+	    layout->pairs > UINT32_MAX / 2)
 		return -EINVAL;
-	k->conf = *conf;
-	if (conf->secret_len) /* no secret (pmem:) may come as NULL */
-		memcpy(k->secret, conf->secret, conf->secret_len);
-	snprintf(k->state_name, sizeof(k->state_name), "%s.%u", conf->region, conf->worker);
-	snprintf(k->log_name, sizeof(k->log_name), "%s.%u.log", conf->region, conf->worker);
+	k->layout = *layout;
+	k->worker = worker;
 	k->table = table;
-	k->slots = fw_slots_create(0, (uint32_t)conf->pairs);
+	k->slots = fw_slots_create(0, (uint32_t)layout->pairs);
 	k->queue = calloc(queue_cap, sizeof(*k->queue));
 	if (k->slots == NULL || k->queue == NULL) {
 		fw_checkpointer_release(k);
@@ -145,12 +126,12 @@ int fw_checkpointer_init(struct fw_checkpointer *k, const struct fw_ckpt_conf *c
 	}
 	rc = attach(k);
 	if (rc && !ckpt_err_transient(rc)) { /* no retry mends it: refuse to start */
-		LOG(ERR, "%s: %s\n", conf->target, strerror(-rc));
+		LOG(ERR, "%s: %s\n", layout->target, strerror(-rc));
 		fw_checkpointer_release(k);
 		return rc;
 	}
 	if (rc) {
-		LOG(WARNING, "%s: %s; starting without it, retrying\n", conf->target,
+		LOG(WARNING, "%s: %s; starting without it, retrying\n", layout->target,
 		    strerror(-rc));
 		k->down = true;
 	}
@@ -181,7 +162,7 @@ int fw_checkpointer_takeover(struct fw_checkpointer *k, uint64_t now)
 			go_down(k, rc, now);
 	}
 	if (rc) {
-		LOG(WARNING, "%s: %s; going on without it, retrying\n", k->conf.target,
+		LOG(WARNING, "%s: %s; going on without it, retrying\n", k->layout.target,
 		    strerror(-rc));
 		k->retry_at_ns = now;
 	}
@@ -204,7 +185,7 @@ void fw_checkpointer_release(struct fw_checkpointer *k)
 	fw_slots_free(&k->slots);
 	free(k->queue);
 	k->queue = NULL;
-	memset(k->secret, 0, sizeof(k->secret));
+	fw_ckpt_layout_release(&k->layout);
 }
 
 /* The target is gone: say so once, drop the connection, retry later. */
@@ -212,7 +193,7 @@ static void go_down(struct fw_checkpointer *k, int err, uint64_t now)
 {
 	if (!k->down)
 		LOG(WARNING, "checkpoint target %s lost: %s; forwarding goes on, reconnecting\n",
-		    k->conf.target, strerror(-err));
+		    k->layout.target, strerror(-err));
 	k->down = true;
 	if (k->log)
 		ckpt_region_close(&k->log);
@@ -277,7 +258,7 @@ static void try_reconnect(struct fw_checkpointer *k, uint64_t now)
 	k->qhead = k->qtail = 0;
 	fw_table_walk(k->table, queue_all, k);
 	LOG(NOTICE, "checkpoint target %s is back: resynchronising %u connections\n",
-	    k->conf.target, k->qtail - k->qhead);
+	    k->layout.target, k->qtail - k->qhead);
 }
 
 /* Append @p rec to the log too, unless the log is full (see the file comment of the .h). */

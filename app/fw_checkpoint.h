@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "fw_ckpt.h"
+#include "fw_ckpt_layout.h"
 #include "holdfast/ckpt.h"
 
 struct fw_ckpt_counters {
@@ -29,21 +30,6 @@ struct fw_ckpt_counters {
 	uint64_t deferred; /* ticks that stopped on a full queue */
 	uint64_t log_records;
 	uint64_t log_gaps; /* times the log filled up (no standby reading) */
-};
-
-/** Where and how a worker checkpoints. */
-struct fw_ckpt_conf {
-	const char *target;
-	const char *region;  /**< name prefix: this worker's regions are NAME.W, NAME.W.log */
-	unsigned int worker; /**< W */
-	uint64_t store_size; /**< pmem: size of a store created on first start */
-	uint64_t pairs;	     /**< slot pairs of the worker's state region */
-	uint64_t log_size;   /**< log ring bytes; 0: no log */
-	uint32_t slot_size;
-	const char *tenant;
-	const uint8_t *secret; /**< remote targets */
-	size_t secret_len;
-	bool allow_shm;
 };
 
 /** A connection to the target and the worker's regions there. */
@@ -59,11 +45,10 @@ enum {
 };
 
 struct fw_checkpointer {
-	struct fw_ckpt_conf conf;
-	uint8_t secret[64];
+	struct fw_ckpt_layout layout; /* a copy: a reconnect thread reads it */
+	unsigned int worker;
 	struct fw_table *table; /* walked to resynchronise after the target comes back */
 	struct ckpt_client *cl;
-	char state_name[PMU_NAME_MAX], log_name[PMU_NAME_MAX];
 	struct ckpt_region *r;	 /* NULL while the target is down */
 	struct ckpt_region *log; /* NULL: no log (or the target is down) */
 	bool down;
@@ -92,15 +77,16 @@ struct fw_checkpointer {
 #define FW_CKPT_DETACHED 0x1u
 
 /**
- * Connect to the target and open the worker's regions (created on first start) for the
- * worker owning @p table. An unreachable target is not an error: the checkpointer starts
- * down and keeps retrying (k->r stays NULL). With FW_CKPT_DETACHED nothing is opened until
- * fw_checkpointer_attach().
+ * Connect to @p layout's target and open worker @p worker's regions there (created on
+ * first start), for the worker owning @p table. An unreachable target is not an error: the
+ * checkpointer starts down and keeps retrying (k->r stays NULL). With FW_CKPT_DETACHED nothing is
+ * opened until fw_checkpointer_attach().
  * @return 0, or -errno for what retrying cannot fix (memory, a region too small, bad
  *   target syntax, a refused secret).
  */
-int fw_checkpointer_init(struct fw_checkpointer *k, const struct fw_ckpt_conf *conf,
-			 struct fw_table *table, uint32_t queue_cap, unsigned int flags);
+int fw_checkpointer_init(struct fw_checkpointer *k, const struct fw_ckpt_layout *layout,
+			 unsigned int worker, struct fw_table *table, uint32_t queue_cap,
+			 unsigned int flags);
 
 /**
  * A standby: open the primary's regions (which exist) ahead of a takeover. On failure the

@@ -437,7 +437,7 @@ static void test_full_log_is_skipped_then_marked_once_state_is_durable(void **st
 {
 	char target[64], name[PMU_NAME_MAX];
 	struct ckpt_client_opts o = {.tenant = "holdfast"};
-	struct fw_ckpt_conf cc = {
+	struct fw_ckpt_layout cc = {
 		.region = "gap",
 		.store_size = 64u << 20,
 		.pairs = 4096,
@@ -456,7 +456,7 @@ static void test_full_log_is_skipped_then_marked_once_state_is_durable(void **st
 	snprintf(target, sizeof(target), "pmem:/dev/shm/hf-gap-test.%d", getpid());
 	cc.target = target;
 	box_up(&a, "ga", 0);
-	assert_int_equal(fw_checkpointer_init(&k, &cc, a.w.table, 4096, 0), 0);
+	assert_int_equal(fw_checkpointer_init(&k, &cc, 0, a.w.table, 4096, 0), 0);
 	assert_non_null(k.r);
 	assert_non_null(k.log);
 	a.w.ckpt = &k;
@@ -540,7 +540,7 @@ static void test_full_group_log_is_skipped_then_marked(void **state)
 {
 	char target[256], files[3][64];
 	struct ckpt_client_opts o = {.tenant = "holdfast"};
-	struct fw_ckpt_conf cc = {
+	struct fw_ckpt_layout cc = {
 		.region = "gapg",
 		.store_size = 64u << 20,
 		.pairs = 4096,
@@ -563,7 +563,7 @@ static void test_full_group_log_is_skipped_then_marked(void **state)
 		 files[2]);
 	cc.target = target;
 	box_up(&a, "gg", 0);
-	assert_int_equal(fw_checkpointer_init(&k, &cc, a.w.table, 4096, 0), 0);
+	assert_int_equal(fw_checkpointer_init(&k, &cc, 0, a.w.table, 4096, 0), 0);
 	assert_non_null(k.r);
 	assert_non_null(k.log);
 	a.w.ckpt = &k;
@@ -634,7 +634,7 @@ static void test_reconnect_never_stalls_the_worker(void **state)
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	socklen_t len = sizeof(sa);
 	char target[64];
-	struct fw_ckpt_conf cc = {
+	struct fw_ckpt_layout cc = {
 		.region = "silent", .pairs = 64, .slot_size = 128, .tenant = "holdfast"};
 	uint8_t secret[32] = {1};
 	struct fw_checkpointer k;
@@ -652,11 +652,11 @@ static void test_reconnect_never_stalls_the_worker(void **state)
 	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
 	snprintf(target, sizeof(target), "ofi+tcp://127.0.0.1:%u", ntohs(sa.sin_port));
 	cc.target = target;
-	cc.secret = secret;
+	memcpy(cc.secret, secret, sizeof(secret));
 	cc.secret_len = sizeof(secret);
 	box_up(&x, "rn", 0);
 	/* At start an attempt may wait (no port runs yet): it times out, and we start down. */
-	assert_int_equal(fw_checkpointer_init(&k, &cc, x.w.table, 64, 0), 0);
+	assert_int_equal(fw_checkpointer_init(&k, &cc, 0, x.w.table, 64, 0), 0);
 	assert_true(k.down && k.r == NULL);
 	/* Afterwards, the worker's ticks only look: attempts wait on a thread of their own. */
 	for (int i = 0; i < 3000 && (i < 10 || k.job_state != FW_CKPT_JOB_IDLE); i++) {
@@ -710,7 +710,7 @@ static void test_only_configuration_and_permission_errors_are_final(void **state
 static void test_window_edge_is_written_at_once(void **state)
 {
 	char target[64], data[201];
-	struct fw_ckpt_conf cc = {
+	struct fw_ckpt_layout cc = {
 		.region = "edge",
 		.store_size = 16u << 20,
 		.pairs = 64,
@@ -728,7 +728,7 @@ static void test_window_edge_is_written_at_once(void **state)
 	memset(data, 'x', 200);
 	data[200] = 0;
 	box_up(&a, "ea", 0);
-	assert_int_equal(fw_checkpointer_init(&k, &cc, a.w.table, 64, 0), 0);
+	assert_int_equal(fw_checkpointer_init(&k, &cc, 0, a.w.table, 64, 0), 0);
 	a.w.ckpt = &k;
 	fw_checkpointer_tick(&k, S(1)); /* the idle look at the target: the next is 100 ms on */
 	assert_int_equal(pkt(&a, 6, 1000, 80, false, 0x02, 100, 0, NULL, S(1)), FW_PASS);
@@ -800,7 +800,7 @@ static void store_remove(char files[3][64])
 static void ckpt_box_up(struct box *a, struct fw_checkpointer *k, const char *target,
 			uint8_t family)
 {
-	struct fw_ckpt_conf cc = {
+	struct fw_ckpt_layout cc = {
 		.target = target,
 		.region = "res",
 		.store_size = 64u << 20,
@@ -812,7 +812,7 @@ static void ckpt_box_up(struct box *a, struct fw_checkpointer *k, const char *ta
 
 	box_up_nth(a, 10 + 2 * store_seq);
 	a->family = family;
-	assert_int_equal(fw_checkpointer_init(k, &cc, a->w.table, 1024, 0), 0);
+	assert_int_equal(fw_checkpointer_init(k, &cc, 0, a->w.table, 1024, 0), 0);
 	assert_non_null(k->r);
 	assert_non_null(k->log);
 	a->w.ckpt = k;

@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <rte_cycles.h>
 #include <rte_eal.h>
@@ -263,8 +262,7 @@ static int ports_map(const struct fw_config *conf)
 
 static struct fw_checkpointer *ckpts;
 static struct fw_restore_stats restore_stats;
-static struct fw_ckpt_conf ckpt_conf;
-static uint8_t ckpt_secret[64];
+static struct fw_ckpt_layout layout;
 static struct fw_lease *lease;
 static volatile sig_atomic_t takeover_asked;
 static struct fw_standby_stats sb_stats;
@@ -273,54 +271,6 @@ static void on_takeover(int sig)
 {
 	(void)sig;
 	takeover_asked = 1;
-}
-
-/* Where the checkpoints go and how big things are, from the configuration. */
-static int ckpt_conf_build(const struct fw_config *conf)
-{
-	/* A slot pair per slice a connection may hold (the registry counts them). */
-	const uint64_t pairs = (uint64_t)conf->max_conns * fw_modules_slices_max();
-	const uint32_t slot = 128;
-	int rc;
-
-	ckpt_conf = (struct fw_ckpt_conf){
-		.target = conf->ckpt_target,
-		.region = conf->ckpt_region,
-		.store_size = conf->ckpt_size,
-		.pairs = pairs,
-		.slot_size = slot,
-		.log_size = conf->ckpt_log_size,
-		.tenant = conf->ckpt_tenant,
-		.secret = ckpt_secret,
-		.allow_shm = conf->ckpt_allow_shm,
-	};
-	if (ckpt_conf.store_size == 0)
-		ckpt_conf.store_size = nworkers * (pairs * 2 * slot + (4u << 20) +
-						   conf->ckpt_log_size + 2 * PMU_REGION_HDR) +
-				       (64u << 20);
-	if (conf->ckpt_secret_file[0]) {
-		rc = ckpt_secret_load(conf->ckpt_secret_file, conf->ckpt_tenant, ckpt_secret,
-				      sizeof(ckpt_secret));
-		if (rc < 0) {
-			LOG(ERR, "ckpt-secret-file %s: no usable secret for tenant %s: %s\n",
-			    conf->ckpt_secret_file, conf->ckpt_tenant, strerror(-rc));
-			return rc;
-		}
-		ckpt_conf.secret_len = (size_t)rc;
-	}
-	if (strncmp(conf->ckpt_target, "pmem:/", 6) == 0 && !conf->standby) {
-		/* The file outlives the firewall; its folder may not exist on a first start. */
-		char dir[256];
-		char *slash;
-
-		snprintf(dir, sizeof(dir), "%s", conf->ckpt_target + 5);
-		slash = strrchr(dir, '/');
-		if (slash != NULL && slash != dir) {
-			*slash = '\0';
-			mkdir(dir, 0700);
-		}
-	}
-	return 0;
 }
 
 static int restore_rec(const struct ckpt_rec *rec, void *arg)
@@ -347,14 +297,14 @@ static int restore_all(void)
 			LOG(WARNING,
 			    "checkpoint target %s unreachable: worker %u starts with no "
 			    "connections restored\n",
-			    ckpt_conf.target, i);
+			    layout.target, i);
 			continue;
 		}
 		fw_restore_batch_init(batch, workers[i].table, ckpts[i].slots, &restore_stats);
 		rc = ckpt_state_scan(ckpts[i].r, CKPT_SCAN_TOMBSTONES, restore_rec, batch, &ss);
 		fw_restore_batch_flush(batch);
 		if (rc < 0) {
-			LOG(ERR, "restore from %s: %s\n", ckpt_conf.target, strerror(-rc));
+			LOG(ERR, "restore from %s: %s\n", layout.target, strerror(-rc));
 			return rc;
 		}
 		sum.invalid += ss.invalid;
@@ -367,12 +317,12 @@ static int restore_all(void)
 	    "%" PRIu64 " unknown module, %" PRIu64 " newer version, %" PRIu64 " bad, %" PRIu64
 	    " conflicting, %" PRIu64 " missing a required slice, %" PRIu64 " no room, %" PRIu64
 	    " invalid records\n",
-	    st.conns, st.slices, ckpt_conf.target,
+	    st.conns, st.slices, layout.target,
 	    (double)(rte_get_tsc_cycles() - t0) * 1e3 / (double)rte_get_tsc_hz(), st.unknown_module,
 	    st.newer_version, st.bad_slice, st.conflicts, st.dropped_missing, st.no_room,
 	    sum.invalid);
 	/* A run with more workers left regions nobody here reads: say so, keep them. */
-	snprintf(name, sizeof(name), "%s.%u", ckpt_conf.region, nworkers);
+	fw_ckpt_layout_state(&layout, nworkers, name, NULL);
 	if (ckpts[0].cl != NULL && ckpt_region_stat(ckpts[0].cl, name, &info) == 0)
 		LOG(WARNING,
 		    "region %s (and any after it) is from a run with more workers: its "
@@ -385,7 +335,7 @@ static int restore_all(void)
 static int standby_follow(void)
 {
 	uint64_t t_finish, t_attach;
-	int rc = fw_standby_run(&ckpt_conf, workers, nworkers, shared.conf->standby_poll_ms,
+	int rc = fw_standby_run(&layout, workers, nworkers, shared.conf->standby_poll_ms,
 				&shared.quit, &takeover_asked, &sb_stats);
 
 	if (rc)
@@ -418,6 +368,7 @@ static int standby_follow(void)
  */
 static int checkpoint_start(const struct fw_config *conf)
 {
+	char err[640];
 	int rc;
 
 	if (strcmp(conf->ckpt_target, "none") == 0) {
@@ -427,16 +378,17 @@ static int checkpoint_start(const struct fw_config *conf)
 		}
 		return 0;
 	}
-	rc = ckpt_conf_build(conf);
-	if (rc)
+	rc = fw_ckpt_layout_init(&layout, conf, nworkers, err, sizeof(err));
+	if (rc) {
+		LOG(ERR, "%s\n", err);
 		return rc;
+	}
 	if (!conf->standby) {
-		rc = fw_lease_wait_free(&ckpt_conf, conf->lease_ms);
+		rc = fw_lease_wait_free(&layout, conf->lease_ms);
 		if (rc == -EBUSY)
 			return rc;
 		if (rc)
-			LOG(WARNING, "%s: lease not checked: %s\n", ckpt_conf.target,
-			    strerror(-rc));
+			LOG(WARNING, "%s: lease not checked: %s\n", layout.target, strerror(-rc));
 	} else if (conf->ckpt_log_size == 0) {
 		LOG(ERR, "--standby follows the primary's log: ckpt-log-size must not be 0\n");
 		return -EINVAL;
@@ -445,10 +397,7 @@ static int checkpoint_start(const struct fw_config *conf)
 	if (ckpts == NULL)
 		return -ENOMEM;
 	for (unsigned int i = 0; i < nworkers; i++) {
-		struct fw_ckpt_conf cc = ckpt_conf;
-
-		cc.worker = i;
-		rc = fw_checkpointer_init(&ckpts[i], &cc, workers[i].table, conf->max_conns,
+		rc = fw_checkpointer_init(&ckpts[i], &layout, i, workers[i].table, conf->max_conns,
 					  conf->standby ? FW_CKPT_DETACHED : 0);
 		if (rc) {
 			LOG(ERR, "checkpoint target %s: %s\n", conf->ckpt_target, strerror(-rc));
@@ -464,7 +413,7 @@ static int checkpoint_start(const struct fw_config *conf)
 	}
 	if (rc)
 		return rc;
-	lease = fw_lease_start(&ckpt_conf, conf->lease_ms);
+	lease = fw_lease_start(&layout, conf->lease_ms);
 	if (lease == NULL) {
 		LOG(ERR, "lease keeper: %s\n", strerror(errno));
 		return -errno;
@@ -483,7 +432,7 @@ static void checkpoint_stop(void)
 	}
 	rte_free(ckpts);
 	ckpts = NULL;
-	memset(ckpt_secret, 0, sizeof(ckpt_secret));
+	fw_ckpt_layout_release(&layout);
 }
 
 static void print_counters(void)

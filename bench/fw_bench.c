@@ -316,19 +316,23 @@ static double run_new_ckpt(const char *target, uint32_t opens)
 	if (fw_setup(opens * 2 + 1024) != 0)
 		return 0;
 	snprintf(region, sizeof(region), "bench-%d-%u", (int)getpid(), seq++);
-	struct fw_ckpt_conf cc = {
+	struct fw_ckpt_layout cc = {
 		.target = target,
 		.region = region,
 		.store_size = (uint64_t)opens * 2 * 2 * 128 + (256u << 20),
 		.pairs = (uint64_t)opens * 2,
 		.slot_size = 128,
 		.tenant = "holdfast",
-		.secret = secret,
 		.secret_len = secret_len,
 		.allow_shm = true,
 	};
+	char state_name[PMU_NAME_MAX], log_name[PMU_NAME_MAX];
 
-	rc = fw_checkpointer_init(&k, &cc, worker.table, opens, 0);
+	memcpy(cc.secret, secret, secret_len);
+	fw_ckpt_layout_state(&cc, 0, state_name, NULL);
+	fw_ckpt_layout_log(&cc, 0, log_name, NULL);
+
+	rc = fw_checkpointer_init(&k, &cc, 0, worker.table, opens, 0);
 	if (rc == 0 && k.r == NULL)
 		rc = -ECONNREFUSED;
 	if (rc) {
@@ -345,7 +349,7 @@ static double run_new_ckpt(const char *target, uint32_t opens)
 			" failures\n",
 			k.cnt.slices[FW_MOD_TCP], opens, k.cnt.failures);
 	worker.ckpt = NULL;
-	ckpt_region_delete(k.cl, k.state_name);
+	ckpt_region_delete(k.cl, state_name);
 	fw_checkpointer_release(&k);
 	fw_teardown();
 	return rate;
@@ -373,19 +377,23 @@ static double run_churn(const char *target, uint32_t flows, double rate, double 
 	if (fw_setup(flows + opens_max + 1024) != 0)
 		return 0;
 	snprintf(region, sizeof(region), "churn-%d-%u", (int)getpid(), seq++);
-	struct fw_ckpt_conf cc = {
+	struct fw_ckpt_layout cc = {
 		.target = target,
 		.region = region,
 		.store_size = (uint64_t)(flows + opens_max) * 2 * 2 * 128 + (256u << 20),
 		.pairs = (uint64_t)(flows + opens_max) * 2,
 		.slot_size = 128,
 		.tenant = "holdfast",
-		.secret = secret,
 		.secret_len = secret_len,
 		.allow_shm = true,
 	};
+	char state_name[PMU_NAME_MAX], log_name[PMU_NAME_MAX];
+
+	memcpy(cc.secret, secret, secret_len);
+	fw_ckpt_layout_state(&cc, 0, state_name, NULL);
+	fw_ckpt_layout_log(&cc, 0, log_name, NULL);
 	if (ckpt) {
-		if (fw_checkpointer_init(&k, &cc, worker.table, flows + opens_max, 0) != 0 ||
+		if (fw_checkpointer_init(&k, &cc, 0, worker.table, flows + opens_max, 0) != 0 ||
 		    k.r == NULL) {
 			fprintf(stderr, "fw_bench: checkpoint target %s unusable\n", target);
 			fw_checkpointer_release(&k);
@@ -429,7 +437,7 @@ static double run_churn(const char *target, uint32_t flows, double rate, double 
 	fflush(stdout);
 	if (ckpt) {
 		worker.ckpt = NULL;
-		ckpt_region_delete(k.cl, k.state_name);
+		ckpt_region_delete(k.cl, state_name);
 		fw_checkpointer_release(&k);
 	}
 	fw_teardown();
@@ -466,18 +474,22 @@ static void run_restore(const char *target, uint32_t flows)
 	if (fw_setup(flows + 1024) != 0)
 		return;
 	snprintf(region, sizeof(region), "restore-%d-%u", (int)getpid(), seq++);
-	struct fw_ckpt_conf cc = {
+	struct fw_ckpt_layout cc = {
 		.target = target,
 		.region = region,
 		.store_size = (uint64_t)flows * 2 * 2 * 128 + (256u << 20),
 		.pairs = (uint64_t)flows,
 		.slot_size = 128,
 		.tenant = "holdfast",
-		.secret = secret,
 		.secret_len = secret_len,
 		.allow_shm = true,
 	};
-	rc = fw_checkpointer_init(&k, &cc, worker.table, flows, 0);
+	char state_name[PMU_NAME_MAX], log_name[PMU_NAME_MAX];
+
+	memcpy(cc.secret, secret, secret_len);
+	fw_ckpt_layout_state(&cc, 0, state_name, NULL);
+	fw_ckpt_layout_log(&cc, 0, log_name, NULL);
+	rc = fw_checkpointer_init(&k, &cc, 0, worker.table, flows, 0);
 	if (rc || k.r == NULL) {
 		fprintf(stderr, "fw_bench: checkpoint target %s unusable\n", target);
 		fw_checkpointer_release(&k);
@@ -503,7 +515,7 @@ static void run_restore(const char *target, uint32_t flows)
 	fflush(stdout);
 	fw_table_free(&ra.t);
 	fw_slots_free(&ra.slots);
-	ckpt_region_delete(k.cl, k.state_name);
+	ckpt_region_delete(k.cl, state_name);
 	fw_checkpointer_release(&k);
 	fw_teardown();
 }
@@ -559,7 +571,7 @@ static void run_takeover(const char *target, uint32_t flows)
 	if (fw_setup(flows + 1024) != 0)
 		return;
 	snprintf(region, sizeof(region), "takeover-%d-%u", (int)getpid(), seq++);
-	struct fw_ckpt_conf cc = {
+	struct fw_ckpt_layout cc = {
 		.target = target,
 		.region = region,
 		.store_size = (uint64_t)flows * 2 * 2 * 128 + (512u << 20),
@@ -567,11 +579,15 @@ static void run_takeover(const char *target, uint32_t flows)
 		.slot_size = 128,
 		.log_size = 64u << 20,
 		.tenant = "holdfast",
-		.secret = secret,
 		.secret_len = secret_len,
 		.allow_shm = true,
 	};
-	if (fw_checkpointer_init(&k, &cc, worker.table, flows, 0) != 0 || k.r == NULL) {
+	char state_name[PMU_NAME_MAX], log_name[PMU_NAME_MAX];
+
+	memcpy(cc.secret, secret, secret_len);
+	fw_ckpt_layout_state(&cc, 0, state_name, NULL);
+	fw_ckpt_layout_log(&cc, 0, log_name, NULL);
+	if (fw_checkpointer_init(&k, &cc, 0, worker.table, flows, 0) != 0 || k.r == NULL) {
 		fprintf(stderr, "fw_bench: checkpoint target %s unusable\n", target);
 		fw_checkpointer_release(&k);
 		fw_teardown();
@@ -582,9 +598,9 @@ static void run_takeover(const char *target, uint32_t flows)
 	t = fw_table_create("standby", flows + 1024, 1024, 0);
 	slots = fw_slots_create(0, flows);
 	if (cl == NULL || t == NULL || slots == NULL ||
-	    ckpt_region_open(cl, k.state_name, &state) != 0 ||
-	    ckpt_region_open(cl, k.log_name, &log) != 0) {
-		fprintf(stderr, "fw_bench: standby cannot open %s at %s\n", k.state_name, target);
+	    ckpt_region_open(cl, state_name, &state) != 0 ||
+	    ckpt_region_open(cl, log_name, &log) != 0) {
+		fprintf(stderr, "fw_bench: standby cannot open %s at %s\n", state_name, target);
 		goto out;
 	}
 	fa.sh = fw_shadow_create(t, slots);
@@ -617,8 +633,8 @@ out:
 	ckpt_disconnect(&cl);
 	fw_slots_free(&slots);
 	fw_table_free(&t);
-	ckpt_region_delete(k.cl, k.state_name);
-	ckpt_region_delete(k.cl, k.log_name);
+	ckpt_region_delete(k.cl, state_name);
+	ckpt_region_delete(k.cl, log_name);
 	fw_checkpointer_release(&k);
 	fw_teardown();
 }
