@@ -16,10 +16,9 @@ RTE_LOG_REGISTER_SUFFIX(fw_logtype_ckpt, ckpt, INFO)
 #define BACKOFF_MAX_NS	(5000ull * 1000000)
 #define CKPT_TIMEOUT_MS 1000 /* per operation; attempts to connect run off the worker */
 #define IDLE_POLL_NS	(100ull * 1000000)
-#define LOG_RETRY_NS	(100ull * 1000000) /* a full log is looked at again this often */
-#define TICK_BATCH	64		   /* queued connections that make a write due */
-#define TICK_DELAY_NS	(500ull * 1000)	   /* the longest a change waits to be written */
-#define OWED_PER_TICK	256		   /* owed tombstones written per tick, at most */
+#define TICK_BATCH	64		/* queued connections that make a write due */
+#define TICK_DELAY_NS	(500ull * 1000) /* the longest a change waits to be written */
+#define OWED_PER_TICK	256		/* owed tombstones written per tick, at most */
 
 static void go_down(struct fw_checkpointer *k, int err, uint64_t now);
 
@@ -93,8 +92,7 @@ static int attach(struct fw_checkpointer *k)
 		return rc;
 	k->cl = l.cl;
 	k->r = l.r;
-	k->log = l.log;
-	k->log_gap = false;
+	fw_ckpt_log_open(&k->log, l.log);
 	return 0;
 }
 
@@ -156,8 +154,8 @@ int fw_checkpointer_takeover(struct fw_checkpointer *k, uint64_t now)
 	} else {
 		/* Opened while the primary wrote them: its rings went on since. */
 		rc = ckpt_region_refresh(k->r);
-		if (rc == 0 && k->log != NULL)
-			rc = ckpt_region_refresh(k->log);
+		if (rc == 0 && k->log.r != NULL)
+			rc = ckpt_region_refresh(k->log.r);
 		if (rc)
 			go_down(k, rc, now);
 	}
@@ -177,8 +175,8 @@ void fw_checkpointer_release(struct fw_checkpointer *k)
 			ckpt_disconnect(&k->job_link.cl);
 		k->job_state = FW_CKPT_JOB_IDLE;
 	}
-	if (k->log)
-		ckpt_region_close(&k->log);
+	if (k->log.r)
+		ckpt_region_close(&k->log.r);
 	if (k->r)
 		ckpt_region_close(&k->r);
 	ckpt_disconnect(&k->cl);
@@ -195,8 +193,8 @@ static void go_down(struct fw_checkpointer *k, int err, uint64_t now)
 		LOG(WARNING, "checkpoint target %s lost: %s; forwarding goes on, reconnecting\n",
 		    k->layout.target, strerror(-err));
 	k->down = true;
-	if (k->log)
-		ckpt_region_close(&k->log);
+	if (k->log.r)
+		ckpt_region_close(&k->log.r);
 	if (k->r)
 		ckpt_region_close(&k->r);
 	ckpt_disconnect(&k->cl);
@@ -249,8 +247,7 @@ static void try_reconnect(struct fw_checkpointer *k, uint64_t now)
 	}
 	k->cl = k->job_link.cl;
 	k->r = k->job_link.r;
-	k->log = k->job_link.log;
-	k->log_gap = false;
+	fw_ckpt_log_open(&k->log, k->job_link.log);
 	/* Back: whatever changed meanwhile, or was lost with the target, is written again. */
 	k->down = false;
 	k->reconnects++;
@@ -259,37 +256,6 @@ static void try_reconnect(struct fw_checkpointer *k, uint64_t now)
 	fw_table_walk(k->table, queue_all, k);
 	LOG(NOTICE, "checkpoint target %s is back: resynchronising %u connections\n",
 	    k->layout.target, k->qtail - k->qhead);
-}
-
-/* Append @p rec to the log too, unless the log is full (see the file comment of the .h). */
-static void log_put(struct fw_checkpointer *k, const struct ckpt_rec *rec)
-{
-	if (k->log == NULL)
-		return;
-	if (!k->log_gap) {
-		if (ckpt_log_append(k->log, rec, NULL) == 0) {
-			k->cnt.log_records++;
-			return;
-		}
-		k->log_gap = true;
-		k->cnt.log_gaps++;
-		k->log_retry_ns = 0;
-	}
-	k->log_gap_ticket = ckpt_posted(k->r);
-}
-
-/* Close a gap once every change it skipped is durable in the state region. */
-static void log_mend(struct fw_checkpointer *k, uint64_t now)
-{
-	struct ckpt_rec marker;
-
-	if (now < k->log_retry_ns || ckpt_durable(k->r) < k->log_gap_ticket)
-		return;
-	fw_ckpt_gap_marker(++k->log_gap_seq, &marker);
-	if (ckpt_log_append(k->log, &marker, NULL) == 0)
-		k->log_gap = false;
-	else
-		k->log_retry_ns = now + LOG_RETRY_NS;
 }
 
 /* Write one dirty slice. @return 0, -EAGAIN (target queue full: try next tick) or -errno. */
@@ -317,7 +283,7 @@ static int write_slice(struct fw_checkpointer *k, struct fw_conn *c, enum fw_mod
 		c->gen[m] = gen; /* not written: the next try reuses the generation */
 		return rc;
 	}
-	log_put(k, &rec);
+	fw_ckpt_log_put(&k->log, k->r, &rec);
 	k->cnt.slices[m]++;
 	k->cnt.bytes += ckpt_rec_size(rec.payload_len);
 	return 0;
@@ -344,7 +310,7 @@ static int settle_owed(struct fw_checkpointer *k)
 		rc = ckpt_slot_write(k->r, &rec, true, &ticket);
 		if (rc)
 			return rc;
-		log_put(k, &rec);
+		fw_ckpt_log_put(&k->log, k->r, &rec);
 		k->cnt.tombstones++;
 		fw_slots_settle(k->slots, pair);
 	}
@@ -365,11 +331,11 @@ void fw_checkpointer_tick(struct fw_checkpointer *k, uint64_t now)
 	 * so that its loss is still noticed (and the resync follows) while the lcore pays no system
 	 * call per pass.
 	 */
-	if (!k->down && !k->log_gap && !k->now && fw_slots_owed(k->slots) == 0 &&
+	if (!k->down && !fw_ckpt_log_in_gap(&k->log) && !k->now && fw_slots_owed(k->slots) == 0 &&
 	    k->qtail - k->qhead < TICK_BATCH &&
 	    (k->qhead == k->qtail || now - k->oldest_ns < TICK_DELAY_NS)) {
 		bool idle = ckpt_posted(k->r) == ckpt_durable(k->r) &&
-			    (k->log == NULL || ckpt_posted(k->log) == ckpt_durable(k->log));
+			    (k->log.r == NULL || ckpt_posted(k->log.r) == ckpt_durable(k->log.r));
 
 		if (idle && now < k->idle_poll_at_ns)
 			return;
@@ -385,8 +351,7 @@ void fw_checkpointer_tick(struct fw_checkpointer *k, uint64_t now)
 		if (k->down)
 			return;
 	}
-	if (k->log_gap)
-		log_mend(k, now);
+	fw_ckpt_log_mend(&k->log, k->r, now);
 	rc = settle_owed(k);
 	if (lost(rc)) {
 		go_down(k, rc, now);
@@ -425,9 +390,9 @@ void fw_checkpointer_tick(struct fw_checkpointer *k, uint64_t now)
 	}
 	if (ckpt_posted(k->r) != ckpt_durable(k->r))
 		rc = ckpt_flush(k->r);
-	if (k->log != NULL && ckpt_posted(k->log) != ckpt_durable(k->log) &&
+	if (k->log.r != NULL && ckpt_posted(k->log.r) != ckpt_durable(k->log.r) &&
 	    (rc >= 0 || rc == -EAGAIN))
-		rc = ckpt_flush(k->log);
+		rc = ckpt_flush(k->log.r);
 poll:
 	if (rc >= 0 || rc == -EAGAIN)
 		rc = ckpt_poll(k->cl);
@@ -449,7 +414,7 @@ void fw_checkpointer_forget(struct fw_checkpointer *k, struct fw_conn *c)
 		fw_ckpt_tombstone(c, (enum fw_module_id)m, &rec);
 		if (k->r != NULL && ckpt_slot_write(k->r, &rec, true, &ticket) == 0) {
 			k->cnt.tombstones++;
-			log_put(k, &rec);
+			fw_ckpt_log_put(&k->log, k->r, &rec);
 			fw_slots_put(k->slots, c->slot_pair[m], c->gen[m]);
 		} else {
 			/* The slice is still on the target: the pair is owed a tombstone, written

@@ -3,13 +3,9 @@
  * A worker's checkpointer: modules mark slices dirty, the worker queues the connection
  * once, and each tick writes the latest state of every queued slice into the worker's
  * state region NAME.W (batched, never waited for) and appends it to the worker's log
- * NAME.W.log, which a standby follows. Repeated changes before a tick coalesce into one
- * write; an expired connection leaves tombstones. Private to holdfast.
- *
- * The log is best effort: with no standby reading it, it fills up and the checkpointer
- * stops appending (it looks again every 100 ms). It appends a gap marker when it can again,
- * but only once the state region holds every change the log missed durably, so a reader
- * that meets the marker and rescans the state region misses nothing.
+ * NAME.W.log, which a standby follows (best effort: see fw_ckpt_log.h). Repeated changes
+ * before a tick coalesce into one write; an expired connection leaves tombstones. Private
+ * to holdfast.
  */
 #ifndef FW_CHECKPOINT_H
 #define FW_CHECKPOINT_H
@@ -20,6 +16,7 @@
 
 #include "fw_ckpt.h"
 #include "fw_ckpt_layout.h"
+#include "fw_ckpt_log.h"
 #include "holdfast/ckpt.h"
 
 struct fw_ckpt_counters {
@@ -28,8 +25,6 @@ struct fw_ckpt_counters {
 	uint64_t bytes;
 	uint64_t failures; /* posts refused by the target (not -EAGAIN) */
 	uint64_t deferred; /* ticks that stopped on a full queue */
-	uint64_t log_records;
-	uint64_t log_gaps; /* times the log filled up (no standby reading) */
 };
 
 /** A connection to the target and the worker's regions there. */
@@ -49,13 +44,9 @@ struct fw_checkpointer {
 	unsigned int worker;
 	struct fw_table *table; /* walked to resynchronise after the target comes back */
 	struct ckpt_client *cl;
-	struct ckpt_region *r;	 /* NULL while the target is down */
-	struct ckpt_region *log; /* NULL: no log (or the target is down) */
+	struct ckpt_region *r; /* NULL while the target is down */
+	struct fw_ckpt_log log;
 	bool down;
-	bool log_gap;		 /* appends skipped since the last gap marker */
-	uint64_t log_gap_ticket; /* the state write the marker must wait for */
-	uint64_t log_retry_ns;
-	uint64_t log_gap_seq;
 	uint64_t retry_at_ns;
 	uint64_t backoff_ns;
 	uint64_t reconnects;

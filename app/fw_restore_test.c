@@ -458,7 +458,7 @@ static void test_full_log_is_skipped_then_marked_once_state_is_durable(void **st
 	box_up(&a, "ga", 0);
 	assert_int_equal(fw_checkpointer_init(&k, &cc, 0, a.w.table, 4096, 0), 0);
 	assert_non_null(k.r);
-	assert_non_null(k.log);
+	assert_non_null(k.log.r);
 	a.w.ckpt = &k;
 	/* 1,000 UDP flows (about 100 KB of records) into a 64 KB log nobody reads. */
 	for (uint16_t i = 0; i < 1000; i++) {
@@ -469,8 +469,8 @@ static void test_full_log_is_skipped_then_marked_once_state_is_durable(void **st
 	}
 	fw_checkpointer_tick(&k, S(1));
 	assert_true(k.cnt.slices[FW_MOD_UDP] == 1000 && k.cnt.failures == 0);
-	assert_true(k.log_gap && k.cnt.log_gaps == 1);
-	assert_true(k.cnt.log_records > 0 && k.cnt.log_records < 1000);
+	assert_true(k.log.gap && k.log.gaps == 1);
+	assert_true(k.log.records > 0 && k.log.records < 1000);
 
 	/* A standby comes and clears the log: what fitted is there, no marker yet. */
 	reader = ckpt_connect(target, &o);
@@ -478,15 +478,15 @@ static void test_full_log_is_skipped_then_marked_once_state_is_durable(void **st
 	snprintf(name, sizeof(name), "gap.0.log");
 	assert_int_equal(ckpt_region_open(reader, name, &log), 0);
 	n = ckpt_log_read(log, count_log, &ls, false, NULL);
-	assert_int_equal(n, (int)k.cnt.log_records);
+	assert_int_equal(n, (int)k.log.records);
 	assert_true(ls.gaps == 0);
 
 	/* Room again and the skipped changes durable: the marker, then the log goes on. */
 	fw_checkpointer_tick(&k, S(2));
-	assert_false(k.log_gap);
+	assert_false(k.log.gap);
 	assert_int_equal(pkt(&a, 17, 9999, 53, false, 0, 0, 0, "q", S(2)), FW_PASS);
 	fw_checkpointer_tick(&k, S(2));
-	assert_int_equal(ckpt_sync(k.log), 0);
+	assert_int_equal(ckpt_sync(k.log.r), 0);
 	n = ckpt_log_read(log, count_log, &ls, false, NULL);
 	assert_int_equal(n, 2);
 	assert_true(ls.gaps == 1 && ls.after_gap == 1);
@@ -565,7 +565,7 @@ static void test_full_group_log_is_skipped_then_marked(void **state)
 	box_up(&a, "gg", 0);
 	assert_int_equal(fw_checkpointer_init(&k, &cc, 0, a.w.table, 4096, 0), 0);
 	assert_non_null(k.r);
-	assert_non_null(k.log);
+	assert_non_null(k.log.r);
 	a.w.ckpt = &k;
 	for (uint16_t i = 0; i < 1000; i++) {
 		assert_int_equal(pkt(&a, 17, (uint16_t)(10000 + i), 53, false, 0, 0, 0, "q", now),
@@ -574,15 +574,15 @@ static void test_full_group_log_is_skipped_then_marked(void **state)
 			fw_checkpointer_tick(&k, now);
 	}
 	tick_out(&k, now);
-	assert_false(k.log_gap);
+	assert_false(k.log.gap);
 	/* Every flow written again, round after round, until the log refuses. */
-	while (!k.log_gap && rounds++ < 200) {
+	while (!k.log.gap && rounds++ < 200) {
 		fw_table_walk(a.w.table, redirty, &k);
 		tick_out(&k, now);
 	}
-	assert_true(k.log_gap && k.cnt.log_gaps == 1);
+	assert_true(k.log.gap && k.log.gaps == 1);
 	assert_true(k.cnt.failures == 0);
-	accepted = k.cnt.log_records;
+	accepted = k.log.records;
 
 	/* A reader clears the log; appends accepted before the gap may still wait to be posted. */
 	reader = ckpt_connect(target, &o);
@@ -593,14 +593,14 @@ static void test_full_group_log_is_skipped_then_marked(void **state)
 	assert_true(ls.gaps == 0);
 	/* Room again and the skipped changes durable: the rest, the marker, then the log goes on.
 	 */
-	for (int i = 0; i < 100 && k.log_gap; i++) {
+	for (int i = 0; i < 100 && k.log.gap; i++) {
 		now += S(1);
 		fw_checkpointer_tick(&k, now);
 	}
-	assert_false(k.log_gap);
+	assert_false(k.log.gap);
 	assert_int_equal(pkt(&a, 17, 9999, 53, false, 0, 0, 0, "q", now), FW_PASS);
 	tick_out(&k, now);
-	assert_int_equal(ckpt_sync(k.log), 0);
+	assert_int_equal(ckpt_sync(k.log.r), 0);
 	assert_true(ckpt_log_read(log, count_log, &ls, false, NULL) > 0);
 	assert_true(ls.gaps == 1 && ls.after_gap == 1);
 	assert_true(ls.records == accepted);
@@ -814,7 +814,7 @@ static void ckpt_box_up(struct box *a, struct fw_checkpointer *k, const char *ta
 	a->family = family;
 	assert_int_equal(fw_checkpointer_init(k, &cc, 0, a->w.table, 1024, 0), 0);
 	assert_non_null(k->r);
-	assert_non_null(k->log);
+	assert_non_null(k->log.r);
 	a->w.ckpt = k;
 }
 
@@ -830,7 +830,7 @@ static void ckpt_box_down(struct box *a, struct fw_checkpointer *k)
 static void drain(struct fw_checkpointer *k, uint64_t now)
 {
 	for (int i = 0; i < 1000 && (k->down || fw_checkpointer_lag(k) != 0 ||
-				     ckpt_posted(k->log) != ckpt_durable(k->log));
+				     ckpt_posted(k->log.r) != ckpt_durable(k->log.r));
 	     i++) {
 		now += 1000000;
 		fw_checkpointer_tick(k, now);
@@ -839,7 +839,7 @@ static void drain(struct fw_checkpointer *k, uint64_t now)
 	}
 	assert_false(k->down);
 	assert_int_equal(ckpt_sync(k->r), 0);
-	assert_int_equal(ckpt_sync(k->log), 0);
+	assert_int_equal(ckpt_sync(k->log.r), 0);
 }
 
 struct follow {
@@ -1058,7 +1058,7 @@ static void test_expired_expectation_not_restored_ipv6_standby(void **state)
 /* The target goes away as the checkpointer sees it on a failed write (its go_down). */
 static void target_lost(struct fw_checkpointer *k)
 {
-	assert_int_equal(ckpt_region_close(&k->log), 0);
+	assert_int_equal(ckpt_region_close(&k->log.r), 0);
 	assert_int_equal(ckpt_region_close(&k->r), 0);
 	ckpt_disconnect(&k->cl);
 	k->down = true;

@@ -95,6 +95,7 @@ static int ckpt_cmd(const char *cmd, const char *params, struct rte_tel_data *d)
 {
 	struct fw_ckpt_counters t = {0};
 	uint64_t lag = 0, oldest = 0, queued = 0, down = 0, reconnects = 0, owed = 0;
+	uint64_t log_records = 0, log_gaps = 0;
 	char key[48];
 
 	(void)cmd;
@@ -112,8 +113,8 @@ static int ckpt_cmd(const char *cmd, const char *params, struct rte_tel_data *d)
 		t.bytes += k->cnt.bytes;
 		t.failures += k->cnt.failures;
 		t.deferred += k->cnt.deferred;
-		t.log_records += k->cnt.log_records;
-		t.log_gaps += k->cnt.log_gaps;
+		log_records += k->log.records;
+		log_gaps += k->log.gaps;
 		lag += fw_checkpointer_lag(k);
 		down += k->down;
 		reconnects += k->reconnects;
@@ -132,8 +133,8 @@ static int ckpt_cmd(const char *cmd, const char *params, struct rte_tel_data *d)
 	rte_tel_data_add_dict_u64(d, "bytes", t.bytes);
 	rte_tel_data_add_dict_u64(d, "failures", t.failures);
 	rte_tel_data_add_dict_u64(d, "deferred", t.deferred);
-	rte_tel_data_add_dict_u64(d, "log_records", t.log_records);
-	rte_tel_data_add_dict_u64(d, "log_gaps", t.log_gaps);
+	rte_tel_data_add_dict_u64(d, "log_records", log_records);
+	rte_tel_data_add_dict_u64(d, "log_gaps", log_gaps);
 	rte_tel_data_add_dict_u64(d, "queue_depth", queued);
 	rte_tel_data_add_dict_u64(d, "workers_disconnected", down);
 	rte_tel_data_add_dict_u64(d, "reconnects", reconnects);

@@ -27,6 +27,7 @@
 #include <rte_ring.h>
 #include <rte_tcp.h>
 
+#include "fw_ckpt_log.h"
 #include "fw_worker.h"
 
 #define FRAME_LEN     60 /* + 4 bytes FCS on the wire: 64-byte frames */
@@ -607,7 +608,7 @@ static void run_takeover(const char *target, uint32_t flows)
 	for (uint32_t i = 0; i < flows; i += chunk) {
 		establish_range(i, i + chunk);
 		while (k.qhead != k.qtail || ckpt_posted(k.r) != ckpt_durable(k.r) ||
-		       ckpt_posted(k.log) != ckpt_durable(k.log))
+		       ckpt_posted(k.log.r) != ckpt_durable(k.log.r))
 			fw_checkpointer_tick(&k, fw_worker_now(&worker));
 		if (i + chunk < flows) /* the standby's poll; the last chunk stays unread */
 			ckpt_log_read(log, follow_one, &fa, false, NULL);
