@@ -20,6 +20,45 @@ RTE_LOG_REGISTER_SUFFIX(fw_logtype_ckpt, ckpt, INFO)
 #define TICK_DELAY_NS	(500ull * 1000) /* the longest a change waits to be written */
 #define OWED_PER_TICK	256		/* owed tombstones written per tick, at most */
 
+/* A connection to the target and the worker's regions there. */
+struct link {
+	struct ckpt_client *cl;
+	struct ckpt_region *r, *log;
+};
+
+enum {
+	JOB_IDLE,
+	JOB_RUNNING,
+	JOB_DONE
+};
+
+struct fw_checkpointer {
+	struct fw_ckpt_layout layout; /* a copy: a reconnect thread reads it */
+	unsigned int worker;
+	struct fw_table *table; /* walked to resynchronise after the target comes back */
+	struct ckpt_client *cl;
+	struct ckpt_region *r; /* NULL while the target is down */
+	struct fw_ckpt_log log;
+	bool down;
+	uint64_t retry_at_ns;
+	uint64_t backoff_ns;
+	uint64_t reconnects;
+	/* A reconnect attempt runs on a thread of its own; the worker adopts its result. */
+	pthread_t job_th;
+	int job_state; /* JOB_*, written by the thread once: RUNNING -> DONE */
+	int job_rc;
+	struct link job_link;
+	uint64_t idle_poll_at_ns;
+	struct fw_slots *slots;
+	struct fw_ckpt_queue q;
+	/* counters (fw_ckpt_stats) */
+	uint64_t slices[FW_MOD_MAX];
+	uint64_t tombstones;
+	uint64_t bytes;
+	uint64_t failures;
+	uint64_t deferred;
+};
+
 static void go_down(struct fw_checkpointer *k, int err, uint64_t now);
 
 /*
@@ -54,12 +93,12 @@ static int open_or_create(struct ckpt_client *cl, const struct pmu_region_params
  * init set (the layout, the worker), so a reconnect thread may run it beside the worker.
  * @return 0 or -errno.
  */
-static int attach_link(const struct fw_checkpointer *k, struct fw_ckpt_link *out)
+static int attach_link(const struct fw_checkpointer *k, struct link *out)
 {
 	const struct fw_ckpt_layout *c = &k->layout;
 	char state[PMU_NAME_MAX], log[PMU_NAME_MAX];
 	struct pmu_region_params p, lp;
-	struct fw_ckpt_link l = {0};
+	struct link l = {0};
 	int rc;
 
 	fw_ckpt_layout_state(c, k->worker, state, &p);
@@ -85,7 +124,7 @@ static int attach_link(const struct fw_checkpointer *k, struct fw_ckpt_link *out
 
 static int attach(struct fw_checkpointer *k)
 {
-	struct fw_ckpt_link l;
+	struct link l;
 	int rc = attach_link(k, &l);
 
 	if (rc)
@@ -96,44 +135,50 @@ static int attach(struct fw_checkpointer *k)
 	return 0;
 }
 
-int fw_checkpointer_init(struct fw_checkpointer *k, const struct fw_ckpt_layout *layout,
-			 unsigned int worker, struct fw_table *table, uint32_t queue_cap,
-			 unsigned int flags)
+struct fw_checkpointer *fw_checkpointer_create(const struct fw_ckpt_layout *layout,
+					       unsigned int worker, struct fw_table *table,
+					       uint32_t queue_cap, unsigned int flags)
 {
+	struct fw_checkpointer *k;
 	int rc;
 
-	memset(k, 0, sizeof(*k));
-	if (layout->secret_len > sizeof(layout->secret) || layout->pairs == 0 ||
-	    layout->pairs > UINT32_MAX / 2)
-		return -EINVAL;
+	if (layout->pairs == 0 || layout->pairs > UINT32_MAX / 2 || queue_cap == 0) {
+		errno = EINVAL;
+		return NULL;
+	}
+	k = calloc(1, sizeof(*k));
+	if (k == NULL)
+		return NULL;
 	k->layout = *layout;
 	k->worker = worker;
 	k->table = table;
 	k->slots = fw_slots_create(0, (uint32_t)layout->pairs);
-	k->queue = calloc(queue_cap, sizeof(*k->queue));
-	if (k->slots == NULL || k->queue == NULL) {
-		fw_checkpointer_release(k);
-		return -ENOMEM;
+	k->q.ring = calloc(queue_cap, sizeof(*k->q.ring));
+	if (k->slots == NULL || k->q.ring == NULL) {
+		fw_checkpointer_destroy(&k);
+		errno = ENOMEM;
+		return NULL;
 	}
-	k->qcap = queue_cap;
+	k->q.cap = queue_cap;
 	k->backoff_ns = BACKOFF_MIN_NS;
 	if (flags & FW_CKPT_DETACHED) {
 		k->down = true;
 		k->retry_at_ns = UINT64_MAX;
-		return 0;
+		return k;
 	}
 	rc = attach(k);
 	if (rc && !ckpt_err_transient(rc)) { /* no retry mends it: refuse to start */
 		LOG(ERR, "%s: %s\n", layout->target, strerror(-rc));
-		fw_checkpointer_release(k);
-		return rc;
+		fw_checkpointer_destroy(&k);
+		errno = -rc;
+		return NULL;
 	}
 	if (rc) {
 		LOG(WARNING, "%s: %s; starting without it, retrying\n", layout->target,
 		    strerror(-rc));
 		k->down = true;
 	}
-	return 0;
+	return k;
 }
 
 int fw_checkpointer_attach(struct fw_checkpointer *k, uint64_t now)
@@ -167,13 +212,18 @@ int fw_checkpointer_takeover(struct fw_checkpointer *k, uint64_t now)
 	return rc;
 }
 
-void fw_checkpointer_release(struct fw_checkpointer *k)
+void fw_checkpointer_destroy(struct fw_checkpointer **kp)
 {
-	if (k->job_state != FW_CKPT_JOB_IDLE) {
+	struct fw_checkpointer *k;
+
+	if (kp == NULL || *kp == NULL)
+		return;
+	k = *kp;
+	if (k->job_state != JOB_IDLE) {
 		pthread_join(k->job_th, NULL);
 		if (k->job_rc == 0)
 			ckpt_disconnect(&k->job_link.cl);
-		k->job_state = FW_CKPT_JOB_IDLE;
+		k->job_state = JOB_IDLE;
 	}
 	if (k->log.r)
 		ckpt_region_close(&k->log.r);
@@ -181,9 +231,10 @@ void fw_checkpointer_release(struct fw_checkpointer *k)
 		ckpt_region_close(&k->r);
 	ckpt_disconnect(&k->cl);
 	fw_slots_free(&k->slots);
-	free(k->queue);
-	k->queue = NULL;
+	free(k->q.ring);
 	fw_ckpt_layout_release(&k->layout);
+	free(k);
+	*kp = NULL;
 }
 
 /* The target is gone: say so once, drop the connection, retry later. */
@@ -207,7 +258,7 @@ static int queue_all(struct fw_conn *c, void *arg)
 
 	c->dirty |= c->present;
 	c->flags &= (uint8_t)~FW_CONN_F_QUEUED;
-	fw_checkpointer_queue(k, c, 0);
+	fw_ckpt_queue_push(&k->q, c, 0);
 	return 0;
 }
 
@@ -217,7 +268,7 @@ static void *reconnect_main(void *arg)
 	struct fw_checkpointer *k = arg;
 
 	k->job_rc = attach_link(k, &k->job_link);
-	__atomic_store_n(&k->job_state, FW_CKPT_JOB_DONE, __ATOMIC_RELEASE);
+	__atomic_store_n(&k->job_state, JOB_DONE, __ATOMIC_RELEASE);
 	return NULL;
 }
 
@@ -226,19 +277,19 @@ static void try_reconnect(struct fw_checkpointer *k, uint64_t now)
 {
 	int state = __atomic_load_n(&k->job_state, __ATOMIC_ACQUIRE);
 
-	if (state == FW_CKPT_JOB_RUNNING)
+	if (state == JOB_RUNNING)
 		return;
-	if (state == FW_CKPT_JOB_IDLE) {
+	if (state == JOB_IDLE) {
 		/* RUNNING before the thread exists: a quick failure may store DONE at once. */
-		__atomic_store_n(&k->job_state, FW_CKPT_JOB_RUNNING, __ATOMIC_RELEASE);
+		__atomic_store_n(&k->job_state, JOB_RUNNING, __ATOMIC_RELEASE);
 		if (pthread_create(&k->job_th, NULL, reconnect_main, k) != 0) {
-			k->job_state = FW_CKPT_JOB_IDLE;
+			k->job_state = JOB_IDLE;
 			k->retry_at_ns = now + k->backoff_ns;
 		}
 		return;
 	}
 	pthread_join(k->job_th, NULL);
-	k->job_state = FW_CKPT_JOB_IDLE;
+	k->job_state = JOB_IDLE;
 	if (k->job_rc) {
 		k->backoff_ns =
 			k->backoff_ns * 2 > BACKOFF_MAX_NS ? BACKOFF_MAX_NS : k->backoff_ns * 2;
@@ -252,10 +303,10 @@ static void try_reconnect(struct fw_checkpointer *k, uint64_t now)
 	k->down = false;
 	k->reconnects++;
 	k->backoff_ns = BACKOFF_MIN_NS;
-	k->qhead = k->qtail = 0;
+	k->q.head = k->q.tail = 0;
 	fw_table_walk(k->table, queue_all, k);
 	LOG(NOTICE, "checkpoint target %s is back: resynchronising %u connections\n",
-	    k->layout.target, k->qtail - k->qhead);
+	    k->layout.target, k->q.tail - k->q.head);
 }
 
 /* Write one dirty slice. @return 0, -EAGAIN (target queue full: try next tick) or -errno. */
@@ -284,8 +335,8 @@ static int write_slice(struct fw_checkpointer *k, struct fw_conn *c, enum fw_mod
 		return rc;
 	}
 	fw_ckpt_log_put(&k->log, k->r, &rec);
-	k->cnt.slices[m]++;
-	k->cnt.bytes += ckpt_rec_size(rec.payload_len);
+	k->slices[m]++;
+	k->bytes += ckpt_rec_size(rec.payload_len);
 	return 0;
 }
 
@@ -311,7 +362,7 @@ static int settle_owed(struct fw_checkpointer *k)
 		if (rc)
 			return rc;
 		fw_ckpt_log_put(&k->log, k->r, &rec);
-		k->cnt.tombstones++;
+		k->tombstones++;
 		fw_slots_settle(k->slots, pair);
 	}
 	return 0;
@@ -331,9 +382,9 @@ void fw_checkpointer_tick(struct fw_checkpointer *k, uint64_t now)
 	 * so that its loss is still noticed (and the resync follows) while the lcore pays no system
 	 * call per pass.
 	 */
-	if (!k->down && !fw_ckpt_log_in_gap(&k->log) && !k->now && fw_slots_owed(k->slots) == 0 &&
-	    k->qtail - k->qhead < TICK_BATCH &&
-	    (k->qhead == k->qtail || now - k->oldest_ns < TICK_DELAY_NS)) {
+	if (!k->down && !fw_ckpt_log_in_gap(&k->log) && !k->q.now && fw_slots_owed(k->slots) == 0 &&
+	    k->q.tail - k->q.head < TICK_BATCH &&
+	    (k->q.head == k->q.tail || now - k->q.oldest_ns < TICK_DELAY_NS)) {
 		bool idle = ckpt_posted(k->r) == ckpt_durable(k->r) &&
 			    (k->log.r == NULL || ckpt_posted(k->log.r) == ckpt_durable(k->log.r));
 
@@ -341,11 +392,11 @@ void fw_checkpointer_tick(struct fw_checkpointer *k, uint64_t now)
 			return;
 		if (idle)
 			k->idle_poll_at_ns = now + IDLE_POLL_NS;
-		else if (k->qhead != k->qtail)
+		else if (k->q.head != k->q.tail)
 			goto poll; /* a batch is filling: only progress what is in flight */
 	}
 	if (k->down) {
-		if (k->job_state == FW_CKPT_JOB_IDLE && now < k->retry_at_ns)
+		if (k->job_state == JOB_IDLE && now < k->retry_at_ns)
 			return;
 		try_reconnect(k, now);
 		if (k->down)
@@ -358,11 +409,11 @@ void fw_checkpointer_tick(struct fw_checkpointer *k, uint64_t now)
 		return;
 	}
 	if (rc && rc != -EAGAIN)
-		k->cnt.failures++; /* still owed: tried again next tick */
+		k->failures++; /* still owed: tried again next tick */
 	rc = 0;
-	k->now = false;
-	while (k->qhead != k->qtail) {
-		struct fw_conn *c = k->queue[k->qhead % k->qcap];
+	k->q.now = false;
+	while (k->q.head != k->q.tail) {
+		struct fw_conn *c = k->q.ring[k->q.head % k->q.cap];
 
 		rc = 0;
 		/* An entry whose connection went away (or was re-queued) is a hint: skip it. */
@@ -375,7 +426,7 @@ void fw_checkpointer_tick(struct fw_checkpointer *k, uint64_t now)
 					c->dirty &= (uint8_t) ~(1u << m);
 			}
 			if (rc == -EAGAIN) {
-				k->cnt.deferred++;
+				k->deferred++;
 				break;
 			}
 			if (lost(rc)) {
@@ -383,10 +434,10 @@ void fw_checkpointer_tick(struct fw_checkpointer *k, uint64_t now)
 				return;
 			}
 			if (rc)
-				k->cnt.failures++;
+				k->failures++;
 			c->flags &= (uint8_t)~FW_CONN_F_QUEUED;
 		}
-		k->qhead++;
+		k->q.head++;
 	}
 	if (ckpt_posted(k->r) != ckpt_durable(k->r))
 		rc = ckpt_flush(k->r);
@@ -399,7 +450,7 @@ poll:
 	if (lost(rc))
 		go_down(k, rc, now);
 	else if (rc < 0)
-		k->cnt.failures++;
+		k->failures++;
 }
 
 void fw_checkpointer_forget(struct fw_checkpointer *k, struct fw_conn *c)
@@ -413,7 +464,7 @@ void fw_checkpointer_forget(struct fw_checkpointer *k, struct fw_conn *c)
 		c->gen[m]++;
 		fw_ckpt_tombstone(c, (enum fw_module_id)m, &rec);
 		if (k->r != NULL && ckpt_slot_write(k->r, &rec, true, &ticket) == 0) {
-			k->cnt.tombstones++;
+			k->tombstones++;
 			fw_ckpt_log_put(&k->log, k->r, &rec);
 			fw_slots_put(k->slots, c->slot_pair[m], c->gen[m]);
 		} else {
@@ -428,6 +479,66 @@ void fw_checkpointer_forget(struct fw_checkpointer *k, struct fw_conn *c)
 
 uint64_t fw_checkpointer_lag(const struct fw_checkpointer *k)
 {
-	return (k->qtail - k->qhead) + fw_slots_owed(k->slots) +
+	return (k->q.tail - k->q.head) + fw_slots_owed(k->slots) +
 	       (k->r ? ckpt_posted(k->r) - ckpt_durable(k->r) : 0);
+}
+
+struct fw_ckpt_queue *fw_checkpointer_queue(struct fw_checkpointer *k)
+{
+	return &k->q;
+}
+
+struct ckpt_region *fw_checkpointer_state(const struct fw_checkpointer *k)
+{
+	return k->r;
+}
+
+struct ckpt_region *fw_checkpointer_log(const struct fw_checkpointer *k)
+{
+	return k->log.r;
+}
+
+struct ckpt_client *fw_checkpointer_client(const struct fw_checkpointer *k)
+{
+	return k->cl;
+}
+
+struct fw_slots *fw_checkpointer_slots(const struct fw_checkpointer *k)
+{
+	return k->slots;
+}
+
+void fw_checkpointer_stats(const struct fw_checkpointer *k, struct fw_ckpt_stats *out)
+{
+	*out = (struct fw_ckpt_stats){
+		.tombstones = k->tombstones,
+		.tombstones_owed = fw_slots_owed(k->slots),
+		.bytes = k->bytes,
+		.failures = k->failures,
+		.deferred = k->deferred,
+		.log_records = k->log.records,
+		.log_gaps = k->log.gaps,
+		.queued = k->q.tail - k->q.head,
+		.oldest_ns = k->q.oldest_ns,
+		.lag = fw_checkpointer_lag(k),
+		.reconnects = k->reconnects,
+		.down = k->down,
+		.reconnecting = __atomic_load_n(&k->job_state, __ATOMIC_ACQUIRE) != JOB_IDLE,
+		.log_gap = fw_ckpt_log_in_gap(&k->log),
+		.due_now = k->q.now,
+	};
+	memcpy(out->slices, k->slices, sizeof(out->slices));
+}
+
+void fw_checkpointer_test_down(struct fw_checkpointer *k, uint64_t retry_at_ns)
+{
+	if (!k->down) {
+		if (k->log.r)
+			ckpt_region_close(&k->log.r);
+		if (k->r)
+			ckpt_region_close(&k->r);
+		ckpt_disconnect(&k->cl);
+		k->down = true;
+	}
+	k->retry_at_ns = retry_at_ns;
 }

@@ -329,8 +329,8 @@ static void nap_polling(struct standby *sb, struct fw_worker *w, uint32_t ms)
 			if (sb->cl != NULL)
 				ckpt_poll(sb->cl);
 			for (unsigned int i = 0; i < sb->n; i++)
-				if (w[i].ckpt->cl != NULL)
-					ckpt_poll(w[i].ckpt->cl);
+				if (fw_checkpointer_client(w[i].ckpt) != NULL)
+					ckpt_poll(fw_checkpointer_client(w[i].ckpt));
 			sb->polled_ns = now;
 			due = now + KEEPALIVE_POLL_MS * 1000000ull;
 		}
@@ -355,7 +355,7 @@ int fw_standby_run(const struct fw_ckpt_layout *l, struct fw_worker *w, unsigned
 	if (sb.f == NULL)
 		return -ENOMEM;
 	for (unsigned int i = 0; i < nworkers; i++) {
-		sb.f[i].shadow = fw_shadow_create(w[i].table, w[i].ckpt->slots);
+		sb.f[i].shadow = fw_shadow_create(w[i].table, fw_checkpointer_slots(w[i].ckpt));
 		if (sb.f[i].shadow == NULL) {
 			rc = -ENOMEM;
 			goto out;
@@ -383,7 +383,7 @@ int fw_standby_run(const struct fw_ckpt_layout *l, struct fw_worker *w, unsigned
 			waiting_said = false;
 			/* The checkpointers open the regions now, not at takeover: time saved. */
 			for (unsigned int i = 0; i < nworkers; i++)
-				if (w[i].ckpt->r == NULL)
+				if (fw_checkpointer_state(w[i].ckpt) == NULL)
 					fw_checkpointer_attach(w[i].ckpt, fw_mono_ns());
 		}
 		rc = follow_all(&sb);

@@ -39,8 +39,8 @@ static int expect_add(struct fw_ctx *ctx, struct fw_conn *master, const struct f
 static void expect_gone(struct fw_worker *w, struct fw_conn *master, const struct fw_expect *e,
 			uint64_t now)
 {
-	if ((master->present & (1u << FW_MOD_FTP)) && fw_ftp_expect_gone(master, e) && w->ckpt)
-		fw_checkpointer_queue(w->ckpt, master, now);
+	if ((master->present & (1u << FW_MOD_FTP)) && fw_ftp_expect_gone(master, e) && w->ckq)
+		fw_ckpt_queue_push(w->ckq, master, now);
 }
 
 /*
@@ -85,6 +85,12 @@ int fw_worker_init(struct fw_worker *w, struct fw_shared *sh, unsigned int index
 void fw_worker_release(struct fw_worker *w)
 {
 	fw_table_free(&w->table);
+}
+
+void fw_worker_set_checkpointer(struct fw_worker *w, struct fw_checkpointer *k)
+{
+	w->ckpt = k;
+	w->ckq = k ? fw_checkpointer_queue(k) : NULL;
 }
 
 static enum fw_verdict drop(struct fw_worker *w, enum fw_drop_reason why)
@@ -294,8 +300,8 @@ static enum fw_verdict decide(struct fw_worker *w, struct pkt_state *st, struct 
 		fw_table_del(w->table, c);
 		return drop(w, why);
 	}
-	if (c->dirty && w->ckpt)
-		fw_checkpointer_queue(w->ckpt, c, now_ns);
+	if (c->dirty && w->ckq)
+		fw_ckpt_queue_push(w->ckq, c, now_ns);
 	if (v == FW_DROP)
 		return drop(w, why);
 	w->cnt.pass++;

@@ -67,6 +67,7 @@ struct fw_worker {
 	struct fw_counters cnt;
 	uint64_t sweeps;
 	struct fw_checkpointer *ckpt; /* NULL: checkpointing off */
+	struct fw_ckpt_queue *ckq;    /* its queue, filled inline per packet */
 	uint64_t reject_window;	      /* start of the current second of reject replies */
 	uint32_t reject_count;
 	uint64_t wall_synced_ns; /* when ctx.wall_offset_ns was measured */
@@ -76,6 +77,9 @@ struct fw_worker {
 int fw_worker_init(struct fw_worker *w, struct fw_shared *sh, unsigned int index, int socket);
 
 void fw_worker_release(struct fw_worker *w);
+
+/** Checkpoint through @p k from now on (NULL: checkpointing off). */
+void fw_worker_set_checkpointer(struct fw_worker *w, struct fw_checkpointer *k);
 
 /** One pass over this worker's queue of every port. @return frames received. */
 unsigned int fw_worker_poll(struct fw_worker *w, uint64_t now);

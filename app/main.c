@@ -260,7 +260,6 @@ static int ports_map(const struct fw_config *conf)
 	return 0;
 }
 
-static struct fw_checkpointer *ckpts;
 static struct fw_restore_stats restore_stats;
 static struct fw_ckpt_layout layout;
 static struct fw_lease *lease;
@@ -289,26 +288,30 @@ static int restore_all(void)
 	struct fw_restore_batch *batch = &batch_mem;
 	uint64_t t0 = rte_get_tsc_cycles();
 	struct ckpt_region_info info;
+	struct ckpt_client *cl;
 	char name[PMU_NAME_MAX];
 	int rc;
 
 	for (unsigned int i = 0; i < nworkers; i++) {
-		if (ckpts[i].r == NULL) {
+		struct ckpt_region *r = fw_checkpointer_state(workers[i].ckpt);
+		struct fw_slots *slots = fw_checkpointer_slots(workers[i].ckpt);
+
+		if (r == NULL) {
 			LOG(WARNING,
 			    "checkpoint target %s unreachable: worker %u starts with no "
 			    "connections restored\n",
 			    layout.target, i);
 			continue;
 		}
-		fw_restore_batch_init(batch, workers[i].table, ckpts[i].slots, &restore_stats);
-		rc = ckpt_state_scan(ckpts[i].r, CKPT_SCAN_TOMBSTONES, restore_rec, batch, &ss);
+		fw_restore_batch_init(batch, workers[i].table, slots, &restore_stats);
+		rc = ckpt_state_scan(r, CKPT_SCAN_TOMBSTONES, restore_rec, batch, &ss);
 		fw_restore_batch_flush(batch);
 		if (rc < 0) {
 			LOG(ERR, "restore from %s: %s\n", layout.target, strerror(-rc));
 			return rc;
 		}
 		sum.invalid += ss.invalid;
-		fw_restore_finish(workers[i].table, ckpts[i].slots, &workers[i].ctx,
+		fw_restore_finish(workers[i].table, slots, &workers[i].ctx,
 				  fw_worker_now(&workers[i]), &restore_stats);
 	}
 	st = restore_stats;
@@ -323,7 +326,8 @@ static int restore_all(void)
 	    sum.invalid);
 	/* A run with more workers left regions nobody here reads: say so, keep them. */
 	fw_ckpt_layout_state(&layout, nworkers, name, NULL);
-	if (ckpts[0].cl != NULL && ckpt_region_stat(ckpts[0].cl, name, &info) == 0)
+	cl = fw_checkpointer_client(workers[0].ckpt);
+	if (cl != NULL && ckpt_region_stat(cl, name, &info) == 0)
 		LOG(WARNING,
 		    "region %s (and any after it) is from a run with more workers: its "
 		    "connections are not restored\n",
@@ -343,12 +347,12 @@ static int standby_follow(void)
 	t_finish = fw_mono_ns();
 	for (unsigned int i = 0; i < nworkers; i++) {
 		fw_worker_clock_sync(&workers[i]); /* restored deadlines are wall-clock time */
-		fw_restore_finish(workers[i].table, ckpts[i].slots, &workers[i].ctx,
-				  fw_worker_now(&workers[i]), &sb_stats.st);
+		fw_restore_finish(workers[i].table, fw_checkpointer_slots(workers[i].ckpt),
+				  &workers[i].ctx, fw_worker_now(&workers[i]), &sb_stats.st);
 	}
 	t_attach = fw_mono_ns();
 	for (unsigned int i = 0; i < nworkers; i++)
-		fw_checkpointer_takeover(&ckpts[i], fw_worker_now(&workers[i]));
+		fw_checkpointer_takeover(workers[i].ckpt, fw_worker_now(&workers[i]));
 	LOG(NOTICE,
 	    "taking over (%s): %" PRIu64 " connections; followed %" PRIu64
 	    " log records and %" PRIu64 " rescans (%" PRIu64 " records); rest of the log read "
@@ -393,17 +397,16 @@ static int checkpoint_start(const struct fw_config *conf)
 		LOG(ERR, "--standby follows the primary's log: ckpt-log-size must not be 0\n");
 		return -EINVAL;
 	}
-	ckpts = rte_zmalloc("fw_ckpts", sizeof(*ckpts) * nworkers, 0);
-	if (ckpts == NULL)
-		return -ENOMEM;
 	for (unsigned int i = 0; i < nworkers; i++) {
-		rc = fw_checkpointer_init(&ckpts[i], &layout, i, workers[i].table, conf->max_conns,
-					  conf->standby ? FW_CKPT_DETACHED : 0);
-		if (rc) {
-			LOG(ERR, "checkpoint target %s: %s\n", conf->ckpt_target, strerror(-rc));
-			return rc;
+		struct fw_checkpointer *k =
+			fw_checkpointer_create(&layout, i, workers[i].table, conf->max_conns,
+					       conf->standby ? FW_CKPT_DETACHED : 0);
+
+		if (k == NULL) {
+			LOG(ERR, "checkpoint target %s: %s\n", conf->ckpt_target, strerror(errno));
+			return -errno;
 		}
-		workers[i].ckpt = &ckpts[i];
+		fw_worker_set_checkpointer(&workers[i], k);
 	}
 	if (conf->standby) {
 		signal(SIGUSR1, on_takeover);
@@ -424,14 +427,17 @@ static int checkpoint_start(const struct fw_config *conf)
 static void checkpoint_stop(void)
 {
 	fw_lease_stop(&lease);
-	for (unsigned int i = 0; ckpts && i < nworkers; i++) {
-		fw_checkpointer_tick(&ckpts[i], fw_worker_now(&workers[i]));
-		if (ckpts[i].r != NULL)
-			ckpt_sync(ckpts[i].r);
-		fw_checkpointer_release(&ckpts[i]);
+	for (unsigned int i = 0; workers && i < nworkers; i++) {
+		struct fw_checkpointer *k = workers[i].ckpt;
+
+		if (k == NULL)
+			continue;
+		fw_checkpointer_tick(k, fw_worker_now(&workers[i]));
+		if (fw_checkpointer_state(k) != NULL)
+			ckpt_sync(fw_checkpointer_state(k));
+		fw_worker_set_checkpointer(&workers[i], NULL);
+		fw_checkpointer_destroy(&k);
 	}
-	rte_free(ckpts);
-	ckpts = NULL;
 	fw_ckpt_layout_release(&layout);
 }
 
