@@ -62,7 +62,10 @@ int fw_config_load(struct fw_config *c, const char *path, char *err, size_t errl
 int fw_config_set(struct fw_config *c, const char *line, const char *where, char *err,
 		  size_t errlen);
 
-/** Check the whole: pairs distinct, ports unique. @return 0 or -EINVAL with @p err. */
+/**
+ * Check the whole: a pair at least, each port in one pair, an ofi+shm:// target only with
+ * ckpt-allow-shm. @return 0 or -EINVAL with @p err.
+ */
 int fw_config_check(const struct fw_config *c, char *err, size_t errlen);
 
 void fw_config_release(struct fw_config *c);

@@ -355,11 +355,6 @@ void fw_worker_housekeep(struct fw_worker *w, uint64_t now)
 		wall_sync(w, now);
 }
 
-/*
- * A burst in three passes: parse and settle what needs no connection; look every
- * remaining key up at once (rte_hash pipelines the bucket reads); decide each frame with
- * its connection prefetched. Returns how many frames pass, gathered in @p out in order.
- */
 /* Within reject-rate? Replies are capped per worker per second. */
 static bool reject_allowed(struct fw_worker *w, uint64_t now)
 {
@@ -393,6 +388,12 @@ static bool make_reply(struct fw_worker *w, struct rte_mbuf *m, const struct pkt
 	return true;
 }
 
+/*
+ * A burst in three passes: parse and settle what needs no connection; look every
+ * remaining key up at once (rte_hash pipelines the bucket reads); decide each frame with
+ * its connection prefetched. Returns how many frames pass, gathered in @p out in order;
+ * rejected frames turned into their replies go to @p back (*@p nback of them).
+ */
 static uint16_t burst(struct fw_worker *w, struct rte_mbuf **in, uint16_t n, enum fw_zone zone,
 		      uint64_t now, struct rte_mbuf **out, struct rte_mbuf **back, uint16_t *nback)
 {

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * holdfast: a transparent bump in the wire between port pairs (0<->1, 2<->3, ...),
- * tracking every connection and enforcing the rules on what opens one.
+ * holdfast: a transparent bump in the wire between the port pairs the configuration names
+ * (pair A B inside X; 0<->1 by default), tracking every connection and enforcing the rules
+ * on what opens one.
  *
  *   holdfast [EAL args] -- [--config FILE] [--max-conns N] [--rules nft:TABLE]
  *            [--policy drop|reject|accept] [--non-ip pass|drop] [--fragments pass|drop]

@@ -4,7 +4,8 @@
  * The module contract. A module owns one slice of every connection it tracks, decides
  * what its packets mean, and decides when its slice needs a checkpoint (it sets the
  * connection's dirty bit; the core collects). The hot path calls modules directly through
- * a switch on protocol; the ops table below serves create, encode, decode, restore, dump.
+ * a switch on protocol; the ops table below serves encode, decode, restore and dump, and
+ * the module's settings. The registry (modules/modules.c) lists the ops tables.
  */
 #ifndef HOLDFAST_FW_MODULE_H
 #define HOLDFAST_FW_MODULE_H
