@@ -16,12 +16,60 @@ RTE_LOG_REGISTER_SUFFIX(fw_logtype_ckpt, ckpt, INFO)
 #define BACKOFF_MAX_NS	(5000ull * 1000000)
 #define CKPT_TIMEOUT_MS 1000 /* per operation; attempts to connect run off the worker */
 #define IDLE_POLL_NS	(100ull * 1000000)
-#define LOG_RETRY_NS	(100ull * 1000000) /* a full log is looked at again this often */
-#define TICK_BATCH	64		   /* queued connections that make a write due */
-#define TICK_DELAY_NS	(500ull * 1000)	   /* the longest a change waits to be written */
-#define OWED_PER_TICK	256		   /* owed tombstones written per tick, at most */
+#define TICK_BATCH	64		/* queued connections that make a write due */
+#define TICK_DELAY_NS	(500ull * 1000) /* the longest a change waits to be written */
+#define OWED_PER_TICK	256		/* owed tombstones written per tick, at most */
+
+/* A connection to the target and the worker's regions there. */
+struct link {
+	struct ckpt_client *cl;
+	struct ckpt_region *r, *log;
+};
+
+enum {
+	JOB_IDLE,
+	JOB_RUNNING,
+	JOB_DONE
+};
+
+struct fw_checkpointer {
+	struct fw_ckpt_layout layout; /* a copy: a reconnect thread reads it */
+	unsigned int worker;
+	struct fw_table *table; /* walked to resynchronise after the target comes back */
+	struct ckpt_client *cl;
+	struct ckpt_region *r; /* NULL while the target is down */
+	struct fw_ckpt_log log;
+	bool down;
+	uint64_t retry_at_ns;
+	uint64_t backoff_ns;
+	uint64_t reconnects;
+	/* A reconnect attempt runs on a thread of its own; the worker adopts its result. */
+	pthread_t job_th;
+	int job_state; /* JOB_*, written by the thread once: RUNNING -> DONE */
+	int job_rc;
+	struct link job_link;
+	uint64_t idle_poll_at_ns;
+	struct fw_slots *slots;
+	struct fw_ckpt_queue q;
+	/* counters (fw_ckpt_stats) */
+	uint64_t slices[FW_MOD_MAX];
+	uint64_t tombstones;
+	uint64_t bytes;
+	uint64_t failures;
+	uint64_t deferred;
+};
 
 static void go_down(struct fw_checkpointer *k, int err, uint64_t now);
+
+/*
+ * @p rc (of lib/ckpt) says the target failed in a way a new connection may mend: go down,
+ * reconnect, resync. Not a full queue (-EAGAIN: poll, post again), nor what no retry mends
+ * (ckpt_err_transient: a store or quota too small, a refused secret), which is counted.
+ */
+static bool lost(int rc)
+{
+	return rc < 0 && rc != -EAGAIN && ckpt_err_transient(rc);
+}
 
 /* Open @p name, or create it with @p p on a first start. @return 0 or -errno. */
 static int open_or_create(struct ckpt_client *cl, const struct pmu_region_params *p,
@@ -42,42 +90,25 @@ static int open_or_create(struct ckpt_client *cl, const struct pmu_region_params
 
 /*
  * Connect and open (or create) the state region and the log into @p out. Reads only what
- * init set (conf, secret, names), so a reconnect thread may run it beside the worker.
+ * init set (the layout, the worker), so a reconnect thread may run it beside the worker.
  * @return 0 or -errno.
  */
-static int attach_link(const struct fw_checkpointer *k, struct fw_ckpt_link *out)
+static int attach_link(const struct fw_checkpointer *k, struct link *out)
 {
-	const struct fw_ckpt_conf *c = &k->conf;
-	struct ckpt_client_opts o = {
-		.tenant = c->tenant,
-		.secret = c->secret_len ? k->secret : NULL,
-		.secret_len = c->secret_len,
-		.timeout_ms = CKPT_TIMEOUT_MS,
-		.allow_shm = c->allow_shm,
-		.create_store = true,
-		.store_size = c->store_size,
-	};
-	struct pmu_region_params p = {
-		.name = k->state_name,
-		.mode = PMU_MODE_OVERWRITE,
-		.size = PMU_REGION_HDR + c->pairs * 2 * c->slot_size + (4u << 20),
-		.slot_size = c->slot_size,
-		.ring_size = 4u << 20,
-	};
-	struct pmu_region_params lp = {
-		.name = k->log_name,
-		.mode = PMU_MODE_APPEND,
-		.size = PMU_REGION_HDR + c->log_size,
-	};
-	struct fw_ckpt_link l = {0};
+	const struct fw_ckpt_layout *c = &k->layout;
+	char state[PMU_NAME_MAX], log[PMU_NAME_MAX];
+	struct pmu_region_params p, lp;
+	struct link l = {0};
 	int rc;
 
-	l.cl = ckpt_connect(c->target, &o);
+	fw_ckpt_layout_state(c, k->worker, state, &p);
+	fw_ckpt_layout_log(c, k->worker, log, &lp);
+	l.cl = fw_ckpt_layout_connect(c, CKPT_TIMEOUT_MS, true);
 	if (l.cl == NULL)
 		return -errno;
 	rc = open_or_create(l.cl, &p, &l.r);
 	if (rc == 0 && ckpt_slot_pairs(l.r) < c->pairs) {
-		LOG(ERR, "%s: region %s has %u slot pairs, %llu needed\n", c->target, k->state_name,
+		LOG(ERR, "%s: region %s has %u slot pairs, %llu needed\n", c->target, state,
 		    ckpt_slot_pairs(l.r), (unsigned long long)c->pairs);
 		rc = -ENOSPC;
 	}
@@ -93,65 +124,61 @@ static int attach_link(const struct fw_checkpointer *k, struct fw_ckpt_link *out
 
 static int attach(struct fw_checkpointer *k)
 {
-	struct fw_ckpt_link l;
+	struct link l;
 	int rc = attach_link(k, &l);
 
 	if (rc)
 		return rc;
 	k->cl = l.cl;
 	k->r = l.r;
-	k->log = l.log;
-	k->log_gap = false;
+	fw_ckpt_log_open(&k->log, l.log);
 	return 0;
 }
 
-/* At start: what no retry mends (a store or a quota too small, a wrong secret). */
-static bool fatal(int rc)
+struct fw_checkpointer *fw_checkpointer_create(const struct fw_ckpt_layout *layout,
+					       unsigned int worker, struct fw_table *table,
+					       uint32_t queue_cap, unsigned int flags)
 {
-	return rc == -ENOSPC || rc == -EDQUOT || rc == -EINVAL || rc == -EPROTONOSUPPORT ||
-	       rc == -EACCES;
-}
-
-int fw_checkpointer_init(struct fw_checkpointer *k, const struct fw_ckpt_conf *conf,
-			 struct fw_table *table, uint32_t queue_cap, unsigned int flags)
-{
+	struct fw_checkpointer *k;
 	int rc;
 
-	memset(k, 0, sizeof(*k));
-	if (conf->secret_len > sizeof(k->secret) || conf->pairs == 0 ||
-	    conf->pairs > UINT32_MAX / 2)
-		return -EINVAL;
-	k->conf = *conf;
-	if (conf->secret_len) /* no secret (pmem:) may come as NULL */
-		memcpy(k->secret, conf->secret, conf->secret_len);
-	snprintf(k->state_name, sizeof(k->state_name), "%s.%u", conf->region, conf->worker);
-	snprintf(k->log_name, sizeof(k->log_name), "%s.%u.log", conf->region, conf->worker);
-	k->table = table;
-	k->slots = fw_slots_create(0, (uint32_t)conf->pairs);
-	k->queue = calloc(queue_cap, sizeof(*k->queue));
-	if (k->slots == NULL || k->queue == NULL) {
-		fw_checkpointer_release(k);
-		return -ENOMEM;
+	if (layout->pairs == 0 || layout->pairs > UINT32_MAX / 2 || queue_cap == 0) {
+		errno = EINVAL;
+		return NULL;
 	}
-	k->qcap = queue_cap;
+	k = calloc(1, sizeof(*k));
+	if (k == NULL)
+		return NULL;
+	k->layout = *layout;
+	k->worker = worker;
+	k->table = table;
+	k->slots = fw_slots_create(0, (uint32_t)layout->pairs);
+	k->q.ring = calloc(queue_cap, sizeof(*k->q.ring));
+	if (k->slots == NULL || k->q.ring == NULL) {
+		fw_checkpointer_destroy(&k);
+		errno = ENOMEM;
+		return NULL;
+	}
+	k->q.cap = queue_cap;
 	k->backoff_ns = BACKOFF_MIN_NS;
 	if (flags & FW_CKPT_DETACHED) {
 		k->down = true;
 		k->retry_at_ns = UINT64_MAX;
-		return 0;
+		return k;
 	}
 	rc = attach(k);
-	if (fatal(rc)) {
-		LOG(ERR, "%s: %s\n", conf->target, strerror(-rc));
-		fw_checkpointer_release(k);
-		return rc;
+	if (rc && !ckpt_err_transient(rc)) { /* no retry mends it: refuse to start */
+		LOG(ERR, "%s: %s\n", layout->target, strerror(-rc));
+		fw_checkpointer_destroy(&k);
+		errno = -rc;
+		return NULL;
 	}
 	if (rc) {
-		LOG(WARNING, "%s: %s; starting without it, retrying\n", conf->target,
+		LOG(WARNING, "%s: %s; starting without it, retrying\n", layout->target,
 		    strerror(-rc));
 		k->down = true;
 	}
-	return 0;
+	return k;
 }
 
 int fw_checkpointer_attach(struct fw_checkpointer *k, uint64_t now)
@@ -172,36 +199,42 @@ int fw_checkpointer_takeover(struct fw_checkpointer *k, uint64_t now)
 	} else {
 		/* Opened while the primary wrote them: its rings went on since. */
 		rc = ckpt_region_refresh(k->r);
-		if (rc == 0 && k->log != NULL)
-			rc = ckpt_region_refresh(k->log);
+		if (rc == 0 && k->log.r != NULL)
+			rc = ckpt_region_refresh(k->log.r);
 		if (rc)
 			go_down(k, rc, now);
 	}
 	if (rc) {
-		LOG(WARNING, "%s: %s; going on without it, retrying\n", k->conf.target,
+		LOG(WARNING, "%s: %s; going on without it, retrying\n", k->layout.target,
 		    strerror(-rc));
 		k->retry_at_ns = now;
 	}
 	return rc;
 }
 
-void fw_checkpointer_release(struct fw_checkpointer *k)
+void fw_checkpointer_destroy(struct fw_checkpointer **kp)
 {
-	if (k->job_state != FW_CKPT_JOB_IDLE) {
+	struct fw_checkpointer *k;
+
+	if (kp == NULL || *kp == NULL)
+		return;
+	k = *kp;
+	if (k->job_state != JOB_IDLE) {
 		pthread_join(k->job_th, NULL);
 		if (k->job_rc == 0)
 			ckpt_disconnect(&k->job_link.cl);
-		k->job_state = FW_CKPT_JOB_IDLE;
+		k->job_state = JOB_IDLE;
 	}
-	if (k->log)
-		ckpt_region_close(&k->log);
+	if (k->log.r)
+		ckpt_region_close(&k->log.r);
 	if (k->r)
 		ckpt_region_close(&k->r);
 	ckpt_disconnect(&k->cl);
 	fw_slots_free(&k->slots);
-	free(k->queue);
-	k->queue = NULL;
-	memset(k->secret, 0, sizeof(k->secret));
+	free(k->q.ring);
+	fw_ckpt_layout_release(&k->layout);
+	free(k);
+	*kp = NULL;
 }
 
 /* The target is gone: say so once, drop the connection, retry later. */
@@ -209,10 +242,10 @@ static void go_down(struct fw_checkpointer *k, int err, uint64_t now)
 {
 	if (!k->down)
 		LOG(WARNING, "checkpoint target %s lost: %s; forwarding goes on, reconnecting\n",
-		    k->conf.target, strerror(-err));
+		    k->layout.target, strerror(-err));
 	k->down = true;
-	if (k->log)
-		ckpt_region_close(&k->log);
+	if (k->log.r)
+		ckpt_region_close(&k->log.r);
 	if (k->r)
 		ckpt_region_close(&k->r);
 	ckpt_disconnect(&k->cl);
@@ -225,7 +258,7 @@ static int queue_all(struct fw_conn *c, void *arg)
 
 	c->dirty |= c->present;
 	c->flags &= (uint8_t)~FW_CONN_F_QUEUED;
-	fw_checkpointer_queue(k, c, 0);
+	fw_ckpt_queue_push(&k->q, c, 0);
 	return 0;
 }
 
@@ -235,7 +268,7 @@ static void *reconnect_main(void *arg)
 	struct fw_checkpointer *k = arg;
 
 	k->job_rc = attach_link(k, &k->job_link);
-	__atomic_store_n(&k->job_state, FW_CKPT_JOB_DONE, __ATOMIC_RELEASE);
+	__atomic_store_n(&k->job_state, JOB_DONE, __ATOMIC_RELEASE);
 	return NULL;
 }
 
@@ -244,19 +277,19 @@ static void try_reconnect(struct fw_checkpointer *k, uint64_t now)
 {
 	int state = __atomic_load_n(&k->job_state, __ATOMIC_ACQUIRE);
 
-	if (state == FW_CKPT_JOB_RUNNING)
+	if (state == JOB_RUNNING)
 		return;
-	if (state == FW_CKPT_JOB_IDLE) {
+	if (state == JOB_IDLE) {
 		/* RUNNING before the thread exists: a quick failure may store DONE at once. */
-		__atomic_store_n(&k->job_state, FW_CKPT_JOB_RUNNING, __ATOMIC_RELEASE);
+		__atomic_store_n(&k->job_state, JOB_RUNNING, __ATOMIC_RELEASE);
 		if (pthread_create(&k->job_th, NULL, reconnect_main, k) != 0) {
-			k->job_state = FW_CKPT_JOB_IDLE;
+			k->job_state = JOB_IDLE;
 			k->retry_at_ns = now + k->backoff_ns;
 		}
 		return;
 	}
 	pthread_join(k->job_th, NULL);
-	k->job_state = FW_CKPT_JOB_IDLE;
+	k->job_state = JOB_IDLE;
 	if (k->job_rc) {
 		k->backoff_ns =
 			k->backoff_ns * 2 > BACKOFF_MAX_NS ? BACKOFF_MAX_NS : k->backoff_ns * 2;
@@ -265,47 +298,15 @@ static void try_reconnect(struct fw_checkpointer *k, uint64_t now)
 	}
 	k->cl = k->job_link.cl;
 	k->r = k->job_link.r;
-	k->log = k->job_link.log;
-	k->log_gap = false;
+	fw_ckpt_log_open(&k->log, k->job_link.log);
 	/* Back: whatever changed meanwhile, or was lost with the target, is written again. */
 	k->down = false;
 	k->reconnects++;
 	k->backoff_ns = BACKOFF_MIN_NS;
-	k->qhead = k->qtail = 0;
+	k->q.head = k->q.tail = 0;
 	fw_table_walk(k->table, queue_all, k);
 	LOG(NOTICE, "checkpoint target %s is back: resynchronising %u connections\n",
-	    k->conf.target, k->qtail - k->qhead);
-}
-
-/* Append @p rec to the log too, unless the log is full (see the file comment of the .h). */
-static void log_put(struct fw_checkpointer *k, const struct ckpt_rec *rec)
-{
-	if (k->log == NULL)
-		return;
-	if (!k->log_gap) {
-		if (ckpt_log_append(k->log, rec, NULL) == 0) {
-			k->cnt.log_records++;
-			return;
-		}
-		k->log_gap = true;
-		k->cnt.log_gaps++;
-		k->log_retry_ns = 0;
-	}
-	k->log_gap_ticket = ckpt_posted(k->r);
-}
-
-/* Close a gap once every change it skipped is durable in the state region. */
-static void log_mend(struct fw_checkpointer *k, uint64_t now)
-{
-	struct ckpt_rec marker;
-
-	if (now < k->log_retry_ns || ckpt_durable(k->r) < k->log_gap_ticket)
-		return;
-	fw_ckpt_gap_marker(++k->log_gap_seq, &marker);
-	if (ckpt_log_append(k->log, &marker, NULL) == 0)
-		k->log_gap = false;
-	else
-		k->log_retry_ns = now + LOG_RETRY_NS;
+	    k->layout.target, k->q.tail - k->q.head);
 }
 
 /* Write one dirty slice. @return 0, -EAGAIN (target queue full: try next tick) or -errno. */
@@ -324,16 +325,18 @@ static int write_slice(struct fw_checkpointer *k, struct fw_conn *c, enum fw_mod
 	}
 	c->slot_pair[m] = pair;
 	c->gen[m] = gen + 1;
-	rc = fw_ckpt_slice(c, m, payload, sizeof(payload), &rec);
+	/* A slice that does not encode is this build's fault, not the target's: counted, and
+	 * never taken for a reason to reconnect. */
+	rc = fw_ckpt_slice(c, m, payload, sizeof(payload), &rec) ? -EINVAL : 0;
 	if (rc == 0)
 		rc = ckpt_slot_write(k->r, &rec, true, &ticket);
 	if (rc) {
 		c->gen[m] = gen; /* not written: the next try reuses the generation */
 		return rc;
 	}
-	log_put(k, &rec);
-	k->cnt.slices[m]++;
-	k->cnt.bytes += ckpt_rec_size(rec.payload_len);
+	fw_ckpt_log_put(&k->log, k->r, &rec);
+	k->slices[m]++;
+	k->bytes += ckpt_rec_size(rec.payload_len);
 	return 0;
 }
 
@@ -358,8 +361,8 @@ static int settle_owed(struct fw_checkpointer *k)
 		rc = ckpt_slot_write(k->r, &rec, true, &ticket);
 		if (rc)
 			return rc;
-		log_put(k, &rec);
-		k->cnt.tombstones++;
+		fw_ckpt_log_put(&k->log, k->r, &rec);
+		k->tombstones++;
 		fw_slots_settle(k->slots, pair);
 	}
 	return 0;
@@ -379,39 +382,38 @@ void fw_checkpointer_tick(struct fw_checkpointer *k, uint64_t now)
 	 * so that its loss is still noticed (and the resync follows) while the lcore pays no system
 	 * call per pass.
 	 */
-	if (!k->down && !k->log_gap && !k->now && fw_slots_owed(k->slots) == 0 &&
-	    k->qtail - k->qhead < TICK_BATCH &&
-	    (k->qhead == k->qtail || now - k->oldest_ns < TICK_DELAY_NS)) {
+	if (!k->down && !fw_ckpt_log_in_gap(&k->log) && !k->q.now && fw_slots_owed(k->slots) == 0 &&
+	    k->q.tail - k->q.head < TICK_BATCH &&
+	    (k->q.head == k->q.tail || now - k->q.oldest_ns < TICK_DELAY_NS)) {
 		bool idle = ckpt_posted(k->r) == ckpt_durable(k->r) &&
-			    (k->log == NULL || ckpt_posted(k->log) == ckpt_durable(k->log));
+			    (k->log.r == NULL || ckpt_posted(k->log.r) == ckpt_durable(k->log.r));
 
 		if (idle && now < k->idle_poll_at_ns)
 			return;
 		if (idle)
 			k->idle_poll_at_ns = now + IDLE_POLL_NS;
-		else if (k->qhead != k->qtail)
+		else if (k->q.head != k->q.tail)
 			goto poll; /* a batch is filling: only progress what is in flight */
 	}
 	if (k->down) {
-		if (k->job_state == FW_CKPT_JOB_IDLE && now < k->retry_at_ns)
+		if (k->job_state == JOB_IDLE && now < k->retry_at_ns)
 			return;
 		try_reconnect(k, now);
 		if (k->down)
 			return;
 	}
-	if (k->log_gap)
-		log_mend(k, now);
+	fw_ckpt_log_mend(&k->log, k->r, now);
 	rc = settle_owed(k);
-	if (fw_ckpt_target_gone(rc)) {
+	if (lost(rc)) {
 		go_down(k, rc, now);
 		return;
 	}
 	if (rc && rc != -EAGAIN)
-		k->cnt.failures++; /* still owed: tried again next tick */
+		k->failures++; /* still owed: tried again next tick */
 	rc = 0;
-	k->now = false;
-	while (k->qhead != k->qtail) {
-		struct fw_conn *c = k->queue[k->qhead % k->qcap];
+	k->q.now = false;
+	while (k->q.head != k->q.tail) {
+		struct fw_conn *c = k->q.ring[k->q.head % k->q.cap];
 
 		rc = 0;
 		/* An entry whose connection went away (or was re-queued) is a hint: skip it. */
@@ -424,31 +426,31 @@ void fw_checkpointer_tick(struct fw_checkpointer *k, uint64_t now)
 					c->dirty &= (uint8_t) ~(1u << m);
 			}
 			if (rc == -EAGAIN) {
-				k->cnt.deferred++;
+				k->deferred++;
 				break;
 			}
-			if (fw_ckpt_target_gone(rc)) {
+			if (lost(rc)) {
 				go_down(k, rc, now);
 				return;
 			}
 			if (rc)
-				k->cnt.failures++;
+				k->failures++;
 			c->flags &= (uint8_t)~FW_CONN_F_QUEUED;
 		}
-		k->qhead++;
+		k->q.head++;
 	}
 	if (ckpt_posted(k->r) != ckpt_durable(k->r))
 		rc = ckpt_flush(k->r);
-	if (k->log != NULL && ckpt_posted(k->log) != ckpt_durable(k->log) &&
+	if (k->log.r != NULL && ckpt_posted(k->log.r) != ckpt_durable(k->log.r) &&
 	    (rc >= 0 || rc == -EAGAIN))
-		rc = ckpt_flush(k->log);
+		rc = ckpt_flush(k->log.r);
 poll:
 	if (rc >= 0 || rc == -EAGAIN)
 		rc = ckpt_poll(k->cl);
-	if (rc < 0 && fw_ckpt_target_gone(rc))
+	if (lost(rc))
 		go_down(k, rc, now);
 	else if (rc < 0)
-		k->cnt.failures++;
+		k->failures++;
 }
 
 void fw_checkpointer_forget(struct fw_checkpointer *k, struct fw_conn *c)
@@ -462,8 +464,8 @@ void fw_checkpointer_forget(struct fw_checkpointer *k, struct fw_conn *c)
 		c->gen[m]++;
 		fw_ckpt_tombstone(c, (enum fw_module_id)m, &rec);
 		if (k->r != NULL && ckpt_slot_write(k->r, &rec, true, &ticket) == 0) {
-			k->cnt.tombstones++;
-			log_put(k, &rec);
+			k->tombstones++;
+			fw_ckpt_log_put(&k->log, k->r, &rec);
 			fw_slots_put(k->slots, c->slot_pair[m], c->gen[m]);
 		} else {
 			/* The slice is still on the target: the pair is owed a tombstone, written
@@ -477,6 +479,66 @@ void fw_checkpointer_forget(struct fw_checkpointer *k, struct fw_conn *c)
 
 uint64_t fw_checkpointer_lag(const struct fw_checkpointer *k)
 {
-	return (k->qtail - k->qhead) + fw_slots_owed(k->slots) +
+	return (k->q.tail - k->q.head) + fw_slots_owed(k->slots) +
 	       (k->r ? ckpt_posted(k->r) - ckpt_durable(k->r) : 0);
+}
+
+struct fw_ckpt_queue *fw_checkpointer_queue(struct fw_checkpointer *k)
+{
+	return &k->q;
+}
+
+struct ckpt_region *fw_checkpointer_state(const struct fw_checkpointer *k)
+{
+	return k->r;
+}
+
+struct ckpt_region *fw_checkpointer_log(const struct fw_checkpointer *k)
+{
+	return k->log.r;
+}
+
+struct ckpt_client *fw_checkpointer_client(const struct fw_checkpointer *k)
+{
+	return k->cl;
+}
+
+struct fw_slots *fw_checkpointer_slots(const struct fw_checkpointer *k)
+{
+	return k->slots;
+}
+
+void fw_checkpointer_stats(const struct fw_checkpointer *k, struct fw_ckpt_stats *out)
+{
+	*out = (struct fw_ckpt_stats){
+		.tombstones = k->tombstones,
+		.tombstones_owed = fw_slots_owed(k->slots),
+		.bytes = k->bytes,
+		.failures = k->failures,
+		.deferred = k->deferred,
+		.log_records = k->log.records,
+		.log_gaps = k->log.gaps,
+		.queued = k->q.tail - k->q.head,
+		.oldest_ns = k->q.oldest_ns,
+		.lag = fw_checkpointer_lag(k),
+		.reconnects = k->reconnects,
+		.down = k->down,
+		.reconnecting = __atomic_load_n(&k->job_state, __ATOMIC_ACQUIRE) != JOB_IDLE,
+		.log_gap = fw_ckpt_log_in_gap(&k->log),
+		.due_now = k->q.now,
+	};
+	memcpy(out->slices, k->slices, sizeof(out->slices));
+}
+
+void fw_checkpointer_test_down(struct fw_checkpointer *k, uint64_t retry_at_ns)
+{
+	if (!k->down) {
+		if (k->log.r)
+			ckpt_region_close(&k->log.r);
+		if (k->r)
+			ckpt_region_close(&k->r);
+		ckpt_disconnect(&k->cl);
+		k->down = true;
+	}
+	k->retry_at_ns = retry_at_ns;
 }

@@ -3,112 +3,75 @@
  * A worker's checkpointer: modules mark slices dirty, the worker queues the connection
  * once, and each tick writes the latest state of every queued slice into the worker's
  * state region NAME.W (batched, never waited for) and appends it to the worker's log
- * NAME.W.log, which a standby follows. Repeated changes before a tick coalesce into one
- * write; an expired connection leaves tombstones. Private to holdfast.
+ * NAME.W.log, which a standby follows (best effort: see fw_ckpt_log.h). Repeated changes
+ * before a tick coalesce into one write; an expired connection leaves tombstones. Private
+ * to holdfast.
  *
- * The log is best effort: with no standby reading it, it fills up and the checkpointer
- * stops appending (it looks again every 100 ms). It appends a gap marker when it can again,
- * but only once the state region holds every change the log missed durably, so a reader
- * that meets the marker and rescans the state region misses nothing.
+ * The checkpointer's state is its own (fw_checkpoint.c); others see the queue the fast
+ * path fills, and what the functions below tell.
  */
 #ifndef FW_CHECKPOINT_H
 #define FW_CHECKPOINT_H
 
-#include <errno.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "fw_ckpt.h"
+#include "fw_ckpt_layout.h"
+#include "fw_ckpt_log.h"
 #include "holdfast/ckpt.h"
 
-struct fw_ckpt_counters {
-	uint64_t slices[FW_MOD_MAX]; /* slice records posted, per module */
-	uint64_t tombstones;
-	uint64_t bytes;
-	uint64_t failures; /* posts refused by the target (not -EAGAIN) */
-	uint64_t deferred; /* ticks that stopped on a full queue */
-	uint64_t log_records;
-	uint64_t log_gaps; /* times the log filled up (no standby reading) */
-};
+struct fw_checkpointer;
 
-/** Where and how a worker checkpoints. */
-struct fw_ckpt_conf {
-	const char *target;
-	const char *region;  /**< name prefix: this worker's regions are NAME.W, NAME.W.log */
-	unsigned int worker; /**< W */
-	uint64_t store_size; /**< pmem: size of a store created on first start */
-	uint64_t pairs;	     /**< slot pairs of the worker's state region */
-	uint64_t log_size;   /**< log ring bytes; 0: no log */
-	uint32_t slot_size;
-	const char *tenant;
-	const uint8_t *secret; /**< remote targets */
-	size_t secret_len;
-	bool allow_shm;
-};
-
-/** A connection to the target and the worker's regions there. */
-struct fw_ckpt_link {
-	struct ckpt_client *cl;
-	struct ckpt_region *r, *log;
-};
-
-enum {
-	FW_CKPT_JOB_IDLE,
-	FW_CKPT_JOB_RUNNING,
-	FW_CKPT_JOB_DONE
-};
-
-struct fw_checkpointer {
-	struct fw_ckpt_conf conf;
-	uint8_t secret[64];
-	struct fw_table *table; /* walked to resynchronise after the target comes back */
-	struct ckpt_client *cl;
-	char state_name[PMU_NAME_MAX], log_name[PMU_NAME_MAX];
-	struct ckpt_region *r;	 /* NULL while the target is down */
-	struct ckpt_region *log; /* NULL: no log (or the target is down) */
-	bool down;
-	bool log_gap;		 /* appends skipped since the last gap marker */
-	uint64_t log_gap_ticket; /* the state write the marker must wait for */
-	uint64_t log_retry_ns;
-	uint64_t log_gap_seq;
-	uint64_t retry_at_ns;
-	uint64_t backoff_ns;
-	uint64_t reconnects;
-	/* A reconnect attempt runs on a thread of its own; the worker adopts its result. */
-	pthread_t job_th;
-	int job_state; /* FW_CKPT_JOB_*, written by the thread once: RUNNING -> DONE */
-	int job_rc;
-	struct fw_ckpt_link job_link;
-	uint64_t idle_poll_at_ns;
-	struct fw_slots *slots;
-	struct fw_conn **queue; /* ring of connections with dirty slices */
-	uint32_t qcap, qhead, qtail;
+/*
+ * The hand-off from the fast path: a ring of connections with dirty slices, each queued
+ * once, drained by the checkpointer's tick alone. Its fields are out in the open so that
+ * queueing (fw_ckpt_queue_push) stays inline on the per-packet path, as cheap as before
+ * the checkpointer's state became its own.
+ */
+struct fw_ckpt_queue {
+	struct fw_conn **ring;
+	uint32_t cap, head, tail;
 	uint64_t oldest_ns; /* when the oldest queued change was queued */
 	bool now;	    /* a queued change is due at the next tick (FW_CONN_F_CKPT_NOW) */
-	struct fw_ckpt_counters cnt;
 };
 
-/** @p rc (a negative errno of lib/ckpt) says the target is gone: reconnect, then resync. */
-static inline bool fw_ckpt_target_gone(int rc)
+/** Queue @p c once; its dirty bits say which slices to write at the next tick. */
+static inline void fw_ckpt_queue_push(struct fw_ckpt_queue *q, struct fw_conn *c, uint64_t now)
 {
-	return rc == -ECONNRESET || rc == -EIO || rc == -ETIMEDOUT || rc == -ENOTCONN ||
-	       rc == -EPIPE;
+	if (c->flags & FW_CONN_F_CKPT_NOW) {
+		c->flags &= (uint8_t)~FW_CONN_F_CKPT_NOW;
+		q->now = true;
+	}
+	if (c->flags & FW_CONN_F_QUEUED)
+		return;
+	if (q->tail - q->head == q->cap)
+		return; /* full: the slice stays dirty and is queued again by its next packet */
+	if (q->tail == q->head)
+		q->oldest_ns = now;
+	c->flags |= FW_CONN_F_QUEUED;
+	q->ring[q->tail++ % q->cap] = c;
 }
 
-/** fw_checkpointer_init() flag: a standby's; it attaches at takeover. */
+/** fw_checkpointer_create() flag: a standby's; it attaches at takeover. */
 #define FW_CKPT_DETACHED 0x1u
 
 /**
- * Connect to the target and open the worker's regions (created on first start) for the
- * worker owning @p table. An unreachable target is not an error: the checkpointer starts
- * down and keeps retrying (k->r stays NULL). With FW_CKPT_DETACHED nothing is opened until
- * fw_checkpointer_attach().
- * @return 0, or -errno for what retrying cannot fix (memory, a region too small, bad
- *   target syntax, a refused secret).
+ * Connect to @p layout's target and open worker @p worker's regions there (created on
+ * first start), for the worker owning @p table, with room to queue @p queue_cap
+ * connections. An unreachable target is not an error: the checkpointer starts down and
+ * keeps retrying (fw_checkpointer_state() is NULL meanwhile). With FW_CKPT_DETACHED
+ * nothing is opened until fw_checkpointer_attach().
+ * @return the checkpointer, or NULL with errno for what retrying cannot fix
+ *   (ckpt_err_transient: a region too small, bad target syntax, a refused secret), or
+ *   ENOMEM, or EINVAL (no slot pairs, or too many).
  */
-int fw_checkpointer_init(struct fw_checkpointer *k, const struct fw_ckpt_conf *conf,
-			 struct fw_table *table, uint32_t queue_cap, unsigned int flags);
+struct fw_checkpointer *fw_checkpointer_create(const struct fw_ckpt_layout *layout,
+					       unsigned int worker, struct fw_table *table,
+					       uint32_t queue_cap, unsigned int flags);
+
+/** Close what is open, forget the secret, free @p *kp; sets it to NULL. NULL is a no-op. */
+void fw_checkpointer_destroy(struct fw_checkpointer **kp);
 
 /**
  * A standby: open the primary's regions (which exist) ahead of a takeover. On failure the
@@ -124,24 +87,8 @@ int fw_checkpointer_attach(struct fw_checkpointer *k, uint64_t now);
  */
 int fw_checkpointer_takeover(struct fw_checkpointer *k, uint64_t now);
 
-void fw_checkpointer_release(struct fw_checkpointer *k);
-
-/** Queue @p c once; its dirty bits say which slices to write at the next tick. */
-static inline void fw_checkpointer_queue(struct fw_checkpointer *k, struct fw_conn *c, uint64_t now)
-{
-	if (c->flags & FW_CONN_F_CKPT_NOW) {
-		c->flags &= (uint8_t)~FW_CONN_F_CKPT_NOW;
-		k->now = true;
-	}
-	if (c->flags & FW_CONN_F_QUEUED)
-		return;
-	if (k->qtail - k->qhead == k->qcap)
-		return; /* full: the slice stays dirty and is queued again by its next packet */
-	if (k->qtail == k->qhead)
-		k->oldest_ns = now;
-	c->flags |= FW_CONN_F_QUEUED;
-	k->queue[k->qtail++ % k->qcap] = c;
-}
+/** The queue the worker's fast path fills (fw_ckpt_queue_push). */
+struct fw_ckpt_queue *fw_checkpointer_queue(struct fw_checkpointer *k);
 
 /**
  * Write what is queued (as far as the target takes it), flush, poll. Never waits for the
@@ -161,5 +108,46 @@ void fw_checkpointer_forget(struct fw_checkpointer *k, struct fw_conn *c);
 /** Slice changes not yet durable: queued connections, owed tombstones and posted writes
  * not durable yet. */
 uint64_t fw_checkpointer_lag(const struct fw_checkpointer *k);
+
+/** The worker's state region, to restore from; NULL while the target is down. */
+struct ckpt_region *fw_checkpointer_state(const struct fw_checkpointer *k);
+
+/** The worker's log; NULL without one (ckpt-log-size 0) or while the target is down. */
+struct ckpt_region *fw_checkpointer_log(const struct fw_checkpointer *k);
+
+/** The connection to the target (to poll it, or ask about regions); NULL while down. */
+struct ckpt_client *fw_checkpointer_client(const struct fw_checkpointer *k);
+
+/** The worker's slot pairs: a restore claims the pairs of what it restores. */
+struct fw_slots *fw_checkpointer_slots(const struct fw_checkpointer *k);
+
+/** What a checkpointer did and where it stands (telemetry; read while the worker runs). */
+struct fw_ckpt_stats {
+	uint64_t slices[FW_MOD_MAX]; /**< slice records posted, per module */
+	uint64_t tombstones;
+	uint64_t tombstones_owed; /**< pairs waiting for their tombstone */
+	uint64_t bytes;
+	uint64_t failures;    /**< posts refused by the target (not -EAGAIN) */
+	uint64_t deferred;    /**< ticks that stopped on a full queue */
+	uint64_t log_records; /**< appended to the log */
+	uint64_t log_gaps;    /**< times the log filled up (no standby reading) */
+	uint64_t queued;      /**< connections waiting in the queue */
+	uint64_t oldest_ns;   /**< when the oldest of them was queued (0: by a resync) */
+	uint64_t lag;	      /**< fw_checkpointer_lag() */
+	uint64_t reconnects;
+	bool down;	   /**< the target is away */
+	bool reconnecting; /**< an attempt runs on its thread */
+	bool log_gap;	   /**< the log skipped records and has no marker yet */
+	bool due_now;	   /**< a queued change is due at the next tick */
+};
+
+void fw_checkpointer_stats(const struct fw_checkpointer *k, struct fw_ckpt_stats *out);
+
+/**
+ * For tests: the target goes away as a failed write finds it (regions closed, down), and
+ * the next attempt to reconnect is made from @p retry_at_ns on (0: the next tick,
+ * UINT64_MAX: not until called again). Called again while down, only moves the attempt.
+ */
+void fw_checkpointer_test_down(struct fw_checkpointer *k, uint64_t retry_at_ns);
 
 #endif /* FW_CHECKPOINT_H */

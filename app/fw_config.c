@@ -40,22 +40,8 @@ void fw_config_defaults(struct fw_config *c)
 	c->ckpt_log_size = 4u << 20;
 	c->lease_ms = 500;
 	c->standby_poll_ms = 10;
-	c->ftp_ports[0] = 21;
-	c->nftp_ports = 1;
 	c->rules.policy = FW_ACT_DROP;
-	c->timeouts = (struct fw_timeouts){
-		.tcp_syn_sent = 120,
-		.tcp_syn_recv = 60,
-		.tcp_established = 432000,
-		.tcp_fin_wait = 120,
-		.tcp_close_wait = 60,
-		.tcp_last_ack = 30,
-		.tcp_time_wait = 120,
-		.tcp_close = 10,
-		.udp_unreplied = 30,
-		.udp_assured = 120,
-		.ftp_expect = 300,
-	};
+	fw_modconf_defaults(&c->modconf);
 }
 
 void fw_config_release(struct fw_config *c)
@@ -89,31 +75,14 @@ static int parse_bool_word(const char *v, const char *yes, const char *no, bool 
 	return 0;
 }
 
-static const struct {
-	const char *name;
-	size_t off;
-} timeout_names[] = {
-	{"tcp-syn-sent", offsetof(struct fw_timeouts, tcp_syn_sent)},
-	{"tcp-syn-recv", offsetof(struct fw_timeouts, tcp_syn_recv)},
-	{"tcp-established", offsetof(struct fw_timeouts, tcp_established)},
-	{"tcp-fin-wait", offsetof(struct fw_timeouts, tcp_fin_wait)},
-	{"tcp-close-wait", offsetof(struct fw_timeouts, tcp_close_wait)},
-	{"tcp-last-ack", offsetof(struct fw_timeouts, tcp_last_ack)},
-	{"tcp-time-wait", offsetof(struct fw_timeouts, tcp_time_wait)},
-	{"tcp-close", offsetof(struct fw_timeouts, tcp_close)},
-	{"udp-unreplied", offsetof(struct fw_timeouts, udp_unreplied)},
-	{"udp-assured", offsetof(struct fw_timeouts, udp_assured)},
-	{"ftp-expect", offsetof(struct fw_timeouts, ftp_expect)},
-};
-
 int fw_config_set(struct fw_config *c, const char *line, const char *where, char *err,
 		  size_t errlen)
 {
-	char buf[MAX_LINE];
+	char buf[MAX_LINE], why[160];
 	char *w[8] = {0};
 	char *save = NULL;
 	unsigned long v, v2;
-	int n = 0;
+	int n = 0, rc;
 
 	if (strlen(line) >= sizeof(buf))
 		return fail(err, errlen, where, "line longer than %d characters", MAX_LINE - 1);
@@ -126,7 +95,6 @@ int fw_config_set(struct fw_config *c, const char *line, const char *where, char
 	if (strcmp(w[0], "rule") == 0) {
 		struct fw_rule r;
 		const char *text = line + (strstr(line, "rule") - line) + 4;
-		char why[160];
 
 		if (fw_rule_parse(text, &r, why, sizeof(why)))
 			return fail(err, errlen, where, "rule: %s", why);
@@ -153,7 +121,24 @@ int fw_config_set(struct fw_config *c, const char *line, const char *where, char
 			(struct fw_pair){{(uint16_t)a, (uint16_t)b}, (uint8_t)(in == b)};
 		return 0;
 	}
-	if (n != 2 && strcmp(w[0], "timeout") != 0 && strcmp(w[0], "ftp-ports") != 0)
+	if (strcmp(w[0], "timeout") == 0) {
+		/* The names are the modules' (fw_module_ops.timeouts), the syntax is ours. */
+		if (n != 3)
+			return fail(err, errlen, where, "timeout: expected 'timeout NAME SECONDS'");
+		if (!fw_modconf_has_timeout(w[1]))
+			return fail(err, errlen, where, "timeout: unknown name '%s'", w[1]);
+		if (parse_uint(w[2], 30u * 86400, &v2) || v2 == 0)
+			return fail(err, errlen, where, "timeout %s: 1 to %u seconds", w[1],
+				    30u * 86400);
+		fw_modconf_set_timeout(&c->modconf, w[1], (uint64_t)v2 * 1000000000ull);
+		return 0;
+	}
+	rc = fw_modconf_set(&c->modconf, w, n, why, sizeof(why));
+	if (rc < 0)
+		return fail(err, errlen, where, "%s", why);
+	if (rc > 0)
+		return 0;
+	if (n != 2)
 		return fail(err, errlen, where, "%s: expected one value", w[0]);
 	if (strcmp(w[0], "max-conns") == 0) {
 		if (parse_uint(w[1], 1u << 28, &v) || v < 64)
@@ -232,31 +217,6 @@ int fw_config_set(struct fw_config *c, const char *line, const char *where, char
 		    strlen(w[1]) >= sizeof(c->rules_source))
 			return fail(err, errlen, where, "rules: expected nft:TABLE");
 		snprintf(c->rules_source, sizeof(c->rules_source), "%s", w[1]);
-	} else if (strcmp(w[0], "ftp-ports") == 0) {
-		if (n < 2 || n - 1 > FW_MAX_FTP_PORTS)
-			return fail(err, errlen, where, "ftp-ports: 1 to %d ports",
-				    FW_MAX_FTP_PORTS);
-		c->nftp_ports = 0;
-		for (int i = 1; i < n; i++) {
-			if (parse_uint(w[i], 65535, &v) || v == 0)
-				return fail(err, errlen, where, "ftp-ports: '%s' is not a port",
-					    w[i]);
-			c->ftp_ports[c->nftp_ports++] = (uint16_t)v;
-		}
-	} else if (strcmp(w[0], "timeout") == 0) {
-		size_t i;
-
-		if (n != 3)
-			return fail(err, errlen, where, "timeout: expected 'timeout NAME SECONDS'");
-		for (i = 0; i < sizeof(timeout_names) / sizeof(timeout_names[0]); i++)
-			if (strcmp(w[1], timeout_names[i].name) == 0)
-				break;
-		if (i == sizeof(timeout_names) / sizeof(timeout_names[0]))
-			return fail(err, errlen, where, "timeout: unknown name '%s'", w[1]);
-		if (parse_uint(w[2], 30u * 86400, &v2) || v2 == 0)
-			return fail(err, errlen, where, "timeout %s: 1 to %u seconds", w[1],
-				    30u * 86400);
-		*(uint32_t *)((uint8_t *)&c->timeouts + timeout_names[i].off) = (uint32_t)v2;
 	} else {
 		return fail(err, errlen, where, "unknown setting '%s'", w[0]);
 	}

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * holdfast.conf: one setting per line, '#' comments, errors name file:line and why.
- * Flags on the command line override the file.
+ * Flags on the command line override the file. The modules' settings (`timeout NAME
+ * SECONDS`, `ftp-ports`) are theirs: the registry hands those lines to them.
  */
 #ifndef FW_CONFIG_H
 #define FW_CONFIG_H
@@ -11,36 +12,26 @@
 #include <stdint.h>
 
 #include "fw_rules.h"
+#include "holdfast/fw_module.h"
 
 #define FW_MAX_PAIRS 8
 /* Where a firewall keeps its connections when nothing else is configured. */
 #define FW_CKPT_DEFAULT_TARGET "pmem:/var/lib/holdfast/holdfast.pmu"
-#define FW_MAX_FTP_PORTS       8
 
 struct fw_pair {
 	uint16_t port[2];
 	uint8_t inside; /**< index (0/1) of the inside port of the pair */
 };
 
-/** Timeouts in seconds, by protocol state. */
-struct fw_timeouts {
-	uint32_t tcp_syn_sent, tcp_syn_recv, tcp_established, tcp_fin_wait, tcp_close_wait,
-		tcp_last_ack, tcp_time_wait, tcp_close;
-	uint32_t udp_unreplied, udp_assured;
-	uint32_t ftp_expect;
-};
-
 struct fw_config {
 	struct fw_pair pairs[FW_MAX_PAIRS];
 	unsigned int npairs;
-	uint32_t max_conns;   /**< per worker lcore */
-	bool pass_non_ip;     /**< non-IP, non-ARP frames */
-	bool pass_fragments;  /**< non-first fragments */
-	bool pass_ip_options; /**< IPv4 options / IPv6 extension headers */
-	uint32_t reject_rate; /**< replies to rejected frames per worker per second */
-	uint16_t ftp_ports[FW_MAX_FTP_PORTS];
-	unsigned int nftp_ports;
-	struct fw_timeouts timeouts;
+	uint32_t max_conns;	    /**< per worker lcore */
+	bool pass_non_ip;	    /**< non-IP, non-ARP frames */
+	bool pass_fragments;	    /**< non-first fragments */
+	bool pass_ip_options;	    /**< IPv4 options / IPv6 extension headers */
+	uint32_t reject_rate;	    /**< replies to rejected frames per worker per second */
+	struct fw_modconf modconf;  /**< the modules' settings (timeouts, ftp-ports), by id */
 	char rules_source[128];	    /**< "" (the file's rules) or "nft:TABLE" */
 	char ckpt_target[256];	    /**< checkpoint target, or "none" */
 	char ckpt_region[56];	    /**< region name prefix: NAME.W (state), NAME.W.log */
@@ -71,7 +62,10 @@ int fw_config_load(struct fw_config *c, const char *path, char *err, size_t errl
 int fw_config_set(struct fw_config *c, const char *line, const char *where, char *err,
 		  size_t errlen);
 
-/** Check the whole: pairs distinct, ports unique. @return 0 or -EINVAL with @p err. */
+/**
+ * Check the whole: a pair at least, each port in one pair, an ofi+shm:// target only with
+ * ckpt-allow-shm. @return 0 or -EINVAL with @p err.
+ */
 int fw_config_check(const struct fw_config *c, char *err, size_t errlen);
 
 void fw_config_release(struct fw_config *c);

@@ -12,6 +12,11 @@
 #include <cmocka.h>
 
 #include "fw_config.h"
+#include "ftp/fw_ftp.h"
+#include "tcp/fw_tcp.h"
+#include "udp/fw_udp.h"
+
+#define S(x) ((uint64_t)(x)*1000000000ull)
 
 static char path[64];
 
@@ -28,6 +33,9 @@ static void write_file(const char *text)
 
 static void test_config_reads_every_setting(void **state)
 {
+	const struct fw_tcp_conf *tcp;
+	const struct fw_udp_conf *udp;
+	const struct fw_ftp_conf *ftp;
 	struct fw_config c;
 	char err[256] = "";
 
@@ -62,14 +70,16 @@ static void test_config_reads_every_setting(void **state)
 	assert_int_equal(c.pairs[1].inside, 0);
 	assert_int_equal(c.max_conns, 4096);
 	assert_true(c.pass_non_ip && c.pass_fragments && !c.pass_ip_options);
-	assert_int_equal(c.nftp_ports, 2);
-	assert_int_equal(c.ftp_ports[1], 2121);
+	ftp = fw_modconf_get(&c.modconf, FW_MOD_FTP);
+	assert_true(ftp->ports[0] == 21 && ftp->ports[1] == 2121 && ftp->ports[2] == 0);
 	assert_true(c.ckpt_log_size == 1u << 20 && c.lease_ms == 2000 && c.standby_poll_ms == 5);
 	assert_true(c.standby);
 	assert_int_equal(strncmp(c.ckpt_target, "group:xor(2)=", 13), 0);
-	assert_int_equal(c.timeouts.tcp_established, 3600);
-	assert_int_equal(c.timeouts.udp_unreplied, 10);
-	assert_int_equal(c.timeouts.tcp_time_wait, 120); /* default kept */
+	tcp = fw_modconf_get(&c.modconf, FW_MOD_TCP);
+	udp = fw_modconf_get(&c.modconf, FW_MOD_UDP);
+	assert_true(tcp->timeout_ns[FW_TCP_ESTABLISHED] == S(3600));
+	assert_true(udp->timeout_unreplied_ns == S(10) && udp->timeout_replied_ns == S(10));
+	assert_true(tcp->timeout_ns[FW_TCP_TIME_WAIT] == S(120)); /* default kept */
 	assert_int_equal(c.rules.policy, FW_ACT_REJECT);
 	assert_int_equal(c.reject_rate, 50);
 	assert_int_equal(c.rules.n, 2);

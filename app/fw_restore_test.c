@@ -6,6 +6,7 @@
  * a tombstoned connection stays gone and its slot pair's generations keep rising.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -26,6 +27,8 @@
 #include "fw_test_eal.h"
 #include "fw_test_frame.h"
 #include "fw_worker.h"
+#include "ftp/fw_ftp.h"
+#include "tcp/fw_tcp.h"
 #include "holdfast/ckpt.h"
 
 #define S(x)  ((uint64_t)(x)*1000000000ull)
@@ -46,7 +49,6 @@ static void box_up(struct box *b, const char *name, unsigned int index)
 
 	memset(b, 0, sizeof(*b));
 	b->sh.conf = &conf;
-	fw_modconf_build(&conf, &b->sh.modconf);
 	b->sh.tsc_hz = rte_get_tsc_hz(); /* the wall clock offset is measured against it */
 	fw_id_secret_init(&b->sh.secret);
 	b->sh.acl = fw_acl_build(&conf.rules, name, 0, err, sizeof(err));
@@ -102,6 +104,14 @@ static int checkpoint_conn(struct fw_conn *c, void *arg)
 		x->written++;
 	}
 	return 0;
+}
+
+static struct fw_ckpt_stats stats_of(const struct fw_checkpointer *k)
+{
+	struct fw_ckpt_stats st;
+
+	fw_checkpointer_stats(k, &st);
+	return st;
 }
 
 /* The appliance's way: records gathered in batches (fw_restore_batch). */
@@ -435,7 +445,7 @@ static void test_full_log_is_skipped_then_marked_once_state_is_durable(void **st
 {
 	char target[64], name[PMU_NAME_MAX];
 	struct ckpt_client_opts o = {.tenant = "holdfast"};
-	struct fw_ckpt_conf cc = {
+	struct fw_ckpt_layout cc = {
 		.region = "gap",
 		.store_size = 64u << 20,
 		.pairs = 4096,
@@ -443,7 +453,7 @@ static void test_full_log_is_skipped_then_marked_once_state_is_durable(void **st
 		.log_size = 64u << 10,
 		.tenant = "holdfast",
 	};
-	struct fw_checkpointer k;
+	struct fw_checkpointer *k;
 	struct ckpt_client *reader;
 	struct ckpt_region *log;
 	struct log_seen ls = {0};
@@ -454,21 +464,22 @@ static void test_full_log_is_skipped_then_marked_once_state_is_durable(void **st
 	snprintf(target, sizeof(target), "pmem:/dev/shm/hf-gap-test.%d", getpid());
 	cc.target = target;
 	box_up(&a, "ga", 0);
-	assert_int_equal(fw_checkpointer_init(&k, &cc, a.w.table, 4096, 0), 0);
-	assert_non_null(k.r);
-	assert_non_null(k.log);
-	a.w.ckpt = &k;
+	k = fw_checkpointer_create(&cc, 0, a.w.table, 4096, 0);
+	assert_non_null(k);
+	assert_non_null(fw_checkpointer_state(k));
+	assert_non_null(fw_checkpointer_log(k));
+	fw_worker_set_checkpointer(&a.w, k);
 	/* 1,000 UDP flows (about 100 KB of records) into a 64 KB log nobody reads. */
 	for (uint16_t i = 0; i < 1000; i++) {
 		assert_int_equal(pkt(&a, 17, (uint16_t)(10000 + i), 53, false, 0, 0, 0, "q", S(1)),
 				 FW_PASS);
 		if (i % 100 == 99)
-			fw_checkpointer_tick(&k, S(1));
+			fw_checkpointer_tick(k, S(1));
 	}
-	fw_checkpointer_tick(&k, S(1));
-	assert_true(k.cnt.slices[FW_MOD_UDP] == 1000 && k.cnt.failures == 0);
-	assert_true(k.log_gap && k.cnt.log_gaps == 1);
-	assert_true(k.cnt.log_records > 0 && k.cnt.log_records < 1000);
+	fw_checkpointer_tick(k, S(1));
+	assert_true(stats_of(k).slices[FW_MOD_UDP] == 1000 && stats_of(k).failures == 0);
+	assert_true(stats_of(k).log_gap && stats_of(k).log_gaps == 1);
+	assert_true(stats_of(k).log_records > 0 && stats_of(k).log_records < 1000);
 
 	/* A standby comes and clears the log: what fitted is there, no marker yet. */
 	reader = ckpt_connect(target, &o);
@@ -476,15 +487,15 @@ static void test_full_log_is_skipped_then_marked_once_state_is_durable(void **st
 	snprintf(name, sizeof(name), "gap.0.log");
 	assert_int_equal(ckpt_region_open(reader, name, &log), 0);
 	n = ckpt_log_read(log, count_log, &ls, false, NULL);
-	assert_int_equal(n, (int)k.cnt.log_records);
+	assert_int_equal(n, (int)stats_of(k).log_records);
 	assert_true(ls.gaps == 0);
 
 	/* Room again and the skipped changes durable: the marker, then the log goes on. */
-	fw_checkpointer_tick(&k, S(2));
-	assert_false(k.log_gap);
+	fw_checkpointer_tick(k, S(2));
+	assert_false(stats_of(k).log_gap);
 	assert_int_equal(pkt(&a, 17, 9999, 53, false, 0, 0, 0, "q", S(2)), FW_PASS);
-	fw_checkpointer_tick(&k, S(2));
-	assert_int_equal(ckpt_sync(k.log), 0);
+	fw_checkpointer_tick(k, S(2));
+	assert_int_equal(ckpt_sync(fw_checkpointer_log(k)), 0);
 	n = ckpt_log_read(log, count_log, &ls, false, NULL);
 	assert_int_equal(n, 2);
 	assert_true(ls.gaps == 1 && ls.after_gap == 1);
@@ -497,17 +508,18 @@ static void test_full_log_is_skipped_then_marked_once_state_is_durable(void **st
 
 		box_up(&b, "gb", 1);
 		fw_restore_batch_init(&batch, b.w.table, b.slots, &st);
-		assert_int_equal(
-			ckpt_state_scan(k.r, CKPT_SCAN_TOMBSTONES, restore_cb, &batch, NULL), 0);
+		assert_int_equal(ckpt_state_scan(fw_checkpointer_state(k), CKPT_SCAN_TOMBSTONES,
+						 restore_cb, &batch, NULL),
+				 0);
 		assert_int_equal(fw_restore_batch_flush(&batch), 0);
 		assert_int_equal(fw_restore_finish(b.w.table, b.slots, &b.w.ctx, S(3), &st), 1001);
 		box_down(&b);
 	}
 
-	a.w.ckpt = NULL;
+	fw_worker_set_checkpointer(&a.w, NULL);
 	assert_int_equal(ckpt_region_close(&log), 0);
 	ckpt_disconnect(&reader);
-	fw_checkpointer_release(&k);
+	fw_checkpointer_destroy(&k);
 	box_down(&a);
 	unlink(target + 5);
 }
@@ -516,15 +528,17 @@ static void test_full_log_is_skipped_then_marked_once_state_is_durable(void **st
 static int redirty(struct fw_conn *c, void *arg)
 {
 	c->dirty |= c->present;
-	fw_checkpointer_queue(arg, c, S(1));
+	fw_ckpt_queue_push(fw_checkpointer_queue(arg), c, S(1));
 	return 0;
 }
 
 /* Tick until the queue is written, flushed and durable as far as the target lets it. */
 static void tick_out(struct fw_checkpointer *k, uint64_t now)
 {
-	for (int i = 0;
-	     i < 1000 && (k->qhead != k->qtail || ckpt_posted(k->r) != ckpt_durable(k->r)); i++)
+	for (int i = 0; i < 1000 &&
+			(stats_of(k).queued != 0 || ckpt_posted(fw_checkpointer_state(k)) !=
+							    ckpt_durable(fw_checkpointer_state(k)));
+	     i++)
 		fw_checkpointer_tick(k, now);
 }
 
@@ -538,7 +552,7 @@ static void test_full_group_log_is_skipped_then_marked(void **state)
 {
 	char target[256], files[3][64];
 	struct ckpt_client_opts o = {.tenant = "holdfast"};
-	struct fw_ckpt_conf cc = {
+	struct fw_ckpt_layout cc = {
 		.region = "gapg",
 		.store_size = 64u << 20,
 		.pairs = 4096,
@@ -546,7 +560,7 @@ static void test_full_group_log_is_skipped_then_marked(void **state)
 		.log_size = 64u << 10,
 		.tenant = "holdfast",
 	};
-	struct fw_checkpointer k;
+	struct fw_checkpointer *k;
 	struct ckpt_client *reader;
 	struct ckpt_region *log;
 	struct log_seen ls = {0};
@@ -561,26 +575,27 @@ static void test_full_group_log_is_skipped_then_marked(void **state)
 		 files[2]);
 	cc.target = target;
 	box_up(&a, "gg", 0);
-	assert_int_equal(fw_checkpointer_init(&k, &cc, a.w.table, 4096, 0), 0);
-	assert_non_null(k.r);
-	assert_non_null(k.log);
-	a.w.ckpt = &k;
+	k = fw_checkpointer_create(&cc, 0, a.w.table, 4096, 0);
+	assert_non_null(k);
+	assert_non_null(fw_checkpointer_state(k));
+	assert_non_null(fw_checkpointer_log(k));
+	fw_worker_set_checkpointer(&a.w, k);
 	for (uint16_t i = 0; i < 1000; i++) {
 		assert_int_equal(pkt(&a, 17, (uint16_t)(10000 + i), 53, false, 0, 0, 0, "q", now),
 				 FW_PASS);
 		if (i % 100 == 99)
-			fw_checkpointer_tick(&k, now);
+			fw_checkpointer_tick(k, now);
 	}
-	tick_out(&k, now);
-	assert_false(k.log_gap);
+	tick_out(k, now);
+	assert_false(stats_of(k).log_gap);
 	/* Every flow written again, round after round, until the log refuses. */
-	while (!k.log_gap && rounds++ < 200) {
-		fw_table_walk(a.w.table, redirty, &k);
-		tick_out(&k, now);
+	while (!stats_of(k).log_gap && rounds++ < 200) {
+		fw_table_walk(a.w.table, redirty, k);
+		tick_out(k, now);
 	}
-	assert_true(k.log_gap && k.cnt.log_gaps == 1);
-	assert_true(k.cnt.failures == 0);
-	accepted = k.cnt.log_records;
+	assert_true(stats_of(k).log_gap && stats_of(k).log_gaps == 1);
+	assert_true(stats_of(k).failures == 0);
+	accepted = stats_of(k).log_records;
 
 	/* A reader clears the log; appends accepted before the gap may still wait to be posted. */
 	reader = ckpt_connect(target, &o);
@@ -591,14 +606,14 @@ static void test_full_group_log_is_skipped_then_marked(void **state)
 	assert_true(ls.gaps == 0);
 	/* Room again and the skipped changes durable: the rest, the marker, then the log goes on.
 	 */
-	for (int i = 0; i < 100 && k.log_gap; i++) {
+	for (int i = 0; i < 100 && stats_of(k).log_gap; i++) {
 		now += S(1);
-		fw_checkpointer_tick(&k, now);
+		fw_checkpointer_tick(k, now);
 	}
-	assert_false(k.log_gap);
+	assert_false(stats_of(k).log_gap);
 	assert_int_equal(pkt(&a, 17, 9999, 53, false, 0, 0, 0, "q", now), FW_PASS);
-	tick_out(&k, now);
-	assert_int_equal(ckpt_sync(k.log), 0);
+	tick_out(k, now);
+	assert_int_equal(ckpt_sync(fw_checkpointer_log(k)), 0);
 	assert_true(ckpt_log_read(log, count_log, &ls, false, NULL) > 0);
 	assert_true(ls.gaps == 1 && ls.after_gap == 1);
 	assert_true(ls.records == accepted);
@@ -611,17 +626,18 @@ static void test_full_group_log_is_skipped_then_marked(void **state)
 
 		box_up(&b, "gh", 1);
 		fw_restore_batch_init(&batch, b.w.table, b.slots, &st);
-		assert_int_equal(
-			ckpt_state_scan(k.r, CKPT_SCAN_TOMBSTONES, restore_cb, &batch, NULL), 0);
+		assert_int_equal(ckpt_state_scan(fw_checkpointer_state(k), CKPT_SCAN_TOMBSTONES,
+						 restore_cb, &batch, NULL),
+				 0);
 		assert_int_equal(fw_restore_batch_flush(&batch), 0);
 		assert_int_equal(fw_restore_finish(b.w.table, b.slots, &b.w.ctx, now, &st), 1001);
 		box_down(&b);
 	}
 
-	a.w.ckpt = NULL;
+	fw_worker_set_checkpointer(&a.w, NULL);
 	assert_int_equal(ckpt_region_close(&log), 0);
 	ckpt_disconnect(&reader);
-	fw_checkpointer_release(&k);
+	fw_checkpointer_destroy(&k);
 	box_down(&a);
 	for (int i = 0; i < 3; i++)
 		unlink(files[i]);
@@ -632,10 +648,10 @@ static void test_reconnect_never_stalls_the_worker(void **state)
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	socklen_t len = sizeof(sa);
 	char target[64];
-	struct fw_ckpt_conf cc = {
+	struct fw_ckpt_layout cc = {
 		.region = "silent", .pairs = 64, .slot_size = 128, .tenant = "holdfast"};
 	uint8_t secret[32] = {1};
-	struct fw_checkpointer k;
+	struct fw_checkpointer *k;
 	struct timespec a, b;
 	uint64_t worst = 0, now = S(10);
 	struct box x;
@@ -650,32 +666,57 @@ static void test_reconnect_never_stalls_the_worker(void **state)
 	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
 	snprintf(target, sizeof(target), "ofi+tcp://127.0.0.1:%u", ntohs(sa.sin_port));
 	cc.target = target;
-	cc.secret = secret;
+	memcpy(cc.secret, secret, sizeof(secret));
 	cc.secret_len = sizeof(secret);
 	box_up(&x, "rn", 0);
 	/* At start an attempt may wait (no port runs yet): it times out, and we start down. */
-	assert_int_equal(fw_checkpointer_init(&k, &cc, x.w.table, 64, 0), 0);
-	assert_true(k.down && k.r == NULL);
+	k = fw_checkpointer_create(&cc, 0, x.w.table, 64, 0);
+	assert_non_null(k);
+	assert_true(stats_of(k).down && fw_checkpointer_state(k) == NULL);
 	/* Afterwards, the worker's ticks only look: attempts wait on a thread of their own. */
-	for (int i = 0; i < 3000 && (i < 10 || k.job_state != FW_CKPT_JOB_IDLE); i++) {
+	for (int i = 0; i < 3000 && (i < 10 || stats_of(k).reconnecting); i++) {
 		clock_gettime(CLOCK_MONOTONIC, &a);
-		fw_checkpointer_tick(&k, now);
+		fw_checkpointer_tick(k, now);
 		clock_gettime(CLOCK_MONOTONIC, &b);
 		if ((uint64_t)((b.tv_sec - a.tv_sec) * 1000000000 + (b.tv_nsec - a.tv_nsec)) >
 		    worst)
 			worst = (uint64_t)((b.tv_sec - a.tv_sec) * 1000000000 +
 					   (b.tv_nsec - a.tv_nsec));
 		if (i == 0)
-			assert_int_equal(k.job_state, FW_CKPT_JOB_RUNNING);
+			assert_true(stats_of(k).reconnecting);
 		now += S(1);
 		usleep(2000);
 	}
-	assert_int_equal(k.job_state, FW_CKPT_JOB_IDLE); /* the attempt ended, and failed */
-	assert_true(k.down && k.reconnects == 0);
+	assert_false(stats_of(k).reconnecting); /* the attempt ended, and failed */
+	assert_true(stats_of(k).down && stats_of(k).reconnects == 0);
 	assert_true(worst < 20000000); /* an attempt takes >= 1 s (the timeout); a tick far less */
-	fw_checkpointer_release(&k);
+	fw_checkpointer_destroy(&k);
 	box_down(&x);
 	close(fd);
+}
+
+/*
+ * One split of lib/ckpt's errors serves every caller in holdfast (ckpt_err_transient): the
+ * checkpointer refuses to start, and the standby gives up, only on what retrying cannot
+ * mend; a lost connection, whatever errno killed it, is retried.
+ */
+static void test_only_configuration_and_permission_errors_are_final(void **state)
+{
+	const int final[] = {EINVAL, EPROTONOSUPPORT, EACCES, EPERM, ENOSPC, EDQUOT, ENOTSUP};
+	const int again[] = {ECONNRESET, ECONNREFUSED, ECONNABORTED, ENOTCONN,	 EPIPE,
+			     ETIMEDOUT,	 EIO,	       EAGAIN,	     ENOENT,	 ENODATA,
+			     EUSERS,	 ENOMEM,       EHOSTUNREACH, ENETUNREACH};
+
+	(void)state;
+	assert_false(ckpt_err_transient(0));
+	for (size_t i = 0; i < sizeof(final) / sizeof(final[0]); i++) {
+		assert_false(ckpt_err_transient(-final[i]));
+		assert_false(ckpt_err_transient(final[i])); /* errno after a NULL, unnegated */
+	}
+	for (size_t i = 0; i < sizeof(again) / sizeof(again[0]); i++) {
+		assert_true(ckpt_err_transient(-again[i]));
+		assert_true(ckpt_err_transient(again[i]));
+	}
 }
 
 /* A TCP window edge goes to the target at the next tick; a change of state waits for its
@@ -684,7 +725,7 @@ static void test_reconnect_never_stalls_the_worker(void **state)
 static void test_window_edge_is_written_at_once(void **state)
 {
 	char target[64], data[201];
-	struct fw_ckpt_conf cc = {
+	struct fw_ckpt_layout cc = {
 		.region = "edge",
 		.store_size = 16u << 20,
 		.pairs = 64,
@@ -692,7 +733,7 @@ static void test_window_edge_is_written_at_once(void **state)
 		.log_size = 64u << 10,
 		.tenant = "holdfast",
 	};
-	struct fw_checkpointer k;
+	struct fw_checkpointer *k;
 	struct box a;
 	uint32_t seq = 101;
 
@@ -702,30 +743,32 @@ static void test_window_edge_is_written_at_once(void **state)
 	memset(data, 'x', 200);
 	data[200] = 0;
 	box_up(&a, "ea", 0);
-	assert_int_equal(fw_checkpointer_init(&k, &cc, a.w.table, 64, 0), 0);
-	a.w.ckpt = &k;
-	fw_checkpointer_tick(&k, S(1)); /* the idle look at the target: the next is 100 ms on */
+	k = fw_checkpointer_create(&cc, 0, a.w.table, 64, 0);
+	assert_non_null(k);
+	fw_worker_set_checkpointer(&a.w, k);
+	fw_checkpointer_tick(k, S(1)); /* the idle look at the target: the next is 100 ms on */
 	assert_int_equal(pkt(&a, 6, 1000, 80, false, 0x02, 100, 0, NULL, S(1)), FW_PASS);
 	assert_int_equal(pkt(&a, 6, 1000, 80, true, 0x12, 900, 101, NULL, S(1)), FW_PASS);
 	assert_int_equal(pkt(&a, 6, 1000, 80, false, 0x10, 101, 901, NULL, S(1)), FW_PASS);
-	fw_checkpointer_tick(&k, S(1));
-	assert_int_equal(k.cnt.slices[FW_MOD_TCP], 0); /* the batch waits */
+	fw_checkpointer_tick(k, S(1));
+	assert_int_equal(stats_of(k).slices[FW_MOD_TCP], 0); /* the batch waits */
 	/* The window is 4096 bytes, so the threshold 1024: five segments of 200 stay below. */
 	for (int i = 0; i < 5; i++, seq += 200) {
 		assert_int_equal(pkt(&a, 6, 1000, 80, false, 0x18, seq, 901, data, S(1)), FW_PASS);
-		fw_checkpointer_tick(&k, S(1));
-		assert_int_equal(k.cnt.slices[FW_MOD_TCP], 0);
+		fw_checkpointer_tick(k, S(1));
+		assert_int_equal(stats_of(k).slices[FW_MOD_TCP], 0);
 	}
 	/* The sixth crosses it: written and flushed at the next tick, no waiting. */
 	assert_int_equal(pkt(&a, 6, 1000, 80, false, 0x18, seq, 901, data, S(1)), FW_PASS);
-	fw_checkpointer_tick(&k, S(1));
-	assert_int_equal(k.cnt.slices[FW_MOD_TCP], 1);
-	assert_int_equal(ckpt_sync(k.r), 0);
-	assert_true(ckpt_durable(k.r) == ckpt_posted(k.r));
-	assert_false(k.now);
+	fw_checkpointer_tick(k, S(1));
+	assert_int_equal(stats_of(k).slices[FW_MOD_TCP], 1);
+	assert_int_equal(ckpt_sync(fw_checkpointer_state(k)), 0);
+	assert_true(ckpt_durable(fw_checkpointer_state(k)) ==
+		    ckpt_posted(fw_checkpointer_state(k)));
+	assert_false(stats_of(k).due_now);
 
-	a.w.ckpt = NULL;
-	fw_checkpointer_release(&k);
+	fw_worker_set_checkpointer(&a.w, NULL);
+	fw_checkpointer_destroy(&k);
 	box_down(&a);
 	unlink(target + 5);
 }
@@ -771,10 +814,9 @@ static void store_remove(char files[3][64])
 }
 
 /* Box @p a with the appliance's checkpointer on @p target, region "res". */
-static void ckpt_box_up(struct box *a, struct fw_checkpointer *k, const char *target,
-			uint8_t family)
+static struct fw_checkpointer *ckpt_box_up(struct box *a, const char *target, uint8_t family)
 {
-	struct fw_ckpt_conf cc = {
+	struct fw_ckpt_layout cc = {
 		.target = target,
 		.region = "res",
 		.store_size = 64u << 20,
@@ -783,19 +825,22 @@ static void ckpt_box_up(struct box *a, struct fw_checkpointer *k, const char *ta
 		.log_size = 256u << 10,
 		.tenant = "holdfast",
 	};
+	struct fw_checkpointer *k;
 
 	box_up_nth(a, 10 + 2 * store_seq);
 	a->family = family;
-	assert_int_equal(fw_checkpointer_init(k, &cc, a->w.table, 1024, 0), 0);
-	assert_non_null(k->r);
-	assert_non_null(k->log);
-	a->w.ckpt = k;
+	k = fw_checkpointer_create(&cc, 0, a->w.table, 1024, 0);
+	assert_non_null(k);
+	assert_non_null(fw_checkpointer_state(k));
+	assert_non_null(fw_checkpointer_log(k));
+	fw_worker_set_checkpointer(&a->w, k);
+	return k;
 }
 
-static void ckpt_box_down(struct box *a, struct fw_checkpointer *k)
+static void ckpt_box_down(struct box *a, struct fw_checkpointer **k)
 {
-	a->w.ckpt = NULL;
-	fw_checkpointer_release(k);
+	fw_worker_set_checkpointer(&a->w, NULL);
+	fw_checkpointer_destroy(k);
 	box_down(a);
 }
 
@@ -803,17 +848,18 @@ static void ckpt_box_down(struct box *a, struct fw_checkpointer *k)
  * waits up to 500 us). */
 static void drain(struct fw_checkpointer *k, uint64_t now)
 {
-	for (int i = 0; i < 1000 && (k->down || fw_checkpointer_lag(k) != 0 ||
-				     ckpt_posted(k->log) != ckpt_durable(k->log));
+	for (int i = 0; i < 1000 && (stats_of(k).down || fw_checkpointer_lag(k) != 0 ||
+				     ckpt_posted(fw_checkpointer_log(k)) !=
+					     ckpt_durable(fw_checkpointer_log(k)));
 	     i++) {
 		now += 1000000;
 		fw_checkpointer_tick(k, now);
-		if (k->down)
+		if (stats_of(k).down)
 			usleep(1000); /* a reconnect runs on a thread of its own */
 	}
-	assert_false(k->down);
-	assert_int_equal(ckpt_sync(k->r), 0);
-	assert_int_equal(ckpt_sync(k->log), 0);
+	assert_false(stats_of(k).down);
+	assert_int_equal(ckpt_sync(fw_checkpointer_state(k)), 0);
+	assert_int_equal(ckpt_sync(fw_checkpointer_log(k)), 0);
 }
 
 struct follow {
@@ -909,23 +955,23 @@ static const char *port_line(uint8_t family)
 static void used_expectations_stay_used(uint8_t family, bool group, enum path path)
 {
 	char target[256], files[3][64];
-	struct fw_checkpointer k;
+	struct fw_checkpointer *k;
 	struct box a, b;
 
 	store_name(target, sizeof(target), group, files);
-	ckpt_box_up(&a, &k, target, family);
+	k = ckpt_box_up(&a, target, family);
 	ftp_control(&a, 1001, pasv_line(family), true, S(1));
 	ftp_control(&a, 1002, port_line(family), false, S(1));
 	ftp_control(&a, 1003, EPSV_50011, true, S(1));
 	assert_int_equal(fw_table_expect_count(a.w.table), 3);
-	drain(&k, S(1));
+	drain(k, S(1));
 	assert_int_equal(pkt(&a, 6, 40020, 50010, false, 0x02, 5000, 0, NULL, S(1)), FW_PASS);
 	assert_int_equal(pkt(&a, 6, 50000, 20, true, 0x02, 7000, 0, NULL, S(1)), FW_PASS);
 	assert_true(a.w.cnt.conn_related == 2);
 	assert_int_equal(fw_table_expect_count(a.w.table), 1);
 	/* Without a restore, a second connection to a used port is refused. */
 	assert_int_equal(pkt(&a, 6, 40021, 50010, false, 0x02, 6000, 0, NULL, S(1)), FW_DROP);
-	drain(&k, S(1));
+	drain(k, S(1));
 
 	assert_int_equal(take_over(&b, target, path, family, S(2)), 5);
 	assert_int_equal(fw_table_expect_count(b.w.table), 1);
@@ -989,13 +1035,13 @@ static void test_used_expectation_not_restored_group_standby(void **state)
 static void expired_expectation_stays_expired(uint8_t family, enum path path)
 {
 	char target[256], files[3][64];
-	struct fw_checkpointer k;
+	struct fw_checkpointer *k;
 	struct box a, b;
 
 	store_name(target, sizeof(target), false, files);
-	ckpt_box_up(&a, &k, target, family);
+	k = ckpt_box_up(&a, target, family);
 	ftp_control(&a, 1003, EPSV_50011, true, S(1));
-	drain(&k, S(1));
+	drain(k, S(1));
 
 	assert_int_equal(take_over(&b, target, path, family, S(300)), 1);
 	assert_int_equal(pkt(&b, 6, 40022, 50011, false, 0x02, 6000, 0, NULL, S(300)), FW_PASS);
@@ -1009,7 +1055,7 @@ static void expired_expectation_stays_expired(uint8_t family, enum path path)
 	 * holds it, whatever the clock of the instance that restores it. */
 	fw_worker_housekeep(&a.w, S(302));
 	assert_true(a.w.cnt.expect_expired == 1);
-	drain(&k, S(302));
+	drain(k, S(302));
 	assert_int_equal(take_over(&b, target, path, family, S(2)), 1);
 	assert_int_equal(fw_table_expect_count(b.w.table), 0);
 	box_down(&b);
@@ -1029,16 +1075,6 @@ static void test_expired_expectation_not_restored_ipv6_standby(void **state)
 	expired_expectation_stays_expired(6, STANDBY);
 }
 
-/* The target goes away as the checkpointer sees it on a failed write (its go_down). */
-static void target_lost(struct fw_checkpointer *k)
-{
-	assert_int_equal(ckpt_region_close(&k->log), 0);
-	assert_int_equal(ckpt_region_close(&k->r), 0);
-	ckpt_disconnect(&k->cl);
-	k->down = true;
-	k->retry_at_ns = UINT64_MAX;
-}
-
 /*
  * A UDP flow expires while the checkpoint target is away, so its tombstone cannot be
  * written then. The target comes back (nothing else changed meanwhile): a restart or a
@@ -1047,27 +1083,28 @@ static void target_lost(struct fw_checkpointer *k)
 static void expired_while_target_away(enum path path)
 {
 	char target[256], files[3][64];
-	struct fw_checkpointer k;
+	struct fw_checkpointer *k;
 	struct box a, b;
 
 	store_name(target, sizeof(target), false, files);
-	ckpt_box_up(&a, &k, target, 4);
+	k = ckpt_box_up(&a, target, 4);
 	assert_int_equal(pkt(&a, 17, 2000, 53, false, 0, 0, 0, "q", S(1)), FW_PASS);
 	assert_int_equal(pkt(&a, 17, 2000, 53, true, 0, 0, 0, "r", S(1)), FW_PASS);
 	assert_int_equal(pkt(&a, 6, 1000, 80, false, 0x02, 100, 0, NULL, S(1)), FW_PASS);
-	drain(&k, S(1));
-	target_lost(&k);
+	drain(k, S(1));
+	/* The target goes away as a failed write finds it, and stays away until told. */
+	fw_checkpointer_test_down(k, UINT64_MAX);
 	/* 100 s later the flow is long idle (30 s): expired and forgotten; the opening TCP
 	 * connection (120 s) is not. Its tombstone is owed, and its pair kept out of use. */
 	for (int i = 0; i < 100; i++)
 		fw_worker_housekeep(&a.w, S(100));
 	assert_true(a.w.cnt.conn_expired == 1 && fw_table_count(a.w.table) == 1);
-	assert_int_equal(fw_slots_owed(k.slots), 1);
-	assert_true(fw_checkpointer_lag(&k) >= 1); /* not durable: a crash now would lose it */
-	k.retry_at_ns = 0;			   /* back */
-	drain(&k, S(101));
-	assert_int_equal(fw_slots_owed(k.slots), 0);
-	assert_true(fw_checkpointer_lag(&k) == 0 && k.reconnects == 1);
+	assert_int_equal(fw_slots_owed(fw_checkpointer_slots(k)), 1);
+	assert_true(fw_checkpointer_lag(k) >= 1); /* not durable: a crash now would lose it */
+	fw_checkpointer_test_down(k, 0);	  /* back: the next tick reconnects */
+	drain(k, S(101));
+	assert_int_equal(fw_slots_owed(fw_checkpointer_slots(k)), 0);
+	assert_true(fw_checkpointer_lag(k) == 0 && stats_of(k).reconnects == 1);
 
 	assert_int_equal(take_over(&b, target, path, 4, S(102)), 1);
 	assert_int_equal(pkt(&b, 17, 2000, 53, true, 0, 0, 0, "r", S(102)), FW_DROP);
@@ -1119,11 +1156,11 @@ static uint8_t tcp_state(struct box *b, uint16_t sport)
 static void closed_connections_stay_closed(enum path path)
 {
 	char target[256], files[3][64];
-	struct fw_checkpointer k;
+	struct fw_checkpointer *k;
 	struct box a, b;
 
 	store_name(target, sizeof(target), false, files);
-	ckpt_box_up(&a, &k, target, 4);
+	k = ckpt_box_up(&a, target, 4);
 	/* A: reset by the server */
 	assert_int_equal(pkt(&a, 6, 1000, 80, false, 0x02, 100, 0, NULL, S(1)), FW_PASS);
 	assert_int_equal(pkt(&a, 6, 1000, 80, true, 0x12, 900, 101, NULL, S(1)), FW_PASS);
@@ -1139,7 +1176,7 @@ static void closed_connections_stay_closed(enum path path)
 	/* D: a UDP exchange */
 	assert_int_equal(pkt(&a, 17, 2000, 53, false, 0, 0, 0, "q", S(1)), FW_PASS);
 	assert_int_equal(pkt(&a, 17, 2000, 53, true, 0, 0, 0, "r", S(1)), FW_PASS);
-	drain(&k, S(1));
+	drain(k, S(1));
 
 	assert_int_equal(take_over(&b, target, path, 4, S(2)), 3);
 	assert_int_equal(tcp_state(&b, 1000), FW_TCP_CLOSE);
@@ -1153,7 +1190,7 @@ static void closed_connections_stay_closed(enum path path)
 	for (int i = 0; i < 100; i++)
 		fw_worker_housekeep(&a.w, S(200));
 	assert_true(a.w.cnt.conn_expired == 3 && fw_table_count(a.w.table) == 0);
-	drain(&k, S(200));
+	drain(k, S(200));
 	assert_int_equal(take_over(&b, target, path, 4, S(201)), 0);
 	same_verdict(&a, &b, FW_DROP, 6, 1001, 80, true, 0x10, 902, 102, NULL, S(201));
 	same_verdict(&a, &b, FW_DROP, 17, 2000, 53, true, 0, 0, 0, "r", S(201));
@@ -1195,23 +1232,26 @@ static void test_restore_tombstones_what_it_drops(void **state)
 			       .key = {.family = 4, .proto = 6, .port = {1000, 21}},
 			       .payload_len = FW_FTP_PAYLOAD_LEN,
 			       .payload = payload};
-	struct fw_checkpointer k;
+	struct fw_checkpointer *k;
 	uint64_t ticket;
 	struct box a, b;
 
 	(void)state;
 	store_name(target, sizeof(target), false, files);
-	ckpt_box_up(&a, &k, target, 4);
-	assert_int_equal(ckpt_slot_write(k.r, &rec, true, &ticket), 0);
-	assert_int_equal(ckpt_sync(k.r), 0);
+	k = ckpt_box_up(&a, target, 4);
+	assert_int_equal(ckpt_slot_write(fw_checkpointer_state(k), &rec, true, &ticket), 0);
+	assert_int_equal(ckpt_sync(fw_checkpointer_state(k)), 0);
 	/* The instance that restores it (its own checkpointer on the same regions) */
-	fw_restore_batch_init(&batch, a.w.table, k.slots, &st);
-	assert_int_equal(ckpt_state_scan(k.r, CKPT_SCAN_TOMBSTONES, restore_cb, &batch, NULL), 0);
+	fw_restore_batch_init(&batch, a.w.table, fw_checkpointer_slots(k), &st);
+	assert_int_equal(ckpt_state_scan(fw_checkpointer_state(k), CKPT_SCAN_TOMBSTONES, restore_cb,
+					 &batch, NULL),
+			 0);
 	assert_int_equal(fw_restore_batch_flush(&batch), 0);
-	assert_int_equal(fw_restore_finish(a.w.table, k.slots, &a.w.ctx, S(1), &st), 0);
-	assert_true(st.dropped_missing == 1 && fw_slots_owed(k.slots) == 1);
-	drain(&k, S(1));
-	assert_int_equal(fw_slots_owed(k.slots), 0);
+	assert_int_equal(
+		fw_restore_finish(a.w.table, fw_checkpointer_slots(k), &a.w.ctx, S(1), &st), 0);
+	assert_true(st.dropped_missing == 1 && fw_slots_owed(fw_checkpointer_slots(k)) == 1);
+	drain(k, S(1));
+	assert_int_equal(fw_slots_owed(fw_checkpointer_slots(k)), 0);
 	/* The next restore, a restart or a standby's: nothing left to drop */
 	for (enum path path = RESTART; path <= STANDBY; path++) {
 		assert_int_equal(take_over(&b, target, path, 4, S(2)), 0);
@@ -1219,7 +1259,9 @@ static void test_restore_tombstones_what_it_drops(void **state)
 	}
 	memset(&st, 0, sizeof(st));
 	fw_restore_batch_init(&batch, a.w.table, a.slots, &st);
-	assert_int_equal(ckpt_state_scan(k.r, CKPT_SCAN_TOMBSTONES, restore_cb, &batch, NULL), 0);
+	assert_int_equal(ckpt_state_scan(fw_checkpointer_state(k), CKPT_SCAN_TOMBSTONES, restore_cb,
+					 &batch, NULL),
+			 0);
 	assert_int_equal(fw_restore_batch_flush(&batch), 0);
 	assert_int_equal(fw_restore_finish(a.w.table, a.slots, &a.w.ctx, S(2), &st), 0);
 	assert_true(st.dropped_missing == 0 && st.records == 1 && st.slices == 0);
@@ -1262,6 +1304,7 @@ int main(void)
 		cmocka_unit_test(test_full_log_is_skipped_then_marked_once_state_is_durable),
 		cmocka_unit_test(test_full_group_log_is_skipped_then_marked),
 		cmocka_unit_test(test_reconnect_never_stalls_the_worker),
+		cmocka_unit_test(test_only_configuration_and_permission_errors_are_final),
 		cmocka_unit_test(test_window_edge_is_written_at_once),
 		cmocka_unit_test(test_used_expectation_not_restored_ipv4_restart),
 		cmocka_unit_test(test_used_expectation_not_restored_ipv6_restart),

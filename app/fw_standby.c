@@ -36,19 +36,6 @@ static void nap_ms(uint32_t ms)
 	nanosleep(&ts, NULL);
 }
 
-static struct ckpt_client *connect_target(const struct fw_ckpt_conf *cc, unsigned int timeout_ms)
-{
-	struct ckpt_client_opts o = {
-		.tenant = cc->tenant,
-		.secret = cc->secret_len ? cc->secret : NULL,
-		.secret_len = cc->secret_len,
-		.timeout_ms = timeout_ms,
-		.allow_shm = cc->allow_shm,
-	};
-
-	return ckpt_connect(cc->target, &o);
-}
-
 /* ---- the primary's lease ---- */
 
 struct fw_lease {
@@ -57,8 +44,7 @@ struct fw_lease {
 	pthread_cond_t cv;
 	bool stop;
 	uint32_t ttl_ms;
-	struct fw_ckpt_conf cc;
-	uint8_t secret[64];
+	struct fw_ckpt_layout layout;
 	char name[PMU_NAME_MAX];
 };
 
@@ -76,7 +62,8 @@ static void *lease_main(void *arg)
 
 		pthread_mutex_unlock(&l->mu);
 		if (r == NULL) {
-			cl = connect_target(&l->cc, l->ttl_ms / 2 < 100 ? 100 : l->ttl_ms / 2);
+			cl = fw_ckpt_layout_connect(
+				&l->layout, l->ttl_ms / 2 < 100 ? 100 : l->ttl_ms / 2, false);
 			struct ckpt_region_info info;
 
 			/* Asked quietly first: after a server lost its store, the region comes
@@ -92,7 +79,7 @@ static void *lease_main(void *arg)
 				LOG(WARNING,
 				    "cannot renew the lease on %s at %s: %s; a standby may take "
 				    "over\n",
-				    l->name, l->cc.target, strerror(-rc));
+				    l->name, l->layout.target, strerror(-rc));
 			failing = true;
 			if (r != NULL)
 				ckpt_region_close(&r);
@@ -127,7 +114,7 @@ static void *lease_main(void *arg)
 	return NULL;
 }
 
-struct fw_lease *fw_lease_start(const struct fw_ckpt_conf *cc, uint32_t ttl_ms)
+struct fw_lease *fw_lease_start(const struct fw_ckpt_layout *layout, uint32_t ttl_ms)
 {
 	struct fw_lease *l = calloc(1, sizeof(*l));
 	pthread_condattr_t ca;
@@ -135,17 +122,9 @@ struct fw_lease *fw_lease_start(const struct fw_ckpt_conf *cc, uint32_t ttl_ms)
 
 	if (l == NULL)
 		return NULL;
-	if (cc->secret_len > sizeof(l->secret)) {
-		free(l);
-		errno = EINVAL;
-		return NULL;
-	}
-	l->cc = *cc;
-	if (cc->secret_len)
-		memcpy(l->secret, cc->secret, cc->secret_len);
-	l->cc.secret = l->secret;
+	l->layout = *layout;
 	l->ttl_ms = ttl_ms;
-	snprintf(l->name, sizeof(l->name), "%s.0", cc->region);
+	fw_ckpt_layout_lease(layout, l->name);
 	pthread_mutex_init(&l->mu, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -155,6 +134,7 @@ struct fw_lease *fw_lease_start(const struct fw_ckpt_conf *cc, uint32_t ttl_ms)
 	if (rc) {
 		pthread_cond_destroy(&l->cv);
 		pthread_mutex_destroy(&l->mu);
+		fw_ckpt_layout_release(&l->layout);
 		free(l);
 		errno = rc;
 		return NULL;
@@ -177,12 +157,12 @@ void fw_lease_stop(struct fw_lease **lp)
 	pthread_join(l->th, NULL);
 	pthread_cond_destroy(&l->cv);
 	pthread_mutex_destroy(&l->mu);
-	memset(l->secret, 0, sizeof(l->secret));
+	fw_ckpt_layout_release(&l->layout);
 	free(l);
 	*lp = NULL;
 }
 
-int fw_lease_wait_free(const struct fw_ckpt_conf *cc, uint32_t ttl_ms)
+int fw_lease_wait_free(const struct fw_ckpt_layout *l, uint32_t ttl_ms)
 {
 	struct ckpt_region_info info;
 	struct ckpt_client *cl;
@@ -190,8 +170,8 @@ int fw_lease_wait_free(const struct fw_ckpt_conf *cc, uint32_t ttl_ms)
 	uint64_t first_lease, t0 = fw_mono_ns();
 	int rc;
 
-	snprintf(name, sizeof(name), "%s.0", cc->region);
-	cl = connect_target(cc, 1000);
+	fw_ckpt_layout_lease(l, name);
+	cl = fw_ckpt_layout_connect(l, 1000, false);
 	if (cl == NULL)
 		return errno == ENOENT ? 0 : -errno; /* no store yet: nobody holds anything */
 	rc = ckpt_region_stat(cl, name, &info);
@@ -228,7 +208,7 @@ struct follow {
 };
 
 struct standby {
-	const struct fw_ckpt_conf *cc;
+	const struct fw_ckpt_layout *layout;
 	struct ckpt_client *cl;
 	struct follow *f;
 	unsigned int n;
@@ -272,28 +252,38 @@ static void detach_all(struct standby *sb)
 	ckpt_disconnect(&sb->cl);
 }
 
+/*
+ * Worth waiting for: a transient error (ckpt_err_transient), or a region that does not
+ * check (-EINVAL). The standby reads regions another process writes and may meet them
+ * mid-change (a primary re-creating them after its server lost the store): it reconnects
+ * and reads them again.
+ */
+static bool retry_later(int rc)
+{
+	return rc == -EINVAL || ckpt_err_transient(rc);
+}
+
 /* Connect and open every worker's regions. @return 0, -EAGAIN (not there yet) or -errno. */
 static int attach_all(struct standby *sb)
 {
 	char name[PMU_NAME_MAX];
 	int rc = 0;
 
-	sb->cl = connect_target(sb->cc, 1000);
+	sb->cl = fw_ckpt_layout_connect(sb->layout, 1000, false);
 	if (sb->cl == NULL)
-		return errno == EACCES || errno == EINVAL || errno == EPROTONOSUPPORT ? -errno
-										      : -EAGAIN;
+		return ckpt_err_transient(errno) ? -EAGAIN : -errno;
 	for (unsigned int i = 0; i < sb->n && rc == 0; i++) {
-		snprintf(name, sizeof(name), "%s.%u", sb->cc->region, i);
+		fw_ckpt_layout_state(sb->layout, i, name, NULL);
 		rc = ckpt_region_open(sb->cl, name, &sb->f[i].state);
 		if (rc == 0) {
-			snprintf(name, sizeof(name), "%s.%u.log", sb->cc->region, i);
+			fw_ckpt_layout_log(sb->layout, i, name, NULL);
 			rc = ckpt_region_open(sb->cl, name, &sb->f[i].log);
 		}
 		sb->f[i].rescan = true;
 	}
 	if (rc) {
 		detach_all(sb);
-		return rc == -EACCES ? rc : -EAGAIN;
+		return retry_later(rc) ? -EAGAIN : rc;
 	}
 	return 0;
 }
@@ -339,8 +329,8 @@ static void nap_polling(struct standby *sb, struct fw_worker *w, uint32_t ms)
 			if (sb->cl != NULL)
 				ckpt_poll(sb->cl);
 			for (unsigned int i = 0; i < sb->n; i++)
-				if (w[i].ckpt->cl != NULL)
-					ckpt_poll(w[i].ckpt->cl);
+				if (fw_checkpointer_client(w[i].ckpt) != NULL)
+					ckpt_poll(fw_checkpointer_client(w[i].ckpt));
 			sb->polled_ns = now;
 			due = now + KEEPALIVE_POLL_MS * 1000000ull;
 		}
@@ -350,22 +340,22 @@ static void nap_polling(struct standby *sb, struct fw_worker *w, uint32_t ms)
 	}
 }
 
-int fw_standby_run(const struct fw_ckpt_conf *cc, struct fw_worker *w, unsigned int nworkers,
+int fw_standby_run(const struct fw_ckpt_layout *l, struct fw_worker *w, unsigned int nworkers,
 		   uint32_t poll_ms, volatile bool *quit, volatile sig_atomic_t *takeover,
 		   struct fw_standby_stats *out)
 {
-	struct standby sb = {.cc = cc, .n = nworkers, .out = out};
+	struct standby sb = {.layout = l, .n = nworkers, .out = out};
 	char lease_name[PMU_NAME_MAX];
 	bool announced = false, waiting_said = false;
 	int rc = 0;
 
 	memset(out, 0, sizeof(*out));
-	snprintf(lease_name, sizeof(lease_name), "%s.0", cc->region);
+	fw_ckpt_layout_lease(l, lease_name);
 	sb.f = calloc(nworkers, sizeof(*sb.f));
 	if (sb.f == NULL)
 		return -ENOMEM;
 	for (unsigned int i = 0; i < nworkers; i++) {
-		sb.f[i].shadow = fw_shadow_create(w[i].table, w[i].ckpt->slots);
+		sb.f[i].shadow = fw_shadow_create(w[i].table, fw_checkpointer_slots(w[i].ckpt));
 		if (sb.f[i].shadow == NULL) {
 			rc = -ENOMEM;
 			goto out;
@@ -381,28 +371,28 @@ int fw_standby_run(const struct fw_ckpt_conf *cc, struct fw_worker *w, unsigned 
 					LOG(NOTICE,
 					    "standby: waiting for the primary's regions %s.* at "
 					    "%s\n",
-					    cc->region, cc->target);
+					    l->region, l->target);
 				waiting_said = true;
 				nap_ms(RETRY_MS);
 				continue;
 			}
 			if (rc) {
-				LOG(ERR, "standby: %s refuses us: %s\n", cc->target, strerror(-rc));
+				LOG(ERR, "standby: %s refuses us: %s\n", l->target, strerror(-rc));
 				goto out;
 			}
 			waiting_said = false;
 			/* The checkpointers open the regions now, not at takeover: time saved. */
 			for (unsigned int i = 0; i < nworkers; i++)
-				if (w[i].ckpt->r == NULL)
+				if (fw_checkpointer_state(w[i].ckpt) == NULL)
 					fw_checkpointer_attach(w[i].ckpt, fw_mono_ns());
 		}
 		rc = follow_all(&sb);
 		if (rc == 0)
 			rc = ckpt_region_stat(sb.cl, lease_name, &info);
 		if (rc) {
-			LOG(WARNING, "standby: %s: %s; reconnecting\n", cc->target, strerror(-rc));
+			LOG(WARNING, "standby: %s: %s; reconnecting\n", l->target, strerror(-rc));
 			detach_all(&sb);
-			if (!fw_ckpt_target_gone(rc) && rc != -ENOENT && rc != -EINVAL)
+			if (!retry_later(rc))
 				goto out;
 			continue;
 		}
@@ -411,8 +401,8 @@ int fw_standby_run(const struct fw_ckpt_conf *cc, struct fw_worker *w, unsigned 
 
 			for (unsigned int i = 0; i < nworkers; i++)
 				n += fw_table_count(w[i].table);
-			LOG(NOTICE, "standby: following %s at %s: %u connections\n", cc->region,
-			    cc->target, n);
+			LOG(NOTICE, "standby: following %s at %s: %u connections\n", l->region,
+			    l->target, n);
 			printf("holdfast: standby\n");
 			fflush(stdout);
 			announced = true;

@@ -21,22 +21,23 @@ struct fw_lease;
 uint64_t fw_mono_ns(void);
 
 /**
- * Start renewing the lease on @p cc's NAME.0 every @p ttl_ms / 4 for @p ttl_ms.
+ * Start renewing the lease of @p l (fw_ckpt_layout_lease) every @p ttl_ms / 4 for
+ * @p ttl_ms.
  * @return the keeper, or NULL with errno (ENOMEM, or what pthread_create says). A target
  *   that cannot be reached is retried by the keeper, and logged once.
  */
-struct fw_lease *fw_lease_start(const struct fw_ckpt_conf *cc, uint32_t ttl_ms);
+struct fw_lease *fw_lease_start(const struct fw_ckpt_layout *l, uint32_t ttl_ms);
 
 /** Stop renewing and let the lease run out now (a clean stop hands over at once). */
 void fw_lease_stop(struct fw_lease **lp);
 
 /**
- * Before a primary starts: a lease on NAME.0 that is still alive belongs to a holdfast
+ * Before a primary starts: a lease (fw_ckpt_layout_lease) that is still alive belongs to a holdfast
  * that was killed (it runs out within its ttl) or to one that runs (it is renewed). Wait
  * for the first, refuse the second.
  * @return 0 (no live lease), -EBUSY (renewed: another primary runs), or -errno of the target.
  */
-int fw_lease_wait_free(const struct fw_ckpt_conf *cc, uint32_t ttl_ms);
+int fw_lease_wait_free(const struct fw_ckpt_layout *l, uint32_t ttl_ms);
 
 struct fw_standby_stats {
 	uint64_t log_records;  /**< records read from the logs */
@@ -49,7 +50,7 @@ struct fw_standby_stats {
 };
 
 /**
- * Be the standby of the primary whose regions @p cc names, for workers @p w (their
+ * Be the standby of the primary whose regions @p l names, for workers @p w (their
  * checkpointers created FW_CKPT_DETACHED, their tables empty). Returns when the standby
  * is to take over, with every worker's table holding the primary's connections (still
  * FW_CONN_F_RESTORING: the caller runs fw_restore_finish()), or when @p quit is set.
@@ -57,7 +58,7 @@ struct fw_standby_stats {
  * takeover now.
  * @return 0 (take over), 1 (quit), or -errno (a target that refuses us for good).
  */
-int fw_standby_run(const struct fw_ckpt_conf *cc, struct fw_worker *w, unsigned int nworkers,
+int fw_standby_run(const struct fw_ckpt_layout *l, struct fw_worker *w, unsigned int nworkers,
 		   uint32_t poll_ms, volatile bool *quit, volatile sig_atomic_t *takeover,
 		   struct fw_standby_stats *out);
 

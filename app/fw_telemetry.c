@@ -12,8 +12,6 @@ static struct {
 	unsigned int n;
 } tel;
 
-static const char *const module_names[FW_MOD_MAX] = {NULL, "tcp", "udp", "ftp"};
-
 void fw_counters_sum(const struct fw_worker *w, unsigned int n, struct fw_counters *out)
 {
 	memset(out, 0, sizeof(*out));
@@ -52,7 +50,9 @@ static int stats_cmd(const char *cmd, const char *params, struct rte_tel_data *d
 		rte_tel_data_add_dict_u64(d, key, t.drop[r]);
 	}
 	for (int m = 1; m < FW_MOD_MAX; m++) {
-		snprintf(key, sizeof(key), "module_%s_packets", module_names[m]);
+		if (fw_modules[m] == NULL)
+			continue;
+		snprintf(key, sizeof(key), "module_%s_packets", fw_modules[m]->name);
 		rte_tel_data_add_dict_u64(d, key, t.mod_pkts[m]);
 	}
 	for (unsigned int i = 0; i < tel.sh->nports; i++) {
@@ -93,52 +93,54 @@ static int conns_cmd(const char *cmd, const char *params, struct rte_tel_data *d
 
 static int ckpt_cmd(const char *cmd, const char *params, struct rte_tel_data *d)
 {
-	struct fw_ckpt_counters t = {0};
-	uint64_t lag = 0, oldest = 0, queued = 0, down = 0, reconnects = 0, owed = 0;
+	struct fw_ckpt_stats t = {0}, k;
+	uint64_t down = 0;
 	char key[48];
 
 	(void)cmd;
 	(void)params;
 	rte_tel_data_start_dict(d);
 	for (unsigned int i = 0; i < tel.n; i++) {
-		const struct fw_checkpointer *k = tel.w[i].ckpt;
-
-		if (k == NULL)
+		if (tel.w[i].ckpt == NULL)
 			continue;
+		fw_checkpointer_stats(tel.w[i].ckpt, &k);
 		for (int m = 1; m < FW_MOD_MAX; m++)
-			t.slices[m] += k->cnt.slices[m];
-		t.tombstones += k->cnt.tombstones;
-		owed += fw_slots_owed(k->slots);
-		t.bytes += k->cnt.bytes;
-		t.failures += k->cnt.failures;
-		t.deferred += k->cnt.deferred;
-		t.log_records += k->cnt.log_records;
-		t.log_gaps += k->cnt.log_gaps;
-		lag += fw_checkpointer_lag(k);
-		down += k->down;
-		reconnects += k->reconnects;
-		queued += k->qtail - k->qhead;
-		if (k->qtail != k->qhead && (oldest == 0 || k->oldest_ns < oldest))
-			oldest = k->oldest_ns;
+			t.slices[m] += k.slices[m];
+		t.tombstones += k.tombstones;
+		t.tombstones_owed += k.tombstones_owed;
+		t.bytes += k.bytes;
+		t.failures += k.failures;
+		t.deferred += k.deferred;
+		t.log_records += k.log_records;
+		t.log_gaps += k.log_gaps;
+		t.lag += k.lag;
+		down += k.down;
+		t.reconnects += k.reconnects;
+		t.queued += k.queued;
+		if (k.queued != 0 && (t.oldest_ns == 0 || k.oldest_ns < t.oldest_ns))
+			t.oldest_ns = k.oldest_ns;
 	}
 	for (int m = 1; m < FW_MOD_MAX; m++) {
-		snprintf(key, sizeof(key), "slices_%s", module_names[m]);
+		if (fw_modules[m] == NULL)
+			continue;
+		snprintf(key, sizeof(key), "slices_%s", fw_modules[m]->name);
 		rte_tel_data_add_dict_u64(d, key, t.slices[m]);
 	}
 	rte_tel_data_add_dict_u64(d, "tombstones", t.tombstones);
-	rte_tel_data_add_dict_u64(d, "tombstones_owed", owed);
+	rte_tel_data_add_dict_u64(d, "tombstones_owed", t.tombstones_owed);
 	rte_tel_data_add_dict_u64(d, "bytes", t.bytes);
 	rte_tel_data_add_dict_u64(d, "failures", t.failures);
 	rte_tel_data_add_dict_u64(d, "deferred", t.deferred);
 	rte_tel_data_add_dict_u64(d, "log_records", t.log_records);
 	rte_tel_data_add_dict_u64(d, "log_gaps", t.log_gaps);
-	rte_tel_data_add_dict_u64(d, "queue_depth", queued);
+	rte_tel_data_add_dict_u64(d, "queue_depth", t.queued);
 	rte_tel_data_add_dict_u64(d, "workers_disconnected", down);
-	rte_tel_data_add_dict_u64(d, "reconnects", reconnects);
+	rte_tel_data_add_dict_u64(d, "reconnects", t.reconnects);
 	/* The recovery point: slice changes a crash now would lose, and how old the oldest is. */
-	rte_tel_data_add_dict_u64(d, "not_durable", lag);
+	rte_tel_data_add_dict_u64(d, "not_durable", t.lag);
 	rte_tel_data_add_dict_u64(d, "oldest_queued_ms",
-				  oldest ? (fw_worker_now(&tel.w[0]) - oldest) / 1000000 : 0);
+				  t.oldest_ns ? (fw_worker_now(&tel.w[0]) - t.oldest_ns) / 1000000
+					      : 0);
 	return 0;
 }
 

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* DPDK telemetry: /holdfast/stats and /holdfast/conns, read by dpdk-telemetry.py. */
+/* DPDK telemetry: /holdfast/stats, /holdfast/conns and /holdfast/ckpt, read by
+ * dpdk-telemetry.py. */
 #ifndef FW_TELEMETRY_H
 #define FW_TELEMETRY_H
 

@@ -17,6 +17,9 @@
 #include "fw_parse.h"
 #include "fw_reject.h"
 #include "fw_worker.h"
+#include "ftp/fw_ftp.h"
+#include "tcp/fw_tcp.h"
+#include "udp/fw_udp.h"
 
 #define SWEEP_BUDGET 64
 #define WALL_SYNC_NS 1000000000ull /* how often the wall clock offset is measured again */
@@ -36,8 +39,8 @@ static int expect_add(struct fw_ctx *ctx, struct fw_conn *master, const struct f
 static void expect_gone(struct fw_worker *w, struct fw_conn *master, const struct fw_expect *e,
 			uint64_t now)
 {
-	if ((master->present & (1u << FW_MOD_FTP)) && fw_ftp_expect_gone(master, e) && w->ckpt)
-		fw_checkpointer_queue(w->ckpt, master, now);
+	if ((master->present & (1u << FW_MOD_FTP)) && fw_ftp_expect_gone(master, e) && w->ckq)
+		fw_ckpt_queue_push(w->ckq, master, now);
 }
 
 /*
@@ -73,44 +76,21 @@ int fw_worker_init(struct fw_worker *w, struct fw_shared *sh, unsigned int index
 		return -errno;
 	w->ctx.core = w;
 	w->ctx.expect_add = expect_add;
-	w->ctx.conf[FW_MOD_TCP] = &sh->modconf.tcp;
-	w->ctx.conf[FW_MOD_UDP] = &sh->modconf.udp;
-	w->ctx.conf[FW_MOD_FTP] = &sh->modconf.ftp;
+	for (int m = 1; m < FW_MOD_MAX; m++)
+		w->ctx.conf[m] = fw_modconf_get(&sh->conf->modconf, (enum fw_module_id)m);
 	wall_sync(w, 0);
 	return 0;
-}
-
-#define NS(s) ((uint64_t)(s)*1000000000ull)
-
-void fw_modconf_build(const struct fw_config *conf, struct fw_modconf *out)
-{
-	const struct fw_timeouts *t = &conf->timeouts;
-
-	memset(out, 0, sizeof(*out));
-	out->tcp = fw_tcp_conf_default;
-	out->tcp.timeout_ns[FW_TCP_SYN_SENT] = NS(t->tcp_syn_sent);
-	out->tcp.timeout_ns[FW_TCP_SYN_SENT2] = NS(t->tcp_syn_sent);
-	out->tcp.timeout_ns[FW_TCP_SYN_RECV] = NS(t->tcp_syn_recv);
-	out->tcp.timeout_ns[FW_TCP_ESTABLISHED] = NS(t->tcp_established);
-	out->tcp.timeout_ns[FW_TCP_FIN_WAIT] = NS(t->tcp_fin_wait);
-	out->tcp.timeout_ns[FW_TCP_CLOSE_WAIT] = NS(t->tcp_close_wait);
-	out->tcp.timeout_ns[FW_TCP_LAST_ACK] = NS(t->tcp_last_ack);
-	out->tcp.timeout_ns[FW_TCP_TIME_WAIT] = NS(t->tcp_time_wait);
-	out->tcp.timeout_ns[FW_TCP_CLOSE] = NS(t->tcp_close);
-	out->udp = fw_udp_conf_default;
-	out->udp.timeout_unreplied_ns = NS(t->udp_unreplied);
-	out->udp.timeout_replied_ns = NS(t->udp_unreplied);
-	out->udp.timeout_assured_ns = NS(t->udp_assured);
-	out->ftp = fw_ftp_conf_default;
-	memset(out->ftp.ports, 0, sizeof(out->ftp.ports));
-	for (unsigned int i = 0; i < conf->nftp_ports && i < FW_FTP_MAX_PORTS; i++)
-		out->ftp.ports[i] = conf->ftp_ports[i];
-	out->ftp.expect_timeout_ns = NS(t->ftp_expect);
 }
 
 void fw_worker_release(struct fw_worker *w)
 {
 	fw_table_free(&w->table);
+}
+
+void fw_worker_set_checkpointer(struct fw_worker *w, struct fw_checkpointer *k)
+{
+	w->ckpt = k;
+	w->ckq = k ? fw_checkpointer_queue(k) : NULL;
 }
 
 static enum fw_verdict drop(struct fw_worker *w, enum fw_drop_reason why)
@@ -169,7 +149,7 @@ static struct fw_conn *open_conn(struct fw_worker *w, const struct fw_key *key, 
 		return NULL;
 	c->orig_side = (uint8_t)side;
 	c->present = (uint8_t)(1u << (key->proto == IPPROTO_TCP ? FW_MOD_TCP : FW_MOD_UDP));
-	if (key->proto == IPPROTO_TCP && fw_ftp_is_control(&w->sh->modconf.ftp, c))
+	if (key->proto == IPPROTO_TCP && fw_ftp_is_control(w->ctx.conf[FW_MOD_FTP], c))
 		c->present |= 1u << FW_MOD_FTP;
 	return c;
 }
@@ -320,8 +300,8 @@ static enum fw_verdict decide(struct fw_worker *w, struct pkt_state *st, struct 
 		fw_table_del(w->table, c);
 		return drop(w, why);
 	}
-	if (c->dirty && w->ckpt)
-		fw_checkpointer_queue(w->ckpt, c, now_ns);
+	if (c->dirty && w->ckq)
+		fw_ckpt_queue_push(w->ckq, c, now_ns);
 	if (v == FW_DROP)
 		return drop(w, why);
 	w->cnt.pass++;
@@ -375,11 +355,6 @@ void fw_worker_housekeep(struct fw_worker *w, uint64_t now)
 		wall_sync(w, now);
 }
 
-/*
- * A burst in three passes: parse and settle what needs no connection; look every
- * remaining key up at once (rte_hash pipelines the bucket reads); decide each frame with
- * its connection prefetched. Returns how many frames pass, gathered in @p out in order.
- */
 /* Within reject-rate? Replies are capped per worker per second. */
 static bool reject_allowed(struct fw_worker *w, uint64_t now)
 {
@@ -413,6 +388,12 @@ static bool make_reply(struct fw_worker *w, struct rte_mbuf *m, const struct pkt
 	return true;
 }
 
+/*
+ * A burst in three passes: parse and settle what needs no connection; look every
+ * remaining key up at once (rte_hash pipelines the bucket reads); decide each frame with
+ * its connection prefetched. Returns how many frames pass, gathered in @p out in order;
+ * rejected frames turned into their replies go to @p back (*@p nback of them).
+ */
 static uint16_t burst(struct fw_worker *w, struct rte_mbuf **in, uint16_t n, enum fw_zone zone,
 		      uint64_t now, struct rte_mbuf **out, struct rte_mbuf **back, uint16_t *nback)
 {

@@ -13,9 +13,6 @@
 
 #include "fw_checkpoint.h"
 #include "fw_config.h"
-#include "ftp/fw_ftp.h"
-#include "tcp/fw_tcp.h"
-#include "udp/fw_udp.h"
 #include "fw_rules.h"
 #include "fw_table.h"
 #include "holdfast/fw_module.h"
@@ -50,20 +47,9 @@ struct fw_port_map {
 	uint8_t in_use;
 };
 
-/* Each module's configuration, built from holdfast.conf. */
-struct fw_modconf {
-	struct fw_tcp_conf tcp;
-	struct fw_udp_conf udp;
-	struct fw_ftp_conf ftp;
-};
-
-/** Translate the settings of @p conf into the modules' own terms. */
-void fw_modconf_build(const struct fw_config *conf, struct fw_modconf *out);
-
 /* Shared, read-only once workers run. */
 struct fw_shared {
-	const struct fw_config *conf;
-	struct fw_modconf modconf;
+	const struct fw_config *conf; /* its modconf is what the modules see (fw_ctx.conf) */
 	const struct fw_acl *acl;
 	struct fw_port_map ports[FW_MAX_PORTS];
 	uint16_t port_list[FW_MAX_PORTS];
@@ -81,6 +67,7 @@ struct fw_worker {
 	struct fw_counters cnt;
 	uint64_t sweeps;
 	struct fw_checkpointer *ckpt; /* NULL: checkpointing off */
+	struct fw_ckpt_queue *ckq;    /* its queue, filled inline per packet */
 	uint64_t reject_window;	      /* start of the current second of reject replies */
 	uint32_t reject_count;
 	uint64_t wall_synced_ns; /* when ctx.wall_offset_ns was measured */
@@ -90,6 +77,9 @@ struct fw_worker {
 int fw_worker_init(struct fw_worker *w, struct fw_shared *sh, unsigned int index, int socket);
 
 void fw_worker_release(struct fw_worker *w);
+
+/** Checkpoint through @p k from now on (NULL: checkpointing off). */
+void fw_worker_set_checkpointer(struct fw_worker *w, struct fw_checkpointer *k);
 
 /** One pass over this worker's queue of every port. @return frames received. */
 unsigned int fw_worker_poll(struct fw_worker *w, uint64_t now);

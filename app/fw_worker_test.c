@@ -19,6 +19,8 @@
 #include <rte_ip.h>
 
 #include "fw_worker.h"
+#include "ftp/fw_ftp.h"
+#include "tcp/fw_tcp.h"
 
 #define S(x) ((uint64_t)(x)*1000000000ull)
 
@@ -71,17 +73,18 @@ static void sweep_all(uint64_t now)
 
 static int setup(void **state)
 {
+	static const char *const timeouts[] = {
+		"timeout udp-unreplied 5", "timeout udp-assured 50", "timeout tcp-established 100",
+		"timeout tcp-syn-sent 7",  "timeout ftp-expect 30",
+	};
 	char err[256];
 	struct fw_rule r;
 
 	(void)state;
 	fw_config_defaults(&conf);
 	conf.max_conns = 1024;
-	conf.timeouts.udp_unreplied = 5;
-	conf.timeouts.udp_assured = 50;
-	conf.timeouts.tcp_established = 100;
-	conf.timeouts.tcp_syn_sent = 7;
-	conf.timeouts.ftp_expect = 30;
+	for (size_t i = 0; i < sizeof(timeouts) / sizeof(timeouts[0]); i++)
+		assert_int_equal(fw_config_set(&conf, timeouts[i], "test", err, sizeof(err)), 0);
 	assert_int_equal(
 		fw_rule_parse("accept from inside proto tcp dport 80", &r, err, sizeof(err)), 0);
 	fw_ruleset_add(&conf.rules, &r);
@@ -93,7 +96,6 @@ static int setup(void **state)
 	fw_ruleset_add(&conf.rules, &r);
 	memset(&sh, 0, sizeof(sh));
 	sh.conf = &conf;
-	fw_modconf_build(&conf, &sh.modconf);
 	sh.tsc_hz = 1000000000;
 	fw_id_secret_init(&sh.secret);
 	sh.acl = fw_acl_build(&conf.rules, "wtest", 0, err, sizeof(err));

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * holdfast: a transparent bump in the wire between port pairs (0<->1, 2<->3, ...),
- * tracking every connection and enforcing the rules on what opens one.
+ * holdfast: a transparent bump in the wire between the port pairs the configuration names
+ * (pair A B inside X; 0<->1 by default), tracking every connection and enforcing the rules
+ * on what opens one.
  *
  *   holdfast [EAL args] -- [--config FILE] [--max-conns N] [--rules nft:TABLE]
  *            [--policy drop|reject|accept] [--non-ip pass|drop] [--fragments pass|drop]
@@ -18,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <rte_cycles.h>
 #include <rte_eal.h>
@@ -261,10 +261,8 @@ static int ports_map(const struct fw_config *conf)
 	return 0;
 }
 
-static struct fw_checkpointer *ckpts;
 static struct fw_restore_stats restore_stats;
-static struct fw_ckpt_conf ckpt_conf;
-static uint8_t ckpt_secret[64];
+static struct fw_ckpt_layout layout;
 static struct fw_lease *lease;
 static volatile sig_atomic_t takeover_asked;
 static struct fw_standby_stats sb_stats;
@@ -273,53 +271,6 @@ static void on_takeover(int sig)
 {
 	(void)sig;
 	takeover_asked = 1;
-}
-
-/* Where the checkpoints go and how big things are, from the configuration. */
-static int ckpt_conf_build(const struct fw_config *conf)
-{
-	const uint64_t pairs = (uint64_t)conf->max_conns * 2; /* TCP + FTP at most */
-	const uint32_t slot = 128;
-	int rc;
-
-	ckpt_conf = (struct fw_ckpt_conf){
-		.target = conf->ckpt_target,
-		.region = conf->ckpt_region,
-		.store_size = conf->ckpt_size,
-		.pairs = pairs,
-		.slot_size = slot,
-		.log_size = conf->ckpt_log_size,
-		.tenant = conf->ckpt_tenant,
-		.secret = ckpt_secret,
-		.allow_shm = conf->ckpt_allow_shm,
-	};
-	if (ckpt_conf.store_size == 0)
-		ckpt_conf.store_size = nworkers * (pairs * 2 * slot + (4u << 20) +
-						   conf->ckpt_log_size + 2 * PMU_REGION_HDR) +
-				       (64u << 20);
-	if (conf->ckpt_secret_file[0]) {
-		rc = ckpt_secret_load(conf->ckpt_secret_file, conf->ckpt_tenant, ckpt_secret,
-				      sizeof(ckpt_secret));
-		if (rc < 0) {
-			LOG(ERR, "ckpt-secret-file %s: no usable secret for tenant %s: %s\n",
-			    conf->ckpt_secret_file, conf->ckpt_tenant, strerror(-rc));
-			return rc;
-		}
-		ckpt_conf.secret_len = (size_t)rc;
-	}
-	if (strncmp(conf->ckpt_target, "pmem:/", 6) == 0 && !conf->standby) {
-		/* The file outlives the firewall; its folder may not exist on a first start. */
-		char dir[256];
-		char *slash;
-
-		snprintf(dir, sizeof(dir), "%s", conf->ckpt_target + 5);
-		slash = strrchr(dir, '/');
-		if (slash != NULL && slash != dir) {
-			*slash = '\0';
-			mkdir(dir, 0700);
-		}
-	}
-	return 0;
 }
 
 static int restore_rec(const struct ckpt_rec *rec, void *arg)
@@ -338,26 +289,30 @@ static int restore_all(void)
 	struct fw_restore_batch *batch = &batch_mem;
 	uint64_t t0 = rte_get_tsc_cycles();
 	struct ckpt_region_info info;
+	struct ckpt_client *cl;
 	char name[PMU_NAME_MAX];
 	int rc;
 
 	for (unsigned int i = 0; i < nworkers; i++) {
-		if (ckpts[i].r == NULL) {
+		struct ckpt_region *r = fw_checkpointer_state(workers[i].ckpt);
+		struct fw_slots *slots = fw_checkpointer_slots(workers[i].ckpt);
+
+		if (r == NULL) {
 			LOG(WARNING,
 			    "checkpoint target %s unreachable: worker %u starts with no "
 			    "connections restored\n",
-			    ckpt_conf.target, i);
+			    layout.target, i);
 			continue;
 		}
-		fw_restore_batch_init(batch, workers[i].table, ckpts[i].slots, &restore_stats);
-		rc = ckpt_state_scan(ckpts[i].r, CKPT_SCAN_TOMBSTONES, restore_rec, batch, &ss);
+		fw_restore_batch_init(batch, workers[i].table, slots, &restore_stats);
+		rc = ckpt_state_scan(r, CKPT_SCAN_TOMBSTONES, restore_rec, batch, &ss);
 		fw_restore_batch_flush(batch);
 		if (rc < 0) {
-			LOG(ERR, "restore from %s: %s\n", ckpt_conf.target, strerror(-rc));
+			LOG(ERR, "restore from %s: %s\n", layout.target, strerror(-rc));
 			return rc;
 		}
 		sum.invalid += ss.invalid;
-		fw_restore_finish(workers[i].table, ckpts[i].slots, &workers[i].ctx,
+		fw_restore_finish(workers[i].table, slots, &workers[i].ctx,
 				  fw_worker_now(&workers[i]), &restore_stats);
 	}
 	st = restore_stats;
@@ -366,13 +321,14 @@ static int restore_all(void)
 	    "%" PRIu64 " unknown module, %" PRIu64 " newer version, %" PRIu64 " bad, %" PRIu64
 	    " conflicting, %" PRIu64 " missing a required slice, %" PRIu64 " no room, %" PRIu64
 	    " invalid records\n",
-	    st.conns, st.slices, ckpt_conf.target,
+	    st.conns, st.slices, layout.target,
 	    (double)(rte_get_tsc_cycles() - t0) * 1e3 / (double)rte_get_tsc_hz(), st.unknown_module,
 	    st.newer_version, st.bad_slice, st.conflicts, st.dropped_missing, st.no_room,
 	    sum.invalid);
 	/* A run with more workers left regions nobody here reads: say so, keep them. */
-	snprintf(name, sizeof(name), "%s.%u", ckpt_conf.region, nworkers);
-	if (ckpts[0].cl != NULL && ckpt_region_stat(ckpts[0].cl, name, &info) == 0)
+	fw_ckpt_layout_state(&layout, nworkers, name, NULL);
+	cl = fw_checkpointer_client(workers[0].ckpt);
+	if (cl != NULL && ckpt_region_stat(cl, name, &info) == 0)
 		LOG(WARNING,
 		    "region %s (and any after it) is from a run with more workers: its "
 		    "connections are not restored\n",
@@ -384,7 +340,7 @@ static int restore_all(void)
 static int standby_follow(void)
 {
 	uint64_t t_finish, t_attach;
-	int rc = fw_standby_run(&ckpt_conf, workers, nworkers, shared.conf->standby_poll_ms,
+	int rc = fw_standby_run(&layout, workers, nworkers, shared.conf->standby_poll_ms,
 				&shared.quit, &takeover_asked, &sb_stats);
 
 	if (rc)
@@ -392,12 +348,12 @@ static int standby_follow(void)
 	t_finish = fw_mono_ns();
 	for (unsigned int i = 0; i < nworkers; i++) {
 		fw_worker_clock_sync(&workers[i]); /* restored deadlines are wall-clock time */
-		fw_restore_finish(workers[i].table, ckpts[i].slots, &workers[i].ctx,
-				  fw_worker_now(&workers[i]), &sb_stats.st);
+		fw_restore_finish(workers[i].table, fw_checkpointer_slots(workers[i].ckpt),
+				  &workers[i].ctx, fw_worker_now(&workers[i]), &sb_stats.st);
 	}
 	t_attach = fw_mono_ns();
 	for (unsigned int i = 0; i < nworkers; i++)
-		fw_checkpointer_takeover(&ckpts[i], fw_worker_now(&workers[i]));
+		fw_checkpointer_takeover(workers[i].ckpt, fw_worker_now(&workers[i]));
 	LOG(NOTICE,
 	    "taking over (%s): %" PRIu64 " connections; followed %" PRIu64
 	    " log records and %" PRIu64 " rescans (%" PRIu64 " records); rest of the log read "
@@ -417,6 +373,7 @@ static int standby_follow(void)
  */
 static int checkpoint_start(const struct fw_config *conf)
 {
+	char err[640];
 	int rc;
 
 	if (strcmp(conf->ckpt_target, "none") == 0) {
@@ -426,34 +383,31 @@ static int checkpoint_start(const struct fw_config *conf)
 		}
 		return 0;
 	}
-	rc = ckpt_conf_build(conf);
-	if (rc)
+	rc = fw_ckpt_layout_init(&layout, conf, nworkers, err, sizeof(err));
+	if (rc) {
+		LOG(ERR, "%s\n", err);
 		return rc;
+	}
 	if (!conf->standby) {
-		rc = fw_lease_wait_free(&ckpt_conf, conf->lease_ms);
+		rc = fw_lease_wait_free(&layout, conf->lease_ms);
 		if (rc == -EBUSY)
 			return rc;
 		if (rc)
-			LOG(WARNING, "%s: lease not checked: %s\n", ckpt_conf.target,
-			    strerror(-rc));
+			LOG(WARNING, "%s: lease not checked: %s\n", layout.target, strerror(-rc));
 	} else if (conf->ckpt_log_size == 0) {
 		LOG(ERR, "--standby follows the primary's log: ckpt-log-size must not be 0\n");
 		return -EINVAL;
 	}
-	ckpts = rte_zmalloc("fw_ckpts", sizeof(*ckpts) * nworkers, 0);
-	if (ckpts == NULL)
-		return -ENOMEM;
 	for (unsigned int i = 0; i < nworkers; i++) {
-		struct fw_ckpt_conf cc = ckpt_conf;
+		struct fw_checkpointer *k =
+			fw_checkpointer_create(&layout, i, workers[i].table, conf->max_conns,
+					       conf->standby ? FW_CKPT_DETACHED : 0);
 
-		cc.worker = i;
-		rc = fw_checkpointer_init(&ckpts[i], &cc, workers[i].table, conf->max_conns,
-					  conf->standby ? FW_CKPT_DETACHED : 0);
-		if (rc) {
-			LOG(ERR, "checkpoint target %s: %s\n", conf->ckpt_target, strerror(-rc));
-			return rc;
+		if (k == NULL) {
+			LOG(ERR, "checkpoint target %s: %s\n", conf->ckpt_target, strerror(errno));
+			return -errno;
 		}
-		workers[i].ckpt = &ckpts[i];
+		fw_worker_set_checkpointer(&workers[i], k);
 	}
 	if (conf->standby) {
 		signal(SIGUSR1, on_takeover);
@@ -463,7 +417,7 @@ static int checkpoint_start(const struct fw_config *conf)
 	}
 	if (rc)
 		return rc;
-	lease = fw_lease_start(&ckpt_conf, conf->lease_ms);
+	lease = fw_lease_start(&layout, conf->lease_ms);
 	if (lease == NULL) {
 		LOG(ERR, "lease keeper: %s\n", strerror(errno));
 		return -errno;
@@ -474,15 +428,18 @@ static int checkpoint_start(const struct fw_config *conf)
 static void checkpoint_stop(void)
 {
 	fw_lease_stop(&lease);
-	for (unsigned int i = 0; ckpts && i < nworkers; i++) {
-		fw_checkpointer_tick(&ckpts[i], fw_worker_now(&workers[i]));
-		if (ckpts[i].r != NULL)
-			ckpt_sync(ckpts[i].r);
-		fw_checkpointer_release(&ckpts[i]);
+	for (unsigned int i = 0; workers && i < nworkers; i++) {
+		struct fw_checkpointer *k = workers[i].ckpt;
+
+		if (k == NULL)
+			continue;
+		fw_checkpointer_tick(k, fw_worker_now(&workers[i]));
+		if (fw_checkpointer_state(k) != NULL)
+			ckpt_sync(fw_checkpointer_state(k));
+		fw_worker_set_checkpointer(&workers[i], NULL);
+		fw_checkpointer_destroy(&k);
 	}
-	rte_free(ckpts);
-	ckpts = NULL;
-	memset(ckpt_secret, 0, sizeof(ckpt_secret));
+	fw_ckpt_layout_release(&layout);
 }
 
 static void print_counters(void)
@@ -535,7 +492,6 @@ int main(int argc, char **argv)
 		}
 	}
 	shared.conf = &conf;
-	fw_modconf_build(&conf, &shared.modconf);
 	shared.tsc_hz = rte_get_tsc_hz();
 	rc = fw_id_secret_init(&shared.secret);
 	if (rc)

@@ -27,6 +27,7 @@
 #include <rte_ring.h>
 #include <rte_tcp.h>
 
+#include "fw_ckpt_log.h"
 #include "fw_worker.h"
 
 #define FRAME_LEN     60 /* + 4 bytes FCS on the wire: 64-byte frames */
@@ -118,7 +119,6 @@ static int fw_setup(uint32_t max_conns)
 	    fw_ruleset_add(&conf.rules, &r))
 		return -1;
 	sh.conf = &conf;
-	fw_modconf_build(&conf, &sh.modconf);
 	sh.tsc_hz = rte_get_tsc_hz();
 	fw_id_secret_init(&sh.secret);
 	sh.acl = fw_acl_build(&conf.rules, "bench", 0, err, sizeof(err));
@@ -294,9 +294,9 @@ static double run_new(uint32_t flows)
 			fw_checkpointer_tick(worker.ckpt, now);
 	}
 	if (worker.ckpt) {
-		while (worker.ckpt->qhead != worker.ckpt->qtail)
+		while (worker.ckq->tail != worker.ckq->head)
 			fw_checkpointer_tick(worker.ckpt, fw_worker_now(&worker));
-		ckpt_sync(worker.ckpt->r);
+		ckpt_sync(fw_checkpointer_state(worker.ckpt));
 	}
 	if (worker.cnt.conn_new - before != flows)
 		fprintf(stderr, "fw_bench: only %" PRIu64 " of %u SYNs opened a connection\n",
@@ -309,7 +309,8 @@ static double run_new(uint32_t flows)
 static double run_new_ckpt(const char *target, uint32_t opens)
 {
 	static unsigned int seq;
-	struct fw_checkpointer k;
+	struct fw_checkpointer *k = NULL;
+	struct fw_ckpt_stats st;
 	char region[64];
 	double rate;
 	int rc;
@@ -317,37 +318,41 @@ static double run_new_ckpt(const char *target, uint32_t opens)
 	if (fw_setup(opens * 2 + 1024) != 0)
 		return 0;
 	snprintf(region, sizeof(region), "bench-%d-%u", (int)getpid(), seq++);
-	struct fw_ckpt_conf cc = {
+	struct fw_ckpt_layout cc = {
 		.target = target,
 		.region = region,
 		.store_size = (uint64_t)opens * 2 * 2 * 128 + (256u << 20),
 		.pairs = (uint64_t)opens * 2,
 		.slot_size = 128,
 		.tenant = "holdfast",
-		.secret = secret,
 		.secret_len = secret_len,
 		.allow_shm = true,
 	};
+	char state_name[PMU_NAME_MAX], log_name[PMU_NAME_MAX];
 
-	rc = fw_checkpointer_init(&k, &cc, worker.table, opens, 0);
-	if (rc == 0 && k.r == NULL)
-		rc = -ECONNREFUSED;
+	memcpy(cc.secret, secret, secret_len);
+	fw_ckpt_layout_state(&cc, 0, state_name, NULL);
+	fw_ckpt_layout_log(&cc, 0, log_name, NULL);
+
+	k = fw_checkpointer_create(&cc, 0, worker.table, opens, 0);
+	rc = k == NULL ? -errno : fw_checkpointer_state(k) == NULL ? -ECONNREFUSED : 0;
 	if (rc) {
 		fprintf(stderr, "fw_bench: checkpoint target %s: %s\n", target, strerror(-rc));
-		fw_checkpointer_release(&k);
+		fw_checkpointer_destroy(&k);
 		fw_teardown();
 		return 0;
 	}
-	worker.ckpt = &k;
+	fw_worker_set_checkpointer(&worker, k);
 	rate = run_new(opens);
-	if (k.cnt.slices[FW_MOD_TCP] != opens || k.cnt.failures)
+	fw_checkpointer_stats(k, &st);
+	if (st.slices[FW_MOD_TCP] != opens || st.failures)
 		fprintf(stderr,
 			"fw_bench: %" PRIu64 " slices written for %u connections, %" PRIu64
 			" failures\n",
-			k.cnt.slices[FW_MOD_TCP], opens, k.cnt.failures);
-	worker.ckpt = NULL;
-	ckpt_region_delete(k.cl, k.state_name);
-	fw_checkpointer_release(&k);
+			st.slices[FW_MOD_TCP], opens, st.failures);
+	fw_worker_set_checkpointer(&worker, NULL);
+	ckpt_region_delete(fw_checkpointer_client(k), state_name);
+	fw_checkpointer_destroy(&k);
 	fw_teardown();
 	return rate;
 }
@@ -363,7 +368,8 @@ static double run_churn(const char *target, uint32_t flows, double rate, double 
 	static unsigned int seq;
 	const uint32_t opens_max = (uint32_t)(rate * seconds * 1.5) + 1024;
 	const uint64_t hz = rte_get_tsc_hz();
-	struct fw_checkpointer k;
+	struct fw_checkpointer *k = NULL;
+	struct fw_ckpt_stats st;
 	char region[64];
 	uint64_t tx0, t0, end, opened = 0;
 	uint8_t f[FRAME_LEN];
@@ -374,30 +380,36 @@ static double run_churn(const char *target, uint32_t flows, double rate, double 
 	if (fw_setup(flows + opens_max + 1024) != 0)
 		return 0;
 	snprintf(region, sizeof(region), "churn-%d-%u", (int)getpid(), seq++);
-	struct fw_ckpt_conf cc = {
+	struct fw_ckpt_layout cc = {
 		.target = target,
 		.region = region,
 		.store_size = (uint64_t)(flows + opens_max) * 2 * 2 * 128 + (256u << 20),
 		.pairs = (uint64_t)(flows + opens_max) * 2,
 		.slot_size = 128,
 		.tenant = "holdfast",
-		.secret = secret,
 		.secret_len = secret_len,
 		.allow_shm = true,
 	};
+	char state_name[PMU_NAME_MAX], log_name[PMU_NAME_MAX];
+
+	memcpy(cc.secret, secret, secret_len);
+	fw_ckpt_layout_state(&cc, 0, state_name, NULL);
+	fw_ckpt_layout_log(&cc, 0, log_name, NULL);
 	if (ckpt) {
-		if (fw_checkpointer_init(&k, &cc, worker.table, flows + opens_max, 0) != 0 ||
-		    k.r == NULL) {
+		k = fw_checkpointer_create(&cc, 0, worker.table, flows + opens_max, 0);
+		if (k == NULL || fw_checkpointer_state(k) == NULL) {
 			fprintf(stderr, "fw_bench: checkpoint target %s unusable\n", target);
-			fw_checkpointer_release(&k);
+			fw_checkpointer_destroy(&k);
 			fw_teardown();
 			return 0;
 		}
-		worker.ckpt = &k;
+		fw_worker_set_checkpointer(&worker, k);
 	}
 	establish(flows);
-	while (ckpt && (k.qhead != k.qtail || ckpt_posted(k.r) != ckpt_durable(k.r)))
-		fw_checkpointer_tick(&k, fw_worker_now(&worker));
+	while (ckpt &&
+	       (worker.ckq->tail != worker.ckq->head ||
+		ckpt_posted(fw_checkpointer_state(k)) != ckpt_durable(fw_checkpointer_state(k))))
+		fw_checkpointer_tick(k, fw_worker_now(&worker));
 	groups_init(flows);
 	prime(flows, &next);
 	tx0 = worker.cnt.tx[1];
@@ -417,21 +429,22 @@ static double run_churn(const char *target, uint32_t flows, double rate, double 
 			/* what fw_worker_main does each pass */
 			fw_worker_poll(&worker, t);
 			if (ckpt)
-				fw_checkpointer_tick(&k, t);
+				fw_checkpointer_tick(k, t);
 			recycle(flows, &next);
 		}
 	}
 	mpps = (double)(worker.cnt.tx[1] - tx0) /
 	       ((double)(rte_get_tsc_cycles() - t0) / (double)hz) / 1e6;
 	drain();
+	if (ckpt)
+		fw_checkpointer_stats(k, &st);
 	printf("%-34s %10.2f %12.0f %12" PRIu64 " %10" PRIu64 "\n", target, mpps,
-	       (double)opened / seconds, ckpt ? k.cnt.slices[FW_MOD_TCP] : 0,
-	       ckpt ? fw_checkpointer_lag(&k) : 0);
+	       (double)opened / seconds, ckpt ? st.slices[FW_MOD_TCP] : 0, ckpt ? st.lag : 0);
 	fflush(stdout);
 	if (ckpt) {
-		worker.ckpt = NULL;
-		ckpt_region_delete(k.cl, k.state_name);
-		fw_checkpointer_release(&k);
+		fw_worker_set_checkpointer(&worker, NULL);
+		ckpt_region_delete(fw_checkpointer_client(k), state_name);
+		fw_checkpointer_destroy(&k);
 	}
 	fw_teardown();
 	return mpps;
@@ -457,7 +470,7 @@ static int restore_one(const struct ckpt_rec *rec, void *arg)
 static void run_restore(const char *target, uint32_t flows)
 {
 	static unsigned int seq;
-	struct fw_checkpointer k;
+	struct fw_checkpointer *k = NULL;
 	struct restore_arg ra = {0};
 	char region[64];
 	uint64_t t0;
@@ -467,36 +480,43 @@ static void run_restore(const char *target, uint32_t flows)
 	if (fw_setup(flows + 1024) != 0)
 		return;
 	snprintf(region, sizeof(region), "restore-%d-%u", (int)getpid(), seq++);
-	struct fw_ckpt_conf cc = {
+	struct fw_ckpt_layout cc = {
 		.target = target,
 		.region = region,
 		.store_size = (uint64_t)flows * 2 * 2 * 128 + (256u << 20),
 		.pairs = (uint64_t)flows,
 		.slot_size = 128,
 		.tenant = "holdfast",
-		.secret = secret,
 		.secret_len = secret_len,
 		.allow_shm = true,
 	};
-	rc = fw_checkpointer_init(&k, &cc, worker.table, flows, 0);
-	if (rc || k.r == NULL) {
+	char state_name[PMU_NAME_MAX], log_name[PMU_NAME_MAX];
+
+	memcpy(cc.secret, secret, secret_len);
+	fw_ckpt_layout_state(&cc, 0, state_name, NULL);
+	fw_ckpt_layout_log(&cc, 0, log_name, NULL);
+	k = fw_checkpointer_create(&cc, 0, worker.table, flows, 0);
+	if (k == NULL || fw_checkpointer_state(k) == NULL) {
 		fprintf(stderr, "fw_bench: checkpoint target %s unusable\n", target);
-		fw_checkpointer_release(&k);
+		fw_checkpointer_destroy(&k);
 		fw_teardown();
 		return;
 	}
-	worker.ckpt = &k;
+	fw_worker_set_checkpointer(&worker, k);
 	establish(flows);
-	while (k.qhead != k.qtail)
-		fw_checkpointer_tick(&k, fw_worker_now(&worker));
-	ckpt_sync(k.r);
-	worker.ckpt = NULL;
+	while (worker.ckq->tail != worker.ckq->head)
+		fw_checkpointer_tick(k, fw_worker_now(&worker));
+	ckpt_sync(fw_checkpointer_state(k));
+	fw_worker_set_checkpointer(&worker, NULL);
 	/* A fresh table, as after a restart; the same process keeps the mapping warm-free. */
 	ra.t = fw_table_create("restored", flows + 1024, 1024, 0);
 	ra.slots = fw_slots_create(0, flows);
 	t0 = rte_get_tsc_cycles();
 	fw_restore_batch_init(&ra.b, ra.t, ra.slots, &ra.st);
-	rc = ckpt_state_scan(k.r, CKPT_SCAN_TOMBSTONES, restore_one, &ra, NULL);
+	rc = ckpt_state_scan(fw_checkpointer_state(k), CKPT_SCAN_TOMBSTONES, restore_one, &ra,
+			     NULL);
+	if (rc < 0)
+		fprintf(stderr, "fw_bench: restore from %s: %s\n", target, strerror(-rc));
 	fw_restore_batch_flush(&ra.b);
 	fw_restore_finish(ra.t, ra.slots, &worker.ctx, fw_worker_now(&worker), &ra.st);
 	ms = (double)(rte_get_tsc_cycles() - t0) * 1e3 / (double)rte_get_tsc_hz();
@@ -504,8 +524,8 @@ static void run_restore(const char *target, uint32_t flows)
 	fflush(stdout);
 	fw_table_free(&ra.t);
 	fw_slots_free(&ra.slots);
-	ckpt_region_delete(k.cl, k.state_name);
-	fw_checkpointer_release(&k);
+	ckpt_region_delete(fw_checkpointer_client(k), state_name);
+	fw_checkpointer_destroy(&k);
 	fw_teardown();
 }
 
@@ -547,7 +567,7 @@ static void run_takeover(const char *target, uint32_t flows)
 				     .secret_len = secret_len,
 				     .allow_shm = true};
 	struct follow_arg fa = {0};
-	struct fw_checkpointer k;
+	struct fw_checkpointer *k = NULL;
 	struct ckpt_client *cl;
 	struct ckpt_region *state = NULL, *log = NULL;
 	struct fw_table *t;
@@ -560,7 +580,7 @@ static void run_takeover(const char *target, uint32_t flows)
 	if (fw_setup(flows + 1024) != 0)
 		return;
 	snprintf(region, sizeof(region), "takeover-%d-%u", (int)getpid(), seq++);
-	struct fw_ckpt_conf cc = {
+	struct fw_ckpt_layout cc = {
 		.target = target,
 		.region = region,
 		.store_size = (uint64_t)flows * 2 * 2 * 128 + (512u << 20),
@@ -568,32 +588,37 @@ static void run_takeover(const char *target, uint32_t flows)
 		.slot_size = 128,
 		.log_size = 64u << 20,
 		.tenant = "holdfast",
-		.secret = secret,
 		.secret_len = secret_len,
 		.allow_shm = true,
 	};
-	if (fw_checkpointer_init(&k, &cc, worker.table, flows, 0) != 0 || k.r == NULL) {
+	char state_name[PMU_NAME_MAX], log_name[PMU_NAME_MAX];
+
+	memcpy(cc.secret, secret, secret_len);
+	fw_ckpt_layout_state(&cc, 0, state_name, NULL);
+	fw_ckpt_layout_log(&cc, 0, log_name, NULL);
+	k = fw_checkpointer_create(&cc, 0, worker.table, flows, 0);
+	if (k == NULL || fw_checkpointer_state(k) == NULL) {
 		fprintf(stderr, "fw_bench: checkpoint target %s unusable\n", target);
-		fw_checkpointer_release(&k);
+		fw_checkpointer_destroy(&k);
 		fw_teardown();
 		return;
 	}
-	worker.ckpt = &k;
+	fw_worker_set_checkpointer(&worker, k);
 	cl = ckpt_connect(target, &o);
 	t = fw_table_create("standby", flows + 1024, 1024, 0);
 	slots = fw_slots_create(0, flows);
 	if (cl == NULL || t == NULL || slots == NULL ||
-	    ckpt_region_open(cl, k.state_name, &state) != 0 ||
-	    ckpt_region_open(cl, k.log_name, &log) != 0) {
-		fprintf(stderr, "fw_bench: standby cannot open %s at %s\n", k.state_name, target);
+	    ckpt_region_open(cl, state_name, &state) != 0 ||
+	    ckpt_region_open(cl, log_name, &log) != 0) {
+		fprintf(stderr, "fw_bench: standby cannot open %s at %s\n", state_name, target);
 		goto out;
 	}
 	fa.sh = fw_shadow_create(t, slots);
 	for (uint32_t i = 0; i < flows; i += chunk) {
 		establish_range(i, i + chunk);
-		while (k.qhead != k.qtail || ckpt_posted(k.r) != ckpt_durable(k.r) ||
-		       ckpt_posted(k.log) != ckpt_durable(k.log))
-			fw_checkpointer_tick(&k, fw_worker_now(&worker));
+		while (fw_checkpointer_lag(k) != 0 ||
+		       ckpt_posted(fw_checkpointer_log(k)) != ckpt_durable(fw_checkpointer_log(k)))
+			fw_checkpointer_tick(k, fw_worker_now(&worker));
 		if (i + chunk < flows) /* the standby's poll; the last chunk stays unread */
 			ckpt_log_read(log, follow_one, &fa, false, NULL);
 	}
@@ -611,16 +636,16 @@ static void run_takeover(const char *target, uint32_t flows)
 	       ms_log + ms_finish + ms_refresh, ms_log, ms_finish, ms_refresh, kept, fa.n);
 	fflush(stdout);
 out:
-	worker.ckpt = NULL;
+	fw_worker_set_checkpointer(&worker, NULL);
 	fw_shadow_free(&fa.sh);
 	ckpt_region_close(&log);
 	ckpt_region_close(&state);
 	ckpt_disconnect(&cl);
 	fw_slots_free(&slots);
 	fw_table_free(&t);
-	ckpt_region_delete(k.cl, k.state_name);
-	ckpt_region_delete(k.cl, k.log_name);
-	fw_checkpointer_release(&k);
+	ckpt_region_delete(fw_checkpointer_client(k), state_name);
+	ckpt_region_delete(fw_checkpointer_client(k), log_name);
+	fw_checkpointer_destroy(&k);
 	fw_teardown();
 }
 

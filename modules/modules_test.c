@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +11,9 @@
 #include "holdfast/ckpt_record.h"
 #include "holdfast/fw_module.h"
 #include "fw_slices.h"
+#include "ftp/fw_ftp.h"
+#include "tcp/fw_tcp.h"
+#include "udp/fw_udp.h"
 
 static void test_registry_lists_each_module_under_its_id(void **st)
 {
@@ -66,6 +70,51 @@ static void test_registry_payloads_fit_a_record(void **st)
 	}
 }
 
+/*
+ * What the core sizes and configures from the table: TCP carries two slices at most (TCP
+ * and FTP), UDP one, so a connection needs two slot pairs; every module's configuration
+ * fits its room, and no two modules claim one timeout name.
+ */
+static void test_registry_derives_sizing_and_settings(void **st)
+{
+	struct fw_modconf mc;
+	char err[128] = "";
+	char *ports[] = {"ftp-ports", "2121", "21"}, *bad[] = {"ftp-ports", "70000"};
+	char *other[] = {"max-conns", "64"};
+
+	(void)st;
+	assert_int_equal(fw_modules_slices_max(), 2);
+	for (int m = 1; m < FW_MOD_MAX; m++) {
+		const struct fw_module_ops *x = fw_modules[m];
+
+		assert_true(x->proto == 6 || x->proto == 17);
+		assert_true(x->conf_size > 0 && x->conf_size <= FW_MOD_CONF_MAX);
+		for (int n = 1; n < FW_MOD_MAX; n++)
+			for (unsigned int i = 0; x->timeouts[i]; i++)
+				for (unsigned int j = 0; n != m && fw_modules[n]->timeouts[j]; j++)
+					assert_string_not_equal(x->timeouts[i],
+								fw_modules[n]->timeouts[j]);
+	}
+	fw_modconf_defaults(&mc);
+	assert_memory_equal(fw_modconf_get(&mc, FW_MOD_TCP), &fw_tcp_conf_default,
+			    sizeof(fw_tcp_conf_default));
+	assert_memory_equal(fw_modconf_get(&mc, FW_MOD_UDP), &fw_udp_conf_default,
+			    sizeof(fw_udp_conf_default));
+	assert_memory_equal(fw_modconf_get(&mc, FW_MOD_FTP), &fw_ftp_conf_default,
+			    sizeof(fw_ftp_conf_default));
+	assert_null(fw_modconf_get(&mc, (enum fw_module_id)0));
+	assert_true(fw_modconf_has_timeout("tcp-syn-sent") && !fw_modconf_has_timeout("tcp"));
+	fw_modconf_set_timeout(&mc, "tcp-syn-sent", 7);
+	assert_true(((const struct fw_tcp_conf *)fw_modconf_get(&mc, FW_MOD_TCP))
+			    ->timeout_ns[FW_TCP_SYN_SENT2] == 7);
+	assert_int_equal(fw_modconf_set(&mc, ports, 3, err, sizeof(err)), 1);
+	assert_int_equal(((const struct fw_ftp_conf *)fw_modconf_get(&mc, FW_MOD_FTP))->ports[0],
+			 2121);
+	assert_int_equal(fw_modconf_set(&mc, bad, 2, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "ftp-ports: '70000' is not a port");
+	assert_int_equal(fw_modconf_set(&mc, other, 2, err, sizeof(err)), 0);
+}
+
 static void test_drop_reason_names(void **st)
 {
 	(void)st;
@@ -85,6 +134,7 @@ int main(void)
 		cmocka_unit_test(test_registry_lists_each_module_under_its_id),
 		cmocka_unit_test(test_registry_slices_fit_and_do_not_overlap),
 		cmocka_unit_test(test_registry_payloads_fit_a_record),
+		cmocka_unit_test(test_registry_derives_sizing_and_settings),
 		cmocka_unit_test(test_drop_reason_names),
 	};
 

@@ -21,6 +21,7 @@
 #ifndef HOLDFAST_CKPT_H
 #define HOLDFAST_CKPT_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -222,6 +223,47 @@ int ckpt_log_read(struct ckpt_region *r, ckpt_rec_cb cb, void *arg, bool peek,
  * @return 0, -EACCES (not the owner), -ETIMEDOUT, -ECONNRESET.
  */
 int ckpt_lease_renew(struct ckpt_region *r, unsigned int ttl_ms);
+
+/**
+ * Is @p err (an errno of this API: negative as functions return it, or positive as errno
+ * after a NULL) worth trying again later, or must someone change something first?
+ *
+ * Not transient: what retrying the same call cannot fix, the configuration, the
+ * operator's or the target's, is wrong:
+ *   EINVAL          a malformed target, name, option or record; a geometry that does not
+ *                   check,
+ *   EPROTONOSUPPORT an unknown scheme, or shm without allow_shm,
+ *   EACCES, EPERM   the secret was refused, or the region belongs to another owner,
+ *   ENOSPC          the store or the region is too small for what is asked,
+ *   EDQUOT          the tenant's quota (regions or bytes) is used up,
+ *   ENOTSUP         the target cannot do what is asked (EOPNOTSUPP is the same value).
+ *
+ * Transient: everything else, above all the target being away or busy: ECONNRESET,
+ * ECONNREFUSED, ENOTCONN, EPIPE, ETIMEDOUT, EIO (a lost or failed connection: reconnect
+ * and write again), EAGAIN (a full queue or ring: poll, post again), ENOENT (a region not
+ * there yet: its owner may create it), ENODATA (no provider answered, e.g. a name that did
+ * not resolve), EUSERS (the server's sessions are full), ENOMEM. A dead connection keeps
+ * returning the errno that killed it, whatever it was: when in doubt, try again (with
+ * backoff) rather than give up.
+ *
+ * @return true for a transient error, false for 0 and for the errors listed as not.
+ */
+static inline bool ckpt_err_transient(int err)
+{
+	switch (err < 0 ? -err : err) {
+	case 0:
+	case EINVAL:
+	case EPROTONOSUPPORT:
+	case EACCES:
+	case EPERM:
+	case ENOSPC:
+	case EDQUOT:
+	case ENOTSUP:
+		return false;
+	default:
+		return true;
+	}
+}
 
 /** Parse "123", "64k", "256M", "2G" into bytes. @return 0 or -EINVAL. */
 int ckpt_parse_size(const char *s, uint64_t *out);

@@ -107,7 +107,7 @@ static inline void fw_conn_mark_dirty_now(struct fw_conn *c, enum fw_module_id m
 	c->flags |= FW_CONN_F_CKPT_NOW;
 }
 
-/** Slice of module @p m at its fixed offset (see modules/modules.c). */
+/** Slice of module @p m at its fixed offset (see modules/fw_slices.h). */
 #define FW_SLICE(c, type, off) ((type *)(void *)((c)->ext + (off)))
 
 #ifdef __cplusplus

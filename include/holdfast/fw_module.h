@@ -4,11 +4,13 @@
  * The module contract. A module owns one slice of every connection it tracks, decides
  * what its packets mean, and decides when its slice needs a checkpoint (it sets the
  * connection's dirty bit; the core collects). The hot path calls modules directly through
- * a switch on protocol; the ops table below serves create, encode, decode, restore, dump.
+ * a switch on protocol; the ops table below serves encode, decode, restore and dump, and
+ * the module's settings. The registry (modules/modules.c) lists the ops tables.
  */
 #ifndef HOLDFAST_FW_MODULE_H
 #define HOLDFAST_FW_MODULE_H
 
+#include <stdalign.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -102,6 +104,14 @@ struct fw_ctx {
 	int64_t wall_offset_ns;
 };
 
+/** Bytes of room each module's configuration has (fw_module_ops.conf_size at most). */
+#define FW_MOD_CONF_MAX 128
+
+/** Every module's configuration, by module id: built from holdfast.conf, read-only after. */
+struct fw_modconf {
+	alignas(8) uint8_t conf[FW_MOD_MAX][FW_MOD_CONF_MAX];
+};
+
 /**
  * Module operations (not on the per-packet path).
  *
@@ -112,6 +122,16 @@ struct fw_ctx {
  * on_restore: the whole connection is reassembled; re-create what the slice implies (an
  *	FTP expectation, a timer). @return 0 or -errno (the connection is then dropped).
  * dump: one human line. @return characters written (snprintf semantics).
+ *
+ * Configuration, read from holdfast.conf before any packet; ctx->conf[id] points at the
+ * result. A module without settings leaves all four NULL (0).
+ * conf_default: write the defaults into @p conf (conf_size bytes).
+ * timeouts: the names this module takes in `timeout NAME SECONDS` ("tcp-syn-sent"),
+ *	NULL-terminated; the core checks the syntax and the range (1 s to 30 days).
+ * conf_timeout: set timeout timeouts[@p i] to @p ns in @p conf.
+ * conf_set: one line of settings of the module's own (w[0] is the keyword, as
+ *	"ftp-ports"), split into @p n words. @return 1 (taken), 0 (not this module's), or
+ *	-EINVAL with the reason in @p err, without the file and line (the core adds them).
  */
 struct fw_module_ops {
 	const char *name;
@@ -124,10 +144,47 @@ struct fw_module_ops {
 	int (*decode)(struct fw_conn *c, const uint8_t *buf, size_t len, uint8_t version);
 	int (*on_restore)(struct fw_ctx *ctx, struct fw_conn *c);
 	int (*dump)(const struct fw_conn *c, char *buf, size_t len);
+	/**
+	 * IP protocol of the connections the module tracks (6 TCP, 17 UDP). A connection
+	 * holds at most one slice of each module of its protocol, so the protocol with the
+	 * most modules sets how many checkpoint slot pairs a connection may need.
+	 */
+	uint8_t proto;
+	uint16_t conf_size;
+	void (*conf_default)(void *conf);
+	const char *const *timeouts;
+	void (*conf_timeout)(void *conf, unsigned int i, uint64_t ns);
+	int (*conf_set)(void *conf, char *const *w, int n, char *err, size_t errlen);
 };
 
-/** The registry (modules/modules.c): indexed by module id, NULL where none. */
+/**
+ * The registry (modules/modules.c): indexed by module id, NULL where none. Adding a module
+ * is its folder, its id (fw_conn.h), its room in fw_conn.ext (modules/fw_slices.h), its
+ * line in the table and its direct call in the worker's dispatch switch; its settings and
+ * its share of the checkpoint follow from the table (the functions below).
+ */
 extern const struct fw_module_ops *const fw_modules[FW_MOD_MAX];
+
+/** Most slices one connection can hold, hence slot pairs per connection to checkpoint. */
+unsigned int fw_modules_slices_max(void);
+
+/** Every registered module's defaults into @p mc. */
+void fw_modconf_defaults(struct fw_modconf *mc);
+
+/** Module @p m's configuration in @p mc, NULL when no such module is registered. */
+const void *fw_modconf_get(const struct fw_modconf *mc, enum fw_module_id m);
+
+/** Does a registered module take `timeout @p name SECONDS`? */
+bool fw_modconf_has_timeout(const char *name);
+
+/** Set timeout @p name to @p ns in the configuration of the module that takes it. */
+void fw_modconf_set_timeout(struct fw_modconf *mc, const char *name, uint64_t ns);
+
+/**
+ * Offer one settings line (@p n words, w[0] the keyword) to every module.
+ * @return 1 (a module took it), 0 (none knows the keyword), or -EINVAL with @p err.
+ */
+int fw_modconf_set(struct fw_modconf *mc, char *const *w, int n, char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

@@ -419,17 +419,6 @@ void fw_ckpt_pair_tombstone(uint32_t pair, uint64_t gen, struct ckpt_rec *out)
 	out->key.family = 4; /* all-zero IPv4 key: no connection has it */
 }
 
-void fw_ckpt_gap_marker(uint64_t seq, struct ckpt_rec *out)
-{
-	memset(out, 0, sizeof(*out));
-	out->flags = CKPT_REC_F_TOMBSTONE;
-	out->module_id = FW_CKPT_CORE_MODULE;
-	out->conn_id = 1;
-	out->generation = seq;
-	out->slot_pair = CKPT_REC_NO_SLOT;
-	out->key.family = 4; /* all-zero IPv4 key: no connection has it */
-}
-
 struct fw_shadow {
 	struct fw_table *t;
 	struct fw_slots *slots;

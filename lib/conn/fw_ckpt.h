@@ -150,10 +150,8 @@ uint32_t fw_restore_finish(struct fw_table *t, struct fw_slots *slots, struct fw
 /**
  * Records of no module, the core's own: tombstones of a module id no build registers.
  *
- * The gap marker, in the log, no slot pair: the primary could not append to the log for a
- * while (full: no standby was reading it) and skipped records. It is appended only once the
- * state region holds every skipped change durably, so a reader that sees it rescans the
- * state region and misses nothing.
+ * The gap marker, in the log, no slot pair: see app/fw_ckpt_log.h, which owns the log's
+ * gap protocol.
  *
  * The pair tombstone, in a slot pair (and the log): whatever slice the pair held is gone.
  * Written for a pair owed a tombstone (fw_slots_owe) once the target takes it; the
@@ -162,16 +160,8 @@ uint32_t fw_restore_finish(struct fw_table *t, struct fw_slots *slots, struct fw
  */
 #define FW_CKPT_CORE_MODULE 0xffu
 
-/** The gap marker with sequence number @p seq (> 0). */
-void fw_ckpt_gap_marker(uint64_t seq, struct ckpt_rec *out);
-
 /** The pair tombstone of @p pair at generation @p gen (> 0). */
 void fw_ckpt_pair_tombstone(uint32_t pair, uint64_t gen, struct ckpt_rec *out);
-
-static inline bool fw_ckpt_is_gap(const struct ckpt_rec *rec)
-{
-	return rec->module_id == FW_CKPT_CORE_MODULE && rec->slot_pair == CKPT_REC_NO_SLOT;
-}
 
 /**
  * Follow mode of restore, for a standby: records arrive over time and in any order

@@ -18,8 +18,11 @@
  * connection is refused, never wrongly admitted.
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -629,6 +632,50 @@ static int ftp_dump(const struct fw_conn *c, char *buf, size_t len)
 			f->exp_mode <= FW_FTP_EXP_PASSIVE ? modes[f->exp_mode] : "?", f->exp_port);
 }
 
+/* ---- configuration ---- */
+
+_Static_assert(sizeof(struct fw_ftp_conf) <= FW_MOD_CONF_MAX, "FTP configuration fits its room");
+
+static const char *const conf_timeouts[] = {"ftp-expect", NULL};
+
+static void ftp_conf_default(void *conf)
+{
+	*(struct fw_ftp_conf *)conf = fw_ftp_conf_default;
+}
+
+static void ftp_conf_timeout(void *conf, unsigned int i, uint64_t ns)
+{
+	(void)i;
+	((struct fw_ftp_conf *)conf)->expect_timeout_ns = ns;
+}
+
+/* `ftp-ports P...`: the control ports, replacing the defaults. */
+static int ftp_conf_set(void *conf, char *const *w, int n, char *err, size_t errlen)
+{
+	uint16_t ports[FW_FTP_MAX_PORTS] = {0};
+
+	if (strcmp(w[0], "ftp-ports") != 0)
+		return 0;
+	if (n < 2 || n - 1 > FW_FTP_MAX_PORTS) {
+		snprintf(err, errlen, "ftp-ports: 1 to %d ports", FW_FTP_MAX_PORTS);
+		return -EINVAL;
+	}
+	for (int i = 1; i < n; i++) {
+		unsigned long v;
+		char *end;
+
+		errno = 0;
+		v = isdigit((unsigned char)w[i][0]) ? strtoul(w[i], &end, 10) : 0;
+		if (v == 0 || errno || *end || v > 65535) {
+			snprintf(err, errlen, "ftp-ports: '%s' is not a port", w[i]);
+			return -EINVAL;
+		}
+		ports[i - 1] = (uint16_t)v;
+	}
+	memcpy(((struct fw_ftp_conf *)conf)->ports, ports, sizeof(ports));
+	return 1;
+}
+
 const struct fw_module_ops fw_ftp_ops = {
 	.name = "ftp",
 	.id = FW_MOD_FTP,
@@ -640,4 +687,10 @@ const struct fw_module_ops fw_ftp_ops = {
 	.decode = ftp_decode,
 	.on_restore = ftp_on_restore,
 	.dump = ftp_dump,
+	.proto = IPPROTO_TCP, /* on the control connection's TCP */
+	.conf_size = sizeof(struct fw_ftp_conf),
+	.conf_default = ftp_conf_default,
+	.timeouts = conf_timeouts,
+	.conf_timeout = ftp_conf_timeout,
+	.conf_set = ftp_conf_set,
 };

@@ -5,7 +5,8 @@
  * it checks the property restore depends on: every slice the packet path produces encodes
  * to a payload that decode accepts.
  *
- * Not in meson yet. Build and run from the repository root:
+ * test/integration/fuzz.sh builds it with clang and runs it from its seeds (make test,
+ * make fuzz). By hand, from the repository root:
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Imodules -Ilib/conn \
  *     modules/fuzz/fuzz_modules.c modules/modules.c modules/tcp/tcp.c modules/udp/udp.c \
  *     modules/ftp/ftp.c lib/conn/conn_key.c -lsodium -o fuzz_modules

@@ -3,7 +3,8 @@
  * TCP connection tracking: the state machine and per-direction window tracking (after
  * Guido van Rooij, "Real Stateful TCP Packet Filtering in IP Filter"). The core calls
  * fw_tcp_may_open() before it creates a connection and fw_tcp_packet() for every segment;
- * the ops table (fw_tcp_ops) serves checkpoint encode/decode, restore and dump.
+ * the ops table (fw_tcp_ops) serves checkpoint encode/decode, restore, dump and the
+ * `timeout tcp-*` settings.
  */
 #ifndef HOLDFAST_FW_TCP_H
 #define HOLDFAST_FW_TCP_H

@@ -14,6 +14,7 @@
  * moves S.end, S.maxwin and R.maxend (= ack + win) forward.
  */
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -733,6 +734,41 @@ static int tcp_dump(const struct fw_conn *c, char *buf, size_t len)
 			o->flags, r->end, r->maxend, r->maxwin, r->scale, r->flags);
 }
 
+/* ---- configuration ---- */
+
+_Static_assert(sizeof(struct fw_tcp_conf) <= FW_MOD_CONF_MAX, "TCP configuration fits its room");
+
+/* `timeout NAME SECONDS`, and the states each name sets (a second one, or NONE). */
+static const char *const conf_timeouts[] = {
+	"tcp-syn-sent", "tcp-syn-recv",	 "tcp-established", "tcp-fin-wait", "tcp-close-wait",
+	"tcp-last-ack", "tcp-time-wait", "tcp-close",	    NULL,
+};
+
+static const uint8_t timeout_states[][2] = {
+	{FW_TCP_SYN_SENT, FW_TCP_SYN_SENT2}, /* a simultaneous open waits as long */
+	{FW_TCP_SYN_RECV, FW_TCP_NONE},	     {FW_TCP_ESTABLISHED, FW_TCP_NONE},
+	{FW_TCP_FIN_WAIT, FW_TCP_NONE},	     {FW_TCP_CLOSE_WAIT, FW_TCP_NONE},
+	{FW_TCP_LAST_ACK, FW_TCP_NONE},	     {FW_TCP_TIME_WAIT, FW_TCP_NONE},
+	{FW_TCP_CLOSE, FW_TCP_NONE},
+};
+_Static_assert(sizeof(timeout_states) / sizeof(timeout_states[0]) ==
+		       sizeof(conf_timeouts) / sizeof(conf_timeouts[0]) - 1,
+	       "a state for every timeout name");
+
+static void tcp_conf_default(void *conf)
+{
+	*(struct fw_tcp_conf *)conf = fw_tcp_conf_default;
+}
+
+static void tcp_conf_timeout(void *conf, unsigned int i, uint64_t ns)
+{
+	struct fw_tcp_conf *c = conf;
+
+	for (int k = 0; k < 2; k++)
+		if (timeout_states[i][k] != FW_TCP_NONE)
+			c->timeout_ns[timeout_states[i][k]] = ns;
+}
+
 const struct fw_module_ops fw_tcp_ops = {
 	.name = "tcp",
 	.id = FW_MOD_TCP,
@@ -744,4 +780,9 @@ const struct fw_module_ops fw_tcp_ops = {
 	.decode = tcp_decode,
 	.on_restore = tcp_on_restore,
 	.dump = tcp_dump,
+	.proto = IPPROTO_TCP,
+	.conf_size = sizeof(struct fw_tcp_conf),
+	.conf_default = tcp_conf_default,
+	.timeouts = conf_timeouts,
+	.conf_timeout = tcp_conf_timeout,
 };

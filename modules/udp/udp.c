@@ -5,6 +5,7 @@
  * as long as a stream (RTP, QUIC, a VPN) that is plainly alive, hence three states.
  */
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -161,6 +162,29 @@ static int udp_dump(const struct fw_conn *c, char *buf, size_t len)
 	return snprintf(buf, len, "udp %s", fw_udp_state_name(slice_c(c)->state));
 }
 
+/* ---- configuration ---- */
+
+_Static_assert(sizeof(struct fw_udp_conf) <= FW_MOD_CONF_MAX, "UDP configuration fits its room");
+
+static const char *const conf_timeouts[] = {"udp-unreplied", "udp-assured", NULL};
+
+static void udp_conf_default(void *conf)
+{
+	*(struct fw_udp_conf *)conf = fw_udp_conf_default;
+}
+
+static void udp_conf_timeout(void *conf, unsigned int i, uint64_t ns)
+{
+	struct fw_udp_conf *c = conf;
+
+	if (i == 0) { /* until a stream is seen: one answer does not make one */
+		c->timeout_unreplied_ns = ns;
+		c->timeout_replied_ns = ns;
+	} else {
+		c->timeout_assured_ns = ns;
+	}
+}
+
 const struct fw_module_ops fw_udp_ops = {
 	.name = "udp",
 	.id = FW_MOD_UDP,
@@ -172,4 +196,9 @@ const struct fw_module_ops fw_udp_ops = {
 	.decode = udp_decode,
 	.on_restore = udp_on_restore,
 	.dump = udp_dump,
+	.proto = IPPROTO_UDP,
+	.conf_size = sizeof(struct fw_udp_conf),
+	.conf_default = udp_conf_default,
+	.timeouts = conf_timeouts,
+	.conf_timeout = udp_conf_timeout,
 };
