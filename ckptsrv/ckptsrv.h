@@ -24,7 +24,8 @@
 /*
  * Limits and their defaults (docs/checkpoint.md, "Limits"). The idle timeout is never
  * shorter than CKPTSRV_IDLE_MIN_MS: clients send a keepalive after a second of silence
- * (lib/ckpt/ofi.c), and polls a second apart must leave room for a few of them.
+ * (KEEPALIVE_MS in lib/ckpt/ofi_internal.h), and polls a second apart must leave room
+ * for a few of them.
  */
 #define CKPTSRV_HANDSHAKE_MAX	     64	   /* connections authenticating, per listener */
 #define CKPTSRV_HANDSHAKE_TIMEOUT_MS 2000  /* for the whole handshake */

@@ -4,7 +4,7 @@
  * sending replies (ckptsrv.c answers them). A session that sends nothing for idle-timeout-ms
  * is closed and its handles released: a client that went away without a word (a host that
  * died, a cable pulled) would otherwise hold its registrations and its tenant's session
- * slots for good. Clients that have nothing to say send a PING (lib/ckpt/ofi.c).
+ * slots for good. Clients that have nothing to say send a PING (lib/ckpt/ofi_ctrl.c).
  */
 #include <errno.h>
 #include <pthread.h>

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The checkpoint client core: targets, regions, tickets, slots, rings and restore reads.
- * Backends (pmem.c, ofi.c) only move bytes; everything about where a record goes and which
- * copy wins is decided here, once, for every target.
+ * Byte backends (pmem.c; ofi.c and the ofi_*.c files under it) only move bytes: for them,
+ * where a record goes and which copy wins is decided here, once, for every target. A
+ * record-level backend (a redundancy group) is handed each encoded record instead (put),
+ * and decides itself where its copies go and, reading back, which wins (scan, log_read).
  */
 #include <errno.h>
 #include <sched.h>

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * Control protocol between the ofi+* client backends (ofi.c) and ckptsrv.
+ * Control protocol between the ofi+* client backends (ofi_ctrl.c, ofi_auth.c) and ckptsrv.
  *
  * One stream socket per client (TCP, or abstract AF_UNIX for shm). Every message is a frame:
  *

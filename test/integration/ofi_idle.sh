@@ -3,7 +3,7 @@
 # The idle timeout of authenticated sessions (ckptsrv/session.c), set to its least, 5 s: a
 # session that says nothing after logging in (raw, from Python) is closed after 5 s and
 # its handle released; so is a C client that neither writes nor polls. A client that polls
-# sends keepalives (lib/ckpt/ofi.c) and survives 16 s of idleness, writing before and
+# sends keepalives (lib/ckpt/ofi_ctrl.c) and survives 16 s of idleness, writing before and
 # after.
 source "$(dirname "$0")/ofi_lib.sh"
 
