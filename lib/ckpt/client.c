@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The checkpoint client core: targets, regions, tickets, slots, rings and restore reads.
- * Backends (pmem.c, ofi.c) only move bytes; everything about where a record goes and which
- * copy wins is decided here, once, for every target.
+ * Byte backends (pmem.c, ofi.c) only move bytes: for their targets, everything about where
+ * a record goes and which copy wins is decided here, once. A record backend (a redundancy
+ * group, group/) is handed each encoded record and decides both over its members, which
+ * are regions of byte backends again.
  */
 #include <errno.h>
 #include <sched.h>
@@ -19,11 +21,12 @@
 
 static const struct {
 	const char *prefix;
-	const struct ckpt_backend_ops *ops;
+	const struct ckpt_byte_ops *bytes;
+	const struct ckpt_record_ops *records;
 } schemes[] = {
-	{"pmem:", &ckpt_pmem_ops},	   {"ofi+tcp://", &ckpt_ofi_tcp_ops},
-	{"ofi+shm://", &ckpt_ofi_shm_ops}, {"ofi+verbs://", &ckpt_ofi_verbs_ops},
-	{"group:", &ckpt_group_ops},
+	{"pmem:", &ckpt_pmem_ops, NULL},	 {"ofi+tcp://", &ckpt_ofi_tcp_ops, NULL},
+	{"ofi+shm://", &ckpt_ofi_shm_ops, NULL}, {"ofi+verbs://", &ckpt_ofi_verbs_ops, NULL},
+	{"group:", NULL, &ckpt_group_ops},
 };
 
 static uint64_t now_ms(void)
@@ -36,7 +39,8 @@ static uint64_t now_ms(void)
 
 struct ckpt_client *ckpt_connect(const char *target, const struct ckpt_client_opts *opts)
 {
-	const struct ckpt_backend_ops *ops = NULL;
+	const struct ckpt_byte_ops *bytes = NULL;
+	const struct ckpt_record_ops *records = NULL;
 	const char *where = NULL;
 	struct ckpt_client *c;
 	int rc;
@@ -48,13 +52,14 @@ struct ckpt_client *ckpt_connect(const char *target, const struct ckpt_client_op
 	for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
 		size_t n = strlen(schemes[i].prefix);
 
-		if (strncmp(target, schemes[i].prefix, n) == 0 && &*schemes[i].ops != NULL) {
-			ops = schemes[i].ops;
+		if (strncmp(target, schemes[i].prefix, n) == 0) {
+			bytes = schemes[i].bytes;
+			records = schemes[i].records;
 			where = target + n;
 			break;
 		}
 	}
-	if (ops == NULL) {
+	if (where == NULL) {
 		ckpt_log(CKPT_LOG_ERR, LOG_COMPONENT,
 			 "%s: unknown target (pmem:/path, ofi+tcp://host:port, ofi+shm://name, "
 			 "ofi+verbs://host:port, group:CODE=T1,T2,...)",
@@ -77,7 +82,9 @@ struct ckpt_client *ckpt_connect(const char *target, const struct ckpt_client_op
 	c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		return NULL;
-	c->ops = ops;
+	c->ops = bytes != NULL ? &bytes->target : &records->target;
+	c->bytes = bytes;
+	c->records = records;
 	c->target = strdup(target);
 	if (c->target == NULL) {
 		rc = -ENOMEM;
@@ -95,7 +102,7 @@ struct ckpt_client *ckpt_connect(const char *target, const struct ckpt_client_op
 		c->opts.timeout_ms = DEFAULT_TIMEOUT_MS;
 	if (c->opts.max_inflight == 0)
 		c->opts.max_inflight = DEFAULT_INFLIGHT;
-	rc = ops->connect(c, where);
+	rc = c->ops->connect(c, where);
 	if (rc)
 		goto err_free_target;
 	return c;
@@ -135,15 +142,15 @@ const char *ckpt_target(const struct ckpt_client *c)
 
 static int read_word(struct ckpt_region *r, uint64_t off, uint64_t *out)
 {
-	if (r->cl->ops->map) {
-		const uint64_t *p = r->cl->ops->map(r, off, sizeof(*p));
+	if (r->cl->bytes->map) {
+		const uint64_t *p = r->cl->bytes->map(r, off, sizeof(*p));
 
 		if (p == NULL)
 			return -EINVAL; /* not inside the region its geometry describes */
 		*out = __atomic_load_n(p, __ATOMIC_ACQUIRE);
 		return 0;
 	}
-	return r->cl->ops->read(r, off, out, sizeof(*out));
+	return r->cl->bytes->read(r, off, out, sizeof(*out));
 }
 
 /* The ring's head and tail as the target holds them, checked against each other. */
@@ -169,7 +176,7 @@ static int ring_attach(struct ckpt_region *r)
 	uint64_t head, tail;
 	int rc;
 
-	if (r->geo.ring_size == 0 || r->cl->ops->put != NULL)
+	if (r->geo.ring_size == 0 || r->cl->records != NULL)
 		return 0;
 	rc = ring_words(r, &head, &tail);
 	if (rc)
@@ -184,8 +191,8 @@ int ckpt_region_refresh(struct ckpt_region *r)
 {
 	if (r->posted != r->acked || r->ring.next != r->ring.head_written)
 		return -EBUSY;
-	if (r->cl->ops->refresh != NULL)
-		return r->cl->ops->refresh(r);
+	if (r->cl->records != NULL)
+		return r->cl->records->refresh(r);
 	return ring_attach(r);
 }
 
@@ -318,7 +325,7 @@ uint64_t ckpt_posted(const struct ckpt_region *r)
 
 static int post(struct ckpt_region *r, uint64_t off, const void *buf, size_t len)
 {
-	int rc = r->cl->ops->write(r, off, buf, len);
+	int rc = r->cl->bytes->write(r, off, buf, len);
 
 	if (rc == 0)
 		r->posted++;
@@ -374,11 +381,11 @@ int ckpt_slot_write(struct ckpt_region *r, const struct ckpt_rec *rec, bool batc
 	len = ckpt_rec_encode(&copy, buf, sizeof(buf));
 	if (len < 0)
 		return len;
-	if (r->cl->ops->put != NULL) {
-		rc = r->cl->ops->put(r, buf, (uint32_t)len);
+	if (r->cl->records != NULL) {
+		rc = r->cl->records->put(r, buf, (uint32_t)len);
 		if (rc == 0)
 			r->posted++;
-	} else if (batched && r->cl->ops->applies_journal && r->geo.ring_size != 0) {
+	} else if (batched && r->cl->bytes->applies_journal && r->geo.ring_size != 0) {
 		rc = ring_append(r, buf, (uint32_t)len);
 	} else {
 		uint64_t slot = 2ull * rec->slot_pair + (rec->generation & 1);
@@ -402,8 +409,8 @@ int ckpt_log_append(struct ckpt_region *r, const struct ckpt_rec *rec, uint64_t 
 	len = ckpt_rec_encode(rec, buf, sizeof(buf));
 	if (len < 0)
 		return len;
-	if (r->cl->ops->put != NULL) {
-		rc = r->cl->ops->put(r, buf, (uint32_t)len);
+	if (r->cl->records != NULL) {
+		rc = r->cl->records->put(r, buf, (uint32_t)len);
 		if (rc == 0)
 			r->posted++;
 	} else {
@@ -422,8 +429,9 @@ static int start_flush(struct ckpt_region *r)
 
 	r->data_seq = r->posted;
 	r->head_val = r->ring.next;
-	if (r->ring.next != r->ring.head_written && r->cl->ops->barrier_head != NULL) {
-		rc = r->cl->ops->barrier_head(r, r->data_seq, r->head_val);
+	/* Only a byte backend's ring moves: a record backend's stays at zero. */
+	if (r->ring.next != r->ring.head_written && r->cl->bytes->barrier_head != NULL) {
+		rc = r->cl->bytes->barrier_head(r, r->data_seq, r->head_val);
 		if (rc == 0) {
 			r->head_seq = r->data_seq;
 			r->phase = FLUSH_HEAD;
@@ -553,14 +561,14 @@ static const uint8_t *region_bytes(struct ckpt_region *r, uint64_t off, size_t l
 {
 	const uint8_t *p;
 
-	if (r->cl->ops->map) {
+	if (r->cl->bytes->map) {
 		/* Outside the region (a geometry that is no layout): an error, never 0 records. */
-		p = r->cl->ops->map(r, off, len);
+		p = r->cl->bytes->map(r, off, len);
 		if (p == NULL)
 			*rc = -EINVAL;
 		return p;
 	}
-	*rc = r->cl->ops->read(r, off, buf, len);
+	*rc = r->cl->bytes->read(r, off, buf, len);
 	return *rc ? NULL : buf;
 }
 
@@ -571,8 +579,8 @@ static int ring_image(struct ckpt_region *r, uint64_t tail, uint64_t head, uint8
 	uint64_t pos = tail;
 	uint8_t *img;
 
-	if (r->cl->ops->map) {
-		*out = (uint8_t *)r->cl->ops->map(r, r->geo.ring_off, size);
+	if (r->cl->bytes->map) {
+		*out = (uint8_t *)r->cl->bytes->map(r, r->geo.ring_off, size);
 		return *out != NULL ? 0 : -EINVAL;
 	}
 	img = malloc(size);
@@ -581,7 +589,7 @@ static int ring_image(struct ckpt_region *r, uint64_t tail, uint64_t head, uint8
 	while (pos < head) {
 		uint64_t off = pos % size;
 		uint64_t n = head - pos < size - off ? head - pos : size - off;
-		int rc = r->cl->ops->read(r, r->geo.ring_off + off, img + off, n);
+		int rc = r->cl->bytes->read(r, r->geo.ring_off + off, img + off, n);
 
 		if (rc) {
 			free(img);
@@ -595,7 +603,7 @@ static int ring_image(struct ckpt_region *r, uint64_t tail, uint64_t head, uint8
 
 static void ring_image_free(struct ckpt_region *r, uint8_t *img)
 {
-	if (r->cl->ops->map == NULL)
+	if (r->cl->bytes->map == NULL)
 		free(img);
 }
 
@@ -648,7 +656,7 @@ static int journal_load(struct ckpt_region *r, struct journal *j, struct ckpt_sc
 	int rc;
 
 	memset(j, 0, sizeof(*j));
-	if (r->geo.ring_size == 0 || r->cl->ops->put != NULL)
+	if (r->geo.ring_size == 0 || r->cl->records != NULL)
 		return 0;
 	rc = ring_words(r, &head, &tail);
 	if (rc || head == tail)
@@ -710,13 +718,13 @@ int ckpt_state_scan(struct ckpt_region *r, unsigned int flags, ckpt_rec_cb cb, v
 
 	if (r->geo.mode != PMU_MODE_OVERWRITE)
 		return -EINVAL;
-	if (r->cl->ops->scan != NULL)
-		return r->cl->ops->scan(r, flags, cb, arg, stats);
+	if (r->cl->records != NULL)
+		return r->cl->records->scan(r, flags, cb, arg, stats);
 	rc = journal_load(r, &j, &st);
 	if (rc)
 		goto out;
 	st.superseded += j.superseded;
-	if (r->cl->ops->map == NULL) {
+	if (r->cl->bytes->map == NULL) {
 		buf = malloc(pairs_per_chunk * 2 * ss);
 		if (buf == NULL) {
 			rc = -ENOMEM;
@@ -812,8 +820,8 @@ int ckpt_log_read(struct ckpt_region *r, ckpt_rec_cb cb, void *arg, bool peek,
 
 	if (r->geo.mode != PMU_MODE_APPEND)
 		return -EINVAL;
-	if (r->cl->ops->log_read != NULL)
-		return r->cl->ops->log_read(r, cb, arg, peek, stats);
+	if (r->cl->records != NULL)
+		return r->cl->records->log_read(r, cb, arg, peek, stats);
 	rc = ring_words(r, &head, &tail);
 	if (rc)
 		return rc;

@@ -333,11 +333,11 @@ static uint64_t member_size(const struct pmu_region_info *geo, unsigned int k)
 /* Read region bytes of a member, in place where it maps its store. */
 static int member_read(struct ckpt_region *mr, uint64_t off, void *buf, size_t len)
 {
-	if (mr->cl->ops->map != NULL) {
-		memcpy(buf, mr->cl->ops->map(mr, off, len), len);
+	if (mr->cl->bytes->map != NULL) {
+		memcpy(buf, mr->cl->bytes->map(mr, off, len), len);
 		return 0;
 	}
-	return mr->cl->ops->read(mr, off, buf, len);
+	return mr->cl->bytes->read(mr, off, buf, len);
 }
 
 /* The parameters of every member's region of a group region of geometry @p geo. */
@@ -1798,7 +1798,7 @@ int ckpt_group_rebuild(struct ckpt_region *r)
 	uint32_t mask = 0;
 	int rc;
 
-	if (r == NULL || r->cl->ops != &ckpt_group_ops)
+	if (r == NULL || r->cl->records != &ckpt_group_ops)
 		return -EINVAL;
 	gr = r->be;
 	g = gr->g;
@@ -2498,7 +2498,7 @@ int ckpt_group_health(struct ckpt_region *r, bool scan, struct ckpt_group_health
 	struct images im;
 	int rc = 0;
 
-	if (r == NULL || out == NULL || r->cl->ops != &ckpt_group_ops)
+	if (r == NULL || out == NULL || r->cl->records != &ckpt_group_ops)
 		return -EINVAL;
 	gr = r->be;
 	g = gr->g;
@@ -2617,19 +2617,22 @@ static int group_stat_leases(struct ckpt_client *c, const char *name, struct ckp
 	return rc;
 }
 
-const struct ckpt_backend_ops ckpt_group_ops = {
-	.scheme = "group",
-	.connect = group_connect,
-	.disconnect = group_disconnect,
-	.create = group_create,
-	.open = group_open,
-	.close = group_close,
-	.remove = group_remove,
-	.list = group_list,
-	.stat = group_stat_leases,
-	.lease = group_lease,
-	.barrier = group_barrier,
-	.poll = group_poll,
+const struct ckpt_record_ops ckpt_group_ops = {
+	.target =
+		{
+			.scheme = "group",
+			.connect = group_connect,
+			.disconnect = group_disconnect,
+			.create = group_create,
+			.open = group_open,
+			.close = group_close,
+			.remove = group_remove,
+			.list = group_list,
+			.stat = group_stat_leases,
+			.lease = group_lease,
+			.barrier = group_barrier,
+			.poll = group_poll,
+		},
 	.put = group_put,
 	.scan = group_scan,
 	.log_read = group_log_read,
