@@ -821,27 +821,6 @@ static int next_position(struct gregion *gr, uint32_t sub_len, uint64_t *pos)
 	return first ? -EIO : 0;
 }
 
-static uint64_t rec_generation(const uint8_t *p)
-{
-	uint64_t g;
-
-	memcpy(&g, p + 16, sizeof(g)); /* ckpt_record.h: generation at 16, little-endian */
-	return le64toh(g);
-}
-
-static uint32_t rec_pair(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p + 24, sizeof(v));
-	return le32toh(v);
-}
-
-static uint32_t rec_len(const uint8_t *p)
-{
-	return (uint32_t)ckpt_rec_size((size_t)(p[28] | p[29] << 8));
-}
-
 /*
  * The open segment goes to ring position @p pos: every pair whose newest record is in it
  * now lies there, and the position may become a place for the tail to move to.
@@ -852,13 +831,15 @@ static void note_positions(struct gregion *gr, uint64_t pos)
 	const uint32_t ss = gr->desc.slot_size;
 
 	for (uint32_t at = 0; at + CKPT_REC_HDR_LEN <= gr->seg_len;) {
-		const uint8_t *rec = gr->seg + at;
-		const uint32_t pair = rec_pair(rec);
+		struct ckpt_rec_hdr h, newest;
 
-		if (pair < pairs &&
-		    rec_generation(gr->shadow + (size_t)pair * ss) == rec_generation(rec))
-			gr->where[pair] = pos + 1;
-		at += rec_len(rec);
+		ckpt_rec_peek(gr->seg + at, gr->seg_len - at, &h);
+		if (h.slot_pair < pairs) {
+			ckpt_rec_peek(gr->shadow + (size_t)h.slot_pair * ss, ss, &newest);
+			if (newest.generation == h.generation)
+				gr->where[h.slot_pair] = pos + 1;
+		}
+		at += h.len;
 	}
 	if (gr->mark_n == 0 ||
 	    (gr->mark_n < MARKS &&
@@ -950,14 +931,15 @@ static int seg_add(struct gregion *gr, const uint8_t *rec, uint32_t len, uint64_
 
 static void shadow_keep(struct gregion *gr, const uint8_t *rec, uint32_t len)
 {
-	uint32_t pair = rec_pair(rec);
+	struct ckpt_rec_hdr h, kept;
 	uint8_t *slot;
 
-	if (gr->shadow == NULL || pair >= gr->desc.nslots / 2 || len > gr->desc.slot_size)
+	if (gr->shadow == NULL || ckpt_rec_peek(rec, len, &h) < 0 ||
+	    h.slot_pair >= gr->desc.nslots / 2 || len > gr->desc.slot_size)
 		return;
-	slot = gr->shadow + (size_t)pair * gr->desc.slot_size;
+	slot = gr->shadow + (size_t)h.slot_pair * gr->desc.slot_size;
 	if (!ckpt_rec_is_empty(slot, CKPT_REC_HDR_LEN) &&
-	    rec_generation(slot) > rec_generation(rec))
+	    ckpt_rec_peek(slot, gr->desc.slot_size, &kept) > 0 && kept.generation > h.generation)
 		return;
 	memcpy(slot, rec, len);
 }
@@ -1367,8 +1349,11 @@ static int collect_rec(const struct ckpt_rec *rec, const uint8_t *raw, uint32_t 
 	}
 	slot = co->best + (size_t)rec->slot_pair * co->slot_size;
 	if (!ckpt_rec_is_empty(slot, CKPT_REC_HDR_LEN)) {
+		struct ckpt_rec_hdr kept;
+
 		co->st->superseded++;
-		if (rec_generation(slot) > rec->generation)
+		ckpt_rec_peek(slot, co->slot_size, &kept);
+		if (kept.generation > rec->generation)
 			return 0;
 	}
 	memcpy(slot, raw, len);
@@ -1404,11 +1389,16 @@ static void shadow_merge(struct gregion *gr, const struct collect *co)
 
 	for (uint64_t p = 0; p < gr->desc.nslots / 2; p++) {
 		const uint8_t *b = co->best + p * ss;
+		struct ckpt_rec_hdr read, kept;
 
 		if (ckpt_rec_is_empty(b, CKPT_REC_HDR_LEN))
 			continue;
 		shadow_keep(gr, b, ss);
-		if (gr->where[p] == 0 && rec_generation(gr->shadow + p * ss) == rec_generation(b))
+		if (gr->where[p] != 0)
+			continue;
+		ckpt_rec_peek(b, ss, &read);
+		ckpt_rec_peek(gr->shadow + p * ss, ss, &kept);
+		if (kept.generation == read.generation)
 			gr->where[p] = co->where[p];
 	}
 	if (gr->mark_n == 0) {
@@ -1688,13 +1678,15 @@ static void compact_step(struct ckpt_region *r)
 		for (unsigned int n = 0; n < CLEAN_PER_POLL && gr->clean_cursor < pairs; n++) {
 			const uint64_t p = gr->clean_cursor;
 			const uint8_t *rec = gr->shadow + p * ss;
+			struct ckpt_rec_hdr h;
 
 			/* Unknown (0) or behind the part being freed: log it again. */
 			if (gr->where[p] <= gr->clean_to &&
 			    !ckpt_rec_is_empty(rec, CKPT_REC_HDR_LEN)) {
-				if (seg_add(gr, rec, rec_len(rec), 0) != 0)
+				ckpt_rec_peek(rec, ss, &h);
+				if (seg_add(gr, rec, h.len, 0) != 0)
 					return;
-				gr->relog_bytes += rec_len(rec);
+				gr->relog_bytes += h.len;
 			}
 			gr->clean_cursor++;
 		}
