@@ -148,12 +148,71 @@ extern const struct ckpt_byte_ops ckpt_ofi_verbs_ops;
 extern const struct ckpt_record_ops ckpt_group_ops;
 
 /*
- * The core's placement, for backends that store into other regions (group.c): post raw
- * bytes (a ticket like any write), append to a region's ring (wrap markers, full checks),
- * and read its ring words.
+ * The core's regions and rings, for a record backend whose data lives in regions of other
+ * targets (group/). Those regions are byte backends' regions; the record backend reaches
+ * them through ckpt.h and these calls only, never through struct ckpt_region's fields.
  */
+
+/* Post @p len bytes of @p buf at region offset @p off: a ticket like any write. */
 int ckpt_region_post(struct ckpt_region *r, uint64_t off, const void *buf, size_t len);
+
+/*
+ * Read @p len bytes at region offset @p off into @p buf, straight from the store where the
+ * backend maps it. @return 0, -EINVAL (outside the region), or the backend's read error.
+ */
+int ckpt_region_read(struct ckpt_region *r, uint64_t off, void *buf, size_t len);
+
+/*
+ * Post an encoded record to the ring where the producer stands (a wrap marker first when
+ * it does not fit before the end); the head that publishes it moves at the next flush.
+ * @return 0, -EAGAIN (the ring is full up to the tail read back), or a write's error.
+ */
 int ckpt_ring_put(struct ckpt_region *r, const void *buf, uint32_t len);
+
+/* The ring's head and tail words as the target holds them; -EINVAL when inconsistent. */
 int ckpt_ring_words(struct ckpt_region *r, uint64_t *head, uint64_t *tail);
+
+/*
+ * Where the producer stands, without I/O: @p next, the position of the next append, and
+ * @p tail_seen, the last tail it read back or was told of (ckpt_ring_cleared()). Inline:
+ * a group asks on every record it takes.
+ */
+static inline void ckpt_ring_position(const struct ckpt_region *r, uint64_t *next,
+				      uint64_t *tail_seen)
+{
+	*next = r->ring.next;
+	*tail_seen = r->ring.tail_seen;
+}
+
+/*
+ * Make the next append go at @p next: rings that advance together (a group's members)
+ * stand where the furthest one stands. What lies between is never written by this call;
+ * the reader judges it (a group's subsegment headers name their position).
+ */
+static inline void ckpt_ring_seek(struct ckpt_region *r, uint64_t next)
+{
+	r->ring.next = next;
+}
+
+/* Post @p tail as the ring's tail word: its consumer cleared the ring up to there. */
+int ckpt_ring_post_tail(struct ckpt_region *r, uint64_t tail);
+
+/*
+ * The tail word holds @p tail durably: appends may use the space before it. A tail behind
+ * the one the producer knows of changes nothing.
+ */
+static inline void ckpt_ring_cleared(struct ckpt_region *r, uint64_t tail)
+{
+	if (r->ring.tail_seen < tail)
+		r->ring.tail_seen = tail;
+}
+
+/*
+ * A ring joins others that stand at [@p tail, @p next) (a group's member created again, or
+ * back after it missed segments): its tail word moves up to @p tail when behind (posted,
+ * and counted as seen; left as it is when the post fails), a head behind @p tail counts as
+ * written there, and the next append goes at @p next.
+ */
+void ckpt_ring_join(struct ckpt_region *r, uint64_t tail, uint64_t next);
 
 #endif /* CKPT_INTERNAL_H */

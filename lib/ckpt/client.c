@@ -853,10 +853,20 @@ out:
 	return (int)w.n;
 }
 
-/* For record-level backends (group.c), which keep their data in rings of other regions. */
+/* For record backends (group/), which keep their data in rings of other regions. */
 int ckpt_region_post(struct ckpt_region *r, uint64_t off, const void *buf, size_t len)
 {
 	return post(r, off, buf, len);
+}
+
+int ckpt_region_read(struct ckpt_region *r, uint64_t off, void *buf, size_t len)
+{
+	int rc = 0;
+	const uint8_t *p = region_bytes(r, off, len, buf, &rc);
+
+	if (p != NULL && p != buf)
+		memcpy(buf, p, len);
+	return rc;
 }
 
 int ckpt_ring_put(struct ckpt_region *r, const void *buf, uint32_t len)
@@ -867,4 +877,18 @@ int ckpt_ring_put(struct ckpt_region *r, const void *buf, uint32_t len)
 int ckpt_ring_words(struct ckpt_region *r, uint64_t *head, uint64_t *tail)
 {
 	return ring_words(r, head, tail);
+}
+
+int ckpt_ring_post_tail(struct ckpt_region *r, uint64_t tail)
+{
+	return post(r, PMU_REGION_TAIL_OFF, &tail, sizeof(tail));
+}
+
+void ckpt_ring_join(struct ckpt_region *r, uint64_t tail, uint64_t next)
+{
+	if (r->ring.tail_seen < tail && ckpt_ring_post_tail(r, tail) == 0)
+		r->ring.tail_seen = tail;
+	if (r->ring.head_written < tail)
+		r->ring.head_written = tail;
+	r->ring.next = next;
 }

@@ -330,14 +330,20 @@ static uint64_t member_size(const struct pmu_region_info *geo, unsigned int k)
 	return (PMU_REGION_HDR + ring + PMU_ALIGN - 1) & ~(uint64_t)(PMU_ALIGN - 1);
 }
 
-/* Read region bytes of a member, in place where it maps its store. */
-static int member_read(struct ckpt_region *mr, uint64_t off, void *buf, size_t len)
+/* Post bytes at ring position @p pos of member @p i's region (where a segment lies). */
+static int ring_post_at(struct gregion *gr, unsigned int i, uint64_t pos, const void *buf,
+			size_t len)
 {
-	if (mr->cl->bytes->map != NULL) {
-		memcpy(buf, mr->cl->bytes->map(mr, off, len), len);
-		return 0;
-	}
-	return mr->cl->bytes->read(mr, off, buf, len);
+	return ckpt_region_post(gr->mr[i],
+				ckpt_region_geometry(gr->mr[i])->ring_off + pos % gr->ring_size,
+				buf, len);
+}
+
+/* Read bytes at offset @p off of member @p i's ring. */
+static int ring_read_at(struct gregion *gr, unsigned int i, uint64_t off, void *buf, size_t len)
+{
+	return ckpt_region_read(gr->mr[i], ckpt_region_geometry(gr->mr[i])->ring_off + off, buf,
+				len);
 }
 
 /* The parameters of every member's region of a group region of geometry @p geo. */
@@ -373,7 +379,7 @@ static int member_create(struct ckpt_client *mc, const struct pmu_region_params 
 	rc = ckpt_region_post(mr, CKPT_GDESC_OFF, buf, sizeof(buf));
 	if (rc == 0)
 		rc = ckpt_sync(mr);
-	if (rc == 0 && ring_size != 0 && mr->geo.ring_size != ring_size)
+	if (rc == 0 && ring_size != 0 && ckpt_region_geometry(mr)->ring_size != ring_size)
 		rc = -EINVAL;
 	if (rc) {
 		ckpt_region_close(&mr);
@@ -442,14 +448,18 @@ static int gregion_buffers(struct gregion *gr)
  */
 static void align_rings(struct gregion *gr)
 {
-	uint64_t at = 0;
+	uint64_t at = 0, next, tail;
 
-	for (unsigned int i = 0; i < gr->g->n; i++)
-		if (usable(gr, i) && gr->mr[i]->ring.next > at)
-			at = gr->mr[i]->ring.next;
+	for (unsigned int i = 0; i < gr->g->n; i++) {
+		if (!usable(gr, i))
+			continue;
+		ckpt_ring_position(gr->mr[i], &next, &tail);
+		if (next > at)
+			at = next;
+	}
 	for (unsigned int i = 0; i < gr->g->n; i++)
 		if (usable(gr, i))
-			gr->mr[i]->ring.next = at;
+			ckpt_ring_seek(gr->mr[i], at);
 }
 
 static int group_create(struct ckpt_client *c, const struct pmu_region_params *p,
@@ -498,7 +508,7 @@ static int group_create(struct ckpt_client *c, const struct pmu_region_params *p
 			continue;
 		}
 		gr->st[i] = CKPT_MEMBER_OK;
-		gr->ring_size = gr->mr[i]->geo.ring_size;
+		gr->ring_size = ckpt_region_geometry(gr->mr[i])->ring_size;
 		made++;
 	}
 	if (made < need(g)) {
@@ -529,9 +539,12 @@ err_free:
 	return rc;
 }
 
-/* Open the member's region and read its descriptor; ENOENT when it has none. */
+/*
+ * Open the member's region and read its descriptor; ENOENT when it has none. @p is_pmem
+ * (optional) tells whether the member's store is persistent memory.
+ */
 static int member_open(struct ckpt_client *mc, const char *name, struct ckpt_region **mr,
-		       struct ckpt_gdesc *d)
+		       struct ckpt_gdesc *d, bool *is_pmem)
 {
 	struct ckpt_region_info info;
 	uint8_t buf[CKPT_GDESC_LEN];
@@ -546,13 +559,15 @@ static int member_open(struct ckpt_client *mc, const char *name, struct ckpt_reg
 	rc = ckpt_region_open(mc, name, mr);
 	if (rc)
 		return rc;
-	rc = member_read(*mr, CKPT_GDESC_OFF, buf, sizeof(buf));
+	rc = ckpt_region_read(*mr, CKPT_GDESC_OFF, buf, sizeof(buf));
 	if (rc == 0)
 		rc = ckpt_gdesc_decode(buf, d);
 	if (rc == -ENOENT)
 		rc = -EINVAL; /* a region of that name, never a group's */
 	if (rc)
 		ckpt_region_close(mr);
+	else if (is_pmem != NULL)
+		*is_pmem = info.is_pmem;
 	return rc;
 }
 
@@ -560,6 +575,7 @@ static int group_open(struct ckpt_client *c, const char *name, struct ckpt_regio
 {
 	struct group *g = c->be;
 	struct ckpt_gdesc d[MAXM];
+	bool is_pmem[MAXM];
 	int rcs[MAXM];
 	struct gregion *gr;
 	unsigned int best = MAXM, votes = 0, have = 0;
@@ -572,7 +588,7 @@ static int group_open(struct ckpt_client *c, const char *name, struct ckpt_regio
 	for (unsigned int i = 0; i < g->n; i++) {
 		rcs[i] = g->mc[i] == NULL || member_failed(g, i)
 				 ? -ENOTCONN
-				 : member_open(g->mc[i], name, &gr->mr[i], &d[i]);
+				 : member_open(g->mc[i], name, &gr->mr[i], &d[i], &is_pmem[i]);
 		if (rcs[i] == -ECONNRESET || rcs[i] == -ETIMEDOUT || rcs[i] == -EIO)
 			member_down(g, i, rcs[i]);
 	}
@@ -635,12 +651,13 @@ static int group_open(struct ckpt_client *c, const char *name, struct ckpt_regio
 		rc = -EIO;
 		goto err_free;
 	}
-	rc = virtual_geometry(&gr->desc, name, gr->mr[best]->geo.owner, &r->geo);
+	rc = virtual_geometry(&gr->desc, name, ckpt_region_geometry(gr->mr[best])->owner, &r->geo);
 	if (rc)
 		goto err_free;
-	gr->ring_size = gr->mr[best]->geo.ring_size;
+	gr->ring_size = ckpt_region_geometry(gr->mr[best])->ring_size;
 	for (unsigned int i = 0; i < g->n; i++)
-		if (gr->mr[i] != NULL && gr->mr[i]->geo.ring_size != gr->ring_size) {
+		if (gr->mr[i] != NULL &&
+		    ckpt_region_geometry(gr->mr[i])->ring_size != gr->ring_size) {
 			ckpt_log(CKPT_LOG_ERR, LOG_COMPONENT,
 				 "region %s: member %u's ring differs from the others'", name, i);
 			rc = -EINVAL;
@@ -650,7 +667,7 @@ static int group_open(struct ckpt_client *c, const char *name, struct ckpt_regio
 	if (rc)
 		goto err_free;
 	align_rings(gr);
-	r->is_pmem = gr->mr[best]->is_pmem;
+	r->is_pmem = is_pmem[best];
 	r->be = gr;
 	return 0;
 
@@ -697,7 +714,7 @@ static int group_stat(struct ckpt_client *c, const char *name, struct ckpt_regio
 
 		if (g->mc[i] == NULL || member_failed(g, i))
 			continue;
-		rc = member_open(g->mc[i], name, &mr, &d);
+		rc = member_open(g->mc[i], name, &mr, &d, NULL);
 		if (rc)
 			continue;
 		rc = ckpt_region_stat(g->mc[i], name, &mi);
@@ -802,11 +819,12 @@ static int next_position(struct gregion *gr, uint32_t sub_len, uint64_t *pos)
 	bool first = true;
 
 	for (unsigned int i = 0; i < gr->g->n; i++) {
-		uint64_t at;
+		uint64_t at, next, tail;
 
 		if (!member_ok(gr, i))
 			continue;
-		at = pmu_ring_place(gr->ring_size, gr->mr[i]->ring.next, sub_len);
+		ckpt_ring_position(gr->mr[i], &next, &tail);
+		at = pmu_ring_place(gr->ring_size, next, sub_len);
 		if (first) {
 			*pos = at;
 			first = false;
@@ -814,7 +832,7 @@ static int next_position(struct gregion *gr, uint32_t sub_len, uint64_t *pos)
 			ckpt_log(CKPT_LOG_ERR, LOG_COMPONENT,
 				 "region %s: member %u's ring stands at %" PRIu64
 				 ", the others' at %" PRIu64,
-				 gr->mr[i]->geo.name, i, at, *pos);
+				 ckpt_region_geometry(gr->mr[i])->name, i, at, *pos);
 			member_down(gr->g, i, -EIO);
 		}
 	}
@@ -1095,8 +1113,7 @@ static int images_load(struct gregion *gr, uint32_t skip_mask, struct images *im
 			uint64_t off = pos % im->ring_size;
 			uint64_t len = im->head - pos < im->ring_size - off ? im->head - pos
 									    : im->ring_size - off;
-			int rc = member_read(gr->mr[i], gr->mr[i]->geo.ring_off + off,
-					     im->img[i] + off, len);
+			int rc = ring_read_at(gr, i, off, im->img[i] + off, len);
 
 			if (rc) {
 				member_down(gr->g, i, rc);
@@ -1552,7 +1569,7 @@ static int group_log_read(struct ckpt_region *r, ckpt_rec_cb cb, void *arg, bool
 	for (unsigned int i = 0; i < gr->g->n && !peek && stop != im.tail; i++) {
 		if (!member_ok(gr, i))
 			continue;
-		rc = ckpt_region_post(gr->mr[i], PMU_REGION_TAIL_OFF, &stop, sizeof(stop));
+		rc = ckpt_ring_post_tail(gr->mr[i], stop);
 		if (rc == 0)
 			rc = ckpt_sync(gr->mr[i]);
 		if (rc)
@@ -1565,19 +1582,27 @@ static int group_log_read(struct ckpt_region *r, ckpt_rec_cb cb, void *arg, bool
 
 static uint64_t ring_next(const struct gregion *gr)
 {
+	uint64_t next, tail;
+
 	for (unsigned int i = 0; i < gr->g->n; i++)
-		if (usable(gr, i) && !member_failed(gr->g, i))
-			return gr->mr[i]->ring.next;
+		if (usable(gr, i) && !member_failed(gr->g, i)) {
+			ckpt_ring_position(gr->mr[i], &next, &tail);
+			return next;
+		}
 	return 0;
 }
 
 static uint64_t ring_tail(const struct gregion *gr)
 {
-	uint64_t t = 0;
+	uint64_t t = 0, next, tail;
 
-	for (unsigned int i = 0; i < gr->g->n; i++)
-		if (usable(gr, i) && !member_failed(gr->g, i) && gr->mr[i]->ring.tail_seen > t)
-			t = gr->mr[i]->ring.tail_seen;
+	for (unsigned int i = 0; i < gr->g->n; i++) {
+		if (!usable(gr, i) || member_failed(gr->g, i))
+			continue;
+		ckpt_ring_position(gr->mr[i], &next, &tail);
+		if (tail > t)
+			t = tail;
+	}
 	return t;
 }
 
@@ -1709,8 +1734,7 @@ static void compact_step(struct ckpt_region *r)
 		for (unsigned int i = 0; i < gr->g->n; i++) {
 			if (!member_ok(gr, i))
 				continue;
-			if (ckpt_region_post(gr->mr[i], PMU_REGION_TAIL_OFF, &gr->clean_to,
-					     sizeof(gr->clean_to)) != 0)
+			if (ckpt_ring_post_tail(gr->mr[i], gr->clean_to) != 0)
 				return; /* queue full: again at the next poll */
 		}
 		flush_members(gr, gr->comp_ticket);
@@ -1720,8 +1744,8 @@ static void compact_step(struct ckpt_region *r)
 		if (!members_durable(gr, gr->comp_ticket))
 			return;
 		for (unsigned int i = 0; i < gr->g->n; i++)
-			if (member_ok(gr, i) && gr->mr[i]->ring.tail_seen < gr->clean_to)
-				gr->mr[i]->ring.tail_seen = gr->clean_to;
+			if (member_ok(gr, i))
+				ckpt_ring_cleared(gr->mr[i], gr->clean_to);
 		ckpt_log(CKPT_LOG_DEBUG, LOG_COMPONENT,
 			 "region %s: cleaned; the log now starts at %" PRIu64 " (%" PRIu64
 			 " record bytes logged again so far)",
@@ -1741,15 +1765,9 @@ static void compact_step(struct ckpt_region *r)
 static void member_join(struct ckpt_region *r, unsigned int i)
 {
 	struct gregion *gr = r->be;
-	struct ckpt_region *mr = gr->mr[i];
 	const uint64_t tail = ring_tail(gr), next = ring_next(gr);
 
-	if (mr->ring.tail_seen < tail &&
-	    ckpt_region_post(mr, PMU_REGION_TAIL_OFF, &tail, sizeof(tail)) == 0)
-		mr->ring.tail_seen = tail;
-	if (mr->ring.head_written < tail)
-		mr->ring.head_written = tail;
-	mr->ring.next = next;
+	ckpt_ring_join(gr->mr[i], tail, next);
 	/* Tickets of its former connection mean nothing to this one. */
 	for (unsigned int q = 0; q < gr->bq_n; q++)
 		gr->bq[(gr->bq_head + q) % BARRIERS].ticket[i] = 0;
@@ -1850,8 +1868,7 @@ static int rebuild_one(struct gregion *gr, const struct seg_view *v, unsigned in
 	memcpy(buf + CKPT_SEG_HDR_LEN, v->frag[idx], s.chunk_len);
 	s.chunk_crc = ckpt_crc32c(buf + CKPT_SEG_HDR_LEN, s.chunk_len);
 	ckpt_subseg_encode(&s, buf);
-	return ckpt_region_post(gr->mr[i], gr->mr[i]->geo.ring_off + v->pos % gr->ring_size, buf,
-				CKPT_SEG_HDR_LEN + s.chunk_len);
+	return ring_post_at(gr, i, v->pos, buf, CKPT_SEG_HDR_LEN + s.chunk_len);
 }
 
 /*
@@ -1889,7 +1906,7 @@ static int rebuild_read(struct gregion *gr, uint64_t *upto)
 			im->img[i] = malloc(REBUILD_READ);
 		if (im->img[i] == NULL)
 			return -ENOMEM;
-		if (member_read(gr->mr[i], gr->mr[i]->geo.ring_off + off, im->img[i], len) != 0) {
+		if (ring_read_at(gr, i, off, im->img[i], len) != 0) {
 			member_down(gr->g, i, -EIO);
 			free(im->img[i]);
 			im->img[i] = NULL;
@@ -1971,10 +1988,8 @@ static void rebuild_step(struct ckpt_region *r)
 
 			for (unsigned int i = 0; i < n && !again; i++)
 				if ((gr->rb_mask & (1u << i)) && member_ok(gr, i))
-					again = ckpt_region_post(gr->mr[i],
-								 gr->mr[i]->geo.ring_off +
-									 gr->rb_pos % gr->ring_size,
-								 &wrap, sizeof(wrap)) == -EAGAIN;
+					again = ring_post_at(gr, i, gr->rb_pos, &wrap,
+							     sizeof(wrap)) == -EAGAIN;
 			if (again)
 				break;
 			gr->rb_pos += gr->ring_size - gr->rb_pos % gr->ring_size;
@@ -2113,8 +2128,8 @@ static bool abandoned_create(struct ckpt_client *mc, const char *name)
 
 	if (ckpt_region_open(mc, name, &mr) != 0)
 		return false;
-	empty = mr->geo.mode == PMU_MODE_APPEND &&
-		member_read(mr, CKPT_GDESC_OFF, buf, sizeof(buf)) == 0 &&
+	empty = ckpt_region_geometry(mr)->mode == PMU_MODE_APPEND &&
+		ckpt_region_read(mr, CKPT_GDESC_OFF, buf, sizeof(buf)) == 0 &&
 		memcmp(buf, blank, sizeof(buf)) == 0 && ckpt_ring_words(mr, &head, &tail) == 0 &&
 		head == tail;
 	ckpt_region_close(&mr);
@@ -2124,14 +2139,14 @@ static bool abandoned_create(struct ckpt_client *mc, const char *name)
 static int try_region(struct rejoin_try *t, unsigned int i, struct rejoin_want *w)
 {
 	struct ckpt_gdesc d;
-	int rc = member_open(t->mc[i], w->name, &w->mr[i], &d);
+	int rc = member_open(t->mc[i], w->name, &w->mr[i], &d, NULL);
 
 	/* Then made again below; the poll logs it as created again (this thread is quiet). */
 	if (rc == -EINVAL && abandoned_create(t->mc[i], w->name))
 		rc = -ENOENT;
 
 	if (rc == 0 && (d.group_id != w->desc.group_id || d.member != i ||
-			w->mr[i]->geo.ring_size != w->ring_size)) {
+			ckpt_region_geometry(w->mr[i])->ring_size != w->ring_size)) {
 		ckpt_region_close(&w->mr[i]);
 		rc = -EINVAL;
 	}
