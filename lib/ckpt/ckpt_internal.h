@@ -148,6 +148,13 @@ extern const struct ckpt_byte_ops ckpt_ofi_verbs_ops;
 extern const struct ckpt_record_ops ckpt_group_ops;
 
 /*
+ * For unit tests: targets that start with @p prefix reach byte backend @p ops (an
+ * in-memory stub, say), tried after the built-in schemes. One at a time: a later call
+ * replaces it, NULL removes it. Call it before connecting.
+ */
+void ckpt_test_scheme(const char *prefix, const struct ckpt_byte_ops *ops);
+
+/*
  * The core's regions and rings, for a record backend whose data lives in regions of other
  * targets (group/). Those regions are byte backends' regions; the record backend reaches
  * them through ckpt.h and these calls only, never through struct ckpt_region's fields.
