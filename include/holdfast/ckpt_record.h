@@ -105,6 +105,24 @@ int ckpt_rec_encode(const struct ckpt_rec *rec, void *buf, size_t buf_len);
  */
 int ckpt_rec_decode(const void *buf, size_t buf_len, struct ckpt_rec *out);
 
+/** What ckpt_rec_peek() reads of a record's header. */
+struct ckpt_rec_hdr {
+	uint64_t generation;
+	uint32_t slot_pair;
+	uint32_t len; /**< encoded size, padding included: ckpt_rec_size(payload length) */
+};
+
+/**
+ * Read the generation, slot pair and encoded size of the record whose header starts at
+ * @p buf, without checking the record: for bytes this codec encoded, or that
+ * ckpt_rec_decode() accepted before (a store that keeps encoded records and must order
+ * them by generation or step over them). Bytes that are no record read as whatever their
+ * fields hold (all zero: generation 0). @p out is untouched on failure.
+ *
+ * @return the encoded size (out->len), or -EINVAL if @p buf_len is shorter than a header.
+ */
+int ckpt_rec_peek(const void *buf, size_t buf_len, struct ckpt_rec_hdr *out);
+
 /** Nonzero when the bytes at @p buf hold no record at all (a never-written slot). */
 int ckpt_rec_is_empty(const void *buf, size_t buf_len);
 

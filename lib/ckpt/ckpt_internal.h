@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * Private to lib/ckpt: the client core (client.c) and its backends (pmem.c, ofi.c).
+ * Private to lib/ckpt: the client core (client.c) and its backends.
  *
  * The core owns targets, regions, tickets and the record logic (slots, ring, restore).
- * A backend only moves bytes: control operations, posted writes into a region, bulk reads,
- * and durability barriers. The core calls it through one ops table; that is an indirect
- * call per checkpoint operation, never per packet.
+ * A byte backend (pmem.c, ofi.c) only moves bytes: control operations, posted writes into
+ * a region, bulk reads, and durability barriers. A record backend (a redundancy group,
+ * group/) moves whole records into regions of other targets. The core calls either through
+ * one ops table; that is an indirect call per checkpoint operation, never per packet.
  */
 #ifndef CKPT_INTERNAL_H
 #define CKPT_INTERNAL_H
@@ -17,10 +18,14 @@
 #include "holdfast/ckpt.h"
 #include "hf_log.h"
 
-struct ckpt_backend_ops;
+struct ckpt_target_ops;
+struct ckpt_byte_ops;
+struct ckpt_record_ops;
 
 struct ckpt_client {
-	const struct ckpt_backend_ops *ops;
+	const struct ckpt_target_ops *ops;     /* the backend's, whichever kind it is */
+	const struct ckpt_byte_ops *bytes;     /* a byte backend's table, else NULL */
+	const struct ckpt_record_ops *records; /* a record backend's table, else NULL */
 	char *target;
 	struct ckpt_client_opts opts;
 	uint8_t secret[64];
@@ -67,31 +72,17 @@ struct ckpt_region {
 };
 
 /*
- * Backend operations. Every int function returns 0 (or a count) or -errno.
+ * Backend operations, in two tables: a backend moves bytes (struct ckpt_byte_ops) or
+ * records (struct ckpt_record_ops), and a client holds the one of its backend. Both begin
+ * with what every backend does (struct ckpt_target_ops). Every int function returns 0 (or
+ * a count) or -errno.
  *
- * write: post a copy of buf to region offset off. The backend copies buf before it
- *	returns (the caller's buffer is free at once). -EAGAIN when its queue is full.
- *	Writes to one region land in the order posted (FI_ORDER_WAW or memcpy order).
  * barrier: ask for every write posted before it to become durable; when it is, the
  *	backend sets r->durable = seq (from poll, or at once). Barriers complete in order.
- * barrier_head: optional; a barrier after which the target also stores @p head as the
- *	ring head and makes that durable, never before the writes. -ENOTSUP when it cannot
- *	this time (the core then writes the head itself, behind a second barrier).
  * poll: progress all regions of c without blocking; returns completions seen.
- * read: blocking bulk read into buf, bounded by opts.timeout_ms.
- * map: optional; a pointer to region bytes readable in place (pmem: only).
- * applies_journal: the target applies an overwrite region's journal to its slots in the
- *	background (a server does; the embedded pmem: backend writes slots directly).
- * refresh: optional; ckpt_region_refresh() for a backend whose ring is not the core's
- *	(a group: its members' rings). Called only with nothing of this client in flight.
- *
- * A record-level backend (a redundancy group, group.c) moves records, not bytes: put takes
- * each encoded record a slot write or log append makes, and scan / log_read replace the
- * core's readers. It leaves write, read and map NULL; byte backends leave these three NULL.
  */
-struct ckpt_backend_ops {
-	const char *scheme; /* "pmem", "ofi+tcp", ... */
-	bool applies_journal;
+struct ckpt_target_ops {
+	const char *scheme; /* "pmem", "ofi+tcp", "group", ... */
 	int (*connect)(struct ckpt_client *c, const char *where);
 	void (*disconnect)(struct ckpt_client *c);
 	int (*create)(struct ckpt_client *c, const struct pmu_region_params *p,
@@ -102,12 +93,46 @@ struct ckpt_backend_ops {
 	int (*list)(struct ckpt_client *c, struct ckpt_region_info *out, unsigned int max);
 	int (*stat)(struct ckpt_client *c, const char *name, struct ckpt_region_info *out);
 	int (*lease)(struct ckpt_region *r, unsigned int ttl_ms);
-	int (*write)(struct ckpt_region *r, uint64_t off, const void *buf, size_t len);
 	int (*barrier)(struct ckpt_region *r, uint64_t seq);
-	int (*barrier_head)(struct ckpt_region *r, uint64_t seq, uint64_t head);
 	int (*poll)(struct ckpt_client *c);
+};
+
+/*
+ * A byte backend (pmem.c, ofi.c): the core places every record itself and hands the
+ * backend bytes at region offsets.
+ *
+ * write: post a copy of buf to region offset off. The backend copies buf before it
+ *	returns (the caller's buffer is free at once). -EAGAIN when its queue is full.
+ *	Writes to one region land in the order posted (FI_ORDER_WAW or memcpy order).
+ * barrier_head: optional; a barrier after which the target also stores @p head as the
+ *	ring head and makes that durable, never before the writes. -ENOTSUP when it cannot
+ *	this time (the core then writes the head itself, behind a second barrier).
+ * read: blocking bulk read into buf, bounded by opts.timeout_ms.
+ * map: optional; a pointer to region bytes readable in place (pmem: only).
+ * applies_journal: the target applies an overwrite region's journal to its slots in the
+ *	background (a server does; the embedded pmem: backend writes slots directly).
+ */
+struct ckpt_byte_ops {
+	struct ckpt_target_ops target;
+	bool applies_journal;
+	int (*write)(struct ckpt_region *r, uint64_t off, const void *buf, size_t len);
+	int (*barrier_head)(struct ckpt_region *r, uint64_t seq, uint64_t head);
 	int (*read)(struct ckpt_region *r, uint64_t off, void *buf, size_t len);
 	const void *(*map)(struct ckpt_region *r, uint64_t off, size_t len);
+};
+
+/*
+ * A record backend (a redundancy group, group/) keeps its data in regions of other
+ * targets: the core encodes records and leaves where they go, and how they are read back,
+ * to it. Its regions have no ring of the core's (ring stays zero).
+ *
+ * put: take the encoded record a slot write or log append makes; a ticket like a write.
+ * scan: ckpt_state_scan() of an overwrite region.
+ * log_read: ckpt_log_read() of an append region.
+ * refresh: ckpt_region_refresh(). Called only with nothing of this client in flight.
+ */
+struct ckpt_record_ops {
+	struct ckpt_target_ops target;
 	int (*put)(struct ckpt_region *r, const uint8_t *rec, uint32_t len);
 	int (*scan)(struct ckpt_region *r, unsigned int flags, ckpt_rec_cb cb, void *arg,
 		    struct ckpt_scan_stats *st);
@@ -116,19 +141,85 @@ struct ckpt_backend_ops {
 	int (*refresh)(struct ckpt_region *r);
 };
 
-extern const struct ckpt_backend_ops ckpt_pmem_ops;
-extern const struct ckpt_backend_ops ckpt_ofi_tcp_ops;
-extern const struct ckpt_backend_ops ckpt_ofi_shm_ops;
-extern const struct ckpt_backend_ops ckpt_ofi_verbs_ops;
-extern const struct ckpt_backend_ops ckpt_group_ops;
+extern const struct ckpt_byte_ops ckpt_pmem_ops;
+extern const struct ckpt_byte_ops ckpt_ofi_tcp_ops;
+extern const struct ckpt_byte_ops ckpt_ofi_shm_ops;
+extern const struct ckpt_byte_ops ckpt_ofi_verbs_ops;
+extern const struct ckpt_record_ops ckpt_group_ops;
 
 /*
- * The core's placement, for backends that store into other regions (group.c): post raw
- * bytes (a ticket like any write), append to a region's ring (wrap markers, full checks),
- * and read its ring words.
+ * For unit tests: targets that start with @p prefix reach byte backend @p ops (an
+ * in-memory stub, say), tried after the built-in schemes. One at a time: a later call
+ * replaces it, NULL removes it. Call it before connecting.
  */
+void ckpt_test_scheme(const char *prefix, const struct ckpt_byte_ops *ops);
+
+/*
+ * The core's regions and rings, for a record backend whose data lives in regions of other
+ * targets (group/). Those regions are byte backends' regions; the record backend reaches
+ * them through ckpt.h and these calls only, never through struct ckpt_region's fields.
+ */
+
+/* Post @p len bytes of @p buf at region offset @p off: a ticket like any write. */
 int ckpt_region_post(struct ckpt_region *r, uint64_t off, const void *buf, size_t len);
+
+/*
+ * Read @p len bytes at region offset @p off into @p buf, straight from the store where the
+ * backend maps it. @return 0, -EINVAL (outside the region), or the backend's read error.
+ */
+int ckpt_region_read(struct ckpt_region *r, uint64_t off, void *buf, size_t len);
+
+/*
+ * Post an encoded record to the ring where the producer stands (a wrap marker first when
+ * it does not fit before the end); the head that publishes it moves at the next flush.
+ * @return 0, -EAGAIN (the ring is full up to the tail read back), or a write's error.
+ */
 int ckpt_ring_put(struct ckpt_region *r, const void *buf, uint32_t len);
+
+/* The ring's head and tail words as the target holds them; -EINVAL when inconsistent. */
 int ckpt_ring_words(struct ckpt_region *r, uint64_t *head, uint64_t *tail);
+
+/*
+ * Where the producer stands, without I/O: @p next, the position of the next append, and
+ * @p tail_seen, the last tail it read back or was told of (ckpt_ring_cleared()). Inline:
+ * a group asks on every record it takes.
+ */
+static inline void ckpt_ring_position(const struct ckpt_region *r, uint64_t *next,
+				      uint64_t *tail_seen)
+{
+	*next = r->ring.next;
+	*tail_seen = r->ring.tail_seen;
+}
+
+/*
+ * Make the next append go at @p next: rings that advance together (a group's members)
+ * stand where the furthest one stands. What lies between is never written by this call;
+ * the reader judges it (a group's subsegment headers name their position).
+ */
+static inline void ckpt_ring_seek(struct ckpt_region *r, uint64_t next)
+{
+	r->ring.next = next;
+}
+
+/* Post @p tail as the ring's tail word: its consumer cleared the ring up to there. */
+int ckpt_ring_post_tail(struct ckpt_region *r, uint64_t tail);
+
+/*
+ * The tail word holds @p tail durably: appends may use the space before it. A tail behind
+ * the one the producer knows of changes nothing.
+ */
+static inline void ckpt_ring_cleared(struct ckpt_region *r, uint64_t tail)
+{
+	if (r->ring.tail_seen < tail)
+		r->ring.tail_seen = tail;
+}
+
+/*
+ * A ring joins others that stand at [@p tail, @p next) (a group's member created again, or
+ * back after it missed segments): its tail word moves up to @p tail when behind (posted,
+ * and counted as seen; left as it is when the post fails), a head behind @p tail counts as
+ * written there, and the next append goes at @p next.
+ */
+void ckpt_ring_join(struct ckpt_region *r, uint64_t tail, uint64_t next);
 
 #endif /* CKPT_INTERNAL_H */

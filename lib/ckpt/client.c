@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The checkpoint client core: targets, regions, tickets, slots, rings and restore reads.
- * Byte backends (pmem.c; ofi.c and the ofi_*.c files under it) only move bytes: for them,
- * where a record goes and which copy wins is decided here, once, for every target. A
- * record-level backend (a redundancy group) is handed each encoded record instead (put),
- * and decides itself where its copies go and, reading back, which wins (scan, log_read).
+ * Byte backends (pmem.c; ofi.c and the ofi_*.c files under it) only move bytes: for their
+ * targets, everything about where a record goes and which copy wins is decided here, once. A
+ * record backend (a redundancy group, group/) is handed each encoded record and decides both
+ * over its members, which are regions of byte backends again.
  */
 #include <errno.h>
 #include <sched.h>
@@ -21,12 +21,23 @@
 
 static const struct {
 	const char *prefix;
-	const struct ckpt_backend_ops *ops;
+	const struct ckpt_byte_ops *bytes;
+	const struct ckpt_record_ops *records;
 } schemes[] = {
-	{"pmem:", &ckpt_pmem_ops},	   {"ofi+tcp://", &ckpt_ofi_tcp_ops},
-	{"ofi+shm://", &ckpt_ofi_shm_ops}, {"ofi+verbs://", &ckpt_ofi_verbs_ops},
-	{"group:", &ckpt_group_ops},
+	{"pmem:", &ckpt_pmem_ops, NULL},	 {"ofi+tcp://", &ckpt_ofi_tcp_ops, NULL},
+	{"ofi+shm://", &ckpt_ofi_shm_ops, NULL}, {"ofi+verbs://", &ckpt_ofi_verbs_ops, NULL},
+	{"group:", NULL, &ckpt_group_ops},
 };
+
+/* A unit test's byte backend (ckpt_test_scheme()). */
+static const char *test_prefix;
+static const struct ckpt_byte_ops *test_ops;
+
+void ckpt_test_scheme(const char *prefix, const struct ckpt_byte_ops *ops)
+{
+	test_prefix = prefix;
+	test_ops = ops;
+}
 
 static uint64_t now_ms(void)
 {
@@ -38,7 +49,8 @@ static uint64_t now_ms(void)
 
 struct ckpt_client *ckpt_connect(const char *target, const struct ckpt_client_opts *opts)
 {
-	const struct ckpt_backend_ops *ops = NULL;
+	const struct ckpt_byte_ops *bytes = NULL;
+	const struct ckpt_record_ops *records = NULL;
 	const char *where = NULL;
 	struct ckpt_client *c;
 	int rc;
@@ -50,13 +62,19 @@ struct ckpt_client *ckpt_connect(const char *target, const struct ckpt_client_op
 	for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
 		size_t n = strlen(schemes[i].prefix);
 
-		if (strncmp(target, schemes[i].prefix, n) == 0 && &*schemes[i].ops != NULL) {
-			ops = schemes[i].ops;
+		if (strncmp(target, schemes[i].prefix, n) == 0) {
+			bytes = schemes[i].bytes;
+			records = schemes[i].records;
 			where = target + n;
 			break;
 		}
 	}
-	if (ops == NULL) {
+	if (where == NULL && test_ops != NULL &&
+	    strncmp(target, test_prefix, strlen(test_prefix)) == 0) {
+		bytes = test_ops;
+		where = target + strlen(test_prefix);
+	}
+	if (where == NULL) {
 		ckpt_log(CKPT_LOG_ERR, LOG_COMPONENT,
 			 "%s: unknown target (pmem:/path, ofi+tcp://host:port, ofi+shm://name, "
 			 "ofi+verbs://host:port, group:CODE=T1,T2,...)",
@@ -79,7 +97,9 @@ struct ckpt_client *ckpt_connect(const char *target, const struct ckpt_client_op
 	c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		return NULL;
-	c->ops = ops;
+	c->ops = bytes != NULL ? &bytes->target : &records->target;
+	c->bytes = bytes;
+	c->records = records;
 	c->target = strdup(target);
 	if (c->target == NULL) {
 		rc = -ENOMEM;
@@ -97,7 +117,7 @@ struct ckpt_client *ckpt_connect(const char *target, const struct ckpt_client_op
 		c->opts.timeout_ms = DEFAULT_TIMEOUT_MS;
 	if (c->opts.max_inflight == 0)
 		c->opts.max_inflight = DEFAULT_INFLIGHT;
-	rc = ops->connect(c, where);
+	rc = c->ops->connect(c, where);
 	if (rc)
 		goto err_free_target;
 	return c;
@@ -137,15 +157,15 @@ const char *ckpt_target(const struct ckpt_client *c)
 
 static int read_word(struct ckpt_region *r, uint64_t off, uint64_t *out)
 {
-	if (r->cl->ops->map) {
-		const uint64_t *p = r->cl->ops->map(r, off, sizeof(*p));
+	if (r->cl->bytes->map) {
+		const uint64_t *p = r->cl->bytes->map(r, off, sizeof(*p));
 
 		if (p == NULL)
 			return -EINVAL; /* not inside the region its geometry describes */
 		*out = __atomic_load_n(p, __ATOMIC_ACQUIRE);
 		return 0;
 	}
-	return r->cl->ops->read(r, off, out, sizeof(*out));
+	return r->cl->bytes->read(r, off, out, sizeof(*out));
 }
 
 /* The ring's head and tail as the target holds them, checked against each other. */
@@ -171,7 +191,7 @@ static int ring_attach(struct ckpt_region *r)
 	uint64_t head, tail;
 	int rc;
 
-	if (r->geo.ring_size == 0 || r->cl->ops->put != NULL)
+	if (r->geo.ring_size == 0 || r->cl->records != NULL)
 		return 0;
 	rc = ring_words(r, &head, &tail);
 	if (rc)
@@ -186,8 +206,8 @@ int ckpt_region_refresh(struct ckpt_region *r)
 {
 	if (r->posted != r->acked || r->ring.next != r->ring.head_written)
 		return -EBUSY;
-	if (r->cl->ops->refresh != NULL)
-		return r->cl->ops->refresh(r);
+	if (r->cl->records != NULL)
+		return r->cl->records->refresh(r);
 	return ring_attach(r);
 }
 
@@ -320,7 +340,7 @@ uint64_t ckpt_posted(const struct ckpt_region *r)
 
 static int post(struct ckpt_region *r, uint64_t off, const void *buf, size_t len)
 {
-	int rc = r->cl->ops->write(r, off, buf, len);
+	int rc = r->cl->bytes->write(r, off, buf, len);
 
 	if (rc == 0)
 		r->posted++;
@@ -376,11 +396,11 @@ int ckpt_slot_write(struct ckpt_region *r, const struct ckpt_rec *rec, bool batc
 	len = ckpt_rec_encode(&copy, buf, sizeof(buf));
 	if (len < 0)
 		return len;
-	if (r->cl->ops->put != NULL) {
-		rc = r->cl->ops->put(r, buf, (uint32_t)len);
+	if (r->cl->records != NULL) {
+		rc = r->cl->records->put(r, buf, (uint32_t)len);
 		if (rc == 0)
 			r->posted++;
-	} else if (batched && r->cl->ops->applies_journal && r->geo.ring_size != 0) {
+	} else if (batched && r->cl->bytes->applies_journal && r->geo.ring_size != 0) {
 		rc = ring_append(r, buf, (uint32_t)len);
 	} else {
 		uint64_t slot = 2ull * rec->slot_pair + (rec->generation & 1);
@@ -404,8 +424,8 @@ int ckpt_log_append(struct ckpt_region *r, const struct ckpt_rec *rec, uint64_t 
 	len = ckpt_rec_encode(rec, buf, sizeof(buf));
 	if (len < 0)
 		return len;
-	if (r->cl->ops->put != NULL) {
-		rc = r->cl->ops->put(r, buf, (uint32_t)len);
+	if (r->cl->records != NULL) {
+		rc = r->cl->records->put(r, buf, (uint32_t)len);
 		if (rc == 0)
 			r->posted++;
 	} else {
@@ -424,8 +444,9 @@ static int start_flush(struct ckpt_region *r)
 
 	r->data_seq = r->posted;
 	r->head_val = r->ring.next;
-	if (r->ring.next != r->ring.head_written && r->cl->ops->barrier_head != NULL) {
-		rc = r->cl->ops->barrier_head(r, r->data_seq, r->head_val);
+	/* Only a byte backend's ring moves: a record backend's stays at zero. */
+	if (r->ring.next != r->ring.head_written && r->cl->bytes->barrier_head != NULL) {
+		rc = r->cl->bytes->barrier_head(r, r->data_seq, r->head_val);
 		if (rc == 0) {
 			r->head_seq = r->data_seq;
 			r->phase = FLUSH_HEAD;
@@ -555,14 +576,14 @@ static const uint8_t *region_bytes(struct ckpt_region *r, uint64_t off, size_t l
 {
 	const uint8_t *p;
 
-	if (r->cl->ops->map) {
+	if (r->cl->bytes->map) {
 		/* Outside the region (a geometry that is no layout): an error, never 0 records. */
-		p = r->cl->ops->map(r, off, len);
+		p = r->cl->bytes->map(r, off, len);
 		if (p == NULL)
 			*rc = -EINVAL;
 		return p;
 	}
-	*rc = r->cl->ops->read(r, off, buf, len);
+	*rc = r->cl->bytes->read(r, off, buf, len);
 	return *rc ? NULL : buf;
 }
 
@@ -573,8 +594,8 @@ static int ring_image(struct ckpt_region *r, uint64_t tail, uint64_t head, uint8
 	uint64_t pos = tail;
 	uint8_t *img;
 
-	if (r->cl->ops->map) {
-		*out = (uint8_t *)r->cl->ops->map(r, r->geo.ring_off, size);
+	if (r->cl->bytes->map) {
+		*out = (uint8_t *)r->cl->bytes->map(r, r->geo.ring_off, size);
 		return *out != NULL ? 0 : -EINVAL;
 	}
 	img = malloc(size);
@@ -583,7 +604,7 @@ static int ring_image(struct ckpt_region *r, uint64_t tail, uint64_t head, uint8
 	while (pos < head) {
 		uint64_t off = pos % size;
 		uint64_t n = head - pos < size - off ? head - pos : size - off;
-		int rc = r->cl->ops->read(r, r->geo.ring_off + off, img + off, n);
+		int rc = r->cl->bytes->read(r, r->geo.ring_off + off, img + off, n);
 
 		if (rc) {
 			free(img);
@@ -597,7 +618,7 @@ static int ring_image(struct ckpt_region *r, uint64_t tail, uint64_t head, uint8
 
 static void ring_image_free(struct ckpt_region *r, uint8_t *img)
 {
-	if (r->cl->ops->map == NULL)
+	if (r->cl->bytes->map == NULL)
 		free(img);
 }
 
@@ -650,7 +671,7 @@ static int journal_load(struct ckpt_region *r, struct journal *j, struct ckpt_sc
 	int rc;
 
 	memset(j, 0, sizeof(*j));
-	if (r->geo.ring_size == 0 || r->cl->ops->put != NULL)
+	if (r->geo.ring_size == 0 || r->cl->records != NULL)
 		return 0;
 	rc = ring_words(r, &head, &tail);
 	if (rc || head == tail)
@@ -712,13 +733,13 @@ int ckpt_state_scan(struct ckpt_region *r, unsigned int flags, ckpt_rec_cb cb, v
 
 	if (r->geo.mode != PMU_MODE_OVERWRITE)
 		return -EINVAL;
-	if (r->cl->ops->scan != NULL)
-		return r->cl->ops->scan(r, flags, cb, arg, stats);
+	if (r->cl->records != NULL)
+		return r->cl->records->scan(r, flags, cb, arg, stats);
 	rc = journal_load(r, &j, &st);
 	if (rc)
 		goto out;
 	st.superseded += j.superseded;
-	if (r->cl->ops->map == NULL) {
+	if (r->cl->bytes->map == NULL) {
 		buf = malloc(pairs_per_chunk * 2 * ss);
 		if (buf == NULL) {
 			rc = -ENOMEM;
@@ -814,8 +835,8 @@ int ckpt_log_read(struct ckpt_region *r, ckpt_rec_cb cb, void *arg, bool peek,
 
 	if (r->geo.mode != PMU_MODE_APPEND)
 		return -EINVAL;
-	if (r->cl->ops->log_read != NULL)
-		return r->cl->ops->log_read(r, cb, arg, peek, stats);
+	if (r->cl->records != NULL)
+		return r->cl->records->log_read(r, cb, arg, peek, stats);
 	rc = ring_words(r, &head, &tail);
 	if (rc)
 		return rc;
@@ -847,10 +868,20 @@ out:
 	return (int)w.n;
 }
 
-/* For record-level backends (group.c), which keep their data in rings of other regions. */
+/* For record backends (group/), which keep their data in rings of other regions. */
 int ckpt_region_post(struct ckpt_region *r, uint64_t off, const void *buf, size_t len)
 {
 	return post(r, off, buf, len);
+}
+
+int ckpt_region_read(struct ckpt_region *r, uint64_t off, void *buf, size_t len)
+{
+	int rc = 0;
+	const uint8_t *p = region_bytes(r, off, len, buf, &rc);
+
+	if (p != NULL && p != buf)
+		memcpy(buf, p, len);
+	return rc;
 }
 
 int ckpt_ring_put(struct ckpt_region *r, const void *buf, uint32_t len)
@@ -861,4 +892,18 @@ int ckpt_ring_put(struct ckpt_region *r, const void *buf, uint32_t len)
 int ckpt_ring_words(struct ckpt_region *r, uint64_t *head, uint64_t *tail)
 {
 	return ring_words(r, head, tail);
+}
+
+int ckpt_ring_post_tail(struct ckpt_region *r, uint64_t tail)
+{
+	return post(r, PMU_REGION_TAIL_OFF, &tail, sizeof(tail));
+}
+
+void ckpt_ring_join(struct ckpt_region *r, uint64_t tail, uint64_t next)
+{
+	if (r->ring.tail_seen < tail && ckpt_ring_post_tail(r, tail) == 0)
+		r->ring.tail_seen = tail;
+	if (r->ring.head_written < tail)
+		r->ring.head_written = tail;
+	r->ring.next = next;
 }

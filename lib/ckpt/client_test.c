@@ -73,16 +73,15 @@ static int fake_read(struct ckpt_region *r, uint64_t off, void *buf, size_t len)
 	return 0;
 }
 
-static const struct ckpt_backend_ops fake_ops = {
-	.scheme = "fake",
+static const struct ckpt_byte_ops fake_ops = {
+	.target = {.scheme = "fake", .barrier = fake_barrier, .poll = fake_poll},
 	.applies_journal = true,
 	.write = fake_write,
-	.barrier = fake_barrier,
-	.poll = fake_poll,
 	.read = fake_read,
 };
 
-static struct ckpt_client client = {.ops = &fake_ops, .opts = {.timeout_ms = 100}};
+static struct ckpt_client client = {
+	.ops = &fake_ops.target, .bytes = &fake_ops, .opts = {.timeout_ms = 100}};
 
 static struct ckpt_region *region(enum pmu_mode mode, uint64_t ring)
 {
@@ -301,13 +300,14 @@ static const void *fake_map(struct ckpt_region *r, uint64_t off, size_t len)
 	return off > REGION_SIZE || len > REGION_SIZE - off ? NULL : be.mem + off;
 }
 
-static const struct ckpt_backend_ops map_ops = {
-	.scheme = "fakemap",
+static const struct ckpt_byte_ops map_ops = {
+	.target = {.scheme = "fakemap"},
 	.read = fake_read,
 	.map = fake_map,
 };
 
-static struct ckpt_client map_client = {.ops = &map_ops, .opts = {.timeout_ms = 100}};
+static struct ckpt_client map_client = {
+	.ops = &map_ops.target, .bytes = &map_ops, .opts = {.timeout_ms = 100}};
 
 /*
  * A geometry past the mapped region's end (what a damaged table once served) is an error

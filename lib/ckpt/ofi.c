@@ -334,20 +334,30 @@ static int ofi_lease(struct ckpt_region *r, unsigned int ttl_ms)
 /* One code path for every provider: the tables differ only in how they connect. */
 #define OFI_OPS(scheme_, connect_)                                                                 \
 	{                                                                                          \
-		.scheme = (scheme_), .applies_journal = true, .connect = (connect_),               \
-		.disconnect = ofi_disconnect, .create = ofi_create, .open = ofi_open,              \
-		.close = ofi_close, .remove = ofi_remove, .list = ofi_list, .stat = ofi_stat,      \
-		.lease = ofi_lease, .write = ckpt_ofi_write, .barrier = ckpt_ofi_barrier,          \
-		.barrier_head = ckpt_ofi_barrier_head, .poll = ofi_poll, .read = ckpt_ofi_read,    \
+		.target = {.scheme = (scheme_),                                                    \
+			   .connect = (connect_),                                                  \
+			   .disconnect = ofi_disconnect,                                           \
+			   .create = ofi_create,                                                   \
+			   .open = ofi_open,                                                       \
+			   .close = ofi_close,                                                     \
+			   .remove = ofi_remove,                                                   \
+			   .list = ofi_list,                                                       \
+			   .stat = ofi_stat,                                                       \
+			   .lease = ofi_lease,                                                     \
+			   .barrier = ckpt_ofi_barrier,                                            \
+			   .poll = ofi_poll},                                                      \
+		.applies_journal = true, .write = ckpt_ofi_write,                                  \
+		.barrier_head = ckpt_ofi_barrier_head, .read = ckpt_ofi_read,                      \
 	}
 
-const struct ckpt_backend_ops ckpt_ofi_tcp_ops = OFI_OPS("ofi+tcp", tcp_connect);
-const struct ckpt_backend_ops ckpt_ofi_shm_ops = OFI_OPS("ofi+shm", shm_connect);
-const struct ckpt_backend_ops ckpt_ofi_verbs_ops = OFI_OPS("ofi+verbs", verbs_connect);
+const struct ckpt_byte_ops ckpt_ofi_tcp_ops = OFI_OPS("ofi+tcp", tcp_connect);
+const struct ckpt_byte_ops ckpt_ofi_shm_ops = OFI_OPS("ofi+shm", shm_connect);
+const struct ckpt_byte_ops ckpt_ofi_verbs_ops = OFI_OPS("ofi+verbs", verbs_connect);
 
 int ckpt_ofi_test_set_rkey(struct ckpt_region *r, uint64_t key)
 {
-	if (r == NULL || r->be == NULL || r->cl->ops->write != ckpt_ofi_write)
+	if (r == NULL || r->be == NULL || r->cl->bytes == NULL ||
+	    r->cl->bytes->write != ckpt_ofi_write)
 		return -EINVAL;
 	orr(r)->rkey = key;
 	return 0;
@@ -357,7 +367,8 @@ int ckpt_ofi_test_persist(struct ckpt_region *r, uint64_t off, uint64_t len)
 {
 	struct ckpt_msg req = {.type = CKPT_MSG_PERSIST}, rep = {0};
 
-	if (r == NULL || r->be == NULL || r->cl->ops->write != ckpt_ofi_write)
+	if (r == NULL || r->be == NULL || r->cl->bytes == NULL ||
+	    r->cl->bytes->write != ckpt_ofi_write)
 		return -EINVAL;
 	req.u.persist.handle = orr(r)->handle;
 	req.u.persist.off = off;

@@ -211,21 +211,24 @@ static const void *pmem_map(struct ckpt_region *r, uint64_t off, size_t len)
 	return pr->base + off;
 }
 
-const struct ckpt_backend_ops ckpt_pmem_ops = {
-	.scheme = "pmem",
+const struct ckpt_byte_ops ckpt_pmem_ops = {
+	.target =
+		{
+			.scheme = "pmem",
+			.connect = pmem_connect,
+			.disconnect = pmem_disconnect,
+			.create = pmem_create,
+			.open = pmem_open,
+			.close = pmem_close,
+			.remove = pmem_remove,
+			.list = pmem_list,
+			.stat = pmem_stat,
+			.lease = pmem_lease,
+			.barrier = pmem_barrier,
+			.poll = NULL,
+		},
 	.applies_journal = false,
-	.connect = pmem_connect,
-	.disconnect = pmem_disconnect,
-	.create = pmem_create,
-	.open = pmem_open,
-	.close = pmem_close,
-	.remove = pmem_remove,
-	.list = pmem_list,
-	.stat = pmem_stat,
-	.lease = pmem_lease,
 	.write = pmem_write,
-	.barrier = pmem_barrier,
-	.poll = NULL,
 	.read = pmem_read,
 	.map = pmem_map,
 };

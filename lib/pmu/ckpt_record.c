@@ -184,6 +184,18 @@ int ckpt_rec_decode(const void *buf, size_t buf_len, struct ckpt_rec *out)
 	return (int)ckpt_rec_size(r.payload_len);
 }
 
+int ckpt_rec_peek(const void *buf, size_t buf_len, struct ckpt_rec_hdr *out)
+{
+	const uint8_t *p = buf;
+
+	if (buf_len < CKPT_REC_HDR_LEN)
+		return -EINVAL;
+	out->generation = get64(p + OFF_GENERATION);
+	out->slot_pair = get32(p + OFF_SLOT);
+	out->len = (uint32_t)ckpt_rec_size(get16(p + OFF_PAYLOAD_LEN));
+	return (int)out->len;
+}
+
 int ckpt_rec_is_empty(const void *buf, size_t buf_len)
 {
 	const uint8_t *p = buf;

@@ -215,6 +215,45 @@ static void test_empty_detection(void **state)
 	assert_false(ckpt_rec_is_empty(buf, sizeof(buf)));
 }
 
+/* A store steps over records and orders them by generation with what the codec wrote. */
+static void test_peek_reads_what_encode_wrote(void **state)
+{
+	uint8_t buf[CKPT_REC_MAX_LEN];
+	struct ckpt_rec in = sample();
+	struct ckpt_rec_hdr h;
+
+	(void)state;
+	for (unsigned int len = 0; len <= CKPT_REC_MAX_PAYLOAD; len += 97) {
+		uint8_t pl[CKPT_REC_MAX_PAYLOAD] = {0};
+		int n;
+
+		in.payload = pl;
+		in.payload_len = (uint16_t)len;
+		in.generation = 0x0102030405060708ull + len;
+		in.slot_pair = 0xa0b0c0d0u - len;
+		n = ckpt_rec_encode(&in, buf, sizeof(buf));
+		assert_true(n > 0);
+		assert_int_equal(ckpt_rec_peek(buf, (size_t)n, &h), n);
+		assert_int_equal(h.len, n);
+		assert_true(h.generation == in.generation);
+		assert_int_equal(h.slot_pair, in.slot_pair);
+	}
+}
+
+static void test_peek_refuses_less_than_a_header(void **state)
+{
+	uint8_t buf[CKPT_REC_MAX_LEN];
+	struct ckpt_rec in = sample();
+	struct ckpt_rec_hdr h = {.generation = 99, .slot_pair = 5, .len = 3};
+
+	(void)state;
+	assert_true(ckpt_rec_encode(&in, buf, sizeof(buf)) > 0);
+	assert_int_equal(ckpt_rec_peek(buf, CKPT_REC_HDR_LEN - 1, &h), -EINVAL);
+	assert_true(h.generation == 99 && h.slot_pair == 5 && h.len == 3); /* untouched */
+	assert_int_equal(ckpt_rec_peek(buf, CKPT_REC_HDR_LEN, &h),
+			 (int)ckpt_rec_size(sizeof(payload)));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -227,6 +266,8 @@ int main(void)
 		cmocka_unit_test(test_decode_rejects_zero_conn_and_generation),
 		cmocka_unit_test(test_decode_rejects_truncated_buffers),
 		cmocka_unit_test(test_empty_detection),
+		cmocka_unit_test(test_peek_reads_what_encode_wrote),
+		cmocka_unit_test(test_peek_refuses_less_than_a_header),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * Private to lib/ckpt: the on-media formats of a redundancy group (group.c).
+ * Private to lib/ckpt/group/: the on-media formats of a redundancy group.
  *
  * A group region is one append region of the same name on every member. Its bytes
  * [128, 192) hold the group descriptor; its ring holds subsegments. A segment is a run of

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * Private to lib/ckpt: the erasure code of a redundancy group (group.c).
+ * Private to lib/ckpt/group/: the erasure code of a redundancy group.
  *
  * A stripe is k data fragments and m parity fragments of one length. Three codes:
  *	xor     m = 1, parity = the XOR of the data (RAID 5), by ISA-L's xor_gen (fragments
@@ -31,6 +31,9 @@ struct ckpt_ec {
 	uint8_t *matrix;   /* (k + m) x k, rs only */
 	uint8_t *enc_tbls; /* ec_init_tables of the parity rows, rs only */
 };
+
+/* The code's name in a target: "xor", "rs" or "mirror" ("?" for no code). */
+const char *ckpt_ec_name(enum ckpt_ec_code code);
 
 /*
  * Set up a code. xor needs m == 1, mirror k == 1, and k + m <= CKPT_EC_MAX_FRAGS.

@@ -14,6 +14,19 @@
 
 #include "ec.h"
 
+const char *ckpt_ec_name(enum ckpt_ec_code code)
+{
+	switch (code) {
+	case CKPT_EC_XOR:
+		return "xor";
+	case CKPT_EC_RS:
+		return "rs";
+	case CKPT_EC_MIRROR:
+		return "mirror";
+	}
+	return "?";
+}
+
 int ckpt_ec_init(struct ckpt_ec *ec, enum ckpt_ec_code code, unsigned int k, unsigned int m)
 {
 	memset(ec, 0, sizeof(*ec));
