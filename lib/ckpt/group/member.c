@@ -274,6 +274,9 @@ int group_region_open(struct gregion *gr, const char *name, struct pmu_region_in
 		rcs[i] = g->mc[i] == NULL || member_failed(g, i)
 				 ? -ENOTCONN
 				 : group_member_open(g->mc[i], name, &gr->mr[i], &d[i], &pmem[i]);
+		/* Not ckpt_err_transient(): only a lost connection marks a member down here; a
+		 * region it lacks (ENOENT) or a full queue is the region's business, not the
+		 * member's. */
 		if (rcs[i] == -ECONNRESET || rcs[i] == -ETIMEDOUT || rcs[i] == -EIO)
 			group_member_down(g, i, rcs[i]);
 	}
