@@ -3,10 +3,12 @@
  * Private to lib/ckpt: the client core (client.c) and its backends.
  *
  * The core owns targets, regions, tickets and the record logic (slots, ring, restore).
- * A byte backend (pmem.c, ofi.c) only moves bytes: control operations, posted writes into
- * a region, bulk reads, and durability barriers. A record backend (a redundancy group,
- * group/) moves whole records into regions of other targets. The core calls either through
- * one ops table; that is an indirect call per checkpoint operation, never per packet.
+ * A byte backend (pmem.c; ofi.c and the ofi_*.c files) only moves bytes: posted writes into
+ * a region, bulk reads, and durability barriers (struct ckpt_byte_ops). A record backend (a
+ * redundancy group, group/) is handed whole records and places them in regions of other
+ * targets itself (struct ckpt_record_ops). Both begin with the control operations every
+ * target has (struct ckpt_target_ops: connect, regions, lease, barrier, poll). The core
+ * calls them indirectly once per checkpoint operation, never per packet.
  */
 #ifndef CKPT_INTERNAL_H
 #define CKPT_INTERNAL_H
