@@ -14,6 +14,7 @@
       the session (exit 1 if it did not within 60 s).
 """
 import select
+import signal
 import socket
 import sys
 import time
@@ -99,10 +100,13 @@ def burst(port, secret_file, tenant, n, pool, deadline_ms):
 
 
 def hold(port, n, secs, rate):
+    """Hold the flood for secs, or until SIGTERM: a test ends it when its client is done."""
     socks, opened, closed = [], 0, 0
     end = now_ms() + secs * 1000
     budget, last = float(n), now_ms()
-    while now_ms() < end:
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    while now_ms() < end and not stop:
         t = now_ms()
         budget = min(float(n), budget + (t - last) * rate / 1000)
         last = t
@@ -119,8 +123,8 @@ def hold(port, n, secs, rate):
                 socks.remove(s)
                 s.close()
                 closed += 1
-    print("held %d silent connections for %d s: %d opened, %d closed by the server" %
-          (n, secs, opened, closed), flush=True)
+    print("held %d silent connections for %.1f s: %d opened, %d closed by the server" %
+          (n, secs - (end - now_ms()) / 1000, opened, closed), flush=True)
     for s in socks:
         s.close()
     return 0
