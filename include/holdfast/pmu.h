@@ -74,6 +74,7 @@ struct pmu_region_info {
 	uint64_t ring_size;
 	uint64_t created_ns; /**< CLOCK_REALTIME */
 	uint64_t lease_ns;   /**< owner's lease expiry, CLOCK_REALTIME; 0 = never renewed */
+	uint64_t epoch;	     /**< fencing epoch (ckpt_epoch_take()); 0 = never taken */
 };
 
 struct pmu_store;
