@@ -97,6 +97,10 @@ struct ckpt_target_ops {
 	int (*lease)(struct ckpt_region *r, unsigned int ttl_ms);
 	int (*barrier)(struct ckpt_region *r, uint64_t seq);
 	int (*poll)(struct ckpt_client *c);
+	/* Optional (NULL: -ENOTSUP), the calls of the same names in ckpt.h. */
+	int (*epoch_take)(struct ckpt_region *r, uint64_t seen, uint64_t *epoch);
+	int (*epoch_bind)(struct ckpt_client *c, const char *lease_name, uint64_t epoch);
+	int (*lease_watch)(struct ckpt_region *r, unsigned int timeout_ms);
 };
 
 /*

@@ -570,6 +570,27 @@ int ckpt_lease_renew(struct ckpt_region *r, unsigned int ttl_ms)
 	return r->cl->ops->lease(r, ttl_ms);
 }
 
+int ckpt_epoch_take(struct ckpt_region *r, uint64_t seen, uint64_t *epoch)
+{
+	if (r == NULL || epoch == NULL)
+		return -EINVAL;
+	return r->cl->ops->epoch_take ? r->cl->ops->epoch_take(r, seen, epoch) : -ENOTSUP;
+}
+
+int ckpt_epoch_bind(struct ckpt_client *c, const char *lease_name, uint64_t epoch)
+{
+	if (c == NULL || lease_name == NULL)
+		return -EINVAL;
+	return c->ops->epoch_bind ? c->ops->epoch_bind(c, lease_name, epoch) : -ENOTSUP;
+}
+
+int ckpt_lease_watch(struct ckpt_region *r, unsigned int timeout_ms)
+{
+	if (r == NULL)
+		return -EINVAL;
+	return r->cl->ops->lease_watch ? r->cl->ops->lease_watch(r, timeout_ms) : -ENOTSUP;
+}
+
 /* Bytes of a region, mapped in place when the backend can, else read into @p buf. */
 static const uint8_t *region_bytes(struct ckpt_region *r, uint64_t off, size_t len, uint8_t *buf,
 				   int *rc)
