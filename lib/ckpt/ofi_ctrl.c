@@ -342,15 +342,18 @@ int ckpt_ofi_data_error(struct ckpt_client *c, int err)
 	struct ofi_client *o = oc(c);
 	struct pollfd p = {.fd = o->fd, .events = POLLIN};
 	uint8_t byte;
+	bool closed;
 
 	if (o->dead == 0)
 		ckpt_ofi_ctrl_pump(c, 0);
-	if (o->dead != -ECONNRESET && poll(&p, 1, 0) == 1 &&
-	    (recv(o->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) == 0 || (p.revents & POLLHUP)))
+	closed = poll(&p, 1, 0) == 1 &&
+		 (recv(o->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) == 0 || (p.revents & POLLHUP));
+	if (closed)
 		o->dead = -ECONNRESET;
 	if (o->dead == 0)
 		o->dead = err == -ECONNRESET ? err : -EIO;
-	if (o->dead == -EIO && !o->fence_asked)
+	/* The data path failed (rxm may drop the connection too) with the server still there. */
+	if (!closed && !o->fence_asked && (o->dead == -EIO || o->dead == -ECONNRESET))
 		ask_if_fenced(c, o->dead);
 	return o->dead;
 }

@@ -294,10 +294,10 @@ void ckpt_ofi_keepalive(struct ckpt_client *c, uint64_t now);
 /*
  * Name the failure @p err of a data-path operation (the provider reports a dead peer
  * variously): -ECONNRESET if the control socket says the server is gone, else what the
- * client already failed with, else -ECONNRESET or -EIO after @p err; and an -EIO with the
- * server still there becomes -ESTALE if the server answers that it fenced this client (it
- * withdrew the keys: asked once per client, one round trip, bounded by the timeout). Sets
- * o->dead. @return o->dead.
+ * client already failed with, else -ECONNRESET or -EIO after @p err; and with the control
+ * socket still open, that becomes -ESTALE if the server answers that it fenced this client
+ * (it withdrew the keys: asked once per client, one round trip, bounded by the timeout).
+ * Sets o->dead. @return o->dead.
  */
 int ckpt_ofi_data_error(struct ckpt_client *c, int err);
 
