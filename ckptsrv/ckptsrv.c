@@ -205,11 +205,14 @@ static void close_handle(struct ckptsrv_session *s, struct ckptsrv_open *victim)
 
 /*
  * Withdraw @p t's remote keys and answer everything it asks -ESTALE from now on: a newer
- * epoch than its own was taken (@p epoch) on its lease region. Its handles stay (a CLOSE
- * still drops them), keyless. Caller holds the lock.
+ * epoch than its own was taken (@p epoch) on its lease region, or (@p gone) that region was
+ * deleted. Its handles stay (a CLOSE still drops them), keyless. Caller holds the lock.
  */
-static void fence_session(struct ckptsrv *srv, struct ckptsrv_session *t, uint64_t epoch)
+static void fence_session(struct ckptsrv *srv, struct ckptsrv_session *t, uint64_t epoch,
+			  bool gone)
 {
+	char why[64];
+
 	unsigned int keys = 0;
 
 	if (t->fenced)
@@ -222,11 +225,15 @@ static void fence_session(struct ckptsrv *srv, struct ckptsrv_session *t, uint64
 		}
 	}
 	__atomic_store_n(&t->fenced, true, __ATOMIC_RELEASE);
+	if (gone)
+		snprintf(why, sizeof(why), "the region was deleted");
+	else
+		snprintf(why, sizeof(why), "epoch %llu was taken", (unsigned long long)epoch);
 	ckpt_log(CKPT_LOG_NOTICE, LOG,
-		 "tenant %s from %s, bound to epoch %llu of %s, is fenced: epoch %llu was taken; "
-		 "%u remote key(s) withdrawn, its requests are answered ESTALE",
-		 t->tenant, t->peer, (unsigned long long)t->bind_epoch, t->bind_region.name,
-		 (unsigned long long)epoch, keys);
+		 "tenant %s from %s, bound to epoch %llu of %s, is fenced: %s; %u remote key(s) "
+		 "withdrawn, its requests are answered ESTALE",
+		 t->tenant, t->peer, (unsigned long long)t->bind_epoch, t->bind_region.name, why,
+		 keys);
 	/* A fenced session waiting in WATCH is answered at once. */
 	pthread_cond_broadcast(&srv->lease_change);
 }
@@ -243,16 +250,18 @@ static int binding_check(struct ckptsrv_session *s, bool locked)
 {
 	struct ckptsrv *srv = s->l->srv;
 	uint64_t epoch = 0;
+	bool gone;
 
 	if (__atomic_load_n(&s->fenced, __ATOMIC_ACQUIRE))
 		return -ESTALE;
 	if (!s->bound)
 		return 0;
-	if (pmu_region_epoch(srv->store, &s->bind_region, &epoch) == 0 && epoch <= s->bind_epoch)
+	gone = pmu_region_epoch(srv->store, &s->bind_region, &epoch) != 0;
+	if (!gone && epoch <= s->bind_epoch)
 		return 0;
 	if (!locked)
 		pthread_mutex_lock(&srv->lock);
-	fence_session(srv, s, epoch);
+	fence_session(srv, s, epoch, gone);
 	if (!locked)
 		pthread_mutex_unlock(&srv->lock);
 	return -ESTALE;
@@ -308,7 +317,7 @@ static int do_take(struct ckptsrv_session *s, const struct ckpt_msg *req, struct
 	for (struct ckptsrv_session *t = srv->sessions; t != NULL; t = t->next)
 		if (t != s && t->bound && same_lease(&t->bind_region, &o->info) &&
 		    t->bind_epoch < seen + 1)
-			fence_session(srv, t, seen + 1);
+			fence_session(srv, t, seen + 1, false);
 	rep->u.taken.epoch = seen + 1;
 	return 0;
 }
