@@ -69,6 +69,11 @@ struct group {
 	struct ckpt_client *mc[MAXM]; /* NULL: did not answer, or failed since */
 	int err[MAXM];		      /* why a member is down */
 	struct rejoin *rj;	      /* tries members that are down again, on a thread */
+	/* The epoch this client is bound to (group_epoch_take, group_epoch_bind): a member
+	 * that rejoins is bound again before it takes writes (rejoin.c). */
+	bool bound;
+	char bind_name[PMU_NAME_MAX];
+	uint64_t bind_epoch;
 };
 
 struct barrier {
@@ -283,6 +288,19 @@ int group_remove(struct ckpt_client *c, const char *name);
 int group_stat_leases(struct ckpt_client *c, const char *name, struct ckpt_region_info *out);
 int group_list(struct ckpt_client *c, struct ckpt_region_info *out, unsigned int max);
 int group_lease(struct ckpt_region *r, unsigned int ttl_ms);
+
+/*
+ * Fencing on a group: each member server keeps its own epoch of its member region of the
+ * lease region, and the group's is their furthest (group_stat_leases). A take or a bind
+ * goes to every member that is up, in member order, and stops at the first that answers
+ * ESTALE (an epoch past @p seen there: someone else took it; the same order for every
+ * client makes the first member that answers the arbiter of a race); a member whose epoch
+ * is behind @p seen (it was down during an earlier take) answers ESTALE too but is only
+ * passed over. Success needs a majority of all members. A lease watch is not offered
+ * (-ENOTSUP): the app falls back to the lease.
+ */
+int group_epoch_take(struct ckpt_region *r, uint64_t seen, uint64_t *epoch);
+int group_epoch_bind(struct ckpt_client *c, const char *lease_name, uint64_t epoch);
 
 /* ---- stripe.c ---------------------------------------------------------------------- */
 

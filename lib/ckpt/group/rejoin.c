@@ -32,6 +32,10 @@ struct rejoin_try {
 	struct ckpt_client *old[MAXM]; /* their failed connections, closed on the thread */
 	struct ckpt_client *mc[MAXM];  /* their new ones */
 	int rc[MAXM];
+	/* the group's binding when the try was handed over: each member is bound again */
+	bool bound;
+	char bind_name[PMU_NAME_MAX];
+	uint64_t bind_epoch;
 	unsigned int nwant;
 	struct rejoin_want want[];
 };
@@ -98,6 +102,10 @@ static void try_run(const struct group *g, struct rejoin *rj, struct rejoin_try 
 			t->rc[i] = -errno;
 			continue;
 		}
+		/* A new connection is bound to nothing: bind it before it may take writes (a
+		 * member that says ESTALE stays out, for this client was fenced). */
+		if (t->bound)
+			t->rc[i] = ckpt_epoch_bind(t->mc[i], t->bind_name, t->bind_epoch);
 		for (unsigned int w = 0; w < t->nwant && t->rc[i] == 0; w++) {
 			int rc = try_region(t, i, &t->want[w]);
 
@@ -246,6 +254,9 @@ static void rejoin_launch(struct ckpt_client *c)
 		return;
 	t->mask = mask;
 	t->nwant = nwant;
+	t->bound = g->bound;
+	snprintf(t->bind_name, sizeof(t->bind_name), "%s", g->bind_name);
+	t->bind_epoch = g->bind_epoch;
 	for (struct ckpt_region *r = c->regions; r != NULL; r = r->next, w++) {
 		struct gregion *gr = r->be;
 		struct rejoin_want *wt = &t->want[w];
