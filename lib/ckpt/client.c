@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -591,18 +592,40 @@ int ckpt_lease_renew(struct ckpt_region *r, unsigned int ttl_ms)
 	return r->cl->ops->lease(r, ttl_ms);
 }
 
+/* Remember a binding that succeeded, for whoever connects again on the client's behalf. */
+static void remember_binding(struct ckpt_client *c, const char *lease, uint64_t epoch)
+{
+	c->bound.on = true;
+	snprintf(c->bound.lease, sizeof(c->bound.lease), "%s", lease);
+	c->bound.epoch = epoch;
+}
+
 int ckpt_epoch_take(struct ckpt_region *r, uint64_t seen, uint64_t *epoch)
 {
+	int rc;
+
 	if (r == NULL || epoch == NULL)
 		return -EINVAL;
-	return r->cl->ops->epoch_take ? r->cl->ops->epoch_take(r, seen, epoch) : -ENOTSUP;
+	if (r->cl->ops->epoch_take == NULL)
+		return -ENOTSUP;
+	rc = r->cl->ops->epoch_take(r, seen, epoch);
+	if (rc == 0)
+		remember_binding(r->cl, r->geo.name, *epoch);
+	return rc;
 }
 
 int ckpt_epoch_bind(struct ckpt_client *c, const char *lease_name, uint64_t epoch)
 {
+	int rc;
+
 	if (c == NULL || lease_name == NULL)
 		return -EINVAL;
-	return c->ops->epoch_bind ? c->ops->epoch_bind(c, lease_name, epoch) : -ENOTSUP;
+	if (c->ops->epoch_bind == NULL)
+		return -ENOTSUP;
+	rc = c->ops->epoch_bind(c, lease_name, epoch);
+	if (rc == 0)
+		remember_binding(c, lease_name, epoch);
+	return rc;
 }
 
 int ckpt_lease_watch(struct ckpt_region *r, unsigned int timeout_ms)
