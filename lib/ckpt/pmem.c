@@ -22,7 +22,10 @@
  * entry (LEASE_LOCK_BASE + entry). The lock belongs to this client's own open file
  * description, so the kernel drops it the moment the process dies, however it dies; a
  * release (a renewal of PMU_LEASE_RELEASE_MS) drops it at once. ckpt_lease_watch() polls it
- * with F_OFD_GETLK about every millisecond.
+ * with F_OFD_GETLK about every millisecond. A renewer that could not get the lock (an
+ * earlier holder still had it) looks dead once that holder dies, until its own next renewal
+ * takes the lock; a watcher acting then fences a live renewer (a needless failover, never
+ * two writers: the epoch decides).
  */
 #include <errno.h>
 #include <fcntl.h>
