@@ -208,8 +208,7 @@ static void close_handle(struct ckptsrv_session *s, struct ckptsrv_open *victim)
  * epoch than its own was taken (@p epoch) on its lease region, or (@p gone) that region was
  * deleted. Its handles stay (a CLOSE still drops them), keyless. Caller holds the lock.
  */
-static void fence_session(struct ckptsrv *srv, struct ckptsrv_session *t, uint64_t epoch,
-			  bool gone)
+static void fence_session(struct ckptsrv *srv, struct ckptsrv_session *t, uint64_t epoch, bool gone)
 {
 	char why[64];
 
@@ -322,7 +321,10 @@ static int do_take(struct ckptsrv_session *s, const struct ckpt_msg *req, struct
 	return 0;
 }
 
-/* BIND: this session follows epoch E of lease region N, refused if N is already past E. */
+/*
+ * BIND: this session follows epoch E of lease region N: refused ESTALE if N is already past
+ * E, EINVAL if N never reached E (only an epoch a take gave can be bound to, as pmem: does).
+ */
 static int do_bind(struct ckptsrv_session *s, const struct ckpt_msg *req)
 {
 	struct pmu_region_info info;
@@ -337,6 +339,15 @@ static int do_bind(struct ckptsrv_session *s, const struct ckpt_msg *req)
 			 s->tenant, s->peer, (unsigned long long)req->u.bind.epoch, info.name,
 			 (unsigned long long)info.epoch);
 		return -ESTALE;
+	}
+	if (info.epoch < req->u.bind.epoch) {
+		ckpt_log(CKPT_LOG_WARNING, LOG,
+			 "tenant %s from %s asked to bind to epoch %llu of %s, which is only at "
+			 "%llu: "
+			 "refused (EINVAL; bind to an epoch a take gave)",
+			 s->tenant, s->peer, (unsigned long long)req->u.bind.epoch, info.name,
+			 (unsigned long long)info.epoch);
+		return -EINVAL;
 	}
 	bind_session(s, &info, req->u.bind.epoch);
 	ckpt_log(CKPT_LOG_INFO, LOG, "tenant %s from %s bound to epoch %llu of %s", s->tenant,
@@ -383,9 +394,10 @@ static void release_leases_of(struct ckptsrv_session *s)
 			continue; /* it ran out or was never renewed: nothing to release */
 		if (pmu_region_lease(srv->store, s->tenant, h->name, now) != 0)
 			continue;
-		ckpt_log(CKPT_LOG_NOTICE, LOG,
-			 "tenant %s's session from %s holding the lease on %s ended: lease released",
-			 s->tenant, s->peer, h->name);
+		ckpt_log(
+			CKPT_LOG_NOTICE, LOG,
+			"tenant %s's session from %s holding the lease on %s ended: lease released",
+			s->tenant, s->peer, h->name);
 		released++;
 	}
 	if (released > 0)
@@ -410,7 +422,8 @@ static int do_watch(struct ckptsrv_session *s, const struct ckpt_msg *req)
 	if (o == NULL)
 		return -EBADF;
 	snprintf(name, sizeof(name), "%s", o->info.name);
-	deadline = ckptsrv_now_ms() + (req->u.watch.timeout_ms < cap ? req->u.watch.timeout_ms : cap);
+	deadline =
+		ckptsrv_now_ms() + (req->u.watch.timeout_ms < cap ? req->u.watch.timeout_ms : cap);
 	for (;;) {
 		struct pmu_region_info cur;
 		uint64_t now_ns, now, wait_ms;

@@ -48,7 +48,8 @@
  *	- no tenant is over a quota, and every quota refusal was due;
  *	- fencing as the model follows it: a TAKE wins exactly when the seen epoch is the
  *	  region's (which then moves by one), binds its session and fences every other session
- *	  bound to an older epoch of that region; a BIND below the region's epoch is ESTALE; a
+ *	  bound to an older epoch of that region; a BIND below the region's epoch is ESTALE,
+ *	  above it EINVAL; a
  *	  fenced session, or one whose lease region went away, is answered ESTALE whatever it
  *	  asks (PING too), and any other is never answered ESTALE but to TAKE and BIND;
  *	- WATCH answers 0 when the lease is free, ETIMEDOUT when it outlives the wait;
@@ -744,11 +745,8 @@ static void do_bind(struct ckptsrv_session *s, int t, struct input *in, int step
 		check_missing(t, name, rep.status, step);
 		return;
 	}
-	if ((rep.status == 0) != (req.u.bind.epoch >= cur) ||
-	    (rep.status != 0 && rep.status != -ESTALE))
-		broken(rep.status == 0 ? "BIND below the region's epoch was taken"
-				       : "BIND at or above the region's epoch was refused",
-		       step);
+	if (rep.status != (req.u.bind.epoch < cur ? -ESTALE : req.u.bind.epoch > cur ? -EINVAL : 0))
+		broken("BIND answered wrong (below the epoch: ESTALE, above: EINVAL)", step);
 	if (rep.status == 0)
 		bind_slot(slot_of(s), t, &m->info, req.u.bind.epoch);
 }

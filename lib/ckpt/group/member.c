@@ -519,10 +519,11 @@ int group_epoch_take(struct ckpt_region *r, uint64_t seen, uint64_t *epoch)
 			continue;
 		one = ckpt_epoch_take(gr->mr[i], seen, &e);
 		if (one == -ESTALE && member_behind(g->mc[i], r->geo.name, seen)) {
-			ckpt_log(CKPT_LOG_WARNING, LOG_COMPONENT,
-				 "region %s: member %u (%s) holds an epoch behind %llu (it missed a "
-				 "take): passed over",
-				 r->geo.name, i, g->member[i], (unsigned long long)seen);
+			ckpt_log(
+				CKPT_LOG_WARNING, LOG_COMPONENT,
+				"region %s: member %u (%s) holds an epoch behind %llu (it missed a "
+				"take): passed over",
+				r->geo.name, i, g->member[i], (unsigned long long)seen);
 			continue;
 		}
 		if (one == -ESTALE || one == -EACCES)
@@ -559,8 +560,11 @@ int group_epoch_bind(struct ckpt_client *c, const char *lease_name, uint64_t epo
 		if (g->mc[i] == NULL || member_failed(g, i))
 			continue;
 		one = ckpt_epoch_bind(g->mc[i], lease_name, epoch);
-		if (one == -ESTALE || one == -EINVAL)
+		if (one == -ESTALE)
 			return one;
+		/* A member behind (it missed a take) has no such epoch to bind to: passed over. */
+		if (one == -EINVAL && member_behind(g->mc[i], lease_name, epoch))
+			continue;
 		if (one == 0)
 			ok++;
 		else if (rc == -EIO || one != -ENOENT)
