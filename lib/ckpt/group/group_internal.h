@@ -69,11 +69,6 @@ struct group {
 	struct ckpt_client *mc[MAXM]; /* NULL: did not answer, or failed since */
 	int err[MAXM];		      /* why a member is down */
 	struct rejoin *rj;	      /* tries members that are down again, on a thread */
-	/* The epoch this client is bound to (group_epoch_take, group_epoch_bind): a member
-	 * that rejoins is bound again before it takes writes (rejoin.c). */
-	bool bound;
-	char bind_name[PMU_NAME_MAX];
-	uint64_t bind_epoch;
 };
 
 struct barrier {
@@ -296,8 +291,10 @@ int group_lease(struct ckpt_region *r, unsigned int ttl_ms);
  * ESTALE (an epoch past @p seen there: someone else took it; the same order for every
  * client makes the first member that answers the arbiter of a race); a member whose epoch
  * is behind @p seen (it was down during an earlier take) answers ESTALE too but is only
- * passed over. Success needs a majority of all members. A lease watch is not offered
- * (-ENOTSUP): the app falls back to the lease.
+ * passed over. Success needs a majority of all members. The core remembers the binding
+ * (struct ckpt_client.bound), and a member that rejoins is bound to it again on its new
+ * connection before it takes writes (rejoin.c). A lease watch is not offered (-ENOTSUP):
+ * the app falls back to the lease.
  */
 int group_epoch_take(struct ckpt_region *r, uint64_t seen, uint64_t *epoch);
 int group_epoch_bind(struct ckpt_client *c, const char *lease_name, uint64_t epoch);

@@ -10,7 +10,6 @@
  * another is foreign. Delete, stat, list and lease act on the member regions too.
  */
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -539,9 +538,6 @@ int group_epoch_take(struct ckpt_region *r, uint64_t seen, uint64_t *epoch)
 			 r->geo.name, (unsigned long long)seen + 1, ok, g->n, majority(g));
 		return rc;
 	}
-	g->bound = true;
-	snprintf(g->bind_name, sizeof(g->bind_name), "%s", r->geo.name);
-	g->bind_epoch = seen + 1;
 	*epoch = seen + 1;
 	return 0;
 }
@@ -570,10 +566,5 @@ int group_epoch_bind(struct ckpt_client *c, const char *lease_name, uint64_t epo
 		else if (rc == -EIO || one != -ENOENT)
 			rc = one;
 	}
-	if (ok < majority(g))
-		return rc;
-	g->bound = true;
-	snprintf(g->bind_name, sizeof(g->bind_name), "%s", lease_name);
-	g->bind_epoch = epoch;
-	return 0;
+	return ok < majority(g) ? rc : 0;
 }
