@@ -224,6 +224,50 @@ int ckpt_log_read(struct ckpt_region *r, ckpt_rec_cb cb, void *arg, bool peek,
  */
 int ckpt_lease_renew(struct ckpt_region *r, unsigned int ttl_ms);
 
+/*
+ * Fencing and death notice (docs/checkpoint.md, "Failover").
+ *
+ * A lease region (the firewall's NAME.0) carries an epoch, kept durably by the store beside
+ * the lease and reported in ckpt_region_info.r.epoch. A primary takes a new epoch when it
+ * starts and a standby when it takes over; every connection of that process is then bound to
+ * it. Once anyone takes a newer epoch, everything a bound connection asks that changes the
+ * store (write barriers, lease renewals, region create and delete) is refused with -ESTALE,
+ * and a remote server also withdraws the stale sessions' remote keys, so their one-sided
+ * writes stop landing. -ESTALE is final: the process was fenced and must stop.
+ *
+ * The lease holder's death is noticed without waiting for the lease: ckptsrv releases the
+ * lease the moment the session that renewed it goes without a word; for pmem: the holder
+ * keeps an OFD lock on the store file that the kernel drops when the process dies.
+ */
+
+/**
+ * Take the next epoch of lease region @p r, durably and atomically (compare-and-swap): it
+ * succeeds only while the region's epoch is still @p seen, so of several standbys that saw
+ * the same epoch exactly one wins. On success the client of @p r is bound to the new epoch
+ * (as ckpt_epoch_bind() does) and @p *epoch is set.
+ * @return 0, -ESTALE (the epoch is no longer @p seen: someone else took it), -EACCES (not
+ * the owner), -ENOTSUP (the target keeps no epochs), or a transient error.
+ */
+int ckpt_epoch_take(struct ckpt_region *r, uint64_t seen, uint64_t *epoch);
+
+/**
+ * Bind every later request of @p c to epoch @p epoch of the lease region @p lease_name (a
+ * region of the same owner): from then on @p c is refused with -ESTALE once that region's
+ * epoch has moved past @p epoch. A client is bound to at most one lease region; binding
+ * again replaces it. @return 0, -ESTALE (already past), -ENOENT, -ENOTSUP or transient.
+ */
+int ckpt_epoch_bind(struct ckpt_client *c, const char *lease_name, uint64_t epoch);
+
+/**
+ * Wait until the lease on @p r is free: its holder released it, let it run out, or died
+ * (its session ended; for pmem: its process exited). Meant for a client of its own on a
+ * thread of its own: a remote wait blocks its connection meanwhile.
+ * @return 0 (free), -ETIMEDOUT (still held after @p timeout_ms), -ENOTSUP (the target can
+ * only be asked with ckpt_region_stat(): fall back to watching the lease run out), or a
+ * transient error.
+ */
+int ckpt_lease_watch(struct ckpt_region *r, unsigned int timeout_ms);
+
 /**
  * Is @p err (an errno of this API: negative as functions return it, or positive as errno
  * after a NULL) worth trying again later, or must someone change something first?
@@ -236,7 +280,8 @@ int ckpt_lease_renew(struct ckpt_region *r, unsigned int ttl_ms);
  *   EACCES, EPERM   the secret was refused, or the region belongs to another owner,
  *   ENOSPC          the store or the region is too small for what is asked,
  *   EDQUOT          the tenant's quota (regions or bytes) is used up,
- *   ENOTSUP         the target cannot do what is asked (EOPNOTSUPP is the same value).
+ *   ENOTSUP         the target cannot do what is asked (EOPNOTSUPP is the same value),
+ *   ESTALE          this client was fenced: a newer epoch was taken (ckpt_epoch_take()).
  *
  * Transient: everything else, above all the target being away or busy: ECONNRESET,
  * ECONNREFUSED, ENOTCONN, EPIPE, ETIMEDOUT, EIO (a lost or failed connection: reconnect
@@ -259,6 +304,7 @@ static inline bool ckpt_err_transient(int err)
 	case ENOSPC:
 	case EDQUOT:
 	case ENOTSUP:
+	case ESTALE:
 		return false;
 	default:
 		return true;

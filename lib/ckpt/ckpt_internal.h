@@ -33,6 +33,16 @@ struct ckpt_client {
 	uint8_t secret[64];
 	struct ckpt_region *regions; /* open regions, linked through next */
 	void *be;		     /* backend state */
+	/*
+	 * The binding that last succeeded (ckpt_epoch_take(), ckpt_epoch_bind()), kept by the
+	 * core: whoever connects anew on this client's behalf (a group's member, a session
+	 * opened again) binds the new connection to it before anything else.
+	 */
+	struct {
+		bool on;
+		char lease[PMU_NAME_MAX];
+		uint64_t epoch;
+	} bound;
 };
 
 /* Where a ring producer stands. Positions are monotonic byte counts. */
@@ -97,6 +107,10 @@ struct ckpt_target_ops {
 	int (*lease)(struct ckpt_region *r, unsigned int ttl_ms);
 	int (*barrier)(struct ckpt_region *r, uint64_t seq);
 	int (*poll)(struct ckpt_client *c);
+	/* Optional (NULL: -ENOTSUP), the calls of the same names in ckpt.h. */
+	int (*epoch_take)(struct ckpt_region *r, uint64_t seen, uint64_t *epoch);
+	int (*epoch_bind)(struct ckpt_client *c, const char *lease_name, uint64_t epoch);
+	int (*lease_watch)(struct ckpt_region *r, unsigned int timeout_ms);
 };
 
 /*
