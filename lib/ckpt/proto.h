@@ -61,7 +61,9 @@
 
 #include "holdfast/ckpt.h"
 
-#define CKPT_PROTO_VERSION    1
+/* 2: region descriptions carry the fencing epoch; TAKE, BIND, WATCH. A peer of another
+ * version is refused at its first frame (ckpt_proto_frame_len()), never misread. */
+#define CKPT_PROTO_VERSION    2
 #define CKPT_PROTO_HDR_LEN    16
 #define CKPT_PROTO_NONCE      32
 #define CKPT_PROTO_MAC	      32

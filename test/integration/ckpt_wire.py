@@ -7,7 +7,7 @@ import os
 import socket
 import struct
 
-VERSION = 1
+VERSION = 2
 CHALLENGE, HELLO, WELCOME = 1, 2, 3
 CREATE, OPEN, CLOSE, DELETE, LIST, STAT, PERSIST, LEASE, PING, TAKE, BIND, WATCH = range(16, 28)
 REPLY = 0x8000
