@@ -107,7 +107,8 @@ for k in $(seq "$KILLS"); do
   wait_for 30 all_echoed_since "$t_dead" ||
     fail "kill $k: not every connection echoed through the new primary: $(status)"
   took=$(grep -oE "took over in [0-9.]+ ms" "$primary_log" || true)
-  echo "kill $k: ready $(awk -v a="$t_kill" -v b="$t_ready" 'BEGIN { printf "%.0f", (b - a) * 1000 }') ms after it ($took); every connection echoed since"
+  ms=$(awk -v a="$t_kill" -v b="$t_ready" 'BEGIN { printf "%.0f", (b - a) * 1000 }')
+  echo "kill $k: ready $ms ms after it ($took); every connection echoed since"
   if [ "$k" -lt "$KILLS" ]; then start_standby; fi
 done
 
