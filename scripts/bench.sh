@@ -204,3 +204,27 @@ echo "== holdfast forwarding (one core, 64-byte frames, established TCP flows)"
   grep -v '^TELEMETRY'
 if declare -F stop_group >/dev/null; then stop_group; fi
 stop_server
+
+# Failover: 20 kill -9s of the primary at random points of a replayed stream, each taken
+# over by the standby started behind the last primary, over pmem: and over ckptsrv
+# (ofi+tcp); every packet checked. Then real TCP clients (50 echoing connections between
+# two namespaces) through 20 kills. Needs root (network namespaces).
+echo
+if [ "$(id -u)" -ne 0 ]; then
+  echo "== failover: skipped (needs root for network namespaces)"
+else
+  src=$(cd "$(dirname "$0")/.." && pwd)
+  echo "== failover: 20 kill -9s of the primary, a standby behind each (ms: min/p50/p99/max)"
+  # Each target twice: the standby waiting out the primary's lease, then told at once
+  # (SIGUSR1 right after the kill, as a manager that saw the death would).
+  for target in pmem tcp; do
+    for how in "" --takeover-signal; do
+      "$src/test/replay/hf-replay" --build "$BUILD" --failovers 20 --seed 14 --ckpt "$target" \
+        $how | grep -v '^hf-replay: every' ||
+        echo "bench.sh: the $target ${how:+$how }failover run failed" >&2
+    done
+  done
+  echo "== failover: 50 real TCP connections echoing through 20 kill -9s (ms: min/p50/max)"
+  BUILD=$BUILD SRC=$src bash "$src/test/integration/clients_failover.sh" 20 |
+    grep -v '^kill [0-9]' || echo "bench.sh: the real-client failover run failed" >&2
+fi

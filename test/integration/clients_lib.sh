@@ -65,7 +65,8 @@ topology() {
 }
 
 # start_hf CONF [ARGS...]: holdfast in the firewall namespace, port 0 (inside) on fc, port
-# 1 on fs; logs to $T/hf-N.log. Sets HF_PID and HF_LOG; does not wait.
+# 1 on fs, on lcore $HF_LCORE (0 unless set); logs to $T/hf-N.log. Sets HF_PID, HF_LOG and
+# HF_PREFIX; does not wait.
 start_hf() {
   local conf=$1
   shift
@@ -73,7 +74,7 @@ start_hf() {
   HF_PREFIX="hfcl$$-$HF_N"
   HF_PREFIXES+=("$HF_PREFIX")
   HF_LOG="$T/hf-$HF_N.log"
-  ip netns exec "$NS_F" "$BUILD/holdfast" --no-huge -m 256 --no-pci -l 0 --file-prefix "$HF_PREFIX" \
+  ip netns exec "$NS_F" "$BUILD/holdfast" --no-huge -m 256 --no-pci -l "${HF_LCORE:-0}" --file-prefix "$HF_PREFIX" \
     --vdev net_af_packet0,iface=fc --vdev net_af_packet1,iface=fs \
     -- --config "$conf" "$@" >"$HF_LOG" 2>&1 &
   HF_PID=$!
