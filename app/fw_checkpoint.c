@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,12 +9,19 @@
 #include <rte_log.h>
 
 #include "fw_checkpoint.h"
+#include "fw_thread.h"
 
 RTE_LOG_REGISTER_SUFFIX(fw_logtype_ckpt, ckpt, INFO)
 #define LOG(level, ...) rte_log(RTE_LOG_##level, fw_logtype_ckpt, "holdfast.ckpt: " __VA_ARGS__)
 
+/*
+ * Reconnect attempts, from the loss on: 100, 200 ms apart, then every 250 ms, so that a
+ * target that answers again is back within a second (issue 14: with up to 5 s between
+ * attempts, a server started late was written to only seconds later). An attempt that is
+ * refused costs the reconnect thread a round trip, the worker nothing.
+ */
 #define BACKOFF_MIN_NS	(100ull * 1000000)
-#define BACKOFF_MAX_NS	(5000ull * 1000000)
+#define BACKOFF_MAX_NS	(250ull * 1000000)
 #define CKPT_TIMEOUT_MS 1000 /* per operation; attempts to connect run off the worker */
 #define IDLE_POLL_NS	(100ull * 1000000)
 #define TICK_BATCH	64		/* queued connections that make a write due */
@@ -40,9 +48,11 @@ struct fw_checkpointer {
 	struct ckpt_region *r; /* NULL while the target is down */
 	struct fw_ckpt_log log;
 	bool down;
+	uint64_t down_since_ns; /* when the target was lost (the "back after" line) */
 	uint64_t retry_at_ns;
 	uint64_t backoff_ns;
 	uint64_t reconnects;
+	uint64_t attempts; /* reconnect attempts since the loss */
 	/* A reconnect attempt runs on a thread of its own; the worker adopts its result. */
 	pthread_t job_th;
 	int job_state; /* JOB_*, written by the thread once: RUNNING -> DONE */
@@ -240,9 +250,13 @@ void fw_checkpointer_destroy(struct fw_checkpointer **kp)
 /* The target is gone: say so once, drop the connection, retry later. */
 static void go_down(struct fw_checkpointer *k, int err, uint64_t now)
 {
-	if (!k->down)
-		LOG(WARNING, "checkpoint target %s lost: %s; forwarding goes on, reconnecting\n",
-		    k->layout.target, strerror(-err));
+	if (!k->down) {
+		LOG(WARNING,
+		    "checkpoint target %s lost by worker %u: %s; forwarding goes on, "
+		    "reconnecting\n",
+		    k->layout.target, k->worker, strerror(-err));
+		k->down_since_ns = now ? now : 1;
+	}
 	k->down = true;
 	if (k->log.r)
 		ckpt_region_close(&k->log.r);
@@ -282,7 +296,7 @@ static void try_reconnect(struct fw_checkpointer *k, uint64_t now)
 	if (state == JOB_IDLE) {
 		/* RUNNING before the thread exists: a quick failure may store DONE at once. */
 		__atomic_store_n(&k->job_state, JOB_RUNNING, __ATOMIC_RELEASE);
-		if (pthread_create(&k->job_th, NULL, reconnect_main, k) != 0) {
+		if (fw_thread_start(&k->job_th, "hf-reconnect", reconnect_main, k) != 0) {
 			k->job_state = JOB_IDLE;
 			k->retry_at_ns = now + k->backoff_ns;
 		}
@@ -290,6 +304,7 @@ static void try_reconnect(struct fw_checkpointer *k, uint64_t now)
 	}
 	pthread_join(k->job_th, NULL);
 	k->job_state = JOB_IDLE;
+	k->attempts++;
 	if (k->job_rc) {
 		k->backoff_ns =
 			k->backoff_ns * 2 > BACKOFF_MAX_NS ? BACKOFF_MAX_NS : k->backoff_ns * 2;
@@ -305,8 +320,13 @@ static void try_reconnect(struct fw_checkpointer *k, uint64_t now)
 	k->backoff_ns = BACKOFF_MIN_NS;
 	k->q.head = k->q.tail = 0;
 	fw_table_walk(k->table, queue_all, k);
-	LOG(NOTICE, "checkpoint target %s is back: resynchronising %u connections\n",
-	    k->layout.target, k->q.tail - k->q.head);
+	LOG(NOTICE,
+	    "checkpoint target %s back after %.0f ms (worker %u, attempt %" PRIu64
+	    "); resynchronising %u connections\n",
+	    k->layout.target, (double)(now - k->down_since_ns) / 1e6, k->worker, k->attempts,
+	    k->q.tail - k->q.head);
+	k->attempts = 0;
+	k->down_since_ns = 0;
 }
 
 /* Write one dirty slice. @return 0, -EAGAIN (target queue full: try next tick) or -errno. */
@@ -396,6 +416,8 @@ void fw_checkpointer_tick(struct fw_checkpointer *k, uint64_t now)
 			goto poll; /* a batch is filling: only progress what is in flight */
 	}
 	if (k->down) {
+		if (k->down_since_ns == 0) /* down since the start */
+			k->down_since_ns = now;
 		if (k->job_state == JOB_IDLE && now < k->retry_at_ns)
 			return;
 		try_reconnect(k, now);

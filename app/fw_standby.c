@@ -9,6 +9,7 @@
 #include <rte_log.h>
 
 #include "fw_standby.h"
+#include "fw_thread.h"
 
 RTE_LOG_REGISTER_SUFFIX(fw_logtype_standby, standby, INFO)
 #define LOG(level, ...) rte_log(RTE_LOG_##level, fw_logtype_standby, "holdfast: " __VA_ARGS__)
@@ -130,16 +131,15 @@ struct fw_lease *fw_lease_start(const struct fw_ckpt_layout *layout, uint32_t tt
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&l->cv, &ca);
 	pthread_condattr_destroy(&ca);
-	rc = pthread_create(&l->th, NULL, lease_main, l);
+	rc = fw_thread_start(&l->th, "hf-lease", lease_main, l);
 	if (rc) {
 		pthread_cond_destroy(&l->cv);
 		pthread_mutex_destroy(&l->mu);
 		fw_ckpt_layout_release(&l->layout);
 		free(l);
-		errno = rc;
+		errno = -rc;
 		return NULL;
 	}
-	pthread_setname_np(l->th, "hf-lease");
 	return l;
 }
 
