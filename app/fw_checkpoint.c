@@ -32,6 +32,7 @@ RTE_LOG_REGISTER_SUFFIX(fw_logtype_ckpt, ckpt, INFO)
 struct link {
 	struct ckpt_client *cl;
 	struct ckpt_region *r, *log;
+	uint64_t bound; /* the epoch cl is bound to, 0: none */
 };
 
 enum {
@@ -59,6 +60,11 @@ struct fw_checkpointer {
 	int job_rc;
 	struct link job_link;
 	uint64_t idle_poll_at_ns;
+	/* Fencing: the epoch to bind every connection to (fw_checkpointer_bind), the one cl
+	 * is bound to, and whether the target refused us for a newer one. */
+	const uint64_t *epoch_src;
+	uint64_t bound;
+	bool fenced;
 	struct fw_slots *slots;
 	struct fw_ckpt_queue q;
 	/* counters (fw_ckpt_stats) */
@@ -70,6 +76,7 @@ struct fw_checkpointer {
 };
 
 static void go_down(struct fw_checkpointer *k, int err, uint64_t now);
+static void fenced(struct fw_checkpointer *k);
 
 /*
  * @p rc (of lib/ckpt) says the target failed in a way a new connection may mend: go down,
@@ -98,6 +105,26 @@ static int open_or_create(struct ckpt_client *cl, const struct pmu_region_params
 	return rc;
 }
 
+/* The epoch to bind to now: 0 before one is taken (or without fencing). */
+static uint64_t epoch_wanted(const struct fw_checkpointer *k)
+{
+	const uint64_t *src = __atomic_load_n(&k->epoch_src, __ATOMIC_ACQUIRE);
+
+	return src ? __atomic_load_n(src, __ATOMIC_ACQUIRE) : 0;
+}
+
+/* Bind @p cl to @p epoch of the lease region. A target without epochs is no error: the
+ * lease is all the fencing there is (said once, by the lease keeper). @return 0 or -errno. */
+static int bind_epoch(const struct fw_checkpointer *k, struct ckpt_client *cl, uint64_t epoch)
+{
+	char lease[PMU_NAME_MAX];
+	int rc;
+
+	fw_ckpt_layout_lease(&k->layout, lease);
+	rc = ckpt_epoch_bind(cl, lease, epoch);
+	return rc == -ENOTSUP ? 0 : rc;
+}
+
 /*
  * Connect and open (or create) the state region and the log into @p out. Reads only what
  * init set (the layout, the worker), so a reconnect thread may run it beside the worker.
@@ -124,6 +151,10 @@ static int attach_link(const struct fw_checkpointer *k, struct link *out)
 	}
 	if (rc == 0 && c->log_size)
 		rc = open_or_create(l.cl, &lp, &l.log);
+	/* Bound before its first write: a stale primary's reconnect is refused here. */
+	l.bound = epoch_wanted(k);
+	if (rc == 0 && l.bound)
+		rc = bind_epoch(k, l.cl, l.bound);
 	if (rc) {
 		ckpt_disconnect(&l.cl); /* closes what was opened */
 		return rc;
@@ -141,6 +172,7 @@ static int attach(struct fw_checkpointer *k)
 		return rc;
 	k->cl = l.cl;
 	k->r = l.r;
+	k->bound = l.bound;
 	fw_ckpt_log_open(&k->log, l.log);
 	return 0;
 }
@@ -247,6 +279,15 @@ void fw_checkpointer_destroy(struct fw_checkpointer **kp)
 	*kp = NULL;
 }
 
+/* The target refused us for a newer epoch: write nothing more, ever. */
+static void fenced(struct fw_checkpointer *k)
+{
+	if (!k->fenced)
+		LOG(ERR, "worker %u: %s refuses our writes: a newer epoch was taken (fenced)\n",
+		    k->worker, k->layout.target);
+	k->fenced = true;
+}
+
 /* The target is gone: say so once, drop the connection, retry later. */
 static void go_down(struct fw_checkpointer *k, int err, uint64_t now)
 {
@@ -305,6 +346,10 @@ static void try_reconnect(struct fw_checkpointer *k, uint64_t now)
 	pthread_join(k->job_th, NULL);
 	k->job_state = JOB_IDLE;
 	k->attempts++;
+	if (k->job_rc == -ESTALE) {
+		fenced(k);
+		return;
+	}
 	if (k->job_rc) {
 		k->backoff_ns =
 			k->backoff_ns * 2 > BACKOFF_MAX_NS ? BACKOFF_MAX_NS : k->backoff_ns * 2;
@@ -313,6 +358,7 @@ static void try_reconnect(struct fw_checkpointer *k, uint64_t now)
 	}
 	k->cl = k->job_link.cl;
 	k->r = k->job_link.r;
+	k->bound = k->job_link.bound;
 	fw_ckpt_log_open(&k->log, k->job_link.log);
 	/* Back: whatever changed meanwhile, or was lost with the target, is written again. */
 	k->down = false;
@@ -388,8 +434,18 @@ static int settle_owed(struct fw_checkpointer *k)
 	return 0;
 }
 
-void fw_checkpointer_tick(struct fw_checkpointer *k, uint64_t now)
+/* -ESTALE from the target: fenced. @return true if @p rc says so. */
+static bool stale(struct fw_checkpointer *k, int rc)
 {
+	if (rc != -ESTALE)
+		return false;
+	fenced(k);
+	return true;
+}
+
+static void tick(struct fw_checkpointer *k, uint64_t now)
+{
+	uint64_t epoch;
 	int rc = 0;
 
 	/*
@@ -424,8 +480,22 @@ void fw_checkpointer_tick(struct fw_checkpointer *k, uint64_t now)
 		if (k->down)
 			return;
 	}
+	/* An epoch taken after we connected (the target was away at the start): bind now. */
+	epoch = epoch_wanted(k);
+	if (epoch != k->bound) {
+		rc = bind_epoch(k, k->cl, epoch);
+		if (stale(k, rc))
+			return;
+		if (rc) {
+			go_down(k, rc, now); /* the reconnect binds */
+			return;
+		}
+		k->bound = epoch;
+	}
 	fw_ckpt_log_mend(&k->log, k->r, now);
 	rc = settle_owed(k);
+	if (stale(k, rc))
+		return;
 	if (lost(rc)) {
 		go_down(k, rc, now);
 		return;
@@ -451,6 +521,8 @@ void fw_checkpointer_tick(struct fw_checkpointer *k, uint64_t now)
 				k->deferred++;
 				break;
 			}
+			if (stale(k, rc))
+				return;
 			if (lost(rc)) {
 				go_down(k, rc, now);
 				return;
@@ -469,10 +541,36 @@ void fw_checkpointer_tick(struct fw_checkpointer *k, uint64_t now)
 poll:
 	if (rc >= 0 || rc == -EAGAIN)
 		rc = ckpt_poll(k->cl);
+	if (stale(k, rc))
+		return;
 	if (lost(rc))
 		go_down(k, rc, now);
 	else if (rc < 0)
 		k->failures++;
+}
+
+int fw_checkpointer_tick(struct fw_checkpointer *k, uint64_t now)
+{
+	if (!k->fenced)
+		tick(k, now);
+	return k->fenced ? -ESTALE : 0;
+}
+
+int fw_checkpointer_bind(struct fw_checkpointer *k, const uint64_t *epoch)
+{
+	uint64_t e;
+	int rc;
+
+	__atomic_store_n(&k->epoch_src, epoch, __ATOMIC_RELEASE);
+	e = epoch_wanted(k);
+	if (k->down || k->cl == NULL || e == 0 || e == k->bound)
+		return 0; /* the reconnect (or the next tick) binds */
+	rc = bind_epoch(k, k->cl, e);
+	if (rc == 0)
+		k->bound = e;
+	else if (rc == -ESTALE)
+		fenced(k);
+	return rc;
 }
 
 void fw_checkpointer_forget(struct fw_checkpointer *k, struct fw_conn *c)

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,10 @@ RTE_LOG_REGISTER_SUFFIX(fw_logtype_standby, standby, INFO)
  * at the least).
  */
 #define KEEPALIVE_POLL_MS 1000
+/* How long a standby that lost the race for the epoch leaves the expired lease to the
+ * winner, who renews it at once: after that, the winner is taken for dead too. */
+#define WATCH_MS	      1000 /* one long poll of the lease watch */
+#define LOST_RACE_PATIENCE_NS (5000ull * 1000000)
 
 uint64_t fw_mono_ns(void)
 {
@@ -37,6 +42,19 @@ static void nap_ms(uint32_t ms)
 	nanosleep(&ts, NULL);
 }
 
+/* ---- epochs ---- */
+
+void fw_epoch_unsupported(const char *target)
+{
+	static bool said;
+
+	if (!__atomic_exchange_n(&said, true, __ATOMIC_RELAXED))
+		LOG(NOTICE,
+		    "%s keeps no epochs: nothing fences a primary that outlives its lease but "
+		    "the lease itself\n",
+		    target);
+}
+
 /* ---- the primary's lease ---- */
 
 struct fw_lease {
@@ -44,21 +62,67 @@ struct fw_lease {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	bool stop;
+	bool first_done; /* the first renewal was tried: fw_lease_start() may return */
 	uint32_t ttl_ms;
+	struct fw_shared *sh;
 	struct fw_ckpt_layout layout;
 	char name[PMU_NAME_MAX];
 };
+
+/*
+ * A fresh connection of the keeper: take our epoch if none is taken yet (a primary's start)
+ * or bind to the one taken (a standby's takeover). @return 0, -ESTALE (fenced: someone took
+ * a newer one) or -errno.
+ */
+static int lease_epoch(struct fw_lease *l, struct ckpt_client *cl, struct ckpt_region *r)
+{
+	struct ckpt_region_info info;
+	uint64_t e = __atomic_load_n(&l->sh->epoch, __ATOMIC_ACQUIRE);
+	int rc;
+
+	if (e != 0) {
+		rc = ckpt_epoch_bind(cl, l->name, e);
+	} else {
+		rc = ckpt_region_stat(cl, l->name, &info);
+		if (rc == 0)
+			rc = ckpt_epoch_take(r, info.r.epoch, &e);
+		if (rc == 0) {
+			__atomic_store_n(&l->sh->epoch, e, __ATOMIC_RELEASE);
+			LOG(NOTICE, "primary: epoch %" PRIu64 " of %s taken\n", e, l->name);
+		} else if (rc == -ESTALE) {
+			__atomic_store_n(&l->sh->fenced_by, info.r.epoch + 1, __ATOMIC_RELAXED);
+		}
+	}
+	if (rc == -ENOTSUP) {
+		fw_epoch_unsupported(l->layout.target);
+		rc = 0;
+	}
+	return rc;
+}
+
+/* Fenced: say which epoch took over, if the target tells. */
+static void lease_fenced(struct fw_lease *l, struct ckpt_client *cl)
+{
+	struct ckpt_region_info info;
+
+	if (cl != NULL && ckpt_region_stat(cl, l->name, &info) == 0)
+		fw_fence(l->sh, info.r.epoch);
+	else
+		fw_fence(l->sh, 0);
+}
 
 static void *lease_main(void *arg)
 {
 	struct fw_lease *l = arg;
 	struct ckpt_client *cl = NULL;
 	struct ckpt_region *r = NULL;
+	const uint64_t ttl_ns = (uint64_t)l->ttl_ms * 1000000;
 	bool failing = false;
 
 	pthread_mutex_lock(&l->mu);
 	while (!l->stop) {
 		struct timespec until;
+		uint64_t sent;
 		int rc = 0;
 
 		pthread_mutex_unlock(&l->mu);
@@ -72,14 +136,33 @@ static void *lease_main(void *arg)
 			rc = cl ? ckpt_region_stat(cl, l->name, &info) : -errno;
 			if (rc == 0)
 				rc = ckpt_region_open(cl, l->name, &r);
+			if (rc == 0)
+				rc = lease_epoch(l, cl, r);
 		}
+		/*
+		 * The workers forward until the lease runs out as the store sees it at the
+		 * latest: ttl after the renewal was sent (the store stamps it later), on their
+		 * own clock.
+		 */
+		sent = fw_shared_now(l->sh);
 		if (rc == 0)
 			rc = ckpt_lease_renew(r, l->ttl_ms);
+		if (rc == 0)
+			__atomic_store_n(&l->sh->lease_until_ns, sent + ttl_ns, __ATOMIC_RELEASE);
+		if (rc == -ESTALE) {
+			LOG(ERR, "%s: the lease on %s was refused: a standby took a newer epoch\n",
+			    l->layout.target, l->name);
+			lease_fenced(l, cl);
+			pthread_mutex_lock(&l->mu);
+			l->first_done = true;
+			pthread_cond_broadcast(&l->cv);
+			break;
+		}
 		if (rc) {
 			if (!failing)
 				LOG(WARNING,
 				    "cannot renew the lease on %s at %s: %s; a standby may take "
-				    "over\n",
+				    "over, and this one forwards nothing once it ran out\n",
 				    l->name, l->layout.target, strerror(-rc));
 			failing = true;
 			if (r != NULL)
@@ -90,6 +173,8 @@ static void *lease_main(void *arg)
 			failing = false;
 		}
 		pthread_mutex_lock(&l->mu);
+		l->first_done = true;
+		pthread_cond_broadcast(&l->cv);
 		/* Until the next renewal, the connection is polled (a long ttl leaves it idle). */
 		for (uint64_t at = fw_mono_ns() + (uint64_t)(l->ttl_ms / 4) * 1000000; !l->stop;) {
 			uint64_t now = fw_mono_ns(), wake = now + KEEPALIVE_POLL_MS * 1000000ull;
@@ -108,29 +193,37 @@ static void *lease_main(void *arg)
 	}
 	pthread_mutex_unlock(&l->mu);
 	if (r != NULL) {
-		ckpt_lease_renew(r, 1); /* a clean stop: the standby need not wait */
+		/* A clean stop hands over at once; fenced, the lease is not ours to give. */
+		if (!l->sh->fenced)
+			ckpt_lease_renew(r, 1);
 		ckpt_region_close(&r);
 	}
 	ckpt_disconnect(&cl);
 	return NULL;
 }
 
-struct fw_lease *fw_lease_start(const struct fw_ckpt_layout *layout, uint32_t ttl_ms)
+struct fw_lease *fw_lease_start(const struct fw_ckpt_layout *layout, uint32_t ttl_ms,
+				struct fw_shared *sh)
 {
 	struct fw_lease *l = calloc(1, sizeof(*l));
 	pthread_condattr_t ca;
+	struct timespec until;
+	uint64_t wait_end;
 	int rc;
 
 	if (l == NULL)
 		return NULL;
 	l->layout = *layout;
 	l->ttl_ms = ttl_ms;
+	l->sh = sh;
 	fw_ckpt_layout_lease(layout, l->name);
 	pthread_mutex_init(&l->mu, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&l->cv, &ca);
 	pthread_condattr_destroy(&ca);
+	/* Held from now on: the workers forward nothing until the first renewal. */
+	__atomic_store_n(&sh->lease_until_ns, 1, __ATOMIC_RELEASE);
 	rc = fw_thread_start(&l->th, "hf-lease", lease_main, l);
 	if (rc) {
 		pthread_cond_destroy(&l->cv);
@@ -140,6 +233,14 @@ struct fw_lease *fw_lease_start(const struct fw_ckpt_layout *layout, uint32_t tt
 		errno = -rc;
 		return NULL;
 	}
+	/* The first renewal (connect, epoch, renew), so that the ports start with a lease. */
+	wait_end = fw_mono_ns() + 2000ull * 1000000;
+	until.tv_sec = (time_t)(wait_end / 1000000000);
+	until.tv_nsec = (long)(wait_end % 1000000000);
+	pthread_mutex_lock(&l->mu);
+	while (!l->first_done && pthread_cond_timedwait(&l->cv, &l->mu, &until) == 0)
+		;
+	pthread_mutex_unlock(&l->mu);
 	return l;
 }
 
@@ -199,6 +300,152 @@ int fw_lease_wait_free(const struct fw_ckpt_layout *l, uint32_t ttl_ms)
 	return rc == -ENOENT ? 0 : rc;
 }
 
+/* ---- the standby's lease watch (death notice) ---- */
+
+/*
+ * A thread of its own, on a connection of its own, waits in ckpt_lease_watch() for the
+ * primary's lease to go free (its holder died: the store noticed at once), and wakes the
+ * standby's nap. The standby re-arms it once it saw a live lease again, so that one death
+ * wakes it once. A target that cannot notice deaths (-ENOTSUP) leaves the standby to its
+ * polling of the lease (it runs out within lease-ms).
+ */
+enum watch_state {
+	WATCH_CONNECTING,
+	WATCH_ACTIVE,
+	WATCH_UNSUPPORTED,
+};
+
+struct watch {
+	pthread_t th;
+	pthread_mutex_t mu;
+	pthread_cond_t cv; /* the watch fired, was re-armed, or is to stop */
+	bool stop, started;
+	bool rearm;	   /* the standby saw a live lease again */
+	uint64_t fires;	   /* times the lease was seen free */
+	uint64_t fired_ns; /* when it last was */
+	int state;	   /* enum watch_state */
+	bool fired;	   /* seen free, not re-armed yet */
+	const struct fw_ckpt_layout *layout;
+	char name[PMU_NAME_MAX];
+};
+
+/* Wait up to @p ms for a stop (the watch's own naps). Called with w->mu held. */
+static void watch_nap(struct watch *w, uint32_t ms)
+{
+	uint64_t end = fw_mono_ns() + (uint64_t)ms * 1000000;
+	struct timespec until = {(time_t)(end / 1000000000), (long)(end % 1000000000)};
+
+	while (!w->stop && pthread_cond_timedwait(&w->cv, &w->mu, &until) == 0)
+		;
+}
+
+static void *watch_main(void *arg)
+{
+	struct watch *w = arg;
+	struct ckpt_client *cl = NULL;
+	struct ckpt_region *r = NULL;
+	int rc;
+
+	pthread_mutex_lock(&w->mu);
+	while (!w->stop) {
+		pthread_mutex_unlock(&w->mu);
+		rc = 0;
+		if (r == NULL) {
+			/* Its requests may wait a whole watch: the timeout is longer. */
+			cl = fw_ckpt_layout_connect(w->layout, 3 * WATCH_MS, false);
+			rc = cl ? ckpt_region_open(cl, w->name, &r) : -errno;
+		}
+		if (rc == 0)
+			rc = ckpt_lease_watch(r, WATCH_MS);
+		pthread_mutex_lock(&w->mu);
+		if (rc == -ENOTSUP) {
+			w->state = WATCH_UNSUPPORTED;
+			LOG(NOTICE,
+			    "standby: %s gives no death notice: the takeover waits for the lease "
+			    "to run out\n",
+			    w->layout->target);
+			break;
+		}
+		if (rc == 0 || rc == -ETIMEDOUT) {
+			if (w->state != WATCH_ACTIVE)
+				LOG(INFO, "standby: death notice active on %s\n", w->name);
+			w->state = WATCH_ACTIVE;
+		}
+		if (rc == 0) {
+			w->fired_ns = fw_mono_ns();
+			w->fires++;
+			w->fired = true;
+			pthread_cond_broadcast(&w->cv);
+			while (!w->stop && !w->rearm)
+				pthread_cond_wait(&w->cv, &w->mu);
+			w->rearm = false;
+		} else if (rc != -ETIMEDOUT) {
+			w->state = WATCH_CONNECTING;
+			pthread_mutex_unlock(&w->mu);
+			if (r != NULL)
+				ckpt_region_close(&r);
+			ckpt_disconnect(&cl);
+			pthread_mutex_lock(&w->mu);
+			watch_nap(w, RETRY_MS);
+		}
+	}
+	pthread_mutex_unlock(&w->mu);
+	if (r != NULL)
+		ckpt_region_close(&r);
+	ckpt_disconnect(&cl);
+	return NULL;
+}
+
+static void watch_init(struct watch *w, const struct fw_ckpt_layout *l)
+{
+	pthread_condattr_t ca;
+
+	memset(w, 0, sizeof(*w));
+	w->layout = l;
+	fw_ckpt_layout_lease(l, w->name);
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&w->cv, &ca);
+	pthread_condattr_destroy(&ca);
+}
+
+static void watch_start(struct watch *w)
+{
+	int rc = fw_thread_start(&w->th, "hf-watch", watch_main, w);
+
+	if (rc) {
+		LOG(WARNING, "standby: no lease watch (%s): polling the lease only\n",
+		    strerror(-rc));
+		w->state = WATCH_UNSUPPORTED;
+		return;
+	}
+	w->started = true;
+}
+
+static void watch_stop(struct watch *w)
+{
+	if (w->started) {
+		pthread_mutex_lock(&w->mu);
+		w->stop = true;
+		pthread_cond_broadcast(&w->cv);
+		pthread_mutex_unlock(&w->mu);
+		pthread_join(w->th, NULL);
+	}
+	pthread_cond_destroy(&w->cv);
+	pthread_mutex_destroy(&w->mu);
+}
+
+/* The standby saw a live lease: the next death is news again. */
+static void watch_rearm(struct watch *w)
+{
+	pthread_mutex_lock(&w->mu);
+	w->fired = false;
+	w->rearm = true;
+	pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
 /* ---- the standby ---- */
 
 struct follow {
@@ -214,6 +461,7 @@ struct standby {
 	unsigned int n;
 	struct fw_standby_stats *out;
 	uint64_t polled_ns; /* when the idle connections were last polled */
+	struct watch watch;
 };
 
 struct apply_arg {
@@ -320,8 +568,11 @@ static int follow_all(struct standby *sb)
  */
 static void nap_polling(struct standby *sb, struct fw_worker *w, uint32_t ms)
 {
-	uint64_t end = fw_mono_ns() + (uint64_t)ms * 1000000;
+	uint64_t end = fw_mono_ns() + (uint64_t)ms * 1000000, fires;
 
+	pthread_mutex_lock(&sb->watch.mu);
+	fires = sb->watch.fires;
+	pthread_mutex_unlock(&sb->watch.mu);
 	for (;;) {
 		uint64_t now = fw_mono_ns(), due = sb->polled_ns + KEEPALIVE_POLL_MS * 1000000ull;
 
@@ -336,8 +587,36 @@ static void nap_polling(struct standby *sb, struct fw_worker *w, uint32_t ms)
 		}
 		if (now >= end)
 			return;
-		nap_ms((uint32_t)(((due < end ? due : end) - now + 999999) / 1000000));
+		/* Woken at once by the watch: the lease went free. */
+		const uint64_t wake = due < end ? due : end;
+		struct timespec until = {(time_t)(wake / 1000000000), (long)(wake % 1000000000)};
+		bool fired;
+
+		pthread_mutex_lock(&sb->watch.mu);
+		while (sb->watch.fires == fires &&
+		       pthread_cond_timedwait(&sb->watch.cv, &sb->watch.mu, &until) == 0)
+			;
+		fired = sb->watch.fires != fires;
+		pthread_mutex_unlock(&sb->watch.mu);
+		if (fired)
+			return;
 	}
+}
+
+/*
+ * Take the next epoch of the lease region, seen as @p seen. @return 0 (ours: take over),
+ * -ESTALE (another standby took it first) or -errno.
+ */
+static int take_epoch(struct standby *sb, uint64_t seen)
+{
+	int rc = ckpt_epoch_take(sb->f[0].state, seen, &sb->out->epoch);
+
+	if (rc == -ENOTSUP) {
+		fw_epoch_unsupported(sb->layout->target);
+		sb->out->epoch = 0;
+		rc = 0;
+	}
+	return rc;
 }
 
 int fw_standby_run(const struct fw_ckpt_layout *l, struct fw_worker *w, unsigned int nworkers,
@@ -347,9 +626,12 @@ int fw_standby_run(const struct fw_ckpt_layout *l, struct fw_worker *w, unsigned
 	struct standby sb = {.layout = l, .n = nworkers, .out = out};
 	char lease_name[PMU_NAME_MAX];
 	bool announced = false, waiting_said = false;
+	/* Lost a race for the epoch: that lease, expired, is the winner's to renew. */
+	uint64_t lost_lease_ns = 0, lost_at_ns = 0;
 	int rc = 0;
 
 	memset(out, 0, sizeof(*out));
+	watch_init(&sb.watch, l);
 	fw_ckpt_layout_lease(l, lease_name);
 	sb.f = calloc(nworkers, sizeof(*sb.f));
 	if (sb.f == NULL)
@@ -406,10 +688,32 @@ int fw_standby_run(const struct fw_ckpt_layout *l, struct fw_worker *w, unsigned
 			printf("holdfast: standby\n");
 			fflush(stdout);
 			announced = true;
+			watch_start(&sb.watch);
+		}
+		if (info.lease_alive) {
+			lost_lease_ns = 0;
+			if (sb.watch.started)
+				watch_rearm(&sb.watch);
+		}
+		if (lost_lease_ns != 0 && info.r.lease_ns == lost_lease_ns &&
+		    fw_mono_ns() - lost_at_ns < LOST_RACE_PATIENCE_NS) {
+			nap_polling(&sb, w, poll_ms); /* the winner has not renewed yet */
+			continue;
 		}
 		if (*takeover || (info.r.lease_ns != 0 && !info.lease_alive)) {
+			bool fired;
+			uint64_t fired_ns;
+
 			out->detect_ns = fw_mono_ns();
-			out->reason = *takeover ? "command" : "lease expired";
+			pthread_mutex_lock(&sb.watch.mu);
+			fired = sb.watch.fired;
+			fired_ns = sb.watch.fired_ns;
+			pthread_mutex_unlock(&sb.watch.mu);
+			out->reason = *takeover ? "command"
+				      : fired	? "death notice"
+						: "lease expired";
+			if (fired && !*takeover)
+				out->detect_ns = fired_ns;
 			/* The unread rest: whatever the primary made durable before it went. */
 			rc = follow_all(&sb);
 			if (rc)
@@ -418,13 +722,33 @@ int fw_standby_run(const struct fw_ckpt_layout *l, struct fw_worker *w, unsigned
 				    "what was read\n",
 				    strerror(-rc));
 			out->caught_up_ns = fw_mono_ns();
-			rc = 0;
-			goto out;
+			rc = take_epoch(&sb, info.r.epoch);
+			out->epoch_ns = fw_mono_ns();
+			if (rc == 0)
+				goto out;
+			*takeover = 0;
+			if (rc == -ESTALE) {
+				LOG(NOTICE,
+				    "standby: another standby took over (epoch %" PRIu64
+				    "); following it\n",
+				    info.r.epoch + 1);
+				lost_lease_ns = info.r.lease_ns;
+				lost_at_ns = fw_mono_ns();
+				out->lost_races++;
+				continue;
+			}
+			LOG(WARNING, "standby: taking the epoch: %s; reconnecting\n",
+			    strerror(-rc));
+			detach_all(&sb);
+			if (!retry_later(rc))
+				goto out;
+			continue;
 		}
 		nap_polling(&sb, w, poll_ms);
 	}
 	rc = 1;
 out:
+	watch_stop(&sb.watch);
 	detach_all(&sb);
 	for (unsigned int i = 0; i < nworkers; i++)
 		fw_shadow_free(&sb.f[i].shadow);

@@ -22,11 +22,19 @@ uint64_t fw_mono_ns(void);
 
 /**
  * Start renewing the lease of @p l (fw_ckpt_layout_lease) every @p ttl_ms / 4 for
- * @p ttl_ms.
+ * @p ttl_ms, on a thread off the workers' CPUs, and publish to the workers how long it
+ * holds (@p sh->lease_until_ns: they forward nothing after). Its connection takes a new
+ * epoch if @p sh->epoch is 0 (a primary's start) or binds to it (a standby that took one);
+ * -ESTALE on either or on a renewal calls fw_fence(). Returns once the first renewal was
+ * tried (2 s at most).
  * @return the keeper, or NULL with errno (ENOMEM, or what pthread_create says). A target
  *   that cannot be reached is retried by the keeper, and logged once.
  */
-struct fw_lease *fw_lease_start(const struct fw_ckpt_layout *l, uint32_t ttl_ms);
+struct fw_lease *fw_lease_start(const struct fw_ckpt_layout *l, uint32_t ttl_ms,
+				struct fw_shared *sh);
+
+/** Say once that the target keeps no epochs (ckpt_epoch_take() said -ENOTSUP). */
+void fw_epoch_unsupported(const char *target);
 
 /** Stop renewing and let the lease run out now (a clean stop hands over at once). */
 void fw_lease_stop(struct fw_lease **lp);
@@ -47,6 +55,9 @@ struct fw_standby_stats {
 	uint64_t detect_ns;    /**< when the lease was seen expired, or the command came */
 	uint64_t caught_up_ns; /**< when the rest of the logs was read */
 	const char *reason;    /**< "lease expired" or "command" */
+	uint64_t epoch;	       /**< taken at takeover; 0: the target keeps none */
+	uint64_t epoch_ns;     /**< when it was taken */
+	uint64_t lost_races;   /**< epochs another standby took first */
 };
 
 /**

@@ -37,6 +37,9 @@
 RTE_LOG_REGISTER_DEFAULT(fw_logtype_app, INFO)
 #define LOG(level, ...) rte_log(RTE_LOG_##level, fw_logtype_app, "holdfast: " __VA_ARGS__)
 
+/* Exit statuses: 0 stopped, 1 could not start or run, FW_EXIT_FENCED a standby took over. */
+#define FW_EXIT_FENCED 3
+
 #define NB_RXD	   1024
 #define NB_TXD	   1024
 #define MBUF_CACHE 256
@@ -417,12 +420,36 @@ static int checkpoint_start(const struct fw_config *conf)
 	}
 	if (rc)
 		return rc;
-	lease = fw_lease_start(&layout, conf->lease_ms);
+	if (conf->standby)
+		shared.epoch = sb_stats.epoch;
+	lease = fw_lease_start(&layout, conf->lease_ms, &shared);
 	if (lease == NULL) {
 		LOG(ERR, "lease keeper: %s\n", strerror(errno));
 		return -errno;
 	}
+	/* The epoch is ours now (or the target keeps none): every checkpointer writes as it. */
+	for (unsigned int i = 0; i < nworkers && !shared.fenced; i++)
+		if (fw_checkpointer_bind(workers[i].ckpt, &shared.epoch) == -ESTALE)
+			fw_fence(&shared, 0);
 	return 0;
+}
+
+/* The epoch that fenced us, asked of the target if nobody said. @return 0 if unknown. */
+static uint64_t fencing_epoch(void)
+{
+	struct ckpt_region_info info;
+	struct ckpt_client *cl;
+	char name[PMU_NAME_MAX];
+	uint64_t e = __atomic_load_n(&shared.fenced_by, __ATOMIC_RELAXED);
+
+	if (e != 0)
+		return e;
+	fw_ckpt_layout_lease(&layout, name);
+	cl = fw_ckpt_layout_connect(&layout, 1000, false);
+	if (cl != NULL && ckpt_region_stat(cl, name, &info) == 0)
+		e = info.r.epoch;
+	ckpt_disconnect(&cl);
+	return e;
 }
 
 static void checkpoint_stop(void)
@@ -433,9 +460,12 @@ static void checkpoint_stop(void)
 
 		if (k == NULL)
 			continue;
-		fw_checkpointer_tick(k, fw_worker_now(&workers[i]));
-		if (fw_checkpointer_state(k) != NULL)
-			ckpt_sync(fw_checkpointer_state(k));
+		/* Fenced, nothing more is ours to write: the target would refuse it anyway. */
+		if (!shared.fenced) {
+			fw_checkpointer_tick(k, fw_worker_now(&workers[i]));
+			if (fw_checkpointer_state(k) != NULL)
+				ckpt_sync(fw_checkpointer_state(k));
+		}
 		fw_worker_set_checkpointer(&workers[i], NULL);
 		fw_checkpointer_destroy(&k);
 	}
@@ -454,6 +484,10 @@ static void print_counters(void)
 		printf("  port %u: rx %" PRIu64 " tx %" PRIu64 " tx-full %" PRIu64 "\n", p, t.rx[p],
 		       t.tx[p], t.tx_full[p]);
 	}
+	if (t.drop_lease_lapsed)
+		printf("  drop lease_lapsed %" PRIu64 "\n", t.drop_lease_lapsed);
+	if (t.drop_fenced)
+		printf("  drop fenced %" PRIu64 "\n", t.drop_fenced);
 	printf("  pass %" PRIu64 " arp %" PRIu64 " conns new %" PRIu64 " related %" PRIu64
 	       " expired %" PRIu64 "\n",
 	       t.pass, t.arp, t.conn_new, t.conn_related, t.conn_expired);
@@ -548,6 +582,8 @@ int main(int argc, char **argv)
 	}
 	if (rc)
 		goto out_workers;
+	if (shared.fenced)
+		goto out_fenced;
 	for (i = 0; i < shared.nports; i++) {
 		rc = rte_eth_dev_start(shared.port_list[i]);
 		if (rc) {
@@ -574,12 +610,20 @@ int main(int argc, char **argv)
 	}
 	fw_worker_main(&workers[0]);
 	rte_eal_mp_wait_lcore();
-	print_counters();
 	rc = 0;
 
 out_stop:
 	for (i = 0; i < shared.nports; i++)
 		rte_eth_dev_stop(shared.port_list[i]);
+	print_counters();
+out_fenced:
+	if (shared.fenced) {
+		LOG(ERR,
+		    "fenced: a standby took over the checkpoint (epoch %" PRIu64 ", ours %" PRIu64
+		    "); stopping\n",
+		    fencing_epoch(), shared.epoch);
+		rc = FW_EXIT_FENCED;
+	}
 out_workers:
 	checkpoint_stop();
 	for (i = 0; workers && i < nworkers; i++)
@@ -594,5 +638,5 @@ out_acl:
 out_eal:
 	fw_config_release(&conf);
 	rte_eal_cleanup();
-	return rc ? 1 : 0;
+	return rc == FW_EXIT_FENCED ? FW_EXIT_FENCED : rc ? 1 : 0;
 }
