@@ -190,6 +190,36 @@ int pmu_region_list(struct pmu_store *s, struct pmu_region_info *out, unsigned i
  */
 int pmu_region_lease(struct pmu_store *s, const char *owner, const char *name, uint64_t expires_ns);
 
+/**
+ * Move @p owner's region @p name from epoch @p expect to @p next, atomically across every
+ * process that maps the store (a compare-and-swap on the mapped table word, under the table
+ * lock so that a delete cannot slip in between), then persist it. Of several callers that
+ * saw one epoch exactly one wins. The epoch lives in the region's table entry outside its
+ * CRC, like the lease; a region starts at epoch 0, and a region deleted and made again
+ * starts at 0 again.
+ *
+ * On -ESTALE the epoch is not @p expect: read what it is with pmu_region_lookup() or
+ * pmu_region_epoch() (it may move again meanwhile; the answer is only ever "not yours").
+ *
+ * The new epoch is visible to other processes a moment before it is durable: a crash in
+ * that moment loses it, and the caller, told nothing but the crash, takes it again.
+ *
+ * @return 0, -ESTALE (not @p expect), -ENOENT (none of this owner's), -EINVAL (bad owner
+ *   or name, or @p next not above @p expect: epochs only move forward), or any -errno of
+ *   flock(2).
+ */
+int pmu_region_epoch_cas(struct pmu_store *s, const char *owner, const char *name, uint64_t expect,
+			 uint64_t next);
+
+/**
+ * The current epoch of region @p r (as pmu_region_lookup() or pmu_region_create()
+ * described it) into @p epoch: one atomic load of its table word, no lock and no CRC, cheap
+ * enough for every write barrier. The entry is confirmed to still hold that region (live,
+ * same place and creation time) without checking its CRC.
+ * @return 0, or -ENOENT (the region was deleted; its entry may hold another region now).
+ */
+int pmu_region_epoch(const struct pmu_store *s, const struct pmu_region_info *r, uint64_t *epoch);
+
 /** Address of a region's first byte in this mapping. */
 void *pmu_region_base(const struct pmu_store *s, const struct pmu_region_info *r);
 

@@ -33,6 +33,16 @@ struct ckpt_client {
 	uint8_t secret[64];
 	struct ckpt_region *regions; /* open regions, linked through next */
 	void *be;		     /* backend state */
+	/*
+	 * The binding that last succeeded (ckpt_epoch_take(), ckpt_epoch_bind()), kept by the
+	 * core: whoever connects anew on this client's behalf (a group's member, a session
+	 * opened again) binds the new connection to it before anything else.
+	 */
+	struct {
+		bool on;
+		char lease[PMU_NAME_MAX];
+		uint64_t epoch;
+	} bound;
 };
 
 /* Where a ring producer stands. Positions are monotonic byte counts. */

@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -168,22 +169,43 @@ static int read_word(struct ckpt_region *r, uint64_t off, uint64_t *out)
 	return r->cl->bytes->read(r, off, out, sizeof(*out));
 }
 
-/* The ring's head and tail as the target holds them, checked against each other. */
+/* Reads of a ring's two words before a pair that keeps tearing is called inconsistent. */
+#define RING_WORDS_TRIES 8
+
+/*
+ * The ring's head and tail as the target holds them, checked against each other.
+ *
+ * They are two words 64 bytes apart, read one after the other while others may move them:
+ * a producer the head, a consumer (a server's journal applier, a reader) the tail. Read
+ * head first, a tail that moved past it meanwhile made a torn pair ("head 63952 and tail
+ * 64400 are inconsistent") that failed a primary's lease renewal. The tail is read first:
+ * it never passes the head, and the head only grows, so the pair read can hold a head
+ * behind its tail no more. A span longer than the ring can still be seen (the ring went
+ * round meanwhile), so a torn-looking pair is read again, a few times, before it is called
+ * inconsistent; the older tail of a pair that checks only makes free space look smaller.
+ */
 static int ring_words(struct ckpt_region *r, uint64_t *head, uint64_t *tail)
 {
-	int rc = read_word(r, PMU_REGION_HEAD_OFF, head);
+	uint64_t h = 0, t = 0;
 
-	if (rc == 0)
-		rc = read_word(r, PMU_REGION_TAIL_OFF, tail);
-	if (rc)
-		return rc;
-	if (*head < *tail || *head - *tail > r->geo.ring_size) {
-		ckpt_log(CKPT_LOG_ERR, LOG_COMPONENT,
-			 "region %s: ring head %llu and tail %llu are inconsistent", r->geo.name,
-			 (unsigned long long)*head, (unsigned long long)*tail);
-		return -EINVAL;
+	for (int i = 0; i < RING_WORDS_TRIES; i++) {
+		int rc = read_word(r, PMU_REGION_TAIL_OFF, &t);
+
+		if (rc == 0)
+			rc = read_word(r, PMU_REGION_HEAD_OFF, &h);
+		if (rc)
+			return rc;
+		if (h >= t && h - t <= r->geo.ring_size) {
+			*head = h;
+			*tail = t;
+			return 0;
+		}
 	}
-	return 0;
+	ckpt_log(CKPT_LOG_ERR, LOG_COMPONENT,
+		 "region %s: ring head %llu and tail %llu are inconsistent (read %d times); the "
+		 "region is damaged or written by a client that does not follow the ring rules",
+		 r->geo.name, (unsigned long long)h, (unsigned long long)t, RING_WORDS_TRIES);
+	return -EINVAL;
 }
 
 static int ring_attach(struct ckpt_region *r)
@@ -570,18 +592,40 @@ int ckpt_lease_renew(struct ckpt_region *r, unsigned int ttl_ms)
 	return r->cl->ops->lease(r, ttl_ms);
 }
 
+/* Remember a binding that succeeded, for whoever connects again on the client's behalf. */
+static void remember_binding(struct ckpt_client *c, const char *lease, uint64_t epoch)
+{
+	c->bound.on = true;
+	snprintf(c->bound.lease, sizeof(c->bound.lease), "%s", lease);
+	c->bound.epoch = epoch;
+}
+
 int ckpt_epoch_take(struct ckpt_region *r, uint64_t seen, uint64_t *epoch)
 {
+	int rc;
+
 	if (r == NULL || epoch == NULL)
 		return -EINVAL;
-	return r->cl->ops->epoch_take ? r->cl->ops->epoch_take(r, seen, epoch) : -ENOTSUP;
+	if (r->cl->ops->epoch_take == NULL)
+		return -ENOTSUP;
+	rc = r->cl->ops->epoch_take(r, seen, epoch);
+	if (rc == 0)
+		remember_binding(r->cl, r->geo.name, *epoch);
+	return rc;
 }
 
 int ckpt_epoch_bind(struct ckpt_client *c, const char *lease_name, uint64_t epoch)
 {
+	int rc;
+
 	if (c == NULL || lease_name == NULL)
 		return -EINVAL;
-	return c->ops->epoch_bind ? c->ops->epoch_bind(c, lease_name, epoch) : -ENOTSUP;
+	if (c->ops->epoch_bind == NULL)
+		return -ENOTSUP;
+	rc = c->ops->epoch_bind(c, lease_name, epoch);
+	if (rc == 0)
+		remember_binding(c, lease_name, epoch);
+	return rc;
 }
 
 int ckpt_lease_watch(struct ckpt_region *r, unsigned int timeout_ms)

@@ -32,6 +32,8 @@ static struct {
 	uint64_t barrier_seq[64];
 	unsigned int nbarriers, completed;
 	int write_rc;
+	unsigned int ring_moves; /* reads of a ring word after which the ring moves */
+	uint64_t move_by;	 /* how far each move takes the head */
 } be;
 
 static int fake_write(struct ckpt_region *r, uint64_t off, const void *buf, size_t len)
@@ -66,10 +68,40 @@ static int fake_poll(struct ckpt_client *c)
 	return 0;
 }
 
+static uint64_t word_at(uint64_t off)
+{
+	uint64_t v;
+
+	memcpy(&v, be.mem + off, sizeof(v));
+	return v;
+}
+
+static void set_word(uint64_t off, uint64_t v)
+{
+	memcpy(be.mem + off, &v, sizeof(v));
+}
+
+/*
+ * Another writer publishes move_by bytes and the server's journal applier, right behind
+ * it, applies up to the middle of them: both ring words move, and stay consistent.
+ */
+static void move_ring(void)
+{
+	uint64_t head = word_at(PMU_REGION_HEAD_OFF);
+
+	set_word(PMU_REGION_TAIL_OFF, head + be.move_by / 2);
+	set_word(PMU_REGION_HEAD_OFF, head + be.move_by);
+}
+
 static int fake_read(struct ckpt_region *r, uint64_t off, void *buf, size_t len)
 {
 	(void)r;
 	memcpy(buf, be.mem + off, len);
+	/* The ring moves between this read of one of its words and the next. */
+	if ((off == PMU_REGION_HEAD_OFF || off == PMU_REGION_TAIL_OFF) && be.ring_moves > 0) {
+		be.ring_moves--;
+		move_ring();
+	}
 	return 0;
 }
 
@@ -279,6 +311,41 @@ static void test_refresh_resumes_after_another_writers_head(void **state)
 	free(r);
 }
 
+/*
+ * The ring's head and tail are two reads apart while the server's journal applier moves the
+ * tail: read head first, a tail moved past it made a torn pair ("ring head 63952 and tail
+ * 64400 are inconsistent", -EINVAL), and the primary's lease renewal failed on it. Whatever
+ * moves between the two reads, the pair handed over is one that can be: the tail no later
+ * than the head, no more than a ring apart.
+ */
+static void test_ring_words_read_while_the_ring_moves_are_consistent(void **state)
+{
+	struct ckpt_region *r = region(PMU_MODE_OVERWRITE, 8192);
+	const uint64_t size = r->geo.ring_size;
+	uint64_t head, tail;
+
+	(void)state;
+	set_word(PMU_REGION_TAIL_OFF, 63504);
+	set_word(PMU_REGION_HEAD_OFF, 63952);
+	/* Small moves: the tail passes the head read before it. */
+	be.move_by = 896;
+	be.ring_moves = 1;
+	assert_int_equal(ckpt_ring_words(r, &head, &tail), 0);
+	assert_true(tail <= head && head - tail <= size);
+	/* Moves of most of a ring: a tail read before the head lags it by more than a ring. */
+	be.move_by = size * 3 / 2;
+	for (unsigned int moves = 1; moves <= 4; moves++) {
+		be.ring_moves = moves;
+		assert_int_equal(ckpt_ring_words(r, &head, &tail), 0);
+		assert_true(tail <= head && head - tail <= size);
+	}
+	/* Still a fault where the words never make a pair, however often they are read. */
+	be.ring_moves = 0;
+	set_word(PMU_REGION_TAIL_OFF, word_at(PMU_REGION_HEAD_OFF) + 64);
+	assert_int_equal(ckpt_ring_words(r, &head, &tail), -EINVAL);
+	free(r);
+}
+
 static void test_slot_write_refuses_bad_pairs_and_modes(void **state)
 {
 	struct ckpt_region *r = region(PMU_MODE_OVERWRITE, 0);
@@ -345,6 +412,7 @@ int main(void)
 		cmocka_unit_test(test_backend_queue_full_is_reported_not_dropped),
 		cmocka_unit_test(test_slot_write_refuses_bad_pairs_and_modes),
 		cmocka_unit_test(test_refresh_resumes_after_another_writers_head),
+		cmocka_unit_test(test_ring_words_read_while_the_ring_moves_are_consistent),
 		cmocka_unit_test(test_read_past_a_mapped_region_is_an_error_not_nothing),
 	};
 

@@ -7,46 +7,189 @@
  * only its tenant's namespace, as through a server: another tenant's region is as missing
  * (-ENOENT) as one that does not exist. (Whether another process has a region open cannot
  * be known here: -EBUSY covers this client's own handles only.)
+ *
+ * Fencing (docs/checkpoint.md, "Failover"): a client bound to an epoch of a lease region
+ * (ckpt_epoch_take(), ckpt_epoch_bind()) loads that region's epoch word before each write,
+ * barrier, lease renewal, create and delete, and is refused -ESTALE, for good, once the
+ * word moved past its epoch (or the lease region was deleted). There is no remote key to
+ * withdraw here: a write that passed its check a moment before another process took the
+ * epoch still lands, and so may bytes posted before a barrier that is then refused. The
+ * window is the time between one load and one memcpy, but nothing bounds how long a thread
+ * can be descheduled in it.
+ *
+ * Death notice: the client whose renewal of a lease succeeds holds an OFD write lock on one
+ * byte of the store file, far beyond its data, at an offset of the lease region's table
+ * entry (LEASE_LOCK_BASE + entry). The lock belongs to this client's own open file
+ * description, so the kernel drops it the moment the process dies, however it dies; a
+ * release (a renewal of PMU_LEASE_RELEASE_MS) drops it at once. ckpt_lease_watch() polls it
+ * with F_OFD_GETLK about every millisecond. A renewer that could not get the lock (an
+ * earlier holder still had it) looks dead once that holder dies, until its own next renewal
+ * takes the lock; a watcher acting then fences a live renewer (a needless failover, never
+ * two writers: the epoch decides).
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "ckpt_internal.h"
 
 #define LOG_COMPONENT "ckpt.pmem"
+
+/* Lease locks lie here and beyond, one byte per table entry: past any store's data. */
+#define LEASE_LOCK_BASE ((off_t)1 << 62)
+/* A renewal this short is a release (holdfast's clean stop): the lock goes at once. */
+#define PMU_LEASE_RELEASE_MS 1
+/* How often ckpt_lease_watch() looks at the lock and the lease. */
+#define WATCH_POLL_NS 1000000L
+
+enum lease_lock {
+	LOCK_NONE,    /* not held by this client */
+	LOCK_HELD,    /* held: the kernel drops it when this process dies */
+	LOCK_REFUSED, /* another holder has it (said once; tried again at each renewal) */
+};
+
+struct pmem_client {
+	struct pmu_store *s;
+	int fd; /* the store file again: its open file description holds this client's locks */
+	uint8_t lock[PMU_MAX_REGIONS]; /* enum lease_lock per table entry */
+	bool bound, fenced;
+	struct pmu_region_info lease; /* the lease region bound to, as looked up */
+	uint64_t epoch;		      /* the epoch bound to */
+};
 
 struct pmem_region {
 	uint8_t *base;
 	uint64_t lo, hi; /* bytes written since the last barrier */
 };
 
-static struct pmu_store *store_of(const struct ckpt_client *c)
+static struct pmem_client *client_of(const struct ckpt_client *c)
 {
 	return c->be;
 }
 
+static struct pmu_store *store_of(const struct ckpt_client *c)
+{
+	return client_of(c)->s;
+}
+
+/*
+ * -ESTALE when this client is bound and its lease region's epoch moved past its own (or the
+ * region is gone): one load of the mapped word, cheap enough for every write. Final: a
+ * fenced client stays fenced, whatever the word says later.
+ */
+static int fence_check(struct ckpt_client *c)
+{
+	struct pmem_client *pc = client_of(c);
+	uint64_t now;
+	int rc;
+
+	if (!pc->bound)
+		return 0;
+	if (pc->fenced)
+		return -ESTALE;
+	rc = pmu_region_epoch(pc->s, &pc->lease, &now);
+	if (rc == 0 && now <= pc->epoch)
+		return 0;
+	pc->fenced = true;
+	if (rc)
+		ckpt_log(CKPT_LOG_ERR, LOG_COMPONENT,
+			 "%s: lease region %s was deleted while this client was bound to its "
+			 "epoch %" PRIu64 ": fenced, nothing it writes is taken from now on",
+			 c->target, pc->lease.name, pc->epoch);
+	else
+		ckpt_log(CKPT_LOG_ERR, LOG_COMPONENT,
+			 "%s: lease region %s is at epoch %" PRIu64 ", past this client's %" PRIu64
+			 ": another process took over; fenced, nothing it writes is taken from now "
+			 "on",
+			 c->target, pc->lease.name, now, pc->epoch);
+	return -ESTALE;
+}
+
+/* One byte of the lock range, for F_OFD_* (l_pid must be 0). */
+static struct flock lock_byte(uint32_t index, short type)
+{
+	return (struct flock){.l_type = type,
+			      .l_whence = SEEK_SET,
+			      .l_start = LEASE_LOCK_BASE + (off_t)index,
+			      .l_len = 1};
+}
+
+/* Take the lease lock of table entry @p index, if nobody else holds it. Never waits. */
+static void lease_lock(struct ckpt_client *c, const struct pmu_region_info *g)
+{
+	struct pmem_client *pc = client_of(c);
+	struct flock fl = lock_byte(g->index, F_WRLCK);
+
+	if (pc->lock[g->index] == LOCK_HELD)
+		return;
+	if (fcntl(pc->fd, F_OFD_SETLK, &fl) == 0) {
+		pc->lock[g->index] = LOCK_HELD;
+		return;
+	}
+	if (pc->lock[g->index] != LOCK_REFUSED)
+		ckpt_log(CKPT_LOG_NOTICE, LOG_COMPONENT,
+			 "%s: renewing the lease on %s, but another process holds its death-notice "
+			 "lock (%s; an earlier holder still alive?): a watcher waits for the lease "
+			 "to run out instead",
+			 c->target, g->name, strerror(errno));
+	pc->lock[g->index] = LOCK_REFUSED;
+}
+
+static void lease_unlock(struct ckpt_client *c, uint32_t index)
+{
+	struct pmem_client *pc = client_of(c);
+	struct flock fl = lock_byte(index, F_UNLCK);
+
+	if (pc->lock[index] == LOCK_HELD && fcntl(pc->fd, F_OFD_SETLK, &fl) != 0)
+		ckpt_log(CKPT_LOG_WARNING, LOG_COMPONENT,
+			 "%s: cannot drop the lease lock of table entry %u: %s; it goes when "
+			 "this client disconnects",
+			 c->target, index, strerror(errno));
+	pc->lock[index] = LOCK_NONE;
+}
+
 static int pmem_connect(struct ckpt_client *c, const char *path)
 {
-	struct pmu_store *s;
+	struct pmem_client *pc = calloc(1, sizeof(*pc));
+	int err;
 
-	s = pmu_store_open(path, c->opts.store_size, c->opts.create_store ? PMU_CREATE : 0);
-	if (s == NULL) {
-		int err = errno;
-
+	if (pc == NULL)
+		return -ENOMEM;
+	pc->s = pmu_store_open(path, c->opts.store_size, c->opts.create_store ? PMU_CREATE : 0);
+	if (pc->s == NULL) {
+		err = errno;
 		ckpt_log(CKPT_LOG_ERR, LOG_COMPONENT, "%s: cannot open the store: %s", path,
 			 strerror(err));
+		free(pc);
 		return -err;
 	}
-	c->be = s;
+	/* An open file description of this client's own: its lease locks are its alone. */
+	pc->fd = open(path, O_RDWR | O_CLOEXEC);
+	if (pc->fd < 0) {
+		err = errno;
+		ckpt_log(CKPT_LOG_ERR, LOG_COMPONENT,
+			 "%s: cannot open the store again for its lease locks: %s", path,
+			 strerror(err));
+		pmu_store_close(&pc->s);
+		free(pc);
+		return -err;
+	}
+	c->be = pc;
 	return 0;
 }
 
 static void pmem_disconnect(struct ckpt_client *c)
 {
-	struct pmu_store *s = c->be;
+	struct pmem_client *pc = client_of(c);
 
-	pmu_store_close(&s);
+	/* Closing the description drops every lease lock of this client: a release. */
+	close(pc->fd);
+	pmu_store_close(&pc->s);
+	free(pc);
 	c->be = NULL;
 }
 
@@ -79,7 +222,10 @@ static int pmem_create(struct ckpt_client *c, const struct pmu_region_params *p,
 		       struct ckpt_region *r)
 {
 	struct pmu_region_info g;
-	int rc;
+	int rc = fence_check(c);
+
+	if (rc)
+		return rc;
 
 	if (p->owner != NULL && strncmp(p->owner, c->opts.tenant, PMU_NAME_MAX) != 0) {
 		ckpt_log(CKPT_LOG_ERR, LOG_COMPONENT,
@@ -117,7 +263,17 @@ static int pmem_close(struct ckpt_region *r)
 
 static int pmem_remove(struct ckpt_client *c, const char *name)
 {
-	return pmu_region_delete(store_of(c), c->opts.tenant, name);
+	struct pmu_region_info g;
+	int rc = fence_check(c);
+
+	if (rc == 0)
+		rc = lookup_mine(c, name, &g);
+	if (rc == 0)
+		rc = pmu_region_delete(store_of(c), c->opts.tenant, name);
+	/* Its entry may hold another region next: a lease lock on it would be a lie. */
+	if (rc == 0)
+		lease_unlock(c, g.index);
+	return rc;
 }
 
 static void describe(struct ckpt_client *c, const struct pmu_region_info *g,
@@ -160,16 +316,38 @@ static int pmem_stat(struct ckpt_client *c, const char *name, struct ckpt_region
 	return rc;
 }
 
+/*
+ * Renew, and hold the lease's death-notice lock while the lease is held. The lock is taken
+ * before the lease is written, so that a watcher never sees a renewed lease without its
+ * lock and calls the holder dead; a release writes the lease first, then drops the lock.
+ */
 static int pmem_lease(struct ckpt_region *r, unsigned int ttl_ms)
 {
-	return pmu_region_lease(store_of(r->cl), r->geo.owner, r->geo.name,
-				pmu_now_ns() + (uint64_t)ttl_ms * 1000000ull);
+	struct ckpt_client *c = r->cl;
+	const bool release = ttl_ms <= PMU_LEASE_RELEASE_MS;
+	const bool had = client_of(c)->lock[r->geo.index] == LOCK_HELD;
+	int rc = fence_check(c);
+
+	if (rc)
+		return rc;
+	if (ttl_ms == 0)
+		return -EINVAL;
+	if (!release)
+		lease_lock(c, &r->geo);
+	rc = pmu_region_lease(store_of(c), r->geo.owner, r->geo.name,
+			      pmu_now_ns() + (uint64_t)ttl_ms * 1000000ull);
+	if (release || (rc != 0 && !had))
+		lease_unlock(c, r->geo.index);
+	return rc;
 }
 
 static int pmem_write(struct ckpt_region *r, uint64_t off, const void *buf, size_t len)
 {
 	struct pmem_region *pr = r->be;
+	int rc = fence_check(r->cl);
 
+	if (rc)
+		return rc; /* checked before the bytes go: a fenced client's stop here */
 	if (off > r->geo.size || len > r->geo.size - off)
 		return -EINVAL;
 	pmu_write(store_of(r->cl), pr->base + off, buf, len);
@@ -180,10 +358,18 @@ static int pmem_write(struct ckpt_region *r, uint64_t off, const void *buf, size
 	return 0;
 }
 
+/*
+ * The durability point: a fenced client's barrier is refused, so nothing it wrote since its
+ * last barrier is ever reported durable to it (the bytes are in the mapping all the same;
+ * see the file comment).
+ */
 static int pmem_barrier(struct ckpt_region *r, uint64_t seq)
 {
 	struct pmem_region *pr = r->be;
+	int rc = fence_check(r->cl);
 
+	if (rc)
+		return rc;
 	if (pr->hi > pr->lo)
 		pmu_drain_range(store_of(r->cl), pr->base + pr->lo, pr->hi - pr->lo);
 	pr->lo = UINT64_MAX;
@@ -211,6 +397,119 @@ static const void *pmem_map(struct ckpt_region *r, uint64_t off, size_t len)
 	return pr->base + off;
 }
 
+/* Bind @p c to @p epoch of its lease region @p g (looked up just now). */
+static void bind(struct ckpt_client *c, const struct pmu_region_info *g, uint64_t epoch)
+{
+	struct pmem_client *pc = client_of(c);
+
+	pc->lease = *g;
+	pc->epoch = epoch;
+	pc->bound = true;
+	pc->fenced = false;
+}
+
+static int pmem_epoch_take(struct ckpt_region *r, uint64_t seen, uint64_t *epoch)
+{
+	struct ckpt_client *c = r->cl;
+	struct pmu_region_info g;
+	int rc;
+
+	if (seen == UINT64_MAX)
+		return -EINVAL;
+	rc = pmu_region_epoch_cas(store_of(c), r->geo.owner, r->geo.name, seen, seen + 1);
+	if (rc == 0)
+		rc = lookup_mine(c, r->geo.name, &g);
+	if (rc) {
+		ckpt_log(rc == -ESTALE ? CKPT_LOG_NOTICE : CKPT_LOG_ERR, LOG_COMPONENT,
+			 "%s: cannot take epoch %" PRIu64 " of %s: %s", c->target, seen + 1,
+			 r->geo.name,
+			 rc == -ESTALE ? "it is no longer at the epoch seen (someone else took it)"
+				       : strerror(-rc));
+		return rc;
+	}
+	bind(c, &g, seen + 1);
+	*epoch = seen + 1;
+	return 0;
+}
+
+/*
+ * An epoch above the region's own was never taken: binding to it would let a take of that
+ * very epoch by someone else leave this client unfenced. Refused as a caller's mistake.
+ */
+static int pmem_epoch_bind(struct ckpt_client *c, const char *lease_name, uint64_t epoch)
+{
+	struct pmu_region_info g;
+	int rc = lookup_mine(c, lease_name, &g);
+
+	if (rc) {
+		ckpt_log(CKPT_LOG_ERR, LOG_COMPONENT, "%s: cannot bind to lease region %s: %s",
+			 c->target, lease_name, strerror(-rc));
+		return rc;
+	}
+	if (g.epoch > epoch) {
+		ckpt_log(CKPT_LOG_ERR, LOG_COMPONENT,
+			 "%s: cannot bind to epoch %" PRIu64 " of %s: it is at %" PRIu64
+			 " already (another process took over)",
+			 c->target, epoch, lease_name, g.epoch);
+		return -ESTALE;
+	}
+	if (g.epoch < epoch) {
+		ckpt_log(CKPT_LOG_ERR, LOG_COMPONENT,
+			 "%s: cannot bind to epoch %" PRIu64 " of %s: it is only at %" PRIu64
+			 "; bind to an epoch ckpt_epoch_take() gave",
+			 c->target, epoch, lease_name, g.epoch);
+		return -EINVAL;
+	}
+	bind(c, &g, epoch);
+	return 0;
+}
+
+/* Whether anyone (but this client's own description) holds the lease lock of @p index. */
+static bool lease_locked(const struct pmem_client *pc, uint32_t index)
+{
+	struct flock fl = lock_byte(index, F_WRLCK);
+
+	/* A lock that cannot be asked about counts as held: the lease still decides. */
+	return fcntl(pc->fd, F_OFD_GETLK, &fl) != 0 || fl.l_type != F_UNLCK;
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * The lease is free once it ran out, or once it was renewed at least once and nobody holds
+ * its lock (the holder released it or died). A lease never renewed is waited for: its
+ * first holder may be starting. A holder that could not get the lock (an earlier holder
+ * of it still alive) is seen through its lease only. Asked by the holder itself, its own
+ * lock does not count (OFD locks never conflict with their own description).
+ */
+static int pmem_lease_watch(struct ckpt_region *r, unsigned int timeout_ms)
+{
+	struct ckpt_client *c = r->cl;
+	const uint64_t deadline = mono_ns() + (uint64_t)timeout_ms * 1000000ull;
+	const struct timespec nap = {0, WATCH_POLL_NS};
+
+	for (;;) {
+		struct pmu_region_info g;
+		int rc = lookup_mine(c, r->geo.name, &g);
+
+		if (rc)
+			return rc;
+		if (g.lease_ns != 0 && g.lease_ns <= pmu_now_ns())
+			return 0;
+		if (g.lease_ns != 0 && !lease_locked(client_of(c), g.index))
+			return 0;
+		if (mono_ns() >= deadline)
+			return -ETIMEDOUT;
+		nanosleep(&nap, NULL);
+	}
+}
+
 const struct ckpt_byte_ops ckpt_pmem_ops = {
 	.target =
 		{
@@ -226,6 +525,9 @@ const struct ckpt_byte_ops ckpt_pmem_ops = {
 			.lease = pmem_lease,
 			.barrier = pmem_barrier,
 			.poll = NULL,
+			.epoch_take = pmem_epoch_take,
+			.epoch_bind = pmem_epoch_bind,
+			.lease_watch = pmem_lease_watch,
 		},
 	.applies_journal = false,
 	.write = pmem_write,

@@ -23,6 +23,8 @@
  *   - an accepted store's regions pass pmu_region_check(), lie inside the file, share no
  *     byte and no (owner, name), and are found again by lookup; every ring walks, every
  *     slot decodes or is refused, every journal applies, all without reading outside;
+ *   - every region's epoch reads back as listed and moves by compare-and-swap, and the
+ *     store still checks afterwards (the epoch lies outside the entry's CRC);
  *   - a region created in it overlaps none, and the store still checks afterwards.
  */
 #include <errno.h>
@@ -318,7 +320,7 @@ static void check_open_store(struct pmu_store *s)
 	struct pmu_region_params p = {
 		.name = "fuzz-new", .owner = "fuzzer", .mode = PMU_MODE_APPEND, .size = 8192};
 	struct pmu_region_info made, got;
-	uint64_t total, free_bytes;
+	uint64_t total, free_bytes, epoch;
 	char why[256];
 	int n = pmu_region_list(s, all, PMU_MAX_REGIONS);
 
@@ -337,6 +339,11 @@ static void check_open_store(struct pmu_store *s)
 		REQUIRE(pmu_region_lookup(s, all[i].owner, all[i].name, &got) == 0);
 		REQUIRE(got.offset == all[i].offset && got.index == all[i].index);
 		read_region(s, &all[i]);
+		/* Whatever the epoch holds is no fault: moving it keeps the store checking. */
+		REQUIRE(pmu_region_epoch(s, &got, &epoch) == 0 && epoch == got.epoch);
+		if (epoch != UINT64_MAX)
+			REQUIRE(pmu_region_epoch_cas(s, got.owner, got.name, epoch, epoch + 1) ==
+				0);
 	}
 	if (pmu_region_create(s, &p, &made) == 0) {
 		for (int i = 0; i < n; i++)

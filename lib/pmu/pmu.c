@@ -15,6 +15,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -599,6 +600,55 @@ int pmu_region_lease(struct pmu_store *s, const char *owner, const char *name, u
 	e = entry_at(s, (unsigned int)i);
 	store64(&e->lease_ns, expires_ns);
 	s->persist(&e->lease_ns, sizeof(e->lease_ns));
+	return 0;
+}
+
+int pmu_region_epoch_cas(struct pmu_store *s, const char *owner, const char *name, uint64_t expect,
+			 uint64_t next)
+{
+	struct pmu_entry *e;
+	int i, rc;
+
+	if (!pmu_name_valid(owner) || !pmu_name_valid(name) || next <= expect)
+		return -EINVAL;
+	rc = lock_table(s);
+	if (rc)
+		return rc;
+	i = find_live(s, owner, name);
+	if (i < 0) {
+		rc = -ENOENT;
+		goto out_unlock;
+	}
+	e = entry_at(s, (unsigned int)i);
+	/*
+	 * The lock already orders callers that go through here; the compare-and-swap is what
+	 * makes the word itself the arbiter, whoever else maps the file.
+	 */
+	if (!__atomic_compare_exchange_n(&e->epoch, &expect, next, false, __ATOMIC_ACQ_REL,
+					 __ATOMIC_ACQUIRE)) {
+		rc = -ESTALE;
+		goto out_unlock;
+	}
+	s->persist(&e->epoch, sizeof(e->epoch));
+	ckpt_log(CKPT_LOG_INFO, LOG_COMPONENT, "%s: region %s of %s: epoch %" PRIu64, s->path, name,
+		 owner, next);
+out_unlock:
+	unlock_table(s);
+	return rc;
+}
+
+int pmu_region_epoch(const struct pmu_store *s, const struct pmu_region_info *r, uint64_t *epoch)
+{
+	const struct pmu_entry *e;
+
+	if (r->index >= PMU_MAX_REGIONS)
+		return -ENOENT;
+	e = entry_at(s, r->index);
+	/* Deleted (commit 0), or made again (another creation time or place): not r. */
+	if (__atomic_load_n(&e->commit, __ATOMIC_ACQUIRE) == 0 || e->created_ns != r->created_ns ||
+	    e->offset != r->offset)
+		return -ENOENT;
+	*epoch = __atomic_load_n(&e->epoch, __ATOMIC_ACQUIRE);
 	return 0;
 }
 

@@ -112,6 +112,7 @@ void pmu_entry_info(const struct pmu_entry *e, unsigned int i, struct pmu_region
 	out->ring_size = e->ring_size;
 	out->created_ns = e->created_ns;
 	out->lease_ns = __atomic_load_n(&e->lease_ns, __ATOMIC_ACQUIRE);
+	out->epoch = __atomic_load_n(&e->epoch, __ATOMIC_ACQUIRE);
 }
 
 int pmu_region_check(const struct pmu_region_info *r, uint64_t store_size, char *why, size_t len)

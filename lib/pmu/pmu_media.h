@@ -14,6 +14,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "holdfast/ckpt_record.h"
 #include "holdfast/pmu.h"
@@ -53,11 +54,14 @@ struct pmu_entry {
 	uint64_t ring_off;
 	uint64_t ring_size;
 	uint64_t created_ns;
-	uint8_t reserved[56];
+	uint64_t epoch; /* mutable, outside the CRC (counted as zero): pmu_region_epoch_cas() */
+	uint8_t reserved[48];
 };
 _Static_assert(sizeof(struct pmu_entry) == PMU_ENTRY_SIZE, "table entry layout");
 _Static_assert(PMU_DATA_OFF % PMU_ALIGN == 0, "regions start aligned");
-#define PMU_ENTRY_BODY_OFF offsetof(struct pmu_entry, name)
+#define PMU_ENTRY_BODY_OFF  offsetof(struct pmu_entry, name)
+#define PMU_ENTRY_EPOCH_OFF offsetof(struct pmu_entry, epoch)
+_Static_assert(PMU_ENTRY_EPOCH_OFF % 8 == 0, "the epoch is one aligned word (atomics)");
 
 static inline uint32_t pmu_sb_crc(const struct pmu_sb *sb)
 {
@@ -66,10 +70,20 @@ static inline uint32_t pmu_sb_crc(const struct pmu_sb *sb)
 			   offsetof(struct pmu_sb, crc) - sizeof(sb->magic));
 }
 
+/*
+ * The CRC of an entry's body with its epoch counted as zero: the epoch changes while the
+ * entry is live (a compare-and-swap on the mapped word, by any process), and stores made
+ * before there was an epoch held zeros there, so their commit words still check. The
+ * epoch's bytes are never read here (another process may be swapping them).
+ */
 static inline uint32_t pmu_entry_crc(const struct pmu_entry *e)
 {
-	return ckpt_crc32c((const uint8_t *)e + PMU_ENTRY_BODY_OFF,
-			   PMU_ENTRY_SIZE - PMU_ENTRY_BODY_OFF);
+	uint8_t body[PMU_ENTRY_SIZE - PMU_ENTRY_BODY_OFF] = {0};
+	const size_t at = PMU_ENTRY_EPOCH_OFF - PMU_ENTRY_BODY_OFF, after = at + sizeof(e->epoch);
+
+	memcpy(body, (const uint8_t *)e + PMU_ENTRY_BODY_OFF, at);
+	memcpy(body + after, (const uint8_t *)e + PMU_ENTRY_BODY_OFF + after, sizeof(body) - after);
+	return ckpt_crc32c(body, sizeof(body));
 }
 
 /** The commit word that makes @p e live: it vouches for the body as it is now. */

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -912,6 +913,160 @@ static void test_pmem_tenant_sees_and_touches_only_its_regions(void **state)
 	ckpt_disconnect(&alice);
 }
 
+/*
+ * The epoch changes while its entry is live, so it lies outside the entry's CRC, which
+ * counts its bytes as zero: a store written before there was an epoch (zeros there, CRC over
+ * the whole body) still checks, and so does an entry whose epoch has moved. Every other
+ * byte of the body is still covered.
+ */
+static void test_epoch_lies_outside_the_entry_crc(void **state)
+{
+	struct fixture *f = *state;
+	struct pmu_region_info st, lg, got;
+	struct faults fl = {0};
+	struct pmu_store *s;
+	struct pmu_entry e;
+	uint32_t old_crc;
+
+	two_region_store(f, &st, &lg);
+	entry_rw(f->path, 0, &e, false);
+	/* The format before epochs: the CRC of the whole body, epoch bytes zero. */
+	assert_true(e.epoch == 0);
+	old_crc = ckpt_crc32c((const uint8_t *)&e + PMU_ENTRY_BODY_OFF,
+			      PMU_ENTRY_SIZE - PMU_ENTRY_BODY_OFF);
+	assert_true(e.commit == (PMU_ENTRY_LIVE | (uint64_t)old_crc << 32));
+
+	/* A moved epoch, commit word untouched: still live, and reported. */
+	e.epoch = 0x1234567890abcdefull;
+	entry_rw(f->path, 0, &e, true);
+	assert_int_equal(pmu_store_check(f->path, NULL, NULL), 0);
+	s = pmu_store_open(f->path, 0, 0);
+	assert_non_null(s);
+	assert_int_equal(pmu_region_lookup(s, "fw1", "state", &got), 0);
+	assert_true(got.epoch == 0x1234567890abcdefull);
+	assert_int_equal(pmu_region_list(s, &got, 1), 2);
+	assert_true(got.epoch == 0x1234567890abcdefull);
+	pmu_store_close(&s);
+
+	/* The reserved bytes after it are still the body's: changing one is damage. */
+	e.reserved[0] = 1;
+	entry_rw(f->path, 0, &e, true);
+	assert_int_equal(pmu_store_check(f->path, note_fault, &fl), 1);
+	assert_int_equal(fl.kind[0], PMU_FAULT_COMMIT);
+}
+
+static void test_epoch_cas_wins_once_loses_after_and_persists(void **state)
+{
+	struct fixture *f = *state;
+	struct pmu_region_params p = {
+		.name = "fw.0", .owner = "fw1", .mode = PMU_MODE_APPEND, .size = 8192};
+	struct pmu_region_info info, got;
+	struct pmu_store *s = create_store(f, STORE_SIZE);
+	uint64_t epoch = 99;
+
+	assert_int_equal(pmu_region_create(s, &p, &info), 0);
+	assert_true(info.epoch == 0);
+	assert_int_equal(pmu_region_epoch(s, &info, &epoch), 0);
+	assert_true(epoch == 0);
+	assert_int_equal(pmu_region_epoch_cas(s, "fw1", "fw.0", 0, 1), 0);
+	/* A second taker that saw 0 lost: the word is no longer 0. */
+	assert_int_equal(pmu_region_epoch_cas(s, "fw1", "fw.0", 0, 1), -ESTALE);
+	assert_int_equal(pmu_region_epoch_cas(s, "fw1", "fw.0", 5, 6), -ESTALE);
+	assert_int_equal(pmu_region_epoch(s, &info, &epoch), 0);
+	assert_true(epoch == 1);
+	/* Epochs only move forward; names as everywhere; another owner's is missing. */
+	assert_int_equal(pmu_region_epoch_cas(s, "fw1", "fw.0", 1, 1), -EINVAL);
+	assert_int_equal(pmu_region_epoch_cas(s, "fw1", "fw.0", 1, 0), -EINVAL);
+	assert_int_equal(pmu_region_epoch_cas(s, "fw1", "", 1, 2), -EINVAL);
+	assert_int_equal(pmu_region_epoch_cas(s, "fw1", "nosuch", 1, 2), -ENOENT);
+	assert_int_equal(pmu_region_epoch_cas(s, "fw2", "fw.0", 1, 2), -ENOENT);
+	assert_int_equal(pmu_region_epoch_cas(s, "fw1", "fw.0", 1, 2), 0);
+	pmu_store_close(&s);
+
+	/* Durable, and the store still checks. */
+	assert_int_equal(pmu_store_check(f->path, NULL, NULL), 0);
+	s = pmu_store_open(f->path, 0, 0);
+	assert_non_null(s);
+	assert_int_equal(pmu_region_lookup(s, "fw1", "fw.0", &got), 0);
+	assert_true(got.epoch == 2);
+	assert_int_equal(pmu_region_epoch(s, &got, &epoch), 0);
+	assert_true(epoch == 2);
+
+	/* Deleted: the cheap read says so rather than read whatever the entry holds next. */
+	assert_int_equal(pmu_region_delete(s, "fw1", "fw.0"), 0);
+	assert_int_equal(pmu_region_epoch(s, &got, &epoch), -ENOENT);
+	assert_int_equal(pmu_region_epoch_cas(s, "fw1", "fw.0", 2, 3), -ENOENT);
+	/* Made again, in the same entry: a new region, at epoch 0, and not the old one. */
+	assert_int_equal(pmu_region_create(s, &p, &info), 0);
+	assert_int_equal(info.index, got.index);
+	assert_true(info.epoch == 0);
+	assert_int_equal(pmu_region_epoch(s, &info, &epoch), 0);
+	assert_true(epoch == 0);
+	if (info.created_ns != got.created_ns)
+		assert_int_equal(pmu_region_epoch(s, &got, &epoch), -ENOENT);
+	pmu_store_close(&s);
+}
+
+/*
+ * Processes that map one store and saw one epoch race to take the next: exactly one wins
+ * each round, the others are told -ESTALE.
+ */
+static void test_epoch_cas_across_processes_has_one_winner(void **state)
+{
+	enum {
+		TAKERS = 4,
+		ROUNDS = 25
+	};
+	struct fixture *f = *state;
+	struct pmu_region_params p = {
+		.name = "fw.0", .owner = "fw1", .mode = PMU_MODE_APPEND, .size = 8192};
+	struct pmu_region_info info;
+	struct pmu_store *s = create_store(f, STORE_SIZE);
+
+	assert_int_equal(pmu_region_create(s, &p, &info), 0);
+	pmu_store_close(&s);
+	for (uint64_t round = 0; round < ROUNDS; round++) {
+		int go[2], wins = 0, losses = 0;
+		pid_t pid[TAKERS];
+		char byte = 0;
+
+		assert_int_equal(pipe(go), 0);
+		for (int i = 0; i < TAKERS; i++) {
+			pid[i] = fork();
+			assert_true(pid[i] >= 0);
+			if (pid[i] == 0) {
+				struct pmu_store *cs = pmu_store_open(f->path, 0, 0);
+				int rc;
+
+				close(go[1]);
+				if (cs == NULL || read(go[0], &byte, 1) != 0)
+					_exit(3);
+				rc = pmu_region_epoch_cas(cs, "fw1", "fw.0", round, round + 1);
+				pmu_store_close(&cs);
+				_exit(rc == 0 ? 0 : rc == -ESTALE ? 1 : 2);
+			}
+		}
+		/* Closing the pipe lets every taker go at once. */
+		close(go[0]);
+		close(go[1]);
+		for (int i = 0; i < TAKERS; i++) {
+			int status;
+
+			assert_int_equal(waitpid(pid[i], &status, 0), pid[i]);
+			assert_true(WIFEXITED(status));
+			wins += WEXITSTATUS(status) == 0;
+			losses += WEXITSTATUS(status) == 1;
+		}
+		assert_int_equal(wins, 1);
+		assert_int_equal(losses, TAKERS - 1);
+	}
+	s = pmu_store_open(f->path, 0, 0);
+	assert_non_null(s);
+	assert_int_equal(pmu_region_lookup(s, "fw1", "fw.0", &info), 0);
+	assert_true(info.epoch == ROUNDS);
+	pmu_store_close(&s);
+}
+
 static void test_torn_newer_slot_restores_older_generation(void **state)
 {
 	struct fixture *f = *state;
@@ -1721,6 +1876,9 @@ int main(void)
 		T(test_region_list_in_table_order),
 		T(test_region_delete_frees_space_for_reuse),
 		T(test_lease_recorded_and_seen_alive_then_expired),
+		T(test_epoch_lies_outside_the_entry_crc),
+		T(test_epoch_cas_wins_once_loses_after_and_persists),
+		T(test_epoch_cas_across_processes_has_one_winner),
 		T(test_torn_newer_slot_restores_older_generation),
 		T(test_tombstone_hides_pair_and_is_counted),
 		T(test_slot_write_rejects_what_does_not_fit),
