@@ -53,8 +53,36 @@ const char *ckptsrv_type_name(uint16_t t)
 		return "LEASE";
 	case CKPT_MSG_PING:
 		return "PING";
+	case CKPT_MSG_TAKE:
+		return "TAKE";
+	case CKPT_MSG_BIND:
+		return "BIND";
+	case CKPT_MSG_WATCH:
+		return "WATCH";
 	}
 	return "?";
+}
+
+int ckptsrv_sync_init(struct ckptsrv *srv)
+{
+	pthread_condattr_t attr;
+	int ret;
+
+	ret = pthread_mutex_init(&srv->lock, NULL);
+	if (ret == 0)
+		ret = pthread_cond_init(&srv->journal_kick, NULL);
+	if (ret == 0)
+		ret = pthread_cond_init(&srv->sessions_gone, NULL);
+	if (ret == 0)
+		ret = pthread_condattr_init(&attr);
+	if (ret == 0) {
+		/* WATCH deadlines are monotonic: a clock step must not stretch a long poll. */
+		ret = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+		if (ret == 0)
+			ret = pthread_cond_init(&srv->lease_change, &attr);
+		pthread_condattr_destroy(&attr);
+	}
+	return -ret;
 }
 
 static int printable_name(const char *s)
@@ -170,6 +198,239 @@ static void close_handle(struct ckptsrv_session *s, struct ckptsrv_open *victim)
 			s->nopens--;
 			return;
 		}
+	}
+}
+
+/* ---- fencing (TAKE, BIND) ---- */
+
+/*
+ * Withdraw @p t's remote keys and answer everything it asks -ESTALE from now on: a newer
+ * epoch than its own was taken (@p epoch) on its lease region. Its handles stay (a CLOSE
+ * still drops them), keyless. Caller holds the lock.
+ */
+static void fence_session(struct ckptsrv *srv, struct ckptsrv_session *t, uint64_t epoch)
+{
+	unsigned int keys = 0;
+
+	if (t->fenced)
+		return;
+	for (struct ckptsrv_open *o = t->opens; o != NULL; o = o->next) {
+		if (o->mr != NULL) {
+			fi_close(&o->mr->fid);
+			o->mr = NULL;
+			keys++;
+		}
+	}
+	__atomic_store_n(&t->fenced, true, __ATOMIC_RELEASE);
+	ckpt_log(CKPT_LOG_NOTICE, LOG,
+		 "tenant %s from %s, bound to epoch %llu of %s, is fenced: epoch %llu was taken; "
+		 "%u remote key(s) withdrawn, its requests are answered ESTALE",
+		 t->tenant, t->peer, (unsigned long long)t->bind_epoch, t->bind_region.name,
+		 (unsigned long long)epoch, keys);
+	/* A fenced session waiting in WATCH is answered at once. */
+	pthread_cond_broadcast(&srv->lease_change);
+}
+
+/*
+ * Whether @p s may go on: not fenced, and if bound, its lease region still at its epoch.
+ * A binding whose region is gone (deleted, its entry reused) counts as overtaken: nothing
+ * vouches for it any more. Called on the session's own thread, the only one that changes its
+ * binding; the epoch word is one atomic load (pmu_region_epoch()). With @p locked the
+ * caller holds the lock, else it is taken to fence.
+ * @return 0 or -ESTALE.
+ */
+static int binding_check(struct ckptsrv_session *s, bool locked)
+{
+	struct ckptsrv *srv = s->l->srv;
+	uint64_t epoch = 0;
+
+	if (__atomic_load_n(&s->fenced, __ATOMIC_ACQUIRE))
+		return -ESTALE;
+	if (!s->bound)
+		return 0;
+	if (pmu_region_epoch(srv->store, &s->bind_region, &epoch) == 0 && epoch <= s->bind_epoch)
+		return 0;
+	if (!locked)
+		pthread_mutex_lock(&srv->lock);
+	fence_session(srv, s, epoch);
+	if (!locked)
+		pthread_mutex_unlock(&srv->lock);
+	return -ESTALE;
+}
+
+static void bind_session(struct ckptsrv_session *s, const struct pmu_region_info *lease,
+			 uint64_t epoch)
+{
+	s->bound = true;
+	s->bind_region = *lease;
+	s->bind_epoch = epoch;
+}
+
+static bool same_lease(const struct pmu_region_info *a, const struct pmu_region_info *b)
+{
+	return a->index == b->index && a->created_ns == b->created_ns &&
+	       strcmp(a->owner, b->owner) == 0 && strcmp(a->name, b->name) == 0;
+}
+
+/*
+ * TAKE: epoch seen -> seen + 1 of the lease region the handle opens, a compare-and-swap in
+ * the store (pmu_region_epoch_cas(), durable before the answer). The winner is bound to the
+ * new epoch; every other session bound to an older one of that region is fenced.
+ */
+static int do_take(struct ckptsrv_session *s, const struct ckpt_msg *req, struct ckpt_msg *rep)
+{
+	struct ckptsrv *srv = s->l->srv;
+	struct ckptsrv_open *o = find_handle(s, req->u.take.handle);
+	uint64_t seen = req->u.take.seen, now = 0;
+	int ret;
+
+	if (o == NULL)
+		return -EBADF;
+	if (strcmp(o->info.owner, s->tenant) != 0)
+		return -EACCES;
+	if (seen == UINT64_MAX)
+		return -EOVERFLOW;
+	ret = pmu_region_epoch_cas(srv->store, o->info.owner, o->info.name, seen, seen + 1);
+	if (ret == -ESTALE) {
+		pmu_region_epoch(srv->store, &o->info, &now);
+		ckpt_log(CKPT_LOG_NOTICE, LOG,
+			 "tenant %s from %s lost epoch %llu of %s: it is at %llu (someone else "
+			 "took it)",
+			 s->tenant, s->peer, (unsigned long long)seen + 1, o->info.name,
+			 (unsigned long long)now);
+		return ret;
+	}
+	if (ret < 0)
+		return ret;
+	bind_session(s, &o->info, seen + 1);
+	ckpt_log(CKPT_LOG_NOTICE, LOG, "tenant %s from %s took epoch %llu of %s", s->tenant,
+		 s->peer, (unsigned long long)seen + 1, o->info.name);
+	for (struct ckptsrv_session *t = srv->sessions; t != NULL; t = t->next)
+		if (t != s && t->bound && same_lease(&t->bind_region, &o->info) &&
+		    t->bind_epoch < seen + 1)
+			fence_session(srv, t, seen + 1);
+	rep->u.taken.epoch = seen + 1;
+	return 0;
+}
+
+/* BIND: this session follows epoch E of lease region N, refused if N is already past E. */
+static int do_bind(struct ckptsrv_session *s, const struct ckpt_msg *req)
+{
+	struct pmu_region_info info;
+	int ret = pmu_region_lookup(s->l->srv->store, s->tenant, req->u.bind.name, &info);
+
+	if (ret < 0)
+		return ret;
+	if (info.epoch > req->u.bind.epoch) {
+		ckpt_log(CKPT_LOG_NOTICE, LOG,
+			 "tenant %s from %s asked to bind to epoch %llu of %s, which is at %llu: "
+			 "refused (ESTALE)",
+			 s->tenant, s->peer, (unsigned long long)req->u.bind.epoch, info.name,
+			 (unsigned long long)info.epoch);
+		return -ESTALE;
+	}
+	bind_session(s, &info, req->u.bind.epoch);
+	ckpt_log(CKPT_LOG_INFO, LOG, "tenant %s from %s bound to epoch %llu of %s", s->tenant,
+		 s->peer, (unsigned long long)req->u.bind.epoch, info.name);
+	return 0;
+}
+
+/* ---- the lease and its holder's death ---- */
+
+/* @p s renewed the lease of @p r last: its session's end releases it. Caller holds the lock. */
+static void note_holder(struct ckptsrv_session *s, const struct pmu_region_info *r)
+{
+	struct ckptsrv_lease_holder *h = &s->l->srv->holder[r->index];
+
+	h->s = s;
+	h->created_ns = r->created_ns;
+	snprintf(h->name, sizeof(h->name), "%s", r->name);
+}
+
+/*
+ * @p s ends: every lease it renewed last and that still runs is released now, as an expired
+ * nonzero expiry persisted in the store, and WATCH waiters are woken. Not when the server
+ * stops: its clients are alive and come back to it, and a standby must not take over then.
+ * Caller holds the lock.
+ */
+static void release_leases_of(struct ckptsrv_session *s)
+{
+	struct ckptsrv *srv = s->l->srv;
+	unsigned int released = 0;
+
+	for (unsigned int i = 0; i < PMU_MAX_REGIONS; i++) {
+		struct ckptsrv_lease_holder *h = &srv->holder[i];
+		struct pmu_region_info cur;
+		uint64_t now;
+
+		if (h->s != s)
+			continue;
+		h->s = NULL;
+		if (srv->stop || pmu_region_lookup(srv->store, s->tenant, h->name, &cur) != 0 ||
+		    cur.index != i || cur.created_ns != h->created_ns)
+			continue;
+		now = pmu_now_ns();
+		if (cur.lease_ns <= now)
+			continue; /* it ran out or was never renewed: nothing to release */
+		if (pmu_region_lease(srv->store, s->tenant, h->name, now) != 0)
+			continue;
+		ckpt_log(CKPT_LOG_NOTICE, LOG,
+			 "tenant %s's session from %s holding the lease on %s ended: lease released",
+			 s->tenant, s->peer, h->name);
+		released++;
+	}
+	if (released > 0)
+		pthread_cond_broadcast(&srv->lease_change);
+}
+
+/*
+ * WATCH: wait until the lease on the handle's region is free (released, run out, its
+ * holder's session ended), at most the timeout asked for and at most half the idle timeout
+ * (the client asks again: a session's thread is never held for long, and a watcher that
+ * went away is noticed). Woken by a release, at the lease's expiry, by fencing and at
+ * shutdown. Caller holds the lock; it is let go while waiting.
+ * @return 0 (free), -ETIMEDOUT, -ESTALE (this session was fenced meanwhile), -ESHUTDOWN.
+ */
+static int do_watch(struct ckptsrv_session *s, const struct ckpt_msg *req)
+{
+	struct ckptsrv *srv = s->l->srv;
+	struct ckptsrv_open *o = find_handle(s, req->u.watch.handle);
+	uint64_t cap = srv->cfg.idle_timeout_ms / 2, deadline;
+	char name[PMU_NAME_MAX];
+
+	if (o == NULL)
+		return -EBADF;
+	snprintf(name, sizeof(name), "%s", o->info.name);
+	deadline = ckptsrv_now_ms() + (req->u.watch.timeout_ms < cap ? req->u.watch.timeout_ms : cap);
+	for (;;) {
+		struct pmu_region_info cur;
+		uint64_t now_ns, now, wait_ms;
+		struct timespec until;
+		int ret = pmu_region_lookup(srv->store, s->tenant, name, &cur);
+
+		if (ret < 0)
+			return ret;
+		now_ns = pmu_now_ns();
+		if (cur.lease_ns <= now_ns)
+			return 0;
+		if (srv->stop)
+			return -ESHUTDOWN;
+		if (s->fenced)
+			return -ESTALE;
+		now = ckptsrv_now_ms();
+		if (now >= deadline)
+			return -ETIMEDOUT;
+		wait_ms = deadline - now;
+		if ((cur.lease_ns - now_ns) / 1000000 + 1 < wait_ms)
+			wait_ms = (cur.lease_ns - now_ns) / 1000000 + 1;
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_sec += (time_t)(wait_ms / 1000);
+		until.tv_nsec += (long)(wait_ms % 1000) * 1000000;
+		if (until.tv_nsec >= 1000000000) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&srv->lease_change, &srv->lock, &until);
 	}
 }
 
@@ -374,9 +635,11 @@ static int do_lease(struct ckptsrv_session *s, const struct ckpt_msg *req)
 		return -EINVAL;
 	ret = pmu_region_lease(s->l->srv->store, o->info.owner, o->info.name,
 			       pmu_now_ns() + (uint64_t)req->u.lease.ttl_ms * 1000000u);
-	if (ret == 0)
+	if (ret == 0) {
+		note_holder(s, &o->info);
 		ckpt_log(CKPT_LOG_DEBUG, LOG, "tenant %s renewed its lease on %s for %u ms",
 			 s->tenant, o->info.name, req->u.lease.ttl_ms);
+	}
 	return ret;
 }
 
@@ -386,16 +649,24 @@ int ckptsrv_dispatch(struct ckptsrv_session *s, const struct ckpt_msg *req, stru
 	struct ckptsrv_open *o;
 	int ret;
 
-	/* A keepalive is no traffic: idle clients must not keep the progress thread awake. */
+	/*
+	 * A keepalive is no traffic: idle clients must not keep the progress thread awake. It
+	 * answers ESTALE to a fenced session, which is how a client whose one-sided write
+	 * failed learns why (lib/ckpt/ofi_ctrl.c).
+	 */
 	if (req->type == CKPT_MSG_PING)
-		return 0;
+		return binding_check(s, false);
 	__atomic_store_n(&s->l->active_ms, ckptsrv_now_ms(), __ATOMIC_RELAXED);
 	/*
 	 * PERSIST flushes caches and may take a while, so it runs without the lock: only this
-	 * thread changes this session's opens, and DELETE refuses a region open elsewhere.
+	 * thread changes this session's opens, and DELETE refuses a region open elsewhere. A
+	 * TAKE that fences this session between the check and the flush only finds bytes that
+	 * landed before it.
 	 */
-	if (req->type == CKPT_MSG_PERSIST)
-		return do_persist(s, req);
+	if (req->type == CKPT_MSG_PERSIST) {
+		ret = binding_check(s, false);
+		return ret < 0 ? ret : do_persist(s, req);
+	}
 	/* A wedged endpoint would hang the client inside the provider: refuse up front. */
 	if ((req->type == CKPT_MSG_CREATE || req->type == CKPT_MSG_OPEN) &&
 	    __atomic_load_n(&s->l->wedged, __ATOMIC_RELAXED)) {
@@ -404,6 +675,16 @@ int ckptsrv_dispatch(struct ckptsrv_session *s, const struct ckpt_msg *req, stru
 		return -EIO;
 	}
 	pthread_mutex_lock(&srv->lock);
+	/* A fenced session, or one whose epoch was overtaken, is answered ESTALE whatever it
+	 * asks; its CLOSE still drops the handle. */
+	ret = binding_check(s, true);
+	if (ret < 0) {
+		o = req->type == CKPT_MSG_CLOSE ? find_handle(s, req->u.close.handle) : NULL;
+		if (o != NULL)
+			close_handle(s, o);
+		pthread_mutex_unlock(&srv->lock);
+		return ret;
+	}
 	switch (req->type) {
 	case CKPT_MSG_CREATE:
 		ret = do_create(s, req, rep);
@@ -428,6 +709,15 @@ int ckptsrv_dispatch(struct ckptsrv_session *s, const struct ckpt_msg *req, stru
 		break;
 	case CKPT_MSG_LEASE:
 		ret = do_lease(s, req);
+		break;
+	case CKPT_MSG_TAKE:
+		ret = do_take(s, req, rep);
+		break;
+	case CKPT_MSG_BIND:
+		ret = do_bind(s, req);
+		break;
+	case CKPT_MSG_WATCH:
+		ret = do_watch(s, req);
 		break;
 	default:
 		ret = -EPROTO;
@@ -485,6 +775,7 @@ unsigned int ckptsrv_session_end(struct ckptsrv_session *s)
 	unsigned int dropped = 0;
 
 	pthread_mutex_lock(&srv->lock);
+	release_leases_of(s);
 	/* A client that goes away loses its keys: every registration it held is undone. */
 	while ((o = s->opens) != NULL) {
 		s->opens = o->next;

@@ -168,7 +168,24 @@ struct ckptsrv_session {
 	char tenant[PMU_NAME_MAX];
 	struct ckptsrv_open *opens;
 	unsigned int nopens;
+	/*
+	 * Fencing (TAKE, BIND; under srv->lock): the lease region this session is bound to, as
+	 * the store described it, and the epoch it is bound to. Once another session takes a
+	 * newer epoch of that region, the session is fenced: its keys are withdrawn and every
+	 * request it makes is answered -ESTALE. PERSIST reads fenced without the lock.
+	 */
+	bool bound;
+	struct pmu_region_info bind_region;
+	uint64_t bind_epoch;
+	bool fenced;
 	uint8_t buf[CKPT_PROTO_FRAME_MAX];
+};
+
+/* Who renewed a region's lease last (by table index): its death releases the lease. */
+struct ckptsrv_lease_holder {
+	struct ckptsrv_session *s; /* NULL: nobody this server has seen */
+	uint64_t created_ns;	   /* of the region it renewed: an entry may be reused */
+	char name[PMU_NAME_MAX];
 };
 
 struct ckptsrv {
@@ -180,6 +197,10 @@ struct ckptsrv {
 	pthread_mutex_t lock;
 	pthread_cond_t journal_kick;
 	pthread_cond_t sessions_gone;
+	/* CLOCK_MONOTONIC; broadcast when a lease is released (a holder's session ended) and at
+	 * shutdown. WATCH waits on it, and wakes by itself when the lease it watches runs out. */
+	pthread_cond_t lease_change;
+	struct ckptsrv_lease_holder holder[PMU_MAX_REGIONS];
 	bool journal_due;
 	struct ckptsrv_session *sessions; /* authenticated ones only */
 	unsigned int nsessions;
@@ -232,12 +253,19 @@ struct ckptsrv_session *ckptsrv_session_admit(struct ckptsrv_listener *l, int fd
 /** Serve @p s on a thread of its own (session.c). @return 0, or -errno with @p s ended. */
 int ckptsrv_session_start(struct ckptsrv_session *s);
 
-/** Answer request @p req of @p s into @p rep (type and seq set). @return its status. */
+/** Initialise the lock and the condition variables of @p srv. @return 0 or -errno. */
+int ckptsrv_sync_init(struct ckptsrv *srv);
+
+/**
+ * Answer request @p req of @p s into @p rep (type and seq set). @return its status. A WATCH
+ * blocks the calling thread up to its timeout (capped at half the idle timeout).
+ */
 int ckptsrv_dispatch(struct ckptsrv_session *s, const struct ckpt_msg *req, struct ckpt_msg *rep);
 
 /**
  * Undo every registration @p s holds, take it off the session list, close its socket (if
- * any) and free it. @return the handles it held.
+ * any) and free it. A lease @p s renewed last and that is still running is released at once
+ * (unless the server stops), and WATCH waiters are woken. @return the handles it held.
  */
 unsigned int ckptsrv_session_end(struct ckptsrv_session *s);
 

@@ -871,9 +871,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argv;
 	ckpt_log_set(NULL, getenv("FUZZ_LOG") != NULL ? CKPT_LOG_DEBUG : CKPT_LOG_ERR);
 	snprintf(path, sizeof(path), "/dev/shm/hf-fuzz-dispatch-%d.pmu", (int)getpid());
-	pthread_mutex_init(&srv.lock, NULL);
-	pthread_cond_init(&srv.journal_kick, NULL);
-	pthread_cond_init(&srv.sessions_gone, NULL);
+	if (ckptsrv_sync_init(&srv) != 0)
+		abort();
 	ckptsrv_config_defaults(&srv.cfg);
 	srv.cfg.max_sessions = 16;
 	srv.cfg.tenant = (struct ckptsrv_limits){

@@ -142,6 +142,8 @@ static int shutdown_sessions(struct ckptsrv *srv)
 	/* Wake every session blocked in recv; each then releases its handles and exits. */
 	for (struct ckptsrv_session *s = srv->sessions; s != NULL; s = s->next)
 		shutdown(s->fd, SHUT_RDWR);
+	/* ...and every one waiting in WATCH. */
+	pthread_cond_broadcast(&srv->lease_change);
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_sec += SHUTDOWN_WAIT_SECS;
 	while (srv->nsessions > 0) {
@@ -182,9 +184,11 @@ int main(int argc, char **argv)
 	sigaddset(&sigs, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	pthread_mutex_init(&srv.lock, NULL);
-	pthread_cond_init(&srv.journal_kick, NULL);
-	pthread_cond_init(&srv.sessions_gone, NULL);
+	ret = ckptsrv_sync_init(&srv);
+	if (ret < 0) {
+		ckpt_log(CKPT_LOG_ERR, LOG, "cannot set up locks: %s", strerror(-ret));
+		return 1;
+	}
 
 	/* The secret file is read at every authentication; check it once now. */
 	{

@@ -50,7 +50,9 @@ static enum session_end serve(struct ckptsrv_session *s, int *err)
 		rep.type = req.type | CKPT_MSG_REPLY;
 		rep.seq = req.seq;
 		rep.status = ckptsrv_dispatch(s, &req, &rep);
-		if (rep.status < 0 && rep.status != -ENOENT)
+		/* A missing region and a long poll that ran its course are answers, not faults. */
+		if (rep.status < 0 && rep.status != -ENOENT &&
+		    !(req.type == CKPT_MSG_WATCH && rep.status == -ETIMEDOUT))
 			CKPT_LOG_LIMITED(CKPT_LOG_INFO, LOG, "%s from tenant %s at %s: %s",
 					 ckptsrv_type_name(req.type), s->tenant, s->peer,
 					 strerror(-rep.status));

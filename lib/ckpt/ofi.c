@@ -331,6 +331,76 @@ static int ofi_lease(struct ckpt_region *r, unsigned int ttl_ms)
 	return ckpt_ofi_call(r->cl, &req, &rep);
 }
 
+/* ---- fencing and death notice ---- */
+
+static int ofi_epoch_take(struct ckpt_region *r, uint64_t seen, uint64_t *epoch)
+{
+	struct ckpt_msg req = {.type = CKPT_MSG_TAKE}, rep = {0};
+	int ret;
+
+	req.u.take.handle = orr(r)->handle;
+	req.u.take.seen = seen;
+	ret = ckpt_ofi_call(r->cl, &req, &rep);
+	if (ret < 0) {
+		ckpt_log(ret == -ESTALE ? CKPT_LOG_NOTICE : CKPT_LOG_ERR, LOG,
+			 "%s: take epoch %llu of %s: %s", r->cl->target,
+			 (unsigned long long)seen + 1, r->geo.name,
+			 ret == -ESTALE ? "someone else took it first" : strerror(-ret));
+		return ret;
+	}
+	/* A take moves the epoch by one: any other answer is not the server's to give. */
+	if (rep.u.taken.epoch != seen + 1) {
+		ckpt_log(CKPT_LOG_ERR, LOG, "%s: asked for epoch %llu of %s, the server says %llu",
+			 r->cl->target, (unsigned long long)seen + 1, r->geo.name,
+			 (unsigned long long)rep.u.taken.epoch);
+		oc(r->cl)->dead = -EIO;
+		return -EIO;
+	}
+	*epoch = rep.u.taken.epoch;
+	return 0;
+}
+
+static int ofi_epoch_bind(struct ckpt_client *c, const char *lease_name, uint64_t epoch)
+{
+	struct ckpt_msg req = {.type = CKPT_MSG_BIND}, rep = {0};
+	int ret;
+
+	if (strlen(lease_name) >= PMU_NAME_MAX || lease_name[0] == '\0')
+		return -EINVAL;
+	strcpy(req.u.bind.name, lease_name);
+	req.u.bind.epoch = epoch;
+	ret = ckpt_ofi_call(c, &req, &rep);
+	if (ret < 0)
+		ckpt_log(ret == -ESTALE ? CKPT_LOG_NOTICE : CKPT_LOG_ERR, LOG,
+			 "%s: bind to epoch %llu of %s: %s", c->target, (unsigned long long)epoch,
+			 lease_name,
+			 ret == -ESTALE ? "a newer epoch was taken" : strerror(-ret));
+	return ret;
+}
+
+/*
+ * WATCH is a long poll the server caps (at half its idle timeout): asked again until the
+ * lease is free or this call's own timeout has passed. Each answer is waited for that long
+ * plus the usual control timeout; the connection is this call's meanwhile.
+ */
+static int ofi_lease_watch(struct ckpt_region *r, unsigned int timeout_ms)
+{
+	struct ckpt_client *c = r->cl;
+	uint64_t deadline = now_ms() + timeout_ms;
+
+	for (;;) {
+		struct ckpt_msg req = {.type = CKPT_MSG_WATCH}, rep = {0};
+		uint64_t now = now_ms(), left = deadline > now ? deadline - now : 0;
+		int ret;
+
+		req.u.watch.handle = orr(r)->handle;
+		req.u.watch.timeout_ms = (uint32_t)left;
+		ret = ckpt_ofi_call_within(c, &req, &rep, (unsigned int)left + c->opts.timeout_ms);
+		if (ret != -ETIMEDOUT || oc(c)->dead != 0 || now_ms() >= deadline)
+			return ret;
+	}
+}
+
 /* One code path for every provider: the tables differ only in how they connect. */
 #define OFI_OPS(scheme_, connect_)                                                                 \
 	{                                                                                          \
@@ -345,7 +415,10 @@ static int ofi_lease(struct ckpt_region *r, unsigned int ttl_ms)
 			   .stat = ofi_stat,                                                       \
 			   .lease = ofi_lease,                                                     \
 			   .barrier = ckpt_ofi_barrier,                                            \
-			   .poll = ofi_poll},                                                      \
+			   .poll = ofi_poll,                                                       \
+			   .epoch_take = ofi_epoch_take,                                           \
+			   .epoch_bind = ofi_epoch_bind,                                           \
+			   .lease_watch = ofi_lease_watch},                                        \
 		.applies_journal = true, .write = ckpt_ofi_write,                                  \
 		.barrier_head = ckpt_ofi_barrier_head, .read = ckpt_ofi_read,                      \
 	}

@@ -4,7 +4,8 @@
  * staging slot is free again), fence reads (their barrier's writes are at the target) and
  * bulk reads (their waiter in ckpt_ofi_read() wakes); the control socket hands over PERSIST
  * answers (their barrier is durable). A write or a fence read that failed, or a PERSIST the
- * server refused, fails the client: what it covered can never be made durable.
+ * server refused, fails the client: what it covered can never be made durable (with ESTALE
+ * when the server says this client was fenced).
  */
 #include <errno.h>
 #include <string.h>
@@ -118,8 +119,10 @@ int ckpt_ofi_persist_answered(struct ofi_client *o, const struct ckpt_msg *m)
 			ckpt_log(CKPT_LOG_ERR, LOG, "%s: server refused PERSIST [%llu, %llu): %s",
 				 o->prov, (unsigned long long)b->lo, (unsigned long long)b->hi,
 				 strerror(-m->status));
+			/* Fenced (a newer epoch was taken) is final and says so; else the
+			 * writes can never be made durable on this connection. */
 			if (o->dead == 0)
-				o->dead = -EIO;
+				o->dead = m->status == -ESTALE ? -ESTALE : -EIO;
 		}
 		b->state = b->r == NULL ? B_FREE : B_DONE;
 		o->persist_owed--;

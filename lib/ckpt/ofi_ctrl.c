@@ -298,6 +298,42 @@ void ckpt_ofi_keepalive(struct ckpt_client *c, uint64_t now)
 }
 
 /*
+ * A remote write or read that the provider refused while the server is still there is what
+ * a fenced client sees: ckptsrv closed its registrations when a newer epoch was taken. The
+ * server answers a fenced session's every request ESTALE, so one PING tells. Only the
+ * control socket is read meanwhile (the CQ holds more of the same failures); @p was is what
+ * the client had failed with, kept unless the answer says fenced or the socket fails.
+ */
+static void ask_if_fenced(struct ckpt_client *c, int was)
+{
+	struct ofi_client *o = oc(c);
+	struct ckpt_msg req = {.type = CKPT_MSG_PING}, rep = {0};
+	uint64_t deadline;
+
+	o->fence_asked = true;
+	o->dead = 0;
+	if (ckpt_ofi_ctrl_send(c, &req) < 0) {
+		o->dead = o->dead != 0 ? o->dead : was;
+		return;
+	}
+	o->want = &rep;
+	o->want_seq = req.seq;
+	o->got = false;
+	deadline = now_ms() + c->opts.timeout_ms;
+	while (!o->got && o->dead == 0 && now_ms() < deadline)
+		ckpt_ofi_ctrl_pump(c, 50);
+	o->want = NULL;
+	if (o->got && rep.status == -ESTALE) {
+		ckpt_log(CKPT_LOG_ERR, LOG,
+			 "%s: fenced: a newer epoch was taken by another client; this one must stop",
+			 c->target);
+		o->dead = -ESTALE;
+	} else if (o->dead == 0) {
+		o->dead = was;
+	}
+}
+
+/*
  * The provider reports a dead peer variously (ECANCELED, EIO, ...); the control socket
  * says plainly whether the server is gone, so ask it before naming the failure.
  */
@@ -306,13 +342,18 @@ int ckpt_ofi_data_error(struct ckpt_client *c, int err)
 	struct ofi_client *o = oc(c);
 	struct pollfd p = {.fd = o->fd, .events = POLLIN};
 	uint8_t byte;
+	bool closed;
 
 	if (o->dead == 0)
 		ckpt_ofi_ctrl_pump(c, 0);
-	if (o->dead != -ECONNRESET && poll(&p, 1, 0) == 1 &&
-	    (recv(o->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) == 0 || (p.revents & POLLHUP)))
+	closed = poll(&p, 1, 0) == 1 &&
+		 (recv(o->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) == 0 || (p.revents & POLLHUP));
+	if (closed)
 		o->dead = -ECONNRESET;
 	if (o->dead == 0)
 		o->dead = err == -ECONNRESET ? err : -EIO;
+	/* The data path failed (rxm may drop the connection too) with the server still there. */
+	if (!closed && !o->fence_asked && (o->dead == -EIO || o->dead == -ECONNRESET))
+		ask_if_fenced(c, o->dead);
 	return o->dead;
 }

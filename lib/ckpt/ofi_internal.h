@@ -131,7 +131,8 @@ struct ofi_client {
 	struct ckpt_msg *want;
 	struct ckpt_region_info *want_items; /* room for a LIST reply's entries */
 	uint32_t want_cap;
-	int dead; /* sticky: the server or the endpoint is gone */
+	int dead; /* sticky: the server or the endpoint is gone, or (-ESTALE) it fenced us */
+	bool fence_asked; /* a data-path failure asked the server whether it fenced us */
 
 	/* libfabric objects (ofi_fabric.c) */
 	struct fi_info *info;
@@ -293,8 +294,10 @@ void ckpt_ofi_keepalive(struct ckpt_client *c, uint64_t now);
 /*
  * Name the failure @p err of a data-path operation (the provider reports a dead peer
  * variously): -ECONNRESET if the control socket says the server is gone, else what the
- * client already failed with, else -ECONNRESET or -EIO after @p err. Sets o->dead.
- * @return o->dead.
+ * client already failed with, else -ECONNRESET or -EIO after @p err; and with the control
+ * socket still open, that becomes -ESTALE if the server answers that it fenced this client
+ * (it withdrew the keys: asked once per client, one round trip, bounded by the timeout).
+ * Sets o->dead. @return o->dead.
  */
 int ckpt_ofi_data_error(struct ckpt_client *c, int err);
 

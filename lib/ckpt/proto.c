@@ -181,6 +181,7 @@ static void put_region(struct cur *c, const struct pmu_region_info *r)
 	put_u64(c, r->ring_size);
 	put_u64(c, r->created_ns);
 	put_u64(c, r->lease_ns);
+	put_u64(c, r->epoch);
 }
 
 static void get_region(struct cur *c, struct pmu_region_info *r)
@@ -204,6 +205,7 @@ static void get_region(struct cur *c, struct pmu_region_info *r)
 	r->ring_size = get_u64(c);
 	r->created_ns = get_u64(c);
 	r->lease_ns = get_u64(c);
+	r->epoch = get_u64(c);
 	/* The geometry the store would have laid out (the server's file offset is its own), so
 	 * a client never indexes slots or a ring that a server, or a forger, made up. */
 	if (!c->bad && (r->index >= PMU_MAX_REGIONS || pmu_region_check(r, 0, NULL, 0) != 0))
@@ -290,6 +292,16 @@ static unsigned int type_class(uint16_t t, size_t *body_max)
 		break;
 	case CKPT_MSG_PING:
 		break;
+	case CKPT_MSG_TAKE:
+		req = 16;
+		rep = 8;
+		break;
+	case CKPT_MSG_BIND:
+		req = PMU_NAME_MAX + 8;
+		break;
+	case CKPT_MSG_WATCH:
+		req = 16;
+		break;
 	default:
 		return 0;
 	}
@@ -358,6 +370,25 @@ static void body(struct cur *c, const struct ckpt_msg *m)
 		put_u32(c, m->u.lease.ttl_ms);
 		put_u32(c, 0);
 		break;
+	case CKPT_MSG_TAKE:
+		put_u64(c, m->u.take.handle);
+		put_u64(c, m->u.take.seen);
+		break;
+	case CKPT_MSG_BIND:
+		put_name(c, m->u.bind.name);
+		put_u64(c, m->u.bind.epoch);
+		break;
+	case CKPT_MSG_WATCH:
+		put_u64(c, m->u.watch.handle);
+		put_u32(c, m->u.watch.timeout_ms);
+		put_u32(c, 0);
+		break;
+	case CKPT_MSG_TAKE | CKPT_MSG_REPLY:
+		/* Epoch 0 is "never taken": no take ends there. */
+		if (m->u.taken.epoch == 0)
+			c->bad = true;
+		put_u64(c, m->u.taken.epoch);
+		break;
 	case CKPT_MSG_CREATE | CKPT_MSG_REPLY:
 	case CKPT_MSG_OPEN | CKPT_MSG_REPLY:
 		put_u64(c, m->u.opened.handle);
@@ -382,7 +413,8 @@ static void body(struct cur *c, const struct ckpt_msg *m)
 			put_info(c, &m->u.list.items[i]);
 		break;
 	default:
-		/* LIST, PING, CLOSE/DELETE/PERSIST/LEASE/PING replies: the header says it all. */
+		/* LIST, PING, replies to CLOSE, DELETE, PERSIST, LEASE, PING, BIND and WATCH:
+		 * the header says it all. */
 		break;
 	}
 }
@@ -501,6 +533,24 @@ int ckpt_proto_decode(const uint8_t *buf, size_t len, unsigned int accept, struc
 		m->u.lease.handle = get_u64(&c);
 		m->u.lease.ttl_ms = get_u32(&c);
 		get_zero(&c, 4);
+		break;
+	case CKPT_MSG_TAKE:
+		m->u.take.handle = get_u64(&c);
+		m->u.take.seen = get_u64(&c);
+		break;
+	case CKPT_MSG_BIND:
+		get_name(&c, m->u.bind.name);
+		m->u.bind.epoch = get_u64(&c);
+		break;
+	case CKPT_MSG_WATCH:
+		m->u.watch.handle = get_u64(&c);
+		m->u.watch.timeout_ms = get_u32(&c);
+		get_zero(&c, 4);
+		break;
+	case CKPT_MSG_TAKE | CKPT_MSG_REPLY:
+		m->u.taken.epoch = get_u64(&c);
+		if (m->u.taken.epoch == 0)
+			c.bad = true;
 		break;
 	case CKPT_MSG_CREATE | CKPT_MSG_REPLY:
 	case CKPT_MSG_OPEN | CKPT_MSG_REPLY:

@@ -35,12 +35,23 @@
  *	LEASE    u64 handle u32 ttl_ms u32 0
  *	PING     (empty): a keepalive; the server closes a session that sends nothing for its
  *	         idle timeout (ckptsrv.conf idle-timeout-ms)
+ *	TAKE     u64 handle u64 seen: take the next epoch of the lease region the handle opens,
+ *	         if its epoch is still seen (ckpt_epoch_take()); binds the session to it
+ *	BIND     name[64] u64 epoch: bind the session to epoch of lease region name
+ *	         (ckpt_epoch_bind())
+ *	WATCH    u64 handle u32 timeout_ms u32 0: answer once the region's lease is free, or
+ *	         with -ETIMEDOUT after timeout_ms (the server may answer sooner: it caps the
+ *	         wait at half its idle timeout; the client asks again)
  *	replies to CREATE and OPEN: u64 handle, region, u8 is_pmem, 7 x u8 0, u64 rkey, u64 base
  *	reply to STAT: info (region, u8 is_pmem, u8 lease_alive, 6 x u8 0, u64 head, u64 tail)
  *	reply to LIST: u32 total u32 n, n x info
+ *	reply to TAKE: u64 epoch (nonzero: the epoch taken, seen + 1)
  *	other replies: (empty)
  *	region: name[64] owner[64] u32 mode u32 index u64 offset u64 size u32 slot_size u32 0
- *	        u64 nslots u64 ring_off u64 ring_size u64 created_ns u64 lease_ns
+ *	        u64 nslots u64 ring_off u64 ring_size u64 created_ns u64 lease_ns u64 epoch
+ *
+ * A session bound to an epoch (TAKE, BIND) that another session has since overtaken is
+ * fenced: every request it makes is answered -ESTALE, and its remote keys are withdrawn.
  */
 #ifndef CKPT_PROTO_H
 #define CKPT_PROTO_H
@@ -55,8 +66,8 @@
 #define CKPT_PROTO_NONCE      32
 #define CKPT_PROTO_MAC	      32
 #define CKPT_PROTO_EP_MAX     256 /**< libfabric endpoint names we accept */
-#define CKPT_PROTO_REGION_LEN 200
-#define CKPT_PROTO_INFO_LEN   224
+#define CKPT_PROTO_REGION_LEN 208
+#define CKPT_PROTO_INFO_LEN   232
 #define CKPT_PROTO_LIST_MAX   PMU_MAX_REGIONS
 #define CKPT_PROTO_BODY_MAX   (8 + CKPT_PROTO_LIST_MAX * CKPT_PROTO_INFO_LEN)
 #define CKPT_PROTO_FRAME_MAX  (CKPT_PROTO_HDR_LEN + CKPT_PROTO_BODY_MAX)
@@ -78,6 +89,9 @@ enum ckpt_msg_type {
 	CKPT_MSG_PERSIST = 22,
 	CKPT_MSG_LEASE = 23,
 	CKPT_MSG_PING = 24,
+	CKPT_MSG_TAKE = 25,
+	CKPT_MSG_BIND = 26,
+	CKPT_MSG_WATCH = 27,
 	CKPT_MSG_REPLY = 0x8000,
 };
 
@@ -138,6 +152,21 @@ struct ckpt_msg {
 			uint64_t handle;
 			uint32_t ttl_ms;
 		} lease;
+		struct {
+			uint64_t handle;
+			uint64_t seen;
+		} take;
+		struct {
+			char name[PMU_NAME_MAX];
+			uint64_t epoch;
+		} bind;
+		struct {
+			uint64_t handle;
+			uint32_t timeout_ms;
+		} watch;
+		struct {
+			uint64_t epoch;
+		} taken; /* reply to TAKE */
 		struct {
 			uint64_t handle;
 			struct pmu_region_info info;

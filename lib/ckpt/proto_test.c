@@ -37,6 +37,7 @@ static struct pmu_region_info sample_region(void)
 	r.offset = 1 << 20;
 	r.created_ns = 1700000000123456789ull;
 	r.lease_ns = 1700000001000000000ull;
+	r.epoch = 0x0102030405060708ull;
 	return r;
 }
 
@@ -390,6 +391,12 @@ static int sample_messages(struct ckpt_msg *m, struct ckpt_region_info *items)
 		CKPT_MSG_STAT | CKPT_MSG_REPLY,
 		CKPT_MSG_LIST | CKPT_MSG_REPLY,
 		CKPT_MSG_PERSIST | CKPT_MSG_REPLY,
+		CKPT_MSG_TAKE,
+		CKPT_MSG_BIND,
+		CKPT_MSG_WATCH,
+		CKPT_MSG_TAKE | CKPT_MSG_REPLY,
+		CKPT_MSG_BIND | CKPT_MSG_REPLY,
+		CKPT_MSG_WATCH | CKPT_MSG_REPLY,
 	};
 	int n = (int)(sizeof(types) / sizeof(types[0]));
 
@@ -414,6 +421,15 @@ static int sample_messages(struct ckpt_msg *m, struct ckpt_region_info *items)
 	m[14].u.list.n = 2;
 	m[14].u.list.items = items;
 	m[15].status = -EINVAL;
+	m[16].u.take.handle = 7;
+	m[16].u.take.seen = 3;
+	strcpy(m[17].u.bind.name, "fw.0");
+	m[17].u.bind.epoch = 4;
+	m[18].u.watch.handle = 7;
+	m[18].u.watch.timeout_ms = 2000;
+	m[19].u.taken.epoch = 4;
+	m[20].status = -ESTALE;
+	m[21].status = -ETIMEDOUT;
 	return n;
 }
 
@@ -426,7 +442,7 @@ static void test_decode_accepts_only_canonical_frames(void **state)
 {
 	static uint8_t frame[CKPT_PROTO_FRAME_MAX], again[CKPT_PROTO_FRAME_MAX];
 	struct ckpt_region_info items[2] = {0}, got[4];
-	struct ckpt_msg m[16], out;
+	struct ckpt_msg m[22], out;
 	int n = sample_messages(m, items), accepted = 0, refused = 0;
 
 	(void)state;
@@ -541,6 +557,12 @@ static void test_receivers_refuse_types_out_of_place(void **state)
 		{CKPT_MSG_LIST, 0, CKPT_ACCEPT_REQUEST},
 		{CKPT_MSG_LIST | CKPT_MSG_REPLY, 8, CKPT_ACCEPT_REPLY},
 		{CKPT_MSG_CLOSE | CKPT_MSG_REPLY, 0, CKPT_ACCEPT_REPLY},
+		{CKPT_MSG_TAKE, 16, CKPT_ACCEPT_REQUEST},
+		{CKPT_MSG_BIND, PMU_NAME_MAX + 8, CKPT_ACCEPT_REQUEST},
+		{CKPT_MSG_WATCH, 16, CKPT_ACCEPT_REQUEST},
+		{CKPT_MSG_TAKE | CKPT_MSG_REPLY, 8, CKPT_ACCEPT_REPLY},
+		{CKPT_MSG_BIND | CKPT_MSG_REPLY, 0, CKPT_ACCEPT_REPLY},
+		{CKPT_MSG_WATCH | CKPT_MSG_REPLY, 0, CKPT_ACCEPT_REPLY},
 	};
 	static const unsigned int classes[] = {CKPT_ACCEPT_CHALLENGE, CKPT_ACCEPT_HELLO,
 					       CKPT_ACCEPT_WELCOME, CKPT_ACCEPT_REQUEST,
@@ -575,6 +597,16 @@ static void test_header_refuses_a_body_longer_than_its_type_holds(void **state)
 	assert_int_equal(ckpt_proto_frame_len(buf, CKPT_ACCEPT_REQUEST, NULL), -EINVAL);
 	raw_frame(CKPT_MSG_LIST, 1, 0);
 	assert_int_equal(ckpt_proto_frame_len(buf, CKPT_ACCEPT_REQUEST, NULL), -EINVAL);
+	raw_frame(CKPT_MSG_TAKE, 17, 0);
+	assert_int_equal(ckpt_proto_frame_len(buf, CKPT_ACCEPT_REQUEST, NULL), -EINVAL);
+	raw_frame(CKPT_MSG_BIND, PMU_NAME_MAX + 9, 0);
+	assert_int_equal(ckpt_proto_frame_len(buf, CKPT_ACCEPT_REQUEST, NULL), -EINVAL);
+	raw_frame(CKPT_MSG_WATCH, 17, 0);
+	assert_int_equal(ckpt_proto_frame_len(buf, CKPT_ACCEPT_REQUEST, NULL), -EINVAL);
+	raw_frame(CKPT_MSG_TAKE | CKPT_MSG_REPLY, 9, 0);
+	assert_int_equal(ckpt_proto_frame_len(buf, CKPT_ACCEPT_REPLY, NULL), -EINVAL);
+	raw_frame(CKPT_MSG_WATCH | CKPT_MSG_REPLY, 1, 0);
+	assert_int_equal(ckpt_proto_frame_len(buf, CKPT_ACCEPT_REPLY, NULL), -EINVAL);
 	/* an error reply carries nothing */
 	raw_frame(CKPT_MSG_OPEN | CKPT_MSG_REPLY, 8, 0);
 	buf[12] = 0xfe; /* status -2 */
@@ -591,7 +623,7 @@ static void test_decode_refuses_region_geometry_the_store_would_not_lay_out(void
 
 	(void)state;
 	in.u.opened.info = good;
-	assert_int_equal(round_trip(&in, &out), CKPT_PROTO_HDR_LEN + 232);
+	assert_int_equal(round_trip(&in, &out), CKPT_PROTO_HDR_LEN + 240);
 	in.u.opened.info.nslots += 2;
 	n = ckpt_proto_encode(&in, buf, sizeof(buf));
 	assert_int_equal(ckpt_proto_decode(buf, (size_t)n, ANY, &out, NULL, 0), -EINVAL);
@@ -613,6 +645,108 @@ static void test_decode_refuses_region_geometry_the_store_would_not_lay_out(void
 	in.u.stat.ring_head++;
 	n = ckpt_proto_encode(&in, buf, sizeof(buf));
 	assert_int_equal(ckpt_proto_decode(buf, (size_t)n, ANY, &out, NULL, 0), -EINVAL);
+}
+
+/* TAKE, BIND and WATCH, and the epoch every region description carries (issue 14). */
+static void test_fencing_messages_round_trip(void **state)
+{
+	struct ckpt_msg in = {.type = CKPT_MSG_TAKE, .seq = 5}, out;
+
+	(void)state;
+	in.u.take.handle = 0x1122334455667788ull;
+	in.u.take.seen = UINT64_MAX - 1;
+	assert_int_equal(round_trip(&in, &out), CKPT_PROTO_HDR_LEN + 16);
+	assert_true(out.u.take.handle == 0x1122334455667788ull);
+	assert_true(out.u.take.seen == UINT64_MAX - 1);
+
+	memset(&in, 0, sizeof(in));
+	in.type = CKPT_MSG_TAKE | CKPT_MSG_REPLY;
+	in.u.taken.epoch = 9;
+	assert_int_equal(round_trip(&in, &out), CKPT_PROTO_HDR_LEN + 8);
+	assert_true(out.u.taken.epoch == 9);
+	in.u.taken.epoch = 0;
+	in.status = -ESTALE; /* lost the race: a status, no body */
+	assert_int_equal(round_trip(&in, &out), CKPT_PROTO_HDR_LEN);
+	assert_int_equal(out.status, -ESTALE);
+
+	memset(&in, 0, sizeof(in));
+	in.type = CKPT_MSG_BIND;
+	strcpy(in.u.bind.name, "fw1.0");
+	in.u.bind.epoch = 12;
+	assert_int_equal(round_trip(&in, &out), CKPT_PROTO_HDR_LEN + PMU_NAME_MAX + 8);
+	assert_string_equal(out.u.bind.name, "fw1.0");
+	assert_true(out.u.bind.epoch == 12);
+
+	memset(&in, 0, sizeof(in));
+	in.type = CKPT_MSG_WATCH;
+	in.u.watch.handle = 3;
+	in.u.watch.timeout_ms = UINT32_MAX;
+	assert_int_equal(round_trip(&in, &out), CKPT_PROTO_HDR_LEN + 16);
+	assert_true(out.u.watch.handle == 3);
+	assert_int_equal(out.u.watch.timeout_ms, UINT32_MAX);
+
+	in.type = CKPT_MSG_WATCH | CKPT_MSG_REPLY;
+	in.status = -ETIMEDOUT;
+	assert_int_equal(round_trip(&in, &out), CKPT_PROTO_HDR_LEN);
+	assert_int_equal(out.status, -ETIMEDOUT);
+
+	memset(&in, 0, sizeof(in));
+	in.type = CKPT_MSG_STAT | CKPT_MSG_REPLY;
+	in.u.stat.r = sample_region();
+	round_trip(&in, &out);
+	assert_true(out.u.stat.r.epoch == 0x0102030405060708ull);
+}
+
+static void test_fencing_messages_refuse_what_does_not_check(void **state)
+{
+	struct ckpt_msg m = {.type = CKPT_MSG_TAKE | CKPT_MSG_REPLY}, out;
+	int n;
+
+	(void)state;
+	/* No take ends at epoch 0 ("never taken"): neither end says so. */
+	assert_int_equal(ckpt_proto_encode(&m, buf, sizeof(buf)), -EINVAL);
+	m.u.taken.epoch = 1;
+	n = ckpt_proto_encode(&m, buf, sizeof(buf));
+	assert_int_equal(n, CKPT_PROTO_HDR_LEN + 8);
+	buf[CKPT_PROTO_HDR_LEN] = 0;
+	assert_int_equal(ckpt_proto_decode(buf, (size_t)n, ANY, &out, NULL, 0), -EINVAL);
+
+	/* BIND names a region like OPEN does. */
+	memset(&m, 0, sizeof(m));
+	m.type = CKPT_MSG_BIND;
+	memset(m.u.bind.name, 'x', PMU_NAME_MAX);
+	assert_int_equal(ckpt_proto_encode(&m, buf, sizeof(buf)), -EINVAL);
+	strcpy(m.u.bind.name, "fw1.0");
+	n = ckpt_proto_encode(&m, buf, sizeof(buf));
+	assert_true(n > 0);
+	buf[CKPT_PROTO_HDR_LEN] = 0; /* empty name */
+	assert_int_equal(ckpt_proto_decode(buf, (size_t)n, ANY, &out, NULL, 0), -EINVAL);
+	buf[CKPT_PROTO_HDR_LEN] = 'f';
+	buf[CKPT_PROTO_HDR_LEN + PMU_NAME_MAX - 1] = 'z'; /* bytes after the NUL */
+	assert_int_equal(ckpt_proto_decode(buf, (size_t)n, ANY, &out, NULL, 0), -EINVAL);
+
+	/* WATCH's reserved word is zero; a short body is malformed. */
+	memset(&m, 0, sizeof(m));
+	m.type = CKPT_MSG_WATCH;
+	m.u.watch.timeout_ms = 10;
+	n = ckpt_proto_encode(&m, buf, sizeof(buf));
+	assert_int_equal(n, CKPT_PROTO_HDR_LEN + 16);
+	buf[CKPT_PROTO_HDR_LEN + 12] = 1;
+	assert_int_equal(ckpt_proto_decode(buf, (size_t)n, ANY, &out, NULL, 0), -EINVAL);
+	buf[CKPT_PROTO_HDR_LEN + 12] = 0;
+	assert_int_equal(ckpt_proto_decode(buf, (size_t)n - 4, ANY, &out, NULL, 0), -EINVAL);
+
+	/* Requests only where requests go: a server never takes a TAKE reply, nor a client a
+	 * TAKE. */
+	raw_frame(CKPT_MSG_TAKE | CKPT_MSG_REPLY, 8, 1);
+	assert_int_equal(ckpt_proto_frame_len(buf, CKPT_ACCEPT_REQUEST, NULL), -EINVAL);
+	raw_frame(CKPT_MSG_TAKE, 16, 1);
+	assert_int_equal(ckpt_proto_frame_len(buf, CKPT_ACCEPT_REPLY, NULL), -EINVAL);
+	/* Nor a status on a request. */
+	raw_frame(CKPT_MSG_WATCH, 16, 0);
+	buf[12] = 0x8c; /* -116, ESTALE */
+	buf[13] = buf[14] = buf[15] = 0xff;
+	assert_int_equal(ckpt_proto_frame_len(buf, CKPT_ACCEPT_REQUEST, NULL), -EINVAL);
 }
 
 static void test_auth_macs_bind_nonces_tenant_and_direction(void **state)
@@ -712,6 +846,8 @@ int main(void)
 		cmocka_unit_test(test_receivers_refuse_types_out_of_place),
 		cmocka_unit_test(test_header_refuses_a_body_longer_than_its_type_holds),
 		cmocka_unit_test(test_decode_refuses_region_geometry_the_store_would_not_lay_out),
+		cmocka_unit_test(test_fencing_messages_round_trip),
+		cmocka_unit_test(test_fencing_messages_refuse_what_does_not_check),
 		cmocka_unit_test(test_auth_macs_bind_nonces_tenant_and_direction),
 		cmocka_unit_test(test_stream_helpers_move_frames_and_report_peer_close),
 		cmocka_unit_test(test_target_addresses_parse_strictly),

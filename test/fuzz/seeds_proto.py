@@ -10,7 +10,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
 import ckpt_wire as w  # noqa: E402
 
 HELLO_RX, REQUEST_RX, CHALLENGE_RX, WELCOME_RX, REPLY_RX = range(5)
-reg = w.region("fw1.0", "holdfast")
+reg = w.region("fw1.0", "holdfast", epoch=3)
 app = w.region("fw1.0.log", "holdfast", mode=2, ring_size=None)
 seeds = {
     "challenge": (CHALLENGE_RX, w.frame(w.CHALLENGE, bytes(range(32)))),
@@ -34,7 +34,14 @@ seeds = {
                                              w.info(reg), seq=4)),
     "error-reply": (REPLY_RX, w.frame(w.OPEN | w.REPLY, seq=2, status=-2)),
     "list-reply-as-hello": (HELLO_RX, w.frame(w.LIST | w.REPLY, struct.pack("<II", 1, 1) +
-                                              bytes(224))),
+                                              bytes(232))),
+    "take": (REQUEST_RX, w.frame(w.TAKE, struct.pack("<QQ", 1, 3), seq=8)),
+    "bind": (REQUEST_RX, w.frame(w.BIND, w.name("fw1.0") + struct.pack("<Q", 4), seq=9)),
+    "watch": (REQUEST_RX, w.frame(w.WATCH, struct.pack("<QII", 1, 250, 0), seq=10)),
+    "take-reply": (REPLY_RX, w.frame(w.TAKE | w.REPLY, struct.pack("<Q", 4), seq=8)),
+    "take-reply-stale": (REPLY_RX, w.frame(w.TAKE | w.REPLY, seq=8, status=-116)),
+    "bind-reply": (REPLY_RX, w.frame(w.BIND | w.REPLY, seq=9)),
+    "watch-reply-timeout": (REPLY_RX, w.frame(w.WATCH | w.REPLY, seq=10, status=-110)),
 }
 os.makedirs(sys.argv[1], exist_ok=True)
 for n, (rx, f) in seeds.items():

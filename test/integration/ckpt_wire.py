@@ -9,7 +9,7 @@ import struct
 
 VERSION = 1
 CHALLENGE, HELLO, WELCOME = 1, 2, 3
-CREATE, OPEN, CLOSE, DELETE, LIST, STAT, PERSIST, LEASE, PING = range(16, 25)
+CREATE, OPEN, CLOSE, DELETE, LIST, STAT, PERSIST, LEASE, PING, TAKE, BIND, WATCH = range(16, 28)
 REPLY = 0x8000
 NAME_MAX = 64
 
@@ -91,8 +91,8 @@ def sockaddr_in(port, addr="127.0.0.1"):
 
 
 def region(rname, owner, mode=1, size=1 << 20, slot_size=256, nslots=None, ring_off=None,
-           ring_size=65536, index=0, offset=1 << 20):
-    """A region description (200 bytes); geometry as lib/pmu lays it out unless overridden."""
+           ring_size=65536, index=0, offset=1 << 20, epoch=0):
+    """A region description (208 bytes); geometry as lib/pmu lays it out unless overridden."""
     if mode == 2:
         ring_off = 4096 if ring_off is None else ring_off
         ring_size = size - 4096 if ring_size is None else ring_size
@@ -102,8 +102,8 @@ def region(rname, owner, mode=1, size=1 << 20, slot_size=256, nslots=None, ring_
         if nslots is None:
             nslots = ((size - 4096 - ring_size) // slot_size) & ~1
     return name(rname) + name(owner) + struct.pack(
-        "<IIQQIIQQQQQ", mode, index, offset, size, slot_size, 0, nslots, ring_off,
-        ring_size, 0, 0)
+        "<IIQQIIQQQQQQ", mode, index, offset, size, slot_size, 0, nslots, ring_off,
+        ring_size, 0, 0, epoch)
 
 
 def opened(region_bytes, handle=1, rkey=7, base=0):
@@ -113,7 +113,7 @@ def opened(region_bytes, handle=1, rkey=7, base=0):
 
 
 def info(region_bytes, head=0, tail=0):
-    """A region's info (224 bytes): region, is_pmem, lease_alive, 6 zero bytes, head, tail."""
+    """A region's info (232 bytes): region, is_pmem, lease_alive, 6 zero bytes, head, tail."""
     return region_bytes + bytes(8) + struct.pack("<QQ", head, tail)
 
 

@@ -12,7 +12,7 @@ port, secret_file, tenant = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 secret = w.load_secret(secret_file, tenant)
 
 # The frame that crashed ckptsrv before authentication: a LIST reply, total = n = 1.
-LIST_REPLY = w.frame(w.LIST | w.REPLY, struct.pack("<II", 1, 1) + bytes(224))
+LIST_REPLY = w.frame(w.LIST | w.REPLY, struct.pack("<II", 1, 1) + bytes(232))
 ATTACKS = [
     # (name, log in first?, bytes to send)
     ("LIST reply instead of HELLO", False, LIST_REPLY),
