@@ -24,7 +24,8 @@ RTE_LOG_REGISTER_SUFFIX(fw_logtype_standby, standby, INFO)
 #define KEEPALIVE_POLL_MS 1000
 /* How long a standby that lost the race for the epoch leaves the expired lease to the
  * winner, who renews it at once: after that, the winner is taken for dead too. */
-#define WATCH_MS	      1000 /* one long poll of the lease watch */
+#define WATCH_MS	      1000		   /* one long poll of the lease watch */
+#define READINESS_LOG_NS      (10000ull * 1000000) /* the standby's readiness line, this often */
 #define LOST_RACE_PATIENCE_NS (5000ull * 1000000)
 
 uint64_t fw_mono_ns(void)
@@ -40,6 +41,34 @@ static void nap_ms(uint32_t ms)
 	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
 
 	nanosleep(&ts, NULL);
+}
+
+const char *fw_death_notice_name(int state)
+{
+	switch (state) {
+	case FW_DEATH_NOTICE_ACTIVE:
+		return "active";
+	case FW_DEATH_NOTICE_UNSUPPORTED:
+		return "unsupported";
+	default:
+		return "connecting";
+	}
+}
+
+const char *fw_role_state_name(int state)
+{
+	switch (state) {
+	case FW_ROLE_WAITING:
+		return "waiting";
+	case FW_ROLE_FOLLOWING:
+		return "following";
+	case FW_ROLE_TAKING_OVER:
+		return "taking over";
+	case FW_ROLE_TOOK_OVER:
+		return "took over";
+	default:
+		return "primary";
+	}
 }
 
 /* ---- epochs ---- */
@@ -62,7 +91,6 @@ struct fw_lease {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	bool stop;
-	bool first_done; /* the first renewal was tried: fw_lease_start() may return */
 	uint32_t ttl_ms;
 	struct fw_shared *sh;
 	struct fw_ckpt_layout layout;
@@ -117,7 +145,7 @@ static void *lease_main(void *arg)
 	struct ckpt_client *cl = NULL;
 	struct ckpt_region *r = NULL;
 	const uint64_t ttl_ns = (uint64_t)l->ttl_ms * 1000000;
-	bool failing = false;
+	bool failing = false, lapsed = false;
 
 	pthread_mutex_lock(&l->mu);
 	while (!l->stop) {
@@ -149,32 +177,50 @@ static void *lease_main(void *arg)
 			rc = ckpt_lease_renew(r, l->ttl_ms);
 		if (rc == 0)
 			__atomic_store_n(&l->sh->lease_until_ns, sent + ttl_ns, __ATOMIC_RELEASE);
+		/* A renewal that eats most of the lease is how a live primary loses it. */
+		if (rc == 0 && fw_shared_now(l->sh) - sent > ttl_ns / 4)
+			LOG(WARNING, "lease on %s: a renewal took %.0f ms of its %u ms\n", l->name,
+			    (double)(fw_shared_now(l->sh) - sent) / 1e6, l->ttl_ms);
 		if (rc == -ESTALE) {
 			LOG(ERR, "%s: the lease on %s was refused: a standby took a newer epoch\n",
 			    l->layout.target, l->name);
 			lease_fenced(l, cl);
 			pthread_mutex_lock(&l->mu);
-			l->first_done = true;
-			pthread_cond_broadcast(&l->cv);
 			break;
 		}
 		if (rc) {
-			if (!failing)
-				LOG(WARNING,
-				    "cannot renew the lease on %s at %s: %s; a standby may take "
-				    "over, and this one forwards nothing once it ran out\n",
-				    l->name, l->layout.target, strerror(-rc));
+			const uint64_t until =
+				__atomic_load_n(&l->sh->lease_until_ns, __ATOMIC_ACQUIRE);
+
+			/*
+			 * One failed attempt is no lapse: the lease holds until it runs out,
+			 * and the next attempt is a quarter of it away. Warned once it ran out.
+			 */
+			if (until != 0 && fw_shared_now(l->sh) >= until) {
+				if (!lapsed)
+					LOG(WARNING,
+					    "cannot renew the lease on %s at %s: %s; it ran "
+					    "out: forwarding nothing until it is renewed (a "
+					    "standby may take over)\n",
+					    l->name, l->layout.target, strerror(-rc));
+				lapsed = true;
+			} else if (!failing) {
+				LOG(INFO, "lease on %s: renewal failed (%s); retrying\n", l->name,
+				    strerror(-rc));
+			}
 			failing = true;
 			if (r != NULL)
 				ckpt_region_close(&r);
 			ckpt_disconnect(&cl);
 		} else if (failing) {
-			LOG(NOTICE, "lease on %s renewed again\n", l->name);
+			if (lapsed)
+				LOG(NOTICE, "lease on %s renewed again: forwarding\n", l->name);
+			else
+				LOG(INFO, "lease on %s renewed again\n", l->name);
 			failing = false;
+			lapsed = false;
 		}
 		pthread_mutex_lock(&l->mu);
-		l->first_done = true;
-		pthread_cond_broadcast(&l->cv);
 		/* Until the next renewal, the connection is polled (a long ttl leaves it idle). */
 		for (uint64_t at = fw_mono_ns() + (uint64_t)(l->ttl_ms / 4) * 1000000; !l->stop;) {
 			uint64_t now = fw_mono_ns(), wake = now + KEEPALIVE_POLL_MS * 1000000ull;
@@ -207,8 +253,6 @@ struct fw_lease *fw_lease_start(const struct fw_ckpt_layout *layout, uint32_t tt
 {
 	struct fw_lease *l = calloc(1, sizeof(*l));
 	pthread_condattr_t ca;
-	struct timespec until;
-	uint64_t wait_end;
 	int rc;
 
 	if (l == NULL)
@@ -222,8 +266,6 @@ struct fw_lease *fw_lease_start(const struct fw_ckpt_layout *layout, uint32_t tt
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&l->cv, &ca);
 	pthread_condattr_destroy(&ca);
-	/* Held from now on: the workers forward nothing until the first renewal. */
-	__atomic_store_n(&sh->lease_until_ns, 1, __ATOMIC_RELEASE);
 	rc = fw_thread_start(&l->th, "hf-lease", lease_main, l);
 	if (rc) {
 		pthread_cond_destroy(&l->cv);
@@ -233,14 +275,6 @@ struct fw_lease *fw_lease_start(const struct fw_ckpt_layout *layout, uint32_t tt
 		errno = -rc;
 		return NULL;
 	}
-	/* The first renewal (connect, epoch, renew), so that the ports start with a lease. */
-	wait_end = fw_mono_ns() + 2000ull * 1000000;
-	until.tv_sec = (time_t)(wait_end / 1000000000);
-	until.tv_nsec = (long)(wait_end % 1000000000);
-	pthread_mutex_lock(&l->mu);
-	while (!l->first_done && pthread_cond_timedwait(&l->cv, &l->mu, &until) == 0)
-		;
-	pthread_mutex_unlock(&l->mu);
 	return l;
 }
 
@@ -309,11 +343,9 @@ int fw_lease_wait_free(const struct fw_ckpt_layout *l, uint32_t ttl_ms)
  * wakes it once. A target that cannot notice deaths (-ENOTSUP) leaves the standby to its
  * polling of the lease (it runs out within lease-ms).
  */
-enum watch_state {
-	WATCH_CONNECTING,
-	WATCH_ACTIVE,
-	WATCH_UNSUPPORTED,
-};
+#define WATCH_CONNECTING  FW_DEATH_NOTICE_CONNECTING
+#define WATCH_ACTIVE	  FW_DEATH_NOTICE_ACTIVE
+#define WATCH_UNSUPPORTED FW_DEATH_NOTICE_UNSUPPORTED
 
 struct watch {
 	pthread_t th;
@@ -323,7 +355,7 @@ struct watch {
 	bool rearm;	   /* the standby saw a live lease again */
 	uint64_t fires;	   /* times the lease was seen free */
 	uint64_t fired_ns; /* when it last was */
-	int state;	   /* enum watch_state */
+	int state;	   /* enum fw_death_notice */
 	bool fired;	   /* seen free, not re-armed yet */
 	const struct fw_ckpt_layout *layout;
 	char name[PMU_NAME_MAX];
@@ -461,6 +493,7 @@ struct standby {
 	unsigned int n;
 	struct fw_standby_stats *out;
 	uint64_t polled_ns; /* when the idle connections were last polled */
+	uint64_t said_ns;   /* when the readiness line was last logged */
 	struct watch watch;
 };
 
@@ -560,6 +593,33 @@ static int follow_all(struct standby *sb)
 	return 0;
 }
 
+/* How far behind the primary: log bytes written and not read yet; and say so now and then. */
+static void measure_unread(struct standby *sb)
+{
+	uint64_t unread = 0, now = fw_mono_ns();
+
+	for (unsigned int i = 0; i < sb->n; i++) {
+		struct ckpt_region_info info;
+		char name[PMU_NAME_MAX];
+
+		fw_ckpt_layout_log(sb->layout, i, name, NULL);
+		if (ckpt_region_stat(sb->cl, name, &info) == 0)
+			unread += info.ring_head - info.ring_tail;
+	}
+	__atomic_store_n(&sb->out->log_unread, unread, __ATOMIC_RELAXED);
+	sb->out->death_notice = __atomic_load_n(&sb->watch.state, __ATOMIC_RELAXED);
+	if (now - sb->said_ns >= READINESS_LOG_NS) {
+		LOG(INFO,
+		    "standby: %" PRIu64 " log records and %" PRIu64
+		    " rescan records applied, %" PRIu64
+		    " log bytes unread, caught up %.0f ms ago, death notice %s\n",
+		    sb->out->log_records, sb->out->scan_records, unread,
+		    (double)(now - sb->out->caught_up_at_ns) / 1e6,
+		    fw_death_notice_name(sb->out->death_notice));
+		sb->said_ns = now;
+	}
+}
+
 /*
  * Nap @p ms, polling what the standby holds open once a KEEPALIVE_POLL_MS: its follower's
  * connection, and the workers' checkpointers, attached ahead of the takeover and idle until
@@ -577,8 +637,10 @@ static void nap_polling(struct standby *sb, struct fw_worker *w, uint32_t ms)
 		uint64_t now = fw_mono_ns(), due = sb->polled_ns + KEEPALIVE_POLL_MS * 1000000ull;
 
 		if (now >= due) {
-			if (sb->cl != NULL)
+			if (sb->cl != NULL) {
 				ckpt_poll(sb->cl);
+				measure_unread(sb);
+			}
 			for (unsigned int i = 0; i < sb->n; i++)
 				if (fw_checkpointer_client(w[i].ckpt) != NULL)
 					ckpt_poll(fw_checkpointer_client(w[i].ckpt));
@@ -628,9 +690,11 @@ int fw_standby_run(const struct fw_ckpt_layout *l, struct fw_worker *w, unsigned
 	bool announced = false, waiting_said = false;
 	/* Lost a race for the epoch: that lease, expired, is the winner's to renew. */
 	uint64_t lost_lease_ns = 0, lost_at_ns = 0;
+	uint64_t following = 0; /* the epoch of the primary seen alive last; 0: none seen yet */
 	int rc = 0;
 
 	memset(out, 0, sizeof(*out));
+	out->state = FW_ROLE_WAITING;
 	watch_init(&sb.watch, l);
 	fw_ckpt_layout_lease(l, lease_name);
 	sb.f = calloc(nworkers, sizeof(*sb.f));
@@ -669,8 +733,10 @@ int fw_standby_run(const struct fw_ckpt_layout *l, struct fw_worker *w, unsigned
 					fw_checkpointer_attach(w[i].ckpt, fw_mono_ns());
 		}
 		rc = follow_all(&sb);
-		if (rc == 0)
+		if (rc == 0) {
+			__atomic_store_n(&out->caught_up_at_ns, fw_mono_ns(), __ATOMIC_RELAXED);
 			rc = ckpt_region_stat(sb.cl, lease_name, &info);
+		}
 		if (rc) {
 			LOG(WARNING, "standby: %s: %s; reconnecting\n", l->target, strerror(-rc));
 			detach_all(&sb);
@@ -688,9 +754,17 @@ int fw_standby_run(const struct fw_ckpt_layout *l, struct fw_worker *w, unsigned
 			printf("holdfast: standby\n");
 			fflush(stdout);
 			announced = true;
+			out->state = FW_ROLE_FOLLOWING;
 			watch_start(&sb.watch);
+			sb.said_ns = fw_mono_ns();
 		}
 		if (info.lease_alive) {
+			/*
+			 * The live primary's epoch: the one to take over from. Of several standbys
+			 * woken by its death, only the first moves it on; one that read the
+			 * epoch only after that would take the next over the winner.
+			 */
+			following = info.r.epoch;
 			lost_lease_ns = 0;
 			if (sb.watch.started)
 				watch_rearm(&sb.watch);
@@ -722,16 +796,18 @@ int fw_standby_run(const struct fw_ckpt_layout *l, struct fw_worker *w, unsigned
 				    "what was read\n",
 				    strerror(-rc));
 			out->caught_up_ns = fw_mono_ns();
-			rc = take_epoch(&sb, info.r.epoch);
+			rc = take_epoch(&sb, following ? following : info.r.epoch);
 			out->epoch_ns = fw_mono_ns();
-			if (rc == 0)
+			if (rc == 0) {
+				out->state = FW_ROLE_TAKING_OVER;
 				goto out;
+			}
 			*takeover = 0;
 			if (rc == -ESTALE) {
 				LOG(NOTICE,
 				    "standby: another standby took over (epoch %" PRIu64
 				    "); following it\n",
-				    info.r.epoch + 1);
+				    (following ? following : info.r.epoch) + 1);
 				lost_lease_ns = info.r.lease_ns;
 				lost_at_ns = fw_mono_ns();
 				out->lost_races++;

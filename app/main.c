@@ -264,6 +264,11 @@ static int ports_map(const struct fw_config *conf)
 	return 0;
 }
 
+/* Where a start's time goes (fw_mono_ns), for the "ready in" and "took over in" lines. */
+static struct {
+	uint64_t start, eal, setup, ckpt_connect, restore, epoch, ports, ready;
+} t_start;
+
 static struct fw_restore_stats restore_stats;
 static struct fw_ckpt_layout layout;
 static struct fw_lease *lease;
@@ -386,13 +391,19 @@ static int checkpoint_start(const struct fw_config *conf)
 		}
 		return 0;
 	}
+	t_start.setup = fw_mono_ns();
 	rc = fw_ckpt_layout_init(&layout, conf, nworkers, err, sizeof(err));
 	if (rc) {
 		LOG(ERR, "%s\n", err);
 		return rc;
 	}
 	if (!conf->standby) {
+		const uint64_t t0 = fw_mono_ns();
+
 		rc = fw_lease_wait_free(&layout, conf->lease_ms);
+		if (fw_mono_ns() - t0 > 100ull * 1000000)
+			LOG(NOTICE, "waited %.0f ms for the previous lease\n",
+			    (double)(fw_mono_ns() - t0) / 1e6);
 		if (rc == -EBUSY)
 			return rc;
 		if (rc)
@@ -412,12 +423,14 @@ static int checkpoint_start(const struct fw_config *conf)
 		}
 		fw_worker_set_checkpointer(&workers[i], k);
 	}
+	t_start.ckpt_connect = fw_mono_ns();
 	if (conf->standby) {
 		signal(SIGUSR1, on_takeover);
 		rc = standby_follow();
 	} else {
 		rc = restore_all();
 	}
+	t_start.restore = fw_mono_ns();
 	if (rc)
 		return rc;
 	if (conf->standby)
@@ -431,6 +444,7 @@ static int checkpoint_start(const struct fw_config *conf)
 	for (unsigned int i = 0; i < nworkers && !shared.fenced; i++)
 		if (fw_checkpointer_bind(workers[i].ckpt, &shared.epoch) == -ESTALE)
 			fw_fence(&shared, 0);
+	t_start.epoch = fw_mono_ns();
 	return 0;
 }
 
@@ -472,6 +486,33 @@ static void checkpoint_stop(void)
 	fw_ckpt_layout_release(&layout);
 }
 
+#define MS(a, b) ((double)((b) - (a)) / 1e6)
+
+/* Where the start went: a restart's or a takeover's, step by step. */
+static void print_timing(const struct fw_config *conf)
+{
+	if (sb_stats.detect_ns) {
+		sb_stats.state = FW_ROLE_TOOK_OVER;
+		printf("holdfast: took over in %.1f ms (%s; %" PRIu64 " connections): detect -> "
+		       "caught up %.1f ms, epoch %.1f ms, connections and regions %.1f ms, lease "
+		       "and binding %.1f ms, ports %.1f ms\n",
+		       MS(sb_stats.detect_ns, t_start.ready), sb_stats.reason, sb_stats.st.conns,
+		       MS(sb_stats.detect_ns, sb_stats.caught_up_ns),
+		       MS(sb_stats.caught_up_ns, sb_stats.epoch_ns),
+		       MS(sb_stats.epoch_ns, t_start.restore), MS(t_start.restore, t_start.epoch),
+		       MS(t_start.epoch, t_start.ready));
+		return;
+	}
+	if (strcmp(conf->ckpt_target, "none") == 0)
+		return;
+	printf("holdfast: ready in %.1f ms: EAL init %.1f ms, setup %.1f ms, checkpoint connect "
+	       "%.1f ms, restore %.1f ms (%" PRIu64 " connections), lease %.1f ms, ports %.1f ms\n",
+	       MS(t_start.start, t_start.ready), MS(t_start.start, t_start.eal),
+	       MS(t_start.eal, t_start.setup), MS(t_start.setup, t_start.ckpt_connect),
+	       MS(t_start.ckpt_connect, t_start.restore), restore_stats.conns,
+	       MS(t_start.restore, t_start.epoch), MS(t_start.epoch, t_start.ready));
+}
+
 static void print_counters(void)
 {
 	struct fw_counters t;
@@ -509,7 +550,9 @@ int main(int argc, char **argv)
 	unsigned int lcore, i;
 	int rc, n;
 
+	t_start.start = fw_mono_ns();
 	n = rte_eal_init(argc, argv);
+	t_start.eal = fw_mono_ns();
 	if (n < 0) {
 		fprintf(stderr, "holdfast: EAL init failed: %s\n", rte_strerror(rte_errno));
 		return 1;
@@ -575,6 +618,8 @@ int main(int argc, char **argv)
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	fw_telemetry_register(&shared, workers, nworkers);
+	sb_stats.state = conf.standby ? FW_ROLE_WAITING : FW_ROLE_PRIMARY;
+	fw_telemetry_standby(&sb_stats);
 	rc = checkpoint_start(&conf);
 	if (rc == 1) { /* a standby told to stop before it took over */
 		rc = 0;
@@ -593,13 +638,11 @@ int main(int argc, char **argv)
 	}
 	for (i = 0; i < shared.nports; i++)
 		drop_stale_rx(shared.port_list[i], (uint16_t)nworkers);
+	t_start.ready = fw_mono_ns();
 	LOG(INFO, "forwarding: %u pairs, %u workers, %u connections each\n", conf.npairs, nworkers,
 	    conf.max_conns);
 	printf("holdfast: ready\n");
-	if (sb_stats.detect_ns)
-		printf("holdfast: took over in %.1f ms (%s; %" PRIu64 " connections)\n",
-		       (double)(fw_mono_ns() - sb_stats.detect_ns) / 1e6, sb_stats.reason,
-		       sb_stats.st.conns);
+	print_timing(&conf);
 	fflush(stdout);
 
 	i = 1;

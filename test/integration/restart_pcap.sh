@@ -191,7 +191,10 @@ standby-*)
   if [ "$mode" = standby-command ] || [ "$mode" = standby-idle ]; then
     log_has "$T/hf-b-standby.log" "taking over (command)" || fail "not by the command"
   else
-    log_has "$T/hf-b-standby.log" "taking over (lease expired)" || fail "not by the lease"
+    # Death notice where the target gives it (the primary's session or lock went with it),
+    # else the lease running out.
+    log_has "$T/hf-b-standby.log" "taking over (death notice)\|taking over (lease expired)" ||
+      fail "not by the death notice nor the lease"
   fi
   prefix="${prefix}sb"
   wait_for 30 settled "$fb" 0 || fail "the new primary did not settle: $(tel /holdfast/ckpt)"
