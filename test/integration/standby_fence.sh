@@ -27,9 +27,16 @@ tel() { # prefix path
 }
 
 printf 'holdfast %s\n' "$(head -c 24 /dev/urandom | base64 | tr -d '/+=')" >"$T/secret"
+ip netns add "$NS"
+ip netns exec "$NS" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+ip -n "$NS" link set lo up
 case "$mode" in
 *-pmem) target="pmem:$T/state.pmu" ;;
 *-tcp)
+  # The server beside holdfast, in its namespace (its loopback).
+  printf '#!/bin/sh\nexec ip netns exec %s %s "$@"\n' "$NS" "$CKPTSRV" >"$T/ckptsrv-ns"
+  chmod +x "$T/ckptsrv-ns"
+  CKPTSRV="$T/ckptsrv-ns"
   port=$(free_port)
   target="ofi+tcp://127.0.0.1:$port"
   start_server srv --pmem "$T/store.pmu" --size 64M --secret-file "$T/secret" --listen "$target"
@@ -58,9 +65,6 @@ start_hf() {
   HF_PID=$!
   PIDS+=("$HF_PID")
 }
-ip netns add "$NS"
-ip netns exec "$NS" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
-
 case "$mode" in
 fence-*)
   ip -n "$NS" link add a0 type veth peer name f0
