@@ -402,7 +402,7 @@ static int checkpoint_start(const struct fw_config *conf)
 
 		rc = fw_lease_wait_free(&layout, conf->lease_ms);
 		if (fw_mono_ns() - t0 > 100ull * 1000000)
-			LOG(NOTICE, "waited %.0f ms for the previous lease\n",
+			LOG(NOTICE, "checking the previous lease took %.0f ms\n",
 			    (double)(fw_mono_ns() - t0) / 1e6);
 		if (rc == -EBUSY)
 			return rc;
