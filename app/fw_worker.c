@@ -445,6 +445,12 @@ unsigned int fw_worker_poll(struct fw_worker *w, uint64_t now)
 	const uint16_t q = (uint16_t)w->index;
 	struct rte_mbuf *in[FW_BURST], *out[FW_BURST], *back[FW_BURST];
 	unsigned int total = 0;
+	/*
+	 * Forward only while the lease holds and nobody fenced us: looked at once a pass, on
+	 * the pass's now (no clock read of its own).
+	 */
+	const uint64_t until = __atomic_load_n(&sh->lease_until_ns, __ATOMIC_RELAXED);
+	const bool barred = (now >= until && until != 0) || sh->fenced;
 
 	for (unsigned int i = 0; i < sh->nports; i++) {
 		const uint16_t port = sh->port_list[i];
@@ -456,10 +462,7 @@ unsigned int fw_worker_poll(struct fw_worker *w, uint64_t now)
 			continue;
 		total += n;
 		w->cnt.rx[port] += n;
-		/* now was read at the start of this pass: no clock read of its own. */
-		const uint64_t until = __atomic_load_n(&sh->lease_until_ns, __ATOMIC_RELAXED);
-
-		if (unlikely((now >= until && until != 0) || sh->fenced)) {
+		if (unlikely(barred)) {
 			if (sh->fenced)
 				w->cnt.drop_fenced += n;
 			else
