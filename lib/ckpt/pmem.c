@@ -17,15 +17,17 @@
  * window is the time between one load and one memcpy, but nothing bounds how long a thread
  * can be descheduled in it.
  *
- * Death notice: the client whose renewal of a lease succeeds holds an OFD write lock on one
- * byte of the store file, far beyond its data, at an offset of the lease region's table
- * entry (LEASE_LOCK_BASE + entry). The lock belongs to this client's own open file
- * description, so the kernel drops it the moment the process dies, however it dies; a
- * release (a renewal of PMU_LEASE_RELEASE_MS) drops it at once. ckpt_lease_watch() polls it
- * with F_OFD_GETLK about every millisecond. A renewer that could not get the lock (an
- * earlier holder still had it) looks dead once that holder dies, until its own next renewal
- * takes the lock; a watcher acting then fences a live renewer (a needless failover, never
- * two writers: the epoch decides).
+ * Death notice: the client whose renewal of a lease succeeds (and the one that takes an
+ * epoch, the holder to be) holds an OFD write lock on one byte of the store file, far beyond
+ * its data, at an offset of the lease region's table entry and its current epoch
+ * (lock_byte()). The lock belongs to this client's own open file description, so the kernel
+ * drops it the moment the process dies, however it dies; a release (a renewal of
+ * PMU_LEASE_RELEASE_MS) drops it at once. ckpt_lease_watch() polls the byte of the current
+ * epoch with F_OFD_GETLK about every millisecond. A byte per epoch, because the holder it
+ * took over from may still be alive (stopped, cut off) and hold the byte of its own epoch:
+ * its death later must not make the new holder look dead. Two renewers within one epoch
+ * share a byte; the one that could not get it looks dead once the other dies, until its own
+ * next renewal takes it (a needless failover at worst: the epoch decides who writes).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -39,8 +41,9 @@
 
 #define LOG_COMPONENT "ckpt.pmem"
 
-/* Lease locks lie here and beyond, one byte per table entry: past any store's data. */
-#define LEASE_LOCK_BASE ((off_t)1 << 62)
+/* Lease locks lie here and beyond, past any store's data: 2^32 bytes per table entry. */
+#define LEASE_LOCK_BASE	  ((off_t)1 << 62)
+#define LEASE_LOCK_EPOCHS ((uint64_t)1 << 32)
 /* A renewal this short is a release (holdfast's clean stop): the lock goes at once. */
 #define PMU_LEASE_RELEASE_MS 1
 /* How often ckpt_lease_watch() looks at the lock and the lease. */
@@ -55,7 +58,8 @@ enum lease_lock {
 struct pmem_client {
 	struct pmu_store *s;
 	int fd; /* the store file again: its open file description holds this client's locks */
-	uint8_t lock[PMU_MAX_REGIONS]; /* enum lease_lock per table entry */
+	uint8_t lock[PMU_MAX_REGIONS];	      /* enum lease_lock per table entry */
+	uint64_t lock_epoch[PMU_MAX_REGIONS]; /* the epoch whose byte it is */
 	bool bound, fenced;
 	struct pmu_region_info lease; /* the lease region bound to, as looked up */
 	uint64_t epoch;		      /* the epoch bound to */
@@ -109,40 +113,53 @@ static int fence_check(struct ckpt_client *c)
 	return -ESTALE;
 }
 
-/* One byte of the lock range, for F_OFD_* (l_pid must be 0). */
-static struct flock lock_byte(uint32_t index, short type)
+/*
+ * The lock byte of table entry @p index at @p epoch, for F_OFD_* (l_pid must be 0). Epochs
+ * 2^32 apart share one: by then nobody holds the older.
+ */
+static struct flock lock_byte(uint32_t index, uint64_t epoch, short type)
 {
 	return (struct flock){.l_type = type,
 			      .l_whence = SEEK_SET,
-			      .l_start = LEASE_LOCK_BASE + (off_t)index,
+			      .l_start = LEASE_LOCK_BASE + (off_t)index * (off_t)LEASE_LOCK_EPOCHS +
+					 (off_t)(epoch % LEASE_LOCK_EPOCHS),
 			      .l_len = 1};
 }
 
-/* Take the lease lock of table entry @p index, if nobody else holds it. Never waits. */
-static void lease_lock(struct ckpt_client *c, const struct pmu_region_info *g)
+static void lease_unlock(struct ckpt_client *c, uint32_t index);
+
+/*
+ * Hold the lease lock of region @p g at its epoch @p epoch (dropping one of an older epoch),
+ * if nobody else holds it. Never waits.
+ */
+static void lease_lock(struct ckpt_client *c, const struct pmu_region_info *g, uint64_t epoch)
 {
 	struct pmem_client *pc = client_of(c);
-	struct flock fl = lock_byte(g->index, F_WRLCK);
+	struct flock fl = lock_byte(g->index, epoch, F_WRLCK);
 
+	if (pc->lock[g->index] != LOCK_NONE && pc->lock_epoch[g->index] != epoch)
+		lease_unlock(c, g->index);
 	if (pc->lock[g->index] == LOCK_HELD)
 		return;
 	if (fcntl(pc->fd, F_OFD_SETLK, &fl) == 0) {
 		pc->lock[g->index] = LOCK_HELD;
+		pc->lock_epoch[g->index] = epoch;
 		return;
 	}
 	if (pc->lock[g->index] != LOCK_REFUSED)
 		ckpt_log(CKPT_LOG_NOTICE, LOG_COMPONENT,
-			 "%s: renewing the lease on %s, but another process holds its death-notice "
-			 "lock (%s; an earlier holder still alive?): a watcher waits for the lease "
-			 "to run out instead",
-			 c->target, g->name, strerror(errno));
+			 "%s: another process holds the death-notice lock of %s at epoch %" PRIu64
+			 " (%s; a holder of this epoch still alive?): this client renews all the "
+			 "same, and a watcher waits for the lease to run out instead",
+			 c->target, g->name, epoch, strerror(errno));
 	pc->lock[g->index] = LOCK_REFUSED;
+	pc->lock_epoch[g->index] = epoch;
 }
 
 static void lease_unlock(struct ckpt_client *c, uint32_t index)
 {
 	struct pmem_client *pc = client_of(c);
-	struct flock fl = lock_byte(index, F_UNLCK);
+	struct flock fl = lock_byte(index, pc->lock_epoch[index], F_UNLCK);
 
 	if (pc->lock[index] == LOCK_HELD && fcntl(pc->fd, F_OFD_SETLK, &fl) != 0)
 		ckpt_log(CKPT_LOG_WARNING, LOG_COMPONENT,
@@ -317,27 +334,33 @@ static int pmem_stat(struct ckpt_client *c, const char *name, struct ckpt_region
 }
 
 /*
- * Renew, and hold the lease's death-notice lock while the lease is held. The lock is taken
- * before the lease is written, so that a watcher never sees a renewed lease without its
- * lock and calls the holder dead; a release writes the lease first, then drops the lock.
+ * Renew, and hold the lease's death-notice lock (of the region's current epoch) while the
+ * lease is held. The lock is taken before the lease is written, so that a watcher never
+ * sees a renewed lease without its lock and calls the holder dead; a release writes the
+ * lease first, then drops the lock.
  */
 static int pmem_lease(struct ckpt_region *r, unsigned int ttl_ms)
 {
 	struct ckpt_client *c = r->cl;
 	const bool release = ttl_ms <= PMU_LEASE_RELEASE_MS;
-	const bool had = client_of(c)->lock[r->geo.index] == LOCK_HELD;
+	struct pmu_region_info g;
+	bool had;
 	int rc = fence_check(c);
 
 	if (rc)
 		return rc;
 	if (ttl_ms == 0)
 		return -EINVAL;
+	rc = lookup_mine(c, r->geo.name, &g); /* its entry and epoch as they are now */
+	if (rc)
+		return rc;
+	had = client_of(c)->lock[g.index] == LOCK_HELD;
 	if (!release)
-		lease_lock(c, &r->geo);
-	rc = pmu_region_lease(store_of(c), r->geo.owner, r->geo.name,
+		lease_lock(c, &g, g.epoch);
+	rc = pmu_region_lease(store_of(c), g.owner, g.name,
 			      pmu_now_ns() + (uint64_t)ttl_ms * 1000000ull);
 	if (release || (rc != 0 && !had))
-		lease_unlock(c, r->geo.index);
+		lease_unlock(c, g.index);
 	return rc;
 }
 
@@ -428,6 +451,8 @@ static int pmem_epoch_take(struct ckpt_region *r, uint64_t seen, uint64_t *epoch
 		return rc;
 	}
 	bind(c, &g, seen + 1);
+	/* The taker is the holder to be: watchers see it alive from now on, not dead. */
+	lease_lock(c, &g, seen + 1);
 	*epoch = seen + 1;
 	return 0;
 }
@@ -464,10 +489,10 @@ static int pmem_epoch_bind(struct ckpt_client *c, const char *lease_name, uint64
 	return 0;
 }
 
-/* Whether anyone (but this client's own description) holds the lease lock of @p index. */
-static bool lease_locked(const struct pmem_client *pc, uint32_t index)
+/* Whether anyone (but this client's own description) holds @p g's lock at its epoch. */
+static bool lease_locked(const struct pmem_client *pc, const struct pmu_region_info *g)
 {
-	struct flock fl = lock_byte(index, F_WRLCK);
+	struct flock fl = lock_byte(g->index, g->epoch, F_WRLCK);
 
 	/* A lock that cannot be asked about counts as held: the lease still decides. */
 	return fcntl(pc->fd, F_OFD_GETLK, &fl) != 0 || fl.l_type != F_UNLCK;
@@ -484,8 +509,8 @@ static uint64_t mono_ns(void)
 /*
  * The lease is free once it ran out, or once it was renewed at least once and nobody holds
  * its lock (the holder released it or died). A lease never renewed is waited for: its
- * first holder may be starting. A holder that could not get the lock (an earlier holder
- * of it still alive) is seen through its lease only. Asked by the holder itself, its own
+ * first holder may be starting. A holder that could not get the lock (another holder of
+ * the same epoch still alive) is seen through its lease only. Asked by the holder itself, its own
  * lock does not count (OFD locks never conflict with their own description).
  */
 static int pmem_lease_watch(struct ckpt_region *r, unsigned int timeout_ms)
@@ -502,7 +527,7 @@ static int pmem_lease_watch(struct ckpt_region *r, unsigned int timeout_ms)
 			return rc;
 		if (g.lease_ns != 0 && g.lease_ns <= pmu_now_ns())
 			return 0;
-		if (g.lease_ns != 0 && !lease_locked(client_of(c), g.index))
+		if (g.lease_ns != 0 && !lease_locked(client_of(c), &g))
 			return 0;
 		if (mono_ns() >= deadline)
 			return -ETIMEDOUT;

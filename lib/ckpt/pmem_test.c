@@ -369,6 +369,44 @@ static void test_lease_watch_sees_a_killed_holder_at_once(void **state)
 	ckpt_disconnect(&w);
 }
 
+/*
+ * A standby takes over from a primary still alive (stopped, cut off) that holds the lock of
+ * its epoch. When that old primary dies later, the new holder must not look dead: its lock
+ * is the one of the new epoch, taken with the epoch.
+ */
+static void test_old_holders_death_after_a_takeover_is_not_the_new_holders(void **state)
+{
+	const unsigned int ttl_ms = 10000;
+	const struct fixture *f = *state;
+	struct ckpt_client *w, *taker;
+	struct ckpt_region *r, *lease;
+	uint64_t epoch, t0;
+	pid_t pid;
+	int status;
+
+	make_regions(f);
+	w = client(f);
+	r = open_region(w, LEASE);
+	pid = holder(f, ttl_ms, false); /* epoch 0's holder */
+	taker = client(f);
+	lease = open_region(taker, LEASE);
+	assert_int_equal(ckpt_epoch_take(lease, 0, &epoch), 0);
+	assert_int_equal(ckpt_lease_watch(r, 50), -ETIMEDOUT); /* the taker is alive */
+	assert_int_equal(ckpt_lease_renew(lease, ttl_ms), 0);
+	assert_int_equal(kill(pid, SIGKILL), 0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_int_equal(ckpt_lease_watch(r, 100), -ETIMEDOUT); /* still alive */
+
+	/* Now the new holder dies (its client goes without a release): seen at once. */
+	assert_int_equal(ckpt_region_close(&lease), 0);
+	t0 = mono_ms();
+	ckpt_disconnect(&taker);
+	assert_int_equal(ckpt_lease_watch(r, ttl_ms), 0);
+	assert_true(mono_ms() - t0 < ttl_ms / 2);
+	assert_int_equal(ckpt_region_close(&r), 0);
+	ckpt_disconnect(&w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -377,6 +415,7 @@ int main(void)
 		T(test_deleted_lease_region_fences_its_bound_clients),
 		T(test_racing_takers_have_one_winner),
 		T(test_lease_watch_sees_a_killed_holder_at_once),
+		T(test_old_holders_death_after_a_takeover_is_not_the_new_holders),
 #undef T
 	};
 
