@@ -73,7 +73,8 @@ static void usage(FILE *f)
 		"commands:\n"
 		"  ls               regions (of this tenant, or every one's) and the store's "
 		"space\n"
-		"  stat [REGION]    geometry, lease, ring positions; the store without REGION\n"
+		"  stat [REGION]    geometry, lease, epoch, ring positions; the store without "
+		"REGION\n"
 		"  dump REGION      one line per record a restore would return\n"
 		"  verify [REGION]  count valid/empty/invalid/...; exit 1 on any fault; pmem: "
 		"also\n"
@@ -344,6 +345,11 @@ static void print_lease(const struct ckpt_region_info *ri)
 		       ri->r.lease_ns > now ? (double)(ri->r.lease_ns - now) / 1e9 : 0.0);
 	else
 		printf("lease: expired at %s\n", when);
+	/* The fencing epoch (ckpt_epoch_take()): who may write now, after a failover. */
+	if (ri->r.epoch == 0)
+		printf("epoch: 0 (never taken)\n");
+	else
+		printf("epoch: %" PRIu64 "\n", ri->r.epoch);
 }
 
 static void print_store_space(const struct ctl *ctl)

@@ -205,11 +205,13 @@ static void close_handle(struct ckptsrv_session *s, struct ckptsrv_open *victim)
 
 /*
  * Withdraw @p t's remote keys and answer everything it asks -ESTALE from now on: a newer
- * epoch than its own was taken (@p epoch) on its lease region. Its handles stay (a CLOSE
- * still drops them), keyless. Caller holds the lock.
+ * epoch than its own was taken (@p epoch) on its lease region, or (@p gone) that region was
+ * deleted. Its handles stay (a CLOSE still drops them), keyless. Caller holds the lock.
  */
-static void fence_session(struct ckptsrv *srv, struct ckptsrv_session *t, uint64_t epoch)
+static void fence_session(struct ckptsrv *srv, struct ckptsrv_session *t, uint64_t epoch, bool gone)
 {
+	char why[64];
+
 	unsigned int keys = 0;
 
 	if (t->fenced)
@@ -222,11 +224,15 @@ static void fence_session(struct ckptsrv *srv, struct ckptsrv_session *t, uint64
 		}
 	}
 	__atomic_store_n(&t->fenced, true, __ATOMIC_RELEASE);
+	if (gone)
+		snprintf(why, sizeof(why), "the region was deleted");
+	else
+		snprintf(why, sizeof(why), "epoch %llu was taken", (unsigned long long)epoch);
 	ckpt_log(CKPT_LOG_NOTICE, LOG,
-		 "tenant %s from %s, bound to epoch %llu of %s, is fenced: epoch %llu was taken; "
-		 "%u remote key(s) withdrawn, its requests are answered ESTALE",
-		 t->tenant, t->peer, (unsigned long long)t->bind_epoch, t->bind_region.name,
-		 (unsigned long long)epoch, keys);
+		 "tenant %s from %s, bound to epoch %llu of %s, is fenced: %s; %u remote key(s) "
+		 "withdrawn, its requests are answered ESTALE",
+		 t->tenant, t->peer, (unsigned long long)t->bind_epoch, t->bind_region.name, why,
+		 keys);
 	/* A fenced session waiting in WATCH is answered at once. */
 	pthread_cond_broadcast(&srv->lease_change);
 }
@@ -243,16 +249,18 @@ static int binding_check(struct ckptsrv_session *s, bool locked)
 {
 	struct ckptsrv *srv = s->l->srv;
 	uint64_t epoch = 0;
+	bool gone;
 
 	if (__atomic_load_n(&s->fenced, __ATOMIC_ACQUIRE))
 		return -ESTALE;
 	if (!s->bound)
 		return 0;
-	if (pmu_region_epoch(srv->store, &s->bind_region, &epoch) == 0 && epoch <= s->bind_epoch)
+	gone = pmu_region_epoch(srv->store, &s->bind_region, &epoch) != 0;
+	if (!gone && epoch <= s->bind_epoch)
 		return 0;
 	if (!locked)
 		pthread_mutex_lock(&srv->lock);
-	fence_session(srv, s, epoch);
+	fence_session(srv, s, epoch, gone);
 	if (!locked)
 		pthread_mutex_unlock(&srv->lock);
 	return -ESTALE;
@@ -308,12 +316,15 @@ static int do_take(struct ckptsrv_session *s, const struct ckpt_msg *req, struct
 	for (struct ckptsrv_session *t = srv->sessions; t != NULL; t = t->next)
 		if (t != s && t->bound && same_lease(&t->bind_region, &o->info) &&
 		    t->bind_epoch < seen + 1)
-			fence_session(srv, t, seen + 1);
+			fence_session(srv, t, seen + 1, false);
 	rep->u.taken.epoch = seen + 1;
 	return 0;
 }
 
-/* BIND: this session follows epoch E of lease region N, refused if N is already past E. */
+/*
+ * BIND: this session follows epoch E of lease region N: refused ESTALE if N is already past
+ * E, EINVAL if N never reached E (only an epoch a take gave can be bound to, as pmem: does).
+ */
 static int do_bind(struct ckptsrv_session *s, const struct ckpt_msg *req)
 {
 	struct pmu_region_info info;
@@ -328,6 +339,15 @@ static int do_bind(struct ckptsrv_session *s, const struct ckpt_msg *req)
 			 s->tenant, s->peer, (unsigned long long)req->u.bind.epoch, info.name,
 			 (unsigned long long)info.epoch);
 		return -ESTALE;
+	}
+	if (info.epoch < req->u.bind.epoch) {
+		ckpt_log(CKPT_LOG_WARNING, LOG,
+			 "tenant %s from %s asked to bind to epoch %llu of %s, which is only at "
+			 "%llu: "
+			 "refused (EINVAL; bind to an epoch a take gave)",
+			 s->tenant, s->peer, (unsigned long long)req->u.bind.epoch, info.name,
+			 (unsigned long long)info.epoch);
+		return -EINVAL;
 	}
 	bind_session(s, &info, req->u.bind.epoch);
 	ckpt_log(CKPT_LOG_INFO, LOG, "tenant %s from %s bound to epoch %llu of %s", s->tenant,
@@ -374,9 +394,10 @@ static void release_leases_of(struct ckptsrv_session *s)
 			continue; /* it ran out or was never renewed: nothing to release */
 		if (pmu_region_lease(srv->store, s->tenant, h->name, now) != 0)
 			continue;
-		ckpt_log(CKPT_LOG_NOTICE, LOG,
-			 "tenant %s's session from %s holding the lease on %s ended: lease released",
-			 s->tenant, s->peer, h->name);
+		ckpt_log(
+			CKPT_LOG_NOTICE, LOG,
+			"tenant %s's session from %s holding the lease on %s ended: lease released",
+			s->tenant, s->peer, h->name);
 		released++;
 	}
 	if (released > 0)
@@ -401,7 +422,8 @@ static int do_watch(struct ckptsrv_session *s, const struct ckpt_msg *req)
 	if (o == NULL)
 		return -EBADF;
 	snprintf(name, sizeof(name), "%s", o->info.name);
-	deadline = ckptsrv_now_ms() + (req->u.watch.timeout_ms < cap ? req->u.watch.timeout_ms : cap);
+	deadline =
+		ckptsrv_now_ms() + (req->u.watch.timeout_ms < cap ? req->u.watch.timeout_ms : cap);
 	for (;;) {
 		struct pmu_region_info cur;
 		uint64_t now_ns, now, wait_ms;

@@ -31,6 +31,10 @@
  *	EXTRA   a session more for the slot's tenant: admitted only below its quota
  *	MRFAIL  a byte: bit 0, the next registration fails; bit 1, the listener's endpoint is
  *	        wedged (or no longer): CREATE and OPEN must then fail with EIO
+ *	TAKE    handle, then the seen epoch: a byte choosing the region's epoch, one less, one
+ *	        more, 0, UINT64_MAX or the next 8 bytes
+ *	BIND    name, then an epoch chosen the same way (relative to that name's region)
+ *	WATCH   handle, then a timeout of 0, 1 or 2 ms
  *
  * Each request goes through the codec as it would on the wire (encode, decode as a server
  * takes requests), and each reply must encode and decode as a client takes replies. After
@@ -41,7 +45,16 @@
  *	- every open handle is its session's tenant's and maps exactly a live region of it;
  *	- LIST, STAT and OPEN answer with the tenant's own regions only, and a name another
  *	  tenant holds answers as a name nobody holds;
- *	- no tenant is over a quota, and every quota refusal was due.
+ *	- no tenant is over a quota, and every quota refusal was due;
+ *	- fencing as the model follows it: a TAKE wins exactly when the seen epoch is the
+ *	  region's (which then moves by one), binds its session and fences every other session
+ *	  bound to an older epoch of that region; a BIND below the region's epoch is ESTALE,
+ *	  above it EINVAL; a
+ *	  fenced session, or one whose lease region went away, is answered ESTALE whatever it
+ *	  asks (PING too), and any other is never answered ESTALE but to TAKE and BIND;
+ *	- WATCH answers 0 when the lease is free, ETIMEDOUT when it outlives the wait;
+ *	- a session that ends holding a running lease (it renewed it last) leaves it released:
+ *	  an expiry in the past, not 0.
  * A store whose owners share one namespace (before issue 11's finding 7 was fixed in
  * lib/pmu) answers another tenant's name with EACCES, and a CREATE of it with EEXIST; a
  * probe at start tells which store this is, and only that much is then let pass.
@@ -84,6 +97,9 @@ enum op {
 	OP_RECONNECT,
 	OP_EXTRA,
 	OP_MRFAIL,
+	OP_TAKE,
+	OP_BIND,
+	OP_WATCH,
 	OP_COUNT,
 };
 
@@ -97,11 +113,22 @@ struct mregion {
 	int tenant;
 	struct pmu_region_info info; /* as its CREATE reply gave it */
 	uint8_t *shadow;	     /* its bytes as they must be */
+	int holder;		     /* the slot whose LEASE renewed it last, or -1 */
+};
+
+/* A slot's session's binding as the model follows it (TAKE, BIND). */
+struct mbind {
+	bool bound, fenced;
+	int tenant;
+	char name[PMU_NAME_MAX];
+	uint64_t created_ns; /* of the region bound to: one made again is another */
+	uint64_t epoch;
 };
 
 static struct ckptsrv srv;
 static struct ckptsrv_listener lis;
 static struct ckptsrv_session *slots[NSLOTS];
+static struct mbind binds[NSLOTS];
 static struct mregion model[MAX_MODEL];
 static char path[64];
 static uint8_t *store_base;
@@ -200,6 +227,7 @@ static void model_add(int tenant, const struct pmu_region_info *info)
 		if (model[i].live)
 			continue;
 		model[i].live = true;
+		model[i].holder = -1;
 		model[i].tenant = tenant;
 		model[i].info = *info;
 		model[i].shadow = calloc(1, info->size);
@@ -308,6 +336,11 @@ static void check_all(int step)
 	}
 	if ((unsigned int)sessions != srv.nsessions)
 		broken("the server miscounts its sessions", step);
+	for (int i = 0; i < NSLOTS; i++)
+		if (slots[i] != NULL && slots[i]->fenced != binds[i].fenced)
+			broken(binds[i].fenced ? "a session the model fenced is not fenced"
+					       : "a session is fenced that the model did not fence",
+			       step);
 	for (struct ckptsrv_session *s = srv.sessions; s != NULL; s = s->next)
 		for (struct ckptsrv_open *o = s->opens; o != NULL; o = o->next)
 			for (struct ckptsrv_session *t = s; t != NULL; t = t->next)
@@ -329,15 +362,48 @@ static void check_all(int step)
 
 /* ---- requests, through the codec ---- */
 
+static int slot_of(const struct ckptsrv_session *s)
+{
+	for (int i = 0; i < NSLOTS; i++)
+		if (slots[i] == s)
+			return i;
+	return -1;
+}
+
+/* The store's epoch of @p tenant's region @p name (0 when there is none). */
+static uint64_t epoch_now(int tenant, const char *name)
+{
+	struct pmu_region_info cur;
+
+	return pmu_region_lookup(srv.store, tenants[tenant], name, &cur) == 0 ? cur.epoch : 0;
+}
+
+/* Must the server answer this slot's session ESTALE whatever it asks? */
+static bool model_stale(int slot)
+{
+	const struct mbind *b = &binds[slot];
+	struct mregion *m;
+
+	if (b->fenced)
+		return true;
+	if (!b->bound)
+		return false;
+	m = find(b->tenant, b->name);
+	return m == NULL || m->info.created_ns != b->created_ns ||
+	       epoch_now(b->tenant, b->name) > b->epoch;
+}
+
 /*
  * Play @p req for @p s as the server would receive it. @return false when the client
- * could not have sent it (it does not encode); else *rep holds the reply, decoded as the
+ * could not have sent it (it does not encode), or when it was answered ESTALE as a fenced
+ * session must be (nothing else to check); else *rep holds the reply, decoded as the
  * client takes it (its LIST entries in items[]).
  */
 static bool play(struct ckptsrv_session *s, struct ckpt_msg *req, struct ckpt_msg *rep, int step)
 {
 	struct ckpt_msg got, out = {0};
-	int n = ckpt_proto_encode(req, frame, sizeof(frame));
+	int n = ckpt_proto_encode(req, frame, sizeof(frame)), slot = slot_of(s);
+	bool stale = slot >= 0 && model_stale(slot);
 
 	if (n < 0)
 		return false;
@@ -356,6 +422,17 @@ static bool play(struct ckptsrv_session *s, struct ckpt_msg *req, struct ckpt_ms
 	if (ckpt_proto_decode(frame, (size_t)n, CKPT_ACCEPT_REPLY, rep, items,
 			      CKPT_PROTO_LIST_MAX) != 0)
 		broken("a reply the client would refuse", step);
+	if (slot < 0)
+		return true;
+	if (stale && rep->status != -ESTALE)
+		broken("a fenced session was answered other than ESTALE", step);
+	if (!stale && rep->status == -ESTALE && req->type != CKPT_MSG_TAKE &&
+	    req->type != CKPT_MSG_BIND)
+		broken("ESTALE to a session that is not fenced", step);
+	if (stale) {
+		binds[slot].fenced = true;
+		return false;
+	}
 	return true;
 }
 
@@ -594,6 +671,140 @@ static struct ckptsrv_open *own_handle(struct ckptsrv_session *s, uint64_t handl
 	return NULL;
 }
 
+/* An epoch near @p cur: itself, one less, one more, 0, the largest, or any. */
+static uint64_t pick_epoch(struct input *in, uint64_t cur)
+{
+	const uint64_t e[] = {cur, cur - 1, cur + 1, 0, UINT64_MAX};
+
+	return pick(in, e, sizeof(e) / sizeof(e[0]));
+}
+
+static void bind_slot(int slot, int tenant, const struct pmu_region_info *r, uint64_t epoch)
+{
+	struct mbind *b = &binds[slot];
+
+	b->bound = true;
+	b->tenant = tenant;
+	snprintf(b->name, sizeof(b->name), "%s", r->name);
+	b->created_ns = r->created_ns;
+	b->epoch = epoch;
+}
+
+static void do_take(struct ckptsrv_session *s, int t, struct input *in, int step)
+{
+	struct ckpt_msg req = {.type = CKPT_MSG_TAKE, .seq = (uint32_t)step}, rep;
+	struct ckptsrv_open *own, *other;
+	uint64_t handle = pick_handle(s, in, &own, &other), before, after;
+	struct ckptsrv_open *mine = own_handle(s, handle);
+	struct mregion *m = mine != NULL ? find(t, mine->info.name) : NULL;
+	int slot = slot_of(s);
+
+	before = m != NULL ? epoch_now(t, m->info.name) : 0;
+	req.u.take.handle = handle;
+	req.u.take.seen = pick_epoch(in, before);
+	if (!play(s, &req, &rep, step))
+		return;
+	if (mine == NULL) {
+		if (rep.status != -EBADF)
+			broken("TAKE on no handle of the session was not EBADF", step);
+		return;
+	}
+	if (m == NULL)
+		broken("a session's handle outlived its region", step);
+	after = epoch_now(t, m->info.name);
+	if (req.u.take.seen != before || before == UINT64_MAX) {
+		if (rep.status == 0 || after != before)
+			broken("TAKE from an epoch that is not the region's moved it", step);
+		if (rep.status != (req.u.take.seen == UINT64_MAX ? -EOVERFLOW : -ESTALE))
+			broken("TAKE from another epoch than the region's was not ESTALE", step);
+		return;
+	}
+	if (rep.status != 0 || rep.u.taken.epoch != before + 1 || after != before + 1)
+		broken("TAKE from the region's own epoch did not move it by one", step);
+	bind_slot(slot, t, &m->info, after);
+	binds[slot].fenced = false;
+	for (int i = 0; i < NSLOTS; i++)
+		if (i != slot && slots[i] != NULL && binds[i].bound && binds[i].tenant == t &&
+		    strcmp(binds[i].name, m->info.name) == 0 &&
+		    binds[i].created_ns == m->info.created_ns && binds[i].epoch < after)
+			binds[i].fenced = true;
+}
+
+static void do_bind(struct ckptsrv_session *s, int t, struct input *in, int step)
+{
+	struct ckpt_msg req = {.type = CKPT_MSG_BIND, .seq = (uint32_t)step}, rep;
+	const char *name = names[u8(in) % NNAMES];
+	struct mregion *m = find(t, name);
+	uint64_t cur = m != NULL ? epoch_now(t, name) : 0;
+
+	strcpy(req.u.bind.name, name);
+	req.u.bind.epoch = pick_epoch(in, cur);
+	if (!play(s, &req, &rep, step))
+		return;
+	if (m == NULL) {
+		check_missing(t, name, rep.status, step);
+		return;
+	}
+	if (rep.status != (req.u.bind.epoch < cur ? -ESTALE : req.u.bind.epoch > cur ? -EINVAL : 0))
+		broken("BIND answered wrong (below the epoch: ESTALE, above: EINVAL)", step);
+	if (rep.status == 0)
+		bind_slot(slot_of(s), t, &m->info, req.u.bind.epoch);
+}
+
+static void do_watch(struct ckptsrv_session *s, int t, struct input *in, int step)
+{
+	struct ckpt_msg req = {.type = CKPT_MSG_WATCH, .seq = (uint32_t)step}, rep;
+	struct ckptsrv_open *own, *other;
+	uint64_t handle = pick_handle(s, in, &own, &other), lease = 0, t0, t1;
+	struct ckptsrv_open *mine = own_handle(s, handle);
+	struct pmu_region_info cur;
+
+	req.u.watch.handle = handle;
+	req.u.watch.timeout_ms = u8(in) % 3;
+	if (mine != NULL && pmu_region_lookup(srv.store, tenants[t], mine->info.name, &cur) == 0)
+		lease = cur.lease_ns;
+	t0 = pmu_now_ns();
+	if (!play(s, &req, &rep, step))
+		return;
+	t1 = pmu_now_ns();
+	if (mine == NULL) {
+		if (rep.status != -EBADF)
+			broken("WATCH on no handle of the session was not EBADF", step);
+		return;
+	}
+	if (lease <= t0 && rep.status != 0)
+		broken("WATCH of a free lease did not answer 0", step);
+	if (lease > t1 && rep.status != -ETIMEDOUT)
+		broken("WATCH of a lease that outlived the wait did not time out", step);
+	if (rep.status != 0 && rep.status != -ETIMEDOUT)
+		broken("WATCH answered an unexpected errno", step);
+}
+
+/*
+ * Slot @p slot's session ends: each lease it renewed last and that still ran is released
+ * (an expiry in the past, not 0). @return the handles it held.
+ */
+static unsigned int end_slot(int slot, int step)
+{
+	unsigned int dropped = ckptsrv_session_end(slots[slot]);
+	uint64_t now = pmu_now_ns();
+
+	for (int i = 0; i < MAX_MODEL; i++) {
+		struct pmu_region_info cur;
+
+		if (!model[i].live || model[i].holder != slot)
+			continue;
+		model[i].holder = -1;
+		if (pmu_region_lookup(srv.store, tenants[model[i].tenant], model[i].info.name,
+				      &cur) != 0 ||
+		    cur.lease_ns == 0 || cur.lease_ns > now)
+			broken("a session that held a lease ended without releasing it", step);
+	}
+	memset(&binds[slot], 0, sizeof(binds[slot]));
+	slots[slot] = NULL;
+	return dropped;
+}
+
 static void do_handle_op(struct ckptsrv_session *s, int t, enum op op, struct input *in, int step)
 {
 	struct ckpt_msg req = {.seq = (uint32_t)step}, rep;
@@ -643,6 +854,8 @@ static void do_handle_op(struct ckptsrv_session *s, int t, enum op op, struct in
 		broken("CLOSE of an own handle did not close it", step);
 	if (op == OP_LEASE && mine != NULL && (rep.status == 0) != (req.u.lease.ttl_ms != 0))
 		broken("LEASE of an own handle answered wrong", step);
+	if (op == OP_LEASE && rep.status == 0 && m != NULL)
+		m->holder = slot_of(s);
 	if (op == OP_PERSIST && rep.status == 0 && req.u.persist.head != 0 && m != NULL)
 		/* the server stores the ring head in the tenant's own region: the model follows */
 		memcpy(m->shadow + PMU_REGION_HEAD_OFF, store_base + m->info.offset, 8);
@@ -754,13 +967,22 @@ static void step_one(struct input *in, int step)
 			broken("PING did not answer 0", step);
 		break;
 	}
+	case OP_TAKE:
+		do_take(s, t, in, step);
+		break;
+	case OP_BIND:
+		do_bind(s, t, in, step);
+		break;
+	case OP_WATCH:
+		do_watch(s, t, in, step);
+		break;
 	case OP_WRITE:
 		do_write(s, t, in, step);
 		break;
 	case OP_RECONNECT: {
 		unsigned int held = s->nopens;
 
-		if (ckptsrv_session_end(s) != held)
+		if (end_slot(slot, step) != held)
 			broken("a session ended with a miscount of its handles", step);
 		slots[slot] = slot == NSLOTS - 1 ? NULL : admit(t);
 		if (slot != NSLOTS - 1 && slots[slot] == NULL)
@@ -812,6 +1034,7 @@ static void store_reset(void)
 		if (slots[i] != NULL)
 			ckptsrv_session_end(slots[i]);
 		slots[i] = NULL;
+		memset(&binds[i], 0, sizeof(binds[i]));
 	}
 	for (int t = 0; t < NTENANTS; t++) {
 		struct ckptsrv_session *s = ckptsrv_session_admit(&lis, -1, "fuzz", tenants[t]);

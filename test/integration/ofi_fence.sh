@@ -43,6 +43,9 @@ stop_server "$T/srv.log"
 cat "$T/dump.out"
 [ "$(grep -c '^pair=' "$T/dump.out")" -eq 2 ] && grep -q '^pair=1 ' "$T/dump.out" &&
   grep -q '^pair=3 ' "$T/dump.out" || fail "the data region does not hold pairs 1 and 3 only"
+"$CKPTCTL" --pmem "$T/store" --tenant alice stat fw-fence.0 >"$T/stat.out" 2>&1 ||
+  fail "ckptctl stat: $(cat "$T/stat.out")"
+grep -q '^epoch: 2$' "$T/stat.out" || fail "ckptctl stat does not show epoch 2: $(cat "$T/stat.out")"
 if grep -a -q "after-the-take" "$T/store"; then
   fail "the fenced writer's bytes are in the store file"
 fi

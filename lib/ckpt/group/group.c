@@ -378,6 +378,9 @@ const struct ckpt_record_ops ckpt_group_ops = {
 			.lease = group_lease,
 			.barrier = group_barrier,
 			.poll = group_poll,
+			.epoch_take = group_epoch_take,
+			.epoch_bind = group_epoch_bind,
+			/* .lease_watch: none (see group_epoch_take in group_internal.h) */
 		},
 	.put = group_put,
 	.scan = group_scan,

@@ -284,6 +284,21 @@ int group_stat_leases(struct ckpt_client *c, const char *name, struct ckpt_regio
 int group_list(struct ckpt_client *c, struct ckpt_region_info *out, unsigned int max);
 int group_lease(struct ckpt_region *r, unsigned int ttl_ms);
 
+/*
+ * Fencing on a group: each member server keeps its own epoch of its member region of the
+ * lease region, and the group's is their furthest (group_stat_leases). A take or a bind
+ * goes to every member that is up, in member order, and stops at the first that answers
+ * ESTALE (an epoch past @p seen there: someone else took it; the same order for every
+ * client makes the first member that answers the arbiter of a race); a member whose epoch
+ * is behind @p seen (it was down during an earlier take) answers ESTALE too but is only
+ * passed over. Success needs a majority of all members. The core remembers the binding
+ * (struct ckpt_client.bound), and a member that rejoins is bound to it again on its new
+ * connection before it takes writes (rejoin.c). A lease watch is not offered (-ENOTSUP):
+ * the app falls back to the lease.
+ */
+int group_epoch_take(struct ckpt_region *r, uint64_t seen, uint64_t *epoch);
+int group_epoch_bind(struct ckpt_client *c, const char *lease_name, uint64_t epoch);
+
 /* ---- stripe.c ---------------------------------------------------------------------- */
 
 /* One segment as the walk found it. */

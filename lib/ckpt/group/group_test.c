@@ -238,6 +238,73 @@ static void test_lease_is_alive_while_any_member_holds_it_alive(void **state)
 	ckpt_disconnect(&a);
 }
 
+/* Take the next epoch of fw.0 on member @p i alone (as if the group's take reached only it). */
+static void take_on_member(unsigned int i, uint64_t seen)
+{
+	struct ckpt_client_opts o = {.tenant = "holdfast"};
+	struct ckpt_client *m;
+	struct ckpt_region *r;
+	char one[128];
+	uint64_t e;
+
+	snprintf(one, sizeof(one), "pmem:%s", member[i]);
+	m = ckpt_connect(one, &o);
+	assert_non_null(m);
+	assert_int_equal(ckpt_region_open(m, "fw.0", &r), 0);
+	assert_int_equal(ckpt_epoch_take(r, seen, &e), 0);
+	ckpt_disconnect(&m);
+}
+
+/*
+ * Fencing on a group (issue 14): a take moves every member's epoch by one; a second taker
+ * from the same epoch gets ESTALE (at member 0, before touching any other); the group reports
+ * the furthest member epoch; a member behind the others (it missed a take) is passed over by
+ * the next take, which the majority still makes; a bind below the epoch is ESTALE; a watch
+ * is not offered.
+ */
+static void test_epoch_take_and_bind_go_to_the_members(void **state)
+{
+	struct pmu_region_params p = {
+		.name = "fw.0",
+		.mode = PMU_MODE_APPEND,
+		.size = PMU_REGION_HDR + (64u << 10),
+	};
+	struct ckpt_client *a = join(), *b = join();
+	struct ckpt_region *ra, *rb;
+	struct ckpt_region_info info;
+	uint64_t e = 0, e2 = 0;
+
+	(void)state;
+	assert_int_equal(ckpt_region_create(a, &p, &ra), 0);
+	assert_int_equal(ckpt_region_open(b, "fw.0", &rb), 0);
+	assert_int_equal(ckpt_region_stat(a, "fw.0", &info), 0);
+	assert_true(info.r.epoch == 0);
+	assert_int_equal(ckpt_epoch_take(ra, 0, &e), 0);
+	assert_true(e == 1);
+	assert_int_equal(ckpt_epoch_take(rb, 0, &e2), -ESTALE);
+	assert_int_equal(ckpt_region_stat(b, "fw.0", &info), 0);
+	assert_true(info.r.epoch == 1);
+	assert_int_equal(ckpt_lease_watch(ra, 10), -ENOTSUP);
+
+	/* Members 0 and 1 move on without member 2: the group says 2, member 2 lags at 1. */
+	take_on_member(0, 1);
+	take_on_member(1, 1);
+	assert_int_equal(ckpt_region_stat(b, "fw.0", &info), 0);
+	assert_true(info.r.epoch == 2);
+	assert_int_equal(ckpt_epoch_take(rb, 2, &e2), 0);
+	assert_true(e2 == 3);
+	assert_int_equal(ckpt_region_stat(a, "fw.0", &info), 0);
+	assert_true(info.r.epoch == 3);
+
+	assert_int_equal(ckpt_epoch_bind(a, "fw.0", e), -ESTALE);
+	assert_int_equal(ckpt_epoch_bind(b, "fw.0", e2), 0);
+	assert_int_equal(ckpt_epoch_bind(b, "no-such", 1), -ENOENT);
+	ckpt_disconnect(&a);
+	ckpt_region_close(&rb);
+	assert_int_equal(ckpt_region_delete(b, "fw.0"), 0); /* room for the tests after */
+	ckpt_disconnect(&b);
+}
+
 /* The whole of a member's store file, to put back later. */
 static void *file_copy(const char *path, size_t *len)
 {
@@ -447,6 +514,66 @@ static void test_member_missing_at_connect_is_created_and_rebuilt(void **state)
 	rmdir(late_dir);
 }
 
+/*
+ * A member that was missing while the group client took its epoch rejoins bound to it: its
+ * lease region, made on it at epoch 0, is brought up to the client's epoch by takes and the
+ * new connection bound (a bind alone would be EINVAL there: nobody took that epoch on it).
+ */
+static void test_member_that_rejoins_is_brought_to_the_epoch_and_bound(void **state)
+{
+	struct pmu_region_params lp = {
+		.name = "ep.0",
+		.mode = PMU_MODE_APPEND,
+		.size = PMU_REGION_HDR + (64u << 10),
+	};
+	struct pmu_region_params sp = {
+		.name = "ep.1",
+		.mode = PMU_MODE_OVERWRITE,
+		.size = PMU_REGION_HDR + 2 * 64 * 128 + (64u << 10),
+		.slot_size = 128,
+		.ring_size = 64u << 10,
+	};
+	struct ckpt_client_opts o = {.tenant = "holdfast"};
+	struct ckpt_client *c, *m;
+	struct ckpt_region *rl, *rs;
+	struct ckpt_region_info mi;
+	double longest = 0, give_up;
+	uint64_t gen = 0, e = 0;
+	char t[512], one[160];
+
+	(void)state;
+	unlink(late);
+	rmdir(late_dir);
+	snprintf(t, sizeof(t), "group:xor(2)=pmem:%s,pmem:%s,pmem:%s", member[0], member[1], late);
+	c = join_to(t);
+	assert_int_equal(ckpt_region_create(c, &lp, &rl), 0);
+	assert_int_equal(ckpt_region_create(c, &sp, &rs), 0);
+	assert_int_equal(ckpt_epoch_take(rl, 0, &e), 0);
+	assert_int_equal(ckpt_epoch_take(rl, 1, &e), 0);
+	assert_true(e == 2);
+	while (gen < 5)
+		write_gen_timed(c, rs, 64, ++gen, &longest);
+	assert_int_equal(mkdir(late_dir, 0700), 0);
+	give_up = now_s() + 10;
+	while (!whole(rs) && now_s() < give_up)
+		write_gen_timed(c, rs, 64, ++gen, &longest);
+	assert_true(whole(rs));
+	snprintf(one, sizeof(one), "pmem:%s", late);
+	m = ckpt_connect(one, &o);
+	assert_non_null(m);
+	assert_int_equal(ckpt_region_stat(m, "ep.0", &mi), 0);
+	assert_true(mi.r.epoch == 2);
+	ckpt_disconnect(&m);
+	ckpt_region_close(&rl);
+	ckpt_region_close(&rs);
+	/* The lease region last: a client bound to a lease region that is gone is fenced. */
+	assert_int_equal(ckpt_region_delete(c, "ep.1"), 0);
+	assert_int_equal(ckpt_region_delete(c, "ep.0"), 0);
+	ckpt_disconnect(&c);
+	unlink(late);
+	rmdir(late_dir);
+}
+
 static int foreign_lines;
 
 static void count_foreign(enum ckpt_log_level level, const char *component, const char *msg)
@@ -581,6 +708,8 @@ int main(void)
 		cmocka_unit_test(test_refresh_appends_after_the_other_writers_log),
 		cmocka_unit_test(test_refresh_writes_state_after_the_other_writers_segments),
 		cmocka_unit_test(test_lease_is_alive_while_any_member_holds_it_alive),
+		cmocka_unit_test(test_epoch_take_and_bind_go_to_the_members),
+		cmocka_unit_test(test_member_that_rejoins_is_brought_to_the_epoch_and_bound),
 		cmocka_unit_test(test_flush_that_reached_fewer_than_k_members_is_not_restored),
 		cmocka_unit_test(test_member_missing_at_connect_is_created_and_rebuilt),
 		cmocka_unit_test(test_member_back_with_a_foreign_region_is_left_out),

@@ -441,6 +441,9 @@ int group_stat_leases(struct ckpt_client *c, const char *name, struct ckpt_regio
 		out->lease_alive = out->lease_alive || mi.lease_alive;
 		if (mi.r.lease_ns > out->r.lease_ns)
 			out->r.lease_ns = mi.r.lease_ns;
+		/* Likewise the epoch: a member that missed a take must not hide it. */
+		if (mi.r.epoch > out->r.epoch)
+			out->r.epoch = mi.r.epoch;
 	}
 	return rc;
 }
@@ -485,4 +488,83 @@ int group_lease(struct ckpt_region *r, unsigned int ttl_ms)
 		ok += rc == 0;
 	}
 	return ok >= need(gr->g) ? 0 : rc;
+}
+
+static unsigned int majority(const struct group *g)
+{
+	return g->n / 2 + 1;
+}
+
+/* Member @p i answered ESTALE: is its epoch behind @p seen (it missed a take), not past? */
+static bool member_behind(struct ckpt_client *mc, const char *name, uint64_t seen)
+{
+	struct ckpt_region_info mi;
+
+	return ckpt_region_stat(mc, name, &mi) == 0 && mi.r.epoch < seen;
+}
+
+int group_epoch_take(struct ckpt_region *r, uint64_t seen, uint64_t *epoch)
+{
+	struct gregion *gr = r->be;
+	struct group *g = gr->g;
+	unsigned int ok = 0;
+	int rc = -EIO;
+
+	for (unsigned int i = 0; i < g->n; i++) {
+		uint64_t e = 0;
+		int one;
+
+		if (!member_ok(gr, i))
+			continue;
+		one = ckpt_epoch_take(gr->mr[i], seen, &e);
+		if (one == -ESTALE && member_behind(g->mc[i], r->geo.name, seen)) {
+			ckpt_log(
+				CKPT_LOG_WARNING, LOG_COMPONENT,
+				"region %s: member %u (%s) holds an epoch behind %llu (it missed a "
+				"take): passed over",
+				r->geo.name, i, g->member[i], (unsigned long long)seen);
+			continue;
+		}
+		if (one == -ESTALE || one == -EACCES)
+			return one;
+		if (one == 0 && e == seen + 1)
+			ok++;
+		else if (one != 0)
+			rc = one;
+	}
+	if (ok < majority(g)) {
+		ckpt_log(CKPT_LOG_ERR, LOG_COMPONENT,
+			 "region %s: epoch %llu taken on %u of %u members, a majority needs %u",
+			 r->geo.name, (unsigned long long)seen + 1, ok, g->n, majority(g));
+		return rc;
+	}
+	*epoch = seen + 1;
+	return 0;
+}
+
+int group_epoch_bind(struct ckpt_client *c, const char *lease_name, uint64_t epoch)
+{
+	struct group *g = c->be;
+	unsigned int ok = 0;
+	int rc = -EIO;
+
+	if (strlen(lease_name) >= PMU_NAME_MAX || lease_name[0] == '\0')
+		return -EINVAL;
+	for (unsigned int i = 0; i < g->n; i++) {
+		int one;
+
+		if (g->mc[i] == NULL || member_failed(g, i))
+			continue;
+		one = ckpt_epoch_bind(g->mc[i], lease_name, epoch);
+		if (one == -ESTALE)
+			return one;
+		/* A member behind (it missed a take) has no such epoch to bind to: passed over. */
+		if (one == -EINVAL && member_behind(g->mc[i], lease_name, epoch))
+			continue;
+		if (one == 0)
+			ok++;
+		else if (rc == -EIO || one != -ENOENT)
+			rc = one;
+	}
+	return ok < majority(g) ? rc : 0;
 }

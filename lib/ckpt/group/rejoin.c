@@ -32,6 +32,10 @@ struct rejoin_try {
 	struct ckpt_client *old[MAXM]; /* their failed connections, closed on the thread */
 	struct ckpt_client *mc[MAXM];  /* their new ones */
 	int rc[MAXM];
+	/* the group's binding when the try was handed over: each member is bound again */
+	bool bound;
+	char bind_name[PMU_NAME_MAX];
+	uint64_t bind_epoch;
 	unsigned int nwant;
 	struct rejoin_want want[];
 };
@@ -87,6 +91,35 @@ static int try_region(struct rejoin_try *t, unsigned int i, struct rejoin_want *
 	return rc;
 }
 
+/*
+ * Bind member @p i's new connection to the group client's epoch. A member that missed takes
+ * while it was down is behind that epoch (EINVAL: nothing to bind to there): it is brought
+ * up to it first, one take at a time from where it stands, through the lease region the try
+ * opened on it (none open: it stays unbound, and the majority fences). ESTALE keeps the
+ * member out: this client was fenced.
+ */
+static int try_bind(struct rejoin_try *t, unsigned int i)
+{
+	struct ckpt_region_info mi;
+	struct ckpt_region *lease = NULL;
+	int rc = ckpt_epoch_bind(t->mc[i], t->bind_name, t->bind_epoch);
+
+	if (rc != -EINVAL || ckpt_region_stat(t->mc[i], t->bind_name, &mi) != 0 ||
+	    mi.r.epoch >= t->bind_epoch)
+		return rc;
+	for (unsigned int w = 0; w < t->nwant; w++)
+		if (strcmp(t->want[w].name, t->bind_name) == 0)
+			lease = t->want[w].mr[i];
+	if (lease == NULL)
+		return 0;
+	for (uint64_t e = mi.r.epoch, next; e < t->bind_epoch; e = next) {
+		rc = ckpt_epoch_take(lease, e, &next);
+		if (rc != 0)
+			return rc;
+	}
+	return ckpt_epoch_bind(t->mc[i], t->bind_name, t->bind_epoch);
+}
+
 static void try_run(const struct group *g, struct rejoin *rj, struct rejoin_try *t)
 {
 	for (unsigned int i = 0; i < g->n; i++) {
@@ -105,6 +138,9 @@ static void try_run(const struct group *g, struct rejoin *rj, struct rejoin_try 
 			if (rc != 0 && rc != -EEXIST)
 				t->rc[i] = rc;
 		}
+		/* A new connection is bound to nothing: bound before it takes writes. */
+		if (t->bound && t->rc[i] == 0)
+			t->rc[i] = try_bind(t, i);
 		if (t->rc[i] != 0)
 			ckpt_disconnect(&t->mc[i]);
 	}
@@ -246,6 +282,9 @@ static void rejoin_launch(struct ckpt_client *c)
 		return;
 	t->mask = mask;
 	t->nwant = nwant;
+	t->bound = c->bound.on;
+	snprintf(t->bind_name, sizeof(t->bind_name), "%s", c->bound.lease);
+	t->bind_epoch = c->bound.epoch;
 	for (struct ckpt_region *r = c->regions; r != NULL; r = r->next, w++) {
 		struct gregion *gr = r->be;
 		struct rejoin_want *wt = &t->want[w];
