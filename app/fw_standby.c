@@ -93,6 +93,8 @@ struct fw_lease {
 	bool stop;
 	uint32_t ttl_ms;
 	struct fw_shared *sh;
+	struct ckpt_client *adopt_cl; /* a standby's, bound to the epoch it took */
+	struct ckpt_region *adopt_r;
 	struct fw_ckpt_layout layout;
 	char name[PMU_NAME_MAX];
 };
@@ -142,8 +144,8 @@ static void lease_fenced(struct fw_lease *l, struct ckpt_client *cl)
 static void *lease_main(void *arg)
 {
 	struct fw_lease *l = arg;
-	struct ckpt_client *cl = NULL;
-	struct ckpt_region *r = NULL;
+	struct ckpt_client *cl = l->adopt_cl;
+	struct ckpt_region *r = l->adopt_r;
 	const uint64_t ttl_ns = (uint64_t)l->ttl_ms * 1000000;
 	bool failing = false, lapsed = false;
 
@@ -249,14 +251,18 @@ static void *lease_main(void *arg)
 }
 
 struct fw_lease *fw_lease_start(const struct fw_ckpt_layout *layout, uint32_t ttl_ms,
-				struct fw_shared *sh)
+				struct fw_shared *sh, struct ckpt_client *cl, struct ckpt_region *r)
 {
 	struct fw_lease *l = calloc(1, sizeof(*l));
 	pthread_condattr_t ca;
 	int rc;
 
-	if (l == NULL)
+	if (l == NULL) {
+		ckpt_disconnect(&cl);
 		return NULL;
+	}
+	l->adopt_cl = cl;
+	l->adopt_r = r;
 	l->layout = *layout;
 	l->ttl_ms = ttl_ms;
 	l->sh = sh;
@@ -268,6 +274,7 @@ struct fw_lease *fw_lease_start(const struct fw_ckpt_layout *layout, uint32_t tt
 	pthread_condattr_destroy(&ca);
 	rc = fw_thread_start(&l->th, "hf-lease", lease_main, l);
 	if (rc) {
+		ckpt_disconnect(&l->adopt_cl);
 		pthread_cond_destroy(&l->cv);
 		pthread_mutex_destroy(&l->mu);
 		fw_ckpt_layout_release(&l->layout);
@@ -492,8 +499,10 @@ struct standby {
 	struct follow *f;
 	unsigned int n;
 	struct fw_standby_stats *out;
-	uint64_t polled_ns; /* when the idle connections were last polled */
-	uint64_t said_ns;   /* when the readiness line was last logged */
+	uint64_t polled_ns;	      /* when the idle connections were last polled */
+	uint64_t said_ns;	      /* when the readiness line was last logged */
+	struct ckpt_client *lease_cl; /* the lease keeper's, once this standby takes over */
+	struct ckpt_region *lease_r;
 	struct watch watch;
 };
 
@@ -524,6 +533,9 @@ static int apply_one(const struct ckpt_rec *rec, void *arg)
 
 static void detach_all(struct standby *sb)
 {
+	if (sb->lease_r)
+		ckpt_region_close(&sb->lease_r);
+	ckpt_disconnect(&sb->lease_cl);
 	for (unsigned int i = 0; i < sb->n; i++) {
 		if (sb->f[i].log)
 			ckpt_region_close(&sb->f[i].log);
@@ -561,6 +573,18 @@ static int attach_all(struct standby *sb)
 			rc = ckpt_region_open(sb->cl, name, &sb->f[i].log);
 		}
 		sb->f[i].rescan = true;
+	}
+	/*
+	 * The lease keeper's connection, ready for a takeover: the epoch is taken on the
+	 * client that renews the lease (for pmem:, the taker holds the death-notice lock), and
+	 * no connection is made while the firewall is down.
+	 */
+	if (rc == 0) {
+		char lease[PMU_NAME_MAX];
+
+		fw_ckpt_layout_lease(sb->layout, lease);
+		sb->lease_cl = fw_ckpt_layout_connect(sb->layout, 1000, false);
+		rc = sb->lease_cl ? ckpt_region_open(sb->lease_cl, lease, &sb->lease_r) : -errno;
 	}
 	if (rc) {
 		detach_all(sb);
@@ -639,6 +663,8 @@ static void nap_polling(struct standby *sb, struct fw_worker *w, uint32_t ms)
 		if (now >= due) {
 			if (sb->cl != NULL) {
 				ckpt_poll(sb->cl);
+				if (sb->lease_cl != NULL)
+					ckpt_poll(sb->lease_cl);
 				measure_unread(sb);
 			}
 			for (unsigned int i = 0; i < sb->n; i++)
@@ -671,7 +697,7 @@ static void nap_polling(struct standby *sb, struct fw_worker *w, uint32_t ms)
  */
 static int take_epoch(struct standby *sb, uint64_t seen)
 {
-	int rc = ckpt_epoch_take(sb->f[0].state, seen, &sb->out->epoch);
+	int rc = ckpt_epoch_take(sb->lease_r, seen, &sb->out->epoch);
 
 	if (rc == -ENOTSUP) {
 		fw_epoch_unsupported(sb->layout->target);
@@ -800,6 +826,11 @@ int fw_standby_run(const struct fw_ckpt_layout *l, struct fw_worker *w, unsigned
 			out->epoch_ns = fw_mono_ns();
 			if (rc == 0) {
 				out->state = FW_ROLE_TAKING_OVER;
+				/* Bound to our epoch: it renews the lease from now on. */
+				out->lease_cl = sb.lease_cl;
+				out->lease_r = sb.lease_r;
+				sb.lease_cl = NULL;
+				sb.lease_r = NULL;
 				goto out;
 			}
 			*takeover = 0;

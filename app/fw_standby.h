@@ -26,12 +26,15 @@ uint64_t fw_mono_ns(void);
  * holds (@p sh->lease_until_ns: from the first renewal on, they forward nothing after it;
  * before, nobody else holds it: fw_lease_wait_free() or the standby's epoch said so). Its
  * connection takes a new epoch if @p sh->epoch is 0 (a primary's start) or binds to it (a
- * standby that took one); -ESTALE on either or on a renewal calls fw_fence().
+ * standby that took one); -ESTALE on either or on a renewal calls fw_fence(). A standby
+ * passes the client @p cl and lease region @p r it took the epoch on (fw_standby_stats),
+ * which the keeper renews with and disconnects (NULL, NULL: it connects its own).
  * @return the keeper, or NULL with errno (ENOMEM, or what pthread_create says). A target
  *   that cannot be reached is retried by the keeper, and logged once.
  */
 struct fw_lease *fw_lease_start(const struct fw_ckpt_layout *l, uint32_t ttl_ms,
-				struct fw_shared *sh);
+				struct fw_shared *sh, struct ckpt_client *cl,
+				struct ckpt_region *r);
 
 /** Say once that the target keeps no epochs (ckpt_epoch_take() said -ENOTSUP). */
 void fw_epoch_unsupported(const char *target);
@@ -82,6 +85,10 @@ struct fw_standby_stats {
 	int death_notice;	  /**< enum fw_death_notice */
 	uint64_t caught_up_at_ns; /**< when a read of every log last finished (fw_mono_ns) */
 	uint64_t log_unread;	  /**< log bytes the primary wrote that are not read yet */
+	/** A standby that took over: the client and lease region it took the epoch on, bound
+	 * to it, for fw_lease_start() (which then owns them). */
+	struct ckpt_client *lease_cl;
+	struct ckpt_region *lease_r;
 };
 
 /** "active", "unsupported", "connecting" (enum fw_death_notice). */

@@ -435,7 +435,10 @@ static int checkpoint_start(const struct fw_config *conf)
 		return rc;
 	if (conf->standby)
 		shared.epoch = sb_stats.epoch;
-	lease = fw_lease_start(&layout, conf->lease_ms, &shared);
+	lease = fw_lease_start(&layout, conf->lease_ms, &shared, sb_stats.lease_cl,
+			       sb_stats.lease_r);
+	sb_stats.lease_cl = NULL; /* the keeper's now */
+	sb_stats.lease_r = NULL;
 	if (lease == NULL) {
 		LOG(ERR, "lease keeper: %s\n", strerror(errno));
 		return -errno;
