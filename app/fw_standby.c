@@ -359,14 +359,18 @@ struct watch {
 	pthread_mutex_t mu;
 	pthread_cond_t cv; /* the watch fired, was re-armed, or is to stop */
 	bool stop, started;
-	bool rearm;	   /* the standby saw a live lease again */
-	uint64_t fires;	   /* times the lease was seen free */
-	uint64_t fired_ns; /* when it last was */
-	int state;	   /* enum fw_death_notice */
-	bool fired;	   /* seen free, not re-armed yet */
-	const struct fw_ckpt_layout *layout;
+	bool rearm;		      /* the standby saw a live lease again */
+	uint64_t fires;		      /* times the lease was seen free */
+	uint64_t fired_ns;	      /* when it last was */
+	int state;		      /* enum fw_death_notice */
+	bool exited;		      /* the thread left its loop */
+	bool detached;		      /* watch_stop() left it to free itself */
+	bool fired;		      /* seen free, not re-armed yet */
+	struct fw_ckpt_layout layout; /* a copy: the thread may outlive the standby loop */
 	char name[PMU_NAME_MAX];
 };
+
+static void watch_free(struct watch *w);
 
 /* Wait up to @p ms for a stop (the watch's own naps). Called with w->mu held. */
 static void watch_nap(struct watch *w, uint32_t ms)
@@ -383,6 +387,7 @@ static void *watch_main(void *arg)
 	struct watch *w = arg;
 	struct ckpt_client *cl = NULL;
 	struct ckpt_region *r = NULL;
+	bool detached;
 	int rc;
 
 	pthread_mutex_lock(&w->mu);
@@ -391,7 +396,7 @@ static void *watch_main(void *arg)
 		rc = 0;
 		if (r == NULL) {
 			/* Its requests may wait a whole watch: the timeout is longer. */
-			cl = fw_ckpt_layout_connect(w->layout, 3 * WATCH_MS, false);
+			cl = fw_ckpt_layout_connect(&w->layout, 3 * WATCH_MS, false);
 			rc = cl ? ckpt_region_open(cl, w->name, &r) : -errno;
 		}
 		if (rc == 0)
@@ -402,7 +407,7 @@ static void *watch_main(void *arg)
 			LOG(NOTICE,
 			    "standby: %s gives no death notice: the takeover waits for the lease "
 			    "to run out\n",
-			    w->layout->target);
+			    w->layout.target);
 			break;
 		}
 		if (rc == 0 || rc == -ETIMEDOUT) {
@@ -428,25 +433,41 @@ static void *watch_main(void *arg)
 			watch_nap(w, RETRY_MS);
 		}
 	}
+	w->exited = true;
+	detached = w->detached;
 	pthread_mutex_unlock(&w->mu);
 	if (r != NULL)
 		ckpt_region_close(&r);
 	ckpt_disconnect(&cl);
+	if (detached)
+		watch_free(w);
 	return NULL;
 }
 
-static void watch_init(struct watch *w, const struct fw_ckpt_layout *l)
+static void watch_free(struct watch *w)
 {
+	pthread_cond_destroy(&w->cv);
+	pthread_mutex_destroy(&w->mu);
+	fw_ckpt_layout_release(&w->layout);
+	free(w);
+}
+
+/* @return the watch (not started), or NULL (no memory: the standby polls the lease). */
+static struct watch *watch_create(const struct fw_ckpt_layout *l)
+{
+	struct watch *w = calloc(1, sizeof(*w));
 	pthread_condattr_t ca;
 
-	memset(w, 0, sizeof(*w));
-	w->layout = l;
+	if (w == NULL)
+		return NULL;
+	w->layout = *l;
 	fw_ckpt_layout_lease(l, w->name);
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&w->cv, &ca);
 	pthread_condattr_destroy(&ca);
+	return w;
 }
 
 static void watch_start(struct watch *w)
@@ -462,17 +483,35 @@ static void watch_start(struct watch *w)
 	w->started = true;
 }
 
-static void watch_stop(struct watch *w)
+/*
+ * Stop the watch without waiting for it: it may be inside a long poll (up to WATCH_MS),
+ * and a takeover must not wait for that. A running thread is left to finish and free the
+ * watch itself; one that already ended is joined and freed here.
+ */
+static void watch_stop(struct watch **wp)
 {
-	if (w->started) {
-		pthread_mutex_lock(&w->mu);
-		w->stop = true;
-		pthread_cond_broadcast(&w->cv);
-		pthread_mutex_unlock(&w->mu);
-		pthread_join(w->th, NULL);
+	struct watch *w = *wp;
+	bool running;
+
+	if (w == NULL)
+		return;
+	*wp = NULL;
+	if (!w->started) {
+		watch_free(w);
+		return;
 	}
-	pthread_cond_destroy(&w->cv);
-	pthread_mutex_destroy(&w->mu);
+	pthread_mutex_lock(&w->mu);
+	w->stop = true;
+	w->detached = true;
+	running = !w->exited;
+	pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+	if (running) {
+		pthread_detach(w->th);
+		return;
+	}
+	pthread_join(w->th, NULL);
+	watch_free(w);
 }
 
 /* The standby saw a live lease: the next death is news again. */
@@ -503,7 +542,7 @@ struct standby {
 	uint64_t said_ns;	      /* when the readiness line was last logged */
 	struct ckpt_client *lease_cl; /* the lease keeper's, once this standby takes over */
 	struct ckpt_region *lease_r;
-	struct watch watch;
+	struct watch *watch;
 };
 
 struct apply_arg {
@@ -631,7 +670,7 @@ static void measure_unread(struct standby *sb)
 			unread += info.ring_head - info.ring_tail;
 	}
 	__atomic_store_n(&sb->out->log_unread, unread, __ATOMIC_RELAXED);
-	sb->out->death_notice = __atomic_load_n(&sb->watch.state, __ATOMIC_RELAXED);
+	sb->out->death_notice = __atomic_load_n(&sb->watch->state, __ATOMIC_RELAXED);
 	if (now - sb->said_ns >= READINESS_LOG_NS) {
 		LOG(INFO,
 		    "standby: %" PRIu64 " log records and %" PRIu64
@@ -654,9 +693,9 @@ static void nap_polling(struct standby *sb, struct fw_worker *w, uint32_t ms)
 {
 	uint64_t end = fw_mono_ns() + (uint64_t)ms * 1000000, fires;
 
-	pthread_mutex_lock(&sb->watch.mu);
-	fires = sb->watch.fires;
-	pthread_mutex_unlock(&sb->watch.mu);
+	pthread_mutex_lock(&sb->watch->mu);
+	fires = sb->watch->fires;
+	pthread_mutex_unlock(&sb->watch->mu);
 	for (;;) {
 		uint64_t now = fw_mono_ns(), due = sb->polled_ns + KEEPALIVE_POLL_MS * 1000000ull;
 
@@ -680,12 +719,12 @@ static void nap_polling(struct standby *sb, struct fw_worker *w, uint32_t ms)
 		struct timespec until = {(time_t)(wake / 1000000000), (long)(wake % 1000000000)};
 		bool fired;
 
-		pthread_mutex_lock(&sb->watch.mu);
-		while (sb->watch.fires == fires &&
-		       pthread_cond_timedwait(&sb->watch.cv, &sb->watch.mu, &until) == 0)
+		pthread_mutex_lock(&sb->watch->mu);
+		while (sb->watch->fires == fires &&
+		       pthread_cond_timedwait(&sb->watch->cv, &sb->watch->mu, &until) == 0)
 			;
-		fired = sb->watch.fires != fires;
-		pthread_mutex_unlock(&sb->watch.mu);
+		fired = sb->watch->fires != fires;
+		pthread_mutex_unlock(&sb->watch->mu);
 		if (fired)
 			return;
 	}
@@ -721,11 +760,14 @@ int fw_standby_run(const struct fw_ckpt_layout *l, struct fw_worker *w, unsigned
 
 	memset(out, 0, sizeof(*out));
 	out->state = FW_ROLE_WAITING;
-	watch_init(&sb.watch, l);
+	sb.watch = watch_create(l);
 	fw_ckpt_layout_lease(l, lease_name);
 	sb.f = calloc(nworkers, sizeof(*sb.f));
-	if (sb.f == NULL)
+	if (sb.f == NULL || sb.watch == NULL) {
+		watch_stop(&sb.watch);
+		free(sb.f);
 		return -ENOMEM;
+	}
 	for (unsigned int i = 0; i < nworkers; i++) {
 		sb.f[i].shadow = fw_shadow_create(w[i].table, fw_checkpointer_slots(w[i].ckpt));
 		if (sb.f[i].shadow == NULL) {
@@ -781,7 +823,7 @@ int fw_standby_run(const struct fw_ckpt_layout *l, struct fw_worker *w, unsigned
 			fflush(stdout);
 			announced = true;
 			out->state = FW_ROLE_FOLLOWING;
-			watch_start(&sb.watch);
+			watch_start(sb.watch);
 			sb.said_ns = fw_mono_ns();
 		}
 		if (info.lease_alive) {
@@ -792,8 +834,8 @@ int fw_standby_run(const struct fw_ckpt_layout *l, struct fw_worker *w, unsigned
 			 */
 			following = info.r.epoch;
 			lost_lease_ns = 0;
-			if (sb.watch.started)
-				watch_rearm(&sb.watch);
+			if (sb.watch->started)
+				watch_rearm(sb.watch);
 		}
 		if (lost_lease_ns != 0 && info.r.lease_ns == lost_lease_ns &&
 		    fw_mono_ns() - lost_at_ns < LOST_RACE_PATIENCE_NS) {
@@ -805,10 +847,10 @@ int fw_standby_run(const struct fw_ckpt_layout *l, struct fw_worker *w, unsigned
 			uint64_t fired_ns;
 
 			out->detect_ns = fw_mono_ns();
-			pthread_mutex_lock(&sb.watch.mu);
-			fired = sb.watch.fired;
-			fired_ns = sb.watch.fired_ns;
-			pthread_mutex_unlock(&sb.watch.mu);
+			pthread_mutex_lock(&sb.watch->mu);
+			fired = sb.watch->fired;
+			fired_ns = sb.watch->fired_ns;
+			pthread_mutex_unlock(&sb.watch->mu);
 			out->reason = *takeover ? "command"
 				      : fired	? "death notice"
 						: "lease expired";
