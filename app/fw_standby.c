@@ -755,7 +755,8 @@ int fw_standby_run(const struct fw_ckpt_layout *l, struct fw_worker *w, unsigned
 	bool announced = false, waiting_said = false;
 	/* Lost a race for the epoch: that lease, expired, is the winner's to renew. */
 	uint64_t lost_lease_ns = 0, lost_at_ns = 0;
-	uint64_t following = 0; /* the epoch of the primary seen alive last; 0: none seen yet */
+	uint64_t following = 0;	  /* the epoch of the primary seen alive last; 0: none seen yet */
+	uint64_t alive_until = 0; /* when its lease would have run out, as last seen */
 	int rc = 0;
 
 	memset(out, 0, sizeof(*out));
@@ -826,13 +827,25 @@ int fw_standby_run(const struct fw_ckpt_layout *l, struct fw_worker *w, unsigned
 			watch_start(sb.watch);
 			sb.said_ns = fw_mono_ns();
 		}
-		if (info.lease_alive) {
+		/*
+		 * The watch said the lease went free (its holder died: pmem:'s lock went, while
+		 * the lease itself still runs). Believed for the lease it was watching only: one
+		 * renewed since is a new holder's.
+		 */
+		pthread_mutex_lock(&sb.watch->mu);
+		const bool fired = sb.watch->fired;
+		const uint64_t fired_ns = sb.watch->fired_ns;
+		pthread_mutex_unlock(&sb.watch->mu);
+		const bool dead = fired && alive_until != 0 && info.r.lease_ns == alive_until;
+
+		if (info.lease_alive && !dead) {
 			/*
 			 * The live primary's epoch: the one to take over from. Of several standbys
 			 * woken by its death, only the first moves it on; one that read the
 			 * epoch only after that would take the next over the winner.
 			 */
 			following = info.r.epoch;
+			alive_until = info.r.lease_ns;
 			lost_lease_ns = 0;
 			if (sb.watch->started)
 				watch_rearm(sb.watch);
@@ -842,19 +855,20 @@ int fw_standby_run(const struct fw_ckpt_layout *l, struct fw_worker *w, unsigned
 			nap_polling(&sb, w, poll_ms); /* the winner has not renewed yet */
 			continue;
 		}
-		if (*takeover || (info.r.lease_ns != 0 && !info.lease_alive)) {
-			bool fired;
-			uint64_t fired_ns;
+		if (*takeover || (info.r.lease_ns != 0 && (!info.lease_alive || dead))) {
+			bool early;
 
 			out->detect_ns = fw_mono_ns();
-			pthread_mutex_lock(&sb.watch->mu);
-			fired = sb.watch->fired;
-			fired_ns = sb.watch->fired_ns;
-			pthread_mutex_unlock(&sb.watch->mu);
+			/*
+			 * Free before the lease we saw would have run out (on the store's clock):
+			 * its holder's death was noticed (a released lease, a dropped lock). Else
+			 * it ran out: a hung, stopped or cut-off primary.
+			 */
+			early = alive_until != 0 && pmu_now_ns() < alive_until;
 			out->reason = *takeover ? "command"
-				      : fired	? "death notice"
+				      : early	? "death notice"
 						: "lease expired";
-			if (fired && !*takeover)
+			if (fired && !*takeover && fired_ns < out->detect_ns)
 				out->detect_ns = fired_ns;
 			/* The unread rest: whatever the primary made durable before it went. */
 			rc = follow_all(&sb);
