@@ -112,7 +112,20 @@ static int lease_epoch(struct fw_lease *l, struct ckpt_client *cl, struct ckpt_r
 
 	if (e != 0) {
 		rc = ckpt_epoch_bind(cl, l->name, e);
-	} else {
+		/*
+		 * Ours is above the store's: the store lost its epochs (a server restarted on a
+		 * new store, the region re-created by our resync). Nobody took over from us;
+		 * take the next epoch there, and the checkpointers bind to it.
+		 */
+		if (rc == -EINVAL) {
+			LOG(WARNING,
+			    "%s: %s is behind our epoch %" PRIu64
+			    " (a new store?): taking a new epoch there\n",
+			    l->layout.target, l->name, e);
+			e = 0;
+		}
+	}
+	if (e == 0) {
 		rc = ckpt_region_stat(cl, l->name, &info);
 		if (rc == 0)
 			rc = ckpt_epoch_take(r, info.r.epoch, &e);

@@ -216,7 +216,7 @@ if [ "$mode" = server-restart ]; then
   wait_for 10 log_has "$T/hf-a.log" "lost" || fail "holdfast did not notice the server go"
   serve "$T/store2.pmu" # empty: only a resync can fill it
   wait_for 30 settled "$fa" 1 || fail "no resync: $(tel /holdfast/ckpt)"
-  grep -E "lost|is back" "$T/hf-a.log" | sed 's/^.*holdfast.ckpt: //'
+  grep -E "lost|back after|behind our epoch|epoch [0-9]+ of" "$T/hf-a.log" | sed 's/^.*holdfast.ckpt: //'
 fi
 kill -9 "$HF_PID"
 wait "$HF_PID" 2>/dev/null || true
