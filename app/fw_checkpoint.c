@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,12 +9,19 @@
 #include <rte_log.h>
 
 #include "fw_checkpoint.h"
+#include "fw_thread.h"
 
 RTE_LOG_REGISTER_SUFFIX(fw_logtype_ckpt, ckpt, INFO)
 #define LOG(level, ...) rte_log(RTE_LOG_##level, fw_logtype_ckpt, "holdfast.ckpt: " __VA_ARGS__)
 
+/*
+ * Reconnect attempts, from the loss on: 100, 200 ms apart, then every 250 ms, so that a
+ * target that answers again is back within a second (issue 14: with up to 5 s between
+ * attempts, a server started late was written to only seconds later). An attempt that is
+ * refused costs the reconnect thread a round trip, the worker nothing.
+ */
 #define BACKOFF_MIN_NS	(100ull * 1000000)
-#define BACKOFF_MAX_NS	(5000ull * 1000000)
+#define BACKOFF_MAX_NS	(250ull * 1000000)
 #define CKPT_TIMEOUT_MS 1000 /* per operation; attempts to connect run off the worker */
 #define IDLE_POLL_NS	(100ull * 1000000)
 #define TICK_BATCH	64		/* queued connections that make a write due */
@@ -24,6 +32,7 @@ RTE_LOG_REGISTER_SUFFIX(fw_logtype_ckpt, ckpt, INFO)
 struct link {
 	struct ckpt_client *cl;
 	struct ckpt_region *r, *log;
+	uint64_t bound; /* the epoch cl is bound to, 0: none */
 };
 
 enum {
@@ -40,15 +49,22 @@ struct fw_checkpointer {
 	struct ckpt_region *r; /* NULL while the target is down */
 	struct fw_ckpt_log log;
 	bool down;
+	uint64_t down_since_ns; /* when the target was lost (the "back after" line) */
 	uint64_t retry_at_ns;
 	uint64_t backoff_ns;
 	uint64_t reconnects;
+	uint64_t attempts; /* reconnect attempts since the loss */
 	/* A reconnect attempt runs on a thread of its own; the worker adopts its result. */
 	pthread_t job_th;
 	int job_state; /* JOB_*, written by the thread once: RUNNING -> DONE */
 	int job_rc;
 	struct link job_link;
 	uint64_t idle_poll_at_ns;
+	/* Fencing: the epoch to bind every connection to (fw_checkpointer_bind), the one cl
+	 * is bound to, and whether the target refused us for a newer one. */
+	const uint64_t *epoch_src;
+	uint64_t bound;
+	bool fenced;
 	struct fw_slots *slots;
 	struct fw_ckpt_queue q;
 	/* counters (fw_ckpt_stats) */
@@ -60,6 +76,7 @@ struct fw_checkpointer {
 };
 
 static void go_down(struct fw_checkpointer *k, int err, uint64_t now);
+static void fenced(struct fw_checkpointer *k);
 
 /*
  * @p rc (of lib/ckpt) says the target failed in a way a new connection may mend: go down,
@@ -88,6 +105,26 @@ static int open_or_create(struct ckpt_client *cl, const struct pmu_region_params
 	return rc;
 }
 
+/* The epoch to bind to now: 0 before one is taken (or without fencing). */
+static uint64_t epoch_wanted(const struct fw_checkpointer *k)
+{
+	const uint64_t *src = __atomic_load_n(&k->epoch_src, __ATOMIC_ACQUIRE);
+
+	return src ? __atomic_load_n(src, __ATOMIC_ACQUIRE) : 0;
+}
+
+/* Bind @p cl to @p epoch of the lease region. A target without epochs is no error: the
+ * lease is all the fencing there is (said once, by the lease keeper). @return 0 or -errno. */
+static int bind_epoch(const struct fw_checkpointer *k, struct ckpt_client *cl, uint64_t epoch)
+{
+	char lease[PMU_NAME_MAX];
+	int rc;
+
+	fw_ckpt_layout_lease(&k->layout, lease);
+	rc = ckpt_epoch_bind(cl, lease, epoch);
+	return rc == -ENOTSUP ? 0 : rc;
+}
+
 /*
  * Connect and open (or create) the state region and the log into @p out. Reads only what
  * init set (the layout, the worker), so a reconnect thread may run it beside the worker.
@@ -114,6 +151,10 @@ static int attach_link(const struct fw_checkpointer *k, struct link *out)
 	}
 	if (rc == 0 && c->log_size)
 		rc = open_or_create(l.cl, &lp, &l.log);
+	/* Bound before its first write: a stale primary's reconnect is refused here. */
+	l.bound = epoch_wanted(k);
+	if (rc == 0 && l.bound)
+		rc = bind_epoch(k, l.cl, l.bound);
 	if (rc) {
 		ckpt_disconnect(&l.cl); /* closes what was opened */
 		return rc;
@@ -131,6 +172,7 @@ static int attach(struct fw_checkpointer *k)
 		return rc;
 	k->cl = l.cl;
 	k->r = l.r;
+	k->bound = l.bound;
 	fw_ckpt_log_open(&k->log, l.log);
 	return 0;
 }
@@ -237,12 +279,25 @@ void fw_checkpointer_destroy(struct fw_checkpointer **kp)
 	*kp = NULL;
 }
 
+/* The target refused us for a newer epoch: write nothing more, ever. */
+static void fenced(struct fw_checkpointer *k)
+{
+	if (!k->fenced)
+		LOG(ERR, "worker %u: %s refuses our writes: a newer epoch was taken (fenced)\n",
+		    k->worker, k->layout.target);
+	k->fenced = true;
+}
+
 /* The target is gone: say so once, drop the connection, retry later. */
 static void go_down(struct fw_checkpointer *k, int err, uint64_t now)
 {
-	if (!k->down)
-		LOG(WARNING, "checkpoint target %s lost: %s; forwarding goes on, reconnecting\n",
-		    k->layout.target, strerror(-err));
+	if (!k->down) {
+		LOG(WARNING,
+		    "checkpoint target %s lost by worker %u: %s; forwarding goes on, "
+		    "reconnecting\n",
+		    k->layout.target, k->worker, strerror(-err));
+		k->down_since_ns = now ? now : 1;
+	}
 	k->down = true;
 	if (k->log.r)
 		ckpt_region_close(&k->log.r);
@@ -282,7 +337,7 @@ static void try_reconnect(struct fw_checkpointer *k, uint64_t now)
 	if (state == JOB_IDLE) {
 		/* RUNNING before the thread exists: a quick failure may store DONE at once. */
 		__atomic_store_n(&k->job_state, JOB_RUNNING, __ATOMIC_RELEASE);
-		if (pthread_create(&k->job_th, NULL, reconnect_main, k) != 0) {
+		if (fw_thread_start(&k->job_th, "hf-reconnect", reconnect_main, k) != 0) {
 			k->job_state = JOB_IDLE;
 			k->retry_at_ns = now + k->backoff_ns;
 		}
@@ -290,6 +345,11 @@ static void try_reconnect(struct fw_checkpointer *k, uint64_t now)
 	}
 	pthread_join(k->job_th, NULL);
 	k->job_state = JOB_IDLE;
+	k->attempts++;
+	if (k->job_rc == -ESTALE) {
+		fenced(k);
+		return;
+	}
 	if (k->job_rc) {
 		k->backoff_ns =
 			k->backoff_ns * 2 > BACKOFF_MAX_NS ? BACKOFF_MAX_NS : k->backoff_ns * 2;
@@ -298,6 +358,7 @@ static void try_reconnect(struct fw_checkpointer *k, uint64_t now)
 	}
 	k->cl = k->job_link.cl;
 	k->r = k->job_link.r;
+	k->bound = k->job_link.bound;
 	fw_ckpt_log_open(&k->log, k->job_link.log);
 	/* Back: whatever changed meanwhile, or was lost with the target, is written again. */
 	k->down = false;
@@ -305,8 +366,13 @@ static void try_reconnect(struct fw_checkpointer *k, uint64_t now)
 	k->backoff_ns = BACKOFF_MIN_NS;
 	k->q.head = k->q.tail = 0;
 	fw_table_walk(k->table, queue_all, k);
-	LOG(NOTICE, "checkpoint target %s is back: resynchronising %u connections\n",
-	    k->layout.target, k->q.tail - k->q.head);
+	LOG(NOTICE,
+	    "checkpoint target %s back after %.0f ms (worker %u, attempt %" PRIu64
+	    "); resynchronising %u connections\n",
+	    k->layout.target, (double)(now - k->down_since_ns) / 1e6, k->worker, k->attempts,
+	    k->q.tail - k->q.head);
+	k->attempts = 0;
+	k->down_since_ns = 0;
 }
 
 /* Write one dirty slice. @return 0, -EAGAIN (target queue full: try next tick) or -errno. */
@@ -368,8 +434,18 @@ static int settle_owed(struct fw_checkpointer *k)
 	return 0;
 }
 
-void fw_checkpointer_tick(struct fw_checkpointer *k, uint64_t now)
+/* -ESTALE from the target: fenced. @return true if @p rc says so. */
+static bool stale(struct fw_checkpointer *k, int rc)
 {
+	if (rc != -ESTALE)
+		return false;
+	fenced(k);
+	return true;
+}
+
+static void tick(struct fw_checkpointer *k, uint64_t now)
+{
+	uint64_t epoch;
 	int rc = 0;
 
 	/*
@@ -396,14 +472,30 @@ void fw_checkpointer_tick(struct fw_checkpointer *k, uint64_t now)
 			goto poll; /* a batch is filling: only progress what is in flight */
 	}
 	if (k->down) {
+		if (k->down_since_ns == 0) /* down since the start */
+			k->down_since_ns = now;
 		if (k->job_state == JOB_IDLE && now < k->retry_at_ns)
 			return;
 		try_reconnect(k, now);
 		if (k->down)
 			return;
 	}
+	/* An epoch taken after we connected (the target was away at the start): bind now. */
+	epoch = epoch_wanted(k);
+	if (epoch != k->bound) {
+		rc = bind_epoch(k, k->cl, epoch);
+		if (stale(k, rc))
+			return;
+		if (rc) {
+			go_down(k, rc, now); /* the reconnect binds */
+			return;
+		}
+		k->bound = epoch;
+	}
 	fw_ckpt_log_mend(&k->log, k->r, now);
 	rc = settle_owed(k);
+	if (stale(k, rc))
+		return;
 	if (lost(rc)) {
 		go_down(k, rc, now);
 		return;
@@ -429,6 +521,8 @@ void fw_checkpointer_tick(struct fw_checkpointer *k, uint64_t now)
 				k->deferred++;
 				break;
 			}
+			if (stale(k, rc))
+				return;
 			if (lost(rc)) {
 				go_down(k, rc, now);
 				return;
@@ -447,10 +541,36 @@ void fw_checkpointer_tick(struct fw_checkpointer *k, uint64_t now)
 poll:
 	if (rc >= 0 || rc == -EAGAIN)
 		rc = ckpt_poll(k->cl);
+	if (stale(k, rc))
+		return;
 	if (lost(rc))
 		go_down(k, rc, now);
 	else if (rc < 0)
 		k->failures++;
+}
+
+int fw_checkpointer_tick(struct fw_checkpointer *k, uint64_t now)
+{
+	if (!k->fenced)
+		tick(k, now);
+	return k->fenced ? -ESTALE : 0;
+}
+
+int fw_checkpointer_bind(struct fw_checkpointer *k, const uint64_t *epoch)
+{
+	uint64_t e;
+	int rc;
+
+	__atomic_store_n(&k->epoch_src, epoch, __ATOMIC_RELEASE);
+	e = epoch_wanted(k);
+	if (k->down || k->cl == NULL || e == 0 || e == k->bound)
+		return 0; /* the reconnect (or the next tick) binds */
+	rc = bind_epoch(k, k->cl, e);
+	if (rc == 0)
+		k->bound = e;
+	else if (rc == -ESTALE)
+		fenced(k);
+	return rc;
 }
 
 void fw_checkpointer_forget(struct fw_checkpointer *k, struct fw_conn *c)

@@ -95,8 +95,19 @@ struct fw_ckpt_queue *fw_checkpointer_queue(struct fw_checkpointer *k);
  * target; while it is down, retries the connection with backoff on a thread of its own
  * (the worker only looks whether the attempt finished) and, once back, queues every live
  * slice again.
+ * @return 0, or -ESTALE: the target refused us for a newer epoch (fenced); nothing more is
+ *   written, and the worker must stop forwarding.
  */
-void fw_checkpointer_tick(struct fw_checkpointer *k, uint64_t now);
+int fw_checkpointer_tick(struct fw_checkpointer *k, uint64_t now);
+
+/**
+ * Bind every connection of @p k, now and after each reconnect, to the epoch @p *epoch
+ * (read again at each tick: 0 until one is taken). A target without epochs binds nothing.
+ * Called by the thread that ticks @p k.
+ * @return 0, -ESTALE (fenced already), or another -errno (the connection is retried and
+ *   bound by a later tick).
+ */
+int fw_checkpointer_bind(struct fw_checkpointer *k, const uint64_t *epoch);
 
 /**
  * @p c is going away: tombstone every checkpointed slice and free its slot pairs. A

@@ -144,6 +144,42 @@ static int ckpt_cmd(const char *cmd, const char *params, struct rte_tel_data *d)
 	return 0;
 }
 
+static const struct fw_standby_stats *tel_sb;
+
+static int standby_cmd(const char *cmd, const char *params, struct rte_tel_data *d)
+{
+	const struct fw_standby_stats *sb = tel_sb;
+	uint64_t caught_up;
+
+	(void)cmd;
+	(void)params;
+	rte_tel_data_start_dict(d);
+	rte_tel_data_add_dict_string(
+		d, "state", fw_role_state_name(__atomic_load_n(&sb->state, __ATOMIC_RELAXED)));
+	rte_tel_data_add_dict_string(
+		d, "death_notice",
+		fw_death_notice_name(__atomic_load_n(&sb->death_notice, __ATOMIC_RELAXED)));
+	rte_tel_data_add_dict_u64(d, "log_records", sb->log_records);
+	rte_tel_data_add_dict_u64(d, "rescans", sb->rescans);
+	rte_tel_data_add_dict_u64(d, "scan_records", sb->scan_records);
+	rte_tel_data_add_dict_u64(d, "connections", sb->st.conns);
+	/* How far behind the primary: what it wrote that is not read yet, and since when. */
+	rte_tel_data_add_dict_u64(d, "log_bytes_unread", sb->log_unread);
+	caught_up = __atomic_load_n(&sb->caught_up_at_ns, __ATOMIC_RELAXED);
+	rte_tel_data_add_dict_u64(d, "ms_since_caught_up",
+				  caught_up ? (fw_mono_ns() - caught_up) / 1000000 : 0);
+	rte_tel_data_add_dict_u64(d, "epoch", sb->epoch);
+	rte_tel_data_add_dict_u64(d, "lost_races", sb->lost_races);
+	return 0;
+}
+
+int fw_telemetry_standby(const struct fw_standby_stats *sb)
+{
+	tel_sb = sb;
+	return rte_telemetry_register_cmd("/holdfast/standby", standby_cmd,
+					  "Role, and how far a standby is behind its primary");
+}
+
 int fw_telemetry_register(struct fw_shared *sh, struct fw_worker *w, unsigned int n)
 {
 	int rc;

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* DPDK telemetry: /holdfast/stats, /holdfast/conns and /holdfast/ckpt, read by
+/* DPDK telemetry: /holdfast/stats, /holdfast/conns, /holdfast/ckpt and
+ * /holdfast/standby, read by
  * dpdk-telemetry.py. */
 #ifndef FW_TELEMETRY_H
 #define FW_TELEMETRY_H
 
+#include "fw_standby.h"
 #include "fw_worker.h"
 
 /** Add every worker's counters into @p out (read while they run: each is one u64 load). */
@@ -11,5 +13,8 @@ void fw_counters_sum(const struct fw_worker *w, unsigned int n, struct fw_counte
 
 /** Register the commands. @return 0 or -errno of rte_telemetry_register_cmd. */
 int fw_telemetry_register(struct fw_shared *sh, struct fw_worker *w, unsigned int n);
+
+/** /holdfast/standby reports @p sb (role, lag behind the primary, death notice). */
+int fw_telemetry_standby(const struct fw_standby_stats *sb);
 
 #endif /* FW_TELEMETRY_H */

@@ -445,6 +445,12 @@ unsigned int fw_worker_poll(struct fw_worker *w, uint64_t now)
 	const uint16_t q = (uint16_t)w->index;
 	struct rte_mbuf *in[FW_BURST], *out[FW_BURST], *back[FW_BURST];
 	unsigned int total = 0;
+	/*
+	 * Forward only while the lease holds and nobody fenced us: looked at once a pass, on
+	 * the pass's now (no clock read of its own).
+	 */
+	const uint64_t until = __atomic_load_n(&sh->lease_until_ns, __ATOMIC_RELAXED);
+	const bool barred = (now >= until && until != 0) || sh->fenced;
 
 	for (unsigned int i = 0; i < sh->nports; i++) {
 		const uint16_t port = sh->port_list[i];
@@ -456,6 +462,14 @@ unsigned int fw_worker_poll(struct fw_worker *w, uint64_t now)
 			continue;
 		total += n;
 		w->cnt.rx[port] += n;
+		if (unlikely(barred)) {
+			if (sh->fenced)
+				w->cnt.drop_fenced += n;
+			else
+				w->cnt.drop_lease_lapsed += n;
+			rte_pktmbuf_free_bulk(in, n);
+			continue;
+		}
 		npass = burst(w, in, n, (enum fw_zone)pm->zone, now, out, back, &nback);
 		if (nback) {
 			/* Replies leave by the port the refused frames came in on. */
@@ -476,9 +490,22 @@ unsigned int fw_worker_poll(struct fw_worker *w, uint64_t now)
 	return total;
 }
 
+uint64_t fw_shared_now(const struct fw_shared *sh)
+{
+	return (uint64_t)((double)rte_get_tsc_cycles() * (1e9 / (double)sh->tsc_hz));
+}
+
 uint64_t fw_worker_now(const struct fw_worker *w)
 {
-	return (uint64_t)((double)rte_get_tsc_cycles() * (1e9 / (double)w->sh->tsc_hz));
+	return fw_shared_now(w->sh);
+}
+
+void fw_fence(struct fw_shared *sh, uint64_t by)
+{
+	if (by)
+		__atomic_store_n(&sh->fenced_by, by, __ATOMIC_RELAXED);
+	sh->fenced = true;
+	sh->quit = true;
 }
 
 int fw_worker_main(void *arg)
@@ -492,8 +519,8 @@ int fw_worker_main(void *arg)
 		/* Expire a little at a time: when idle, and every 1024 busy passes. */
 		if (n == 0 || (++w->sweeps & 1023) == 0)
 			fw_worker_housekeep(w, now);
-		if (w->ckpt)
-			fw_checkpointer_tick(w->ckpt, now);
+		if (w->ckpt && fw_checkpointer_tick(w->ckpt, now) == -ESTALE)
+			fw_fence(w->sh, 0);
 	}
 	return 0;
 }

@@ -38,6 +38,10 @@ struct fw_counters {
 	uint64_t expect_expired; /* expectations that ran out unused */
 	uint64_t reject_sent;	 /* RST / ICMP unreachable answered to a reject rule */
 	uint64_t reject_limited; /* rejects over reject-rate: dropped without a reply */
+	/* Frames not looked at: the lease ran out (a standby may be forwarding them), or a
+	 * standby took over and fenced us (fw_shared.lease_until_ns, .fenced). */
+	uint64_t drop_lease_lapsed;
+	uint64_t drop_fenced;
 	uint64_t mod_pkts[FW_MOD_MAX];
 };
 
@@ -57,7 +61,25 @@ struct fw_shared {
 	struct fw_id_secret secret;
 	uint64_t tsc_hz;
 	volatile bool quit;
+	/*
+	 * The lease, written by its keeper (fw_standby.c), read by the workers once a pass:
+	 * they forward only until lease_until_ns (fw_shared_now() clock; 0: no lease kept,
+	 * forward), and nothing once fenced (a newer epoch was taken: fw_fence()).
+	 */
+	uint64_t lease_until_ns;
+	volatile bool fenced;
+	uint64_t epoch;	    /* ours (ckpt_epoch_take); 0: none taken, or the target keeps none */
+	uint64_t fenced_by; /* the epoch that fenced us, when known */
 };
+
+/** Nanoseconds of the TSC, the workers' clock (fw_worker_now()); any thread may read it. */
+uint64_t fw_shared_now(const struct fw_shared *sh);
+
+/**
+ * We were fenced (-ESTALE: a standby took a newer epoch, @p by if known, else 0): the
+ * workers stop forwarding at once and return, main stops the ports and exits.
+ */
+void fw_fence(struct fw_shared *sh, uint64_t by);
 
 struct fw_worker {
 	unsigned int index; /* queue on every port */

@@ -37,6 +37,9 @@
 RTE_LOG_REGISTER_DEFAULT(fw_logtype_app, INFO)
 #define LOG(level, ...) rte_log(RTE_LOG_##level, fw_logtype_app, "holdfast: " __VA_ARGS__)
 
+/* Exit statuses: 0 stopped, 1 could not start or run, FW_EXIT_FENCED a standby took over. */
+#define FW_EXIT_FENCED 3
+
 #define NB_RXD	   1024
 #define NB_TXD	   1024
 #define MBUF_CACHE 256
@@ -261,6 +264,11 @@ static int ports_map(const struct fw_config *conf)
 	return 0;
 }
 
+/* Where a start's time goes (fw_mono_ns), for the "ready in" and "took over in" lines. */
+static struct {
+	uint64_t start, eal, setup, ckpt_connect, restore, epoch, ports, ready;
+} t_start;
+
 static struct fw_restore_stats restore_stats;
 static struct fw_ckpt_layout layout;
 static struct fw_lease *lease;
@@ -383,13 +391,19 @@ static int checkpoint_start(const struct fw_config *conf)
 		}
 		return 0;
 	}
+	t_start.setup = fw_mono_ns();
 	rc = fw_ckpt_layout_init(&layout, conf, nworkers, err, sizeof(err));
 	if (rc) {
 		LOG(ERR, "%s\n", err);
 		return rc;
 	}
 	if (!conf->standby) {
+		const uint64_t t0 = fw_mono_ns();
+
 		rc = fw_lease_wait_free(&layout, conf->lease_ms);
+		if (fw_mono_ns() - t0 > 100ull * 1000000)
+			LOG(NOTICE, "checking the previous lease took %.0f ms\n",
+			    (double)(fw_mono_ns() - t0) / 1e6);
 		if (rc == -EBUSY)
 			return rc;
 		if (rc)
@@ -409,20 +423,50 @@ static int checkpoint_start(const struct fw_config *conf)
 		}
 		fw_worker_set_checkpointer(&workers[i], k);
 	}
+	t_start.ckpt_connect = fw_mono_ns();
 	if (conf->standby) {
 		signal(SIGUSR1, on_takeover);
 		rc = standby_follow();
 	} else {
 		rc = restore_all();
 	}
+	t_start.restore = fw_mono_ns();
 	if (rc)
 		return rc;
-	lease = fw_lease_start(&layout, conf->lease_ms);
+	if (conf->standby)
+		shared.epoch = sb_stats.epoch;
+	lease = fw_lease_start(&layout, conf->lease_ms, &shared, sb_stats.lease_cl,
+			       sb_stats.lease_r);
+	sb_stats.lease_cl = NULL; /* the keeper's now */
+	sb_stats.lease_r = NULL;
 	if (lease == NULL) {
 		LOG(ERR, "lease keeper: %s\n", strerror(errno));
 		return -errno;
 	}
+	/* The epoch is ours now (or the target keeps none): every checkpointer writes as it. */
+	for (unsigned int i = 0; i < nworkers && !shared.fenced; i++)
+		if (fw_checkpointer_bind(workers[i].ckpt, &shared.epoch) == -ESTALE)
+			fw_fence(&shared, 0);
+	t_start.epoch = fw_mono_ns();
 	return 0;
+}
+
+/* The epoch that fenced us, asked of the target if nobody said. @return 0 if unknown. */
+static uint64_t fencing_epoch(void)
+{
+	struct ckpt_region_info info;
+	struct ckpt_client *cl;
+	char name[PMU_NAME_MAX];
+	uint64_t e = __atomic_load_n(&shared.fenced_by, __ATOMIC_RELAXED);
+
+	if (e != 0)
+		return e;
+	fw_ckpt_layout_lease(&layout, name);
+	cl = fw_ckpt_layout_connect(&layout, 1000, false);
+	if (cl != NULL && ckpt_region_stat(cl, name, &info) == 0)
+		e = info.r.epoch;
+	ckpt_disconnect(&cl);
+	return e;
 }
 
 static void checkpoint_stop(void)
@@ -433,13 +477,43 @@ static void checkpoint_stop(void)
 
 		if (k == NULL)
 			continue;
-		fw_checkpointer_tick(k, fw_worker_now(&workers[i]));
-		if (fw_checkpointer_state(k) != NULL)
-			ckpt_sync(fw_checkpointer_state(k));
+		/* Fenced, nothing more is ours to write: the target would refuse it anyway. */
+		if (!shared.fenced) {
+			fw_checkpointer_tick(k, fw_worker_now(&workers[i]));
+			if (fw_checkpointer_state(k) != NULL)
+				ckpt_sync(fw_checkpointer_state(k));
+		}
 		fw_worker_set_checkpointer(&workers[i], NULL);
 		fw_checkpointer_destroy(&k);
 	}
 	fw_ckpt_layout_release(&layout);
+}
+
+#define MS(a, b) ((double)((b) - (a)) / 1e6)
+
+/* Where the start went: a restart's or a takeover's, step by step. */
+static void print_timing(const struct fw_config *conf)
+{
+	if (sb_stats.detect_ns) {
+		sb_stats.state = FW_ROLE_TOOK_OVER;
+		printf("holdfast: took over in %.1f ms (%s; %" PRIu64 " connections): detect -> "
+		       "caught up %.1f ms, epoch %.1f ms, connections and regions %.1f ms, lease "
+		       "and binding %.1f ms, ports %.1f ms\n",
+		       MS(sb_stats.detect_ns, t_start.ready), sb_stats.reason, sb_stats.st.conns,
+		       MS(sb_stats.detect_ns, sb_stats.caught_up_ns),
+		       MS(sb_stats.caught_up_ns, sb_stats.epoch_ns),
+		       MS(sb_stats.epoch_ns, t_start.restore), MS(t_start.restore, t_start.epoch),
+		       MS(t_start.epoch, t_start.ready));
+		return;
+	}
+	if (strcmp(conf->ckpt_target, "none") == 0)
+		return;
+	printf("holdfast: ready in %.1f ms: EAL init %.1f ms, setup %.1f ms, checkpoint connect "
+	       "%.1f ms, restore %.1f ms (%" PRIu64 " connections), lease %.1f ms, ports %.1f ms\n",
+	       MS(t_start.start, t_start.ready), MS(t_start.start, t_start.eal),
+	       MS(t_start.eal, t_start.setup), MS(t_start.setup, t_start.ckpt_connect),
+	       MS(t_start.ckpt_connect, t_start.restore), restore_stats.conns,
+	       MS(t_start.restore, t_start.epoch), MS(t_start.epoch, t_start.ready));
 }
 
 static void print_counters(void)
@@ -454,6 +528,10 @@ static void print_counters(void)
 		printf("  port %u: rx %" PRIu64 " tx %" PRIu64 " tx-full %" PRIu64 "\n", p, t.rx[p],
 		       t.tx[p], t.tx_full[p]);
 	}
+	if (t.drop_lease_lapsed)
+		printf("  drop lease_lapsed %" PRIu64 "\n", t.drop_lease_lapsed);
+	if (t.drop_fenced)
+		printf("  drop fenced %" PRIu64 "\n", t.drop_fenced);
 	printf("  pass %" PRIu64 " arp %" PRIu64 " conns new %" PRIu64 " related %" PRIu64
 	       " expired %" PRIu64 "\n",
 	       t.pass, t.arp, t.conn_new, t.conn_related, t.conn_expired);
@@ -475,7 +553,9 @@ int main(int argc, char **argv)
 	unsigned int lcore, i;
 	int rc, n;
 
+	t_start.start = fw_mono_ns();
 	n = rte_eal_init(argc, argv);
+	t_start.eal = fw_mono_ns();
 	if (n < 0) {
 		fprintf(stderr, "holdfast: EAL init failed: %s\n", rte_strerror(rte_errno));
 		return 1;
@@ -541,6 +621,8 @@ int main(int argc, char **argv)
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	fw_telemetry_register(&shared, workers, nworkers);
+	sb_stats.state = conf.standby ? FW_ROLE_WAITING : FW_ROLE_PRIMARY;
+	fw_telemetry_standby(&sb_stats);
 	rc = checkpoint_start(&conf);
 	if (rc == 1) { /* a standby told to stop before it took over */
 		rc = 0;
@@ -548,6 +630,8 @@ int main(int argc, char **argv)
 	}
 	if (rc)
 		goto out_workers;
+	if (shared.fenced)
+		goto out_fenced;
 	for (i = 0; i < shared.nports; i++) {
 		rc = rte_eth_dev_start(shared.port_list[i]);
 		if (rc) {
@@ -557,13 +641,11 @@ int main(int argc, char **argv)
 	}
 	for (i = 0; i < shared.nports; i++)
 		drop_stale_rx(shared.port_list[i], (uint16_t)nworkers);
+	t_start.ready = fw_mono_ns();
 	LOG(INFO, "forwarding: %u pairs, %u workers, %u connections each\n", conf.npairs, nworkers,
 	    conf.max_conns);
 	printf("holdfast: ready\n");
-	if (sb_stats.detect_ns)
-		printf("holdfast: took over in %.1f ms (%s; %" PRIu64 " connections)\n",
-		       (double)(fw_mono_ns() - sb_stats.detect_ns) / 1e6, sb_stats.reason,
-		       sb_stats.st.conns);
+	print_timing(&conf);
 	fflush(stdout);
 
 	i = 1;
@@ -574,12 +656,20 @@ int main(int argc, char **argv)
 	}
 	fw_worker_main(&workers[0]);
 	rte_eal_mp_wait_lcore();
-	print_counters();
 	rc = 0;
 
 out_stop:
 	for (i = 0; i < shared.nports; i++)
 		rte_eth_dev_stop(shared.port_list[i]);
+	print_counters();
+out_fenced:
+	if (shared.fenced) {
+		LOG(ERR,
+		    "fenced: a standby took over the checkpoint (epoch %" PRIu64 ", ours %" PRIu64
+		    "); stopping\n",
+		    fencing_epoch(), shared.epoch);
+		rc = FW_EXIT_FENCED;
+	}
 out_workers:
 	checkpoint_stop();
 	for (i = 0; workers && i < nworkers; i++)
@@ -594,5 +684,5 @@ out_acl:
 out_eal:
 	fw_config_release(&conf);
 	rte_eal_cleanup();
-	return rc ? 1 : 0;
+	return rc == FW_EXIT_FENCED ? FW_EXIT_FENCED : rc ? 1 : 0;
 }
