@@ -182,6 +182,11 @@ int fw_config_set(struct fw_config *c, const char *line, const char *where, char
 		if (parse_uint(w[1], 3600000, &v) || v < 50)
 			return fail(err, errlen, where, "lease-ms: 50 to 3600000 milliseconds");
 		c->lease_ms = (uint32_t)v;
+	} else if (strcmp(w[0], "lease-lapse") == 0) {
+		if (parse_bool_word(w[1], "forward", "hold", &c->lapse_forward))
+			return fail(err, errlen, where,
+				    "lease-lapse: hold (a standby may take over) or forward (none "
+				    "runs)");
 	} else if (strcmp(w[0], "standby-poll-ms") == 0) {
 		if (parse_uint(w[1], 10000, &v) || v == 0)
 			return fail(err, errlen, where, "standby-poll-ms: 1 to 10000 milliseconds");

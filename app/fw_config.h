@@ -37,6 +37,7 @@ struct fw_config {
 	char ckpt_region[56];	    /**< region name prefix: NAME.W (state), NAME.W.log */
 	uint64_t ckpt_log_size;	    /**< each worker's log ring for a standby (0: no log) */
 	uint32_t lease_ms;	    /**< the primary's lease: a standby takes over after it */
+	bool lapse_forward;	    /**< a lapsed lease: keep forwarding (no standby) or hold */
 	uint32_t standby_poll_ms;   /**< how often a standby reads the log and the lease */
 	bool standby;		    /**< start as the standby of a running primary */
 	uint64_t ckpt_size;	    /**< size of a store created on first start (0: computed) */

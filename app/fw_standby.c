@@ -160,7 +160,9 @@ static void *lease_main(void *arg)
 	struct ckpt_client *cl = l->adopt_cl;
 	struct ckpt_region *r = l->adopt_r;
 	const uint64_t ttl_ns = (uint64_t)l->ttl_ms * 1000000;
+	const bool hold = !l->sh->conf->lapse_forward;
 	bool failing = false, lapsed = false;
+	uint64_t valid_until = 0; /* when the lease we hold runs out, fw_shared_now() clock */
 
 	pthread_mutex_lock(&l->mu);
 	while (!l->stop) {
@@ -190,8 +192,13 @@ static void *lease_main(void *arg)
 		sent = fw_shared_now(l->sh);
 		if (rc == 0)
 			rc = ckpt_lease_renew(r, l->ttl_ms);
-		if (rc == 0)
-			__atomic_store_n(&l->sh->lease_until_ns, sent + ttl_ns, __ATOMIC_RELEASE);
+		if (rc == 0) {
+			valid_until = sent + ttl_ns;
+			/* lease-lapse forward: the workers are not told, they forward on. */
+			if (hold)
+				__atomic_store_n(&l->sh->lease_until_ns, valid_until,
+						 __ATOMIC_RELEASE);
+		}
 		/* A renewal that eats most of the lease is how a live primary loses it. */
 		if (rc == 0 && fw_shared_now(l->sh) - sent > ttl_ns / 4)
 			LOG(WARNING, "lease on %s: a renewal took %.0f ms of its %u ms\n", l->name,
@@ -204,20 +211,20 @@ static void *lease_main(void *arg)
 			break;
 		}
 		if (rc) {
-			const uint64_t until =
-				__atomic_load_n(&l->sh->lease_until_ns, __ATOMIC_ACQUIRE);
-
 			/*
 			 * One failed attempt is no lapse: the lease holds until it runs out,
 			 * and the next attempt is a quarter of it away. Warned once it ran out.
 			 */
-			if (until != 0 && fw_shared_now(l->sh) >= until) {
+			if (valid_until != 0 && fw_shared_now(l->sh) >= valid_until) {
 				if (!lapsed)
 					LOG(WARNING,
 					    "cannot renew the lease on %s at %s: %s; it ran "
-					    "out: forwarding nothing until it is renewed (a "
-					    "standby may take over)\n",
-					    l->name, l->layout.target, strerror(-rc));
+					    "out: %s\n",
+					    l->name, l->layout.target, strerror(-rc),
+					    hold ? "forwarding nothing until it is renewed (a "
+						   "standby may take over; lease-lapse hold)"
+						 : "forwarding on (lease-lapse forward: no "
+						   "standby may run)");
 				lapsed = true;
 			} else if (!failing) {
 				LOG(INFO, "lease on %s: renewal failed (%s); retrying\n", l->name,
@@ -229,7 +236,8 @@ static void *lease_main(void *arg)
 			ckpt_disconnect(&cl);
 		} else if (failing) {
 			if (lapsed)
-				LOG(NOTICE, "lease on %s renewed again: forwarding\n", l->name);
+				LOG(NOTICE, "lease on %s renewed again%s\n", l->name,
+				    hold ? ": forwarding" : "");
 			else
 				LOG(INFO, "lease on %s renewed again\n", l->name);
 			failing = false;

@@ -49,6 +49,9 @@ static int stats_cmd(const char *cmd, const char *params, struct rte_tel_data *d
 		snprintf(key, sizeof(key), "drop_%s", fw_drop_reason_name((enum fw_drop_reason)r));
 		rte_tel_data_add_dict_u64(d, key, t.drop[r]);
 	}
+	/* Whole bursts a primary did not look at: its lease ran out, or it was fenced. */
+	rte_tel_data_add_dict_u64(d, "drop_lease_lapsed", t.drop_lease_lapsed);
+	rte_tel_data_add_dict_u64(d, "drop_fenced", t.drop_fenced);
 	for (int m = 1; m < FW_MOD_MAX; m++) {
 		if (fw_modules[m] == NULL)
 			continue;

@@ -8,6 +8,10 @@
 #       is continued (SIGCONT): it forwards not one more frame (its tx count, and frames
 #       sent through after it came back arrive once, from the new primary only), and exits
 #       with status 3 saying it was fenced.
+#   standby_fence.sh lapse-hold-tcp | lapse-forward-tcp
+#       a primary alone; its ckptsrv is killed -9 and the lease runs out: with lease-lapse
+#       hold it forwards nothing (dropped as lease_lapsed) until the server is back and the
+#       lease renewed, then forwards again; with lease-lapse forward it forwards throughout.
 #   standby_fence.sh race-pmem | race-tcp
 #       one primary and two standbys; the primary is killed -9: exactly one standby takes
 #       over, the other says another took over and is still a following standby after.
@@ -51,6 +55,10 @@ ckpt $target
 ckpt-secret-file $T/secret
 lease-ms 500
 CONF
+case "$mode" in
+lapse-forward-*) echo "lease-lapse forward" >>"$T/holdfast.conf" ;;
+lapse-hold-*) echo "lease-lapse hold" >>"$T/holdfast.conf" ;;
+esac
 
 N=0
 # start_hf PORTS-ARGS... -- [--standby]: holdfast N (log $T/hf-N.log), HF_PID set.
@@ -66,7 +74,7 @@ start_hf() {
   PIDS+=("$HF_PID")
 }
 case "$mode" in
-fence-*)
+fence-* | lapse-*)
   ip -n "$NS" link add a0 type veth peer name f0
   ip -n "$NS" link add a1 type veth peer name f1
   for i in a0 f0 a1 f1; do ip -n "$NS" link set "$i" up; done
@@ -74,9 +82,11 @@ fence-*)
   start_hf "${ports[@]}" --
   P=$HF_PID
   wait_for 30 log_has "$T/hf-1.log" "holdfast: ready" || fail "the primary did not start"
-  start_hf "${ports[@]}" -- --standby
-  S=$HF_PID
-  wait_for 30 log_has "$T/hf-2.log" "holdfast: standby" || fail "no standby"
+  if [ "${mode#fence-}" != "$mode" ]; then
+    start_hf "${ports[@]}" -- --standby
+    S=$HF_PID
+    wait_for 30 log_has "$T/hf-2.log" "holdfast: standby" || fail "no standby"
+  fi
   # N frames of an unassigned ethertype into a0; how many came out of a1.
   send() { # count tag
     ip netns exec "$NS" python3 - "$1" "$2" <<'PY'
@@ -96,6 +106,38 @@ PY
   send 100 before
   sleep 0.5
   [ $(($(out_a1) - b0)) -eq 100 ] || fail "before: $(($(out_a1) - b0)) of 100 frames through the primary"
+  if [ "${mode#lapse-}" != "$mode" ]; then
+    kill -9 "$SRV_PID"
+    wait_for 10 log_has "$T/hf-1.log" "cannot renew the lease.*it ran out" ||
+      fail "no lapse said after the server went"
+    grep "cannot renew the lease" "$T/hf-1.log" | sed 's/^holdfast: //'
+    b1=$(out_a1)
+    send 100 away
+    sleep 0.5
+    got=$(($(out_a1) - b1))
+    case "$mode" in
+    lapse-hold-*)
+      [ "$got" -eq 0 ] || fail "lease-lapse hold: $got of 100 frames forwarded with the lease run out"
+      lapsed=$(tel "hffe$$-1" /holdfast/stats | python3 -c 'import json,sys; print(json.load(sys.stdin)["/holdfast/stats"]["drop_lease_lapsed"])')
+      [ "$lapsed" -ge 100 ] || fail "lease-lapse hold: $lapsed frames counted lease_lapsed"
+      start_server srv2 --pmem "$T/store.pmu" --size 64M --secret-file "$T/secret" --listen "$target"
+      wait_for 10 log_has "$T/hf-1.log" "renewed again: forwarding" || fail "the lease was not renewed"
+      b2=$(out_a1)
+      send 100 back
+      sleep 0.5
+      [ $(($(out_a1) - b2)) -eq 100 ] || fail "server back: $(($(out_a1) - b2)) of 100 forwarded"
+      echo "lease-lapse hold: 0 of 100 forwarded while the lease was out ($lapsed lease_lapsed), 100 of 100 once renewed"
+      ;;
+    *)
+      [ "$got" -eq 100 ] || fail "lease-lapse forward: $got of 100 frames forwarded with the server away"
+      echo "lease-lapse forward: 100 of 100 forwarded with the server away"
+      ;;
+    esac
+    kill -INT "$P"
+    wait_for 30 gone "$P" || fail "the primary did not stop"
+    wait "$P" || fail "the primary exited non-zero"
+    exit 0
+  fi
   tx_stop=$(tx_of "hffe$$-1")
   echo "primary forwarded 100 of 100; its port 1 tx: $tx_stop"
   kill -STOP "$P"
