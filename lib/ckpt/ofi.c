@@ -373,8 +373,7 @@ static int ofi_epoch_bind(struct ckpt_client *c, const char *lease_name, uint64_
 	if (ret < 0)
 		ckpt_log(ret == -ESTALE ? CKPT_LOG_NOTICE : CKPT_LOG_ERR, LOG,
 			 "%s: bind to epoch %llu of %s: %s", c->target, (unsigned long long)epoch,
-			 lease_name,
-			 ret == -ESTALE ? "a newer epoch was taken" : strerror(-ret));
+			 lease_name, ret == -ESTALE ? "a newer epoch was taken" : strerror(-ret));
 	return ret;
 }
 

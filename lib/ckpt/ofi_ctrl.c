@@ -326,9 +326,10 @@ static void ask_if_fenced(struct ckpt_client *c, int was)
 		ckpt_ofi_ctrl_pump(c, 50);
 	o->want = NULL;
 	if (o->got && rep.status == -ESTALE) {
-		ckpt_log(CKPT_LOG_ERR, LOG,
-			 "%s: fenced: a newer epoch was taken by another client; this one must stop",
-			 c->target);
+		ckpt_log(
+			CKPT_LOG_ERR, LOG,
+			"%s: fenced: a newer epoch was taken by another client; this one must stop",
+			c->target);
 		o->dead = -ESTALE;
 	} else if (o->dead == 0) {
 		o->dead = was;
