@@ -42,7 +42,7 @@ test: build build-san
 bench: build
 	@scripts/bench.sh $(BUILD)
 
-# Every libFuzzer target for SECONDS each (make test runs them for 15 s): seeds from
+# Every libFuzzer target for SECONDS each (make test runs them for 10 s): seeds from
 # test/fuzz/corpus, what they find kept in $(BUILD)/fuzz.
 SECONDS ?= 600
 fuzz: build

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: BSD-3-Clause
 # Build every libFuzzer target with clang (ASan + UBSan) and run each for FUZZ_SECONDS
-# (15 in make test; make fuzz SECONDS=N for longer), from its committed seeds in
+# (10 in make test; make fuzz SECONDS=N for longer), from its committed seeds in
 # test/fuzz/corpus/<target>; what a run adds goes to $BUILD/fuzz/<target>.corpus. A crash,
 # a sanitizer report or a broken property fails the run and keeps the input.
 # FUZZ_TARGETS="a b" runs only those.
 set -euo pipefail
-secs=${FUZZ_SECONDS:-15}
+secs=${FUZZ_SECONDS:-10}
 out="$BUILD/fuzz"
 mkdir -p "$out"
 cd "$SRC"
