@@ -215,8 +215,8 @@ if [ "$(id -u)" -ne 0 ]; then
 else
   src=$(cd "$(dirname "$0")/.." && pwd)
   echo "== failover: 20 kill -9s of the primary, a standby behind each (ms: min/p50/p99/max)"
-  # Each target twice: the standby waiting out the primary's lease, then told at once
-  # (SIGUSR1 right after the kill, as a manager that saw the death would).
+  # Each target twice: the standby on its own (death notice from the target), then also
+  # told at once (SIGUSR1 right after the kill, as a manager that saw the death would).
   for target in pmem tcp; do
     for how in "" --takeover-signal; do
       "$src/test/replay/hf-replay" --build "$BUILD" --failovers 20 --seed 14 --ckpt "$target" \
