@@ -689,13 +689,6 @@ int ckptsrv_dispatch(struct ckptsrv_session *s, const struct ckpt_msg *req, stru
 		ret = binding_check(s, false);
 		return ret < 0 ? ret : do_persist(s, req);
 	}
-	/* A wedged endpoint would hang the client inside the provider: refuse up front. */
-	if ((req->type == CKPT_MSG_CREATE || req->type == CKPT_MSG_OPEN) &&
-	    __atomic_load_n(&s->l->wedged, __ATOMIC_RELAXED)) {
-		CKPT_LOG_LIMITED(CKPT_LOG_ERR, LOG, "%s from tenant %s at %s refused: %s is wedged",
-				 ckptsrv_type_name(req->type), s->tenant, s->peer, s->l->url);
-		return -EIO;
-	}
 	pthread_mutex_lock(&srv->lock);
 	/* A fenced session, or one whose epoch was overtaken, is answered ESTALE whatever it
 	 * asks; its CLOSE still drops the handle. */
@@ -706,6 +699,17 @@ int ckptsrv_dispatch(struct ckptsrv_session *s, const struct ckpt_msg *req, stru
 			close_handle(s, o);
 		pthread_mutex_unlock(&srv->lock);
 		return ret;
+	}
+	/*
+	 * A wedged endpoint would hang the client inside the provider: refused, but only after
+	 * the fence (fuzz_dispatch found a fenced session answered EIO here, not ESTALE).
+	 */
+	if ((req->type == CKPT_MSG_CREATE || req->type == CKPT_MSG_OPEN) &&
+	    __atomic_load_n(&s->l->wedged, __ATOMIC_RELAXED)) {
+		pthread_mutex_unlock(&srv->lock);
+		CKPT_LOG_LIMITED(CKPT_LOG_ERR, LOG, "%s from tenant %s at %s refused: %s is wedged",
+				 ckptsrv_type_name(req->type), s->tenant, s->peer, s->l->url);
+		return -EIO;
 	}
 	switch (req->type) {
 	case CKPT_MSG_CREATE:
