@@ -503,6 +503,18 @@ static bool member_behind(struct ckpt_client *mc, const char *name, uint64_t see
 	return ckpt_region_stat(mc, name, &mi) == 0 && mi.r.epoch < seen;
 }
 
+/*
+ * Member answered ESTALE to a take from @p seen: is its epoch known to be past it (someone
+ * else took it)? A member that cannot say (its stat failed: slow or going) is no vote either
+ * way, never a reason to give up the take.
+ */
+static bool member_past(struct ckpt_client *mc, const char *name, uint64_t seen)
+{
+	struct ckpt_region_info mi;
+
+	return ckpt_region_stat(mc, name, &mi) == 0 && mi.r.epoch > seen;
+}
+
 int group_epoch_take(struct ckpt_region *r, uint64_t seen, uint64_t *epoch)
 {
 	struct gregion *gr = r->be;
@@ -517,11 +529,11 @@ int group_epoch_take(struct ckpt_region *r, uint64_t seen, uint64_t *epoch)
 		if (!member_ok(gr, i))
 			continue;
 		one = ckpt_epoch_take(gr->mr[i], seen, &e);
-		if (one == -ESTALE && member_behind(g->mc[i], r->geo.name, seen)) {
+		if (one == -ESTALE && !member_past(g->mc[i], r->geo.name, seen)) {
 			ckpt_log(
 				CKPT_LOG_WARNING, LOG_COMPONENT,
 				"region %s: member %u (%s) holds an epoch behind %llu (it missed a "
-				"take): passed over",
+				"take) or cannot say: passed over",
 				r->geo.name, i, g->member[i], (unsigned long long)seen);
 			continue;
 		}
