@@ -24,6 +24,7 @@ struct stub_region {
 struct stub_store {
 	char name[64];
 	bool down;
+	bool stat_fails; /* stat answers ETIMEDOUT, everything else works */
 	uint32_t next_index;
 	struct stub_region *regions;
 };
@@ -208,10 +209,30 @@ static int stub_stat(struct ckpt_client *c, const char *name, struct ckpt_region
 	sr = region_find(s, name);
 	if (s->down)
 		rc = -ECONNRESET;
+	else if (s->stat_fails)
+		rc = -ETIMEDOUT;
 	else if (sr == NULL)
 		rc = -ENOENT;
 	else
 		region_info(sr, out);
+	pthread_mutex_unlock(&lock);
+	return rc;
+}
+
+/* The epoch as a store keeps it: a compare-and-swap from @p seen (no binding here). */
+static int stub_epoch_take(struct ckpt_region *r, uint64_t seen, uint64_t *epoch)
+{
+	struct stub_store *s = r->cl->be;
+	struct stub_region *sr = r->be;
+	int rc = 0;
+
+	pthread_mutex_lock(&lock);
+	if (s->down)
+		rc = -ECONNRESET;
+	else if (sr->geo.epoch != seen)
+		rc = -ESTALE;
+	else
+		*epoch = ++sr->geo.epoch;
 	pthread_mutex_unlock(&lock);
 	return rc;
 }
@@ -289,6 +310,7 @@ static const struct ckpt_byte_ops stub_ops = {
 			.stat = stub_stat,
 			.lease = stub_lease,
 			.barrier = stub_barrier,
+			.epoch_take = stub_epoch_take,
 		},
 	.write = stub_write,
 	.read = stub_read,
@@ -365,6 +387,32 @@ int stub_region_bytes(const char *store, const char *region, uint8_t **bytes, ui
 		*bytes = sr->bytes;
 		*len = sr->geo.size;
 	}
+	pthread_mutex_unlock(&lock);
+	return sr != NULL ? 0 : -ENOENT;
+}
+
+void stub_store_stat_fails(const char *store, bool fails)
+{
+	struct stub_store *s;
+
+	pthread_mutex_lock(&lock);
+	s = store_find(store);
+	if (s != NULL)
+		s->stat_fails = fails;
+	pthread_mutex_unlock(&lock);
+}
+
+int stub_region_set_epoch(const char *store, const char *region, uint64_t epoch)
+{
+	struct stub_store *s;
+	struct stub_region *sr = NULL;
+
+	pthread_mutex_lock(&lock);
+	s = store_find(store);
+	if (s != NULL)
+		sr = region_find(s, region);
+	if (sr != NULL)
+		sr->geo.epoch = epoch;
 	pthread_mutex_unlock(&lock);
 	return sr != NULL ? 0 : -ENOENT;
 }

@@ -4,7 +4,9 @@
  * is a table of regions kept in this process across connections, as a server keeps them
  * while clients come and go, so a group of three stubs needs no store files and no
  * servers. A test can make a store stop answering, replace it by an empty one, and read or
- * damage a region's bytes, which is what the cleaner and the rebuild are tested against.
+ * damage a region's bytes, which is what the cleaner and the rebuild are tested against;
+ * regions keep a fencing epoch (ckpt_epoch_take) a test can set, and a store's stat can be
+ * made to fail alone.
  */
 #ifndef CKPT_STUB_BACKEND_H
 #define CKPT_STUB_BACKEND_H
@@ -35,5 +37,11 @@ int stub_store_wipe(const char *store);
  * damage. @return 0 or -ENOENT.
  */
 int stub_region_bytes(const char *store, const char *region, uint8_t **bytes, uint64_t *len);
+
+/* While @p fails, store @p store answers stat with ETIMEDOUT (a member too slow to say). */
+void stub_store_stat_fails(const char *store, bool fails);
+
+/* Set region @p region of store @p store to epoch @p epoch. @return 0 or -ENOENT. */
+int stub_region_set_epoch(const char *store, const char *region, uint64_t epoch);
 
 #endif /* CKPT_STUB_BACKEND_H */
