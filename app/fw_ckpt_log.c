@@ -1,19 +1,12 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-#include <string.h>
-
 #include "fw_ckpt_log.h"
 
 #define RETRY_NS (100ull * 1000000) /* a full log is looked at again this often */
 
 void fw_ckpt_gap_marker(uint64_t seq, struct ckpt_rec *out)
 {
-	memset(out, 0, sizeof(*out));
-	out->flags = CKPT_REC_F_TOMBSTONE;
-	out->module_id = FW_CKPT_CORE_MODULE;
-	out->conn_id = 1;
-	out->generation = seq;
-	out->slot_pair = CKPT_REC_NO_SLOT;
-	out->key.family = 4; /* all-zero IPv4 key: no connection has it */
+	/* A core tombstone of no pair: what the log's reader can tell from every other record. */
+	fw_ckpt_pair_tombstone(CKPT_REC_NO_SLOT, seq, out);
 }
 
 void fw_ckpt_log_open(struct fw_ckpt_log *l, struct ckpt_region *r)

@@ -467,6 +467,26 @@ static int restore_one(const struct ckpt_rec *rec, void *arg)
  * Restore time: @p flows connections established by real handshakes and checkpointed into
  * @p target, then read back, validated, decoded and inserted into a fresh worker's table.
  */
+/*
+ * Worker 0's checkpointer on @p cc (the bench's secret filled in), attached to the worker.
+ * @return it, or NULL, said, with the worker torn down.
+ */
+static struct fw_checkpointer *bench_checkpointer(struct fw_ckpt_layout *cc, uint32_t flows)
+{
+	struct fw_checkpointer *k;
+
+	memcpy(cc->secret, secret, secret_len);
+	k = fw_checkpointer_create(cc, 0, worker.table, flows, 0);
+	if (k == NULL || fw_checkpointer_state(k) == NULL) {
+		fprintf(stderr, "fw_bench: checkpoint target %s unusable\n", cc->target);
+		fw_checkpointer_destroy(&k);
+		fw_teardown();
+		return NULL;
+	}
+	fw_worker_set_checkpointer(&worker, k);
+	return k;
+}
+
 static void run_restore(const char *target, uint32_t flows)
 {
 	static unsigned int seq;
@@ -492,17 +512,11 @@ static void run_restore(const char *target, uint32_t flows)
 	};
 	char state_name[PMU_NAME_MAX], log_name[PMU_NAME_MAX];
 
-	memcpy(cc.secret, secret, secret_len);
 	fw_ckpt_layout_state(&cc, 0, state_name, NULL);
 	fw_ckpt_layout_log(&cc, 0, log_name, NULL);
-	k = fw_checkpointer_create(&cc, 0, worker.table, flows, 0);
-	if (k == NULL || fw_checkpointer_state(k) == NULL) {
-		fprintf(stderr, "fw_bench: checkpoint target %s unusable\n", target);
-		fw_checkpointer_destroy(&k);
-		fw_teardown();
+	k = bench_checkpointer(&cc, flows);
+	if (k == NULL)
 		return;
-	}
-	fw_worker_set_checkpointer(&worker, k);
 	establish(flows);
 	while (worker.ckq->tail != worker.ckq->head)
 		fw_checkpointer_tick(k, fw_worker_now(&worker));
@@ -593,17 +607,11 @@ static void run_takeover(const char *target, uint32_t flows)
 	};
 	char state_name[PMU_NAME_MAX], log_name[PMU_NAME_MAX];
 
-	memcpy(cc.secret, secret, secret_len);
 	fw_ckpt_layout_state(&cc, 0, state_name, NULL);
 	fw_ckpt_layout_log(&cc, 0, log_name, NULL);
-	k = fw_checkpointer_create(&cc, 0, worker.table, flows, 0);
-	if (k == NULL || fw_checkpointer_state(k) == NULL) {
-		fprintf(stderr, "fw_bench: checkpoint target %s unusable\n", target);
-		fw_checkpointer_destroy(&k);
-		fw_teardown();
+	k = bench_checkpointer(&cc, flows);
+	if (k == NULL)
 		return;
-	}
-	fw_worker_set_checkpointer(&worker, k);
 	cl = ckpt_connect(target, &o);
 	t = fw_table_create("standby", flows + 1024, 1024, 0);
 	slots = fw_slots_create(0, flows);
