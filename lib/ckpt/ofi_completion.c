@@ -94,7 +94,7 @@ int ckpt_ofi_cq_progress(struct ofi_client *o)
 						 ((struct ofi_op *)err.op_context)->kind == OP_WRITE
 					 ? "remote write"
 					 : "remote read",
-				 fi_strerror(err.err),
+				 ckpt_ofi_strerror(err.err),
 				 fi_cq_strerror(o->cq, err.prov_errno, err.err_data, pbuf,
 						sizeof(pbuf)));
 			if (err.op_context != NULL)

@@ -6,6 +6,8 @@
  *
  * Files, bottom-up; each calls only the files listed before it (no cycles):
  *
+ *	ofi_lib.c        libfabric itself, loaded at the first connect (dlopen): the few
+ *	                 functions called by name
  *	ofi_fabric.c     libfabric objects: provider (fi_getinfo), fabric, domain, AV, CQ,
  *	                 endpoint; the server's endpoint address, checked, then inserted; the
  *	                 local buffers (staging, fence scratch, read bounce) and their MRs
@@ -52,6 +54,27 @@
  * standby that only reads, or a primary with nothing to flush, would be cut without it.
  */
 #define KEEPALIVE_MS 1000
+
+/*
+ * libfabric's functions that are called by name (the rest of its API is inline calls
+ * through the objects' ops tables): loaded with the library at the first connect.
+ */
+struct ckpt_ofi_lib {
+	int (*getinfo)(uint32_t version, const char *node, const char *service, uint64_t flags,
+		       const struct fi_info *hints, struct fi_info **info);
+	void (*freeinfo)(struct fi_info *info);
+	struct fi_info *(*dupinfo)(const struct fi_info *info);
+	int (*fabric)(struct fi_fabric_attr *attr, struct fid_fabric **fabric, void *context);
+	const char *(*strerror)(int errnum);
+	char *(*tostr)(const void *data, enum fi_type datatype);
+};
+
+/** libfabric, loaded on the first call. @return its functions, or NULL with errno ENOTSUP
+ *  (not installed, or not the ABI these headers describe: logged). Thread-safe. */
+const struct ckpt_ofi_lib *ckpt_ofi_lib(void);
+
+/** fi_strerror(), or a number when libfabric could not be loaded. */
+const char *ckpt_ofi_strerror(int fi_err);
 
 _Static_assert(CKPT_REC_MAX_LEN <= STAGE_SLOT, "a record fits one staging slot");
 

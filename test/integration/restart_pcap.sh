@@ -168,6 +168,12 @@ if [ "$mode" = server-late ]; then
 fi
 wait_for 30 settled "$fa" 0 || fail "phase a did not settle: $(tel /holdfast/ckpt)"
 echo "a: $(tel /holdfast/ckpt)"
+# libfabric is loaded by the first ofi+* connect, not at start: a pmem: firewall never pays
+# its load (100-230 ms of libpsm_infinipath's clock calibration on every start).
+case "$target" in
+  pmem:*) ! grep -q libfabric "/proc/$HF_PID/maps" || fail "holdfast on pmem: loaded libfabric" ;;
+  *) grep -q libfabric "/proc/$HF_PID/maps" || fail "holdfast on $target: libfabric not loaded" ;;
+esac
 case "$mode" in
 standby-*)
   PRIMARY=$HF_PID
