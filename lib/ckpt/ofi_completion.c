@@ -58,6 +58,8 @@ int ckpt_ofi_cq_progress(struct ofi_client *o)
 {
 	int seen = 0;
 
+	if (o->cq == NULL)
+		return 0; /* no endpoint yet: nothing posted */
 	for (;;) {
 		struct fi_cq_entry e[CQ_BATCH];
 		ssize_t n = fi_cq_read(o->cq, e, CQ_BATCH);

@@ -99,18 +99,12 @@ static bool endpoint_ok(const struct fi_info *info, const uint8_t *ep, size_t le
 	}
 }
 
-int ckpt_ofi_fabric_open(struct ckpt_client *c, const char *node, const uint8_t *ep, size_t ep_len)
+int ckpt_ofi_provider_find(struct ckpt_client *c, const char *node)
 {
 	struct ofi_client *o = oc(c);
-	struct fi_cq_attr cq_attr = {.format = FI_CQ_FORMAT_CONTEXT, .wait_obj = FI_WAIT_NONE};
-	struct fi_av_attr av_attr = {.type = FI_AV_TABLE};
-	/* zero-padded: string-addressed providers (shm) read up to a NUL */
-	uint8_t name[CKPT_PROTO_EP_MAX + 1] = {0};
-	const struct ckpt_ofi_lib *lib = ckpt_ofi_lib();
-	size_t stage_len;
 	int ret;
 
-	if (lib == NULL)
+	if (ckpt_ofi_lib() == NULL)
 		return -ENOTSUP; /* logged */
 	ret = get_info(c, node, true);
 	if (ret == 0) {
@@ -132,6 +126,20 @@ int ckpt_ofi_fabric_open(struct ckpt_client *c, const char *node, const uint8_t 
 			 c->target, o->prov);
 		return -ENOTSUP;
 	}
+	return 0;
+}
+
+int ckpt_ofi_fabric_open(struct ckpt_client *c, const uint8_t *ep, size_t ep_len)
+{
+	struct ofi_client *o = oc(c);
+	struct fi_cq_attr cq_attr = {.format = FI_CQ_FORMAT_CONTEXT, .wait_obj = FI_WAIT_NONE};
+	struct fi_av_attr av_attr = {.type = FI_AV_TABLE};
+	/* zero-padded: string-addressed providers (shm) read up to a NUL */
+	uint8_t name[CKPT_PROTO_EP_MAX + 1] = {0};
+	const struct ckpt_ofi_lib *lib = ckpt_ofi_lib(); /* loaded: the provider was found */
+	size_t stage_len;
+	int ret;
+
 	ret = lib->fabric(o->info->fabric_attr, &o->fabric, NULL);
 	if (ret)
 		return fab_fail(c, "fi_fabric", ret);
@@ -202,6 +210,27 @@ int ckpt_ofi_fabric_open(struct ckpt_client *c, const char *node, const uint8_t 
 	o->stage_desc = fi_mr_desc(o->stage_mr);
 	o->scratch_desc = fi_mr_desc(o->scratch_mr);
 	o->bounce_desc = fi_mr_desc(o->bounce_mr);
+	return 0;
+}
+
+int ckpt_ofi_fabric_need(struct ckpt_client *c)
+{
+	struct ofi_client *o = oc(c);
+	int ret;
+
+	if (o->ep != NULL)
+		return 0;
+	if (o->dead)
+		return o->dead;
+	ret = ckpt_ofi_fabric_open(c, o->srv_ep, o->srv_ep_len);
+	if (ret < 0) {
+		o->dead = ret; /* what is half open goes with the client */
+		return ret;
+	}
+	for (struct ckpt_region *r = c->regions; r != NULL; r = r->next)
+		((struct ofi_region *)r->be)->commit = o->rma_pmem && r->is_pmem;
+	ckpt_log(CKPT_LOG_INFO, LOG, "%s: endpoint open (provider %s%s)", c->target,
+		 o->info->fabric_attr->prov_name, o->rma_pmem ? ", FI_RMA_PMEM" : "");
 	return 0;
 }
 
