@@ -14,7 +14,9 @@
  *	busy            DELETE of a region another client has open gives EBUSY
  *	make R          create region R and leave (for other-tenant)
  *	lease           the owner renews a lease; STAT and LIST show it alive, then expired;
- *	                all that without a libfabric endpoint (made at the first write)
+ *	                all that without a libfabric endpoint (made at the first write);
+ *	                FI_OFI_RXM_MSG_RX_SIZE is then the client's 16, or as the environment
+ *	                set it (HF_WANT_RXM_MSG_RX_SIZE says which)
  *	no-provider     connecting must fail with ENODATA (no such libfabric provider here)
  *	idle S          a client that writes nothing for S seconds but polls (and so sends
  *	                keepalives) keeps its session: writes before and after become durable
@@ -293,6 +295,15 @@ static int check_lease(const char *target)
 	n = ckpt_ofi_test_has_endpoint(c);
 	printf("endpoint after a write: %s (want yes)\n", n == 1 ? "yes" : "no");
 	rc |= n != 1;
+	/* The client's ofi_rxm receive queue: its own default, or what the operator set. */
+	{
+		const char *got = getenv("FI_OFI_RXM_MSG_RX_SIZE");
+		const char *want = getenv("HF_WANT_RXM_MSG_RX_SIZE");
+
+		want = want ? want : "16";
+		printf("FI_OFI_RXM_MSG_RX_SIZE: %s (want %s)\n", got ? got : "unset", want);
+		rc |= got == NULL || strcmp(got, want) != 0;
+	}
 	ckpt_region_close(&r);
 	rc |= expect("delete", ckpt_region_delete(c, "probe-lease"), 0);
 	ckpt_disconnect(&c);
