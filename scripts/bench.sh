@@ -228,3 +228,9 @@ else
   BUILD=$BUILD SRC=$src bash "$src/test/integration/clients_failover.sh" 20 |
     grep -v '^kill [0-9]' || echo "bench.sh: the real-client failover run failed" >&2
 fi
+
+# Restart: kill -9 of a running holdfast and a new start, timed from the kill to "ready",
+# over pmem: and over a ckptsrv on ofi+tcp (hugepages when it can set them).
+echo
+/usr/bin/python3 "$(dirname "$0")/../bench/restart_bench.py" --build "$BUILD" --runs 10 ||
+  echo "bench.sh: the restart run failed" >&2
