@@ -75,7 +75,8 @@ const struct ckpt_ofi_lib *ckpt_ofi_lib(void);
 
 /**
  * The endpoint the data path needs, opened now if it is not yet (ckpt_ofi_fabric_open with
- * the provider connect found and the server's endpoint name it kept). A failure fails the client (o->dead), as a failed connect would have.
+ * the provider connect found and the server's endpoint name it kept). A failure fails the client
+ * (o->dead), as a failed connect would have.
  * @return 0 or a negative errno.
  */
 int ckpt_ofi_fabric_need(struct ckpt_client *c);

@@ -285,9 +285,13 @@ static int check_lease(const char *target)
 	rc |= n != 0;
 	{
 		static const uint8_t payload[8] = "lease";
-		struct ckpt_rec rec = {.module_id = 1, .slice_version = 1, .conn_id = 78,
-				       .generation = 1, .key = {.family = 4, .proto = 6},
-				       .payload_len = sizeof(payload), .payload = payload};
+		struct ckpt_rec rec = {.module_id = 1,
+				       .slice_version = 1,
+				       .conn_id = 78,
+				       .generation = 1,
+				       .key = {.family = 4, .proto = 6},
+				       .payload_len = sizeof(payload),
+				       .payload = payload};
 
 		rc |= expect("write", ckpt_slot_write(r, &rec, false, NULL), 0);
 		rc |= expect("sync", ckpt_sync(r), 0);
