@@ -117,13 +117,16 @@ static bool related_error(struct fw_worker *w, const struct fw_parsed *ps,
 	return fw_table_lookup(w->table, &key) != NULL;
 }
 
-/* The switch of the hot path: each protocol's modules, called directly. */
-static enum fw_verdict dispatch(struct fw_worker *w, struct fw_conn *c, const struct fw_pkt *p,
-				bool is_new, enum fw_drop_reason *why)
+/*
+ * The switch of the hot path: each protocol's modules, called directly. @p proto is the
+ * packet's, hence the key's: the connection's copy of the key is not in its hot line.
+ */
+static enum fw_verdict dispatch(struct fw_worker *w, uint8_t proto, struct fw_conn *c,
+				const struct fw_pkt *p, bool is_new, enum fw_drop_reason *why)
 {
 	enum fw_verdict v;
 
-	switch (c->key.proto) {
+	switch (proto) {
 	case IPPROTO_TCP:
 		w->cnt.mod_pkts[FW_MOD_TCP]++;
 		v = fw_tcp_packet(&w->ctx, c, p, is_new, why);
@@ -295,7 +298,7 @@ static enum fw_verdict decide(struct fw_worker *w, struct pkt_state *st, struct 
 	}
 	pkt.dir = (uint8_t)fw_conn_dir(c, st->side);
 	c->last_ns = now_ns;
-	v = dispatch(w, c, &pkt, is_new, &why);
+	v = dispatch(w, ps->proto, c, &pkt, is_new, &why);
 	if (v == FW_DROP && is_new) {
 		fw_table_del(w->table, c);
 		return drop(w, why);

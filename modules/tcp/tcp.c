@@ -23,6 +23,7 @@
 #include "tcp/fw_tcp.h"
 
 _Static_assert(sizeof(struct fw_tcp_slice) <= FW_TCP_SLICE_ROOM, "TCP slice fits its room");
+_Static_assert(FW_SLICE_ALIGNED(struct fw_tcp_slice, FW_TCP_SLICE_OFF), "slice aligned in the connection");
 _Static_assert(FW_TCP_PAYLOAD_LEN <= 1024, "TCP payload within CKPT_REC_MAX_PAYLOAD");
 
 #define TH_FIN 0x01
