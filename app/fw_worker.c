@@ -238,8 +238,12 @@ static int classify(struct fw_worker *w, const uint8_t *frame, uint32_t len, enu
 		return 0;
 	}
 	st->zone = zone;
-	st->side = fw_key_make(&st->key, st->ps.family, st->ps.proto, st->ps.saddr, st->ps.daddr,
-			       st->ps.sport, st->ps.dport);
+	if (st->ps.family == 4)
+		st->side = fw_key_make4(&st->key, st->ps.proto, st->ps.saddr, st->ps.daddr,
+					st->ps.sport, st->ps.dport);
+	else
+		st->side = fw_key_make(&st->key, st->ps.family, st->ps.proto, st->ps.saddr,
+				       st->ps.daddr, st->ps.sport, st->ps.dport);
 	return 1;
 }
 

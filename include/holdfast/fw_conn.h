@@ -93,6 +93,37 @@ _Static_assert(offsetof(struct fw_conn, ext) + FW_EXT_HOT == 64,
 int fw_key_make(struct fw_key *key, uint8_t family, uint8_t proto, const void *saddr,
 		const void *daddr, uint16_t sport, uint16_t dport);
 
+/**
+ * fw_key_make() for family 4, for the fast path: the same key and side, built in registers
+ * (no memset, memcmp or memcpy call for 4-byte addresses). Addresses at @p saddr/@p daddr
+ * (4 bytes each, network order, any alignment); ports in network order.
+ * @return the key side the source sits on (0 or 1).
+ */
+static inline int fw_key_make4(struct fw_key *key, uint8_t proto, const void *saddr,
+			       const void *daddr, uint16_t sport, uint16_t dport)
+{
+	uint32_t s, d, hs, hd;
+	int side;
+
+	__builtin_memcpy(&s, saddr, sizeof(s));
+	__builtin_memcpy(&d, daddr, sizeof(d));
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	hs = __builtin_bswap32(s);
+	hd = __builtin_bswap32(d);
+#else
+	hs = s;
+	hd = d;
+#endif
+	/* memcmp's order of the address bytes is the order of the big-endian numbers. */
+	side = hs > hd || (hs == hd && sport > dport);
+	*key = (struct fw_key){.family = 4, .proto = proto};
+	__builtin_memcpy(key->addr[0], side ? &d : &s, sizeof(s));
+	__builtin_memcpy(key->addr[1], side ? &s : &d, sizeof(s));
+	key->port[0] = side ? dport : sport;
+	key->port[1] = side ? sport : dport;
+	return side;
+}
+
 /** Secret of the connection-ID hash: per instance, so IDs cannot be steered from outside. */
 struct fw_id_secret {
 	uint64_t k[2];
