@@ -77,6 +77,29 @@ static void test_key_make4_equals_the_generic_key(void **state)
 	}
 }
 
+/* The word compare says equal exactly when the bytes are, whichever byte differs. */
+static void test_key_cmp_tells_keys_apart_by_every_byte(void **state)
+{
+	uint64_t x = 0x2545f4914f6cdd1dull;
+
+	(void)state;
+	for (int i = 0; i < 20000; i++) {
+		struct fw_key a, b;
+		const uint64_t r = rnd(&x);
+
+		for (size_t k = 0; k < sizeof(a); k += 8) {
+			uint64_t w = rnd(&x);
+
+			memcpy((uint8_t *)&a + k, &w, 8);
+		}
+		b = a;
+		assert_int_equal(fw_key_cmp(&a, &b, sizeof(a)), 0);
+		((uint8_t *)&b)[r % sizeof(b)] ^= (uint8_t)(1u << (r >> 8 & 7));
+		assert_int_not_equal(fw_key_cmp(&a, &b, sizeof(a)), 0);
+		assert_int_not_equal(memcmp(&a, &b, sizeof(a)), 0);
+	}
+}
+
 static void test_id_depends_on_secret_protocol_and_ports(void **state)
 {
 	const uint8_t a[4] = {198, 18, 0, 1}, b[4] = {198, 19, 0, 2};
@@ -110,6 +133,7 @@ int main(void)
 		cmocka_unit_test(test_key_is_the_same_from_both_directions),
 		cmocka_unit_test(test_key_orders_equal_addresses_by_port),
 		cmocka_unit_test(test_key_make4_equals_the_generic_key),
+		cmocka_unit_test(test_key_cmp_tells_keys_apart_by_every_byte),
 		cmocka_unit_test(test_id_depends_on_secret_protocol_and_ports),
 		cmocka_unit_test(test_secret_init_draws_random_keys),
 	};
