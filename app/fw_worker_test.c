@@ -18,6 +18,7 @@
 #include "fw_test_frame.h"
 #include <rte_ip.h>
 
+#include "fw_parse.h"
 #include "fw_worker.h"
 #include "ftp/fw_ftp.h"
 #include "tcp/fw_tcp.h"
@@ -110,6 +111,29 @@ static int teardown(void **state)
 	fw_acl_free((struct fw_acl **)&sh.acl);
 	fw_config_release(&conf);
 	return 0;
+}
+
+/*
+ * The NIC's checksum verdicts count only from a port that was set to check: GOOD skips
+ * the sum, BAD makes the frame malformed, anything else leaves it to the parser.
+ */
+static void test_worker_trusts_rx_checksum_flags_only_from_a_checking_port(void **state)
+{
+	struct fw_port_map checking = {.in_use = 1, .rx_ip_csum = 1}, plain = {.in_use = 1};
+	struct rte_mbuf m;
+
+	(void)state;
+	memset(&m, 0, sizeof(m));
+	m.ol_flags = RTE_MBUF_F_RX_IP_CKSUM_GOOD;
+	assert_int_equal(fw_worker_rx_checked(&checking, &m), FW_PARSE_IP_CSUM_GOOD);
+	assert_int_equal(fw_worker_rx_checked(&plain, &m), 0);
+	m.ol_flags = RTE_MBUF_F_RX_IP_CKSUM_BAD;
+	assert_int_equal(fw_worker_rx_checked(&checking, &m), -1);
+	assert_int_equal(fw_worker_rx_checked(&plain, &m), 0);
+	m.ol_flags = RTE_MBUF_F_RX_IP_CKSUM_UNKNOWN;
+	assert_int_equal(fw_worker_rx_checked(&checking, &m), 0);
+	m.ol_flags = RTE_MBUF_F_RX_IP_CKSUM_NONE;
+	assert_int_equal(fw_worker_rx_checked(&checking, &m), 0);
 }
 
 static void test_worker_rules_only_decide_openers(void **state)
@@ -381,6 +405,7 @@ static void test_worker_icmp_error_about_a_tracked_connection_passes(void **stat
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_worker_trusts_rx_checksum_flags_only_from_a_checking_port),
 		cmocka_unit_test_setup_teardown(test_worker_rules_only_decide_openers, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_worker_expires_by_protocol_and_state_timeouts,

@@ -364,8 +364,8 @@ static int min_setup(uint32_t flows, uint32_t entries)
 	if (min_hash == NULL)
 		return -1;
 	rte_hash_set_cmp_func(min_hash, fw_key_cmp); /* as fw_table_create does */
-	min_flows = rte_zmalloc("minimal", sizeof(*min_flows) *
-						   ((size_t)rte_hash_max_key_id(min_hash) + 1),
+	min_flows = rte_zmalloc("minimal",
+				sizeof(*min_flows) * ((size_t)rte_hash_max_key_id(min_hash) + 1),
 				RTE_CACHE_LINE_SIZE);
 	if (min_flows == NULL)
 		return -1;
@@ -373,7 +373,8 @@ static int min_setup(uint32_t flows, uint32_t entries)
 		int32_t pos;
 
 		write_flow(f, i, RTE_TCP_ACK_FLAG, 1001, 5001);
-		if (min_parse(f, FRAME_LEN, &k) == NULL || (pos = rte_hash_add_key(min_hash, &k)) < 0)
+		if (min_parse(f, FRAME_LEN, &k) == NULL ||
+		    (pos = rte_hash_add_key(min_hash, &k)) < 0)
 			return -1;
 		/* Its state written, as a handshake would: rte_zmalloc hands out fresh memory
 		 * untouched, and a first pass paying a page fault per flow measured the VM. */
@@ -522,8 +523,8 @@ static void compare(uint32_t flows, const char *how, unsigned int rounds, double
 	qsort(ratio, rounds, sizeof(*ratio), cmp_double);
 	snprintf(d, sizeof(d), "%.2f (%.2f-%.2f)", mid_mn > 0 ? mid_fw / mid_mn : 0, ratio[0],
 		 ratio[rounds - 1]);
-	printf("%-8u %-10s %-22s %-22s %-22s %-18s %8.2f\n", flows, how, spread(io, rounds, a, sizeof(a)),
-	       b, c, d, new_conns);
+	printf("%-8u %-10s %-22s %-22s %-22s %-18s %8.2f\n", flows, how,
+	       spread(io, rounds, a, sizeof(a)), b, c, d, new_conns);
 	fflush(stdout);
 }
 
@@ -938,9 +939,9 @@ int main(int argc, char **argv)
 			for (char *t = strtok_r(optarg, ",", &save); t && nflows < 8;
 			     t = strtok_r(NULL, ",", &save))
 				flow_counts[nflows++] = (uint32_t)strtoul(t, NULL, 10);
-		} else if (c == 'o' && (strcmp(optarg, "random") == 0 ||
-					strcmp(optarg, "sequential") == 0 ||
-					strcmp(optarg, "both") == 0)) {
+		} else if (c == 'o' &&
+			   (strcmp(optarg, "random") == 0 || strcmp(optarg, "sequential") == 0 ||
+			    strcmp(optarg, "both") == 0)) {
 			random_order = strcmp(optarg, "sequential") != 0;
 			sequential = strcmp(optarg, "random") != 0;
 		} else if (c == 'R' && atoi(optarg) >= 1 && atoi(optarg) <= MAX_ROUNDS) {
@@ -972,12 +973,13 @@ int main(int argc, char **argv)
 			if (strchr("krct", c) != NULL)
 				fprintf(stderr, "fw_bench: at most %d targets per -%c\n",
 					MAX_TARGETS, c);
-			fprintf(stderr, "usage: fw_bench [EAL] -- [-f 1000,100000] "
-					"[-o random|sequential|both] [-R ROUNDS (1-%d)]\n"
-					"       [-p PASS_SECONDS] [-s SECONDS] "
-					"[-k CKPT_TARGET]... [-r CKPT_TARGET]...\n"
-					"       [-c CKPT_TARGET|none]... [-C NEW_CONNS_PER_S] "
-					"[-t CKPT_TARGET]... [-S SECRET_FILE]\n",
+			fprintf(stderr,
+				"usage: fw_bench [EAL] -- [-f 1000,100000] "
+				"[-o random|sequential|both] [-R ROUNDS (1-%d)]\n"
+				"       [-p PASS_SECONDS] [-s SECONDS] "
+				"[-k CKPT_TARGET]... [-r CKPT_TARGET]...\n"
+				"       [-c CKPT_TARGET|none]... [-C NEW_CONNS_PER_S] "
+				"[-t CKPT_TARGET]... [-S SECRET_FILE]\n",
 				MAX_ROUNDS);
 			return 2;
 		}
@@ -989,8 +991,8 @@ int main(int argc, char **argv)
 	}
 	printf("Mpps: median (min-max) of %u alternating passes of %.1f s each\n"
 	       "%-8s %-10s %-22s %-22s %-22s %-18s %8s\n",
-	       rounds, pass_seconds, "flows", "order", "io loop", "minimal stateful",
-	       "holdfast", "holdfast/minimal", "new M/s");
+	       rounds, pass_seconds, "flows", "order", "io loop", "minimal stateful", "holdfast",
+	       "holdfast/minimal", "new M/s");
 	for (unsigned int k = 0; k < nflows; k++) {
 		/* Opening rate over at least 100k SYNs: fewer measure a cold start. */
 		const uint32_t opens = flow_counts[k] < 100000 ? 100000 : flow_counts[k];

@@ -23,7 +23,8 @@
 #include "tcp/fw_tcp.h"
 
 _Static_assert(sizeof(struct fw_tcp_slice) <= FW_TCP_SLICE_ROOM, "TCP slice fits its room");
-_Static_assert(FW_SLICE_ALIGNED(struct fw_tcp_slice, FW_TCP_SLICE_OFF), "slice aligned in the connection");
+_Static_assert(FW_SLICE_ALIGNED(struct fw_tcp_slice, FW_TCP_SLICE_OFF),
+	       "slice aligned in the connection");
 _Static_assert(FW_TCP_PAYLOAD_LEN <= 1024, "TCP payload within CKPT_REC_MAX_PAYLOAD");
 
 #define TH_FIN 0x01
@@ -513,8 +514,8 @@ bool fw_tcp_packet_fast(const struct fw_ctx *ctx, struct fw_conn *c, const struc
 	uint32_t snd_maxwin;
 	struct seg s;
 
-	if (t->state != FW_TCP_ESTABLISHED || p->dir > FW_DIR_REPLY ||
-	    p->hdr_len != TCP_MIN_HDR || p->l4_len < TCP_MIN_HDR || (h[12] >> 4) * 4 != TCP_MIN_HDR ||
+	if (t->state != FW_TCP_ESTABLISHED || p->dir > FW_DIR_REPLY || p->hdr_len != TCP_MIN_HDR ||
+	    p->l4_len < TCP_MIN_HDR || (h[12] >> 4) * 4 != TCP_MIN_HDR ||
 	    (h[13] & ~TH_PSH) != TH_ACK)
 		return false;
 	snd = &t->d[p->dir];

@@ -879,8 +879,8 @@ static void test_tcp_fast_path_leaves_the_rest_to_the_full_path(void **st)
 	assert_false(fast_takes(&t, O, ISN_O + 1, ISN_R + 1, T_ACK | T_SYN, 500, 0, NULL, 0));
 	assert_false(fast_takes(&t, O, ISN_O + 1, ISN_R + 1, T_PSH, 500, 0, NULL, 0));
 	/* off the window: sequence, acknowledgement of unsent data, ancient acknowledgement */
-	assert_false(fast_takes(&t, O, ISN_O + 1 + (WIN << 7) + 1, ISN_R + 1, T_ACK, 500, 1,
-				NULL, 0));
+	assert_false(
+		fast_takes(&t, O, ISN_O + 1 + (WIN << 7) + 1, ISN_R + 1, T_ACK, 500, 1, NULL, 0));
 	assert_false(fast_takes(&t, O, ISN_O + 1, ISN_R + 2, T_ACK, 500, 0, NULL, 0));
 	assert_false(fast_takes(&t, R, ISN_R + 1, ISN_O - (1u << 24), T_ACK, 500, 0, NULL, 0));
 	/* an in-window RST still closes the connection, through the full path */
@@ -935,8 +935,13 @@ static uint32_t near(uint64_t *x, uint32_t edge, uint32_t win)
 static void test_tcp_fast_path_decides_as_the_full_path_on_random_segments(void **st)
 {
 	static const uint8_t flag_set[] = {
-		T_ACK, T_ACK, T_ACK, T_ACK | T_PSH, T_ACK | T_PSH, T_ACK | T_FIN, T_RST,
-		T_RST | T_ACK, T_SYN, T_SYN | T_ACK, T_ACK | 0x20, T_ACK | 0x40, T_PSH, 0,
+		T_ACK,	       T_ACK,
+		T_ACK,	       T_ACK | T_PSH,
+		T_ACK | T_PSH, T_ACK | T_FIN,
+		T_RST,	       T_RST | T_ACK,
+		T_SYN,	       T_SYN | T_ACK,
+		T_ACK | 0x20,  T_ACK | 0x40,
+		T_PSH,	       0,
 	};
 	uint64_t x = 0x15f1a57u;
 	unsigned int fast = 0, drops = 0, total = 0;
@@ -961,8 +966,9 @@ static void test_tcp_fast_path_decides_as_the_full_path_on_random_segments(void 
 			const struct fw_tcp_slice *sl = fw_tcp_slice(&t.c);
 			const uint32_t win = sl->d[!dir].maxwin ? sl->d[!dir].maxwin : WIN;
 			/* mostly what an established connection carries, so that it lasts */
-			const uint8_t flags = (q >> 1 & 31) < 28 ? (q & 2 ? T_ACK : T_ACK | T_PSH)
-								  : flag_set[(q >> 6) % sizeof(flag_set)];
+			const uint8_t flags = (q >> 1 & 31) < 28
+						      ? (q & 2 ? T_ACK : T_ACK | T_PSH)
+						      : flag_set[(q >> 6) % sizeof(flag_set)];
 			const uint32_t len = (q >> 8 & 3) == 0 ? 0 : (uint32_t)(q >> 16) % 1401;
 			const uint32_t seqn = near(&x, sl->d[dir].end, win);
 			const uint32_t ackn = near(&x, sl->d[!dir].end, win);
@@ -975,7 +981,8 @@ static void test_tcp_fast_path_decides_as_the_full_path_on_random_segments(void 
 			if (!opts && fast_takes(&t, dir, seqn, ackn, flags, w, len, NULL, 0))
 				fast++;
 			if (opts)
-				assert_false(fast_takes(&t, dir, seqn, ackn, flags, w, len, sack, 12));
+				assert_false(
+					fast_takes(&t, dir, seqn, ackn, flags, w, len, sack, 12));
 			t.now += NS / 100;
 			if (seg_opts(&t, dir, seqn, ackn, flags, w, len, opts ? sack : NULL,
 				     opts ? 12 : 0) == FW_DROP)
