@@ -316,7 +316,8 @@ static enum fw_verdict decide(struct fw_worker *w, struct pkt_state *st, struct 
 	return FW_PASS;
 }
 
-int fw_worker_rx_checked(const struct fw_port_map *pm, const struct rte_mbuf *m)
+/* fw_worker_rx_checked, inlined into the burst loop. */
+static inline int rx_checked(const struct fw_port_map *pm, const struct rte_mbuf *m)
 {
 	if (!pm->rx_ip_csum)
 		return 0;
@@ -328,6 +329,11 @@ int fw_worker_rx_checked(const struct fw_port_map *pm, const struct rte_mbuf *m)
 	default: /* not IPv4, or not checked: the parser sums it */
 		return 0;
 	}
+}
+
+int fw_worker_rx_checked(const struct fw_port_map *pm, const struct rte_mbuf *m)
+{
+	return rx_checked(pm, m);
 }
 
 enum fw_verdict fw_worker_handle(struct fw_worker *w, const uint8_t *frame, uint32_t len,
@@ -434,7 +440,7 @@ static uint16_t burst(struct fw_worker *w, struct rte_mbuf **in, uint16_t n,
 		rte_prefetch0(in[k]);
 	for (uint16_t k = 0; k < n; k++) {
 		struct rte_mbuf *m = in[k];
-		const int checked = fw_worker_rx_checked(pm, m);
+		const int checked = rx_checked(pm, m);
 
 		if (k + PREFETCH_AHEAD < n)
 			rte_prefetch0(rte_pktmbuf_mtod(in[k + PREFETCH_AHEAD], void *));

@@ -364,7 +364,8 @@ static void negotiate(struct fw_tcp_slice *t)
 }
 
 /* Checks I and II on the sequence, III and IV on the acknowledgement. */
-static bool in_window(const struct fw_tcp_slice *t, int dir, const struct seg *s)
+static inline __attribute__((always_inline)) bool in_window(const struct fw_tcp_slice *t, int dir,
+							    const struct seg *s)
 {
 	const struct fw_tcp_dir *snd = &t->d[dir], *rcv = &t->d[!dir];
 	uint32_t end = s->seq + s->len;
@@ -402,7 +403,8 @@ static bool rst_acceptable(const struct fw_tcp_slice *t, int dir, const struct s
 
 /* Move the edges for an accepted segment; @return true when it newly acknowledged the
  * receiver's FIN. */
-static bool update_window(struct fw_tcp_slice *t, int dir, const struct seg *s)
+static inline __attribute__((always_inline)) bool update_window(struct fw_tcp_slice *t, int dir,
+								const struct seg *s)
 {
 	struct fw_tcp_dir *snd = &t->d[dir], *rcv = &t->d[!dir];
 	uint32_t end = s->seq + s->len;
