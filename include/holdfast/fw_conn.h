@@ -77,7 +77,7 @@ struct fw_conn {
 	uint8_t dirty;	   /**< bit (1 << module id): slice changed since its checkpoint */
 	uint8_t flags;
 	alignas(4) uint8_t ext[FW_EXT_SIZE];
-	struct fw_key key;
+	alignas(8) struct fw_key key;	/**< 8-aligned: rte_hash_crc reads keys in 8-byte words */
 	uint64_t id;			/**< keyed hash of the key (fw_conn_id) */
 	uint32_t slot_pair[FW_MOD_MAX]; /**< checkpoint slot pair per module, UINT32_MAX none */
 	uint64_t gen[FW_MOD_MAX];	/**< checkpoint generation per module */
