@@ -60,7 +60,11 @@ static void lib_load(void)
 	struct sigaction before[NSIG], now;
 	void *h;
 
-	/* Read by the provider when it initialises (at the first fi_getinfo), after this. */
+	/*
+	 * Read by the provider when it initialises (at the first fi_getinfo), after this.
+	 * setenv() races getenv() in other threads: here it runs once, at the first connect,
+	 * before any libfabric thread exists, and DPDK's threads do not read the environment.
+	 */
 	for (size_t i = 0; i < sizeof(rxm_defaults) / sizeof(rxm_defaults[0]); i++)
 		setenv(rxm_defaults[i].name, rxm_defaults[i].value, 0);
 
