@@ -848,7 +848,7 @@ int fw_checkpointer_io(struct fw_checkpointer *k, uint64_t now)
 		k->failures++;
 	publish_durable(k);
 	k->io_passes++;
-	k->io_tid = (int)rte_sys_gettid();
+	k->io_tid = rte_gettid();
 	return busy || inflight;
 }
 
