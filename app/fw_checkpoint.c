@@ -265,12 +265,16 @@ static struct rte_ring *ring_create(unsigned int worker, uint32_t cap)
 
 struct fw_checkpointer *fw_checkpointer_create(const struct fw_ckpt_layout *layout,
 					       unsigned int worker, struct fw_table *table,
-					       uint32_t queue_cap, unsigned int flags)
+					       uint32_t queue_cap, uint32_t ring_cap,
+					       unsigned int flags)
 {
 	struct fw_checkpointer *k;
 	int rc;
 
-	if (layout->pairs == 0 || layout->pairs > UINT32_MAX / 2 || queue_cap == 0) {
+	if (ring_cap == 0)
+		ring_cap = queue_cap < FW_CKPT_RING_MAX ? queue_cap : FW_CKPT_RING_MAX;
+	if (layout->pairs == 0 || layout->pairs > UINT32_MAX / 2 || queue_cap == 0 ||
+	    ring_cap > FW_CKPT_RING_MAX) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -285,7 +289,7 @@ struct fw_checkpointer *fw_checkpointer_create(const struct fw_ckpt_layout *layo
 	k->inline_io = true;
 	k->slots = fw_slots_create(0, (uint32_t)layout->pairs);
 	k->q.ring = calloc(queue_cap, sizeof(*k->q.ring));
-	k->ring = ring_create(worker, queue_cap < FW_CKPT_RING_MAX ? queue_cap : FW_CKPT_RING_MAX);
+	k->ring = ring_create(worker, ring_cap);
 	if (k->slots == NULL || k->q.ring == NULL || k->ring == NULL) {
 		fw_checkpointer_destroy(&k);
 		errno = ENOMEM;

@@ -77,17 +77,20 @@ static inline void fw_ckpt_queue_push(struct fw_ckpt_queue *q, struct fw_conn *c
 /**
  * Connect to @p layout's target and open worker @p worker's regions there (created on
  * first start), for the worker owning @p table, with room to queue @p queue_cap
- * connections (and to hand over min(@p queue_cap, FW_CKPT_RING_MAX) records). The I/O runs
- * inline (fw_checkpointer_set_inline) until a runner takes it (fw_ckpt_io_start). An unreachable target is not an error: the checkpointer starts down and
+ * connections (every connection it may hold: a full queue leaves a change waiting for its
+ * connection's next packet) and to hand @p ring_cap records over (0: min(@p queue_cap,
+ * FW_CKPT_RING_MAX)). The I/O runs inline (fw_checkpointer_set_inline) until a runner
+ * takes it (fw_ckpt_io_start). An unreachable target is not an error: the checkpointer starts down and
  * keeps retrying (fw_checkpointer_state() is NULL meanwhile). With FW_CKPT_DETACHED
  * nothing is opened until fw_checkpointer_attach().
  * @return the checkpointer, or NULL with errno for what retrying cannot fix
  *   (ckpt_err_transient: a region too small, bad target syntax, a refused secret), or
- *   ENOMEM, or EINVAL (no slot pairs, or too many).
+ *   ENOMEM, or EINVAL (no slot pairs, or too many; @p ring_cap over FW_CKPT_RING_MAX).
  */
 struct fw_checkpointer *fw_checkpointer_create(const struct fw_ckpt_layout *layout,
 					       unsigned int worker, struct fw_table *table,
-					       uint32_t queue_cap, unsigned int flags);
+					       uint32_t queue_cap, uint32_t ring_cap,
+					       unsigned int flags);
 
 /** Close what is open, forget the secret, free @p *kp; sets it to NULL. NULL is a no-op. */
 void fw_checkpointer_destroy(struct fw_checkpointer **kp);

@@ -24,6 +24,7 @@
 
 #include "fw_checkpoint.h"
 #include "fw_ckpt.h"
+#include "fw_ckpt_io.h"
 #include "fw_test_eal.h"
 #include "fw_test_frame.h"
 #include "fw_worker.h"
@@ -464,7 +465,7 @@ static void test_full_log_is_skipped_then_marked_once_state_is_durable(void **st
 	snprintf(target, sizeof(target), "pmem:/dev/shm/hf-gap-test.%d", getpid());
 	cc.target = target;
 	box_up(&a, "ga", 0);
-	k = fw_checkpointer_create(&cc, 0, a.w.table, 4096, 0);
+	k = fw_checkpointer_create(&cc, 0, a.w.table, 4096, 0, 0);
 	assert_non_null(k);
 	assert_non_null(fw_checkpointer_state(k));
 	assert_non_null(fw_checkpointer_log(k));
@@ -578,7 +579,7 @@ static void test_full_group_log_is_skipped_then_marked(void **state)
 		 files[2]);
 	cc.target = target;
 	box_up(&a, "gg", 0);
-	k = fw_checkpointer_create(&cc, 0, a.w.table, 4096, 0);
+	k = fw_checkpointer_create(&cc, 0, a.w.table, 4096, 0, 0);
 	assert_non_null(k);
 	assert_non_null(fw_checkpointer_state(k));
 	assert_non_null(fw_checkpointer_log(k));
@@ -673,7 +674,7 @@ static void test_reconnect_never_stalls_the_worker(void **state)
 	cc.secret_len = sizeof(secret);
 	box_up(&x, "rn", 0);
 	/* At start an attempt may wait (no port runs yet): it times out, and we start down. */
-	k = fw_checkpointer_create(&cc, 0, x.w.table, 64, 0);
+	k = fw_checkpointer_create(&cc, 0, x.w.table, 64, 0, 0);
 	assert_non_null(k);
 	assert_true(stats_of(k).down && fw_checkpointer_state(k) == NULL);
 	/* Afterwards, the worker's ticks only look: attempts wait on a thread of their own. */
@@ -746,7 +747,7 @@ static void test_window_edge_is_written_at_once(void **state)
 	memset(data, 'x', 200);
 	data[200] = 0;
 	box_up(&a, "ea", 0);
-	k = fw_checkpointer_create(&cc, 0, a.w.table, 64, 0);
+	k = fw_checkpointer_create(&cc, 0, a.w.table, 64, 0, 0);
 	assert_non_null(k);
 	fw_worker_set_checkpointer(&a.w, k);
 	fw_checkpointer_tick(k, S(1)); /* the idle look at the target: the next is 100 ms on */
@@ -817,9 +818,9 @@ static void store_remove(char files[3][64])
 }
 
 /* Box @p a with the appliance's checkpointer on @p target, region "res", room to queue
- * and hand over @p cap. */
-static struct fw_checkpointer *ckpt_box_up_cap(struct box *a, const char *target,
-					       uint8_t family, uint32_t cap)
+ * 1024 connections and to hand @p ring records over (0: as many). */
+static struct fw_checkpointer *ckpt_box_up_ring(struct box *a, const char *target,
+						uint8_t family, uint32_t ring)
 {
 	struct fw_ckpt_layout cc = {
 		.target = target,
@@ -834,7 +835,7 @@ static struct fw_checkpointer *ckpt_box_up_cap(struct box *a, const char *target
 
 	box_up_nth(a, 10 + 2 * store_seq);
 	a->family = family;
-	k = fw_checkpointer_create(&cc, 0, a->w.table, cap, 0);
+	k = fw_checkpointer_create(&cc, 0, a->w.table, 1024, ring, 0);
 	assert_non_null(k);
 	assert_non_null(fw_checkpointer_state(k));
 	assert_non_null(fw_checkpointer_log(k));
@@ -844,7 +845,7 @@ static struct fw_checkpointer *ckpt_box_up_cap(struct box *a, const char *target
 
 static struct fw_checkpointer *ckpt_box_up(struct box *a, const char *target, uint8_t family)
 {
-	return ckpt_box_up_cap(a, target, family, 1024);
+	return ckpt_box_up_ring(a, target, family, 0);
 }
 
 static void ckpt_box_down(struct box *a, struct fw_checkpointer **k)
@@ -1127,18 +1128,21 @@ static void expired_while_target_away(enum path path)
 }
 
 /* Every record of the log, in the order written. */
+#define LOG_ORDER_MAX 2048
+
 struct log_order {
 	uint32_t n;
-	uint32_t pair[256];
-	uint64_t gen[256];
-	bool tomb[256];
+	uint32_t pair[LOG_ORDER_MAX];
+	uint64_t gen[LOG_ORDER_MAX];
+	bool tomb[LOG_ORDER_MAX];
 };
 
 static int log_order_cb(const struct ckpt_rec *rec, void *arg)
 {
 	struct log_order *lo = arg;
 
-	if (fw_ckpt_is_gap(rec) || lo->n == 256)
+	assert_true(lo->n < LOG_ORDER_MAX);
+	if (fw_ckpt_is_gap(rec))
 		return 0;
 	lo->pair[lo->n] = rec->slot_pair;
 	lo->gen[lo->n] = rec->generation;
@@ -1209,7 +1213,7 @@ static void test_full_ring_loses_and_reorders_nothing(void **state)
 	(void)state;
 	memset(&lo, 0, sizeof(lo));
 	store_name(target, sizeof(target), false, files);
-	k = ckpt_box_up_cap(&a, target, 4, 16);
+	k = ckpt_box_up_ring(&a, target, 4, 16);
 	fw_checkpointer_set_inline(k, false);
 	for (uint16_t i = 0; i < 6; i++) {
 		assert_int_equal(pkt(&a, 6, 1000 + i, 80, false, 0x02, 100, 0, NULL, now), FW_PASS);
@@ -1270,6 +1274,67 @@ static void test_full_ring_loses_and_reorders_nothing(void **state)
 	assert_int_equal(take_over(&b, target, RESTART, 4, S(37)), 6);
 	assert_int_equal(pkt(&b, 6, 1003, 80, true, 0x10, 901, 101, NULL, S(37)), FW_PASS);
 	assert_int_equal(pkt(&b, 17, 2001, 53, true, 0, 0, 0, "r", S(37)), FW_DROP);
+	box_down(&b);
+	ckpt_box_down(&a, &k);
+	box_down(&a);
+	store_remove(files);
+}
+
+/*
+ * Issue 15, with a thread: the checkpoint I/O runs on a runner of its own (a control
+ * thread, as holdfast's default) while this thread is the worker, handing records over
+ * through a ring of 64 as fast as 300 UDP flows open and get their replies. Every record
+ * reaches the target, each pair's generations rising in the log; the worker never ran an
+ * I/O pass; a restart restores every flow.
+ */
+static void test_io_runner_takes_every_record_in_order(void **state)
+{
+	char target[256], files[3][64];
+	struct fw_checkpointer *k;
+	struct fw_ckpt_io *io;
+	struct ckpt_client_opts o = {.tenant = "holdfast"};
+	static struct log_order lo;
+	struct live_check lc = {&lo, 0};
+	struct ckpt_client *cl;
+	struct ckpt_region *log;
+	struct box a, b;
+	uint64_t now = S(1);
+
+	(void)state;
+	memset(&lo, 0, sizeof(lo));
+	store_name(target, sizeof(target), false, files);
+	k = ckpt_box_up_ring(&a, target, 4, 64);
+	io = fw_ckpt_io_start(&k, 1, FW_CKPT_IO_THREAD);
+	assert_non_null(io);
+	assert_string_equal(fw_ckpt_io_where(io), "thread hf-ckpt");
+	for (uint16_t i = 0; i < 300; i++) {
+		assert_int_equal(pkt(&a, 17, 3000 + i, 53, false, 0, 0, 0, "q", now), FW_PASS);
+		assert_int_equal(pkt(&a, 17, 3000 + i, 53, true, 0, 0, 0, "r", now), FW_PASS);
+		now += 100000;
+		assert_int_equal(fw_checkpointer_tick(k, now), 0);
+	}
+	for (int i = 0; i < 5000 && fw_checkpointer_lag(k) != 0; i++) {
+		now += 1000000;
+		assert_int_equal(fw_checkpointer_tick(k, now), 0);
+		usleep(1000);
+	}
+	assert_int_equal(fw_checkpointer_lag(k), 0);
+	fw_ckpt_io_stop(&io);
+	assert_null(io);
+	assert_true(stats_of(k).worker_io_passes == 0 && stats_of(k).io_passes > 0);
+	assert_true(stats_of(k).io_tid != 0 && stats_of(k).io_tid != rte_gettid());
+	assert_true(stats_of(k).failures == 0 && stats_of(k).slices[FW_MOD_UDP] >= 300);
+	assert_int_equal(ckpt_sync(fw_checkpointer_log(k)), 0);
+
+	cl = ckpt_connect(target, &o);
+	assert_non_null(cl);
+	assert_int_equal(ckpt_region_open(cl, "res.0.log", &log), 0);
+	assert_true(ckpt_log_read(log, log_order_cb, &lo, false, NULL) > 0);
+	fw_table_walk(a.w.table, live_is_in_log, &lc);
+	assert_int_equal(lc.slices, 300);
+	assert_int_equal(ckpt_region_close(&log), 0);
+	ckpt_disconnect(&cl);
+	assert_int_equal(take_over(&b, target, RESTART, 4, now), 300);
 	box_down(&b);
 	ckpt_box_down(&a, &k);
 	box_down(&a);
@@ -1461,6 +1526,7 @@ int main(void)
 		cmocka_unit_test(test_slots_keep_generations_across_owners),
 		cmocka_unit_test(test_slots_owed_pair_waits_for_its_tombstone),
 		cmocka_unit_test(test_full_ring_loses_and_reorders_nothing),
+		cmocka_unit_test(test_io_runner_takes_every_record_in_order),
 		cmocka_unit_test(test_restored_connections_are_whole_and_keep_strict_tracking),
 		cmocka_unit_test(test_restore_drops_what_it_cannot_trust),
 		cmocka_unit_test(test_shadow_keeps_the_newest_slice_whatever_the_order),

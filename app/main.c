@@ -483,7 +483,7 @@ static int checkpoint_start(const struct fw_config *conf)
 	}
 	for (unsigned int i = 0; i < nworkers; i++) {
 		struct fw_checkpointer *k =
-			fw_checkpointer_create(&layout, i, workers[i].table, conf->max_conns,
+			fw_checkpointer_create(&layout, i, workers[i].table, conf->max_conns, 0,
 					       conf->standby ? FW_CKPT_DETACHED : 0);
 
 		if (k == NULL) {
