@@ -908,7 +908,10 @@ struct fw_slots *fw_checkpointer_slots(const struct fw_checkpointer *k)
 void fw_checkpointer_stats(const struct fw_checkpointer *k, struct fw_ckpt_stats *out)
 {
 	const uint64_t queued = k->q.tail - k->q.head;
-	const uint64_t since = __atomic_load_n(&k->since_pub, __ATOMIC_RELAXED);
+	const uint64_t handed = __atomic_load_n(&k->pushed, __ATOMIC_RELAXED) -
+				__atomic_load_n(&k->durable_pub, __ATOMIC_RELAXED);
+	/* The worker forgets durable batches at its next tick: none is left when all are. */
+	const uint64_t since = handed ? __atomic_load_n(&k->since_pub, __ATOMIC_RELAXED) : 0;
 	uint64_t oldest = queued ? k->q.oldest_ns : 0;
 
 	/* The oldest change not durable: still queued, or handed over and not durable yet. */
@@ -921,8 +924,7 @@ void fw_checkpointer_stats(const struct fw_checkpointer *k, struct fw_ckpt_stats
 		.failures = k->failures + k->w_failures,
 		.deferred = k->deferred,
 		.ring_full = k->ring_full,
-		.handed = __atomic_load_n(&k->pushed, __ATOMIC_RELAXED) -
-			  __atomic_load_n(&k->durable_pub, __ATOMIC_RELAXED),
+		.handed = handed,
 		.log_records = k->log.records,
 		.log_gaps = k->log.gaps,
 		.queued = queued,

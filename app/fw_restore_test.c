@@ -1223,6 +1223,9 @@ static void test_full_ring_loses_and_reorders_nothing(void **state)
 	assert_int_equal(fw_checkpointer_tick(k, now), 0);
 	assert_int_equal(stats_of(k).handed, 12);
 	assert_int_equal(stats_of(k).queued, 0);
+	/* Handed over is not durable: the recovery point still holds them, as old as queued. */
+	assert_int_equal(fw_checkpointer_lag(k), 12);
+	assert_true(stats_of(k).oldest_ns == S(1));
 	/* The next step of every handshake: four fit, two stay queued and dirty. */
 	for (uint16_t i = 0; i < 6; i++)
 		assert_int_equal(pkt(&a, 6, 1000 + i, 80, true, 0x12, 900, 101, NULL, now),
@@ -1256,6 +1259,7 @@ static void test_full_ring_loses_and_reorders_nothing(void **state)
 	}
 	assert_int_equal(fw_checkpointer_lag(k), 0);
 	assert_int_equal(stats_of(k).tombstones_owed, 0);
+	assert_true(stats_of(k).oldest_ns == 0 && stats_of(k).handed == 0);
 	assert_true(stats_of(k).failures == 0 && stats_of(k).worker_io_passes == 0);
 	assert_int_equal(ckpt_sync(fw_checkpointer_log(k)), 0);
 

@@ -550,6 +550,8 @@ static void checkpoint_stop(void)
 			continue;
 		/* Fenced, nothing more is ours to write: the target would refuse it anyway. */
 		if (!shared.fenced) {
+			/* What is queued goes now, however young its batch. */
+			fw_checkpointer_queue(k)->now = true;
 			fw_checkpointer_tick(k, fw_worker_now(&workers[i]));
 			if (fw_checkpointer_state(k) != NULL)
 				ckpt_sync(fw_checkpointer_state(k));
