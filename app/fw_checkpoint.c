@@ -128,6 +128,8 @@ struct fw_checkpointer {
 	} imark[IO_MARKS];
 	uint32_t imhead, imtail;
 	uint64_t durable;		    /* records durable, as the I/O side knows it */
+	uint64_t durable_told;		    /* the last durable_pub written */
+	uint64_t resync_seen;		    /* the last resync request the worker served */
 	uint64_t flushed_state, flushed_log; /* the posted tickets last flushed */
 	/* counters (fw_ckpt_stats) */
 	uint64_t slices[FW_MOD_MAX];
@@ -718,16 +720,27 @@ static int write_item(struct fw_checkpointer *k, struct item *it)
 	return 0;
 }
 
-/* What became durable, told to the worker (not while it owes a resync: see resync()). */
+/*
+ * What became durable, told to the worker (not while it owes a resync: see resync()). The
+ * worker's lines are read only while a resync is owed, and durable_pub written only when
+ * it moves: the worker reads it every pass, and a line the other side keeps writing or
+ * reading costs it a miss each time.
+ */
 static void publish_durable(struct fw_checkpointer *k)
 {
 	const uint64_t d = k->r ? ckpt_durable(k->r) : 0;
 
 	while (k->imhead != k->imtail && k->imark[k->imhead % IO_MARKS].ticket <= d)
 		k->durable = k->imark[k->imhead++ % IO_MARKS].seq;
-	if (__atomic_load_n(&k->resync_done, __ATOMIC_ACQUIRE) != k->sig.resync_req)
-		return;
-	__atomic_store_n(&k->durable_pub, k->durable, __ATOMIC_RELEASE);
+	if (k->resync_seen != k->sig.resync_req) {
+		if (__atomic_load_n(&k->resync_done, __ATOMIC_ACQUIRE) != k->sig.resync_req)
+			return;
+		k->resync_seen = k->sig.resync_req;
+	}
+	if (k->durable != k->durable_told) {
+		__atomic_store_n(&k->durable_pub, k->durable, __ATOMIC_RELEASE);
+		k->durable_told = k->durable;
+	}
 }
 
 static void imark_add(struct fw_checkpointer *k)

@@ -1189,6 +1189,52 @@ static int live_is_in_log(struct fw_conn *c, void *arg)
 	return 0;
 }
 
+/* The newest record of every pair in a state region, as a restore would see it. */
+struct pair_newest {
+	uint64_t gen[PAIRS];
+	bool tomb[PAIRS];
+	uint16_t len[PAIRS];
+	uint8_t payload[PAIRS][64];
+	unsigned int slices;
+};
+
+static int pair_newest_cb(const struct ckpt_rec *rec, void *arg)
+{
+	struct pair_newest *pn = arg;
+
+	assert_true(rec->slot_pair < PAIRS && rec->payload_len <= sizeof(pn->payload[0]));
+	pn->gen[rec->slot_pair] = rec->generation;
+	pn->tomb[rec->slot_pair] = (rec->flags & CKPT_REC_F_TOMBSTONE) != 0;
+	pn->len[rec->slot_pair] = rec->payload_len;
+	memcpy(pn->payload[rec->slot_pair], rec->payload, rec->payload_len);
+	return 0;
+}
+
+/* A live connection's every slice, as it is now, is its pair's newest record in the state
+ * region: same generation, same bytes. */
+static int live_is_in_state(struct fw_conn *c, void *arg)
+{
+	struct pair_newest *pn = arg;
+
+	for (int m = 1; m < FW_MOD_MAX; m++) {
+		uint8_t payload[CKPT_REC_MAX_PAYLOAD];
+		struct ckpt_rec rec;
+		const uint32_t p = c->slot_pair[m];
+
+		if (!(c->present & (1u << m)))
+			continue;
+		assert_true(p < PAIRS);
+		assert_false(pn->tomb[p]);
+		assert_true(pn->gen[p] == c->gen[m]);
+		assert_int_equal(fw_ckpt_slice(c, (enum fw_module_id)m, payload, sizeof(payload), &rec),
+				 0);
+		assert_int_equal(rec.payload_len, pn->len[p]);
+		assert_memory_equal(payload, pn->payload[p], rec.payload_len);
+		pn->slices++;
+	}
+	return 0;
+}
+
 /*
  * Issue 15: the worker hands records over through a ring of 16, and nobody takes them
  * until told (the I/O side runs when the test says, as a thread of its own would). Six
@@ -1204,6 +1250,7 @@ static void test_full_ring_loses_and_reorders_nothing(void **state)
 	struct fw_checkpointer *k;
 	struct ckpt_client_opts o = {.tenant = "holdfast"};
 	static struct log_order lo;
+	static struct pair_newest pn;
 	struct live_check lc = {&lo, 0};
 	struct ckpt_client *cl;
 	struct ckpt_region *log;
@@ -1242,13 +1289,22 @@ static void test_full_ring_loses_and_reorders_nothing(void **state)
 	assert_true(a.w.cnt.conn_expired == 6 && fw_table_count(a.w.table) == 6);
 	assert_int_equal(stats_of(k).tombstones_owed, 6);
 	assert_true(fw_checkpointer_lag(k) >= 6 + 2 + 16);
-	/* The I/O side runs now, the worker goes on: the handshakes finish. */
+	/* The I/O side runs now: every change made so far reaches the state region, the two
+	 * handshake steps that waited behind the full ring too. */
 	now = S(36);
-	for (int i = 0; i < 10; i++) {
+	for (int i = 0; i < 1000 && fw_checkpointer_lag(k) != 0; i++) {
 		now += 1000000;
 		fw_checkpointer_io(k, now);
 		fw_checkpointer_tick(k, now);
 	}
+	assert_int_equal(fw_checkpointer_lag(k), 0);
+	memset(&pn, 0, sizeof(pn));
+	assert_int_equal(ckpt_state_scan(fw_checkpointer_state(k), CKPT_SCAN_TOMBSTONES,
+					 pair_newest_cb, &pn, NULL),
+			 0);
+	fw_table_walk(a.w.table, live_is_in_state, &pn);
+	assert_int_equal(pn.slices, 6);
+	/* The worker goes on: the handshakes finish. */
 	for (uint16_t i = 0; i < 6; i++)
 		assert_int_equal(pkt(&a, 6, 1000 + i, 80, false, 0x10, 101, 901, NULL, now),
 				 FW_PASS);
