@@ -66,7 +66,7 @@ _Static_assert(sizeof(struct item) == 192 && sizeof(struct item) % 4 == 0,
 struct fw_checkpointer {
 	/* ---- the worker's side: written by the worker's thread only ---- */
 	struct fw_ckpt_queue q;
-	struct rte_ring *ring; /* SP: the worker, SC: the I/O side */
+	struct rte_ring *ring;	/* SP: the worker, SC: the I/O side */
 	struct fw_table *table; /* walked to resynchronise after the target comes back */
 	struct fw_slots *slots;
 	uint64_t pushed;      /* records handed over (read by any thread: fw_checkpointer_lag) */
@@ -127,9 +127,9 @@ struct fw_checkpointer {
 		uint64_t seq, ticket;
 	} imark[IO_MARKS];
 	uint32_t imhead, imtail;
-	uint64_t durable;		    /* records durable, as the I/O side knows it */
-	uint64_t durable_told;		    /* the last durable_pub written */
-	uint64_t resync_seen;		    /* the last resync request the worker served */
+	uint64_t durable;		     /* records durable, as the I/O side knows it */
+	uint64_t durable_told;		     /* the last durable_pub written */
+	uint64_t resync_seen;		     /* the last resync request the worker served */
 	uint64_t flushed_state, flushed_log; /* the posted tickets last flushed */
 	/* counters (fw_ckpt_stats) */
 	uint64_t slices[FW_MOD_MAX];
@@ -562,8 +562,7 @@ static void marks_trim(struct fw_checkpointer *k)
 		return;
 	while (k->mhead != k->mtail && k->mark[k->mhead % MARKS].seq <= durable)
 		k->mhead++;
-	__atomic_store_n(&k->since_pub,
-			 k->mhead != k->mtail ? k->mark[k->mhead % MARKS].since : 0,
+	__atomic_store_n(&k->since_pub, k->mhead != k->mtail ? k->mark[k->mhead % MARKS].since : 0,
 			 __ATOMIC_RELAXED);
 }
 
@@ -634,7 +633,7 @@ static void drain(struct fw_checkpointer *k, uint64_t now)
 					k->w_failures++; /* stays dirty: its next change retries */
 			}
 			if (rc == -ENOBUFS) {
-				/* Stays queued, dirty as it is: the next drain goes on from here. */
+				/* Stays queued and dirty: the next drain goes on from here. */
 				k->ring_full++;
 				break;
 			}
@@ -780,9 +779,8 @@ static int write_held(struct fw_checkpointer *k)
 
 	while (k->taken - before < FW_CKPT_RING_MAX) {
 		if (k->hpos == k->held) {
-			k->held = rte_ring_sc_dequeue_burst_elem(k->ring, k->items,
-								 sizeof(k->items[0]), IO_BURST,
-								 NULL);
+			k->held = rte_ring_sc_dequeue_burst_elem(
+				k->ring, k->items, sizeof(k->items[0]), IO_BURST, NULL);
 			k->hpos = 0;
 			if (k->held == 0)
 				break;

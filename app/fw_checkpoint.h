@@ -80,9 +80,9 @@ static inline void fw_ckpt_queue_push(struct fw_ckpt_queue *q, struct fw_conn *c
  * connections (every connection it may hold: a full queue leaves a change waiting for its
  * connection's next packet) and to hand @p ring_cap records over (0: min(@p queue_cap,
  * FW_CKPT_RING_MAX)). The I/O runs inline (fw_checkpointer_set_inline) until a runner
- * takes it (fw_ckpt_io_start). An unreachable target is not an error: the checkpointer starts down and
- * keeps retrying (fw_checkpointer_state() is NULL meanwhile). With FW_CKPT_DETACHED
- * nothing is opened until fw_checkpointer_attach().
+ * takes it (fw_ckpt_io_start). An unreachable target is not an error: the checkpointer
+ * starts down and keeps retrying (fw_checkpointer_state() is NULL meanwhile). With
+ * FW_CKPT_DETACHED nothing is opened until fw_checkpointer_attach().
  * @return the checkpointer, or NULL with errno for what retrying cannot fix
  *   (ckpt_err_transient: a region too small, bad target syntax, a refused secret), or
  *   ENOMEM, or EINVAL (no slot pairs, or too many; @p ring_cap over FW_CKPT_RING_MAX).
@@ -193,10 +193,10 @@ struct fw_ckpt_stats {
 	uint64_t worker_io_passes; /**< I/O passes the worker ran itself (inline) */
 	uint64_t io_passes;	   /**< I/O passes that found work, by whichever thread */
 	int io_tid;		   /**< Linux thread id of the last one (0: none yet) */
-	bool down;	   /**< the target is away */
-	bool reconnecting; /**< an attempt runs on its thread */
-	bool log_gap;	   /**< the log skipped records and has no marker yet */
-	bool due_now;	   /**< a queued change is due at the next tick */
+	bool down;		   /**< the target is away */
+	bool reconnecting;	   /**< an attempt runs on its thread */
+	bool log_gap;		   /**< the log skipped records and has no marker yet */
+	bool due_now;		   /**< a queued change is due at the next tick */
 };
 
 void fw_checkpointer_stats(const struct fw_checkpointer *k, struct fw_ckpt_stats *out);

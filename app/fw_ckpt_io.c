@@ -68,8 +68,7 @@ static void *run_thread(void *arg)
 	return NULL;
 }
 
-struct fw_ckpt_io *fw_ckpt_io_start(struct fw_checkpointer *const *ks, unsigned int n,
-				    int lcore)
+struct fw_ckpt_io *fw_ckpt_io_start(struct fw_checkpointer *const *ks, unsigned int n, int lcore)
 {
 	struct fw_ckpt_io *io;
 	int rc;

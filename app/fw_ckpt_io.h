@@ -35,8 +35,7 @@ struct fw_ckpt_io;
  * @return the runner, or NULL with errno: EINVAL (@p lcore is not an enabled lcore, or is
  *   the main lcore), EBUSY (it runs something already), ENOMEM, or the thread's error.
  */
-struct fw_ckpt_io *fw_ckpt_io_start(struct fw_checkpointer *const *ks, unsigned int n,
-				    int lcore);
+struct fw_ckpt_io *fw_ckpt_io_start(struct fw_checkpointer *const *ks, unsigned int n, int lcore);
 
 /**
  * Stop the runner and wait for it; the checkpointers' I/O runs inside their ticks again.

@@ -819,8 +819,8 @@ static void store_remove(char files[3][64])
 
 /* Box @p a with the appliance's checkpointer on @p target, region "res", room to queue
  * 1024 connections and to hand @p ring records over (0: as many). */
-static struct fw_checkpointer *ckpt_box_up_ring(struct box *a, const char *target,
-						uint8_t family, uint32_t ring)
+static struct fw_checkpointer *ckpt_box_up_ring(struct box *a, const char *target, uint8_t family,
+						uint32_t ring)
 {
 	struct fw_ckpt_layout cc = {
 		.target = target,
@@ -1226,8 +1226,8 @@ static int live_is_in_state(struct fw_conn *c, void *arg)
 		assert_true(p < PAIRS);
 		assert_false(pn->tomb[p]);
 		assert_true(pn->gen[p] == c->gen[m]);
-		assert_int_equal(fw_ckpt_slice(c, (enum fw_module_id)m, payload, sizeof(payload), &rec),
-				 0);
+		assert_int_equal(
+			fw_ckpt_slice(c, (enum fw_module_id)m, payload, sizeof(payload), &rec), 0);
 		assert_int_equal(rec.payload_len, pn->len[p]);
 		assert_memory_equal(payload, pn->payload[p], rec.payload_len);
 		pn->slices++;

@@ -179,10 +179,11 @@ static int ckpt_lcore_check(const struct fw_config *conf)
 			break;
 		used += (size_t)n;
 	}
-	if (conf->ckpt_lcore >= RTE_MAX_LCORE || !rte_lcore_is_enabled((unsigned)conf->ckpt_lcore)) {
+	if (conf->ckpt_lcore >= RTE_MAX_LCORE ||
+	    !rte_lcore_is_enabled((unsigned)conf->ckpt_lcore)) {
 		LOG(ERR,
-		    "ckpt-lcore %d: lcore %d is not in the EAL core list (lcores %s); give it to EAL "
-		    "(-l %s,%d), or use ckpt-lcore thread\n",
+		    "ckpt-lcore %d: lcore %d is not in the EAL core list (lcores %s); give it to "
+		    "EAL (-l %s,%d), or use ckpt-lcore thread\n",
 		    conf->ckpt_lcore, conf->ckpt_lcore, list, list, conf->ckpt_lcore);
 		return -EINVAL;
 	}
@@ -194,7 +195,8 @@ static int ckpt_lcore_check(const struct fw_config *conf)
 		return -EINVAL;
 	}
 	if (strcmp(conf->ckpt_target, "none") == 0)
-		LOG(NOTICE, "ckpt-lcore %d: no checkpoint target (ckpt none); lcore %d stays idle\n",
+		LOG(NOTICE,
+		    "ckpt-lcore %d: no checkpoint target (ckpt none); lcore %d stays idle\n",
 		    conf->ckpt_lcore, conf->ckpt_lcore);
 	return 0;
 }
@@ -433,7 +435,7 @@ static int ckpt_io_start(const struct fw_config *conf)
 		ks[i] = workers[i].ckpt;
 	ckpt_io = fw_ckpt_io_start(ks, nworkers,
 				   conf->ckpt_lcore == FW_CKPT_LCORE_THREAD ? FW_CKPT_IO_THREAD
-									: conf->ckpt_lcore);
+									    : conf->ckpt_lcore);
 	if (ckpt_io == NULL) {
 		LOG(ERR, "checkpoint I/O: %s\n", strerror(errno));
 		return -errno;

@@ -759,8 +759,8 @@ static void churn_table(const char *const *targets, unsigned int n, const bool *
 				continue;
 			for (int w = 0; w < IO_WAYS; w++)
 				if (ways[w])
-					mpps[t][w][r] = run_churn(targets[t], (enum io_way)w, 100000,
-								  rate, seconds);
+					mpps[t][w][r] = run_churn(targets[t], (enum io_way)w,
+								  100000, rate, seconds);
 		}
 	}
 	spread(memcpy(ratio, off, rounds * sizeof(*off)), rounds, o);
@@ -840,7 +840,8 @@ int main(int argc, char **argv)
 		} else if (c == 'I') {
 			char *save = NULL;
 
-			for (char *t = strtok_r(optarg, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+			for (char *t = strtok_r(optarg, ",", &save); t;
+			     t = strtok_r(NULL, ",", &save)) {
 				int w = 0;
 
 				while (w < IO_WAYS && strcmp(t, io_way_name[w]) != 0)
