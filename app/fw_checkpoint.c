@@ -612,6 +612,11 @@ static void drain(struct fw_checkpointer *k, uint64_t now)
 	const uint64_t since = k->q.head != k->q.tail ? k->q.oldest_ns : now;
 	const uint64_t before = k->pushed;
 
+	/* Full: no encode to undo (the I/O side is behind; this pass forwards instead). */
+	if (rte_ring_full(k->ring)) {
+		k->ring_full++;
+		return;
+	}
 	if (settle_owed(k) != 0) {
 		k->ring_full++;
 		goto out;
