@@ -693,7 +693,9 @@ static void test_reconnect_never_stalls_the_worker(void **state)
 	}
 	assert_false(stats_of(k).reconnecting); /* the attempt ended, and failed */
 	assert_true(stats_of(k).down && stats_of(k).reconnects == 0);
-	assert_true(worst < 20000000); /* an attempt takes >= 1 s (the timeout); a tick far less */
+	/* An attempt takes >= 1 s (the timeout); a tick that waited for one would too. Half
+	 * of that tells them apart on a loaded machine (20 ms failed under load). */
+	assert_true(worst < 500000000);
 	fw_checkpointer_destroy(&k);
 	box_down(&x);
 	close(fd);

@@ -21,8 +21,9 @@
 #include "tcp/fw_tcp.h"
 #include "udp/fw_udp.h"
 
-#define SWEEP_BUDGET 64
-#define WALL_SYNC_NS 1000000000ull /* how often the wall clock offset is measured again */
+#define SWEEP_BUDGET   64
+#define PREFETCH_AHEAD 4	     /* frames whose first line is fetched while one is parsed */
+#define WALL_SYNC_NS   1000000000ull /* how often the wall clock offset is measured again */
 
 static int expect_add(struct fw_ctx *ctx, struct fw_conn *master, const struct fw_expect *e)
 {
@@ -117,13 +118,16 @@ static bool related_error(struct fw_worker *w, const struct fw_parsed *ps,
 	return fw_table_lookup(w->table, &key) != NULL;
 }
 
-/* The switch of the hot path: each protocol's modules, called directly. */
-static enum fw_verdict dispatch(struct fw_worker *w, struct fw_conn *c, const struct fw_pkt *p,
-				bool is_new, enum fw_drop_reason *why)
+/*
+ * The switch of the hot path: each protocol's modules, called directly. @p proto is the
+ * packet's, hence the key's: the connection's copy of the key is not in its hot line.
+ */
+static enum fw_verdict dispatch(struct fw_worker *w, uint8_t proto, struct fw_conn *c,
+				const struct fw_pkt *p, bool is_new, enum fw_drop_reason *why)
 {
 	enum fw_verdict v;
 
-	switch (c->key.proto) {
+	switch (proto) {
 	case IPPROTO_TCP:
 		w->cnt.mod_pkts[FW_MOD_TCP]++;
 		v = fw_tcp_packet(&w->ctx, c, p, is_new, why);
@@ -202,13 +206,13 @@ static enum fw_verdict classify_other(struct fw_worker *w, const uint8_t *frame,
  * Everything decided without a connection lookup. @return 1 when the frame needs its
  * connection (TCP/UDP), 0 when *@p v is final.
  */
-static int classify(struct fw_worker *w, const uint8_t *frame, uint32_t len, enum fw_zone zone,
-		    struct pkt_state *st, enum fw_verdict *v)
+static int classify(struct fw_worker *w, const uint8_t *frame, uint32_t len, unsigned int checked,
+		    enum fw_zone zone, struct pkt_state *st, enum fw_verdict *v)
 {
 	const struct fw_config *conf = w->sh->conf;
 
 	st->reject = false;
-	switch (fw_parse(frame, len, &st->ps)) {
+	switch (fw_parse_with(frame, len, checked, &st->ps)) {
 	case FW_PARSE_OK:
 		break;
 	case FW_PARSE_ARP:
@@ -235,8 +239,12 @@ static int classify(struct fw_worker *w, const uint8_t *frame, uint32_t len, enu
 		return 0;
 	}
 	st->zone = zone;
-	st->side = fw_key_make(&st->key, st->ps.family, st->ps.proto, st->ps.saddr, st->ps.daddr,
-			       st->ps.sport, st->ps.dport);
+	if (st->ps.family == 4)
+		st->side = fw_key_make4(&st->key, st->ps.proto, st->ps.saddr, st->ps.daddr,
+					st->ps.sport, st->ps.dport);
+	else
+		st->side = fw_key_make(&st->key, st->ps.family, st->ps.proto, st->ps.saddr,
+				       st->ps.daddr, st->ps.sport, st->ps.dport);
 	return 1;
 }
 
@@ -295,7 +303,7 @@ static enum fw_verdict decide(struct fw_worker *w, struct pkt_state *st, struct 
 	}
 	pkt.dir = (uint8_t)fw_conn_dir(c, st->side);
 	c->last_ns = now_ns;
-	v = dispatch(w, c, &pkt, is_new, &why);
+	v = dispatch(w, ps->proto, c, &pkt, is_new, &why);
 	if (v == FW_DROP && is_new) {
 		fw_table_del(w->table, c);
 		return drop(w, why);
@@ -308,13 +316,33 @@ static enum fw_verdict decide(struct fw_worker *w, struct pkt_state *st, struct 
 	return FW_PASS;
 }
 
+/* fw_worker_rx_checked, inlined into the burst loop. */
+static inline int rx_checked(const struct fw_port_map *pm, const struct rte_mbuf *m)
+{
+	if (!pm->rx_ip_csum)
+		return 0;
+	switch (m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK) {
+	case RTE_MBUF_F_RX_IP_CKSUM_GOOD:
+		return FW_PARSE_IP_CSUM_GOOD;
+	case RTE_MBUF_F_RX_IP_CKSUM_BAD:
+		return -1;
+	default: /* not IPv4, or not checked: the parser sums it */
+		return 0;
+	}
+}
+
+int fw_worker_rx_checked(const struct fw_port_map *pm, const struct rte_mbuf *m)
+{
+	return rx_checked(pm, m);
+}
+
 enum fw_verdict fw_worker_handle(struct fw_worker *w, const uint8_t *frame, uint32_t len,
 				 enum fw_zone zone, uint64_t now_ns)
 {
 	struct pkt_state st;
 	enum fw_verdict v;
 
-	if (!classify(w, frame, len, zone, &st, &v))
+	if (!classify(w, frame, len, 0, zone, &st, &v))
 		return v;
 	return decide(w, &st, fw_table_lookup(w->table, &st.key), now_ns);
 }
@@ -394,9 +422,11 @@ static bool make_reply(struct fw_worker *w, struct rte_mbuf *m, const struct pkt
  * its connection prefetched. Returns how many frames pass, gathered in @p out in order;
  * rejected frames turned into their replies go to @p back (*@p nback of them).
  */
-static uint16_t burst(struct fw_worker *w, struct rte_mbuf **in, uint16_t n, enum fw_zone zone,
-		      uint64_t now, struct rte_mbuf **out, struct rte_mbuf **back, uint16_t *nback)
+static uint16_t burst(struct fw_worker *w, struct rte_mbuf **in, uint16_t n,
+		      const struct fw_port_map *pm, uint64_t now, struct rte_mbuf **out,
+		      struct rte_mbuf **back, uint16_t *nback)
 {
+	const enum fw_zone zone = (enum fw_zone)pm->zone;
 	struct pkt_state st[FW_BURST];
 	const struct fw_key *keys[FW_BURST];
 	struct fw_conn *conns[FW_BURST];
@@ -405,18 +435,25 @@ static uint16_t burst(struct fw_worker *w, struct rte_mbuf **in, uint16_t n, enu
 	unsigned int nk = 0;
 	uint16_t npass = 0;
 
+	/* Frames first touched here: their mbufs now, each frame's first line a few ahead. */
+	for (uint16_t k = 0; k < n; k++)
+		rte_prefetch0(in[k]);
 	for (uint16_t k = 0; k < n; k++) {
 		struct rte_mbuf *m = in[k];
+		const int checked = rx_checked(pm, m);
 
+		if (k + PREFETCH_AHEAD < n)
+			rte_prefetch0(rte_pktmbuf_mtod(in[k + PREFETCH_AHEAD], void *));
 		/* Multi-segment frames are linearized only if they must be. */
-		if (m->nb_segs > 1 && rte_pktmbuf_linearize(m) != 0) {
+		if (checked < 0 || (m->nb_segs > 1 && rte_pktmbuf_linearize(m) != 0)) {
 			need[k] = 0;
 			st[k].reject = false;
 			v[k] = drop(w, FW_DROP_MALFORMED);
 			continue;
 		}
 		need[k] = (uint8_t)classify(w, rte_pktmbuf_mtod(m, const uint8_t *),
-					    rte_pktmbuf_data_len(m), zone, &st[k], &v[k]);
+					    rte_pktmbuf_data_len(m), (unsigned int)checked, zone,
+					    &st[k], &v[k]);
 		if (need[k])
 			keys[nk++] = &st[k].key;
 	}
@@ -470,7 +507,7 @@ unsigned int fw_worker_poll(struct fw_worker *w, uint64_t now)
 			rte_pktmbuf_free_bulk(in, n);
 			continue;
 		}
-		npass = burst(w, in, n, (enum fw_zone)pm->zone, now, out, back, &nback);
+		npass = burst(w, in, n, pm, now, out, back, &nback);
 		if (nback) {
 			/* Replies leave by the port the refused frames came in on. */
 			sent = rte_eth_tx_burst(port, q, back, nback);

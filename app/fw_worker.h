@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include <rte_common.h>
+#include <rte_mbuf.h>
 
 #include "fw_checkpoint.h"
 #include "fw_config.h"
@@ -49,6 +50,7 @@ struct fw_port_map {
 	uint16_t peer; /* where what arrives here leaves */
 	uint8_t zone;  /* enum fw_zone of what arrives here */
 	uint8_t in_use;
+	uint8_t rx_ip_csum; /* the port checks IPv4 header checksums (its rx flags say) */
 };
 
 /* Shared, read-only once workers run. */
@@ -131,6 +133,13 @@ int fw_worker_main(void *arg);
  * Decide one frame that arrived on a port of @p zone at @p now_ns: FW_PASS or FW_DROP,
  * counters updated. Exposed for tests.
  */
+/*
+ * What the port of @p pm checked of @p m already (FW_PARSE_* bits for fw_parse_with), or
+ * -1 when it found the IPv4 header checksum wrong: the frame is malformed. Nothing when
+ * the port does not check checksums, whatever the flags say.
+ */
+int fw_worker_rx_checked(const struct fw_port_map *pm, const struct rte_mbuf *m);
+
 enum fw_verdict fw_worker_handle(struct fw_worker *w, const uint8_t *frame, uint32_t len,
 				 enum fw_zone zone, uint64_t now_ns);
 

@@ -16,8 +16,13 @@
 
 #include "fw_test_eal.h"
 #include "fw_test_frame.h"
+#include <rte_eth_ring.h>
+#include <rte_ethdev.h>
 #include <rte_ip.h>
+#include <rte_mbuf.h>
+#include <rte_ring.h>
 
+#include "fw_parse.h"
 #include "fw_worker.h"
 #include "ftp/fw_ftp.h"
 #include "tcp/fw_tcp.h"
@@ -110,6 +115,29 @@ static int teardown(void **state)
 	fw_acl_free((struct fw_acl **)&sh.acl);
 	fw_config_release(&conf);
 	return 0;
+}
+
+/*
+ * The NIC's checksum verdicts count only from a port that was set to check: GOOD skips
+ * the sum, BAD makes the frame malformed, anything else leaves it to the parser.
+ */
+static void test_worker_trusts_rx_checksum_flags_only_from_a_checking_port(void **state)
+{
+	struct fw_port_map checking = {.in_use = 1, .rx_ip_csum = 1}, plain = {.in_use = 1};
+	struct rte_mbuf m;
+
+	(void)state;
+	memset(&m, 0, sizeof(m));
+	m.ol_flags = RTE_MBUF_F_RX_IP_CKSUM_GOOD;
+	assert_int_equal(fw_worker_rx_checked(&checking, &m), FW_PARSE_IP_CSUM_GOOD);
+	assert_int_equal(fw_worker_rx_checked(&plain, &m), 0);
+	m.ol_flags = RTE_MBUF_F_RX_IP_CKSUM_BAD;
+	assert_int_equal(fw_worker_rx_checked(&checking, &m), -1);
+	assert_int_equal(fw_worker_rx_checked(&plain, &m), 0);
+	m.ol_flags = RTE_MBUF_F_RX_IP_CKSUM_UNKNOWN;
+	assert_int_equal(fw_worker_rx_checked(&checking, &m), 0);
+	m.ol_flags = RTE_MBUF_F_RX_IP_CKSUM_NONE;
+	assert_int_equal(fw_worker_rx_checked(&checking, &m), 0);
 }
 
 static void test_worker_rules_only_decide_openers(void **state)
@@ -378,9 +406,99 @@ static void test_worker_icmp_error_about_a_tracked_connection_passes(void **stat
 	sweep_all(S(1000));
 }
 
+/*
+ * Through fw_worker_poll, over two ring ports: a frame whose IPv4 checksum is wrong but
+ * flagged GOOD passes from a port that checks checksums (the NIC is trusted, the sum is not
+ * recomputed) and is dropped from one that does not; one flagged BAD is dropped as
+ * malformed even with a right checksum.
+ */
+static void test_worker_poll_takes_the_checking_ports_checksum_verdict(void **state)
+{
+	static struct rte_ring *rx[2], *tx[2];
+	static struct rte_mempool *pool;
+	uint8_t f[FW_TEST_FRAME_MAX];
+	struct rte_mbuf *m, *got = NULL; /* -O3: GCC 12 cannot see the dequeue fill it */
+	uint32_t len;
+
+	(void)state;
+	if (pool == NULL) {
+		pool = rte_pktmbuf_pool_create("wt_pool", 255, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE, 0);
+		assert_non_null(pool);
+		for (int p = 0; p < 2; p++) {
+			struct rte_eth_conf ec = {0};
+			char n[16];
+			int id;
+
+			snprintf(n, sizeof(n), "wt_rx%d", p);
+			rx[p] = rte_ring_create(n, 64, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
+			snprintf(n, sizeof(n), "wt_tx%d", p);
+			tx[p] = rte_ring_create(n, 64, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
+			snprintf(n, sizeof(n), "wt_ring%d", p);
+			id = rte_eth_from_rings(n, &rx[p], 1, &tx[p], 1, 0);
+			assert_true(id >= 0);
+			assert_int_equal(id, p);
+			assert_int_equal(rte_eth_dev_configure((uint16_t)p, 1, 1, &ec), 0);
+			assert_int_equal(rte_eth_rx_queue_setup((uint16_t)p, 0, 64, 0, NULL, pool),
+					 0);
+			assert_int_equal(rte_eth_tx_queue_setup((uint16_t)p, 0, 64, 0, NULL), 0);
+			assert_int_equal(rte_eth_dev_start((uint16_t)p), 0);
+		}
+	}
+	for (uint16_t p = 0; p < 2; p++)
+		sh.ports[p] = (struct fw_port_map){.peer = (uint16_t)!p,
+						   .zone = p ? FW_ZONE_OUTSIDE : FW_ZONE_INSIDE,
+						   .in_use = 1,
+						   .rx_ip_csum = 1};
+	sh.port_list[0] = 0;
+	sh.port_list[1] = 1;
+	sh.nports = 2;
+
+	/* A SYN opening a connection, its IPv4 checksum broken, flagged GOOD: forwarded. */
+	len = fw_test_frame(f, IPPROTO_TCP, 40000, 80, false, 0x02, 100, 0, 0xffff, NULL);
+	f[14 + 8]--; /* TTL: the checksum no longer matches */
+	m = rte_pktmbuf_alloc(pool);
+	assert_non_null(m);
+	memcpy(rte_pktmbuf_append(m, (uint16_t)len), f, len);
+	m->ol_flags = RTE_MBUF_F_RX_IP_CKSUM_GOOD;
+	assert_int_equal(rte_ring_enqueue(rx[0], m), 0);
+	fw_worker_poll(&w, S(1));
+	assert_int_equal(w.cnt.conn_new, 1);
+	assert_int_equal(rte_ring_dequeue(tx[1], (void **)&got), 0);
+	assert_ptr_equal(got, m);
+	rte_pktmbuf_free(got);
+
+	/* The same from a port that does not check: the worker sums it, and drops it. */
+	sh.ports[0].rx_ip_csum = 0;
+	len = fw_test_frame(f, IPPROTO_TCP, 40001, 80, false, 0x02, 100, 0, 0xffff, NULL);
+	f[14 + 8]--;
+	m = rte_pktmbuf_alloc(pool);
+	memcpy(rte_pktmbuf_append(m, (uint16_t)len), f, len);
+	m->ol_flags = RTE_MBUF_F_RX_IP_CKSUM_GOOD;
+	assert_int_equal(rte_ring_enqueue(rx[0], m), 0);
+	fw_worker_poll(&w, S(1));
+	assert_int_equal(w.cnt.drop[FW_DROP_MALFORMED], 1);
+	assert_int_equal(w.cnt.conn_new, 1);
+
+	/* A right checksum the checking port flags BAD: malformed. */
+	sh.ports[0].rx_ip_csum = 1;
+	len = fw_test_frame(f, IPPROTO_TCP, 40002, 80, false, 0x02, 100, 0, 0xffff, NULL);
+	m = rte_pktmbuf_alloc(pool);
+	memcpy(rte_pktmbuf_append(m, (uint16_t)len), f, len);
+	m->ol_flags = RTE_MBUF_F_RX_IP_CKSUM_BAD;
+	assert_int_equal(rte_ring_enqueue(rx[0], m), 0);
+	fw_worker_poll(&w, S(1));
+	assert_int_equal(w.cnt.drop[FW_DROP_MALFORMED], 2);
+	assert_int_equal(w.cnt.conn_new, 1);
+	assert_int_equal(rte_ring_count(tx[1]), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_worker_trusts_rx_checksum_flags_only_from_a_checking_port),
+		cmocka_unit_test_setup_teardown(
+			test_worker_poll_takes_the_checking_ports_checksum_verdict, setup,
+			teardown),
 		cmocka_unit_test_setup_teardown(test_worker_rules_only_decide_openers, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_worker_expires_by_protocol_and_state_timeouts,

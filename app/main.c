@@ -237,9 +237,13 @@ static int port_setup(uint16_t port, uint16_t nq, struct rte_mempool *pool)
 			return -EINVAL;
 		}
 	}
+	/* A port that checks IPv4 header checksums saves the workers summing every header. */
+	if (info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_IPV4_CKSUM)
+		conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_IPV4_CKSUM;
 	rc = rte_eth_dev_configure(port, nq, nq, &conf);
 	if (rc)
 		return rc;
+	shared.ports[port].rx_ip_csum = !!(conf.rxmode.offloads & RTE_ETH_RX_OFFLOAD_IPV4_CKSUM);
 	for (uint16_t q = 0; q < nq; q++) {
 		rc = rte_eth_rx_queue_setup(port, q, NB_RXD, rte_eth_dev_socket_id(port), NULL,
 					    pool);

@@ -1,27 +1,36 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * Forwarding speed of one worker on one core, side by side with a plain io-forwarding
- * loop in the same run. Ports are net_ring pairs (rte_eth_from_rings) in this process; a
- * fixed set of mbufs circulates: the bench writes the next flow's endpoints into each
- * frame and puts it on port 0's rx ring, the worker (or the io loop) forwards it to port
- * 1, and the bench takes it back from port 1's tx ring. Both loops pay the same recycling,
- * so their ratio is the cost of holdfast itself.
+ * Forwarding speed of one worker on one core, side by side in the same run with a minimal
+ * stateful loop (the denominator: what any stateful forwarder must do per packet) and a
+ * plain io-forwarding loop (for reference: a pointer move). Ports are net_ring pairs
+ * (rte_eth_from_rings) in this process; a fixed set of mbufs circulates: the bench writes
+ * the next flow's endpoints into each frame and puts it on port 0's rx ring, the loop under
+ * test forwards it to port 1, and the bench takes it back from port 1's tx ring. Every loop
+ * pays the same recycling, so their ratios are the cost of what each one does.
  *
- *   fw_bench [EAL args] -- [-f 1000,100000,1000000] [-s 2] [-k TARGET]... [-r TARGET]...
- *            [-c TARGET|none]... [-C NEW_CONNS_PER_S] [-I inline,thread,lcore] [-R ROUNDS]
+ * Flows come in a fixed-seed random order (the headline figure) or in sequence. In
+ * sequence, rte_hash hands out positions in insertion order, so the connection array and
+ * its key store are read front to back and the hardware prefetcher hides the misses; the
+ * random order is what a real link looks like.
+ *
+ *   fw_bench [EAL args] -- [-f 1000,100000,1000000] [-o random|sequential|both] [-R ROUNDS]
+ *            [-p PASS_SECONDS] [-s 2] [-k TARGET]... [-r TARGET]...
+ *            [-c TARGET|none]... [-C NEW_CONNS_PER_S] [-I inline,thread,lcore]
  *            [-t TARGET]... [-S SECRET_FILE]
  *
  * -c: forwarding while new connections open at -C per second, each checkpointed into the
  * target, beside checkpointing off ("none"). -I: where the checkpoint I/O runs for those
  * runs (issue 15): inline (the worker, as before), thread (a control thread, holdfast's
  * default) or lcore (the second lcore of -l, busy-polling); several are compared in one
- * run. Default: lcore with two lcores or more, else thread. -R: rounds, each alternating
- * off and every target and way in turn (off, target, off, target...), then min / median /
- * max per side: a ratio is never the luck of one pass on a noisy host.
+ * run. Default: lcore with two lcores or more, else thread. -R rounds there too, each
+ * alternating off and every target and way in turn (off, target, off, target...), then
+ * min / median / max per side: a ratio is never the luck of one pass on a noisy host.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <stdalign.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +40,10 @@
 #include <rte_eal.h>
 #include <rte_ethdev.h>
 #include <rte_eth_ring.h>
+#include <rte_hash.h>
+#include <rte_hash_crc.h>
 #include <rte_ip.h>
+#include <rte_malloc.h>
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 #include <rte_tcp.h>
@@ -51,6 +63,8 @@ static struct fw_shared sh;
 static struct fw_worker worker;
 static uint8_t secret[64]; /* -S FILE: tenant holdfast's secret for remote targets */
 static size_t secret_len;
+/* Flow index of the n-th frame sent: a permutation of [0, flows), or NULL for 0, 1, 2... */
+static uint32_t *order;
 
 /* The frame of flow @p i: 198.18.0.1:(1024 + i % 60000) -> 198.19.x.y:80, IPv4 TCP. */
 static void write_flow(uint8_t *f, uint32_t i, uint8_t flags, uint32_t seq, uint32_t ack)
@@ -205,7 +219,7 @@ static void recycle(uint32_t flows, uint32_t *next)
 	unsigned int n = rte_ring_dequeue_burst(tx_ring[1], (void **)m, 64, NULL);
 
 	for (unsigned int k = 0; k < n; k++) {
-		retarget(rte_pktmbuf_mtod(m[k], uint8_t *), *next);
+		retarget(rte_pktmbuf_mtod(m[k], uint8_t *), order ? order[*next] : *next);
 		*next = *next + 1 == flows ? 0 : *next + 1;
 	}
 	if (n)
@@ -222,7 +236,8 @@ static void prime(uint32_t flows, uint32_t *next)
 	}
 	for (unsigned int k = 0; k < CIRCULATE; k++) {
 		m[k]->data_len = m[k]->pkt_len = FRAME_LEN;
-		write_flow(rte_pktmbuf_mtod(m[k], uint8_t *), *next, RTE_TCP_ACK_FLAG, 1001, 5001);
+		write_flow(rte_pktmbuf_mtod(m[k], uint8_t *), order ? order[*next] : *next,
+			   RTE_TCP_ACK_FLAG, 1001, 5001);
 		*next = *next + 1 == flows ? 0 : *next + 1;
 	}
 	rte_ring_enqueue_bulk(rx_ring[0], (void **)m, CIRCULATE, NULL);
@@ -283,6 +298,245 @@ static double run_fw(uint32_t flows, double seconds)
 	drain();
 	return (double)(worker.cnt.tx[1] - tx0) /
 	       ((double)(rte_get_tsc_cycles() - t0) / (double)hz) / 1e6;
+}
+
+/*
+ * The minimal stateful loop: what any forwarder that tracks TCP flows must do per packet,
+ * and no more. Parse Ethernet, IPv4 and TCP with bounds checks (no IPv4 checksum, no VLAN,
+ * no options, no policy), build fw_table's canonical 40-byte key, look the burst up with
+ * rte_hash_lookup_bulk in a table made as fw_table's (parameters, key compare) holding the same
+ * flows, prefetch each flow's one 64-byte state line, write sequence, acknowledgement and
+ * last-seen time into it, forward. It runs on the same feed and recycling as the worker.
+ */
+struct min_flow {
+	alignas(64) uint32_t seq;
+	uint32_t ack;
+	uint64_t last_ns;
+};
+_Static_assert(sizeof(struct min_flow) == 64, "one state line per flow");
+
+static struct rte_hash *min_hash;
+static struct min_flow *min_flows;
+
+static void min_key(struct fw_key *k, uint32_t sa, uint32_t da, uint16_t sp, uint16_t dp)
+{
+	/* fw_key_make's order: addresses as bytes (big-endian numbers), then raw ports. */
+	const uint32_t hs = rte_be_to_cpu_32(sa), hd = rte_be_to_cpu_32(da);
+	const bool swap = hs > hd || (hs == hd && sp > dp);
+
+	*k = (struct fw_key){.family = 4, .proto = IPPROTO_TCP};
+	memcpy(k->addr[0], swap ? &da : &sa, 4);
+	memcpy(k->addr[1], swap ? &sa : &da, 4);
+	k->port[0] = swap ? dp : sp;
+	k->port[1] = swap ? sp : dp;
+}
+
+/* The key of @p len bytes of frame @p f and its TCP header, or NULL when it is no
+ * well-formed IPv4 TCP segment. */
+static const struct rte_tcp_hdr *min_parse(const uint8_t *f, uint32_t len, struct fw_key *k)
+{
+	const struct rte_ether_hdr *eth = (const struct rte_ether_hdr *)f;
+	const struct rte_ipv4_hdr *ip = (const struct rte_ipv4_hdr *)(eth + 1);
+	const struct rte_tcp_hdr *tcp;
+	uint32_t ihl, total, doff;
+
+	if (len < sizeof(*eth) + sizeof(*ip) ||
+	    eth->ether_type != rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4) ||
+	    (ip->version_ihl >> 4) != 4 || ip->next_proto_id != IPPROTO_TCP)
+		return NULL;
+	ihl = (uint32_t)(ip->version_ihl & 0xf) * 4;
+	total = rte_be_to_cpu_16(ip->total_length);
+	if (ihl < 20 || total > len - sizeof(*eth) || total < ihl + sizeof(*tcp))
+		return NULL;
+	tcp = (const struct rte_tcp_hdr *)((const uint8_t *)ip + ihl);
+	doff = (uint32_t)(tcp->data_off >> 4) * 4;
+	if (doff < sizeof(*tcp) || doff > total - ihl)
+		return NULL;
+	min_key(k, ip->src_addr, ip->dst_addr, tcp->src_port, tcp->dst_port);
+	return tcp;
+}
+
+/* The table, as fw_table_create makes it for @p entries, holding flows [0, @p flows). */
+static int min_setup(uint32_t flows, uint32_t entries)
+{
+	struct rte_hash_parameters hp = {
+		.name = "minimal",
+		.entries = entries,
+		.key_len = sizeof(struct fw_key),
+		.hash_func = rte_hash_crc,
+		.hash_func_init_val = 0,
+		.socket_id = 0,
+		.extra_flag = RTE_HASH_EXTRA_FLAGS_EXT_TABLE,
+	};
+	uint8_t f[FRAME_LEN];
+	struct fw_key k;
+
+	min_hash = rte_hash_create(&hp);
+	if (min_hash == NULL)
+		return -1;
+	rte_hash_set_cmp_func(min_hash, fw_key_cmp); /* as fw_table_create does */
+	min_flows = rte_zmalloc("minimal",
+				sizeof(*min_flows) * ((size_t)rte_hash_max_key_id(min_hash) + 1),
+				RTE_CACHE_LINE_SIZE);
+	if (min_flows == NULL)
+		return -1;
+	for (uint32_t i = 0; i < flows; i++) {
+		int32_t pos;
+
+		write_flow(f, i, RTE_TCP_ACK_FLAG, 1001, 5001);
+		if (min_parse(f, FRAME_LEN, &k) == NULL ||
+		    (pos = rte_hash_add_key(min_hash, &k)) < 0)
+			return -1;
+		/* Its state written, as a handshake would: rte_zmalloc hands out fresh memory
+		 * untouched, and a first pass paying a page fault per flow measured the VM. */
+		min_flows[pos] = (struct min_flow){.seq = 1001, .ack = 5001};
+	}
+	return 0;
+}
+
+static void min_teardown(void)
+{
+	rte_free(min_flows);
+	min_flows = NULL;
+	rte_hash_free(min_hash);
+	min_hash = NULL;
+}
+
+static uint16_t min_burst(struct rte_mbuf **m, uint16_t n, uint64_t now)
+{
+	struct fw_key keys[FW_BURST];
+	const void *kp[FW_BURST];
+	const struct rte_tcp_hdr *tcp[FW_BURST];
+	int32_t pos[FW_BURST];
+	uint16_t nk = 0, nout = 0;
+
+	for (uint16_t i = 0; i < n; i++) {
+		tcp[nk] = min_parse(rte_pktmbuf_mtod(m[i], const uint8_t *),
+				    rte_pktmbuf_data_len(m[i]), &keys[nk]);
+		if (tcp[nk] == NULL) {
+			rte_pktmbuf_free(m[i]);
+			continue;
+		}
+		kp[nk] = &keys[nk];
+		m[nk++] = m[i];
+	}
+	if (nk == 0)
+		return 0;
+	rte_hash_lookup_bulk(min_hash, kp, nk, pos);
+	for (uint16_t i = 0; i < nk; i++)
+		if (pos[i] >= 0)
+			rte_prefetch0(&min_flows[pos[i]]);
+	for (uint16_t i = 0; i < nk; i++) {
+		struct min_flow *fl;
+
+		if (pos[i] < 0) {
+			rte_pktmbuf_free(m[i]);
+			continue;
+		}
+		fl = &min_flows[pos[i]];
+		fl->seq = rte_be_to_cpu_32(tcp[i]->sent_seq);
+		fl->ack = rte_be_to_cpu_32(tcp[i]->recv_ack);
+		fl->last_ns = now;
+		m[nout++] = m[i];
+	}
+	return nout;
+}
+
+static double run_min(uint32_t flows, double seconds)
+{
+	const uint64_t hz = rte_get_tsc_hz(), end = rte_get_tsc_cycles() + (uint64_t)(seconds * hz);
+	struct rte_mbuf *m[FW_BURST];
+	uint64_t pkts = 0, t0 = rte_get_tsc_cycles();
+	uint32_t next = 0;
+
+	groups_init(flows);
+	prime(flows, &next);
+	while (rte_get_tsc_cycles() < end) {
+		for (int it = 0; it < 64; it++) {
+			uint16_t n = rte_eth_rx_burst(0, 0, m, FW_BURST);
+			uint16_t f = n ? min_burst(m, n, rte_get_tsc_cycles()) : 0;
+			uint16_t s = f ? rte_eth_tx_burst(1, 0, m, f) : 0;
+
+			if (s < f)
+				rte_pktmbuf_free_bulk(m + s, f - s);
+			pkts += s;
+			recycle(flows, &next);
+		}
+	}
+	drain();
+	return (double)pkts / ((double)(rte_get_tsc_cycles() - t0) / (double)hz) / 1e6;
+}
+
+/* A fixed-seed permutation of [0, @p flows) into order (Fisher-Yates, splitmix64). */
+static int order_random(uint32_t flows)
+{
+	uint64_t x = 0x15f1a57u;
+
+	free(order);
+	order = malloc(sizeof(*order) * flows);
+	if (order == NULL)
+		return -1;
+	for (uint32_t i = 0; i < flows; i++)
+		order[i] = i;
+	for (uint32_t i = flows - 1; i > 0; i--) {
+		uint64_t z = (x += 0x9e3779b97f4a7c15ull);
+		uint32_t j, t;
+
+		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+		z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+		z ^= z >> 31;
+		j = (uint32_t)(z % ((uint64_t)i + 1));
+		t = order[i], order[i] = order[j], order[j] = t;
+	}
+	return 0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	const double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* "median (min-max)" of @p n figures; sorts them. */
+static const char *spread(double *v, unsigned int n, char *buf, size_t len)
+{
+	qsort(v, n, sizeof(*v), cmp_double);
+	snprintf(buf, len, "%.2f (%.2f-%.2f)", n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2,
+		 v[0], v[n - 1]);
+	return buf;
+}
+
+#define MAX_ROUNDS 15
+
+/*
+ * io, minimal, holdfast, io, minimal, holdfast...: @p rounds passes of @p seconds each, so
+ * that the machine's drift lands on every side alike. One line: median (min-max) of each,
+ * and holdfast / minimal (of the medians, then the range of the per-round ratios).
+ */
+static void compare(uint32_t flows, const char *how, unsigned int rounds, double seconds,
+		    double new_conns)
+{
+	double io[MAX_ROUNDS], mn[MAX_ROUNDS], fw[MAX_ROUNDS], ratio[MAX_ROUNDS];
+	char a[48], b[48], c[48], d[48];
+	double mid_mn, mid_fw;
+
+	for (unsigned int r = 0; r < rounds; r++) {
+		io[r] = run_io(flows, seconds);
+		mn[r] = run_min(flows, seconds);
+		fw[r] = run_fw(flows, seconds);
+		ratio[r] = mn[r] > 0 ? fw[r] / mn[r] : 0;
+	}
+	spread(mn, rounds, b, sizeof(b));
+	spread(fw, rounds, c, sizeof(c));
+	mid_mn = rounds % 2 ? mn[rounds / 2] : (mn[rounds / 2 - 1] + mn[rounds / 2]) / 2;
+	mid_fw = rounds % 2 ? fw[rounds / 2] : (fw[rounds / 2 - 1] + fw[rounds / 2]) / 2;
+	qsort(ratio, rounds, sizeof(*ratio), cmp_double);
+	snprintf(d, sizeof(d), "%.2f (%.2f-%.2f)", mid_mn > 0 ? mid_fw / mid_mn : 0, ratio[0],
+		 ratio[rounds - 1]);
+	printf("%-8u %-10s %-22s %-22s %-22s %-18s %8.2f\n", flows, how,
+	       spread(io, rounds, a, sizeof(a)), b, c, d, new_conns);
+	fflush(stdout);
 }
 
 /*
@@ -713,17 +967,9 @@ out:
 }
 
 #define MAX_TARGETS 12
-#define MAX_ROUNDS  32
-
-static int cmp_double(const void *a, const void *b)
-{
-	const double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
 
 /* Min, median and max of @p v[0 .. @p n), sorted in place. */
-static void spread(double *v, unsigned int n, double out[3])
+static void min_med_max(double *v, unsigned int n, double out[3])
 {
 	qsort(v, n, sizeof(*v), cmp_double);
 	out[0] = v[0];
@@ -763,7 +1009,7 @@ static void churn_table(const char *const *targets, unsigned int n, const bool *
 								  100000, rate, seconds);
 		}
 	}
-	spread(memcpy(ratio, off, rounds * sizeof(*off)), rounds, o);
+	min_med_max(memcpy(ratio, off, rounds * sizeof(*off)), rounds, o);
 	printf("\n%-34s %-7s %26s %8s %19s\n", "forwarding, Mpps", "I/O", "min / median / max",
 	       "ratio", "per round min / max");
 	printf("%-34s %-7s %8.2f %8.2f %8.2f\n", "off", "-", o[0], o[1], o[2]);
@@ -775,8 +1021,8 @@ static void churn_table(const char *const *targets, unsigned int n, const bool *
 				continue;
 			for (unsigned int r = 0; r < rounds; r++)
 				ratio[r] = off[r] > 0 ? mpps[t][w][r] / off[r] : 0;
-			spread(mpps[t][w], rounds, m);
-			spread(ratio, rounds, q);
+			min_med_max(mpps[t][w], rounds, m);
+			min_med_max(ratio, rounds, q);
 			printf("%-34.34s %-7s %8.2f %8.2f %8.2f %8.3f %9.3f %9.3f\n", targets[t],
 			       io_way_name[w], m[0], m[1], m[2], o[1] > 0 ? m[1] / o[1] : 0, q[0],
 			       q[2]);
@@ -794,17 +1040,18 @@ int main(int argc, char **argv)
 	unsigned int nckpt = 0, nchurn = 0, ntakeover = 0;
 	double churn_rate = 100000;
 	bool ways[IO_WAYS] = {false};
-	unsigned int rounds = 1;
 	uint32_t flow_counts[8] = {1000, 100000, 1000000};
 	unsigned int nflows = 3;
-	double seconds = 2;
+	double seconds = 2, pass_seconds = 1;
+	unsigned int rounds = 3;
+	bool random_order = true, sequential = false;
 	int n, c;
 
 	n = rte_eal_init(argc, argv);
 	if (n < 0)
 		return 1;
 	argc -= n, argv += n;
-	while ((c = getopt(argc, argv, "f:s:k:r:c:C:t:S:I:R:")) != -1) {
+	while ((c = getopt(argc, argv, "f:o:R:p:s:k:r:c:C:t:S:I:")) != -1) {
 		if (c == 'f') {
 			char *save = NULL;
 
@@ -812,6 +1059,15 @@ int main(int argc, char **argv)
 			for (char *t = strtok_r(optarg, ",", &save); t && nflows < 8;
 			     t = strtok_r(NULL, ",", &save))
 				flow_counts[nflows++] = (uint32_t)strtoul(t, NULL, 10);
+		} else if (c == 'o' &&
+			   (strcmp(optarg, "random") == 0 || strcmp(optarg, "sequential") == 0 ||
+			    strcmp(optarg, "both") == 0)) {
+			random_order = strcmp(optarg, "sequential") != 0;
+			sequential = strcmp(optarg, "random") != 0;
+		} else if (c == 'R' && atoi(optarg) >= 1 && atoi(optarg) <= MAX_ROUNDS) {
+			rounds = (unsigned int)atoi(optarg);
+		} else if (c == 'p' && atof(optarg) > 0) {
+			pass_seconds = atof(optarg);
 		} else if (c == 's') {
 			seconds = atof(optarg);
 		} else if (c == 'k' && nckpt < MAX_TARGETS) {
@@ -831,12 +1087,6 @@ int main(int argc, char **argv)
 			takeover_targets[ntakeover++] = optarg;
 		} else if (c == 'C') {
 			churn_rate = atof(optarg);
-		} else if (c == 'R') {
-			rounds = (unsigned int)strtoul(optarg, NULL, 10);
-			if (rounds == 0 || rounds > MAX_ROUNDS) {
-				fprintf(stderr, "fw_bench: -R 1 to %d\n", MAX_ROUNDS);
-				return 2;
-			}
 		} else if (c == 'I') {
 			char *save = NULL;
 
@@ -858,11 +1108,15 @@ int main(int argc, char **argv)
 			if (strchr("krct", c) != NULL)
 				fprintf(stderr, "fw_bench: at most %d targets per -%c\n",
 					MAX_TARGETS, c);
-			fprintf(stderr, "usage: fw_bench [EAL] -- [-f 1000,100000] [-s SECONDS] "
-					"[-k CKPT_TARGET]... [-r CKPT_TARGET]...\n"
-					"       [-c CKPT_TARGET|none]... [-C NEW_CONNS_PER_S] "
-					"[-I inline,thread,lcore] [-R ROUNDS]\n"
-					"       [-t CKPT_TARGET]... [-S SECRET_FILE]\n");
+			fprintf(stderr,
+				"usage: fw_bench [EAL] -- [-f 1000,100000] "
+				"[-o random|sequential|both] [-R ROUNDS (1-%d)]\n"
+				"       [-p PASS_SECONDS] [-s SECONDS] "
+				"[-k CKPT_TARGET]... [-r CKPT_TARGET]...\n"
+				"       [-c CKPT_TARGET|none]... [-C NEW_CONNS_PER_S] "
+				"[-I inline,thread,lcore]\n"
+				"       [-t CKPT_TARGET]... [-S SECRET_FILE]\n",
+				MAX_ROUNDS);
 			return 2;
 		}
 	}
@@ -871,31 +1125,41 @@ int main(int argc, char **argv)
 		fprintf(stderr, "fw_bench: setup failed\n");
 		return 1;
 	}
-	printf("%-10s %12s %12s %8s %14s\n", "flows", "io Mpps", "holdfast Mpps", "ratio",
-	       "new conns M/s");
+	printf("Mpps: median (min-max) of %u alternating passes of %.1f s each\n"
+	       "%-8s %-10s %-22s %-22s %-22s %-18s %8s\n",
+	       rounds, pass_seconds, "flows", "order", "io loop", "minimal stateful", "holdfast",
+	       "holdfast/minimal", "new M/s");
 	for (unsigned int k = 0; k < nflows; k++) {
 		/* Opening rate over at least 100k SYNs: fewer measure a cold start. */
 		const uint32_t opens = flow_counts[k] < 100000 ? 100000 : flow_counts[k];
-		double io, fw, nc;
+		const uint32_t entries = flow_counts[k] * 2 + 1024;
+		double nc;
 
 		if (fw_setup(opens * 2 + 1024) != 0) {
 			fprintf(stderr, "fw_bench: %u flows do not fit\n", opens);
 			return 1;
 		}
 		nc = run_new(opens);
-		fw_worker_release(&worker);
-		fw_acl_free((struct fw_acl **)&sh.acl);
-		memset(&sh, 0, sizeof(sh));
-		fw_setup(flow_counts[k] * 2 + 1024);
+		fw_teardown();
+		if (fw_setup(entries) != 0 || min_setup(flow_counts[k], entries) != 0) {
+			fprintf(stderr, "fw_bench: %u flows do not fit\n", flow_counts[k]);
+			return 1;
+		}
 		establish(flow_counts[k]);
-		io = run_io(flow_counts[k], seconds);
-		fw = run_fw(flow_counts[k], seconds);
-		printf("%-10u %12.2f %12.2f %8.2f %14.2f\n", flow_counts[k], io, fw, fw / io, nc);
-		fflush(stdout);
-		fw_worker_release(&worker);
-		fw_acl_free((struct fw_acl **)&sh.acl);
-		fw_config_release(&conf);
-		memset(&sh, 0, sizeof(sh));
+		if (sequential) {
+			free(order);
+			order = NULL;
+			compare(flow_counts[k], "sequential", rounds, pass_seconds, nc);
+		}
+		if (random_order) {
+			if (order_random(flow_counts[k]) != 0)
+				return 1;
+			compare(flow_counts[k], "random", rounds, pass_seconds, nc);
+		}
+		free(order);
+		order = NULL;
+		min_teardown();
+		fw_teardown();
 	}
 	for (unsigned int t = 0; t < nckpt; t++) {
 		const uint32_t opens = 1000000;

@@ -5,22 +5,32 @@
  *
  * TCP and UDP share offset 0 on purpose: a connection carries exactly one transport
  * protocol (the key holds it), so at most one of the two slices is ever present -- the same
- * reasoning as the per-protocol union in a netfilter conntrack entry. That leaves the FTP
- * helper, which needs a partial-line buffer per direction, the rest of the area.
+ * reasoning as the per-protocol union in a netfilter conntrack entry. Their room is the
+ * part of ext in the connection's hot first line (FW_EXT_HOT): every packet touches the
+ * transport slice. That leaves the FTP helper, which needs a partial-line buffer per
+ * direction, the rest of the area.
+ *
+ * ext starts 4-byte aligned (after the hot part's 20 bytes of timers and bits); a slice
+ * holding wider fields checks its own alignment against the connection.
  */
 #ifndef HOLDFAST_FW_SLICES_H
 #define HOLDFAST_FW_SLICES_H
 
+#include <stdalign.h>
+#include <stddef.h>
+
 #include "holdfast/fw_conn.h"
 
 #define FW_TCP_SLICE_OFF  0
-#define FW_TCP_SLICE_ROOM 48
+#define FW_TCP_SLICE_ROOM FW_EXT_HOT
 #define FW_UDP_SLICE_OFF  0
 #define FW_UDP_SLICE_ROOM FW_TCP_SLICE_ROOM
 #define FW_FTP_SLICE_OFF  (FW_TCP_SLICE_OFF + FW_TCP_SLICE_ROOM)
 #define FW_FTP_SLICE_ROOM (FW_EXT_SIZE - FW_FTP_SLICE_OFF)
 
-_Static_assert(FW_FTP_SLICE_OFF % 8 == 0, "slices start 8-byte aligned");
+/* Does a slice of @p type at @p off in ext sit aligned for its type in every connection? */
+#define FW_SLICE_ALIGNED(type, off) ((offsetof(struct fw_conn, ext) + (off)) % alignof(type) == 0)
+
 _Static_assert(FW_FTP_SLICE_OFF + FW_FTP_SLICE_ROOM <= FW_EXT_SIZE, "slices fit the area");
 
 #endif /* HOLDFAST_FW_SLICES_H */

@@ -180,7 +180,9 @@ awk '
   }
 ' "$results"
 
-# The appliance: one worker against a plain io-forwarding loop, same run, net_ring ports;
+# The appliance: one worker against a minimal stateful loop (the denominator: parse, key,
+# bulk hash lookup, one state line per flow) and a plain io-forwarding loop, alternating
+# three times per figure, flows in random order and in sequence, net_ring ports;
 # then forwarding under 100k new connections/s with checkpointing off / pmem: / shm / tcp
 # (off measured first and last), restore and standby takeover of 100k and 1M connections.
 # With 2 MB hugepages when they can be reserved (as holdfast runs in production): a million
@@ -197,7 +199,8 @@ fi
 echo
 echo "== holdfast forwarding (one core, 64-byte frames, established TCP flows)"
 "$BUILD/fw_bench" "${eal[@]}" --no-pci -l 0 --log-level=lib.eal:error \
-  --log-level=pmd.net.ring:error -- -f 1000,100000,1000000 -s 2 -S "$dir/secret" \
+  --log-level=pmd.net.ring:error -- -f 1000,100000,1000000 -o both -R 3 -p 1 -s 2 \
+  -S "$dir/secret" \
   -k "pmem:$dir/fw.pmem" -c none -c "pmem:$dir/fwc.pmem" "${fw_remote[@]:0:4}" \
   "${fw_group[@]:0:6}" -c none -r "pmem:$dir/fwr.pmem" "${fw_remote[@]:4:2}" \
   "${fw_group[@]:6:2}" -t "pmem:$dir/fwt.pmem" "${fw_remote[@]:6:2}" 2>&1 |
@@ -228,3 +231,9 @@ else
   BUILD=$BUILD SRC=$src bash "$src/test/integration/clients_failover.sh" 20 |
     grep -v '^kill [0-9]' || echo "bench.sh: the real-client failover run failed" >&2
 fi
+
+# Restart: kill -9 of a running holdfast and a new start, timed from the kill to "ready",
+# over pmem: and over a ckptsrv on ofi+tcp (hugepages when it can set them).
+echo
+/usr/bin/python3 "$(dirname "$0")/../bench/restart_bench.py" --build "$BUILD" --runs 10 ||
+  echo "bench.sh: the restart run failed" >&2

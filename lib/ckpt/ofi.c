@@ -61,13 +61,14 @@ static int ofi_connect_as(struct ckpt_client *c, const char *where, const char *
 		goto err_close_fd;
 	if (!shm)
 		ckpt_proto_split_hostport(where, host, sizeof(host), port, sizeof(port));
-	ret = ckpt_ofi_fabric_open(c, shm ? NULL : host, ep, ep_len);
+	ret = ckpt_ofi_provider_find(c, shm ? NULL : host);
 	if (ret < 0)
 		goto err_close_fabric;
+	memcpy(o->srv_ep, ep, ep_len);
+	o->srv_ep_len = ep_len;
 	o->sent_ms = now_ms();
-	ckpt_log(CKPT_LOG_INFO, LOG, "%s: connected as tenant %s (provider %s%s)", c->target,
-		 c->opts.tenant, o->info->fabric_attr->prov_name,
-		 o->rma_pmem ? ", FI_RMA_PMEM" : "");
+	ckpt_log(CKPT_LOG_INFO, LOG, "%s: connected as tenant %s (provider %s)", c->target,
+		 c->opts.tenant, o->prov);
 	return 0;
 
 err_close_fabric:
@@ -446,4 +447,11 @@ int ckpt_ofi_test_persist(struct ckpt_region *r, uint64_t off, uint64_t len)
 	req.u.persist.off = off;
 	req.u.persist.len = len;
 	return ckpt_ofi_call(r->cl, &req, &rep);
+}
+
+int ckpt_ofi_test_has_endpoint(const struct ckpt_client *c)
+{
+	if (c == NULL || c->be == NULL || c->bytes == NULL || c->bytes->write != ckpt_ofi_write)
+		return -EINVAL;
+	return oc(c)->ep != NULL;
 }

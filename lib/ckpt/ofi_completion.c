@@ -58,6 +58,8 @@ int ckpt_ofi_cq_progress(struct ofi_client *o)
 {
 	int seen = 0;
 
+	if (o->cq == NULL)
+		return 0; /* no endpoint yet: nothing posted */
 	for (;;) {
 		struct fi_cq_entry e[CQ_BATCH];
 		ssize_t n = fi_cq_read(o->cq, e, CQ_BATCH);
@@ -94,7 +96,7 @@ int ckpt_ofi_cq_progress(struct ofi_client *o)
 						 ((struct ofi_op *)err.op_context)->kind == OP_WRITE
 					 ? "remote write"
 					 : "remote read",
-				 fi_strerror(err.err),
+				 ckpt_ofi_strerror(err.err),
 				 fi_cq_strerror(o->cq, err.prov_errno, err.err_data, pbuf,
 						sizeof(pbuf)));
 			if (err.op_context != NULL)

@@ -128,10 +128,10 @@ int ckpt_ofi_write(struct ckpt_region *r, uint64_t off, const void *buf, size_t 
 	uint32_t need = (uint32_t)((len + STAGE_SLOT - 1) / STAGE_SLOT);
 	const uint8_t *src = buf;
 	uint64_t at = off;
-	int ret;
+	int ret = ckpt_ofi_fabric_need(c);
 
-	if (o->dead)
-		return o->dead;
+	if (ret)
+		return ret;
 	if (len == 0 || off > r->geo.size || len > r->geo.size - off || need > o->nslots) {
 		ckpt_log(CKPT_LOG_ERR, LOG, "region %s: write [%llu, +%zu) out of range",
 			 r->geo.name, (unsigned long long)off, len);
@@ -401,9 +401,10 @@ int ckpt_ofi_read(struct ckpt_region *r, uint64_t off, void *buf, size_t len)
 	struct ofi_client *o = oc(c);
 	struct ofi_region *rr = orr(r);
 	uint8_t *dst = buf;
+	int ret = ckpt_ofi_fabric_need(c);
 
-	if (o->dead)
-		return o->dead;
+	if (ret)
+		return ret;
 	if (off > r->geo.size || len > r->geo.size - off)
 		return -EINVAL;
 	while (len > 0) {
@@ -418,7 +419,6 @@ int ckpt_ofi_read(struct ckpt_region *r, uint64_t off, void *buf, size_t len)
 		}
 		struct ofi_op *op = op_get(o, OP_READ, r);
 		uint64_t deadline = now_ms() + c->opts.timeout_ms;
-		int ret;
 
 		if (op == NULL) {
 			ckpt_ofi_cq_progress(o);

@@ -41,14 +41,15 @@ int ckpt_ofi_errno(int fi_err)
 
 static int fab_fail(struct ckpt_client *c, const char *what, int ret)
 {
-	ckpt_log(CKPT_LOG_ERR, LOG, "%s: %s: %s", c->target, what, fi_strerror(-ret));
+	ckpt_log(CKPT_LOG_ERR, LOG, "%s: %s: %s", c->target, what, ckpt_ofi_strerror(-ret));
 	return ckpt_ofi_errno(ret);
 }
 
 static int get_info(struct ckpt_client *c, const char *node, bool want_pmem)
 {
+	const struct ckpt_ofi_lib *lib = ckpt_ofi_lib();
 	struct ofi_client *o = oc(c);
-	struct fi_info *hints = fi_allocinfo();
+	struct fi_info *hints = lib->dupinfo(NULL); /* what fi_allocinfo() is */
 	int ret;
 
 	if (hints == NULL)
@@ -61,8 +62,8 @@ static int get_info(struct ckpt_client *c, const char *node, bool want_pmem)
 	hints->domain_attr->threading = FI_THREAD_DOMAIN;
 	/* Barriers rest on these: writes land in order, a read runs after earlier writes. */
 	hints->tx_attr->msg_order = FI_ORDER_RAW | FI_ORDER_WAW;
-	ret = fi_getinfo(FI_VERSION(1, 17), node, NULL, 0, hints, &o->info);
-	fi_freeinfo(hints);
+	ret = lib->getinfo(FI_VERSION(1, 17), node, NULL, 0, hints, &o->info);
+	lib->freeinfo(hints);
 	return ret;
 }
 
@@ -98,16 +99,13 @@ static bool endpoint_ok(const struct fi_info *info, const uint8_t *ep, size_t le
 	}
 }
 
-int ckpt_ofi_fabric_open(struct ckpt_client *c, const char *node, const uint8_t *ep, size_t ep_len)
+int ckpt_ofi_provider_find(struct ckpt_client *c, const char *node)
 {
 	struct ofi_client *o = oc(c);
-	struct fi_cq_attr cq_attr = {.format = FI_CQ_FORMAT_CONTEXT, .wait_obj = FI_WAIT_NONE};
-	struct fi_av_attr av_attr = {.type = FI_AV_TABLE};
-	/* zero-padded: string-addressed providers (shm) read up to a NUL */
-	uint8_t name[CKPT_PROTO_EP_MAX + 1] = {0};
-	size_t stage_len;
 	int ret;
 
+	if (ckpt_ofi_lib() == NULL)
+		return -ENOTSUP; /* logged */
 	ret = get_info(c, node, true);
 	if (ret == 0) {
 		o->rma_pmem = true;
@@ -117,7 +115,7 @@ int ckpt_ofi_fabric_open(struct ckpt_client *c, const char *node, const uint8_t 
 			ckpt_log(CKPT_LOG_ERR, LOG,
 				 "%s: libfabric provider %s with ordered RMA is not available "
 				 "here: %s",
-				 c->target, o->prov, fi_strerror(-ret));
+				 c->target, o->prov, ckpt_ofi_strerror(-ret));
 			return ret == -FI_ENODATA ? -ENODATA : ckpt_ofi_errno(ret);
 		}
 	}
@@ -128,7 +126,21 @@ int ckpt_ofi_fabric_open(struct ckpt_client *c, const char *node, const uint8_t 
 			 c->target, o->prov);
 		return -ENOTSUP;
 	}
-	ret = fi_fabric(o->info->fabric_attr, &o->fabric, NULL);
+	return 0;
+}
+
+int ckpt_ofi_fabric_open(struct ckpt_client *c, const uint8_t *ep, size_t ep_len)
+{
+	struct ofi_client *o = oc(c);
+	struct fi_cq_attr cq_attr = {.format = FI_CQ_FORMAT_CONTEXT, .wait_obj = FI_WAIT_NONE};
+	struct fi_av_attr av_attr = {.type = FI_AV_TABLE};
+	/* zero-padded: string-addressed providers (shm) read up to a NUL */
+	uint8_t name[CKPT_PROTO_EP_MAX + 1] = {0};
+	const struct ckpt_ofi_lib *lib = ckpt_ofi_lib(); /* loaded: the provider was found */
+	size_t stage_len;
+	int ret;
+
+	ret = lib->fabric(o->info->fabric_attr, &o->fabric, NULL);
 	if (ret)
 		return fab_fail(c, "fi_fabric", ret);
 	ret = fi_domain(o->fabric, o->info, &o->domain, NULL);
@@ -154,7 +166,7 @@ int ckpt_ofi_fabric_open(struct ckpt_client *c, const char *node, const uint8_t 
 	if (!endpoint_ok(o->info, ep, ep_len)) {
 		ckpt_log(CKPT_LOG_ERR, LOG,
 			 "%s: the server's endpoint address (%zu bytes) is not a %s address",
-			 c->target, ep_len, fi_tostr(&o->info->addr_format, FI_TYPE_ADDR_FORMAT));
+			 c->target, ep_len, lib->tostr(&o->info->addr_format, FI_TYPE_ADDR_FORMAT));
 		return -EPROTO;
 	}
 	memcpy(name, ep, ep_len);
@@ -201,6 +213,27 @@ int ckpt_ofi_fabric_open(struct ckpt_client *c, const char *node, const uint8_t 
 	return 0;
 }
 
+int ckpt_ofi_fabric_need(struct ckpt_client *c)
+{
+	struct ofi_client *o = oc(c);
+	int ret;
+
+	if (o->ep != NULL)
+		return 0;
+	if (o->dead)
+		return o->dead;
+	ret = ckpt_ofi_fabric_open(c, o->srv_ep, o->srv_ep_len);
+	if (ret < 0) {
+		o->dead = ret; /* what is half open goes with the client */
+		return ret;
+	}
+	for (struct ckpt_region *r = c->regions; r != NULL; r = r->next)
+		((struct ofi_region *)r->be)->commit = o->rma_pmem && r->is_pmem;
+	ckpt_log(CKPT_LOG_INFO, LOG, "%s: endpoint open (provider %s%s)", c->target,
+		 o->info->fabric_attr->prov_name, o->rma_pmem ? ", FI_RMA_PMEM" : "");
+	return 0;
+}
+
 void ckpt_ofi_fabric_close(struct ofi_client *o)
 {
 	if (o->ep)
@@ -220,7 +253,7 @@ void ckpt_ofi_fabric_close(struct ofi_client *o)
 	if (o->fabric)
 		fi_close(&o->fabric->fid);
 	if (o->info)
-		fi_freeinfo(o->info);
+		ckpt_ofi_lib()->freeinfo(o->info); /* loaded: there is an info */
 	free(o->stage);
 	free(o->free_slots);
 	free(o->scratch);

@@ -6,6 +6,8 @@
  *
  * Files, bottom-up; each calls only the files listed before it (no cycles):
  *
+ *	ofi_lib.c        libfabric itself, loaded at the first connect (dlopen): the few
+ *	                 functions called by name
  *	ofi_fabric.c     libfabric objects: provider (fi_getinfo), fabric, domain, AV, CQ,
  *	                 endpoint; the server's endpoint address, checked, then inserted; the
  *	                 local buffers (staging, fence scratch, read bounce) and their MRs
@@ -52,6 +54,35 @@
  * standby that only reads, or a primary with nothing to flush, would be cut without it.
  */
 #define KEEPALIVE_MS 1000
+
+/*
+ * libfabric's functions that are called by name (the rest of its API is inline calls
+ * through the objects' ops tables): loaded with the library at the first connect.
+ */
+struct ckpt_ofi_lib {
+	int (*getinfo)(uint32_t version, const char *node, const char *service, uint64_t flags,
+		       const struct fi_info *hints, struct fi_info **info);
+	void (*freeinfo)(struct fi_info *info);
+	struct fi_info *(*dupinfo)(const struct fi_info *info);
+	int (*fabric)(struct fi_fabric_attr *attr, struct fid_fabric **fabric, void *context);
+	const char *(*strerror)(int errnum);
+	char *(*tostr)(const void *data, enum fi_type datatype);
+};
+
+/** libfabric, loaded on the first call. @return its functions, or NULL with errno ENOTSUP
+ *  (not installed, or not the ABI these headers describe: logged). Thread-safe. */
+const struct ckpt_ofi_lib *ckpt_ofi_lib(void);
+
+/**
+ * The endpoint the data path needs, opened now if it is not yet (ckpt_ofi_fabric_open with
+ * the provider connect found and the server's endpoint name it kept). A failure fails the client
+ * (o->dead), as a failed connect would have.
+ * @return 0 or a negative errno.
+ */
+int ckpt_ofi_fabric_need(struct ckpt_client *c);
+
+/** fi_strerror(), or a number when libfabric could not be loaded. */
+const char *ckpt_ofi_strerror(int fi_err);
 
 _Static_assert(CKPT_REC_MAX_LEN <= STAGE_SLOT, "a record fits one staging slot");
 
@@ -134,7 +165,14 @@ struct ofi_client {
 	int dead; /* sticky: the server or the endpoint is gone, or (-ESTALE) it fenced us */
 	bool fence_asked; /* a data-path failure asked the server whether it fenced us */
 
-	/* libfabric objects (ofi_fabric.c) */
+	/*
+	 * libfabric objects (ofi_fabric.c), opened at the first write or read
+	 * (ckpt_ofi_fabric_need): a client that only asks the server (a lease check, a lease,
+	 * an epoch, a watch) never makes an endpoint, which costs 150-250 ms with the tcp
+	 * provider. The server's endpoint name from WELCOME waits here until then.
+	 */
+	uint8_t srv_ep[CKPT_PROTO_EP_MAX];
+	size_t srv_ep_len;
 	struct fi_info *info;
 	struct fid_fabric *fabric;
 	struct fid_domain *domain;
@@ -225,14 +263,21 @@ static inline void op_put(struct ofi_client *o, struct ofi_op *op)
 int ckpt_ofi_errno(int fi_err);
 
 /*
+ * At connect: the provider, one that orders reads after writes (o->info). @p node: the
+ * server's host, NULL for shm. @return 0, -ENOTSUP (libfabric is not installed, or the
+ * provider does not order reads after writes), -ENODATA (no such provider here), or the
+ * provider's error as -errno.
+ */
+int ckpt_ofi_provider_find(struct ckpt_client *c, const char *node);
+
+/*
  * Open the provider's endpoint towards the server's endpoint name @p ep (from WELCOME),
- * and allocate and register the local buffers. @p node: the server's host, NULL for shm.
- * Whatever it opened before failing stays for ckpt_ofi_fabric_close().
- * @return 0, -ENODATA (no such provider here), -ENOTSUP (it does not order reads after
- *   writes), -EPROTO (the endpoint name is not an address of the provider's format, or
+ * and allocate and register the local buffers. Whatever it opened before failing stays
+ * for ckpt_ofi_fabric_close().
+ * @return 0, -EPROTO (the endpoint name is not an address of the provider's format, or
  *   does not insert), -ENOMEM, or the provider's error as -errno.
  */
-int ckpt_ofi_fabric_open(struct ckpt_client *c, const char *node, const uint8_t *ep, size_t ep_len);
+int ckpt_ofi_fabric_open(struct ckpt_client *c, const uint8_t *ep, size_t ep_len);
 
 /* Close what ckpt_ofi_fabric_open() opened and free what it allocated, as far as it went. */
 void ckpt_ofi_fabric_close(struct ofi_client *o);

@@ -19,4 +19,10 @@ int ckpt_ofi_test_set_rkey(struct ckpt_region *r, uint64_t key);
  */
 int ckpt_ofi_test_persist(struct ckpt_region *r, uint64_t off, uint64_t len);
 
+/**
+ * Has @p c opened its libfabric endpoint (it does at its first write or read)?
+ * @return 1, 0, or -EINVAL (not an ofi+* client).
+ */
+int ckpt_ofi_test_has_endpoint(const struct ckpt_client *c);
+
 #endif /* CKPT_OFI_TEST_H */

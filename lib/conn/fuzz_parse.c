@@ -19,15 +19,12 @@ static void inside(const uint8_t *base, size_t len, const uint8_t *p, size_t n)
 		abort();
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/* Every property of a frame parsed with @p checked done (0, or the NIC's checksum). */
+static void check(const uint8_t *frame, size_t size, unsigned int checked)
 {
-	uint8_t *frame = malloc(size ? size : 1);
 	struct fw_parsed p;
 
-	memcpy(frame, data, size);
-	if (fw_parse(frame, (uint32_t)size, &p) == FW_PARSE_OK) {
+	if (fw_parse_with(frame, (uint32_t)size, checked, &p) == FW_PARSE_OK) {
 		const size_t alen = p.family == 4 ? 4 : 16;
 		struct fw_key a, b;
 
@@ -49,6 +46,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		if (memcmp(&a, &b, sizeof(a)) != 0)
 			abort();
+		/* the fast path's IPv4 key is the generic one, side included */
+		if (p.family == 4 &&
+		    (fw_key_make4(&b, p.proto, p.saddr, p.daddr, p.sport, p.dport) !=
+			     fw_key_make(&a, 4, p.proto, p.saddr, p.daddr, p.sport, p.dport) ||
+		     memcmp(&a, &b, sizeof(a)) != 0))
+			abort();
 		{
 			struct fw_icmp_quote q;
 
@@ -60,6 +63,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			}
 		}
 	}
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	uint8_t *frame = malloc(size ? size : 1);
+
+	memcpy(frame, data, size);
+	check(frame, size, 0);
+	check(frame, size, FW_PARSE_IP_CSUM_GOOD); /* as a NIC that checked the sum */
 	free(frame);
 	return 0;
 }

@@ -102,7 +102,8 @@ static enum fw_parse_result parse_l4(struct fw_parsed *out)
 	return FW_PARSE_OK;
 }
 
-static enum fw_parse_result parse_ipv4(const uint8_t *ip, uint32_t avail, struct fw_parsed *out)
+static enum fw_parse_result parse_ipv4(const uint8_t *ip, uint32_t avail, unsigned int checked,
+				       struct fw_parsed *out)
 {
 	uint32_t ihl, total;
 	uint16_t frag;
@@ -111,7 +112,8 @@ static enum fw_parse_result parse_ipv4(const uint8_t *ip, uint32_t avail, struct
 		return FW_PARSE_MALFORMED;
 	ihl = (uint32_t)(ip[0] & 0xf) * 4;
 	total = be16(ip + 2);
-	if (ihl < 20 || total < ihl || total > avail || !ipv4_csum_ok(ip, ihl))
+	if (ihl < 20 || total < ihl || total > avail ||
+	    (!(checked & FW_PARSE_IP_CSUM_GOOD) && !ipv4_csum_ok(ip, ihl)))
 		return FW_PARSE_MALFORMED;
 	out->family = 4;
 	out->proto = ip[9];
@@ -201,6 +203,12 @@ static enum fw_parse_result parse_ipv6(const uint8_t *ip, uint32_t avail, struct
 
 enum fw_parse_result fw_parse(const uint8_t *frame, uint32_t len, struct fw_parsed *out)
 {
+	return fw_parse_with(frame, len, 0, out);
+}
+
+enum fw_parse_result fw_parse_with(const uint8_t *frame, uint32_t len, unsigned int checked,
+				   struct fw_parsed *out)
+{
 	uint32_t off = ETH_HLEN;
 	uint16_t type;
 
@@ -222,7 +230,7 @@ enum fw_parse_result fw_parse(const uint8_t *frame, uint32_t len, struct fw_pars
 	case ETHERTYPE_ARP:
 		return FW_PARSE_ARP;
 	case ETHERTYPE_IPV4:
-		return parse_ipv4(frame + off, len - off, out);
+		return parse_ipv4(frame + off, len - off, checked, out);
 	case ETHERTYPE_IPV6:
 		return parse_ipv6(frame + off, len - off, out);
 	default:

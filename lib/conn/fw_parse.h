@@ -40,10 +40,17 @@ struct fw_parsed {
 	uint16_t dport;
 };
 
+/** What the NIC checked already (fw_parse_with). */
+#define FW_PARSE_IP_CSUM_GOOD 0x01 /**< the IPv4 header checksum is right: not summed again */
+
 /**
  * Parse the @p len bytes of a frame. @p out is filled only as far as it says.
  */
 enum fw_parse_result fw_parse(const uint8_t *frame, uint32_t len, struct fw_parsed *out);
+
+/** fw_parse() taking @p checked (FW_PARSE_* bits) for done. */
+enum fw_parse_result fw_parse_with(const uint8_t *frame, uint32_t len, unsigned int checked,
+				   struct fw_parsed *out);
 
 /** What an ICMP or ICMPv6 message is to the fast path. */
 enum fw_icmp_kind {

@@ -156,6 +156,25 @@ static void test_parse_ipv4_bad_header_checksum_is_malformed(void **state)
 	assert_int_equal(fw_parse(f.b, f.len, &p), FW_PARSE_MALFORMED);
 }
 
+/*
+ * A checksum the NIC vouched for is not summed again; every other check still holds (a
+ * header claiming more bytes than the frame has stays malformed).
+ */
+static void test_parse_ipv4_checksum_vouched_for_by_the_nic_is_not_summed(void **state)
+{
+	struct frame f;
+	struct fw_parsed p;
+
+	(void)state;
+	eth(&f, 0x0800);
+	ipv4_tcp(&f, 0, 0, 0);
+	f.b[14 + 8] = 1; /* TTL changed, checksum not: only a recount would tell */
+	assert_int_equal(fw_parse_with(f.b, f.len, FW_PARSE_IP_CSUM_GOOD, &p), FW_PARSE_OK);
+	assert_int_equal(fw_parse_with(f.b, f.len, 0, &p), FW_PARSE_MALFORMED);
+	put16(f.b + 14 + 2, (uint16_t)(f.len - 14 + 1)); /* total length past the frame */
+	assert_int_equal(fw_parse_with(f.b, f.len, FW_PARSE_IP_CSUM_GOOD, &p), FW_PARSE_MALFORMED);
+}
+
 static void test_parse_ipv4_fragments(void **state)
 {
 	struct frame f;
@@ -457,6 +476,7 @@ int main(void)
 		cmocka_unit_test(test_parse_ignores_ethernet_padding),
 		cmocka_unit_test(test_parse_ipv4_options_are_reported),
 		cmocka_unit_test(test_parse_ipv4_bad_header_checksum_is_malformed),
+		cmocka_unit_test(test_parse_ipv4_checksum_vouched_for_by_the_nic_is_not_summed),
 		cmocka_unit_test(test_parse_ipv4_fragments),
 		cmocka_unit_test(test_parse_vlan_and_qinq),
 		cmocka_unit_test(test_parse_arp_and_other_ethertypes),

@@ -54,6 +54,8 @@ struct fw_table *fw_table_create(const char *name, uint32_t capacity, uint32_t m
 		err = rte_errno ? rte_errno : ENOMEM;
 		goto err_free;
 	}
+	/* A function pointer is per process: every table is its own process's (none shared). */
+	rte_hash_set_cmp_func(t->h, fw_key_cmp);
 	/* Positions may run past the key count: size the array by what rte_hash hands out. */
 	t->capacity = capacity;
 	t->slots = (uint32_t)rte_hash_max_key_id(t->h) + 1;

@@ -31,6 +31,8 @@
 #include "ftp/fw_ftp.h"
 
 _Static_assert(sizeof(struct fw_ftp_slice) <= FW_FTP_SLICE_ROOM, "FTP slice fits its room");
+_Static_assert(FW_SLICE_ALIGNED(struct fw_ftp_slice, FW_FTP_SLICE_OFF),
+	       "slice aligned in the connection");
 _Static_assert(FW_FTP_PAYLOAD_LEN <= 1024, "FTP payload within CKPT_REC_MAX_PAYLOAD");
 
 #define TH_SYN	    0x02

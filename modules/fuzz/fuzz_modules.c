@@ -123,10 +123,22 @@ static void tcp_segment(struct fuzz_state *s, const uint8_t *d, uint32_t len, bo
 		if (fw_tcp_packet(&s->ctx, &s->tcp, &p, true, &why) != FW_PASS)
 			abort(); /* may_open said yes: the SYN must open */
 		s->tcp_open = true;
-	} else if (fw_tcp_packet(&s->ctx, &s->tcp, &p, false, &why) != FW_PASS) {
-		if (why == FW_DROP_NONE)
+	} else {
+		enum fw_drop_reason why_full = FW_DROP_NONE;
+		struct fw_conn full;
+		enum fw_verdict v, v_full;
+
+		/* TCP's fast path decides as its full path: verdict, reason, connection. */
+		memcpy(&full, &s->tcp, sizeof(full));
+		v_full = fw_tcp_packet_full(&s->ctx, &full, &p, false, &why_full);
+		v = fw_tcp_packet(&s->ctx, &s->tcp, &p, false, &why);
+		if (v != v_full || why != why_full || memcmp(&full, &s->tcp, sizeof(full)) != 0)
 			abort();
-		return;
+		if (v != FW_PASS) {
+			if (why == FW_DROP_NONE)
+				abort();
+			return;
+		}
 	}
 	if (ftp && fw_ftp_packet(&s->ctx, &s->tcp, &p, &why) == FW_DROP && why == FW_DROP_NONE)
 		abort();

@@ -23,11 +23,14 @@
 #include "tcp/fw_tcp.h"
 
 _Static_assert(sizeof(struct fw_tcp_slice) <= FW_TCP_SLICE_ROOM, "TCP slice fits its room");
+_Static_assert(FW_SLICE_ALIGNED(struct fw_tcp_slice, FW_TCP_SLICE_OFF),
+	       "slice aligned in the connection");
 _Static_assert(FW_TCP_PAYLOAD_LEN <= 1024, "TCP payload within CKPT_REC_MAX_PAYLOAD");
 
 #define TH_FIN 0x01
 #define TH_SYN 0x02
 #define TH_RST 0x04
+#define TH_PSH 0x08
 #define TH_ACK 0x10
 
 #define NS_PER_S    1000000000ull
@@ -361,7 +364,8 @@ static void negotiate(struct fw_tcp_slice *t)
 }
 
 /* Checks I and II on the sequence, III and IV on the acknowledgement. */
-static bool in_window(const struct fw_tcp_slice *t, int dir, const struct seg *s)
+static inline __attribute__((always_inline)) bool in_window(const struct fw_tcp_slice *t, int dir,
+							    const struct seg *s)
 {
 	const struct fw_tcp_dir *snd = &t->d[dir], *rcv = &t->d[!dir];
 	uint32_t end = s->seq + s->len;
@@ -399,7 +403,8 @@ static bool rst_acceptable(const struct fw_tcp_slice *t, int dir, const struct s
 
 /* Move the edges for an accepted segment; @return true when it newly acknowledged the
  * receiver's FIN. */
-static bool update_window(struct fw_tcp_slice *t, int dir, const struct seg *s)
+static inline __attribute__((always_inline)) bool update_window(struct fw_tcp_slice *t, int dir,
+								const struct seg *s)
 {
 	struct fw_tcp_dir *snd = &t->d[dir], *rcv = &t->d[!dir];
 	uint32_t end = s->seq + s->len;
@@ -490,8 +495,72 @@ static bool window_checkpoint_due(const struct fw_tcp_slice *old, const struct f
 	return false;
 }
 
+/*
+ * The fast path: a segment of an ESTABLISHED connection carrying ACK (PSH allowed) and no
+ * other flag, no options, whose connection shows no FIN and no restore slack. It accepts
+ * what the full path would accept, with the same effect, or declines (false) and the full
+ * path decides. What it saves: the option walk (there is none), the copy of the slice
+ * (nothing can be dropped after the window check), the state table (ESTABLISHED + ACK stays
+ * ESTABLISHED), and the flag and scale comparisons of window_checkpoint_due (update_window
+ * sets no flag here: FIN_SEEN needs a FIN, FIN_ACKED a FIN seen, the RESYNC flags are
+ * clear, and the scales only change on a SYN). Everything else runs the same code:
+ * in_window with no slack and sack = ack (no options: no SACK blocks), update_window.
+ */
+bool fw_tcp_packet_fast(const struct fw_ctx *ctx, struct fw_conn *c, const struct fw_pkt *p)
+{
+	const uint8_t busy = FW_TCP_F_FIN_SEEN | FW_TCP_F_RESYNC_END | FW_TCP_F_RESYNC_END2 |
+			     FW_TCP_F_RESYNC_MAXEND;
+	struct fw_tcp_slice *t = fw_tcp_slice(c);
+	const uint8_t *h = p->l4;
+	struct fw_tcp_dir *snd, *rcv;
+	uint32_t snd_maxwin;
+	struct seg s;
+
+	if (t->state != FW_TCP_ESTABLISHED || p->dir > FW_DIR_REPLY || p->hdr_len != TCP_MIN_HDR ||
+	    p->l4_len < TCP_MIN_HDR || (h[12] >> 4) * 4 != TCP_MIN_HDR ||
+	    (h[13] & ~TH_PSH) != TH_ACK)
+		return false;
+	snd = &t->d[p->dir];
+	rcv = &t->d[!p->dir];
+	if (((snd->flags | rcv->flags) & busy) || snd->maxwin == 0 || rcv->maxwin == 0)
+		return false;
+	s = (struct seg){
+		.seq = fw_get_be32(h + 4),
+		.ack = fw_get_be32(h + 8),
+		.len = p->l4_len - TCP_MIN_HDR,
+		.win = fw_get_be16(h + 14),
+		.flags = h[13],
+	};
+	s.sack = s.ack;
+	if (!in_window(t, p->dir, &s))
+		return false;
+	snd_maxwin = snd->maxwin;
+	update_window(t, p->dir, &s);
+	/* window_checkpoint_due: only the sender's maxwin and the two ends can have moved. */
+	if (top_bit(snd->maxwin) != top_bit(snd_maxwin) ||
+	    snd->end - snd->ck_end > edge_threshold(rcv->maxwin) ||
+	    rcv->end - rcv->ck_end > edge_threshold(snd->maxwin)) {
+		snd->ck_end = snd->end;
+		rcv->ck_end = rcv->end;
+		fw_conn_mark_dirty_now(c, FW_MOD_TCP);
+	}
+	c->expire_ns = p->now_ns + tcp_conf(ctx)->timeout_ns[FW_TCP_ESTABLISHED];
+	return true;
+}
+
 enum fw_verdict fw_tcp_packet(struct fw_ctx *ctx, struct fw_conn *c, const struct fw_pkt *p,
 			      bool is_new, enum fw_drop_reason *why)
+{
+	if (!is_new && fw_tcp_packet_fast(ctx, c, p)) {
+		if (why)
+			*why = FW_DROP_NONE;
+		return FW_PASS;
+	}
+	return fw_tcp_packet_full(ctx, c, p, is_new, why);
+}
+
+enum fw_verdict fw_tcp_packet_full(struct fw_ctx *ctx, struct fw_conn *c, const struct fw_pkt *p,
+				   bool is_new, enum fw_drop_reason *why)
 {
 	struct fw_tcp_slice *cur = fw_tcp_slice(c);
 	struct fw_tcp_slice t;

@@ -35,6 +35,27 @@ struct tc {
 
 static uint8_t payload[1500];
 
+/*
+ * Every segment of every test here goes through fw_tcp_packet (its fast path included)
+ * and, from a copy of the same connection, through fw_tcp_packet_full: the two must agree
+ * on the verdict, the reason and every byte of the connection after it.
+ */
+static enum fw_verdict tcp_both(struct fw_ctx *ctx, struct fw_conn *c, const struct fw_pkt *p,
+				bool is_new, enum fw_drop_reason *why)
+{
+	struct fw_conn full;
+	enum fw_drop_reason why_full = FW_DROP_NONE;
+	enum fw_verdict v, v_full;
+
+	memcpy(&full, c, sizeof(full));
+	v_full = fw_tcp_packet_full(ctx, &full, p, is_new, &why_full);
+	v = fw_tcp_packet(ctx, c, p, is_new, why);
+	assert_int_equal(v, v_full);
+	assert_int_equal(*why, why_full);
+	assert_memory_equal(c, &full, sizeof(full));
+	return v;
+}
+
 static enum fw_verdict seg_opts(struct tc *t, uint8_t dir, uint32_t seq, uint32_t ack,
 				uint8_t flags, uint16_t win, uint32_t len, const uint8_t *opts,
 				uint8_t optlen)
@@ -52,7 +73,7 @@ static enum fw_verdict seg_opts(struct tc *t, uint8_t dir, uint32_t seq, uint32_
 
 	t->is_new = false;
 	t->why = FW_DROP_NONE;
-	return fw_tcp_packet(&t->ctx, &t->c, tpkt_tcp(&t->pk, &flow4, &s, t->now), is_new, &t->why);
+	return tcp_both(&t->ctx, &t->c, tpkt_tcp(&t->pk, &flow4, &s, t->now), is_new, &t->why);
 }
 
 static enum fw_verdict seg(struct tc *t, uint8_t dir, uint32_t seq, uint32_t ack, uint8_t flags,
@@ -787,6 +808,192 @@ static void test_tcp_decode_rejects_malformed(void **st)
 	assert_false(c.present & (1u << FW_MOD_TCP));
 }
 
+/* Does the fast path accept this segment? Tried on a copy; a decline must change nothing. */
+static bool fast_takes(struct tc *t, uint8_t dir, uint32_t seq, uint32_t ack, uint8_t flags,
+		       uint16_t win, uint32_t len, const uint8_t *opts, uint8_t optlen)
+{
+	const struct tseg sg = {.dir = dir,
+				.seq = seq,
+				.ack = ack,
+				.flags = flags,
+				.win = win,
+				.opts = opts,
+				.optlen = optlen,
+				.data = payload,
+				.len = len};
+	struct fw_conn c;
+	bool taken;
+
+	memcpy(&c, &t->c, sizeof(c));
+	taken = fw_tcp_packet_fast(&t->ctx, &c, tpkt_tcp(&t->pk, &flow4, &sg, t->now));
+	if (!taken)
+		assert_memory_equal(&c, &t->c, sizeof(c));
+	return taken;
+}
+
+static void test_tcp_fast_path_takes_plain_established_segments(void **st)
+{
+	struct tc t;
+
+	(void)st;
+	handshake(&t);
+	assert_true(fast_takes(&t, O, ISN_O + 1, ISN_R + 1, T_ACK, WIN, 1000, NULL, 0));
+	assert_true(fast_takes(&t, O, ISN_O + 1, ISN_R + 1, T_ACK | T_PSH, WIN, 1000, NULL, 0));
+	assert_true(fast_takes(&t, R, ISN_R + 1, ISN_O + 1, T_ACK, WIN, 0, NULL, 0));
+	/* and what it takes, it takes as the full path does (tcp_both compares them) */
+	assert_int_equal(seg(&t, O, ISN_O + 1, ISN_R + 1, T_ACK | T_PSH, WIN, 1000), FW_PASS);
+	assert_int_equal(seg(&t, R, ISN_R + 1, ISN_O + 1001, T_ACK, WIN, 1400), FW_PASS);
+	assert_int_equal(fw_tcp_slice(&t.c)->d[O].end, ISN_O + 1001);
+	assert_int_equal(fw_tcp_slice(&t.c)->d[R].end, ISN_R + 1401);
+	assert_int_equal(t.c.expire_ns, t.now + fw_tcp_conf_default.timeout_ns[FW_TCP_ESTABLISHED]);
+}
+
+/*
+ * Options, any flag but ACK/PSH, a segment off the window, a connection not ESTABLISHED,
+ * past a FIN or restored with its slack open: the full path decides, and the fast one
+ * leaves the connection untouched.
+ */
+static void test_tcp_fast_path_leaves_the_rest_to_the_full_path(void **st)
+{
+	static const uint8_t ts[] = {1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2};
+	uint8_t sack[12] = {1, 1, 5, 10};
+	struct tc t;
+	struct fw_conn r;
+
+	(void)st;
+	handshake_scaled(&t);
+	assert_true(fast_takes(&t, O, ISN_O + 1, ISN_R + 1, T_ACK, 500, 100, NULL, 0));
+	/* any option, even one that changes nothing, and a SACK block past the sent data */
+	assert_false(fast_takes(&t, O, ISN_O + 1, ISN_R + 1, T_ACK, 500, 100, ts, sizeof(ts)));
+	tput32(sack + 4, ISN_R + 1);
+	tput32(sack + 8, ISN_R + 9000);
+	assert_false(fast_takes(&t, O, ISN_O + 1, ISN_R + 1, T_ACK, 500, 0, sack, sizeof(sack)));
+	assert_int_equal(seg_opts(&t, O, ISN_O + 1, ISN_R + 1, T_ACK, 500, 0, sack, 12), FW_DROP);
+	assert_int_equal(t.why, FW_DROP_TCP_WINDOW);
+	/* flags other than ACK and PSH */
+	assert_false(fast_takes(&t, O, ISN_O + 1, ISN_R + 1, T_ACK | T_RST, 500, 0, NULL, 0));
+	assert_false(fast_takes(&t, O, ISN_O + 1, 0, T_RST, 0, 0, NULL, 0));
+	assert_false(fast_takes(&t, O, ISN_O + 1, ISN_R + 1, T_ACK | T_FIN, 500, 0, NULL, 0));
+	assert_false(fast_takes(&t, O, ISN_O + 1, ISN_R + 1, T_ACK | 0x20, 500, 0, NULL, 0));
+	assert_false(fast_takes(&t, O, ISN_O + 1, ISN_R + 1, T_ACK | 0x40, 500, 0, NULL, 0));
+	assert_false(fast_takes(&t, O, ISN_O + 1, ISN_R + 1, T_ACK | T_SYN, 500, 0, NULL, 0));
+	assert_false(fast_takes(&t, O, ISN_O + 1, ISN_R + 1, T_PSH, 500, 0, NULL, 0));
+	/* off the window: sequence, acknowledgement of unsent data, ancient acknowledgement */
+	assert_false(
+		fast_takes(&t, O, ISN_O + 1 + (WIN << 7) + 1, ISN_R + 1, T_ACK, 500, 1, NULL, 0));
+	assert_false(fast_takes(&t, O, ISN_O + 1, ISN_R + 2, T_ACK, 500, 0, NULL, 0));
+	assert_false(fast_takes(&t, R, ISN_R + 1, ISN_O - (1u << 24), T_ACK, 500, 0, NULL, 0));
+	/* an in-window RST still closes the connection, through the full path */
+	assert_int_equal(seg(&t, R, ISN_R + 1, ISN_O + 1, T_RST | T_ACK, 0, 0), FW_PASS);
+	assert_int_equal(state(&t), FW_TCP_CLOSE);
+	assert_false(fast_takes(&t, O, ISN_O + 1, ISN_R + 1, T_ACK, 500, 0, NULL, 0));
+
+	/* one FIN seen: FIN_WAIT, and later segments go the full path */
+	handshake(&t);
+	assert_int_equal(seg(&t, O, ISN_O + 1, ISN_R + 1, T_ACK | T_FIN, WIN, 0), FW_PASS);
+	assert_false(fast_takes(&t, R, ISN_R + 1, ISN_O + 2, T_ACK, WIN, 10, NULL, 0));
+
+	/* a restored connection keeps the full path until its slack closes */
+	handshake(&t);
+	assert_int_equal(seg(&t, O, ISN_O + 1, ISN_R + 1, T_ACK, WIN, 1000), FW_PASS);
+	encode_decode(&t, &r);
+	t.c = r;
+	assert_false(fast_takes(&t, O, ISN_O + 1001, ISN_R + 1, T_ACK, WIN, 1000, NULL, 0));
+}
+
+/* xorshift64*: a fixed sequence, so a failure is reproduced by running the test again. */
+static uint64_t rnd(uint64_t *x)
+{
+	*x ^= *x >> 12;
+	*x ^= *x << 25;
+	*x ^= *x >> 27;
+	return *x * 0x2545f4914f6cdd1dull;
+}
+
+/* A number near @p edge: within a few bytes, within a window, or anywhere. */
+static uint32_t near(uint64_t *x, uint32_t edge, uint32_t win)
+{
+	const uint64_t r = rnd(x);
+
+	switch (r & 3) {
+	case 0:
+		return edge + (uint32_t)(r >> 8 & 7) - 4;
+	case 1:
+		return edge + (uint32_t)((r >> 8) % (2 * (uint64_t)win + 1)) - win;
+	case 2:
+		return edge;
+	default:
+		return (uint32_t)(r >> 32);
+	}
+}
+
+/*
+ * Random segments on connections in every phase (plain, scaled with SACK, restored): each
+ * goes through both paths (tcp_both) and must be decided alike; the fast path must have
+ * taken a good share and the full path must have dropped some, so both were exercised.
+ */
+static void test_tcp_fast_path_decides_as_the_full_path_on_random_segments(void **st)
+{
+	static const uint8_t flag_set[] = {
+		T_ACK,	       T_ACK,
+		T_ACK,	       T_ACK | T_PSH,
+		T_ACK | T_PSH, T_ACK | T_FIN,
+		T_RST,	       T_RST | T_ACK,
+		T_SYN,	       T_SYN | T_ACK,
+		T_ACK | 0x20,  T_ACK | 0x40,
+		T_PSH,	       0,
+	};
+	uint64_t x = 0x15f1a57u;
+	unsigned int fast = 0, drops = 0, total = 0;
+
+	(void)st;
+	for (int conn = 0; conn < 1000; conn++) {
+		struct tc t;
+		struct fw_conn r;
+
+		if (conn % 3 == 0) {
+			handshake(&t);
+		} else {
+			handshake_scaled(&t);
+		}
+		if (conn % 3 == 2) {
+			encode_decode(&t, &r);
+			t.c = r;
+		}
+		for (int i = 0; i < 60; i++) {
+			const uint64_t q = rnd(&x);
+			const uint8_t dir = q & 1;
+			const struct fw_tcp_slice *sl = fw_tcp_slice(&t.c);
+			const uint32_t win = sl->d[!dir].maxwin ? sl->d[!dir].maxwin : WIN;
+			/* mostly what an established connection carries, so that it lasts */
+			const uint8_t flags = (q >> 1 & 31) < 28
+						      ? (q & 2 ? T_ACK : T_ACK | T_PSH)
+						      : flag_set[(q >> 6) % sizeof(flag_set)];
+			const uint32_t len = (q >> 8 & 3) == 0 ? 0 : (uint32_t)(q >> 16) % 1401;
+			const uint32_t seqn = near(&x, sl->d[dir].end, win);
+			const uint32_t ackn = near(&x, sl->d[!dir].end, win);
+			const uint16_t w = (uint16_t)((q >> 40 & 1) ? q >> 44 : 500);
+			uint8_t sack[12] = {1, 1, 5, 10};
+			const bool opts = (q >> 60 & 3) == 0;
+
+			tput32(sack + 4, ackn);
+			tput32(sack + 8, near(&x, sl->d[!dir].end, win));
+			if (!opts && fast_takes(&t, dir, seqn, ackn, flags, w, len, NULL, 0))
+				fast++;
+			if (opts)
+				assert_false(
+					fast_takes(&t, dir, seqn, ackn, flags, w, len, sack, 12));
+			t.now += NS / 100;
+			if (seg_opts(&t, dir, seqn, ackn, flags, w, len, opts ? sack : NULL,
+				     opts ? 12 : 0) == FW_DROP)
+				drops++;
+			total++;
+		}
+	}
+	assert_true(fast > total / 20);
+	assert_true(drops > total / 20);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -823,6 +1030,9 @@ int main(void)
 		cmocka_unit_test(test_tcp_restore_accepts_live_edges_within_slack),
 		cmocka_unit_test(test_tcp_restore_retransmission_keeps_the_ack_slack),
 		cmocka_unit_test(test_tcp_decode_rejects_malformed),
+		cmocka_unit_test(test_tcp_fast_path_takes_plain_established_segments),
+		cmocka_unit_test(test_tcp_fast_path_leaves_the_rest_to_the_full_path),
+		cmocka_unit_test(test_tcp_fast_path_decides_as_the_full_path_on_random_segments),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -14,6 +14,8 @@
 #include "udp/fw_udp.h"
 
 _Static_assert(sizeof(struct fw_udp_slice) <= FW_UDP_SLICE_ROOM, "UDP slice fits its room");
+_Static_assert(FW_SLICE_ALIGNED(struct fw_udp_slice, FW_UDP_SLICE_OFF),
+	       "slice aligned in the connection");
 
 #define NS_PER_S 1000000000ull
 #define UDP_HDR	 8

@@ -13,7 +13,10 @@
  *	oob-persist     PERSIST outside the region gives EINVAL, inside it 0
  *	busy            DELETE of a region another client has open gives EBUSY
  *	make R          create region R and leave (for other-tenant)
- *	lease           the owner renews a lease; STAT and LIST show it alive, then expired
+ *	lease           the owner renews a lease; STAT and LIST show it alive, then expired;
+ *	                all that without a libfabric endpoint (made at the first write);
+ *	                FI_OFI_RXM_MSG_RX_SIZE is then the client's 16, or as the environment
+ *	                set it (HF_WANT_RXM_MSG_RX_SIZE says which)
  *	no-provider     connecting must fail with ENODATA (no such libfabric provider here)
  *	idle S          a client that writes nothing for S seconds but polls (and so sends
  *	                keepalives) keeps its session: writes before and after become durable
@@ -276,6 +279,35 @@ static int check_lease(const char *target)
 	}
 	printf("lease expired: ok\n");
 	rc |= expect("renew for 0 ms", ckpt_lease_renew(r, 0), -EINVAL);
+	/* Asking the server needs no endpoint (150-250 ms to make with tcp); writing does. */
+	n = ckpt_ofi_test_has_endpoint(c);
+	printf("endpoint before any write: %s (want no)\n", n == 0 ? "no" : "yes");
+	rc |= n != 0;
+	{
+		static const uint8_t payload[8] = "lease";
+		struct ckpt_rec rec = {.module_id = 1,
+				       .slice_version = 1,
+				       .conn_id = 78,
+				       .generation = 1,
+				       .key = {.family = 4, .proto = 6},
+				       .payload_len = sizeof(payload),
+				       .payload = payload};
+
+		rc |= expect("write", ckpt_slot_write(r, &rec, false, NULL), 0);
+		rc |= expect("sync", ckpt_sync(r), 0);
+	}
+	n = ckpt_ofi_test_has_endpoint(c);
+	printf("endpoint after a write: %s (want yes)\n", n == 1 ? "yes" : "no");
+	rc |= n != 1;
+	/* The client's ofi_rxm receive queue: its own default, or what the operator set. */
+	{
+		const char *got = getenv("FI_OFI_RXM_MSG_RX_SIZE");
+		const char *want = getenv("HF_WANT_RXM_MSG_RX_SIZE");
+
+		want = want ? want : "16";
+		printf("FI_OFI_RXM_MSG_RX_SIZE: %s (want %s)\n", got ? got : "unset", want);
+		rc |= got == NULL || strcmp(got, want) != 0;
+	}
 	ckpt_region_close(&r);
 	rc |= expect("delete", ckpt_region_delete(c, "probe-lease"), 0);
 	ckpt_disconnect(&c);

@@ -51,6 +51,8 @@ probe alice "$T/secret" oob-persist
 wait_for 10 log_has "$T/srv.log" "PERSIST from tenant alice .* refused" || fail "bad PERSIST not logged"
 probe alice "$T/secret" busy
 probe alice "$T/secret" lease
+# An operator's own ofi_rxm setting wins over the client's default.
+FI_OFI_RXM_MSG_RX_SIZE=32 HF_WANT_RXM_MSG_RX_SIZE=32 probe alice "$T/secret" lease
 # The same control port named as verbs: authentication passes, then the client finds no
 # verbs provider on this machine and says so (ENODATA), without hanging.
 HF_TENANT=alice HF_SECRET_FILE="$T/secret" "$PROBE" "ofi+verbs://127.0.0.1:$port" no-provider ||

@@ -184,6 +184,12 @@ print("checkpoint I/O: %s, thread %d (%s), %d passes; by the worker: %d passes" 
 sys.exit(0 if ok else 1)
 PY
   fail "checkpoint I/O is not off the worker: $(tel /holdfast/ckpt)"
+# libfabric is loaded by the first ofi+* connect, not at start: a pmem: firewall never pays
+# its load (100-230 ms of libpsm_infinipath's clock calibration on every start).
+case "$target" in
+  pmem:*) ! grep -q libfabric "/proc/$HF_PID/maps" || fail "holdfast on pmem: loaded libfabric" ;;
+  *) grep -q libfabric "/proc/$HF_PID/maps" || fail "holdfast on $target: libfabric not loaded" ;;
+esac
 case "$mode" in
 standby-*)
   PRIMARY=$HF_PID

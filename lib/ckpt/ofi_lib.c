@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * libfabric, loaded the first time an ofi+* target is connected, not when the process
+ * starts. Debian's libfabric1 links the PSM and PSM2 providers' libraries, and
+ * libpsm_infinipath's constructor calibrates its clock with usleep() for 100-230 ms in
+ * every process that loads it, before main() runs: a firewall that checkpoints to pmem:
+ * paid that on every restart for a transport it never used (docs/checkpoint.md, "Start-up
+ * time"). The six functions the client calls by name are looked up once; everything else
+ * in libfabric's API is inline calls through the objects' ops tables, which need no symbol.
+ *
+ * libinfinipath's constructor also installs its own handlers for SIGINT, SIGTERM, SIGSEGV,
+ * SIGBUS, SIGILL and SIGABRT (they exit 1): loaded at start-up, main() overrode two of them
+ * by luck of order; loaded later, it would take SIGINT and SIGTERM from the firewall's
+ * shutdown. Whatever the process had before the load is put back.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ofi_internal.h"
+
+#define LIBFABRIC "libfabric.so.1"
+
+static struct ckpt_ofi_lib lib;
+static int lib_err; /* 0 loaded, or the errno of the failed load */
+static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
+
+static void *sym(void *h, const char *name)
+{
+	void *p = dlsym(h, name);
+
+	if (p == NULL)
+		ckpt_log(CKPT_LOG_ERR, LOG, "%s has no %s: %s", LIBFABRIC, name, dlerror());
+	return p;
+}
+
+/*
+ * The tcp;ofi_rxm stack's defaults are sized for two-sided messaging, which the client never
+ * does (its data path is fi_write and fi_read; its requests go over the control socket):
+ * among them 128 receive buffers of 16 KiB posted per connection, from pools zeroed at
+ * fi_enable. An endpoint cost 70 MB resident and 190 ms of fi_enable here, and the resident
+ * size is what a killed firewall's kernel tears down before its sockets close: the server's
+ * death notice waited for it (kill -> reaped 21-25 ms, against 8-11 ms on pmem:). RMA does
+ * not use these buffers. FI_OFI_RXM_BUFFER_SIZE would save more, but must match the
+ * server's: a client with 4 KiB against a server with the default never completes a write.
+ * An operator's own setting of the variable is kept.
+ */
+static const struct {
+	const char *name, *value;
+} rxm_defaults[] = {
+	{"FI_OFI_RXM_MSG_RX_SIZE", "16"}, /* default 128 */
+};
+
+static void lib_load(void)
+{
+	struct sigaction before[NSIG], now;
+	void *h;
+
+	/* Read by the provider when it initialises (at the first fi_getinfo), after this. */
+	for (size_t i = 0; i < sizeof(rxm_defaults) / sizeof(rxm_defaults[0]); i++)
+		setenv(rxm_defaults[i].name, rxm_defaults[i].value, 0);
+
+	for (int s = 1; s < NSIG; s++)
+		if (sigaction(s, NULL, &before[s]) != 0)
+			before[s].sa_handler = SIG_ERR; /* no such signal */
+	h = dlopen(LIBFABRIC, RTLD_NOW | RTLD_LOCAL);
+	for (int s = 1; s < NSIG; s++) {
+		if (before[s].sa_handler == SIG_ERR || sigaction(s, NULL, &now) != 0 ||
+		    memcmp(&now.sa_handler, &before[s].sa_handler, sizeof(now.sa_handler)) == 0)
+			continue;
+		sigaction(s, &before[s], NULL);
+		ckpt_log(CKPT_LOG_DEBUG, LOG, "%s set a handler for signal %d (%s): put back",
+			 LIBFABRIC, s, strsignal(s));
+	}
+
+	if (h == NULL) {
+		ckpt_log(CKPT_LOG_ERR, LOG, "cannot load %s (package libfabric1): %s", LIBFABRIC,
+			 dlerror());
+		lib_err = ENOTSUP;
+		return;
+	}
+	/* Plain dlsym gives each symbol's default version: the one linking against these
+	 * headers would bind. */
+	*(void **)&lib.getinfo = sym(h, "fi_getinfo");
+	*(void **)&lib.freeinfo = sym(h, "fi_freeinfo");
+	*(void **)&lib.dupinfo = sym(h, "fi_dupinfo");
+	*(void **)&lib.fabric = sym(h, "fi_fabric");
+	*(void **)&lib.strerror = sym(h, "fi_strerror");
+	*(void **)&lib.tostr = sym(h, "fi_tostr");
+	if (lib.getinfo == NULL || lib.freeinfo == NULL || lib.dupinfo == NULL ||
+	    lib.fabric == NULL || lib.strerror == NULL || lib.tostr == NULL) {
+		dlclose(h);
+		lib = (struct ckpt_ofi_lib){0};
+		lib_err = ENOTSUP;
+	}
+}
+
+const struct ckpt_ofi_lib *ckpt_ofi_lib(void)
+{
+	pthread_once(&lib_once, lib_load);
+	if (lib_err) {
+		errno = lib_err;
+		return NULL;
+	}
+	return &lib;
+}
+
+const char *ckpt_ofi_strerror(int fi_err)
+{
+	static __thread char buf[32];
+	const struct ckpt_ofi_lib *l = ckpt_ofi_lib();
+
+	if (l != NULL)
+		return l->strerror(fi_err);
+	snprintf(buf, sizeof(buf), "libfabric error %d", fi_err);
+	return buf;
+}
