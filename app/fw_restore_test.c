@@ -1208,7 +1208,8 @@ static int pair_newest_cb(const struct ckpt_rec *rec, void *arg)
 	pn->gen[rec->slot_pair] = rec->generation;
 	pn->tomb[rec->slot_pair] = (rec->flags & CKPT_REC_F_TOMBSTONE) != 0;
 	pn->len[rec->slot_pair] = rec->payload_len;
-	memcpy(pn->payload[rec->slot_pair], rec->payload, rec->payload_len);
+	if (rec->payload_len) /* a tombstone has no payload (NULL) */
+		memcpy(pn->payload[rec->slot_pair], rec->payload, rec->payload_len);
 	return 0;
 }
 
