@@ -40,6 +40,7 @@ void fw_config_defaults(struct fw_config *c)
 	c->ckpt_log_size = 4u << 20;
 	c->lease_ms = 500;
 	c->standby_poll_ms = 10;
+	c->ckpt_lcore = FW_CKPT_LCORE_THREAD;
 	c->rules.policy = FW_ACT_DROP;
 	fw_modconf_defaults(&c->modconf);
 }
@@ -178,6 +179,19 @@ int fw_config_set(struct fw_config *c, const char *line, const char *where, char
 		    c->ckpt_log_size > (1ull << 32))
 			return fail(err, errlen, where,
 				    "ckpt-log-size: 0 (no standby) or 64k to 4G bytes");
+	} else if (strcmp(w[0], "ckpt-lcore") == 0) {
+		/* Whether the lcore is in EAL's list is checked once EAL is up (main.c). */
+		if (strcmp(w[1], "thread") == 0)
+			c->ckpt_lcore = FW_CKPT_LCORE_THREAD;
+		else if (strcmp(w[1], "inline") == 0)
+			c->ckpt_lcore = FW_CKPT_LCORE_INLINE;
+		else if (parse_uint(w[1], FW_CKPT_LCORE_MAX, &v) == 0)
+			c->ckpt_lcore = (int)v;
+		else
+			return fail(err, errlen, where,
+				    "ckpt-lcore: an lcore id (0 to %d) of EAL's list, thread or "
+				    "inline",
+				    FW_CKPT_LCORE_MAX);
 	} else if (strcmp(w[0], "lease-ms") == 0) {
 		if (parse_uint(w[1], 3600000, &v) || v < 50)
 			return fail(err, errlen, where, "lease-ms: 50 to 3600000 milliseconds");

@@ -15,6 +15,11 @@
 #include "holdfast/fw_module.h"
 
 #define FW_MAX_PAIRS 8
+/* ckpt-lcore: checkpoint I/O on a control thread (the default), or in each worker. */
+#define FW_CKPT_LCORE_THREAD (-1)
+#define FW_CKPT_LCORE_INLINE (-2)
+#define FW_CKPT_LCORE_MAX    1023
+
 /* Where a firewall keeps its connections when nothing else is configured. */
 #define FW_CKPT_DEFAULT_TARGET "pmem:/var/lib/holdfast/holdfast.pmu"
 
@@ -44,6 +49,7 @@ struct fw_config {
 	char ckpt_secret_file[256]; /**< remote targets: "tenant secret" lines */
 	char ckpt_tenant[64];	    /**< the tenant this firewall is at the server */
 	bool ckpt_allow_shm;	    /**< the operator accepts ofi+shm:// (no remote key checks) */
+	int ckpt_lcore;		    /**< where checkpoint I/O runs: an lcore, or FW_CKPT_LCORE_* */
 	struct fw_ruleset rules;
 };
 

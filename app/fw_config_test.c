@@ -58,6 +58,7 @@ static void test_config_reads_every_setting(void **state)
 		   "ckpt-log-size 1M\n"
 		   "lease-ms 2000\n"
 		   "lease-lapse forward\n"
+		   "ckpt-lcore 1\n"
 		   "standby-poll-ms 5\n"
 		   "standby yes\n"
 		   "\n"
@@ -74,7 +75,7 @@ static void test_config_reads_every_setting(void **state)
 	ftp = fw_modconf_get(&c.modconf, FW_MOD_FTP);
 	assert_true(ftp->ports[0] == 21 && ftp->ports[1] == 2121 && ftp->ports[2] == 0);
 	assert_true(c.ckpt_log_size == 1u << 20 && c.lease_ms == 2000 && c.standby_poll_ms == 5);
-	assert_true(c.standby && c.lapse_forward);
+	assert_true(c.standby && c.lapse_forward && c.ckpt_lcore == 1);
 	assert_int_equal(strncmp(c.ckpt_target, "group:xor(2)=", 13), 0);
 	tcp = fw_modconf_get(&c.modconf, FW_MOD_TCP);
 	udp = fw_modconf_get(&c.modconf, FW_MOD_UDP);
@@ -84,7 +85,7 @@ static void test_config_reads_every_setting(void **state)
 	assert_int_equal(c.rules.policy, FW_ACT_REJECT);
 	assert_int_equal(c.reject_rate, 50);
 	assert_int_equal(c.rules.n, 2);
-	assert_non_null(strstr(c.rules.rules[0].origin, ":20"));
+	assert_non_null(strstr(c.rules.rules[0].origin, ":21"));
 	assert_int_equal(c.rules.rules[1].action, FW_ACT_DROP);
 	fw_config_release(&c);
 	unlink(path);
@@ -126,6 +127,8 @@ static void test_config_errors_name_line_and_reason(void **state)
 	expect_error("lease-ms 10\n", ":1: lease-ms: 50 to");
 	expect_error("lease-lapse maybe\n", ":1: lease-lapse: hold (a standby may take over) or");
 	expect_error("standby-poll-ms 0\n", ":1: standby-poll-ms");
+	expect_error("ckpt-lcore second\n", ":1: ckpt-lcore: an lcore id (0 to 1023)");
+	expect_error("ckpt-lcore 4096\n", ":1: ckpt-lcore: an lcore id");
 	expect_error("standby maybe\n", ":1: standby: yes or no");
 	expect_error("ckpt-region a2345678901234567890123456789012345678901234567890123456\n",
 		     ":1: ckpt-region: at most 55 characters");

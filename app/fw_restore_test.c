@@ -24,6 +24,7 @@
 
 #include "fw_checkpoint.h"
 #include "fw_ckpt.h"
+#include "fw_ckpt_io.h"
 #include "fw_test_eal.h"
 #include "fw_test_frame.h"
 #include "fw_worker.h"
@@ -464,7 +465,7 @@ static void test_full_log_is_skipped_then_marked_once_state_is_durable(void **st
 	snprintf(target, sizeof(target), "pmem:/dev/shm/hf-gap-test.%d", getpid());
 	cc.target = target;
 	box_up(&a, "ga", 0);
-	k = fw_checkpointer_create(&cc, 0, a.w.table, 4096, 0);
+	k = fw_checkpointer_create(&cc, 0, a.w.table, 4096, 0, 0);
 	assert_non_null(k);
 	assert_non_null(fw_checkpointer_state(k));
 	assert_non_null(fw_checkpointer_log(k));
@@ -494,7 +495,7 @@ static void test_full_log_is_skipped_then_marked_once_state_is_durable(void **st
 	fw_checkpointer_tick(k, S(2));
 	assert_false(stats_of(k).log_gap);
 	assert_int_equal(pkt(&a, 17, 9999, 53, false, 0, 0, 0, "q", S(2)), FW_PASS);
-	fw_checkpointer_tick(k, S(2));
+	fw_checkpointer_tick(k, S(2) + 1000000); /* a lone change waits 500 us at most */
 	assert_int_equal(ckpt_sync(fw_checkpointer_log(k)), 0);
 	n = ckpt_log_read(log, count_log, &ls, false, NULL);
 	assert_int_equal(n, 2);
@@ -532,14 +533,17 @@ static int redirty(struct fw_conn *c, void *arg)
 	return 0;
 }
 
-/* Tick until the queue is written, flushed and durable as far as the target lets it. */
+/* Tick until the queue is written, flushed and durable as far as the target lets it
+ * (ticks a millisecond apart: a lone change waits up to 500 us for its batch). */
 static void tick_out(struct fw_checkpointer *k, uint64_t now)
 {
 	for (int i = 0; i < 1000 &&
 			(stats_of(k).queued != 0 || ckpt_posted(fw_checkpointer_state(k)) !=
 							    ckpt_durable(fw_checkpointer_state(k)));
-	     i++)
+	     i++) {
+		now += 1000000;
 		fw_checkpointer_tick(k, now);
+	}
 }
 
 /*
@@ -575,7 +579,7 @@ static void test_full_group_log_is_skipped_then_marked(void **state)
 		 files[2]);
 	cc.target = target;
 	box_up(&a, "gg", 0);
-	k = fw_checkpointer_create(&cc, 0, a.w.table, 4096, 0);
+	k = fw_checkpointer_create(&cc, 0, a.w.table, 4096, 0, 0);
 	assert_non_null(k);
 	assert_non_null(fw_checkpointer_state(k));
 	assert_non_null(fw_checkpointer_log(k));
@@ -670,7 +674,7 @@ static void test_reconnect_never_stalls_the_worker(void **state)
 	cc.secret_len = sizeof(secret);
 	box_up(&x, "rn", 0);
 	/* At start an attempt may wait (no port runs yet): it times out, and we start down. */
-	k = fw_checkpointer_create(&cc, 0, x.w.table, 64, 0);
+	k = fw_checkpointer_create(&cc, 0, x.w.table, 64, 0, 0);
 	assert_non_null(k);
 	assert_true(stats_of(k).down && fw_checkpointer_state(k) == NULL);
 	/* Afterwards, the worker's ticks only look: attempts wait on a thread of their own. */
@@ -745,7 +749,7 @@ static void test_window_edge_is_written_at_once(void **state)
 	memset(data, 'x', 200);
 	data[200] = 0;
 	box_up(&a, "ea", 0);
-	k = fw_checkpointer_create(&cc, 0, a.w.table, 64, 0);
+	k = fw_checkpointer_create(&cc, 0, a.w.table, 64, 0, 0);
 	assert_non_null(k);
 	fw_worker_set_checkpointer(&a.w, k);
 	fw_checkpointer_tick(k, S(1)); /* the idle look at the target: the next is 100 ms on */
@@ -815,8 +819,10 @@ static void store_remove(char files[3][64])
 		unlink(files[i]);
 }
 
-/* Box @p a with the appliance's checkpointer on @p target, region "res". */
-static struct fw_checkpointer *ckpt_box_up(struct box *a, const char *target, uint8_t family)
+/* Box @p a with the appliance's checkpointer on @p target, region "res", room to queue
+ * 1024 connections and to hand @p ring records over (0: as many). */
+static struct fw_checkpointer *ckpt_box_up_ring(struct box *a, const char *target, uint8_t family,
+						uint32_t ring)
 {
 	struct fw_ckpt_layout cc = {
 		.target = target,
@@ -831,12 +837,17 @@ static struct fw_checkpointer *ckpt_box_up(struct box *a, const char *target, ui
 
 	box_up_nth(a, 10 + 2 * store_seq);
 	a->family = family;
-	k = fw_checkpointer_create(&cc, 0, a->w.table, 1024, 0);
+	k = fw_checkpointer_create(&cc, 0, a->w.table, 1024, ring, 0);
 	assert_non_null(k);
 	assert_non_null(fw_checkpointer_state(k));
 	assert_non_null(fw_checkpointer_log(k));
 	fw_worker_set_checkpointer(&a->w, k);
 	return k;
+}
+
+static struct fw_checkpointer *ckpt_box_up(struct box *a, const char *target, uint8_t family)
+{
+	return ckpt_box_up_ring(a, target, family, 0);
 }
 
 static void ckpt_box_down(struct box *a, struct fw_checkpointer **k)
@@ -1101,7 +1112,9 @@ static void expired_while_target_away(enum path path)
 	for (int i = 0; i < 100; i++)
 		fw_worker_housekeep(&a.w, S(100));
 	assert_true(a.w.cnt.conn_expired == 1 && fw_table_count(a.w.table) == 1);
-	assert_int_equal(fw_slots_owed(fw_checkpointer_slots(k)), 1);
+	/* Its tombstone waits in the ring (the I/O side takes nothing while the target is
+	 * away; with the ring full it would be owed: see the test after this one). */
+	assert_int_equal(stats_of(k).handed, 1);
 	assert_true(fw_checkpointer_lag(k) >= 1); /* not durable: a crash now would lose it */
 	fw_checkpointer_test_down(k, 0);	  /* back: the next tick reconnects */
 	drain(k, S(101));
@@ -1113,6 +1126,281 @@ static void expired_while_target_away(enum path path)
 	assert_int_equal(pkt(&b, 6, 1000, 80, true, 0x12, 900, 101, NULL, S(102)), FW_PASS);
 	box_down(&b);
 	ckpt_box_down(&a, &k);
+	store_remove(files);
+}
+
+/* Every record of the log, in the order written. */
+#define LOG_ORDER_MAX 2048
+
+struct log_order {
+	uint32_t n;
+	uint32_t pair[LOG_ORDER_MAX];
+	uint64_t gen[LOG_ORDER_MAX];
+	bool tomb[LOG_ORDER_MAX];
+};
+
+static int log_order_cb(const struct ckpt_rec *rec, void *arg)
+{
+	struct log_order *lo = arg;
+
+	assert_true(lo->n < LOG_ORDER_MAX);
+	if (fw_ckpt_is_gap(rec))
+		return 0;
+	lo->pair[lo->n] = rec->slot_pair;
+	lo->gen[lo->n] = rec->generation;
+	lo->tomb[lo->n] = (rec->flags & CKPT_REC_F_TOMBSTONE) != 0;
+	lo->n++;
+	return 0;
+}
+
+/* The newest record of @p pair in @p lo; asserts every pair's generations only rise. */
+static int log_newest(const struct log_order *lo, uint32_t pair)
+{
+	int last = -1;
+
+	for (uint32_t i = 0; i < lo->n; i++) {
+		if (lo->pair[i] != pair)
+			continue;
+		if (last >= 0)
+			assert_true(lo->gen[i] > lo->gen[last]); /* never reordered per pair */
+		last = (int)i;
+	}
+	return last;
+}
+
+struct live_check {
+	const struct log_order *lo;
+	unsigned int slices;
+};
+
+/* A live connection's every slice: its pair's newest record is its present generation. */
+static int live_is_in_log(struct fw_conn *c, void *arg)
+{
+	struct live_check *lc = arg;
+
+	for (int m = 1; m < FW_MOD_MAX; m++) {
+		int i;
+
+		if (!(c->present & (1u << m)))
+			continue;
+		assert_int_not_equal(c->slot_pair[m], UINT32_MAX);
+		i = log_newest(lc->lo, c->slot_pair[m]);
+		assert_true(i >= 0 && !lc->lo->tomb[i] && lc->lo->gen[i] == c->gen[m]);
+		lc->slices++;
+	}
+	return 0;
+}
+
+/* The newest record of every pair in a state region, as a restore would see it. */
+struct pair_newest {
+	uint64_t gen[PAIRS];
+	bool tomb[PAIRS];
+	uint16_t len[PAIRS];
+	uint8_t payload[PAIRS][64];
+	unsigned int slices;
+};
+
+static int pair_newest_cb(const struct ckpt_rec *rec, void *arg)
+{
+	struct pair_newest *pn = arg;
+
+	assert_true(rec->slot_pair < PAIRS && rec->payload_len <= sizeof(pn->payload[0]));
+	pn->gen[rec->slot_pair] = rec->generation;
+	pn->tomb[rec->slot_pair] = (rec->flags & CKPT_REC_F_TOMBSTONE) != 0;
+	pn->len[rec->slot_pair] = rec->payload_len;
+	if (rec->payload_len) /* a tombstone has no payload (NULL) */
+		memcpy(pn->payload[rec->slot_pair], rec->payload, rec->payload_len);
+	return 0;
+}
+
+/* A live connection's every slice, as it is now, is its pair's newest record in the state
+ * region: same generation, same bytes. */
+static int live_is_in_state(struct fw_conn *c, void *arg)
+{
+	struct pair_newest *pn = arg;
+
+	for (int m = 1; m < FW_MOD_MAX; m++) {
+		uint8_t payload[CKPT_REC_MAX_PAYLOAD];
+		struct ckpt_rec rec;
+		const uint32_t p = c->slot_pair[m];
+
+		if (!(c->present & (1u << m)))
+			continue;
+		assert_true(p < PAIRS);
+		assert_false(pn->tomb[p]);
+		assert_true(pn->gen[p] == c->gen[m]);
+		assert_int_equal(
+			fw_ckpt_slice(c, (enum fw_module_id)m, payload, sizeof(payload), &rec), 0);
+		assert_int_equal(rec.payload_len, pn->len[p]);
+		assert_memory_equal(payload, pn->payload[p], rec.payload_len);
+		pn->slices++;
+	}
+	return 0;
+}
+
+/*
+ * Issue 15: the worker hands records over through a ring of 16, and nobody takes them
+ * until told (the I/O side runs when the test says, as a thread of its own would). Six
+ * TCP connections and six UDP flows open, the handshakes take a step: the ring fills, the
+ * rest stays queued and dirty; the flows expire while it is full, and their tombstones are
+ * owed. Once the I/O side runs, every change reaches the target, newest last, each pair's
+ * generations rising in the order written; a restart restores the six TCP connections
+ * established and none of the expired flows.
+ */
+static void test_full_ring_loses_and_reorders_nothing(void **state)
+{
+	char target[256], files[3][64];
+	struct fw_checkpointer *k;
+	struct ckpt_client_opts o = {.tenant = "holdfast"};
+	static struct log_order lo;
+	static struct pair_newest pn;
+	struct live_check lc = {&lo, 0};
+	struct ckpt_client *cl;
+	struct ckpt_region *log;
+	struct box a, b;
+	uint64_t now = S(1);
+
+	(void)state;
+	memset(&lo, 0, sizeof(lo));
+	store_name(target, sizeof(target), false, files);
+	k = ckpt_box_up_ring(&a, target, 4, 16);
+	fw_checkpointer_set_inline(k, false);
+	for (uint16_t i = 0; i < 6; i++) {
+		assert_int_equal(pkt(&a, 6, 1000 + i, 80, false, 0x02, 100, 0, NULL, now), FW_PASS);
+		assert_int_equal(pkt(&a, 17, 2000 + i, 53, false, 0, 0, 0, "q", now), FW_PASS);
+	}
+	now += 1000000;
+	assert_int_equal(fw_checkpointer_tick(k, now), 0);
+	assert_int_equal(stats_of(k).handed, 12);
+	assert_int_equal(stats_of(k).queued, 0);
+	/* Handed over is not durable: the recovery point still holds them, as old as queued. */
+	assert_int_equal(fw_checkpointer_lag(k), 12);
+	assert_true(stats_of(k).oldest_ns == S(1));
+	/* The next step of every handshake: four fit, two stay queued and dirty. */
+	for (uint16_t i = 0; i < 6; i++)
+		assert_int_equal(pkt(&a, 6, 1000 + i, 80, true, 0x12, 900, 101, NULL, now),
+				 FW_PASS);
+	now += 1000000;
+	assert_int_equal(fw_checkpointer_tick(k, now), 0);
+	assert_int_equal(stats_of(k).handed, 16);
+	assert_int_equal(stats_of(k).queued, 2);
+	assert_true(stats_of(k).ring_full >= 1 && stats_of(k).slices[FW_MOD_TCP] == 0);
+	/* The flows expire with the ring still full: their tombstones are owed, their pairs
+	 * kept out of use. */
+	for (int i = 0; i < 100; i++)
+		fw_worker_housekeep(&a.w, S(35));
+	assert_true(a.w.cnt.conn_expired == 6 && fw_table_count(a.w.table) == 6);
+	assert_int_equal(stats_of(k).tombstones_owed, 6);
+	assert_true(fw_checkpointer_lag(k) >= 6 + 2 + 16);
+	/* The I/O side runs now: every change made so far reaches the state region, the two
+	 * handshake steps that waited behind the full ring too. */
+	now = S(36);
+	for (int i = 0; i < 1000 && fw_checkpointer_lag(k) != 0; i++) {
+		now += 1000000;
+		fw_checkpointer_io(k, now);
+		fw_checkpointer_tick(k, now);
+	}
+	assert_int_equal(fw_checkpointer_lag(k), 0);
+	memset(&pn, 0, sizeof(pn));
+	assert_int_equal(ckpt_state_scan(fw_checkpointer_state(k), CKPT_SCAN_TOMBSTONES,
+					 pair_newest_cb, &pn, NULL),
+			 0);
+	fw_table_walk(a.w.table, live_is_in_state, &pn);
+	assert_int_equal(pn.slices, 6);
+	/* The worker goes on: the handshakes finish. */
+	for (uint16_t i = 0; i < 6; i++)
+		assert_int_equal(pkt(&a, 6, 1000 + i, 80, false, 0x10, 101, 901, NULL, now),
+				 FW_PASS);
+	for (int i = 0; i < 1000 && fw_checkpointer_lag(k) != 0; i++) {
+		now += 1000000;
+		fw_checkpointer_tick(k, now);
+		fw_checkpointer_io(k, now);
+	}
+	assert_int_equal(fw_checkpointer_lag(k), 0);
+	assert_int_equal(stats_of(k).tombstones_owed, 0);
+	assert_true(stats_of(k).oldest_ns == 0 && stats_of(k).handed == 0);
+	assert_true(stats_of(k).failures == 0 && stats_of(k).worker_io_passes == 0);
+	assert_int_equal(ckpt_sync(fw_checkpointer_log(k)), 0);
+
+	/* The log, in order: nothing reordered per pair, every live slice's newest there. */
+	cl = ckpt_connect(target, &o);
+	assert_non_null(cl);
+	assert_int_equal(ckpt_region_open(cl, "res.0.log", &log), 0);
+	assert_true(ckpt_log_read(log, log_order_cb, &lo, false, NULL) > 0);
+	fw_table_walk(a.w.table, live_is_in_log, &lc);
+	assert_int_equal(lc.slices, 6);
+	assert_int_equal(stats_of(k).tombstones, 6);
+	assert_int_equal(ckpt_region_close(&log), 0);
+	ckpt_disconnect(&cl);
+
+	/* A restart: the six connections, established; the flows stay gone. */
+	assert_int_equal(take_over(&b, target, RESTART, 4, S(37)), 6);
+	assert_int_equal(pkt(&b, 6, 1003, 80, true, 0x10, 901, 101, NULL, S(37)), FW_PASS);
+	assert_int_equal(pkt(&b, 17, 2001, 53, true, 0, 0, 0, "r", S(37)), FW_DROP);
+	box_down(&b);
+	ckpt_box_down(&a, &k);
+	box_down(&a);
+	store_remove(files);
+}
+
+/*
+ * Issue 15, with a thread: the checkpoint I/O runs on a runner of its own (a control
+ * thread, as holdfast's default) while this thread is the worker, handing records over
+ * through a ring of 64 as fast as 300 UDP flows open and get their replies. Every record
+ * reaches the target, each pair's generations rising in the log; the worker never ran an
+ * I/O pass; a restart restores every flow.
+ */
+static void test_io_runner_takes_every_record_in_order(void **state)
+{
+	char target[256], files[3][64];
+	struct fw_checkpointer *k;
+	struct fw_ckpt_io *io;
+	struct ckpt_client_opts o = {.tenant = "holdfast"};
+	static struct log_order lo;
+	struct live_check lc = {&lo, 0};
+	struct ckpt_client *cl;
+	struct ckpt_region *log;
+	struct box a, b;
+	uint64_t now = S(1);
+
+	(void)state;
+	memset(&lo, 0, sizeof(lo));
+	store_name(target, sizeof(target), false, files);
+	k = ckpt_box_up_ring(&a, target, 4, 64);
+	io = fw_ckpt_io_start(&k, 1, FW_CKPT_IO_THREAD);
+	assert_non_null(io);
+	assert_string_equal(fw_ckpt_io_where(io), "thread hf-ckpt");
+	for (uint16_t i = 0; i < 300; i++) {
+		assert_int_equal(pkt(&a, 17, 3000 + i, 53, false, 0, 0, 0, "q", now), FW_PASS);
+		assert_int_equal(pkt(&a, 17, 3000 + i, 53, true, 0, 0, 0, "r", now), FW_PASS);
+		now += 100000;
+		assert_int_equal(fw_checkpointer_tick(k, now), 0);
+	}
+	for (int i = 0; i < 5000 && fw_checkpointer_lag(k) != 0; i++) {
+		now += 1000000;
+		assert_int_equal(fw_checkpointer_tick(k, now), 0);
+		usleep(1000);
+	}
+	assert_int_equal(fw_checkpointer_lag(k), 0);
+	fw_ckpt_io_stop(&io);
+	assert_null(io);
+	assert_true(stats_of(k).worker_io_passes == 0 && stats_of(k).io_passes > 0);
+	assert_true(stats_of(k).io_tid != 0 && stats_of(k).io_tid != rte_gettid());
+	assert_true(stats_of(k).failures == 0 && stats_of(k).slices[FW_MOD_UDP] >= 300);
+	assert_int_equal(ckpt_sync(fw_checkpointer_log(k)), 0);
+
+	cl = ckpt_connect(target, &o);
+	assert_non_null(cl);
+	assert_int_equal(ckpt_region_open(cl, "res.0.log", &log), 0);
+	assert_true(ckpt_log_read(log, log_order_cb, &lo, false, NULL) > 0);
+	fw_table_walk(a.w.table, live_is_in_log, &lc);
+	assert_int_equal(lc.slices, 300);
+	assert_int_equal(ckpt_region_close(&log), 0);
+	ckpt_disconnect(&cl);
+	assert_int_equal(take_over(&b, target, RESTART, 4, now), 300);
+	box_down(&b);
+	ckpt_box_down(&a, &k);
+	box_down(&a);
 	store_remove(files);
 }
 
@@ -1300,6 +1588,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_slots_keep_generations_across_owners),
 		cmocka_unit_test(test_slots_owed_pair_waits_for_its_tombstone),
+		cmocka_unit_test(test_full_ring_loses_and_reorders_nothing),
+		cmocka_unit_test(test_io_runner_takes_every_record_in_order),
 		cmocka_unit_test(test_restored_connections_are_whole_and_keep_strict_tracking),
 		cmocka_unit_test(test_restore_drops_what_it_cannot_trust),
 		cmocka_unit_test(test_shadow_keeps_the_newest_slice_whatever_the_order),

@@ -94,10 +94,18 @@ static int conns_cmd(const char *cmd, const char *params, struct rte_tel_data *d
 	return 0;
 }
 
+static const char *tel_io_where = "inline";
+
+void fw_telemetry_ckpt_io(const char *where)
+{
+	tel_io_where = where;
+}
+
 static int ckpt_cmd(const char *cmd, const char *params, struct rte_tel_data *d)
 {
 	struct fw_ckpt_stats t = {0}, k;
 	uint64_t down = 0;
+	int io_tid = 0;
 	char key[48];
 
 	(void)cmd;
@@ -120,7 +128,13 @@ static int ckpt_cmd(const char *cmd, const char *params, struct rte_tel_data *d)
 		down += k.down;
 		t.reconnects += k.reconnects;
 		t.queued += k.queued;
-		if (k.queued != 0 && (t.oldest_ns == 0 || k.oldest_ns < t.oldest_ns))
+		t.ring_full += k.ring_full;
+		t.handed += k.handed;
+		t.worker_io_passes += k.worker_io_passes;
+		t.io_passes += k.io_passes;
+		if (k.io_tid != 0)
+			io_tid = k.io_tid;
+		if (k.oldest_ns != 0 && (t.oldest_ns == 0 || k.oldest_ns < t.oldest_ns))
 			t.oldest_ns = k.oldest_ns;
 	}
 	for (int m = 1; m < FW_MOD_MAX; m++) {
@@ -138,6 +152,13 @@ static int ckpt_cmd(const char *cmd, const char *params, struct rte_tel_data *d)
 	rte_tel_data_add_dict_u64(d, "log_gaps", t.log_gaps);
 	rte_tel_data_add_dict_u64(d, "queue_depth", t.queued);
 	rte_tel_data_add_dict_u64(d, "workers_disconnected", down);
+	/* Issue 15: the records handed from the workers to the I/O, and where it runs. */
+	rte_tel_data_add_dict_u64(d, "handed", t.handed);
+	rte_tel_data_add_dict_u64(d, "ring_full", t.ring_full);
+	rte_tel_data_add_dict_string(d, "io", tel_io_where);
+	rte_tel_data_add_dict_u64(d, "io_tid", (uint64_t)io_tid);
+	rte_tel_data_add_dict_u64(d, "io_passes", t.io_passes);
+	rte_tel_data_add_dict_u64(d, "worker_io_passes", t.worker_io_passes);
 	rte_tel_data_add_dict_u64(d, "reconnects", t.reconnects);
 	/* The recovery point: slice changes a crash now would lose, and how old the oldest is. */
 	rte_tel_data_add_dict_u64(d, "not_durable", t.lag);

@@ -14,6 +14,10 @@ void fw_counters_sum(const struct fw_worker *w, unsigned int n, struct fw_counte
 /** Register the commands. @return 0 or -errno of rte_telemetry_register_cmd. */
 int fw_telemetry_register(struct fw_shared *sh, struct fw_worker *w, unsigned int n);
 
+/** /holdfast/ckpt says where checkpoint I/O runs: @p where ("lcore N", "thread hf-ckpt";
+ * "inline" until called). */
+void fw_telemetry_ckpt_io(const char *where);
+
 /** /holdfast/standby reports @p sb (role, lag behind the primary, death notice). */
 int fw_telemetry_standby(const struct fw_standby_stats *sb);
 

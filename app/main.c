@@ -28,6 +28,7 @@
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
 
+#include "fw_ckpt_io.h"
 #include "fw_config.h"
 #include "fw_nft.h"
 #include "fw_standby.h"
@@ -158,6 +159,48 @@ static int parse_args(int argc, char **argv, struct fw_config *conf)
 	return rc;
 }
 
+/*
+ * ckpt-lcore N names an lcore of EAL's list other than the main one (worker 0's), and
+ * leaves a worker at least. @return 0 or -EINVAL, said.
+ */
+static int ckpt_lcore_check(const struct fw_config *conf)
+{
+	char list[256] = "";
+	unsigned int lcore;
+	size_t used = 0;
+
+	if (conf->ckpt_lcore < 0)
+		return 0;
+	RTE_LCORE_FOREACH(lcore)
+	{
+		int n = snprintf(list + used, sizeof(list) - used, "%s%u", used ? "," : "", lcore);
+
+		if (n < 0 || (size_t)n >= sizeof(list) - used)
+			break;
+		used += (size_t)n;
+	}
+	if (conf->ckpt_lcore >= RTE_MAX_LCORE ||
+	    !rte_lcore_is_enabled((unsigned)conf->ckpt_lcore)) {
+		LOG(ERR,
+		    "ckpt-lcore %d: lcore %d is not in the EAL core list (lcores %s); give it to "
+		    "EAL (-l %s,%d), or use ckpt-lcore thread\n",
+		    conf->ckpt_lcore, conf->ckpt_lcore, list, list, conf->ckpt_lcore);
+		return -EINVAL;
+	}
+	if ((unsigned int)conf->ckpt_lcore == rte_get_main_lcore()) {
+		LOG(ERR,
+		    "ckpt-lcore %d: the main lcore runs worker 0; name another lcore of EAL's list "
+		    "(lcores %s), or use ckpt-lcore thread\n",
+		    conf->ckpt_lcore, list);
+		return -EINVAL;
+	}
+	if (strcmp(conf->ckpt_target, "none") == 0)
+		LOG(NOTICE,
+		    "ckpt-lcore %d: no checkpoint target (ckpt none); lcore %d stays idle\n",
+		    conf->ckpt_lcore, conf->ckpt_lcore);
+	return 0;
+}
+
 /* Symmetric Toeplitz key: both directions of a flow hash to the same queue. */
 static uint8_t sym_rss_key[40] = {
 	0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a,
@@ -276,6 +319,7 @@ static struct {
 static struct fw_restore_stats restore_stats;
 static struct fw_ckpt_layout layout;
 static struct fw_lease *lease;
+static struct fw_ckpt_io *ckpt_io; /* NULL: no target, or ckpt-lcore inline */
 static volatile sig_atomic_t takeover_asked;
 static struct fw_standby_stats sb_stats;
 
@@ -379,6 +423,33 @@ static int standby_follow(void)
 }
 
 /*
+ * From here on the checkpointers' I/O runs where ckpt-lcore says, off the workers (issue
+ * 15). Until now (restore, a standby's following and takeover, the binding) it ran on
+ * this thread, and so it does again at the stop. @return 0 or -errno.
+ */
+static int ckpt_io_start(const struct fw_config *conf)
+{
+	struct fw_checkpointer *ks[FW_MAX_WORKER];
+
+	if (conf->ckpt_lcore == FW_CKPT_LCORE_INLINE) {
+		LOG(INFO, "checkpoint I/O runs in each worker (ckpt-lcore inline)\n");
+		return 0;
+	}
+	for (unsigned int i = 0; i < nworkers; i++)
+		ks[i] = workers[i].ckpt;
+	ckpt_io = fw_ckpt_io_start(ks, nworkers,
+				   conf->ckpt_lcore == FW_CKPT_LCORE_THREAD ? FW_CKPT_IO_THREAD
+									    : conf->ckpt_lcore);
+	if (ckpt_io == NULL) {
+		LOG(ERR, "checkpoint I/O: %s\n", strerror(errno));
+		return -errno;
+	}
+	fw_telemetry_ckpt_io(fw_ckpt_io_where(ckpt_io));
+	LOG(INFO, "checkpoint I/O for %u workers on %s\n", nworkers, fw_ckpt_io_where(ckpt_io));
+	return 0;
+}
+
+/*
  * Open every worker's checkpointer, then restore (a primary) or follow the primary until
  * taking over (a standby), and hold the lease. Before any port starts.
  * @return 0, 1 (a standby asked to quit), or -errno.
@@ -418,7 +489,7 @@ static int checkpoint_start(const struct fw_config *conf)
 	}
 	for (unsigned int i = 0; i < nworkers; i++) {
 		struct fw_checkpointer *k =
-			fw_checkpointer_create(&layout, i, workers[i].table, conf->max_conns,
+			fw_checkpointer_create(&layout, i, workers[i].table, conf->max_conns, 0,
 					       conf->standby ? FW_CKPT_DETACHED : 0);
 
 		if (k == NULL) {
@@ -452,7 +523,7 @@ static int checkpoint_start(const struct fw_config *conf)
 		if (fw_checkpointer_bind(workers[i].ckpt, &shared.epoch) == -ESTALE)
 			fw_fence(&shared, 0);
 	t_start.epoch = fw_mono_ns();
-	return 0;
+	return ckpt_io_start(conf);
 }
 
 /* The epoch that fenced us, asked of the target if nobody said. @return 0 if unknown. */
@@ -475,6 +546,8 @@ static uint64_t fencing_epoch(void)
 
 static void checkpoint_stop(void)
 {
+	/* The last writes and the sync run here, on this thread, once the runner is gone. */
+	fw_ckpt_io_stop(&ckpt_io);
 	fw_lease_stop(&lease);
 	for (unsigned int i = 0; workers && i < nworkers; i++) {
 		struct fw_checkpointer *k = workers[i].ckpt;
@@ -483,6 +556,8 @@ static void checkpoint_stop(void)
 			continue;
 		/* Fenced, nothing more is ours to write: the target would refuse it anyway. */
 		if (!shared.fenced) {
+			/* What is queued goes now, however young its batch. */
+			fw_checkpointer_queue(k)->now = true;
 			fw_checkpointer_tick(k, fw_worker_now(&workers[i]));
 			if (fw_checkpointer_state(k) != NULL)
 				ckpt_sync(fw_checkpointer_state(k));
@@ -591,7 +666,10 @@ int main(int argc, char **argv)
 	if (rc)
 		goto out_acl;
 
-	nworkers = rte_lcore_count();
+	rc = ckpt_lcore_check(&conf);
+	if (rc)
+		goto out_acl;
+	nworkers = rte_lcore_count() - (conf.ckpt_lcore >= 0 ? 1 : 0);
 	if (nworkers > FW_MAX_WORKER)
 		nworkers = FW_MAX_WORKER;
 	pool = rte_pktmbuf_pool_create(
@@ -655,11 +733,16 @@ int main(int argc, char **argv)
 	i = 1;
 	RTE_LCORE_FOREACH_WORKER(lcore)
 	{
-		if (i < nworkers)
+		if ((int)lcore != conf.ckpt_lcore && i < nworkers)
 			rte_eal_remote_launch(fw_worker_main, &workers[i++], lcore);
 	}
 	fw_worker_main(&workers[0]);
-	rte_eal_mp_wait_lcore();
+	/* The workers only: the checkpoint lcore runs until checkpoint_stop() stops it. */
+	RTE_LCORE_FOREACH_WORKER(lcore)
+	{
+		if ((int)lcore != conf.ckpt_lcore)
+			rte_eal_wait_lcore(lcore);
+	}
 	rc = 0;
 
 out_stop:

@@ -15,8 +15,18 @@
  *
  *   fw_bench [EAL args] -- [-f 1000,100000,1000000] [-o random|sequential|both] [-R ROUNDS]
  *            [-p PASS_SECONDS] [-s 2] [-k TARGET]... [-r TARGET]...
- *            [-c TARGET|none]... [-C NEW_CONNS_PER_S] [-t TARGET]... [-S SECRET_FILE]
+ *            [-c TARGET|none]... [-C NEW_CONNS_PER_S] [-I inline,thread,lcore]
+ *            [-t TARGET]... [-S SECRET_FILE]
+ *
+ * -c: forwarding while new connections open at -C per second, each checkpointed into the
+ * target, beside checkpointing off ("none"). -I: where the checkpoint I/O runs for those
+ * runs (issue 15): inline (the worker, as before), thread (a control thread, holdfast's
+ * default) or lcore (the second lcore of -l, busy-polling); several are compared in one
+ * run. Default: lcore with two lcores or more, else thread. -R rounds there too, each
+ * alternating off and every target and way in turn (off, target, off, target...), then
+ * min / median / max per side: a ratio is never the luck of one pass on a noisy host.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdalign.h>
@@ -38,6 +48,7 @@
 #include <rte_ring.h>
 #include <rte_tcp.h>
 
+#include "fw_ckpt_io.h"
 #include "fw_ckpt_log.h"
 #include "fw_worker.h"
 
@@ -587,7 +598,7 @@ static double run_new_ckpt(const char *target, uint32_t opens)
 	fw_ckpt_layout_state(&cc, 0, state_name, NULL);
 	fw_ckpt_layout_log(&cc, 0, log_name, NULL);
 
-	k = fw_checkpointer_create(&cc, 0, worker.table, opens, 0);
+	k = fw_checkpointer_create(&cc, 0, worker.table, opens, 0, 0);
 	rc = k == NULL ? -errno : fw_checkpointer_state(k) == NULL ? -ECONNREFUSED : 0;
 	if (rc) {
 		fprintf(stderr, "fw_bench: checkpoint target %s: %s\n", target, strerror(-rc));
@@ -610,18 +621,46 @@ static double run_new_ckpt(const char *target, uint32_t opens)
 	return rate;
 }
 
+/* Delete region @p name at @p target through a connection of its own (an open region is
+ * not deleted: -EBUSY). */
+static void region_delete(const char *target, const char *name)
+{
+	struct ckpt_client_opts o = {.tenant = "holdfast",
+				     .secret = secret,
+				     .secret_len = secret_len,
+				     .allow_shm = true};
+	struct ckpt_client *cl = ckpt_connect(target, &o);
+	int rc = cl ? ckpt_region_delete(cl, name) : -errno;
+
+	if (rc)
+		fprintf(stderr, "fw_bench: %s: deleting %s: %s\n", target, name, strerror(-rc));
+	ckpt_disconnect(&cl);
+}
+
+/* Where a churn run's checkpoint I/O runs (-I). */
+enum io_way {
+	IO_INLINE,
+	IO_THREAD,
+	IO_LCORE,
+	IO_WAYS
+};
+
+static const char *const io_way_name[IO_WAYS] = {"inline", "thread", "lcore"};
+
 /*
  * Churn: @p flows established flows forwarded as fast as the worker goes while new
  * connections open at @p rate per second (SYNs through the same worker, between bursts),
- * each checkpointed into @p target ("none": not at all). Run side by side for each target,
- * the forwarding rates say what checkpointing costs at that churn.
+ * each checkpointed into @p target ("none": not at all), its I/O run @p way. Run side by
+ * side for each target, the forwarding rates say what checkpointing costs at that churn.
  */
-static double run_churn(const char *target, uint32_t flows, double rate, double seconds)
+static double run_churn(const char *target, enum io_way way, uint32_t flows, double rate,
+			double seconds)
 {
 	static unsigned int seq;
 	const uint32_t opens_max = (uint32_t)(rate * seconds * 1.5) + 1024;
 	const uint64_t hz = rte_get_tsc_hz();
 	struct fw_checkpointer *k = NULL;
+	struct fw_ckpt_io *io = NULL;
 	struct fw_ckpt_stats st;
 	char region[64];
 	uint64_t tx0, t0, end, opened = 0;
@@ -649,7 +688,7 @@ static double run_churn(const char *target, uint32_t flows, double rate, double 
 	fw_ckpt_layout_state(&cc, 0, state_name, NULL);
 	fw_ckpt_layout_log(&cc, 0, log_name, NULL);
 	if (ckpt) {
-		k = fw_checkpointer_create(&cc, 0, worker.table, flows + opens_max, 0);
+		k = fw_checkpointer_create(&cc, 0, worker.table, flows + opens_max, 0, 0);
 		if (k == NULL || fw_checkpointer_state(k) == NULL) {
 			fprintf(stderr, "fw_bench: checkpoint target %s unusable\n", target);
 			fw_checkpointer_destroy(&k);
@@ -663,6 +702,21 @@ static double run_churn(const char *target, uint32_t flows, double rate, double 
 	       (worker.ckq->tail != worker.ckq->head ||
 		ckpt_posted(fw_checkpointer_state(k)) != ckpt_durable(fw_checkpointer_state(k))))
 		fw_checkpointer_tick(k, fw_worker_now(&worker));
+	if (ckpt && way != IO_INLINE) {
+		/* The second lcore of -l (thread: wherever EAL puts control threads). */
+		const unsigned int second = rte_get_next_lcore(rte_get_main_lcore(), 1, 0);
+
+		io = fw_ckpt_io_start(&k, 1, way == IO_THREAD ? FW_CKPT_IO_THREAD : (int)second);
+		if (io == NULL) {
+			fprintf(stderr, "fw_bench: checkpoint I/O %s: %s%s\n", io_way_name[way],
+				strerror(errno),
+				way == IO_LCORE ? " (-I lcore needs two lcores: -l 0,1)" : "");
+			fw_worker_set_checkpointer(&worker, NULL);
+			fw_checkpointer_destroy(&k);
+			fw_teardown();
+			return 0;
+		}
+	}
 	groups_init(flows);
 	prime(flows, &next);
 	tx0 = worker.cnt.tx[1];
@@ -690,14 +744,16 @@ static double run_churn(const char *target, uint32_t flows, double rate, double 
 	       ((double)(rte_get_tsc_cycles() - t0) / (double)hz) / 1e6;
 	drain();
 	if (ckpt)
-		fw_checkpointer_stats(k, &st);
-	printf("%-34s %10.2f %12.0f %12" PRIu64 " %10" PRIu64 "\n", target, mpps,
-	       (double)opened / seconds, ckpt ? st.slices[FW_MOD_TCP] : 0, ckpt ? st.lag : 0);
+		fw_checkpointer_stats(k, &st); /* lag as the clock stopped */
+	fw_ckpt_io_stop(&io);
+	printf("%-34.34s %-7s %10.2f %12.0f %12" PRIu64 " %10" PRIu64 "\n", target,
+	       ckpt ? io_way_name[way] : "-", mpps, (double)opened / seconds,
+	       ckpt ? st.slices[FW_MOD_TCP] : 0, ckpt ? st.lag : 0);
 	fflush(stdout);
 	if (ckpt) {
 		fw_worker_set_checkpointer(&worker, NULL);
-		ckpt_region_delete(fw_checkpointer_client(k), state_name);
 		fw_checkpointer_destroy(&k);
+		region_delete(target, state_name); /* closed first: -R runs the target again */
 	}
 	fw_teardown();
 	return mpps;
@@ -729,7 +785,7 @@ static struct fw_checkpointer *bench_checkpointer(struct fw_ckpt_layout *cc, uin
 	struct fw_checkpointer *k;
 
 	memcpy(cc->secret, secret, secret_len);
-	k = fw_checkpointer_create(cc, 0, worker.table, flows, 0);
+	k = fw_checkpointer_create(cc, 0, worker.table, flows, 0, 0);
 	if (k == NULL || fw_checkpointer_state(k) == NULL) {
 		fprintf(stderr, "fw_bench: checkpoint target %s unusable\n", cc->target);
 		fw_checkpointer_destroy(&k);
@@ -912,6 +968,69 @@ out:
 
 #define MAX_TARGETS 12
 
+/* Min, median and max of @p v[0 .. @p n), sorted in place. */
+static void min_med_max(double *v, unsigned int n, double out[3])
+{
+	qsort(v, n, sizeof(*v), cmp_double);
+	out[0] = v[0];
+	out[1] = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+	out[2] = v[n - 1];
+}
+
+/*
+ * The churn comparison: @p rounds rounds, each running checkpointing off and then every
+ * target ("none" among them is skipped: off runs first in every round) with every way of
+ * @p ways, so that each side is measured as often and as spread over the run as the other.
+ * Then Mpps min / median / max per side and the ratio of the medians to off's, with the
+ * spread of the per-round ratios.
+ */
+static void churn_table(const char *const *targets, unsigned int n, const bool *ways_asked,
+			unsigned int rounds, double rate, double seconds)
+{
+	static double off[MAX_ROUNDS], mpps[MAX_TARGETS][IO_WAYS][MAX_ROUNDS];
+	static double ratio[MAX_ROUNDS];
+	bool ways[IO_WAYS];
+	double o[3], m[3], q[3];
+
+	memcpy(ways, ways_asked, sizeof(ways));
+	if (!ways[IO_INLINE] && !ways[IO_THREAD] && !ways[IO_LCORE])
+		ways[rte_lcore_count() >= 2 ? IO_LCORE : IO_THREAD] = true;
+	printf("\n100k established flows forwarded while %.0f new connections/s open, %u "
+	       "round(s)\n%-34s %-7s %10s %12s %12s %10s\n",
+	       rate, rounds, "checkpoint target", "I/O", "Mpps", "opens/s", "slices", "lag at end");
+	for (unsigned int r = 0; r < rounds; r++) {
+		off[r] = run_churn("none", IO_INLINE, 100000, rate, seconds);
+		for (unsigned int t = 0; t < n; t++) {
+			if (strcmp(targets[t], "none") == 0)
+				continue;
+			for (int w = 0; w < IO_WAYS; w++)
+				if (ways[w])
+					mpps[t][w][r] = run_churn(targets[t], (enum io_way)w,
+								  100000, rate, seconds);
+		}
+	}
+	min_med_max(memcpy(ratio, off, rounds * sizeof(*off)), rounds, o);
+	printf("\n%-34s %-7s %26s %8s %19s\n", "forwarding, Mpps", "I/O", "min / median / max",
+	       "ratio", "per round min / max");
+	printf("%-34s %-7s %8.2f %8.2f %8.2f\n", "off", "-", o[0], o[1], o[2]);
+	for (unsigned int t = 0; t < n; t++) {
+		if (strcmp(targets[t], "none") == 0)
+			continue;
+		for (int w = 0; w < IO_WAYS; w++) {
+			if (!ways[w])
+				continue;
+			for (unsigned int r = 0; r < rounds; r++)
+				ratio[r] = off[r] > 0 ? mpps[t][w][r] / off[r] : 0;
+			min_med_max(mpps[t][w], rounds, m);
+			min_med_max(ratio, rounds, q);
+			printf("%-34.34s %-7s %8.2f %8.2f %8.2f %8.3f %9.3f %9.3f\n", targets[t],
+			       io_way_name[w], m[0], m[1], m[2], o[1] > 0 ? m[1] / o[1] : 0, q[0],
+			       q[2]);
+		}
+	}
+	fflush(stdout);
+}
+
 int main(int argc, char **argv)
 {
 	const char *restore_targets[MAX_TARGETS];
@@ -920,6 +1039,7 @@ int main(int argc, char **argv)
 		*takeover_targets[MAX_TARGETS];
 	unsigned int nckpt = 0, nchurn = 0, ntakeover = 0;
 	double churn_rate = 100000;
+	bool ways[IO_WAYS] = {false};
 	uint32_t flow_counts[8] = {1000, 100000, 1000000};
 	unsigned int nflows = 3;
 	double seconds = 2, pass_seconds = 1;
@@ -931,7 +1051,7 @@ int main(int argc, char **argv)
 	if (n < 0)
 		return 1;
 	argc -= n, argv += n;
-	while ((c = getopt(argc, argv, "f:o:R:p:s:k:r:c:C:t:S:")) != -1) {
+	while ((c = getopt(argc, argv, "f:o:R:p:s:k:r:c:C:t:S:I:")) != -1) {
 		if (c == 'f') {
 			char *save = NULL;
 
@@ -967,6 +1087,21 @@ int main(int argc, char **argv)
 			takeover_targets[ntakeover++] = optarg;
 		} else if (c == 'C') {
 			churn_rate = atof(optarg);
+		} else if (c == 'I') {
+			char *save = NULL;
+
+			for (char *t = strtok_r(optarg, ",", &save); t;
+			     t = strtok_r(NULL, ",", &save)) {
+				int w = 0;
+
+				while (w < IO_WAYS && strcmp(t, io_way_name[w]) != 0)
+					w++;
+				if (w == IO_WAYS) {
+					fprintf(stderr, "fw_bench: -I inline, thread or lcore\n");
+					return 2;
+				}
+				ways[w] = true;
+			}
 		} else if (c == 'r' && nrestore < MAX_TARGETS) {
 			restore_targets[nrestore++] = optarg;
 		} else {
@@ -979,7 +1114,8 @@ int main(int argc, char **argv)
 				"       [-p PASS_SECONDS] [-s SECONDS] "
 				"[-k CKPT_TARGET]... [-r CKPT_TARGET]...\n"
 				"       [-c CKPT_TARGET|none]... [-C NEW_CONNS_PER_S] "
-				"[-t CKPT_TARGET]... [-S SECRET_FILE]\n",
+				"[-I inline,thread,lcore]\n"
+				"       [-t CKPT_TARGET]... [-S SECRET_FILE]\n",
 				MAX_ROUNDS);
 			return 2;
 		}
@@ -1033,23 +1169,8 @@ int main(int argc, char **argv)
 		printf("%-44s %14.2f\n", ckpt_targets[t], run_new_ckpt(ckpt_targets[t], opens));
 		fflush(stdout);
 	}
-	for (unsigned int t = 0; t < nchurn; t++) {
-		static double off;
-		double m;
-
-		if (t == 0)
-			printf("\n100k established flows forwarded while %.0f new connections/s "
-			       "open\n"
-			       "%-34s %10s %12s %12s %10s\n",
-			       churn_rate, "checkpoint target", "Mpps", "opens/s", "slices",
-			       "lag at end");
-		m = run_churn(churn_targets[t], 100000, churn_rate, seconds);
-		if (strcmp(churn_targets[t], "none") == 0)
-			off = m;
-		else if (off > 0)
-			printf("%-34s %10.3f (forwarding with / without checkpointing)\n", "",
-			       m / off);
-	}
+	if (nchurn)
+		churn_table(churn_targets, nchurn, ways, rounds, churn_rate, seconds);
 	for (unsigned int t = 0; t < nrestore; t++) {
 		if (t == 0)
 			printf("\n%-10s %-34s %10s %10s\n", "restore", "from", "ms", "conns");
