@@ -40,7 +40,7 @@ void fw_config_defaults(struct fw_config *c)
 	c->ckpt_log_size = 4u << 20;
 	c->lease_ms = 500;
 	c->standby_poll_ms = 10;
-	c->ckpt_lcore = FW_CKPT_LCORE_THREAD;
+	c->ckpt_lcore = FW_CKPT_LCORE_AUTO;
 	c->rules.policy = FW_ACT_DROP;
 	fw_modconf_defaults(&c->modconf);
 }
@@ -181,7 +181,9 @@ int fw_config_set(struct fw_config *c, const char *line, const char *where, char
 				    "ckpt-log-size: 0 (no standby) or 64k to 4G bytes");
 	} else if (strcmp(w[0], "ckpt-lcore") == 0) {
 		/* Whether the lcore is in EAL's list is checked once EAL is up (main.c). */
-		if (strcmp(w[1], "thread") == 0)
+		if (strcmp(w[1], "auto") == 0)
+			c->ckpt_lcore = FW_CKPT_LCORE_AUTO;
+		else if (strcmp(w[1], "thread") == 0)
 			c->ckpt_lcore = FW_CKPT_LCORE_THREAD;
 		else if (strcmp(w[1], "inline") == 0)
 			c->ckpt_lcore = FW_CKPT_LCORE_INLINE;
@@ -189,8 +191,8 @@ int fw_config_set(struct fw_config *c, const char *line, const char *where, char
 			c->ckpt_lcore = (int)v;
 		else
 			return fail(err, errlen, where,
-				    "ckpt-lcore: an lcore id (0 to %d) of EAL's list, thread or "
-				    "inline",
+				    "ckpt-lcore: an lcore id (0 to %d) of EAL's list, auto, thread "
+				    "or inline",
 				    FW_CKPT_LCORE_MAX);
 	} else if (strcmp(w[0], "lease-ms") == 0) {
 		if (parse_uint(w[1], 3600000, &v) || v < 50)

@@ -15,9 +15,13 @@
 #include "holdfast/fw_module.h"
 
 #define FW_MAX_PAIRS 8
-/* ckpt-lcore: checkpoint I/O on a control thread (the default), or in each worker. */
+/*
+ * ckpt-lcore: checkpoint I/O on a control thread, or in each worker, or (auto, the default)
+ * in each worker for a pmem: target and on the thread for every other.
+ */
 #define FW_CKPT_LCORE_THREAD (-1)
 #define FW_CKPT_LCORE_INLINE (-2)
+#define FW_CKPT_LCORE_AUTO   (-3)
 #define FW_CKPT_LCORE_MAX    1023
 
 /* Where a firewall keeps its connections when nothing else is configured. */

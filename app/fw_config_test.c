@@ -206,6 +206,24 @@ static void test_config_example_file_loads(void **state)
 	assert_int_equal(c.rules.rules[6].action, FW_ACT_REJECT);
 	assert_string_equal(c.ckpt_target, FW_CKPT_DEFAULT_TARGET);
 	assert_string_equal(c.ckpt_tenant, "holdfast");
+	assert_int_equal(c.ckpt_lcore, FW_CKPT_LCORE_AUTO); /* shipped, and the default */
+	fw_config_release(&c);
+}
+
+static void test_config_ckpt_lcore_words(void **state)
+{
+	struct fw_config c;
+	char err[256] = "";
+
+	(void)state;
+	fw_config_defaults(&c);
+	assert_int_equal(c.ckpt_lcore, FW_CKPT_LCORE_AUTO);
+	assert_int_equal(fw_config_set(&c, "ckpt-lcore thread", "t", err, sizeof(err)), 0);
+	assert_int_equal(c.ckpt_lcore, FW_CKPT_LCORE_THREAD);
+	assert_int_equal(fw_config_set(&c, "ckpt-lcore inline", "t", err, sizeof(err)), 0);
+	assert_int_equal(c.ckpt_lcore, FW_CKPT_LCORE_INLINE);
+	assert_int_equal(fw_config_set(&c, "ckpt-lcore auto", "t", err, sizeof(err)), 0);
+	assert_int_equal(c.ckpt_lcore, FW_CKPT_LCORE_AUTO);
 	fw_config_release(&c);
 }
 
@@ -213,6 +231,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_config_reads_every_setting),
+		cmocka_unit_test(test_config_ckpt_lcore_words),
 		cmocka_unit_test(test_config_errors_name_line_and_reason),
 		cmocka_unit_test(test_config_shm_target_needs_the_operators_consent),
 		cmocka_unit_test(test_config_missing_file_is_reported),
