@@ -7,13 +7,16 @@
  *
  * - an lcore of its own (`ckpt-lcore N`), launched with rte_eal_remote_launch: it
  *   busy-polls, as an lcore does, and is not a worker;
- * - a control thread `hf-ckpt` (`ckpt-lcore thread`, the default): on the CPUs no lcore
+ * - a control thread `hf-ckpt` (`ckpt-lcore thread`, and `auto`'s choice, the default, for
+ *   a ckptsrv target or a group): on the CPUs no lcore
  *   uses (fw_thread_start), napping when a pass found nothing to do (50 us, growing to
  *   1 ms while idle). It keeps the
  *   I/O off the worker when EAL was given a single lcore, as every test and most
  *   deployments do, without taking a core from the workers;
- * - none (`ckpt-lcore inline`): each worker's tick runs its own I/O, as before issue 15:
- *   for a host where every CPU runs a worker, so that a thread would only preempt one.
+ * - none (`ckpt-lcore inline`, and `auto`'s choice for a pmem: target): each worker's tick
+ *   runs its own I/O, as before issue 15: for a host where every CPU runs a worker, so that
+ *   a thread would only preempt one; and for pmem:, whose writes are then durable before
+ *   the worker's next burst (main.c, ckpt_io_start).
  *
  * Private to holdfast.
  */
