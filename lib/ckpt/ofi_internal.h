@@ -167,9 +167,10 @@ struct ofi_client {
 
 	/*
 	 * libfabric objects (ofi_fabric.c), opened at the first write or read
-	 * (ckpt_ofi_fabric_need): a client that only asks the server (a lease check, a lease,
-	 * an epoch, a watch) never makes an endpoint, which costs 150-250 ms with the tcp
-	 * provider. The server's endpoint name from WELCOME waits here until then.
+	 * (ckpt_ofi_fabric_need): a client that only asks the server (the lease check before
+	 * a start: a stat) never makes an endpoint, which costs 150-250 ms with the tcp
+	 * provider. Opening a region with a ring reads its words, and so makes one. The
+	 * server's endpoint name from WELCOME waits here until then.
 	 */
 	uint8_t srv_ep[CKPT_PROTO_EP_MAX];
 	size_t srv_ep_len;
