@@ -137,6 +137,7 @@ int ckpt_ofi_fabric_open(struct ckpt_client *c, const uint8_t *ep, size_t ep_len
 	/* zero-padded: string-addressed providers (shm) read up to a NUL */
 	uint8_t name[CKPT_PROTO_EP_MAX + 1] = {0};
 	const struct ckpt_ofi_lib *lib = ckpt_ofi_lib(); /* loaded: the provider was found */
+	struct ckpt_ofi_sigs sigs;
 	size_t stage_len;
 	int ret;
 
@@ -153,7 +154,19 @@ int ckpt_ofi_fabric_open(struct ckpt_client *c, const uint8_t *ep, size_t ep_len
 	ret = fi_cq_open(o->domain, &cq_attr, &o->cq, NULL);
 	if (ret)
 		return fab_fail(c, "fi_cq_open", ret);
+	/*
+	 * The shm provider's first endpoint installs handlers for SIGINT, SIGTERM, SIGSEGV and
+	 * SIGBUS that unlink the process's endpoint files and then chain to the handler before
+	 * it. For a firewall, SIGINT starts a shutdown that still talks to the server (the lease
+	 * is released, the last records flushed): with its files gone, the server cannot map
+	 * the next endpoint that introduces itself, and libfabric 1.17's shm progress then
+	 * dereferences NULL (smr_progress_connreq) -- the server crashed holding its region's
+	 * lock and the firewall spun on that lock at shutdown. The endpoints' own fi_close
+	 * unlinks their files on a clean stop; a firewall killed outright leaves them either way.
+	 */
+	ckpt_ofi_sigs_save(&sigs);
 	ret = fi_endpoint(o->domain, o->info, &o->ep, NULL);
+	ckpt_ofi_sigs_restore(&sigs, "the endpoint");
 	if (ret)
 		return fab_fail(c, "fi_endpoint", ret);
 	ret = fi_ep_bind(o->ep, &o->av->fid, 0);

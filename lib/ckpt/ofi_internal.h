@@ -28,6 +28,7 @@
 #ifndef CKPT_OFI_INTERNAL_H
 #define CKPT_OFI_INTERNAL_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
@@ -72,6 +73,19 @@ struct ckpt_ofi_lib {
 /** libfabric, loaded on the first call. @return its functions, or NULL with errno ENOTSUP
  *  (not installed, or not the ABI these headers describe: logged). Thread-safe. */
 const struct ckpt_ofi_lib *ckpt_ofi_lib(void);
+
+/*
+ * libfabric installs signal handlers of its own, at load (libinfinipath's constructor: they
+ * exit 1) and at the first shm endpoint (they unlink every shm endpoint file of the process,
+ * then chain). The caller's signals are the caller's: each step that may install one is
+ * bracketed by a save and a restore, which puts back every disposition that changed.
+ */
+struct ckpt_ofi_sigs {
+	struct sigaction act[NSIG];
+};
+void ckpt_ofi_sigs_save(struct ckpt_ofi_sigs *s);
+/** @param what the step, for the debug log line naming each handler put back. */
+void ckpt_ofi_sigs_restore(const struct ckpt_ofi_sigs *s, const char *what);
 
 /**
  * The endpoint the data path needs, opened now if it is not yet (ckpt_ofi_fabric_open with

@@ -11,7 +11,9 @@
  * libinfinipath's constructor also installs its own handlers for SIGINT, SIGTERM, SIGSEGV,
  * SIGBUS, SIGILL and SIGABRT (they exit 1): loaded at start-up, main() overrode two of them
  * by luck of order; loaded later, it would take SIGINT and SIGTERM from the firewall's
- * shutdown. Whatever the process had before the load is put back.
+ * shutdown. Whatever the process had before the load is put back; the shm provider's
+ * first endpoint installs handlers too, and ckpt_ofi_fabric_open puts those back the same
+ * way (ckpt_ofi_sigs_save / ckpt_ofi_sigs_restore).
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -55,9 +57,30 @@ static const struct {
 	{"FI_OFI_RXM_MSG_RX_SIZE", "16"}, /* default 128 */
 };
 
+void ckpt_ofi_sigs_save(struct ckpt_ofi_sigs *s)
+{
+	for (int i = 1; i < NSIG; i++)
+		if (sigaction(i, NULL, &s->act[i]) != 0)
+			s->act[i].sa_handler = SIG_ERR; /* no such signal */
+}
+
+void ckpt_ofi_sigs_restore(const struct ckpt_ofi_sigs *s, const char *what)
+{
+	struct sigaction now;
+
+	for (int i = 1; i < NSIG; i++) {
+		if (s->act[i].sa_handler == SIG_ERR || sigaction(i, NULL, &now) != 0 ||
+		    memcmp(&now.sa_handler, &s->act[i].sa_handler, sizeof(now.sa_handler)) == 0)
+			continue;
+		sigaction(i, &s->act[i], NULL);
+		ckpt_log(CKPT_LOG_DEBUG, LOG, "%s set a handler for signal %d (%s): put back", what,
+			 i, strsignal(i));
+	}
+}
+
 static void lib_load(void)
 {
-	struct sigaction before[NSIG], now;
+	struct ckpt_ofi_sigs before;
 	void *h;
 
 	/*
@@ -68,18 +91,9 @@ static void lib_load(void)
 	for (size_t i = 0; i < sizeof(rxm_defaults) / sizeof(rxm_defaults[0]); i++)
 		setenv(rxm_defaults[i].name, rxm_defaults[i].value, 0);
 
-	for (int s = 1; s < NSIG; s++)
-		if (sigaction(s, NULL, &before[s]) != 0)
-			before[s].sa_handler = SIG_ERR; /* no such signal */
+	ckpt_ofi_sigs_save(&before);
 	h = dlopen(LIBFABRIC, RTLD_NOW | RTLD_LOCAL);
-	for (int s = 1; s < NSIG; s++) {
-		if (before[s].sa_handler == SIG_ERR || sigaction(s, NULL, &now) != 0 ||
-		    memcmp(&now.sa_handler, &before[s].sa_handler, sizeof(now.sa_handler)) == 0)
-			continue;
-		sigaction(s, &before[s], NULL);
-		ckpt_log(CKPT_LOG_DEBUG, LOG, "%s set a handler for signal %d (%s): put back",
-			 LIBFABRIC, s, strsignal(s));
-	}
+	ckpt_ofi_sigs_restore(&before, "loading " LIBFABRIC);
 
 	if (h == NULL) {
 		ckpt_log(CKPT_LOG_ERR, LOG, "cannot load %s (package libfabric1): %s", LIBFABRIC,

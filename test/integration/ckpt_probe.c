@@ -22,10 +22,15 @@
  *	                keepalives) keeps its session: writes before and after become durable
  *	quiet S         a client that neither writes nor polls for S seconds has been cut by
  *	                the server's idle timeout: its next request fails with ECONNRESET
+ *	signals         the caller's SIGINT and SIGTERM handlers are still its own after the
+ *	                client loaded libfabric and made an endpoint (the shm provider installs
+ *	                handlers that unlink the process's endpoint files); after a SIGINT, a
+ *	                second client still writes, and the first still writes and syncs
  *
  * Environment: HF_SECRET_FILE, HF_TENANT, HF_ALLOW_SHM=1.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -314,6 +319,74 @@ static int check_lease(const char *target)
 	return rc;
 }
 
+static volatile sig_atomic_t got_signal;
+
+static void on_signal(int sig)
+{
+	got_signal = sig;
+}
+
+static int write_rec(struct ckpt_region *r, uint64_t conn_id, const char *what)
+{
+	static const uint8_t payload[8] = "signals";
+	struct ckpt_rec rec = {.module_id = 1,
+			       .slice_version = 1,
+			       .conn_id = conn_id,
+			       .generation = 1,
+			       .key = {.family = 4, .proto = 6},
+			       .payload_len = sizeof(payload),
+			       .payload = payload};
+	char line[64];
+	int rc;
+
+	snprintf(line, sizeof(line), "%s: write", what);
+	rc = expect(line, ckpt_slot_write(r, &rec, false, NULL), 0);
+	snprintf(line, sizeof(line), "%s: sync", what);
+	return rc | expect(line, ckpt_sync(r), 0);
+}
+
+static int still_mine(int sig)
+{
+	struct sigaction now;
+
+	sigaction(sig, NULL, &now);
+	printf("%s handler after the client's endpoint: %s (want the caller's)\n", strsignal(sig),
+	       now.sa_handler == on_signal ? "the caller's" : "another");
+	return now.sa_handler != on_signal;
+}
+
+static int check_signals(const char *target)
+{
+	struct ckpt_client *c, *c2;
+	struct ckpt_region *r, *r2;
+	int rc = 0;
+
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	c = must_connect(target);
+	r = must_create(c, "probe-signals");
+	rc |= write_rec(r, 1, "first client");
+	rc |= ckpt_ofi_test_has_endpoint(c) != 1;
+	rc |= still_mine(SIGINT) | still_mine(SIGTERM);
+	/* A firewall's shutdown: SIGINT, then it still talks to the server (a new client and
+	 * endpoint, as the lease thread makes, and the old one's last records). */
+	raise(SIGINT);
+	printf("SIGINT reached the caller: %s\n", got_signal == SIGINT ? "yes" : "no");
+	rc |= got_signal != SIGINT;
+	c2 = must_connect(target);
+	rc |= expect("second client: open", ckpt_region_open(c2, "probe-signals", &r2), 0);
+	if (r2 != NULL) {
+		rc |= write_rec(r2, 2, "second client");
+		ckpt_region_close(&r2);
+	}
+	ckpt_disconnect(&c2);
+	rc |= write_rec(r, 3, "first client again");
+	ckpt_region_close(&r);
+	rc |= expect("delete", ckpt_region_delete(c, "probe-signals"), 0);
+	ckpt_disconnect(&c);
+	return rc;
+}
+
 static int check_no_provider(const char *target)
 {
 	struct ckpt_client *c = connect_env(target);
@@ -421,6 +494,8 @@ int main(int argc, char **argv)
 		return check_busy(t);
 	if (strcmp(check, "lease") == 0)
 		return check_lease(t);
+	if (strcmp(check, "signals") == 0)
+		return check_signals(t);
 	if (strcmp(check, "no-provider") == 0)
 		return check_no_provider(t);
 	if (strcmp(check, "make") == 0 && argc > 3)

@@ -6,7 +6,8 @@
 # PERSIST out of bounds (EINVAL), DELETE of a region open elsewhere (EBUSY), garbage on the
 # control socket, messages out of place before and after authentication (the server hangs
 # up), and a client that connects and says nothing. Leases are the owner's and
-# expire; a verbs client on a machine without RDMA fails with ENODATA.
+# expire; a verbs client on a machine without RDMA fails with ENODATA. A client keeps its
+# caller's signal handlers over shm and tcp.
 source "$(dirname "$0")/ofi_lib.sh"
 
 rnd() { head -c 24 /dev/urandom | base64 | tr -d '/+='; }
@@ -91,4 +92,17 @@ HF_TENANT=alice HF_SECRET_FILE="$T/secret" "$PROBE" "ofi+tcp://127.0.0.1:$rogue"
 grep -q "could not prove it knows tenant alice's secret" "$T/rogue-client.log" ||
   fail "client did not say why it refused the server"
 wait_for 10 log_has "$T/rogue.out" "client hung up" || fail "client did not hang up on the rogue"
+# The client keeps the caller's signal handlers: libfabric's shm provider installs its own at
+# the first endpoint, which unlink the process's endpoint files on SIGINT and chain. A
+# firewall's shutdown after SIGINT still made endpoints; the server could not map them and
+# crashed inside libfabric (smr_progress_connreq), and the firewall spun on its lock.
+port2=$(free_port)
+start_server srv-shm --pmem "$T/store-shm" --size 64M --secret-file "$T/secret" --allow-shm \
+  --listen "ofi+tcp://127.0.0.1:$port2" --listen "ofi+shm://hf-sec-$$"
+for u in "ofi+shm://hf-sec-$$" "ofi+tcp://127.0.0.1:$port2"; do
+  HF_ALLOW_SHM=1 HF_TENANT=alice HF_SECRET_FILE="$T/secret" "$PROBE" "$u" signals ||
+    fail "probe signals over $u"
+done
+gone "$SRV_PID" && fail "the server died after a client's SIGINT"
+stop_server "$T/srv-shm.log"
 echo "PASS: refusals are refused, logged, and good clients still served"
