@@ -196,6 +196,15 @@ case "$target" in
   pmem:*) ! grep -q libfabric "/proc/$HF_PID/maps" || fail "holdfast on pmem: loaded libfabric" ;;
   *) grep -q libfabric "/proc/$HF_PID/maps" || fail "holdfast on $target: libfabric not loaded" ;;
 esac
+# DPDK is linked in (meson option dpdk_static, the default): no librte_*.so mapped, so the
+# EAL loaded none of the driver plugins a shared EAL loads at every start.
+if /usr/bin/python3 -c 'import json,sys; o={x["name"]:x["value"] for x in json.load(open(sys.argv[1]))}; sys.exit(0 if o.get("dpdk_static")=="disabled" else 1)' \
+    "$BUILD/meson-info/intro-buildoptions.json"; then
+  echo "dpdk_static disabled in this build: shared DPDK expected"
+else
+  ! grep -q "librte_.*\.so" "/proc/$HF_PID/maps" ||
+    fail "holdfast maps DPDK's shared libraries: $(grep -o 'librte_[^ ]*\.so[.0-9]*' "/proc/$HF_PID/maps" | sort -u | head -5 | tr '\n' ' ')"
+fi
 case "$mode" in
 standby-*)
   PRIMARY=$HF_PID
