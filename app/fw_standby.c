@@ -180,7 +180,7 @@ static void *lease_main(void *arg)
 			 * back only with the checkpointer's resync. */
 			rc = cl ? ckpt_region_stat(cl, l->name, &info) : -errno;
 			if (rc == 0)
-				rc = ckpt_region_open(cl, l->name, &r);
+				rc = ckpt_region_open_control(cl, l->name, &r);
 			if (rc == 0)
 				rc = lease_epoch(l, cl, r);
 		}
@@ -672,7 +672,7 @@ static int attach_all(struct standby *sb)
 
 		fw_ckpt_layout_lease(sb->layout, lease);
 		sb->lease_cl = fw_ckpt_layout_connect(sb->layout, 1000, false);
-		rc = sb->lease_cl ? ckpt_region_open(sb->lease_cl, lease, &sb->lease_r) : -errno;
+		rc = sb->lease_cl ? ckpt_region_open_control(sb->lease_cl, lease, &sb->lease_r) : -errno;
 	}
 	if (rc) {
 		detach_all(sb);

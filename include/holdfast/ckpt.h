@@ -109,6 +109,16 @@ int ckpt_region_create(struct ckpt_client *c, const struct pmu_region_params *p,
 int ckpt_region_open(struct ckpt_client *c, const char *name, struct ckpt_region **out);
 
 /**
+ * Open an existing region for control requests only: lease renewals and watches, epoch
+ * takes, stat. Its ring words are not read at open, so over ofi+* it makes no libfabric
+ * endpoint (over tcp ~35 MB of buffers, which a killed process tears down before its
+ * sockets close: the death notice waits for it). Every data-path call on the handle
+ * (writes, reads, scans, log, sync) fails with -EPERM.
+ * @return as ckpt_region_open().
+ */
+int ckpt_region_open_control(struct ckpt_client *c, const char *name, struct ckpt_region **out);
+
+/**
  * Take over a ring another client wrote: read its head and tail again, so that this
  * client's next append goes after the last record the other one published (a standby
  * taking over its primary's regions, opened while the primary still wrote them).

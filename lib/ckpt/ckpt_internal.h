@@ -80,6 +80,8 @@ struct ckpt_region {
 	uint64_t head_seq;
 	uint64_t head_val;
 	struct ring_prod ring;
+	/* Opened with ckpt_region_open_control(): control requests only, no data path. */
+	bool control_only;
 	void *be; /* backend state */
 };
 

@@ -158,6 +158,8 @@ const char *ckpt_target(const struct ckpt_client *c)
 
 static int read_word(struct ckpt_region *r, uint64_t off, uint64_t *out)
 {
+	if (r->control_only)
+		return -EPERM;
 	if (r->cl->bytes->map) {
 		const uint64_t *p = r->cl->bytes->map(r, off, sizeof(*p));
 
@@ -234,7 +236,7 @@ int ckpt_region_refresh(struct ckpt_region *r)
 }
 
 static int region_attach(struct ckpt_client *c, const struct pmu_region_params *p, const char *name,
-			 struct ckpt_region **out)
+			 bool control_only, struct ckpt_region **out)
 {
 	struct ckpt_region *r;
 	int rc;
@@ -246,7 +248,8 @@ static int region_attach(struct ckpt_client *c, const struct pmu_region_params *
 	rc = p ? c->ops->create(c, p, r) : c->ops->open(c, name, r);
 	if (rc)
 		goto err_free;
-	rc = ring_attach(r);
+	r->control_only = control_only;
+	rc = control_only ? 0 : ring_attach(r);
 	if (rc)
 		goto err_close;
 	r->next = c->regions;
@@ -280,14 +283,21 @@ int ckpt_region_create(struct ckpt_client *c, const struct pmu_region_params *p,
 			 p->name ? p->name : "(null)");
 		return rc;
 	}
-	return region_attach(c, &q, NULL, out);
+	return region_attach(c, &q, NULL, false, out);
 }
 
 int ckpt_region_open(struct ckpt_client *c, const char *name, struct ckpt_region **out)
 {
 	if (c == NULL || name == NULL || out == NULL)
 		return -EINVAL;
-	return region_attach(c, NULL, name, out);
+	return region_attach(c, NULL, name, false, out);
+}
+
+int ckpt_region_open_control(struct ckpt_client *c, const char *name, struct ckpt_region **out)
+{
+	if (c == NULL || name == NULL || out == NULL)
+		return -EINVAL;
+	return region_attach(c, NULL, name, true, out);
 }
 
 int ckpt_region_close(struct ckpt_region **rp)
@@ -362,7 +372,7 @@ uint64_t ckpt_posted(const struct ckpt_region *r)
 
 static int post(struct ckpt_region *r, uint64_t off, const void *buf, size_t len)
 {
-	int rc = r->cl->bytes->write(r, off, buf, len);
+	int rc = r->control_only ? -EPERM : r->cl->bytes->write(r, off, buf, len);
 
 	if (rc == 0)
 		r->posted++;
@@ -464,6 +474,8 @@ static int start_flush(struct ckpt_region *r)
 {
 	int rc;
 
+	if (r->control_only)
+		return -EPERM;
 	r->data_seq = r->posted;
 	r->head_val = r->ring.next;
 	/* Only a byte backend's ring moves: a record backend's stays at zero. */
@@ -641,6 +653,10 @@ static const uint8_t *region_bytes(struct ckpt_region *r, uint64_t off, size_t l
 {
 	const uint8_t *p;
 
+	if (r->control_only) {
+		*rc = -EPERM;
+		return NULL;
+	}
 	if (r->cl->bytes->map) {
 		/* Outside the region (a geometry that is no layout): an error, never 0 records. */
 		p = r->cl->bytes->map(r, off, len);
@@ -659,6 +675,8 @@ static int ring_image(struct ckpt_region *r, uint64_t tail, uint64_t head, uint8
 	uint64_t pos = tail;
 	uint8_t *img;
 
+	if (r->control_only)
+		return -EPERM;
 	if (r->cl->bytes->map) {
 		*out = (uint8_t *)r->cl->bytes->map(r, r->geo.ring_off, size);
 		return *out != NULL ? 0 : -EINVAL;

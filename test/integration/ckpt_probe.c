@@ -22,6 +22,9 @@
  *	                keepalives) keeps its session: writes before and after become durable
  *	quiet S         a client that neither writes nor polls for S seconds has been cut by
  *	                the server's idle timeout: its next request fails with ECONNRESET
+ *	control         a region with a journal ring, opened for control only by a second
+ *	                client: lease, epoch and stat work without a libfabric endpoint, a
+ *	                write and a sync are refused (EPERM); a plain open of it makes one
  *	signals         the caller's SIGINT and SIGTERM handlers are still its own after the
  *	                client loaded libfabric and made an endpoint (the shm provider installs
  *	                handlers that unlink the process's endpoint files); after a SIGINT, a
@@ -387,6 +390,67 @@ static int check_signals(const char *target)
 	return rc;
 }
 
+static int check_control(const char *target)
+{
+	struct pmu_region_params p = {
+		.name = "probe-control",
+		.mode = PMU_MODE_OVERWRITE,
+		.size = 1 << 20,
+		.slot_size = 256,
+		.ring_size = 64 << 10,
+	};
+	struct ckpt_client *owner = must_connect(target), *c, *c2;
+	struct ckpt_region *ro = NULL, *r = NULL, *r2 = NULL;
+	struct ckpt_region_info info = {0};
+	uint64_t epoch = 0;
+	int rc = 0, n;
+
+	rc |= expect("create with a ring", ckpt_region_create(owner, &p, &ro), 0);
+	ckpt_region_close(&ro);
+	c = must_connect(target);
+	rc |= expect("open for control", ckpt_region_open_control(c, "probe-control", &r), 0);
+	if (r == NULL)
+		return 1;
+	rc |= expect("renew", ckpt_lease_renew(r, 60000), 0);
+	rc |= expect("stat", ckpt_region_stat(c, "probe-control", &info), 0);
+	rc |= expect("take an epoch", ckpt_epoch_take(r, info.r.epoch, &epoch), 0);
+	n = ckpt_ofi_test_has_endpoint(c);
+	printf("endpoint after lease, stat and epoch: %s (want no)\n", n == 0 ? "no" : "yes");
+	rc |= n != 0;
+	{
+		static const uint8_t payload[8] = "control";
+		struct ckpt_rec rec = {.module_id = 1,
+				       .slice_version = 1,
+				       .conn_id = 9,
+				       .generation = 1,
+				       .key = {.family = 4, .proto = 6},
+				       .payload_len = sizeof(payload),
+				       .payload = payload};
+
+		rc |= expect("write on the control handle", ckpt_slot_write(r, &rec, false, NULL),
+			     -EPERM);
+		rc |= expect("refresh on the control handle", ckpt_region_refresh(r), -EPERM);
+	}
+	n = ckpt_ofi_test_has_endpoint(c);
+	printf("endpoint after the refused calls: %s (want no)\n", n == 0 ? "no" : "yes");
+	rc |= n != 0;
+	rc |= expect("renew for 0 ms", ckpt_lease_renew(r, 0), -EINVAL);
+	ckpt_region_close(&r);
+	ckpt_disconnect(&c);
+	/* A plain open reads the ring's words: that is what makes the endpoint. */
+	c2 = must_connect(target);
+	rc |= expect("plain open", ckpt_region_open(c2, "probe-control", &r2), 0);
+	n = ckpt_ofi_test_has_endpoint(c2);
+	printf("endpoint after a plain open of a ring region: %s (want yes)\n",
+	       n == 1 ? "yes" : "no");
+	rc |= n != 1;
+	ckpt_region_close(&r2);
+	ckpt_disconnect(&c2);
+	rc |= expect("delete", ckpt_region_delete(owner, "probe-control"), 0);
+	ckpt_disconnect(&owner);
+	return rc;
+}
+
 static int check_no_provider(const char *target)
 {
 	struct ckpt_client *c = connect_env(target);
@@ -494,6 +558,8 @@ int main(int argc, char **argv)
 		return check_busy(t);
 	if (strcmp(check, "lease") == 0)
 		return check_lease(t);
+	if (strcmp(check, "control") == 0)
+		return check_control(t);
 	if (strcmp(check, "signals") == 0)
 		return check_signals(t);
 	if (strcmp(check, "no-provider") == 0)

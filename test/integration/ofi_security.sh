@@ -52,6 +52,7 @@ probe alice "$T/secret" oob-persist
 wait_for 10 log_has "$T/srv.log" "PERSIST from tenant alice .* refused" || fail "bad PERSIST not logged"
 probe alice "$T/secret" busy
 probe alice "$T/secret" lease
+probe alice "$T/secret" control
 # An operator's own ofi_rxm setting wins over the client's default.
 FI_OFI_RXM_MSG_RX_SIZE=32 HF_WANT_RXM_MSG_RX_SIZE=32 probe alice "$T/secret" lease
 # The same control port named as verbs: authentication passes, then the client finds no
