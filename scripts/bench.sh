@@ -197,9 +197,10 @@ else
   echo; echo "(fw_bench on 4 KB pages: no hugepages could be reserved)"
 fi
 echo
-echo "== holdfast forwarding (one core, 64-byte frames, established TCP flows)"
-"$BUILD/fw_bench" "${eal[@]}" --no-pci -l 0 --log-level=lib.eal:error \
-  --log-level=pmd.net.ring:error -- -f 1000,100000,1000000 -o both -R 3 -p 1 -s 2 \
+echo "== holdfast forwarding (one worker on lcore 0, 64-byte frames, established TCP flows;"
+echo "   under churn, checkpoint I/O by the worker itself and on lcore 1, compared)"
+"$BUILD/fw_bench" "${eal[@]}" --no-pci -l 0,1 --log-level=lib.eal:error \
+  --log-level=pmd.net.ring:error -- -f 1000,100000,1000000 -o both -R 3 -p 1 -s 2 -I inline,lcore \
   -S "$dir/secret" \
   -k "pmem:$dir/fw.pmem" -c none -c "pmem:$dir/fwc.pmem" "${fw_remote[@]:0:4}" \
   "${fw_group[@]:0:6}" -c none -r "pmem:$dir/fwr.pmem" "${fw_remote[@]:4:2}" \
