@@ -9,6 +9,7 @@
 
 #include <rte_log.h>
 
+#include "fw_notify.h"
 #include "fw_standby.h"
 #include "fw_thread.h"
 
@@ -871,6 +872,9 @@ int fw_standby_run(const struct fw_ckpt_layout *l, struct fw_worker *w, unsigned
 			    l->target, n);
 			printf("holdfast: standby\n");
 			fflush(stdout);
+			/* Ready, for systemd, is following: the unit is up, takeover is its job. */
+			fw_notify_ready("standby: following %s at %s: %u connections", l->region,
+					l->target, n);
 			announced = true;
 			out->state = FW_ROLE_FOLLOWING;
 			watch_start(sb.watch);

@@ -32,6 +32,7 @@
 #include "fw_config.h"
 #include "fw_nft.h"
 #include "fw_standby.h"
+#include "fw_notify.h"
 #include "fw_telemetry.h"
 #include "fw_worker.h"
 
@@ -741,6 +742,14 @@ int main(int argc, char **argv)
 	printf("holdfast: ready\n");
 	print_timing(&conf);
 	fflush(stdout);
+	if (sb_stats.detect_ns)
+		fw_notify_ready("forwarding: took over (%s) with %" PRIu64 " connections",
+				sb_stats.reason, sb_stats.st.conns);
+	else
+		fw_notify_ready("forwarding: %u pairs, %u workers; %" PRIu64
+				" connections restored in %.1f ms",
+				conf.npairs, nworkers, restore_stats.conns,
+				MS(t_start.ckpt_connect, t_start.restore));
 
 	i = 1;
 	RTE_LCORE_FOREACH_WORKER(lcore)
@@ -758,6 +767,7 @@ int main(int argc, char **argv)
 	rc = 0;
 
 out_stop:
+	fw_notify_stopping(shared.fenced ? "fenced: a standby took over" : "stopping");
 	for (i = 0; i < shared.nports; i++)
 		rte_eth_dev_stop(shared.port_list[i]);
 	print_counters();

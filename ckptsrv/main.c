@@ -5,6 +5,8 @@
  */
 #include <errno.h>
 #include <signal.h>
+
+#include <systemd/sd-daemon.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -228,9 +230,13 @@ int main(int argc, char **argv)
 		goto err_stop;
 	ckpt_log(CKPT_LOG_NOTICE, LOG, "serving store %s (%s) on %u listener(s)", srv.cfg.pmem,
 		 pmu_store_is_pmem(srv.store) ? "pmem" : "msync", srv.nlisteners);
+	/* systemd's Type=notify (config/systemd/ckptsrv.service): serving; outside it, nothing. */
+	(void)sd_notifyf(0, "READY=1\nSTATUS=serving %s on %u listener(s)", srv.cfg.pmem,
+			 srv.nlisteners);
 	while (sigwait(&sigs, &sig) != 0 || (sig != SIGINT && sig != SIGTERM))
 		;
 	ckpt_log(CKPT_LOG_NOTICE, LOG, "%s: shutting down", strsignal(sig));
+	(void)sd_notify(0, "STOPPING=1\nSTATUS=shutting down");
 	ret = 0;
 err_stop:
 	srv.stop = true;

@@ -8,7 +8,7 @@ pkgs=(
   build-essential meson ninja-build pkg-config clang clang-format libclang-rt-14-dev
   libdpdk-dev dpdk-dev libfabric-dev libfabric-bin libpmem-dev libisal-dev libsodium-dev
   libnftnl-dev libmnl-dev libcmocka-dev libpcap-dev libsystemd-dev
-  nftables iproute2 ethtool procps psmisc python3 python3-scapy
+  nftables iproute2 ethtool procps psmisc python3 python3-scapy systemd
   curl python3-pyftpdlib tcpdump
 )
 
