@@ -3,7 +3,7 @@
 # Two workers (issue 16): holdfast on lcores 0 and 1, each net_af_packet port with two queue
 # pairs (the kernel's fanout spreads flows over them by its own hash, and moves a busy flow
 # to the other queue under pressure). Parallel curl downloads from python3 -m http.server
-# across it, rate-limited so that they are all alive at once:
+# across it, rate-limited so that they are alive at once:
 #   clients_workers.sh downloads   they run to the end
 #   clients_workers.sh restart     a quarter of the way in, holdfast is killed -9 and
 #                                  started again (two workers) on its pmem: checkpoint
@@ -17,7 +17,7 @@ mode=${1:-downloads}
 case "$mode" in downloads | restart | standby) ;; *) fail "unknown mode $mode" ;; esac
 FILES=16
 SIZE_MB=4
-RATE=400k # per download: each lasts ~10 s, long enough to kill holdfast among them all
+RATE=300k # per download: each lasts ~14 s, long enough to kill holdfast among them
 HF_LCORE=0,1
 HF_QPAIRS=2
 
@@ -96,13 +96,17 @@ got_bytes() { cat "$T"/got* 2>/dev/null | wc -c; }
 total=$((FILES * SIZE_MB * 1024 * 1024))
 
 if [ "$mode" != downloads ]; then
-  # Every download under way (all connected, an eighth of the bytes in), none near its end.
+  # Most downloads under way (connected, an eighth of the bytes in): on a loaded machine the
+  # 16 curls start over seconds, and waiting for every one let the first ones finish.
   established() { in_c ss -tnH state established "dport = :8080" | wc -l; }
-  under_way() { [ "$(established)" -eq "$FILES" ] && [ "$(got_bytes)" -ge $((total / 8)) ]; }
-  wait_for 30 under_way || {
+  under_way() {
+    [ "$(established)" -ge $((FILES * 3 / 4)) ] && [ "$(got_bytes)" -ge $((total / 8)) ]
+  }
+  wait_for 60 under_way || {
     diag
     fail "$(established) of $FILES downloads under way before the kill"
   }
+  alive=$(established)
   tracked=$(hf_conns)
   w0=$(field /holdfast/workers worker0 conns)
   w1=$(field /holdfast/workers worker1 conns)
@@ -118,8 +122,8 @@ if [ "$mode" != downloads ]; then
   fi
   wait_for 30 hf_ready "$HF_LOG" || fail "holdfast did not come back"
   t_ready=$(now_ms)
-  echo "kill -9 at $((at_kill / 1048576)) of $((total / 1048576)) MB: $tracked connections" \
-    "tracked (worker0 $w0, worker1 $w1); ready again after $((t_ready - t_kill)) ms"
+  echo "kill -9 at $((at_kill / 1048576)) of $((total / 1048576)) MB: $alive downloads alive," \
+    "$tracked connections tracked (worker0 $w0, worker1 $w1); ready again after $((t_ready - t_kill)) ms"
   if [ "$mode" = restart ]; then
     restored=$(grep -oE "restored [0-9]+ connections" "$HF_LOG" | grep -oE "[0-9]+" || echo 0)
     echo "  restored: $restored"
