@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <rte_telemetry.h>
@@ -24,49 +26,120 @@ void fw_counters_sum(const struct fw_worker *w, unsigned int n, struct fw_counte
 	}
 }
 
-static int stats_cmd(const char *cmd, const char *params, struct rte_tel_data *d)
+/* Every counter of @p t into the dict @p d, by the keys /holdfast/stats always had. */
+static void counters_dict(struct rte_tel_data *d, const struct fw_counters *t)
 {
-	struct fw_counters t;
 	char key[64];
 
-	(void)cmd;
-	(void)params;
-	fw_counters_sum(tel.w, tel.n, &t);
-	rte_tel_data_start_dict(d);
-	rte_tel_data_add_dict_u64(d, "pass", t.pass);
-	rte_tel_data_add_dict_u64(d, "arp", t.arp);
-	rte_tel_data_add_dict_u64(d, "nd", t.nd);
-	rte_tel_data_add_dict_u64(d, "icmp_related", t.icmp_related);
-	rte_tel_data_add_dict_u64(d, "icmp_pass", t.icmp_pass);
-	rte_tel_data_add_dict_u64(d, "icmp6_pass", t.icmp6_pass);
-	rte_tel_data_add_dict_u64(d, "conn_new", t.conn_new);
-	rte_tel_data_add_dict_u64(d, "conn_related", t.conn_related);
-	rte_tel_data_add_dict_u64(d, "conn_expired", t.conn_expired);
-	rte_tel_data_add_dict_u64(d, "expect_expired", t.expect_expired);
-	rte_tel_data_add_dict_u64(d, "reject_sent", t.reject_sent);
-	rte_tel_data_add_dict_u64(d, "reject_limited", t.reject_limited);
+	rte_tel_data_add_dict_u64(d, "pass", t->pass);
+	rte_tel_data_add_dict_u64(d, "arp", t->arp);
+	rte_tel_data_add_dict_u64(d, "nd", t->nd);
+	rte_tel_data_add_dict_u64(d, "icmp_related", t->icmp_related);
+	rte_tel_data_add_dict_u64(d, "icmp_pass", t->icmp_pass);
+	rte_tel_data_add_dict_u64(d, "icmp6_pass", t->icmp6_pass);
+	rte_tel_data_add_dict_u64(d, "conn_new", t->conn_new);
+	rte_tel_data_add_dict_u64(d, "conn_related", t->conn_related);
+	rte_tel_data_add_dict_u64(d, "conn_expired", t->conn_expired);
+	rte_tel_data_add_dict_u64(d, "expect_expired", t->expect_expired);
+	rte_tel_data_add_dict_u64(d, "reject_sent", t->reject_sent);
+	rte_tel_data_add_dict_u64(d, "reject_limited", t->reject_limited);
 	for (int r = 1; r < FW_DROP_REASON_MAX; r++) {
 		snprintf(key, sizeof(key), "drop_%s", fw_drop_reason_name((enum fw_drop_reason)r));
-		rte_tel_data_add_dict_u64(d, key, t.drop[r]);
+		rte_tel_data_add_dict_u64(d, key, t->drop[r]);
 	}
 	/* Whole bursts a primary did not look at: its lease ran out, or it was fenced. */
-	rte_tel_data_add_dict_u64(d, "drop_lease_lapsed", t.drop_lease_lapsed);
-	rte_tel_data_add_dict_u64(d, "drop_fenced", t.drop_fenced);
+	rte_tel_data_add_dict_u64(d, "drop_lease_lapsed", t->drop_lease_lapsed);
+	rte_tel_data_add_dict_u64(d, "drop_fenced", t->drop_fenced);
+	/* Several workers: frames of another worker's connection, handed to it / from others. */
+	rte_tel_data_add_dict_u64(d, "handoff_out", t->handoff_out);
+	rte_tel_data_add_dict_u64(d, "handoff_in", t->handoff_in);
 	for (int m = 1; m < FW_MOD_MAX; m++) {
 		if (fw_modules[m] == NULL)
 			continue;
 		snprintf(key, sizeof(key), "module_%s_packets", fw_modules[m]->name);
-		rte_tel_data_add_dict_u64(d, key, t.mod_pkts[m]);
+		rte_tel_data_add_dict_u64(d, key, t->mod_pkts[m]);
 	}
 	for (unsigned int i = 0; i < tel.sh->nports; i++) {
 		const uint16_t p = tel.sh->port_list[i];
 
 		snprintf(key, sizeof(key), "port%u_rx", p);
-		rte_tel_data_add_dict_u64(d, key, t.rx[p]);
+		rte_tel_data_add_dict_u64(d, key, t->rx[p]);
 		snprintf(key, sizeof(key), "port%u_tx", p);
-		rte_tel_data_add_dict_u64(d, key, t.tx[p]);
+		rte_tel_data_add_dict_u64(d, key, t->tx[p]);
 		snprintf(key, sizeof(key), "port%u_tx_full", p);
-		rte_tel_data_add_dict_u64(d, key, t.tx_full[p]);
+		rte_tel_data_add_dict_u64(d, key, t->tx_full[p]);
+	}
+}
+
+/*
+ * /holdfast/stats: the totals over every worker; /holdfast/stats,N: worker N's own, by the
+ * same keys (a port's rx there is what that worker's queue received, its pass and drops
+ * what it decided, hand-offs from others included).
+ */
+static int stats_cmd(const char *cmd, const char *params, struct rte_tel_data *d)
+{
+	struct fw_counters t;
+	char *end;
+
+	(void)cmd;
+	if (params != NULL && *params != '\0') {
+		unsigned long i = strtoul(params, &end, 10);
+
+		if (*end != '\0' || i >= tel.n)
+			return -EINVAL;
+		fw_counters_sum(&tel.w[i], 1, &t);
+	} else {
+		fw_counters_sum(tel.w, tel.n, &t);
+	}
+	rte_tel_data_start_dict(d);
+	counters_dict(d, &t);
+	return 0;
+}
+
+/*
+ * /holdfast/workers: per worker, what it received, decided and handed over, at a glance:
+ * {"workers": N, "worker0": {...}, ...}; every counter of one is /holdfast/stats,N.
+ */
+static int workers_cmd(const char *cmd, const char *params, struct rte_tel_data *d)
+{
+	char key[48];
+
+	(void)cmd;
+	(void)params;
+	rte_tel_data_start_dict(d);
+	rte_tel_data_add_dict_u64(d, "workers", tel.n);
+	for (unsigned int i = 0; i < tel.n; i++) {
+		struct rte_tel_data *wd = rte_tel_data_alloc();
+		struct fw_counters t;
+		uint64_t rx = 0, tx = 0, drops = 0;
+
+		if (wd == NULL)
+			return -ENOMEM;
+		fw_counters_sum(&tel.w[i], 1, &t);
+		for (unsigned int k = 0; k < tel.sh->nports; k++) {
+			rx += t.rx[tel.sh->port_list[k]];
+			tx += t.tx[tel.sh->port_list[k]];
+		}
+		for (int r = 1; r < FW_DROP_REASON_MAX; r++)
+			drops += t.drop[r];
+		rte_tel_data_start_dict(wd);
+		rte_tel_data_add_dict_u64(wd, "rx", rx);
+		rte_tel_data_add_dict_u64(wd, "tx", tx);
+		rte_tel_data_add_dict_u64(wd, "pass", t.pass);
+		rte_tel_data_add_dict_u64(wd, "drop", drops + t.drop_lease_lapsed + t.drop_fenced);
+		for (int r = 1; r < FW_DROP_REASON_MAX; r++) {
+			if (t.drop[r] == 0)
+				continue;
+			snprintf(key, sizeof(key), "drop_%s",
+				 fw_drop_reason_name((enum fw_drop_reason)r));
+			rte_tel_data_add_dict_u64(wd, key, t.drop[r]);
+		}
+		rte_tel_data_add_dict_u64(wd, "handoff_out", t.handoff_out);
+		rte_tel_data_add_dict_u64(wd, "handoff_in", t.handoff_in);
+		rte_tel_data_add_dict_u64(wd, "conn_new", t.conn_new);
+		rte_tel_data_add_dict_u64(wd, "conns", fw_table_count(tel.w[i].table));
+		snprintf(key, sizeof(key), "worker%u", i);
+		rte_tel_data_add_dict_container(d, key, wd, 0);
 	}
 	return 0;
 }
@@ -211,8 +284,14 @@ int fw_telemetry_register(struct fw_shared *sh, struct fw_worker *w, unsigned in
 	tel.sh = sh;
 	tel.w = w;
 	tel.n = n;
-	rc = rte_telemetry_register_cmd("/holdfast/stats", stats_cmd,
-					"Counters per port, module, verdict and drop reason");
+	rc = rte_telemetry_register_cmd(
+		"/holdfast/stats", stats_cmd,
+		"Counters per port, module, verdict and drop reason (totals); "
+		"param N: worker N's");
+	if (rc == 0)
+		rc = rte_telemetry_register_cmd(
+			"/holdfast/workers", workers_cmd,
+			"Per worker: received, decided, dropped, handed off");
 	if (rc == 0)
 		rc = rte_telemetry_register_cmd("/holdfast/conns", conns_cmd,
 						"Tracked connections per worker and expectations");

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* DPDK telemetry: /holdfast/stats, /holdfast/conns, /holdfast/ckpt and
- * /holdfast/standby, read by
- * dpdk-telemetry.py. */
+/* DPDK telemetry: /holdfast/stats (totals; /holdfast/stats,N worker N's), /holdfast/workers
+ * (each worker at a glance), /holdfast/conns, /holdfast/ckpt and /holdfast/standby, read
+ * by dpdk-telemetry.py. */
 #ifndef FW_TELEMETRY_H
 #define FW_TELEMETRY_H
 

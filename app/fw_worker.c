@@ -13,6 +13,7 @@
 #include <rte_ethdev.h>
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
+#include <rte_ring.h>
 
 #include "fw_parse.h"
 #include "fw_reject.h"
@@ -80,11 +81,31 @@ int fw_worker_init(struct fw_worker *w, struct fw_shared *sh, unsigned int index
 	for (int m = 1; m < FW_MOD_MAX; m++)
 		w->ctx.conf[m] = fw_modconf_get(&sh->conf->modconf, (enum fw_module_id)m);
 	wall_sync(w, 0);
+	if (sh->nworkers > 1) {
+		snprintf(name, sizeof(name), "fw_inbox_%u", index);
+		/* Any worker hands frames in; only this one takes them out. */
+		w->inbox = rte_ring_create(name, FW_INBOX_SIZE, socket, RING_F_SC_DEQ);
+		if (w->inbox == NULL) {
+			fw_table_free(&w->table);
+			return -rte_errno;
+		}
+		sh->inbox[index] = w->inbox;
+	}
 	return 0;
 }
 
 void fw_worker_release(struct fw_worker *w)
 {
+	struct rte_mbuf *m[FW_BURST];
+	unsigned int n;
+
+	if (w->inbox != NULL) {
+		while ((n = rte_ring_sc_dequeue_burst(w->inbox, (void **)m, FW_BURST, NULL)) > 0)
+			rte_pktmbuf_free_bulk(m, n);
+		w->sh->inbox[w->index] = NULL;
+		rte_ring_free(w->inbox);
+		w->inbox = NULL;
+	}
 	fw_table_free(&w->table);
 }
 
@@ -102,19 +123,27 @@ static enum fw_verdict drop(struct fw_worker *w, enum fw_drop_reason why)
 
 /*
  * Does the ICMP error @p ps, quoting @p q, concern a connection of this worker? It must go
- * back to the host that sent the quoted packet. (Symmetric RSS sends it here only when its
- * outer addresses hash like the connection's, which path-MTU errors from a router do not:
- * with several workers it may reach another worker and fall to the rules.)
+ * back to the host that sent the quoted packet. With several workers, an error about a
+ * connection another worker owns (a router's path-MTU error hashes by its own addresses,
+ * not the connection's) goes to that owner: @return -1 with st->owner set.
  */
-static bool related_error(struct fw_worker *w, const struct fw_parsed *ps,
-			  const struct fw_icmp_quote *q)
+static int related_error(struct fw_worker *w, const struct fw_parsed *ps,
+			 const struct fw_icmp_quote *q, uint8_t *owner)
 {
 	const size_t alen = ps->family == 4 ? 4 : 16;
 	struct fw_key key;
 
 	if (memcmp(ps->daddr, q->saddr, alen) != 0)
-		return false;
+		return 0;
 	fw_key_make(&key, q->family, q->proto, q->saddr, q->daddr, q->sport, q->dport);
+	if (w->sh->nworkers > 1) {
+		const unsigned int o = fw_conn_owner(&key, w->sh->nworkers);
+
+		if (o != w->index) {
+			*owner = (uint8_t)o;
+			return -1;
+		}
+	}
 	return fw_table_lookup(w->table, &key) != NULL;
 }
 
@@ -164,16 +193,25 @@ struct pkt_state {
 	struct fw_key key;
 	int side;
 	enum fw_zone zone;
-	bool reject; /* dropped by a reject rule: answer it */
+	bool reject;   /* dropped by a reject rule: answer it */
+	uint8_t owner; /* the worker it is handed to (CLASSIFY_HANDOFF) */
+};
+
+/* What classify() leaves to do. */
+enum {
+	CLASSIFY_FINAL = 0,   /* the verdict is made */
+	CLASSIFY_CONN = 1,    /* TCP/UDP: decide with its connection */
+	CLASSIFY_HANDOFF = 2, /* several workers: another one owns it (st->owner) */
 };
 
 /*
  * A frame no module tracks (not TCP or UDP). IPv6's link signalling passes as ARP does;
  * an ICMP error about a tracked connection passes as that connection's (path MTU above
- * all); the rules decide the rest, every packet.
+ * all), decided by the connection's owner; the rules decide the rest, every packet.
+ * @return the verdict, or -1: hand it to st->owner.
  */
-static enum fw_verdict classify_other(struct fw_worker *w, const uint8_t *frame, enum fw_zone zone,
-				      struct pkt_state *st)
+static int classify_other(struct fw_worker *w, const uint8_t *frame, enum fw_zone zone,
+			  struct pkt_state *st)
 {
 	const struct fw_config *conf = w->sh->conf;
 	const struct fw_parsed *ps = &st->ps;
@@ -187,9 +225,15 @@ static enum fw_verdict classify_other(struct fw_worker *w, const uint8_t *frame,
 	}
 	if (ps->l3_opts && !conf->pass_ip_options)
 		return drop(w, FW_DROP_L3_OPTIONS);
-	if (kind == FW_ICMP_ERROR && related_error(w, ps, &q)) {
-		w->cnt.icmp_related++;
-		return FW_PASS;
+	if (kind == FW_ICMP_ERROR) {
+		const int rel = related_error(w, ps, &q, &st->owner);
+
+		if (rel < 0)
+			return -1;
+		if (rel) {
+			w->cnt.icmp_related++;
+			return FW_PASS;
+		}
 	}
 	a = fw_acl_decide(w->sh->acl, zone, ps, NULL);
 	st->reject = a == FW_ACT_REJECT;
@@ -203,8 +247,9 @@ static enum fw_verdict classify_other(struct fw_worker *w, const uint8_t *frame,
 }
 
 /*
- * Everything decided without a connection lookup. @return 1 when the frame needs its
- * connection (TCP/UDP), 0 when *@p v is final.
+ * Everything decided without a connection lookup. @return CLASSIFY_CONN when the frame
+ * needs its connection (TCP/UDP: whose owner the caller checks), CLASSIFY_FINAL when *@p v
+ * is final, CLASSIFY_HANDOFF for an ICMP error about another worker's connection.
  */
 static int classify(struct fw_worker *w, const uint8_t *frame, uint32_t len, unsigned int checked,
 		    enum fw_zone zone, struct pkt_state *st, enum fw_verdict *v)
@@ -231,8 +276,12 @@ static int classify(struct fw_worker *w, const uint8_t *frame, uint32_t len, uns
 		return 0;
 	}
 	if (st->ps.proto != IPPROTO_TCP && st->ps.proto != IPPROTO_UDP) {
-		*v = classify_other(w, frame, zone, st);
-		return 0;
+		const int r = classify_other(w, frame, zone, st);
+
+		if (r < 0)
+			return CLASSIFY_HANDOFF;
+		*v = (enum fw_verdict)r;
+		return CLASSIFY_FINAL;
 	}
 	if (st->ps.l3_opts && !conf->pass_ip_options) {
 		*v = drop(w, FW_DROP_L3_OPTIONS);
@@ -342,9 +391,19 @@ enum fw_verdict fw_worker_handle(struct fw_worker *w, const uint8_t *frame, uint
 	struct pkt_state st;
 	enum fw_verdict v;
 
-	if (!classify(w, frame, len, 0, zone, &st, &v))
+	/*
+	 * A bare frame, decided here whoever owns its connection; but an ICMP error about
+	 * another worker's connection has no mbuf to hand over: counted as a hand-off that
+	 * found no room.
+	 */
+	switch (classify(w, frame, len, 0, zone, &st, &v)) {
+	case CLASSIFY_FINAL:
 		return v;
-	return decide(w, &st, fw_table_lookup(w->table, &st.key), now_ns);
+	case CLASSIFY_HANDOFF:
+		return drop(w, FW_DROP_HANDOFF_FULL);
+	default:
+		return decide(w, &st, fw_table_lookup(w->table, &st.key), now_ns);
+	}
 }
 
 /* An idle connection goes: its slices are tombstoned, and what it expected is withdrawn. */
@@ -417,14 +476,48 @@ static bool make_reply(struct fw_worker *w, struct rte_mbuf *m, const struct pkt
 }
 
 /*
+ * Hand the frames of @p in marked in @p away to their owners' inboxes (st[k].owner), in
+ * their order, each owner's in one enqueue. The frame keeps its port in m->port (net_ring
+ * ports do not set it). A full inbox drops the rest: the owner is behind by a whole inbox.
+ */
+static void hand_off(struct fw_worker *w, struct rte_mbuf **in, uint16_t n, const uint8_t *away,
+		     const struct pkt_state *st, uint16_t port)
+{
+	struct rte_mbuf *to[FW_BURST];
+
+	for (unsigned int o = 0; o < w->sh->nworkers; o++) {
+		unsigned int nt = 0, sent;
+
+		for (uint16_t k = 0; k < n; k++)
+			if (away[k] && st[k].owner == o) {
+				in[k]->port = port;
+				to[nt++] = in[k];
+			}
+		if (nt == 0)
+			continue;
+		sent = rte_ring_mp_enqueue_burst(w->sh->inbox[o], (void **)to, nt, NULL);
+		w->cnt.handoff_out += sent;
+		if (sent < nt) {
+			w->cnt.drop[FW_DROP_HANDOFF_FULL] += nt - sent;
+			rte_pktmbuf_free_bulk(to + sent, nt - sent);
+		}
+	}
+}
+
+/*
  * A burst in three passes: parse and settle what needs no connection; look every
  * remaining key up at once (rte_hash pipelines the bucket reads); decide each frame with
  * its connection prefetched. Returns how many frames pass, gathered in @p out in order;
  * rejected frames turned into their replies go to @p back (*@p nback of them).
+ *
+ * @p multi (several workers; a constant in each caller, so that one worker's loop has no
+ * owner test at all): frames of connections another worker owns are handed to it after
+ * the first pass, and neither looked up nor decided here.
  */
-static uint16_t burst(struct fw_worker *w, struct rte_mbuf **in, uint16_t n,
-		      const struct fw_port_map *pm, uint64_t now, struct rte_mbuf **out,
-		      struct rte_mbuf **back, uint16_t *nback)
+static __rte_always_inline uint16_t burst(struct fw_worker *w, struct rte_mbuf **in, uint16_t n,
+					  uint16_t port, const struct fw_port_map *pm, uint64_t now,
+					  struct rte_mbuf **out, struct rte_mbuf **back,
+					  uint16_t *nback, const bool multi)
 {
 	const enum fw_zone zone = (enum fw_zone)pm->zone;
 	struct pkt_state st[FW_BURST];
@@ -432,7 +525,8 @@ static uint16_t burst(struct fw_worker *w, struct rte_mbuf **in, uint16_t n,
 	struct fw_conn *conns[FW_BURST];
 	enum fw_verdict v[FW_BURST];
 	uint8_t need[FW_BURST];
-	unsigned int nk = 0;
+	uint8_t away[FW_BURST];
+	unsigned int nk = 0, naway = 0;
 	uint16_t npass = 0;
 
 	/* Frames first touched here: their mbufs now, each frame's first line a few ahead. */
@@ -442,11 +536,13 @@ static uint16_t burst(struct fw_worker *w, struct rte_mbuf **in, uint16_t n,
 		struct rte_mbuf *m = in[k];
 		const int checked = rx_checked(pm, m);
 
+		if (multi)
+			away[k] = 0;
 		if (k + PREFETCH_AHEAD < n)
 			rte_prefetch0(rte_pktmbuf_mtod(in[k + PREFETCH_AHEAD], void *));
 		/* Multi-segment frames are linearized only if they must be. */
 		if (checked < 0 || (m->nb_segs > 1 && rte_pktmbuf_linearize(m) != 0)) {
-			need[k] = 0;
+			need[k] = CLASSIFY_FINAL;
 			st[k].reject = false;
 			v[k] = drop(w, FW_DROP_MALFORMED);
 			continue;
@@ -454,9 +550,26 @@ static uint16_t burst(struct fw_worker *w, struct rte_mbuf **in, uint16_t n,
 		need[k] = (uint8_t)classify(w, rte_pktmbuf_mtod(m, const uint8_t *),
 					    rte_pktmbuf_data_len(m), (unsigned int)checked, zone,
 					    &st[k], &v[k]);
+		if (multi) {
+			if (need[k] == CLASSIFY_CONN) {
+				const unsigned int o = fw_conn_owner(&st[k].key, w->sh->nworkers);
+
+				if (o != w->index) {
+					st[k].owner = (uint8_t)o;
+					need[k] = CLASSIFY_HANDOFF;
+				}
+			}
+			if (need[k] == CLASSIFY_HANDOFF) {
+				away[k] = 1;
+				naway++;
+				continue;
+			}
+		}
 		if (need[k])
 			keys[nk++] = &st[k].key;
 	}
+	if (multi && naway)
+		hand_off(w, in, n, away, st, port);
 	if (nk)
 		fw_table_lookup_bulk(w->table, keys, nk, conns);
 	for (unsigned int i = 0; i < nk; i++)
@@ -464,6 +577,8 @@ static uint16_t burst(struct fw_worker *w, struct rte_mbuf **in, uint16_t n,
 			rte_prefetch0(conns[i]);
 	nk = 0;
 	for (uint16_t k = 0; k < n; k++) {
+		if (multi && away[k])
+			continue;
 		if (need[k])
 			v[k] = decide(w, &st[k], conns[nk++], now);
 		if (v[k] == FW_PASS)
@@ -474,6 +589,66 @@ static uint16_t burst(struct fw_worker *w, struct rte_mbuf **in, uint16_t n,
 			rte_pktmbuf_free(in[k]);
 	}
 	return npass;
+}
+
+/* What passed leaves by the pair of @p port, replies by @p port, on this worker's queue. */
+static void transmit(struct fw_worker *w, uint16_t port, const struct fw_port_map *pm,
+		     struct rte_mbuf **out, uint16_t npass, struct rte_mbuf **back, uint16_t nback)
+{
+	const uint16_t q = (uint16_t)w->index;
+	uint16_t sent;
+
+	if (nback) {
+		/* Replies leave by the port the refused frames came in on. */
+		sent = rte_eth_tx_burst(port, q, back, nback);
+		w->cnt.tx[port] += sent;
+		if (sent < nback) {
+			w->cnt.tx_full[port] += nback - sent;
+			rte_pktmbuf_free_bulk(back + sent, nback - sent);
+		}
+	}
+	sent = npass ? rte_eth_tx_burst(pm->peer, q, out, npass) : 0;
+	w->cnt.tx[pm->peer] += sent;
+	if (sent < npass) {
+		w->cnt.tx_full[pm->peer] += npass - sent;
+		rte_pktmbuf_free_bulk(out + sent, npass - sent);
+	}
+}
+
+/*
+ * Frames other workers handed here, decided as if they had arrived on this worker's queue
+ * of their port: in runs of one port, in the order they were handed (per sender, the order
+ * it received them). They are not counted in rx again (their receiver did).
+ */
+static unsigned int drain_inbox(struct fw_worker *w, uint64_t now, bool barred)
+{
+	struct rte_mbuf *in[FW_BURST], *out[FW_BURST], *back[FW_BURST];
+	const unsigned int n = rte_ring_sc_dequeue_burst(w->inbox, (void **)in, FW_BURST, NULL);
+	unsigned int k = 0;
+
+	if (n == 0)
+		return 0;
+	w->cnt.handoff_in += n;
+	if (unlikely(barred)) {
+		if (w->sh->fenced)
+			w->cnt.drop_fenced += n;
+		else
+			w->cnt.drop_lease_lapsed += n;
+		rte_pktmbuf_free_bulk(in, n);
+		return n;
+	}
+	while (k < n) {
+		const uint16_t port = in[k]->port;
+		const struct fw_port_map *pm = &w->sh->ports[port];
+		uint16_t run = 1, npass, nback = 0;
+
+		while (k + run < n && in[k + run]->port == port)
+			run++;
+		npass = burst(w, in + k, run, port, pm, now, out, back, &nback, true);
+		transmit(w, port, pm, out, npass, back, nback);
+		k += run;
+	}
+	return n;
 }
 
 unsigned int fw_worker_poll(struct fw_worker *w, uint64_t now)
@@ -488,12 +663,16 @@ unsigned int fw_worker_poll(struct fw_worker *w, uint64_t now)
 	 */
 	const uint64_t until = __atomic_load_n(&sh->lease_until_ns, __ATOMIC_RELAXED);
 	const bool barred = (now >= until && until != 0) || sh->fenced;
+	const bool multi = w->inbox != NULL;
 
+	/* First what others handed here: it arrived before what the ports hold now. */
+	if (multi)
+		total += drain_inbox(w, now, barred);
 	for (unsigned int i = 0; i < sh->nports; i++) {
 		const uint16_t port = sh->port_list[i];
 		const struct fw_port_map *pm = &sh->ports[port];
 		uint16_t n = rte_eth_rx_burst(port, q, in, FW_BURST);
-		uint16_t npass = 0, nback = 0, sent;
+		uint16_t npass = 0, nback = 0;
 
 		if (n == 0)
 			continue;
@@ -507,22 +686,11 @@ unsigned int fw_worker_poll(struct fw_worker *w, uint64_t now)
 			rte_pktmbuf_free_bulk(in, n);
 			continue;
 		}
-		npass = burst(w, in, n, pm, now, out, back, &nback);
-		if (nback) {
-			/* Replies leave by the port the refused frames came in on. */
-			sent = rte_eth_tx_burst(port, q, back, nback);
-			w->cnt.tx[port] += sent;
-			if (sent < nback) {
-				w->cnt.tx_full[port] += nback - sent;
-				rte_pktmbuf_free_bulk(back + sent, nback - sent);
-			}
-		}
-		sent = npass ? rte_eth_tx_burst(pm->peer, q, out, npass) : 0;
-		w->cnt.tx[pm->peer] += sent;
-		if (sent < npass) {
-			w->cnt.tx_full[pm->peer] += npass - sent;
-			rte_pktmbuf_free_bulk(out + sent, npass - sent);
-		}
+		if (multi)
+			npass = burst(w, in, n, port, pm, now, out, back, &nback, true);
+		else
+			npass = burst(w, in, n, port, pm, now, out, back, &nback, false);
+		transmit(w, port, pm, out, npass, back, nback);
 	}
 	return total;
 }

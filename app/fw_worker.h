@@ -2,6 +2,15 @@
 /*
  * The fast path: one worker per lcore, each with its own connection table, polling its
  * queue of every port and forwarding what passes to the port's pair.
+ *
+ * With several workers, every connection has one owner, fw_conn_owner() of its canonical
+ * key: the same for both directions and whichever queue the port put a frame on (the
+ * kernel's fanout on net_af_packet moves a busy flow to another socket under pressure; a
+ * NIC's RSS hashes by its own function). Only the owner creates, reads and writes the
+ * connection. A worker that receives a frame of a connection it does not own hands the
+ * mbuf to the owner's inbox (an rte_ring, multi-producer, single-consumer), which the
+ * owner drains at each pass of its loop and decides there. With one worker none of this
+ * runs: the burst loop is compiled without the owner test (fw_worker.c, burst()).
  */
 #ifndef FW_WORKER_H
 #define FW_WORKER_H
@@ -10,7 +19,9 @@
 #include <stdint.h>
 
 #include <rte_common.h>
+#include <rte_hash_crc.h>
 #include <rte_mbuf.h>
+#include <rte_ring.h>
 
 #include "fw_checkpoint.h"
 #include "fw_config.h"
@@ -21,6 +32,25 @@
 #define FW_MAX_PORTS  16
 #define FW_MAX_WORKER 16
 #define FW_BURST      32
+#define FW_INBOX_SIZE 4096 /* frames handed to a worker and not decided yet, at most */
+
+/*
+ * Seed of the owner hash: not the connection table's (rte_hash_crc, seed 0), whose top
+ * bits are its bucket signatures; with the same seed every key of one worker's table would
+ * share them.
+ */
+#define FW_OWNER_SEED 0x9e3779b9u
+
+/**
+ * The worker among @p n that owns the connection of canonical key @p key: both directions
+ * give the same key, hence the same owner; every worker computes it alike.
+ */
+static inline unsigned int fw_conn_owner(const struct fw_key *key, unsigned int n)
+{
+	const uint32_t h = rte_hash_crc(key, sizeof(*key), FW_OWNER_SEED);
+
+	return (unsigned int)(((uint64_t)h * n) >> 32);
+}
 
 struct fw_counters {
 	uint64_t rx[FW_MAX_PORTS];
@@ -44,6 +74,11 @@ struct fw_counters {
 	uint64_t drop_lease_lapsed;
 	uint64_t drop_fenced;
 	uint64_t mod_pkts[FW_MOD_MAX];
+	/* Several workers: frames of a connection another worker owns, handed to its inbox,
+	 * and frames other workers handed to this one (decided here, counted in pass/drop). A
+	 * full inbox drops the frame (drop[FW_DROP_HANDOFF_FULL]). */
+	uint64_t handoff_out;
+	uint64_t handoff_in;
 };
 
 struct fw_port_map {
@@ -60,6 +95,8 @@ struct fw_shared {
 	struct fw_port_map ports[FW_MAX_PORTS];
 	uint16_t port_list[FW_MAX_PORTS];
 	unsigned int nports;
+	unsigned int nworkers;		       /* 0 or 1: one worker, no hand-offs */
+	struct rte_ring *inbox[FW_MAX_WORKER]; /* each worker's, when there are several */
 	struct fw_id_secret secret;
 	uint64_t tsc_hz;
 	volatile bool quit;
@@ -95,17 +132,25 @@ struct fw_worker {
 	uint64_t reject_window;	      /* start of the current second of reject replies */
 	uint32_t reject_count;
 	uint64_t wall_synced_ns; /* when ctx.wall_offset_ns was measured */
+	struct rte_ring *inbox;	 /* frames other workers handed here; NULL: one worker */
 } __rte_cache_aligned;
 
-/** Create a worker's table and context. @return 0 or -errno. */
+/**
+ * Create a worker's table and context, and, when @p sh->nworkers is over 1, its inbox
+ * (sh->inbox[@p index]). @return 0 or -errno.
+ */
 int fw_worker_init(struct fw_worker *w, struct fw_shared *sh, unsigned int index, int socket);
 
+/** Free the table, and the inbox with the frames still in it. */
 void fw_worker_release(struct fw_worker *w);
 
 /** Checkpoint through @p k from now on (NULL: checkpointing off). */
 void fw_worker_set_checkpointer(struct fw_worker *w, struct fw_checkpointer *k);
 
-/** One pass over this worker's queue of every port. @return frames received. */
+/**
+ * One pass: this worker's inbox (several workers), then its queue of every port.
+ * @return frames received, from the ports and the inbox.
+ */
 unsigned int fw_worker_poll(struct fw_worker *w, uint64_t now);
 
 /** Nanoseconds of the TSC, the clock of timeouts. */

@@ -19,6 +19,7 @@
 #include <rte_eth_ring.h>
 #include <rte_ethdev.h>
 #include <rte_ip.h>
+#include <rte_malloc.h>
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 
@@ -492,6 +493,164 @@ static void test_worker_poll_takes_the_checking_ports_checksum_verdict(void **st
 	assert_int_equal(rte_ring_count(tx[1]), 0);
 }
 
+/* A frame of fw_test_frame()'s arguments in an mbuf of @p pool, onto @p ring. */
+static void put_frame(struct rte_mempool *pool, struct rte_ring *ring, uint16_t sport, bool reply,
+		      uint8_t flags, uint32_t seq, uint32_t ack)
+{
+	uint8_t f[FW_TEST_FRAME_MAX];
+	uint32_t len =
+		fw_test_frame(f, IPPROTO_TCP, sport, 80, reply, flags, seq, ack, 0xffff, NULL);
+	struct rte_mbuf *m = rte_pktmbuf_alloc(pool);
+
+	assert_non_null(m);
+	memcpy(rte_pktmbuf_append(m, (uint16_t)len), f, len);
+	assert_int_equal(rte_ring_enqueue(ring, m), 0);
+}
+
+/* Frames on @p ring, freed. */
+static unsigned int take_all(struct rte_ring *ring)
+{
+	struct rte_mbuf *m[16];
+	unsigned int n = rte_ring_dequeue_burst(ring, (void **)m, 16, NULL);
+
+	rte_pktmbuf_free_bulk(m, n);
+	return n;
+}
+
+/*
+ * Two workers over two ring ports of two queue pairs each: a connection lives in the table
+ * of its owner (fw_conn_owner of its key, the same both ways) whichever queue its frames
+ * arrive on. Frames that reach the other worker are handed to the owner's inbox and
+ * decided there in their order, leaving by the owner's queue; the owner's own queue needs
+ * no hand-off. Nothing is dropped as no_conn.
+ */
+static void test_worker_hands_frames_to_the_connections_owner(void **state)
+{
+	static struct rte_ring *rx[2][2], *tx[2][2];
+	struct rte_mempool *pool;
+	struct fw_shared sh2;
+	struct fw_worker *ws;
+	struct fw_key key;
+	uint16_t sport = 41000;
+	uint8_t a[4], b[4];
+
+	(void)state;
+	fw_worker_release(&w); /* its table's name is worker 0's */
+	memset(&sh2, 0, sizeof(sh2));
+	pool = rte_pktmbuf_pool_create("wt_pool2", 255, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE, 0);
+	assert_non_null(pool);
+	for (int p = 0; p < 2; p++) {
+		struct rte_eth_conf ec = {0};
+		char n[16];
+		int id;
+
+		for (int q = 0; q < 2; q++) {
+			snprintf(n, sizeof(n), "wt2_rx%d%d", p, q);
+			rx[p][q] = rte_ring_create(n, 64, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
+			snprintf(n, sizeof(n), "wt2_tx%d%d", p, q);
+			tx[p][q] = rte_ring_create(n, 64, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
+		}
+		snprintf(n, sizeof(n), "wt2_ring%d", p);
+		id = rte_eth_from_rings(n, rx[p], 2, tx[p], 2, 0);
+		assert_true(id >= 0 && id < FW_MAX_PORTS);
+		assert_int_equal(rte_eth_dev_configure((uint16_t)id, 2, 2, &ec), 0);
+		for (uint16_t q = 0; q < 2; q++) {
+			assert_int_equal(rte_eth_rx_queue_setup((uint16_t)id, q, 64, 0, NULL, pool),
+					 0);
+			assert_int_equal(rte_eth_tx_queue_setup((uint16_t)id, q, 64, 0, NULL), 0);
+		}
+		assert_int_equal(rte_eth_dev_start((uint16_t)id), 0);
+		sh2.port_list[p] = (uint16_t)id;
+	}
+	sh2.conf = &conf;
+	sh2.tsc_hz = 1000000000;
+	sh2.nports = 2;
+	sh2.nworkers = 2;
+	sh2.secret = sh.secret;
+	sh2.acl = sh.acl;
+	for (int p = 0; p < 2; p++)
+		sh2.ports[sh2.port_list[p]] =
+			(struct fw_port_map){.peer = sh2.port_list[!p],
+					     .zone = p ? FW_ZONE_OUTSIDE : FW_ZONE_INSIDE,
+					     .in_use = 1};
+	ws = rte_zmalloc("wt2_workers", 2 * sizeof(*ws), RTE_CACHE_LINE_SIZE);
+	assert_non_null(ws);
+	assert_int_equal(fw_worker_init(&ws[0], &sh2, 0, 0), 0);
+	assert_int_equal(fw_worker_init(&ws[1], &sh2, 1, 0), 0);
+	assert_non_null(sh2.inbox[0]);
+	assert_non_null(sh2.inbox[1]);
+
+	/* A connection worker 1 owns; both directions agree. */
+	memcpy(a, fw_test_addr4[0], 4);
+	memcpy(b, fw_test_addr4[1], 4);
+	for (;; sport++) {
+		fw_key_make(&key, 4, IPPROTO_TCP, a, b, htons(sport), htons(80));
+		if (fw_conn_owner(&key, 2) == 1)
+			break;
+	}
+	fw_key_make(&key, 4, IPPROTO_TCP, b, a, htons(80), htons(sport));
+	assert_int_equal(fw_conn_owner(&key, 2), 1);
+
+	/* The SYN reaches worker 0's queue: handed over, opened and forwarded by worker 1. */
+	put_frame(pool, rx[0][0], sport, false, 0x02, 100, 0);
+	fw_worker_poll(&ws[0], S(1));
+	assert_int_equal(ws[0].cnt.handoff_out, 1);
+	assert_int_equal(ws[0].cnt.conn_new, 0);
+	assert_int_equal(fw_table_count(ws[0].table), 0);
+	assert_int_equal(rte_ring_count(tx[1][0]), 0);
+	fw_worker_poll(&ws[1], S(1));
+	assert_int_equal(ws[1].cnt.handoff_in, 1);
+	assert_int_equal(ws[1].cnt.conn_new, 1);
+	assert_int_equal(fw_table_count(ws[1].table), 1);
+	assert_int_equal(take_all(tx[1][1]), 1);
+
+	/* The SYN-ACK on worker 1's own queue: no hand-off. */
+	put_frame(pool, rx[1][1], sport, true, 0x12, 900, 101);
+	fw_worker_poll(&ws[1], S(1));
+	assert_int_equal(ws[1].cnt.handoff_in, 1);
+	assert_int_equal(take_all(tx[0][1]), 1);
+
+	/* The kernel moves the flow: three segments in order on worker 0's queue of port 0. */
+	put_frame(pool, rx[0][0], sport, false, 0x10, 101, 901);
+	put_frame(pool, rx[0][0], sport, false, 0x18, 101, 901);
+	put_frame(pool, rx[0][0], sport, false, 0x10, 101, 901);
+	fw_worker_poll(&ws[0], S(2));
+	assert_int_equal(ws[0].cnt.handoff_out, 4);
+	fw_worker_poll(&ws[1], S(2));
+	assert_int_equal(ws[1].cnt.handoff_in, 4);
+	assert_int_equal(take_all(tx[1][1]), 3);
+	assert_int_equal(ws[1].cnt.pass, 5);
+	assert_int_equal(ws[0].cnt.drop[FW_DROP_NO_CONN] + ws[1].cnt.drop[FW_DROP_NO_CONN], 0);
+	assert_int_equal(ws[0].cnt.pass, 0);
+
+	/* Worker 0's own connections stay with it. */
+	for (sport++;; sport++) {
+		fw_key_make(&key, 4, IPPROTO_TCP, a, b, htons(sport), htons(80));
+		if (fw_conn_owner(&key, 2) == 0)
+			break;
+	}
+	put_frame(pool, rx[0][0], sport, false, 0x02, 100, 0);
+	fw_worker_poll(&ws[0], S(3));
+	assert_int_equal(ws[0].cnt.handoff_out, 4);
+	assert_int_equal(ws[0].cnt.conn_new, 1);
+	assert_int_equal(take_all(tx[1][0]), 1);
+
+	/* A frame handed over and never drained is freed with its inbox. */
+	put_frame(pool, rx[1][1], sport, true, 0x12, 900, 101);
+	fw_worker_poll(&ws[1], S(3));
+	assert_int_equal(rte_ring_count(sh2.inbox[0]), 1);
+	fw_worker_release(&ws[0]);
+	fw_worker_release(&ws[1]);
+	assert_null(sh2.inbox[0]);
+	assert_int_equal(rte_mempool_in_use_count(pool), 0);
+	rte_free(ws);
+	for (int p = 0; p < 2; p++) {
+		rte_eth_dev_stop(sh2.port_list[p]);
+		rte_eth_dev_close(sh2.port_list[p]);
+	}
+	rte_mempool_free(pool);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -516,6 +675,8 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_worker_icmp_error_about_a_tracked_connection_passes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_worker_hands_frames_to_the_connections_owner,
+						setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, fw_test_eal_up, fw_test_eal_down);

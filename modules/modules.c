@@ -113,6 +113,7 @@ static const char *const drop_names[FW_DROP_REASON_MAX] = {
 	[FW_DROP_TCP_RST] = "tcp_rst",
 	[FW_DROP_FTP_BOUNCE] = "ftp_bounce",
 	[FW_DROP_FTP_SYNTAX] = "ftp_syntax",
+	[FW_DROP_HANDOFF_FULL] = "handoff_full",
 };
 
 const char *fw_drop_reason_name(enum fw_drop_reason r)

@@ -29,19 +29,20 @@ enum fw_verdict {
 /** Why a packet was dropped: one counter each. */
 enum fw_drop_reason {
 	FW_DROP_NONE = 0,
-	FW_DROP_POLICY,	    /**< rules said drop/reject, or default policy */
-	FW_DROP_MALFORMED,  /**< headers truncated or inconsistent */
-	FW_DROP_NO_CONN,    /**< not a connection opener and no connection */
-	FW_DROP_TABLE_FULL, /**< no room for a new connection */
-	FW_DROP_FRAGMENT,   /**< non-first fragment refused by configuration */
-	FW_DROP_L3_OPTIONS, /**< IPv4 options / IPv6 extension refused by configuration */
-	FW_DROP_NON_IP,	    /**< non-IP, non-ARP refused by configuration */
-	FW_DROP_TCP_FLAGS,  /**< impossible flag combination */
-	FW_DROP_TCP_STATE,  /**< valid flags, wrong moment (the state table says invalid) */
-	FW_DROP_TCP_WINDOW, /**< sequence or ack outside the tracked window */
-	FW_DROP_TCP_RST,    /**< RST whose sequence is not in the window */
-	FW_DROP_FTP_BOUNCE, /**< data address not the control peer's, or a privileged port */
-	FW_DROP_FTP_SYNTAX, /**< malformed PORT/EPRT/227/229 */
+	FW_DROP_POLICY,	      /**< rules said drop/reject, or default policy */
+	FW_DROP_MALFORMED,    /**< headers truncated or inconsistent */
+	FW_DROP_NO_CONN,      /**< not a connection opener and no connection */
+	FW_DROP_TABLE_FULL,   /**< no room for a new connection */
+	FW_DROP_FRAGMENT,     /**< non-first fragment refused by configuration */
+	FW_DROP_L3_OPTIONS,   /**< IPv4 options / IPv6 extension refused by configuration */
+	FW_DROP_NON_IP,	      /**< non-IP, non-ARP refused by configuration */
+	FW_DROP_TCP_FLAGS,    /**< impossible flag combination */
+	FW_DROP_TCP_STATE,    /**< valid flags, wrong moment (the state table says invalid) */
+	FW_DROP_TCP_WINDOW,   /**< sequence or ack outside the tracked window */
+	FW_DROP_TCP_RST,      /**< RST whose sequence is not in the window */
+	FW_DROP_FTP_BOUNCE,   /**< data address not the control peer's, or a privileged port */
+	FW_DROP_FTP_SYNTAX,   /**< malformed PORT/EPRT/227/229 */
+	FW_DROP_HANDOFF_FULL, /**< its connection's owner (another worker) had no room */
 	FW_DROP_REASON_MAX,
 };
 

@@ -65,8 +65,9 @@ topology() {
 }
 
 # start_hf CONF [ARGS...]: holdfast in the firewall namespace, port 0 (inside) on fc, port
-# 1 on fs, on lcore $HF_LCORE (0 unless set); logs to $T/hf-N.log. Sets HF_PID, HF_LOG and
-# HF_PREFIX; does not wait.
+# 1 on fs, on lcores $HF_LCORE (0 unless set: one worker per lcore), each port with one
+# queue pair per worker ($HF_QPAIRS, 1 unless set); logs to $T/hf-N.log. Sets HF_PID,
+# HF_LOG and HF_PREFIX; does not wait.
 start_hf() {
   local conf=$1
   shift
@@ -75,7 +76,8 @@ start_hf() {
   HF_PREFIXES+=("$HF_PREFIX")
   HF_LOG="$T/hf-$HF_N.log"
   ip netns exec "$NS_F" "$BUILD/holdfast" --no-huge -m 256 --no-pci -l "${HF_LCORE:-0}" --file-prefix "$HF_PREFIX" \
-    --vdev net_af_packet0,iface=fc --vdev net_af_packet1,iface=fs \
+    --vdev "net_af_packet0,iface=fc,qpairs=${HF_QPAIRS:-1}" \
+    --vdev "net_af_packet1,iface=fs,qpairs=${HF_QPAIRS:-1}" \
     -- --config "$conf" "$@" >"$HF_LOG" 2>&1 &
   HF_PID=$!
   PIDS+=("$HF_PID")

@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
+# Two workers (issue 16): holdfast on lcores 0 and 1, each net_af_packet port with two queue
+# pairs (the kernel's fanout spreads flows over them by its own hash, and moves a busy flow
+# to the other queue under pressure). Parallel curl downloads from python3 -m http.server
+# across it, rate-limited so that they are alive at once:
+#   clients_workers.sh downloads   they run to the end
+#   clients_workers.sh restart     a quarter of the way in, holdfast is killed -9 and
+#                                  started again (two workers) on its pmem: checkpoint
+#   clients_workers.sh standby     ... and a standby (two workers) takes over instead
+# Every download completes and its checksum matches; both workers own connections; frames
+# that reached the worker not owning their connection were handed to the owner
+# (handoff_out = handoff_in > 0), and no frame of a live connection was dropped as no_conn.
+source "$(dirname "$0")/ofi_lib.sh"
+source "$(dirname "$0")/clients_lib.sh"
+mode=${1:-downloads}
+case "$mode" in downloads | restart | standby) ;; *) fail "unknown mode $mode" ;; esac
+FILES=16
+SIZE_MB=4
+RATE=300k # per download: each lasts ~14 s, long enough to kill holdfast among them
+HF_LCORE=0,1
+HF_QPAIRS=2
+
+topology
+mkdir -p "$T/www"
+for i in $(seq "$FILES"); do
+  head -c "${SIZE_MB}M" /dev/urandom >"$T/www/f$i"
+  sha256sum <"$T/www/f$i" | cut -d' ' -f1 >"$T/want$i"
+done
+cat >"$T/holdfast.conf" <<CONF
+pair 0 1 inside 0
+max-conns 4096
+ckpt pmem:$T/state.pmu
+policy drop
+rule accept from inside proto tcp dport 8080
+CONF
+
+# tel CMD: holdfast's telemetry reply to CMD (JSON) in $T/tel; the telemetry thread shares
+# a busy machine: asked again (bounded) when one query times out.
+tel_query() {
+  /usr/bin/python3 "$SRC/test/integration/telemetry.py" \
+    "/var/run/dpdk/$HF_PREFIX/dpdk_telemetry.v2" "$1" >"$T/tel" 2>/dev/null
+}
+tel() { wait_for 30 tel_query "$1" || fail "holdfast telemetry did not answer $1"; }
+# field CMD KEY...: one value of the reply (nested keys for /holdfast/workers), which
+# telemetry files under the command without its parameter.
+field() {
+  local cmd=$1
+  shift
+  tel "$cmd"
+  /usr/bin/python3 -c '
+import json, sys
+v = json.load(open(sys.argv[1]))[sys.argv[2].split(",")[0]]
+for k in sys.argv[3:]:
+    v = v[k]
+print(v)' "$T/tel" "$cmd" "$@"
+}
+
+# What holdfast counted, per worker and in total, for a failure's report.
+diag() {
+  tel_query /holdfast/workers && cat "$T/tel" >&2
+  tel_query /holdfast/stats && cat "$T/tel" >&2
+}
+
+ip netns exec "$NS_S" /usr/bin/python3 -m http.server 8080 --bind "$SRV_IP" --directory "$T/www" \
+  >"$T/http.log" 2>&1 &
+PIDS+=($!)
+start_hf "$T/holdfast.conf"
+primary=$HF_PID
+wait_for 30 hf_ready "$HF_LOG" || fail "holdfast not ready"
+grep -q "2 workers" "$HF_LOG" || fail "holdfast does not run two workers: $(grep forwarding "$HF_LOG")"
+wait_for 20 listening "$NS_S" 8080 || fail "http.server did not listen"
+if [ "$mode" = standby ]; then
+  primary_log=$HF_LOG
+  primary_prefix=$HF_PREFIX
+  start_hf "$T/holdfast.conf" --standby
+  standby=$HF_PID
+  standby_log=$HF_LOG
+  standby_prefix=$HF_PREFIX
+  wait_for 30 log_has "$standby_log" "holdfast: standby" ||
+    fail "the standby did not synchronise: $(tail -5 "$standby_log")"
+  HF_PID=$primary
+  HF_LOG=$primary_log
+  HF_PREFIX=$primary_prefix
+fi
+
+t0=$(now_ms)
+curls=()
+for i in $(seq "$FILES"); do
+  ip netns exec "$NS_C" curl -sS --max-time 90 --limit-rate "$RATE" -o "$T/got$i" \
+    "http://$SRV_IP:8080/f$i" 2>"$T/curl$i.log" &
+  curls+=($!)
+  PIDS+=($!)
+done
+got_bytes() { cat "$T"/got* 2>/dev/null | wc -c; }
+total=$((FILES * SIZE_MB * 1024 * 1024))
+
+if [ "$mode" != downloads ]; then
+  # Most downloads under way (connected, an eighth of the bytes in): on a loaded machine the
+  # 16 curls start over seconds, and waiting for every one let the first ones finish.
+  established() { in_c ss -tnH state established "dport = :8080" | wc -l; }
+  under_way() {
+    [ "$(established)" -ge $((FILES * 3 / 4)) ] && [ "$(got_bytes)" -ge $((total / 8)) ]
+  }
+  wait_for 60 under_way || {
+    diag
+    fail "$(established) of $FILES downloads under way before the kill"
+  }
+  alive=$(established)
+  tracked=$(hf_conns)
+  w0=$(field /holdfast/workers worker0 conns)
+  w1=$(field /holdfast/workers worker1 conns)
+  at_kill=$(got_bytes)
+  kill -9 "$primary"
+  t_kill=$(now_ms)
+  if [ "$mode" = restart ]; then
+    start_hf "$T/holdfast.conf"
+  else
+    HF_PID=$standby
+    HF_LOG=$standby_log
+    HF_PREFIX=$standby_prefix
+  fi
+  wait_for 30 hf_ready "$HF_LOG" || fail "holdfast did not come back"
+  t_ready=$(now_ms)
+  echo "kill -9 at $((at_kill / 1048576)) of $((total / 1048576)) MB: $alive downloads alive," \
+    "$tracked connections tracked (worker0 $w0, worker1 $w1); ready again after $((t_ready - t_kill)) ms"
+  if [ "$mode" = restart ]; then
+    restored=$(grep -oE "restored [0-9]+ connections" "$HF_LOG" | grep -oE "[0-9]+" || echo 0)
+    echo "  restored: $restored"
+    [ "$restored" -eq "$tracked" ] || fail "not every connection restored"
+  else
+    grep -oE "took over in [0-9.]+ ms.*connections\)" "$HF_LOG" || true
+  fi
+fi
+
+for i in $(seq "$FILES"); do
+  if ! wait "${curls[$((i - 1))]}"; then
+    diag
+    fail "download $i failed: $(cat "$T/curl$i.log")"
+  fi
+  [ "$(sha256sum <"$T/got$i" | cut -d' ' -f1)" = "$(cat "$T/want$i")" ] ||
+    fail "download $i: checksum mismatch ($(stat -c %s "$T/got$i") bytes)"
+done
+t_done=$(now_ms)
+echo "$mode: $FILES downloads of $SIZE_MB MB in parallel in $((t_done - t0)) ms, every sha256 matches"
+
+tel /holdfast/workers
+echo "  per worker: $(cat "$T/tel")"
+out=$(field /holdfast/stats handoff_out)
+in=$(field /holdfast/stats handoff_in)
+no_conn=$(field /holdfast/stats drop_no_conn)
+full=$(field /holdfast/stats drop_handoff_full)
+echo "  handed off $out, received $in, drop no_conn $no_conn, handoff_full $full"
+new0=$(field /holdfast/workers worker0 conn_new)
+new1=$(field /holdfast/workers worker1 conn_new)
+# A restarted holdfast opened nothing itself: its connections came back from the regions.
+if [ "$mode" = downloads ]; then
+  [ "$new0" -gt 0 ] && [ "$new1" -gt 0 ] || fail "connections not spread: $new0 / $new1"
+fi
+[ "$out" -gt 0 ] || fail "no frame handed to its connection's owner"
+[ "$out" -eq "$in" ] || fail "handed off $out, received $in"
+[ "$no_conn" -eq 0 ] || fail "$no_conn frames dropped as no_conn"
+# The per-worker view adds up to the totals.
+out1=$(field /holdfast/stats,1 handoff_out)
+out0=$(field /holdfast/stats,0 handoff_out)
+[ $((out0 + out1)) -eq "$out" ] || fail "per-worker handoff_out $out0 + $out1 != $out"
