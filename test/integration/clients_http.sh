@@ -80,12 +80,19 @@ t_done=$(now_ms)
 have=$(sha256sum <"$T/got" | cut -d' ' -f1)
 [ "$have" = "$want" ] || fail "checksum mismatch: $(got_bytes) bytes"
 
-restored=$(grep -oE "restored [0-9]+ connections" "$HF_LOG" | grep -oE "[0-9]+" || echo 0)
+if [ "$mode" = restart ]; then
+  restored=$(grep -oE "restored [0-9]+ connections" "$HF_LOG" | grep -oE "[0-9]+" || echo 0)
+  how="restored"
+else # "took over in N ms (reason; K connections)"
+  restored=$(grep -oE "took over in [0-9.]+ ms \([^;]*; [0-9]+ connections" "$HF_LOG" |
+    grep -oE "[0-9]+ connections" | grep -oE "[0-9]+" || echo 0)
+  how="taken over by the standby"
+fi
 took=$(grep -oE "took over in [0-9.]+ ms" "$HF_LOG" || true)
 echo "http $mode: $SIZE_MB MB in $(((t_done - t0))) ms, sha256 matches"
 echo "  kill -9 at $((at_kill / 1048576)) MB; ready again after $((t_ready - t_kill)) ms" \
   "${took:+($took) }; data moving again after $((t_fwd - t_kill)) ms"
 echo "  frames that reached the firewall's veths between the kill and ready: $((rx1 - rx0))"
 echo "  connections at the kill: $established established at the client, $tracked tracked" \
-  "by holdfast; restored: $restored"
-[ "$mode" = standby ] || [ "$restored" -eq "$tracked" ] || fail "not every connection restored"
+  "by holdfast; $how: $restored"
+[ "$restored" -eq "$tracked" ] || fail "not every connection $how"
