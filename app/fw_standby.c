@@ -673,7 +673,8 @@ static int attach_all(struct standby *sb)
 
 		fw_ckpt_layout_lease(sb->layout, lease);
 		sb->lease_cl = fw_ckpt_layout_connect(sb->layout, 1000, false);
-		rc = sb->lease_cl ? ckpt_region_open_control(sb->lease_cl, lease, &sb->lease_r) : -errno;
+		rc = sb->lease_cl ? ckpt_region_open_control(sb->lease_cl, lease, &sb->lease_r)
+				  : -errno;
 	}
 	if (rc) {
 		detach_all(sb);
