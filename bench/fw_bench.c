@@ -751,6 +751,15 @@ static double run_churn(const char *target, enum io_way way, uint32_t flows, dou
 	return mpps;
 }
 
+/* Min, median and max of @p v[0 .. @p n), sorted in place. */
+static void min_med_max(double *v, unsigned int n, double out[3])
+{
+	qsort(v, n, sizeof(*v), cmp_double);
+	out[0] = v[0];
+	out[1] = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+	out[2] = v[n - 1];
+}
+
 struct restore_arg {
 	struct fw_table *t;
 	struct fw_slots *slots;
@@ -788,14 +797,19 @@ static struct fw_checkpointer *bench_checkpointer(struct fw_ckpt_layout *cc, uin
 	return k;
 }
 
-static void run_restore(const char *target, uint32_t flows)
+/*
+ * Restore time over @p rounds rounds of the same checkpointed connections, each into a
+ * fresh table (as after a restart). Printed: min / median / max in ms.
+ */
+static void run_restore(const char *target, uint32_t flows, unsigned int rounds)
 {
 	static unsigned int seq;
+	static double ms[MAX_ROUNDS];
 	struct fw_checkpointer *k = NULL;
 	struct restore_arg ra = {0};
 	char region[64];
+	double m[3];
 	uint64_t t0;
-	double ms;
 	int rc;
 
 	if (fw_setup(flows + 1024) != 0)
@@ -823,22 +837,36 @@ static void run_restore(const char *target, uint32_t flows)
 		fw_checkpointer_tick(k, fw_worker_now(&worker));
 	ckpt_sync(fw_checkpointer_state(k));
 	fw_worker_set_checkpointer(&worker, NULL);
-	/* A fresh table, as after a restart; the same process keeps the mapping warm-free. */
-	ra.t = fw_table_create("restored", flows + 1024, 1024, 0);
-	ra.slots = fw_slots_create(0, flows);
-	t0 = rte_get_tsc_cycles();
-	fw_restore_batch_init(&ra.b, ra.t, ra.slots, &ra.st);
-	rc = ckpt_state_scan(fw_checkpointer_state(k), CKPT_SCAN_TOMBSTONES, restore_one, &ra,
-			     NULL);
-	if (rc < 0)
-		fprintf(stderr, "fw_bench: restore from %s: %s\n", target, strerror(-rc));
-	fw_restore_batch_flush(&ra.b);
-	fw_restore_finish(ra.t, ra.slots, &worker.ctx, fw_worker_now(&worker), &ra.st);
-	ms = (double)(rte_get_tsc_cycles() - t0) * 1e3 / (double)rte_get_tsc_hz();
-	printf("%-10u %-34s %10.1f %10" PRIu64 "\n", flows, target, ms, ra.st.conns);
-	fflush(stdout);
-	fw_table_free(&ra.t);
-	fw_slots_free(&ra.slots);
+	for (unsigned int r = 0; r < rounds; r++) {
+		/* A fresh table, as after a restart; the same process keeps the mapping warm. */
+		memset(&ra.st, 0, sizeof(ra.st));
+		ra.t = fw_table_create("restored", flows + 1024, 1024, 0);
+		ra.slots = fw_slots_create(0, flows);
+		if (ra.t == NULL || ra.slots == NULL) {
+			fprintf(stderr, "fw_bench: no room for a second table of %u\n", flows);
+			fw_table_free(&ra.t);
+			fw_slots_free(&ra.slots);
+			rounds = r;
+			break;
+		}
+		t0 = rte_get_tsc_cycles();
+		fw_restore_batch_init(&ra.b, ra.t, ra.slots, &ra.st);
+		rc = ckpt_state_scan(fw_checkpointer_state(k), CKPT_SCAN_TOMBSTONES, restore_one,
+				     &ra, NULL);
+		if (rc < 0)
+			fprintf(stderr, "fw_bench: restore from %s: %s\n", target, strerror(-rc));
+		fw_restore_batch_flush(&ra.b);
+		fw_restore_finish(ra.t, ra.slots, &worker.ctx, fw_worker_now(&worker), &ra.st);
+		ms[r] = (double)(rte_get_tsc_cycles() - t0) * 1e3 / (double)rte_get_tsc_hz();
+		fw_table_free(&ra.t);
+		fw_slots_free(&ra.slots);
+	}
+	if (rounds > 0) {
+		min_med_max(ms, rounds, m);
+		printf("%-10u %-34s %8.1f %8.1f %8.1f %10" PRIu64 "\n", flows, target, m[0], m[1],
+		       m[2], ra.st.conns);
+		fflush(stdout);
+	}
 	ckpt_region_delete(fw_checkpointer_client(k), state_name);
 	fw_checkpointer_destroy(&k);
 	fw_teardown();
@@ -959,15 +987,6 @@ out:
 }
 
 #define MAX_TARGETS 12
-
-/* Min, median and max of @p v[0 .. @p n), sorted in place. */
-static void min_med_max(double *v, unsigned int n, double out[3])
-{
-	qsort(v, n, sizeof(*v), cmp_double);
-	out[0] = v[0];
-	out[1] = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-	out[2] = v[n - 1];
-}
 
 /*
  * The churn comparison: @p rounds rounds, each running checkpointing off and then every
@@ -1165,9 +1184,11 @@ int main(int argc, char **argv)
 		churn_table(churn_targets, nchurn, ways, rounds, churn_rate, seconds);
 	for (unsigned int t = 0; t < nrestore; t++) {
 		if (t == 0)
-			printf("\n%-10s %-34s %10s %10s\n", "restore", "from", "ms", "conns");
-		run_restore(restore_targets[t], 100000);
-		run_restore(restore_targets[t], 1000000);
+			printf("\nrestore, ms: min / median / max of %u rounds\n%-10s %-34s %8s "
+			       "%8s %8s %10s\n",
+			       rounds, "conns", "from", "min", "median", "max", "restored");
+		run_restore(restore_targets[t], 100000, rounds);
+		run_restore(restore_targets[t], 1000000, rounds);
 	}
 	for (unsigned int t = 0; t < ntakeover; t++) {
 		if (t == 0)
