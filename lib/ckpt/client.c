@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ckpt_internal.h"
 
@@ -767,6 +769,26 @@ static int journal_load(struct ckpt_region *r, struct journal *j, struct ckpt_sc
 	return rc < 0 ? rc : 0;
 }
 
+/*
+ * Map the pages of [@p p, @p p + @p len) of a mapped region in one call. A restarted
+ * process maps its store afresh: a restore that met each 4 KB page by a fault spent more
+ * time in faults than in decoding (1 M connections: 256 MB, 65 k faults, 1.1-1.3 s in
+ * this VM against 0.3 s warm). A kernel without MADV_POPULATE_READ (before 5.14) says
+ * EINVAL and the faults happen as before.
+ */
+static void populate(const uint8_t *p, size_t len)
+{
+#ifdef MADV_POPULATE_READ
+	const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	const uintptr_t a = (uintptr_t)p & ~(page - 1);
+
+	(void)madvise((void *)a, (uintptr_t)p + len - a, MADV_POPULATE_READ);
+#else
+	(void)p;
+	(void)len;
+#endif
+}
+
 /* Decode one slot: its record if valid and in its right place, else counted and NULL. */
 static int slot_decode(const uint8_t *p, uint32_t slot_size, uint64_t slot, struct ckpt_rec *out,
 		       struct ckpt_scan_stats *st)
@@ -825,6 +847,8 @@ int ckpt_state_scan(struct ckpt_region *r, unsigned int flags, ckpt_rec_cb cb, v
 
 		if (chunk == NULL)
 			goto out;
+		if (r->cl->bytes->map)
+			populate(chunk, n * 2 * ss);
 		for (uint64_t i = 0; i < n; i++) {
 			const uint64_t pair = p0 + i;
 			struct ckpt_rec a, b, jr, *best = NULL;
