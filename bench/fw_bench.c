@@ -826,8 +826,11 @@ static void run_restore(const char *target, uint32_t flows, unsigned int nregion
 		.target = target,
 		.region = region,
 		.nworkers = nregions,
-		/* The first run creates the store, the later ones reuse it: room for 1 M. */
-		.store_size = (uint64_t)(flows > 1000000 ? flows : 1000000) * 2 * 2 * 128 +
+		/*
+		 * The first run creates the store, the later ones reuse it: room for 1 M
+		 * twice over, as the extents of deleted regions do not always merge.
+		 */
+		.store_size = (uint64_t)(flows > 1000000 ? flows : 1000000) * 2 * 2 * 128 * 2 +
 			      (256u << 20),
 		.pairs = per,
 		.slot_size = 128,
