@@ -11,9 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "ckpt_internal.h"
 
@@ -769,26 +767,6 @@ static int journal_load(struct ckpt_region *r, struct journal *j, struct ckpt_sc
 	return rc < 0 ? rc : 0;
 }
 
-/*
- * Map the pages of [@p p, @p p + @p len) of a mapped region in one call. A restarted
- * process maps its store afresh: a restore that met each 4 KB page by a fault spent more
- * time in faults than in decoding (1 M connections: 256 MB, 65 k faults, 1.1-1.3 s in
- * this VM against 0.3 s warm). A kernel without MADV_POPULATE_READ (before 5.14) says
- * EINVAL and the faults happen as before.
- */
-static void populate(const uint8_t *p, size_t len)
-{
-#ifdef MADV_POPULATE_READ
-	const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-	const uintptr_t a = (uintptr_t)p & ~(page - 1);
-
-	(void)madvise((void *)a, (uintptr_t)p + len - a, MADV_POPULATE_READ);
-#else
-	(void)p;
-	(void)len;
-#endif
-}
-
 /* Decode one slot: its record if valid and in its right place, else counted and NULL. */
 static int slot_decode(const uint8_t *p, uint32_t slot_size, uint64_t slot, struct ckpt_rec *out,
 		       struct ckpt_scan_stats *st)
@@ -833,22 +811,23 @@ int ckpt_state_scan(struct ckpt_region *r, unsigned int flags, ckpt_rec_cb cb, v
 	if (rc)
 		goto out;
 	st.superseded += j.superseded;
-	if (r->cl->bytes->map == NULL) {
-		buf = malloc(pairs_per_chunk * 2 * ss);
-		if (buf == NULL) {
-			rc = -ENOMEM;
-			goto out;
-		}
+	/*
+	 * Read into one buffer, even where the region is mapped: met through a mapping made
+	 * at this start, every 4 KB page of the slots cost a first touch (see pmem_read);
+	 * the buffer's pages are touched once.
+	 */
+	buf = malloc((pairs < pairs_per_chunk ? pairs : pairs_per_chunk) * 2 * ss + 1);
+	if (buf == NULL) {
+		rc = -ENOMEM;
+		goto out;
 	}
 	for (uint64_t p0 = 0; p0 < pairs && !stop; p0 += pairs_per_chunk) {
 		uint64_t n = pairs - p0 < pairs_per_chunk ? pairs - p0 : pairs_per_chunk;
-		const uint8_t *chunk =
-			region_bytes(r, PMU_REGION_HDR + p0 * 2 * ss, n * 2 * ss, buf, &rc);
+		const uint8_t *chunk = buf;
 
-		if (chunk == NULL)
+		rc = r->cl->bytes->read(r, PMU_REGION_HDR + p0 * 2 * ss, buf, n * 2 * ss);
+		if (rc)
 			goto out;
-		if (r->cl->bytes->map)
-			populate(chunk, n * 2 * ss);
 		for (uint64_t i = 0; i < n; i++) {
 			const uint64_t pair = p0 + i;
 			struct ckpt_rec a, b, jr, *best = NULL;
