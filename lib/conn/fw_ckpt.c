@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include <rte_byteorder.h>
+#include <rte_malloc.h>
 
 #include "fw_ckpt.h"
 
@@ -26,13 +27,18 @@ struct fw_slots *fw_slots_create(uint32_t first, uint32_t count)
 	s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		return NULL;
-	s->taken = calloc((count + 63) / 64, sizeof(*s->taken));
-	s->debt = calloc((count + 63) / 64, sizeof(*s->debt));
-	s->gen = calloc(count, sizeof(*s->gen));
+	/*
+	 * EAL's memory (hugepages in production), not the heap's: a restore claims every pair
+	 * right after this, and 9 bytes a pair of fresh heap pages met it with a page fault
+	 * each 4 KB (1 M pairs: ~8 % of the restore).
+	 */
+	s->taken = rte_zmalloc("fw_slots", (count + 63) / 64 * sizeof(*s->taken), 0);
+	s->debt = rte_zmalloc("fw_slots", (count + 63) / 64 * sizeof(*s->debt), 0);
+	s->gen = rte_zmalloc("fw_slots", (size_t)count * sizeof(*s->gen), 0);
 	if (s->taken == NULL || s->debt == NULL || s->gen == NULL) {
-		free(s->taken);
-		free(s->debt);
-		free(s->gen);
+		rte_free(s->taken);
+		rte_free(s->debt);
+		rte_free(s->gen);
 		free(s);
 		errno = ENOMEM;
 		return NULL;
@@ -46,9 +52,9 @@ void fw_slots_free(struct fw_slots **sp)
 {
 	if (sp == NULL || *sp == NULL)
 		return;
-	free((*sp)->taken);
-	free((*sp)->debt);
-	free((*sp)->gen);
+	rte_free((*sp)->taken);
+	rte_free((*sp)->debt);
+	rte_free((*sp)->gen);
 	free(*sp);
 	*sp = NULL;
 }
