@@ -389,11 +389,11 @@ static int restore_all(void)
 	}
 	LOG(NOTICE,
 	    "restored %" PRIu64 " connections (%" PRIu64 " slices) from %s in %.1f ms (%u "
-	    "workers in parallel); skipped: %" PRIu64 " unknown module, %" PRIu64
+	    "worker%s at once); skipped: %" PRIu64 " unknown module, %" PRIu64
 	    " newer version, %" PRIu64 " bad, %" PRIu64 " conflicting, %" PRIu64
 	    " missing a required slice, %" PRIu64 " no room, %" PRIu64 " invalid records\n",
 	    st->conns, st->slices, layout.target, (double)slowest / 1e6, nworkers,
-	    st->unknown_module, st->newer_version, st->bad_slice, st->conflicts,
+	    nworkers == 1 ? "" : "s", st->unknown_module, st->newer_version, st->bad_slice, st->conflicts,
 	    st->dropped_missing, st->no_room, invalid);
 	/* A run with more workers left regions nobody here reads: say so, keep them. */
 	fw_ckpt_layout_state(&layout, nworkers, name, NULL);
