@@ -47,8 +47,8 @@ static void restore_one(struct job *j)
 	if (res->rc == 0)
 		fw_restore_finish(j->w->table, slots, &j->w->ctx, fw_worker_now(j->w), &res->st);
 out:
-	res->ns = (uint64_t)((double)(rte_get_tsc_cycles() - j->t0) * 1e9 /
-			     (double)rte_get_tsc_hz());
+	res->ns =
+		(uint64_t)((double)(rte_get_tsc_cycles() - j->t0) * 1e9 / (double)rte_get_tsc_hz());
 }
 
 static void *restore_thread(void *arg)
@@ -57,8 +57,8 @@ static void *restore_thread(void *arg)
 	return NULL;
 }
 
-int fw_restore_workers(struct fw_worker *const *workers, unsigned int n,
-		       const rte_cpuset_t *cpus, struct fw_restore_result *res)
+int fw_restore_workers(struct fw_worker *const *workers, unsigned int n, const rte_cpuset_t *cpus,
+		       struct fw_restore_result *res)
 {
 	struct job jobs[FW_MAX_WORKER];
 	pthread_t th[FW_MAX_WORKER];

@@ -41,7 +41,7 @@ struct fw_restore_result {
  * @return 0, or -errno when a thread could not be started (then the workers that
  *   had none were restored on the caller's thread, one after another).
  */
-int fw_restore_workers(struct fw_worker *const *workers, unsigned int n,
-		       const rte_cpuset_t *cpus, struct fw_restore_result *res);
+int fw_restore_workers(struct fw_worker *const *workers, unsigned int n, const rte_cpuset_t *cpus,
+		       struct fw_restore_result *res);
 
 #endif /* FW_RESTORE_H */

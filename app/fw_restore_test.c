@@ -1667,23 +1667,22 @@ static void test_workers_restored_in_parallel_as_one_after_another(void **state)
 	now = fw_worker_now(&b[0].w);
 	/* Worker 0: 300 TCP connections and an FTP control one announcing a data port. */
 	for (uint16_t i = 0; i < 300; i++) {
-		assert_int_equal(pkt(&b[0], 6, (uint16_t)(2000 + i), 80, false, 0x02, 100, 0,
-				     NULL, now),
-				 FW_PASS);
-		assert_int_equal(pkt(&b[0], 6, (uint16_t)(2000 + i), 80, true, 0x12, 900, 101,
-				     NULL, now),
-				 FW_PASS);
+		assert_int_equal(
+			pkt(&b[0], 6, (uint16_t)(2000 + i), 80, false, 0x02, 100, 0, NULL, now),
+			FW_PASS);
+		assert_int_equal(
+			pkt(&b[0], 6, (uint16_t)(2000 + i), 80, true, 0x12, 900, 101, NULL, now),
+			FW_PASS);
 	}
 	ftp_control(&b[0], 1001, port_line(4), false, now);
 	/* Worker 1: 200 UDP flows and 100 TCP ones, one of them reset (in its last state). */
 	for (uint16_t i = 0; i < 200; i++)
-		assert_int_equal(pkt(&b[1], 17, (uint16_t)(3000 + i), 53, false, 0, 0, 0, "q",
-				     now),
+		assert_int_equal(pkt(&b[1], 17, (uint16_t)(3000 + i), 53, false, 0, 0, 0, "q", now),
 				 FW_PASS);
 	for (uint16_t i = 0; i < 100; i++)
-		assert_int_equal(pkt(&b[1], 6, (uint16_t)(4000 + i), 80, false, 0x02, 100, 0,
-				     NULL, now),
-				 FW_PASS);
+		assert_int_equal(
+			pkt(&b[1], 6, (uint16_t)(4000 + i), 80, false, 0x02, 100, 0, NULL, now),
+			FW_PASS);
 	assert_int_equal(pkt(&b[1], 6, 4000, 80, false, 0x04, 101, 0, NULL, now), FW_PASS);
 	for (unsigned int i = 0; i < 2; i++) {
 		drain(k[i], now);

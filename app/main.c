@@ -355,8 +355,9 @@ static int restore_all(void)
 		ws[i] = &workers[i];
 	rc = fw_restore_workers(ws, nworkers, cpus, res);
 	if (rc)
-		LOG(WARNING, "restore: a thread could not be started (%s): workers restored "
-			     "one after another\n",
+		LOG(WARNING,
+		    "restore: a thread could not be started (%s): workers restored "
+		    "one after another\n",
 		    strerror(-rc));
 	for (i = 0; i < nworkers; i++) {
 		const struct fw_restore_stats *w = &res[i].st;
@@ -393,8 +394,8 @@ static int restore_all(void)
 	    " newer version, %" PRIu64 " bad, %" PRIu64 " conflicting, %" PRIu64
 	    " missing a required slice, %" PRIu64 " no room, %" PRIu64 " invalid records\n",
 	    st->conns, st->slices, layout.target, (double)slowest / 1e6, nworkers,
-	    nworkers == 1 ? "" : "s", st->unknown_module, st->newer_version, st->bad_slice, st->conflicts,
-	    st->dropped_missing, st->no_room, invalid);
+	    nworkers == 1 ? "" : "s", st->unknown_module, st->newer_version, st->bad_slice,
+	    st->conflicts, st->dropped_missing, st->no_room, invalid);
 	/* A run with more workers left regions nobody here reads: say so, keep them. */
 	fw_ckpt_layout_state(&layout, nworkers, name, NULL);
 	cl = fw_checkpointer_client(workers[0].ckpt);
