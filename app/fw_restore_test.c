@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -25,6 +26,7 @@
 #include "fw_checkpoint.h"
 #include "fw_ckpt.h"
 #include "fw_ckpt_io.h"
+#include "fw_restore.h"
 #include "fw_test_eal.h"
 #include "fw_test_frame.h"
 #include "fw_worker.h"
@@ -1559,6 +1561,174 @@ static void test_restore_tombstones_what_it_drops(void **state)
 	store_remove(files);
 }
 
+/* ---- the start-up restore of every worker at once (fw_restore_workers) ---- */
+
+/* A connection as a restore leaves it, to compare tables filled by different runs. */
+struct conn_image {
+	struct fw_key key;
+	uint64_t id;
+	uint8_t present, flags, orig_side;
+	uint32_t slot_pair[FW_MOD_MAX];
+	uint64_t gen[FW_MOD_MAX];
+	int len[FW_MOD_MAX];
+	uint8_t slice[FW_MOD_MAX][CKPT_REC_MAX_PAYLOAD];
+};
+
+struct table_image {
+	struct conn_image c[PAIRS];
+	uint32_t n, expects;
+};
+
+static int image_one(struct fw_conn *c, void *arg)
+{
+	struct table_image *im = arg;
+	struct conn_image *ci = &im->c[im->n++];
+
+	ci->key = c->key;
+	ci->id = c->id;
+	ci->present = c->present;
+	ci->flags = c->flags;
+	ci->orig_side = c->orig_side;
+	memcpy(ci->slot_pair, c->slot_pair, sizeof(ci->slot_pair));
+	memcpy(ci->gen, c->gen, sizeof(ci->gen));
+	for (int m = 1; m < FW_MOD_MAX; m++)
+		if (c->present & (1u << m))
+			ci->len[m] = fw_modules[m]->encode(c, ci->slice[m], sizeof(ci->slice[m]));
+	return 0;
+}
+
+static int image_cmp(const void *a, const void *b)
+{
+	return memcmp(&((const struct conn_image *)a)->key, &((const struct conn_image *)b)->key,
+		      sizeof(struct fw_key));
+}
+
+/* @p t's connections in key order, every byte of @p im set (it is compared whole). */
+static void image_of(struct fw_table *t, struct table_image *im)
+{
+	memset(im, 0, sizeof(*im));
+	fw_table_walk(t, image_one, im);
+	qsort(im->c, im->n, sizeof(im->c[0]), image_cmp);
+	im->expects = fw_table_expect_count(t);
+}
+
+/* Boxes @p b[0..2) as workers 0 and 1 of layout @p cc, each with its checkpointer. */
+static void pair_up(struct box b[2], struct fw_checkpointer *k[2], const struct fw_ckpt_layout *cc,
+		    unsigned int index)
+{
+	for (unsigned int i = 0; i < 2; i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "par-%u", index + i);
+		box_up(&b[i], name, index + i);
+		k[i] = fw_checkpointer_create(cc, i, b[i].w.table, 1024, 0, 0);
+		assert_non_null(k[i]);
+		assert_non_null(fw_checkpointer_state(k[i]));
+		fw_worker_set_checkpointer(&b[i].w, k[i]);
+	}
+}
+
+static void pair_down(struct box b[2], struct fw_checkpointer *k[2])
+{
+	for (unsigned int i = 0; i < 2; i++)
+		ckpt_box_down(&b[i], &k[i]);
+}
+
+/*
+ * Two workers' regions restored at once, each on its own thread, give each worker the
+ * table (connections, ids, slot pairs, generations, slices byte for byte, expectations)
+ * and the counts that restoring them one after another on one thread gives; and each
+ * table holds its own worker's connections, as the instance before held them.
+ */
+static void test_workers_restored_in_parallel_as_one_after_another(void **state)
+{
+	char target[256], files[3][64];
+	struct fw_ckpt_layout cc = {
+		.region = "par",
+		.nworkers = 2,
+		.store_size = 64u << 20,
+		.pairs = PAIRS,
+		.slot_size = 128,
+		.log_size = 256u << 10,
+		.tenant = "holdfast",
+	};
+	static struct table_image before[2], serial[2], parallel[2];
+	struct fw_restore_result rs[2], rp[2];
+	struct fw_checkpointer *k[2];
+	struct fw_worker *w[2];
+	struct box b[2];
+	uint64_t now;
+
+	(void)state;
+	store_name(target, sizeof(target), false, files);
+	cc.target = target;
+	pair_up(b, k, &cc, 40);
+	/* The workers' own clock: the restore finishes on it, and the FTP deadline with it. */
+	now = fw_worker_now(&b[0].w);
+	/* Worker 0: 300 TCP connections and an FTP control one announcing a data port. */
+	for (uint16_t i = 0; i < 300; i++) {
+		assert_int_equal(
+			pkt(&b[0], 6, (uint16_t)(2000 + i), 80, false, 0x02, 100, 0, NULL, now),
+			FW_PASS);
+		assert_int_equal(
+			pkt(&b[0], 6, (uint16_t)(2000 + i), 80, true, 0x12, 900, 101, NULL, now),
+			FW_PASS);
+	}
+	ftp_control(&b[0], 1001, port_line(4), false, now);
+	/* Worker 1: 200 UDP flows and 100 TCP ones, one of them reset (in its last state). */
+	for (uint16_t i = 0; i < 200; i++)
+		assert_int_equal(pkt(&b[1], 17, (uint16_t)(3000 + i), 53, false, 0, 0, 0, "q", now),
+				 FW_PASS);
+	for (uint16_t i = 0; i < 100; i++)
+		assert_int_equal(
+			pkt(&b[1], 6, (uint16_t)(4000 + i), 80, false, 0x02, 100, 0, NULL, now),
+			FW_PASS);
+	assert_int_equal(pkt(&b[1], 6, 4000, 80, false, 0x04, 101, 0, NULL, now), FW_PASS);
+	for (unsigned int i = 0; i < 2; i++) {
+		drain(k[i], now);
+		image_of(b[i].w.table, &before[i]);
+	}
+	assert_true(before[0].n == 301 && before[0].expects == 1 && before[1].n == 300);
+	pair_down(b, k);
+
+	/* A restart restoring worker 0 and then worker 1 on this thread. */
+	pair_up(b, k, &cc, 42);
+	for (unsigned int i = 0; i < 2; i++) {
+		w[i] = &b[i].w;
+		assert_int_equal(fw_restore_workers(&w[i], 1, NULL, &rs[i]), 0);
+		assert_int_equal(rs[i].rc, 0);
+		image_of(b[i].w.table, &serial[i]);
+	}
+	pair_down(b, k);
+
+	/* Another restoring both at once. */
+	pair_up(b, k, &cc, 44);
+	w[0] = &b[0].w;
+	w[1] = &b[1].w;
+	assert_int_equal(fw_restore_workers(w, 2, NULL, rp), 0);
+	for (unsigned int i = 0; i < 2; i++) {
+		assert_int_equal(rp[i].rc, 0);
+		assert_memory_equal(&rp[i].st, &rs[i].st, sizeof(rp[i].st));
+		assert_memory_equal(&rp[i].ss, &rs[i].ss, sizeof(rp[i].ss));
+		image_of(b[i].w.table, &parallel[i]);
+		assert_memory_equal(&parallel[i], &serial[i], sizeof(serial[i]));
+		/* and what the instance before held, connection by connection */
+		assert_int_equal(parallel[i].n, before[i].n);
+		assert_int_equal(parallel[i].expects, before[i].expects);
+		assert_int_equal(rp[i].st.conns, before[i].n);
+		for (uint32_t j = 0; j < before[i].n; j++) {
+			const struct conn_image *x = &before[i].c[j], *y = &parallel[i].c[j];
+
+			assert_memory_equal(&x->key, &y->key, sizeof(x->key));
+			assert_true(x->id == y->id && x->present == y->present);
+			assert_memory_equal(x->slot_pair, y->slot_pair, sizeof(x->slot_pair));
+			assert_memory_equal(x->gen, y->gen, sizeof(x->gen));
+		}
+	}
+	pair_down(b, k);
+	store_remove(files);
+}
+
 static int setup(void **state)
 {
 	char err[128];
@@ -1611,6 +1781,7 @@ int main(void)
 		cmocka_unit_test(test_closed_connections_stay_closed_restart),
 		cmocka_unit_test(test_closed_connections_stay_closed_standby),
 		cmocka_unit_test(test_restore_tombstones_what_it_drops),
+		cmocka_unit_test(test_workers_restored_in_parallel_as_one_after_another),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -31,6 +31,7 @@
 #include "fw_ckpt_io.h"
 #include "fw_config.h"
 #include "fw_nft.h"
+#include "fw_restore.h"
 #include "fw_standby.h"
 #include "fw_notify.h"
 #include "fw_telemetry.h"
@@ -364,13 +365,6 @@ static void on_takeover(int sig)
 	takeover_asked = 1;
 }
 
-static int restore_rec(const struct ckpt_rec *rec, void *arg)
-{
-	/* A full table is counted (no_room) and reported; the rest is still read. */
-	fw_restore_batch_add(arg, rec);
-	return 0;
-}
-
 struct misplaced {
 	unsigned int worker;
 	uint64_t n;
@@ -385,57 +379,78 @@ static int count_misplaced(struct fw_conn *c, void *arg)
 	return 0;
 }
 
-/* A primary's start: every worker reads its own state region back into its table. */
+/* A primary's start: every worker reads its own state region back into its own table. */
 static int restore_all(void)
 {
-	struct fw_restore_stats st;
-	struct ckpt_scan_stats ss, sum = {0};
-	static struct fw_restore_batch batch_mem;
-	struct fw_restore_batch *batch = &batch_mem;
-	uint64_t t0 = rte_get_tsc_cycles();
+	static struct fw_restore_result res[FW_MAX_WORKER];
+	struct fw_restore_stats *st = &restore_stats;
+	struct fw_worker *ws[FW_MAX_WORKER];
+	rte_cpuset_t cpus[FW_MAX_WORKER];
+	uint64_t invalid = 0, slowest = 0;
 	struct ckpt_region_info info;
 	struct ckpt_client *cl;
 	char name[PMU_NAME_MAX];
+	unsigned int lcore, i = 1;
 	int rc;
 
-	for (unsigned int i = 0; i < nworkers; i++) {
-		struct ckpt_region *r = fw_checkpointer_state(workers[i].ckpt);
-		struct fw_slots *slots = fw_checkpointer_slots(workers[i].ckpt);
+	/* Each worker's region on the CPU that worker will run on: idle until then. */
+	cpus[0] = rte_lcore_cpuset(rte_get_main_lcore());
+	RTE_LCORE_FOREACH_WORKER(lcore)
+	{
+		if ((int)lcore != shared.conf->ckpt_lcore && i < nworkers)
+			cpus[i++] = rte_lcore_cpuset(lcore);
+	}
+	for (i = 0; i < nworkers; i++)
+		ws[i] = &workers[i];
+	rc = fw_restore_workers(ws, nworkers, cpus, res);
+	if (rc)
+		LOG(WARNING,
+		    "restore: a thread could not be started (%s): workers restored "
+		    "one after another\n",
+		    strerror(-rc));
+	for (i = 0; i < nworkers; i++) {
+		const struct fw_restore_stats *w = &res[i].st;
 
-		if (r == NULL) {
+		if (res[i].rc == -ENOTCONN) {
 			LOG(WARNING,
 			    "checkpoint target %s unreachable: worker %u starts with no "
 			    "connections restored\n",
 			    layout.target, i);
 			continue;
 		}
-		fw_restore_batch_init(batch, workers[i].table, slots, &restore_stats);
-		rc = ckpt_state_scan(r, CKPT_SCAN_TOMBSTONES, restore_rec, batch, &ss);
-		fw_restore_batch_flush(batch);
-		if (rc < 0) {
-			LOG(ERR, "restore from %s: %s\n", layout.target, strerror(-rc));
-			return rc;
+		if (res[i].rc < 0) {
+			LOG(ERR, "restore of worker %u from %s: %s\n", i, layout.target,
+			    strerror(-res[i].rc));
+			return res[i].rc;
 		}
-		sum.invalid += ss.invalid;
-		fw_restore_finish(workers[i].table, slots, &workers[i].ctx,
-				  fw_worker_now(&workers[i]), &restore_stats);
+		st->records += w->records;
+		st->slices += w->slices;
+		st->unknown_module += w->unknown_module;
+		st->newer_version += w->newer_version;
+		st->bad_slice += w->bad_slice;
+		st->conflicts += w->conflicts;
+		st->no_room += w->no_room;
+		st->conns += w->conns;
+		st->dropped_missing += w->dropped_missing;
+		st->partial += w->partial;
+		invalid += res[i].ss.invalid;
+		if (res[i].ns > slowest)
+			slowest = res[i].ns;
 	}
-	st = restore_stats;
 	LOG(NOTICE,
-	    "restored %" PRIu64 " connections (%" PRIu64 " slices) from %s in %.1f ms; skipped: "
-	    "%" PRIu64 " unknown module, %" PRIu64 " newer version, %" PRIu64 " bad, %" PRIu64
-	    " conflicting, %" PRIu64 " missing a required slice, %" PRIu64 " no room, %" PRIu64
-	    " invalid records\n",
-	    st.conns, st.slices, layout.target,
-	    (double)(rte_get_tsc_cycles() - t0) * 1e3 / (double)rte_get_tsc_hz(), st.unknown_module,
-	    st.newer_version, st.bad_slice, st.conflicts, st.dropped_missing, st.no_room,
-	    sum.invalid);
+	    "restored %" PRIu64 " connections (%" PRIu64 " slices) from %s in %.1f ms (%u "
+	    "worker%s at once); skipped: %" PRIu64 " unknown module, %" PRIu64
+	    " newer version, %" PRIu64 " bad, %" PRIu64 " conflicting, %" PRIu64
+	    " missing a required slice, %" PRIu64 " no room, %" PRIu64 " invalid records\n",
+	    st->conns, st->slices, layout.target, (double)slowest / 1e6, nworkers,
+	    nworkers == 1 ? "" : "s", st->unknown_module, st->newer_version, st->bad_slice,
+	    st->conflicts, st->dropped_missing, st->no_room, invalid);
 	/*
 	 * A run with fewer workers left connections in a region whose worker no longer owns
 	 * them (fw_conn_owner changes with the count): their frames go to the owner, which
 	 * does not have them. Not moved yet (docs/workers.md): said.
 	 */
-	for (unsigned int i = 0; nworkers > 1 && i < nworkers; i++) {
+	for (i = 0; nworkers > 1 && i < nworkers; i++) {
 		struct misplaced m = {i, 0};
 
 		fw_table_walk(workers[i].table, count_misplaced, &m);

@@ -34,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <rte_cycles.h>
@@ -50,6 +51,7 @@
 
 #include "fw_ckpt_io.h"
 #include "fw_ckpt_log.h"
+#include "fw_restore.h"
 #include "fw_worker.h"
 
 #define FRAME_LEN     60 /* + 4 bytes FCS on the wire: 64-byte frames */
@@ -751,23 +753,24 @@ static double run_churn(const char *target, enum io_way way, uint32_t flows, dou
 	return mpps;
 }
 
-struct restore_arg {
-	struct fw_table *t;
-	struct fw_slots *slots;
-	struct fw_restore_stats st;
-	struct fw_restore_batch b;
-};
-
-static int restore_one(const struct ckpt_rec *rec, void *arg)
+/* Min, median and max of @p v[0 .. @p n), sorted in place. */
+static void min_med_max(double *v, unsigned int n, double out[3])
 {
-	fw_restore_batch_add(&((struct restore_arg *)arg)->b, rec);
-	return 0;
+	qsort(v, n, sizeof(*v), cmp_double);
+	out[0] = v[0];
+	out[1] = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+	out[2] = v[n - 1];
 }
 
-/*
- * Restore time: @p flows connections established by real handshakes and checkpointed into
- * @p target, then read back, validated, decoded and inserted into a fresh worker's table.
- */
+/* CPU time of the whole process: what a noisy machine's other tenants do not add. */
+static double cpu_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
 /*
  * Worker 0's checkpointer on @p cc (the bench's secret filled in), attached to the worker.
  * @return it, or NULL, said, with the worker torn down.
@@ -788,15 +791,33 @@ static struct fw_checkpointer *bench_checkpointer(struct fw_ckpt_layout *cc, uin
 	return k;
 }
 
-static void run_restore(const char *target, uint32_t flows)
+/* Regions a restore is measured over at most: workers of the restarted instance. */
+#define RESTORE_REGIONS_MAX 4
+
+/*
+ * Restore time: @p flows connections established by real handshakes and checkpointed into
+ * @p target, spread evenly over @p nregions workers' state regions, then read back @p rounds
+ * times as a restart does (fw_restore_workers: each round new workers with fresh tables
+ * and checkpointers that open the regions anew, so a pmem: store is mapped afresh and its
+ * page faults are in the time; one region per thread). Printed: wall ms min / median /
+ * max, and the median CPU ms of the process.
+ */
+static void run_restore(const char *target, uint32_t flows, unsigned int nregions,
+			unsigned int rounds)
 {
 	static unsigned int seq;
-	struct fw_checkpointer *k = NULL;
-	struct restore_arg ra = {0};
-	char region[64];
+	static double ms[MAX_ROUNDS], cpu[MAX_ROUNDS];
+	const uint32_t per = flows / nregions;
+	struct fw_checkpointer *k[RESTORE_REGIONS_MAX] = {NULL};
+	struct fw_restore_result res[RESTORE_REGIONS_MAX];
+	struct fw_worker rw[RESTORE_REGIONS_MAX], *ws[RESTORE_REGIONS_MAX];
+	rte_cpuset_t cpus[RESTORE_REGIONS_MAX];
+	const long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	uint64_t conns = 0;
+	char region[64], label[48];
+	unsigned int made = 0;
+	double m[3], c[3], c0;
 	uint64_t t0;
-	double ms;
-	int rc;
 
 	if (fw_setup(flows + 1024) != 0)
 		return;
@@ -804,43 +825,97 @@ static void run_restore(const char *target, uint32_t flows)
 	struct fw_ckpt_layout cc = {
 		.target = target,
 		.region = region,
-		.store_size = (uint64_t)flows * 2 * 2 * 128 + (256u << 20),
-		.pairs = (uint64_t)flows,
+		.nworkers = nregions,
+		/*
+		 * The first run creates the store, the later ones reuse it: room for 1 M
+		 * twice over, as the extents of deleted regions do not always merge.
+		 */
+		.store_size = (uint64_t)(flows > 1000000 ? flows : 1000000) * 2 * 2 * 128 * 2 +
+			      (256u << 20),
+		.pairs = per,
 		.slot_size = 128,
 		.tenant = "holdfast",
 		.secret_len = secret_len,
 		.allow_shm = true,
 	};
-	char state_name[PMU_NAME_MAX], log_name[PMU_NAME_MAX];
 
-	fw_ckpt_layout_state(&cc, 0, state_name, NULL);
-	fw_ckpt_layout_log(&cc, 0, log_name, NULL);
-	k = bench_checkpointer(&cc, flows);
-	if (k == NULL)
-		return;
-	establish(flows);
-	while (worker.ckq->tail != worker.ckq->head)
-		fw_checkpointer_tick(k, fw_worker_now(&worker));
-	ckpt_sync(fw_checkpointer_state(k));
-	fw_worker_set_checkpointer(&worker, NULL);
-	/* A fresh table, as after a restart; the same process keeps the mapping warm-free. */
-	ra.t = fw_table_create("restored", flows + 1024, 1024, 0);
-	ra.slots = fw_slots_create(0, flows);
-	t0 = rte_get_tsc_cycles();
-	fw_restore_batch_init(&ra.b, ra.t, ra.slots, &ra.st);
-	rc = ckpt_state_scan(fw_checkpointer_state(k), CKPT_SCAN_TOMBSTONES, restore_one, &ra,
-			     NULL);
-	if (rc < 0)
-		fprintf(stderr, "fw_bench: restore from %s: %s\n", target, strerror(-rc));
-	fw_restore_batch_flush(&ra.b);
-	fw_restore_finish(ra.t, ra.slots, &worker.ctx, fw_worker_now(&worker), &ra.st);
-	ms = (double)(rte_get_tsc_cycles() - t0) * 1e3 / (double)rte_get_tsc_hz();
-	printf("%-10u %-34s %10.1f %10" PRIu64 "\n", flows, target, ms, ra.st.conns);
-	fflush(stdout);
-	fw_table_free(&ra.t);
-	fw_slots_free(&ra.slots);
-	ckpt_region_delete(fw_checkpointer_client(k), state_name);
-	fw_checkpointer_destroy(&k);
+	memcpy(cc.secret, secret, secret_len);
+	/* The instance before: worker 0 establishes every flow, each slice into its region. */
+	for (unsigned int i = 0; i < nregions; i++) {
+		k[i] = fw_checkpointer_create(&cc, i, worker.table, per, 0, 0);
+		if (k[i] == NULL || fw_checkpointer_state(k[i]) == NULL) {
+			fprintf(stderr, "fw_bench: checkpoint target %s unusable\n", target);
+			goto out;
+		}
+		fw_worker_set_checkpointer(&worker, k[i]);
+		establish_range(i * per, (i + 1) * per);
+		while (worker.ckq->tail != worker.ckq->head)
+			fw_checkpointer_tick(k[i], fw_worker_now(&worker));
+		ckpt_sync(fw_checkpointer_state(k[i]));
+		fw_worker_set_checkpointer(&worker, NULL);
+	}
+	/* The restore's threads may run on every CPU: EAL pinned this one to its lcore. */
+	for (unsigned int i = 0; i < nregions; i++) {
+		CPU_ZERO(&cpus[i]);
+		for (long j = 0; j < ncpu && j < CPU_SETSIZE; j++)
+			CPU_SET(j, &cpus[i]);
+	}
+	conf.max_conns = per + 1024;
+	for (unsigned int r = 0; r < rounds; r++) {
+		conns = 0;
+		for (made = 0; made < nregions; made++) {
+			struct fw_checkpointer *rk;
+
+			if (fw_worker_init(&rw[made], &sh, 1 + made, 0) != 0)
+				break;
+			ws[made] = &rw[made];
+			rk = fw_checkpointer_create(&cc, made, rw[made].table, per, 0, 0);
+			if (rk == NULL) {
+				fw_worker_release(&rw[made]);
+				break;
+			}
+			fw_worker_set_checkpointer(&rw[made], rk);
+		}
+		if (made < nregions) {
+			fprintf(stderr, "fw_bench: no room for %u more tables of %u\n", nregions,
+				per);
+			rounds = r;
+			break;
+		}
+		c0 = cpu_ms();
+		t0 = rte_get_tsc_cycles();
+		fw_restore_workers(ws, nregions, cpus, res);
+		ms[r] = (double)(rte_get_tsc_cycles() - t0) * 1e3 / (double)rte_get_tsc_hz();
+		cpu[r] = cpu_ms() - c0;
+		for (unsigned int i = 0; i < nregions; i++) {
+			struct fw_checkpointer *rk = rw[i].ckpt;
+
+			if (res[i].rc < 0)
+				fprintf(stderr, "fw_bench: restore from %s: %s\n", target,
+					strerror(-res[i].rc));
+			conns += res[i].st.conns;
+			fw_worker_set_checkpointer(&rw[i], NULL);
+			fw_checkpointer_destroy(&rk);
+			fw_worker_release(&rw[i]);
+		}
+	}
+	if (rounds > 0) {
+		min_med_max(ms, rounds, m);
+		min_med_max(cpu, rounds, c);
+		snprintf(label, sizeof(label), "%u x %u", nregions, per);
+		printf("%-16s %-34s %8.1f %8.1f %8.1f %8.1f %10" PRIu64 "\n", label, target, m[0],
+		       m[1], m[2], c[1], conns);
+		fflush(stdout);
+	}
+out:
+	for (unsigned int i = 0; i < nregions; i++) {
+		char name[PMU_NAME_MAX];
+
+		fw_ckpt_layout_state(&cc, i, name, NULL);
+		if (k[i] != NULL && fw_checkpointer_client(k[i]) != NULL)
+			ckpt_region_delete(fw_checkpointer_client(k[i]), name);
+		fw_checkpointer_destroy(&k[i]);
+	}
 	fw_teardown();
 }
 
@@ -960,15 +1035,6 @@ out:
 
 #define MAX_TARGETS 12
 
-/* Min, median and max of @p v[0 .. @p n), sorted in place. */
-static void min_med_max(double *v, unsigned int n, double out[3])
-{
-	qsort(v, n, sizeof(*v), cmp_double);
-	out[0] = v[0];
-	out[1] = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-	out[2] = v[n - 1];
-}
-
 /*
  * The churn comparison: @p rounds rounds, each running checkpointing off and then every
  * target ("none" among them is skipped: off runs first in every round) with every way of
@@ -1026,7 +1092,7 @@ static void churn_table(const char *const *targets, unsigned int n, const bool *
 int main(int argc, char **argv)
 {
 	const char *restore_targets[MAX_TARGETS];
-	unsigned int nrestore = 0;
+	unsigned int nrestore = 0, restore_regions = 2;
 	const char *ckpt_targets[MAX_TARGETS], *churn_targets[MAX_TARGETS],
 		*takeover_targets[MAX_TARGETS];
 	unsigned int nckpt = 0, nchurn = 0, ntakeover = 0;
@@ -1043,7 +1109,7 @@ int main(int argc, char **argv)
 	if (n < 0)
 		return 1;
 	argc -= n, argv += n;
-	while ((c = getopt(argc, argv, "f:o:R:p:s:k:r:c:C:t:S:I:")) != -1) {
+	while ((c = getopt(argc, argv, "f:o:R:p:s:k:r:w:c:C:t:S:I:")) != -1) {
 		if (c == 'f') {
 			char *save = NULL;
 
@@ -1096,6 +1162,8 @@ int main(int argc, char **argv)
 			}
 		} else if (c == 'r' && nrestore < MAX_TARGETS) {
 			restore_targets[nrestore++] = optarg;
+		} else if (c == 'w' && atoi(optarg) >= 1 && atoi(optarg) <= RESTORE_REGIONS_MAX) {
+			restore_regions = (unsigned int)atoi(optarg);
 		} else {
 			if (strchr("krct", c) != NULL)
 				fprintf(stderr, "fw_bench: at most %d targets per -%c\n",
@@ -1104,11 +1172,12 @@ int main(int argc, char **argv)
 				"usage: fw_bench [EAL] -- [-f 1000,100000] "
 				"[-o random|sequential|both] [-R ROUNDS (1-%d)]\n"
 				"       [-p PASS_SECONDS] [-s SECONDS] "
-				"[-k CKPT_TARGET]... [-r CKPT_TARGET]...\n"
+				"[-k CKPT_TARGET]... [-r CKPT_TARGET]... "
+				"[-w RESTORE_REGIONS (1-%d)]\n"
 				"       [-c CKPT_TARGET|none]... [-C NEW_CONNS_PER_S] "
 				"[-I inline,thread,lcore]\n"
 				"       [-t CKPT_TARGET]... [-S SECRET_FILE]\n",
-				MAX_ROUNDS);
+				MAX_ROUNDS, RESTORE_REGIONS_MAX);
 			return 2;
 		}
 	}
@@ -1165,9 +1234,14 @@ int main(int argc, char **argv)
 		churn_table(churn_targets, nchurn, ways, rounds, churn_rate, seconds);
 	for (unsigned int t = 0; t < nrestore; t++) {
 		if (t == 0)
-			printf("\n%-10s %-34s %10s %10s\n", "restore", "from", "ms", "conns");
-		run_restore(restore_targets[t], 100000);
-		run_restore(restore_targets[t], 1000000);
+			printf("\nrestore, ms: min / median / max of %u rounds (cpu: median CPU "
+			       "time of the process, all threads)\n%-16s %-34s %8s %8s %8s %8s "
+			       "%10s\n",
+			       rounds, "regions x conns", "from", "min", "median", "max", "cpu",
+			       "restored");
+		run_restore(restore_targets[t], 100000, 1, rounds);
+		for (unsigned int r = 1; r <= restore_regions; r *= 2)
+			run_restore(restore_targets[t], 1000000, r, rounds);
 	}
 	for (unsigned int t = 0; t < ntakeover; t++) {
 		if (t == 0)

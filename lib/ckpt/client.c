@@ -19,6 +19,12 @@
 #define DEFAULT_TIMEOUT_MS 5000
 #define DEFAULT_INFLIGHT   64
 #define READ_CHUNK	   (4u << 20)
+/*
+ * How far ahead of its decode a state scan asks for slots: about 4 KB, the memory of a few
+ * hundred nanoseconds at the rate the decode takes pairs (a cold slot pair cost the scan a
+ * whole memory wait each, ~40 % of a 1 M restore).
+ */
+#define SCAN_PREFETCH_BYTES 4096u
 
 static const struct {
 	const char *prefix;
@@ -809,6 +815,7 @@ int ckpt_state_scan(struct ckpt_region *r, unsigned int flags, ckpt_rec_cb cb, v
 	const uint32_t ss = r->geo.slot_size;
 	const uint64_t pairs = r->geo.nslots / 2;
 	const uint64_t pairs_per_chunk = READ_CHUNK / (2ull * ss);
+	const uint64_t ahead = SCAN_PREFETCH_BYTES / (2ull * ss) + 1;
 	struct ckpt_scan_stats st = {0};
 	struct journal j;
 	uint8_t *buf = NULL;
@@ -822,23 +829,31 @@ int ckpt_state_scan(struct ckpt_region *r, unsigned int flags, ckpt_rec_cb cb, v
 	if (rc)
 		goto out;
 	st.superseded += j.superseded;
-	if (r->cl->bytes->map == NULL) {
-		buf = malloc(pairs_per_chunk * 2 * ss);
-		if (buf == NULL) {
-			rc = -ENOMEM;
-			goto out;
-		}
+	/*
+	 * Read into one buffer, even where the region is mapped: met through a mapping made
+	 * at this start, every 4 KB page of the slots cost a first touch (see pmem_read);
+	 * the buffer's pages are touched once.
+	 */
+	buf = malloc((pairs < pairs_per_chunk ? pairs : pairs_per_chunk) * 2 * ss + 1);
+	if (buf == NULL) {
+		rc = -ENOMEM;
+		goto out;
 	}
 	for (uint64_t p0 = 0; p0 < pairs && !stop; p0 += pairs_per_chunk) {
 		uint64_t n = pairs - p0 < pairs_per_chunk ? pairs - p0 : pairs_per_chunk;
-		const uint8_t *chunk =
-			region_bytes(r, PMU_REGION_HDR + p0 * 2 * ss, n * 2 * ss, buf, &rc);
+		const uint8_t *chunk = buf;
 
-		if (chunk == NULL)
+		rc = r->cl->bytes->read(r, PMU_REGION_HDR + p0 * 2 * ss, buf, n * 2 * ss);
+		if (rc)
 			goto out;
 		for (uint64_t i = 0; i < n; i++) {
 			const uint64_t pair = p0 + i;
 			struct ckpt_rec a, b, jr, *best = NULL;
+
+			/* The pair that far ahead, line by line; past the chunk it is not ours. */
+			if ((i + ahead) < n)
+				for (uint32_t l = 0; l < 2 * ss; l += 64)
+					__builtin_prefetch(chunk + 2 * (i + ahead) * ss + l);
 			int va = slot_decode(chunk + 2 * i * ss, ss, 2 * pair, &a, &st);
 			int vb = slot_decode(chunk + (2 * i + 1) * ss, ss, 2 * pair + 1, &b, &st);
 

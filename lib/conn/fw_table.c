@@ -7,8 +7,14 @@
 #include <rte_hash.h>
 #include <rte_hash_crc.h>
 #include <rte_malloc.h>
+#include <rte_prefetch.h>
 
 #include "fw_table.h"
+
+/* How many positions ahead of an insert the next ones are fetched (see get_or_add). */
+#define FW_TABLE_ADD_AHEAD 4
+/* And of a walk: it does less per position than an insert, so it looks further. */
+#define FW_TABLE_WALK_AHEAD 8
 
 struct fw_table {
 	struct rte_hash *h;
@@ -129,11 +135,39 @@ struct fw_conn *fw_table_lookup(struct fw_table *t, const struct fw_key *key)
 	return pos >= 0 ? &t->conns[pos] : NULL;
 }
 
+uint32_t fw_table_hash(const struct fw_table *t, const struct fw_key *key)
+{
+	return rte_hash_hash(t->h, key);
+}
+
+void fw_table_prefetch_bulk(struct fw_table *t, const struct fw_key *const *keys,
+			    const uint32_t *sigs, unsigned int n)
+{
+	int32_t pos[RTE_HASH_LOOKUP_BULK_MAX];
+
+	/* rte_hash keeps its buckets to itself: a bulk lookup is the way to fetch them. */
+	while (n > 0) {
+		unsigned int m = RTE_MIN(n, (unsigned int)RTE_HASH_LOOKUP_BULK_MAX);
+
+		rte_hash_lookup_with_hash_bulk(t->h, (const void **)(uintptr_t)keys,
+					       (hash_sig_t *)(uintptr_t)sigs, m, pos);
+		keys += m;
+		sigs += m;
+		n -= m;
+	}
+}
+
 struct fw_conn *fw_table_get_or_add(struct fw_table *t, const struct fw_key *key, uint64_t id,
 				    bool *created)
 {
+	return fw_table_get_or_add_with_hash(t, key, rte_hash_hash(t->h, key), id, created);
+}
+
+struct fw_conn *fw_table_get_or_add_with_hash(struct fw_table *t, const struct fw_key *key,
+					      uint32_t sig, uint64_t id, bool *created)
+{
 	/* rte_hash_add_key returns the position a key already has; a free one has family 0. */
-	int32_t pos = rte_hash_add_key(t->h, key);
+	int32_t pos = rte_hash_add_key_with_hash(t->h, key, sig);
 	struct fw_conn *c;
 
 	if (pos < 0) {
@@ -144,6 +178,14 @@ struct fw_conn *fw_table_get_or_add(struct fw_table *t, const struct fw_key *key
 	*created = c->key.family == 0;
 	if (!*created)
 		return c;
+	/*
+	 * rte_hash hands free positions out in its ring's order, so the next insert into a
+	 * filling table (a restore) most likely lands a few positions on: fetch that
+	 * connection now, or the stores below wait for memory on every insert.
+	 */
+	if ((uint32_t)pos + FW_TABLE_ADD_AHEAD < t->slots)
+		for (size_t l = 0; l < sizeof(*c); l += RTE_CACHE_LINE_SIZE)
+			rte_prefetch0((const uint8_t *)(c + FW_TABLE_ADD_AHEAD) + l);
 	memset(c, 0, sizeof(*c));
 	c->key = *key;
 	c->id = id;
@@ -210,6 +252,9 @@ unsigned int fw_table_sweep(struct fw_table *t, uint64_t now, unsigned int budge
 int fw_table_walk(struct fw_table *t, int (*fn)(struct fw_conn *c, void *arg), void *arg)
 {
 	for (uint32_t i = 0; i < t->slots; i++) {
+		/* A full table's walk (a restore's finish) waited on every connection's line. */
+		if (i + FW_TABLE_WALK_AHEAD < t->slots)
+			rte_prefetch0(&t->conns[i + FW_TABLE_WALK_AHEAD].key);
 		if (t->conns[i].key.family != 0) {
 			int rc = fn(&t->conns[i], arg);
 

@@ -45,6 +45,20 @@ struct fw_conn *fw_table_add(struct fw_table *t, const struct fw_key *key, uint6
 struct fw_conn *fw_table_get_or_add(struct fw_table *t, const struct fw_key *key, uint64_t id,
 				    bool *created);
 
+/** @p key's hash as @p t computes it, for the _with_hash calls below. */
+uint32_t fw_table_hash(const struct fw_table *t, const struct fw_key *key);
+
+/**
+ * Bring into cache what inserting or looking up @p n keys (hashes @p sigs) will read, so
+ * that a batch of inserts waits on memory once (a restore: fw_restore_batch).
+ */
+void fw_table_prefetch_bulk(struct fw_table *t, const struct fw_key *const *keys,
+			    const uint32_t *sigs, unsigned int n);
+
+/** fw_table_get_or_add() with @p key's hash @p sig (fw_table_hash) computed already. */
+struct fw_conn *fw_table_get_or_add_with_hash(struct fw_table *t, const struct fw_key *key,
+					      uint32_t sig, uint64_t id, bool *created);
+
 /** Remove @p c; its memory is reused by a later add. */
 void fw_table_del(struct fw_table *t, struct fw_conn *c);
 

@@ -215,6 +215,23 @@ static void test_empty_detection(void **state)
 	assert_false(ckpt_rec_is_empty(buf, sizeof(buf)));
 }
 
+/* A word-wise test must still see one stray byte anywhere in the header, at any length. */
+static void test_one_nonzero_header_byte_is_not_empty(void **state)
+{
+	uint8_t buf[CKPT_REC_HDR_LEN + 8] = {0};
+
+	(void)state;
+	for (size_t len = 1; len <= sizeof(buf); len++) {
+		for (size_t i = 0; i < len; i++) {
+			buf[i] = 0x80;
+			/* Past the header a byte is payload, not a sign of a written slot. */
+			assert_int_equal(ckpt_rec_is_empty(buf, len), i >= CKPT_REC_HDR_LEN);
+			buf[i] = 0;
+		}
+		assert_true(ckpt_rec_is_empty(buf, len));
+	}
+}
+
 /* A store steps over records and orders them by generation with what the codec wrote. */
 static void test_peek_reads_what_encode_wrote(void **state)
 {
@@ -266,6 +283,7 @@ int main(void)
 		cmocka_unit_test(test_decode_rejects_zero_conn_and_generation),
 		cmocka_unit_test(test_decode_rejects_truncated_buffers),
 		cmocka_unit_test(test_empty_detection),
+		cmocka_unit_test(test_one_nonzero_header_byte_is_not_empty),
 		cmocka_unit_test(test_peek_reads_what_encode_wrote),
 		cmocka_unit_test(test_peek_refuses_less_than_a_header),
 	};

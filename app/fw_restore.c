@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <rte_cycles.h>
+
+#include "fw_checkpoint.h"
+#include "fw_restore.h"
+
+struct job {
+	struct fw_worker *w;
+	struct fw_restore_result *res;
+	uint64_t t0; /* TSC at the start of the whole restore */
+};
+
+static int restore_rec(const struct ckpt_rec *rec, void *arg)
+{
+	/* A full table is counted (no_room) and reported; the rest is still read. */
+	fw_restore_batch_add(arg, rec);
+	return 0;
+}
+
+static void restore_one(struct job *j)
+{
+	struct ckpt_region *r = fw_checkpointer_state(j->w->ckpt);
+	struct fw_slots *slots = fw_checkpointer_slots(j->w->ckpt);
+	struct fw_restore_result *res = j->res;
+	/* ~8 KB with its payloads: the heap's, not a thread stack's. */
+	struct fw_restore_batch *batch;
+
+	if (r == NULL) {
+		res->rc = -ENOTCONN;
+		goto out;
+	}
+	batch = malloc(sizeof(*batch));
+	if (batch == NULL) {
+		res->rc = -ENOMEM;
+		goto out;
+	}
+	fw_restore_batch_init(batch, j->w->table, slots, &res->st);
+	res->rc = ckpt_state_scan(r, CKPT_SCAN_TOMBSTONES, restore_rec, batch, &res->ss);
+	fw_restore_batch_flush(batch);
+	free(batch);
+	if (res->rc == 0)
+		fw_restore_finish(j->w->table, slots, &j->w->ctx, fw_worker_now(j->w), &res->st);
+out:
+	res->ns =
+		(uint64_t)((double)(rte_get_tsc_cycles() - j->t0) * 1e9 / (double)rte_get_tsc_hz());
+}
+
+static void *restore_thread(void *arg)
+{
+	restore_one(arg);
+	return NULL;
+}
+
+int fw_restore_workers(struct fw_worker *const *workers, unsigned int n, const rte_cpuset_t *cpus,
+		       struct fw_restore_result *res)
+{
+	struct job jobs[FW_MAX_WORKER];
+	pthread_t th[FW_MAX_WORKER];
+	bool started[FW_MAX_WORKER] = {false};
+	const uint64_t t0 = rte_get_tsc_cycles();
+	int rc = 0;
+
+	if (n > FW_MAX_WORKER)
+		return -EINVAL;
+	for (unsigned int i = 0; i < n; i++) {
+		memset(&res[i], 0, sizeof(res[i]));
+		jobs[i] = (struct job){workers[i], &res[i], t0};
+	}
+	for (unsigned int i = 1; i < n; i++) {
+		char name[16];
+		pthread_attr_t attr;
+		int err = pthread_attr_init(&attr);
+
+		if (err) {
+			rc = -err;
+			break;
+		}
+		/* The caller (main) is pinned to its lcore: its threads would inherit that. */
+		if (cpus != NULL)
+			err = pthread_attr_setaffinity_np(&attr, sizeof(cpus[i]), &cpus[i]);
+		if (err == 0)
+			err = pthread_create(&th[i], &attr, restore_thread, &jobs[i]);
+		pthread_attr_destroy(&attr);
+		if (err) {
+			rc = -err;
+			break;
+		}
+		snprintf(name, sizeof(name), "fw-restore-%u", i);
+		pthread_setname_np(th[i], name);
+		started[i] = true;
+	}
+	restore_one(&jobs[0]);
+	for (unsigned int i = 1; i < n; i++) {
+		if (started[i])
+			pthread_join(th[i], NULL);
+		else
+			restore_one(&jobs[i]);
+	}
+	return rc;
+}
