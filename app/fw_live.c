@@ -297,23 +297,22 @@ static void *follow(void *arg)
 	uint64_t first = 0, last = 0; /* of the burst not read yet; 0: none */
 
 	for (;;) {
-		struct pollfd p[2] = {{.fd = wake_fd[0], .events = POLLIN},
-				      {.fd = l->watch ? fw_nft_watch_fd(l->watch) : -1,
-				       .events = POLLIN}};
+		struct pollfd p[2] = {
+			{.fd = wake_fd[0], .events = POLLIN},
+			{.fd = l->watch ? fw_nft_watch_fd(l->watch) : -1, .events = POLLIN}};
 		int timeout = -1;
 		char c[16];
 		ssize_t n;
 
 		if (first) {
-			const uint64_t due = RTE_MIN(last + FW_LIVE_QUIET_MS,
-						     first + FW_LIVE_MAX_DELAY_MS);
+			const uint64_t due =
+				RTE_MIN(last + FW_LIVE_QUIET_MS, first + FW_LIVE_MAX_DELAY_MS);
 			const uint64_t now = mono_ms();
 
 			timeout = due > now ? (int)(due - now) : 0;
 		}
 		if (poll(p, 2, timeout) < 0 && errno != EINTR) {
-			LOG(ERR, "rules: poll: %s; no longer following changes\n",
-			    strerror(errno));
+			LOG(ERR, "rules: poll: %s; no longer following changes\n", strerror(errno));
 			return NULL;
 		}
 		if (p[1].revents & POLLIN) {
@@ -327,8 +326,8 @@ static void *follow(void *arg)
 				LOG(WARNING, "rules: nft watch: %s\n", strerror(-rc));
 			}
 		}
-		if (first && mono_ms() >= RTE_MIN(last + FW_LIVE_QUIET_MS,
-						 first + FW_LIVE_MAX_DELAY_MS)) {
+		if (first &&
+		    mono_ms() >= RTE_MIN(last + FW_LIVE_QUIET_MS, first + FW_LIVE_MAX_DELAY_MS)) {
 			char why[160];
 
 			first = last = 0;

@@ -96,8 +96,8 @@ void fw_live_refuse(struct fw_live *l, const char *why, const char *err);
  * Read the rules again for SIGHUP into @p rs (empty on entry), their source (e.g. the
  * config's path, or "nft:inet:fw") into @p source. @return 0 or -errno with @p err.
  */
-typedef int (*fw_live_reread_fn)(struct fw_ruleset *rs, char *source, size_t sourcelen,
-				 char *err, size_t errlen, void *arg);
+typedef int (*fw_live_reread_fn)(struct fw_ruleset *rs, char *source, size_t sourcelen, char *err,
+				 size_t errlen, void *arg);
 
 /**
  * Start the control thread: it follows @p nft_spec's table when not NULL ("inet:fw") and

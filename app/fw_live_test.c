@@ -63,7 +63,8 @@ static void sleep_ms(long ms)
 
 static void test_rulegen_counts_hits_per_rule_and_worker(void **state)
 {
-	static const char *const lines[] = {"accept proto tcp dport 80", "reject proto tcp dport 81"};
+	static const char *const lines[] = {"accept proto tcp dport 80",
+					    "reject proto tcp dport 81"};
 	struct fw_ruleset rs;
 	struct fw_rulegen *g;
 	uint8_t st[2][16];

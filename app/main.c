@@ -751,7 +751,10 @@ static void rules_source_name(const struct fw_config *c, char *out, size_t len)
 	for (unsigned int i = 0; i < ncmdline; i++)
 		if (cmdline[i].file)
 			file = cmdline[i].text;
-	snprintf(out, len, "%s", c->rules_source[0] ? c->rules_source : file ? file : "command line");
+	snprintf(out, len, "%s",
+		 c->rules_source[0] ? c->rules_source
+		 : file		    ? file
+				    : "command line");
 }
 
 /*
@@ -773,8 +776,9 @@ static int reread_rules(struct fw_ruleset *rs, char *source, size_t sourcelen, c
 	}
 	fw_config_defaults(c);
 	for (unsigned int i = 0; i < ncmdline && rc == 0; i++)
-		rc = cmdline[i].file ? fw_config_load(c, cmdline[i].text, err, errlen)
-				     : fw_config_set(c, cmdline[i].text, "command line", err, errlen);
+		rc = cmdline[i].file
+			     ? fw_config_load(c, cmdline[i].text, err, errlen)
+			     : fw_config_set(c, cmdline[i].text, "command line", err, errlen);
 	if (rc == 0 && strcmp(c->rules_source, started->rules_source) != 0) {
 		snprintf(err, errlen, "rules now from %s, were from %s: a restart moves them",
 			 c->rules_source[0] ? c->rules_source : "the file",
@@ -882,8 +886,8 @@ int main(int argc, char **argv)
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	/* Rules change off the fast path from now on: the table's changes, and SIGHUP. */
-	rc = fw_live_follow(live, conf.rules_source[0] ? conf.rules_source + 4 : NULL,
-			    reread_rules, &conf, err, sizeof(err));
+	rc = fw_live_follow(live, conf.rules_source[0] ? conf.rules_source + 4 : NULL, reread_rules,
+			    &conf, err, sizeof(err));
 	if (rc) {
 		LOG(ERR, "%s\n", err);
 		goto out_workers;
