@@ -46,7 +46,7 @@ struct box {
 	uint8_t family; /* of the frames pkt() writes: 4 unless a test says 6 */
 };
 
-static void box_up(struct box *b, const char *name, unsigned int index)
+static void box_up(struct box *b, unsigned int index)
 {
 	char err[256];
 
@@ -54,8 +54,8 @@ static void box_up(struct box *b, const char *name, unsigned int index)
 	b->sh.conf = &conf;
 	b->sh.tsc_hz = rte_get_tsc_hz(); /* the wall clock offset is measured against it */
 	fw_id_secret_init(&b->sh.secret);
-	b->sh.acl = fw_acl_build(&conf.rules, name, 0, err, sizeof(err));
-	assert_non_null(b->sh.acl);
+	b->sh.rules = fw_rulegen_build(&conf.rules, index + 1, 1, 0, err, sizeof(err));
+	assert_non_null(b->sh.rules);
 	assert_int_equal(fw_worker_init(&b->w, &b->sh, index, 0), 0);
 	b->slots = fw_slots_create(0, PAIRS);
 	assert_non_null(b->slots);
@@ -66,7 +66,7 @@ static void box_down(struct box *b)
 {
 	fw_slots_free(&b->slots);
 	fw_worker_release(&b->w);
-	fw_acl_free((struct fw_acl **)&b->sh.acl);
+	fw_rulegen_free(&b->sh.rules);
 }
 
 static enum fw_verdict pkt(struct box *b, uint8_t proto, uint16_t sport, uint16_t dport, bool reply,
@@ -148,7 +148,7 @@ static void test_restored_connections_are_whole_and_keep_strict_tracking(void **
 	assert_non_null(cl);
 	assert_int_equal(ckpt_region_create(cl, &p, &r), 0);
 
-	box_up(&a, "ra", 0);
+	box_up(&a, 0);
 	/* TCP 1000 -> 80: handshake and data both ways */
 	assert_int_equal(pkt(&a, 6, 1000, 80, false, 0x02, 100, 0, NULL, S(1)), FW_PASS);
 	assert_int_equal(pkt(&a, 6, 1000, 80, true, 0x12, 900, 101, NULL, S(1)), FW_PASS);
@@ -177,7 +177,7 @@ static void test_restored_connections_are_whole_and_keep_strict_tracking(void **
 	assert_int_equal(ckpt_sync(r), 0);
 
 	/* "Restart": a new worker with another secret reads the region back. */
-	box_up(&b, "rb", 1);
+	box_up(&b, 1);
 	fw_restore_batch_init(&batch, b.w.table, b.slots, &st);
 	assert_int_equal(ckpt_state_scan(r, CKPT_SCAN_TOMBSTONES, restore_cb, &batch, NULL), 0);
 	assert_int_equal(fw_restore_batch_flush(&batch), 0);
@@ -245,7 +245,7 @@ static void test_restore_drops_what_it_cannot_trust(void **state)
 			       .payload = payload};
 
 	(void)state;
-	box_up(&b, "rc", 2);
+	box_up(&b, 2);
 	/* an FTP slice alone: the TCP slice a TCP connection needs never came */
 	assert_int_equal(fw_restore_add(b.w.table, b.slots, &rec, &st), 0);
 	/* unknown module, newer slice version, module of another protocol, foreign pair */
@@ -360,8 +360,8 @@ static void test_shadow_keeps_the_newest_slice_whatever_the_order(void **state)
 	int n;
 
 	(void)state;
-	box_up(&a, "sa", 0);
-	box_up(&b, "sb", 1);
+	box_up(&a, 0);
+	box_up(&b, 1);
 	sh = fw_shadow_create(b.w.table, b.slots);
 	assert_non_null(sh);
 
@@ -466,7 +466,7 @@ static void test_full_log_is_skipped_then_marked_once_state_is_durable(void **st
 	(void)state;
 	snprintf(target, sizeof(target), "pmem:/dev/shm/hf-gap-test.%d", getpid());
 	cc.target = target;
-	box_up(&a, "ga", 0);
+	box_up(&a, 0);
 	k = fw_checkpointer_create(&cc, 0, a.w.table, 4096, 0, 0);
 	assert_non_null(k);
 	assert_non_null(fw_checkpointer_state(k));
@@ -509,7 +509,7 @@ static void test_full_log_is_skipped_then_marked_once_state_is_durable(void **st
 		struct fw_restore_stats st = {0};
 		struct box b;
 
-		box_up(&b, "gb", 1);
+		box_up(&b, 1);
 		fw_restore_batch_init(&batch, b.w.table, b.slots, &st);
 		assert_int_equal(ckpt_state_scan(fw_checkpointer_state(k), CKPT_SCAN_TOMBSTONES,
 						 restore_cb, &batch, NULL),
@@ -580,7 +580,7 @@ static void test_full_group_log_is_skipped_then_marked(void **state)
 	snprintf(target, sizeof(target), "group:xor(2)=pmem:%s,pmem:%s,pmem:%s", files[0], files[1],
 		 files[2]);
 	cc.target = target;
-	box_up(&a, "gg", 0);
+	box_up(&a, 0);
 	k = fw_checkpointer_create(&cc, 0, a.w.table, 4096, 0, 0);
 	assert_non_null(k);
 	assert_non_null(fw_checkpointer_state(k));
@@ -630,7 +630,7 @@ static void test_full_group_log_is_skipped_then_marked(void **state)
 		struct fw_restore_stats st = {0};
 		struct box b;
 
-		box_up(&b, "gh", 1);
+		box_up(&b, 1);
 		fw_restore_batch_init(&batch, b.w.table, b.slots, &st);
 		assert_int_equal(ckpt_state_scan(fw_checkpointer_state(k), CKPT_SCAN_TOMBSTONES,
 						 restore_cb, &batch, NULL),
@@ -674,7 +674,7 @@ static void test_reconnect_never_stalls_the_worker(void **state)
 	cc.target = target;
 	memcpy(cc.secret, secret, sizeof(secret));
 	cc.secret_len = sizeof(secret);
-	box_up(&x, "rn", 0);
+	box_up(&x, 0);
 	/* At start an attempt may wait (no port runs yet): it times out, and we start down. */
 	k = fw_checkpointer_create(&cc, 0, x.w.table, 64, 0, 0);
 	assert_non_null(k);
@@ -750,7 +750,7 @@ static void test_window_edge_is_written_at_once(void **state)
 	cc.target = target;
 	memset(data, 'x', 200);
 	data[200] = 0;
-	box_up(&a, "ea", 0);
+	box_up(&a, 0);
 	k = fw_checkpointer_create(&cc, 0, a.w.table, 64, 0, 0);
 	assert_non_null(k);
 	fw_worker_set_checkpointer(&a.w, k);
@@ -790,14 +790,11 @@ enum path {
 
 static unsigned int store_seq;
 
-/* Names and worker indexes of their own per test: a test that fails leaves its boxes
- * behind (their hash tables and ACLs keep their names), and the next must still run. */
+/* Worker indexes of their own per test: a test that fails leaves its boxes behind (their
+ * hash tables keep names made of the index), and the next must still run. */
 static void box_up_nth(struct box *b, unsigned int index)
 {
-	char name[32];
-
-	snprintf(name, sizeof(name), "res-%u", index);
-	box_up(b, name, index);
+	box_up(b, index);
 }
 
 /* A fresh store for one test: pmem:, or a group xor(2) of three pmem: members. */
@@ -1617,10 +1614,7 @@ static void pair_up(struct box b[2], struct fw_checkpointer *k[2], const struct 
 		    unsigned int index)
 {
 	for (unsigned int i = 0; i < 2; i++) {
-		char name[32];
-
-		snprintf(name, sizeof(name), "par-%u", index + i);
-		box_up(&b[i], name, index + i);
+		box_up(&b[i], index + i);
 		k[i] = fw_checkpointer_create(cc, i, b[i].w.table, 1024, 0, 0);
 		assert_non_null(k[i]);
 		assert_non_null(fw_checkpointer_state(k[i]));

@@ -13,6 +13,7 @@
 #include <rte_ethdev.h>
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
+#include <rte_rcu_qsbr.h>
 #include <rte_ring.h>
 
 #include "fw_parse.h"
@@ -204,6 +205,14 @@ enum {
 	CLASSIFY_HANDOFF = 2, /* several workers: another one owns it (st->owner) */
 };
 
+/* What the rules in force say of @p ps, the matching rule's hit counted. */
+static inline enum fw_action rules_decide(struct fw_worker *w, enum fw_zone zone,
+					  const struct fw_parsed *ps)
+{
+	return fw_rulegen_decide(__atomic_load_n(&w->sh->rules, __ATOMIC_ACQUIRE), w->index, zone,
+				 ps);
+}
+
 /*
  * A frame no module tracks (not TCP or UDP). IPv6's link signalling passes as ARP does;
  * an ICMP error about a tracked connection passes as that connection's (path MTU above
@@ -235,7 +244,7 @@ static int classify_other(struct fw_worker *w, const uint8_t *frame, enum fw_zon
 			return FW_PASS;
 		}
 	}
-	a = fw_acl_decide(w->sh->acl, zone, ps, NULL);
+	a = rules_decide(w, zone, ps);
 	st->reject = a == FW_ACT_REJECT;
 	if (a != FW_ACT_ACCEPT)
 		return drop(w, FW_DROP_POLICY);
@@ -330,7 +339,7 @@ static enum fw_verdict decide(struct fw_worker *w, struct pkt_state *st, struct 
 			fw_table_expect_take(w->table, ps->family, ps->proto, ps->saddr, ps->sport,
 					     ps->daddr, ps->dport, now_ns, &exp, &master);
 		if (!related) {
-			enum fw_action a = fw_acl_decide(w->sh->acl, st->zone, ps, NULL);
+			enum fw_action a = rules_decide(w, st->zone, ps);
 
 			if (a != FW_ACT_ACCEPT) {
 				st->reject = a == FW_ACT_REJECT;
@@ -716,16 +725,25 @@ void fw_fence(struct fw_shared *sh, uint64_t by)
 int fw_worker_main(void *arg)
 {
 	struct fw_worker *w = arg;
+	struct rte_rcu_qsbr *qs = w->sh->qsbr;
 
+	/* Until offline again, a rules change waits for this worker's passes. */
+	if (qs)
+		rte_rcu_qsbr_thread_online(qs, w->index);
 	while (!w->sh->quit) {
 		uint64_t now = fw_worker_now(w);
 		unsigned int n = fw_worker_poll(w, now);
 
+		/* Between passes no decision is under way: the rules may be swapped. */
+		if (qs)
+			rte_rcu_qsbr_quiescent(qs, w->index);
 		/* Expire a little at a time: when idle, and every 1024 busy passes. */
 		if (n == 0 || (++w->sweeps & 1023) == 0)
 			fw_worker_housekeep(w, now);
 		if (w->ckpt && fw_checkpointer_tick(w->ckpt, now) == -ESTALE)
 			fw_fence(w->sh, 0);
 	}
+	if (qs)
+		rte_rcu_qsbr_thread_offline(qs, w->index);
 	return 0;
 }

@@ -25,6 +25,7 @@
 
 #include "fw_checkpoint.h"
 #include "fw_config.h"
+#include "fw_live.h"
 #include "fw_rules.h"
 #include "fw_table.h"
 #include "holdfast/fw_module.h"
@@ -88,10 +89,17 @@ struct fw_port_map {
 	uint8_t rx_ip_csum; /* the port checks IPv4 header checksums (its rx flags say) */
 };
 
-/* Shared, read-only once workers run. */
+/* Shared, read-only once workers run (but for the fields that say otherwise). */
 struct fw_shared {
 	const struct fw_config *conf; /* its modconf is what the modules see (fw_ctx.conf) */
-	const struct fw_acl *acl;
+	/*
+	 * The rules in force (fw_live.h): swapped by the rules' control thread while workers
+	 * run, read with one acquire load per decision. A worker reports a quiescent state
+	 * in qsbr (NULL: nobody swaps, e.g. unit tests) once per pass of its loop, as thread
+	 * w->index, after which it holds no generation.
+	 */
+	struct fw_rulegen *rules;
+	struct rte_rcu_qsbr *qsbr;
 	struct fw_port_map ports[FW_MAX_PORTS];
 	uint16_t port_list[FW_MAX_PORTS];
 	unsigned int nports;

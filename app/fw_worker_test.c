@@ -104,8 +104,9 @@ static int setup(void **state)
 	sh.conf = &conf;
 	sh.tsc_hz = 1000000000;
 	fw_id_secret_init(&sh.secret);
-	sh.acl = fw_acl_build(&conf.rules, "wtest", 0, err, sizeof(err));
-	assert_non_null(sh.acl);
+	/* two rows of hits: the two-worker test shares these rules */
+	sh.rules = fw_rulegen_build(&conf.rules, 2, 1, 0, err, sizeof(err));
+	assert_non_null(sh.rules);
 	return fw_worker_init(&w, &sh, 0, 0);
 }
 
@@ -113,7 +114,7 @@ static int teardown(void **state)
 {
 	(void)state;
 	fw_worker_release(&w);
-	fw_acl_free((struct fw_acl **)&sh.acl);
+	fw_rulegen_free(&sh.rules);
 	fw_config_release(&conf);
 	return 0;
 }
@@ -201,10 +202,10 @@ static void test_worker_marks_ftp_control_connections(void **state)
 
 	(void)state;
 	/* port 21 is an FTP control port by default; a rule opens it for this test */
-	fw_acl_free((struct fw_acl **)&sh.acl);
+	fw_rulegen_free(&sh.rules);
 	assert_int_equal(fw_rule_parse("accept proto tcp", &r, err, sizeof(err)), 0);
 	fw_ruleset_add(&conf.rules, &r);
-	sh.acl = fw_acl_build(&conf.rules, "wtest2", 0, err, sizeof(err));
+	sh.rules = fw_rulegen_build(&conf.rules, 2, 2, 0, err, sizeof(err));
 	feed(IPPROTO_TCP, 4000, 21, false, 0x02, 100, 0, S(400));
 	feed(IPPROTO_TCP, 4001, 22, false, 0x02, 100, 0, S(400));
 	fw_key_make(&key, 4, IPPROTO_TCP, a, b, htons(4000), htons(21));
@@ -567,7 +568,7 @@ static void test_worker_hands_frames_to_the_connections_owner(void **state)
 	sh2.nports = 2;
 	sh2.nworkers = 2;
 	sh2.secret = sh.secret;
-	sh2.acl = sh.acl;
+	sh2.rules = sh.rules;
 	for (int p = 0; p < 2; p++)
 		sh2.ports[sh2.port_list[p]] =
 			(struct fw_port_map){.peer = sh2.port_list[!p],

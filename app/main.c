@@ -34,6 +34,7 @@
 #include "fw_restore.h"
 #include "fw_standby.h"
 #include "fw_notify.h"
+#include "fw_live.h"
 #include "fw_telemetry.h"
 #include "fw_worker.h"
 
@@ -50,11 +51,39 @@ RTE_LOG_REGISTER_DEFAULT(fw_logtype_app, INFO)
 static struct fw_shared shared;
 static struct fw_worker *workers;
 static unsigned int nworkers;
+static struct fw_live *live;
+
+/*
+ * The configuration as the command line gave it, in order (--config FILE, and each flag as
+ * its config line): SIGHUP reads the rules again through the same steps, so a flag still
+ * overrides the file.
+ */
+#define CMDLINE_MAX 64
+static struct {
+	bool file;
+	char text[256];
+} cmdline[CMDLINE_MAX];
+static unsigned int ncmdline;
+
+static void cmdline_add(bool file, const char *text)
+{
+	if (ncmdline == CMDLINE_MAX)
+		return; /* parse_args refuses more */
+	cmdline[ncmdline].file = file;
+	snprintf(cmdline[ncmdline].text, sizeof(cmdline[ncmdline].text), "%s", text);
+	ncmdline++;
+}
 
 static void on_signal(int sig)
 {
 	(void)sig;
 	shared.quit = true;
+}
+
+static void on_hup(int sig)
+{
+	(void)sig;
+	fw_live_hup();
 }
 
 static void usage(const char *prog)
@@ -92,8 +121,13 @@ static int parse_args(int argc, char **argv, struct fw_config *conf)
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		const char *name = NULL;
 
+		if (ncmdline == CMDLINE_MAX) {
+			LOG(ERR, "more than %d options\n", CMDLINE_MAX);
+			return -EINVAL;
+		}
 		switch (c) {
 		case 'c':
+			cmdline_add(true, optarg);
 			rc = fw_config_load(conf, optarg, err, sizeof(err));
 			if (rc) {
 				LOG(ERR, "%s\n", err);
@@ -144,6 +178,7 @@ static int parse_args(int argc, char **argv, struct fw_config *conf)
 		}
 		if (name)
 			snprintf(line, sizeof(line), "%s %s", name, optarg);
+		cmdline_add(false, line);
 		rc = fw_config_set(conf, line, "command line", err, sizeof(err));
 		if (rc) {
 			LOG(ERR, "%s\n", err);
@@ -723,11 +758,69 @@ static void print_counters(void)
 	fflush(stdout);
 }
 
+/* Where the rules of @p c come from, for the log and /holdfast/rules. */
+static void rules_source_name(const struct fw_config *c, char *out, size_t len)
+{
+	const char *file = NULL;
+
+	for (unsigned int i = 0; i < ncmdline; i++)
+		if (cmdline[i].file)
+			file = cmdline[i].text;
+	snprintf(out, len, "%s",
+		 c->rules_source[0] ? c->rules_source
+		 : file		    ? file
+				    : "command line");
+}
+
+/*
+ * SIGHUP (fw_live_reread_fn): the configuration read again as at start, its rules and
+ * policy taken (from the file, or imported from its nft table). Other settings stay as
+ * they started: changing them needs a restart, and so does moving the rules between the
+ * file and a table (the control thread follows the table it started with).
+ */
+static int reread_rules(struct fw_ruleset *rs, char *source, size_t sourcelen, char *err,
+			size_t errlen, void *arg)
+{
+	const struct fw_config *started = arg;
+	struct fw_config *c = calloc(1, sizeof(*c));
+	int rc = 0;
+
+	if (c == NULL) {
+		snprintf(err, errlen, "no memory to read the configuration");
+		return -ENOMEM;
+	}
+	fw_config_defaults(c);
+	for (unsigned int i = 0; i < ncmdline && rc == 0; i++)
+		rc = cmdline[i].file
+			     ? fw_config_load(c, cmdline[i].text, err, errlen)
+			     : fw_config_set(c, cmdline[i].text, "command line", err, errlen);
+	if (rc == 0 && strcmp(c->rules_source, started->rules_source) != 0) {
+		snprintf(err, errlen, "rules now from %s, were from %s: a restart moves them",
+			 c->rules_source[0] ? c->rules_source : "the file",
+			 started->rules_source[0] ? started->rules_source : "the file");
+		rc = -EINVAL;
+	}
+	if (rc == 0 && c->rules_source[0]) {
+		rc = fw_nft_import(c->rules_source + 4, rs, err, errlen);
+	} else if (rc == 0) {
+		for (unsigned int i = 0; i < c->rules.n && rc == 0; i++)
+			rc = fw_ruleset_add(rs, &c->rules.rules[i]);
+		rs->policy = c->rules.policy;
+		if (rc)
+			snprintf(err, errlen, "no memory for %u rules", c->rules.n);
+	}
+	if (rc == 0)
+		rules_source_name(c, source, sourcelen);
+	fw_config_release(c);
+	free(c);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	static struct fw_config conf;
 	struct rte_mempool *pool = NULL;
-	char err[320];
+	char err[320], line[160];
 	unsigned int lcore, i;
 	int rc, n;
 
@@ -754,13 +847,6 @@ int main(int argc, char **argv)
 	rc = fw_id_secret_init(&shared.secret);
 	if (rc)
 		goto out_eal;
-	shared.acl = fw_acl_build(&conf.rules, "fwacl", (int)rte_socket_id(), err, sizeof(err));
-	if (shared.acl == NULL) {
-		LOG(ERR, "rules: %s\n", err);
-		rc = -errno;
-		goto out_eal;
-	}
-	LOG(INFO, "%u rules, default policy %s\n", conf.rules.n, fw_action_name(conf.rules.policy));
 	rc = ports_map(&conf);
 	if (rc)
 		goto out_acl;
@@ -772,6 +858,15 @@ int main(int argc, char **argv)
 	if (nworkers > FW_MAX_WORKER)
 		nworkers = FW_MAX_WORKER;
 	shared.nworkers = nworkers;
+	rules_source_name(&conf, line, sizeof(line));
+	live = fw_live_create(&shared, nworkers, (int)rte_socket_id(), &conf.rules, line, err,
+			      sizeof(err));
+	if (live == NULL) {
+		LOG(ERR, "rules: %s\n", err);
+		rc = -errno;
+		goto out_acl;
+	}
+	LOG(INFO, "%u rules, default policy %s\n", conf.rules.n, fw_action_name(conf.rules.policy));
 	/* Every queue full, and with several workers every inbox full too. */
 	pool = rte_pktmbuf_pool_create("fw_mbufs",
 				       shared.nports * nworkers * (NB_RXD + NB_TXD) + 4096 +
@@ -805,6 +900,14 @@ int main(int argc, char **argv)
 	}
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
+	/* Rules change off the fast path from now on: the table's changes, and SIGHUP. */
+	rc = fw_live_follow(live, conf.rules_source[0] ? conf.rules_source + 4 : NULL, reread_rules,
+			    &conf, err, sizeof(err));
+	if (rc) {
+		LOG(ERR, "%s\n", err);
+		goto out_workers;
+	}
+	signal(SIGHUP, on_hup);
 	fw_telemetry_register(&shared, workers, nworkers);
 	sb_stats.state = conf.standby ? FW_ROLE_WAITING : FW_ROLE_PRIMARY;
 	fw_telemetry_standby(&sb_stats);
@@ -879,7 +982,8 @@ out_pool:
 		rte_eth_dev_close(shared.port_list[i]);
 	rte_mempool_free(pool);
 out_acl:
-	fw_acl_free((struct fw_acl **)&shared.acl);
+	signal(SIGHUP, SIG_IGN);
+	fw_live_destroy(&live);
 out_eal:
 	fw_config_release(&conf);
 	rte_eal_cleanup();

@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,8 @@
 #include <libnftnl/rule.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <sys/socket.h>
 
 #include "fw_nft.h"
 
@@ -475,19 +478,18 @@ static int dump(struct mnl_socket *nl, uint16_t type, uint16_t family, const cha
 	return 0;
 }
 
-int fw_nft_import(const char *spec, struct fw_ruleset *rs, char *err, size_t errlen)
+int fw_nft_spec(const char *spec, uint16_t *family, const char **family_name, const char **table,
+		char *err, size_t errlen)
 {
 	static const struct {
 		const char *name;
 		uint16_t family;
 	} fams[] = {{"inet", NFPROTO_INET}, {"ip", NFPROTO_IPV4}, {"ip6", NFPROTO_IPV6}};
-	struct import im = {.rs = rs, .family_name = "inet", .err = err, .errlen = errlen};
 	const char *colon = strchr(spec, ':');
-	uint16_t family = NFPROTO_INET;
-	struct mnl_socket *nl;
-	unsigned int before = rs->n;
 
-	im.table = spec;
+	*family = NFPROTO_INET;
+	*family_name = "inet";
+	*table = spec;
 	if (colon) {
 		size_t i;
 
@@ -499,14 +501,27 @@ int fw_nft_import(const char *spec, struct fw_ruleset *rs, char *err, size_t err
 			snprintf(err, errlen, "nft:%s: family must be inet, ip or ip6", spec);
 			return -EINVAL;
 		}
-		im.family_name = fams[i].name;
-		family = fams[i].family;
-		im.table = colon + 1;
+		*family_name = fams[i].name;
+		*family = fams[i].family;
+		*table = colon + 1;
 	}
-	if (*im.table == '\0' || strlen(im.table) > 255) {
+	if (**table == '\0' || strlen(*table) > 255) {
 		snprintf(err, errlen, "nft:%s: no table name", spec);
 		return -EINVAL;
 	}
+	return 0;
+}
+
+int fw_nft_import(const char *spec, struct fw_ruleset *rs, char *err, size_t errlen)
+{
+	struct import im = {.rs = rs, .err = err, .errlen = errlen};
+	uint16_t family;
+	struct mnl_socket *nl;
+	unsigned int before = rs->n;
+	int rc = fw_nft_spec(spec, &family, &im.family_name, &im.table, err, errlen);
+
+	if (rc)
+		return rc;
 	nl = mnl_socket_open(NETLINK_NETFILTER);
 	if (nl == NULL || mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
 		snprintf(err, errlen, "nft: netlink socket: %s", strerror(errno));
@@ -526,4 +541,106 @@ int fw_nft_import(const char *spec, struct fw_ruleset *rs, char *err, size_t err
 	}
 	rs->policy = im.policy == NF_DROP ? FW_ACT_DROP : FW_ACT_ACCEPT;
 	return 0;
+}
+
+struct fw_nft_watch {
+	struct mnl_socket *nl;
+	uint16_t family;
+	char table[256];
+};
+
+struct fw_nft_watch *fw_nft_watch_open(const char *spec, char *err, size_t errlen)
+{
+	struct fw_nft_watch *w = calloc(1, sizeof(*w));
+	const char *fname, *table;
+	int rc, one = 1;
+
+	if (w == NULL)
+		return NULL;
+	rc = fw_nft_spec(spec, &w->family, &fname, &table, err, errlen);
+	if (rc) {
+		free(w);
+		errno = -rc;
+		return NULL;
+	}
+	snprintf(w->table, sizeof(w->table), "%s", table);
+	w->nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (w->nl == NULL ||
+	    mnl_socket_bind(w->nl, 1u << (NFNLGRP_NFTABLES - 1), MNL_SOCKET_AUTOPID) < 0) {
+		rc = errno;
+		snprintf(err, errlen, "nft: netlink group nftables: %s", strerror(rc));
+		fw_nft_watch_close(&w);
+		errno = rc;
+		return NULL;
+	}
+	/* A burst larger than the socket's buffer is reported (ENOBUFS), not silently lost. */
+	setsockopt(mnl_socket_get_fd(w->nl), SOL_NETLINK, NETLINK_BROADCAST_ERROR, &one,
+		   sizeof(one));
+	return w;
+}
+
+int fw_nft_watch_fd(const struct fw_nft_watch *w)
+{
+	return mnl_socket_get_fd(w->nl);
+}
+
+/* Does the nftables message @p nlh change the watched table? */
+static bool concerns(const struct fw_nft_watch *w, const struct nlmsghdr *nlh)
+{
+	const struct nfgenmsg *g;
+	const struct nlattr *attr;
+
+	if (NFNL_SUBSYS_ID(nlh->nlmsg_type) != NFNL_SUBSYS_NFTABLES ||
+	    NFNL_MSG_TYPE(nlh->nlmsg_type) == NFT_MSG_NEWGEN ||
+	    nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*g)))
+		return false;
+	g = mnl_nlmsg_get_payload(nlh);
+	if (g->nfgen_family != w->family)
+		return false;
+	/* Attribute 1 names the table in every object's message: NFTA_TABLE_NAME,
+	 * NFTA_CHAIN_TABLE, NFTA_RULE_TABLE, NFTA_SET_TABLE, NFTA_SET_ELEM_LIST_TABLE. */
+	mnl_attr_for_each(attr, nlh, sizeof(*g))
+	{
+		if (mnl_attr_get_type(attr) == 1)
+			return mnl_attr_validate(attr, MNL_TYPE_NUL_STRING) == 0 &&
+			       strcmp(mnl_attr_get_str(attr), w->table) == 0;
+	}
+	return false;
+}
+
+int fw_nft_watch_read(struct fw_nft_watch *w)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	bool lost = false;
+	int hits = 0;
+
+	for (;;) {
+		ssize_t len = mnl_socket_recvfrom(w->nl, buf, sizeof(buf));
+		const struct nlmsghdr *nlh = (const struct nlmsghdr *)buf;
+		int left = (int)len;
+
+		if (len < 0) {
+			if (errno == ENOBUFS) {
+				lost = true;
+				continue;
+			}
+			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+				break;
+			return -errno;
+		}
+		for (; mnl_nlmsg_ok(nlh, left); nlh = mnl_nlmsg_next(nlh, &left))
+			if (concerns(w, nlh))
+				hits++;
+	}
+	return lost ? -ENOBUFS : hits;
+}
+
+void fw_nft_watch_close(struct fw_nft_watch **wp)
+{
+	if (*wp == NULL)
+		return;
+	if ((*wp)->nl)
+		mnl_socket_close((*wp)->nl);
+	free(*wp);
+	*wp = NULL;
 }

@@ -11,6 +11,7 @@
 #define FW_NFT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "fw_rules.h"
 
@@ -22,5 +23,34 @@
  *   netlink errno.
  */
 int fw_nft_import(const char *spec, struct fw_ruleset *rs, char *err, size_t errlen);
+
+/**
+ * Split @p spec as fw_nft_import() reads it: the netfilter family (NFPROTO_*), its name,
+ * and the table's name (pointing into @p spec). @return 0 or -EINVAL with @p err.
+ */
+int fw_nft_spec(const char *spec, uint16_t *family, const char **family_name, const char **table,
+		char *err, size_t errlen);
+
+/*
+ * Following a table: a netlink socket in the nftables multicast group of this network
+ * namespace, which the kernel tells every committed change. Messages about other tables
+ * and families are ignored.
+ */
+struct fw_nft_watch;
+
+/** Listen for changes of @p spec's table. @return the watch, or NULL with errno and @p err. */
+struct fw_nft_watch *fw_nft_watch_open(const char *spec, char *err, size_t errlen);
+
+/** The socket to poll for input. */
+int fw_nft_watch_fd(const struct fw_nft_watch *w);
+
+/**
+ * Read every message waiting (never blocks). @return how many changed the table (0: none
+ * did), -ENOBUFS when the kernel dropped messages (the table may have changed: read it
+ * again), or another -errno.
+ */
+int fw_nft_watch_read(struct fw_nft_watch *w);
+
+void fw_nft_watch_close(struct fw_nft_watch **w);
 
 #endif /* FW_NFT_H */

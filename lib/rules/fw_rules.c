@@ -551,3 +551,14 @@ enum fw_action fw_acl_decide(const struct fw_acl *a, enum fw_zone zone, const st
 		*matched = r;
 	return r ? r->action : a->policy;
 }
+
+const struct fw_rule *fw_acl_rules(const struct fw_acl *a, unsigned int *n)
+{
+	*n = a->n;
+	return a->rules;
+}
+
+enum fw_action fw_acl_policy(const struct fw_acl *a)
+{
+	return a->policy;
+}

@@ -85,6 +85,15 @@ const struct fw_rule *fw_acl_match(const struct fw_acl *a, enum fw_zone zone,
 enum fw_action fw_acl_decide(const struct fw_acl *a, enum fw_zone zone, const struct fw_parsed *p,
 			     const struct fw_rule **matched);
 
+/**
+ * The rules @p a was built from, in order, and their count in *@p n: the rule
+ * fw_acl_match() returns points into them (its index is the difference).
+ */
+const struct fw_rule *fw_acl_rules(const struct fw_acl *a, unsigned int *n);
+
+/** The default policy of @p a: what applies when no rule matches. */
+enum fw_action fw_acl_policy(const struct fw_acl *a);
+
 const char *fw_action_name(enum fw_action a);
 
 /** Write @p r in the config grammar (what fw_rule_parse reads). @return snprintf's count. */
