@@ -35,7 +35,7 @@ sys.exit(0 if k["slices_tcp"] > 0 and k["not_durable"] == 0 else 1)'
 wait_for 30 settled || fail "no slices checkpointed"
 sleep 0.5 # the rest of the capture
 
-for c in stats "stats --worker 0" workers conns ckpt standby; do
+for c in stats "stats --worker 0" workers conns ckpt standby rules; do
   # shellcheck disable=SC2086
   "$HFCTL" --prefix "$prefix" $c >"$T/out" 2>"$T/err" || fail "hfctl $c: $(cat "$T/err")"
   [ -s "$T/out" ] || fail "hfctl $c printed nothing"
@@ -66,6 +66,7 @@ def total(name, **labels):
 st = query(sys.argv[2], "/holdfast/stats")["/holdfast/stats"]
 k = query(sys.argv[2], "/holdfast/ckpt")["/holdfast/ckpt"]
 c = query(sys.argv[2], "/holdfast/conns")["/holdfast/conns"]
+r = query(sys.argv[2], "/holdfast/rules")["/holdfast/rules"]
 checks = [
     ("pass", total("holdfast_pass"), st["pass"]),
     ("port 0 rx", total("holdfast_port_rx_packets", port="0"), st["port0_rx"]),
@@ -73,11 +74,14 @@ checks = [
     ("tcp slices", total("holdfast_ckpt_slices", module="tcp"), k["slices_tcp"]),
     ("connections", total("holdfast_connections"), c["total"]),
     ("not durable", total("holdfast_ckpt_not_durable"), k["not_durable"]),
+    ("rule hits", total("holdfast_rule_hits"), sum(r["hits"])),
+    ("rules", len([s for s in fams["holdfast_rule_hits"].samples
+                   if s.name.endswith("_total")]), r["rules"]),
 ]
 bad = 0
 for what, got, want in checks:
     print("metrics %s: %s (telemetry %s)" % (what, got, want))
-    bad |= got != want or (what in ("pass", "tcp slices") and want == 0)
+    bad |= got != want or (what in ("pass", "tcp slices", "rule hits") and want == 0)
 print("%d metric families, types: %s" % (len(fams), sorted({f.type for f in fams.values()})))
 sys.exit(bad)
 PY
