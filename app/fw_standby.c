@@ -340,9 +340,35 @@ int fw_lease_wait_free(const struct fw_ckpt_layout *l, uint32_t ttl_ms)
 		return errno == ENOENT ? 0 : -errno; /* no store yet: nobody holds anything */
 	rc = ckpt_region_stat(cl, name, &info);
 	if (rc == 0 && info.lease_alive) {
+		struct ckpt_region *r = NULL;
+
 		first_lease = info.r.lease_ns;
 		LOG(NOTICE, "%s is leased: waiting for the previous holder's lease to run out\n",
 		    name);
+		/*
+		 * A killed predecessor's lease looks alive until it runs out (up to lease-ms),
+		 * but where the target notices deaths -- pmem:'s lock, ckptsrv's session -- it
+		 * is free the moment its holder is gone: asked to be told, for one lease at
+		 * most (a control handle: no endpoint). A holder still renewing is found by the
+		 * polling below once that passed.
+		 */
+		if (ckpt_region_open_control(cl, name, &r) == 0) {
+			int w = ckpt_lease_watch(r, ttl_ms + 50);
+
+			ckpt_region_close(&r);
+			if (w == 0) {
+				LOG(NOTICE,
+				    "the previous holder of %s is gone: its lease is free "
+				    "after %.0f ms\n",
+				    name, (double)(fw_mono_ns() - t0) / 1e6);
+				ckpt_disconnect(&cl);
+				return 0;
+			}
+			if (w != -ETIMEDOUT && w != -ENOTSUP)
+				LOG(INFO, "%s: lease watch: %s; asking until it runs out\n", name,
+				    strerror(-w));
+			rc = ckpt_region_stat(cl, name, &info);
+		}
 		while (rc == 0 && info.lease_alive) {
 			if (info.r.lease_ns != first_lease) {
 				LOG(ERR,
