@@ -30,19 +30,9 @@ ip netns exec "$NS_S" /usr/bin/python3 -m http.server 8080 --bind "$SRV_IP" --di
   >"$T/http.log" 2>&1 &
 PIDS+=($!)
 start_hf "$T/holdfast.conf"
-primary=$HF_PID
 wait_for 30 hf_ready "$HF_LOG" || fail "holdfast not ready"
 wait_for 20 listening "$NS_S" 8080 || fail "http.server did not listen"
-if [ "$mode" = standby ]; then
-  primary_log=$HF_LOG
-  start_hf "$T/holdfast.conf" --standby
-  standby=$HF_PID
-  standby_log=$HF_LOG
-  wait_for 30 log_has "$standby_log" "holdfast: standby" ||
-    fail "the standby did not synchronise: $(tail -5 "$standby_log")"
-  HF_PID=$primary
-  HF_LOG=$primary_log
-fi
+[ "$mode" = restart ] || standby_behind "$T/holdfast.conf"
 
 t0=$(now_ms)
 ip netns exec "$NS_C" curl -sS --max-time 60 -o "$T/got" "http://$SRV_IP:8080/big" 2>"$T/curl.log" &
@@ -57,16 +47,9 @@ established=$(in_c ss -tnH state established "dport = :8080" | wc -l)
 tracked=$(hf_conns)
 at_kill=$(got_bytes)
 rx0=$(fw_rx)
-kill -9 "$primary"
-t_kill=$(now_ms)
-if [ "$mode" = restart ]; then
-  start_hf "$T/holdfast.conf"
-else
-  HF_PID=$standby
-  HF_LOG=$standby_log
-fi
-wait_for 30 hf_ready "$HF_LOG" || fail "holdfast did not come back"
-t_ready=$(now_ms)
+kill_and_recover "$mode" "$T/holdfast.conf"
+t_kill=$T_KILL
+t_ready=$T_READY
 rx1=$(fw_rx)
 moving() { [ "$(got_bytes)" -gt "$at_kill" ]; }
 wait_for 30 moving || fail "the download did not move again after the restart"

@@ -83,6 +83,39 @@ start_hf() {
   PIDS+=("$HF_PID")
 }
 
+# standby_behind CONF: a standby (holdfast --standby) behind the running primary, waited
+# for until it follows; HF_PID, HF_LOG and HF_PREFIX stay the primary's. Sets SB_PID,
+# SB_LOG and SB_PREFIX.
+standby_behind() {
+  local pid=$HF_PID log=$HF_LOG prefix=$HF_PREFIX
+  start_hf "$1" --standby
+  SB_PID=$HF_PID
+  SB_LOG=$HF_LOG
+  SB_PREFIX=$HF_PREFIX
+  wait_for 30 log_has "$SB_LOG" "holdfast: standby" ||
+    fail "the standby did not synchronise: $(tail -5 "$SB_LOG")"
+  HF_PID=$pid
+  HF_LOG=$log
+  HF_PREFIX=$prefix
+}
+
+# kill_and_recover restart|standby CONF: kill -9 the primary (HF_PID), then start holdfast
+# again on CONF, or make the standby of standby_behind the one in HF_*; wait until it is
+# ready. Sets T_KILL and T_READY (ms).
+kill_and_recover() {
+  kill -9 "$HF_PID"
+  T_KILL=$(now_ms)
+  if [ "$1" = restart ]; then
+    start_hf "$2"
+  else
+    HF_PID=$SB_PID
+    HF_LOG=$SB_LOG
+    HF_PREFIX=$SB_PREFIX
+  fi
+  wait_for 30 hf_ready "$HF_LOG" || fail "holdfast did not come back"
+  T_READY=$(now_ms)
+}
+
 hf_ready() { # log
   grep -q "holdfast: ready" "$1" && return 0
   kill -0 "$HF_PID" 2>/dev/null || fail "holdfast exited: $(tail -5 "$1")"

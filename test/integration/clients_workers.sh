@@ -66,23 +66,10 @@ ip netns exec "$NS_S" /usr/bin/python3 -m http.server 8080 --bind "$SRV_IP" --di
   >"$T/http.log" 2>&1 &
 PIDS+=($!)
 start_hf "$T/holdfast.conf"
-primary=$HF_PID
 wait_for 30 hf_ready "$HF_LOG" || fail "holdfast not ready"
 grep -q "2 workers" "$HF_LOG" || fail "holdfast does not run two workers: $(grep forwarding "$HF_LOG")"
 wait_for 20 listening "$NS_S" 8080 || fail "http.server did not listen"
-if [ "$mode" = standby ]; then
-  primary_log=$HF_LOG
-  primary_prefix=$HF_PREFIX
-  start_hf "$T/holdfast.conf" --standby
-  standby=$HF_PID
-  standby_log=$HF_LOG
-  standby_prefix=$HF_PREFIX
-  wait_for 30 log_has "$standby_log" "holdfast: standby" ||
-    fail "the standby did not synchronise: $(tail -5 "$standby_log")"
-  HF_PID=$primary
-  HF_LOG=$primary_log
-  HF_PREFIX=$primary_prefix
-fi
+[ "$mode" != standby ] || standby_behind "$T/holdfast.conf"
 
 t0=$(now_ms)
 curls=()
@@ -111,17 +98,9 @@ if [ "$mode" != downloads ]; then
   w0=$(field /holdfast/workers worker0 conns)
   w1=$(field /holdfast/workers worker1 conns)
   at_kill=$(got_bytes)
-  kill -9 "$primary"
-  t_kill=$(now_ms)
-  if [ "$mode" = restart ]; then
-    start_hf "$T/holdfast.conf"
-  else
-    HF_PID=$standby
-    HF_LOG=$standby_log
-    HF_PREFIX=$standby_prefix
-  fi
-  wait_for 30 hf_ready "$HF_LOG" || fail "holdfast did not come back"
-  t_ready=$(now_ms)
+  kill_and_recover "$mode" "$T/holdfast.conf"
+  t_kill=$T_KILL
+  t_ready=$T_READY
   echo "kill -9 at $((at_kill / 1048576)) of $((total / 1048576)) MB: $alive downloads alive," \
     "$tracked connections tracked (worker0 $w0, worker1 $w1); ready again after $((t_ready - t_kill)) ms"
   if [ "$mode" = restart ]; then

@@ -68,14 +68,20 @@ start_server() {
   wait_for 20 log_has "$T/$name.log" "serving store" || fail "ckptsrv $name did not start"
 }
 
+# term_and_reap PID WHAT [SECONDS]: SIGTERM PID, which must be gone within SECONDS (10)
+# and have exited 0.
+term_and_reap() {
+  kill -TERM "$1"
+  wait_for "${3:-10}" gone "$1" || fail "$2 ignored SIGTERM"
+  local rc=0
+  wait "$1" || rc=$?
+  [ $rc -eq 0 ] || fail "$2 exited $rc after SIGTERM"
+}
+
 # stop_server LOG: SIGTERM the server started last; it must exit 0 after a clean shutdown,
 # with no sanitizer report in LOG.
 stop_server() {
-  kill -TERM "$SRV_PID"
-  wait_for 10 gone "$SRV_PID" || fail "server ignored SIGTERM"
-  local rc=0
-  wait "$SRV_PID" || rc=$?
-  [ $rc -eq 0 ] || fail "server exited $rc after SIGTERM"
+  term_and_reap "$SRV_PID" server
   log_has "$1" "shutting down" || fail "no clean shutdown"
   if log_has "$1" "Sanitizer"; then fail "sanitizer report in the server log"; fi
 }

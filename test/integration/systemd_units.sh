@@ -69,11 +69,7 @@ kill -9 "$P"
 wait "$P" 2>/dev/null || true
 wait_for 30 log_has "$T/standby.notify" "STATUS=forwarding: took over" ||
   fail "standby: no STATUS after the takeover: $(tail -2 "$T/standby.notify")"
-kill -TERM "$S"
-wait_for 30 gone "$S" || fail "the standby did not stop on SIGTERM"
-rc=0
-wait "$S" || rc=$?
-[ $rc -eq 0 ] || fail "the standby exited $rc"
+term_and_reap "$S" "the standby" 30
 log_has "$T/standby.notify" "STOPPING=1" || fail "no STOPPING=1"
 stop_server "$T/srv.log"
 log_has "$T/srv.notify" "STOPPING=1" || fail "ckptsrv: no STOPPING=1"
