@@ -247,6 +247,20 @@ static int check_busy(const char *target)
 	return rc;
 }
 
+/* A TCP slice record for connection @p conn_id (its payload a few bytes of text). */
+static struct ckpt_rec probe_rec(uint64_t conn_id)
+{
+	static const uint8_t payload[8] = "probe";
+
+	return (struct ckpt_rec){.module_id = 1,
+				 .slice_version = 1,
+				 .conn_id = conn_id,
+				 .generation = 1,
+				 .key = {.family = 4, .proto = 6},
+				 .payload_len = sizeof(payload),
+				 .payload = payload};
+}
+
 static int check_lease(const char *target)
 {
 	struct ckpt_client *c = must_connect(target);
@@ -292,14 +306,7 @@ static int check_lease(const char *target)
 	printf("endpoint before any write: %s (want no)\n", n == 0 ? "no" : "yes");
 	rc |= n != 0;
 	{
-		static const uint8_t payload[8] = "lease";
-		struct ckpt_rec rec = {.module_id = 1,
-				       .slice_version = 1,
-				       .conn_id = 78,
-				       .generation = 1,
-				       .key = {.family = 4, .proto = 6},
-				       .payload_len = sizeof(payload),
-				       .payload = payload};
+		const struct ckpt_rec rec = probe_rec(78);
 
 		rc |= expect("write", ckpt_slot_write(r, &rec, false, NULL), 0);
 		rc |= expect("sync", ckpt_sync(r), 0);
@@ -331,14 +338,7 @@ static void on_signal(int sig)
 
 static int write_rec(struct ckpt_region *r, uint64_t conn_id, const char *what)
 {
-	static const uint8_t payload[8] = "signals";
-	struct ckpt_rec rec = {.module_id = 1,
-			       .slice_version = 1,
-			       .conn_id = conn_id,
-			       .generation = 1,
-			       .key = {.family = 4, .proto = 6},
-			       .payload_len = sizeof(payload),
-			       .payload = payload};
+	const struct ckpt_rec rec = probe_rec(conn_id);
 	char line[64];
 	int rc;
 
@@ -418,14 +418,7 @@ static int check_control(const char *target)
 	printf("endpoint after lease, stat and epoch: %s (want no)\n", n == 0 ? "no" : "yes");
 	rc |= n != 0;
 	{
-		static const uint8_t payload[8] = "control";
-		struct ckpt_rec rec = {.module_id = 1,
-				       .slice_version = 1,
-				       .conn_id = 9,
-				       .generation = 1,
-				       .key = {.family = 4, .proto = 6},
-				       .payload_len = sizeof(payload),
-				       .payload = payload};
+		const struct ckpt_rec rec = probe_rec(9);
 
 		rc |= expect("write on the control handle", ckpt_slot_write(r, &rec, false, NULL),
 			     -EPERM);

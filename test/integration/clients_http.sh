@@ -18,13 +18,7 @@ topology
 mkdir -p "$T/www"
 head -c "${SIZE_MB}M" /dev/urandom >"$T/www/big"
 want=$(sha256sum <"$T/www/big" | cut -d' ' -f1)
-cat >"$T/holdfast.conf" <<CONF
-pair 0 1 inside 0
-max-conns 4096
-ckpt pmem:$T/state.pmu
-policy drop
-rule accept from inside proto tcp dport 8080
-CONF
+http_conf "$T/holdfast.conf"
 
 ip netns exec "$NS_S" /usr/bin/python3 -m http.server 8080 --bind "$SRV_IP" --directory "$T/www" \
   >"$T/http.log" 2>&1 &

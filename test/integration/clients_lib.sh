@@ -83,6 +83,18 @@ start_hf() {
   PIDS+=("$HF_PID")
 }
 
+# http_conf FILE: holdfast.conf for the HTTP tests: checkpoints to pmem:$T/state.pmu, only
+# connections from the inside to port 8080 open.
+http_conf() {
+  cat >"$1" <<CONF
+pair 0 1 inside 0
+max-conns 4096
+ckpt pmem:$T/state.pmu
+policy drop
+rule accept from inside proto tcp dport 8080
+CONF
+}
+
 # standby_behind CONF: a standby (holdfast --standby) behind the running primary, waited
 # for until it follows; HF_PID, HF_LOG and HF_PREFIX stay the primary's. Sets SB_PID,
 # SB_LOG and SB_PREFIX.

@@ -27,13 +27,7 @@ for i in $(seq "$FILES"); do
   head -c "${SIZE_MB}M" /dev/urandom >"$T/www/f$i"
   sha256sum <"$T/www/f$i" | cut -d' ' -f1 >"$T/want$i"
 done
-cat >"$T/holdfast.conf" <<CONF
-pair 0 1 inside 0
-max-conns 4096
-ckpt pmem:$T/state.pmu
-policy drop
-rule accept from inside proto tcp dport 8080
-CONF
+http_conf "$T/holdfast.conf"
 
 # tel CMD: holdfast's telemetry reply to CMD (JSON) in $T/tel; the telemetry thread shares
 # a busy machine: asked again (bounded) when one query times out.
