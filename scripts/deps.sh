@@ -7,7 +7,7 @@ set -euo pipefail
 pkgs=(
   build-essential meson ninja-build pkg-config clang clang-format libclang-rt-14-dev
   libdpdk-dev dpdk-dev libfabric-dev libfabric-bin libpmem-dev libisal-dev libsodium-dev
-  libnftnl-dev libmnl-dev libcmocka-dev libpcap-dev libsystemd-dev
+  libnftnl-dev libmnl-dev libcmocka-dev libpcap-dev libsystemd-dev libdbus-1-dev
   nftables iproute2 ethtool procps psmisc python3 python3-scapy systemd
   curl python3-pyftpdlib tcpdump python3-prometheus-client
 )
