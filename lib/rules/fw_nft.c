@@ -380,6 +380,29 @@ static int expr_cb(struct nftnl_expr *e, void *data)
 	}
 }
 
+/*
+ * Whether @p buf is a run of whole netlink messages, each no longer than what is left.
+ * libmnl's mnl_nlmsg_ok compares the length as an int: a message claiming 2^31 bytes or
+ * more passes it, and mnl_nlmsg_next then steps far past the buffer (fuzz_nft found it).
+ * Trailing bytes too few for a header are ignored, as libmnl does.
+ */
+static bool msgs_whole(const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+
+	while (len >= sizeof(struct nlmsghdr)) {
+		const size_t n = ((const struct nlmsghdr *)(const void *)p)->nlmsg_len;
+
+		if (n < sizeof(struct nlmsghdr) || n > len)
+			return false;
+		if (MNL_ALIGN(n) >= len)
+			return true;
+		p += MNL_ALIGN(n);
+		len -= MNL_ALIGN(n);
+	}
+	return true;
+}
+
 static int rule_cb(const struct nlmsghdr *nlh, void *data)
 {
 	struct import *im = data;
@@ -393,7 +416,9 @@ static int rule_cb(const struct nlmsghdr *nlh, void *data)
 		failf(im, -EINVAL, "nft: cannot parse a rule message");
 		return MNL_CB_ERROR;
 	}
-	if (strcmp(nftnl_rule_get_str(nr, NFTNL_RULE_CHAIN), im->chain) != 0) {
+	/* A message without the attributes the kernel always sends is no rule of ours. */
+	if (!nftnl_rule_is_set(nr, NFTNL_RULE_CHAIN) ||
+	    strcmp(nftnl_rule_get_str(nr, NFTNL_RULE_CHAIN), im->chain) != 0) {
 		nftnl_rule_free(nr);
 		return MNL_CB_OK;
 	}
@@ -428,7 +453,8 @@ static int chain_cb(const struct nlmsghdr *nlh, void *data)
 
 	if (c == NULL)
 		return MNL_CB_ERROR;
-	if (nftnl_chain_nlmsg_parse(nlh, c) == 0 &&
+	if (nftnl_chain_nlmsg_parse(nlh, c) == 0 && nftnl_chain_is_set(c, NFTNL_CHAIN_TABLE) &&
+	    nftnl_chain_is_set(c, NFTNL_CHAIN_NAME) &&
 	    strcmp(nftnl_chain_get_str(c, NFTNL_CHAIN_TABLE), im->table) == 0 &&
 	    nftnl_chain_is_set(c, NFTNL_CHAIN_HOOKNUM) &&
 	    nftnl_chain_get_u32(c, NFTNL_CHAIN_HOOKNUM) == NF_INET_FORWARD && !im->chain_found) {
@@ -464,6 +490,9 @@ static int dump(struct mnl_socket *nl, uint16_t type, uint16_t family, const cha
 	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0)
 		return failf(im, -errno, "nft: netlink send: %s", strerror(errno));
 	while ((ret = (int)mnl_socket_recvfrom(nl, buf, sizeof(buf))) > 0) {
+		if (!msgs_whole(buf, (size_t)ret))
+			return failf(im, -EPROTO,
+				     "nft: a netlink message longer than its datagram");
 		ret = mnl_cb_run(buf, (size_t)ret, seq, portid, cb, im);
 		if (ret <= 0)
 			break;
@@ -584,8 +613,8 @@ int fw_nft_watch_fd(const struct fw_nft_watch *w)
 	return mnl_socket_get_fd(w->nl);
 }
 
-/* Does the nftables message @p nlh change the watched table? */
-static bool concerns(const struct fw_nft_watch *w, const struct nlmsghdr *nlh)
+/* Does the nftables message @p nlh change table @p table of @p family? */
+static bool concerns(uint16_t family, const char *table, const struct nlmsghdr *nlh)
 {
 	const struct nfgenmsg *g;
 	const struct nlattr *attr;
@@ -595,7 +624,7 @@ static bool concerns(const struct fw_nft_watch *w, const struct nlmsghdr *nlh)
 	    nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*g)))
 		return false;
 	g = mnl_nlmsg_get_payload(nlh);
-	if (g->nfgen_family != w->family)
+	if (g->nfgen_family != family)
 		return false;
 	/* Attribute 1 names the table in every object's message: NFTA_TABLE_NAME,
 	 * NFTA_CHAIN_TABLE, NFTA_RULE_TABLE, NFTA_SET_TABLE, NFTA_SET_ELEM_LIST_TABLE. */
@@ -603,7 +632,7 @@ static bool concerns(const struct fw_nft_watch *w, const struct nlmsghdr *nlh)
 	{
 		if (mnl_attr_get_type(attr) == 1)
 			return mnl_attr_validate(attr, MNL_TYPE_NUL_STRING) == 0 &&
-			       strcmp(mnl_attr_get_str(attr), w->table) == 0;
+			       strcmp(mnl_attr_get_str(attr), table) == 0;
 	}
 	return false;
 }
@@ -616,8 +645,6 @@ int fw_nft_watch_read(struct fw_nft_watch *w)
 
 	for (;;) {
 		ssize_t len = mnl_socket_recvfrom(w->nl, buf, sizeof(buf));
-		const struct nlmsghdr *nlh = (const struct nlmsghdr *)buf;
-		int left = (int)len;
 
 		if (len < 0) {
 			if (errno == ENOBUFS) {
@@ -628,11 +655,22 @@ int fw_nft_watch_read(struct fw_nft_watch *w)
 				break;
 			return -errno;
 		}
-		for (; mnl_nlmsg_ok(nlh, left); nlh = mnl_nlmsg_next(nlh, &left))
-			if (concerns(w, nlh))
-				hits++;
+		hits += fw_nft_msgs_concern(w->family, w->table, buf, (size_t)len);
 	}
 	return lost ? -ENOBUFS : hits;
+}
+
+int fw_nft_msgs_concern(uint16_t family, const char *table, const void *buf, size_t len)
+{
+	const struct nlmsghdr *nlh = buf;
+	int left = len > INT32_MAX ? INT32_MAX : (int)len, hits = 0;
+
+	if (!msgs_whole(buf, len))
+		return 0; /* not the kernel's: nothing it says is believed */
+	for (; mnl_nlmsg_ok(nlh, left); nlh = mnl_nlmsg_next(nlh, &left))
+		if (concerns(family, table, nlh))
+			hits++;
+	return hits;
 }
 
 void fw_nft_watch_close(struct fw_nft_watch **wp)

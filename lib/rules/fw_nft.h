@@ -51,6 +51,13 @@ int fw_nft_watch_fd(const struct fw_nft_watch *w);
  */
 int fw_nft_watch_read(struct fw_nft_watch *w);
 
+/*
+ * The change announcements in @p buf (what the kernel multicast; the fuzz target
+ * lib/rules/fuzz_nft.c feeds it anything) that change @p table of @p family.
+ * @return how many.
+ */
+int fw_nft_msgs_concern(uint16_t family, const char *table, const void *buf, size_t len);
+
 void fw_nft_watch_close(struct fw_nft_watch **w);
 
 #endif /* FW_NFT_H */

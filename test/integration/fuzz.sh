@@ -36,6 +36,12 @@ target fuzz_modules modules/fuzz/fuzz_modules.c modules/modules.c modules/tcp/tc
 target fuzz_proto lib/ckpt/fuzz_proto.c lib/ckpt/proto.c "${pmu_src[@]}" -- -lsodium -lpmem -lisal
 target fuzz_layout lib/pmu/fuzz_layout.c "${pmu_src[@]}" -- -lpmem -lisal
 target fuzz_store lib/pmu/fuzz_store.c "${pmu_src[@]}" -- -lpmem -lisal
+# The reader of nftables change announcements (the live rules' netlink watch); fw_nft.c's
+# importer adds to a rule set that fw_rules.c compiles with rte_acl, hence DPDK.
+read -r -a dpdk_cflags <<<"$(pkg-config --cflags libdpdk)"
+read -r -a dpdk_libs <<<"$(pkg-config --libs libdpdk)"
+target fuzz_nft lib/rules/fuzz_nft.c lib/rules/fw_nft.c lib/rules/fw_rules.c -- -Ilib/rules \
+  "${dpdk_cflags[@]}" -lnftnl -lmnl "${dpdk_libs[@]}"
 # ckptsrv's request handlers on a store in /dev/shm: no main, no sockets, no libfabric (the
 # target registers memory itself).
 target fuzz_dispatch ckptsrv/fuzz_dispatch.c ckptsrv/ckptsrv.c ckptsrv/quota.c \
