@@ -51,6 +51,7 @@ def hugepages(want):
 class Target:
     def __init__(self, kind, build, scratch, max_conns):
         self.kind, self.build, self.scratch = kind, build, scratch
+        self.binary = os.path.join(build, "holdfast")
         self.srv = None
         conf = ["pair 0 1 inside 0", f"max-conns {max_conns}", "lease-ms 500"]
         if kind == "tcp":
@@ -82,7 +83,7 @@ class Target:
         log = os.path.join(self.scratch, "hf.log")
         out = open(log, "w")
         self.hf = subprocess.Popen(
-            [os.path.join(self.build, "holdfast")] + eal +
+            [self.binary] + eal +
             ["--no-pci", "-l", "0", "--file-prefix", f"rb{os.getpid()}{self.kind}",
              "--vdev", "net_null0", "--vdev", "net_null1", "--", "--config", self.conf],
             stdout=out, stderr=subprocess.STDOUT)
@@ -120,6 +121,9 @@ def main():
     ap.add_argument("--build", required=True)
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--max-conns", type=int, default=65536)
+    ap.add_argument("--holdfast", help="the holdfast binary (default BUILD/holdfast): "
+                    "to compare two builds, run the bench once with each")
+    ap.add_argument("--only", choices=("pmem", "tcp"), help="one target only")
     a = ap.parse_args()
     restore = hugepages(256)
     eal = ["-m", "128", "--in-memory"] if restore is not None else ["--no-huge", "-m", "128",
@@ -129,8 +133,12 @@ def main():
     scratch = tempfile.mkdtemp(prefix="hf-restart-")
     targets = []
     for kind in ("pmem", "tcp"):
+        if a.only and kind != a.only:
+            continue
         os.makedirs(os.path.join(scratch, kind))
         targets.append(Target(kind, a.build, os.path.join(scratch, kind), a.max_conns))
+        if a.holdfast:
+            targets[-1].binary = a.holdfast
     got = {t.kind: {"kill": [], **{p: [] for p in PHASES}} for t in targets}
     try:
         for t in targets:

@@ -162,6 +162,7 @@ static void finish(struct gate *g, struct pending *p)
 	ckpt_proto_server_mac(secret, (size_t)slen, p->buf, p->nonce, m.u.welcome.mac);
 	sodium_memzero(secret, sizeof(secret));
 	m.u.welcome.ep_len = l->epname_len;
+	m.u.welcome.rxm_buffer = l->kind == CKPTSRV_SHM ? 0 : ckpt_proto_rxm_buffer();
 	memcpy(m.u.welcome.ep, l->epname, l->epname_len);
 	p->fd = -1; /* the session's now */
 	if (send_now(s->fd, &m) < 0) {

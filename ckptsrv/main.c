@@ -180,6 +180,9 @@ int main(int argc, char **argv)
 		ckpt_log(CKPT_LOG_ERR, LOG, "libsodium failed to initialise");
 		return 1;
 	}
+	/* Before libfabric initialises (at the first fi_getinfo) and before any thread: the
+	 * client sets the same (lib/ckpt/proto.h). */
+	setenv("FI_OFI_RXM_BUFFER_SIZE", CKPT_OFI_RXM_BUFFER_SIZE, 0);
 	/* Only the main thread takes signals; every thread created below inherits the mask. */
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGINT);

@@ -86,6 +86,21 @@ struct ckpt_region_info {
  */
 struct ckpt_client *ckpt_connect(const char *target, const struct ckpt_client_opts *opts);
 
+/**
+ * Begin loading what @p target's transport needs (for ofi+*: libfabric and its provider's
+ * initialisation, ~0.3 s here) on a thread of its own, so that a starting process overlaps
+ * it with its own initialisation. Optional: ckpt_connect loads whatever is not loaded.
+ * The caller must call ckpt_preload_join() before it sets signal handlers of its own or
+ * connects: the load may install handlers, and the join puts back every disposition that
+ * differs from the one at this call.
+ * @return 1 started, 0 nothing to load (pmem:, none, or loaded already), or a negative
+ *   errno (the thread could not start; the connect loads it as before).
+ */
+int ckpt_preload_start(const char *target);
+
+/** Wait for a preload to finish (no-op without one), then put the signals back. */
+void ckpt_preload_join(void);
+
 /** Close every region of @p *cp and disconnect; sets *cp to NULL. NULL is a no-op. */
 void ckpt_disconnect(struct ckpt_client **cp);
 

@@ -59,6 +59,16 @@ int ckpt_ofi_authenticate(struct ckpt_client *c, uint8_t *ep, size_t *ep_len)
 			return -EACCES;
 		}
 	}
+	/* ofi_rxm refuses a connection between two buffer sizes (its eager limits differ), and
+	 * the client would only see its first write never complete. */
+	if (m.u.welcome.rxm_buffer != 0 && strstr(oc(c)->prov, "ofi_rxm") != NULL &&
+	    m.u.welcome.rxm_buffer != ckpt_proto_rxm_buffer()) {
+		ckpt_log(CKPT_LOG_ERR, LOG,
+			 "%s: the server's ofi_rxm buffer size is %u, this process's %u: set "
+			 "FI_OFI_RXM_BUFFER_SIZE alike for both (or for neither)",
+			 c->target, m.u.welcome.rxm_buffer, ckpt_proto_rxm_buffer());
+		return -EPROTONOSUPPORT;
+	}
 	memcpy(ep, m.u.welcome.ep, m.u.welcome.ep_len);
 	*ep_len = m.u.welcome.ep_len;
 	return 0;

@@ -339,7 +339,7 @@ static void body(struct cur *c, const struct ckpt_msg *m)
 		}
 		put(c, m->u.welcome.mac, CKPT_PROTO_MAC);
 		put_u32(c, m->u.welcome.ep_len);
-		put_u32(c, 0);
+		put_u32(c, m->u.welcome.rxm_buffer);
 		put(c, m->u.welcome.ep, m->u.welcome.ep_len);
 		break;
 	case CKPT_MSG_CREATE:
@@ -499,7 +499,7 @@ int ckpt_proto_decode(const uint8_t *buf, size_t len, unsigned int accept, struc
 	case CKPT_MSG_WELCOME:
 		get(&c, m->u.welcome.mac, CKPT_PROTO_MAC);
 		m->u.welcome.ep_len = get_u32(&c);
-		get_zero(&c, 4);
+		m->u.welcome.rxm_buffer = get_u32(&c);
 		if (m->u.welcome.ep_len == 0 || m->u.welcome.ep_len > CKPT_PROTO_EP_MAX) {
 			c.bad = true;
 			break;
@@ -830,4 +830,21 @@ int ckpt_proto_shm_addr(const char *name, struct sockaddr_un *sun)
 	memcpy(sun->sun_path + 1, prefix, sizeof(prefix) - 1);
 	memcpy(sun->sun_path + sizeof(prefix), name, n);
 	return (int)(offsetof(struct sockaddr_un, sun_path) + 1 + sizeof(prefix) - 1 + n);
+}
+
+uint32_t ckpt_proto_rxm_buffer(void)
+{
+	const char *v = getenv("FI_OFI_RXM_BUFFER_SIZE");
+	unsigned long n;
+	char *end;
+
+	if (v == NULL || *v == '\0')
+		v = CKPT_OFI_RXM_BUFFER_SIZE;
+	errno = 0;
+	n = strtoul(v, &end, 0);
+	/* libfabric reads it the same way (strtol, base 0); what it would not take is shown
+	 * as 0, which never matches a real size. */
+	if (errno != 0 || *end != '\0' || n > UINT32_MAX)
+		return 0;
+	return (uint32_t)n;
 }

@@ -21,7 +21,7 @@
  *
  * Session: server CHALLENGE {nonce[32]}; client HELLO {tenant[64], nonce[32], mac[32]} with
  * mac = HMAC-SHA256(secret, "hf-ckpt-auth-v1" || server nonce || client nonce || tenant);
- * server WELCOME {mac[32], u32 ep_len, u32 0, ep name} with
+ * server WELCOME {mac[32], u32 ep_len, u32 rxm_buffer, ep name} with
  * mac = HMAC-SHA256(secret, "hf-ckpt-srv-v1" || client nonce || server nonce),
  * or WELCOME with status -EACCES and the connection closed. Then requests and replies.
  *
@@ -61,13 +61,28 @@
 
 #include "holdfast/ckpt.h"
 
-/* 2: region descriptions carry the fencing epoch; TAKE, BIND, WATCH. A peer of another
- * version is refused at its first frame (ckpt_proto_frame_len()), never misread. */
-#define CKPT_PROTO_VERSION    2
+/* 2: region descriptions carry the fencing epoch; TAKE, BIND, WATCH. 3: WELCOME says the
+ * server's ofi_rxm buffer size (it was a zero field). A peer of another version is refused
+ * at its first frame (ckpt_proto_frame_len()), never misread. */
+#define CKPT_PROTO_VERSION    3
 #define CKPT_PROTO_HDR_LEN    16
 #define CKPT_PROTO_NONCE      32
 #define CKPT_PROTO_MAC	      32
 #define CKPT_PROTO_EP_MAX     256 /**< libfabric endpoint names we accept */
+
+/*
+ * ofi_rxm's buffer size (FI_OFI_RXM_BUFFER_SIZE, libfabric's default 16 KiB), which client
+ * and server set alike unless the operator set it: the two ends of a connection must agree
+ * (a client with 4 KiB against a server with 16 KiB never completes a write). The data path
+ * is RMA, which these buffers do not carry; at 16 KiB each endpoint zeroed two pools of
+ * 1024 of them (17 MB each: ~100 ms of a start over tcp, and pages a killed process's
+ * kernel tears down before its sockets close). docs/checkpoint.md, "Start-up time".
+ */
+#define CKPT_OFI_RXM_BUFFER_SIZE "2048"
+
+/** The ofi_rxm buffer size this process's libfabric uses or will use: FI_OFI_RXM_BUFFER_SIZE
+ *  as the operator set it, else CKPT_OFI_RXM_BUFFER_SIZE (what client and server set). */
+uint32_t ckpt_proto_rxm_buffer(void);
 #define CKPT_PROTO_REGION_LEN 208
 #define CKPT_PROTO_INFO_LEN   232
 #define CKPT_PROTO_LIST_MAX   PMU_MAX_REGIONS
@@ -129,6 +144,9 @@ struct ckpt_msg {
 		struct {
 			uint8_t mac[CKPT_PROTO_MAC];
 			uint32_t ep_len;
+			/* The server's ofi_rxm buffer size for this listener (ckpt_proto_rxm_buffer),
+			 * 0 on a listener whose provider has no rxm (shm). */
+			uint32_t rxm_buffer;
 			uint8_t ep[CKPT_PROTO_EP_MAX];
 		} welcome;
 		struct {

@@ -91,10 +91,12 @@ static void test_auth_messages_round_trip(void **state)
 	memset(&in, 0, sizeof(in));
 	in.type = CKPT_MSG_WELCOME;
 	in.u.welcome.ep_len = 17;
+	in.u.welcome.rxm_buffer = 2048;
 	memcpy(in.u.welcome.ep, "\x02\x00\x9c\x40\x7f\x00\x00\x01rest-of-n", 17);
 	memset(in.u.welcome.mac, 7, CKPT_PROTO_MAC);
 	round_trip(&in, &out);
 	assert_int_equal(out.u.welcome.ep_len, 17);
+	assert_int_equal(out.u.welcome.rxm_buffer, 2048);
 	assert_memory_equal(out.u.welcome.ep, in.u.welcome.ep, 17);
 
 	/* A refusal is a WELCOME with a status and nothing else. */

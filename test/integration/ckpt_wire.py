@@ -7,7 +7,7 @@ import os
 import socket
 import struct
 
-VERSION = 2
+VERSION = 3
 CHALLENGE, HELLO, WELCOME = 1, 2, 3
 CREATE, OPEN, CLOSE, DELETE, LIST, STAT, PERSIST, LEASE, PING, TAKE, BIND, WATCH = range(16, 28)
 REPLY = 0x8000
@@ -80,7 +80,7 @@ def server_login(conn, secret, endpoint):
     tenant = body[:NAME_MAX].rstrip(b"\0").decode()
     cli_nonce = body[NAME_MAX:NAME_MAX + 32]
     conn.sendall(frame(WELCOME, server_mac(secret, cli_nonce, srv_nonce) +
-                       struct.pack("<II", len(endpoint), 0) + endpoint))
+                       struct.pack("<II", len(endpoint), 0) + endpoint))  # rxm size: not said
     return tenant
 
 

@@ -3,7 +3,8 @@
 # ckptctl through ckptsrv: the store ckptctl_fill wrote is served over ofi+tcp and ofi+shm
 # on loopback, and ckptctl shows exactly what it shows over pmem: (same regions, records
 # and counts), peeks without consuming the log, refuses a wrong secret and shm without
-# --allow-shm (exit 2 with the reason).
+# --allow-shm (exit 2 with the reason), and a client whose ofi_rxm buffer size is not the
+# server's.
 set -euo pipefail
 BUILD=${BUILD:?BUILD must name the build directory}
 ctl=$BUILD/ckptsrv/ckptctl
@@ -117,5 +118,15 @@ expect_rc 2 "$ctl" --target "$shm" --secret-file "$dir/secret" ls
 grep -q "cannot connect to $shm" <<<"$err" || fail "shm-without-allow message: $err"
 expect_rc 2 "$ctl" --target "$tcp" --secret-file "$dir/secret" --tenant nobody ls
 grep -q "tenant 'nobody'" <<<"$err" || fail "unknown-tenant message: $err"
+
+# Client and server must use one ofi_rxm buffer size: rxm refuses the connection otherwise,
+# and the first write would never complete. The server says its size in the WELCOME, and a
+# client of another size stops at once, saying what to set.
+FI_OFI_RXM_BUFFER_SIZE=16384 expect_rc 2 "$ctl" --target "$tcp" --secret-file "$dir/secret" ls
+grep -q "the server's ofi_rxm buffer size is 2048, this process's 16384" <<<"$err" ||
+  fail "rxm buffer size mismatch message: $err"
+# shm has no rxm: nothing to match.
+FI_OFI_RXM_BUFFER_SIZE=16384 expect_rc 0 "$ctl" --target "$shm" --secret-file "$dir/secret" \
+  --allow-shm ls
 
 echo "ckptctl_remote: all checks passed"
