@@ -99,7 +99,7 @@ static int run_all(struct job *jobs, unsigned int n, const rte_cpuset_t *cpus)
 	int rc = 0;
 
 	for (unsigned int i = 1; i < n; i++) {
-		char name[16];
+		char name[24]; /* at most 15 used: i < FW_MAX_WORKER */
 		pthread_attr_t attr;
 		int err = pthread_attr_init(&attr);
 
