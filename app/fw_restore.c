@@ -4,16 +4,30 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <rte_cycles.h>
+#include <rte_log.h>
+#include <rte_memory.h>
 
 #include "fw_checkpoint.h"
 #include "fw_restore.h"
 
+RTE_LOG_REGISTER_SUFFIX(fw_logtype_restore, restore, INFO)
+#define LOG(level, ...)                                                                            \
+	rte_log(RTE_LOG_##level, fw_logtype_restore, "holdfast.restore: " __VA_ARGS__)
+
+/* How long a move may wait for the target to make the moved connections durable. */
+#define FLUSH_TIMEOUT_NS (10ull * 1000000000ull)
+
 struct job {
 	struct fw_worker *w;
 	struct fw_restore_result *res;
-	uint64_t t0; /* TSC at the start of the whole restore */
+	uint64_t t0;	    /* TSC at the start of the whole restore */
+	unsigned int n;	    /* workers: a connection's owner is fw_conn_owner(key, n) */
+	bool count;	    /* count what this worker does not own (a layout was given) */
+	uint64_t misplaced; /* restored here, owned by another worker now */
+	void (*fn)(struct job *j);
 };
 
 static int restore_rec(const struct ckpt_rec *rec, void *arg)
@@ -23,7 +37,17 @@ static int restore_rec(const struct ckpt_rec *rec, void *arg)
 	return 0;
 }
 
-static void restore_one(struct job *j)
+static int count_misplaced(struct fw_conn *c, void *arg)
+{
+	struct job *j = arg;
+
+	if (fw_conn_owner(&c->key, j->n) != j->w->index)
+		j->misplaced++;
+	return 0;
+}
+
+/* A worker's region into its table; its connections are not finished yet. */
+static void scan_one(struct job *j)
 {
 	struct ckpt_region *r = fw_checkpointer_state(j->w->ckpt);
 	struct fw_slots *slots = fw_checkpointer_slots(j->w->ckpt);
@@ -33,47 +57,49 @@ static void restore_one(struct job *j)
 
 	if (r == NULL) {
 		res->rc = -ENOTCONN;
-		goto out;
+		return;
 	}
 	batch = malloc(sizeof(*batch));
 	if (batch == NULL) {
 		res->rc = -ENOMEM;
-		goto out;
+		return;
 	}
 	fw_restore_batch_init(batch, j->w->table, slots, &res->st);
 	res->rc = ckpt_state_scan(r, CKPT_SCAN_TOMBSTONES, restore_rec, batch, &res->ss);
 	fw_restore_batch_flush(batch);
 	free(batch);
+	if (res->rc == 0 && j->count && j->n > 1)
+		fw_table_walk(j->w->table, count_misplaced, j);
+}
+
+static void finish_one(struct job *j)
+{
+	struct fw_restore_result *res = j->res;
+
 	if (res->rc == 0)
-		fw_restore_finish(j->w->table, slots, &j->w->ctx, fw_worker_now(j->w), &res->st);
-out:
+		fw_restore_finish(j->w->table, fw_checkpointer_slots(j->w->ckpt), &j->w->ctx,
+				  fw_worker_now(j->w), &res->st);
 	res->ns =
 		(uint64_t)((double)(rte_get_tsc_cycles() - j->t0) * 1e9 / (double)rte_get_tsc_hz());
 }
 
-static void *restore_thread(void *arg)
+static void *job_thread(void *arg)
 {
-	restore_one(arg);
+	struct job *j = arg;
+
+	j->fn(j);
 	return NULL;
 }
 
-int fw_restore_workers(struct fw_worker *const *workers, unsigned int n, const rte_cpuset_t *cpus,
-		       struct fw_restore_result *res)
+/* j[i].fn for every worker at once: 0 on this thread, the others on theirs. */
+static int run_all(struct job *jobs, unsigned int n, const rte_cpuset_t *cpus)
 {
-	struct job jobs[FW_MAX_WORKER];
 	pthread_t th[FW_MAX_WORKER];
 	bool started[FW_MAX_WORKER] = {false};
-	const uint64_t t0 = rte_get_tsc_cycles();
 	int rc = 0;
 
-	if (n > FW_MAX_WORKER)
-		return -EINVAL;
-	for (unsigned int i = 0; i < n; i++) {
-		memset(&res[i], 0, sizeof(res[i]));
-		jobs[i] = (struct job){workers[i], &res[i], t0};
-	}
 	for (unsigned int i = 1; i < n; i++) {
-		char name[16];
+		char name[24]; /* at most 15 used: i < FW_MAX_WORKER */
 		pthread_attr_t attr;
 		int err = pthread_attr_init(&attr);
 
@@ -85,7 +111,7 @@ int fw_restore_workers(struct fw_worker *const *workers, unsigned int n, const r
 		if (cpus != NULL)
 			err = pthread_attr_setaffinity_np(&attr, sizeof(cpus[i]), &cpus[i]);
 		if (err == 0)
-			err = pthread_create(&th[i], &attr, restore_thread, &jobs[i]);
+			err = pthread_create(&th[i], &attr, job_thread, &jobs[i]);
 		pthread_attr_destroy(&attr);
 		if (err) {
 			rc = -err;
@@ -95,12 +121,377 @@ int fw_restore_workers(struct fw_worker *const *workers, unsigned int n, const r
 		pthread_setname_np(th[i], name);
 		started[i] = true;
 	}
-	restore_one(&jobs[0]);
+	jobs[0].fn(&jobs[0]);
 	for (unsigned int i = 1; i < n; i++) {
 		if (started[i])
 			pthread_join(th[i], NULL);
 		else
-			restore_one(&jobs[i]);
+			jobs[i].fn(&jobs[i]);
 	}
+	return rc;
+}
+
+/* ---- moving connections to the workers that own them now ---- */
+
+/* An old copy's slot pair, tombstoned once the new copy is durable. */
+struct owed {
+	unsigned int worker;
+	uint32_t pair;
+	uint64_t gen;
+};
+
+struct reshard {
+	struct fw_worker *const *w;
+	unsigned int n;
+	struct fw_restore_moves *mv;
+	struct owed *owed;
+	size_t nowed, cap;
+	bool got[FW_MAX_WORKER]; /* a worker that received connections */
+};
+
+/* Has @p c every slice a restore requires, all of them sound? */
+static bool complete(const struct fw_conn *c)
+{
+	if (c->flags & FW_CONN_F_BAD_SLICE)
+		return false;
+	for (int m = 1; m < FW_MOD_MAX; m++)
+		if (fw_modules[m] != NULL && fw_modules[m]->required &&
+		    fw_modules[m]->proto == c->key.proto && !(c->present & (1u << m)))
+			return false;
+	return true;
+}
+
+/*
+ * Of two copies of one connection, is @p c the one to keep over @p d? Copies made by a
+ * move say the same until one of them loses slices (a write or tombstone cut short):
+ * keep the one with more, and of two alike @p d, the one already where it is.
+ */
+static bool better(const struct fw_conn *c, const struct fw_conn *d)
+{
+	if (!complete(c))
+		return false;
+	if (!complete(d))
+		return true;
+	return c->present != d->present && (c->present & d->present) == d->present;
+}
+
+/* @p c's slot pairs in worker @p src's region go once the new copy is durable. */
+static int owe_later(struct reshard *x, unsigned int src, const struct fw_conn *c)
+{
+	for (int m = 0; m < FW_MOD_MAX; m++) {
+		if (c->slot_pair[m] == UINT32_MAX)
+			continue;
+		if (x->nowed == x->cap) {
+			size_t cap = x->cap ? 2 * x->cap : 1024;
+			struct owed *o = realloc(x->owed, cap * sizeof(*o));
+
+			if (o == NULL)
+				return -ENOMEM;
+			x->owed = o;
+			x->cap = cap;
+		}
+		x->owed[x->nowed++] = (struct owed){src, c->slot_pair[m], c->gen[m]};
+	}
+	return 0;
+}
+
+/* @p d becomes @p c, restored and not finished, every slice to be written anew. */
+static void take_copy(struct fw_conn *d, const struct fw_conn *c)
+{
+	*d = *c;
+	d->flags = c->flags & (FW_CONN_F_RESTORING | FW_CONN_F_BAD_SLICE);
+	d->dirty = c->present;
+	for (int m = 0; m < FW_MOD_MAX; m++) {
+		d->slot_pair[m] = UINT32_MAX;
+		d->gen[m] = 0;
+	}
+}
+
+/*
+ * Connection @p c of table @p t, restored from worker @p src's region (src >= n: a retired
+ * region, deleted as a whole later), goes to its owner @p o.
+ */
+static int move_one(struct reshard *x, struct fw_table *t, unsigned int src, struct fw_conn *c,
+		    unsigned int o)
+{
+	struct fw_table *ot = x->w[o]->table;
+	struct fw_conn *d = fw_table_lookup(ot, &c->key);
+	int rc = 0;
+
+	x->mv->misplaced++;
+	if (d != NULL) {
+		x->mv->duplicates++;
+		if (better(c, d)) {
+			/* d's own pairs (a copy of o's region's) go too; a moved d has none. */
+			rc = owe_later(x, o, d);
+			take_copy(d, c);
+			x->got[o] = true;
+		}
+	} else {
+		d = fw_table_add(ot, &c->key, c->id);
+		if (d == NULL) {
+			/* Left where it is, on the target, for a start with room. */
+			x->mv->no_room++;
+			fw_table_del(t, c);
+			return 0;
+		}
+		take_copy(d, c);
+		x->mv->moved++;
+		x->got[o] = true;
+	}
+	if (rc == 0 && src < x->n)
+		rc = owe_later(x, src, c);
+	fw_table_del(t, c);
+	return rc;
+}
+
+struct walk {
+	struct reshard *x;
+	struct fw_table *t;
+	unsigned int src;
+	int rc;
+};
+
+static int move_misplaced(struct fw_conn *c, void *arg)
+{
+	struct walk *wk = arg;
+	const unsigned int o = fw_conn_owner(&c->key, wk->x->n);
+
+	if (o != wk->src)
+		wk->rc = move_one(wk->x, wk->t, wk->src, c, o);
+	return wk->rc;
+}
+
+static int count_rec(const struct ckpt_rec *rec, void *arg)
+{
+	(void)rec;
+	++*(uint64_t *)arg;
+	return 0;
+}
+
+/* Retired region @p r (worker @p src >= n): every connection into its owner's table. */
+static int drain_retired(struct reshard *x, const struct fw_ckpt_layout *layout,
+			 struct ckpt_region *r, unsigned int src)
+{
+	/* Its pairs are claimed as a restore does, and forgotten: the region goes whole. */
+	struct fw_slots *slots = fw_slots_create(0, (uint32_t)layout->pairs);
+	struct fw_restore_batch *batch = malloc(sizeof(*batch));
+	struct fw_table *t = NULL;
+	uint64_t records = 0;
+	char name[32];
+	int rc = -ENOMEM;
+
+	if (slots == NULL || batch == NULL)
+		goto out;
+	/* A table of its own, as big as the region's records say (a connection has one or more). */
+	rc = ckpt_state_scan(r, 0, count_rec, &records, NULL);
+	if (rc)
+		goto out;
+	snprintf(name, sizeof(name), "fw_retired_%u", src);
+	t = fw_table_create(name, (uint32_t)records + 64, 0, SOCKET_ID_ANY);
+	if (t == NULL) {
+		rc = -errno;
+		goto out;
+	}
+	fw_restore_batch_init(batch, t, slots, &x->mv->st);
+	rc = ckpt_state_scan(r, 0, restore_rec, batch, NULL);
+	fw_restore_batch_flush(batch);
+	if (rc == 0) {
+		struct walk wk = {x, t, src, 0};
+
+		fw_table_walk(t, move_misplaced, &wk);
+		rc = wk.rc;
+	}
+out:
+	fw_table_free(&t);
+	free(batch);
+	fw_slots_free(&slots);
+	return rc;
+}
+
+/*
+ * Every connection into the table of the worker that owns it now: those of live workers'
+ * regions found elsewhere (@p misplaced of them), and those of retired regions, which are
+ * marked in @p retired.
+ */
+static int reshard_move(struct reshard *x, const struct fw_ckpt_layout *layout, uint64_t misplaced,
+			bool *retired)
+{
+	struct ckpt_client *cl = fw_checkpointer_client(x->w[0]->ckpt);
+	int rc = 0;
+
+	if (cl == NULL)
+		return 0; /* the target is away: nothing was restored either */
+	for (unsigned int src = x->n; src < FW_MAX_WORKER; src++) {
+		struct ckpt_region *r;
+		char name[PMU_NAME_MAX];
+		int err;
+
+		fw_ckpt_layout_state(layout, src, name, NULL);
+		err = ckpt_region_open(cl, name, &r);
+		if (err == -ENOENT)
+			continue; /* not every one: a delete cut short leaves gaps */
+		if (err == 0) {
+			err = drain_retired(x, layout, r, src);
+			ckpt_region_close(&r);
+		}
+		if (err) {
+			LOG(ERR, "region %s of a run with more workers: %s; kept\n", name,
+			    strerror(-err));
+			rc = err;
+			continue;
+		}
+		retired[src] = true;
+		x->mv->retired++;
+	}
+	for (unsigned int src = 0; misplaced && src < x->n; src++) {
+		struct walk wk = {x, x->w[src]->table, src, 0};
+
+		fw_table_walk(wk.t, move_misplaced, &wk);
+		if (wk.rc)
+			return wk.rc;
+	}
+	return rc;
+}
+
+static int queue_dirty(struct fw_conn *c, void *arg)
+{
+	struct fw_worker *w = arg;
+
+	if (c->dirty)
+		fw_ckpt_queue_push(w->ckq != NULL ? w->ckq : fw_checkpointer_queue(w->ckpt), c,
+				   fw_worker_now(w));
+	return 0;
+}
+
+/* What worker @p w's checkpointer holds, written and synced (I/O inline, as at a start). */
+static int flush_durable(struct fw_worker *w)
+{
+	struct fw_checkpointer *k = w->ckpt;
+	const uint64_t t0 = fw_worker_now(w);
+	int rc;
+
+	for (;;) {
+		const uint64_t now = fw_worker_now(w);
+
+		fw_checkpointer_queue(k)->now = true;
+		if (fw_checkpointer_tick(k, now) == -ESTALE)
+			return -ESTALE;
+		if (fw_checkpointer_state(k) != NULL && fw_checkpointer_lag(k) == 0)
+			break;
+		if (now - t0 > FLUSH_TIMEOUT_NS)
+			return -ETIMEDOUT;
+		usleep(100);
+	}
+	rc = ckpt_sync(fw_checkpointer_state(k));
+	if (rc == 0 && fw_checkpointer_log(k) != NULL)
+		rc = ckpt_sync(fw_checkpointer_log(k));
+	return rc;
+}
+
+/* The moved connections durable in their owners' regions, then the old copies gone. */
+static int reshard_settle(struct reshard *x, const struct fw_ckpt_layout *layout,
+			  const bool *retired)
+{
+	struct ckpt_client *cl = fw_checkpointer_client(x->w[0]->ckpt);
+	bool owes[FW_MAX_WORKER] = {false};
+	int rc = 0;
+
+	for (unsigned int o = 0; o < x->n; o++) {
+		if (!x->got[o])
+			continue;
+		fw_table_walk(x->w[o]->table, queue_dirty, x->w[o]);
+		rc = flush_durable(x->w[o]);
+		if (rc) {
+			LOG(ERR,
+			    "worker %u: moved connections not durable (%s): their old copies "
+			    "are kept\n",
+			    o, strerror(-rc));
+			return rc;
+		}
+	}
+	for (size_t i = 0; i < x->nowed; i++) {
+		const struct owed *ow = &x->owed[i];
+
+		/* Above the copy's generation: the tombstone outranks it. */
+		fw_slots_owe(fw_checkpointer_slots(x->w[ow->worker]->ckpt), ow->pair, ow->gen + 1);
+		owes[ow->worker] = true;
+	}
+	for (unsigned int s = 0; s < x->n; s++) {
+		int err = owes[s] ? flush_durable(x->w[s]) : 0;
+
+		if (err) {
+			LOG(ERR, "worker %u: old copies not tombstoned (%s)\n", s, strerror(-err));
+			rc = err;
+		}
+	}
+	if (rc == 0)
+		x->mv->tombstoned = x->nowed;
+	for (unsigned int src = x->n; cl != NULL && src < FW_MAX_WORKER; src++) {
+		char name[PMU_NAME_MAX];
+		int err;
+
+		if (!retired[src])
+			continue;
+		/* The log first: a state region left behind is found and drained again. */
+		fw_ckpt_layout_log(layout, src, name, NULL);
+		err = ckpt_region_delete(cl, name);
+		if (err == 0 || err == -ENOENT) {
+			fw_ckpt_layout_state(layout, src, name, NULL);
+			err = ckpt_region_delete(cl, name);
+		}
+		if (err && err != -ENOENT) {
+			LOG(WARNING,
+			    "region %s: not deleted (%s): drained again at the next start\n", name,
+			    strerror(-err));
+			continue;
+		}
+		x->mv->deleted++;
+	}
+	return rc;
+}
+
+int fw_restore_workers(struct fw_worker *const *workers, unsigned int n, const rte_cpuset_t *cpus,
+		       const struct fw_ckpt_layout *layout, struct fw_restore_result *res,
+		       struct fw_restore_moves *mv)
+{
+	struct job jobs[FW_MAX_WORKER];
+	struct reshard x = {.w = workers, .n = n, .mv = mv};
+	bool retired[FW_MAX_WORKER] = {false};
+	const uint64_t t0 = rte_get_tsc_cycles();
+	uint64_t misplaced = 0;
+	int rc, err;
+
+	if (n == 0 || n > FW_MAX_WORKER)
+		return -EINVAL;
+	if (mv != NULL)
+		memset(mv, 0, sizeof(*mv));
+	for (unsigned int i = 0; i < n; i++) {
+		memset(&res[i], 0, sizeof(res[i]));
+		jobs[i] = (struct job){workers[i], &res[i], t0, n, layout != NULL, 0, scan_one};
+	}
+	rc = run_all(jobs, n, cpus);
+	for (unsigned int i = 0; i < n; i++) {
+		misplaced += jobs[i].misplaced;
+		jobs[i].fn = finish_one;
+	}
+	/* Only if every region was read: a move must know every copy there is. */
+	for (unsigned int i = 0; i < n; i++)
+		if (res[i].rc != 0)
+			layout = NULL;
+	if (layout != NULL && mv != NULL) {
+		err = reshard_move(&x, layout, misplaced, retired);
+		if (err)
+			mv->rc = err;
+	}
+	err = run_all(jobs, n, cpus);
+	if (rc == 0)
+		rc = err;
+	if (layout != NULL && mv != NULL && (x.nowed || mv->moved || mv->retired)) {
+		err = reshard_settle(&x, layout, retired);
+		if (err && mv->rc == 0)
+			mv->rc = err;
+	}
+	free(x.owed);
 	return rc;
 }

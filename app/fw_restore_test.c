@@ -1689,7 +1689,7 @@ static void test_workers_restored_in_parallel_as_one_after_another(void **state)
 	pair_up(b, k, &cc, 42);
 	for (unsigned int i = 0; i < 2; i++) {
 		w[i] = &b[i].w;
-		assert_int_equal(fw_restore_workers(&w[i], 1, NULL, &rs[i]), 0);
+		assert_int_equal(fw_restore_workers(&w[i], 1, NULL, NULL, &rs[i], NULL), 0);
 		assert_int_equal(rs[i].rc, 0);
 		image_of(b[i].w.table, &serial[i]);
 	}
@@ -1699,7 +1699,7 @@ static void test_workers_restored_in_parallel_as_one_after_another(void **state)
 	pair_up(b, k, &cc, 44);
 	w[0] = &b[0].w;
 	w[1] = &b[1].w;
-	assert_int_equal(fw_restore_workers(w, 2, NULL, rp), 0);
+	assert_int_equal(fw_restore_workers(w, 2, NULL, NULL, rp, NULL), 0);
 	for (unsigned int i = 0; i < 2; i++) {
 		assert_int_equal(rp[i].rc, 0);
 		assert_memory_equal(&rp[i].st, &rs[i].st, sizeof(rp[i].st));
@@ -1720,6 +1720,327 @@ static void test_workers_restored_in_parallel_as_one_after_another(void **state)
 		}
 	}
 	pair_down(b, k);
+	store_remove(files);
+}
+
+/* ---- a restart with another number of workers (fw_restore_workers with a layout) ---- */
+
+#define RSH_TCP 120
+#define RSH_UDP 40
+
+/* The owner among @p n of the test frames' connection from inside port @p sport. */
+static unsigned int owner_of(uint8_t proto, uint16_t sport, uint16_t dport, unsigned int n)
+{
+	struct fw_key key;
+
+	fw_key_make(&key, 4, proto, fw_test_addr4[0], fw_test_addr4[1], htons(sport), htons(dport));
+	return fw_conn_owner(&key, n);
+}
+
+/* @p n boxes as workers 0 .. n-1 of layout @p cc (cc->nworkers = @p n), each with its
+ * checkpointer, indexes from @p index. */
+static void workers_up(struct box *b, struct fw_checkpointer **k, struct fw_ckpt_layout *cc,
+		       unsigned int n, unsigned int index)
+{
+	cc->nworkers = n;
+	for (unsigned int i = 0; i < n; i++) {
+		box_up(&b[i], index + i);
+		k[i] = fw_checkpointer_create(cc, i, b[i].w.table, 1024, 0, 0);
+		assert_non_null(k[i]);
+		assert_non_null(fw_checkpointer_state(k[i]));
+		fw_worker_set_checkpointer(&b[i].w, k[i]);
+	}
+}
+
+static void workers_down(struct box *b, struct fw_checkpointer **k, unsigned int n)
+{
+	for (unsigned int i = 0; i < n; i++)
+		ckpt_box_down(&b[i], &k[i]);
+}
+
+struct owned {
+	unsigned int worker, n, wrong;
+	uint32_t ftp; /* connections with an FTP slice */
+};
+
+static int check_owner(struct fw_conn *c, void *arg)
+{
+	struct owned *o = arg;
+
+	if (fw_conn_owner(&c->key, o->n) != o->worker)
+		o->wrong++;
+	if (c->present & (1u << FW_MOD_FTP))
+		o->ftp++;
+	return 0;
+}
+
+/*
+ * A start with @p n workers on layout @p cc: restored with the moves; every connection in
+ * the table of its owner among @p n, every one of them once, @p want in all (the FTP
+ * control connection's expectation with it). Left up in @p b, @p k.
+ */
+static void reshard_start(struct box *b, struct fw_checkpointer **k, struct fw_ckpt_layout *cc,
+			  unsigned int n, unsigned int index, uint32_t want,
+			  struct fw_restore_moves *mv)
+{
+	struct fw_restore_result res[2];
+	struct fw_worker *w[2];
+	uint64_t conns = 0;
+	uint32_t total = 0, expects = 0, ftp = 0;
+
+	workers_up(b, k, cc, n, index);
+	for (unsigned int i = 0; i < n; i++)
+		w[i] = &b[i].w;
+	assert_int_equal(fw_restore_workers(w, n, NULL, cc, res, mv), 0);
+	assert_int_equal(mv->rc, 0);
+	for (unsigned int i = 0; i < n; i++) {
+		struct owned o = {i, n, 0, 0};
+
+		assert_int_equal(res[i].rc, 0);
+		assert_true(res[i].st.conflicts == 0 && res[i].st.dropped_missing == 0);
+		fw_table_walk(b[i].w.table, check_owner, &o);
+		assert_int_equal(o.wrong, 0);
+		conns += res[i].st.conns;
+		total += fw_table_count(b[i].w.table);
+		expects += fw_table_expect_count(b[i].w.table);
+		ftp += o.ftp;
+	}
+	assert_int_equal(conns, want);
+	assert_int_equal(total, want);
+	assert_int_equal(ftp, 1);
+	assert_int_equal(expects, 1);
+}
+
+struct copy {
+	struct ckpt_region *r;
+	unsigned int n;
+};
+
+static int copy_rec(const struct ckpt_rec *rec, void *arg)
+{
+	struct copy *x = arg;
+	uint64_t ticket;
+
+	assert_int_equal(ckpt_slot_write(x->r, rec, false, &ticket), 0);
+	x->n++;
+	return 0;
+}
+
+/* Every record of worker @p worker's region of @p from written into @p to (region made as
+ * @p cc makes it): what a kill -9 leaves when it cuts a move short, put together by hand. */
+static void copy_region(const char *from, const char *to, const struct fw_ckpt_layout *cc,
+			unsigned int worker)
+{
+	struct ckpt_client_opts o = {.tenant = "holdfast"};
+	struct ckpt_client *a = ckpt_connect(from, &o), *b = ckpt_connect(to, &o);
+	struct pmu_region_params p;
+	struct ckpt_region *ra, *rb;
+	char name[PMU_NAME_MAX];
+	struct copy x;
+
+	assert_non_null(a);
+	assert_non_null(b);
+	fw_ckpt_layout_state(cc, worker, name, &p);
+	assert_int_equal(ckpt_region_open(a, name, &ra), 0);
+	assert_int_equal(ckpt_region_create(b, &p, &rb), 0);
+	x = (struct copy){rb, 0};
+	assert_int_equal(ckpt_state_scan(ra, 0, copy_rec, &x, NULL), 0);
+	assert_true(x.n > 0);
+	assert_int_equal(ckpt_sync(rb), 0);
+	ckpt_region_close(&ra);
+	ckpt_region_close(&rb);
+	ckpt_disconnect(&a);
+	ckpt_disconnect(&b);
+}
+
+struct find_mod {
+	uint8_t module;
+	uint32_t pair;
+	uint64_t gen;
+};
+
+static int find_mod(const struct ckpt_rec *rec, void *arg)
+{
+	struct find_mod *f = arg;
+
+	if (rec->module_id == f->module) {
+		f->pair = rec->slot_pair;
+		f->gen = rec->generation;
+	}
+	return 0;
+}
+
+/* The slice of module @p m in worker @p worker's region of @p cc (one there is) gone. */
+static void tombstone_module(const struct fw_ckpt_layout *cc, unsigned int worker,
+			     enum fw_module_id m)
+{
+	struct ckpt_client_opts o = {.tenant = "holdfast"};
+	struct ckpt_client *cl = ckpt_connect(cc->target, &o);
+	struct find_mod f = {(uint8_t)m, UINT32_MAX, 0};
+	char name[PMU_NAME_MAX];
+	struct ckpt_region *r;
+	struct ckpt_rec rec;
+	uint64_t ticket;
+
+	assert_non_null(cl);
+	fw_ckpt_layout_state(cc, worker, name, NULL);
+	assert_int_equal(ckpt_region_open(cl, name, &r), 0);
+	assert_int_equal(ckpt_state_scan(r, 0, find_mod, &f, NULL), 0);
+	assert_int_not_equal(f.pair, UINT32_MAX);
+	fw_ckpt_pair_tombstone(f.pair, f.gen + 1, &rec);
+	assert_int_equal(ckpt_slot_write(r, &rec, false, &ticket), 0);
+	assert_int_equal(ckpt_sync(r), 0);
+	ckpt_region_close(&r);
+	ckpt_disconnect(&cl);
+}
+
+static void copy_file(const char *from, const char *to)
+{
+	char buf[1 << 16];
+	FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
+	size_t n;
+
+	assert_non_null(a);
+	assert_non_null(b);
+	while ((n = fread(buf, 1, sizeof(buf), a)) > 0)
+		assert_int_equal(fwrite(buf, 1, n, b), n);
+	fclose(a);
+	assert_int_equal(fclose(b), 0);
+}
+
+static bool region_exists(const char *target, const char *name)
+{
+	struct ckpt_client_opts o = {.tenant = "holdfast"};
+	struct ckpt_client *cl = ckpt_connect(target, &o);
+	struct ckpt_region_info info;
+	int rc;
+
+	assert_non_null(cl);
+	rc = ckpt_region_stat(cl, name, &info);
+	ckpt_disconnect(&cl);
+	return rc == 0;
+}
+
+/*
+ * Issue 16: connections checkpointed by two workers, each in its owner's region; a restart
+ * with one worker restores every one into worker 0, writes them into its region and
+ * deletes the second worker's regions; a restart with two again puts each back into its
+ * owner's region, tombstoning its old copy; and a start after either finds each connection
+ * exactly once, with nothing to move. A kill -9 between writing the new copies and
+ * removing the old ones (put together from snapshots of the store) leaves two copies,
+ * which the next start keeps once.
+ */
+static void test_restart_with_another_number_of_workers_moves_each_connection_once(void **state)
+{
+	char target[256], files[3][64], snap[2][80], snap_target[2][192], crash[2][192];
+	struct fw_ckpt_layout cc = {
+		.region = "rsh",
+		.store_size = 64u << 20,
+		.pairs = PAIRS,
+		.slot_size = 128,
+		.log_size = 256u << 10,
+		.tenant = "holdfast",
+	};
+	struct fw_checkpointer *k[2];
+	struct fw_restore_moves mv;
+	struct box b[2];
+	uint32_t in1 = 0, want;
+	uint16_t cport = 1001;
+	uint64_t now;
+
+	(void)state;
+	store_name(target, sizeof(target), false, files);
+	cc.target = target;
+	for (int i = 0; i < 2; i++) {
+		snprintf(snap[i], sizeof(snap[i]), "%s.snap%d", files[0], i);
+		snprintf(snap_target[i], sizeof(snap_target[i]), "pmem:%s", snap[i]);
+		snprintf(crash[i], sizeof(crash[i]), "pmem:%s.crash%d", files[0], i);
+	}
+	/* Two workers, each connection opened by its owner (as the hand-off makes it). */
+	workers_up(b, k, &cc, 2, 60);
+	now = fw_worker_now(&b[0].w);
+	for (uint16_t i = 0; i < RSH_TCP; i++) {
+		struct box *o = &b[owner_of(6, (uint16_t)(2000 + i), 80, 2)];
+
+		assert_int_equal(
+			pkt(o, 6, (uint16_t)(2000 + i), 80, false, 0x02, 100, 0, NULL, now),
+			FW_PASS);
+		assert_int_equal(
+			pkt(o, 6, (uint16_t)(2000 + i), 80, true, 0x12, 900, 101, NULL, now),
+			FW_PASS);
+	}
+	for (uint16_t i = 0; i < RSH_UDP; i++)
+		assert_int_equal(pkt(&b[owner_of(17, (uint16_t)(3000 + i), 53, 2)], 17,
+				     (uint16_t)(3000 + i), 53, false, 0, 0, 0, "q", now),
+				 FW_PASS);
+	/* The FTP control connection on worker 1: it moves in both directions. */
+	while (owner_of(6, cport, 21, 2) != 1)
+		cport++;
+	ftp_control(&b[1], cport, port_line(4), false, now);
+	want = RSH_TCP + RSH_UDP + 1;
+	for (unsigned int i = 0; i < 2; i++)
+		drain(k[i], now);
+	in1 = fw_table_count(b[1].w.table);
+	assert_true(in1 > 0 && fw_table_count(b[0].w.table) > 0);
+	workers_down(b, k, 2);
+	copy_file(files[0], snap[0]); /* the store as two workers left it */
+
+	/* 2 -> 1: region 1 drained into worker 0 and deleted. */
+	reshard_start(b, k, &cc, 1, 62, want, &mv);
+	assert_true(mv.retired == 1 && mv.deleted == 1 && mv.moved == in1 && mv.misplaced == in1 &&
+		    mv.duplicates == 0 && mv.no_room == 0);
+	workers_down(b, k, 1);
+	cc.nworkers = 2;
+	assert_false(region_exists(target, "rsh.1"));
+	assert_false(region_exists(target, "rsh.1.log"));
+	/* and once more with one: each connection once in region 0, nothing to move */
+	reshard_start(b, k, &cc, 1, 63, want, &mv);
+	assert_true(mv.misplaced == 0 && mv.retired == 0 && mv.moved == 0);
+	workers_down(b, k, 1);
+	copy_file(files[0], snap[1]); /* the store as one worker left it */
+
+	/* 1 -> 2: worker 1's connections out of region 0 into region 1, old copies tombstoned. */
+	reshard_start(b, k, &cc, 2, 64, want, &mv);
+	assert_true(mv.moved == in1 && mv.misplaced == in1 && mv.duplicates == 0 &&
+		    mv.retired == 0 && mv.tombstoned >= in1);
+	workers_down(b, k, 2);
+	reshard_start(b, k, &cc, 2, 66, want, &mv);
+	assert_true(mv.misplaced == 0 && mv.moved == 0 && mv.tombstoned == 0);
+	workers_down(b, k, 2);
+
+	/* Killed in 2 -> 1 while worker 0's region took the moved copies, the FTP slice of the
+	 * control connection not written yet: the store one worker left, that slice
+	 * tombstoned, with region 1 as two workers left it. The copy with every slice wins. */
+	copy_file(snap[1], crash[0] + 5);
+	copy_region(snap_target[0], crash[0], &cc, 1);
+	cc.target = crash[0];
+	tombstone_module(&cc, 0, FW_MOD_FTP);
+	reshard_start(b, k, &cc, 1, 68, want, &mv);
+	assert_true(mv.retired == 1 && mv.deleted == 1 && mv.duplicates == in1 && mv.moved == 0 &&
+		    mv.tombstoned == 1);
+	workers_down(b, k, 1);
+	reshard_start(b, k, &cc, 1, 69, want, &mv);
+	assert_true(mv.misplaced == 0 && mv.retired == 0);
+	workers_down(b, k, 1);
+
+	/* Killed in 1 -> 2 once region 1 held the moved copies, before their old copies in
+	 * region 0 were tombstoned: the store one worker left, with region 1 as the move made
+	 * it. */
+	copy_file(snap[1], crash[1] + 5);
+	cc.target = target;
+	copy_region(target, crash[1], &cc, 1);
+	cc.target = crash[1];
+	reshard_start(b, k, &cc, 2, 70, want, &mv);
+	assert_true(mv.duplicates == in1 && mv.moved == 0 && mv.tombstoned >= in1);
+	workers_down(b, k, 2);
+	reshard_start(b, k, &cc, 2, 72, want, &mv);
+	assert_true(mv.misplaced == 0 && mv.moved == 0);
+	workers_down(b, k, 2);
+
+	for (int i = 0; i < 2; i++) {
+		unlink(snap[i]);
+		unlink(crash[i] + 5);
+	}
 	store_remove(files);
 }
 
@@ -1776,6 +2097,8 @@ int main(void)
 		cmocka_unit_test(test_closed_connections_stay_closed_standby),
 		cmocka_unit_test(test_restore_tombstones_what_it_drops),
 		cmocka_unit_test(test_workers_restored_in_parallel_as_one_after_another),
+		cmocka_unit_test(
+			test_restart_with_another_number_of_workers_moves_each_connection_once),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

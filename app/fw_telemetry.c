@@ -39,6 +39,8 @@ static void counters_dict(struct rte_tel_data *d, const struct fw_counters *t)
 	rte_tel_data_add_dict_u64(d, "icmp6_pass", t->icmp6_pass);
 	rte_tel_data_add_dict_u64(d, "conn_new", t->conn_new);
 	rte_tel_data_add_dict_u64(d, "conn_related", t->conn_related);
+	rte_tel_data_add_dict_u64(d, "related_cross", t->related_cross);
+	rte_tel_data_add_dict_u64(d, "expect_used_elsewhere", t->expect_used_elsewhere);
 	rte_tel_data_add_dict_u64(d, "conn_expired", t->conn_expired);
 	rte_tel_data_add_dict_u64(d, "expect_expired", t->expect_expired);
 	rte_tel_data_add_dict_u64(d, "reject_sent", t->reject_sent);
@@ -160,6 +162,8 @@ static int conns_cmd(const char *cmd, const char *params, struct rte_tel_data *d
 		total += c;
 		cap += fw_table_capacity(tel.w[i].table);
 		expect += fw_table_expect_count(tel.w[i].table);
+		if (tel.w[i].sh->board != NULL)
+			expect += fw_board_count(tel.w[i].sh->board, i);
 	}
 	rte_tel_data_add_dict_u64(d, "total", total);
 	rte_tel_data_add_dict_u64(d, "capacity", cap);

@@ -31,6 +31,8 @@ static int expect_add(struct fw_ctx *ctx, struct fw_conn *master, const struct f
 {
 	struct fw_worker *w = ctx->core;
 
+	if (w->sh->board != NULL)
+		return fw_board_add(w->sh->board, w->index, master, e);
 	return fw_table_expect_add(w->table, e, master);
 }
 
@@ -44,6 +46,25 @@ static void expect_gone(struct fw_worker *w, struct fw_conn *master, const struc
 {
 	if ((master->present & (1u << FW_MOD_FTP)) && fw_ftp_expect_gone(master, e) && w->ckq)
 		fw_ckpt_queue_push(w->ckq, master, now);
+}
+
+/* Worker @p by used @p master's expectation @p e (fw_board_settle): its slice forgets it. */
+static void expect_used(struct fw_conn *master, const struct fw_expect *e, unsigned int by,
+			void *arg)
+{
+	struct fw_worker *w = arg;
+
+	if (by != w->index)
+		w->cnt.expect_used_elsewhere++;
+	expect_gone(w, master, e, fw_worker_now(w));
+}
+
+/* @p c leaves the table, and what it expects leaves the board with it. */
+static void conn_del(struct fw_worker *w, struct fw_conn *c)
+{
+	if (w->sh->board != NULL && (c->flags & FW_CONN_F_EXPECTING))
+		fw_board_withdraw(w->sh->board, w->index, c);
+	fw_table_del(w->table, c);
 }
 
 /*
@@ -82,6 +103,14 @@ int fw_worker_init(struct fw_worker *w, struct fw_shared *sh, unsigned int index
 	for (int m = 1; m < FW_MOD_MAX; m++)
 		w->ctx.conf[m] = fw_modconf_get(&sh->conf->modconf, (enum fw_module_id)m);
 	wall_sync(w, 0);
+	if (sh->nworkers > 1 && index == 0 && sh->board == NULL) {
+		/* Room for each worker's table's worth of expectations. */
+		sh->board = fw_board_create(4096 * sh->nworkers);
+		if (sh->board == NULL) {
+			fw_table_free(&w->table);
+			return -errno;
+		}
+	}
 	if (sh->nworkers > 1) {
 		snprintf(name, sizeof(name), "fw_inbox_%u", index);
 		/* Any worker hands frames in; only this one takes them out. */
@@ -107,6 +136,8 @@ void fw_worker_release(struct fw_worker *w)
 		rte_ring_free(w->inbox);
 		w->inbox = NULL;
 	}
+	if (w->index == 0)
+		fw_board_free(&w->sh->board);
 	fw_table_free(&w->table);
 }
 
@@ -330,14 +361,20 @@ static enum fw_verdict decide(struct fw_worker *w, struct pkt_state *st, struct 
 		c = fw_table_lookup(w->table, &st->key);
 	if (c == NULL) {
 		struct fw_conn *master = NULL;
+		unsigned int owner = 0;
 		bool related;
 
 		/* Only a packet that may open a connection uses up an expectation. */
 		if (ps->proto == IPPROTO_TCP && !fw_tcp_may_open(&pkt))
 			return drop(w, FW_DROP_NO_CONN);
-		related =
-			fw_table_expect_take(w->table, ps->family, ps->proto, ps->saddr, ps->sport,
-					     ps->daddr, ps->dport, now_ns, &exp, &master);
+		if (w->sh->board != NULL)
+			related = fw_board_take(w->sh->board, w->index, ps->family, ps->proto,
+						ps->saddr, ps->sport, ps->daddr, ps->dport, now_ns,
+						&exp, &owner);
+		else
+			related = fw_table_expect_take(w->table, ps->family, ps->proto, ps->saddr,
+						       ps->sport, ps->daddr, ps->dport, now_ns,
+						       &exp, &master);
 		if (!related) {
 			enum fw_action a = rules_decide(w, st->zone, ps);
 
@@ -348,7 +385,9 @@ static enum fw_verdict decide(struct fw_worker *w, struct pkt_state *st, struct 
 		}
 		c = open_conn(w, &st->key, st->side);
 		if (c == NULL) {
-			if (related) /* still unused: it stays */
+			if (related && w->sh->board != NULL) /* still unused: it stays */
+				fw_board_untake(w->sh->board, owner, &exp);
+			else if (related)
 				fw_table_expect_add(w->table, &exp, master);
 			return drop(w, FW_DROP_TABLE_FULL);
 		}
@@ -356,14 +395,19 @@ static enum fw_verdict decide(struct fw_worker *w, struct pkt_state *st, struct 
 		w->cnt.conn_new++;
 		if (related) {
 			w->cnt.conn_related++;
-			expect_gone(w, master, &exp, now_ns);
+			if (w->sh->board == NULL)
+				expect_gone(w, master, &exp, now_ns);
+			else if (owner != w->index)
+				w->cnt.related_cross++;
+			else /* ours: its master forgets it now, as with one worker */
+				fw_board_settle(w->sh->board, w->index, expect_used, w);
 		}
 	}
 	pkt.dir = (uint8_t)fw_conn_dir(c, st->side);
 	c->last_ns = now_ns;
 	v = dispatch(w, ps->proto, c, &pkt, is_new, &why);
 	if (v == FW_DROP && is_new) {
-		fw_table_del(w->table, c);
+		conn_del(w, c);
 		return drop(w, why);
 	}
 	if (c->dirty && w->ckq)
@@ -420,10 +464,11 @@ static void expire(struct fw_table *t, struct fw_conn *c, void *arg)
 {
 	struct fw_worker *w = arg;
 
+	(void)t;
 	w->cnt.conn_expired++;
 	if (w->ckpt)
 		fw_checkpointer_forget(w->ckpt, c);
-	fw_table_del(t, c);
+	conn_del(w, c);
 }
 
 struct expect_expiry {
@@ -441,12 +486,26 @@ static void expect_expired(struct fw_table *t, const struct fw_expect *e, struct
 	expect_gone(x->w, master, e, x->now);
 }
 
+/* An expectation of the board's that ran out unused. */
+static void board_expired(struct fw_conn *master, const struct fw_expect *e, unsigned int by,
+			  void *arg)
+{
+	const struct expect_expiry *x = arg;
+
+	(void)by;
+	x->w->cnt.expect_expired++;
+	expect_gone(x->w, master, e, x->now);
+}
+
 void fw_worker_housekeep(struct fw_worker *w, uint64_t now)
 {
 	struct expect_expiry x = {w, now};
 
 	fw_table_sweep(w->table, now, SWEEP_BUDGET, expire, w);
-	fw_table_expect_expire(w->table, now, expect_expired, &x);
+	if (w->sh->board != NULL)
+		fw_board_expire(w->sh->board, w->index, now, board_expired, &x);
+	else
+		fw_table_expect_expire(w->table, now, expect_expired, &x);
 	if (now - w->wall_synced_ns > WALL_SYNC_NS)
 		wall_sync(w, now);
 }
@@ -674,9 +733,16 @@ unsigned int fw_worker_poll(struct fw_worker *w, uint64_t now)
 	const bool barred = (now >= until && until != 0) || sh->fenced;
 	const bool multi = w->inbox != NULL;
 
-	/* First what others handed here: it arrived before what the ports hold now. */
-	if (multi)
+	/*
+	 * First what others did with our expectations (their masters forget them before our
+	 * next packet of theirs), then what others handed here: it arrived before what the
+	 * ports hold now.
+	 */
+	if (multi) {
+		if (sh->board != NULL)
+			fw_board_settle(sh->board, w->index, expect_used, w);
 		total += drain_inbox(w, now, barred);
+	}
 	for (unsigned int i = 0; i < sh->nports; i++) {
 		const uint16_t port = sh->port_list[i];
 		const struct fw_port_map *pm = &sh->ports[port];

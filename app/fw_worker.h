@@ -23,6 +23,7 @@
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 
+#include "fw_board.h"
 #include "fw_checkpoint.h"
 #include "fw_config.h"
 #include "fw_live.h"
@@ -80,6 +81,11 @@ struct fw_counters {
 	 * full inbox drops the frame (drop[FW_DROP_HANDOFF_FULL]). */
 	uint64_t handoff_out;
 	uint64_t handoff_in;
+	/* Several workers: connections admitted by an expectation another worker's control
+	 * connection made (counted here, and in conn_related), and this worker's expectations
+	 * that another worker used (its masters told: fw_board_settle). */
+	uint64_t related_cross;
+	uint64_t expect_used_elsewhere;
 };
 
 struct fw_port_map {
@@ -105,6 +111,9 @@ struct fw_shared {
 	unsigned int nports;
 	unsigned int nworkers;		       /* 0 or 1: one worker, no hand-offs */
 	struct rte_ring *inbox[FW_MAX_WORKER]; /* each worker's, when there are several */
+	/* Several workers: every worker's expectations, seen by all (fw_board.h); created by
+	 * worker 0's init and freed by its release. NULL: one worker, they stay in its table. */
+	struct fw_board *board;
 	struct fw_id_secret secret;
 	uint64_t tsc_hz;
 	volatile bool quit;
@@ -145,11 +154,12 @@ struct fw_worker {
 
 /**
  * Create a worker's table and context, and, when @p sh->nworkers is over 1, its inbox
- * (sh->inbox[@p index]). @return 0 or -errno.
+ * (sh->inbox[@p index]) and, for worker 0, the expectations' board (sh->board).
+ * @return 0 or -errno.
  */
 int fw_worker_init(struct fw_worker *w, struct fw_shared *sh, unsigned int index, int socket);
 
-/** Free the table, and the inbox with the frames still in it. */
+/** Free the table, and the inbox with the frames still in it (worker 0: the board). */
 void fw_worker_release(struct fw_worker *w);
 
 /** Checkpoint through @p k from now on (NULL: checkpointing off). */

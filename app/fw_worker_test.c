@@ -518,6 +518,143 @@ static unsigned int take_all(struct rte_ring *ring)
 	return n;
 }
 
+/* fw_worker_handle() of a TCP frame carrying @p data on worker @p x (whoever owns it). */
+static enum fw_verdict feed_on(struct fw_worker *x, uint16_t sport, uint16_t dport, bool reply,
+			       uint8_t flags, uint32_t seq, uint32_t ack, const char *data,
+			       uint64_t now)
+{
+	uint8_t f[FW_TEST_FRAME_MAX];
+	uint32_t len =
+		fw_test_frame(f, IPPROTO_TCP, sport, dport, reply, flags, seq, ack, 4096, data);
+
+	return fw_worker_handle(x, f, len, reply ? FW_ZONE_OUTSIDE : FW_ZONE_INSIDE, now);
+}
+
+/* A port from @p from on whose connection to @p dport worker @p o of two owns. */
+static uint16_t port_owned_by(unsigned int o, uint16_t from, uint16_t dport)
+{
+	struct fw_key key;
+
+	for (uint16_t p = from;; p++) {
+		fw_key_make(&key, 4, IPPROTO_TCP, fw_test_addr4[0], fw_test_addr4[1], htons(p),
+			    htons(dport));
+		if (fw_conn_owner(&key, 2) == o)
+			return p;
+	}
+}
+
+/* Worker @p x's FTP control connection from @p cport whose server announces @p line. */
+static struct fw_conn *control_on(struct fw_worker *x, uint16_t cport, const char *line,
+				  uint64_t now)
+{
+	struct fw_key key;
+
+	assert_int_equal(feed_on(x, cport, 21, false, 0x02, 100, 0, NULL, now), FW_PASS);
+	assert_int_equal(feed_on(x, cport, 21, true, 0x12, 900, 101, NULL, now), FW_PASS);
+	assert_int_equal(feed_on(x, cport, 21, false, 0x10, 101, 901, NULL, now), FW_PASS);
+	assert_int_equal(feed_on(x, cport, 21, true, 0x18, 901, 101, line, now), FW_PASS);
+	fw_key_make(&key, 4, IPPROTO_TCP, fw_test_addr4[0], fw_test_addr4[1], htons(cport),
+		    htons(21));
+	return fw_table_lookup(x->table, &key);
+}
+
+/*
+ * Two workers: an FTP control connection's expectation, made by its owner, admits the data
+ * connection at the other worker, whose key it hashes to; once: a second connection to the
+ * port is refused at either worker. At its next pass the owner's control connection forgets
+ * it (its slice, checkpointed at once: a restore does not bring it back). An expectation
+ * nobody uses runs out at its owner, and one whose master goes leaves with it.
+ */
+static void test_worker_expectation_seen_by_the_data_connections_owner(void **state)
+{
+	struct fw_shared sh2;
+	struct fw_worker *ws;
+	struct fw_conn *m;
+	const uint16_t cport = port_owned_by(0, 1000, 21);
+	const uint16_t d1 = port_owned_by(1, 40000, 50010);
+	const uint16_t d2 = port_owned_by(0, 40000, 50011);
+	uint16_t c2;
+	uint64_t now = S(1);
+
+	(void)state;
+	fw_worker_release(&w); /* its table's name is worker 0's */
+	memset(&sh2, 0, sizeof(sh2));
+	sh2.conf = &conf;
+	sh2.tsc_hz = 1000000000;
+	sh2.nworkers = 2;
+	sh2.secret = sh.secret;
+	sh2.rules = sh.rules;
+	ws = rte_zmalloc("wt3_workers", 2 * sizeof(*ws), RTE_CACHE_LINE_SIZE);
+	assert_non_null(ws);
+	assert_int_equal(fw_worker_init(&ws[0], &sh2, 0, 0), 0);
+	assert_int_equal(fw_worker_init(&ws[1], &sh2, 1, 0), 0);
+	assert_non_null(sh2.board);
+
+	/* Worker 0's control connection announces 50010; the data connection is worker 1's. */
+	m = control_on(&ws[0], cport, "227 Entering Passive Mode (198,19,0,2,195,90)\r\n", now);
+	assert_non_null(m);
+	assert_int_equal(fw_ftp_slice(m)->exp_mode, FW_FTP_EXP_PASSIVE);
+	assert_int_equal(fw_board_count(sh2.board, 0), 1);
+	assert_int_equal(fw_table_expect_count(ws[0].table), 0);
+	assert_int_equal(feed_on(&ws[1], d1, 50010, false, 0x02, 5000, 0, NULL, now), FW_PASS);
+	assert_true(ws[1].cnt.conn_related == 1 && ws[1].cnt.related_cross == 1);
+	/* Used: nobody else gets in with it, at either worker. */
+	assert_int_equal(
+		feed_on(&ws[1], (uint16_t)(d1 + 1), 50010, false, 0x02, 6000, 0, NULL, now),
+		FW_DROP);
+	assert_int_equal(
+		feed_on(&ws[0], (uint16_t)(d1 + 2), 50010, false, 0x02, 6000, 0, NULL, now),
+		FW_DROP);
+	assert_int_equal(ws[0].cnt.drop[FW_DROP_POLICY] + ws[1].cnt.drop[FW_DROP_POLICY], 2);
+	/* The owner's next pass: the slice forgets it, due for its checkpoint at once. */
+	m->dirty = 0;
+	assert_int_equal(fw_worker_poll(&ws[0], now), 0);
+	assert_int_equal(ws[0].cnt.expect_used_elsewhere, 1);
+	assert_int_equal(fw_ftp_slice(m)->exp_mode, FW_FTP_EXP_NONE);
+	assert_true((m->dirty & (1u << FW_MOD_FTP)) && (m->flags & FW_CONN_F_CKPT_NOW));
+	assert_false(m->flags & FW_CONN_F_EXPECTING);
+	assert_int_equal(fw_board_count(sh2.board, 0), 0);
+
+	/* Its own data connection: used and forgotten at once, as with one worker. */
+	c2 = port_owned_by(0, (uint16_t)(cport + 1), 21);
+	m = control_on(&ws[0], c2, "227 Entering Passive Mode (198,19,0,2,195,91)\r\n", now);
+	assert_non_null(m);
+	assert_int_equal(feed_on(&ws[0], d2, 50011, false, 0x02, 5000, 0, NULL, now), FW_PASS);
+	assert_int_equal(fw_ftp_slice(m)->exp_mode, FW_FTP_EXP_NONE);
+	assert_true(ws[0].cnt.conn_related == 1 && ws[0].cnt.related_cross == 0 &&
+		    ws[0].cnt.expect_used_elsewhere == 1);
+
+	/* Unused, it runs out at its owner (ftp-expect 30 s); its master forgets it. */
+	c2 = port_owned_by(0, (uint16_t)(c2 + 1), 21);
+	m = control_on(&ws[0], c2, "227 Entering Passive Mode (198,19,0,2,195,92)\r\n", now);
+	assert_non_null(m);
+	assert_int_equal(fw_board_count(sh2.board, 0), 1);
+	fw_worker_housekeep(&ws[1], now + S(31));
+	assert_int_equal(fw_board_count(sh2.board, 0), 1); /* not worker 1's */
+	fw_worker_housekeep(&ws[0], now + S(31));
+	assert_int_equal(ws[0].cnt.expect_expired, 1);
+	assert_int_equal(fw_board_count(sh2.board, 0), 0);
+	assert_int_equal(fw_ftp_slice(m)->exp_mode, FW_FTP_EXP_NONE);
+	assert_int_equal(feed_on(&ws[1], d1, 50012, false, 0x02, 5000, 0, NULL, now + S(31)),
+			 FW_DROP);
+
+	/* A master that goes takes its expectation off the board. */
+	c2 = port_owned_by(0, (uint16_t)(c2 + 1), 21);
+	assert_non_null(control_on(&ws[0], c2, "227 Entering Passive Mode (198,19,0,2,195,93)\r\n",
+				   now + S(31)));
+	assert_int_equal(fw_board_count(sh2.board, 0), 1);
+	for (int i = 0; i < 1024; i++)
+		fw_worker_housekeep(&ws[0], now + S(1000));
+	assert_int_equal(fw_table_count(ws[0].table), 0);
+	assert_int_equal(fw_board_count(sh2.board, 0), 0);
+
+	fw_worker_release(&ws[1]);
+	fw_worker_release(&ws[0]);
+	assert_null(sh2.board);
+	rte_free(ws);
+	assert_int_equal(fw_worker_init(&w, &sh, 0, 0), 0);
+}
+
 /*
  * Two workers over two ring ports of two queue pairs each: a connection lives in the table
  * of its owner (fw_conn_owner of its key, the same both ways) whichever queue its frames
@@ -678,6 +815,9 @@ int main(void)
 			test_worker_icmp_error_about_a_tracked_connection_passes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_worker_hands_frames_to_the_connections_owner,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_worker_expectation_seen_by_the_data_connections_owner, setup,
+			teardown),
 	};
 
 	return cmocka_run_group_tests(tests, fw_test_eal_up, fw_test_eal_down);

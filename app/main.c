@@ -400,31 +400,15 @@ static void on_takeover(int sig)
 	takeover_asked = 1;
 }
 
-struct misplaced {
-	unsigned int worker;
-	uint64_t n;
-};
-
-static int count_misplaced(struct fw_conn *c, void *arg)
-{
-	struct misplaced *m = arg;
-
-	if (fw_conn_owner(&c->key, nworkers) != m->worker)
-		m->n++;
-	return 0;
-}
-
 /* A primary's start: every worker reads its own state region back into its own table. */
 static int restore_all(void)
 {
 	static struct fw_restore_result res[FW_MAX_WORKER];
+	static struct fw_restore_moves mv;
 	struct fw_restore_stats *st = &restore_stats;
 	struct fw_worker *ws[FW_MAX_WORKER];
 	rte_cpuset_t cpus[FW_MAX_WORKER];
 	uint64_t invalid = 0, slowest = 0;
-	struct ckpt_region_info info;
-	struct ckpt_client *cl;
-	char name[PMU_NAME_MAX];
 	unsigned int lcore, i = 1;
 	int rc;
 
@@ -437,7 +421,7 @@ static int restore_all(void)
 	}
 	for (i = 0; i < nworkers; i++)
 		ws[i] = &workers[i];
-	rc = fw_restore_workers(ws, nworkers, cpus, res);
+	rc = fw_restore_workers(ws, nworkers, cpus, &layout, res, &mv);
 	if (rc)
 		LOG(WARNING,
 		    "restore: a thread could not be started (%s): workers restored "
@@ -472,6 +456,14 @@ static int restore_all(void)
 		if (res[i].ns > slowest)
 			slowest = res[i].ns;
 	}
+	/* Records of retired regions (their connections are counted in their owners'). */
+	st->records += mv.st.records;
+	st->slices += mv.st.slices;
+	st->unknown_module += mv.st.unknown_module;
+	st->newer_version += mv.st.newer_version;
+	st->bad_slice += mv.st.bad_slice;
+	st->conflicts += mv.st.conflicts;
+	st->no_room += mv.st.no_room + mv.no_room;
 	LOG(NOTICE,
 	    "restored %" PRIu64 " connections (%" PRIu64 " slices) from %s in %.1f ms (%u "
 	    "worker%s at once); skipped: %" PRIu64 " unknown module, %" PRIu64
@@ -480,30 +472,17 @@ static int restore_all(void)
 	    st->conns, st->slices, layout.target, (double)slowest / 1e6, nworkers,
 	    nworkers == 1 ? "" : "s", st->unknown_module, st->newer_version, st->bad_slice,
 	    st->conflicts, st->dropped_missing, st->no_room, invalid);
-	/*
-	 * A run with fewer workers left connections in a region whose worker no longer owns
-	 * them (fw_conn_owner changes with the count): their frames go to the owner, which
-	 * does not have them. Not moved yet (docs/workers.md): said.
-	 */
-	for (i = 0; nworkers > 1 && i < nworkers; i++) {
-		struct misplaced m = {i, 0};
-
-		fw_table_walk(workers[i].table, count_misplaced, &m);
-		if (m.n)
-			LOG(WARNING,
-			    "worker %u: %" PRIu64 " restored connections are owned by another "
-			    "worker now (the last run had a different number of workers): their "
-			    "frames will be dropped as no_conn\n",
-			    i, m.n);
-	}
-	/* A run with more workers left regions nobody here reads: say so, keep them. */
-	fw_ckpt_layout_state(&layout, nworkers, name, NULL);
-	cl = fw_checkpointer_client(workers[0].ckpt);
-	if (cl != NULL && ckpt_region_stat(cl, name, &info) == 0)
-		LOG(WARNING,
-		    "region %s (and any after it) is from a run with more workers: its "
-		    "connections are not restored\n",
-		    name);
+	/* Another number of workers than the run before: who moved where (fw_restore.h). */
+	if (mv.misplaced || mv.retired)
+		LOG(NOTICE,
+		    "another number of workers than before (%u now): %" PRIu64 " connections in "
+		    "the region of a worker that does not own them, %" PRIu64 " moved to their "
+		    "owners; %u region%s of workers past %u drained, %u deleted; %" PRIu64
+		    " second copies dropped, %" PRIu64 " old slices tombstoned, %" PRIu64
+		    " no room%s%s\n",
+		    nworkers, mv.misplaced, mv.moved, mv.retired, mv.retired == 1 ? "" : "s",
+		    nworkers, mv.deleted, mv.duplicates, mv.tombstoned, mv.no_room,
+		    mv.rc ? "; not settled: " : "", mv.rc ? strerror(-mv.rc) : "");
 	return 0;
 }
 

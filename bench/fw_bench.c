@@ -897,7 +897,7 @@ static void run_restore(const char *target, uint32_t flows, unsigned int nregion
 		}
 		c0 = cpu_ms();
 		t0 = rte_get_tsc_cycles();
-		fw_restore_workers(ws, nregions, cpus, res);
+		fw_restore_workers(ws, nregions, cpus, NULL, res, NULL);
 		ms[r] = (double)(rte_get_tsc_cycles() - t0) * 1e3 / (double)rte_get_tsc_hz();
 		cpu[r] = cpu_ms() - c0;
 		for (unsigned int i = 0; i < nregions; i++) {

@@ -7,12 +7,28 @@
 # once, so the data connection itself is restored). Then the same holdfast with the FTP
 # module off port 21 (ftp-ports 2121): active mode must fail, dropped by the policy,
 # which proves the module's expectation is what admits it.
+#   clients_ftp.sh workers: the same with two workers (issue 16): 12 smaller downloads in
+#   the four modes, whose data connections land on either worker whatever worker owns
+#   their control connection: each is admitted by the expectation exactly once, and the
+#   restart between EPSV and the data connection with two workers again.
 source "$(dirname "$0")/ofi_lib.sh"
 source "$(dirname "$0")/clients_lib.sh"
+mode=${1:-one}
+case "$mode" in one | workers) ;; *) fail "unknown mode $mode" ;; esac
+size=20M
+rounds=1
+kills="EPSV PORT"
+if [ "$mode" = workers ]; then
+  HF_LCORE=0,1
+  HF_QPAIRS=2
+  size=1M
+  rounds=3
+  kills=EPSV
+fi
 
 topology
 mkdir -p "$T/ftp"
-head -c 20M /dev/urandom >"$T/ftp/file"
+head -c "$size" /dev/urandom >"$T/ftp/file"
 want=$(sha256sum <"$T/ftp/file" | cut -d' ' -f1)
 conf() { # ftp-ports
   cat >"$T/holdfast-$1.conf" <<CONF
@@ -41,20 +57,39 @@ fetch() { # name curl-args...: download, check the command curl used and the che
     fail "curl $name: $(grep -E '^(curl|< [45])' "$T/curl-$name.log")"
   grep -q "^> $cmd" "$T/curl-$name.log" || fail "curl $name did not use $cmd"
   [ "$(sha256sum <"$T/got" | cut -d' ' -f1)" = "$want" ] || fail "curl $name: checksum"
-  echo "ftp $name ($cmd): 20 MB, checksum matches"
+  [ "$rounds" -gt 1 ] || echo "ftp $name ($cmd): $size, checksum matches"
 }
-fetch epsv EPSV
-fetch pasv PASV --disable-epsv
-fetch eprt EPRT -P "$CLI_IP"
-fetch port "PORT " -P "$CLI_IP" --disable-eprt
+stat() { # key: holdfast's total of a /holdfast/stats counter
+  /usr/bin/python3 "$SRC/test/integration/telemetry.py" \
+    "/var/run/dpdk/$HF_PREFIX/dpdk_telemetry.v2" /holdfast/stats |
+    /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["/holdfast/stats"][sys.argv[1]])' "$1"
+}
+for r in $(seq "$rounds"); do
+  fetch epsv EPSV
+  fetch pasv PASV --disable-epsv
+  fetch eprt EPRT -P "$CLI_IP"
+  fetch port "PORT " -P "$CLI_IP" --disable-eprt
+done
+if [ "$mode" = workers ]; then
+  grep -q "2 workers" "$HF_LOG" || fail "holdfast does not run two workers"
+  related=$(stat conn_related)
+  cross=$(stat related_cross)
+  told=$(stat expect_used_elsewhere)
+  echo "ftp with two workers: $((rounds * 4)) downloads of $size, every checksum matches;" \
+    "$related data connections admitted by an expectation, $cross of them at the worker" \
+    "not owning the control connection, whose owner learnt of $told"
+  [ "$related" -eq $((rounds * 4)) ] || fail "$related data connections admitted, $((rounds * 4)) made"
+  [ "$cross" -gt 0 ] || fail "no data connection landed on the other worker"
+  [ "$told" -eq "$cross" ] || fail "$cross used at the other worker, $told settled"
+fi
 
 # kill -9 and restart between the control command and the data connection.
-for mode in EPSV PORT; do
+for kmode in $kills; do
   coproc STEP { ip netns exec "$NS_C" /usr/bin/python3 "$SRC/test/integration/ftp_step.py" \
-    "$SRV_IP" "$CLI_IP" "$mode" file 2>"$T/step-$mode.log"; }
+    "$SRV_IP" "$CLI_IP" "$kmode" file 2>"$T/step-$kmode.log"; }
   PIDS+=("$STEP_PID")
-  read -r -t 30 line <&"${STEP[0]}" || fail "$mode: no announcement: $(cat "$T/step-$mode.log")"
-  case "$line" in announced*) ;; *) fail "$mode: $line" ;; esac
+  read -r -t 30 line <&"${STEP[0]}" || fail "$kmode: no announcement: $(cat "$T/step-$kmode.log")"
+  case "$line" in announced*) ;; *) fail "$kmode: $line" ;; esac
   established=$(in_c ss -tnH state established | wc -l)
   tracked=$(hf_conns)
   kill -9 "$HF_PID"
@@ -64,14 +99,16 @@ for mode in EPSV PORT; do
   t_ready=$(now_ms)
   restored=$(grep -oE "restored [0-9]+ connections" "$HF_LOG" | grep -oE "[0-9]+")
   echo go >&"${STEP[1]}"
-  read -r -t 60 sum <&"${STEP[0]}" || fail "$mode after the restart: $(cat "$T/step-$mode.log")"
-  [ "$sum" = "$want" ] || fail "$mode after the restart: checksum"
-  wait "$STEP_PID" || fail "$mode: the client failed"
-  echo "ftp $mode with kill -9 between the command and the data: checksum matches;" \
+  read -r -t 60 sum <&"${STEP[0]}" || fail "$kmode after the restart: $(cat "$T/step-$kmode.log")"
+  [ "$sum" = "$want" ] || fail "$kmode after the restart: checksum"
+  wait "$STEP_PID" || fail "$kmode: the client failed"
+  echo "ftp $kmode with kill -9 between the command and the data: checksum matches;" \
     "ready again after $((t_ready - t_kill)) ms; $established established at the client," \
     "$tracked tracked by holdfast (closing ones too), $restored restored"
   [ "$restored" -eq "$tracked" ] || fail "not every connection restored"
 done
+
+[ "$mode" = one ] || exit 0
 
 # The FTP module off port 21: no expectation, and active mode fails.
 kill -INT "$HF_PID"

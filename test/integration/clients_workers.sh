@@ -8,13 +8,16 @@
 #   clients_workers.sh restart     a quarter of the way in, holdfast is killed -9 and
 #                                  started again (two workers) on its pmem: checkpoint
 #   clients_workers.sh standby     ... and a standby (two workers) takes over instead
+#   clients_workers.sh reshard     killed -9 and started again with one worker (2 -> 1),
+#                                  later killed again and started with two (1 -> 2): every
+#                                  connection is restored into the worker that owns it now
 # Every download completes and its checksum matches; both workers own connections; frames
 # that reached the worker not owning their connection were handed to the owner
 # (handoff_out = handoff_in > 0), and no frame of a live connection was dropped as no_conn.
 source "$(dirname "$0")/ofi_lib.sh"
 source "$(dirname "$0")/clients_lib.sh"
 mode=${1:-downloads}
-case "$mode" in downloads | restart | standby) ;; *) fail "unknown mode $mode" ;; esac
+case "$mode" in downloads | restart | standby | reshard) ;; *) fail "unknown mode $mode" ;; esac
 FILES=16
 SIZE_MB=4
 RATE=300k # per download: each lasts ~14 s, long enough to kill holdfast among them
@@ -74,6 +77,7 @@ for i in $(seq "$FILES"); do
   PIDS+=($!)
 done
 got_bytes() { cat "$T"/got* 2>/dev/null | wc -c; }
+more_bytes() { [ "$(got_bytes)" -ge "$1" ]; }
 total=$((FILES * SIZE_MB * 1024 * 1024))
 
 if [ "$mode" != downloads ]; then
@@ -87,22 +91,44 @@ if [ "$mode" != downloads ]; then
     diag
     fail "$(established) of $FILES downloads under way before the kill"
   }
-  alive=$(established)
-  tracked=$(hf_conns)
-  w0=$(field /holdfast/workers worker0 conns)
-  w1=$(field /holdfast/workers worker1 conns)
-  at_kill=$(got_bytes)
-  kill_and_recover "$mode" "$T/holdfast.conf"
-  t_kill=$T_KILL
-  t_ready=$T_READY
-  echo "kill -9 at $((at_kill / 1048576)) of $((total / 1048576)) MB: $alive downloads alive," \
-    "$tracked connections tracked (worker0 $w0, worker1 $w1); ready again after $((t_ready - t_kill)) ms"
-  if [ "$mode" = restart ]; then
-    restored=$(grep -oE "restored [0-9]+ connections" "$HF_LOG" | grep -oE "[0-9]+" || echo 0)
-    echo "  restored: $restored"
-    [ "$restored" -eq "$tracked" ] || fail "not every connection restored"
+  # recover_as MODE LCORES QPAIRS: kill -9 and recover with that many workers; every
+  # tracked connection restored (moved to its owner when the count changed: MOVED).
+  recover_as() {
+    local w0 w1 alive tracked at_kill restored
+    alive=$(established)
+    tracked=$(hf_conns)
+    w0=$(field /holdfast/workers worker0 conns)
+    w1=$(field /holdfast/workers worker1 conns 2>/dev/null || echo -)
+    at_kill=$(got_bytes)
+    HF_LCORE=$2
+    HF_QPAIRS=$3
+    kill_and_recover "$1" "$T/holdfast.conf"
+    echo "kill -9 at $((at_kill / 1048576)) of $((total / 1048576)) MB: $alive downloads alive," \
+      "$tracked connections tracked (worker0 $w0, worker1 $w1); ready again after" \
+      "$((T_READY - T_KILL)) ms on lcores $2"
+    if [ "$1" = restart ]; then
+      restored=$(grep -oE "restored [0-9]+ connections" "$HF_LOG" | grep -oE "[0-9]+" || echo 0)
+      MOVED=$(grep -oE "[0-9]+ moved to their owners" "$HF_LOG" | grep -oE "^[0-9]+" || echo 0)
+      echo "  restored: $restored, moved to another worker: $MOVED"
+      grep -E "another number of workers" "$HF_LOG" | sed 's/^/  /' || true
+      [ "$restored" -eq "$tracked" ] || fail "not every connection restored"
+    else
+      grep -oE "took over in [0-9.]+ ms.*connections\)" "$HF_LOG" || true
+    fi
+  }
+  if [ "$mode" = reshard ]; then
+    recover_as restart 0 1
+    grep -q "1 worker" "$HF_LOG" || fail "holdfast does not run one worker: $(grep forwarding "$HF_LOG")"
+    [ "$MOVED" -gt 0 ] || fail "2 -> 1: no connection moved from worker 1's region"
+    grep -q "1 region of workers past 1 drained, 1 deleted" "$HF_LOG" ||
+      fail "2 -> 1: worker 1's regions not drained and deleted"
+    # Live on one worker for a while: its frames all reach it, nothing unknown.
+    wait_for 60 more_bytes $((total * 3 / 8)) || fail "downloads stalled on one worker"
+    [ "$(field /holdfast/stats drop_no_conn)" -eq 0 ] || fail "one worker dropped frames as no_conn"
+    recover_as restart 0,1 2
+    [ "$MOVED" -gt 0 ] || fail "1 -> 2: no connection moved to worker 1"
   else
-    grep -oE "took over in [0-9.]+ ms.*connections\)" "$HF_LOG" || true
+    recover_as "$mode" 0,1 2
   fi
 fi
 
