@@ -179,6 +179,20 @@ static int param_u32(const char **p, uint32_t max, uint32_t *out)
 	return 0;
 }
 
+/*
+ * @p s as a reply may echo it, at most @p len - 1 characters: what JSON would want escaped
+ * (a quote, a backslash, a control character) shown as '?', so that a hostile parameter
+ * cannot break the reply.
+ */
+static void printable(char *out, size_t len, const char *s)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < len && s[i] != '\0'; i++)
+		out[i] = s[i] >= ' ' && s[i] <= '~' && s[i] != '"' && s[i] != '\\' ? s[i] : '?';
+	out[i] = '\0';
+}
+
 static void conns_error(struct rte_tel_data *d, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
@@ -257,8 +271,11 @@ static int conns_page(const char *params, struct rte_tel_data *d)
 	if (param_u32(&p, FW_MAX_WORKER, &wi) != 0 || param_u32(&p, UINT32_MAX, &cursor) != 0 ||
 	    (*p != '\0' && param_u32(&p, FW_CONNS_PAGE_MAX, &max) != 0) || *p != '\0' ||
 	    params[strlen(params) - 1] == ',' || max == 0) {
-		conns_error(d, "parameters: WORKER,CURSOR[,MAX] (decimal, MAX 1 to %d), not %.40s",
-			    FW_CONNS_PAGE_MAX, params);
+		char shown[41];
+
+		printable(shown, sizeof(shown), params);
+		conns_error(d, "parameters: WORKER,CURSOR[,MAX] (decimal, MAX 1 to %d), not %s",
+			    FW_CONNS_PAGE_MAX, shown);
 		return 0;
 	}
 	if (wi >= tel.n) {

@@ -163,8 +163,10 @@ def listing(r, opened):
 
     # Telemetry parameters are anyone's who reaches the socket: refused with a reason.
     for p in ("2,0", "0", "0,x", "0,-1", "0,+1", "0, 1", "0,99999999999", "0,0,0", "0,0,49",
-              "0,0,", "0,0,1,1", ",0", "0,1x", "0x1,0", "0,4294967296", "0,1,2,3,4,5,6,7,8"):
+              "0,0,", "0,0,1,1", ",0", "0,1x", "0x1,0", "0,4294967296", "0,1,2,3,4,5,6,7,8",
+              '0,"}', "0,\\", "0,\x01", "0," + "9" * 40):
         rep = r.tel(f"/holdfast/conns,{p}")
+        # A reply that is not JSON fails in tel() already.
         check(isinstance(rep, dict) and "error" in rep and len(rep) == 1,
               f"/holdfast/conns,{p} not refused: {rep}")
     print(f"  /holdfast/conns,{p}: {rep}")
