@@ -112,4 +112,20 @@ unsigned int fw_conns_serve(struct fw_conns_mailbox *mb, struct fw_table *t, uns
 int fw_conns_request(struct fw_conns_mailbox *mb, const struct fw_table *t, uint32_t cursor,
 		     uint32_t max, uint32_t timeout_ms, struct fw_conns_page *out);
 
+/* What /holdfast/conns,W,CURSOR[,MAX] asks (fw_conns_params_parse). */
+struct fw_conns_params {
+	uint32_t worker;
+	uint32_t cursor;
+	uint32_t max; /* FW_CONNS_PAGE_MAX when not given */
+};
+
+/**
+ * Parse telemetry parameters "W,CURSOR[,MAX]" from @p s (NUL-terminated), which anyone
+ * who reaches the socket writes: decimal digits only (no sign, space, hex or empty field),
+ * W and CURSOR at most UINT32_MAX, MAX 1 to FW_CONNS_PAGE_MAX, nothing after. Whether W
+ * names a worker and CURSOR a position is the caller's to check.
+ * @return 0 with *@p out, or -EINVAL (*@p out untouched).
+ */
+int fw_conns_params_parse(const char *s, struct fw_conns_params *out);
+
 #endif /* FW_CONNS_H */

@@ -300,6 +300,49 @@ static void test_request_refuses_bad_arguments(void **state)
 	fw_table_free(&t);
 }
 
+static void test_params_take_only_decimal_numbers_in_range(void **state)
+{
+	static const char *const bad[] = {
+		"",
+		"0",
+		"0,",
+		",0",
+		"0,x",
+		"0,-1",
+		"0,+1",
+		"0, 1",
+		" 0,1",
+		"0,1 ",
+		"0x1,0",
+		"0,1x",
+		"0,0,0",
+		"0,0,49",
+		"0,0,",
+		"0,0,1,1",
+		"0,,1",
+		"4294967296,0",
+		"0,4294967296",
+		"0,99999999999",
+		"0,0,0048x",
+		"0,0,-1",
+		"0,1,2,3,4,5,6,7,8",
+	};
+	struct fw_conns_params q, untouched = {7, 7, 7};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		q = untouched;
+		assert_int_equal(fw_conns_params_parse(bad[i], &q), -EINVAL);
+		assert_memory_equal(&q, &untouched, sizeof(q));
+	}
+	assert_int_equal(fw_conns_params_parse("1,4096", &q), 0);
+	assert_true(q.worker == 1 && q.cursor == 4096 && q.max == FW_CONNS_PAGE_MAX);
+	assert_int_equal(fw_conns_params_parse("0,0,1", &q), 0);
+	assert_true(q.worker == 0 && q.cursor == 0 && q.max == 1);
+	assert_int_equal(fw_conns_params_parse("4294967295,4294967295,048", &q), 0);
+	assert_true(q.worker == UINT32_MAX && q.cursor == UINT32_MAX && q.max == 48);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -310,6 +353,7 @@ int main(void)
 		cmocka_unit_test(test_serving_is_a_bounded_chunk_a_call),
 		cmocka_unit_test(test_unanswered_request_times_out_and_is_withdrawn),
 		cmocka_unit_test(test_request_refuses_bad_arguments),
+		cmocka_unit_test(test_params_take_only_decimal_numbers_in_range),
 	};
 
 	return cmocka_run_group_tests(tests, fw_test_eal_up, fw_test_eal_down);

@@ -154,32 +154,6 @@ static int workers_cmd(const char *cmd, const char *params, struct rte_tel_data 
 #define CONNS_TIMEOUT_MS 1000
 
 /*
- * A decimal number from *@p p up to the next ',' or the end, at most @p max: digits only
- * (no sign, no space, no hex), as telemetry parameters come from anyone who can reach the
- * socket. @return 0 with *@p p past the number and its ',', or -EINVAL.
- */
-static int param_u32(const char **p, uint32_t max, uint32_t *out)
-{
-	uint64_t v = 0;
-	const char *s = *p;
-
-	if (*s < '0' || *s > '9')
-		return -EINVAL;
-	for (; *s >= '0' && *s <= '9'; s++) {
-		v = v * 10 + (uint64_t)(*s - '0');
-		if (v > max)
-			return -EINVAL;
-	}
-	if (*s == ',')
-		s++;
-	else if (*s != '\0')
-		return -EINVAL;
-	*p = s;
-	*out = (uint32_t)v;
-	return 0;
-}
-
-/*
  * @p s as a reply may echo it, at most @p len - 1 characters: what JSON would want escaped
  * (a quote, a backslash, a control character) shown as '?', so that a hostile parameter
  * cannot break the reply.
@@ -261,16 +235,13 @@ static struct rte_tel_data *conn_dict(const struct fw_conn_entry *e, uint64_t no
  */
 static int conns_page(const char *params, struct rte_tel_data *d)
 {
+	struct fw_conns_params q;
 	struct fw_conns_page *pg;
-	uint32_t wi, cursor, max = FW_CONNS_PAGE_MAX;
-	const char *p = params;
 	char key[16];
 	uint64_t now;
 	int rc;
 
-	if (param_u32(&p, FW_MAX_WORKER, &wi) != 0 || param_u32(&p, UINT32_MAX, &cursor) != 0 ||
-	    (*p != '\0' && param_u32(&p, FW_CONNS_PAGE_MAX, &max) != 0) || *p != '\0' ||
-	    params[strlen(params) - 1] == ',' || max == 0) {
+	if (fw_conns_params_parse(params, &q) != 0) {
 		char shown[41];
 
 		printable(shown, sizeof(shown), params);
@@ -278,22 +249,23 @@ static int conns_page(const char *params, struct rte_tel_data *d)
 			    FW_CONNS_PAGE_MAX, shown);
 		return 0;
 	}
-	if (wi >= tel.n) {
-		conns_error(d, "no worker %u (%u workers)", wi, tel.n);
+	if (q.worker >= tel.n) {
+		conns_error(d, "no worker %u (%u workers)", q.worker, tel.n);
 		return 0;
 	}
-	if (cursor > fw_table_slots(tel.w[wi].table)) {
-		conns_error(d, "cursor %u past the table's end (%u)", cursor,
-			    fw_table_slots(tel.w[wi].table));
+	if (q.cursor > fw_table_slots(tel.w[q.worker].table)) {
+		conns_error(d, "cursor %u past the table's end (%u)", q.cursor,
+			    fw_table_slots(tel.w[q.worker].table));
 		return 0;
 	}
 	pg = malloc(sizeof(*pg));
 	if (pg == NULL)
 		return -ENOMEM;
-	rc = fw_conns_request(&tel.w[wi].conns, tel.w[wi].table, cursor, max, CONNS_TIMEOUT_MS, pg);
+	rc = fw_conns_request(&tel.w[q.worker].conns, tel.w[q.worker].table, q.cursor, q.max,
+			      CONNS_TIMEOUT_MS, pg);
 	if (rc == -ETIMEDOUT || rc == -EBUSY) {
 		conns_error(d, "worker %u did not answer in %d ms (starting, restoring, stopping?)",
-			    wi, CONNS_TIMEOUT_MS);
+			    q.worker, CONNS_TIMEOUT_MS);
 		free(pg);
 		return 0;
 	}
@@ -301,10 +273,10 @@ static int conns_page(const char *params, struct rte_tel_data *d)
 		free(pg);
 		return rc;
 	}
-	now = fw_worker_now(&tel.w[wi]);
+	now = fw_worker_now(&tel.w[q.worker]);
 	rte_tel_data_start_dict(d);
-	rte_tel_data_add_dict_u64(d, "worker", wi);
-	rte_tel_data_add_dict_u64(d, "cursor", cursor);
+	rte_tel_data_add_dict_u64(d, "worker", q.worker);
+	rte_tel_data_add_dict_u64(d, "cursor", q.cursor);
 	rte_tel_data_add_dict_u64(d, "next", pg->next);
 	rte_tel_data_add_dict_u64(d, "end", pg->end);
 	rte_tel_data_add_dict_u64(d, "conns", pg->n);
