@@ -28,11 +28,11 @@ rule accept from inside proto tcp dport 8080
 rule accept from inside proto udp dport 5353
 CONF
 start_hf "$T/holdfast.conf"
-wait_for 30 hf_ready "$HF_LOG" || fail "holdfast did not start"
-grep -q "2 workers" "$HF_LOG" || fail "holdfast does not run two workers: $(grep forwarding "$HF_LOG")"
 ip netns exec "$NS_S" /usr/bin/python3 "$SRC/test/integration/conns_peer.py" serve \
   "$SRV_IP" "$SRV_IP6" >"$T/serve.log" 2>&1 &
 PIDS+=($!)
+wait_for 30 hf_ready "$HF_LOG" || fail "holdfast did not start"
+grep -q "2 workers" "$HF_LOG" || fail "holdfast does not run two workers: $(grep forwarding "$HF_LOG")"
 wait_for 20 listening "$NS_S" 8080 || fail "the server did not listen"
 ip netns exec "$NS_C" /usr/bin/python3 "$SRC/test/integration/conns_peer.py" open \
   "$CLI_IP" "$SRV_IP" "$CLI_IP6" "$SRV_IP6" "$T/opened" >"$T/open.log" 2>&1 &
