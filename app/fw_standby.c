@@ -770,6 +770,13 @@ static void nap_polling(struct standby *sb, struct fw_worker *w, uint32_t ms)
 {
 	uint64_t end = fw_mono_ns() + (uint64_t)ms * 1000000, fires;
 
+	/*
+	 * A listing asked of the workers (hfctl conns): their tables are this loop's until the
+	 * takeover. A page whole at once, nothing forwards here.
+	 */
+	for (unsigned int i = 0; i < sb->n; i++)
+		if (fw_conns_asked(&w[i].conns))
+			fw_conns_serve(&w[i].conns, w[i].table, FW_CONNS_SCAN_PAGE);
 	pthread_mutex_lock(&sb->watch->mu);
 	fires = sb->watch->fires;
 	pthread_mutex_unlock(&sb->watch->mu);

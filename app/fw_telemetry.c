@@ -1,12 +1,18 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <rte_telemetry.h>
 
 #include "fw_telemetry.h"
+#include "tcp/fw_tcp.h"
+#include "udp/fw_udp.h"
 
 static struct {
 	struct fw_shared *sh;
@@ -146,13 +152,162 @@ static int workers_cmd(const char *cmd, const char *params, struct rte_tel_data 
 	return 0;
 }
 
+/* How long a worker has to hand a page over (fw_conns_request). */
+#define CONNS_TIMEOUT_MS 1000
+
+/*
+ * @p s as a reply may echo it, at most @p len - 1 characters: what JSON would want escaped
+ * (a quote, a backslash, a control character) shown as '?', so that a hostile parameter
+ * cannot break the reply.
+ */
+static void printable(char *out, size_t len, const char *s)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < len && s[i] != '\0'; i++)
+		out[i] = s[i] >= ' ' && s[i] <= '~' && s[i] != '"' && s[i] != '\\' ? s[i] : '?';
+	out[i] = '\0';
+}
+
+static void conns_error(struct rte_tel_data *d, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* A refusal the client can read: {"error": "..."} (a -errno reply reaches it as null). */
+static void conns_error(struct rte_tel_data *d, const char *fmt, ...)
+{
+	char msg[RTE_TEL_MAX_STRING_LEN];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	rte_tel_data_start_dict(d);
+	rte_tel_data_add_dict_string(d, "error", msg);
+}
+
+/* One connection of a page as a dict: the opener's side first, as conntrack -L shows it. */
+static struct rte_tel_data *conn_dict(const struct fw_conn_entry *e, uint64_t now)
+{
+	struct rte_tel_data *cd = rte_tel_data_alloc();
+	const int o = e->orig_side, r = !e->orig_side;
+	const int af = e->key.family == 4 ? AF_INET : AF_INET6;
+	char a[INET6_ADDRSTRLEN];
+	const char *state;
+
+	if (cd == NULL)
+		return NULL;
+	rte_tel_data_start_dict(cd);
+	switch (e->key.proto) {
+	case IPPROTO_TCP:
+		rte_tel_data_add_dict_string(cd, "proto", "tcp");
+		state = fw_tcp_state_name(e->state);
+		break;
+	case IPPROTO_UDP:
+		rte_tel_data_add_dict_string(cd, "proto", "udp");
+		state = fw_udp_state_name(e->state);
+		break;
+	default:
+		rte_tel_data_add_dict_u64(cd, "proto", e->key.proto);
+		state = "?";
+	}
+	rte_tel_data_add_dict_u64(cd, "family", e->key.family);
+	inet_ntop(af, e->key.addr[o], a, sizeof(a));
+	rte_tel_data_add_dict_string(cd, "src", a);
+	rte_tel_data_add_dict_u64(cd, "sport", ntohs(e->key.port[o]));
+	inet_ntop(af, e->key.addr[r], a, sizeof(a));
+	rte_tel_data_add_dict_string(cd, "dst", a);
+	rte_tel_data_add_dict_u64(cd, "dport", ntohs(e->key.port[r]));
+	rte_tel_data_add_dict_string(cd, "state", state);
+	rte_tel_data_add_dict_u64(cd, "idle_ms",
+				  now > e->last_ns ? (now - e->last_ns) / 1000000 : 0);
+	rte_tel_data_add_dict_u64(cd, "expires_ms",
+				  e->expire_ns > now ? (e->expire_ns - now) / 1000000 : 0);
+	rte_tel_data_add_dict_u64(cd, "restored", !!(e->flags & FW_CONN_F_RESTORED));
+	/* A standby's shadow table: followed from the primary's log, not finished yet. */
+	rte_tel_data_add_dict_u64(cd, "following", !!(e->flags & FW_CONN_F_RESTORING));
+	rte_tel_data_add_dict_u64(cd, "ftp", !!(e->present & (1u << FW_MOD_FTP)));
+	return cd;
+}
+
+/*
+ * /holdfast/conns,W,CURSOR[,MAX]: a page of worker W's connections, from table position
+ * CURSOR on, MAX (1..FW_CONNS_PAGE_MAX, default the most) at most, handed over by the
+ * worker itself (fw_conns.h): {"worker", "cursor", "next" (where the next page starts),
+ * "end" (1: this was the last), "conns" (in this page), "0": {...}, "1": {...}, ...}.
+ */
+static int conns_page(const char *params, struct rte_tel_data *d)
+{
+	struct fw_conns_params q;
+	struct fw_conns_page *pg;
+	char key[16];
+	uint64_t now;
+	int rc;
+
+	if (fw_conns_params_parse(params, &q) != 0) {
+		char shown[41];
+
+		printable(shown, sizeof(shown), params);
+		conns_error(d, "parameters: WORKER,CURSOR[,MAX] (decimal, MAX 1 to %d), not %s",
+			    FW_CONNS_PAGE_MAX, shown);
+		return 0;
+	}
+	if (q.worker >= tel.n) {
+		conns_error(d, "no worker %u (%u workers)", q.worker, tel.n);
+		return 0;
+	}
+	if (q.cursor > fw_table_slots(tel.w[q.worker].table)) {
+		conns_error(d, "cursor %u past the table's end (%u)", q.cursor,
+			    fw_table_slots(tel.w[q.worker].table));
+		return 0;
+	}
+	pg = malloc(sizeof(*pg));
+	if (pg == NULL)
+		return -ENOMEM;
+	rc = fw_conns_request(&tel.w[q.worker].conns, tel.w[q.worker].table, q.cursor, q.max,
+			      CONNS_TIMEOUT_MS, pg);
+	if (rc == -ETIMEDOUT || rc == -EBUSY) {
+		conns_error(d, "worker %u did not answer in %d ms (starting, restoring, stopping?)",
+			    q.worker, CONNS_TIMEOUT_MS);
+		free(pg);
+		return 0;
+	}
+	if (rc) {
+		free(pg);
+		return rc;
+	}
+	now = fw_worker_now(&tel.w[q.worker]);
+	rte_tel_data_start_dict(d);
+	rte_tel_data_add_dict_u64(d, "worker", q.worker);
+	rte_tel_data_add_dict_u64(d, "cursor", q.cursor);
+	rte_tel_data_add_dict_u64(d, "next", pg->next);
+	rte_tel_data_add_dict_u64(d, "end", pg->end);
+	rte_tel_data_add_dict_u64(d, "conns", pg->n);
+	for (uint32_t i = 0; i < pg->n; i++) {
+		struct rte_tel_data *cd = conn_dict(&pg->e[i], now);
+
+		if (cd == NULL) {
+			free(pg);
+			return -ENOMEM;
+		}
+		snprintf(key, sizeof(key), "%u", i);
+		rte_tel_data_add_dict_container(d, key, cd, 0);
+	}
+	free(pg);
+	return 0;
+}
+
+/*
+ * /holdfast/conns: connections per worker, the capacity and the expectations (counts);
+ * with parameters, a page of one worker's connections (conns_page).
+ */
 static int conns_cmd(const char *cmd, const char *params, struct rte_tel_data *d)
 {
 	uint64_t total = 0, expect = 0, cap = 0;
 	char key[32];
 
 	(void)cmd;
-	(void)params;
+	if (params != NULL && *params != '\0')
+		return conns_page(params, d);
 	rte_tel_data_start_dict(d);
 	for (unsigned int i = 0; i < tel.n; i++) {
 		uint32_t c = fw_table_count(tel.w[i].table);
@@ -297,8 +452,10 @@ int fw_telemetry_register(struct fw_shared *sh, struct fw_worker *w, unsigned in
 			"/holdfast/workers", workers_cmd,
 			"Per worker: received, decided, dropped, handed off");
 	if (rc == 0)
-		rc = rte_telemetry_register_cmd("/holdfast/conns", conns_cmd,
-						"Tracked connections per worker and expectations");
+		rc = rte_telemetry_register_cmd(
+			"/holdfast/conns", conns_cmd,
+			"Tracked connections per worker and expectations; "
+			"params W,CURSOR[,MAX]: a page of worker W's connections");
 	if (rc == 0)
 		rc = rte_telemetry_register_cmd("/holdfast/ckpt", ckpt_cmd,
 						"Checkpoints written and the recovery point");

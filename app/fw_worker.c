@@ -98,6 +98,7 @@ int fw_worker_init(struct fw_worker *w, struct fw_shared *sh, unsigned int index
 	w->table = fw_table_create(name, sh->conf->max_conns, 4096, socket);
 	if (w->table == NULL)
 		return -errno;
+	fw_conns_init(&w->conns);
 	w->ctx.core = w;
 	w->ctx.expect_add = expect_add;
 	for (int m = 1; m < FW_MOD_MAX; m++)
@@ -107,6 +108,7 @@ int fw_worker_init(struct fw_worker *w, struct fw_shared *sh, unsigned int index
 		/* Room for each worker's table's worth of expectations. */
 		sh->board = fw_board_create(4096 * sh->nworkers);
 		if (sh->board == NULL) {
+			fw_conns_fini(&w->conns);
 			fw_table_free(&w->table);
 			return -errno;
 		}
@@ -116,6 +118,7 @@ int fw_worker_init(struct fw_worker *w, struct fw_shared *sh, unsigned int index
 		/* Any worker hands frames in; only this one takes them out. */
 		w->inbox = rte_ring_create(name, FW_INBOX_SIZE, socket, RING_F_SC_DEQ);
 		if (w->inbox == NULL) {
+			fw_conns_fini(&w->conns);
 			fw_table_free(&w->table);
 			return -rte_errno;
 		}
@@ -138,6 +141,7 @@ void fw_worker_release(struct fw_worker *w)
 	}
 	if (w->index == 0)
 		fw_board_free(&w->sh->board);
+	fw_conns_fini(&w->conns);
 	fw_table_free(&w->table);
 }
 
@@ -767,6 +771,9 @@ unsigned int fw_worker_poll(struct fw_worker *w, uint64_t now)
 			npass = burst(w, in, n, port, pm, now, out, back, &nback, false);
 		transmit(w, port, pm, out, npass, back, nback);
 	}
+	/* An operator's listing (hfctl conns): a chunk a pass; one load when none is asked. */
+	if (unlikely(fw_conns_asked(&w->conns)))
+		fw_conns_serve(&w->conns, w->table, FW_CONNS_SCAN_PASS);
 	return total;
 }
 

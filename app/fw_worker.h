@@ -26,6 +26,7 @@
 #include "fw_board.h"
 #include "fw_checkpoint.h"
 #include "fw_config.h"
+#include "fw_conns.h"
 #include "fw_live.h"
 #include "fw_rules.h"
 #include "fw_table.h"
@@ -148,8 +149,9 @@ struct fw_worker {
 	struct fw_ckpt_queue *ckq;    /* its queue, filled inline per packet */
 	uint64_t reject_window;	      /* start of the current second of reject replies */
 	uint32_t reject_count;
-	uint64_t wall_synced_ns; /* when ctx.wall_offset_ns was measured */
-	struct rte_ring *inbox;	 /* frames other workers handed here; NULL: one worker */
+	uint64_t wall_synced_ns;       /* when ctx.wall_offset_ns was measured */
+	struct rte_ring *inbox;	       /* frames other workers handed here; NULL: one worker */
+	struct fw_conns_mailbox conns; /* a listing of the table asked of this worker */
 } __rte_cache_aligned;
 
 /**
@@ -166,7 +168,8 @@ void fw_worker_release(struct fw_worker *w);
 void fw_worker_set_checkpointer(struct fw_worker *w, struct fw_checkpointer *k);
 
 /**
- * One pass: this worker's inbox (several workers), then its queue of every port.
+ * One pass: this worker's inbox (several workers), then its queue of every port, then a
+ * chunk of a connection listing, if one is asked of it (fw_conns.h).
  * @return frames received, from the ports and the inbox.
  */
 unsigned int fw_worker_poll(struct fw_worker *w, uint64_t now);

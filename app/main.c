@@ -86,15 +86,32 @@ static void on_hup(int sig)
 	fw_live_hup();
 }
 
-static void usage(const char *prog)
+static void usage(FILE *f, const char *prog)
 {
-	fprintf(stderr,
+	fprintf(f,
 		"usage: %s [EAL args] -- [--config FILE] [--max-conns N] [--rules nft:TABLE]\n"
 		"       [--policy drop|reject|accept] [--non-ip pass|drop] "
 		"[--fragments pass|drop]\n"
 		"       [--ip-options pass|drop] [--pair A,B,INSIDE] [--ckpt TARGET|none]\n"
-		"       [--standby]\n",
-		prog);
+		"       [--standby] [--help]\n"
+		"EAL args: DPDK's (-l LIST, --vdev DEV, -a PCI, --file-prefix P, --in-memory, "
+		"...;\n"
+		"          %s --help shows them); the rest are holdfast.conf settings (man 8\n"
+		"          holdfast)\n",
+		prog, prog);
+}
+
+/* -h or --help after "--": the usage on stdout, before EAL (which wants its resources). */
+static bool wants_help(int argc, char **argv)
+{
+	int i = 1;
+
+	while (i < argc && strcmp(argv[i], "--") != 0)
+		i++;
+	for (i++; i < argc; i++)
+		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
+			return true;
+	return false;
 }
 
 /* Flags are config lines: one grammar, one set of error messages. */
@@ -173,7 +190,7 @@ static int parse_args(int argc, char **argv, struct fw_config *conf)
 			break;
 		case 'h':
 		default:
-			usage(argv[0]);
+			usage(stderr, argv[0]);
 			return -EINVAL;
 		}
 		if (name)
@@ -187,7 +204,7 @@ static int parse_args(int argc, char **argv, struct fw_config *conf)
 	}
 	if (optind != argc) {
 		LOG(ERR, "unexpected argument '%s'\n", argv[optind]);
-		usage(argv[0]);
+		usage(stderr, argv[0]);
 		return -EINVAL;
 	}
 	rc = fw_config_check(conf, err, sizeof(err));
@@ -849,6 +866,10 @@ int main(int argc, char **argv)
 	unsigned int lcore, i;
 	int rc, n;
 
+	if (wants_help(argc, argv)) {
+		usage(stdout, argv[0]);
+		return 0;
+	}
 	t_start.start = fw_mono_ns();
 	preload_ckpt_transport(argc, argv);
 	n = rte_eal_init(argc, argv);

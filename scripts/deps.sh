@@ -9,7 +9,7 @@ pkgs=(
   libdpdk-dev dpdk-dev libfabric-dev libfabric-bin libpmem-dev libisal-dev libsodium-dev
   libnftnl-dev libmnl-dev libcmocka-dev libpcap-dev libsystemd-dev libdbus-1-dev
   nftables iproute2 ethtool procps psmisc python3 python3-scapy systemd
-  curl python3-pyftpdlib tcpdump python3-prometheus-client
+  curl python3-pyftpdlib tcpdump python3-prometheus-client groff-base mandoc
 )
 
 missing=()

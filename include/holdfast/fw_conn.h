@@ -50,6 +50,7 @@ _Static_assert(sizeof(struct fw_key) == 40, "fw_key is hashed as 40 bytes");
 #define FW_CONN_F_QUEUED    0x04 /**< waiting in the checkpointer's queue */
 #define FW_CONN_F_CKPT_NOW  0x08 /**< a change that must not wait for a batch */
 #define FW_CONN_F_EXPECTING 0x10 /**< master of an expectation in its table */
+#define FW_CONN_F_RESTORED  0x20 /**< came back from a checkpoint (a restart, a takeover) */
 
 /** Bytes reserved for module slices in every connection. */
 #define FW_EXT_SIZE 192

@@ -412,6 +412,7 @@ static int finish_one(struct fw_conn *c, void *arg)
 			return 0;
 		}
 	}
+	c->flags |= FW_CONN_F_RESTORED;
 	f->st->conns++;
 	f->kept++;
 	return 0;

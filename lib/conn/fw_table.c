@@ -229,6 +229,16 @@ uint32_t fw_table_capacity(const struct fw_table *t)
 	return t->capacity;
 }
 
+uint32_t fw_table_slots(const struct fw_table *t)
+{
+	return t->slots;
+}
+
+struct fw_conn *fw_table_at(struct fw_table *t, uint32_t pos)
+{
+	return pos < t->slots && t->conns[pos].key.family != 0 ? &t->conns[pos] : NULL;
+}
+
 unsigned int fw_table_sweep(struct fw_table *t, uint64_t now, unsigned int budget, fw_expire_fn fn,
 			    void *arg)
 {

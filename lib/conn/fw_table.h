@@ -76,6 +76,16 @@ typedef void (*fw_expire_fn)(struct fw_table *t, struct fw_conn *c, void *arg);
 unsigned int fw_table_sweep(struct fw_table *t, uint64_t now, unsigned int budget, fw_expire_fn fn,
 			    void *arg);
 
+/**
+ * Positions a connection may sit at, 0 to fw_table_slots() - 1: a connection keeps its
+ * position while it lives, so a walk resumed from a position (a listing read a page at a
+ * time) visits every connection that stayed once. Fixed at create: any thread may ask.
+ */
+uint32_t fw_table_slots(const struct fw_table *t);
+
+/** The connection at position @p pos, NULL when the position is free or out of range. */
+struct fw_conn *fw_table_at(struct fw_table *t, uint32_t pos);
+
 /** Visit every connection (telemetry, checkpoint resync). Nonzero from @p fn stops. */
 int fw_table_walk(struct fw_table *t, int (*fn)(struct fw_conn *c, void *arg), void *arg);
 

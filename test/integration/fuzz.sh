@@ -42,6 +42,9 @@ read -r -a dpdk_cflags <<<"$(pkg-config --cflags libdpdk)"
 read -r -a dpdk_libs <<<"$(pkg-config --libs libdpdk)"
 target fuzz_nft lib/rules/fuzz_nft.c lib/rules/fw_nft.c lib/rules/fw_rules.c -- -Ilib/rules \
   "${dpdk_cflags[@]}" -lnftnl -lmnl "${dpdk_libs[@]}"
+# The parameters of /holdfast/conns,W,CURSOR[,MAX] (hfctl conns), anyone's who reaches
+# the telemetry socket.
+target fuzz_conns app/fuzz_conns.c app/fw_conns_params.c -- -Iapp
 # ckptsrv's request handlers on a store in /dev/shm: no main, no sockets, no libfabric (the
 # target registers memory itself).
 target fuzz_dispatch ckptsrv/fuzz_dispatch.c ckptsrv/ckptsrv.c ckptsrv/quota.c \
