@@ -64,11 +64,11 @@
 /* 2: region descriptions carry the fencing epoch; TAKE, BIND, WATCH. 3: WELCOME says the
  * server's ofi_rxm buffer size (it was a zero field). A peer of another version is refused
  * at its first frame (ckpt_proto_frame_len()), never misread. */
-#define CKPT_PROTO_VERSION    3
-#define CKPT_PROTO_HDR_LEN    16
-#define CKPT_PROTO_NONCE      32
-#define CKPT_PROTO_MAC	      32
-#define CKPT_PROTO_EP_MAX     256 /**< libfabric endpoint names we accept */
+#define CKPT_PROTO_VERSION 3
+#define CKPT_PROTO_HDR_LEN 16
+#define CKPT_PROTO_NONCE   32
+#define CKPT_PROTO_MAC	   32
+#define CKPT_PROTO_EP_MAX  256 /**< libfabric endpoint names we accept */
 
 /*
  * ofi_rxm's buffer size (FI_OFI_RXM_BUFFER_SIZE, libfabric's default 16 KiB), which client
@@ -144,8 +144,9 @@ struct ckpt_msg {
 		struct {
 			uint8_t mac[CKPT_PROTO_MAC];
 			uint32_t ep_len;
-			/* The server's ofi_rxm buffer size for this listener (ckpt_proto_rxm_buffer),
-			 * 0 on a listener whose provider has no rxm (shm). */
+			/* The server's ofi_rxm buffer size for this listener
+			 * (ckpt_proto_rxm_buffer), 0 on a listener whose provider has no rxm (shm).
+			 */
 			uint32_t rxm_buffer;
 			uint8_t ep[CKPT_PROTO_EP_MAX];
 		} welcome;

@@ -221,8 +221,15 @@ def commands(r, opened):
     check(rc == 1 and f"no holdfast answers at /var/run/dpdk/{nobody.prefix}/" in err,
           f"hfctl for a holdfast that does not run: exit {rc}, {err}")
 
+    # Traffic goes on (ARP, neighbour discovery, keepalives): each metric must lie between
+    # telemetry read just before and just after it.
+    def snapshot():
+        return (r.tel("/holdfast/stats"), r.tel("/holdfast/ckpt"), r.tel("/holdfast/conns"),
+                r.tel("/holdfast/rules"))
+    before = snapshot()
     rc, text, err = r.run("metrics")
     check(rc == 0, f"hfctl metrics: {err}")
+    after = snapshot()
     fams = {f.name: f for f in text_string_to_metric_families(text)}
 
     def total(name, **labels):
@@ -231,24 +238,32 @@ def commands(r, opened):
         return sum(s.value for s in f.samples
                    if (f.type != "counter" or s.name.endswith("_total")) and
                    all(s.labels.get(k) == v for k, v in labels.items()))
-    st, k = r.tel("/holdfast/stats"), r.tel("/holdfast/ckpt")
-    c, rules = r.tel("/holdfast/conns"), r.tel("/holdfast/rules")
-    checks = [
-        ("pass", total("holdfast_pass"), st["pass"]),
-        ("port 0 rx", total("holdfast_port_rx_packets", port="0"), st["port0_rx"]),
-        ("policy drops", total("holdfast_drop_packets", reason="policy"), st["drop_policy"]),
-        ("tcp slices", total("holdfast_ckpt_slices", module="tcp"), k["slices_tcp"]),
-        ("connections", total("holdfast_connections"), c["total"]),
-        ("worker 1 connections", total("holdfast_connections", worker="1"), c["worker1"]),
-        ("not durable", total("holdfast_ckpt_not_durable"), k["not_durable"]),
-        ("rule hits", total("holdfast_rule_hits"), sum(rules["hits"])),
-        ("rules", len([s for s in fams["holdfast_rule_hits"].samples
-                       if s.name.endswith("_total")]), rules["rules"]),
-    ]
-    for what, got, want in checks:
-        print("metrics %s: %s (telemetry %s)" % (what, got, want))
-        check(got == want and (want != 0 or what not in ("tcp slices", "rule hits")),
-              f"metrics {what}: {got}, telemetry {want}")
+    def want(snap):
+        st, k, c, rules = snap
+        return {"pass": st["pass"], "port 0 rx": st["port0_rx"],
+                "policy drops": st["drop_policy"], "tcp slices": k["slices_tcp"],
+                "connections": c["total"], "worker 1 connections": c["worker1"],
+                "not durable": k["not_durable"], "rule hits": sum(rules["hits"]),
+                "rules": rules["rules"]}
+    lo, hi = want(before), want(after)
+    got = {
+        "pass": total("holdfast_pass"),
+        "port 0 rx": total("holdfast_port_rx_packets", port="0"),
+        "policy drops": total("holdfast_drop_packets", reason="policy"),
+        "tcp slices": total("holdfast_ckpt_slices", module="tcp"),
+        "connections": total("holdfast_connections"),
+        "worker 1 connections": total("holdfast_connections", worker="1"),
+        "not durable": total("holdfast_ckpt_not_durable"),
+        "rule hits": total("holdfast_rule_hits"),
+        "rules": len([s for s in fams["holdfast_rule_hits"].samples
+                      if s.name.endswith("_total")]),
+    }
+    for what in got:
+        a, b = min(lo[what], hi[what]), max(lo[what], hi[what])
+        print("metrics %s: %s (telemetry %s before, %s after)" % (what, got[what], lo[what],
+                                                                  hi[what]))
+        check(a <= got[what] <= b and (b != 0 or what not in ("tcp slices", "rule hits")),
+              f"metrics {what}: {got[what]}, telemetry {lo[what]} before and {hi[what]} after")
     print("%d metric families, types: %s" % (len(fams), sorted({f.type for f in fams.values()})))
 
 
