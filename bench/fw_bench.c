@@ -16,7 +16,7 @@
  *   fw_bench [EAL args] -- [-f 1000,100000,1000000] [-o random|sequential|both] [-R ROUNDS]
  *            [-p PASS_SECONDS] [-s 2] [-k TARGET]... [-r TARGET]...
  *            [-c TARGET|none]... [-C NEW_CONNS_PER_S] [-I inline,thread,lcore]
- *            [-t TARGET]... [-S SECRET_FILE]
+ *            [-t TARGET]... [-S SECRET_FILE] [-W FLOWS]
  *
  * -c: forwarding while new connections open at -C per second, each checkpointed into the
  * target, beside checkpointing off ("none"). -I: where the checkpoint I/O runs for those
@@ -25,6 +25,10 @@
  * run. Default: lcore with two lcores or more, else thread. -R rounds there too, each
  * alternating off and every target and way in turn (off, target, off, target...), then
  * min / median / max per side: a ratio is never the luck of one pass on a noisy host.
+ *
+ * -W: forwarding with one worker and with two side by side, and the cost of handing a frame
+ * to the worker that owns its connection (issue 16; workers_table), FLOWS flows, -R rounds
+ * of -p seconds a side.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -58,13 +62,17 @@
 #define FRAME_LEN     60 /* + 4 bytes FCS on the wire: 64-byte frames */
 #define CIRCULATE     4096
 #define PORTS_PER_DST 60000
+#define QUEUES	      2 /* per port: one per worker of -W */
 
-static struct rte_ring *rx_ring[2], *tx_ring[2];
+/* rxq[p][q]: what port p's queue q receives; txq[p][q]: what it sends. */
+static struct rte_ring *rxq[2][QUEUES], *txq[2][QUEUES];
 static struct rte_mempool *pool;
 static struct fw_config conf;
 static struct fw_shared sh;
-static struct fw_worker worker;
-static uint8_t secret[64]; /* -S FILE: tenant holdfast's secret for remote targets */
+static struct fw_worker worker, worker1; /* worker1: the second of -W's two workers */
+static struct fw_worker *const wk[QUEUES] = {&worker, &worker1};
+static unsigned int nworkers; /* made by fw_setup_workers() */
+static uint8_t secret[64];    /* -S FILE: tenant holdfast's secret for remote targets */
 static size_t secret_len;
 /* Flow index of the n-th frame sent: a permutation of [0, flows), or NULL for 0, 1, 2... */
 static uint32_t *order;
@@ -110,6 +118,10 @@ static void write_reply(uint8_t *f, uint32_t i, uint8_t flags, uint32_t seq, uin
 	ip->hdr_checksum = rte_ipv4_cksum(ip);
 }
 
+/*
+ * Two ports of QUEUES queue pairs each. One worker uses queue 0 only (nothing is put on
+ * the others); -W's two workers a queue each, as holdfast's do.
+ */
 static int ports_setup(void)
 {
 	static const char *names[2] = {"ring0", "ring1"};
@@ -119,23 +131,29 @@ static int ports_setup(void)
 		char n[32];
 		int id;
 
-		snprintf(n, sizeof(n), "rx%d", p);
-		rx_ring[p] = rte_ring_create(n, 8192, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
-		snprintf(n, sizeof(n), "tx%d", p);
-		tx_ring[p] = rte_ring_create(n, 8192, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
-		if (rx_ring[p] == NULL || tx_ring[p] == NULL)
+		for (int q = 0; q < QUEUES; q++) {
+			snprintf(n, sizeof(n), "rx%d.%d", p, q);
+			rxq[p][q] = rte_ring_create(n, 8192, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
+			snprintf(n, sizeof(n), "tx%d.%d", p, q);
+			txq[p][q] = rte_ring_create(n, 8192, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
+			if (rxq[p][q] == NULL || txq[p][q] == NULL)
+				return -1;
+		}
+		id = rte_eth_from_rings(names[p], rxq[p], QUEUES, txq[p], QUEUES, 0);
+		if (id != p || rte_eth_dev_configure((uint16_t)p, QUEUES, QUEUES, &ec) != 0)
 			return -1;
-		id = rte_eth_from_rings(names[p], &rx_ring[p], 1, &tx_ring[p], 1, 0);
-		if (id != p || rte_eth_dev_configure((uint16_t)p, 1, 1, &ec) != 0 ||
-		    rte_eth_rx_queue_setup((uint16_t)p, 0, 1024, 0, NULL, pool) != 0 ||
-		    rte_eth_tx_queue_setup((uint16_t)p, 0, 1024, 0, NULL) != 0 ||
-		    rte_eth_dev_start((uint16_t)p) != 0)
+		for (uint16_t q = 0; q < QUEUES; q++)
+			if (rte_eth_rx_queue_setup((uint16_t)p, q, 1024, 0, NULL, pool) != 0 ||
+			    rte_eth_tx_queue_setup((uint16_t)p, q, 1024, 0, NULL) != 0)
+				return -1;
+		if (rte_eth_dev_start((uint16_t)p) != 0)
 			return -1;
 	}
 	return 0;
 }
 
-static int fw_setup(uint32_t max_conns)
+/* @p n workers (1 or QUEUES) of @p max_conns connections each, on ports 0 and 1. */
+static int fw_setup_workers(uint32_t max_conns, unsigned int n)
 {
 	char err[256];
 	struct fw_rule r;
@@ -148,51 +166,70 @@ static int fw_setup(uint32_t max_conns)
 	sh.conf = &conf;
 	sh.tsc_hz = rte_get_tsc_hz();
 	fw_id_secret_init(&sh.secret);
-	sh.rules = fw_rulegen_build(&conf.rules, 1, 1, 0, err, sizeof(err));
+	sh.rules = fw_rulegen_build(&conf.rules, n, 1, 0, err, sizeof(err)); /* hits per worker */
 	if (sh.rules == NULL)
 		return -1;
-	/* The worker reports quiescent states as holdfast's do (fw_worker_main): their cost
+	/* The workers report quiescent states as holdfast's do (fw_worker_main): their cost
 	 * is part of the pass measured. */
-	sh.qsbr = rte_zmalloc("bench_qsbr", rte_rcu_qsbr_get_memsize(1), RTE_CACHE_LINE_SIZE);
-	if (sh.qsbr == NULL || rte_rcu_qsbr_init(sh.qsbr, 1) != 0 ||
-	    rte_rcu_qsbr_thread_register(sh.qsbr, 0) != 0)
+	sh.qsbr = rte_zmalloc("bench_qsbr", rte_rcu_qsbr_get_memsize(n), RTE_CACHE_LINE_SIZE);
+	if (sh.qsbr == NULL || rte_rcu_qsbr_init(sh.qsbr, n) != 0)
 		return -1;
-	rte_rcu_qsbr_thread_online(sh.qsbr, 0);
+	for (unsigned int i = 0; i < n; i++) {
+		if (rte_rcu_qsbr_thread_register(sh.qsbr, i) != 0)
+			return -1;
+		rte_rcu_qsbr_thread_online(sh.qsbr, i);
+	}
 	for (uint16_t p = 0; p < 2; p++) {
 		sh.ports[p] = (struct fw_port_map){.peer = (uint16_t)!p,
 						   .zone = p ? FW_ZONE_OUTSIDE : FW_ZONE_INSIDE,
 						   .in_use = 1};
 		sh.port_list[sh.nports++] = p;
 	}
-	return fw_worker_init(&worker, &sh, 0, 0);
+	sh.nworkers = n;
+	for (nworkers = 0; nworkers < n; nworkers++)
+		if (fw_worker_init(wk[nworkers], &sh, nworkers, 0) != 0)
+			return -1;
+	return 0;
 }
 
-/* Undo fw_setup(). */
+static int fw_setup(uint32_t max_conns)
+{
+	return fw_setup_workers(max_conns, 1);
+}
+
+/* Undo fw_setup_workers(), or as much of it as was done. */
 static void fw_teardown(void)
 {
-	fw_worker_release(&worker);
-	if (sh.qsbr)
-		rte_rcu_qsbr_thread_offline(sh.qsbr, 0);
+	while (nworkers > 0)
+		fw_worker_release(wk[--nworkers]);
+	for (unsigned int i = 0; sh.qsbr && i < RTE_MAX(sh.nworkers, 1u); i++)
+		rte_rcu_qsbr_thread_offline(sh.qsbr, i);
 	rte_free(sh.qsbr);
 	fw_rulegen_free(&sh.rules);
 	fw_config_release(&conf);
 	memset(&sh, 0, sizeof(sh));
 }
 
+/* Establish flow @p i in @p w's table with a real handshake. */
+static void handshake(struct fw_worker *w, uint32_t i, uint64_t now)
+{
+	uint8_t f[FRAME_LEN];
+
+	write_flow(f, i, RTE_TCP_SYN_FLAG, 1000, 0);
+	fw_worker_handle(w, f, FRAME_LEN, FW_ZONE_INSIDE, now);
+	write_reply(f, i, RTE_TCP_SYN_FLAG | RTE_TCP_ACK_FLAG, 5000, 1001);
+	fw_worker_handle(w, f, FRAME_LEN, FW_ZONE_OUTSIDE, now);
+	write_flow(f, i, RTE_TCP_ACK_FLAG, 1001, 5001);
+	fw_worker_handle(w, f, FRAME_LEN, FW_ZONE_INSIDE, now);
+}
+
 /* Establish flows [@p from, @p to) with a real handshake each. */
 static void establish_range(uint32_t from, uint32_t to)
 {
-	uint8_t f[FRAME_LEN];
-	uint64_t now = fw_worker_now(&worker);
+	const uint64_t now = fw_worker_now(&worker);
 
-	for (uint32_t i = from; i < to; i++) {
-		write_flow(f, i, RTE_TCP_SYN_FLAG, 1000, 0);
-		fw_worker_handle(&worker, f, FRAME_LEN, FW_ZONE_INSIDE, now);
-		write_reply(f, i, RTE_TCP_SYN_FLAG | RTE_TCP_ACK_FLAG, 5000, 1001);
-		fw_worker_handle(&worker, f, FRAME_LEN, FW_ZONE_OUTSIDE, now);
-		write_flow(f, i, RTE_TCP_ACK_FLAG, 1001, 5001);
-		fw_worker_handle(&worker, f, FRAME_LEN, FW_ZONE_INSIDE, now);
-	}
+	for (uint32_t i = from; i < to; i++)
+		handshake(&worker, i, now);
 }
 
 static void establish(uint32_t flows)
@@ -225,48 +262,87 @@ static void retarget(uint8_t *f, uint32_t i)
 	tcp->src_port = rte_cpu_to_be_16((uint16_t)(1024 + i % PORTS_PER_DST));
 }
 
+/*
+ * What one rx queue is fed: the flows @p ord[0 .. @p n) in turn (NULL: 0, 1, 2...), the
+ * next one at @p next.
+ */
+struct feed {
+	const uint32_t *ord;
+	uint32_t n, next;
+};
+
+static uint32_t feed_next(struct feed *fd)
+{
+	const uint32_t i = fd->ord ? fd->ord[fd->next] : fd->next;
+
+	fd->next = fd->next + 1 == fd->n ? 0 : fd->next + 1;
+	return i;
+}
+
+/* Move what @p from holds (a tx queue) to @p to (an rx queue), each frame the next flow. */
+static void recycle_into(struct rte_ring *from, struct rte_ring *to, struct feed *fd)
+{
+	struct rte_mbuf *m[64];
+	unsigned int n = rte_ring_dequeue_burst(from, (void **)m, 64, NULL);
+
+	for (unsigned int k = 0; k < n; k++)
+		retarget(rte_pktmbuf_mtod(m[k], uint8_t *), feed_next(fd));
+	if (n)
+		rte_ring_enqueue_burst(to, (void **)m, n, NULL);
+}
+
 /* Refill port 0's rx ring from port 1's tx ring, next flow each time. */
 static void recycle(uint32_t flows, uint32_t *next)
 {
-	struct rte_mbuf *m[64];
-	unsigned int n = rte_ring_dequeue_burst(tx_ring[1], (void **)m, 64, NULL);
+	struct feed fd = {order, flows, *next};
 
-	for (unsigned int k = 0; k < n; k++) {
-		retarget(rte_pktmbuf_mtod(m[k], uint8_t *), order ? order[*next] : *next);
-		*next = *next + 1 == flows ? 0 : *next + 1;
+	recycle_into(txq[1][0], rxq[0][0], &fd);
+	*next = fd.next;
+}
+
+/* @p count new frames on @p to, the next flows of @p fd. */
+static void prime_into(struct rte_ring *to, unsigned int count, struct feed *fd)
+{
+	struct rte_mbuf *m[CIRCULATE];
+
+	if (rte_pktmbuf_alloc_bulk(pool, m, count) != 0) {
+		fprintf(stderr, "fw_bench: mbuf pool exhausted\n");
+		exit(1);
 	}
-	if (n)
-		rte_ring_enqueue_burst(rx_ring[0], (void **)m, n, NULL);
+	for (unsigned int k = 0; k < count; k++) {
+		m[k]->data_len = m[k]->pkt_len = FRAME_LEN;
+		write_flow(rte_pktmbuf_mtod(m[k], uint8_t *), feed_next(fd), RTE_TCP_ACK_FLAG, 1001,
+			   5001);
+	}
+	rte_ring_enqueue_bulk(to, (void **)m, count, NULL);
 }
 
 static void prime(uint32_t flows, uint32_t *next)
 {
-	struct rte_mbuf *m[CIRCULATE];
+	struct feed fd = {order, flows, *next};
 
-	if (rte_pktmbuf_alloc_bulk(pool, m, CIRCULATE) != 0) {
-		fprintf(stderr, "fw_bench: mbuf pool exhausted\n");
-		exit(1);
-	}
-	for (unsigned int k = 0; k < CIRCULATE; k++) {
-		m[k]->data_len = m[k]->pkt_len = FRAME_LEN;
-		write_flow(rte_pktmbuf_mtod(m[k], uint8_t *), order ? order[*next] : *next,
-			   RTE_TCP_ACK_FLAG, 1001, 5001);
-		*next = *next + 1 == flows ? 0 : *next + 1;
-	}
-	rte_ring_enqueue_bulk(rx_ring[0], (void **)m, CIRCULATE, NULL);
+	prime_into(rxq[0][0], CIRCULATE, &fd);
+	*next = fd.next;
 }
 
+/* Free every frame in flight: on the ports' queues and in the workers' inboxes. */
 static void drain(void)
 {
 	struct rte_mbuf *m[64];
 	unsigned int n;
 
 	for (int p = 0; p < 2; p++) {
-		while ((n = rte_ring_dequeue_burst(rx_ring[p], (void **)m, 64, NULL)) > 0)
-			rte_pktmbuf_free_bulk(m, n);
-		while ((n = rte_ring_dequeue_burst(tx_ring[p], (void **)m, 64, NULL)) > 0)
-			rte_pktmbuf_free_bulk(m, n);
+		for (int q = 0; q < QUEUES; q++) {
+			while ((n = rte_ring_dequeue_burst(rxq[p][q], (void **)m, 64, NULL)) > 0)
+				rte_pktmbuf_free_bulk(m, n);
+			while ((n = rte_ring_dequeue_burst(txq[p][q], (void **)m, 64, NULL)) > 0)
+				rte_pktmbuf_free_bulk(m, n);
+		}
 	}
+	for (unsigned int i = 0; i < nworkers; i++)
+		while (sh.inbox[i] != NULL &&
+		       (n = rte_ring_dequeue_burst(sh.inbox[i], (void **)m, 64, NULL)) > 0)
+			rte_pktmbuf_free_bulk(m, n);
 }
 
 static double run_fw(uint32_t flows, double seconds)
@@ -1102,6 +1178,352 @@ static void churn_table(const char *const *targets, unsigned int n, const bool *
 	fflush(stdout);
 }
 
+/*
+ * Several workers (issue 16, -W FLOWS): FLOWS established flows in the random order, each
+ * in the table of the worker that owns it (fw_conn_owner of two).
+ *
+ * Forwarding with one worker (the main lcore, everything on queue 0) and with two (the
+ * first two lcores of -l, a queue each) side by side, alternated. Each lcore feeds its own
+ * worker's rx queue (it recycles what that worker sent, as run_fw does): the bench has no
+ * core of its own for a feeder, so with two workers on a 2-core machine the feed shares
+ * the workers' cores, and whatever else runs there does too. Two feeds for two workers:
+ * each queue gets only the flows its worker owns (a NIC whose spread matched holdfast's
+ * owner: no hand-off), or every other flow of the order whoever owns it (af_packet's
+ * fanout, a NIC's own hash: about half the frames cross to the other worker).
+ *
+ * The cost of a hand-off, on one thread: both workers driven in turn (worker 0's pass,
+ * then worker 1's, as fw_worker_poll runs them), worker 0's queue fed flows it owns
+ * (decided there) or flows worker 1 owns (each handed to worker 1's inbox, which worker
+ * 1's pass drains and decides). The same passes run either way; the difference per frame
+ * is what a hand-off adds: the enqueue and dequeue, the parse again at the owner, a second
+ * burst. On one core a handed frame stays in that core's cache; across cores the owner
+ * also fetches its lines from the other core's, which this does not count.
+ */
+
+/* The owner of flow @p i among @p n workers, as every worker computes it. */
+static unsigned int flow_owner(uint32_t i, unsigned int n)
+{
+	uint8_t f[FRAME_LEN];
+	const struct rte_ipv4_hdr *ip =
+		(const struct rte_ipv4_hdr *)(f + sizeof(struct rte_ether_hdr));
+	const struct rte_tcp_hdr *tcp = (const struct rte_tcp_hdr *)(ip + 1);
+	struct fw_key k;
+
+	write_flow(f, i, RTE_TCP_ACK_FLAG, 0, 0);
+	fw_key_make(&k, 4, IPPROTO_TCP, &ip->src_addr, &ip->dst_addr, tcp->src_port, tcp->dst_port);
+	return fw_conn_owner(&k, n);
+}
+
+/* Establish flows [0, @p flows), each at its owner among the workers made. */
+static void establish_owned(uint32_t flows)
+{
+	const uint64_t now = fw_worker_now(&worker);
+
+	for (uint32_t i = 0; i < flows; i++)
+		handshake(wk[flow_owner(i, nworkers)], i, now);
+}
+
+/* Sums over the workers made: frames sent by port 1, handed off, dropped by reason. */
+struct sums {
+	uint64_t tx, handed, drop[FW_DROP_REASON_MAX];
+};
+
+static void worker_sums(struct sums *s)
+{
+	memset(s, 0, sizeof(*s));
+	for (unsigned int i = 0; i < nworkers; i++) {
+		s->tx += wk[i]->cnt.tx[1];
+		s->handed += wk[i]->cnt.handoff_out;
+		for (int d = 0; d < FW_DROP_REASON_MAX; d++)
+			s->drop[d] += wk[i]->cnt.drop[d];
+	}
+}
+
+/* Say what was dropped between @p a and @p b: nothing should be. */
+static void say_drops(const struct sums *a, const struct sums *b, const char *what)
+{
+	for (int d = 0; d < FW_DROP_REASON_MAX; d++)
+		if (b->drop[d] != a->drop[d])
+			fprintf(stderr, "fw_bench: -W, %s: %" PRIu64 " frames dropped (%s)\n", what,
+				b->drop[d] - a->drop[d],
+				fw_drop_reason_name((enum fw_drop_reason)d));
+}
+
+struct lane {
+	struct fw_worker *w; /* polls its queue w->index of every port */
+	struct feed fd;	     /* what its rx queue of port 0 is fed */
+	uint64_t end;	     /* TSC */
+	uint64_t run, idle;  /* TSC its loop ran, and spent in passes that found no frame */
+	double cpu_ms;	     /* CPU time its thread was given */
+};
+
+static double thread_cpu_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* A worker's loop as run_fw's: a pass, a quiescent state, its own rx queue refilled. */
+static int lane_main(void *arg)
+{
+	struct lane *l = arg;
+	const unsigned int q = l->w->index;
+	const double c0 = thread_cpu_ms();
+	const uint64_t t0 = rte_get_tsc_cycles();
+	uint64_t t = t0, prev = t0;
+	bool idle = false;
+
+	while (t < l->end) {
+		for (int it = 0; it < 64; it++) {
+			t = rte_get_tsc_cycles();
+			if (idle)
+				l->idle += t - prev;
+			prev = t;
+			idle = fw_worker_poll(l->w, fw_worker_now(l->w)) == 0;
+			rte_rcu_qsbr_quiescent(sh.qsbr, q);
+			recycle_into(txq[1][q], rxq[0][q], &l->fd);
+		}
+	}
+	l->run = t - t0;
+	l->cpu_ms = thread_cpu_ms() - c0;
+	return 0;
+}
+
+/* One side of the comparison, per round. */
+struct side {
+	double v[MAX_ROUNDS];	  /* Mpps, or ns per frame */
+	double cores[MAX_ROUNDS]; /* CPU time the lanes were given / wall time */
+	double idle[MAX_ROUNDS];  /* share of the lanes' time in passes that found no frame */
+	double crossed;		  /* share of the frames forwarded that were handed off */
+};
+
+/*
+ * Every worker made forwarding on its own lcore (worker 0 on this one) for @p seconds,
+ * worker i's queue fed @p feeds[i]: round @p r of @p s. @return 0, or -1 if it could not
+ * run.
+ */
+static int run_lanes(const struct feed *feeds, uint32_t flows, double seconds, struct side *s,
+		     unsigned int r)
+{
+	static struct lane lanes[QUEUES];
+	const uint64_t hz = rte_get_tsc_hz();
+	/*
+	 * With two, a burst fewer in all than an inbox holds: when one lane's thread is
+	 * descheduled, every frame can end up waiting in its inbox, and one over would be
+	 * dropped as handoff_full and circulate no more.
+	 */
+	const unsigned int frames = nworkers > 1 ? FW_INBOX_SIZE - FW_BURST : CIRCULATE;
+	unsigned int lc = rte_get_main_lcore();
+	uint64_t t0, end, run = 0, idle = 0;
+	double cpu = 0, wall_s;
+	struct sums a, b;
+	int rc = 0;
+
+	groups_init(flows);
+	for (unsigned int i = 0; i < nworkers; i++) {
+		lanes[i] = (struct lane){.w = wk[i], .fd = feeds[i]};
+		prime_into(rxq[0][i], frames / nworkers, &lanes[i].fd);
+	}
+	worker_sums(&a);
+	t0 = rte_get_tsc_cycles();
+	end = t0 + (uint64_t)(seconds * (double)hz);
+	for (unsigned int i = 0; i < nworkers; i++)
+		lanes[i].end = end;
+	for (unsigned int i = 1; i < nworkers && rc == 0; i++) {
+		lc = rte_get_next_lcore(lc, 1, 0);
+		rc = lc < RTE_MAX_LCORE ? rte_eal_remote_launch(lane_main, &lanes[i], lc) : -ENODEV;
+		if (rc != 0)
+			lanes[0].end = 0; /* what started stops at its end; this one at once */
+	}
+	lane_main(&lanes[0]);
+	rte_eal_mp_wait_lcore();
+	end = rte_get_tsc_cycles();
+	worker_sums(&b);
+	drain();
+	if (rc != 0) {
+		fprintf(stderr, "fw_bench: -W: no lcore for worker 2 (-l 0,1)\n");
+		return -1;
+	}
+	say_drops(&a, &b, nworkers > 1 ? "two lcores" : "one lcore");
+	for (unsigned int i = 0; i < nworkers; i++) {
+		run += lanes[i].run;
+		idle += lanes[i].idle;
+		cpu += lanes[i].cpu_ms;
+	}
+	wall_s = (double)(end - t0) / (double)hz;
+	s->v[r] = (double)(b.tx - a.tx) / wall_s / 1e6;
+	s->cores[r] = cpu / 1e3 / wall_s;
+	s->idle[r] = run ? (double)idle / (double)run : 0;
+	s->crossed = b.tx > a.tx ? (double)(b.handed - a.handed) / (double)(b.tx - a.tx) : 0;
+	return 0;
+}
+
+/*
+ * Both workers driven from this thread in turn for @p seconds, worker 0's queue fed @p fd:
+ * round @p r of @p s, in ns of this thread's CPU time per frame forwarded (the time it was
+ * descheduled, which the machine's other tenants decide, left out).
+ */
+static void run_one_thread(struct feed fd, uint32_t flows, double seconds, struct side *s,
+			   unsigned int r)
+{
+	const uint64_t hz = rte_get_tsc_hz();
+	const double c0 = thread_cpu_ms();
+	uint64_t t0, end;
+	struct sums a, b;
+
+	groups_init(flows);
+	prime_into(rxq[0][0], CIRCULATE, &fd);
+	worker_sums(&a);
+	t0 = rte_get_tsc_cycles();
+	end = t0 + (uint64_t)(seconds * (double)hz);
+	while (rte_get_tsc_cycles() < end) {
+		for (int it = 0; it < 64; it++) {
+			for (unsigned int i = 0; i < nworkers; i++) {
+				fw_worker_poll(wk[i], fw_worker_now(wk[i]));
+				rte_rcu_qsbr_quiescent(sh.qsbr, i);
+			}
+			/* whoever sent them: the owner's queue of port 1 */
+			for (unsigned int q = 0; q < nworkers; q++)
+				recycle_into(txq[1][q], rxq[0][0], &fd);
+		}
+	}
+	end = rte_get_tsc_cycles();
+	worker_sums(&b);
+	drain();
+	say_drops(&a, &b, "one thread");
+	s->cores[r] = (thread_cpu_ms() - c0) / 1e3 / ((double)(end - t0) / (double)hz);
+	s->v[r] = b.tx > a.tx ? (thread_cpu_ms() - c0) * 1e6 / (double)(b.tx - a.tx) : 0;
+	s->idle[r] = 0;
+	s->crossed = b.tx > a.tx ? (double)(b.handed - a.handed) / (double)(b.tx - a.tx) : 0;
+}
+
+static double median(const double *v, unsigned int n)
+{
+	double c[MAX_ROUNDS], m[3];
+
+	memcpy(c, v, n * sizeof(*v));
+	min_med_max(c, n, m);
+	return m[1];
+}
+
+/* "min median max unit" of @p n rounds of @p s, and the first @p cols of "handed cores
+ * idle". */
+static void print_side(const char *workers, const char *how, const struct side *s, unsigned int n,
+		       const char *unit, int cols)
+{
+	double c[MAX_ROUNDS], m[3];
+
+	memcpy(c, s->v, n * sizeof(*c));
+	min_med_max(c, n, m);
+	printf("%-8s %-42s %8.2f %8.2f %8.2f %-4s", workers, how, m[0], m[1], m[2], unit);
+	if (cols >= 1)
+		printf(" %7.2f", s->crossed);
+	if (cols >= 2)
+		printf(" %6.2f", median(s->cores, n));
+	if (cols >= 3)
+		printf(" %6.2f", median(s->idle, n));
+	printf("\n");
+}
+
+static void workers_table(uint32_t flows, unsigned int rounds, double seconds)
+{
+	static struct side one, own, cross, direct, handed, diff;
+	const bool two = rte_lcore_count() >= 2;
+	uint32_t *by_owner[2] = {NULL, NULL}, *every_other[2] = {NULL, NULL};
+	uint32_t n_owner[2] = {0, 0}, n_other[2] = {0, 0};
+	unsigned int done = 0;
+	bool two_ran = two;
+
+	if (order_random(flows) != 0)
+		return;
+	for (int q = 0; q < 2; q++) {
+		by_owner[q] = malloc(sizeof(uint32_t) * flows);
+		every_other[q] = malloc(sizeof(uint32_t) * flows);
+		if (by_owner[q] == NULL || every_other[q] == NULL)
+			goto out;
+	}
+	for (uint32_t j = 0; j < flows; j++) {
+		const unsigned int o = flow_owner(order[j], 2);
+
+		by_owner[o][n_owner[o]++] = order[j];
+		every_other[j & 1][n_other[j & 1]++] = order[j];
+	}
+	if (n_owner[0] == 0 || n_owner[1] == 0 || n_other[1] == 0)
+		goto out;
+	printf("\nseveral workers: %u established flows in random order, each in its owner's "
+	       "table; %u round(s), each side once a round\n",
+	       flows, rounds);
+	for (unsigned int r = 0; r < rounds; r++) {
+		const struct feed all = {order, flows, 0};
+		const struct feed owned[2] = {{by_owner[0], n_owner[0], 0},
+					      {by_owner[1], n_owner[1], 0}};
+		const struct feed other[2] = {{every_other[0], n_other[0], 0},
+					      {every_other[1], n_other[1], 0}};
+
+		if (fw_setup_workers(flows * 2 + 1024, 1) != 0)
+			goto out_teardown;
+		establish_owned(flows);
+		run_lanes(&all, flows, seconds, &one, r);
+		fw_teardown();
+		/* Each of two tables as full as the one: the same load factor. */
+		if (fw_setup_workers(flows + 1024, 2) != 0)
+			goto out_teardown;
+		establish_owned(flows);
+		if (two_ran)
+			two_ran = run_lanes(owned, flows, seconds, &own, r) == 0 &&
+				  run_lanes(other, flows, seconds, &cross, r) == 0;
+		/* Which goes first alternates: neither always follows the other. */
+		if (r & 1)
+			run_one_thread(owned[1], flows, seconds, &handed, r);
+		run_one_thread(owned[0], flows, seconds, &direct, r);
+		if (!(r & 1))
+			run_one_thread(owned[1], flows, seconds, &handed, r);
+		diff.v[r] = handed.v[r] - direct.v[r];
+		fw_teardown();
+		done++;
+	}
+	printf("%-8s %-42s %8s %8s %8s %-4s %7s %6s %6s\n", "workers",
+	       "forwarding, each lcore feeding its queue", "min", "median", "max", "", "handed",
+	       "cores", "idle");
+	print_side("1", "lcore 0, queue 0", &one, done, "Mpps", 3);
+	if (two_ran) {
+		print_side("2", "lcores 0+1, each queue its owner's flows", &own, done, "Mpps", 3);
+		print_side("2", "lcores 0+1, each queue every other flow", &cross, done, "Mpps", 3);
+		printf("(%ld cores and no third for a feeder: each lcore also feeds its own "
+		       "worker's queue,\n"
+		       " and shares its core with whatever else runs there; two workers' "
+		       "figures are\n"
+		       " bounded by that. handed: share of the frames forwarded that went to "
+		       "their owner's\n"
+		       " inbox; cores: CPU time the lanes got / wall time; idle: share of "
+		       "their time in\n"
+		       " passes that found no frame; both medians)\n",
+		       sysconf(_SC_NPROCESSORS_ONLN));
+	} else {
+		printf("(two workers' forwarding needs two lcores: -l 0,1)\n");
+	}
+	printf("%-8s %-42s %8s %8s %8s %-4s %7s %6s\n", "hand-off",
+	       "one thread driving both workers, CPU time", "min", "median", "max", "", "handed",
+	       "cores");
+	print_side("2", "worker 0 owns the flows: decided there", &direct, done, "ns", 2);
+	print_side("2", "worker 1 owns them: handed to it, decided", &handed, done, "ns", 2);
+	print_side("2", "hand-off cost (per round: handed - direct)", &diff, done, "ns", 0);
+	fflush(stdout);
+	goto out;
+out_teardown:
+	fprintf(stderr, "fw_bench: -W: %u flows do not fit\n", flows);
+	fw_teardown();
+out:
+	for (int q = 0; q < 2; q++) {
+		free(by_owner[q]);
+		free(every_other[q]);
+	}
+	free(order);
+	order = NULL;
+}
+
 int main(int argc, char **argv)
 {
 	const char *restore_targets[MAX_TARGETS];
@@ -1112,6 +1534,7 @@ int main(int argc, char **argv)
 	double churn_rate = 100000;
 	bool ways[IO_WAYS] = {false};
 	uint32_t flow_counts[8] = {1000, 100000, 1000000};
+	uint32_t workers_flows = 0;
 	unsigned int nflows = 3;
 	double seconds = 2, pass_seconds = 1;
 	unsigned int rounds = 3;
@@ -1122,7 +1545,7 @@ int main(int argc, char **argv)
 	if (n < 0)
 		return 1;
 	argc -= n, argv += n;
-	while ((c = getopt(argc, argv, "f:o:R:p:s:k:r:w:c:C:t:S:I:")) != -1) {
+	while ((c = getopt(argc, argv, "f:o:R:p:s:k:r:w:c:C:t:S:I:W:")) != -1) {
 		if (c == 'f') {
 			char *save = NULL;
 
@@ -1173,6 +1596,8 @@ int main(int argc, char **argv)
 				}
 				ways[w] = true;
 			}
+		} else if (c == 'W' && atoi(optarg) >= 2) {
+			workers_flows = (uint32_t)strtoul(optarg, NULL, 10);
 		} else if (c == 'r' && nrestore < MAX_TARGETS) {
 			restore_targets[nrestore++] = optarg;
 		} else if (c == 'w' && atoi(optarg) >= 1 && atoi(optarg) <= RESTORE_REGIONS_MAX) {
@@ -1189,7 +1614,7 @@ int main(int argc, char **argv)
 				"[-w RESTORE_REGIONS (1-%d)]\n"
 				"       [-c CKPT_TARGET|none]... [-C NEW_CONNS_PER_S] "
 				"[-I inline,thread,lcore]\n"
-				"       [-t CKPT_TARGET]... [-S SECRET_FILE]\n",
+				"       [-t CKPT_TARGET]... [-S SECRET_FILE] [-W FLOWS]\n",
 				MAX_ROUNDS, RESTORE_REGIONS_MAX);
 			return 2;
 		}
@@ -1235,6 +1660,8 @@ int main(int argc, char **argv)
 		min_teardown();
 		fw_teardown();
 	}
+	if (workers_flows)
+		workers_table(workers_flows, rounds, pass_seconds);
 	for (unsigned int t = 0; t < nckpt; t++) {
 		const uint32_t opens = 1000000;
 

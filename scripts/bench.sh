@@ -184,7 +184,10 @@ awk '
 # bulk hash lookup, one state line per flow) and a plain io-forwarding loop, alternating
 # three times per figure, flows in random order and in sequence, net_ring ports;
 # then forwarding under 100k new connections/s with checkpointing off / pmem: / shm / tcp
-# (off measured first and last), restore and standby takeover of 100k and 1M connections.
+# (off measured first and last), restore and standby takeover of 100k and 1M connections;
+# and (-W) forwarding with one worker and with two side by side (each lcore feeds its own
+# worker's queue: on a 2-core machine the feed shares the workers' cores) and the cost of a
+# frame handed to the worker that owns its connection, both workers driven from one thread.
 # With 2 MB hugepages when they can be reserved (as holdfast runs in production): a million
 # connections spread over 4 KB pages spend the restore in TLB misses.
 eal=(--no-huge -m 4096 --no-shconf)
@@ -198,9 +201,11 @@ else
 fi
 echo
 echo "== holdfast forwarding (one worker on lcore 0, 64-byte frames, established TCP flows;"
-echo "   under churn, checkpoint I/O by the worker itself and on lcore 1, compared)"
+echo "   under churn, checkpoint I/O by the worker itself and on lcore 1, compared;"
+echo "   then one worker against two, and the cost of a hand-off between them)"
 "$BUILD/fw_bench" "${eal[@]}" --no-pci -l 0,1 --log-level=lib.eal:error \
   --log-level=pmd.net.ring:error -- -f 1000,100000,1000000 -o both -R 3 -p 1 -s 2 -I inline,lcore \
+  -W 100000 \
   -S "$dir/secret" \
   -k "pmem:$dir/fw.pmem" -c none -c "pmem:$dir/fwc.pmem" "${fw_remote[@]:0:4}" \
   "${fw_group[@]:0:6}" -c none -r "pmem:$dir/fwr.pmem" "${fw_remote[@]:4:2}" \
