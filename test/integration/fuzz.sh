@@ -4,9 +4,11 @@
 # (10 in make test; make fuzz SECONDS=N for longer), from its committed seeds in
 # test/fuzz/corpus/<target>; what a run adds goes to $BUILD/fuzz/<target>.corpus. A crash,
 # a sanitizer report or a broken property fails the run and keeps the input.
-# FUZZ_TARGETS="a b" runs only those.
+# FUZZ_TARGETS="a b" runs only those. Builds and runs go FUZZ_JOBS at a time (the number
+# of CPUs by default): the test runs alone, and one fuzzer keeps one core busy.
 set -euo pipefail
 secs=${FUZZ_SECONDS:-10}
+jobs_max=${FUZZ_JOBS:-$(nproc)}
 out="$BUILD/fuzz"
 mkdir -p "$out"
 cd "$SRC"
@@ -16,7 +18,13 @@ pmu_src=(lib/pmu/pmu.c lib/pmu/pmu_check.c lib/pmu/pmu_ring.c lib/pmu/ckpt_recor
          lib/pmu/hf_log.c)
 targets=()
 
-# target NAME SOURCE... -- LIB...: build one fuzzer.
+# Wait until fewer than jobs_max jobs of this shell run.
+throttle() {
+  while [ "$(jobs -rp | wc -l)" -ge "$jobs_max" ]; do wait -n || true; done
+}
+
+# target NAME SOURCE... -- LIB...: build one fuzzer (in the background; its exit status in
+# $out/NAME.build-rc, its messages in $out/NAME.build-log).
 target() {
   local name=$1 src=() libs=()
   shift
@@ -26,7 +34,9 @@ target() {
   if [ -n "${FUZZ_TARGETS:-}" ] && [[ " $FUZZ_TARGETS " != *" $name "* ]]; then
     return
   fi
-  clang "${cflags[@]}" "${src[@]}" "${libs[@]}" -o "$out/$name"
+  throttle
+  (rc=0; clang "${cflags[@]}" "${src[@]}" "${libs[@]}" -o "$out/$name" \
+     >"$out/$name.build-log" 2>&1 || rc=$?; echo $rc >"$out/$name.build-rc") &
   targets+=("$name")
 }
 
@@ -51,19 +61,40 @@ target fuzz_dispatch ckptsrv/fuzz_dispatch.c ckptsrv/ckptsrv.c ckptsrv/quota.c \
   ckptsrv/config.c lib/ckpt/proto.c lib/ckpt/secret.c "${pmu_src[@]}" -- -Ickptsrv \
   -lpmem -lisal -lsodium -lpthread
 
+wait
 for t in "${targets[@]}"; do
-  mkdir -p "$out/$t.corpus"
-  seeds=()
-  [ -d "test/fuzz/corpus/$t" ] && seeds=("test/fuzz/corpus/$t")
-  rc=0
-  "$out/$t" -max_total_time="$secs" -seed=1 -print_final_stats=1 \
-    -artifact_prefix="$out/$t-" "$out/$t.corpus" "${seeds[@]}" >"$out/$t.log" 2>&1 || rc=$?
-  runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$out/$t.log")
-  cov=$(grep -oE 'cov: [0-9]+ ft: [0-9]+' "$out/$t.log" | tail -1)
-  echo "$t: ${runs:-?} runs in ${secs}s, ${cov:-no coverage line}"
-  if [ $rc -ne 0 ]; then
-    grep -E "ERROR|SUMMARY|runtime error" "$out/$t.log" | head -20
-    echo "FAIL: $t exited $rc; inputs kept: $(ls "$out/$t"-* 2>/dev/null | tr '\n' ' ')"
+  if [ "$(cat "$out/$t.build-rc")" != 0 ]; then
+    cat "$out/$t.build-log"
+    echo "FAIL: $t did not build"
     exit 1
   fi
 done
+
+# run NAME: one fuzzer for secs; its exit status in $out/NAME.rc.
+run() {
+  local t=$1 rc=0 seeds=()
+  mkdir -p "$out/$t.corpus"
+  [ -d "test/fuzz/corpus/$t" ] && seeds=("test/fuzz/corpus/$t")
+  "$out/$t" -max_total_time="$secs" -seed=1 -print_final_stats=1 \
+    -artifact_prefix="$out/$t-" "$out/$t.corpus" "${seeds[@]}" >"$out/$t.log" 2>&1 || rc=$?
+  echo $rc >"$out/$t.rc"
+}
+for t in "${targets[@]}"; do
+  throttle
+  run "$t" &
+done
+wait
+
+fail=0
+for t in "${targets[@]}"; do
+  rc=$(cat "$out/$t.rc")
+  runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$out/$t.log")
+  cov=$(grep -oE 'cov: [0-9]+ ft: [0-9]+' "$out/$t.log" | tail -1)
+  echo "$t: ${runs:-?} runs in ${secs}s, ${cov:-no coverage line}"
+  if [ "$rc" -ne 0 ]; then
+    grep -E "ERROR|SUMMARY|runtime error" "$out/$t.log" | head -20
+    echo "FAIL: $t exited $rc; inputs kept: $(ls "$out/$t"-* 2>/dev/null | tr '\n' ' ')"
+    fail=1
+  fi
+done
+exit $fail
