@@ -314,20 +314,56 @@ out:
  * regions found elsewhere (@p misplaced of them), and those of retired regions, which are
  * marked in @p retired.
  */
+/* The regions of the target, or NULL (not listed: the caller tries each name). */
+static struct ckpt_region_info *list_regions(struct ckpt_client *cl, unsigned int *n)
+{
+	enum {
+		MAX = 256
+	};
+	struct ckpt_region_info *l = calloc(MAX, sizeof(*l));
+	int got;
+
+	if (l == NULL)
+		return NULL;
+	got = ckpt_region_list(cl, l, MAX);
+	if (got < 0 || got > MAX) {
+		free(l);
+		return NULL;
+	}
+	*n = (unsigned int)got;
+	return l;
+}
+
+static bool region_listed(const struct ckpt_region_info *l, unsigned int n, const char *name)
+{
+	for (unsigned int i = 0; i < n; i++)
+		if (strcmp(l[i].r.name, name) == 0)
+			return true;
+	return false;
+}
+
 static int reshard_move(struct reshard *x, const struct fw_ckpt_layout *layout, uint64_t misplaced,
 			bool *retired)
 {
 	struct ckpt_client *cl = fw_checkpointer_client(x->w[0]->ckpt);
+	struct ckpt_region_info *listed = NULL;
+	unsigned int nlisted = 0;
 	int rc = 0;
 
 	if (cl == NULL)
 		return 0; /* the target is away: nothing was restored either */
+	/* Which of the workers' regions beyond ours exist: one listing, rather than an open
+	 * of each of FW_MAX_WORKER (a round trip each over ckptsrv, and an error logged by the
+	 * target for every one that is not there). */
+	listed = list_regions(cl, &nlisted);
 	for (unsigned int src = x->n; src < FW_MAX_WORKER; src++) {
 		struct ckpt_region *r;
 		char name[PMU_NAME_MAX];
 		int err;
 
 		fw_ckpt_layout_state(layout, src, name, NULL);
+		if (listed != NULL && !region_listed(listed, nlisted, name))
+			continue;
 		err = ckpt_region_open(cl, name, &r);
 		if (err == -ENOENT)
 			continue; /* not every one: a delete cut short leaves gaps */
@@ -344,6 +380,7 @@ static int reshard_move(struct reshard *x, const struct fw_ckpt_layout *layout, 
 		retired[src] = true;
 		x->mv->retired++;
 	}
+	free(listed);
 	for (unsigned int src = 0; misplaced && src < x->n; src++) {
 		struct walk wk = {x, x->w[src]->table, src, 0};
 
