@@ -13,7 +13,8 @@
 struct job {
 	struct fw_worker *w;
 	struct fw_restore_result *res;
-	uint64_t t0; /* TSC at the start of the whole restore */
+	const rte_cpuset_t *reader; /* the scan's reader thread runs there; NULL: no such thread */
+	uint64_t t0;		    /* TSC at the start of the whole restore */
 };
 
 static int restore_rec(const struct ckpt_rec *rec, void *arg)
@@ -41,7 +42,11 @@ static void restore_one(struct job *j)
 		goto out;
 	}
 	fw_restore_batch_init(batch, j->w->table, slots, &res->st);
-	res->rc = ckpt_state_scan(r, CKPT_SCAN_TOMBSTONES, restore_rec, batch, &res->ss);
+	if (j->reader != NULL)
+		res->rc = ckpt_state_scan_split(r, CKPT_SCAN_TOMBSTONES, j->reader, restore_rec,
+						batch, &res->ss);
+	else
+		res->rc = ckpt_state_scan(r, CKPT_SCAN_TOMBSTONES, restore_rec, batch, &res->ss);
 	fw_restore_batch_flush(batch);
 	free(batch);
 	if (res->rc == 0)
@@ -58,7 +63,7 @@ static void *restore_thread(void *arg)
 }
 
 int fw_restore_workers(struct fw_worker *const *workers, unsigned int n, const rte_cpuset_t *cpus,
-		       struct fw_restore_result *res)
+		       const rte_cpuset_t *readers, struct fw_restore_result *res)
 {
 	struct job jobs[FW_MAX_WORKER];
 	pthread_t th[FW_MAX_WORKER];
@@ -68,9 +73,16 @@ int fw_restore_workers(struct fw_worker *const *workers, unsigned int n, const r
 
 	if (n > FW_MAX_WORKER)
 		return -EINVAL;
+	/*
+	 * A CPU more than there are workers: each region's reading and decoding go to a
+	 * thread of their own beside its inserts. With none spare they would only take
+	 * turns with another worker's restore on its CPU.
+	 */
+	if (readers != NULL && (unsigned int)CPU_COUNT(readers) <= n)
+		readers = NULL;
 	for (unsigned int i = 0; i < n; i++) {
 		memset(&res[i], 0, sizeof(res[i]));
-		jobs[i] = (struct job){workers[i], &res[i], t0};
+		jobs[i] = (struct job){workers[i], &res[i], readers, t0};
 	}
 	for (unsigned int i = 1; i < n; i++) {
 		char name[16];

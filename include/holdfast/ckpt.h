@@ -22,6 +22,7 @@
 #define HOLDFAST_CKPT_H
 
 #include <errno.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -219,6 +220,20 @@ int ckpt_state_read(struct ckpt_region *r, ckpt_rec_cb cb, void *arg,
  */
 int ckpt_state_scan(struct ckpt_region *r, unsigned int flags, ckpt_rec_cb cb, void *arg,
 		    struct ckpt_scan_stats *stats);
+
+/**
+ * ckpt_state_scan() over two threads: the slots are read, validated and decoded on a thread
+ * of its own (started and joined inside the call, on @p reader_cpus, or where the caller may
+ * run when NULL) while the caller's thread calls @p cb, for the same records in the same
+ * order as ckpt_state_scan(); @p cb runs on the caller's thread only. While it runs, the
+ * reader thread uses the region's client: the caller must not. A record backend (group:)
+ * scans as ckpt_state_scan() does. When @p cb stops the walk, @p stats count the pairs up to
+ * the end of the chunk (256 KB-4 MB of slots) it stopped in.
+ * @return as ckpt_state_scan(), or -EAGAIN (no thread could be started) and other
+ * pthread_create() errors.
+ */
+int ckpt_state_scan_split(struct ckpt_region *r, unsigned int flags, const cpu_set_t *reader_cpus,
+			  ckpt_rec_cb cb, void *arg, struct ckpt_scan_stats *stats);
 
 /**
  * Read everything unread in an append region, call @p cb for each record, then clear it
