@@ -75,6 +75,8 @@ static void finish(struct job *j, struct fw_slots *slots)
 		if (err == 0)
 			err = pthread_create(&th, &attr, finish_thread, f);
 		pthread_attr_destroy(&attr);
+		if (err == 0)
+			pthread_setname_np(th, "fw-finish");
 	}
 	if (err) {
 		free(f);
