@@ -788,8 +788,8 @@ static int journal_load(struct ckpt_region *r, struct journal *j, struct ckpt_sc
 }
 
 /* Decode one slot: its record if valid and in its right place, else counted and NULL. */
-static int slot_decode(const uint8_t *p, uint32_t slot_size, uint64_t slot, struct ckpt_rec *out,
-		       struct ckpt_scan_stats *st)
+static inline int slot_decode(const uint8_t *p, uint32_t slot_size, uint64_t slot,
+			      struct ckpt_rec *out, struct ckpt_scan_stats *st)
 {
 	if (ckpt_rec_is_empty(p, slot_size)) {
 		st->empty++;
@@ -823,24 +823,26 @@ struct scan {
 
 /*
  * Pair @p pair, whose two slots are at @p p: the record it hands over (the newest valid
- * one of its slots and the journal), counted in @p st. @return 1 and *out, or 0 (nothing
- * to hand over). A record's payload points into @p p or the journal's image.
+ * one of its slots and the journal), counted in @p st, decoded into one of @p tmp[3].
+ * @return that record, or NULL (nothing to hand over). Its payload points into @p p or the
+ * journal's image. Inlined into both scans: it runs for every pair.
  */
-static int pair_decode(const struct scan *s, const uint8_t *p, uint64_t pair, struct ckpt_rec *out,
-		       struct ckpt_scan_stats *st)
+static inline __attribute__((always_inline)) const struct ckpt_rec *
+pair_decode(const struct scan *s, const uint8_t *p, uint64_t pair, struct ckpt_rec tmp[3],
+	    struct ckpt_scan_stats *st)
 {
 	const uint32_t ss = s->ss;
-	struct ckpt_rec a, b, jr, *best = NULL;
-	int va = slot_decode(p, ss, 2 * pair, &a, st);
-	int vb = slot_decode(p + ss, ss, 2 * pair + 1, &b, st);
+	struct ckpt_rec *a = &tmp[0], *b = &tmp[1], *jr = &tmp[2], *best = NULL;
+	int va = slot_decode(p, ss, 2 * pair, a, st);
+	int vb = slot_decode(p + ss, ss, 2 * pair + 1, b, st);
 
 	if (va && vb) {
-		best = a.generation > b.generation ? &a : &b;
+		best = a->generation > b->generation ? a : b;
 		st->superseded++;
 	} else if (va) {
-		best = &a;
+		best = a;
 	} else if (vb) {
-		best = &b;
+		best = b;
 	}
 	if (s->j.tab) {
 		struct jentry *e = jfind((struct journal *)&s->j, (uint32_t)pair);
@@ -850,23 +852,22 @@ static int pair_decode(const struct scan *s, const uint8_t *p, uint64_t pair, st
 			st->superseded++;
 		} else if (e->pair != UINT32_MAX &&
 			   ckpt_rec_decode(s->j.img + e->pos % s->j.ring_size,
-					   s->j.ring_size - e->pos % s->j.ring_size, &jr) > 0) {
+					   s->j.ring_size - e->pos % s->j.ring_size, jr) > 0) {
 			if (best)
 				st->superseded++;
-			best = &jr;
+			best = jr;
 		}
 	}
 	if (best == NULL)
-		return 0;
+		return NULL;
 	if (best->flags & CKPT_REC_F_TOMBSTONE) {
 		st->tombstones++;
 		if (!(s->flags & CKPT_SCAN_TOMBSTONES))
-			return 0;
+			return NULL;
 	} else {
 		st->records++;
 	}
-	*out = *best;
-	return 1;
+	return best;
 }
 
 /* The pair @p i + s->ahead of a chunk of @p n, line by line; past the chunk it is not ours. */
@@ -936,12 +937,14 @@ int ckpt_state_scan(struct ckpt_region *r, unsigned int flags, ckpt_rec_cb cb, v
 		if (rc)
 			goto out;
 		for (uint64_t i = 0; i < n; i++) {
-			struct ckpt_rec rec;
+			struct ckpt_rec tmp[3];
+			const struct ckpt_rec *rec;
 
 			pair_prefetch(&s, buf, i, n);
-			if (!pair_decode(&s, buf + 2 * i * s.ss, p0 + i, &rec, &st))
+			rec = pair_decode(&s, buf + 2 * i * s.ss, p0 + i, tmp, &st);
+			if (rec == NULL)
 				continue;
-			stop = cb ? cb(&rec, arg) : 0;
+			stop = cb ? cb(rec, arg) : 0;
 			if (stop)
 				break;
 		}
@@ -1013,9 +1016,13 @@ static void *split_reader(void *arg)
 		memset(&c->st, 0, sizeof(c->st));
 		c->nrecs = 0;
 		for (uint64_t i = 0; i < n; i++) {
+			struct ckpt_rec tmp[3];
+			const struct ckpt_rec *rec;
+
 			pair_prefetch(s, c->buf, i, n);
-			c->nrecs += (uint32_t)pair_decode(s, c->buf + 2 * i * s->ss, p0 + i,
-							  &c->recs[c->nrecs], &c->st);
+			rec = pair_decode(s, c->buf + 2 * i * s->ss, p0 + i, tmp, &c->st);
+			if (rec != NULL)
+				c->recs[c->nrecs++] = *rec;
 		}
 		pthread_mutex_lock(&sp->mu);
 		sp->produced++;
