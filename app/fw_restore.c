@@ -24,6 +24,21 @@ static int restore_rec(const struct ckpt_rec *rec, void *arg)
 	return 0;
 }
 
+/* A region split over a reader thread: a chunk's records at a time, read in place. */
+struct split_job {
+	struct fw_table *t;
+	struct fw_slots *slots;
+	struct fw_restore_stats *st;
+};
+
+static int restore_recs(const struct ckpt_rec *recs, unsigned int n, void *arg)
+{
+	struct split_job *s = arg;
+
+	fw_restore_add_many(s->t, s->slots, recs, n, s->st); /* as restore_rec */
+	return 0;
+}
+
 struct finish_job {
 	struct fw_worker *w;
 	uint64_t now;
@@ -101,19 +116,22 @@ static void restore_one(struct job *j)
 		res->rc = -ENOTCONN;
 		goto out;
 	}
-	batch = malloc(sizeof(*batch));
-	if (batch == NULL) {
-		res->rc = -ENOMEM;
-		goto out;
-	}
-	fw_restore_batch_init(batch, j->w->table, slots, &res->st);
-	if (j->reader != NULL)
-		res->rc = ckpt_state_scan_split(r, CKPT_SCAN_TOMBSTONES, j->reader, restore_rec,
-						batch, &res->ss);
-	else
+	if (j->reader != NULL) {
+		struct split_job s = {j->w->table, slots, &res->st};
+
+		res->rc = ckpt_state_scan_split(r, CKPT_SCAN_TOMBSTONES, j->reader, restore_recs,
+						&s, &res->ss);
+	} else {
+		batch = malloc(sizeof(*batch));
+		if (batch == NULL) {
+			res->rc = -ENOMEM;
+			goto out;
+		}
+		fw_restore_batch_init(batch, j->w->table, slots, &res->st);
 		res->rc = ckpt_state_scan(r, CKPT_SCAN_TOMBSTONES, restore_rec, batch, &res->ss);
-	fw_restore_batch_flush(batch);
-	free(batch);
+		fw_restore_batch_flush(batch);
+		free(batch);
+	}
 	if (res->rc == 0)
 		finish(j, slots);
 out:

@@ -961,13 +961,13 @@ out:
 /*
  * ckpt_state_scan_split(): a reader thread reads chunks of SPLIT_CHUNK bytes of slots and
  * decodes them into the records they hand over; the caller's thread takes the chunks in
- * order and calls back. SPLIT_BUFS chunks circulate between the two. One handoff a chunk
- * (256 for a 1 M region) under a mutex: the waits block rather than spin, so a reader that
- * runs ahead, or a callback side that does, costs the other nothing while the CPU is shared.
+ * order, each in one call (its records in place, nothing copied). SPLIT_BUFS chunks circulate
+ * between the two. One handoff a chunk (256 for a 1 M region) under a mutex: the waits block rather
+ * than spin, so a reader that runs ahead, or a callback side that does, costs the other nothing
+ * while the CPU is shared.
  */
 #define SPLIT_CHUNK (1u << 20)
 #define SPLIT_BUFS  4
-#define SPLIT_AHEAD 8 /* records the caller's thread fetches ahead of its callback */
 #define SPLIT_HUGE  (2u << 20)
 
 struct split_chunk {
@@ -1047,8 +1047,21 @@ static void stats_add(struct ckpt_scan_stats *to, const struct ckpt_scan_stats *
 	to->misplaced += st->misplaced;
 }
 
+/* A record backend's scan, through the split's callback one record at a time. */
+struct split_one {
+	ckpt_recs_cb take;
+	void *arg;
+};
+
+static int split_one_rec(const struct ckpt_rec *rec, void *arg)
+{
+	struct split_one *o = arg;
+
+	return o->take(rec, 1, o->arg);
+}
+
 int ckpt_state_scan_split(struct ckpt_region *r, unsigned int flags, const cpu_set_t *reader_cpus,
-			  ckpt_rec_cb cb, void *arg, struct ckpt_scan_stats *stats)
+			  ckpt_recs_cb take, void *arg, struct ckpt_scan_stats *stats)
 {
 	struct ckpt_scan_stats st = {0};
 	struct split *sp;
@@ -1059,8 +1072,11 @@ int ckpt_state_scan_split(struct ckpt_region *r, unsigned int flags, const cpu_s
 
 	if (r->geo.mode != PMU_MODE_OVERWRITE)
 		return -EINVAL;
-	if (r->cl->records != NULL)
-		return r->cl->records->scan(r, flags, cb, arg, stats);
+	if (r->cl->records != NULL) {
+		struct split_one o = {take, arg};
+
+		return r->cl->records->scan(r, flags, split_one_rec, &o, stats);
+	}
 	sp = calloc(1, sizeof(*sp));
 	if (sp == NULL)
 		return -ENOMEM;
@@ -1116,15 +1132,8 @@ int ckpt_state_scan_split(struct ckpt_region *r, unsigned int flags, const cpu_s
 		pthread_mutex_unlock(&sp->mu);
 		c = &sp->ch[sp->consumed % SPLIT_BUFS];
 		stats_add(&st, &c->st);
-		for (uint32_t i = 0; i < c->nrecs && !stop; i++) {
-			/* Written on the reader's CPU: fetched ahead, or each is a wait. */
-			if (i + SPLIT_AHEAD < c->nrecs) {
-				__builtin_prefetch(&c->recs[i + SPLIT_AHEAD]);
-				__builtin_prefetch((const uint8_t *)&c->recs[i + SPLIT_AHEAD] + 64);
-				__builtin_prefetch(c->recs[i + SPLIT_AHEAD / 2].payload);
-			}
-			stop = cb ? cb(&c->recs[i], arg) : 0;
-		}
+		if (c->nrecs > 0)
+			stop = take(c->recs, c->nrecs, arg);
 		pthread_mutex_lock(&sp->mu);
 		sp->consumed++;
 		sp->stop = stop != 0;

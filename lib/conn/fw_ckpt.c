@@ -349,9 +349,49 @@ int fw_restore_batch_flush(struct fw_restore_batch *b)
 		kp[i] = &keys[i];
 	}
 	fw_table_prefetch_bulk(b->t, kp, sig, b->n);
-	for (unsigned int i = 0; i < b->n && rc == 0; i++)
-		rc = restore_keyed(b->t, b->slots, &b->rec[i], &keys[i], sig[i], b->st);
+	/* Past a full table every record is still counted (no_room), whatever its batch. */
+	for (unsigned int i = 0; i < b->n; i++) {
+		int r = restore_keyed(b->t, b->slots, &b->rec[i], &keys[i], sig[i], b->st);
+
+		if (rc == 0)
+			rc = r;
+	}
 	b->n = 0;
+	return rc;
+}
+
+int fw_restore_add_many(struct fw_table *t, struct fw_slots *slots, const struct ckpt_rec *recs,
+			unsigned int n, struct fw_restore_stats *st)
+{
+	int rc = 0;
+
+	for (unsigned int i0 = 0; i0 < n; i0 += FW_RESTORE_BATCH) {
+		const unsigned int m = n - i0 < FW_RESTORE_BATCH ? n - i0 : FW_RESTORE_BATCH;
+		const unsigned int next = i0 + m, nm = n - next < m ? n - next : m;
+		struct fw_key keys[FW_RESTORE_BATCH];
+		const struct fw_key *kp[FW_RESTORE_BATCH];
+		uint32_t sig[FW_RESTORE_BATCH];
+
+		/* The next batch's records (written on another CPU, a split scan's) meanwhile. */
+		for (unsigned int i = next; i < next + nm; i++) {
+			__builtin_prefetch(&recs[i]);
+			__builtin_prefetch((const uint8_t *)&recs[i] + 64);
+			__builtin_prefetch(recs[i].payload);
+		}
+		/* Each key made and hashed once: the prefetch and the insert share the hash. */
+		for (unsigned int i = 0; i < m; i++) {
+			fw_key_from_ckpt(&recs[i0 + i].key, &keys[i]);
+			sig[i] = fw_table_hash(t, &keys[i]);
+			kp[i] = &keys[i];
+		}
+		fw_table_prefetch_bulk(t, kp, sig, m);
+		for (unsigned int i = 0; i < m; i++) {
+			int r = restore_keyed(t, slots, &recs[i0 + i], &keys[i], sig[i], st);
+
+			if (rc == 0)
+				rc = r;
+		}
+	}
 	return rc;
 }
 

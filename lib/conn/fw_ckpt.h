@@ -129,11 +129,23 @@ struct fw_restore_batch {
 void fw_restore_batch_init(struct fw_restore_batch *b, struct fw_table *t, struct fw_slots *slots,
 			   struct fw_restore_stats *st);
 
-/** Add @p rec to the batch; a full batch goes to the table. @return as fw_restore_add(). */
+/**
+ * Add @p rec to the batch; a full batch goes to the table. @return as fw_restore_add(): the
+ * first error of the batch (each of its records is still added or counted).
+ */
 int fw_restore_batch_add(struct fw_restore_batch *b, const struct ckpt_rec *rec);
 
 /** Hand what the batch holds to the table. @return as fw_restore_add(). */
 int fw_restore_batch_flush(struct fw_restore_batch *b);
+
+/**
+ * fw_restore_add() of @p recs[0 .. @p n) in order, batched as fw_restore_batch does, the
+ * records read in place (nothing copied): for a reader that holds them until this returns.
+ * @return 0, or the first error of fw_restore_add(); the records after it are still added
+ * and counted.
+ */
+int fw_restore_add_many(struct fw_table *t, struct fw_slots *slots, const struct ckpt_rec *recs,
+			unsigned int n, struct fw_restore_stats *st);
 
 /**
  * After every record was added: drop connections without a required slice (their slot
