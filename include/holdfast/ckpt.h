@@ -234,9 +234,9 @@ typedef int (*ckpt_recs_cb)(const struct ckpt_rec *recs, unsigned int n, void *a
  * as ckpt_state_scan() hands over, one chunk (1 MB of slots) at a time. While it runs, the
  * reader thread uses the region's client: the caller must not. A record backend (group:)
  * scans as ckpt_state_scan() does, one record a call. When @p take stops the walk, @p stats
- * count the pairs up to the end of its chunk.
- * @return as ckpt_state_scan() (take's nonzero value), -ENOMEM, or -EAGAIN (no thread
- * could be started) and other pthread_create() errors.
+ * count the pairs up to the end of its chunk. When no thread can be started (or placed on
+ * @p reader_cpus), the scan runs on the caller's thread, one record a call.
+ * @return as ckpt_state_scan() (take's nonzero value).
  */
 int ckpt_state_scan_split(struct ckpt_region *r, unsigned int flags, const cpu_set_t *reader_cpus,
 			  ckpt_recs_cb take, void *arg, struct ckpt_scan_stats *stats);

@@ -961,10 +961,10 @@ out:
 /*
  * ckpt_state_scan_split(): a reader thread reads chunks of SPLIT_CHUNK bytes of slots and
  * decodes them into the records they hand over; the caller's thread takes the chunks in
- * order, each in one call (its records in place, nothing copied). SPLIT_BUFS chunks circulate
- * between the two. One handoff a chunk (256 for a 1 M region) under a mutex: the waits block rather
- * than spin, so a reader that runs ahead, or a callback side that does, costs the other nothing
- * while the CPU is shared.
+ * order, each in one call (its records in place, nothing copied). SPLIT_BUFS chunks
+ * circulate between the two, one handoff a chunk (256 for a 1 M region) under a mutex: the
+ * waits block rather than spin, so a side that runs ahead costs the other nothing while
+ * they share a CPU.
  */
 #define SPLIT_CHUNK (1u << 20)
 #define SPLIT_BUFS  4
@@ -1068,6 +1068,7 @@ int ckpt_state_scan_split(struct ckpt_region *r, unsigned int flags, const cpu_s
 	pthread_attr_t attr;
 	pthread_t th;
 	size_t per, recs_off, stride;
+	bool no_thread = false;
 	int rc, stop = 0;
 
 	if (r->geo.mode != PMU_MODE_OVERWRITE)
@@ -1109,15 +1110,19 @@ int ckpt_state_scan_split(struct ckpt_region *r, unsigned int flags, const cpu_s
 	pthread_mutex_init(&sp->mu, NULL);
 	pthread_cond_init(&sp->cv, NULL);
 	rc = -pthread_attr_init(&attr);
-	if (rc)
+	if (rc) {
+		no_thread = true;
 		goto out_sync;
+	}
 	if (reader_cpus != NULL)
 		rc = -pthread_attr_setaffinity_np(&attr, sizeof(*reader_cpus), reader_cpus);
 	if (rc == 0)
 		rc = -pthread_create(&th, &attr, split_reader, sp);
 	pthread_attr_destroy(&attr);
-	if (rc)
+	if (rc) {
+		no_thread = true;
 		goto out_sync;
+	}
 	pthread_setname_np(th, "ckpt-scan");
 	for (;;) {
 		struct split_chunk *c;
@@ -1151,6 +1156,12 @@ out_sync:
 out_close:
 	scan_close(&sp->s);
 	free(sp);
+	if (no_thread) {
+		/* No thread to be had: the one-thread scan, its records one at a time. */
+		struct split_one o = {take, arg};
+
+		return ckpt_state_scan(r, flags, split_one_rec, &o, stats);
+	}
 	if (stats)
 		*stats = st;
 	return rc;

@@ -444,9 +444,10 @@ static int take_all(const struct ckpt_rec *recs, unsigned int n, void *arg)
 /*
  * Split over a reader thread, the scan hands over the same records (payloads byte for byte)
  * in the same order with the same counts as on one thread, over a region of many chunks
- * (every buffer reused several times): empty pairs, one slot or
- * both written, tombstones, torn and misplaced slots; with and without tombstones; and a callback
- * that stops the walk stops both at the same record with the same value.
+ * (every buffer reused several times): empty pairs, one slot or both written, tombstones,
+ * torn and misplaced slots; with and without tombstones; with no thread to be had (the
+ * scan then runs on the caller's thread); and a callback that stops the walk stops both at
+ * the same record with the same value.
  */
 static void test_split_scan_hands_over_what_the_scan_does_in_its_order(void **state)
 {
@@ -521,6 +522,14 @@ static void test_split_scan_hands_over_what_the_scan_does_in_its_order(void **st
 		assert_true(s1.empty > 0 && s1.invalid > 0 && s1.misplaced > 0 &&
 			    s1.tombstones > 0 && s1.superseded > 0);
 	}
+	/* A reader that cannot be placed (no such CPU): the same, on the caller's thread. */
+	CPU_ZERO(&cpus);
+	CPU_SET(CPU_SETSIZE - 1, &cpus);
+	two.n = 0;
+	assert_int_equal(ckpt_state_scan_split(r, 0, &cpus, take_all, &two, &s2), 0);
+	assert_int_equal(ckpt_state_scan(r, 0, NULL, NULL, &s1), 0);
+	assert_true(two.n == s1.records);
+	assert_memory_equal(&s2, &s1, sizeof(s1));
 	one.n = two.n = 0;
 	one.stop_at = two.stop_at = 20001;
 	assert_int_equal(ckpt_state_scan(r, 0, collect, &one, NULL), 7);
