@@ -428,7 +428,8 @@ static int collect(const struct ckpt_rec *rec, void *arg)
 	s->v[s->n].rec = *rec;
 	s->v[s->n].rec.payload = NULL;
 	assert_true(rec->payload_len <= sizeof(s->v[s->n].payload));
-	memcpy(s->v[s->n].payload, rec->payload, rec->payload_len);
+	if (rec->payload_len) /* a tombstone has none (NULL) */
+		memcpy(s->v[s->n].payload, rec->payload, rec->payload_len);
 	return ++s->n == s->stop_at ? 7 : 0;
 }
 
