@@ -23,10 +23,11 @@ RTE_LOG_REGISTER_SUFFIX(fw_logtype_restore, restore, INFO)
 struct job {
 	struct fw_worker *w;
 	struct fw_restore_result *res;
-	uint64_t t0;	    /* TSC at the start of the whole restore */
-	unsigned int n;	    /* workers: a connection's owner is fw_conn_owner(key, n) */
-	bool count;	    /* count what this worker does not own (a layout was given) */
-	uint64_t misplaced; /* restored here, owned by another worker now */
+	const rte_cpuset_t *reader; /* the scan's reader thread runs there; NULL: no such thread */
+	uint64_t t0;		    /* TSC at the start of the whole restore */
+	unsigned int n;		    /* workers: a connection's owner is fw_conn_owner(key, n) */
+	bool count;		    /* count what this worker does not own (a layout was given) */
+	uint64_t misplaced;	    /* restored here, owned by another worker now */
 	void (*fn)(struct job *j);
 };
 
@@ -46,6 +47,86 @@ static int count_misplaced(struct fw_conn *c, void *arg)
 	return 0;
 }
 
+/* A region split over a reader thread: a chunk's records at a time, read in place. */
+struct split_job {
+	struct fw_table *t;
+	struct fw_slots *slots;
+	struct fw_restore_stats *st;
+};
+
+static int restore_recs(const struct ckpt_rec *recs, unsigned int n, void *arg)
+{
+	struct split_job *s = arg;
+
+	fw_restore_add_many(s->t, s->slots, recs, n, s->st); /* as restore_rec */
+	return 0;
+}
+
+struct finish_job {
+	struct fw_worker *w;
+	uint64_t now;
+	struct fw_finish_part part;
+};
+
+static void *finish_thread(void *arg)
+{
+	struct finish_job *f = arg;
+
+	fw_restore_finish_local(f->w->table, &f->w->ctx, f->now, &f->part);
+	return NULL;
+}
+
+/*
+ * Where the finish's walk is cut in two halves of about equal work. A restore fills a new
+ * table from its first position on (rte_hash hands them out in order), so connections sit
+ * below fw_table_count() and empty positions above; a connection costs the walk about
+ * three empty positions (two of its lines and the work, against one line).
+ */
+static uint32_t finish_mid(const struct fw_table *t)
+{
+	const uint64_t n = fw_table_count(t), pos = fw_table_positions(t);
+	const uint64_t total = 2 * n + (pos > n ? pos : n);
+
+	return (uint32_t)(total / 6 <= n ? total / 6 : total / 2 - 2 * n);
+}
+
+/*
+ * fw_restore_finish(), its walk (1 M connections: ~8 % of the restore) split in two where
+ * the region had a reader thread: the upper half of the positions on a thread on the
+ * reader's CPUs, which finishes there what touches only its connection.
+ */
+static void finish(struct job *j, struct fw_slots *slots)
+{
+	struct fw_table *t = j->w->table;
+	const uint64_t now = fw_worker_now(j->w);
+	struct finish_job *f = NULL;
+	pthread_attr_t attr;
+	pthread_t th;
+	int err = 1;
+
+	if (j->reader != NULL && (f = malloc(sizeof(*f))) != NULL &&
+	    pthread_attr_init(&attr) == 0) {
+		*f = (struct finish_job){.w = j->w, .now = now};
+		f->part.from = finish_mid(t);
+		f->part.to = fw_table_positions(t);
+		err = pthread_attr_setaffinity_np(&attr, sizeof(*j->reader), j->reader);
+		if (err == 0)
+			err = pthread_create(&th, &attr, finish_thread, f);
+		pthread_attr_destroy(&attr);
+		if (err == 0)
+			pthread_setname_np(th, "fw-finish");
+	}
+	if (err) {
+		free(f);
+		fw_restore_finish(t, slots, &j->w->ctx, now, &j->res->st);
+		return;
+	}
+	fw_restore_finish_range(t, slots, &j->w->ctx, now, &j->res->st, 0, f->part.from);
+	pthread_join(th, NULL);
+	fw_restore_finish_rest(t, slots, &j->w->ctx, now, &j->res->st, &f->part);
+	free(f);
+}
+
 /* A worker's region into its table; its connections are not finished yet. */
 static void scan_one(struct job *j)
 {
@@ -59,15 +140,22 @@ static void scan_one(struct job *j)
 		res->rc = -ENOTCONN;
 		return;
 	}
-	batch = malloc(sizeof(*batch));
-	if (batch == NULL) {
-		res->rc = -ENOMEM;
-		return;
+	if (j->reader != NULL) {
+		struct split_job s = {j->w->table, slots, &res->st};
+
+		res->rc = ckpt_state_scan_split(r, CKPT_SCAN_TOMBSTONES, j->reader, restore_recs,
+						&s, &res->ss);
+	} else {
+		batch = malloc(sizeof(*batch));
+		if (batch == NULL) {
+			res->rc = -ENOMEM;
+			return;
+		}
+		fw_restore_batch_init(batch, j->w->table, slots, &res->st);
+		res->rc = ckpt_state_scan(r, CKPT_SCAN_TOMBSTONES, restore_rec, batch, &res->ss);
+		fw_restore_batch_flush(batch);
+		free(batch);
 	}
-	fw_restore_batch_init(batch, j->w->table, slots, &res->st);
-	res->rc = ckpt_state_scan(r, CKPT_SCAN_TOMBSTONES, restore_rec, batch, &res->ss);
-	fw_restore_batch_flush(batch);
-	free(batch);
 	if (res->rc == 0 && j->count && j->n > 1)
 		fw_table_walk(j->w->table, count_misplaced, j);
 }
@@ -77,8 +165,7 @@ static void finish_one(struct job *j)
 	struct fw_restore_result *res = j->res;
 
 	if (res->rc == 0)
-		fw_restore_finish(j->w->table, fw_checkpointer_slots(j->w->ckpt), &j->w->ctx,
-				  fw_worker_now(j->w), &res->st);
+		finish(j, fw_checkpointer_slots(j->w->ckpt));
 	res->ns =
 		(uint64_t)((double)(rte_get_tsc_cycles() - j->t0) * 1e9 / (double)rte_get_tsc_hz());
 }
@@ -489,8 +576,8 @@ static int reshard_settle(struct reshard *x, const struct fw_ckpt_layout *layout
 }
 
 int fw_restore_workers(struct fw_worker *const *workers, unsigned int n, const rte_cpuset_t *cpus,
-		       const struct fw_ckpt_layout *layout, struct fw_restore_result *res,
-		       struct fw_restore_moves *mv)
+		       const rte_cpuset_t *readers, const struct fw_ckpt_layout *layout,
+		       struct fw_restore_result *res, struct fw_restore_moves *mv)
 {
 	struct job jobs[FW_MAX_WORKER];
 	struct reshard x = {.w = workers, .n = n, .mv = mv};
@@ -503,9 +590,17 @@ int fw_restore_workers(struct fw_worker *const *workers, unsigned int n, const r
 		return -EINVAL;
 	if (mv != NULL)
 		memset(mv, 0, sizeof(*mv));
+	/*
+	 * A CPU more than there are workers: each region's reading and decoding go to a
+	 * thread of their own beside its inserts. With none spare they would only take
+	 * turns with another worker's restore on its CPU.
+	 */
+	if (readers != NULL && (unsigned int)CPU_COUNT(readers) <= n)
+		readers = NULL;
 	for (unsigned int i = 0; i < n; i++) {
 		memset(&res[i], 0, sizeof(res[i]));
-		jobs[i] = (struct job){workers[i], &res[i], t0, n, layout != NULL, 0, scan_one};
+		jobs[i] = (struct job){workers[i], &res[i],	   readers, t0,
+				       n,	   layout != NULL, 0,	    scan_one};
 	}
 	rc = run_all(jobs, n, cpus);
 	for (unsigned int i = 0; i < n; i++) {

@@ -74,7 +74,10 @@ struct fw_restore_moves {
  * with tombstones, fw_restore_batch, fw_restore_finish), one thread per worker: worker 0
  * on the caller's thread, each other one on a thread of its own that runs on @p cpus[i]
  * (a worker's lcore, idle until it forwards), or where the caller may run if @p cpus is
- * NULL. Returns when every one is done; *@p res[i] says how worker i's went.
+ * NULL. With @p readers holding more CPUs than there are workers, each region is read,
+ * validated and decoded on a thread of its own there while its worker's thread inserts
+ * (ckpt_state_scan_split: the same records in the same order). Returns when every one is
+ * done; *@p res[i] says how worker i's went.
  *
  * With @p layout (the workers' own: @p n workers of it), connections that another number
  * of workers left in the wrong region, and the regions of workers past @p n, are moved
@@ -84,7 +87,7 @@ struct fw_restore_moves {
  *   had none were restored on the caller's thread, one after another).
  */
 int fw_restore_workers(struct fw_worker *const *workers, unsigned int n, const rte_cpuset_t *cpus,
-		       const struct fw_ckpt_layout *layout, struct fw_restore_result *res,
-		       struct fw_restore_moves *mv);
+		       const rte_cpuset_t *readers, const struct fw_ckpt_layout *layout,
+		       struct fw_restore_result *res, struct fw_restore_moves *mv);
 
 #endif /* FW_RESTORE_H */

@@ -1632,7 +1632,9 @@ static void pair_down(struct box b[2], struct fw_checkpointer *k[2])
  * Two workers' regions restored at once, each on its own thread, give each worker the
  * table (connections, ids, slot pairs, generations, slices byte for byte, expectations)
  * and the counts that restoring them one after another on one thread gives; and each
- * table holds its own worker's connections, as the instance before held them.
+ * table holds its own worker's connections, as the instance before held them. Each region
+ * read and decoded on a reader thread while its worker's thread inserts
+ * (ckpt_state_scan_split) gives the same tables and counts again.
  */
 static void test_workers_restored_in_parallel_as_one_after_another(void **state)
 {
@@ -1646,8 +1648,9 @@ static void test_workers_restored_in_parallel_as_one_after_another(void **state)
 		.log_size = 256u << 10,
 		.tenant = "holdfast",
 	};
-	static struct table_image before[2], serial[2], parallel[2];
-	struct fw_restore_result rs[2], rp[2];
+	static struct table_image before[2], serial[2], parallel[2], split[2];
+	struct fw_restore_result rs[2], rp[2], rt[2];
+	rte_cpuset_t readers;
 	struct fw_checkpointer *k[2];
 	struct fw_worker *w[2];
 	struct box b[2];
@@ -1689,7 +1692,7 @@ static void test_workers_restored_in_parallel_as_one_after_another(void **state)
 	pair_up(b, k, &cc, 42);
 	for (unsigned int i = 0; i < 2; i++) {
 		w[i] = &b[i].w;
-		assert_int_equal(fw_restore_workers(&w[i], 1, NULL, NULL, &rs[i], NULL), 0);
+		assert_int_equal(fw_restore_workers(&w[i], 1, NULL, NULL, NULL, &rs[i], NULL), 0);
 		assert_int_equal(rs[i].rc, 0);
 		image_of(b[i].w.table, &serial[i]);
 	}
@@ -1699,7 +1702,7 @@ static void test_workers_restored_in_parallel_as_one_after_another(void **state)
 	pair_up(b, k, &cc, 44);
 	w[0] = &b[0].w;
 	w[1] = &b[1].w;
-	assert_int_equal(fw_restore_workers(w, 2, NULL, NULL, rp, NULL), 0);
+	assert_int_equal(fw_restore_workers(w, 2, NULL, NULL, NULL, rp, NULL), 0);
 	for (unsigned int i = 0; i < 2; i++) {
 		assert_int_equal(rp[i].rc, 0);
 		assert_memory_equal(&rp[i].st, &rs[i].st, sizeof(rp[i].st));
@@ -1718,6 +1721,35 @@ static void test_workers_restored_in_parallel_as_one_after_another(void **state)
 			assert_memory_equal(x->slot_pair, y->slot_pair, sizeof(x->slot_pair));
 			assert_memory_equal(x->gen, y->gen, sizeof(x->gen));
 		}
+	}
+	pair_down(b, k);
+
+	/* And each region read on a reader thread of its own (a CPU spare for each). */
+	pair_up(b, k, &cc, 46);
+	CPU_ZERO(&readers);
+	for (int cpu = 0; cpu < 3; cpu++)
+		CPU_SET(cpu, &readers);
+	for (unsigned int i = 0; i < 2; i++) {
+		w[i] = &b[i].w;
+		assert_int_equal(fw_restore_workers(&w[i], 1, NULL, &readers, NULL, &rt[i], NULL),
+				 0);
+		assert_int_equal(rt[i].rc, 0);
+		assert_memory_equal(&rt[i].st, &rs[i].st, sizeof(rt[i].st));
+		assert_memory_equal(&rt[i].ss, &rs[i].ss, sizeof(rt[i].ss));
+		image_of(b[i].w.table, &split[i]);
+		assert_memory_equal(&split[i], &serial[i], sizeof(serial[i]));
+	}
+	pair_down(b, k);
+	/* Both at once, each beside a reader thread. */
+	pair_up(b, k, &cc, 48);
+	w[0] = &b[0].w;
+	w[1] = &b[1].w;
+	assert_int_equal(fw_restore_workers(w, 2, NULL, &readers, NULL, rt, NULL), 0);
+	for (unsigned int i = 0; i < 2; i++) {
+		assert_int_equal(rt[i].rc, 0);
+		assert_memory_equal(&rt[i].st, &rs[i].st, sizeof(rt[i].st));
+		image_of(b[i].w.table, &split[i]);
+		assert_memory_equal(&split[i], &serial[i], sizeof(serial[i]));
 	}
 	pair_down(b, k);
 	store_remove(files);
@@ -1791,7 +1823,7 @@ static void reshard_start(struct box *b, struct fw_checkpointer **k, struct fw_c
 	workers_up(b, k, cc, n, index);
 	for (unsigned int i = 0; i < n; i++)
 		w[i] = &b[i].w;
-	assert_int_equal(fw_restore_workers(w, n, NULL, cc, res, mv), 0);
+	assert_int_equal(fw_restore_workers(w, n, NULL, NULL, cc, res, mv), 0);
 	assert_int_equal(mv->rc, 0);
 	for (unsigned int i = 0; i < n; i++) {
 		struct owned o = {i, n, 0, 0};

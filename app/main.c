@@ -424,7 +424,7 @@ static int restore_all(void)
 	static struct fw_restore_moves mv;
 	struct fw_restore_stats *st = &restore_stats;
 	struct fw_worker *ws[FW_MAX_WORKER];
-	rte_cpuset_t cpus[FW_MAX_WORKER];
+	rte_cpuset_t cpus[FW_MAX_WORKER], readers;
 	uint64_t invalid = 0, slowest = 0;
 	unsigned int lcore, i = 1;
 	int rc;
@@ -436,9 +436,17 @@ static int restore_all(void)
 		if ((int)lcore != shared.conf->ckpt_lcore && i < nworkers)
 			cpus[i++] = rte_lcore_cpuset(lcore);
 	}
+	/* Every lcore's CPU is idle until the ports start: spare ones read the regions. */
+	CPU_ZERO(&readers);
+	RTE_LCORE_FOREACH(lcore)
+	{
+		rte_cpuset_t c = rte_lcore_cpuset(lcore);
+
+		CPU_OR(&readers, &readers, &c);
+	}
 	for (i = 0; i < nworkers; i++)
 		ws[i] = &workers[i];
-	rc = fw_restore_workers(ws, nworkers, cpus, &layout, res, &mv);
+	rc = fw_restore_workers(ws, nworkers, cpus, &readers, &layout, res, &mv);
 	if (rc)
 		LOG(WARNING,
 		    "restore: a thread could not be started (%s): workers restored "

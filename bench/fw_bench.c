@@ -852,6 +852,28 @@ static void min_med_max(double *v, unsigned int n, double out[3])
 }
 
 /* CPU time of the whole process: what a noisy machine's other tenants do not add. */
+/*
+ * perf record --control fifo:CTL,ACK -D -1 with FW_BENCH_PERF_CTL=CTL FW_BENCH_PERF_ACK=ACK
+ * in the environment records the restores only (@p cmd "enable" or "disable").
+ */
+static void perf_ctl(const char *cmd)
+{
+	static FILE *ctl, *ack;
+	char line[16];
+
+	if (ctl == NULL) {
+		const char *c = getenv("FW_BENCH_PERF_CTL"), *a = getenv("FW_BENCH_PERF_ACK");
+
+		if (c == NULL || a == NULL || (ctl = fopen(c, "w")) == NULL)
+			return;
+		ack = fopen(a, "r");
+	}
+	fprintf(ctl, "%s\n", cmd);
+	fflush(ctl);
+	if (ack != NULL && fgets(line, sizeof(line), ack) == NULL)
+		clearerr(ack);
+}
+
 static double cpu_ms(void)
 {
 	struct timespec ts;
@@ -971,11 +993,13 @@ static void run_restore(const char *target, uint32_t flows, unsigned int nregion
 			rounds = r;
 			break;
 		}
+		perf_ctl("enable");
 		c0 = cpu_ms();
 		t0 = rte_get_tsc_cycles();
-		fw_restore_workers(ws, nregions, cpus, NULL, res, NULL);
+		fw_restore_workers(ws, nregions, cpus, &cpus[0], NULL, res, NULL);
 		ms[r] = (double)(rte_get_tsc_cycles() - t0) * 1e3 / (double)rte_get_tsc_hz();
 		cpu[r] = cpu_ms() - c0;
+		perf_ctl("disable");
 		for (unsigned int i = 0; i < nregions; i++) {
 			struct fw_checkpointer *rk = rw[i].ckpt;
 

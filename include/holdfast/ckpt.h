@@ -22,6 +22,7 @@
 #define HOLDFAST_CKPT_H
 
 #include <errno.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -234,6 +235,26 @@ int ckpt_state_read(struct ckpt_region *r, ckpt_rec_cb cb, void *arg,
  */
 int ckpt_state_scan(struct ckpt_region *r, unsigned int flags, ckpt_rec_cb cb, void *arg,
 		    struct ckpt_scan_stats *stats);
+
+/**
+ * Called by ckpt_state_scan_split() with the records of a chunk of slots, in scan order;
+ * valid until it returns. Nonzero stops the walk (no chunk after).
+ */
+typedef int (*ckpt_recs_cb)(const struct ckpt_rec *recs, unsigned int n, void *arg);
+
+/**
+ * ckpt_state_scan() over two threads: the slots are read, validated and decoded on a thread
+ * of its own (started and joined inside the call, on @p reader_cpus, or where the caller may
+ * run when NULL) while the caller's thread runs @p take: the same records in the same order
+ * as ckpt_state_scan() hands over, one chunk (1 MB of slots) at a time. While it runs, the
+ * reader thread uses the region's client: the caller must not. A record backend (group:)
+ * scans as ckpt_state_scan() does, one record a call. When @p take stops the walk, @p stats
+ * count the pairs up to the end of its chunk. When no thread can be started (or placed on
+ * @p reader_cpus), the scan runs on the caller's thread, one record a call.
+ * @return as ckpt_state_scan() (take's nonzero value).
+ */
+int ckpt_state_scan_split(struct ckpt_region *r, unsigned int flags, const cpu_set_t *reader_cpus,
+			  ckpt_recs_cb take, void *arg, struct ckpt_scan_stats *stats);
 
 /**
  * Read everything unread in an append region, call @p cb for each record, then clear it

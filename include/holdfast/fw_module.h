@@ -141,6 +141,11 @@ struct fw_module_ops {
 	uint16_t slice_size;
 	uint16_t slice_off; /**< offset of the slice in fw_conn.ext */
 	bool required;	    /**< a connection without this slice is not restored */
+	/**
+	 * on_restore touches nothing but its own connection (a timer, no expectation): the
+	 * finish of a restore may run it on a second thread beside other connections'.
+	 */
+	bool restore_local;
 	int (*encode)(const struct fw_conn *c, uint8_t *buf, size_t len);
 	int (*decode)(struct fw_conn *c, const uint8_t *buf, size_t len, uint8_t version);
 	int (*on_restore)(struct fw_ctx *ctx, struct fw_conn *c);

@@ -7,10 +7,12 @@
  * over its members, which are regions of byte backends again.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "ckpt_internal.h"
@@ -786,8 +788,8 @@ static int journal_load(struct ckpt_region *r, struct journal *j, struct ckpt_sc
 }
 
 /* Decode one slot: its record if valid and in its right place, else counted and NULL. */
-static int slot_decode(const uint8_t *p, uint32_t slot_size, uint64_t slot, struct ckpt_rec *out,
-		       struct ckpt_scan_stats *st)
+static inline int slot_decode(const uint8_t *p, uint32_t slot_size, uint64_t slot,
+			      struct ckpt_rec *out, struct ckpt_scan_stats *st)
 {
 	if (ckpt_rec_is_empty(p, slot_size)) {
 		st->empty++;
@@ -809,15 +811,104 @@ int ckpt_state_read(struct ckpt_region *r, ckpt_rec_cb cb, void *arg, struct ckp
 	return ckpt_state_scan(r, 0, cb, arg, stats);
 }
 
+/* What a state scan reads with: the region's geometry, its flags and the journal. */
+struct scan {
+	struct ckpt_region *r;
+	unsigned int flags;
+	uint32_t ss;	/* slot size */
+	uint64_t pairs; /* in the region */
+	uint64_t ahead; /* pairs prefetched ahead of the decode */
+	struct journal j;
+};
+
+/*
+ * Pair @p pair, whose two slots are at @p p: the record it hands over (the newest valid
+ * one of its slots and the journal), counted in @p st, decoded into one of @p tmp[3].
+ * @return that record, or NULL (nothing to hand over). Its payload points into @p p or the
+ * journal's image. Inlined into both scans: it runs for every pair.
+ */
+static inline __attribute__((always_inline)) const struct ckpt_rec *
+pair_decode(const struct scan *s, const uint8_t *p, uint64_t pair, struct ckpt_rec tmp[3],
+	    struct ckpt_scan_stats *st)
+{
+	const uint32_t ss = s->ss;
+	struct ckpt_rec *a = &tmp[0], *b = &tmp[1], *jr = &tmp[2], *best = NULL;
+	int va = slot_decode(p, ss, 2 * pair, a, st);
+	int vb = slot_decode(p + ss, ss, 2 * pair + 1, b, st);
+
+	if (va && vb) {
+		best = a->generation > b->generation ? a : b;
+		st->superseded++;
+	} else if (va) {
+		best = a;
+	} else if (vb) {
+		best = b;
+	}
+	if (s->j.tab) {
+		struct jentry *e = jfind((struct journal *)&s->j, (uint32_t)pair);
+
+		if (e->pair != UINT32_MAX && best != NULL && e->gen <= best->generation) {
+			/* Applied already, or older than what the slots hold. */
+			st->superseded++;
+		} else if (e->pair != UINT32_MAX &&
+			   ckpt_rec_decode(s->j.img + e->pos % s->j.ring_size,
+					   s->j.ring_size - e->pos % s->j.ring_size, jr) > 0) {
+			if (best)
+				st->superseded++;
+			best = jr;
+		}
+	}
+	if (best == NULL)
+		return NULL;
+	if (best->flags & CKPT_REC_F_TOMBSTONE) {
+		st->tombstones++;
+		if (!(s->flags & CKPT_SCAN_TOMBSTONES))
+			return NULL;
+	} else {
+		st->records++;
+	}
+	return best;
+}
+
+/* The pair @p i + s->ahead of a chunk of @p n, line by line; past the chunk it is not ours. */
+static inline void pair_prefetch(const struct scan *s, const uint8_t *chunk, uint64_t i, uint64_t n)
+{
+	if (i + s->ahead < n)
+		for (uint32_t l = 0; l < 2 * s->ss; l += 64)
+			__builtin_prefetch(chunk + 2 * (i + s->ahead) * s->ss + l);
+}
+
+/* The region's overwrite-mode checks and its journal: @return 0 or -errno. */
+static int scan_open(struct scan *s, struct ckpt_region *r, unsigned int flags,
+		     struct ckpt_scan_stats *st)
+{
+	int rc;
+
+	memset(s, 0, sizeof(*s));
+	s->r = r;
+	s->flags = flags;
+	s->ss = r->geo.slot_size;
+	s->pairs = r->geo.nslots / 2;
+	s->ahead = SCAN_PREFETCH_BYTES / (2ull * s->ss) + 1;
+	rc = journal_load(r, &s->j, st);
+	st->superseded += s->j.superseded;
+	return rc;
+}
+
+static void scan_close(struct scan *s)
+{
+	if (s->j.tab) {
+		free(s->j.tab);
+		ring_image_free(s->r, (uint8_t *)s->j.img);
+	}
+}
+
 int ckpt_state_scan(struct ckpt_region *r, unsigned int flags, ckpt_rec_cb cb, void *arg,
 		    struct ckpt_scan_stats *stats)
 {
-	const uint32_t ss = r->geo.slot_size;
-	const uint64_t pairs = r->geo.nslots / 2;
-	const uint64_t pairs_per_chunk = READ_CHUNK / (2ull * ss);
-	const uint64_t ahead = SCAN_PREFETCH_BYTES / (2ull * ss) + 1;
 	struct ckpt_scan_stats st = {0};
-	struct journal j;
+	struct scan s;
+	uint64_t pairs_per_chunk;
 	uint8_t *buf = NULL;
 	int rc, stop = 0;
 
@@ -825,72 +916,35 @@ int ckpt_state_scan(struct ckpt_region *r, unsigned int flags, ckpt_rec_cb cb, v
 		return -EINVAL;
 	if (r->cl->records != NULL)
 		return r->cl->records->scan(r, flags, cb, arg, stats);
-	rc = journal_load(r, &j, &st);
+	rc = scan_open(&s, r, flags, &st);
 	if (rc)
 		goto out;
-	st.superseded += j.superseded;
+	pairs_per_chunk = READ_CHUNK / (2ull * s.ss);
 	/*
 	 * Read into one buffer, even where the region is mapped: met through a mapping made
 	 * at this start, every 4 KB page of the slots cost a first touch (see pmem_read);
 	 * the buffer's pages are touched once.
 	 */
-	buf = malloc((pairs < pairs_per_chunk ? pairs : pairs_per_chunk) * 2 * ss + 1);
+	buf = malloc((s.pairs < pairs_per_chunk ? s.pairs : pairs_per_chunk) * 2 * s.ss + 1);
 	if (buf == NULL) {
 		rc = -ENOMEM;
 		goto out;
 	}
-	for (uint64_t p0 = 0; p0 < pairs && !stop; p0 += pairs_per_chunk) {
-		uint64_t n = pairs - p0 < pairs_per_chunk ? pairs - p0 : pairs_per_chunk;
-		const uint8_t *chunk = buf;
+	for (uint64_t p0 = 0; p0 < s.pairs && !stop; p0 += pairs_per_chunk) {
+		uint64_t n = s.pairs - p0 < pairs_per_chunk ? s.pairs - p0 : pairs_per_chunk;
 
-		rc = r->cl->bytes->read(r, PMU_REGION_HDR + p0 * 2 * ss, buf, n * 2 * ss);
+		rc = r->cl->bytes->read(r, PMU_REGION_HDR + p0 * 2 * s.ss, buf, n * 2 * s.ss);
 		if (rc)
 			goto out;
 		for (uint64_t i = 0; i < n; i++) {
-			const uint64_t pair = p0 + i;
-			struct ckpt_rec a, b, jr, *best = NULL;
+			struct ckpt_rec tmp[3];
+			const struct ckpt_rec *rec;
 
-			/* The pair that far ahead, line by line; past the chunk it is not ours. */
-			if ((i + ahead) < n)
-				for (uint32_t l = 0; l < 2 * ss; l += 64)
-					__builtin_prefetch(chunk + 2 * (i + ahead) * ss + l);
-			int va = slot_decode(chunk + 2 * i * ss, ss, 2 * pair, &a, &st);
-			int vb = slot_decode(chunk + (2 * i + 1) * ss, ss, 2 * pair + 1, &b, &st);
-
-			if (va && vb) {
-				best = a.generation > b.generation ? &a : &b;
-				st.superseded++;
-			} else if (va) {
-				best = &a;
-			} else if (vb) {
-				best = &b;
-			}
-			if (j.tab) {
-				struct jentry *e = jfind(&j, (uint32_t)pair);
-
-				if (e->pair != UINT32_MAX && best != NULL &&
-				    e->gen <= best->generation) {
-					/* Applied already, or older than what the slots hold. */
-					st.superseded++;
-				} else if (e->pair != UINT32_MAX &&
-					   ckpt_rec_decode(j.img + e->pos % j.ring_size,
-							   j.ring_size - e->pos % j.ring_size,
-							   &jr) > 0) {
-					if (best)
-						st.superseded++;
-					best = &jr;
-				}
-			}
-			if (best == NULL)
+			pair_prefetch(&s, buf, i, n);
+			rec = pair_decode(&s, buf + 2 * i * s.ss, p0 + i, tmp, &st);
+			if (rec == NULL)
 				continue;
-			if (best->flags & CKPT_REC_F_TOMBSTONE) {
-				st.tombstones++;
-				if (!(flags & CKPT_SCAN_TOMBSTONES))
-					continue;
-			} else {
-				st.records++;
-			}
-			stop = cb ? cb(best, arg) : 0;
+			stop = cb ? cb(rec, arg) : 0;
 			if (stop)
 				break;
 		}
@@ -898,9 +952,215 @@ int ckpt_state_scan(struct ckpt_region *r, unsigned int flags, ckpt_rec_cb cb, v
 	rc = stop;
 out:
 	free(buf);
-	if (j.tab) {
-		free(j.tab);
-		ring_image_free(r, (uint8_t *)j.img);
+	scan_close(&s);
+	if (stats)
+		*stats = st;
+	return rc;
+}
+
+/*
+ * ckpt_state_scan_split(): a reader thread reads chunks of SPLIT_CHUNK bytes of slots and
+ * decodes them into the records they hand over; the caller's thread takes the chunks in
+ * order, each in one call (its records in place, nothing copied). SPLIT_BUFS chunks
+ * circulate between the two, one handoff a chunk (256 for a 1 M region) under a mutex: the
+ * waits block rather than spin, so a side that runs ahead costs the other nothing while
+ * they share a CPU.
+ */
+#define SPLIT_CHUNK (1u << 20)
+#define SPLIT_BUFS  4
+#define SPLIT_HUGE  (2u << 20)
+
+struct split_chunk {
+	uint8_t *buf;
+	struct ckpt_rec *recs;
+	uint32_t nrecs;
+	struct ckpt_scan_stats st; /* of the pairs this chunk held */
+};
+
+struct split {
+	struct scan s;
+	uint64_t pairs_per_chunk;
+	struct split_chunk ch[SPLIT_BUFS];
+	uint8_t *mem; /* every chunk's buffers */
+	size_t mem_len;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	uint64_t produced, consumed; /* chunks, in scan order */
+	bool done, stop;	     /* the reader is through; the caller wants no more */
+	int rc;			     /* the reader's: a read that failed */
+};
+
+static void *split_reader(void *arg)
+{
+	struct split *sp = arg;
+	const struct scan *s = &sp->s;
+	int rc = 0;
+
+	for (uint64_t p0 = 0, k = 0; p0 < s->pairs; p0 += sp->pairs_per_chunk, k++) {
+		uint64_t n =
+			s->pairs - p0 < sp->pairs_per_chunk ? s->pairs - p0 : sp->pairs_per_chunk;
+		struct split_chunk *c = &sp->ch[k % SPLIT_BUFS];
+		bool stop;
+
+		pthread_mutex_lock(&sp->mu);
+		while (sp->produced - sp->consumed == SPLIT_BUFS && !sp->stop)
+			pthread_cond_wait(&sp->cv, &sp->mu);
+		stop = sp->stop;
+		pthread_mutex_unlock(&sp->mu);
+		if (stop)
+			break;
+		rc = s->r->cl->bytes->read(s->r, PMU_REGION_HDR + p0 * 2 * s->ss, c->buf,
+					   n * 2 * s->ss);
+		if (rc)
+			break;
+		memset(&c->st, 0, sizeof(c->st));
+		c->nrecs = 0;
+		for (uint64_t i = 0; i < n; i++) {
+			struct ckpt_rec tmp[3];
+			const struct ckpt_rec *rec;
+
+			pair_prefetch(s, c->buf, i, n);
+			rec = pair_decode(s, c->buf + 2 * i * s->ss, p0 + i, tmp, &c->st);
+			if (rec != NULL)
+				c->recs[c->nrecs++] = *rec;
+		}
+		pthread_mutex_lock(&sp->mu);
+		sp->produced++;
+		pthread_cond_broadcast(&sp->cv);
+		pthread_mutex_unlock(&sp->mu);
+	}
+	pthread_mutex_lock(&sp->mu);
+	sp->rc = rc;
+	sp->done = true;
+	pthread_cond_broadcast(&sp->cv);
+	pthread_mutex_unlock(&sp->mu);
+	return NULL;
+}
+
+static void stats_add(struct ckpt_scan_stats *to, const struct ckpt_scan_stats *st)
+{
+	to->records += st->records;
+	to->tombstones += st->tombstones;
+	to->empty += st->empty;
+	to->invalid += st->invalid;
+	to->superseded += st->superseded;
+	to->misplaced += st->misplaced;
+}
+
+/* A record backend's scan, through the split's callback one record at a time. */
+struct split_one {
+	ckpt_recs_cb take;
+	void *arg;
+};
+
+static int split_one_rec(const struct ckpt_rec *rec, void *arg)
+{
+	struct split_one *o = arg;
+
+	return o->take(rec, 1, o->arg);
+}
+
+int ckpt_state_scan_split(struct ckpt_region *r, unsigned int flags, const cpu_set_t *reader_cpus,
+			  ckpt_recs_cb take, void *arg, struct ckpt_scan_stats *stats)
+{
+	struct ckpt_scan_stats st = {0};
+	struct split *sp;
+	pthread_attr_t attr;
+	pthread_t th;
+	size_t per, recs_off, stride;
+	bool no_thread = false;
+	int rc, stop = 0;
+
+	if (r->geo.mode != PMU_MODE_OVERWRITE)
+		return -EINVAL;
+	if (r->cl->records != NULL) {
+		struct split_one o = {take, arg};
+
+		return r->cl->records->scan(r, flags, split_one_rec, &o, stats);
+	}
+	sp = calloc(1, sizeof(*sp));
+	if (sp == NULL)
+		return -ENOMEM;
+	rc = scan_open(&sp->s, r, flags, &st);
+	if (rc)
+		goto out_close;
+	sp->pairs_per_chunk = SPLIT_CHUNK / (2ull * sp->s.ss);
+	if (sp->pairs_per_chunk == 0)
+		sp->pairs_per_chunk = 1;
+	per = sp->s.pairs < sp->pairs_per_chunk ? sp->s.pairs : sp->pairs_per_chunk;
+	if (per == 0)
+		per = 1; /* an empty region: one pair of room, never read */
+	/*
+	 * Every chunk's slots and records in one block of 2 MB pages where the kernel has
+	 * them (transparent huge pages): a handful of first touches per scan, not ~1400.
+	 */
+	recs_off = (per * 2 * sp->s.ss + 63) & ~(size_t)63;
+	stride = (recs_off + per * sizeof(struct ckpt_rec) + 4095) & ~(size_t)4095;
+	sp->mem_len = (SPLIT_BUFS * stride + SPLIT_HUGE - 1) & ~(size_t)(SPLIT_HUGE - 1);
+	sp->mem = aligned_alloc(SPLIT_HUGE, sp->mem_len);
+	if (sp->mem == NULL) {
+		rc = -ENOMEM;
+		goto out_close;
+	}
+	madvise(sp->mem, sp->mem_len, MADV_HUGEPAGE); /* a hint: without it, 4 KB pages */
+	for (int i = 0; i < SPLIT_BUFS; i++) {
+		sp->ch[i].buf = sp->mem + i * stride;
+		sp->ch[i].recs = (struct ckpt_rec *)(void *)(sp->ch[i].buf + recs_off);
+	}
+	pthread_mutex_init(&sp->mu, NULL);
+	pthread_cond_init(&sp->cv, NULL);
+	rc = -pthread_attr_init(&attr);
+	if (rc) {
+		no_thread = true;
+		goto out_sync;
+	}
+	if (reader_cpus != NULL)
+		rc = -pthread_attr_setaffinity_np(&attr, sizeof(*reader_cpus), reader_cpus);
+	if (rc == 0)
+		rc = -pthread_create(&th, &attr, split_reader, sp);
+	pthread_attr_destroy(&attr);
+	if (rc) {
+		no_thread = true;
+		goto out_sync;
+	}
+	pthread_setname_np(th, "ckpt-scan");
+	for (;;) {
+		struct split_chunk *c;
+
+		pthread_mutex_lock(&sp->mu);
+		while (sp->consumed == sp->produced && !sp->done)
+			pthread_cond_wait(&sp->cv, &sp->mu);
+		if (sp->consumed == sp->produced) {
+			pthread_mutex_unlock(&sp->mu);
+			break;
+		}
+		pthread_mutex_unlock(&sp->mu);
+		c = &sp->ch[sp->consumed % SPLIT_BUFS];
+		stats_add(&st, &c->st);
+		if (c->nrecs > 0)
+			stop = take(c->recs, c->nrecs, arg);
+		pthread_mutex_lock(&sp->mu);
+		sp->consumed++;
+		sp->stop = stop != 0;
+		pthread_cond_broadcast(&sp->cv);
+		pthread_mutex_unlock(&sp->mu);
+		if (stop)
+			break;
+	}
+	pthread_join(th, NULL);
+	rc = stop ? stop : sp->rc;
+out_sync:
+	pthread_cond_destroy(&sp->cv);
+	pthread_mutex_destroy(&sp->mu);
+	free(sp->mem);
+out_close:
+	scan_close(&sp->s);
+	free(sp);
+	if (no_thread) {
+		/* No thread to be had: the one-thread scan, its records one at a time. */
+		struct split_one o = {take, arg};
+
+		return ckpt_state_scan(r, flags, split_one_rec, &o, stats);
 	}
 	if (stats)
 		*stats = st;

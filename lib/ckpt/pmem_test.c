@@ -2,9 +2,11 @@
 /*
  * The embedded pmem: backend's fencing and death notice: taking and binding epochs, what a
  * fenced client is refused, one winner among racing takers, and ckpt_lease_watch() seeing
- * a killed holder at once (its OFD lock dropped by the kernel) while a live one holds.
+ * a killed holder at once (its OFD lock dropped by the kernel) while a live one holds; and
+ * the restore scan split over a reader thread handing over what the one-thread scan does.
  */
 #include <errno.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -407,6 +409,140 @@ static void test_old_holders_death_after_a_takeover_is_not_the_new_holders(void 
 	ckpt_disconnect(&w);
 }
 
+/* ---- the restore scan over two threads (ckpt_state_scan_split) ---- */
+
+/* Records as a scan hands them over, payloads copied out: compared whole. */
+struct scanned {
+	uint32_t n, stop_at;
+	struct {
+		struct ckpt_rec rec;
+		uint8_t payload[32];
+	} * v;
+};
+
+static int collect(const struct ckpt_rec *rec, void *arg)
+{
+	struct scanned *s = arg;
+
+	memset(&s->v[s->n], 0, sizeof(s->v[s->n]));
+	s->v[s->n].rec = *rec;
+	s->v[s->n].rec.payload = NULL;
+	assert_true(rec->payload_len <= sizeof(s->v[s->n].payload));
+	if (rec->payload_len) /* a tombstone has none (NULL) */
+		memcpy(s->v[s->n].payload, rec->payload, rec->payload_len);
+	return ++s->n == s->stop_at ? 7 : 0;
+}
+
+static int take_all(const struct ckpt_rec *recs, unsigned int n, void *arg)
+{
+	int stop = 0;
+
+	for (unsigned int i = 0; i < n && !stop; i++)
+		stop = collect(&recs[i], arg);
+	return stop;
+}
+
+/*
+ * Split over a reader thread, the scan hands over the same records (payloads byte for byte)
+ * in the same order with the same counts as on one thread, over a region of many chunks
+ * (every buffer reused several times): empty pairs, one slot or both written, tombstones,
+ * torn and misplaced slots; with and without tombstones; with no thread to be had (the
+ * scan then runs on the caller's thread); and a callback that stops the walk stops both at
+ * the same record with the same value.
+ */
+static void test_split_scan_hands_over_what_the_scan_does_in_its_order(void **state)
+{
+	const struct fixture *f = *state;
+	struct ckpt_client_opts opts = {
+		.tenant = "fw1", .create_store = true, .store_size = 32u << 20};
+	struct pmu_region_params sp = {
+		.name = STATE, .mode = PMU_MODE_OVERWRITE, .size = 12u << 20, .slot_size = 128};
+	struct ckpt_client *c = ckpt_connect(f->target, &opts);
+	struct ckpt_scan_stats s1, s2;
+	struct scanned one = {0}, two = {0};
+	struct ckpt_region *r;
+	uint8_t junk[128];
+	uint32_t pairs;
+	uint64_t ticket;
+	cpu_set_t cpus;
+
+	assert_non_null(c);
+	assert_int_equal(ckpt_region_create(c, &sp, &r), 0);
+	pairs = ckpt_slot_pairs(r);
+	assert_true(pairs > 40000); /* over ten 1 MB chunks of 128-byte slots */
+	for (uint32_t p = 0; p < pairs; p++) {
+		struct ckpt_rec s = slice(p, 1);
+
+		switch (p % 7) {
+		case 0: /* empty */
+			continue;
+		case 1: /* both slots, the newer wins */
+			assert_int_equal(ckpt_slot_write(r, &s, false, &ticket), 0);
+			s = slice(p, 2);
+			break;
+		case 2: /* the newest is a tombstone */
+			assert_int_equal(ckpt_slot_write(r, &s, false, &ticket), 0);
+			s = slice(p, 2);
+			s.flags = CKPT_REC_F_TOMBSTONE;
+			s.payload_len = 0;
+			break;
+		case 3: /* a torn slot beside a good one */
+			memset(junk, 0x5a, sizeof(junk));
+			assert_int_equal(ckpt_region_post(r, PMU_REGION_HDR + 2ull * p * 128, junk,
+							  sizeof(junk)),
+					 0);
+			break;
+		case 4: /* a record of another pair */
+			s = slice(p + 1, 2);
+			assert_true(ckpt_rec_encode(&s, junk, sizeof(junk)) > 0);
+			assert_int_equal(ckpt_region_post(r, PMU_REGION_HDR + 2ull * p * 128, junk,
+							  sizeof(junk)),
+					 0);
+			continue;
+		default:
+			s.conn_id = 77 * p;
+			break;
+		}
+		assert_int_equal(ckpt_slot_write(r, &s, false, &ticket), 0);
+	}
+	assert_int_equal(ckpt_sync(r), 0);
+	one.v = calloc(pairs, sizeof(*one.v));
+	two.v = calloc(pairs, sizeof(*two.v));
+	assert_true(one.v != NULL && two.v != NULL);
+	CPU_ZERO(&cpus);
+	CPU_SET(0, &cpus);
+	CPU_SET(1, &cpus);
+	for (unsigned int flags = 0; flags <= CKPT_SCAN_TOMBSTONES; flags += CKPT_SCAN_TOMBSTONES) {
+		one.n = two.n = 0;
+		assert_int_equal(ckpt_state_scan(r, flags, collect, &one, &s1), 0);
+		assert_int_equal(ckpt_state_scan_split(r, flags, &cpus, take_all, &two, &s2), 0);
+		assert_true(one.n > pairs / 2);
+		assert_int_equal(two.n, one.n);
+		assert_memory_equal(two.v, one.v, one.n * sizeof(*one.v));
+		assert_memory_equal(&s2, &s1, sizeof(s1));
+		assert_true(s1.empty > 0 && s1.invalid > 0 && s1.misplaced > 0 &&
+			    s1.tombstones > 0 && s1.superseded > 0);
+	}
+	/* A reader that cannot be placed (no such CPU): the same, on the caller's thread. */
+	CPU_ZERO(&cpus);
+	CPU_SET(CPU_SETSIZE - 1, &cpus);
+	two.n = 0;
+	assert_int_equal(ckpt_state_scan_split(r, 0, &cpus, take_all, &two, &s2), 0);
+	assert_int_equal(ckpt_state_scan(r, 0, NULL, NULL, &s1), 0);
+	assert_true(two.n == s1.records);
+	assert_memory_equal(&s2, &s1, sizeof(s1));
+	one.n = two.n = 0;
+	one.stop_at = two.stop_at = 20001;
+	assert_int_equal(ckpt_state_scan(r, 0, collect, &one, NULL), 7);
+	assert_int_equal(ckpt_state_scan_split(r, 0, NULL, take_all, &two, NULL), 7);
+	assert_true(one.n == 20001 && two.n == 20001);
+	assert_memory_equal(two.v, one.v, one.n * sizeof(*one.v));
+	free(one.v);
+	free(two.v);
+	assert_int_equal(ckpt_region_close(&r), 0);
+	ckpt_disconnect(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -416,6 +552,7 @@ int main(void)
 		T(test_racing_takers_have_one_winner),
 		T(test_lease_watch_sees_a_killed_holder_at_once),
 		T(test_old_holders_death_after_a_takeover_is_not_the_new_holders),
+		T(test_split_scan_hands_over_what_the_scan_does_in_its_order),
 #undef T
 	};
 

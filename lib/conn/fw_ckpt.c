@@ -349,9 +349,49 @@ int fw_restore_batch_flush(struct fw_restore_batch *b)
 		kp[i] = &keys[i];
 	}
 	fw_table_prefetch_bulk(b->t, kp, sig, b->n);
-	for (unsigned int i = 0; i < b->n && rc == 0; i++)
-		rc = restore_keyed(b->t, b->slots, &b->rec[i], &keys[i], sig[i], b->st);
+	/* Past a full table every record is still counted (no_room), whatever its batch. */
+	for (unsigned int i = 0; i < b->n; i++) {
+		int r = restore_keyed(b->t, b->slots, &b->rec[i], &keys[i], sig[i], b->st);
+
+		if (rc == 0)
+			rc = r;
+	}
 	b->n = 0;
+	return rc;
+}
+
+int fw_restore_add_many(struct fw_table *t, struct fw_slots *slots, const struct ckpt_rec *recs,
+			unsigned int n, struct fw_restore_stats *st)
+{
+	int rc = 0;
+
+	for (unsigned int i0 = 0; i0 < n; i0 += FW_RESTORE_BATCH) {
+		const unsigned int m = n - i0 < FW_RESTORE_BATCH ? n - i0 : FW_RESTORE_BATCH;
+		const unsigned int next = i0 + m, nm = n - next < m ? n - next : m;
+		struct fw_key keys[FW_RESTORE_BATCH];
+		const struct fw_key *kp[FW_RESTORE_BATCH];
+		uint32_t sig[FW_RESTORE_BATCH];
+
+		/* The next batch's records (written on another CPU, a split scan's) meanwhile. */
+		for (unsigned int i = next; i < next + nm; i++) {
+			__builtin_prefetch(&recs[i]);
+			__builtin_prefetch((const uint8_t *)&recs[i] + 64);
+			__builtin_prefetch(recs[i].payload);
+		}
+		/* Each key made and hashed once: the prefetch and the insert share the hash. */
+		for (unsigned int i = 0; i < m; i++) {
+			fw_key_from_ckpt(&recs[i0 + i].key, &keys[i]);
+			sig[i] = fw_table_hash(t, &keys[i]);
+			kp[i] = &keys[i];
+		}
+		fw_table_prefetch_bulk(t, kp, sig, m);
+		for (unsigned int i = 0; i < m; i++) {
+			int r = restore_keyed(t, slots, &recs[i0 + i], &keys[i], sig[i], st);
+
+			if (rc == 0)
+				rc = r;
+		}
+	}
 	return rc;
 }
 
@@ -421,9 +461,82 @@ static int finish_one(struct fw_conn *c, void *arg)
 uint32_t fw_restore_finish(struct fw_table *t, struct fw_slots *slots, struct fw_ctx *ctx,
 			   uint64_t now_ns, struct fw_restore_stats *st)
 {
+	return fw_restore_finish_range(t, slots, ctx, now_ns, st, 0, fw_table_positions(t));
+}
+
+uint32_t fw_restore_finish_range(struct fw_table *t, struct fw_slots *slots, struct fw_ctx *ctx,
+				 uint64_t now_ns, struct fw_restore_stats *st, uint32_t from,
+				 uint32_t to)
+{
 	struct finish f = {t, slots, ctx, now_ns, st, 0};
 
-	fw_table_walk(t, finish_one, &f);
+	fw_table_walk_range(t, from, to, finish_one, &f);
+	return f.kept;
+}
+
+struct finish_local {
+	struct fw_ctx *ctx;
+	uint64_t now;
+	struct fw_finish_part *p;
+};
+
+/* finish_one() of a connection whose finish touches only itself; any other is deferred. */
+static int finish_local_one(struct fw_conn *c, void *arg)
+{
+	struct finish_local *f = arg;
+	struct fw_finish_part *p = f->p;
+	const enum fw_module_id req = proto_module(c->key.proto);
+
+	if (!(c->flags & FW_CONN_F_RESTORING))
+		return 0;
+	/* A drop: the slot pairs owe tombstones and the hash loses the key, both shared. */
+	if ((c->flags & FW_CONN_F_BAD_SLICE) || req == FW_MOD_MAX || !(c->present & (1u << req)))
+		goto defer;
+	for (int m = 0; m < FW_MOD_MAX; m++)
+		if ((c->present & (1u << m)) && !fw_modules[m]->restore_local)
+			goto defer;
+	c->last_ns = f->now;
+	/* Local ones only set this connection's timers: run again by finish_one, the same. */
+	for (int m = 0; m < FW_MOD_MAX; m++)
+		if ((c->present & (1u << m)) && fw_modules[m]->on_restore(f->ctx, c) != 0)
+			goto defer;
+	c->flags &= (uint8_t)~FW_CONN_F_RESTORING;
+	c->flags |= FW_CONN_F_RESTORED; /* as finish_one */
+	p->st.conns++;
+	p->kept++;
+	return 0;
+defer:
+	if (p->ndefer < FW_FINISH_DEFER)
+		p->defer[p->ndefer++] = c;
+	else
+		p->overflow = true;
+	return 0;
+}
+
+void fw_restore_finish_local(struct fw_table *t, struct fw_ctx *ctx, uint64_t now_ns,
+			     struct fw_finish_part *p)
+{
+	struct finish_local f = {ctx, now_ns, p};
+
+	p->ndefer = 0;
+	p->overflow = false;
+	p->kept = 0;
+	memset(&p->st, 0, sizeof(p->st));
+	fw_table_walk_range(t, p->from, p->to, finish_local_one, &f);
+}
+
+uint32_t fw_restore_finish_rest(struct fw_table *t, struct fw_slots *slots, struct fw_ctx *ctx,
+				uint64_t now_ns, struct fw_restore_stats *st,
+				const struct fw_finish_part *p)
+{
+	struct finish f = {t, slots, ctx, now_ns, st, p->kept};
+
+	st->conns += p->st.conns;
+	if (p->overflow) /* what was finished is skipped: it is not restoring any more */
+		fw_table_walk_range(t, p->from, p->to, finish_one, &f);
+	else
+		for (uint32_t i = 0; i < p->ndefer; i++)
+			finish_one(p->defer[i], &f);
 	return f.kept;
 }
 

@@ -129,11 +129,23 @@ struct fw_restore_batch {
 void fw_restore_batch_init(struct fw_restore_batch *b, struct fw_table *t, struct fw_slots *slots,
 			   struct fw_restore_stats *st);
 
-/** Add @p rec to the batch; a full batch goes to the table. @return as fw_restore_add(). */
+/**
+ * Add @p rec to the batch; a full batch goes to the table. @return as fw_restore_add(): the
+ * first error of the batch (each of its records is still added or counted).
+ */
 int fw_restore_batch_add(struct fw_restore_batch *b, const struct ckpt_rec *rec);
 
 /** Hand what the batch holds to the table. @return as fw_restore_add(). */
 int fw_restore_batch_flush(struct fw_restore_batch *b);
+
+/**
+ * fw_restore_add() of @p recs[0 .. @p n) in order, batched as fw_restore_batch does, the
+ * records read in place (nothing copied): for a reader that holds them until this returns.
+ * @return 0, or the first error of fw_restore_add(); the records after it are still added
+ * and counted.
+ */
+int fw_restore_add_many(struct fw_table *t, struct fw_slots *slots, const struct ckpt_rec *recs,
+			unsigned int n, struct fw_restore_stats *st);
 
 /**
  * After every record was added: drop connections without a required slice (their slot
@@ -144,6 +156,47 @@ int fw_restore_batch_flush(struct fw_restore_batch *b);
  */
 uint32_t fw_restore_finish(struct fw_table *t, struct fw_slots *slots, struct fw_ctx *ctx,
 			   uint64_t now_ns, struct fw_restore_stats *st);
+
+/** fw_restore_finish() of the table's positions [@p from, @p to) (fw_table_walk_range). */
+uint32_t fw_restore_finish_range(struct fw_table *t, struct fw_slots *slots, struct fw_ctx *ctx,
+				 uint64_t now_ns, struct fw_restore_stats *st, uint32_t from,
+				 uint32_t to);
+
+/*
+ * The finish over two threads: a second thread runs fw_restore_finish_local() of positions
+ * [from, to) while the table's own thread runs fw_restore_finish_range() of the rest; then
+ * the table's thread runs fw_restore_finish_rest(). Together they do what
+ * fw_restore_finish() does, connection by connection.
+ */
+#define FW_FINISH_DEFER 4096
+
+struct fw_finish_part {
+	uint32_t from, to; /* positions, set by the caller */
+	/* Set by fw_restore_finish_local(): */
+	uint32_t kept;		    /* connections it finished */
+	struct fw_restore_stats st; /* their count (conns) */
+	bool overflow;		    /* more to defer than defer[] holds */
+	uint32_t ndefer;
+	struct fw_conn *defer[FW_FINISH_DEFER]; /* connections left to fw_restore_finish_rest */
+};
+
+/**
+ * The part of fw_restore_finish() of positions [p->from, p->to) that touches nothing but
+ * each connection: a whole connection whose every present module is restore_local is
+ * finished; one to drop, or with a slice of another module (FTP's expectation goes into
+ * the table), is left for fw_restore_finish_rest(). Changes only connections of its range,
+ * so the table's thread may finish another range meanwhile.
+ */
+void fw_restore_finish_local(struct fw_table *t, struct fw_ctx *ctx, uint64_t now_ns,
+			     struct fw_finish_part *p);
+
+/**
+ * On the table's thread, after fw_restore_finish_local(@p p) returned: finish what it left
+ * and add what it counted to @p st. @return connections kept in p's range.
+ */
+uint32_t fw_restore_finish_rest(struct fw_table *t, struct fw_slots *slots, struct fw_ctx *ctx,
+				uint64_t now_ns, struct fw_restore_stats *st,
+				const struct fw_finish_part *p);
 
 /* ---- the standby's shadow table ---- */
 

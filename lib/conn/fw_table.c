@@ -261,9 +261,22 @@ unsigned int fw_table_sweep(struct fw_table *t, uint64_t now, unsigned int budge
 
 int fw_table_walk(struct fw_table *t, int (*fn)(struct fw_conn *c, void *arg), void *arg)
 {
-	for (uint32_t i = 0; i < t->slots; i++) {
+	return fw_table_walk_range(t, 0, t->slots, fn, arg);
+}
+
+uint32_t fw_table_positions(const struct fw_table *t)
+{
+	return t->slots;
+}
+
+int fw_table_walk_range(struct fw_table *t, uint32_t from, uint32_t to,
+			int (*fn)(struct fw_conn *c, void *arg), void *arg)
+{
+	if (to > t->slots)
+		to = t->slots;
+	for (uint32_t i = from; i < to; i++) {
 		/* A full table's walk (a restore's finish) waited on every connection's line. */
-		if (i + FW_TABLE_WALK_AHEAD < t->slots)
+		if (i + FW_TABLE_WALK_AHEAD < to)
 			rte_prefetch0(&t->conns[i + FW_TABLE_WALK_AHEAD].key);
 		if (t->conns[i].key.family != 0) {
 			int rc = fn(&t->conns[i], arg);

@@ -89,6 +89,16 @@ struct fw_conn *fw_table_at(struct fw_table *t, uint32_t pos);
 /** Visit every connection (telemetry, checkpoint resync). Nonzero from @p fn stops. */
 int fw_table_walk(struct fw_table *t, int (*fn)(struct fw_conn *c, void *arg), void *arg);
 
+/** Positions a walk visits: fw_table_walk_range() over [0, this) is fw_table_walk(). */
+uint32_t fw_table_positions(const struct fw_table *t);
+
+/**
+ * fw_table_walk() of positions [@p from, @p to) only. Two threads may walk two disjoint
+ * ranges at once when each @p fn changes only the connections of its own range.
+ */
+int fw_table_walk_range(struct fw_table *t, uint32_t from, uint32_t to,
+			int (*fn)(struct fw_conn *c, void *arg), void *arg);
+
 /**
  * Add @p master's expectation @p e (master: a connection of this table). A master has at
  * most one: a new one withdraws the one before. Deleting @p master (fw_table_del) withdraws

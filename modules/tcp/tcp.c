@@ -845,6 +845,7 @@ const struct fw_module_ops fw_tcp_ops = {
 	.slice_size = sizeof(struct fw_tcp_slice),
 	.slice_off = FW_TCP_SLICE_OFF,
 	.required = true,
+	.restore_local = true,
 	.encode = tcp_encode,
 	.decode = tcp_decode,
 	.on_restore = tcp_on_restore,

@@ -194,6 +194,7 @@ const struct fw_module_ops fw_udp_ops = {
 	.slice_size = sizeof(struct fw_udp_slice),
 	.slice_off = FW_UDP_SLICE_OFF,
 	.required = true,
+	.restore_local = true,
 	.encode = udp_encode,
 	.decode = udp_decode,
 	.on_restore = udp_on_restore,
