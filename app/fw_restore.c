@@ -92,7 +92,7 @@ static uint32_t finish_mid(const struct fw_table *t)
 
 /*
  * fw_restore_finish(), its walk (1 M connections: ~8 % of the restore) split in two where
- * the region had a reader thread: the upper half of the positions on a thread on the
+ * the region had a reader thread: the upper part of the positions on a thread on the
  * reader's CPUs, which finishes there what touches only its connection.
  */
 static void finish(struct job *j, struct fw_slots *slots)

@@ -76,8 +76,9 @@ struct fw_restore_moves {
  * (a worker's lcore, idle until it forwards), or where the caller may run if @p cpus is
  * NULL. With @p readers holding more CPUs than there are workers, each region is read,
  * validated and decoded on a thread of its own there while its worker's thread inserts
- * (ckpt_state_scan_split: the same records in the same order). Returns when every one is
- * done; *@p res[i] says how worker i's went.
+ * (ckpt_state_scan_split: the same records in the same order), and the finish's walk is
+ * shared with a thread there (fw_restore_finish_local). Returns when every one is done;
+ * *@p res[i] says how worker i's went.
  *
  * With @p layout (the workers' own: @p n workers of it), connections that another number
  * of workers left in the wrong region, and the regions of workers past @p n, are moved
