@@ -53,10 +53,13 @@ for k in sys.argv[3:]:
 print(v)' "$T/tel" "$cmd" "$@"
 }
 
-# What holdfast counted, per worker and in total, for a failure's report.
+# What holdfast counted, per worker and in total, and each connection's state (hfctl
+# conns), for a failure's report; and which connections the client still has open.
 diag() {
   tel_query /holdfast/workers && cat "$T/tel" >&2
   tel_query /holdfast/stats && cat "$T/tel" >&2
+  /usr/bin/python3 "$SRC/app/hfctl" --prefix "$HF_PREFIX" conns >&2 || true
+  in_c ss -tni "dport = :8080" >&2 || true
 }
 
 ip netns exec "$NS_S" /usr/bin/python3 -m http.server 8080 --bind "$SRV_IP" --directory "$T/www" \
