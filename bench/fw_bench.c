@@ -1006,6 +1006,19 @@ static void run_restore(const char *target, uint32_t flows, unsigned int nregion
 			if (res[i].rc < 0)
 				fprintf(stderr, "fw_bench: restore from %s: %s\n", target,
 					strerror(-res[i].rc));
+			if (res[i].st.conns != per)
+				fprintf(stderr,
+					"fw_bench: round %u region %u: %" PRIu64 " of %u restored; "
+					"scan: %" PRIu64 " records, %" PRIu64 " invalid, %" PRIu64
+					" superseded, %" PRIu64 " misplaced, %" PRIu64 " empty; "
+					"restore: %" PRIu64 " no room, %" PRIu64
+					" conflicts, %" PRIu64 " bad, %" PRIu64
+					" missing a slice\n",
+					r, i, res[i].st.conns, per, res[i].ss.records,
+					res[i].ss.invalid, res[i].ss.superseded,
+					res[i].ss.misplaced, res[i].ss.empty, res[i].st.no_room,
+					res[i].st.conflicts, res[i].st.bad_slice,
+					res[i].st.dropped_missing);
 			conns += res[i].st.conns;
 			fw_worker_set_checkpointer(&rw[i], NULL);
 			fw_checkpointer_destroy(&rk);
