@@ -204,6 +204,10 @@ case "$target" in
        (( (16#$cgt >> (sig - 1)) & 1 )) && fail "holdfast catches signal $sig (SigCgt $cgt)"
      done ;;
 esac
+# A start with fewer workers than holdfast allows looks for regions of more workers with one
+# listing: it opened each name and logged an error for every one missing, on every start.
+! grep -q "open region holdfast-state\.[0-9]*: No such file" "$T/hf-a.log" ||
+  fail "the start logged errors for regions of workers it never had: $(grep -c 'open region' "$T/hf-a.log")"
 # DPDK is linked in (meson option dpdk_static, the default): no librte_*.so mapped, so the
 # EAL loaded none of the driver plugins a shared EAL loads at every start.
 if /usr/bin/python3 -c 'import json,sys; o={x["name"]:x["value"] for x in json.load(open(sys.argv[1]))}; sys.exit(0 if o.get("dpdk_static")=="disabled" else 1)' \
