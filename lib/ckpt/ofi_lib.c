@@ -231,7 +231,9 @@ void ckpt_preload_join(void)
 	preload.on = false;
 	ckpt_ofi_sigs_restore(&preload.before, "loading " LIBFABRIC);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	ckpt_log(CKPT_LOG_NOTICE, LOG, "%s and provider %s loaded beside the start in %.1f ms",
+	ckpt_log(CKPT_LOG_NOTICE, LOG,
+		 "%s and provider %s loaded beside the start (joined %.1f ms "
+		 "after it began)",
 		 LIBFABRIC, preload.prov,
 		 (double)(t1.tv_sec - preload.t0.tv_sec) * 1e3 +
 			 (double)(t1.tv_nsec - preload.t0.tv_nsec) / 1e6);
