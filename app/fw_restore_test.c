@@ -21,6 +21,8 @@
 
 #include <cmocka.h>
 #include <rte_cycles.h>
+#include <rte_eth_ring.h>
+#include <rte_ethdev.h>
 #include <rte_ip.h>
 
 #include "fw_checkpoint.h"
@@ -926,6 +928,122 @@ static uint32_t take_over(struct box *b, const char *target, enum path path, uin
 	assert_int_equal(ckpt_region_close(&r), 0);
 	ckpt_disconnect(&cl);
 	return kept;
+}
+
+/* One frame of the connection 40000 -> 80 with an 8192-byte window into @p b's worker. */
+#define WIN8K 8192
+
+static enum fw_verdict seg8k(struct box *b, bool reply, uint8_t flags, uint32_t seq, uint32_t ack,
+			     const char *data, uint64_t now)
+{
+	uint8_t f[FW_TEST_FRAME_MAX];
+	uint32_t len = fw_test_frame(f, 6, 40000, 80, reply, flags, seq, ack, WIN8K, data);
+
+	return fw_worker_handle(&b->w, f, len, reply ? FW_ZONE_OUTSIDE : FW_ZONE_INSIDE, now);
+}
+
+/*
+ * A burst that carries a connection's window edge well past its threshold is in the store
+ * before its frames leave: a kill -9 between the worker's transmit and its next tick, and
+ * the receiver still acknowledges only what the restored connection accepts. Before, the
+ * record waited for the tick at the end of the pass: thirty 180-byte segments in one
+ * burst took the edge 5400 bytes past the store's, beyond the restore slack (2 x 2048 for
+ * an 8192-byte window), and the restored connection dropped the receiver's every
+ * acknowledgement -- a real download through a standby takeover stalled this way.
+ */
+static void burst_edge_in_store_before_frames_leave(enum path path)
+{
+	static struct rte_ring *rx[2], *tx[2];
+	static struct rte_mempool *pool;
+	static int port[2] = {-1, -1};
+	char target[96], files[3][64], data[181];
+	struct fw_checkpointer *k;
+	struct box a, b;
+	const uint32_t isn = 1000, risn = 50000, nseg = 30;
+	uint32_t seq = isn + 1, idx;
+	uint64_t now = S(1);
+	struct rte_mbuf *m;
+
+	if (pool == NULL) {
+		pool = rte_pktmbuf_pool_create("rt_pool", 127, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE, 0);
+		assert_non_null(pool);
+		for (int p = 0; p < 2; p++) {
+			struct rte_eth_conf ec = {0};
+			char n[16];
+
+			snprintf(n, sizeof(n), "rt_rx%d", p);
+			rx[p] = rte_ring_create(n, 64, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
+			snprintf(n, sizeof(n), "rt_tx%d", p);
+			tx[p] = rte_ring_create(n, 64, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
+			snprintf(n, sizeof(n), "rt_ring%d", p);
+			port[p] = rte_eth_from_rings(n, &rx[p], 1, &tx[p], 1, 0);
+			assert_true(port[p] >= 0);
+			assert_int_equal(rte_eth_dev_configure((uint16_t)port[p], 1, 1, &ec), 0);
+			assert_int_equal(
+				rte_eth_rx_queue_setup((uint16_t)port[p], 0, 64, 0, NULL, pool), 0);
+			assert_int_equal(rte_eth_tx_queue_setup((uint16_t)port[p], 0, 64, 0, NULL),
+					 0);
+			assert_int_equal(rte_eth_dev_start((uint16_t)port[p]), 0);
+		}
+	}
+	store_name(target, sizeof(target), false, files);
+	k = ckpt_box_up(&a, target, 4);
+	for (int p = 0; p < 2; p++) {
+		a.sh.ports[port[p]] =
+			(struct fw_port_map){.peer = (uint16_t)port[!p],
+					     .zone = p ? FW_ZONE_OUTSIDE : FW_ZONE_INSIDE,
+					     .in_use = 1};
+		a.sh.port_list[p] = (uint16_t)port[p];
+	}
+	a.sh.nports = 2;
+	/* Established and in the store. */
+	assert_int_equal(seg8k(&a, false, 0x02, isn, 0, NULL, now), FW_PASS);
+	assert_int_equal(seg8k(&a, true, 0x12, risn, isn + 1, NULL, now), FW_PASS);
+	assert_int_equal(seg8k(&a, false, 0x10, isn + 1, risn + 1, NULL, now), FW_PASS);
+	drain(k, now);
+	/* One burst of the client's data arrives on the inside port and is forwarded. */
+	memset(data, 'x', 180);
+	data[180] = 0;
+	for (uint32_t i = 0; i < nseg; i++, seq += 180) {
+		uint8_t f[FW_TEST_FRAME_MAX];
+		uint32_t len =
+			fw_test_frame(f, 6, 40000, 80, false, 0x18, seq, risn + 1, WIN8K, data);
+
+		m = rte_pktmbuf_alloc(pool);
+		assert_non_null(m);
+		memcpy(rte_pktmbuf_append(m, (uint16_t)len), f, len);
+		assert_int_equal(rte_ring_enqueue(rx[0], m), 0);
+	}
+	/* The ring ports have one queue, and a worker polls the queue of its index. */
+	idx = a.w.index;
+	a.w.index = 0;
+	assert_int_equal(fw_worker_poll(&a.w, now), nseg);
+	a.w.index = idx;
+	assert_int_equal(rte_ring_count(tx[1]), nseg);
+	while (rte_ring_dequeue(tx[1], (void **)&m) == 0)
+		rte_pktmbuf_free(m);
+	/* Killed here: no tick after the pass. Another instance takes over the store... */
+	assert_int_equal(take_over(&b, target, path, 4, now + S(1)), 1);
+	/* ...and the server acknowledges all it received: accepted, and the client goes on. */
+	assert_int_equal(seg8k(&b, true, 0x10, risn + 1, seq, NULL, now + S(1)), FW_PASS);
+	assert_int_equal(seg8k(&b, false, 0x18, seq, risn + 1, data, now + S(1)), FW_PASS);
+	assert_int_equal(b.w.cnt.drop[FW_DROP_TCP_WINDOW], 0);
+
+	box_down(&b);
+	ckpt_box_down(&a, &k);
+	store_remove(files);
+}
+
+static void test_burst_edge_in_store_before_frames_leave_restart(void **state)
+{
+	(void)state;
+	burst_edge_in_store_before_frames_leave(RESTART);
+}
+
+static void test_burst_edge_in_store_before_frames_leave_standby(void **state)
+{
+	(void)state;
+	burst_edge_in_store_before_frames_leave(STANDBY);
 }
 
 /* An FTP control connection from inside port @p cport to the server's port 21 carrying
@@ -2115,6 +2233,8 @@ int main(void)
 		cmocka_unit_test(test_reconnect_never_stalls_the_worker),
 		cmocka_unit_test(test_only_configuration_and_permission_errors_are_final),
 		cmocka_unit_test(test_window_edge_is_written_at_once),
+		cmocka_unit_test(test_burst_edge_in_store_before_frames_leave_restart),
+		cmocka_unit_test(test_burst_edge_in_store_before_frames_leave_standby),
 		cmocka_unit_test(test_used_expectation_not_restored_ipv4_restart),
 		cmocka_unit_test(test_used_expectation_not_restored_ipv6_restart),
 		cmocka_unit_test(test_used_expectation_not_restored_ipv4_standby),

@@ -663,13 +663,33 @@ static __rte_always_inline uint16_t burst(struct fw_worker *w, struct rte_mbuf *
 	return npass;
 }
 
-/* What passed leaves by the pair of @p port, replies by @p port, on this worker's queue. */
+/*
+ * What passed leaves by the pair of @p port, replies by @p port, on this worker's queue.
+ *
+ * A change due at once (a TCP window edge past its threshold, an expectation used) is
+ * handed to the checkpoint before the frames that made it leave. A restored connection
+ * accepts the live one's next segments within the restore slack of what the store holds
+ * (modules/tcp/tcp.c, edge_slack); written only at the end of the pass, a burst could
+ * forward more than that slack beyond the last record: a kill -9 after the frames left
+ * and before the tick, and the receiver acknowledged data the restored connection did not
+ * know, every acknowledgement dropped, the download stalled for good.
+ */
 static void transmit(struct fw_worker *w, uint16_t port, const struct fw_port_map *pm,
-		     struct rte_mbuf **out, uint16_t npass, struct rte_mbuf **back, uint16_t nback)
+		     struct rte_mbuf **out, uint16_t npass, struct rte_mbuf **back, uint16_t nback,
+		     uint64_t now)
 {
 	const uint16_t q = (uint16_t)w->index;
 	uint16_t sent;
 
+	if (unlikely(w->ckq != NULL && w->ckq->now) &&
+	    fw_checkpointer_tick(w->ckpt, now) == -ESTALE) {
+		/* Fenced: another instance owns the connections; nothing more leaves. */
+		fw_fence(w->sh, 0);
+		w->cnt.drop_fenced += npass + nback;
+		rte_pktmbuf_free_bulk(out, npass);
+		rte_pktmbuf_free_bulk(back, nback);
+		return;
+	}
 	if (nback) {
 		/* Replies leave by the port the refused frames came in on. */
 		sent = rte_eth_tx_burst(port, q, back, nback);
@@ -717,7 +737,7 @@ static unsigned int drain_inbox(struct fw_worker *w, uint64_t now, bool barred)
 		while (k + run < n && in[k + run]->port == port)
 			run++;
 		npass = burst(w, in + k, run, port, pm, now, out, back, &nback, true);
-		transmit(w, port, pm, out, npass, back, nback);
+		transmit(w, port, pm, out, npass, back, nback, now);
 		k += run;
 	}
 	return n;
@@ -769,7 +789,7 @@ unsigned int fw_worker_poll(struct fw_worker *w, uint64_t now)
 			npass = burst(w, in, n, port, pm, now, out, back, &nback, true);
 		else
 			npass = burst(w, in, n, port, pm, now, out, back, &nback, false);
-		transmit(w, port, pm, out, npass, back, nback);
+		transmit(w, port, pm, out, npass, back, nback, now);
 	}
 	/* An operator's listing (hfctl conns): a chunk a pass; one load when none is asked. */
 	if (unlikely(fw_conns_asked(&w->conns)))

@@ -328,12 +328,15 @@ static uint32_t edge_threshold(uint32_t peer_maxwin)
 
 /*
  * Restore slack: twice the threshold. The threshold bounds the live edge against the last
- * checkpoint *taken*; the data forwarded while that checkpoint travels to the target (the
- * rest of the burst, a flush, a round trip) comes on top. Such a checkpoint is flushed at
- * the end of its burst (fw_conn_mark_dirty_now), so the extra is a burst or a round trip
- * of data; a whole second threshold covers it. With the slack equal to the threshold, a
- * kill -9 in that moment left the receiver's acknowledgements beyond the slack: they were
- * dropped for good and a restored bulk download stalled.
+ * checkpoint *taken*; the data forwarded while that checkpoint travels to the target comes
+ * on top. Such a checkpoint is due at once (fw_conn_mark_dirty_now) and handed over before
+ * the frames of its burst leave (fw_worker.c, transmit), so the extra is what the I/O
+ * takes to write it (nothing more when the worker writes itself; with the I/O on its own
+ * lcore, what passes meanwhile); a whole second threshold covers it. With the slack equal
+ * to the threshold, a kill -9 in that moment left the receiver's acknowledgements beyond
+ * the slack: they were dropped for good and a restored bulk download stalled. So did a
+ * record written only at the end of the pass, after a burst had carried the edge a whole
+ * slack further (fw_restore_test: burst_edge_in_store_before_frames_leave).
  */
 static uint32_t edge_slack(uint32_t peer_maxwin)
 {

@@ -60,8 +60,23 @@ diag() {
   tel_query /holdfast/stats && cat "$T/tel" >&2
   /usr/bin/python3 "$SRC/app/hfctl" --prefix "$HF_PREFIX" conns >&2 || true
   in_c ss -tni "dport = :8080" >&2 || true
+  # The last segments of each connection the client still has, as each end saw them.
+  local port side
+  for port in $(in_c ss -tnH "dport = :8080" | awk '{ split($4, a, ":"); print a[2] }'); do
+    for side in client server; do
+      echo "--- port $port, as the $side's namespace saw it (last 60 segments)" >&2
+      tcpdump -nSr "$T/cap-${side:0:1}.pcap" -tt "tcp port $port" 2>/dev/null | tail -60 >&2
+    done
+  done
 }
 
+# Headers of every segment at both ends, for a failure's report (diag).
+for side in c s; do
+  ns=$NS_C
+  [ $side = c ] || ns=$NS_S
+  ip netns exec "$ns" tcpdump -i "${side}0" -s 96 -U -w "$T/cap-$side.pcap" tcp 2>/dev/null &
+  PIDS+=($!)
+done
 ip netns exec "$NS_S" /usr/bin/python3 -m http.server 8080 --bind "$SRV_IP" --directory "$T/www" \
   >"$T/http.log" 2>&1 &
 PIDS+=($!)
