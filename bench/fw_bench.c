@@ -663,6 +663,26 @@ static double run_new(uint32_t flows)
 	       1e6;
 }
 
+/*
+ * Delete region @p name at @p target through a connection of its own, once every
+ * checkpointer that had it open is gone: a client refuses to delete a region it holds open
+ * (-EBUSY), so a delete through the writer's own client, before it closed, deleted nothing,
+ * and every run left its regions in the target.
+ */
+static void region_delete(const char *target, const char *name)
+{
+	struct ckpt_client_opts o = {.tenant = "holdfast",
+				     .secret = secret,
+				     .secret_len = secret_len,
+				     .allow_shm = true};
+	struct ckpt_client *cl = ckpt_connect(target, &o);
+	int rc = cl ? ckpt_region_delete(cl, name) : -errno;
+
+	if (rc)
+		fprintf(stderr, "fw_bench: %s: deleting %s: %s\n", target, name, strerror(-rc));
+	ckpt_disconnect(&cl);
+}
+
 /* Opening rate with every new connection checkpointed into @p target. */
 static double run_new_ckpt(const char *target, uint32_t opens)
 {
@@ -709,26 +729,10 @@ static double run_new_ckpt(const char *target, uint32_t opens)
 			" failures\n",
 			st.slices[FW_MOD_TCP], opens, st.failures);
 	fw_worker_set_checkpointer(&worker, NULL);
-	ckpt_region_delete(fw_checkpointer_client(k), state_name);
 	fw_checkpointer_destroy(&k);
+	region_delete(target, state_name); /* closed first: an open region is not deleted */
 	fw_teardown();
 	return rate;
-}
-
-/* Delete region @p name at @p target through a connection of its own (an open region is
- * not deleted: -EBUSY). */
-static void region_delete(const char *target, const char *name)
-{
-	struct ckpt_client_opts o = {.tenant = "holdfast",
-				     .secret = secret,
-				     .secret_len = secret_len,
-				     .allow_shm = true};
-	struct ckpt_client *cl = ckpt_connect(target, &o);
-	int rc = cl ? ckpt_region_delete(cl, name) : -errno;
-
-	if (rc)
-		fprintf(stderr, "fw_bench: %s: deleting %s: %s\n", target, name, strerror(-rc));
-	ckpt_disconnect(&cl);
 }
 
 /* Where a churn run's checkpoint I/O runs (-I). */
@@ -1049,12 +1053,13 @@ static void run_restore(const char *target, uint32_t flows, unsigned int nregion
 	}
 out:
 	for (unsigned int i = 0; i < nregions; i++) {
+		const bool opened = k[i] != NULL && fw_checkpointer_state(k[i]) != NULL;
 		char name[PMU_NAME_MAX];
 
-		fw_ckpt_layout_state(&cc, i, name, NULL);
-		if (k[i] != NULL && fw_checkpointer_client(k[i]) != NULL)
-			ckpt_region_delete(fw_checkpointer_client(k[i]), name);
 		fw_checkpointer_destroy(&k[i]);
+		fw_ckpt_layout_state(&cc, i, name, NULL);
+		if (opened)
+			region_delete(target, name); /* closed first: see region_delete() */
 	}
 	fw_teardown();
 }
@@ -1167,9 +1172,9 @@ out:
 	ckpt_disconnect(&cl);
 	fw_slots_free(&slots);
 	fw_table_free(&t);
-	ckpt_region_delete(fw_checkpointer_client(k), state_name);
-	ckpt_region_delete(fw_checkpointer_client(k), log_name);
 	fw_checkpointer_destroy(&k);
+	region_delete(target, state_name); /* closed first: see region_delete() */
+	region_delete(target, log_name);
 	fw_teardown();
 }
 
