@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <rte_common.h>
 #include <rte_eal.h>
@@ -669,6 +671,48 @@ int fw_checkpointer_tick(struct fw_checkpointer *k, uint64_t now)
 		marks_trim(k);
 	}
 	return is_fenced(k) ? -ESTALE : 0;
+}
+
+/* A monotonic clock of this thread's waits (the workers' clock is the caller's). */
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * Ticks until nothing is left, not one tick: a tick hands over only what the ring has
+ * room for, and its I/O pass stops at the first write the target's queue refuses
+ * (-EAGAIN), leaving the rest held. ckpt_sync() covers only what was posted, so a sync
+ * after a single tick (the stop before, and fw_bench's writer) called durable what was
+ * still in the ring or the queue, and a restart restored fewer connections than the
+ * worker held (fw_bench -r over ofi+tcp: 495,030 of 500,000; 4,970 never written).
+ */
+int fw_checkpointer_sync(struct fw_checkpointer *k, uint64_t now, uint64_t timeout_ns)
+{
+	const uint64_t t0 = mono_ns();
+	int rc;
+
+	if (!k->inline_io)
+		return -EBUSY;
+	for (;;) {
+		const uint64_t waited = mono_ns() - t0;
+
+		k->q.now = true; /* what is queued goes now, however young its batch */
+		if (fw_checkpointer_tick(k, now + waited) == -ESTALE)
+			return -ESTALE;
+		if (k->r != NULL && fw_checkpointer_lag(k) == 0)
+			break;
+		if (waited > timeout_ns)
+			return -ETIMEDOUT;
+		usleep(100); /* the target's answers, or a reconnect on its thread */
+	}
+	rc = ckpt_sync(k->r);
+	if (rc == 0 && k->log.r != NULL)
+		rc = ckpt_sync(k->log.r);
+	return rc;
 }
 
 void fw_checkpointer_forget(struct fw_checkpointer *k, struct fw_conn *c)

@@ -157,6 +157,17 @@ int fw_checkpointer_bind(struct fw_checkpointer *k, const uint64_t *epoch);
  */
 void fw_checkpointer_forget(struct fw_checkpointer *k, struct fw_conn *c);
 
+/**
+ * Everything @p k holds made durable, as a stop or a moved connection needs it: every queued
+ * change, owed tombstone and record handed over written (I/O inline, on this thread: no
+ * runner may hold @p k), then the state region and the log synced. @p now is on the
+ * workers' clock; it moves on with the time spent here.
+ * @return 0; -ESTALE (fenced: nothing more is written); -EBUSY (a runner holds the I/O);
+ *   -ETIMEDOUT (not all durable within @p timeout_ns: the target is away, or too slow);
+ *   or the -errno of ckpt_sync().
+ */
+int fw_checkpointer_sync(struct fw_checkpointer *k, uint64_t now, uint64_t timeout_ns);
+
 /** Slice changes not yet durable: queued connections, owed tombstones and records handed
  * to the I/O side that it has not seen durable yet. Any thread may ask. */
 uint64_t fw_checkpointer_lag(const struct fw_checkpointer *k);

@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <rte_cycles.h>
 #include <rte_log.h>
@@ -491,26 +490,7 @@ static int queue_dirty(struct fw_conn *c, void *arg)
 /* What worker @p w's checkpointer holds, written and synced (I/O inline, as at a start). */
 static int flush_durable(struct fw_worker *w)
 {
-	struct fw_checkpointer *k = w->ckpt;
-	const uint64_t t0 = fw_worker_now(w);
-	int rc;
-
-	for (;;) {
-		const uint64_t now = fw_worker_now(w);
-
-		fw_checkpointer_queue(k)->now = true;
-		if (fw_checkpointer_tick(k, now) == -ESTALE)
-			return -ESTALE;
-		if (fw_checkpointer_state(k) != NULL && fw_checkpointer_lag(k) == 0)
-			break;
-		if (now - t0 > FLUSH_TIMEOUT_NS)
-			return -ETIMEDOUT;
-		usleep(100);
-	}
-	rc = ckpt_sync(fw_checkpointer_state(k));
-	if (rc == 0 && fw_checkpointer_log(k) != NULL)
-		rc = ckpt_sync(fw_checkpointer_log(k));
-	return rc;
+	return fw_checkpointer_sync(w->ckpt, fw_worker_now(w), FLUSH_TIMEOUT_NS);
 }
 
 /* The moved connections durable in their owners' regions, then the old copies gone. */

@@ -675,8 +675,16 @@ static uint64_t fencing_epoch(void)
 	return e;
 }
 
+/*
+ * The longest a stop waits for its last writes, all workers together (a target that is
+ * slow, or goes away meanwhile). What is left then is lost to the restart, and said.
+ */
+#define STOP_SYNC_NS (5ull * 1000000000ull)
+
 static void checkpoint_stop(void)
 {
+	const uint64_t t0 = fw_shared_now(&shared);
+
 	/* The last writes and the sync run here, on this thread, once the runner is gone. */
 	fw_ckpt_io_stop(&ckpt_io);
 	fw_lease_stop(&lease);
@@ -685,13 +693,26 @@ static void checkpoint_stop(void)
 
 		if (k == NULL)
 			continue;
-		/* Fenced, nothing more is ours to write: the target would refuse it anyway. */
-		if (!shared.fenced) {
-			/* What is queued goes now, however young its batch. */
-			fw_checkpointer_queue(k)->now = true;
-			fw_checkpointer_tick(k, fw_worker_now(&workers[i]));
-			if (fw_checkpointer_state(k) != NULL)
-				ckpt_sync(fw_checkpointer_state(k));
+		/*
+		 * Fenced, nothing more is ours to write: the target would refuse it anyway.
+		 * Away, a stop does not wait for it. Otherwise every change the worker made,
+		 * written and durable (not one tick and a sync: what the ring or the target's
+		 * full queue held back stayed unwritten, and the restart lost it).
+		 */
+		if (!shared.fenced && fw_checkpointer_state(k) == NULL) {
+			if (fw_checkpointer_lag(k) != 0)
+				LOG(WARNING,
+				    "worker %u: checkpoint target away at stop: %" PRIu64
+				    " changes not durable\n",
+				    i, fw_checkpointer_lag(k));
+		} else if (!shared.fenced) {
+			const uint64_t now = fw_worker_now(&workers[i]);
+			const uint64_t spent = now - t0 < STOP_SYNC_NS ? now - t0 : STOP_SYNC_NS;
+			int rc = fw_checkpointer_sync(k, now, STOP_SYNC_NS - spent);
+
+			if (rc)
+				LOG(ERR, "worker %u: %" PRIu64 " changes not durable at stop: %s\n",
+				    i, fw_checkpointer_lag(k), strerror(-rc));
 		}
 		fw_worker_set_checkpointer(&workers[i], NULL);
 		fw_checkpointer_destroy(&k);

@@ -622,6 +622,21 @@ static void compare(uint32_t flows, const char *how, unsigned int rounds, double
 }
 
 /*
+ * Every change @p k holds written and durable, as holdfast's stop makes it; said if not.
+ * Not a tick until the queue is empty and a sync: the sync covers what was posted, and
+ * records the ring or the target's full queue (-EAGAIN) held back were not (a restore of
+ * 500 k over ofi+tcp then found 495,030, the rest still in the writer's ring).
+ */
+static void sync_all(struct fw_checkpointer *k)
+{
+	int rc = fw_checkpointer_sync(k, fw_worker_now(&worker), 30ull * 1000000000ull);
+
+	if (rc)
+		fprintf(stderr, "fw_bench: %" PRIu64 " changes not durable: %s\n",
+			fw_checkpointer_lag(k), strerror(-rc));
+}
+
+/*
  * New connections: a SYN of a flow never seen, through the whole path. With a checkpointer
  * attached, every new connection is a slice to write: the worker ticks it every burst, and
  * the clock stops only once the last slice is durable.
@@ -639,16 +654,33 @@ static double run_new(uint32_t flows)
 		if (worker.ckpt && (i & (FW_BURST - 1)) == FW_BURST - 1)
 			fw_checkpointer_tick(worker.ckpt, now);
 	}
-	if (worker.ckpt) {
-		while (worker.ckq->tail != worker.ckq->head)
-			fw_checkpointer_tick(worker.ckpt, fw_worker_now(&worker));
-		ckpt_sync(fw_checkpointer_state(worker.ckpt));
-	}
+	if (worker.ckpt)
+		sync_all(worker.ckpt);
 	if (worker.cnt.conn_new - before != flows)
 		fprintf(stderr, "fw_bench: only %" PRIu64 " of %u SYNs opened a connection\n",
 			worker.cnt.conn_new - before, flows);
 	return (double)flows / ((double)(rte_get_tsc_cycles() - t0) / (double)rte_get_tsc_hz()) /
 	       1e6;
+}
+
+/*
+ * Delete region @p name at @p target through a connection of its own, once every
+ * checkpointer that had it open is gone: a client refuses to delete a region it holds open
+ * (-EBUSY), so a delete through the writer's own client, before it closed, deleted nothing,
+ * and every run left its regions in the target.
+ */
+static void region_delete(const char *target, const char *name)
+{
+	struct ckpt_client_opts o = {.tenant = "holdfast",
+				     .secret = secret,
+				     .secret_len = secret_len,
+				     .allow_shm = true};
+	struct ckpt_client *cl = ckpt_connect(target, &o);
+	int rc = cl ? ckpt_region_delete(cl, name) : -errno;
+
+	if (rc)
+		fprintf(stderr, "fw_bench: %s: deleting %s: %s\n", target, name, strerror(-rc));
+	ckpt_disconnect(&cl);
 }
 
 /* Opening rate with every new connection checkpointed into @p target. */
@@ -697,26 +729,10 @@ static double run_new_ckpt(const char *target, uint32_t opens)
 			" failures\n",
 			st.slices[FW_MOD_TCP], opens, st.failures);
 	fw_worker_set_checkpointer(&worker, NULL);
-	ckpt_region_delete(fw_checkpointer_client(k), state_name);
 	fw_checkpointer_destroy(&k);
+	region_delete(target, state_name); /* closed first: an open region is not deleted */
 	fw_teardown();
 	return rate;
-}
-
-/* Delete region @p name at @p target through a connection of its own (an open region is
- * not deleted: -EBUSY). */
-static void region_delete(const char *target, const char *name)
-{
-	struct ckpt_client_opts o = {.tenant = "holdfast",
-				     .secret = secret,
-				     .secret_len = secret_len,
-				     .allow_shm = true};
-	struct ckpt_client *cl = ckpt_connect(target, &o);
-	int rc = cl ? ckpt_region_delete(cl, name) : -errno;
-
-	if (rc)
-		fprintf(stderr, "fw_bench: %s: deleting %s: %s\n", target, name, strerror(-rc));
-	ckpt_disconnect(&cl);
 }
 
 /* Where a churn run's checkpoint I/O runs (-I). */
@@ -780,10 +796,8 @@ static double run_churn(const char *target, enum io_way way, uint32_t flows, dou
 		fw_worker_set_checkpointer(&worker, k);
 	}
 	establish(flows);
-	while (ckpt &&
-	       (worker.ckq->tail != worker.ckq->head ||
-		ckpt_posted(fw_checkpointer_state(k)) != ckpt_durable(fw_checkpointer_state(k))))
-		fw_checkpointer_tick(k, fw_worker_now(&worker));
+	if (ckpt)
+		sync_all(k);
 	if (ckpt && way != IO_INLINE) {
 		/* The second lcore of -l (thread: wherever EAL puts control threads). */
 		const unsigned int second = rte_get_next_lcore(rte_get_main_lcore(), 1, 0);
@@ -921,6 +935,7 @@ static void run_restore(const char *target, uint32_t flows, unsigned int nregion
 	const uint32_t per = flows / nregions;
 	struct fw_checkpointer *k[RESTORE_REGIONS_MAX] = {NULL};
 	struct fw_restore_result res[RESTORE_REGIONS_MAX];
+	struct fw_ckpt_stats st;
 	struct fw_worker rw[RESTORE_REGIONS_MAX], *ws[RESTORE_REGIONS_MAX];
 	rte_cpuset_t cpus[RESTORE_REGIONS_MAX];
 	const long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -960,9 +975,12 @@ static void run_restore(const char *target, uint32_t flows, unsigned int nregion
 		}
 		fw_worker_set_checkpointer(&worker, k[i]);
 		establish_range(i * per, (i + 1) * per);
-		while (worker.ckq->tail != worker.ckq->head)
-			fw_checkpointer_tick(k[i], fw_worker_now(&worker));
-		ckpt_sync(fw_checkpointer_state(k[i]));
+		sync_all(k[i]);
+		fw_checkpointer_stats(k[i], &st);
+		if (st.slices[FW_MOD_TCP] != per)
+			fprintf(stderr,
+				"fw_bench: region %u: %" PRIu64 " of %u connections written\n", i,
+				st.slices[FW_MOD_TCP], per);
 		fw_worker_set_checkpointer(&worker, NULL);
 	}
 	/* The restore's threads may run on every CPU: EAL pinned this one to its lcore. */
@@ -1035,12 +1053,13 @@ static void run_restore(const char *target, uint32_t flows, unsigned int nregion
 	}
 out:
 	for (unsigned int i = 0; i < nregions; i++) {
+		const bool opened = k[i] != NULL && fw_checkpointer_state(k[i]) != NULL;
 		char name[PMU_NAME_MAX];
 
-		fw_ckpt_layout_state(&cc, i, name, NULL);
-		if (k[i] != NULL && fw_checkpointer_client(k[i]) != NULL)
-			ckpt_region_delete(fw_checkpointer_client(k[i]), name);
 		fw_checkpointer_destroy(&k[i]);
+		fw_ckpt_layout_state(&cc, i, name, NULL);
+		if (opened)
+			region_delete(target, name); /* closed first: see region_delete() */
 	}
 	fw_teardown();
 }
@@ -1153,9 +1172,9 @@ out:
 	ckpt_disconnect(&cl);
 	fw_slots_free(&slots);
 	fw_table_free(&t);
-	ckpt_region_delete(fw_checkpointer_client(k), state_name);
-	ckpt_region_delete(fw_checkpointer_client(k), log_name);
 	fw_checkpointer_destroy(&k);
+	region_delete(target, state_name); /* closed first: see region_delete() */
+	region_delete(target, log_name);
 	fw_teardown();
 }
 
