@@ -88,6 +88,37 @@ static void test_table_fills_to_capacity_then_refuses(void **state)
 	fw_table_free(&t);
 }
 
+/* The hash has room past the capacity (more buckets): the count is what refuses. */
+static void test_full_table_gets_its_keys_and_refuses_new_ones(void **state)
+{
+	struct fw_table *t = fw_table_create("t3b", 1000, 0, 0);
+	struct fw_key k;
+	struct fw_conn *c;
+	bool created = true;
+
+	(void)state;
+	for (uint32_t i = 0; i < 1000; i++) {
+		k = key_n(i);
+		assert_non_null(fw_table_add(t, &k, i + 1));
+	}
+	k = key_n(500);
+	c = fw_table_get_or_add(t, &k, 999, &created);
+	assert_non_null(c);
+	assert_false(created);
+	assert_true(c->id == 501);
+	k = key_n(1000);
+	errno = 0;
+	assert_null(fw_table_get_or_add(t, &k, 1001, &created));
+	assert_int_equal(errno, ENOSPC);
+	assert_null(fw_table_lookup(t, &k));
+	/* A place freed is a place to take. */
+	fw_table_del(t, c);
+	assert_non_null(fw_table_get_or_add(t, &k, 1001, &created));
+	assert_true(created);
+	assert_int_equal(fw_table_count(t), 1000);
+	fw_table_free(&t);
+}
+
 static void expire_cb(struct fw_table *t, struct fw_conn *c, void *arg)
 {
 	(*(int *)arg)++;
@@ -270,6 +301,7 @@ int main(void)
 		cmocka_unit_test(test_table_add_lookup_delete),
 		cmocka_unit_test(test_table_bulk_lookup_matches_single),
 		cmocka_unit_test(test_table_fills_to_capacity_then_refuses),
+		cmocka_unit_test(test_full_table_gets_its_keys_and_refuses_new_ones),
 		cmocka_unit_test(test_table_sweep_expires_only_idle),
 		cmocka_unit_test(test_expectation_admits_only_its_endpoints_once),
 		cmocka_unit_test(test_expectation_replaced_by_its_masters_next_one),
