@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #include <errno.h>
+#include <stdalign.h>
 #include <string.h>
 
 #include <rte_common.h>
@@ -180,6 +181,23 @@ struct fw_conn *fw_table_get_or_add(struct fw_table *t, const struct fw_key *key
 	return fw_table_get_or_add_with_hash(t, key, rte_hash_hash(t->h, key), id, created);
 }
 
+/*
+ * memset() of a connection, 16 bytes a store: gcc makes memset of its 320 bytes a rep stos,
+ * whose start-up took ~30 cycles of every insert (half of a restore's time in
+ * fw_table_get_or_add_with_hash).
+ */
+static inline void conn_zero(struct fw_conn *c)
+{
+	typedef uint64_t word16 __attribute__((vector_size(16), may_alias));
+	word16 *p = (word16 *)(void *)c;
+
+	_Static_assert(sizeof(*c) % sizeof(*p) == 0 && alignof(struct fw_conn) >= sizeof(*p),
+		       "whole aligned stores");
+#pragma GCC unroll 32
+	for (size_t i = 0; i < sizeof(*c) / sizeof(*p); i++)
+		p[i] = (word16){0, 0};
+}
+
 struct fw_conn *fw_table_get_or_add_with_hash(struct fw_table *t, const struct fw_key *key,
 					      uint32_t sig, uint64_t id, bool *created)
 {
@@ -213,7 +231,7 @@ struct fw_conn *fw_table_get_or_add_with_hash(struct fw_table *t, const struct f
 	if ((uint32_t)pos + FW_TABLE_ADD_AHEAD < t->slots)
 		for (size_t l = 0; l < sizeof(*c); l += RTE_CACHE_LINE_SIZE)
 			rte_prefetch0((const uint8_t *)(c + FW_TABLE_ADD_AHEAD) + l);
-	memset(c, 0, sizeof(*c));
+	conn_zero(c);
 	c->key = *key;
 	c->id = id;
 	for (int m = 0; m < FW_MOD_MAX; m++)
