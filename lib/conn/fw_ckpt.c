@@ -360,24 +360,40 @@ int fw_restore_batch_flush(struct fw_restore_batch *b)
 	return rc;
 }
 
+static inline void prefetch_rec(const struct ckpt_rec *r)
+{
+	__builtin_prefetch(r);
+	__builtin_prefetch((const uint8_t *)r + sizeof(*r) - 1);
+}
+
 int fw_restore_add_many(struct fw_table *t, struct fw_slots *slots, const struct ckpt_rec *recs,
 			unsigned int n, struct fw_restore_stats *st)
 {
 	int rc = 0;
 
+	/* The first two batches' records, and the first one's payloads: see below. */
+	for (unsigned int i = 0; i < n && i < 2 * FW_RESTORE_BATCH; i++)
+		prefetch_rec(&recs[i]);
+	for (unsigned int i = 0; i < n && i < FW_RESTORE_BATCH; i++)
+		__builtin_prefetch(recs[i].payload);
 	for (unsigned int i0 = 0; i0 < n; i0 += FW_RESTORE_BATCH) {
 		const unsigned int m = n - i0 < FW_RESTORE_BATCH ? n - i0 : FW_RESTORE_BATCH;
-		const unsigned int next = i0 + m, nm = n - next < m ? n - next : m;
+		const unsigned int end =
+			n - i0 < 3 * FW_RESTORE_BATCH ? n : i0 + 3 * FW_RESTORE_BATCH;
 		struct fw_key keys[FW_RESTORE_BATCH];
 		const struct fw_key *kp[FW_RESTORE_BATCH];
 		uint32_t sig[FW_RESTORE_BATCH];
 
-		/* The next batch's records (written on another CPU, a split scan's) meanwhile. */
-		for (unsigned int i = next; i < next + nm; i++) {
-			__builtin_prefetch(&recs[i]);
-			__builtin_prefetch((const uint8_t *)&recs[i] + 64);
+		/*
+		 * Records written on another CPU (a split scan's) are fetched meanwhile, in two
+		 * steps: the records of the batch after next, and the payloads of the next one,
+		 * whose records came with the last batch. A payload's address is in its record:
+		 * fetched with it, the load waited for the record's line.
+		 */
+		for (unsigned int i = i0 + 2 * FW_RESTORE_BATCH; i < end; i++)
+			prefetch_rec(&recs[i]);
+		for (unsigned int i = i0 + m; i < i0 + 2 * FW_RESTORE_BATCH && i < n; i++)
 			__builtin_prefetch(recs[i].payload);
-		}
 		/* Each key made and hashed once: the prefetch and the insert share the hash. */
 		for (unsigned int i = 0; i < m; i++) {
 			fw_key_from_ckpt(&recs[i0 + i].key, &keys[i]);

@@ -88,6 +88,74 @@ static void test_table_fills_to_capacity_then_refuses(void **state)
 	fw_table_free(&t);
 }
 
+/* The hash has room past the capacity (more buckets): the count is what refuses. */
+static void test_full_table_gets_its_keys_and_refuses_new_ones(void **state)
+{
+	struct fw_table *t = fw_table_create("t3b", 1000, 0, 0);
+	struct fw_key k;
+	struct fw_conn *c;
+	bool created = true;
+
+	(void)state;
+	for (uint32_t i = 0; i < 1000; i++) {
+		k = key_n(i);
+		assert_non_null(fw_table_add(t, &k, i + 1));
+	}
+	k = key_n(500);
+	c = fw_table_get_or_add(t, &k, 999, &created);
+	assert_non_null(c);
+	assert_false(created);
+	assert_true(c->id == 501);
+	k = key_n(1000);
+	errno = 0;
+	assert_null(fw_table_get_or_add(t, &k, 1001, &created));
+	assert_int_equal(errno, ENOSPC);
+	assert_null(fw_table_lookup(t, &k));
+	/* A place freed is a place to take. */
+	fw_table_del(t, c);
+	assert_non_null(fw_table_get_or_add(t, &k, 1001, &created));
+	assert_true(created);
+	assert_int_equal(fw_table_count(t), 1000);
+	fw_table_free(&t);
+}
+
+/* A connection added where another was is zeroed whole, but for what the add sets. */
+static void test_added_connection_is_zeroed_where_another_was(void **state)
+{
+	struct fw_table *t = fw_table_create("t3c", 256, 0, 0);
+	struct fw_conn *c;
+
+	(void)state;
+	for (uint32_t i = 0; i < 256; i++) {
+		struct fw_key k = key_n(i);
+
+		c = fw_table_add(t, &k, i + 1);
+		assert_non_null(c);
+		memset(c, 0xa5, offsetof(struct fw_conn, key));
+		c->flags = 0;
+		memset(&c->slot_pair, 0xa5, sizeof(*c) - offsetof(struct fw_conn, slot_pair));
+	}
+	for (uint32_t i = 0; i < 256; i++) {
+		struct fw_key k = key_n(i);
+
+		fw_table_del(t, fw_table_lookup(t, &k));
+	}
+	for (uint32_t i = 0; i < 256; i++) {
+		struct fw_key k = key_n(1000 + i);
+		struct fw_conn want;
+
+		c = fw_table_add(t, &k, 7);
+		assert_non_null(c);
+		memset(&want, 0, sizeof(want));
+		want.key = k;
+		want.id = 7;
+		for (int m = 0; m < FW_MOD_MAX; m++)
+			want.slot_pair[m] = UINT32_MAX;
+		assert_memory_equal(c, &want, sizeof(want));
+	}
+	fw_table_free(&t);
+}
+
 static void expire_cb(struct fw_table *t, struct fw_conn *c, void *arg)
 {
 	(*(int *)arg)++;
@@ -270,6 +338,8 @@ int main(void)
 		cmocka_unit_test(test_table_add_lookup_delete),
 		cmocka_unit_test(test_table_bulk_lookup_matches_single),
 		cmocka_unit_test(test_table_fills_to_capacity_then_refuses),
+		cmocka_unit_test(test_full_table_gets_its_keys_and_refuses_new_ones),
+		cmocka_unit_test(test_added_connection_is_zeroed_where_another_was),
 		cmocka_unit_test(test_table_sweep_expires_only_idle),
 		cmocka_unit_test(test_expectation_admits_only_its_endpoints_once),
 		cmocka_unit_test(test_expectation_replaced_by_its_masters_next_one),
