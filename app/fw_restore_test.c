@@ -21,8 +21,6 @@
 
 #include <cmocka.h>
 #include <rte_cycles.h>
-#include <rte_eth_ring.h>
-#include <rte_ethdev.h>
 #include <rte_ip.h>
 
 #include "fw_checkpoint.h"
@@ -30,6 +28,7 @@
 #include "fw_ckpt_io.h"
 #include "fw_restore.h"
 #include "fw_test_eal.h"
+#include "fw_test_ring_port.h"
 #include "fw_test_frame.h"
 #include "fw_worker.h"
 #include "ckpt_internal.h" /* ckpt_test_scheme(): a target whose queue fills */
@@ -969,22 +968,8 @@ static void burst_edge_in_store_before_frames_leave(enum path path)
 		pool = rte_pktmbuf_pool_create("rt_pool", 127, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE, 0);
 		assert_non_null(pool);
 		for (int p = 0; p < 2; p++) {
-			struct rte_eth_conf ec = {0};
-			char n[16];
-
-			snprintf(n, sizeof(n), "rt_rx%d", p);
-			rx[p] = rte_ring_create(n, 64, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
-			snprintf(n, sizeof(n), "rt_tx%d", p);
-			tx[p] = rte_ring_create(n, 64, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
-			snprintf(n, sizeof(n), "rt_ring%d", p);
-			port[p] = rte_eth_from_rings(n, &rx[p], 1, &tx[p], 1, 0);
+			port[p] = fw_test_ring_port("rt", p, pool, &rx[p], &tx[p]);
 			assert_true(port[p] >= 0);
-			assert_int_equal(rte_eth_dev_configure((uint16_t)port[p], 1, 1, &ec), 0);
-			assert_int_equal(
-				rte_eth_rx_queue_setup((uint16_t)port[p], 0, 64, 0, NULL, pool), 0);
-			assert_int_equal(rte_eth_tx_queue_setup((uint16_t)port[p], 0, 64, 0, NULL),
-					 0);
-			assert_int_equal(rte_eth_dev_start((uint16_t)port[p]), 0);
 		}
 	}
 	store_name(target, sizeof(target), false, files);

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "fw_test_eal.h"
+#include "fw_test_ring_port.h"
 #include "fw_test_frame.h"
 #include <rte_eth_ring.h>
 #include <rte_ethdev.h>
@@ -426,25 +427,8 @@ static void test_worker_poll_takes_the_checking_ports_checksum_verdict(void **st
 	if (pool == NULL) {
 		pool = rte_pktmbuf_pool_create("wt_pool", 255, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE, 0);
 		assert_non_null(pool);
-		for (int p = 0; p < 2; p++) {
-			struct rte_eth_conf ec = {0};
-			char n[16];
-			int id;
-
-			snprintf(n, sizeof(n), "wt_rx%d", p);
-			rx[p] = rte_ring_create(n, 64, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
-			snprintf(n, sizeof(n), "wt_tx%d", p);
-			tx[p] = rte_ring_create(n, 64, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
-			snprintf(n, sizeof(n), "wt_ring%d", p);
-			id = rte_eth_from_rings(n, &rx[p], 1, &tx[p], 1, 0);
-			assert_true(id >= 0);
-			assert_int_equal(id, p);
-			assert_int_equal(rte_eth_dev_configure((uint16_t)p, 1, 1, &ec), 0);
-			assert_int_equal(rte_eth_rx_queue_setup((uint16_t)p, 0, 64, 0, NULL, pool),
-					 0);
-			assert_int_equal(rte_eth_tx_queue_setup((uint16_t)p, 0, 64, 0, NULL), 0);
-			assert_int_equal(rte_eth_dev_start((uint16_t)p), 0);
-		}
+		for (int p = 0; p < 2; p++)
+			assert_int_equal(fw_test_ring_port("wt", p, pool, &rx[p], &tx[p]), p);
 	}
 	for (uint16_t p = 0; p < 2; p++)
 		sh.ports[p] = (struct fw_port_map){.peer = (uint16_t)!p,
