@@ -62,10 +62,12 @@ diag() {
   in_c ss -tni "dport = :8080" >&2 || true
   # The last segments of each connection the client still has, as each end saw them.
   local port side
-  for port in $(in_c ss -tnH "dport = :8080" | awk '{ split($4, a, ":"); print a[2] }'); do
+  for port in $(in_c ss -tnH "dport = :8080" | awk '{ split($4, a, ":"); print a[2] }' || true); do
     for side in client server; do
       echo "--- port $port, as the $side's namespace saw it (last 60 segments)" >&2
-      tcpdump -nSr "$T/cap-${side:0:1}.pcap" -tt "tcp port $port" 2>/dev/null | tail -60 >&2
+      # (the capture is still being written: its last record may be cut short)
+      tcpdump -nSr "$T/cap-${side:0:1}.pcap" -tt "tcp port $port" 2>/dev/null | tail -60 >&2 ||
+        true
     done
   done
 }
