@@ -732,6 +732,25 @@ static void test_only_configuration_and_permission_errors_are_final(void **state
 /* A TCP window edge goes to the target at the next tick; a change of state waits for its
  * batch. Without that, a kill -9 while the edge waited could leave a restored connection
  * further behind than its slack (see modules/tcp edge_slack), and a bulk stream stalled. */
+/* Every count is summed: the start's restore line adds the workers' and the retired
+ * regions' (a count left out would read 0 there). */
+static void test_restore_stats_add_sums_every_count(void **state)
+{
+	struct fw_restore_stats from, to = {0};
+	uint64_t *f = (uint64_t *)&from;
+	const uint64_t *t = (const uint64_t *)&to;
+	const size_t n = sizeof(from) / sizeof(uint64_t);
+
+	(void)state;
+	assert_int_equal(sizeof(from) % sizeof(uint64_t), 0);
+	for (size_t i = 0; i < n; i++)
+		f[i] = i + 1;
+	fw_restore_stats_add(&to, &from);
+	fw_restore_stats_add(&to, &from);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(t[i], 2 * (i + 1));
+}
+
 static void test_window_edge_is_written_at_once(void **state)
 {
 	char target[64], data[201];
@@ -2325,6 +2344,7 @@ int main(void)
 		cmocka_unit_test(test_full_group_log_is_skipped_then_marked),
 		cmocka_unit_test(test_reconnect_never_stalls_the_worker),
 		cmocka_unit_test(test_only_configuration_and_permission_errors_are_final),
+		cmocka_unit_test(test_restore_stats_add_sums_every_count),
 		cmocka_unit_test(test_window_edge_is_written_at_once),
 		cmocka_unit_test(test_burst_edge_in_store_before_frames_leave_restart),
 		cmocka_unit_test(test_burst_edge_in_store_before_frames_leave_standby),

@@ -453,8 +453,6 @@ static int restore_all(void)
 		    "one after another\n",
 		    strerror(-rc));
 	for (i = 0; i < nworkers; i++) {
-		const struct fw_restore_stats *w = &res[i].st;
-
 		if (res[i].rc == -ENOTCONN) {
 			LOG(WARNING,
 			    "checkpoint target %s unreachable: worker %u starts with no "
@@ -467,28 +465,18 @@ static int restore_all(void)
 			    strerror(-res[i].rc));
 			return res[i].rc;
 		}
-		st->records += w->records;
-		st->slices += w->slices;
-		st->unknown_module += w->unknown_module;
-		st->newer_version += w->newer_version;
-		st->bad_slice += w->bad_slice;
-		st->conflicts += w->conflicts;
-		st->no_room += w->no_room;
-		st->conns += w->conns;
-		st->dropped_missing += w->dropped_missing;
-		st->partial += w->partial;
+		fw_restore_stats_add(st, &res[i].st);
 		invalid += res[i].ss.invalid;
 		if (res[i].ns > slowest)
 			slowest = res[i].ns;
 	}
-	/* Records of retired regions (their connections are counted in their owners'). */
-	st->records += mv.st.records;
-	st->slices += mv.st.slices;
-	st->unknown_module += mv.st.unknown_module;
-	st->newer_version += mv.st.newer_version;
-	st->bad_slice += mv.st.bad_slice;
-	st->conflicts += mv.st.conflicts;
-	st->no_room += mv.st.no_room + mv.no_room;
+	/*
+	 * Records of retired regions: read into tables of their own and moved, never finished
+	 * there (their connections are counted in their owners'); and what found no room in
+	 * an owner's table.
+	 */
+	fw_restore_stats_add(st, &mv.st);
+	st->no_room += mv.no_room;
 	LOG(NOTICE,
 	    "restored %" PRIu64 " connections (%" PRIu64 " slices) from %s in %.1f ms (%u "
 	    "worker%s at once); skipped: %" PRIu64 " unknown module, %" PRIu64

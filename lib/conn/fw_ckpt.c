@@ -366,6 +366,21 @@ static inline void prefetch_rec(const struct ckpt_rec *r)
 	__builtin_prefetch((const uint8_t *)r + sizeof(*r) - 1);
 }
 
+void fw_restore_stats_add(struct fw_restore_stats *to, const struct fw_restore_stats *from)
+{
+	to->records += from->records;
+	to->slices += from->slices;
+	to->unknown_module += from->unknown_module;
+	to->newer_version += from->newer_version;
+	to->bad_slice += from->bad_slice;
+	to->conflicts += from->conflicts;
+	to->no_room += from->no_room;
+	to->conns += from->conns;
+	to->dropped_missing += from->dropped_missing;
+	to->partial += from->partial;
+	to->stale += from->stale;
+}
+
 int fw_restore_add_many(struct fw_table *t, struct fw_slots *slots, const struct ckpt_rec *recs,
 			unsigned int n, struct fw_restore_stats *st)
 {

@@ -99,6 +99,9 @@ struct fw_restore_stats {
 	uint64_t stale;		  /**< follow mode: not newer than its slot pair's last record */
 };
 
+/** Add every count of @p from to @p to (workers', or regions', restores summed). */
+void fw_restore_stats_add(struct fw_restore_stats *to, const struct fw_restore_stats *from);
+
 /**
  * Add one restored record to @p t (the table its connection belongs to): the slice is
  * decoded into the connection with that key, created on first sight with the record's
