@@ -95,7 +95,7 @@ int fw_worker_init(struct fw_worker *w, struct fw_shared *sh, unsigned int index
 	w->index = index;
 	w->sh = sh;
 	snprintf(name, sizeof(name), "fw_conns_%u", index);
-	w->table = fw_table_create(name, sh->conf->max_conns, 4096, socket);
+	w->table = fw_table_create(name, sh->conf->max_conns, FW_WORKER_MAX_EXPECT, socket);
 	if (w->table == NULL)
 		return -errno;
 	fw_conns_init(&w->conns);
@@ -106,7 +106,7 @@ int fw_worker_init(struct fw_worker *w, struct fw_shared *sh, unsigned int index
 	wall_sync(w, 0);
 	if (sh->nworkers > 1 && index == 0 && sh->board == NULL) {
 		/* Room for each worker's table's worth of expectations. */
-		sh->board = fw_board_create(4096 * sh->nworkers);
+		sh->board = fw_board_create(FW_WORKER_MAX_EXPECT * sh->nworkers);
 		if (sh->board == NULL) {
 			fw_conns_fini(&w->conns);
 			fw_table_free(&w->table);

@@ -32,10 +32,11 @@
 #include "fw_table.h"
 #include "holdfast/fw_module.h"
 
-#define FW_MAX_PORTS  16
-#define FW_MAX_WORKER 16
-#define FW_BURST      32
-#define FW_INBOX_SIZE 4096 /* frames handed to a worker and not decided yet, at most */
+#define FW_MAX_PORTS	     16
+#define FW_MAX_WORKER	     16
+#define FW_BURST	     32
+#define FW_INBOX_SIZE	     4096 /* frames handed to a worker and not decided yet, at most */
+#define FW_WORKER_MAX_EXPECT 4096 /* a worker's expectations (on the board: each worker's) */
 
 /*
  * Seed of the owner hash: not the connection table's (rte_hash_crc, seed 0), whose top
