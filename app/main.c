@@ -114,8 +114,15 @@ static bool wants_help(int argc, char **argv)
 	return false;
 }
 
+/* An error of parse_args, unless it reads quietly (the preload's look ahead of EAL). */
+#define SAY(quiet, ...)                                                                            \
+	do {                                                                                       \
+		if (!(quiet))                                                                      \
+			LOG(ERR, __VA_ARGS__);                                                     \
+	} while (0)
+
 /* Flags are config lines: one grammar, one set of error messages. */
-static int parse_args(int argc, char **argv, struct fw_config *conf)
+static int parse_args(int argc, char **argv, struct fw_config *conf, bool quiet)
 {
 	static const struct option opts[] = {
 		{"config", required_argument, NULL, 'c'},
@@ -135,19 +142,22 @@ static int parse_args(int argc, char **argv, struct fw_config *conf)
 	bool flag_pairs = false;
 	int c, rc;
 
+	optind = 0; /* glibc: a whole new scan (the preload's quiet one may have run) */
+	opterr = !quiet;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		const char *name = NULL;
 
 		if (ncmdline == CMDLINE_MAX) {
-			LOG(ERR, "more than %d options\n", CMDLINE_MAX);
+			SAY(quiet, "more than %d options\n", CMDLINE_MAX);
 			return -EINVAL;
 		}
 		switch (c) {
 		case 'c':
-			cmdline_add(true, optarg);
+			if (!quiet)
+				cmdline_add(true, optarg);
 			rc = fw_config_load(conf, optarg, err, sizeof(err));
 			if (rc) {
-				LOG(ERR, "%s\n", err);
+				SAY(quiet, "%s\n", err);
 				return rc;
 			}
 			continue;
@@ -155,7 +165,7 @@ static int parse_args(int argc, char **argv, struct fw_config *conf)
 			unsigned int a, b, in;
 
 			if (sscanf(optarg, "%u,%u,%u", &a, &b, &in) != 3) {
-				LOG(ERR, "--pair %s: expected A,B,INSIDE e.g. 0,1,0\n", optarg);
+				SAY(quiet, "--pair %s: expected A,B,INSIDE e.g. 0,1,0\n", optarg);
 				return -EINVAL;
 			}
 			if (!flag_pairs)
@@ -190,26 +200,29 @@ static int parse_args(int argc, char **argv, struct fw_config *conf)
 			break;
 		case 'h':
 		default:
-			usage(stderr, argv[0]);
+			if (!quiet)
+				usage(stderr, argv[0]);
 			return -EINVAL;
 		}
 		if (name)
 			snprintf(line, sizeof(line), "%s %s", name, optarg);
-		cmdline_add(false, line);
+		if (!quiet)
+			cmdline_add(false, line);
 		rc = fw_config_set(conf, line, "command line", err, sizeof(err));
 		if (rc) {
-			LOG(ERR, "%s\n", err);
+			SAY(quiet, "%s\n", err);
 			return rc;
 		}
 	}
 	if (optind != argc) {
-		LOG(ERR, "unexpected argument '%s'\n", argv[optind]);
-		usage(stderr, argv[0]);
+		SAY(quiet, "unexpected argument '%s'\n", argv[optind]);
+		if (!quiet)
+			usage(stderr, argv[0]);
 		return -EINVAL;
 	}
 	rc = fw_config_check(conf, err, sizeof(err));
 	if (rc)
-		LOG(ERR, "%s\n", err);
+		SAY(quiet, "%s\n", err);
 	return rc;
 }
 
@@ -833,45 +846,36 @@ static int reread_rules(struct fw_ruleset *rs, char *source, size_t sourcelen, c
  * The checkpoint target, read from the command line before EAL takes it, so that its
  * transport's library can load on a thread of its own while EAL initialises (libfabric:
  * ~0.3 s that would otherwise add to every start over ofi+*; docs/checkpoint.md, "Start-up
- * time"). Quiet: the reading after EAL init is the one that reports errors, and an option
- * this misses (an abbreviation) costs only the overlap.
+ * time"). It reads the options as the real reading after EAL init will (parse_args), but
+ * quietly: that one reports errors. One it stops at leaves the default target, and costs
+ * only the overlap.
  */
 static void preload_ckpt_transport(int argc, char **argv)
 {
 	struct fw_config *c;
-	char err[320];
+	char **args;
 	int i = 1;
 
 	while (i < argc && strcmp(argv[i], "--") != 0)
 		i++;
 	if (i >= argc)
 		return;
+	/* What EAL will hand on: the program's name, then what follows "--" (a copy, which
+	 * getopt may reorder). */
 	c = calloc(1, sizeof(*c));
-	if (c == NULL)
-		return;
-	fw_config_defaults(c);
-	for (i++; i < argc; i++) {
-		const char *a = argv[i], *v = NULL;
-		bool file = false;
-
-		if (strcmp(a, "--config") == 0 || strcmp(a, "--ckpt") == 0) {
-			file = a[3] == 'o';
-			v = i + 1 < argc ? argv[++i] : NULL;
-		} else if (strncmp(a, "--config=", 9) == 0) {
-			file = true;
-			v = a + 9;
-		} else if (strncmp(a, "--ckpt=", 7) == 0) {
-			v = a + 7;
-		}
-		if (v == NULL)
-			continue;
-		if (file)
-			(void)fw_config_load(c, v, err, sizeof(err));
-		else
-			snprintf(c->ckpt_target, sizeof(c->ckpt_target), "%s", v);
+	args = calloc((size_t)(argc - i + 1), sizeof(*args));
+	if (c != NULL && args != NULL) {
+		args[0] = argv[0];
+		memcpy(args + 1, argv + i + 1, sizeof(*args) * (size_t)(argc - i - 1));
+		fw_config_defaults(c);
+		(void)parse_args(argc - i, args, c, true);
+		/* EAL's getopt next: from the start, and saying what it refuses. */
+		optind = 0;
+		opterr = 1;
+		(void)ckpt_preload_start(c->ckpt_target);
+		fw_config_release(c);
 	}
-	(void)ckpt_preload_start(c->ckpt_target);
-	fw_config_release(c);
+	free(args);
 	free(c);
 }
 
@@ -897,7 +901,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	fw_config_defaults(&conf);
-	rc = parse_args(argc - n, argv + n, &conf);
+	rc = parse_args(argc - n, argv + n, &conf, false);
 	if (rc)
 		goto out_eal;
 	if (conf.rules_source[0]) {
