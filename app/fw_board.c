@@ -21,6 +21,10 @@ struct fw_board {
 	uint32_t unused;		       /* entries not used: 0 lets a take skip the lock */
 	uint32_t pending[FW_BOARD_MAX_WORKER]; /* used, not settled, per owner */
 	uint64_t next_ns[FW_BOARD_MAX_WORKER]; /* no unused one of the owner's expires before */
+	/* Another worker holds a frame until the owner settled what it used (fw_board_done). */
+	uint8_t awaited[FW_BOARD_MAX_WORKER];
+	/* Every use of the owner's expectations up to this order is settled and checkpointed. */
+	uint64_t done[FW_BOARD_MAX_WORKER];
 	uint64_t used_seq;
 	struct entry *ent;
 };
@@ -125,7 +129,7 @@ int fw_board_add(struct fw_board *b, unsigned int owner, struct fw_conn *master,
 
 int fw_board_take(struct fw_board *b, unsigned int by, uint8_t family, uint8_t proto,
 		  const uint8_t *saddr, uint16_t sport, const uint8_t *daddr, uint16_t dport,
-		  uint64_t now, struct fw_expect *out, unsigned int *owner)
+		  uint64_t now, struct fw_expect *out, unsigned int *owner, uint64_t *ticket)
 {
 	const size_t alen = family == 4 ? 4 : 16;
 	int found = 0;
@@ -145,11 +149,14 @@ int fw_board_take(struct fw_board *b, unsigned int by, uint8_t family, uint8_t p
 		    (e->port[0] == 0 || e->port[0] == sport) && e->port[1] == dport) {
 			x->used = ++b->used_seq;
 			x->by = (uint8_t)by;
+			if (x->owner != by) /* its frame waits for the owner's settle */
+				__atomic_store_n(&b->awaited[x->owner], 1, __ATOMIC_RELAXED);
 			__atomic_store_n(&b->unused, b->unused - 1, __ATOMIC_RELAXED);
 			__atomic_store_n(&b->pending[x->owner], b->pending[x->owner] + 1,
 					 __ATOMIC_RELEASE);
 			*out = *e;
 			*owner = x->owner;
+			*ticket = x->used;
 			found = 1;
 			break;
 		}
@@ -219,11 +226,26 @@ static unsigned int take_due(struct fw_board *b, unsigned int owner, bool used, 
 	return k;
 }
 
-unsigned int fw_board_settle(struct fw_board *b, unsigned int owner, fw_board_fn fn, void *arg)
+unsigned int fw_board_settle(struct fw_board *b, unsigned int owner, fw_board_fn fn, void *arg,
+			     uint64_t *upto)
 {
 	struct entry got[BATCH];
 	unsigned int k, total = 0;
 
+	/*
+	 * A frame waits for this owner: what was used up to now is taken below (its pending
+	 * count was raised under the lock, before this look), so the caller may say so once
+	 * its checkpoint has it. A use after this look raises the flag again.
+	 */
+	if (upto != NULL) {
+		*upto = 0;
+		if (__atomic_load_n(&b->awaited[owner], __ATOMIC_RELAXED)) {
+			rte_spinlock_lock(&b->lock);
+			*upto = b->used_seq;
+			__atomic_store_n(&b->awaited[owner], 0, __ATOMIC_RELAXED);
+			rte_spinlock_unlock(&b->lock);
+		}
+	}
 	while (__atomic_load_n(&b->pending[owner], __ATOMIC_ACQUIRE) != 0) {
 		rte_spinlock_lock(&b->lock);
 		k = take_due(b, owner, true, 0, got);
@@ -244,6 +266,17 @@ unsigned int fw_board_settle(struct fw_board *b, unsigned int owner, fw_board_fn
 		total += k;
 	}
 	return total;
+}
+
+void fw_board_done(struct fw_board *b, unsigned int owner, uint64_t upto)
+{
+	if (upto > __atomic_load_n(&b->done[owner], __ATOMIC_RELAXED))
+		__atomic_store_n(&b->done[owner], upto, __ATOMIC_RELEASE);
+}
+
+bool fw_board_settled(const struct fw_board *b, unsigned int owner, uint64_t ticket)
+{
+	return __atomic_load_n(&b->done[owner], __ATOMIC_ACQUIRE) >= ticket;
 }
 
 unsigned int fw_board_expire(struct fw_board *b, unsigned int owner, uint64_t now, fw_board_fn fn,

@@ -14,7 +14,10 @@
  * the expectation and is checkpointed at once, as when it used its own. Used ones are
  * settled in the order they were used. A used expectation never admits again: it is out
  * of every worker's reach the moment it is used, and a restore never re-creates it once
- * its master's slice forgot it (modules/ftp).
+ * its master's slice forgot it (modules/ftp). The frame it admitted leaves only then:
+ * its worker holds it until the owner says its checkpoint has the master's slice without
+ * it (fw_board_done), as a worker's own use is checkpointed before its frames leave; a
+ * kill -9 in between would otherwise restore an expectation whose connection was made.
  *
  * One lock for all: expectations are taken only by packets that may open a connection and
  * find none, and added by control connections' announcements; the fast path of an
@@ -50,11 +53,13 @@ int fw_board_add(struct fw_board *b, unsigned int owner, struct fw_conn *master,
 /**
  * Worker @p by uses an unexpired expectation that admits a connection from @p saddr:@p sport
  * to @p daddr:@p dport (network order) at @p now, whoever owns it. @return 1 with a copy in
- * *@p out and its owner in *@p owner, or 0.
+ * *@p out, its owner in *@p owner and the order it was used in in *@p ticket, or 0.
+ * Another owner's: the frame it admits waits until fw_board_settled() says the owner's
+ * checkpoint has it forgotten (fw_worker.c, "held").
  */
 int fw_board_take(struct fw_board *b, unsigned int by, uint8_t family, uint8_t proto,
 		  const uint8_t *saddr, uint16_t sport, const uint8_t *daddr, uint16_t dport,
-		  uint64_t now, struct fw_expect *out, unsigned int *owner);
+		  uint64_t now, struct fw_expect *out, unsigned int *owner, uint64_t *ticket);
 
 /**
  * Undo fw_board_take() of @p e (owner @p owner) before its owner settled it: the connection
@@ -72,10 +77,20 @@ typedef void (*fw_board_fn)(struct fw_conn *master, const struct fw_expect *e, u
 
 /**
  * Worker @p owner: remove its expectations that other workers used, in the order they were
- * used, and call @p fn for each. Cheap when none is (one relaxed load).
+ * used, and call @p fn for each. Cheap when none is (one relaxed load, two when @p upto).
+ * With @p upto: when another worker waits for this owner (a frame held since it used one),
+ * *@p upto is the order up to which every use is settled now (else 0): the owner hands its
+ * masters' changes to its checkpoint, then says fw_board_done(@p upto).
  * @return expectations settled.
  */
-unsigned int fw_board_settle(struct fw_board *b, unsigned int owner, fw_board_fn fn, void *arg);
+unsigned int fw_board_settle(struct fw_board *b, unsigned int owner, fw_board_fn fn, void *arg,
+			     uint64_t *upto);
+
+/** Worker @p owner's checkpoint has every use up to @p upto forgotten (fw_board_settle). */
+void fw_board_done(struct fw_board *b, unsigned int owner, uint64_t upto);
+
+/** Has worker @p owner said fw_board_done() of the use @p ticket (fw_board_take)? */
+bool fw_board_settled(const struct fw_board *b, unsigned int owner, uint64_t ticket);
 
 /**
  * Worker @p owner: remove its unused expectations whose deadline is before @p now and call

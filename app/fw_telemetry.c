@@ -47,6 +47,10 @@ static void counters_dict(struct rte_tel_data *d, const struct fw_counters *t)
 	rte_tel_data_add_dict_u64(d, "conn_related", t->conn_related);
 	rte_tel_data_add_dict_u64(d, "related_cross", t->related_cross);
 	rte_tel_data_add_dict_u64(d, "expect_used_elsewhere", t->expect_used_elsewhere);
+	/* Frames another worker's expectation admitted, held until its owner's checkpoint
+	 * forgot it, and those dropped after all (no room, or the owner stalled). */
+	rte_tel_data_add_dict_u64(d, "held", t->held);
+	rte_tel_data_add_dict_u64(d, "held_dropped", t->held_dropped);
 	rte_tel_data_add_dict_u64(d, "conn_expired", t->conn_expired);
 	rte_tel_data_add_dict_u64(d, "expect_expired", t->expect_expired);
 	rte_tel_data_add_dict_u64(d, "reject_sent", t->reject_sent);

@@ -139,6 +139,9 @@ void fw_worker_release(struct fw_worker *w)
 		rte_ring_free(w->inbox);
 		w->inbox = NULL;
 	}
+	for (unsigned int i = 0; i < w->nheld; i++)
+		rte_pktmbuf_free(w->held[i].m);
+	w->nheld = 0;
 	if (w->index == 0)
 		fw_board_free(&w->sh->board);
 	fw_conns_fini(&w->conns);
@@ -366,6 +369,7 @@ static enum fw_verdict decide(struct fw_worker *w, struct pkt_state *st, struct 
 	if (c == NULL) {
 		struct fw_conn *master = NULL;
 		unsigned int owner = 0;
+		uint64_t ticket = 0;
 		bool related;
 
 		/* Only a packet that may open a connection uses up an expectation. */
@@ -374,7 +378,7 @@ static enum fw_verdict decide(struct fw_worker *w, struct pkt_state *st, struct 
 		if (w->sh->board != NULL)
 			related = fw_board_take(w->sh->board, w->index, ps->family, ps->proto,
 						ps->saddr, ps->sport, ps->daddr, ps->dport, now_ns,
-						&exp, &owner);
+						&exp, &owner, &ticket);
 		else
 			related = fw_table_expect_take(w->table, ps->family, ps->proto, ps->saddr,
 						       ps->sport, ps->daddr, ps->dport, now_ns,
@@ -401,10 +405,13 @@ static enum fw_verdict decide(struct fw_worker *w, struct pkt_state *st, struct 
 			w->cnt.conn_related++;
 			if (w->sh->board == NULL)
 				expect_gone(w, master, &exp, now_ns);
-			else if (owner != w->index)
+			else if (owner != w->index) {
 				w->cnt.related_cross++;
-			else /* ours: its master forgets it now, as with one worker */
-				fw_board_settle(w->sh->board, w->index, expect_used, w);
+				/* Its frame waits for the owner's checkpoint (burst, hold). */
+				w->hold_ticket = ticket;
+				w->hold_owner = owner;
+			} else /* ours: its master forgets it now, as with one worker */
+				fw_board_settle(w->sh->board, w->index, expect_used, w, NULL);
 		}
 	}
 	pkt.dir = (uint8_t)fw_conn_dir(c, st->side);
@@ -459,7 +466,9 @@ enum fw_verdict fw_worker_handle(struct fw_worker *w, const uint8_t *frame, uint
 	case CLASSIFY_HANDOFF:
 		return drop(w, FW_DROP_HANDOFF_FULL);
 	default:
-		return decide(w, &st, fw_table_lookup(w->table, &st.key), now_ns);
+		v = decide(w, &st, fw_table_lookup(w->table, &st.key), now_ns);
+		w->hold_ticket = 0; /* no frame to hold: the caller has it */
+		return v;
 	}
 }
 
@@ -577,6 +586,77 @@ static void hand_off(struct fw_worker *w, struct rte_mbuf **in, uint16_t n, cons
 }
 
 /*
+ * Hold @p m, whose frame another worker's expectation admitted, until that owner's
+ * checkpoint has the expectation forgotten (fw_board.h): sent by release_held(). The
+ * ticket and owner are decide()'s; the ticket is cleared for the next frame.
+ */
+static void hold(struct fw_worker *w, struct rte_mbuf *m, uint16_t port, uint64_t now)
+{
+	const uint64_t ticket = w->hold_ticket;
+
+	w->hold_ticket = 0;
+	if (w->nheld == FW_WORKER_MAX_HELD) {
+		w->cnt.held_dropped++;
+		rte_pktmbuf_free(m);
+		return;
+	}
+	w->held[w->nheld++] = (struct fw_held){.m = m,
+					       .ticket = ticket,
+					       .since_ns = now,
+					       .port = port,
+					       .owner = (uint8_t)w->hold_owner};
+	w->cnt.held++;
+}
+
+/*
+ * Send the held frames whose expectation's owner said its checkpoint has it forgotten, in
+ * the order they were held; drop those it did not within FW_WORKER_HELD_NS (the owner
+ * stalls: the peer sends its SYN again, and the connection, made already, takes it).
+ */
+static void release_held(struct fw_worker *w, uint64_t now, bool barred)
+{
+	const uint16_t q = (uint16_t)w->index;
+	unsigned int keep = 0;
+
+	for (unsigned int i = 0; i < w->nheld; i++) {
+		struct fw_held *x = &w->held[i];
+
+		if (barred) {
+			w->cnt.drop_fenced += w->sh->fenced;
+			w->cnt.drop_lease_lapsed += !w->sh->fenced;
+			rte_pktmbuf_free(x->m);
+		} else if (fw_board_settled(w->sh->board, x->owner, x->ticket)) {
+			if (rte_eth_tx_burst(x->port, q, &x->m, 1) == 1) {
+				w->cnt.tx[x->port]++;
+			} else {
+				w->cnt.tx_full[x->port]++;
+				rte_pktmbuf_free(x->m);
+			}
+		} else if (now - x->since_ns > FW_WORKER_HELD_NS) {
+			w->cnt.held_dropped++;
+			rte_pktmbuf_free(x->m);
+		} else {
+			w->held[keep++] = *x;
+		}
+	}
+	w->nheld = keep;
+}
+
+/*
+ * The owner's side: another worker holds a frame until this worker's checkpoint has the
+ * expectations it used forgotten. fw_board_settle() made their masters' slices forget them
+ * (due at once); hand those to the checkpoint now, then say so (@p upto).
+ */
+static void settled_for_holders(struct fw_worker *w, uint64_t now, uint64_t upto)
+{
+	if (w->ckq != NULL && w->ckq->now && fw_checkpointer_tick(w->ckpt, now) == -ESTALE) {
+		fw_fence(w->sh, 0); /* another instance owns the connections: never said */
+		return;
+	}
+	fw_board_done(w->sh->board, w->index, upto);
+}
+
+/*
  * A burst in three passes: parse and settle what needs no connection; look every
  * remaining key up at once (rte_hash pipelines the bucket reads); decide each frame with
  * its connection prefetched. Returns how many frames pass, gathered in @p out in order;
@@ -651,8 +731,16 @@ static __rte_always_inline uint16_t burst(struct fw_worker *w, struct rte_mbuf *
 	for (uint16_t k = 0; k < n; k++) {
 		if (multi && away[k])
 			continue;
-		if (need[k])
+		if (need[k]) {
 			v[k] = decide(w, &st[k], conns[nk++], now);
+			if (multi && unlikely(w->hold_ticket != 0)) {
+				if (v[k] == FW_PASS) {
+					hold(w, in[k], pm->peer, now);
+					continue;
+				}
+				w->hold_ticket = 0;
+			}
+		}
 		if (v[k] == FW_PASS)
 			out[npass++] = in[k];
 		else if (st[k].reject && make_reply(w, in[k], &st[k], now))
@@ -763,8 +851,15 @@ unsigned int fw_worker_poll(struct fw_worker *w, uint64_t now)
 	 * ports hold now.
 	 */
 	if (multi) {
-		if (sh->board != NULL)
-			fw_board_settle(sh->board, w->index, expect_used, w);
+		if (sh->board != NULL) {
+			uint64_t upto;
+
+			fw_board_settle(sh->board, w->index, expect_used, w, &upto);
+			if (unlikely(upto != 0))
+				settled_for_holders(w, now, upto);
+		}
+		if (unlikely(w->nheld != 0))
+			release_held(w, now, barred);
 		total += drain_inbox(w, now, barred);
 	}
 	for (unsigned int i = 0; i < sh->nports; i++) {

@@ -37,6 +37,10 @@
 #define FW_BURST	     32
 #define FW_INBOX_SIZE	     4096 /* frames handed to a worker and not decided yet, at most */
 #define FW_WORKER_MAX_EXPECT 4096 /* a worker's expectations (on the board: each worker's) */
+/* Frames a worker holds until another worker's checkpoint has the expectation they used
+ * forgotten (fw_board.h), and how long it waits for that owner before dropping one. */
+#define FW_WORKER_MAX_HELD 32
+#define FW_WORKER_HELD_NS  10000000ull
 
 /*
  * Seed of the owner hash: not the connection table's (rte_hash_crc, seed 0), whose top
@@ -88,6 +92,11 @@ struct fw_counters {
 	 * that another worker used (its masters told: fw_board_settle). */
 	uint64_t related_cross;
 	uint64_t expect_used_elsewhere;
+	/* Several workers: frames admitted by another worker's expectation, held until its
+	 * owner's checkpoint forgot it (counted in pass), and those dropped after all: no room
+	 * to hold them, or the owner did not settle within FW_WORKER_HELD_NS. */
+	uint64_t held;
+	uint64_t held_dropped;
 };
 
 struct fw_port_map {
@@ -153,6 +162,17 @@ struct fw_worker {
 	uint64_t wall_synced_ns;       /* when ctx.wall_offset_ns was measured */
 	struct rte_ring *inbox;	       /* frames other workers handed here; NULL: one worker */
 	struct fw_conns_mailbox conns; /* a listing of the table asked of this worker */
+	/* Set by decide() when the frame used another worker's expectation: it is held. */
+	uint64_t hold_ticket;
+	unsigned int hold_owner;
+	unsigned int nheld;
+	struct fw_held {
+		struct rte_mbuf *m;
+		uint64_t ticket; /* fw_board_take's order of the use */
+		uint64_t since_ns;
+		uint16_t port; /* it leaves by */
+		uint8_t owner; /* the expectation's */
+	} held[FW_WORKER_MAX_HELD];
 } __rte_cache_aligned;
 
 /**

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -24,6 +25,7 @@
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 
+#include "fw_checkpoint.h"
 #include "fw_parse.h"
 #include "fw_worker.h"
 #include "ftp/fw_ftp.h"
@@ -640,6 +642,83 @@ static void test_worker_expectation_seen_by_the_data_connections_owner(void **st
 }
 
 /*
+ * Two workers (worker @p w released first: its table's name is worker 0's) over two ring
+ * ports of two queue pairs each, named after @p tag, port 0 inside; *@p ws the workers.
+ * @return their mbuf pool.
+ */
+static struct rte_mempool *two_workers_up(const char *tag, struct fw_shared *sh2,
+					  struct rte_ring *rx[2][2], struct rte_ring *tx[2][2],
+					  struct fw_worker **ws)
+{
+	struct rte_mempool *pool;
+	char n[32];
+
+	fw_worker_release(&w);
+	memset(sh2, 0, sizeof(*sh2));
+	snprintf(n, sizeof(n), "%s_pool", tag);
+	pool = rte_pktmbuf_pool_create(n, 255, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE, 0);
+	assert_non_null(pool);
+	for (int p = 0; p < 2; p++) {
+		struct rte_eth_conf ec = {0};
+		int id;
+
+		for (int q = 0; q < 2; q++) {
+			snprintf(n, sizeof(n), "%s_rx%d%d", tag, p, q);
+			rx[p][q] = rte_ring_create(n, 64, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
+			snprintf(n, sizeof(n), "%s_tx%d%d", tag, p, q);
+			tx[p][q] = rte_ring_create(n, 64, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
+		}
+		snprintf(n, sizeof(n), "%s_ring%d", tag, p);
+		id = rte_eth_from_rings(n, rx[p], 2, tx[p], 2, 0);
+		assert_true(id >= 0 && id < FW_MAX_PORTS);
+		assert_int_equal(rte_eth_dev_configure((uint16_t)id, 2, 2, &ec), 0);
+		for (uint16_t q = 0; q < 2; q++) {
+			assert_int_equal(rte_eth_rx_queue_setup((uint16_t)id, q, 64, 0, NULL, pool),
+					 0);
+			assert_int_equal(rte_eth_tx_queue_setup((uint16_t)id, q, 64, 0, NULL), 0);
+		}
+		assert_int_equal(rte_eth_dev_start((uint16_t)id), 0);
+		sh2->port_list[p] = (uint16_t)id;
+	}
+	sh2->conf = &conf;
+	sh2->tsc_hz = 1000000000;
+	sh2->nports = 2;
+	sh2->nworkers = 2;
+	sh2->secret = sh.secret;
+	sh2->rules = sh.rules;
+	for (int p = 0; p < 2; p++)
+		sh2->ports[sh2->port_list[p]] =
+			(struct fw_port_map){.peer = sh2->port_list[!p],
+					     .zone = p ? FW_ZONE_OUTSIDE : FW_ZONE_INSIDE,
+					     .in_use = 1};
+	*ws = rte_zmalloc(tag, 2 * sizeof(**ws), RTE_CACHE_LINE_SIZE);
+	assert_non_null(*ws);
+	assert_int_equal(fw_worker_init(&(*ws)[0], sh2, 0, 0), 0);
+	assert_int_equal(fw_worker_init(&(*ws)[1], sh2, 1, 0), 0);
+	assert_non_null(sh2->inbox[0]);
+	assert_non_null(sh2->inbox[1]);
+	assert_non_null(sh2->board);
+	return pool;
+}
+
+/* Undo two_workers_up(); every mbuf back in the pool; worker @p w as setup() made it. */
+static void two_workers_down(struct fw_shared *sh2, struct fw_worker *ws, struct rte_mempool *pool)
+{
+	fw_worker_release(&ws[0]);
+	fw_worker_release(&ws[1]);
+	assert_null(sh2->inbox[0]);
+	assert_null(sh2->board);
+	assert_int_equal(rte_mempool_in_use_count(pool), 0);
+	rte_free(ws);
+	for (int p = 0; p < 2; p++) {
+		rte_eth_dev_stop(sh2->port_list[p]);
+		rte_eth_dev_close(sh2->port_list[p]);
+	}
+	rte_mempool_free(pool);
+	assert_int_equal(fw_worker_init(&w, &sh, 0, 0), 0);
+}
+
+/*
  * Two workers over two ring ports of two queue pairs each: a connection lives in the table
  * of its owner (fw_conn_owner of its key, the same both ways) whichever queue its frames
  * arrive on. Frames that reach the other worker are handed to the owner's inbox and
@@ -657,50 +736,7 @@ static void test_worker_hands_frames_to_the_connections_owner(void **state)
 	uint8_t a[4], b[4];
 
 	(void)state;
-	fw_worker_release(&w); /* its table's name is worker 0's */
-	memset(&sh2, 0, sizeof(sh2));
-	pool = rte_pktmbuf_pool_create("wt_pool2", 255, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE, 0);
-	assert_non_null(pool);
-	for (int p = 0; p < 2; p++) {
-		struct rte_eth_conf ec = {0};
-		char n[16];
-		int id;
-
-		for (int q = 0; q < 2; q++) {
-			snprintf(n, sizeof(n), "wt2_rx%d%d", p, q);
-			rx[p][q] = rte_ring_create(n, 64, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
-			snprintf(n, sizeof(n), "wt2_tx%d%d", p, q);
-			tx[p][q] = rte_ring_create(n, 64, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
-		}
-		snprintf(n, sizeof(n), "wt2_ring%d", p);
-		id = rte_eth_from_rings(n, rx[p], 2, tx[p], 2, 0);
-		assert_true(id >= 0 && id < FW_MAX_PORTS);
-		assert_int_equal(rte_eth_dev_configure((uint16_t)id, 2, 2, &ec), 0);
-		for (uint16_t q = 0; q < 2; q++) {
-			assert_int_equal(rte_eth_rx_queue_setup((uint16_t)id, q, 64, 0, NULL, pool),
-					 0);
-			assert_int_equal(rte_eth_tx_queue_setup((uint16_t)id, q, 64, 0, NULL), 0);
-		}
-		assert_int_equal(rte_eth_dev_start((uint16_t)id), 0);
-		sh2.port_list[p] = (uint16_t)id;
-	}
-	sh2.conf = &conf;
-	sh2.tsc_hz = 1000000000;
-	sh2.nports = 2;
-	sh2.nworkers = 2;
-	sh2.secret = sh.secret;
-	sh2.rules = sh.rules;
-	for (int p = 0; p < 2; p++)
-		sh2.ports[sh2.port_list[p]] =
-			(struct fw_port_map){.peer = sh2.port_list[!p],
-					     .zone = p ? FW_ZONE_OUTSIDE : FW_ZONE_INSIDE,
-					     .in_use = 1};
-	ws = rte_zmalloc("wt2_workers", 2 * sizeof(*ws), RTE_CACHE_LINE_SIZE);
-	assert_non_null(ws);
-	assert_int_equal(fw_worker_init(&ws[0], &sh2, 0, 0), 0);
-	assert_int_equal(fw_worker_init(&ws[1], &sh2, 1, 0), 0);
-	assert_non_null(sh2.inbox[0]);
-	assert_non_null(sh2.inbox[1]);
+	pool = two_workers_up("wt2", &sh2, rx, tx, &ws);
 
 	/* A connection worker 1 owns; both directions agree. */
 	memcpy(a, fw_test_addr4[0], 4);
@@ -761,16 +797,127 @@ static void test_worker_hands_frames_to_the_connections_owner(void **state)
 	put_frame(pool, rx[1][1], sport, true, 0x12, 900, 101);
 	fw_worker_poll(&ws[1], S(3));
 	assert_int_equal(rte_ring_count(sh2.inbox[0]), 1);
-	fw_worker_release(&ws[0]);
-	fw_worker_release(&ws[1]);
-	assert_null(sh2.inbox[0]);
-	assert_int_equal(rte_mempool_in_use_count(pool), 0);
-	rte_free(ws);
-	for (int p = 0; p < 2; p++) {
-		rte_eth_dev_stop(sh2.port_list[p]);
-		rte_eth_dev_close(sh2.port_list[p]);
-	}
-	rte_mempool_free(pool);
+	two_workers_down(&sh2, ws, pool);
+}
+
+/* A TCP frame of fw_test_frame()'s arguments to @p dport in an mbuf of @p pool, onto @p ring. */
+static void put_frame_to(struct rte_mempool *pool, struct rte_ring *ring, uint16_t sport,
+			 uint16_t dport, uint8_t flags, uint32_t seq)
+{
+	uint8_t f[FW_TEST_FRAME_MAX];
+	uint32_t len =
+		fw_test_frame(f, IPPROTO_TCP, sport, dport, false, flags, seq, 0, 0xffff, NULL);
+	struct rte_mbuf *m = rte_pktmbuf_alloc(pool);
+
+	assert_non_null(m);
+	memcpy(rte_pktmbuf_append(m, (uint16_t)len), f, len);
+	assert_int_equal(rte_ring_enqueue(ring, m), 0);
+}
+
+/*
+ * A data connection that another worker's expectation admitted: its SYN leaves only once
+ * the expectation's owner made its control connection forget it and handed that to its
+ * checkpoint. Were it sent at once, a kill -9 before the owner's next pass would restore
+ * the expectation while the connection it admitted was made: one more connection to a
+ * port already used. The owner's checkpointer here writes to pmem: inline, so "handed" is
+ * "written": the slice is clean when the SYN leaves. An owner that stalls past
+ * FW_WORKER_HELD_NS costs the SYN (the client sends it again, and the connection, made
+ * already, takes it); held frames go when their worker is released.
+ */
+static void test_worker_holds_a_data_syn_until_the_owner_checkpointed_its_use(void **state)
+{
+	static struct rte_ring *rx[2][2], *tx[2][2];
+	struct fw_ckpt_layout cc = {
+		.region = "held",
+		.store_size = 16u << 20,
+		.pairs = 1024,
+		.slot_size = 128,
+		.log_size = 256u << 10,
+		.tenant = "holdfast",
+	};
+	struct rte_mempool *pool;
+	struct fw_checkpointer *k;
+	struct fw_shared sh2;
+	struct fw_worker *ws;
+	struct fw_conn *m;
+	char store[64], target[80];
+	const uint16_t cport = port_owned_by(0, 1000, 21);
+	const uint16_t d1 = port_owned_by(1, 40000, 50010);
+	const uint16_t d2 = port_owned_by(1, 40000, 50011);
+	const uint8_t ftp = 1u << FW_MOD_FTP;
+	uint64_t now = S(1);
+
+	(void)state;
+	pool = two_workers_up("wt4", &sh2, rx, tx, &ws);
+	snprintf(store, sizeof(store), "/dev/shm/hf-held.%d", getpid());
+	snprintf(target, sizeof(target), "pmem:%s", store);
+	unlink(store);
+	cc.target = target;
+	k = fw_checkpointer_create(&cc, 0, ws[0].table, 1024, 0, 0);
+	assert_non_null(k);
+	fw_worker_set_checkpointer(&ws[0], k);
+
+	/* Worker 0's control connection announces 50010, written; the data is worker 1's. */
+	m = control_on(&ws[0], cport, "227 Entering Passive Mode (198,19,0,2,195,90)\r\n", now);
+	assert_non_null(m);
+	for (int i = 0; i < 10 && m->dirty; i++)
+		fw_checkpointer_tick(k, now += 1000000);
+	assert_int_equal(m->dirty, 0);
+	assert_int_equal(fw_ftp_slice(m)->exp_mode, FW_FTP_EXP_PASSIVE);
+
+	/* The SYN on worker 1's queue: the connection is made, the frame waits. */
+	put_frame_to(pool, rx[0][1], d1, 50010, 0x02, 5000);
+	fw_worker_poll(&ws[1], now);
+	assert_int_equal(ws[1].cnt.related_cross, 1);
+	assert_int_equal(ws[1].cnt.held, 1);
+	assert_int_equal(fw_table_count(ws[1].table), 1);
+	assert_int_equal(rte_ring_count(tx[1][1]), 0);
+	fw_worker_poll(&ws[1], now + 1000);
+	assert_int_equal(rte_ring_count(tx[1][1]), 0);
+	assert_int_equal(fw_ftp_slice(m)->exp_mode, FW_FTP_EXP_PASSIVE);
+
+	/* The owner's pass: the slice forgets it and is written; then the SYN leaves. */
+	fw_worker_poll(&ws[0], now + 2000);
+	assert_int_equal(ws[0].cnt.expect_used_elsewhere, 1);
+	assert_int_equal(fw_ftp_slice(m)->exp_mode, FW_FTP_EXP_NONE);
+	assert_false(m->dirty & ftp);
+	assert_int_equal(fw_checkpointer_lag(k), 0);
+	assert_int_equal(rte_ring_count(tx[1][1]), 0);
+	fw_worker_poll(&ws[1], now + 3000);
+	assert_int_equal(take_all(tx[1][1]), 1);
+	assert_int_equal(ws[1].cnt.tx[sh2.port_list[1]], 1);
+	assert_int_equal(ws[1].cnt.held_dropped, 0);
+	assert_int_equal(ws[1].nheld, 0);
+
+	/* An owner that does not settle in time: the held SYN is dropped, its retransmission
+	 * passes by the connection made (no expectation needed), once the owner did. */
+	now += S(1);
+	assert_non_null(control_on(&ws[0], port_owned_by(0, (uint16_t)(cport + 1), 21),
+				   "227 Entering Passive Mode (198,19,0,2,195,91)\r\n", now));
+	put_frame_to(pool, rx[0][1], d2, 50011, 0x02, 7000);
+	fw_worker_poll(&ws[1], now);
+	assert_int_equal(ws[1].cnt.held, 2);
+	fw_worker_poll(&ws[1], now + FW_WORKER_HELD_NS + 1);
+	assert_int_equal(ws[1].cnt.held_dropped, 1);
+	assert_int_equal(rte_ring_count(tx[1][1]), 0);
+	fw_worker_poll(&ws[0], now + FW_WORKER_HELD_NS + 2);
+	put_frame_to(pool, rx[0][1], d2, 50011, 0x02, 7000);
+	fw_worker_poll(&ws[1], now + FW_WORKER_HELD_NS + 3);
+	assert_int_equal(take_all(tx[1][1]), 1);
+	assert_int_equal(ws[1].cnt.held, 2);
+
+	/* A frame still held when its worker goes is freed (two_workers_down counts). */
+	now += S(1);
+	assert_non_null(control_on(&ws[0], port_owned_by(0, (uint16_t)(cport + 2000), 21),
+				   "227 Entering Passive Mode (198,19,0,2,195,92)\r\n", now));
+	put_frame_to(pool, rx[0][1], port_owned_by(1, 41000, 50012), 50012, 0x02, 9000);
+	fw_worker_poll(&ws[1], now);
+	assert_int_equal(ws[1].nheld, 1);
+
+	fw_worker_set_checkpointer(&ws[0], NULL);
+	fw_checkpointer_destroy(&k);
+	unlink(store);
+	two_workers_down(&sh2, ws, pool);
 }
 
 int main(void)
@@ -797,6 +944,9 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_worker_icmp_error_about_a_tracked_connection_passes, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_worker_holds_a_data_syn_until_the_owner_checkpointed_its_use, setup,
+			teardown),
 		cmocka_unit_test_setup_teardown(test_worker_hands_frames_to_the_connections_owner,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(

@@ -75,12 +75,16 @@ if [ "$mode" = workers ]; then
   related=$(stat conn_related)
   cross=$(stat related_cross)
   told=$(stat expect_used_elsewhere)
+  held=$(stat held)
+  held_dropped=$(stat held_dropped)
   echo "ftp with two workers: $((rounds * 4)) downloads of $size, every checksum matches;" \
     "$related data connections admitted by an expectation, $cross of them at the worker" \
-    "not owning the control connection, whose owner learnt of $told"
+    "not owning the control connection, whose owner learnt of $told; $held SYNs held" \
+    "until that owner's checkpoint had it ($held_dropped dropped after waiting 10 ms)"
   [ "$related" -eq $((rounds * 4)) ] || fail "$related data connections admitted, $((rounds * 4)) made"
   [ "$cross" -gt 0 ] || fail "no data connection landed on the other worker"
   [ "$told" -eq "$cross" ] || fail "$cross used at the other worker, $told settled"
+  [ "$held" -eq "$cross" ] || fail "$cross used at the other worker, $held of their SYNs held"
 fi
 
 # kill -9 and restart between the control command and the data connection.
