@@ -52,6 +52,14 @@ read -r -a dpdk_cflags <<<"$(pkg-config --cflags libdpdk)"
 read -r -a dpdk_libs <<<"$(pkg-config --libs libdpdk)"
 target fuzz_nft lib/rules/fuzz_nft.c lib/rules/fw_nft.c lib/rules/fw_rules.c -- -Ilib/rules \
   "${dpdk_cflags[@]}" -lnftnl -lmnl "${dpdk_libs[@]}"
+# holdfast.conf through its loader, and its rules formatted back and parsed again; the
+# rules' compiler needs DPDK (rte_acl), the settings the modules' registry.
+target fuzz_config app/fuzz_config.c app/fw_config.c lib/rules/fw_rules.c modules/modules.c \
+  modules/tcp/tcp.c modules/udp/udp.c modules/ftp/ftp.c lib/conn/conn_key.c lib/ckpt/secret.c \
+  lib/pmu/hf_log.c -- -Iapp -Ilib/rules "${dpdk_cflags[@]}" "${dpdk_libs[@]}" -lsodium
+# ckptsrv's configuration file (ckptsrv.conf, --config).
+target fuzz_srvconfig ckptsrv/fuzz_config.c ckptsrv/config.c lib/ckpt/secret.c \
+  lib/pmu/hf_log.c -- -Ickptsrv -lsodium
 # The parameters of /holdfast/conns,W,CURSOR[,MAX] (hfctl conns), anyone's who reaches
 # the telemetry socket.
 target fuzz_conns app/fuzz_conns.c app/fw_conns_params.c -- -Iapp
