@@ -30,7 +30,9 @@ const char *ckpt_ec_name(enum ckpt_ec_code code)
 int ckpt_ec_init(struct ckpt_ec *ec, enum ckpt_ec_code code, unsigned int k, unsigned int m)
 {
 	memset(ec, 0, sizeof(*ec));
-	if (k == 0 || m == 0 || k + m > CKPT_EC_MAX_FRAGS)
+	/* Each bounded on its own: a sum of two huge ones wraps around to a small one. */
+	if (k == 0 || m == 0 || k > CKPT_EC_MAX_FRAGS || m > CKPT_EC_MAX_FRAGS ||
+	    k + m > CKPT_EC_MAX_FRAGS)
 		return -EINVAL;
 	if ((code == CKPT_EC_XOR && m != 1) || (code == CKPT_EC_MIRROR && k != 1))
 		return -EINVAL;

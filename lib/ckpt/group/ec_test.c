@@ -225,6 +225,12 @@ static void test_init_refuses_shapes_it_cannot_decode(void **state)
 	assert_int_equal(ckpt_ec_init(&ec, CKPT_EC_RS, 4, 0), -EINVAL);
 	assert_int_equal(ckpt_ec_init(&ec, CKPT_EC_RS, 30, 3), -EINVAL);
 	assert_int_equal(ckpt_ec_init(&ec, (enum ckpt_ec_code)9, 4, 2), -EINVAL);
+	/* Shapes whose k + m wraps around to a small number ("rs(4294967295,3)=a,b" in a
+	 * target): k and m are each bounded, not only their sum. */
+	assert_int_equal(ckpt_ec_init(&ec, CKPT_EC_RS, 4294967295u, 3), -EINVAL);
+	assert_int_equal(ckpt_ec_init(&ec, CKPT_EC_RS, 2147483648u, 2147483650u), -EINVAL);
+	assert_int_equal(ckpt_ec_init(&ec, CKPT_EC_XOR, 4294967295u, 1), -EINVAL);
+	assert_int_equal(ckpt_ec_init(&ec, CKPT_EC_MIRROR, 1, 4294967295u), -EINVAL);
 	ckpt_ec_fini(&ec);
 }
 

@@ -89,11 +89,12 @@ static int group_connect(struct ckpt_client *c, const char *where)
 	}
 	if (code == CKPT_EC_MIRROR)
 		m = g->n - 1;
-	rc = g->n == k + m ? ckpt_ec_init(&g->ec, code, k, m) : -EINVAL;
+	/* k and m as given may be anything: their sum is compared in 64 bits. */
+	rc = g->n == (uint64_t)k + m ? ckpt_ec_init(&g->ec, code, k, m) : -EINVAL;
 	if (rc != 0 || g->n < 2) {
 		ckpt_log(CKPT_LOG_ERR, LOG_COMPONENT,
-			 "%s: %s needs %u members (at least 2, at most %u), %u given", c->target,
-			 ckpt_ec_name(code), k + m, MAXM, g->n);
+			 "%s: %s needs %llu members (at least 2, at most %u), %u given", c->target,
+			 ckpt_ec_name(code), (unsigned long long)k + m, MAXM, g->n);
 		rc = rc ? rc : -EINVAL;
 		goto err_free;
 	}

@@ -702,9 +702,42 @@ static void test_member_back_with_an_abandoned_create_is_made_again(void **state
 	rmdir(late_dir);
 }
 
+/*
+ * A group whose k and m, as written, sum past 2^32 to its number of members is refused
+ * as a bad shape (it once reached the Reed-Solomon tables with k = 2^32 - 1), and so are
+ * the other malformed ones; nothing is created at the members.
+ */
+static void test_malformed_group_targets_are_refused(void **state)
+{
+	static const char *const bad[] = {
+		"group:rs(4294967295,3)=pmem:%s,pmem:%s",
+		"group:rs(2147483648,2147483650)=pmem:%s,pmem:%s",
+		"group:xor(4294967295)=pmem:%s,pmem:%s",
+		"group:rs(1,1)pmem:%s,pmem:%s",
+		"group:rs(1,1)=pmem:%s,group:pmem:%s",
+		"group:raid5=pmem:%s,pmem:%s",
+	};
+	struct ckpt_client_opts o = {
+		.tenant = "holdfast",
+		.create_store = true,
+		.store_size = 32u << 20,
+	};
+	char where[256];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(where, sizeof(where), bad[i], member[0], member[1]);
+		errno = 0;
+		assert_null(ckpt_connect(where, &o));
+		assert_int_equal(errno, EINVAL);
+		assert_int_equal(access(member[0], F_OK), -1);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_malformed_group_targets_are_refused),
 		cmocka_unit_test(test_refresh_appends_after_the_other_writers_log),
 		cmocka_unit_test(test_refresh_writes_state_after_the_other_writers_segments),
 		cmocka_unit_test(test_lease_is_alive_while_any_member_holds_it_alive),
