@@ -45,6 +45,9 @@ target fuzz_modules modules/fuzz/fuzz_modules.c modules/modules.c modules/tcp/tc
   modules/udp/udp.c modules/ftp/ftp.c lib/conn/conn_key.c -- -lsodium
 target fuzz_proto lib/ckpt/fuzz_proto.c lib/ckpt/proto.c "${pmu_src[@]}" -- -lsodium -lpmem -lisal
 target fuzz_layout lib/pmu/fuzz_layout.c "${pmu_src[@]}" -- -lpmem -lisal
+# What a redundancy group reads back from its members: subsegments, descriptors, records.
+target fuzz_segment lib/ckpt/group/fuzz_segment.c lib/ckpt/group/segment.c "${pmu_src[@]}" \
+  -- -Ilib/ckpt/group -lpmem -lisal
 target fuzz_store lib/pmu/fuzz_store.c "${pmu_src[@]}" -- -lpmem -lisal
 # The reader of nftables change announcements (the live rules' netlink watch); fw_nft.c's
 # importer adds to a rule set that fw_rules.c compiles with rte_acl, hence DPDK.

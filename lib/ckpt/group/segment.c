@@ -184,7 +184,8 @@ int ckpt_seg_records(const uint8_t *data, uint32_t data_len, uint32_t nrecs, ckp
 		struct ckpt_rec rec;
 		int len = ckpt_rec_decode(data + off, data_len - off, &rec);
 
-		if (len < 0)
+		/* Its length counts its padding, which the data may not hold: then no record. */
+		if (len < 0 || (uint32_t)len > data_len - off)
 			return -EINVAL;
 		if (fn != NULL) {
 			int rc = fn(&rec, data + off, (uint32_t)len, arg);

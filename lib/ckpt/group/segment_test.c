@@ -231,6 +231,14 @@ static int count_rec(const struct ckpt_rec *rec, const uint8_t *raw, uint32_t le
 	return 0;
 }
 
+/* A record handed over must lie inside the data given (@p arg: its end). */
+static int inside_rec(const struct ckpt_rec *rec, const uint8_t *raw, uint32_t len, void *arg)
+{
+	(void)rec;
+	assert_true(raw + len <= (const uint8_t *)arg);
+	return 0;
+}
+
 static void make_segment(void)
 {
 	uint8_t payload[20] = "slice";
@@ -264,6 +272,11 @@ static void test_segment_records_round_trip_and_malformed(void **state)
 	assert_int_equal(ckpt_seg_records(seg, seg_len, 2, NULL, NULL), -EINVAL); /* bytes left */
 	assert_int_equal(ckpt_seg_records(seg, seg_len, 4, NULL, NULL), -EINVAL); /* too few */
 	assert_int_equal(ckpt_seg_records(seg, seg_len - 8, 3, NULL, NULL), -EINVAL); /* cut */
+	/* Only the last record's padding cut off (its body and CRC are all there): refused
+	 * before it is handed over, whose length would reach past the data (fuzz_segment). */
+	assert_int_equal(ckpt_rec_size(16) - (72 + 16 + 4), 4);
+	assert_int_equal(ckpt_seg_records(seg, seg_len - 4, 3, inside_rec, seg + seg_len - 4),
+			 -EINVAL);
 	seg[100] ^= 0x40;
 	assert_int_equal(ckpt_seg_records(seg, seg_len, 3, NULL, NULL), -EINVAL); /* CRC */
 }
