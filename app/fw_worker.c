@@ -408,8 +408,8 @@ static enum fw_verdict decide(struct fw_worker *w, struct pkt_state *st, struct 
 			else if (owner != w->index) {
 				w->cnt.related_cross++;
 				/* Its frame waits for the owner's checkpoint (burst, hold). */
-				w->hold_ticket = ticket;
-				w->hold_owner = owner;
+				w->pend[w->npend++] = (struct fw_hold_pending){
+					.st = st, .ticket = ticket, .owner = (uint8_t)owner};
 			} else /* ours: its master forgets it now, as with one worker */
 				fw_board_settle(w->sh->board, w->index, expect_used, w, NULL);
 		}
@@ -467,7 +467,7 @@ enum fw_verdict fw_worker_handle(struct fw_worker *w, const uint8_t *frame, uint
 		return drop(w, FW_DROP_HANDOFF_FULL);
 	default:
 		v = decide(w, &st, fw_table_lookup(w->table, &st.key), now_ns);
-		w->hold_ticket = 0; /* no frame to hold: the caller has it */
+		w->npend = 0; /* no frame to hold: the caller has it */
 		return v;
 	}
 }
@@ -586,26 +586,41 @@ static void hand_off(struct fw_worker *w, struct rte_mbuf **in, uint16_t n, cons
 }
 
 /*
- * Hold @p m, whose frame another worker's expectation admitted, until that owner's
- * checkpoint has the expectation forgotten (fw_board.h): sent by release_held(). The
- * ticket and owner are decide()'s; the ticket is cleared for the next frame.
+ * Hold the frames of the burst @p in that passed having used another worker's expectation
+ * (w->pend, noted by decide() against their states in @p st), until that owner's
+ * checkpoint has the expectation forgotten (fw_board.h): taken out of the @p npass frames
+ * gathered in @p out, sent by release_held(). @return the frames left in @p out.
  */
-static void hold(struct fw_worker *w, struct rte_mbuf *m, uint16_t port, uint64_t now)
+static uint16_t hold(struct fw_worker *w, struct rte_mbuf **in, const struct pkt_state *st,
+		     const enum fw_verdict *v, struct rte_mbuf **out, uint16_t npass, uint16_t port,
+		     uint64_t now)
 {
-	const uint64_t ticket = w->hold_ticket;
+	for (unsigned int i = 0; i < w->npend; i++) {
+		const struct fw_hold_pending *p = &w->pend[i];
+		const size_t k = (size_t)((const struct pkt_state *)p->st - st);
+		struct rte_mbuf *m = in[k];
+		uint16_t j = 0;
 
-	w->hold_ticket = 0;
-	if (w->nheld == FW_WORKER_MAX_HELD) {
-		w->cnt.held_dropped++;
-		rte_pktmbuf_free(m);
-		return;
+		if (v[k] != FW_PASS) /* dropped or answered: nothing to hold */
+			continue;
+		while (j < npass && out[j] != m)
+			j++;
+		memmove(out + j, out + j + 1, (size_t)(npass - j - 1) * sizeof(*out));
+		npass--;
+		if (w->nheld == FW_WORKER_MAX_HELD) {
+			w->cnt.held_dropped++;
+			rte_pktmbuf_free(m);
+			continue;
+		}
+		w->held[w->nheld++] = (struct fw_held){.m = m,
+						       .ticket = p->ticket,
+						       .since_ns = now,
+						       .port = port,
+						       .owner = p->owner};
+		w->cnt.held++;
 	}
-	w->held[w->nheld++] = (struct fw_held){.m = m,
-					       .ticket = ticket,
-					       .since_ns = now,
-					       .port = port,
-					       .owner = (uint8_t)w->hold_owner};
-	w->cnt.held++;
+	w->npend = 0;
+	return npass;
 }
 
 /*
@@ -731,16 +746,8 @@ static __rte_always_inline uint16_t burst(struct fw_worker *w, struct rte_mbuf *
 	for (uint16_t k = 0; k < n; k++) {
 		if (multi && away[k])
 			continue;
-		if (need[k]) {
+		if (need[k])
 			v[k] = decide(w, &st[k], conns[nk++], now);
-			if (multi && unlikely(w->hold_ticket != 0)) {
-				if (v[k] == FW_PASS) {
-					hold(w, in[k], pm->peer, now);
-					continue;
-				}
-				w->hold_ticket = 0;
-			}
-		}
 		if (v[k] == FW_PASS)
 			out[npass++] = in[k];
 		else if (st[k].reject && make_reply(w, in[k], &st[k], now))
@@ -748,6 +755,9 @@ static __rte_always_inline uint16_t burst(struct fw_worker *w, struct rte_mbuf *
 		else
 			rte_pktmbuf_free(in[k]);
 	}
+	/* A data connection's SYN that used another worker's expectation waits (fw_board.h). */
+	if (multi && unlikely(w->npend != 0))
+		npass = hold(w, in, st, v, out, npass, pm->peer, now);
 	return npass;
 }
 

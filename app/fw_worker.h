@@ -162,9 +162,14 @@ struct fw_worker {
 	uint64_t wall_synced_ns;       /* when ctx.wall_offset_ns was measured */
 	struct rte_ring *inbox;	       /* frames other workers handed here; NULL: one worker */
 	struct fw_conns_mailbox conns; /* a listing of the table asked of this worker */
-	/* Set by decide() when the frame used another worker's expectation: it is held. */
-	uint64_t hold_ticket;
-	unsigned int hold_owner;
+	/* Frames of the burst being decided that used another worker's expectation (decide()
+	 * notes their state; the burst holds them once decided), and the frames held. */
+	unsigned int npend;
+	struct fw_hold_pending {
+		const void *st; /* the frame's struct pkt_state in the burst */
+		uint64_t ticket;
+		uint8_t owner;
+	} pend[FW_BURST];
 	unsigned int nheld;
 	struct fw_held {
 		struct rte_mbuf *m;
