@@ -990,6 +990,29 @@ struct split {
 	int rc;			     /* the reader's: a read that failed */
 };
 
+/*
+ * *@p rec, decoded just now, into @p to as ckpt_rec_decode() wrote it: field by field over
+ * zeroes. A whole-struct copy's 16-byte loads could not be served from the decode's narrow
+ * stores still on their way to the cache, and waited for them, a record at a time.
+ */
+static inline void rec_put(struct ckpt_rec *to, const struct ckpt_rec *rec)
+{
+	memset(to, 0, sizeof(*to));
+	to->flags = rec->flags;
+	to->module_id = rec->module_id;
+	to->slice_version = rec->slice_version;
+	to->conn_id = rec->conn_id;
+	to->generation = rec->generation;
+	to->slot_pair = rec->slot_pair;
+	to->key.family = rec->key.family;
+	to->key.proto = rec->key.proto;
+	to->key.port[0] = rec->key.port[0];
+	to->key.port[1] = rec->key.port[1];
+	memcpy(to->key.addr, rec->key.addr, sizeof(to->key.addr));
+	to->payload_len = rec->payload_len;
+	to->payload = rec->payload;
+}
+
 static void *split_reader(void *arg)
 {
 	struct split *sp = arg;
@@ -1022,7 +1045,7 @@ static void *split_reader(void *arg)
 			pair_prefetch(s, c->buf, i, n);
 			rec = pair_decode(s, c->buf + 2 * i * s->ss, p0 + i, tmp, &c->st);
 			if (rec != NULL)
-				c->recs[c->nrecs++] = *rec;
+				rec_put(&c->recs[c->nrecs++], rec);
 		}
 		pthread_mutex_lock(&sp->mu);
 		sp->produced++;
