@@ -31,7 +31,7 @@
 #include "fw_test_ring_port.h"
 #include "fw_test_frame.h"
 #include "fw_worker.h"
-#include "ckpt_internal.h" /* ckpt_test_scheme(): a target whose queue fills */
+#include "ckpt_internal.h" /* ckpt_test_scheme(), ckpt_pmem_test_in_place() */
 #include "ftp/fw_ftp.h"
 #include "tcp/fw_tcp.h"
 #include "holdfast/ckpt.h"
@@ -1916,7 +1916,8 @@ static void test_workers_restored_in_parallel_as_one_after_another(void **state)
 	assert_true(before[0].n == 301 && before[0].expects == 1 && before[1].n == 300);
 	pair_down(b, k);
 
-	/* A restart restoring worker 0 and then worker 1 on this thread. */
+	/* A restart restoring worker 0 and then worker 1 on this thread, slots read (pread). */
+	ckpt_pmem_test_in_place(0);
 	pair_up(b, k, &cc, 42);
 	for (unsigned int i = 0; i < 2; i++) {
 		w[i] = &b[i].w;
@@ -1926,7 +1927,8 @@ static void test_workers_restored_in_parallel_as_one_after_another(void **state)
 	}
 	pair_down(b, k);
 
-	/* Another restoring both at once. */
+	/* Another restoring both at once, the slots read in place (copied from the mapping). */
+	ckpt_pmem_test_in_place(1);
 	pair_up(b, k, &cc, 44);
 	w[0] = &b[0].w;
 	w[1] = &b[1].w;
@@ -1952,34 +1954,41 @@ static void test_workers_restored_in_parallel_as_one_after_another(void **state)
 	}
 	pair_down(b, k);
 
-	/* And each region read on a reader thread of its own (a CPU spare for each). */
-	pair_up(b, k, &cc, 46);
+	/*
+	 * And each region read on a reader thread of its own (a CPU spare for each), then both
+	 * at once, each beside a reader thread: the slots read, then read in place.
+	 */
 	CPU_ZERO(&readers);
 	for (int cpu = 0; cpu < 3; cpu++)
 		CPU_SET(cpu, &readers);
-	for (unsigned int i = 0; i < 2; i++) {
-		w[i] = &b[i].w;
-		assert_int_equal(fw_restore_workers(&w[i], 1, NULL, &readers, NULL, &rt[i], NULL),
-				 0);
-		assert_int_equal(rt[i].rc, 0);
-		assert_memory_equal(&rt[i].st, &rs[i].st, sizeof(rt[i].st));
-		assert_memory_equal(&rt[i].ss, &rs[i].ss, sizeof(rt[i].ss));
-		image_of(b[i].w.table, &split[i]);
-		assert_memory_equal(&split[i], &serial[i], sizeof(serial[i]));
+	for (int in_place = 0; in_place <= 1; in_place++) {
+		ckpt_pmem_test_in_place(in_place);
+		pair_up(b, k, &cc, 46 + 4 * (unsigned int)in_place);
+		for (unsigned int i = 0; i < 2; i++) {
+			w[i] = &b[i].w;
+			assert_int_equal(
+				fw_restore_workers(&w[i], 1, NULL, &readers, NULL, &rt[i], NULL),
+				0);
+			assert_int_equal(rt[i].rc, 0);
+			assert_memory_equal(&rt[i].st, &rs[i].st, sizeof(rt[i].st));
+			assert_memory_equal(&rt[i].ss, &rs[i].ss, sizeof(rt[i].ss));
+			image_of(b[i].w.table, &split[i]);
+			assert_memory_equal(&split[i], &serial[i], sizeof(serial[i]));
+		}
+		pair_down(b, k);
+		pair_up(b, k, &cc, 48 + 4 * (unsigned int)in_place);
+		w[0] = &b[0].w;
+		w[1] = &b[1].w;
+		assert_int_equal(fw_restore_workers(w, 2, NULL, &readers, NULL, rt, NULL), 0);
+		for (unsigned int i = 0; i < 2; i++) {
+			assert_int_equal(rt[i].rc, 0);
+			assert_memory_equal(&rt[i].st, &rs[i].st, sizeof(rt[i].st));
+			image_of(b[i].w.table, &split[i]);
+			assert_memory_equal(&split[i], &serial[i], sizeof(serial[i]));
+		}
+		pair_down(b, k);
 	}
-	pair_down(b, k);
-	/* Both at once, each beside a reader thread. */
-	pair_up(b, k, &cc, 48);
-	w[0] = &b[0].w;
-	w[1] = &b[1].w;
-	assert_int_equal(fw_restore_workers(w, 2, NULL, &readers, NULL, rt, NULL), 0);
-	for (unsigned int i = 0; i < 2; i++) {
-		assert_int_equal(rt[i].rc, 0);
-		assert_memory_equal(&rt[i].st, &rs[i].st, sizeof(rt[i].st));
-		image_of(b[i].w.table, &split[i]);
-		assert_memory_equal(&split[i], &serial[i], sizeof(serial[i]));
-	}
-	pair_down(b, k);
+	ckpt_pmem_test_in_place(-1);
 	store_remove(files);
 }
 

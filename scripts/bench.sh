@@ -47,9 +47,14 @@ stop_server() {
   srv_pid=""
 }
 hp_before=""
+huge_dir=""
 cleanup() {
   stop_server
   [ -z "$hp_before" ] || echo "$hp_before" >/proc/sys/vm/nr_hugepages 2>/dev/null || true
+  if [ -n "$huge_dir" ]; then
+    umount "$huge_dir" 2>/dev/null || true
+    rmdir "$huge_dir" 2>/dev/null || true
+  fi
   rm -rf "$dir"
 }
 trap cleanup EXIT
@@ -199,6 +204,22 @@ if [ -n "$hp_before" ] && echo 1536 >/proc/sys/vm/nr_hugepages 2>/dev/null &&
 else
   echo; echo "(fw_bench on 4 KB pages: no hugepages could be reserved)"
 fi
+# The restore from pmem: twice: the store in $dir (/dev/shm: tmpfs on 4 KB pages, read
+# through the file), and on 2 MB pages, a tmpfs of this script's own mounted huge=always,
+# as fsdax maps real persistent memory (a restore then reads the slots in place). Needs
+# root to mount; unmounted at exit.
+fw_huge=()
+if [ "$(id -u)" -eq 0 ]; then
+  huge_dir=$(mktemp -d /tmp/hf-bench-2mb-pages.XXXXXX)
+  if mount -t tmpfs -o huge=always,size=2G tmpfs "$huge_dir" 2>/dev/null; then
+    fw_huge=(-r "pmem:$huge_dir/fwr.pmem")
+    echo "(restore also with the store on 2 MB pages: tmpfs huge=always at $huge_dir," \
+      "as fsdax maps pmem)"
+  else
+    rmdir "$huge_dir"
+    huge_dir=""
+  fi
+fi
 echo
 echo "== holdfast forwarding (one worker on lcore 0, 64-byte frames, established TCP flows;"
 echo "   under churn, checkpoint I/O by the worker itself and on lcore 1, compared;"
@@ -208,7 +229,7 @@ echo "   then one worker against two, and the cost of a hand-off between them)"
   -W 100000 \
   -S "$dir/secret" \
   -k "pmem:$dir/fw.pmem" -c none -c "pmem:$dir/fwc.pmem" "${fw_remote[@]:0:4}" \
-  "${fw_group[@]:0:6}" -c none -r "pmem:$dir/fwr.pmem" "${fw_remote[@]:4:2}" \
+  "${fw_group[@]:0:6}" -c none -r "pmem:$dir/fwr.pmem" "${fw_huge[@]}" "${fw_remote[@]:4:2}" \
   "${fw_group[@]:6:2}" -t "pmem:$dir/fwt.pmem" "${fw_remote[@]:6:2}" 2>&1 |
   grep -v '^TELEMETRY'
 if declare -F stop_group >/dev/null; then stop_group; fi

@@ -127,6 +127,9 @@ struct ckpt_target_ops {
  *	this time (the core then writes the head itself, behind a second barrier).
  * read: blocking bulk read into buf, bounded by opts.timeout_ms.
  * map: optional; a pointer to region bytes readable in place (pmem: only).
+ * view: optional; like map, for a bulk read, where reading in place costs less than read()
+ *	(pmem: where the store is mapped with 2 MB pages), else NULL (read then). The bytes
+ *	may change while they are read (the store is shared): copy a piece, then validate it.
  * applies_journal: the target applies an overwrite region's journal to its slots in the
  *	background (a server does; the embedded pmem: backend writes slots directly).
  */
@@ -137,6 +140,7 @@ struct ckpt_byte_ops {
 	int (*barrier_head)(struct ckpt_region *r, uint64_t seq, uint64_t head);
 	int (*read)(struct ckpt_region *r, uint64_t off, void *buf, size_t len);
 	const void *(*map)(struct ckpt_region *r, uint64_t off, size_t len);
+	const void *(*view)(struct ckpt_region *r, uint64_t off, size_t len);
 };
 
 /*
@@ -171,6 +175,12 @@ extern const struct ckpt_record_ops ckpt_group_ops;
  * replaces it, NULL removes it. Call it before connecting.
  */
 void ckpt_test_scheme(const char *prefix, const struct ckpt_byte_ops *ops);
+
+/*
+ * For unit tests: pmem: regions' slots are read in place always (1), never (0), or where
+ * the mapping pays for it (-1, the default; pmem.c, pmem_view()).
+ */
+void ckpt_pmem_test_in_place(int force);
 
 /*
  * The core's regions and rings, for a record backend whose data lives in regions of other

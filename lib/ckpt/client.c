@@ -811,13 +811,19 @@ int ckpt_state_read(struct ckpt_region *r, ckpt_rec_cb cb, void *arg, struct ckp
 	return ckpt_state_scan(r, 0, cb, arg, stats);
 }
 
-/* What a state scan reads with: the region's geometry, its flags and the journal. */
+/*
+ * What a state scan reads with: the region's geometry, its flags and the journal; and the
+ * slots in place where the backend offers them (view), which the scan then copies pair by
+ * pair into its chunk buffer, just before decoding from that copy, instead of reading the
+ * chunk first.
+ */
 struct scan {
 	struct ckpt_region *r;
 	unsigned int flags;
-	uint32_t ss;	/* slot size */
-	uint64_t pairs; /* in the region */
-	uint64_t ahead; /* pairs prefetched ahead of the decode */
+	uint32_t ss;	    /* slot size */
+	uint64_t pairs;	    /* in the region */
+	uint64_t ahead;	    /* pairs prefetched ahead of the decode */
+	const uint8_t *src; /* the slots in place, or NULL: read */
 	struct journal j;
 };
 
@@ -878,6 +884,34 @@ static inline void pair_prefetch(const struct scan *s, const uint8_t *chunk, uin
 			__builtin_prefetch(chunk + 2 * (i + s->ahead) * s->ss + l);
 }
 
+/*
+ * The @p n pairs from pair @p p0 into @p buf, a chunk of the scan: read at once, or, in
+ * place, nothing yet (pair_fetch() copies each pair just before its decode).
+ */
+static int chunk_fetch(const struct scan *s, uint8_t *buf, uint64_t p0, uint64_t n)
+{
+	if (s->src != NULL)
+		return 0;
+	return s->r->cl->bytes->read(s->r, PMU_REGION_HDR + p0 * 2 * s->ss, buf, n * 2 * s->ss);
+}
+
+/*
+ * Pair @p i of the chunk of @p n at pair @p p0 in @p buf, ready to decode, the pair s->ahead
+ * on asked for. In place, the pair is copied into @p buf first: it is validated and handed
+ * over from that copy, which no other process can rewrite between its CRC check and its
+ * insert (a live writer can rewrite the store).
+ */
+static inline void pair_fetch(const struct scan *s, uint8_t *buf, uint64_t p0, uint64_t i,
+			      uint64_t n)
+{
+	if (s->src == NULL) {
+		pair_prefetch(s, buf, i, n);
+		return;
+	}
+	pair_prefetch(s, s->src + 2 * p0 * s->ss, i, n);
+	memcpy(buf + 2 * i * s->ss, s->src + 2 * (p0 + i) * s->ss, 2 * s->ss);
+}
+
 /* The region's overwrite-mode checks and its journal: @return 0 or -errno. */
 static int scan_open(struct scan *s, struct ckpt_region *r, unsigned int flags,
 		     struct ckpt_scan_stats *st)
@@ -890,6 +924,8 @@ static int scan_open(struct scan *s, struct ckpt_region *r, unsigned int flags,
 	s->ss = r->geo.slot_size;
 	s->pairs = r->geo.nslots / 2;
 	s->ahead = SCAN_PREFETCH_BYTES / (2ull * s->ss) + 1;
+	if (r->cl->bytes->view != NULL && s->pairs > 0)
+		s->src = r->cl->bytes->view(r, PMU_REGION_HDR, s->pairs * 2 * s->ss);
 	rc = journal_load(r, &s->j, st);
 	st->superseded += s->j.superseded;
 	return rc;
@@ -933,14 +969,14 @@ int ckpt_state_scan(struct ckpt_region *r, unsigned int flags, ckpt_rec_cb cb, v
 	for (uint64_t p0 = 0; p0 < s.pairs && !stop; p0 += pairs_per_chunk) {
 		uint64_t n = s.pairs - p0 < pairs_per_chunk ? s.pairs - p0 : pairs_per_chunk;
 
-		rc = r->cl->bytes->read(r, PMU_REGION_HDR + p0 * 2 * s.ss, buf, n * 2 * s.ss);
+		rc = chunk_fetch(&s, buf, p0, n);
 		if (rc)
 			goto out;
 		for (uint64_t i = 0; i < n; i++) {
 			struct ckpt_rec tmp[3];
 			const struct ckpt_rec *rec;
 
-			pair_prefetch(&s, buf, i, n);
+			pair_fetch(&s, buf, p0, i, n);
 			rec = pair_decode(&s, buf + 2 * i * s.ss, p0 + i, tmp, &st);
 			if (rec == NULL)
 				continue;
@@ -990,6 +1026,29 @@ struct split {
 	int rc;			     /* the reader's: a read that failed */
 };
 
+/*
+ * *@p rec, decoded just now, into @p to as ckpt_rec_decode() wrote it: field by field over
+ * zeroes. A whole-struct copy's 16-byte loads could not be served from the decode's narrow
+ * stores still on their way to the cache, and waited for them, a record at a time.
+ */
+static inline void rec_put(struct ckpt_rec *to, const struct ckpt_rec *rec)
+{
+	memset(to, 0, sizeof(*to));
+	to->flags = rec->flags;
+	to->module_id = rec->module_id;
+	to->slice_version = rec->slice_version;
+	to->conn_id = rec->conn_id;
+	to->generation = rec->generation;
+	to->slot_pair = rec->slot_pair;
+	to->key.family = rec->key.family;
+	to->key.proto = rec->key.proto;
+	to->key.port[0] = rec->key.port[0];
+	to->key.port[1] = rec->key.port[1];
+	memcpy(to->key.addr, rec->key.addr, sizeof(to->key.addr));
+	to->payload_len = rec->payload_len;
+	to->payload = rec->payload;
+}
+
 static void *split_reader(void *arg)
 {
 	struct split *sp = arg;
@@ -1009,8 +1068,7 @@ static void *split_reader(void *arg)
 		pthread_mutex_unlock(&sp->mu);
 		if (stop)
 			break;
-		rc = s->r->cl->bytes->read(s->r, PMU_REGION_HDR + p0 * 2 * s->ss, c->buf,
-					   n * 2 * s->ss);
+		rc = chunk_fetch(s, c->buf, p0, n);
 		if (rc)
 			break;
 		memset(&c->st, 0, sizeof(c->st));
@@ -1019,10 +1077,10 @@ static void *split_reader(void *arg)
 			struct ckpt_rec tmp[3];
 			const struct ckpt_rec *rec;
 
-			pair_prefetch(s, c->buf, i, n);
+			pair_fetch(s, c->buf, p0, i, n);
 			rec = pair_decode(s, c->buf + 2 * i * s->ss, p0 + i, tmp, &c->st);
 			if (rec != NULL)
-				c->recs[c->nrecs++] = *rec;
+				rec_put(&c->recs[c->nrecs++], rec);
 		}
 		pthread_mutex_lock(&sp->mu);
 		sp->produced++;

@@ -512,17 +512,34 @@ static void test_split_scan_hands_over_what_the_scan_does_in_its_order(void **st
 	CPU_ZERO(&cpus);
 	CPU_SET(0, &cpus);
 	CPU_SET(1, &cpus);
+	/*
+	 * Against the one-thread scan reading through the file: both scans, with the slots
+	 * read through the file, read in place (copied pair by pair from the mapping), and as
+	 * the mapping decides.
+	 */
 	for (unsigned int flags = 0; flags <= CKPT_SCAN_TOMBSTONES; flags += CKPT_SCAN_TOMBSTONES) {
-		one.n = two.n = 0;
+		ckpt_pmem_test_in_place(0);
+		one.n = 0;
 		assert_int_equal(ckpt_state_scan(r, flags, collect, &one, &s1), 0);
-		assert_int_equal(ckpt_state_scan_split(r, flags, &cpus, take_all, &two, &s2), 0);
 		assert_true(one.n > pairs / 2);
-		assert_int_equal(two.n, one.n);
-		assert_memory_equal(two.v, one.v, one.n * sizeof(*one.v));
-		assert_memory_equal(&s2, &s1, sizeof(s1));
 		assert_true(s1.empty > 0 && s1.invalid > 0 && s1.misplaced > 0 &&
 			    s1.tombstones > 0 && s1.superseded > 0);
+		for (int in_place = -1; in_place <= 1; in_place++) {
+			ckpt_pmem_test_in_place(in_place);
+			two.n = 0;
+			assert_int_equal(ckpt_state_scan(r, flags, collect, &two, &s2), 0);
+			assert_int_equal(two.n, one.n);
+			assert_memory_equal(two.v, one.v, one.n * sizeof(*one.v));
+			assert_memory_equal(&s2, &s1, sizeof(s1));
+			two.n = 0;
+			assert_int_equal(
+				ckpt_state_scan_split(r, flags, &cpus, take_all, &two, &s2), 0);
+			assert_int_equal(two.n, one.n);
+			assert_memory_equal(two.v, one.v, one.n * sizeof(*one.v));
+			assert_memory_equal(&s2, &s1, sizeof(s1));
+		}
 	}
+	ckpt_pmem_test_in_place(1);
 	/* A reader that cannot be placed (no such CPU): the same, on the caller's thread. */
 	CPU_ZERO(&cpus);
 	CPU_SET(CPU_SETSIZE - 1, &cpus);
@@ -537,6 +554,7 @@ static void test_split_scan_hands_over_what_the_scan_does_in_its_order(void **st
 	assert_int_equal(ckpt_state_scan_split(r, 0, NULL, take_all, &two, NULL), 7);
 	assert_true(one.n == 20001 && two.n == 20001);
 	assert_memory_equal(two.v, one.v, one.n * sizeof(*one.v));
+	ckpt_pmem_test_in_place(-1);
 	free(one.v);
 	free(two.v);
 	assert_int_equal(ckpt_region_close(&r), 0);

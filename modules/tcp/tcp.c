@@ -741,6 +741,26 @@ static int check_slice(const struct fw_tcp_slice *t)
 	}
 }
 
+/*
+ * @p t, built just now a byte or a word at a time, into @p to the same way, over zeroes: a
+ * whole-struct copy's 16-byte loads could not be served from those stores and waited until
+ * they reached the cache (a restore decodes a slice every few tens of nanoseconds; the
+ * copy was a third of tcp_decode's time).
+ */
+static inline void slice_put(struct fw_tcp_slice *to, const struct fw_tcp_slice *t)
+{
+	memset(to, 0, sizeof(*to));
+	for (int d = 0; d < 2; d++) {
+		to->d[d].end = t->d[d].end;
+		to->d[d].maxend = t->d[d].maxend;
+		to->d[d].maxwin = t->d[d].maxwin;
+		to->d[d].ck_end = t->d[d].ck_end;
+		to->d[d].scale = t->d[d].scale;
+		to->d[d].flags = t->d[d].flags;
+	}
+	to->state = t->state;
+}
+
 static int tcp_decode(struct fw_conn *c, const uint8_t *buf, size_t len, uint8_t version)
 {
 	struct fw_tcp_slice t;
@@ -776,7 +796,7 @@ static int tcp_decode(struct fw_conn *c, const uint8_t *buf, size_t len, uint8_t
 			t.d[d].flags |=
 				FW_TCP_F_RESYNC_END | FW_TCP_F_RESYNC_END2 | FW_TCP_F_RESYNC_MAXEND;
 	}
-	*fw_tcp_slice(c) = t;
+	slice_put(fw_tcp_slice(c), &t);
 	c->orig_side = buf[1];
 	c->present |= (uint8_t)(1u << FW_MOD_TCP);
 	return 0;
