@@ -1033,6 +1033,9 @@ struct split {
  */
 static inline void rec_put(struct ckpt_rec *to, const struct ckpt_rec *rec)
 {
+	/* A field added to the record must be added here too (and in ckpt_rec_decode()). */
+	_Static_assert(sizeof(struct ckpt_rec) == 80 && sizeof(struct ckpt_key) == 38,
+		       "rec_put() copies every field of struct ckpt_rec");
 	memset(to, 0, sizeof(*to));
 	to->flags = rec->flags;
 	to->module_id = rec->module_id;

@@ -749,6 +749,9 @@ static int check_slice(const struct fw_tcp_slice *t)
  */
 static inline void slice_put(struct fw_tcp_slice *to, const struct fw_tcp_slice *t)
 {
+	/* A field added to the slice must be added here too: the sizes say it was. */
+	_Static_assert(sizeof(struct fw_tcp_dir) == 20 && sizeof(struct fw_tcp_slice) == 44,
+		       "slice_put() copies every field of struct fw_tcp_slice");
 	memset(to, 0, sizeof(*to));
 	for (int d = 0; d < 2; d++) {
 		to->d[d].end = t->d[d].end;
