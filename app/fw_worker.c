@@ -605,6 +605,8 @@ static uint16_t hold(struct fw_worker *w, struct rte_mbuf **in, const struct pkt
 			continue;
 		while (j < npass && out[j] != m)
 			j++;
+		if (j == npass) /* not among those that pass (cannot be: every pass is) */
+			continue;
 		memmove(out + j, out + j + 1, (size_t)(npass - j - 1) * sizeof(*out));
 		npass--;
 		if (w->nheld == FW_WORKER_MAX_HELD) {
