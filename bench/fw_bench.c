@@ -16,7 +16,11 @@
  *   fw_bench [EAL args] -- [-f 1000,100000,1000000] [-o random|sequential|both] [-R ROUNDS]
  *            [-p PASS_SECONDS] [-s 2] [-k TARGET]... [-r TARGET]...
  *            [-c TARGET|none]... [-C NEW_CONNS_PER_S] [-I inline,thread,lcore]
- *            [-t TARGET]... [-S SECRET_FILE] [-W FLOWS]
+ *            [-t TARGET]... [-S SECRET_FILE] [-W FLOWS] [-L io,minimal,holdfast,new]
+ *
+ * -L: only the loops named (default all four; "new" is the opening rate): a profile
+ * (perf record) of one loop alone is not mixed with the others'. The ratio needs both
+ * minimal and holdfast.
  *
  * -c: forwarding while new connections open at -C per second, each checkpointed into the
  * target, beside checkpointing off ("none"). -I: where the checkpoint I/O runs for those
@@ -591,33 +595,50 @@ static const char *spread(double *v, unsigned int n, char *buf, size_t len)
 
 #define MAX_ROUNDS 15
 
+/* The loops compare() runs (-L): a profile of one of them is not mixed with the others. */
+enum {
+	LOOP_IO = 1,
+	LOOP_MIN = 2,
+	LOOP_FW = 4,
+	LOOP_NEW = 8, /* the opening rate (run_new) */
+	LOOP_ALL = LOOP_IO | LOOP_MIN | LOOP_FW | LOOP_NEW,
+};
+static const char *const loop_name[] = {"io", "minimal", "holdfast", "new"};
+
 /*
  * io, minimal, holdfast, io, minimal, holdfast...: @p rounds passes of @p seconds each, so
  * that the machine's drift lands on every side alike. One line: median (min-max) of each,
  * and holdfast / minimal (of the medians, then the range of the per-round ratios).
  */
 static void compare(uint32_t flows, const char *how, unsigned int rounds, double seconds,
-		    double new_conns)
+		    double new_conns, unsigned int loops)
 {
 	double io[MAX_ROUNDS], mn[MAX_ROUNDS], fw[MAX_ROUNDS], ratio[MAX_ROUNDS];
-	char a[48], b[48], c[48], d[48];
+	char a[48] = "-", b[48] = "-", c[48] = "-", d[48] = "-", e[16] = "-";
 	double mid_mn, mid_fw;
 
 	for (unsigned int r = 0; r < rounds; r++) {
-		io[r] = run_io(flows, seconds);
-		mn[r] = run_min(flows, seconds);
-		fw[r] = run_fw(flows, seconds);
+		io[r] = loops & LOOP_IO ? run_io(flows, seconds) : 0;
+		mn[r] = loops & LOOP_MIN ? run_min(flows, seconds) : 0;
+		fw[r] = loops & LOOP_FW ? run_fw(flows, seconds) : 0;
 		ratio[r] = mn[r] > 0 ? fw[r] / mn[r] : 0;
 	}
-	spread(mn, rounds, b, sizeof(b));
-	spread(fw, rounds, c, sizeof(c));
-	mid_mn = rounds % 2 ? mn[rounds / 2] : (mn[rounds / 2 - 1] + mn[rounds / 2]) / 2;
-	mid_fw = rounds % 2 ? fw[rounds / 2] : (fw[rounds / 2 - 1] + fw[rounds / 2]) / 2;
-	qsort(ratio, rounds, sizeof(*ratio), cmp_double);
-	snprintf(d, sizeof(d), "%.2f (%.2f-%.2f)", mid_mn > 0 ? mid_fw / mid_mn : 0, ratio[0],
-		 ratio[rounds - 1]);
-	printf("%-8u %-10s %-22s %-22s %-22s %-18s %8.2f\n", flows, how,
-	       spread(io, rounds, a, sizeof(a)), b, c, d, new_conns);
+	if (loops & LOOP_IO)
+		spread(io, rounds, a, sizeof(a));
+	if (loops & LOOP_MIN)
+		spread(mn, rounds, b, sizeof(b));
+	if (loops & LOOP_FW)
+		spread(fw, rounds, c, sizeof(c));
+	if ((loops & (LOOP_MIN | LOOP_FW)) == (LOOP_MIN | LOOP_FW)) {
+		mid_mn = rounds % 2 ? mn[rounds / 2] : (mn[rounds / 2 - 1] + mn[rounds / 2]) / 2;
+		mid_fw = rounds % 2 ? fw[rounds / 2] : (fw[rounds / 2 - 1] + fw[rounds / 2]) / 2;
+		qsort(ratio, rounds, sizeof(*ratio), cmp_double);
+		snprintf(d, sizeof(d), "%.2f (%.2f-%.2f)", mid_mn > 0 ? mid_fw / mid_mn : 0,
+			 ratio[0], ratio[rounds - 1]);
+	}
+	if (loops & LOOP_NEW)
+		snprintf(e, sizeof(e), "%.2f", new_conns);
+	printf("%-8u %-10s %-22s %-22s %-22s %-18s %8s\n", flows, how, a, b, c, d, e);
 	fflush(stdout);
 }
 
@@ -1595,13 +1616,14 @@ int main(int argc, char **argv)
 	double seconds = 2, pass_seconds = 1;
 	unsigned int rounds = 3;
 	bool random_order = true, sequential = false;
+	unsigned int loops = LOOP_ALL;
 	int n, c;
 
 	n = rte_eal_init(argc, argv);
 	if (n < 0)
 		return 1;
 	argc -= n, argv += n;
-	while ((c = getopt(argc, argv, "f:o:R:p:s:k:r:w:c:C:t:S:I:W:")) != -1) {
+	while ((c = getopt(argc, argv, "f:o:R:p:s:k:r:w:c:C:t:S:I:W:L:")) != -1) {
 		if (c == 'f') {
 			char *save = NULL;
 
@@ -1652,6 +1674,23 @@ int main(int argc, char **argv)
 				}
 				ways[w] = true;
 			}
+		} else if (c == 'L') {
+			char *save = NULL;
+
+			loops = 0;
+			for (char *t = strtok_r(optarg, ",", &save); t;
+			     t = strtok_r(NULL, ",", &save)) {
+				unsigned int l = 0;
+
+				while (l < RTE_DIM(loop_name) && strcmp(t, loop_name[l]) != 0)
+					l++;
+				if (l == RTE_DIM(loop_name)) {
+					fprintf(stderr,
+						"fw_bench: -L io, minimal, holdfast or new\n");
+					return 2;
+				}
+				loops |= 1u << l;
+			}
 		} else if (c == 'W' && atoi(optarg) >= 2) {
 			workers_flows = (uint32_t)strtoul(optarg, NULL, 10);
 		} else if (c == 'r' && nrestore < MAX_TARGETS) {
@@ -1670,7 +1709,8 @@ int main(int argc, char **argv)
 				"[-w RESTORE_REGIONS (1-%d)]\n"
 				"       [-c CKPT_TARGET|none]... [-C NEW_CONNS_PER_S] "
 				"[-I inline,thread,lcore]\n"
-				"       [-t CKPT_TARGET]... [-S SECRET_FILE] [-W FLOWS]\n",
+				"       [-t CKPT_TARGET]... [-S SECRET_FILE] [-W FLOWS] "
+				"[-L io,minimal,holdfast,new]\n",
 				MAX_ROUNDS, RESTORE_REGIONS_MAX);
 			return 2;
 		}
@@ -1688,15 +1728,18 @@ int main(int argc, char **argv)
 		/* Opening rate over at least 100k SYNs: fewer measure a cold start. */
 		const uint32_t opens = flow_counts[k] < 100000 ? 100000 : flow_counts[k];
 		const uint32_t entries = flow_counts[k] * 2 + 1024;
-		double nc;
+		double nc = 0;
 
-		if (fw_setup(opens * 2 + 1024) != 0) {
-			fprintf(stderr, "fw_bench: %u flows do not fit\n", opens);
-			return 1;
+		if (loops & LOOP_NEW) {
+			if (fw_setup(opens * 2 + 1024) != 0) {
+				fprintf(stderr, "fw_bench: %u flows do not fit\n", opens);
+				return 1;
+			}
+			nc = run_new(opens);
+			fw_teardown();
 		}
-		nc = run_new(opens);
-		fw_teardown();
-		if (fw_setup(entries) != 0 || min_setup(flow_counts[k], entries) != 0) {
+		if (fw_setup(entries) != 0 ||
+		    ((loops & LOOP_MIN) && min_setup(flow_counts[k], entries) != 0)) {
 			fprintf(stderr, "fw_bench: %u flows do not fit\n", flow_counts[k]);
 			return 1;
 		}
@@ -1704,12 +1747,12 @@ int main(int argc, char **argv)
 		if (sequential) {
 			free(order);
 			order = NULL;
-			compare(flow_counts[k], "sequential", rounds, pass_seconds, nc);
+			compare(flow_counts[k], "sequential", rounds, pass_seconds, nc, loops);
 		}
 		if (random_order) {
 			if (order_random(flow_counts[k]) != 0)
 				return 1;
-			compare(flow_counts[k], "random", rounds, pass_seconds, nc);
+			compare(flow_counts[k], "random", rounds, pass_seconds, nc, loops);
 		}
 		free(order);
 		order = NULL;
