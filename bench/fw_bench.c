@@ -16,11 +16,11 @@
  *   fw_bench [EAL args] -- [-f 1000,100000,1000000] [-o random|sequential|both] [-R ROUNDS]
  *            [-p PASS_SECONDS] [-s 2] [-k TARGET]... [-r TARGET]...
  *            [-c TARGET|none]... [-C NEW_CONNS_PER_S] [-I inline,thread,lcore]
- *            [-t TARGET]... [-S SECRET_FILE] [-W FLOWS] [-L io,minimal,holdfast,new]
+ *            [-t TARGET]... [-S SECRET_FILE] [-W FLOWS] [-L io,minimal,holdfast,new] [-u]
  *
  * -L: only the loops named (default all four; "new" is the opening rate): a profile
  * (perf record) of one loop alone is not mixed with the others'. The ratio needs both
- * minimal and holdfast.
+ * minimal and holdfast. -u: those loops' rates per second of CPU time (mpps_since).
  *
  * -c: forwarding while new connections open at -C per second, each checkpointed into the
  * target, beside checkpointing off ("none"). -I: where the checkpoint I/O runs for those
@@ -349,10 +349,39 @@ static void drain(void)
 			rte_pktmbuf_free_bulk(m, n);
 }
 
+static double thread_cpu_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/*
+ * -u: the loops' rates per second of this thread's CPU time, not per second of the wall
+ * clock. On a machine shared with other work a pass loses whatever time the thread was
+ * preempted (a half when another process shares its core), and the two sides of a ratio
+ * lose it unevenly; the CPU time leaves that out (not what the other work does to the
+ * caches).
+ */
+static bool per_cpu_second;
+
+/* Millions of @p frames a second since the wall clock read @p t0 (TSC) and the thread's
+ * CPU time @p cpu0 (ms). */
+static double mpps_since(uint64_t frames, uint64_t t0, double cpu0)
+{
+	const double s = per_cpu_second
+				 ? (thread_cpu_ms() - cpu0) / 1e3
+				 : (double)(rte_get_tsc_cycles() - t0) / (double)rte_get_tsc_hz();
+
+	return (double)frames / s / 1e6;
+}
+
 static double run_fw(uint32_t flows, double seconds)
 {
 	const uint64_t hz = rte_get_tsc_hz(), end = rte_get_tsc_cycles() + (uint64_t)(seconds * hz);
 	uint64_t tx0 = worker.cnt.tx[1], t0 = rte_get_tsc_cycles();
+	const double cpu0 = thread_cpu_ms();
 	uint32_t next = 0;
 
 	groups_init(flows);
@@ -365,8 +394,7 @@ static double run_fw(uint32_t flows, double seconds)
 		}
 	}
 	drain();
-	return (double)(worker.cnt.tx[1] - tx0) /
-	       ((double)(rte_get_tsc_cycles() - t0) / (double)hz) / 1e6;
+	return mpps_since(worker.cnt.tx[1] - tx0, t0, cpu0);
 }
 
 /*
@@ -522,6 +550,7 @@ static inline __attribute__((always_inline)) double run_plain(uint32_t flows, do
 	const uint64_t hz = rte_get_tsc_hz(), end = rte_get_tsc_cycles() + (uint64_t)(seconds * hz);
 	struct rte_mbuf *m[FW_BURST];
 	uint64_t pkts = 0, t0 = rte_get_tsc_cycles();
+	const double cpu0 = thread_cpu_ms();
 	uint32_t next = 0;
 
 	groups_init(flows);
@@ -539,7 +568,7 @@ static inline __attribute__((always_inline)) double run_plain(uint32_t flows, do
 		}
 	}
 	drain();
-	return (double)pkts / ((double)(rte_get_tsc_cycles() - t0) / (double)hz) / 1e6;
+	return mpps_since(pkts, t0, cpu0);
 }
 
 /* Plain io forwarding: port 0 rx -> port 1 tx, nothing looked at. */
@@ -1334,14 +1363,6 @@ struct lane {
 	double cpu_ms;	     /* CPU time its thread was given */
 };
 
-static double thread_cpu_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 /* A worker's loop as run_fw's: a pass, a quiescent state, its own rx queue refilled. */
 static int lane_main(void *arg)
 {
@@ -1623,7 +1644,7 @@ int main(int argc, char **argv)
 	if (n < 0)
 		return 1;
 	argc -= n, argv += n;
-	while ((c = getopt(argc, argv, "f:o:R:p:s:k:r:w:c:C:t:S:I:W:L:")) != -1) {
+	while ((c = getopt(argc, argv, "f:o:R:p:s:k:r:w:c:C:t:S:I:W:L:u")) != -1) {
 		if (c == 'f') {
 			char *save = NULL;
 
@@ -1674,6 +1695,8 @@ int main(int argc, char **argv)
 				}
 				ways[w] = true;
 			}
+		} else if (c == 'u') {
+			per_cpu_second = true;
 		} else if (c == 'L') {
 			char *save = NULL;
 
@@ -1710,7 +1733,7 @@ int main(int argc, char **argv)
 				"       [-c CKPT_TARGET|none]... [-C NEW_CONNS_PER_S] "
 				"[-I inline,thread,lcore]\n"
 				"       [-t CKPT_TARGET]... [-S SECRET_FILE] [-W FLOWS] "
-				"[-L io,minimal,holdfast,new]\n",
+				"[-L io,minimal,holdfast,new] [-u]\n",
 				MAX_ROUNDS, RESTORE_REGIONS_MAX);
 			return 2;
 		}
@@ -1720,10 +1743,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "fw_bench: setup failed\n");
 		return 1;
 	}
-	printf("Mpps: median (min-max) of %u alternating passes of %.1f s each\n"
+	printf("Mpps%s: median (min-max) of %u alternating passes of %.1f s each\n"
 	       "%-8s %-10s %-22s %-22s %-22s %-18s %8s\n",
-	       rounds, pass_seconds, "flows", "order", "io loop", "minimal stateful", "holdfast",
-	       "holdfast/minimal", "new M/s");
+	       per_cpu_second ? " per CPU second" : "", rounds, pass_seconds, "flows", "order",
+	       "io loop", "minimal stateful", "holdfast", "holdfast/minimal", "new M/s");
 	for (unsigned int k = 0; k < nflows; k++) {
 		/* Opening rate over at least 100k SYNs: fewer measure a cold start. */
 		const uint32_t opens = flow_counts[k] < 100000 ? 100000 : flow_counts[k];
