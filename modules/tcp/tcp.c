@@ -67,9 +67,15 @@ const char *fw_tcp_state_name(unsigned int state)
 	return state < FW_TCP_STATE_MAX ? state_names[state] : "?";
 }
 
-struct fw_tcp_slice *fw_tcp_slice(struct fw_conn *c)
+/* The slice, inlined on the packet path: fw_tcp_slice() is a call there (-fPIC). */
+static inline struct fw_tcp_slice *slice(struct fw_conn *c)
 {
 	return FW_SLICE(c, struct fw_tcp_slice, FW_TCP_SLICE_OFF);
+}
+
+struct fw_tcp_slice *fw_tcp_slice(struct fw_conn *c)
+{
+	return slice(c);
 }
 
 static const struct fw_tcp_slice *slice_c(const struct fw_conn *c)
@@ -513,7 +519,7 @@ bool fw_tcp_packet_fast(const struct fw_ctx *ctx, struct fw_conn *c, const struc
 {
 	const uint8_t busy = FW_TCP_F_FIN_SEEN | FW_TCP_F_RESYNC_END | FW_TCP_F_RESYNC_END2 |
 			     FW_TCP_F_RESYNC_MAXEND;
-	struct fw_tcp_slice *t = fw_tcp_slice(c);
+	struct fw_tcp_slice *t = slice(c);
 	const uint8_t *h = p->l4;
 	struct fw_tcp_dir *snd, *rcv;
 	uint32_t snd_maxwin;
@@ -565,7 +571,7 @@ enum fw_verdict fw_tcp_packet(struct fw_ctx *ctx, struct fw_conn *c, const struc
 enum fw_verdict fw_tcp_packet_full(struct fw_ctx *ctx, struct fw_conn *c, const struct fw_pkt *p,
 				   bool is_new, enum fw_drop_reason *why)
 {
-	struct fw_tcp_slice *cur = fw_tcp_slice(c);
+	struct fw_tcp_slice *cur = slice(c);
 	struct fw_tcp_slice t;
 	enum pkt_class cls;
 	struct seg s;
