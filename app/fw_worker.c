@@ -341,6 +341,41 @@ static int classify(struct fw_worker *w, const uint8_t *frame, uint32_t len, uns
 	return 1;
 }
 
+/*
+ * The commonest frame: a segment of an established TCP connection that no other module
+ * tracks, which TCP's fast path accepts (fw_tcp_packet_fast). What decide() does with it
+ * -- its direction, last_ns, TCP's count, the checkpoint if due, a pass counted -- without
+ * decide()'s frame: its full-path locals (a TCP segment's copy of the slice, an
+ * expectation) cost stack set-up and spills on every packet. @return true when it passed;
+ * false having changed nothing, and decide() decides.
+ */
+static inline bool pass_established(struct fw_worker *w, const struct pkt_state *st,
+				    struct fw_conn *c, uint64_t now_ns)
+{
+	const struct fw_parsed *ps = &st->ps;
+	const struct fw_pkt pkt = {
+		.l4 = ps->l4,
+		.l4_len = ps->l4_len,
+		.hdr_len = ps->l4_hdr_len,
+		.saddr = ps->saddr,
+		.daddr = ps->daddr,
+		.family = ps->family,
+		.dir = (uint8_t)fw_conn_dir(c, st->side),
+		.now_ns = now_ns,
+	};
+
+	/* An FTP control connection's segments go to its helper too: decide() calls it. */
+	if (ps->proto != IPPROTO_TCP || c->present != 1u << FW_MOD_TCP ||
+	    !fw_tcp_packet_fast(&w->ctx, c, &pkt))
+		return false;
+	c->last_ns = now_ns;
+	w->cnt.mod_pkts[FW_MOD_TCP]++;
+	if (c->dirty && w->ckq)
+		fw_ckpt_queue_push(w->ckq, c, now_ns);
+	w->cnt.pass++;
+	return true;
+}
+
 /* The verdict of a TCP/UDP frame whose connection lookup gave @p c (NULL: none then). */
 static enum fw_verdict decide(struct fw_worker *w, struct pkt_state *st, struct fw_conn *c,
 			      uint64_t now_ns)
@@ -442,10 +477,12 @@ int fw_worker_rx_checked(const struct fw_port_map *pm, const struct rte_mbuf *m)
 	return rx_checked(pm, m);
 }
 
-enum fw_verdict fw_worker_handle(struct fw_worker *w, const uint8_t *frame, uint32_t len,
-				 enum fw_zone zone, uint64_t now_ns)
+/* fw_worker_handle, with the fast lane for established TCP (@p fast) or without it. */
+static enum fw_verdict handle(struct fw_worker *w, const uint8_t *frame, uint32_t len,
+			      enum fw_zone zone, uint64_t now_ns, bool fast)
 {
 	struct pkt_state st;
+	struct fw_conn *c;
 	enum fw_verdict v;
 
 	/*
@@ -459,8 +496,23 @@ enum fw_verdict fw_worker_handle(struct fw_worker *w, const uint8_t *frame, uint
 	case CLASSIFY_HANDOFF:
 		return drop(w, FW_DROP_HANDOFF_FULL);
 	default:
-		return decide(w, &st, fw_table_lookup(w->table, &st.key), now_ns);
+		c = fw_table_lookup(w->table, &st.key);
+		if (fast && c != NULL && pass_established(w, &st, c, now_ns))
+			return FW_PASS;
+		return decide(w, &st, c, now_ns);
 	}
+}
+
+enum fw_verdict fw_worker_handle(struct fw_worker *w, const uint8_t *frame, uint32_t len,
+				 enum fw_zone zone, uint64_t now_ns)
+{
+	return handle(w, frame, len, zone, now_ns, true);
+}
+
+enum fw_verdict fw_worker_handle_full(struct fw_worker *w, const uint8_t *frame, uint32_t len,
+				      enum fw_zone zone, uint64_t now_ns)
+{
+	return handle(w, frame, len, zone, now_ns, false);
 }
 
 /* An idle connection goes: its slices are tombstoned, and what it expected is withdrawn. */
@@ -651,8 +703,14 @@ static __rte_always_inline uint16_t burst(struct fw_worker *w, struct rte_mbuf *
 	for (uint16_t k = 0; k < n; k++) {
 		if (multi && away[k])
 			continue;
-		if (need[k])
-			v[k] = decide(w, &st[k], conns[nk++], now);
+		if (need[k]) {
+			struct fw_conn *c = conns[nk++];
+
+			if (c != NULL && pass_established(w, &st[k], c, now))
+				v[k] = FW_PASS;
+			else
+				v[k] = decide(w, &st[k], c, now);
+		}
 		if (v[k] == FW_PASS)
 			out[npass++] = in[k];
 		else if (st[k].reject && make_reply(w, in[k], &st[k], now))
