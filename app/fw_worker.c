@@ -252,10 +252,11 @@ static inline enum fw_action rules_decide(struct fw_worker *w, enum fw_zone zone
  * A frame no module tracks (not TCP or UDP). IPv6's link signalling passes as ARP does;
  * an ICMP error about a tracked connection passes as that connection's (path MTU above
  * all), decided by the connection's owner; the rules decide the rest, every packet.
- * @return the verdict, or -1: hand it to st->owner.
+ * @return the verdict, or -1: hand it to st->owner. Out of line: inlined, its ICMP quote
+ * and its registers were set up in classify() for every TCP and UDP frame too.
  */
-static int classify_other(struct fw_worker *w, const uint8_t *frame, enum fw_zone zone,
-			  struct pkt_state *st)
+static __rte_noinline int classify_other(struct fw_worker *w, const uint8_t *frame,
+					 enum fw_zone zone, struct pkt_state *st)
 {
 	const struct fw_config *conf = w->sh->conf;
 	const struct fw_parsed *ps = &st->ps;
