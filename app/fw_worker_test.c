@@ -920,6 +920,140 @@ static void test_worker_holds_a_data_syn_until_the_owner_checkpointed_its_use(vo
 	two_workers_down(&sh2, ws, pool);
 }
 
+/* The next of a fixed-seed sequence (xorshift64). */
+static uint32_t rnd(uint64_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return (uint32_t)(*x >> 16);
+}
+
+/*
+ * The fast lane of established TCP segments (fw_worker.c, pass_established) decides as the
+ * general path does: two workers, one fed through fw_worker_handle, the other through
+ * fw_worker_handle_full, get the same random segments of a few connections -- in-window
+ * and not, old and new acknowledgements, with and without data, any window, now and then
+ * a FIN, an RST or a SYN -- among them an FTP control connection whose server announces a
+ * passive port, which its helper must see (the lane leaves it alone). After every segment:
+ * the same verdict, the same counters, the same connection byte for byte, the same
+ * expectations.
+ */
+static void test_worker_fast_lane_decides_as_the_full_path(void **state)
+{
+	static const uint16_t dports[] = {80, 80, 80, 21};
+	static const char pasv[] = "227 Entering Passive Mode (198,19,0,2,195,90)\r\n";
+	enum {
+		FLOWS = sizeof(dports) / sizeof(dports[0]),
+		SEGMENTS = 20000
+	};
+	uint32_t next[FLOWS][2]; /* each side's next sequence number */
+	struct fw_worker *full;
+	unsigned int lane = 0, drops = 0, reopened = 0;
+	uint64_t x = 0x9e3779b97f4a7c15ull, now = S(1);
+	char data[128];
+
+	(void)state;
+	full = rte_zmalloc("wt_full", sizeof(*full), RTE_CACHE_LINE_SIZE);
+	assert_non_null(full);
+	assert_int_equal(fw_worker_init(full, &sh, 1, 0), 0);
+	/* An expectation's deadline is on the wall clock, each worker's measured at init. */
+	full->ctx.wall_offset_ns = w.ctx.wall_offset_ns;
+	for (unsigned int i = 0; i < FLOWS; i++) {
+		next[i][0] = rnd(&x);
+		next[i][1] = rnd(&x);
+	}
+	for (unsigned int n = 0; n < SEGMENTS; n++) {
+		const unsigned int i = rnd(&x) % FLOWS;
+		const uint16_t sport = (uint16_t)(40000 + i);
+		const unsigned int kind = rnd(&x) % 100;
+		bool reply = rnd(&x) & 1;
+		uint8_t flags = 0x10 | (rnd(&x) & 1 ? 0x08 : 0); /* ACK, PSH or not */
+		uint32_t seq, ack, len = rnd(&x) % 4 ? 0 : rnd(&x) % (sizeof(data) - 1);
+		uint16_t win = rnd(&x) % 8 ? 4096 : (uint16_t)rnd(&x);
+		uint8_t f1[FW_TEST_FRAME_MAX], f2[FW_TEST_FRAME_MAX];
+		struct fw_conn *c1, *c2;
+		enum fw_verdict v1, v2;
+		unsigned int state;
+		struct fw_key key;
+		uint32_t flen;
+
+		fw_key_make(&key, 4, IPPROTO_TCP, fw_test_addr4[0], fw_test_addr4[1], htons(sport),
+			    htons(dports[i]));
+		c1 = fw_table_lookup(w.table, &key);
+		state = c1 != NULL ? fw_tcp_slice(c1)->state : FW_TCP_NONE;
+		seq = next[i][reply] - (kind >= 90 ? rnd(&x) % 3000 : 0); /* some resent */
+		ack = next[i][!reply] - (kind >= 80 && kind < 90 ? rnd(&x) % 70000 : 0);
+		if (kind >= 70 && kind < 75)
+			seq += rnd(&x); /* anywhere */
+		if (state != FW_TCP_ESTABLISHED && kind < 75) {
+			/* Mostly back to ESTABLISHED: open, answer, acknowledge, or reset. */
+			len = 0;
+			reply = state == FW_TCP_SYN_SENT;
+			if (state == FW_TCP_NONE || state == FW_TCP_CLOSE ||
+			    state == FW_TCP_TIME_WAIT) {
+				flags = 0x02;
+				next[i][0] = rnd(&x);
+			} else if (state == FW_TCP_SYN_SENT) {
+				flags = 0x12;
+				next[i][1] = rnd(&x);
+			} else {
+				flags = state == FW_TCP_SYN_RECV ? 0x10 : 0x04;
+			}
+			seq = next[i][reply];
+			ack = next[i][!reply];
+		} else if (kind < 1) {
+			flags = 0x11; /* FIN */
+		} else if (kind < 2) {
+			flags = 0x04; /* RST */
+		}
+		if (dports[i] == 21 && reply && kind >= 50 && kind < 55) {
+			memcpy(data, pasv, sizeof(pasv));
+			len = (uint32_t)strlen(pasv);
+		} else {
+			memset(data, 'x', len);
+			data[len] = '\0';
+		}
+		flen = fw_test_frame(f1, IPPROTO_TCP, sport, dports[i], reply, flags, seq,
+				     flags & 0x10 ? ack : 0, win, len ? data : NULL);
+		memcpy(f2, f1, flen);
+		/* A segment the lane may take: ACK (PSH) only, of an established plain one. */
+		if (state == FW_TCP_ESTABLISHED && (flags & ~0x08) == 0x10 &&
+		    c1->present == 1u << FW_MOD_TCP)
+			lane++;
+		now += rnd(&x) % 1000000;
+		v1 = fw_worker_handle(&w, f1, flen, reply ? FW_ZONE_OUTSIDE : FW_ZONE_INSIDE, now);
+		v2 = fw_worker_handle_full(full, f2, flen, reply ? FW_ZONE_OUTSIDE : FW_ZONE_INSIDE,
+					   now);
+		assert_int_equal(v1, v2);
+		assert_memory_equal(&w.cnt, &full->cnt, sizeof(w.cnt));
+		c1 = fw_table_lookup(w.table, &key);
+		c2 = fw_table_lookup(full->table, &key);
+		assert_true((c1 == NULL) == (c2 == NULL));
+		if (c1 != NULL)
+			assert_memory_equal(c1, c2, sizeof(*c1));
+		assert_int_equal(fw_table_expect_count(w.table),
+				 fw_table_expect_count(full->table));
+		if (v1 == FW_PASS) {
+			reopened += flags == 0x02 && state != FW_TCP_NONE;
+			if (flags & 0x04)
+				continue;
+			if (flags & 0x02)
+				next[i][reply] = seq + 1;
+			else if (seq + len + !!(flags & 0x01) - next[i][reply] < (1u << 31))
+				next[i][reply] = seq + len + !!(flags & 0x01);
+		} else {
+			drops++;
+		}
+	}
+	/* The stream went through the lane, and past its edges. */
+	assert_true(lane > SEGMENTS / 4);
+	assert_true(drops > SEGMENTS / 50);
+	assert_true(reopened > FLOWS);
+	fw_worker_release(full);
+	rte_free(full);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -952,6 +1086,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			test_worker_expectation_seen_by_the_data_connections_owner, setup,
 			teardown),
+		cmocka_unit_test_setup_teardown(test_worker_fast_lane_decides_as_the_full_path,
+						setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, fw_test_eal_up, fw_test_eal_down);

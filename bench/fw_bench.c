@@ -16,7 +16,11 @@
  *   fw_bench [EAL args] -- [-f 1000,100000,1000000] [-o random|sequential|both] [-R ROUNDS]
  *            [-p PASS_SECONDS] [-s 2] [-k TARGET]... [-r TARGET]...
  *            [-c TARGET|none]... [-C NEW_CONNS_PER_S] [-I inline,thread,lcore]
- *            [-t TARGET]... [-S SECRET_FILE] [-W FLOWS]
+ *            [-t TARGET]... [-S SECRET_FILE] [-W FLOWS] [-L io,minimal,holdfast,new] [-u]
+ *
+ * -L: only the loops named (default all four; "new" is the opening rate): a profile
+ * (perf record) of one loop alone is not mixed with the others'. The ratio needs both
+ * minimal and holdfast. -u: those loops' rates per second of CPU time (mpps_since).
  *
  * -c: forwarding while new connections open at -C per second, each checkpointed into the
  * target, beside checkpointing off ("none"). -I: where the checkpoint I/O runs for those
@@ -345,10 +349,39 @@ static void drain(void)
 			rte_pktmbuf_free_bulk(m, n);
 }
 
+static double thread_cpu_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/*
+ * -u: the loops' rates per second of this thread's CPU time, not per second of the wall
+ * clock. On a machine shared with other work a pass loses whatever time the thread was
+ * preempted (a half when another process shares its core), and the two sides of a ratio
+ * lose it unevenly; the CPU time leaves that out (not what the other work does to the
+ * caches).
+ */
+static bool per_cpu_second;
+
+/* Millions of @p frames a second since the wall clock read @p t0 (TSC) and the thread's
+ * CPU time @p cpu0 (ms). */
+static double mpps_since(uint64_t frames, uint64_t t0, double cpu0)
+{
+	const double s = per_cpu_second
+				 ? (thread_cpu_ms() - cpu0) / 1e3
+				 : (double)(rte_get_tsc_cycles() - t0) / (double)rte_get_tsc_hz();
+
+	return (double)frames / s / 1e6;
+}
+
 static double run_fw(uint32_t flows, double seconds)
 {
 	const uint64_t hz = rte_get_tsc_hz(), end = rte_get_tsc_cycles() + (uint64_t)(seconds * hz);
 	uint64_t tx0 = worker.cnt.tx[1], t0 = rte_get_tsc_cycles();
+	const double cpu0 = thread_cpu_ms();
 	uint32_t next = 0;
 
 	groups_init(flows);
@@ -361,8 +394,7 @@ static double run_fw(uint32_t flows, double seconds)
 		}
 	}
 	drain();
-	return (double)(worker.cnt.tx[1] - tx0) /
-	       ((double)(rte_get_tsc_cycles() - t0) / (double)hz) / 1e6;
+	return mpps_since(worker.cnt.tx[1] - tx0, t0, cpu0);
 }
 
 /*
@@ -518,6 +550,7 @@ static inline __attribute__((always_inline)) double run_plain(uint32_t flows, do
 	const uint64_t hz = rte_get_tsc_hz(), end = rte_get_tsc_cycles() + (uint64_t)(seconds * hz);
 	struct rte_mbuf *m[FW_BURST];
 	uint64_t pkts = 0, t0 = rte_get_tsc_cycles();
+	const double cpu0 = thread_cpu_ms();
 	uint32_t next = 0;
 
 	groups_init(flows);
@@ -535,7 +568,7 @@ static inline __attribute__((always_inline)) double run_plain(uint32_t flows, do
 		}
 	}
 	drain();
-	return (double)pkts / ((double)(rte_get_tsc_cycles() - t0) / (double)hz) / 1e6;
+	return mpps_since(pkts, t0, cpu0);
 }
 
 /* Plain io forwarding: port 0 rx -> port 1 tx, nothing looked at. */
@@ -591,33 +624,50 @@ static const char *spread(double *v, unsigned int n, char *buf, size_t len)
 
 #define MAX_ROUNDS 15
 
+/* The loops compare() runs (-L): a profile of one of them is not mixed with the others. */
+enum {
+	LOOP_IO = 1,
+	LOOP_MIN = 2,
+	LOOP_FW = 4,
+	LOOP_NEW = 8, /* the opening rate (run_new) */
+	LOOP_ALL = LOOP_IO | LOOP_MIN | LOOP_FW | LOOP_NEW,
+};
+static const char *const loop_name[] = {"io", "minimal", "holdfast", "new"};
+
 /*
  * io, minimal, holdfast, io, minimal, holdfast...: @p rounds passes of @p seconds each, so
  * that the machine's drift lands on every side alike. One line: median (min-max) of each,
  * and holdfast / minimal (of the medians, then the range of the per-round ratios).
  */
 static void compare(uint32_t flows, const char *how, unsigned int rounds, double seconds,
-		    double new_conns)
+		    double new_conns, unsigned int loops)
 {
 	double io[MAX_ROUNDS], mn[MAX_ROUNDS], fw[MAX_ROUNDS], ratio[MAX_ROUNDS];
-	char a[48], b[48], c[48], d[48];
+	char a[48] = "-", b[48] = "-", c[48] = "-", d[48] = "-", e[16] = "-";
 	double mid_mn, mid_fw;
 
 	for (unsigned int r = 0; r < rounds; r++) {
-		io[r] = run_io(flows, seconds);
-		mn[r] = run_min(flows, seconds);
-		fw[r] = run_fw(flows, seconds);
+		io[r] = loops & LOOP_IO ? run_io(flows, seconds) : 0;
+		mn[r] = loops & LOOP_MIN ? run_min(flows, seconds) : 0;
+		fw[r] = loops & LOOP_FW ? run_fw(flows, seconds) : 0;
 		ratio[r] = mn[r] > 0 ? fw[r] / mn[r] : 0;
 	}
-	spread(mn, rounds, b, sizeof(b));
-	spread(fw, rounds, c, sizeof(c));
-	mid_mn = rounds % 2 ? mn[rounds / 2] : (mn[rounds / 2 - 1] + mn[rounds / 2]) / 2;
-	mid_fw = rounds % 2 ? fw[rounds / 2] : (fw[rounds / 2 - 1] + fw[rounds / 2]) / 2;
-	qsort(ratio, rounds, sizeof(*ratio), cmp_double);
-	snprintf(d, sizeof(d), "%.2f (%.2f-%.2f)", mid_mn > 0 ? mid_fw / mid_mn : 0, ratio[0],
-		 ratio[rounds - 1]);
-	printf("%-8u %-10s %-22s %-22s %-22s %-18s %8.2f\n", flows, how,
-	       spread(io, rounds, a, sizeof(a)), b, c, d, new_conns);
+	if (loops & LOOP_IO)
+		spread(io, rounds, a, sizeof(a));
+	if (loops & LOOP_MIN)
+		spread(mn, rounds, b, sizeof(b));
+	if (loops & LOOP_FW)
+		spread(fw, rounds, c, sizeof(c));
+	if ((loops & (LOOP_MIN | LOOP_FW)) == (LOOP_MIN | LOOP_FW)) {
+		mid_mn = rounds % 2 ? mn[rounds / 2] : (mn[rounds / 2 - 1] + mn[rounds / 2]) / 2;
+		mid_fw = rounds % 2 ? fw[rounds / 2] : (fw[rounds / 2 - 1] + fw[rounds / 2]) / 2;
+		qsort(ratio, rounds, sizeof(*ratio), cmp_double);
+		snprintf(d, sizeof(d), "%.2f (%.2f-%.2f)", mid_mn > 0 ? mid_fw / mid_mn : 0,
+			 ratio[0], ratio[rounds - 1]);
+	}
+	if (loops & LOOP_NEW)
+		snprintf(e, sizeof(e), "%.2f", new_conns);
+	printf("%-8u %-10s %-22s %-22s %-22s %-18s %8s\n", flows, how, a, b, c, d, e);
 	fflush(stdout);
 }
 
@@ -1313,14 +1363,6 @@ struct lane {
 	double cpu_ms;	     /* CPU time its thread was given */
 };
 
-static double thread_cpu_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 /* A worker's loop as run_fw's: a pass, a quiescent state, its own rx queue refilled. */
 static int lane_main(void *arg)
 {
@@ -1595,13 +1637,14 @@ int main(int argc, char **argv)
 	double seconds = 2, pass_seconds = 1;
 	unsigned int rounds = 3;
 	bool random_order = true, sequential = false;
+	unsigned int loops = LOOP_ALL;
 	int n, c;
 
 	n = rte_eal_init(argc, argv);
 	if (n < 0)
 		return 1;
 	argc -= n, argv += n;
-	while ((c = getopt(argc, argv, "f:o:R:p:s:k:r:w:c:C:t:S:I:W:")) != -1) {
+	while ((c = getopt(argc, argv, "f:o:R:p:s:k:r:w:c:C:t:S:I:W:L:u")) != -1) {
 		if (c == 'f') {
 			char *save = NULL;
 
@@ -1652,6 +1695,25 @@ int main(int argc, char **argv)
 				}
 				ways[w] = true;
 			}
+		} else if (c == 'u') {
+			per_cpu_second = true;
+		} else if (c == 'L') {
+			char *save = NULL;
+
+			loops = 0;
+			for (char *t = strtok_r(optarg, ",", &save); t;
+			     t = strtok_r(NULL, ",", &save)) {
+				unsigned int l = 0;
+
+				while (l < RTE_DIM(loop_name) && strcmp(t, loop_name[l]) != 0)
+					l++;
+				if (l == RTE_DIM(loop_name)) {
+					fprintf(stderr,
+						"fw_bench: -L io, minimal, holdfast or new\n");
+					return 2;
+				}
+				loops |= 1u << l;
+			}
 		} else if (c == 'W' && atoi(optarg) >= 2) {
 			workers_flows = (uint32_t)strtoul(optarg, NULL, 10);
 		} else if (c == 'r' && nrestore < MAX_TARGETS) {
@@ -1670,7 +1732,8 @@ int main(int argc, char **argv)
 				"[-w RESTORE_REGIONS (1-%d)]\n"
 				"       [-c CKPT_TARGET|none]... [-C NEW_CONNS_PER_S] "
 				"[-I inline,thread,lcore]\n"
-				"       [-t CKPT_TARGET]... [-S SECRET_FILE] [-W FLOWS]\n",
+				"       [-t CKPT_TARGET]... [-S SECRET_FILE] [-W FLOWS] "
+				"[-L io,minimal,holdfast,new] [-u]\n",
 				MAX_ROUNDS, RESTORE_REGIONS_MAX);
 			return 2;
 		}
@@ -1680,23 +1743,26 @@ int main(int argc, char **argv)
 		fprintf(stderr, "fw_bench: setup failed\n");
 		return 1;
 	}
-	printf("Mpps: median (min-max) of %u alternating passes of %.1f s each\n"
+	printf("Mpps%s: median (min-max) of %u alternating passes of %.1f s each\n"
 	       "%-8s %-10s %-22s %-22s %-22s %-18s %8s\n",
-	       rounds, pass_seconds, "flows", "order", "io loop", "minimal stateful", "holdfast",
-	       "holdfast/minimal", "new M/s");
+	       per_cpu_second ? " per CPU second" : "", rounds, pass_seconds, "flows", "order",
+	       "io loop", "minimal stateful", "holdfast", "holdfast/minimal", "new M/s");
 	for (unsigned int k = 0; k < nflows; k++) {
 		/* Opening rate over at least 100k SYNs: fewer measure a cold start. */
 		const uint32_t opens = flow_counts[k] < 100000 ? 100000 : flow_counts[k];
 		const uint32_t entries = flow_counts[k] * 2 + 1024;
-		double nc;
+		double nc = 0;
 
-		if (fw_setup(opens * 2 + 1024) != 0) {
-			fprintf(stderr, "fw_bench: %u flows do not fit\n", opens);
-			return 1;
+		if (loops & LOOP_NEW) {
+			if (fw_setup(opens * 2 + 1024) != 0) {
+				fprintf(stderr, "fw_bench: %u flows do not fit\n", opens);
+				return 1;
+			}
+			nc = run_new(opens);
+			fw_teardown();
 		}
-		nc = run_new(opens);
-		fw_teardown();
-		if (fw_setup(entries) != 0 || min_setup(flow_counts[k], entries) != 0) {
+		if (fw_setup(entries) != 0 ||
+		    ((loops & LOOP_MIN) && min_setup(flow_counts[k], entries) != 0)) {
 			fprintf(stderr, "fw_bench: %u flows do not fit\n", flow_counts[k]);
 			return 1;
 		}
@@ -1704,12 +1770,12 @@ int main(int argc, char **argv)
 		if (sequential) {
 			free(order);
 			order = NULL;
-			compare(flow_counts[k], "sequential", rounds, pass_seconds, nc);
+			compare(flow_counts[k], "sequential", rounds, pass_seconds, nc, loops);
 		}
 		if (random_order) {
 			if (order_random(flow_counts[k]) != 0)
 				return 1;
-			compare(flow_counts[k], "random", rounds, pass_seconds, nc);
+			compare(flow_counts[k], "random", rounds, pass_seconds, nc, loops);
 		}
 		free(order);
 		order = NULL;

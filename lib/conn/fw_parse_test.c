@@ -157,6 +157,27 @@ static void test_parse_ipv4_bad_header_checksum_is_malformed(void **state)
 }
 
 /*
+ * The sum covers every byte of the header, with options (the loop) and without (five
+ * words summed straight): a bit flipped anywhere in it is a malformed frame.
+ */
+static void test_parse_ipv4_checksum_covers_every_header_byte(void **state)
+{
+	(void)state;
+	for (uint32_t opt_words = 0; opt_words <= 2; opt_words += 2) {
+		for (uint32_t i = 0; i < 20 + 4 * opt_words; i++) {
+			struct frame f;
+			struct fw_parsed p;
+
+			eth(&f, 0x0800);
+			ipv4_tcp(&f, opt_words, 0, 0);
+			assert_int_equal(fw_parse(f.b, f.len, &p), FW_PARSE_OK);
+			f.b[14 + i] ^= 0x10;
+			assert_int_equal(fw_parse(f.b, f.len, &p), FW_PARSE_MALFORMED);
+		}
+	}
+}
+
+/*
  * A checksum the NIC vouched for is not summed again; every other check still holds (a
  * header claiming more bytes than the frame has stays malformed).
  */
@@ -476,6 +497,7 @@ int main(void)
 		cmocka_unit_test(test_parse_ignores_ethernet_padding),
 		cmocka_unit_test(test_parse_ipv4_options_are_reported),
 		cmocka_unit_test(test_parse_ipv4_bad_header_checksum_is_malformed),
+		cmocka_unit_test(test_parse_ipv4_checksum_covers_every_header_byte),
 		cmocka_unit_test(test_parse_ipv4_checksum_vouched_for_by_the_nic_is_not_summed),
 		cmocka_unit_test(test_parse_ipv4_fragments),
 		cmocka_unit_test(test_parse_vlan_and_qinq),

@@ -67,9 +67,15 @@ const char *fw_tcp_state_name(unsigned int state)
 	return state < FW_TCP_STATE_MAX ? state_names[state] : "?";
 }
 
-struct fw_tcp_slice *fw_tcp_slice(struct fw_conn *c)
+/* The slice, inlined on the packet path: fw_tcp_slice() is a call there (-fPIC). */
+static inline struct fw_tcp_slice *slice(struct fw_conn *c)
 {
 	return FW_SLICE(c, struct fw_tcp_slice, FW_TCP_SLICE_OFF);
+}
+
+struct fw_tcp_slice *fw_tcp_slice(struct fw_conn *c)
+{
+	return slice(c);
 }
 
 static const struct fw_tcp_slice *slice_c(const struct fw_conn *c)
@@ -504,20 +510,19 @@ static bool window_checkpoint_due(const struct fw_tcp_slice *old, const struct f
  * what the full path would accept, with the same effect, or declines (false) and the full
  * path decides. What it saves: the option walk (there is none), the copy of the slice
  * (nothing can be dropped after the window check), the state table (ESTABLISHED + ACK stays
- * ESTABLISHED), and the flag and scale comparisons of window_checkpoint_due (update_window
- * sets no flag here: FIN_SEEN needs a FIN, FIN_ACKED a FIN seen, the RESYNC flags are
- * clear, and the scales only change on a SYN). Everything else runs the same code:
- * in_window with no slack and sack = ack (no options: no SACK blocks), update_window.
+ * ESTABLISHED), and every branch of in_window, update_window and window_checkpoint_due
+ * whose outcome these conditions fix (below, each where it is left out). What is left is
+ * their arithmetic, the same comparisons in the same order; the tests hold the two paths to
+ * each other on random segments (tcp_test, fw_worker_test).
  */
 bool fw_tcp_packet_fast(const struct fw_ctx *ctx, struct fw_conn *c, const struct fw_pkt *p)
 {
 	const uint8_t busy = FW_TCP_F_FIN_SEEN | FW_TCP_F_RESYNC_END | FW_TCP_F_RESYNC_END2 |
 			     FW_TCP_F_RESYNC_MAXEND;
-	struct fw_tcp_slice *t = fw_tcp_slice(c);
+	struct fw_tcp_slice *t = slice(c);
 	const uint8_t *h = p->l4;
 	struct fw_tcp_dir *snd, *rcv;
-	uint32_t snd_maxwin;
-	struct seg s;
+	uint32_t seq, ack, end, win, snd_maxwin;
 
 	if (t->state != FW_TCP_ESTABLISHED || p->dir > FW_DIR_REPLY || p->hdr_len != TCP_MIN_HDR ||
 	    p->l4_len < TCP_MIN_HDR || (h[12] >> 4) * 4 != TCP_MIN_HDR ||
@@ -527,18 +532,34 @@ bool fw_tcp_packet_fast(const struct fw_ctx *ctx, struct fw_conn *c, const struc
 	rcv = &t->d[!p->dir];
 	if (((snd->flags | rcv->flags) & busy) || snd->maxwin == 0 || rcv->maxwin == 0)
 		return false;
-	s = (struct seg){
-		.seq = fw_get_be32(h + 4),
-		.ack = fw_get_be32(h + 8),
-		.len = p->l4_len - TCP_MIN_HDR,
-		.win = fw_get_be16(h + 14),
-		.flags = h[13],
-	};
-	s.sack = s.ack;
-	if (!in_window(t, p->dir, &s))
+	seq = fw_get_be32(h + 4);
+	ack = fw_get_be32(h + 8);
+	end = seq + (p->l4_len - TCP_MIN_HDR); /* no SYN, no FIN: the payload alone */
+	/*
+	 * in_window: no slack (the RESYNC flags are clear), the acknowledgement as it is (no
+	 * options, no SACK blocks), ACK set, snd->maxwin not 0.
+	 */
+	if (fw_seq_after(seq, snd->maxend) || fw_seq_before(end, snd->end - rcv->maxwin) ||
+	    fw_seq_after(ack, rcv->end) || fw_seq_before(ack, rcv->end - snd->maxwin))
 		return false;
+	/*
+	 * update_window, what is left of it. Left out: the RESYNC flags' clearing (clear
+	 * already), FIN_SEEN (no FIN), rcv->end moved to the acknowledgement (not after it, by
+	 * the window check just made), FIN_ACKED (the receiver sent no FIN). The window is
+	 * scaled (no SYN).
+	 */
 	snd_maxwin = snd->maxwin;
-	update_window(t, p->dir, &s);
+	win = (uint32_t)fw_get_be16(h + 14) << snd->scale;
+	if (snd->maxwin < win)
+		snd->maxwin = win;
+	if (fw_seq_after(end, snd->end))
+		snd->end = end;
+	if (fw_seq_after(ack + win, rcv->maxend))
+		rcv->maxend = ack + win;
+	if (fw_seq_after(snd->end, snd->maxend))
+		snd->maxend = snd->end;
+	if (fw_seq_after(rcv->end, rcv->maxend))
+		rcv->maxend = rcv->end;
 	/* window_checkpoint_due: only the sender's maxwin and the two ends can have moved. */
 	if (top_bit(snd->maxwin) != top_bit(snd_maxwin) ||
 	    snd->end - snd->ck_end > edge_threshold(rcv->maxwin) ||
@@ -565,7 +586,7 @@ enum fw_verdict fw_tcp_packet(struct fw_ctx *ctx, struct fw_conn *c, const struc
 enum fw_verdict fw_tcp_packet_full(struct fw_ctx *ctx, struct fw_conn *c, const struct fw_pkt *p,
 				   bool is_new, enum fw_drop_reason *why)
 {
-	struct fw_tcp_slice *cur = fw_tcp_slice(c);
+	struct fw_tcp_slice *cur = slice(c);
 	struct fw_tcp_slice t;
 	enum pkt_class cls;
 	struct seg s;
@@ -799,7 +820,7 @@ static int tcp_decode(struct fw_conn *c, const uint8_t *buf, size_t len, uint8_t
 			t.d[d].flags |=
 				FW_TCP_F_RESYNC_END | FW_TCP_F_RESYNC_END2 | FW_TCP_F_RESYNC_MAXEND;
 	}
-	slice_put(fw_tcp_slice(c), &t);
+	slice_put(slice(c), &t);
 	c->orig_side = buf[1];
 	c->present |= (uint8_t)(1u << FW_MOD_TCP);
 	return 0;
