@@ -187,7 +187,9 @@ awk '
 
 # The appliance: one worker against a minimal stateful loop (the denominator: parse, key,
 # bulk hash lookup, one state line per flow) and a plain io-forwarding loop, alternating
-# three times per figure, flows in random order and in sequence, net_ring ports;
+# three times per figure, flows in random order and in sequence, net_ring ports, each
+# loop's rate per second of its thread's CPU time (-u: a pass preempted by other work on
+# this core loses nothing, and the two sides of a ratio lose it evenly);
 # then forwarding under 100k new connections/s with checkpointing off / pmem: / shm / tcp
 # (off measured first and last), restore and standby takeover of 100k and 1M connections;
 # and (-W) forwarding with one worker and with two side by side (each lcore feeds its own
@@ -225,7 +227,7 @@ echo "== holdfast forwarding (one worker on lcore 0, 64-byte frames, established
 echo "   under churn, checkpoint I/O by the worker itself and on lcore 1, compared;"
 echo "   then one worker against two, and the cost of a hand-off between them)"
 "$BUILD/fw_bench" "${eal[@]}" --no-pci -l 0,1 --log-level=lib.eal:error \
-  --log-level=pmd.net.ring:error -- -f 1000,100000,1000000 -o both -R 3 -p 1 -s 2 -I inline,lcore \
+  --log-level=pmd.net.ring:error -- -f 1000,100000,1000000 -o both -R 3 -p 1 -u -s 2 -I inline,lcore \
   -W 100000 \
   -S "$dir/secret" \
   -k "pmem:$dir/fw.pmem" -c none -c "pmem:$dir/fwc.pmem" "${fw_remote[@]:0:4}" \
