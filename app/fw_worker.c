@@ -345,6 +345,20 @@ static int classify(struct fw_worker *w, const uint8_t *frame, uint32_t len, uns
 	return 1;
 }
 
+/* What a module sees of the parsed frame @p ps at @p now_ns (its direction still unset). */
+static inline struct fw_pkt pkt_of(const struct fw_parsed *ps, uint64_t now_ns)
+{
+	return (struct fw_pkt){
+		.l4 = ps->l4,
+		.l4_len = ps->l4_len,
+		.hdr_len = ps->l4_hdr_len,
+		.saddr = ps->saddr,
+		.daddr = ps->daddr,
+		.family = ps->family,
+		.now_ns = now_ns,
+	};
+}
+
 /*
  * The commonest frame: a segment of an established TCP connection that no other module
  * tracks, which TCP's fast path accepts (fw_tcp_packet_fast). What decide() does with it
@@ -357,16 +371,9 @@ static inline bool pass_established(struct fw_worker *w, const struct pkt_state 
 				    struct fw_conn *c, uint64_t now_ns)
 {
 	const struct fw_parsed *ps = &st->ps;
-	const struct fw_pkt pkt = {
-		.l4 = ps->l4,
-		.l4_len = ps->l4_len,
-		.hdr_len = ps->l4_hdr_len,
-		.saddr = ps->saddr,
-		.daddr = ps->daddr,
-		.family = ps->family,
-		.dir = (uint8_t)fw_conn_dir(c, st->side),
-		.now_ns = now_ns,
-	};
+	struct fw_pkt pkt = pkt_of(ps, now_ns);
+
+	pkt.dir = (uint8_t)fw_conn_dir(c, st->side);
 
 	/* An FTP control connection's segments go to its helper too: decide() calls it. */
 	if (ps->proto != IPPROTO_TCP || c->present != 1u << FW_MOD_TCP ||
@@ -387,15 +394,7 @@ static enum fw_verdict decide(struct fw_worker *w, struct pkt_state *st, struct 
 	const struct fw_parsed *ps = &st->ps;
 	enum fw_drop_reason why = FW_DROP_NONE;
 	struct fw_expect exp;
-	struct fw_pkt pkt = {
-		.l4 = ps->l4,
-		.l4_len = ps->l4_len,
-		.hdr_len = ps->l4_hdr_len,
-		.saddr = ps->saddr,
-		.daddr = ps->daddr,
-		.family = ps->family,
-		.now_ns = now_ns,
-	};
+	struct fw_pkt pkt = pkt_of(ps, now_ns);
 	bool is_new = false;
 	enum fw_verdict v;
 
