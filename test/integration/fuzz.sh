@@ -45,6 +45,13 @@ target fuzz_modules modules/fuzz/fuzz_modules.c modules/modules.c modules/tcp/tc
   modules/udp/udp.c modules/ftp/ftp.c lib/conn/conn_key.c -- -lsodium
 target fuzz_proto lib/ckpt/fuzz_proto.c lib/ckpt/proto.c "${pmu_src[@]}" -- -lsodium -lpmem -lisal
 target fuzz_layout lib/pmu/fuzz_layout.c "${pmu_src[@]}" -- -lpmem -lisal
+# A restore's scan of a pmem: region's slots, read through the file and in place, compared
+# (the checkpoint client whole: its core links every backend).
+read -r -a fabric_cflags <<<"$(pkg-config --cflags libfabric)"
+target fuzz_scan lib/ckpt/fuzz_scan.c lib/ckpt/client.c lib/ckpt/pmem.c lib/ckpt/ofi*.c \
+  lib/ckpt/proto.c lib/ckpt/secret.c lib/ckpt/group/{clean,ec,group,member,read,rebuild}.c \
+  lib/ckpt/group/{rejoin,segment,shadow,stripe,write}.c "${pmu_src[@]}" -- -Ilib/ckpt/group \
+  "${fabric_cflags[@]}" -lpmem -lisal -lsodium -ldl -lpthread
 # What a redundancy group reads back from its members: subsegments, descriptors, records.
 target fuzz_segment lib/ckpt/group/fuzz_segment.c lib/ckpt/group/segment.c "${pmu_src[@]}" \
   -- -Ilib/ckpt/group -lpmem -lisal
