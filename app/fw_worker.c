@@ -712,16 +712,27 @@ static void release_held(struct fw_worker *w, uint64_t now, bool barred)
 }
 
 /*
+ * Hand the changes due at once (a window edge, an expectation used) to the checkpoint now,
+ * if any wait. @return false when the target says another instance took over: the worker
+ * is fenced, and nothing of what made those changes may leave.
+ */
+static inline bool due_now_handed(struct fw_worker *w, uint64_t now)
+{
+	if (likely(w->ckq == NULL || !w->ckq->now) || fw_checkpointer_tick(w->ckpt, now) != -ESTALE)
+		return true;
+	fw_fence(w->sh, 0);
+	return false;
+}
+
+/*
  * The owner's side: another worker holds a frame until this worker's checkpoint has the
  * expectations it used forgotten. fw_board_settle() made their masters' slices forget them
  * (due at once); hand those to the checkpoint now, then say so (@p upto).
  */
 static void settled_for_holders(struct fw_worker *w, uint64_t now, uint64_t upto)
 {
-	if (w->ckq != NULL && w->ckq->now && fw_checkpointer_tick(w->ckpt, now) == -ESTALE) {
-		fw_fence(w->sh, 0); /* another instance owns the connections: never said */
-		return;
-	}
+	if (!due_now_handed(w, now))
+		return; /* fenced: never said */
 	fw_board_done(w->sh->board, w->index, upto);
 }
 
@@ -847,10 +858,8 @@ static void transmit(struct fw_worker *w, uint16_t port, const struct fw_port_ma
 	const uint16_t q = (uint16_t)w->index;
 	uint16_t sent;
 
-	if (unlikely(w->ckq != NULL && w->ckq->now) &&
-	    fw_checkpointer_tick(w->ckpt, now) == -ESTALE) {
+	if (unlikely(!due_now_handed(w, now))) {
 		/* Fenced: another instance owns the connections; nothing more leaves. */
-		fw_fence(w->sh, 0);
 		w->cnt.drop_fenced += npass + nback;
 		rte_pktmbuf_free_bulk(out, npass);
 		rte_pktmbuf_free_bulk(back, nback);
