@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -316,7 +317,8 @@ static int move_one(struct reshard *x, struct fw_table *t, unsigned int src, str
 	} else {
 		d = fw_table_add(ot, &c->key, c->id);
 		if (d == NULL) {
-			/* Left where it is, on the target, for a start with room. */
+			/* Left where it is, on the target, for a start with room: a retired
+			 * region that holds one is kept (reshard_move). */
 			x->mv->no_room++;
 			fw_table_del(t, c);
 			return 0;
@@ -325,7 +327,8 @@ static int move_one(struct reshard *x, struct fw_table *t, unsigned int src, str
 		x->mv->moved++;
 		x->got[o] = true;
 	}
-	if (rc == 0 && src < x->n)
+	/* Of a retired region, needed only if it is kept (the rest of it found no room). */
+	if (rc == 0)
 		rc = owe_later(x, src, c);
 	fw_table_del(t, c);
 	return rc;
@@ -395,11 +398,6 @@ out:
 	return rc;
 }
 
-/*
- * Every connection into the table of the worker that owns it now: those of live workers'
- * regions found elsewhere (@p misplaced of them), and those of retired regions, which are
- * marked in @p retired.
- */
 /* The regions of the target, or NULL (not listed: the caller tries each name). */
 static struct ckpt_region_info *list_regions(struct ckpt_client *cl, unsigned int *n)
 {
@@ -428,8 +426,15 @@ static bool region_listed(const struct ckpt_region_info *l, unsigned int n, cons
 	return false;
 }
 
+/*
+ * Every connection into the table of the worker that owns it now: those of live workers'
+ * regions found elsewhere (@p misplaced of them), and those of retired regions. A retired
+ * region whose connections all found room is marked in @p retired (deleted once the
+ * moved copies are durable); one with connections left over is kept for a start with
+ * room, and marked in @p kept (what moved out of it is tombstoned there instead).
+ */
 static int reshard_move(struct reshard *x, const struct fw_ckpt_layout *layout, uint64_t misplaced,
-			bool *retired)
+			bool *retired, bool *kept)
 {
 	struct ckpt_client *cl = fw_checkpointer_client(x->w[0]->ckpt);
 	struct ckpt_region_info *listed = NULL;
@@ -445,6 +450,7 @@ static int reshard_move(struct reshard *x, const struct fw_ckpt_layout *layout, 
 	for (unsigned int src = x->n; src < FW_MAX_WORKER; src++) {
 		struct ckpt_region *r;
 		char name[PMU_NAME_MAX];
+		uint64_t left = 0;
 		int err;
 
 		fw_ckpt_layout_state(layout, src, name, NULL);
@@ -454,7 +460,10 @@ static int reshard_move(struct reshard *x, const struct fw_ckpt_layout *layout, 
 		if (err == -ENOENT)
 			continue; /* not every one: a delete cut short leaves gaps */
 		if (err == 0) {
+			uint64_t no_room = x->mv->no_room;
+
 			err = drain_retired(x, layout, r, src);
+			left = x->mv->no_room - no_room;
 			ckpt_region_close(&r);
 		}
 		if (err) {
@@ -463,8 +472,18 @@ static int reshard_move(struct reshard *x, const struct fw_ckpt_layout *layout, 
 			rc = err;
 			continue;
 		}
-		retired[src] = true;
 		x->mv->retired++;
+		if (left) {
+			LOG(WARNING,
+			    "region %s of a run with more workers: %" PRIu64 " connection%s found "
+			    "no room in %s owner's table (max_conns): kept there for a start with "
+			    "room; what moved out is tombstoned\n",
+			    name, left, left == 1 ? "" : "s", left == 1 ? "its" : "their");
+			kept[src] = true;
+			x->mv->kept++;
+			continue;
+		}
+		retired[src] = true;
 	}
 	free(listed);
 	for (unsigned int src = 0; misplaced && src < x->n; src++) {
@@ -494,8 +513,44 @@ static int flush_durable(struct fw_worker *w)
 }
 
 /* The moved connections durable in their owners' regions, then the old copies gone. */
+/*
+ * In kept retired region @p src, the copies of what moved out of it tombstoned (their new
+ * copies are durable), so a later drain finds only what found no room. A region no worker
+ * writes: the tombstones go straight to it.
+ */
+static int tombstone_moved(struct reshard *x, const struct fw_ckpt_layout *layout,
+			   struct ckpt_client *cl, unsigned int src)
+{
+	char name[PMU_NAME_MAX];
+	struct ckpt_region *r;
+	uint64_t n = 0;
+	int rc;
+
+	fw_ckpt_layout_state(layout, src, name, NULL);
+	rc = ckpt_region_open(cl, name, &r);
+	if (rc)
+		return rc;
+	for (size_t i = 0; rc == 0 && i < x->nowed; i++) {
+		const struct owed *ow = &x->owed[i];
+		struct ckpt_rec rec;
+		uint64_t ticket;
+
+		if (ow->worker != src)
+			continue;
+		fw_ckpt_pair_tombstone(ow->pair, ow->gen + 1, &rec);
+		rc = ckpt_slot_write(r, &rec, false, &ticket);
+		n++;
+	}
+	if (rc == 0)
+		rc = ckpt_sync(r);
+	ckpt_region_close(&r);
+	if (rc == 0)
+		x->mv->tombstoned += n;
+	return rc;
+}
+
 static int reshard_settle(struct reshard *x, const struct fw_ckpt_layout *layout,
-			  const bool *retired)
+			  const bool *retired, const bool *kept)
 {
 	struct ckpt_client *cl = fw_checkpointer_client(x->w[0]->ckpt);
 	bool owes[FW_MAX_WORKER] = {false};
@@ -517,9 +572,20 @@ static int reshard_settle(struct reshard *x, const struct fw_ckpt_layout *layout
 	for (size_t i = 0; i < x->nowed; i++) {
 		const struct owed *ow = &x->owed[i];
 
+		if (ow->worker >= x->n)
+			continue; /* a retired region's: below, or deleted whole */
 		/* Above the copy's generation: the tombstone outranks it. */
 		fw_slots_owe(fw_checkpointer_slots(x->w[ow->worker]->ckpt), ow->pair, ow->gen + 1);
 		owes[ow->worker] = true;
+	}
+	for (unsigned int src = x->n; cl != NULL && src < FW_MAX_WORKER; src++) {
+		int err = kept[src] ? tombstone_moved(x, layout, cl, src) : 0;
+
+		if (err) {
+			LOG(ERR, "retired region of worker %u: moved copies not tombstoned (%s)\n",
+			    src, strerror(-err));
+			rc = err;
+		}
 	}
 	for (unsigned int s = 0; s < x->n; s++) {
 		int err = owes[s] ? flush_durable(x->w[s]) : 0;
@@ -530,7 +596,8 @@ static int reshard_settle(struct reshard *x, const struct fw_ckpt_layout *layout
 		}
 	}
 	if (rc == 0)
-		x->mv->tombstoned = x->nowed;
+		for (size_t i = 0; i < x->nowed; i++)
+			x->mv->tombstoned += x->owed[i].worker < x->n;
 	for (unsigned int src = x->n; cl != NULL && src < FW_MAX_WORKER; src++) {
 		char name[PMU_NAME_MAX];
 		int err;
@@ -561,7 +628,7 @@ int fw_restore_workers(struct fw_worker *const *workers, unsigned int n, const r
 {
 	struct job jobs[FW_MAX_WORKER];
 	struct reshard x = {.w = workers, .n = n, .mv = mv};
-	bool retired[FW_MAX_WORKER] = {false};
+	bool retired[FW_MAX_WORKER] = {false}, kept[FW_MAX_WORKER] = {false};
 	const uint64_t t0 = rte_get_tsc_cycles();
 	uint64_t misplaced = 0;
 	int rc, err;
@@ -592,7 +659,7 @@ int fw_restore_workers(struct fw_worker *const *workers, unsigned int n, const r
 		if (res[i].rc != 0)
 			layout = NULL;
 	if (layout != NULL && mv != NULL) {
-		err = reshard_move(&x, layout, misplaced, retired);
+		err = reshard_move(&x, layout, misplaced, retired, kept);
 		if (err)
 			mv->rc = err;
 	}
@@ -600,7 +667,7 @@ int fw_restore_workers(struct fw_worker *const *workers, unsigned int n, const r
 	if (rc == 0)
 		rc = err;
 	if (layout != NULL && mv != NULL && (x.nowed || mv->moved || mv->retired)) {
-		err = reshard_settle(&x, layout, retired);
+		err = reshard_settle(&x, layout, retired, kept);
 		if (err && mv->rc == 0)
 			mv->rc = err;
 	}

@@ -58,9 +58,13 @@ struct fw_restore_moves {
 	uint64_t moved;	      /**< of those, restored into their owner */
 	uint64_t duplicates;  /**< second copies dropped (a move cut short left them) */
 	uint64_t no_room;     /**< their owner's table was full: not restored */
-	uint64_t tombstoned;  /**< old copies' slot pairs tombstoned in live workers' regions */
+	uint64_t tombstoned;  /**< old copies' slot pairs tombstoned (live workers' regions and
+				   kept retired ones) */
 	unsigned int retired; /**< regions of workers >= n found and drained */
 	unsigned int deleted; /**< of those, deleted */
+	/** of those, kept: connections of theirs found no room in their owners' tables (what
+	 * moved out of them is tombstoned there, the rest waits for a start with room) */
+	unsigned int kept;
 	/**
 	 * 0, or -errno: the moved connections could not be made durable in their owners'
 	 * regions (the old copies were kept, and the next start moves them again), or a

@@ -2313,6 +2313,93 @@ static void test_restart_with_another_number_of_workers_moves_each_connection_on
 	store_remove(files);
 }
 
+/*
+ * A 2 -> 1 restart into a table too small for every connection: what found no room stays
+ * in the retired region, which is kept rather than deleted, and what moved out of it is
+ * tombstoned there. Once the moved connections have expired at their new owner, a start
+ * with room brings back exactly the ones that had found none: no connection that moved
+ * and closed since.
+ */
+static void test_retired_region_too_big_for_the_table_is_kept_without_what_moved(void **state)
+{
+	char target[256], files[3][64];
+	struct fw_ckpt_layout cc = {
+		.region = "rkp",
+		.store_size = 64u << 20,
+		.pairs = PAIRS,
+		.slot_size = 128,
+		.log_size = 256u << 10,
+		.tenant = "holdfast",
+	};
+	const uint32_t max_conns = conf.max_conns;
+	struct fw_restore_result res[1];
+	struct fw_checkpointer *k[2];
+	struct fw_restore_moves mv;
+	struct fw_worker *w[1];
+	struct box b[2];
+	uint32_t in0, in1, room;
+	uint64_t now;
+
+	(void)state;
+	store_name(target, sizeof(target), false, files);
+	cc.target = target;
+	workers_up(b, k, &cc, 2, 90);
+	now = fw_worker_now(&b[0].w);
+	for (uint16_t i = 0; i < RSH_TCP; i++) {
+		struct box *o = &b[owner_of(6, (uint16_t)(2000 + i), 80, 2)];
+
+		assert_int_equal(
+			pkt(o, 6, (uint16_t)(2000 + i), 80, false, 0x02, 100, 0, NULL, now),
+			FW_PASS);
+		assert_int_equal(
+			pkt(o, 6, (uint16_t)(2000 + i), 80, true, 0x12, 900, 101, NULL, now),
+			FW_PASS);
+	}
+	for (uint16_t i = 0; i < RSH_UDP; i++)
+		assert_int_equal(pkt(&b[owner_of(17, (uint16_t)(3000 + i), 53, 2)], 17,
+				     (uint16_t)(3000 + i), 53, false, 0, 0, 0, "q", now),
+				 FW_PASS);
+	for (unsigned int i = 0; i < 2; i++)
+		drain(k[i], now);
+	in0 = fw_table_count(b[0].w.table);
+	in1 = fw_table_count(b[1].w.table);
+	assert_true(in0 > 0 && in1 > 1);
+	workers_down(b, k, 2);
+
+	/* 2 -> 1 with room for half of region 1 */
+	room = in1 / 2;
+	conf.max_conns = in0 + room;
+	workers_up(b, k, &cc, 1, 92);
+	w[0] = &b[0].w;
+	assert_int_equal(fw_restore_workers(w, 1, NULL, NULL, &cc, res, &mv), 0);
+	assert_int_equal(res[0].rc, 0);
+	assert_int_equal(mv.rc, 0);
+	assert_true(mv.retired == 1 && mv.kept == 1 && mv.deleted == 0);
+	assert_true(mv.moved == room && mv.no_room == in1 - room && mv.duplicates == 0);
+	assert_int_equal(mv.tombstoned, room); /* one slice (TCP or UDP) each */
+	assert_int_equal(fw_table_count(b[0].w.table), in0 + room);
+	assert_true(region_exists(target, "rkp.1"));
+	/* Every connection worker 0 has expires (and is tombstoned in its region). */
+	for (int i = 0; i < 100; i++)
+		fw_worker_housekeep(&b[0].w, now + S(200));
+	assert_int_equal(fw_table_count(b[0].w.table), 0);
+	drain(k[0], now + S(200));
+	workers_down(b, k, 1);
+
+	/* With room: only what had found none comes back, and region 1 goes. */
+	conf.max_conns = max_conns;
+	workers_up(b, k, &cc, 1, 94);
+	w[0] = &b[0].w;
+	assert_int_equal(fw_restore_workers(w, 1, NULL, NULL, &cc, res, &mv), 0);
+	assert_int_equal(mv.rc, 0);
+	assert_true(mv.retired == 1 && mv.kept == 0 && mv.deleted == 1);
+	assert_true(mv.moved == in1 - room && mv.no_room == 0 && mv.duplicates == 0);
+	assert_int_equal(fw_table_count(b[0].w.table), in1 - room);
+	assert_false(region_exists(target, "rkp.1"));
+	workers_down(b, k, 1);
+	store_remove(files);
+}
+
 static int setup(void **state)
 {
 	char err[128];
@@ -2373,6 +2460,8 @@ int main(void)
 		cmocka_unit_test(test_workers_restored_in_parallel_as_one_after_another),
 		cmocka_unit_test(
 			test_restart_with_another_number_of_workers_moves_each_connection_once),
+		cmocka_unit_test(
+			test_retired_region_too_big_for_the_table_is_kept_without_what_moved),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -503,11 +503,11 @@ static int restore_all(void)
 		LOG(NOTICE,
 		    "another number of workers than before (%u now): %" PRIu64 " connections in "
 		    "the region of a worker that does not own them, %" PRIu64 " moved to their "
-		    "owners; %u region%s of workers past %u drained, %u deleted; %" PRIu64
+		    "owners; %u region%s of workers past %u drained, %u deleted, %u kept; %" PRIu64
 		    " second copies dropped, %" PRIu64 " old slices tombstoned, %" PRIu64
 		    " no room%s%s\n",
 		    nworkers, mv.misplaced, mv.moved, mv.retired, mv.retired == 1 ? "" : "s",
-		    nworkers, mv.deleted, mv.duplicates, mv.tombstoned, mv.no_room,
+		    nworkers, mv.deleted, mv.kept, mv.duplicates, mv.tombstoned, mv.no_room,
 		    mv.rc ? "; not settled: " : "", mv.rc ? strerror(-mv.rc) : "");
 	return 0;
 }
