@@ -20,7 +20,10 @@
  *
  * -L: only the loops named (default all four; "new" is the opening rate): a profile
  * (perf record) of one loop alone is not mixed with the others'. The ratio needs both
- * minimal and holdfast. -u: those loops' rates per second of CPU time (mpps_since).
+ * minimal and holdfast. -u: those loops' rates per second of CPU time (mpps_since), and
+ * the churn runs' (-c) per second of the worker's CPU time too: a pass preempted by other
+ * work on the worker's core loses nothing (each churn line says the worker's share of the
+ * wall clock, cpu %, and how often it was preempted).
  *
  * -c: forwarding while new connections open at -C per second, each checkpointed into the
  * target, beside checkpointing off ("none"). -I: where the checkpoint I/O runs for those
@@ -42,6 +45,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -355,6 +359,14 @@ static double thread_cpu_ms(void)
 
 	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* How often this thread was preempted so far (involuntary context switches). */
+static long thread_preemptions(void)
+{
+	struct rusage ru;
+
+	return getrusage(RUSAGE_THREAD, &ru) == 0 ? ru.ru_nivcsw : 0;
 }
 
 /*
@@ -814,7 +826,8 @@ static double run_churn(const char *target, enum io_way way, uint32_t flows, dou
 	uint64_t tx0, t0, end, opened = 0;
 	uint8_t f[FRAME_LEN];
 	uint32_t next = 0;
-	double mpps;
+	double mpps, cpu0, wall, cpu_share;
+	long preempted;
 	bool ckpt = strcmp(target, "none") != 0;
 
 	if (fw_setup(flows + opens_max + 1024) != 0)
@@ -866,6 +879,8 @@ static double run_churn(const char *target, enum io_way way, uint32_t flows, dou
 	groups_init(flows);
 	prime(flows, &next);
 	tx0 = worker.cnt.tx[1];
+	preempted = -thread_preemptions();
+	cpu0 = thread_cpu_ms();
 	t0 = rte_get_tsc_cycles();
 	end = t0 + (uint64_t)(seconds * (double)hz);
 	for (uint64_t now = t0; now < end; now = rte_get_tsc_cycles()) {
@@ -887,15 +902,17 @@ static double run_churn(const char *target, enum io_way way, uint32_t flows, dou
 			recycle(flows, &next);
 		}
 	}
-	mpps = (double)(worker.cnt.tx[1] - tx0) /
-	       ((double)(rte_get_tsc_cycles() - t0) / (double)hz) / 1e6;
+	wall = (double)(rte_get_tsc_cycles() - t0) / (double)hz;
+	mpps = mpps_since(worker.cnt.tx[1] - tx0, t0, cpu0);
+	cpu_share = (thread_cpu_ms() - cpu0) / 1e3 / wall;
+	preempted += thread_preemptions();
 	drain();
 	if (ckpt)
 		fw_checkpointer_stats(k, &st); /* lag as the clock stopped */
 	fw_ckpt_io_stop(&io);
-	printf("%-34.34s %-7s %10.2f %12.0f %12" PRIu64 " %10" PRIu64 "\n", target,
+	printf("%-34.34s %-7s %10.2f %12.0f %12" PRIu64 " %10" PRIu64 " %6.1f %8ld\n", target,
 	       ckpt ? io_way_name[way] : "-", mpps, (double)opened / seconds,
-	       ckpt ? st.slices[FW_MOD_TCP] : 0, ckpt ? st.lag : 0);
+	       ckpt ? st.slices[FW_MOD_TCP] : 0, ckpt ? st.lag : 0, cpu_share * 100, preempted);
 	fflush(stdout);
 	if (ckpt) {
 		fw_worker_set_checkpointer(&worker, NULL);
@@ -1249,8 +1266,10 @@ static void churn_table(const char *const *targets, unsigned int n, const bool *
 	if (!ways[IO_INLINE] && !ways[IO_THREAD] && !ways[IO_LCORE])
 		ways[rte_lcore_count() >= 2 ? IO_LCORE : IO_THREAD] = true;
 	printf("\n100k established flows forwarded while %.0f new connections/s open, %u "
-	       "round(s)\n%-34s %-7s %10s %12s %12s %10s\n",
-	       rate, rounds, "checkpoint target", "I/O", "Mpps", "opens/s", "slices", "lag at end");
+	       "round(s)%s\n%-34s %-7s %10s %12s %12s %10s %6s %8s\n",
+	       rate, rounds, per_cpu_second ? "; Mpps per second of the worker's CPU time" : "",
+	       "checkpoint target", "I/O", "Mpps", "opens/s", "slices", "lag at end", "cpu %",
+	       "preempt");
 	for (unsigned int r = 0; r < rounds; r++) {
 		off[r] = run_churn("none", IO_INLINE, 100000, rate, seconds);
 		for (unsigned int t = 0; t < n; t++) {
