@@ -797,6 +797,29 @@ static double run_new_ckpt(const char *target, uint32_t opens)
 	return rate;
 }
 
+/*
+ * perf record --control fifo:CTL,ACK -D -1 with FW_BENCH_PERF_CTL=CTL FW_BENCH_PERF_ACK=ACK
+ * in the environment records the restores and the churn runs' timed windows only (@p cmd
+ * "enable" or "disable"): neither the set-up nor the sync of what establish() queued.
+ */
+static void perf_ctl(const char *cmd)
+{
+	static FILE *ctl, *ack;
+	char line[16];
+
+	if (ctl == NULL) {
+		const char *c = getenv("FW_BENCH_PERF_CTL"), *a = getenv("FW_BENCH_PERF_ACK");
+
+		if (c == NULL || a == NULL || (ctl = fopen(c, "w")) == NULL)
+			return;
+		ack = fopen(a, "r");
+	}
+	fprintf(ctl, "%s\n", cmd);
+	fflush(ctl);
+	if (ack != NULL && fgets(line, sizeof(line), ack) == NULL)
+		clearerr(ack);
+}
+
 /* Where a churn run's checkpoint I/O runs (-I). */
 enum io_way {
 	IO_INLINE,
@@ -880,6 +903,7 @@ static double run_churn(const char *target, enum io_way way, uint32_t flows, dou
 	prime(flows, &next);
 	tx0 = worker.cnt.tx[1];
 	preempted = -thread_preemptions();
+	perf_ctl("enable");
 	cpu0 = thread_cpu_ms();
 	t0 = rte_get_tsc_cycles();
 	end = t0 + (uint64_t)(seconds * (double)hz);
@@ -906,6 +930,7 @@ static double run_churn(const char *target, enum io_way way, uint32_t flows, dou
 	mpps = mpps_since(worker.cnt.tx[1] - tx0, t0, cpu0);
 	cpu_share = (thread_cpu_ms() - cpu0) / 1e3 / wall;
 	preempted += thread_preemptions();
+	perf_ctl("disable");
 	drain();
 	if (ckpt)
 		fw_checkpointer_stats(k, &st); /* lag as the clock stopped */
@@ -933,28 +958,6 @@ static void min_med_max(double *v, unsigned int n, double out[3])
 }
 
 /* CPU time of the whole process: what a noisy machine's other tenants do not add. */
-/*
- * perf record --control fifo:CTL,ACK -D -1 with FW_BENCH_PERF_CTL=CTL FW_BENCH_PERF_ACK=ACK
- * in the environment records the restores only (@p cmd "enable" or "disable").
- */
-static void perf_ctl(const char *cmd)
-{
-	static FILE *ctl, *ack;
-	char line[16];
-
-	if (ctl == NULL) {
-		const char *c = getenv("FW_BENCH_PERF_CTL"), *a = getenv("FW_BENCH_PERF_ACK");
-
-		if (c == NULL || a == NULL || (ctl = fopen(c, "w")) == NULL)
-			return;
-		ack = fopen(a, "r");
-	}
-	fprintf(ctl, "%s\n", cmd);
-	fflush(ctl);
-	if (ack != NULL && fgets(line, sizeof(line), ack) == NULL)
-		clearerr(ack);
-}
-
 static double cpu_ms(void)
 {
 	struct timespec ts;
