@@ -23,10 +23,11 @@
  * minimal and holdfast. -u: those loops' rates per second of CPU time (mpps_since), and
  * the churn runs' (-c) per second of the worker's CPU time too: a pass preempted by other
  * work on the worker's core loses nothing (each churn line says the worker's share of the
- * wall clock, cpu %, and how often it was preempted).
+ * wall clock, cpu %, how often it was preempted, and the interrupts its CPU took a second).
  *
  * -c: forwarding while new connections open at -C per second, each checkpointed into the
- * target, beside checkpointing off ("none"). -I: where the checkpoint I/O runs for those
+ * target, beside checkpointing off ("none"; "spin": off, the second lcore busy-polling
+ * meanwhile, as an idle I/O lcore does). -I: where the checkpoint I/O runs for those
  * runs (issue 15): inline (the worker, as before), thread (a control thread, holdfast's
  * default) or lcore (the second lcore of -l, busy-polling); several are compared in one
  * run. Default: lcore with two lcores or more, else thread. -R rounds there too, each
@@ -39,6 +40,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <sched.h>
 #include <inttypes.h>
 #include <stdalign.h>
 #include <stdbool.h>
@@ -56,8 +58,10 @@
 #include <rte_hash.h>
 #include <rte_hash_crc.h>
 #include <rte_ip.h>
+#include <rte_launch.h>
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
+#include <rte_pause.h>
 #include <rte_rcu_qsbr.h>
 #include <rte_ring.h>
 #include <rte_tcp.h>
@@ -359,6 +363,44 @@ static double thread_cpu_ms(void)
 
 	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/*
+ * Interrupts the CPU this thread runs on took so far, of every kind (/proc/interrupts'
+ * column of that CPU): timer ticks, IPIs (a TLB shootdown of this process's memory is a
+ * function call interrupt here), devices. 0 when it cannot be read.
+ */
+static uint64_t cpu_interrupts(void)
+{
+	const int cpu = sched_getcpu();
+	FILE *f = fopen("/proc/interrupts", "r");
+	char line[4096];
+	uint64_t sum = 0;
+
+	if (f == NULL || cpu < 0) {
+		if (f != NULL)
+			fclose(f);
+		return 0;
+	}
+	if (fgets(line, sizeof(line), f) == NULL) /* the header: CPU0 CPU1 ... */
+		line[0] = 0;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char *p = strchr(line, ':');
+
+		/* "NAME:" then one count per CPU */
+		for (int c = 0; p != NULL && c <= cpu; c++) {
+			char *e;
+			unsigned long long v = strtoull(p + 1, &e, 10);
+
+			if (e == p + 1)
+				break;
+			if (c == cpu)
+				sum += v;
+			p = e - 1;
+		}
+	}
+	fclose(f);
+	return sum;
 }
 
 /* How often this thread was preempted so far (involuntary context switches). */
@@ -830,11 +872,26 @@ enum io_way {
 
 static const char *const io_way_name[IO_WAYS] = {"inline", "thread", "lcore"};
 
+/* -c spin: the second lcore polls, as an I/O lcore with nothing to write does (below). */
+static bool spin_stop;
+
+static int spin_main(void *arg)
+{
+	(void)arg;
+	while (!__atomic_load_n(&spin_stop, __ATOMIC_ACQUIRE))
+		rte_pause();
+	return 0;
+}
+
 /*
  * Churn: @p flows established flows forwarded as fast as the worker goes while new
  * connections open at @p rate per second (SYNs through the same worker, between bursts),
  * each checkpointed into @p target ("none": not at all), its I/O run @p way. Run side by
  * side for each target, the forwarding rates say what checkpointing costs at that churn.
+ * "spin": not checkpointed either, but the second lcore busy-polls (rte_pause) through the
+ * timed window as an I/O lcore does: what a busy neighbour core alone costs the worker
+ * (a shared physical core or cache, the host's scheduling of the VM), apart from anything
+ * checkpointing does.
  */
 static double run_churn(const char *target, enum io_way way, uint32_t flows, double rate,
 			double seconds)
@@ -851,8 +908,15 @@ static double run_churn(const char *target, enum io_way way, uint32_t flows, dou
 	uint32_t next = 0;
 	double mpps, cpu0, wall, cpu_share;
 	long preempted;
-	bool ckpt = strcmp(target, "none") != 0;
+	uint64_t irqs;
+	const bool spin = strcmp(target, "spin") == 0;
+	const bool ckpt = !spin && strcmp(target, "none") != 0;
+	const unsigned int second = rte_get_next_lcore(rte_get_main_lcore(), 1, 0);
 
+	if (spin && second >= RTE_MAX_LCORE) {
+		fprintf(stderr, "fw_bench: -c spin needs two lcores: -l 0,1\n");
+		return 0;
+	}
 	if (fw_setup(flows + opens_max + 1024) != 0)
 		return 0;
 	snprintf(region, sizeof(region), "churn-%d-%u", (int)getpid(), seq++);
@@ -884,10 +948,16 @@ static double run_churn(const char *target, enum io_way way, uint32_t flows, dou
 	establish(flows);
 	if (ckpt)
 		sync_all(k);
+	if (spin) {
+		__atomic_store_n(&spin_stop, false, __ATOMIC_RELEASE);
+		if (rte_eal_remote_launch(spin_main, NULL, second) != 0) {
+			fprintf(stderr, "fw_bench: -c spin: lcore %u busy\n", second);
+			fw_teardown();
+			return 0;
+		}
+	}
 	if (ckpt && way != IO_INLINE) {
 		/* The second lcore of -l (thread: wherever EAL puts control threads). */
-		const unsigned int second = rte_get_next_lcore(rte_get_main_lcore(), 1, 0);
-
 		io = fw_ckpt_io_start(&k, 1, way == IO_THREAD ? FW_CKPT_IO_THREAD : (int)second);
 		if (io == NULL) {
 			fprintf(stderr, "fw_bench: checkpoint I/O %s: %s%s\n", io_way_name[way],
@@ -903,6 +973,7 @@ static double run_churn(const char *target, enum io_way way, uint32_t flows, dou
 	prime(flows, &next);
 	tx0 = worker.cnt.tx[1];
 	preempted = -thread_preemptions();
+	irqs = cpu_interrupts();
 	perf_ctl("enable");
 	cpu0 = thread_cpu_ms();
 	t0 = rte_get_tsc_cycles();
@@ -930,14 +1001,22 @@ static double run_churn(const char *target, enum io_way way, uint32_t flows, dou
 	mpps = mpps_since(worker.cnt.tx[1] - tx0, t0, cpu0);
 	cpu_share = (thread_cpu_ms() - cpu0) / 1e3 / wall;
 	preempted += thread_preemptions();
+	irqs = cpu_interrupts() - irqs;
 	perf_ctl("disable");
 	drain();
 	if (ckpt)
 		fw_checkpointer_stats(k, &st); /* lag as the clock stopped */
 	fw_ckpt_io_stop(&io);
-	printf("%-34.34s %-7s %10.2f %12.0f %12" PRIu64 " %10" PRIu64 " %6.1f %8ld\n", target,
-	       ckpt ? io_way_name[way] : "-", mpps, (double)opened / seconds,
-	       ckpt ? st.slices[FW_MOD_TCP] : 0, ckpt ? st.lag : 0, cpu_share * 100, preempted);
+	if (spin) {
+		__atomic_store_n(&spin_stop, true, __ATOMIC_RELEASE);
+		rte_eal_wait_lcore(second);
+	}
+	printf("%-34.34s %-7s %10.2f %12.0f %12" PRIu64 " %10" PRIu64 " %6.1f %8ld %8.0f\n", target,
+	       ckpt   ? io_way_name[way]
+	       : spin ? "spin"
+		      : "-",
+	       mpps, (double)opened / seconds, ckpt ? st.slices[FW_MOD_TCP] : 0, ckpt ? st.lag : 0,
+	       cpu_share * 100, preempted, (double)irqs / wall);
 	fflush(stdout);
 	if (ckpt) {
 		fw_worker_set_checkpointer(&worker, NULL);
@@ -1269,10 +1348,10 @@ static void churn_table(const char *const *targets, unsigned int n, const bool *
 	if (!ways[IO_INLINE] && !ways[IO_THREAD] && !ways[IO_LCORE])
 		ways[rte_lcore_count() >= 2 ? IO_LCORE : IO_THREAD] = true;
 	printf("\n100k established flows forwarded while %.0f new connections/s open, %u "
-	       "round(s)%s\n%-34s %-7s %10s %12s %12s %10s %6s %8s\n",
+	       "round(s)%s\n%-34s %-7s %10s %12s %12s %10s %6s %8s %8s\n",
 	       rate, rounds, per_cpu_second ? "; Mpps per second of the worker's CPU time" : "",
 	       "checkpoint target", "I/O", "Mpps", "opens/s", "slices", "lag at end", "cpu %",
-	       "preempt");
+	       "preempt", "irq/s");
 	for (unsigned int r = 0; r < rounds; r++) {
 		off[r] = run_churn("none", IO_INLINE, 100000, rate, seconds);
 		for (unsigned int t = 0; t < n; t++) {
