@@ -27,7 +27,8 @@
  *
  * -c: forwarding while new connections open at -C per second, each checkpointed into the
  * target, beside checkpointing off ("none"; "spin": off, the second lcore busy-polling
- * meanwhile, as an idle I/O lcore does). -I: where the checkpoint I/O runs for those
+ * meanwhile, as an idle I/O lcore does; "stream": off, the second lcore copying 8 MB back
+ * and forth). -I: where the checkpoint I/O runs for those
  * runs (issue 15): inline (the worker, as before), thread (a control thread, holdfast's
  * default) or lcore (the second lcore of -l, busy-polling); several are compared in one
  * run. Default: lcore with two lcores or more, else thread. -R rounds there too, each
@@ -872,14 +873,26 @@ enum io_way {
 
 static const char *const io_way_name[IO_WAYS] = {"inline", "thread", "lcore"};
 
-/* -c spin: the second lcore polls, as an I/O lcore with nothing to write does (below). */
+/*
+ * -c spin: the second lcore polls, as an I/O lcore with nothing to write does (below).
+ * -c stream: it copies STREAM_BYTES back and forth instead, through memory of its own of
+ * twice that: what another core's memory traffic alone costs the worker (caches, memory).
+ */
+#define STREAM_BYTES (8u << 20)
 static bool spin_stop;
 
 static int spin_main(void *arg)
 {
-	(void)arg;
-	while (!__atomic_load_n(&spin_stop, __ATOMIC_ACQUIRE))
-		rte_pause();
+	uint8_t *buf = arg;
+
+	while (!__atomic_load_n(&spin_stop, __ATOMIC_ACQUIRE)) {
+		if (buf == NULL) {
+			rte_pause();
+			continue;
+		}
+		memcpy(buf, buf + STREAM_BYTES, STREAM_BYTES);
+		memcpy(buf + STREAM_BYTES, buf, STREAM_BYTES);
+	}
 	return 0;
 }
 
@@ -909,7 +922,9 @@ static double run_churn(const char *target, enum io_way way, uint32_t flows, dou
 	double mpps, cpu0, wall, cpu_share;
 	long preempted;
 	uint64_t irqs;
-	const bool spin = strcmp(target, "spin") == 0;
+	const bool stream = strcmp(target, "stream") == 0;
+	const bool spin = stream || strcmp(target, "spin") == 0;
+	uint8_t *buf = NULL;
 	const bool ckpt = !spin && strcmp(target, "none") != 0;
 	const unsigned int second = rte_get_next_lcore(rte_get_main_lcore(), 1, 0);
 
@@ -948,10 +963,14 @@ static double run_churn(const char *target, enum io_way way, uint32_t flows, dou
 	establish(flows);
 	if (ckpt)
 		sync_all(k);
+	if (stream && (buf = malloc(2 * STREAM_BYTES)) != NULL)
+		memset(buf, 1, 2 * STREAM_BYTES); /* its pages faulted in now, not in the window */
 	if (spin) {
 		__atomic_store_n(&spin_stop, false, __ATOMIC_RELEASE);
-		if (rte_eal_remote_launch(spin_main, NULL, second) != 0) {
-			fprintf(stderr, "fw_bench: -c spin: lcore %u busy\n", second);
+		if ((stream && buf == NULL) || rte_eal_remote_launch(spin_main, buf, second) != 0) {
+			fprintf(stderr, "fw_bench: -c %s: lcore %u busy or no memory\n", target,
+				second);
+			free(buf);
 			fw_teardown();
 			return 0;
 		}
@@ -1010,11 +1029,13 @@ static double run_churn(const char *target, enum io_way way, uint32_t flows, dou
 	if (spin) {
 		__atomic_store_n(&spin_stop, true, __ATOMIC_RELEASE);
 		rte_eal_wait_lcore(second);
+		free(buf);
 	}
 	printf("%-34.34s %-7s %10.2f %12.0f %12" PRIu64 " %10" PRIu64 " %6.1f %8ld %8.0f\n", target,
-	       ckpt   ? io_way_name[way]
-	       : spin ? "spin"
-		      : "-",
+	       ckpt	? io_way_name[way]
+	       : stream ? "stream"
+	       : spin	? "spin"
+			: "-",
 	       mpps, (double)opened / seconds, ckpt ? st.slices[FW_MOD_TCP] : 0, ckpt ? st.lag : 0,
 	       cpu_share * 100, preempted, (double)irqs / wall);
 	fflush(stdout);
