@@ -529,9 +529,15 @@ static struct item *hand_slot(const struct fw_checkpointer *k)
 			    : (struct item *)k->zc.ptr2 + (i - k->zc.n1);
 }
 
+/*
+ * Counted in pushed at once, as each enqueue was: the drain moves the queue's head past a
+ * connection before the room is published, and the recovery point another thread reads
+ * meanwhile (fw_checkpointer_stats) must count its records as handed over, never as gone.
+ */
 static void hand_take(struct fw_checkpointer *k)
 {
 	k->zc_used++;
+	__atomic_store_n(&k->pushed, k->pushed + 1, __ATOMIC_RELAXED);
 }
 
 /* Publish the records written, in the order taken; the rest of the room goes back. */
@@ -540,7 +546,6 @@ static void hand_end(struct fw_checkpointer *k)
 	if (k->zc_room == 0)
 		return;
 	rte_ring_enqueue_zc_elem_finish(k->ring, k->zc_used);
-	__atomic_store_n(&k->pushed, k->pushed + k->zc_used, __ATOMIC_RELAXED);
 	k->zc_room = k->zc_used = 0;
 }
 
