@@ -88,6 +88,16 @@ struct fw_checkpointer {
 	uint64_t w_failures; /* slices that did not encode or found no pair */
 	uint64_t ring_full;
 	uint64_t worker_io_passes;
+	/*
+	 * A drain's hand-over: the ring's free room reserved at its start (zero-copy), each
+	 * record encoded straight into the next slot of it, and all of them published to the
+	 * I/O side at its end with one move of the ring's tail (hand_begin, hand_slot,
+	 * hand_end). Record by record, each enqueue read the consumer's tail and wrote the
+	 * producer's, lines the I/O lcore polls and writes as it takes them: a miss or two
+	 * per record on the worker.
+	 */
+	struct rte_ring_zc_data zc;
+	uint32_t zc_room, zc_used;
 
 	/* ---- signals from the I/O side, read by the worker every pass: rarely written ---- */
 	struct {
@@ -99,6 +109,8 @@ struct fw_checkpointer {
 
 	/* ---- the I/O side: the thread that runs fw_checkpointer_io() ---- */
 	struct fw_ckpt_layout layout __rte_cache_aligned; /* a copy: a reconnect thread reads it */
+	/* ring, read from here: its copy shares a line with the queue the worker writes */
+	struct rte_ring *io_ring;
 	unsigned int worker;
 	struct ckpt_client *cl;
 	struct ckpt_region *r; /* NULL while the target is down */
@@ -300,6 +312,7 @@ struct fw_checkpointer *fw_checkpointer_create(const struct fw_ckpt_layout *layo
 		return NULL;
 	}
 	k->q.cap = queue_cap;
+	k->io_ring = k->ring;
 	k->backoff_ns = BACKOFF_MIN_NS;
 	if (flags & FW_CKPT_DETACHED) {
 		k->down = true;
@@ -495,18 +508,61 @@ static int hand(struct fw_checkpointer *k, const struct item *it)
 	return 0;
 }
 
+/* Reserve the ring's free room for a drain's records. @return its size (0: full). */
+static uint32_t hand_begin(struct fw_checkpointer *k)
+{
+	k->zc_used = 0;
+	k->zc_room = rte_ring_enqueue_zc_burst_elem_start(k->ring, sizeof(struct item),
+							  FW_CKPT_RING_MAX, &k->zc, NULL);
+	return k->zc_room;
+}
+
+/* The next slot of the room reserved, or NULL: it is used up (the ring is full). Taken
+ * only by hand_take(), once the record is written there. */
+static struct item *hand_slot(const struct fw_checkpointer *k)
+{
+	const uint32_t i = k->zc_used;
+
+	if (i == k->zc_room)
+		return NULL;
+	return i < k->zc.n1 ? (struct item *)k->zc.ptr1 + i
+			    : (struct item *)k->zc.ptr2 + (i - k->zc.n1);
+}
+
 /*
- * Hand one dirty slice over, a slot pair taken for it on its first record and its
- * generation moved on. @return 0, -ENOBUFS (the ring is full: the slice stays dirty, its
- * generation as it was), -ENOSPC (no free pair) or -EINVAL (it did not encode).
+ * Counted in pushed at once, as each enqueue was: the drain moves the queue's head past a
+ * connection before the room is published, and the recovery point another thread reads
+ * meanwhile (fw_checkpointer_stats) must count its records as handed over, never as gone.
+ */
+static void hand_take(struct fw_checkpointer *k)
+{
+	k->zc_used++;
+	__atomic_store_n(&k->pushed, k->pushed + 1, __ATOMIC_RELAXED);
+}
+
+/* Publish the records written, in the order taken; the rest of the room goes back. */
+static void hand_end(struct fw_checkpointer *k)
+{
+	if (k->zc_room == 0)
+		return;
+	rte_ring_enqueue_zc_elem_finish(k->ring, k->zc_used);
+	k->zc_room = k->zc_used = 0;
+}
+
+/*
+ * Hand one dirty slice over (into the drain's room), a slot pair taken for it on its first
+ * record and its generation moved on. @return 0, -ENOBUFS (the ring is full: the slice
+ * stays dirty, its generation as it was), -ENOSPC (no free pair) or -EINVAL (it did not
+ * encode).
  */
 static int hand_slice(struct fw_checkpointer *k, struct fw_conn *c, enum fw_module_id m)
 {
-	struct item it;
+	struct item *it = hand_slot(k);
 	uint64_t gen = c->gen[m];
 	uint32_t pair = c->slot_pair[m];
-	int rc;
 
+	if (it == NULL)
+		return -ENOBUFS;
 	if (pair == UINT32_MAX) {
 		pair = fw_slots_get(k->slots, &gen);
 		if (pair == UINT32_MAX)
@@ -514,28 +570,30 @@ static int hand_slice(struct fw_checkpointer *k, struct fw_conn *c, enum fw_modu
 	}
 	c->slot_pair[m] = pair;
 	c->gen[m] = gen + 1;
-	rc = fw_ckpt_slice(c, m, it.payload, sizeof(it.payload), &it.rec) ? -EINVAL : 0;
-	if (rc == 0)
-		rc = hand(k, &it);
-	if (rc)
+	if (fw_ckpt_slice(c, m, it->payload, sizeof(it->payload), &it->rec)) {
 		c->gen[m] = gen; /* not handed over: the next try reuses the generation */
-	return rc;
+		return -EINVAL;
+	}
+	hand_take(k);
+	return 0;
 }
 
-/* Hand over the pair tombstones owed (fw_checkpointer_forget) before the queue.
- * @return 0, or -ENOBUFS (the ring is full: next drain). */
+/* Hand over the pair tombstones owed (fw_checkpointer_forget) before the queue, into the
+ * drain's room. @return 0, or -ENOBUFS (the ring is full: next drain). */
 static int settle_owed(struct fw_checkpointer *k)
 {
 	for (unsigned int n = 0; n < OWED_PER_TICK; n++) {
-		struct item it;
+		struct item *it;
 		uint64_t gen;
 		uint32_t pair = fw_slots_next_owed(k->slots, &gen);
 
 		if (pair == UINT32_MAX)
 			return 0;
-		fw_ckpt_pair_tombstone(pair, gen, &it.rec);
-		if (hand(k, &it) != 0)
+		it = hand_slot(k);
+		if (it == NULL)
 			return -ENOBUFS;
+		fw_ckpt_pair_tombstone(pair, gen, &it->rec);
+		hand_take(k);
 		/* Free once handed over: the pair's next record follows it in the ring. */
 		fw_slots_settle(k->slots, pair);
 	}
@@ -615,7 +673,7 @@ static void drain(struct fw_checkpointer *k, uint64_t now)
 	const uint64_t before = k->pushed;
 
 	/* Full: no encode to undo (the I/O side is behind; this pass forwards instead). */
-	if (rte_ring_full(k->ring)) {
+	if (hand_begin(k) == 0) {
 		k->ring_full++;
 		return;
 	}
@@ -649,6 +707,7 @@ static void drain(struct fw_checkpointer *k, uint64_t now)
 		k->q.head++;
 	}
 out:
+	hand_end(k);
 	if (k->pushed != before)
 		mark_add(k, since);
 }
@@ -829,7 +888,7 @@ static int write_held(struct fw_checkpointer *k)
 	while (k->taken - before < FW_CKPT_RING_MAX) {
 		if (k->hpos == k->held) {
 			k->held = rte_ring_sc_dequeue_burst_elem(
-				k->ring, k->items, sizeof(k->items[0]), IO_BURST, NULL);
+				k->io_ring, k->items, sizeof(k->items[0]), IO_BURST, NULL);
 			k->hpos = 0;
 			if (k->held == 0)
 				break;
@@ -882,7 +941,7 @@ int fw_checkpointer_io(struct fw_checkpointer *k, uint64_t now)
 		k->bound = epoch;
 	}
 	fw_ckpt_log_mend(&k->log, k->r, now);
-	busy = k->hpos != k->held || rte_ring_count(k->ring) != 0;
+	busy = k->hpos != k->held || rte_ring_count(k->io_ring) != 0;
 	rc = busy ? write_held(k) : 0;
 	if (rc == 0 || rc == -EAGAIN)
 		rc = flush_if_posted(k->r, &k->flushed_state);

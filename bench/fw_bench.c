@@ -20,10 +20,15 @@
  *
  * -L: only the loops named (default all four; "new" is the opening rate): a profile
  * (perf record) of one loop alone is not mixed with the others'. The ratio needs both
- * minimal and holdfast. -u: those loops' rates per second of CPU time (mpps_since).
+ * minimal and holdfast. -u: those loops' rates per second of CPU time (mpps_since), and
+ * the churn runs' (-c) per second of the worker's CPU time too: a pass preempted by other
+ * work on the worker's core loses nothing (each churn line says the worker's share of the
+ * wall clock, cpu %, how often it was preempted, and the interrupts its CPU took a second).
  *
  * -c: forwarding while new connections open at -C per second, each checkpointed into the
- * target, beside checkpointing off ("none"). -I: where the checkpoint I/O runs for those
+ * target, beside checkpointing off ("none"; "spin": off, the second lcore busy-polling
+ * meanwhile, as an idle I/O lcore does; "stream": off, the second lcore copying 8 MB back
+ * and forth). -I: where the checkpoint I/O runs for those
  * runs (issue 15): inline (the worker, as before), thread (a control thread, holdfast's
  * default) or lcore (the second lcore of -l, busy-polling); several are compared in one
  * run. Default: lcore with two lcores or more, else thread. -R rounds there too, each
@@ -36,12 +41,14 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <sched.h>
 #include <inttypes.h>
 #include <stdalign.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -52,8 +59,10 @@
 #include <rte_hash.h>
 #include <rte_hash_crc.h>
 #include <rte_ip.h>
+#include <rte_launch.h>
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
+#include <rte_pause.h>
 #include <rte_rcu_qsbr.h>
 #include <rte_ring.h>
 #include <rte_tcp.h>
@@ -355,6 +364,52 @@ static double thread_cpu_ms(void)
 
 	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/*
+ * Interrupts the CPU this thread runs on took so far, of every kind (/proc/interrupts'
+ * column of that CPU): timer ticks, IPIs (a TLB shootdown of this process's memory is a
+ * function call interrupt here), devices. 0 when it cannot be read.
+ */
+static uint64_t cpu_interrupts(void)
+{
+	const int cpu = sched_getcpu();
+	FILE *f = fopen("/proc/interrupts", "r");
+	char line[4096];
+	uint64_t sum = 0;
+
+	if (f == NULL || cpu < 0) {
+		if (f != NULL)
+			fclose(f);
+		return 0;
+	}
+	if (fgets(line, sizeof(line), f) == NULL) /* the header: CPU0 CPU1 ... */
+		line[0] = 0;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char *p = strchr(line, ':');
+
+		/* "NAME:" then one count per CPU */
+		for (int c = 0; p != NULL && c <= cpu; c++) {
+			char *e;
+			unsigned long long v = strtoull(p + 1, &e, 10);
+
+			if (e == p + 1)
+				break;
+			if (c == cpu)
+				sum += v;
+			p = e - 1;
+		}
+	}
+	fclose(f);
+	return sum;
+}
+
+/* How often this thread was preempted so far (involuntary context switches). */
+static long thread_preemptions(void)
+{
+	struct rusage ru;
+
+	return getrusage(RUSAGE_THREAD, &ru) == 0 ? ru.ru_nivcsw : 0;
 }
 
 /*
@@ -785,6 +840,29 @@ static double run_new_ckpt(const char *target, uint32_t opens)
 	return rate;
 }
 
+/*
+ * perf record --control fifo:CTL,ACK -D -1 with FW_BENCH_PERF_CTL=CTL FW_BENCH_PERF_ACK=ACK
+ * in the environment records the restores and the churn runs' timed windows only (@p cmd
+ * "enable" or "disable"): neither the set-up nor the sync of what establish() queued.
+ */
+static void perf_ctl(const char *cmd)
+{
+	static FILE *ctl, *ack;
+	char line[16];
+
+	if (ctl == NULL) {
+		const char *c = getenv("FW_BENCH_PERF_CTL"), *a = getenv("FW_BENCH_PERF_ACK");
+
+		if (c == NULL || a == NULL || (ctl = fopen(c, "w")) == NULL)
+			return;
+		ack = fopen(a, "r");
+	}
+	fprintf(ctl, "%s\n", cmd);
+	fflush(ctl);
+	if (ack != NULL && fgets(line, sizeof(line), ack) == NULL)
+		clearerr(ack);
+}
+
 /* Where a churn run's checkpoint I/O runs (-I). */
 enum io_way {
 	IO_INLINE,
@@ -796,10 +874,37 @@ enum io_way {
 static const char *const io_way_name[IO_WAYS] = {"inline", "thread", "lcore"};
 
 /*
+ * -c spin: the second lcore polls, as an I/O lcore with nothing to write does (below).
+ * -c stream: it copies STREAM_BYTES back and forth instead, through memory of its own of
+ * twice that: what another core's memory traffic alone costs the worker (caches, memory).
+ */
+#define STREAM_BYTES (8u << 20)
+static bool spin_stop;
+
+static int spin_main(void *arg)
+{
+	uint8_t *buf = arg;
+
+	while (!__atomic_load_n(&spin_stop, __ATOMIC_ACQUIRE)) {
+		if (buf == NULL) {
+			rte_pause();
+			continue;
+		}
+		memcpy(buf, buf + STREAM_BYTES, STREAM_BYTES);
+		memcpy(buf + STREAM_BYTES, buf, STREAM_BYTES);
+	}
+	return 0;
+}
+
+/*
  * Churn: @p flows established flows forwarded as fast as the worker goes while new
  * connections open at @p rate per second (SYNs through the same worker, between bursts),
  * each checkpointed into @p target ("none": not at all), its I/O run @p way. Run side by
  * side for each target, the forwarding rates say what checkpointing costs at that churn.
+ * "spin": not checkpointed either, but the second lcore busy-polls (rte_pause) through the
+ * timed window as an I/O lcore does: what a busy neighbour core alone costs the worker
+ * (a shared physical core or cache, the host's scheduling of the VM), apart from anything
+ * checkpointing does.
  */
 static double run_churn(const char *target, enum io_way way, uint32_t flows, double rate,
 			double seconds)
@@ -814,9 +919,19 @@ static double run_churn(const char *target, enum io_way way, uint32_t flows, dou
 	uint64_t tx0, t0, end, opened = 0;
 	uint8_t f[FRAME_LEN];
 	uint32_t next = 0;
-	double mpps;
-	bool ckpt = strcmp(target, "none") != 0;
+	double mpps, cpu0, wall, cpu_share;
+	long preempted;
+	uint64_t irqs;
+	const bool stream = strcmp(target, "stream") == 0;
+	const bool spin = stream || strcmp(target, "spin") == 0;
+	uint8_t *buf = NULL;
+	const bool ckpt = !spin && strcmp(target, "none") != 0;
+	const unsigned int second = rte_get_next_lcore(rte_get_main_lcore(), 1, 0);
 
+	if (spin && second >= RTE_MAX_LCORE) {
+		fprintf(stderr, "fw_bench: -c spin needs two lcores: -l 0,1\n");
+		return 0;
+	}
 	if (fw_setup(flows + opens_max + 1024) != 0)
 		return 0;
 	snprintf(region, sizeof(region), "churn-%d-%u", (int)getpid(), seq++);
@@ -848,10 +963,20 @@ static double run_churn(const char *target, enum io_way way, uint32_t flows, dou
 	establish(flows);
 	if (ckpt)
 		sync_all(k);
+	if (stream && (buf = malloc(2 * STREAM_BYTES)) != NULL)
+		memset(buf, 1, 2 * STREAM_BYTES); /* its pages faulted in now, not in the window */
+	if (spin) {
+		__atomic_store_n(&spin_stop, false, __ATOMIC_RELEASE);
+		if ((stream && buf == NULL) || rte_eal_remote_launch(spin_main, buf, second) != 0) {
+			fprintf(stderr, "fw_bench: -c %s: lcore %u busy or no memory\n", target,
+				second);
+			free(buf);
+			fw_teardown();
+			return 0;
+		}
+	}
 	if (ckpt && way != IO_INLINE) {
 		/* The second lcore of -l (thread: wherever EAL puts control threads). */
-		const unsigned int second = rte_get_next_lcore(rte_get_main_lcore(), 1, 0);
-
 		io = fw_ckpt_io_start(&k, 1, way == IO_THREAD ? FW_CKPT_IO_THREAD : (int)second);
 		if (io == NULL) {
 			fprintf(stderr, "fw_bench: checkpoint I/O %s: %s%s\n", io_way_name[way],
@@ -866,6 +991,10 @@ static double run_churn(const char *target, enum io_way way, uint32_t flows, dou
 	groups_init(flows);
 	prime(flows, &next);
 	tx0 = worker.cnt.tx[1];
+	preempted = -thread_preemptions();
+	irqs = cpu_interrupts();
+	perf_ctl("enable");
+	cpu0 = thread_cpu_ms();
 	t0 = rte_get_tsc_cycles();
 	end = t0 + (uint64_t)(seconds * (double)hz);
 	for (uint64_t now = t0; now < end; now = rte_get_tsc_cycles()) {
@@ -887,15 +1016,28 @@ static double run_churn(const char *target, enum io_way way, uint32_t flows, dou
 			recycle(flows, &next);
 		}
 	}
-	mpps = (double)(worker.cnt.tx[1] - tx0) /
-	       ((double)(rte_get_tsc_cycles() - t0) / (double)hz) / 1e6;
+	wall = (double)(rte_get_tsc_cycles() - t0) / (double)hz;
+	mpps = mpps_since(worker.cnt.tx[1] - tx0, t0, cpu0);
+	cpu_share = (thread_cpu_ms() - cpu0) / 1e3 / wall;
+	preempted += thread_preemptions();
+	irqs = cpu_interrupts() - irqs;
+	perf_ctl("disable");
 	drain();
 	if (ckpt)
 		fw_checkpointer_stats(k, &st); /* lag as the clock stopped */
 	fw_ckpt_io_stop(&io);
-	printf("%-34.34s %-7s %10.2f %12.0f %12" PRIu64 " %10" PRIu64 "\n", target,
-	       ckpt ? io_way_name[way] : "-", mpps, (double)opened / seconds,
-	       ckpt ? st.slices[FW_MOD_TCP] : 0, ckpt ? st.lag : 0);
+	if (spin) {
+		__atomic_store_n(&spin_stop, true, __ATOMIC_RELEASE);
+		rte_eal_wait_lcore(second);
+		free(buf);
+	}
+	printf("%-34.34s %-7s %10.2f %12.0f %12" PRIu64 " %10" PRIu64 " %6.1f %8ld %8.0f\n", target,
+	       ckpt	? io_way_name[way]
+	       : stream ? "stream"
+	       : spin	? "spin"
+			: "-",
+	       mpps, (double)opened / seconds, ckpt ? st.slices[FW_MOD_TCP] : 0, ckpt ? st.lag : 0,
+	       cpu_share * 100, preempted, (double)irqs / wall);
 	fflush(stdout);
 	if (ckpt) {
 		fw_worker_set_checkpointer(&worker, NULL);
@@ -916,28 +1058,6 @@ static void min_med_max(double *v, unsigned int n, double out[3])
 }
 
 /* CPU time of the whole process: what a noisy machine's other tenants do not add. */
-/*
- * perf record --control fifo:CTL,ACK -D -1 with FW_BENCH_PERF_CTL=CTL FW_BENCH_PERF_ACK=ACK
- * in the environment records the restores only (@p cmd "enable" or "disable").
- */
-static void perf_ctl(const char *cmd)
-{
-	static FILE *ctl, *ack;
-	char line[16];
-
-	if (ctl == NULL) {
-		const char *c = getenv("FW_BENCH_PERF_CTL"), *a = getenv("FW_BENCH_PERF_ACK");
-
-		if (c == NULL || a == NULL || (ctl = fopen(c, "w")) == NULL)
-			return;
-		ack = fopen(a, "r");
-	}
-	fprintf(ctl, "%s\n", cmd);
-	fflush(ctl);
-	if (ack != NULL && fgets(line, sizeof(line), ack) == NULL)
-		clearerr(ack);
-}
-
 static double cpu_ms(void)
 {
 	struct timespec ts;
@@ -1237,6 +1357,13 @@ out:
  * Then Mpps min / median / max per side and the ratio of the medians to off's, with the
  * spread of the per-round ratios.
  */
+/* A churn target that checkpoints nothing and runs no I/O (spin, stream): run once a
+ * round, under the first way asked, however many are. */
+static bool churn_no_io(const char *target)
+{
+	return strcmp(target, "spin") == 0 || strcmp(target, "stream") == 0;
+}
+
 static void churn_table(const char *const *targets, unsigned int n, const bool *ways_asked,
 			unsigned int rounds, double rate, double seconds)
 {
@@ -1245,19 +1372,25 @@ static void churn_table(const char *const *targets, unsigned int n, const bool *
 	bool ways[IO_WAYS];
 	double o[3], m[3], q[3];
 
+	int first = 0;
+
 	memcpy(ways, ways_asked, sizeof(ways));
 	if (!ways[IO_INLINE] && !ways[IO_THREAD] && !ways[IO_LCORE])
 		ways[rte_lcore_count() >= 2 ? IO_LCORE : IO_THREAD] = true;
+	while (!ways[first])
+		first++;
 	printf("\n100k established flows forwarded while %.0f new connections/s open, %u "
-	       "round(s)\n%-34s %-7s %10s %12s %12s %10s\n",
-	       rate, rounds, "checkpoint target", "I/O", "Mpps", "opens/s", "slices", "lag at end");
+	       "round(s)%s\n%-34s %-7s %10s %12s %12s %10s %6s %8s %8s\n",
+	       rate, rounds, per_cpu_second ? "; Mpps per second of the worker's CPU time" : "",
+	       "checkpoint target", "I/O", "Mpps", "opens/s", "slices", "lag at end", "cpu %",
+	       "preempt", "irq/s");
 	for (unsigned int r = 0; r < rounds; r++) {
 		off[r] = run_churn("none", IO_INLINE, 100000, rate, seconds);
 		for (unsigned int t = 0; t < n; t++) {
 			if (strcmp(targets[t], "none") == 0)
 				continue;
 			for (int w = 0; w < IO_WAYS; w++)
-				if (ways[w])
+				if (ways[w] && (w == first || !churn_no_io(targets[t])))
 					mpps[t][w][r] = run_churn(targets[t], (enum io_way)w,
 								  100000, rate, seconds);
 		}
@@ -1270,15 +1403,15 @@ static void churn_table(const char *const *targets, unsigned int n, const bool *
 		if (strcmp(targets[t], "none") == 0)
 			continue;
 		for (int w = 0; w < IO_WAYS; w++) {
-			if (!ways[w])
+			if (!ways[w] || (w != first && churn_no_io(targets[t])))
 				continue;
 			for (unsigned int r = 0; r < rounds; r++)
 				ratio[r] = off[r] > 0 ? mpps[t][w][r] / off[r] : 0;
 			min_med_max(mpps[t][w], rounds, m);
 			min_med_max(ratio, rounds, q);
 			printf("%-34.34s %-7s %8.2f %8.2f %8.2f %8.3f %9.3f %9.3f\n", targets[t],
-			       io_way_name[w], m[0], m[1], m[2], o[1] > 0 ? m[1] / o[1] : 0, q[0],
-			       q[2]);
+			       churn_no_io(targets[t]) ? "-" : io_way_name[w], m[0], m[1], m[2],
+			       o[1] > 0 ? m[1] / o[1] : 0, q[0], q[2]);
 		}
 	}
 	fflush(stdout);

@@ -190,8 +190,10 @@ awk '
 # three times per figure, flows in random order and in sequence, net_ring ports, each
 # loop's rate per second of its thread's CPU time (-u: a pass preempted by other work on
 # this core loses nothing, and the two sides of a ratio lose it evenly);
-# then forwarding under 100k new connections/s with checkpointing off / pmem: / shm / tcp
-# (off measured first and last), restore and standby takeover of 100k and 1M connections;
+# then forwarding under 100k new connections/s with checkpointing off / off with lcore 1
+# busy-polling (spin: what a busy neighbour alone costs) / pmem: / shm / tcp / groups, per
+# second of the worker's CPU time too (-u; each line says the worker's share of the wall
+# clock and its preemptions), restore and standby takeover of 100k and 1M connections;
 # and (-W) forwarding with one worker and with two side by side (each lcore feeds its own
 # worker's queue: on a 2-core machine the feed shares the workers' cores) and the cost of a
 # frame handed to the worker that owns its connection, both workers driven from one thread.
@@ -230,7 +232,7 @@ echo "   then one worker against two, and the cost of a hand-off between them)"
   --log-level=pmd.net.ring:error -- -f 1000,100000,1000000 -o both -R 3 -p 1 -u -s 2 -I inline,lcore \
   -W 100000 \
   -S "$dir/secret" \
-  -k "pmem:$dir/fw.pmem" -c none -c "pmem:$dir/fwc.pmem" "${fw_remote[@]:0:4}" \
+  -k "pmem:$dir/fw.pmem" -c none -c spin -c "pmem:$dir/fwc.pmem" "${fw_remote[@]:0:4}" \
   "${fw_group[@]:0:6}" -c none -r "pmem:$dir/fwr.pmem" "${fw_huge[@]}" "${fw_remote[@]:4:2}" \
   "${fw_group[@]:6:2}" -t "pmem:$dir/fwt.pmem" "${fw_remote[@]:6:2}" 2>&1 |
   grep -v '^TELEMETRY'
