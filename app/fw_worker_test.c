@@ -936,8 +936,8 @@ static uint32_t rnd(uint64_t *x)
  * and not, old and new acknowledgements, with and without data, any window, now and then
  * a FIN, an RST or a SYN -- among them an FTP control connection whose server announces a
  * passive port, which its helper must see (the lane leaves it alone). After every segment:
- * the same verdict, the same counters, the same connection byte for byte, the same
- * expectations.
+ * the same verdict, the same counters, the same connection byte for byte (its hot line
+ * and its cold part), the same expectations.
  */
 static void test_worker_fast_lane_decides_as_the_full_path(void **state)
 {
@@ -1030,8 +1030,11 @@ static void test_worker_fast_lane_decides_as_the_full_path(void **state)
 		c1 = fw_table_lookup(w.table, &key);
 		c2 = fw_table_lookup(full->table, &key);
 		assert_true((c1 == NULL) == (c2 == NULL));
-		if (c1 != NULL)
+		if (c1 != NULL) {
 			assert_memory_equal(c1, c2, sizeof(*c1));
+			assert_memory_equal(fw_conn_cold(c1), fw_conn_cold(c2),
+					    sizeof(struct fw_conn_cold));
+		}
 		assert_int_equal(fw_table_expect_count(w.table),
 				 fw_table_expect_count(full->table));
 		if (v1 == FW_PASS) {

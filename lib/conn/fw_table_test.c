@@ -32,8 +32,8 @@ static void test_table_add_lookup_delete(void **state)
 	assert_non_null(t);
 	c = fw_table_add(t, &k, 77);
 	assert_non_null(c);
-	assert_true(c->id == 77);
-	assert_int_equal(c->slot_pair[FW_MOD_TCP], UINT32_MAX);
+	assert_true(fw_conn_cold(c)->id == 77);
+	assert_int_equal(fw_conn_cold(c)->slot_pair[FW_MOD_TCP], UINT32_MAX);
 	assert_ptr_equal(fw_table_lookup(t, &k), c);
 	assert_null(fw_table_lookup(t, &other));
 	assert_null(fw_table_add(t, &k, 78));
@@ -63,7 +63,7 @@ static void test_table_bulk_lookup_matches_single(void **state)
 	fw_table_lookup_bulk(t, kp, 100, found);
 	for (uint32_t i = 0; i < 100; i++) {
 		if (i % 2 == 0)
-			assert_true(found[i] != NULL && found[i]->id == i + 1);
+			assert_true(found[i] != NULL && fw_conn_cold(found[i])->id == i + 1);
 		else
 			assert_null(found[i]);
 	}
@@ -105,7 +105,7 @@ static void test_full_table_gets_its_keys_and_refuses_new_ones(void **state)
 	c = fw_table_get_or_add(t, &k, 999, &created);
 	assert_non_null(c);
 	assert_false(created);
-	assert_true(c->id == 501);
+	assert_true(fw_conn_cold(c)->id == 501);
 	k = key_n(1000);
 	errno = 0;
 	assert_null(fw_table_get_or_add(t, &k, 1001, &created));
@@ -123,6 +123,8 @@ static void test_full_table_gets_its_keys_and_refuses_new_ones(void **state)
 static void test_added_connection_is_zeroed_where_another_was(void **state)
 {
 	struct fw_table *t = fw_table_create("t3c", 256, 0, 0);
+	struct fw_conn *want = fw_conns_map(1, -1);
+	struct fw_conn_cold *cc;
 	struct fw_conn *c;
 
 	(void)state;
@@ -131,9 +133,13 @@ static void test_added_connection_is_zeroed_where_another_was(void **state)
 
 		c = fw_table_add(t, &k, i + 1);
 		assert_non_null(c);
-		memset(c, 0xa5, offsetof(struct fw_conn, key));
+		cc = fw_conn_cold(c);
+		memset(c, 0xa5, sizeof(*c));
 		c->flags = 0;
-		memset(&c->slot_pair, 0xa5, sizeof(*c) - offsetof(struct fw_conn, slot_pair));
+		/* all but the key and the ID, which the delete goes by */
+		memset(cc, 0xa5, offsetof(struct fw_conn_cold, key));
+		memset(&cc->slot_pair, 0xa5,
+		       sizeof(*cc) - offsetof(struct fw_conn_cold, slot_pair));
 	}
 	for (uint32_t i = 0; i < 256; i++) {
 		struct fw_key k = key_n(i);
@@ -142,17 +148,18 @@ static void test_added_connection_is_zeroed_where_another_was(void **state)
 	}
 	for (uint32_t i = 0; i < 256; i++) {
 		struct fw_key k = key_n(1000 + i);
-		struct fw_conn want;
 
 		c = fw_table_add(t, &k, 7);
 		assert_non_null(c);
-		memset(&want, 0, sizeof(want));
-		want.key = k;
-		want.id = 7;
+		fw_conn_clear(want);
+		fw_conn_cold(want)->key = k;
+		fw_conn_cold(want)->id = 7;
 		for (int m = 0; m < FW_MOD_MAX; m++)
-			want.slot_pair[m] = UINT32_MAX;
-		assert_memory_equal(c, &want, sizeof(want));
+			fw_conn_cold(want)->slot_pair[m] = UINT32_MAX;
+		assert_memory_equal(c, want, sizeof(*want));
+		assert_memory_equal(fw_conn_cold(c), fw_conn_cold(want), sizeof(*cc));
 	}
+	fw_conns_unmap(want, 1);
 	fw_table_free(&t);
 }
 
@@ -214,9 +221,11 @@ static void test_expectation_admits_only_its_endpoints_once(void **state)
 		fw_table_expect_take(t, 4, 6, srv, htons(20), cli, htons(50000), 10, &got, &m), 0);
 	/* an expectation's master is a connection of the table */
 	{
-		struct fw_conn stranger = {.key = k};
+		struct fw_conn *stranger = fw_conns_map(1, -1);
 
-		assert_int_equal(fw_table_expect_add(t, &e, &stranger), -EINVAL);
+		fw_conn_cold(stranger)->key = k;
+		assert_int_equal(fw_table_expect_add(t, &e, stranger), -EINVAL);
+		fw_conns_unmap(stranger, 1);
 	}
 	fw_table_free(&t);
 }
