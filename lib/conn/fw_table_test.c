@@ -163,6 +163,108 @@ static void test_added_connection_is_zeroed_where_another_was(void **state)
 	fw_table_free(&t);
 }
 
+/* Connection number @p i's own bytes, everywhere but its key and ID (which the add sets). */
+static void conn_fill(struct fw_conn *c, uint32_t i)
+{
+	struct fw_conn_cold *cc = fw_conn_cold(c);
+	uint8_t *cold_ext = FW_SLICE(c, uint8_t, FW_EXT_HOT);
+
+	c->expire_ns = i;
+	c->last_ns = ~(uint64_t)i;
+	c->orig_side = (uint8_t)(i & 1);
+	c->present = c->dirty = (uint8_t)i;
+	c->flags = 0; /* FW_CONN_F_EXPECTING would have the delete look for an expectation */
+	for (unsigned int b = 0; b < FW_EXT_HOT; b++)
+		c->ext[b] = (uint8_t)(i * 3 + b);
+	for (unsigned int b = 0; b < FW_EXT_SIZE - FW_EXT_HOT; b++)
+		cold_ext[b] = (uint8_t)(i * 7 + b);
+	for (int m = 0; m < FW_MOD_MAX; m++) {
+		cc->slot_pair[m] = i * 4 + (uint32_t)m;
+		cc->gen[m] = (uint64_t)i << 8 | (uint64_t)m;
+	}
+}
+
+/* Is connection @p c number @p i, as conn_fill() and the add (key_n(@p i), ID i + 1) left it? */
+static void conn_check(const struct fw_conn *c, uint32_t i)
+{
+	const struct fw_conn_cold *cc = fw_conn_cold(c);
+	const struct fw_key k = key_n(i);
+
+	assert_memory_equal(&cc->key, &k, sizeof(k));
+	assert_true(cc->id == i + 1);
+	assert_true(c->expire_ns == i && c->last_ns == ~(uint64_t)i);
+	assert_true(c->orig_side == (i & 1) && c->present == (uint8_t)i && c->dirty == (uint8_t)i);
+	for (unsigned int b = 0; b < FW_EXT_HOT; b++)
+		assert_int_equal(c->ext[b], (uint8_t)(i * 3 + b));
+	for (unsigned int b = 0; b < FW_EXT_SIZE - FW_EXT_HOT; b++)
+		assert_int_equal(cc->ext[b], (uint8_t)(i * 7 + b));
+	for (int m = 0; m < FW_MOD_MAX; m++) {
+		assert_int_equal(cc->slot_pair[m], i * 4 + (uint32_t)m);
+		assert_true(cc->gen[m] == ((uint64_t)i << 8 | (uint64_t)m));
+	}
+}
+
+/*
+ * Every position has a cold part of its own: each connection of a full table, its hot line
+ * and its cold part (the slice area past the hot line through FW_SLICE, the bookkeeping)
+ * written with bytes of its own, reads all of them back through its own key's lookup, at
+ * every position the table hands out -- the last one included, reached by deleting and
+ * adding until it is in use. A cold part shared by two positions, or one at the wrong
+ * distance from its hot line, reads another connection's bytes.
+ */
+static void test_every_position_has_its_own_cold_part(void **state)
+{
+	const uint32_t cap = 1000;
+	struct fw_table *t = fw_table_create("t3d", cap, 0, 0);
+	uint32_t slots, next = cap, first = 0, n = 0, high = 0;
+
+	(void)state;
+	assert_non_null(t);
+	slots = fw_table_slots(t);
+	for (uint32_t i = 0; i < cap; i++) {
+		struct fw_key k = key_n(i);
+		struct fw_conn *c = fw_table_add(t, &k, i + 1);
+
+		assert_non_null(c);
+		assert_ptr_equal(FW_SLICE(c, uint8_t, 0), c->ext);
+		assert_ptr_equal(FW_SLICE(c, uint8_t, FW_EXT_HOT), fw_conn_cold(c)->ext);
+		conn_fill(c, i);
+	}
+	/* Positions come back to rte_hash's free ring at its end: delete and add until the
+	 * last position it can hand out (one under fw_table_slots) is taken. */
+	while (fw_table_at(t, slots - 2) == NULL) {
+		struct fw_key old = key_n(first++), k = key_n(next);
+		struct fw_conn *c;
+
+		assert_true(next < cap + slots);
+		fw_table_del(t, fw_table_lookup(t, &old));
+		c = fw_table_add(t, &k, next + 1);
+		assert_non_null(c);
+		conn_fill(c, next++);
+	}
+	for (uint32_t pos = 0; pos < slots; pos++) {
+		const struct fw_conn *c = fw_table_at(t, pos);
+		uint32_t i;
+
+		if (c == NULL)
+			continue;
+		n++;
+		high = pos;
+		i = (uint32_t)fw_conn_cold(c)->id - 1;
+		assert_true(i >= first && i < next);
+		assert_ptr_equal(fw_table_lookup(t, &fw_conn_cold(c)->key), c);
+		conn_check(c, i);
+	}
+	assert_int_equal(n, cap);
+	assert_int_equal(high, slots - 2);
+	for (uint32_t i = first; i < next; i++) {
+		struct fw_key k = key_n(i);
+
+		conn_check(fw_table_lookup(t, &k), i);
+	}
+	fw_table_free(&t);
+}
+
 static void expire_cb(struct fw_table *t, struct fw_conn *c, void *arg)
 {
 	(*(int *)arg)++;
@@ -349,6 +451,7 @@ int main(void)
 		cmocka_unit_test(test_table_fills_to_capacity_then_refuses),
 		cmocka_unit_test(test_full_table_gets_its_keys_and_refuses_new_ones),
 		cmocka_unit_test(test_added_connection_is_zeroed_where_another_was),
+		cmocka_unit_test(test_every_position_has_its_own_cold_part),
 		cmocka_unit_test(test_table_sweep_expires_only_idle),
 		cmocka_unit_test(test_expectation_admits_only_its_endpoints_once),
 		cmocka_unit_test(test_expectation_replaced_by_its_masters_next_one),
