@@ -557,9 +557,10 @@ static void hand_end(struct fw_checkpointer *k)
  */
 static int hand_slice(struct fw_checkpointer *k, struct fw_conn *c, enum fw_module_id m)
 {
+	struct fw_conn_cold *cc = fw_conn_cold(c);
 	struct item *it = hand_slot(k);
-	uint64_t gen = c->gen[m];
-	uint32_t pair = c->slot_pair[m];
+	uint64_t gen = cc->gen[m];
+	uint32_t pair = cc->slot_pair[m];
 
 	if (it == NULL)
 		return -ENOBUFS;
@@ -568,10 +569,10 @@ static int hand_slice(struct fw_checkpointer *k, struct fw_conn *c, enum fw_modu
 		if (pair == UINT32_MAX)
 			return -ENOSPC;
 	}
-	c->slot_pair[m] = pair;
-	c->gen[m] = gen + 1;
+	cc->slot_pair[m] = pair;
+	cc->gen[m] = gen + 1;
 	if (fw_ckpt_slice(c, m, it->payload, sizeof(it->payload), &it->rec)) {
-		c->gen[m] = gen; /* not handed over: the next try reuses the generation */
+		cc->gen[m] = gen; /* not handed over: the next try reuses the generation */
 		return -EINVAL;
 	}
 	hand_take(k);
@@ -687,7 +688,7 @@ static void drain(struct fw_checkpointer *k, uint64_t now)
 		int rc = 0;
 
 		/* An entry whose connection went away (or was re-queued) is a hint: skip it. */
-		if (c->key.family != 0 && (c->flags & FW_CONN_F_QUEUED)) {
+		if ((c->flags & FW_CONN_F_QUEUED) && fw_conn_cold(c)->key.family != 0) {
 			for (int m = 1; m < FW_MOD_MAX && rc != -ENOBUFS; m++) {
 				if (!(c->dirty & (1u << m)) || !(c->present & (1u << m)))
 					continue;
@@ -776,24 +777,25 @@ int fw_checkpointer_sync(struct fw_checkpointer *k, uint64_t now, uint64_t timeo
 
 void fw_checkpointer_forget(struct fw_checkpointer *k, struct fw_conn *c)
 {
+	struct fw_conn_cold *cc = fw_conn_cold(c);
 	const uint64_t before = k->pushed;
 
 	for (int m = 1; m < FW_MOD_MAX; m++) {
 		struct item it;
 
-		if (c->slot_pair[m] == UINT32_MAX)
+		if (cc->slot_pair[m] == UINT32_MAX)
 			continue;
-		c->gen[m]++;
+		cc->gen[m]++;
 		fw_ckpt_tombstone(c, (enum fw_module_id)m, &it.rec);
 		if (hand(k, &it) == 0) {
-			fw_slots_put(k->slots, c->slot_pair[m], c->gen[m]);
+			fw_slots_put(k->slots, cc->slot_pair[m], cc->gen[m]);
 		} else {
 			/* The slice is still on the target: the pair is owed a tombstone, handed
 			 * over by a drain before the pair serves another connection. */
 			k->ring_full++;
-			fw_slots_owe(k->slots, c->slot_pair[m], c->gen[m]);
+			fw_slots_owe(k->slots, cc->slot_pair[m], cc->gen[m]);
 		}
-		c->slot_pair[m] = UINT32_MAX;
+		cc->slot_pair[m] = UINT32_MAX;
 	}
 	c->flags &= (uint8_t)~FW_CONN_F_QUEUED;
 	if (k->pushed != before)

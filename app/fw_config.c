@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "fw_config.h"
+#include "fw_table.h"
 #include "holdfast/ckpt.h"
 
 #define MAX_LINE 512
@@ -142,9 +143,10 @@ int fw_config_set(struct fw_config *c, const char *line, const char *where, char
 	if (n != 2)
 		return fail(err, errlen, where, "%s: expected one value", w[0]);
 	if (strcmp(w[0], "max-conns") == 0) {
-		if (parse_uint(w[1], 1u << 28, &v) || v < 64)
+		/* A worker's table holds at most FW_TABLE_CAPACITY_MAX (its planes, fw_conn.h). */
+		if (parse_uint(w[1], FW_TABLE_CAPACITY_MAX, &v) || v < 64)
 			return fail(err, errlen, where, "max-conns: a number from 64 to %u",
-				    1u << 28);
+				    FW_TABLE_CAPACITY_MAX);
 		c->max_conns = (uint32_t)v;
 	} else if (strcmp(w[0], "ckpt") == 0) {
 		if (strlen(w[1]) >= sizeof(c->ckpt_target) ||

@@ -25,13 +25,13 @@ void fw_conns_fini(struct fw_conns_mailbox *mb)
 
 static void entry_of(struct fw_conn_entry *e, struct fw_conn *c)
 {
-	e->key = c->key;
+	e->key = fw_conn_cold(c)->key;
 	e->last_ns = c->last_ns;
 	e->expire_ns = c->expire_ns;
 	e->orig_side = c->orig_side;
 	e->present = c->present;
 	e->flags = c->flags;
-	switch (c->key.proto) {
+	switch (fw_conn_cold(c)->key.proto) {
 	case IPPROTO_TCP:
 		e->state = fw_tcp_slice(c)->state;
 		break;

@@ -42,7 +42,7 @@ static int count_misplaced(struct fw_conn *c, void *arg)
 {
 	struct job *j = arg;
 
-	if (fw_conn_owner(&c->key, j->n) != j->w->index)
+	if (fw_conn_owner(&fw_conn_cold(c)->key, j->n) != j->w->index)
 		j->misplaced++;
 	return 0;
 }
@@ -243,7 +243,7 @@ static bool complete(const struct fw_conn *c)
 		return false;
 	for (int m = 1; m < FW_MOD_MAX; m++)
 		if (fw_modules[m] != NULL && fw_modules[m]->required &&
-		    fw_modules[m]->proto == c->key.proto && !(c->present & (1u << m)))
+		    fw_modules[m]->proto == fw_conn_cold(c)->key.proto && !(c->present & (1u << m)))
 			return false;
 	return true;
 }
@@ -265,8 +265,10 @@ static bool better(const struct fw_conn *c, const struct fw_conn *d)
 /* @p c's slot pairs in worker @p src's region go once the new copy is durable. */
 static int owe_later(struct reshard *x, unsigned int src, const struct fw_conn *c)
 {
+	const struct fw_conn_cold *cc = fw_conn_cold(c);
+
 	for (int m = 0; m < FW_MOD_MAX; m++) {
-		if (c->slot_pair[m] == UINT32_MAX)
+		if (cc->slot_pair[m] == UINT32_MAX)
 			continue;
 		if (x->nowed == x->cap) {
 			size_t cap = x->cap ? 2 * x->cap : 1024;
@@ -277,7 +279,7 @@ static int owe_later(struct reshard *x, unsigned int src, const struct fw_conn *
 			x->owed = o;
 			x->cap = cap;
 		}
-		x->owed[x->nowed++] = (struct owed){src, c->slot_pair[m], c->gen[m]};
+		x->owed[x->nowed++] = (struct owed){src, cc->slot_pair[m], cc->gen[m]};
 	}
 	return 0;
 }
@@ -285,12 +287,12 @@ static int owe_later(struct reshard *x, unsigned int src, const struct fw_conn *
 /* @p d becomes @p c, restored and not finished, every slice to be written anew. */
 static void take_copy(struct fw_conn *d, const struct fw_conn *c)
 {
-	*d = *c;
+	fw_conn_copy(d, c);
 	d->flags = c->flags & (FW_CONN_F_RESTORING | FW_CONN_F_BAD_SLICE);
 	d->dirty = c->present;
 	for (int m = 0; m < FW_MOD_MAX; m++) {
-		d->slot_pair[m] = UINT32_MAX;
-		d->gen[m] = 0;
+		fw_conn_cold(d)->slot_pair[m] = UINT32_MAX;
+		fw_conn_cold(d)->gen[m] = 0;
 	}
 }
 
@@ -302,7 +304,8 @@ static int move_one(struct reshard *x, struct fw_table *t, unsigned int src, str
 		    unsigned int o)
 {
 	struct fw_table *ot = x->w[o]->table;
-	struct fw_conn *d = fw_table_lookup(ot, &c->key);
+	const struct fw_conn_cold *cc = fw_conn_cold(c);
+	struct fw_conn *d = fw_table_lookup(ot, &cc->key);
 	int rc = 0;
 
 	x->mv->misplaced++;
@@ -315,7 +318,7 @@ static int move_one(struct reshard *x, struct fw_table *t, unsigned int src, str
 			x->got[o] = true;
 		}
 	} else {
-		d = fw_table_add(ot, &c->key, c->id);
+		d = fw_table_add(ot, &cc->key, cc->id);
 		if (d == NULL) {
 			/* Left where it is, on the target, for a start with room: a retired
 			 * region that holds one is kept (reshard_move). */
@@ -344,7 +347,7 @@ struct walk {
 static int move_misplaced(struct fw_conn *c, void *arg)
 {
 	struct walk *wk = arg;
-	const unsigned int o = fw_conn_owner(&c->key, wk->x->n);
+	const unsigned int o = fw_conn_owner(&fw_conn_cold(c)->key, wk->x->n);
 
 	if (o != wk->src)
 		wk->rc = move_one(wk->x, wk->t, wk->src, c, o);

@@ -100,9 +100,10 @@ static int checkpoint_conn(struct fw_conn *c, void *arg)
 
 		if (!(c->present & (1u << m)))
 			continue;
-		if (c->slot_pair[m] == UINT32_MAX)
-			c->slot_pair[m] = fw_slots_get(x->b->slots, &c->gen[m]);
-		c->gen[m]++;
+		if (fw_conn_cold(c)->slot_pair[m] == UINT32_MAX)
+			fw_conn_cold(c)->slot_pair[m] =
+				fw_slots_get(x->b->slots, &fw_conn_cold(c)->gen[m]);
+		fw_conn_cold(c)->gen[m]++;
 		assert_int_equal(
 			fw_ckpt_slice(c, (enum fw_module_id)m, payload, sizeof(payload), &rec), 0);
 		assert_int_equal(ckpt_slot_write(x->r, &rec, true, &ticket), 0);
@@ -173,7 +174,7 @@ static void test_restored_connections_are_whole_and_keep_strict_tracking(void **
 	assert_int_equal(x1.written, 4); /* tcp, tcp + ftp, udp */
 	fw_key_make(&key, 4, 17, x, y, htons(2000), htons(53));
 	ca = fw_table_lookup(a.w.table, &key);
-	ca->gen[FW_MOD_UDP]++;
+	fw_conn_cold(ca)->gen[FW_MOD_UDP]++;
 	fw_ckpt_tombstone(ca, FW_MOD_UDP, &tomb);
 	assert_int_equal(ckpt_slot_write(r, &tomb, true, &ticket), 0);
 	assert_int_equal(ckpt_sync(r), 0);
@@ -192,7 +193,7 @@ static void test_restored_connections_are_whole_and_keep_strict_tracking(void **
 	ca = fw_table_lookup(a.w.table, &key);
 	cb = fw_table_lookup(b.w.table, &key);
 	assert_non_null(cb);
-	assert_true(ca->id == cb->id);
+	assert_true(fw_conn_cold(ca)->id == fw_conn_cold(cb)->id);
 	assert_int_equal(fw_modules[FW_MOD_TCP]->encode(ca, ea, sizeof(ea)),
 			 fw_modules[FW_MOD_TCP]->encode(cb, eb, sizeof(eb)));
 	assert_memory_equal(ea, eb, (size_t)fw_modules[FW_MOD_TCP]->encode(ca, ea, sizeof(ea)));
@@ -342,9 +343,9 @@ static void test_slots_keep_generations_across_owners(void **state)
 static void next_record(struct fw_conn *c, enum fw_module_id m, struct fw_slots *slots,
 			uint8_t *payload, struct ckpt_rec *rec)
 {
-	if (c->slot_pair[m] == UINT32_MAX)
-		c->slot_pair[m] = fw_slots_get(slots, &c->gen[m]);
-	c->gen[m]++;
+	if (fw_conn_cold(c)->slot_pair[m] == UINT32_MAX)
+		fw_conn_cold(c)->slot_pair[m] = fw_slots_get(slots, &fw_conn_cold(c)->gen[m]);
+	fw_conn_cold(c)->gen[m]++;
 	assert_int_equal(fw_ckpt_slice(c, m, payload, CKPT_REC_MAX_PAYLOAD, rec), 0);
 }
 
@@ -382,7 +383,7 @@ static void test_shadow_keeps_the_newest_slice_whatever_the_order(void **state)
 	fw_key_make(&key, 4, 17, x, y, htons(2000), htons(53));
 	cb = fw_table_lookup(a.w.table, &key);
 	next_record(cb, FW_MOD_UDP, a.slots, pu, &ru);
-	cb->gen[FW_MOD_UDP]++;
+	fw_conn_cold(cb)->gen[FW_MOD_UDP]++;
 	fw_ckpt_tombstone(cb, FW_MOD_UDP, &tomb);
 
 	/* The state scan saw the middle version; the log then brings old and new ones. */
@@ -413,7 +414,8 @@ static void test_shadow_keeps_the_newest_slice_whatever_the_order(void **state)
 	fw_key_make(&key, 4, 6, x, y, htons(1000), htons(80));
 	cb = fw_table_lookup(b.w.table, &key);
 	assert_non_null(cb);
-	assert_true(cb->id == ca->id && cb->gen[FW_MOD_TCP] == r3.generation);
+	assert_true(fw_conn_cold(cb)->id == fw_conn_cold(ca)->id &&
+		    fw_conn_cold(cb)->gen[FW_MOD_TCP] == r3.generation);
 	n = fw_modules[FW_MOD_TCP]->encode(ca, ea, sizeof(ea));
 	assert_int_equal(fw_modules[FW_MOD_TCP]->encode(cb, eb, sizeof(eb)), n);
 	assert_memory_equal(ea, eb, (size_t)n);
@@ -1305,9 +1307,10 @@ static int live_is_in_log(struct fw_conn *c, void *arg)
 
 		if (!(c->present & (1u << m)))
 			continue;
-		assert_int_not_equal(c->slot_pair[m], UINT32_MAX);
-		i = log_newest(lc->lo, c->slot_pair[m]);
-		assert_true(i >= 0 && !lc->lo->tomb[i] && lc->lo->gen[i] == c->gen[m]);
+		assert_int_not_equal(fw_conn_cold(c)->slot_pair[m], UINT32_MAX);
+		i = log_newest(lc->lo, fw_conn_cold(c)->slot_pair[m]);
+		assert_true(i >= 0 && !lc->lo->tomb[i] &&
+			    lc->lo->gen[i] == fw_conn_cold(c)->gen[m]);
 		lc->slices++;
 	}
 	return 0;
@@ -1344,13 +1347,13 @@ static int live_is_in_state(struct fw_conn *c, void *arg)
 	for (int m = 1; m < FW_MOD_MAX; m++) {
 		uint8_t payload[CKPT_REC_MAX_PAYLOAD];
 		struct ckpt_rec rec;
-		const uint32_t p = c->slot_pair[m];
+		const uint32_t p = fw_conn_cold(c)->slot_pair[m];
 
 		if (!(c->present & (1u << m)))
 			continue;
 		assert_true(p < PAIRS);
 		assert_false(pn->tomb[p]);
-		assert_true(pn->gen[p] == c->gen[m]);
+		assert_true(pn->gen[p] == fw_conn_cold(c)->gen[m]);
 		assert_int_equal(
 			fw_ckpt_slice(c, (enum fw_module_id)m, payload, sizeof(payload), &rec), 0);
 		assert_int_equal(rec.payload_len, pn->len[p]);
@@ -1809,13 +1812,13 @@ static int image_one(struct fw_conn *c, void *arg)
 	struct table_image *im = arg;
 	struct conn_image *ci = &im->c[im->n++];
 
-	ci->key = c->key;
-	ci->id = c->id;
+	ci->key = fw_conn_cold(c)->key;
+	ci->id = fw_conn_cold(c)->id;
 	ci->present = c->present;
 	ci->flags = c->flags;
 	ci->orig_side = c->orig_side;
-	memcpy(ci->slot_pair, c->slot_pair, sizeof(ci->slot_pair));
-	memcpy(ci->gen, c->gen, sizeof(ci->gen));
+	memcpy(ci->slot_pair, fw_conn_cold(c)->slot_pair, sizeof(ci->slot_pair));
+	memcpy(ci->gen, fw_conn_cold(c)->gen, sizeof(ci->gen));
 	for (int m = 1; m < FW_MOD_MAX; m++)
 		if (c->present & (1u << m))
 			ci->len[m] = fw_modules[m]->encode(c, ci->slice[m], sizeof(ci->slice[m]));
@@ -1835,6 +1838,74 @@ static void image_of(struct fw_table *t, struct table_image *im)
 	fw_table_walk(t, image_one, im);
 	qsort(im->c, im->n, sizeof(im->c[0]), image_cmp);
 	im->expects = fw_table_expect_count(t);
+}
+
+/*
+ * Each connection's cold part is its own across a checkpoint and a restore: 400 FTP control
+ * connections, each with sequence numbers and an announced port of its own (its FTP slice,
+ * past the hot line, differs from every other), come back each with its key, ID, slot
+ * pairs, generations and both slices as they were, and with its expectation. A cold part
+ * that aliased another connection's, or an FTP slice lost on the way, would differ.
+ */
+static void test_restore_gives_each_connection_its_own_cold_part(void **state)
+{
+	static struct table_image before, after;
+	char target[256], files[3][64];
+	struct fw_checkpointer *k;
+	const uint16_t n = 400;
+	struct box a, b;
+
+	(void)state;
+	store_name(target, sizeof(target), false, files);
+	k = ckpt_box_up(&a, target, 4);
+	for (uint16_t i = 0; i < n; i++) {
+		const uint16_t cport = (uint16_t)(10000 + i), data = (uint16_t)(20000 + i);
+		const uint32_t cs = 100 + 7919u * i, ss = 900 + 104729u * i;
+		char line[64];
+
+		snprintf(line, sizeof(line), "PORT 198,18,0,1,%u,%u\r\n", data >> 8, data & 0xff);
+		assert_int_equal(pkt(&a, 6, cport, 21, false, 0x02, cs, 0, NULL, S(1)), FW_PASS);
+		assert_int_equal(pkt(&a, 6, cport, 21, true, 0x12, ss, cs + 1, NULL, S(1)),
+				 FW_PASS);
+		assert_int_equal(pkt(&a, 6, cport, 21, false, 0x10, cs + 1, ss + 1, NULL, S(1)),
+				 FW_PASS);
+		assert_int_equal(pkt(&a, 6, cport, 21, false, 0x18, cs + 1, ss + 1, line, S(1)),
+				 FW_PASS);
+	}
+	assert_int_equal(fw_table_expect_count(a.w.table), n);
+	drain(k, S(1));
+	image_of(a.w.table, &before);
+	assert_int_equal(before.n, n);
+	for (uint32_t j = 0; j + 1 < n; j++) {
+		const struct conn_image *x = &before.c[j], *y = &before.c[j + 1];
+
+		assert_true(x->present & (1u << FW_MOD_FTP));
+		assert_int_equal(x->len[FW_MOD_FTP], FW_FTP_PAYLOAD_LEN);
+		assert_memory_not_equal(x->slice[FW_MOD_FTP], y->slice[FW_MOD_FTP],
+					FW_FTP_PAYLOAD_LEN);
+	}
+
+	assert_int_equal(take_over(&b, target, RESTART, 4, S(2)), n);
+	image_of(b.w.table, &after);
+	assert_int_equal(after.n, n);
+	assert_int_equal(after.expects, n);
+	for (uint32_t j = 0; j < n; j++) {
+		const struct conn_image *x = &before.c[j], *y = &after.c[j];
+
+		assert_memory_equal(&x->key, &y->key, sizeof(x->key));
+		assert_true(x->id == y->id && x->present == y->present);
+		assert_int_equal(x->orig_side, y->orig_side);
+		assert_memory_equal(x->slot_pair, y->slot_pair, sizeof(x->slot_pair));
+		assert_memory_equal(x->gen, y->gen, sizeof(x->gen));
+		for (int m = 1; m < FW_MOD_MAX; m++) {
+			assert_int_equal(x->len[m], y->len[m]);
+			if (x->len[m] > 0)
+				assert_memory_equal(x->slice[m], y->slice[m], (size_t)x->len[m]);
+		}
+	}
+	box_down(&b);
+	ckpt_box_down(&a, &k);
+	store_remove(files);
 }
 
 /* Boxes @p b[0..2) as workers 0 and 1 of layout @p cc, each with its checkpointer. */
@@ -2036,7 +2107,7 @@ static int check_owner(struct fw_conn *c, void *arg)
 {
 	struct owned *o = arg;
 
-	if (fw_conn_owner(&c->key, o->n) != o->worker)
+	if (fw_conn_owner(&fw_conn_cold(c)->key, o->n) != o->worker)
 		o->wrong++;
 	if (c->present & (1u << FW_MOD_FTP))
 		o->ftp++;
@@ -2458,6 +2529,7 @@ int main(void)
 		cmocka_unit_test(test_closed_connections_stay_closed_standby),
 		cmocka_unit_test(test_restore_tombstones_what_it_drops),
 		cmocka_unit_test(test_workers_restored_in_parallel_as_one_after_another),
+		cmocka_unit_test(test_restore_gives_each_connection_its_own_cold_part),
 		cmocka_unit_test(
 			test_restart_with_another_number_of_workers_moves_each_connection_once),
 		cmocka_unit_test(

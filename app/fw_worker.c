@@ -806,11 +806,13 @@ static __rte_always_inline uint16_t burst(struct fw_worker *w, struct rte_mbuf *
 		fw_table_lookup_bulk(w->table, keys, nk, conns);
 	/*
 	 * Each connection's hot line, fetched non-temporal: on a link of many flows it is
-	 * seldom needed again before the caches have turned over, and a connection is 320
-	 * bytes of which only this line is read. Fetched as an ordinary line it displaced the
-	 * hash table's buckets and keys, and the line beside it came along (fw_bench: the
-	 * minimal loop's state lines read 320 bytes apart, not 64, ran 13-17 % slower at 100 k
-	 * and 1 M flows); fetched so, holdfast ran ~5-8 % faster there, no slower at 1 k.
+	 * seldom needed again before the caches have turned over. Fetched as an ordinary line
+	 * it displaced the hash table's buckets and keys, when a connection was 320 bytes of
+	 * which only this line is read (fw_bench: the minimal loop's state lines read 320 bytes
+	 * apart, not 64, ran 13-17 % slower at 100 k and 1 M flows); fetched so, holdfast ran
+	 * ~5-8 % faster there, no slower at 1 k. The hot lines are 64 bytes apart now (the
+	 * cold parts in a plane of their own, fw_conn.h); three alternated pairs of this
+	 * against rte_prefetch0 were even on this shared VM.
 	 */
 	for (unsigned int i = 0; i < nk; i++)
 		if (conns[i])

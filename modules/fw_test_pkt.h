@@ -7,6 +7,7 @@
 #ifndef HOLDFAST_FW_TEST_PKT_H
 #define HOLDFAST_FW_TEST_PKT_H
 
+#include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -106,19 +107,40 @@ static inline const struct fw_pkt *tpkt_udp(struct tpkt *t, const struct tflow *
 	return &t->p;
 }
 
+/*
+ * A connection to test with, zeroed. It lives where a table's connections do, in memory of
+ * fw_conns_map (fw_conn_cold finds its cold part by address): one mapping per test
+ * program, its connections handed out in turn, TCONN_MAX before one comes round again.
+ */
+#define TCONN_MAX 4096
+static inline struct fw_conn *tconn_alloc(void)
+{
+	static struct fw_conn *arena;
+	static uint32_t next;
+	struct fw_conn *c;
+
+	if (arena == NULL)
+		arena = fw_conns_map(TCONN_MAX, -1);
+	if (arena == NULL)
+		abort();
+	c = &arena[next++ % TCONN_MAX];
+	fw_conn_clear(c);
+	return c;
+}
+
 /* A connection structure for @p f as the core creates it: key, ID, opener side. */
 static inline void tconn_init(struct fw_conn *c, const struct tflow *f, uint8_t proto)
 {
 	int side;
 
-	memset(c, 0, sizeof(*c));
-	side = fw_key_make(&c->key, f->family, proto, f->addr[0], f->addr[1],
+	fw_conn_clear(c);
+	side = fw_key_make(&fw_conn_cold(c)->key, f->family, proto, f->addr[0], f->addr[1],
 			   (uint16_t)(f->port[0] >> 8 | f->port[0] << 8),
 			   (uint16_t)(f->port[1] >> 8 | f->port[1] << 8));
 	c->orig_side = (uint8_t)side;
-	c->id = 0x1234567887654321ull;
+	fw_conn_cold(c)->id = 0x1234567887654321ull;
 	for (int m = 0; m < FW_MOD_MAX; m++)
-		c->slot_pair[m] = UINT32_MAX;
+		fw_conn_cold(c)->slot_pair[m] = UINT32_MAX;
 }
 
 #endif /* HOLDFAST_FW_TEST_PKT_H */

@@ -62,13 +62,17 @@ _Static_assert(sizeof(struct fw_key) == 40, "fw_key is hashed as 40 bytes");
 #define FW_EXT_HOT 44
 
 /**
- * A connection is cache-line aligned and its first line is its hot part: everything a
+ * A connection is two parts at one position of its table: this hot line, everything a
  * packet of an established connection reads or writes -- the timers, the opener's side,
- * the slice bits and flags, and the transport module's slice at the start of ext. The
- * rest (the key, the ID, the checkpoint bookkeeping, the other modules' slices) is read
- * when a connection opens, closes, is checkpointed or restored. The key the packet is
- * matched on stays in the hash table's key store; a hit needs no copy of it here. A hot
- * part one byte over the line costs a second miss per packet at random flow order.
+ * the slice bits and flags, and the transport module's slice at the start of ext -- and
+ * its cold part (struct fw_conn_cold: the key, the ID, the checkpoint bookkeeping, the
+ * other modules' slices), read when a connection opens, closes, is checkpointed or
+ * restored. The key the packet is matched on stays in the hash table's key store; a hit
+ * needs no copy of it here. The hot lines of a table are one array with a 64-byte stride,
+ * the cold parts another with a 256-byte one: at random flow order 100 k connections'
+ * hot lines are 6.4 MB, not the 32 MB of 320-byte connections (cache and TLB reach).
+ * A connection is reached by its hot pointer alone; fw_conn_cold() finds the rest by
+ * arithmetic, so a connection lives in memory of fw_conns_map(), never alone.
  */
 struct fw_conn {
 	alignas(64) uint64_t expire_ns; /**< idle deadline set by the owning module */
@@ -77,14 +81,70 @@ struct fw_conn {
 	uint8_t present;   /**< bit (1 << module id): slice in use */
 	uint8_t dirty;	   /**< bit (1 << module id): slice changed since its checkpoint */
 	uint8_t flags;
-	alignas(4) uint8_t ext[FW_EXT_SIZE];
+	alignas(4) uint8_t ext[FW_EXT_HOT]; /**< ext[0, FW_EXT_HOT) of the slice area */
+};
+_Static_assert(sizeof(struct fw_conn) == 64, "the hot part is exactly one cache line");
+
+/**
+ * The cold part of a connection. The slice area beyond the hot line comes first, so that
+ * it starts a cache line as it did in one structure; the ID and the checkpoint
+ * bookkeeping, which every checkpoint of a slice reads and writes, share the last line.
+ * A position is free while its key's family is 0.
+ */
+struct fw_conn_cold {
+	alignas(64) uint8_t ext[FW_EXT_SIZE - FW_EXT_HOT]; /**< ext[FW_EXT_HOT, FW_EXT_SIZE) */
 	alignas(8) struct fw_key key;	/**< 8-aligned: rte_hash_crc reads keys in 8-byte words */
 	uint64_t id;			/**< keyed hash of the key (fw_conn_id) */
 	uint32_t slot_pair[FW_MOD_MAX]; /**< checkpoint slot pair per module, UINT32_MAX none */
 	uint64_t gen[FW_MOD_MAX];	/**< checkpoint generation per module */
 };
-_Static_assert(offsetof(struct fw_conn, ext) + FW_EXT_HOT == 64,
-	       "the hot part is exactly the first cache line");
+
+/**
+ * The planes connections live in. fw_conns_map() reserves address space aligned to
+ * FW_CONN_PLANE: hot lines from its base B, cold parts from B + FW_CONN_PLANE, each plane
+ * indexed by the same position, so the cold part of the hot line at B + 64 i is at
+ * B + FW_CONN_PLANE + 256 i, computed from the hot pointer with a mask, a shift and an add
+ * (no load, no table pointer). One plane holds FW_CONNS_MAX connections.
+ */
+#define FW_CONN_PLANE	   (1ull << 30)
+#define FW_CONN_COLD_SCALE 4 /* sizeof(struct fw_conn_cold) / sizeof(struct fw_conn) */
+#define FW_CONNS_MAX	   ((uint32_t)(FW_CONN_PLANE / 64))
+_Static_assert(sizeof(struct fw_conn_cold) == FW_CONN_COLD_SCALE * sizeof(struct fw_conn),
+	       "cold parts at a fixed multiple of the hot stride");
+
+/** The cold part of @p c (a connection of fw_conns_map's memory). */
+static inline struct fw_conn_cold *fw_conn_cold(const struct fw_conn *c)
+{
+	const uintptr_t p = (uintptr_t)c;
+	const uintptr_t base = p & ~(uintptr_t)(FW_CONN_PLANE - 1);
+
+	return (struct fw_conn_cold *)(base + FW_CONN_PLANE + (p - base) * FW_CONN_COLD_SCALE);
+}
+
+/**
+ * Map room for @p n connections, zeroed (every position free), on NUMA node @p socket if
+ * it can (negative: any): both planes pre-faulted, on transparent huge pages where the
+ * kernel has them, so that no packet waits on a page fault. @return the first hot line,
+ * or NULL with errno (EINVAL: @p n is 0 or over FW_CONNS_MAX; ENOMEM).
+ */
+struct fw_conn *fw_conns_map(uint32_t n, int socket);
+
+/** Unmap what fw_conns_map(@p n) returned. NULL is a no-op. */
+void fw_conns_unmap(struct fw_conn *conns, uint32_t n);
+
+/** Both parts of @p c zeroed. */
+static inline void fw_conn_clear(struct fw_conn *c)
+{
+	__builtin_memset(c, 0, sizeof(*c));
+	__builtin_memset(fw_conn_cold(c), 0, sizeof(struct fw_conn_cold));
+}
+
+/** Both parts of @p src copied into @p dst. */
+static inline void fw_conn_copy(struct fw_conn *dst, const struct fw_conn *src)
+{
+	*dst = *src;
+	*fw_conn_cold(dst) = *fw_conn_cold(src);
+}
 
 /**
  * Canonicalize a packet's endpoints into @p key.
@@ -172,8 +232,21 @@ static inline void fw_conn_mark_dirty_now(struct fw_conn *c, enum fw_module_id m
 	c->flags |= FW_CONN_F_CKPT_NOW;
 }
 
-/** Slice of module @p m at its fixed offset (see modules/fw_slices.h). */
-#define FW_SLICE(c, type, off) ((type *)(void *)((c)->ext + (off)))
+/**
+ * Slice of module @p m at its fixed offset (see modules/fw_slices.h) in the hot line or in
+ * the cold part: @p off is a constant, so the choice is made at compile time, and a slice
+ * lies wholly in one part (checked here).
+ */
+#define FW_SLICE(c, type, off)                                                                     \
+	((type *)(void *)((void)sizeof(struct {                                                    \
+				  _Static_assert(                                                  \
+					  (off) + sizeof(type) <= FW_EXT_HOT ||                    \
+						  (off) >= FW_EXT_HOT,                             \
+					  "a slice lies in the hot line or in the cold part");     \
+				  int x;                                                           \
+			  }),                                                                      \
+			  (off) < FW_EXT_HOT ? (c)->ext + (off)                                    \
+					     : fw_conn_cold(c)->ext + ((off)-FW_EXT_HOT)))
 
 #ifdef __cplusplus
 }

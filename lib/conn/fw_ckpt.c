@@ -217,6 +217,7 @@ static bool module_fits(enum fw_module_id m, uint8_t proto)
 int fw_ckpt_slice(const struct fw_conn *c, enum fw_module_id m, uint8_t *payload, size_t cap,
 		  struct ckpt_rec *out)
 {
+	const struct fw_conn_cold *cc = fw_conn_cold(c);
 	const struct fw_module_ops *ops;
 	int n;
 
@@ -231,10 +232,10 @@ int fw_ckpt_slice(const struct fw_conn *c, enum fw_module_id m, uint8_t *payload
 	memset(out, 0, sizeof(*out));
 	out->module_id = (uint8_t)m;
 	out->slice_version = ops->slice_version;
-	out->conn_id = c->id;
-	out->generation = c->gen[m];
-	out->slot_pair = c->slot_pair[m];
-	fw_key_to_ckpt(&c->key, &out->key);
+	out->conn_id = cc->id;
+	out->generation = cc->gen[m];
+	out->slot_pair = cc->slot_pair[m];
+	fw_key_to_ckpt(&cc->key, &out->key);
 	out->payload_len = (uint16_t)n;
 	out->payload = payload;
 	return 0;
@@ -242,14 +243,16 @@ int fw_ckpt_slice(const struct fw_conn *c, enum fw_module_id m, uint8_t *payload
 
 void fw_ckpt_tombstone(const struct fw_conn *c, enum fw_module_id m, struct ckpt_rec *out)
 {
+	const struct fw_conn_cold *cc = fw_conn_cold(c);
+
 	memset(out, 0, sizeof(*out));
 	out->flags = CKPT_REC_F_TOMBSTONE;
 	out->module_id = (uint8_t)m;
 	out->slice_version = fw_modules[m] ? fw_modules[m]->slice_version : 0;
-	out->conn_id = c->id;
-	out->generation = c->gen[m];
-	out->slot_pair = c->slot_pair[m];
-	fw_key_to_ckpt(&c->key, &out->key);
+	out->conn_id = cc->id;
+	out->generation = cc->gen[m];
+	out->slot_pair = cc->slot_pair[m];
+	fw_key_to_ckpt(&cc->key, &out->key);
 }
 
 /*
@@ -289,7 +292,7 @@ static int restore_keyed(struct fw_table *t, struct fw_slots *slots, const struc
 	}
 	if (created) {
 		c->flags |= FW_CONN_F_RESTORING;
-	} else if (c->id != rec->conn_id || !(c->flags & FW_CONN_F_RESTORING) ||
+	} else if (fw_conn_cold(c)->id != rec->conn_id || !(c->flags & FW_CONN_F_RESTORING) ||
 		   (c->present & (1u << m))) {
 		/* Another incarnation of this key, or this slice twice: keep what came first. */
 		st->conflicts++;
@@ -311,8 +314,8 @@ static int restore_keyed(struct fw_table *t, struct fw_slots *slots, const struc
 		return 0;
 	}
 	c->present |= (uint8_t)(1u << m);
-	c->slot_pair[m] = rec->slot_pair;
-	c->gen[m] = rec->generation;
+	fw_conn_cold(c)->slot_pair[m] = rec->slot_pair;
+	fw_conn_cold(c)->gen[m] = rec->generation;
 	st->slices++;
 	return 0;
 }
@@ -454,16 +457,18 @@ struct finish {
  */
 static void drop_conn(struct finish *f, struct fw_conn *c)
 {
+	const struct fw_conn_cold *cc = fw_conn_cold(c);
+
 	for (int m = 0; m < FW_MOD_MAX; m++)
-		if (c->slot_pair[m] != UINT32_MAX)
-			fw_slots_owe(f->slots, c->slot_pair[m], c->gen[m] + 1);
+		if (cc->slot_pair[m] != UINT32_MAX)
+			fw_slots_owe(f->slots, cc->slot_pair[m], cc->gen[m] + 1);
 	fw_table_del(f->t, c);
 }
 
 static int finish_one(struct fw_conn *c, void *arg)
 {
 	struct finish *f = arg;
-	const enum fw_module_id req = proto_module(c->key.proto);
+	const enum fw_module_id req = proto_module(fw_conn_cold(c)->key.proto);
 
 	if (!(c->flags & FW_CONN_F_RESTORING))
 		return 0;
@@ -516,7 +521,7 @@ static int finish_local_one(struct fw_conn *c, void *arg)
 {
 	struct finish_local *f = arg;
 	struct fw_finish_part *p = f->p;
-	const enum fw_module_id req = proto_module(c->key.proto);
+	const enum fw_module_id req = proto_module(fw_conn_cold(c)->key.proto);
 
 	if (!(c->flags & FW_CONN_F_RESTORING))
 		return 0;
@@ -617,13 +622,14 @@ void fw_shadow_free(struct fw_shadow **shp)
 /* Take module @p m's slice off @p c (superseded or deleted); a connection left empty goes. */
 static void shadow_detach(struct fw_shadow *sh, struct fw_conn *c, int m)
 {
-	uint32_t pair = c->slot_pair[m];
+	struct fw_conn_cold *cc = fw_conn_cold(c);
+	uint32_t pair = cc->slot_pair[m];
 
 	if (pair != UINT32_MAX) {
 		sh->by_pair[pair - sh->slots->first] = NULL;
-		fw_slots_put(sh->slots, pair, c->gen[m]);
+		fw_slots_put(sh->slots, pair, cc->gen[m]);
 	}
-	c->slot_pair[m] = UINT32_MAX;
+	cc->slot_pair[m] = UINT32_MAX;
 	c->present &= (uint8_t) ~(1u << m);
 	if (c->present == 0)
 		fw_table_del(sh->t, c);
@@ -649,7 +655,7 @@ int fw_shadow_apply(struct fw_shadow *sh, const struct ckpt_rec *rec, struct fw_
 	old = sh->by_pair[i];
 	if (old != NULL) {
 		for (int m = 0; m < FW_MOD_MAX; m++)
-			if (old->slot_pair[m] == rec->slot_pair) {
+			if (fw_conn_cold(old)->slot_pair[m] == rec->slot_pair) {
 				shadow_detach(sh, old, m);
 				break;
 			}
@@ -666,7 +672,7 @@ int fw_shadow_apply(struct fw_shadow *sh, const struct ckpt_rec *rec, struct fw_
 	 */
 	fw_key_from_ckpt(&rec->key, &key);
 	c = fw_table_lookup(sh->t, &key);
-	if (c != NULL && c->id != rec->conn_id) {
+	if (c != NULL && fw_conn_cold(c)->id != rec->conn_id) {
 		for (int m = 0; m < FW_MOD_MAX && c != NULL; m++)
 			if (c->present & (1u << m)) {
 				bool last = (c->present & ~(1u << m)) == 0;
@@ -682,7 +688,7 @@ int fw_shadow_apply(struct fw_shadow *sh, const struct ckpt_rec *rec, struct fw_
 	}
 	rc = fw_restore_add(sh->t, sh->slots, rec, st);
 	c = fw_table_lookup(sh->t, &key);
-	if (c != NULL && c->slot_pair[rec->module_id] == rec->slot_pair)
+	if (c != NULL && fw_conn_cold(c)->slot_pair[rec->module_id] == rec->slot_pair)
 		sh->by_pair[i] = c;
 	return rc;
 }

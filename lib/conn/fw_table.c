@@ -19,7 +19,7 @@
 
 struct fw_table {
 	struct rte_hash *h;
-	struct fw_conn *conns; /* indexed by hash position */
+	struct fw_conn *conns; /* hot lines by hash position; cold parts: fw_conn_cold */
 	uint32_t slots;	       /* positions rte_hash may return */
 	uint32_t capacity;     /* keys it holds */
 	uint32_t count;
@@ -64,7 +64,7 @@ struct fw_table *fw_table_create(const char *name, uint32_t capacity, uint32_t m
 	struct fw_table *t;
 	int err;
 
-	if (name == NULL || capacity == 0 || capacity > (1u << 30)) {
+	if (name == NULL || capacity == 0 || capacity > FW_TABLE_CAPACITY_MAX) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -80,13 +80,15 @@ struct fw_table *fw_table_create(const char *name, uint32_t capacity, uint32_t m
 	}
 	/* A function pointer is per process: every table is its own process's (none shared). */
 	rte_hash_set_cmp_func(t->h, fw_key_cmp);
-	/* Positions may run past the key count: size the array by what rte_hash hands out. */
+	/* Positions may run past the key count: size the planes by what rte_hash hands out. */
 	t->capacity = capacity;
 	t->slots = (uint32_t)rte_hash_max_key_id(t->h) + 1;
-	t->conns = rte_zmalloc_socket("fw_conns", sizeof(*t->conns) * t->slots, RTE_CACHE_LINE_SIZE,
-				      socket);
+	/* 7/8 of a plane at most: rte_hash's entries are the capacity, positions one more. */
+	_Static_assert((uint64_t)FW_TABLE_CAPACITY_MAX * 8 <= (uint64_t)FW_CONNS_MAX * 7,
+		       "a plane holds every position");
+	t->conns = fw_conns_map(t->slots, socket);
 	if (t->conns == NULL) {
-		err = ENOMEM;
+		err = errno;
 		goto err_free_hash;
 	}
 	t->max_expect = max_expect;
@@ -105,7 +107,7 @@ struct fw_table *fw_table_create(const char *name, uint32_t capacity, uint32_t m
 err_free_exp:
 	rte_free(t->exp_master);
 	rte_free(t->exp);
-	rte_free(t->conns);
+	fw_conns_unmap(t->conns, t->slots);
 err_free_hash:
 	rte_hash_free(t->h);
 err_free:
@@ -123,7 +125,7 @@ void fw_table_free(struct fw_table **tp)
 	t = *tp;
 	rte_free(t->exp_master);
 	rte_free(t->exp);
-	rte_free(t->conns);
+	fw_conns_unmap(t->conns, t->slots);
 	rte_hash_free(t->h);
 	rte_free(t);
 	*tp = NULL;
@@ -182,20 +184,27 @@ struct fw_conn *fw_table_get_or_add(struct fw_table *t, const struct fw_key *key
 }
 
 /*
- * memset() of a connection, 16 bytes a store: gcc makes memset of its 320 bytes a rep stos,
- * whose start-up took ~30 cycles of every insert (half of a restore's time in
- * fw_table_get_or_add_with_hash).
+ * memset() of @p len bytes at @p p, 16 bytes a store: gcc makes memset of a connection's
+ * 320 bytes a rep stos, whose start-up took ~30 cycles of every insert (half of a
+ * restore's time in fw_table_get_or_add_with_hash).
  */
-static inline void conn_zero(struct fw_conn *c)
+static inline void zero16(void *p, size_t len)
 {
 	typedef uint64_t word16 __attribute__((vector_size(16), may_alias));
-	word16 *p = (word16 *)(void *)c;
+	word16 *w = p;
 
-	_Static_assert(sizeof(*c) % sizeof(*p) == 0 && alignof(struct fw_conn) >= sizeof(*p),
+#pragma GCC unroll 16
+	for (size_t i = 0; i < len / sizeof(*w); i++)
+		w[i] = (word16){0, 0};
+}
+
+static inline void conn_zero(struct fw_conn *c, struct fw_conn_cold *cc)
+{
+	_Static_assert(sizeof(*c) % 16 == 0 && alignof(struct fw_conn) >= 16 &&
+			       sizeof(*cc) % 16 == 0 && alignof(struct fw_conn_cold) >= 16,
 		       "whole aligned stores");
-#pragma GCC unroll 32
-	for (size_t i = 0; i < sizeof(*c) / sizeof(*p); i++)
-		p[i] = (word16){0, 0};
+	zero16(c, sizeof(*c));
+	zero16(cc, sizeof(*cc));
 }
 
 struct fw_conn *fw_table_get_or_add_with_hash(struct fw_table *t, const struct fw_key *key,
@@ -203,6 +212,7 @@ struct fw_conn *fw_table_get_or_add_with_hash(struct fw_table *t, const struct f
 {
 	int32_t pos;
 	struct fw_conn *c;
+	struct fw_conn_cold *cc;
 
 	/* rte_hash has room past the capacity (hash_entries): a full table finds keys only. */
 	if (unlikely(t->count >= t->capacity)) {
@@ -220,7 +230,8 @@ struct fw_conn *fw_table_get_or_add_with_hash(struct fw_table *t, const struct f
 		return NULL;
 	}
 	c = &t->conns[pos];
-	*created = c->key.family == 0;
+	cc = fw_conn_cold(c);
+	*created = cc->key.family == 0;
 	if (!*created)
 		return c;
 	/*
@@ -228,14 +239,19 @@ struct fw_conn *fw_table_get_or_add_with_hash(struct fw_table *t, const struct f
 	 * filling table (a restore) most likely lands a few positions on: fetch that
 	 * connection now, or the stores below wait for memory on every insert.
 	 */
-	if ((uint32_t)pos + FW_TABLE_ADD_AHEAD < t->slots)
-		for (size_t l = 0; l < sizeof(*c); l += RTE_CACHE_LINE_SIZE)
-			rte_prefetch0((const uint8_t *)(c + FW_TABLE_ADD_AHEAD) + l);
-	conn_zero(c);
-	c->key = *key;
-	c->id = id;
+	if ((uint32_t)pos + FW_TABLE_ADD_AHEAD < t->slots) {
+		const struct fw_conn *n = c + FW_TABLE_ADD_AHEAD;
+		const uint8_t *ncold = (const uint8_t *)fw_conn_cold(n);
+
+		rte_prefetch0(n);
+		for (size_t l = 0; l < sizeof(*cc); l += RTE_CACHE_LINE_SIZE)
+			rte_prefetch0(ncold + l);
+	}
+	conn_zero(c, cc);
+	cc->key = *key;
+	cc->id = id;
 	for (int m = 0; m < FW_MOD_MAX; m++)
-		c->slot_pair[m] = UINT32_MAX;
+		cc->slot_pair[m] = UINT32_MAX;
 	t->count++;
 	return c;
 }
@@ -256,12 +272,14 @@ static void expect_withdraw_master(struct fw_table *t, struct fw_conn *c);
 
 void fw_table_del(struct fw_table *t, struct fw_conn *c)
 {
+	struct fw_conn_cold *cc = fw_conn_cold(c);
+
 	/* What it expects goes with it: its position may hold another connection next. */
 	if (c->flags & FW_CONN_F_EXPECTING)
 		expect_withdraw_master(t, c);
-	if (rte_hash_del_key(t->h, &c->key) >= 0)
+	if (rte_hash_del_key(t->h, &cc->key) >= 0)
 		t->count--;
-	c->key.family = 0; /* position free: sweeps skip it */
+	cc->key.family = 0; /* position free: sweeps skip it */
 }
 
 uint32_t fw_table_count(const struct fw_table *t)
@@ -281,7 +299,8 @@ uint32_t fw_table_slots(const struct fw_table *t)
 
 struct fw_conn *fw_table_at(struct fw_table *t, uint32_t pos)
 {
-	return pos < t->slots && t->conns[pos].key.family != 0 ? &t->conns[pos] : NULL;
+	return pos < t->slots && fw_conn_cold(&t->conns[pos])->key.family != 0 ? &t->conns[pos]
+									       : NULL;
 }
 
 unsigned int fw_table_sweep(struct fw_table *t, uint64_t now, unsigned int budget, fw_expire_fn fn,
@@ -296,7 +315,8 @@ unsigned int fw_table_sweep(struct fw_table *t, uint64_t now, unsigned int budge
 
 		if (++t->sweep_pos == t->slots)
 			t->sweep_pos = 0;
-		if (c->key.family != 0 && c->expire_ns < now) {
+		/* The hot deadline first: a live connection not yet idle costs no cold line. */
+		if (c->expire_ns < now && fw_conn_cold(c)->key.family != 0) {
 			idle++;
 			fn(t, c, arg);
 		}
@@ -321,9 +341,11 @@ int fw_table_walk_range(struct fw_table *t, uint32_t from, uint32_t to,
 		to = t->slots;
 	for (uint32_t i = from; i < to; i++) {
 		/* A full table's walk (a restore's finish) waited on every connection's line. */
-		if (i + FW_TABLE_WALK_AHEAD < to)
-			rte_prefetch0(&t->conns[i + FW_TABLE_WALK_AHEAD].key);
-		if (t->conns[i].key.family != 0) {
+		if (i + FW_TABLE_WALK_AHEAD < to) {
+			rte_prefetch0(&fw_conn_cold(&t->conns[i + FW_TABLE_WALK_AHEAD])->key);
+			rte_prefetch0(&t->conns[i + FW_TABLE_WALK_AHEAD]);
+		}
+		if (fw_conn_cold(&t->conns[i])->key.family != 0) {
 			int rc = fn(&t->conns[i], arg);
 
 			if (rc)
@@ -375,7 +397,7 @@ int fw_table_expect_add(struct fw_table *t, const struct fw_expect *e, struct fw
 	const uint32_t pos = (uint32_t)(master - t->conns);
 	uint32_t i;
 
-	if (master < t->conns || pos >= t->slots || master->key.family == 0)
+	if (master < t->conns || pos >= t->slots || fw_conn_cold(master)->key.family == 0)
 		return -EINVAL;
 	for (i = 0; i < t->nexpect && t->exp_master[i] != pos; i++)
 		;

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * Per-lcore connection table: an rte_hash of canonical keys whose positions index an array
- * of struct fw_conn, plus the FTP-style expectations of that lcore. One writer (its lcore),
- * no locks. Private to the firewall.
+ * Per-lcore connection table: an rte_hash of canonical keys whose positions index the hot
+ * and cold planes of its connections (fw_conns_map), plus the FTP-style expectations of that lcore.
+ * One writer (its lcore), no locks. Private to the firewall.
  */
 #ifndef FW_TABLE_H
 #define FW_TABLE_H
@@ -15,8 +15,15 @@
 struct fw_table;
 
 /**
+ * Most connections a table holds: its hot lines fill at most 7/8 of one plane of
+ * fw_conns_map (the rest is rte_hash's room past a capacity near a power of two).
+ */
+#define FW_TABLE_CAPACITY_MAX (FW_CONNS_MAX / 8 * 7)
+
+/**
  * Create a table for @p capacity connections and @p max_expect expectations on NUMA
- * @p socket. @return the table or NULL with errno (EINVAL, ENOMEM, or rte_hash's).
+ * @p socket. @return the table or NULL with errno (EINVAL: @p capacity 0 or over
+ * FW_TABLE_CAPACITY_MAX; ENOMEM, or rte_hash's).
  */
 struct fw_table *fw_table_create(const char *name, uint32_t capacity, uint32_t max_expect,
 				 int socket);

@@ -32,8 +32,8 @@ static void test_table_add_lookup_delete(void **state)
 	assert_non_null(t);
 	c = fw_table_add(t, &k, 77);
 	assert_non_null(c);
-	assert_true(c->id == 77);
-	assert_int_equal(c->slot_pair[FW_MOD_TCP], UINT32_MAX);
+	assert_true(fw_conn_cold(c)->id == 77);
+	assert_int_equal(fw_conn_cold(c)->slot_pair[FW_MOD_TCP], UINT32_MAX);
 	assert_ptr_equal(fw_table_lookup(t, &k), c);
 	assert_null(fw_table_lookup(t, &other));
 	assert_null(fw_table_add(t, &k, 78));
@@ -63,7 +63,7 @@ static void test_table_bulk_lookup_matches_single(void **state)
 	fw_table_lookup_bulk(t, kp, 100, found);
 	for (uint32_t i = 0; i < 100; i++) {
 		if (i % 2 == 0)
-			assert_true(found[i] != NULL && found[i]->id == i + 1);
+			assert_true(found[i] != NULL && fw_conn_cold(found[i])->id == i + 1);
 		else
 			assert_null(found[i]);
 	}
@@ -105,7 +105,7 @@ static void test_full_table_gets_its_keys_and_refuses_new_ones(void **state)
 	c = fw_table_get_or_add(t, &k, 999, &created);
 	assert_non_null(c);
 	assert_false(created);
-	assert_true(c->id == 501);
+	assert_true(fw_conn_cold(c)->id == 501);
 	k = key_n(1000);
 	errno = 0;
 	assert_null(fw_table_get_or_add(t, &k, 1001, &created));
@@ -123,6 +123,8 @@ static void test_full_table_gets_its_keys_and_refuses_new_ones(void **state)
 static void test_added_connection_is_zeroed_where_another_was(void **state)
 {
 	struct fw_table *t = fw_table_create("t3c", 256, 0, 0);
+	struct fw_conn *want = fw_conns_map(1, -1);
+	struct fw_conn_cold *cc;
 	struct fw_conn *c;
 
 	(void)state;
@@ -131,9 +133,13 @@ static void test_added_connection_is_zeroed_where_another_was(void **state)
 
 		c = fw_table_add(t, &k, i + 1);
 		assert_non_null(c);
-		memset(c, 0xa5, offsetof(struct fw_conn, key));
+		cc = fw_conn_cold(c);
+		memset(c, 0xa5, sizeof(*c));
 		c->flags = 0;
-		memset(&c->slot_pair, 0xa5, sizeof(*c) - offsetof(struct fw_conn, slot_pair));
+		/* all but the key and the ID, which the delete goes by */
+		memset(cc, 0xa5, offsetof(struct fw_conn_cold, key));
+		memset(&cc->slot_pair, 0xa5,
+		       sizeof(*cc) - offsetof(struct fw_conn_cold, slot_pair));
 	}
 	for (uint32_t i = 0; i < 256; i++) {
 		struct fw_key k = key_n(i);
@@ -142,16 +148,119 @@ static void test_added_connection_is_zeroed_where_another_was(void **state)
 	}
 	for (uint32_t i = 0; i < 256; i++) {
 		struct fw_key k = key_n(1000 + i);
-		struct fw_conn want;
 
 		c = fw_table_add(t, &k, 7);
 		assert_non_null(c);
-		memset(&want, 0, sizeof(want));
-		want.key = k;
-		want.id = 7;
+		fw_conn_clear(want);
+		fw_conn_cold(want)->key = k;
+		fw_conn_cold(want)->id = 7;
 		for (int m = 0; m < FW_MOD_MAX; m++)
-			want.slot_pair[m] = UINT32_MAX;
-		assert_memory_equal(c, &want, sizeof(want));
+			fw_conn_cold(want)->slot_pair[m] = UINT32_MAX;
+		assert_memory_equal(c, want, sizeof(*want));
+		assert_memory_equal(fw_conn_cold(c), fw_conn_cold(want), sizeof(*cc));
+	}
+	fw_conns_unmap(want, 1);
+	fw_table_free(&t);
+}
+
+/* Connection number @p i's own bytes, everywhere but its key and ID (which the add sets). */
+static void conn_fill(struct fw_conn *c, uint32_t i)
+{
+	struct fw_conn_cold *cc = fw_conn_cold(c);
+	uint8_t *cold_ext = FW_SLICE(c, uint8_t, FW_EXT_HOT);
+
+	c->expire_ns = i;
+	c->last_ns = ~(uint64_t)i;
+	c->orig_side = (uint8_t)(i & 1);
+	c->present = c->dirty = (uint8_t)i;
+	c->flags = 0; /* FW_CONN_F_EXPECTING would have the delete look for an expectation */
+	for (unsigned int b = 0; b < FW_EXT_HOT; b++)
+		c->ext[b] = (uint8_t)(i * 3 + b);
+	for (unsigned int b = 0; b < FW_EXT_SIZE - FW_EXT_HOT; b++)
+		cold_ext[b] = (uint8_t)(i * 7 + b);
+	for (int m = 0; m < FW_MOD_MAX; m++) {
+		cc->slot_pair[m] = i * 4 + (uint32_t)m;
+		cc->gen[m] = (uint64_t)i << 8 | (uint64_t)m;
+	}
+}
+
+/* Is connection @p c number @p i, as conn_fill() and the add (key_n(@p i), ID i + 1) left it? */
+static void conn_check(const struct fw_conn *c, uint32_t i)
+{
+	const struct fw_conn_cold *cc = fw_conn_cold(c);
+	const struct fw_key k = key_n(i);
+
+	assert_memory_equal(&cc->key, &k, sizeof(k));
+	assert_true(cc->id == i + 1);
+	assert_true(c->expire_ns == i && c->last_ns == ~(uint64_t)i);
+	assert_true(c->orig_side == (i & 1) && c->present == (uint8_t)i && c->dirty == (uint8_t)i);
+	for (unsigned int b = 0; b < FW_EXT_HOT; b++)
+		assert_int_equal(c->ext[b], (uint8_t)(i * 3 + b));
+	for (unsigned int b = 0; b < FW_EXT_SIZE - FW_EXT_HOT; b++)
+		assert_int_equal(cc->ext[b], (uint8_t)(i * 7 + b));
+	for (int m = 0; m < FW_MOD_MAX; m++) {
+		assert_int_equal(cc->slot_pair[m], i * 4 + (uint32_t)m);
+		assert_true(cc->gen[m] == ((uint64_t)i << 8 | (uint64_t)m));
+	}
+}
+
+/*
+ * Every position has a cold part of its own: each connection of a full table, its hot line
+ * and its cold part (the slice area past the hot line through FW_SLICE, the bookkeeping)
+ * written with bytes of its own, reads all of them back through its own key's lookup, at
+ * every position the table hands out -- the last one included, reached by deleting and
+ * adding until it is in use. A cold part shared by two positions, or one at the wrong
+ * distance from its hot line, reads another connection's bytes.
+ */
+static void test_every_position_has_its_own_cold_part(void **state)
+{
+	const uint32_t cap = 1000;
+	struct fw_table *t = fw_table_create("t3d", cap, 0, 0);
+	uint32_t slots, next = cap, first = 0, n = 0, high = 0;
+
+	(void)state;
+	assert_non_null(t);
+	slots = fw_table_slots(t);
+	for (uint32_t i = 0; i < cap; i++) {
+		struct fw_key k = key_n(i);
+		struct fw_conn *c = fw_table_add(t, &k, i + 1);
+
+		assert_non_null(c);
+		assert_ptr_equal(FW_SLICE(c, uint8_t, 0), c->ext);
+		assert_ptr_equal(FW_SLICE(c, uint8_t, FW_EXT_HOT), fw_conn_cold(c)->ext);
+		conn_fill(c, i);
+	}
+	/* Positions come back to rte_hash's free ring at its end: delete and add until the
+	 * last position it can hand out (one under fw_table_slots) is taken. */
+	while (fw_table_at(t, slots - 2) == NULL) {
+		struct fw_key old = key_n(first++), k = key_n(next);
+		struct fw_conn *c;
+
+		assert_true(next < cap + slots);
+		fw_table_del(t, fw_table_lookup(t, &old));
+		c = fw_table_add(t, &k, next + 1);
+		assert_non_null(c);
+		conn_fill(c, next++);
+	}
+	for (uint32_t pos = 0; pos < slots; pos++) {
+		const struct fw_conn *c = fw_table_at(t, pos);
+		uint32_t i;
+
+		if (c == NULL)
+			continue;
+		n++;
+		high = pos;
+		i = (uint32_t)fw_conn_cold(c)->id - 1;
+		assert_true(i >= first && i < next);
+		assert_ptr_equal(fw_table_lookup(t, &fw_conn_cold(c)->key), c);
+		conn_check(c, i);
+	}
+	assert_int_equal(n, cap);
+	assert_int_equal(high, slots - 2);
+	for (uint32_t i = first; i < next; i++) {
+		struct fw_key k = key_n(i);
+
+		conn_check(fw_table_lookup(t, &k), i);
 	}
 	fw_table_free(&t);
 }
@@ -214,9 +323,11 @@ static void test_expectation_admits_only_its_endpoints_once(void **state)
 		fw_table_expect_take(t, 4, 6, srv, htons(20), cli, htons(50000), 10, &got, &m), 0);
 	/* an expectation's master is a connection of the table */
 	{
-		struct fw_conn stranger = {.key = k};
+		struct fw_conn *stranger = fw_conns_map(1, -1);
 
-		assert_int_equal(fw_table_expect_add(t, &e, &stranger), -EINVAL);
+		fw_conn_cold(stranger)->key = k;
+		assert_int_equal(fw_table_expect_add(t, &e, stranger), -EINVAL);
+		fw_conns_unmap(stranger, 1);
 	}
 	fw_table_free(&t);
 }
@@ -340,6 +451,7 @@ int main(void)
 		cmocka_unit_test(test_table_fills_to_capacity_then_refuses),
 		cmocka_unit_test(test_full_table_gets_its_keys_and_refuses_new_ones),
 		cmocka_unit_test(test_added_connection_is_zeroed_where_another_was),
+		cmocka_unit_test(test_every_position_has_its_own_cold_part),
 		cmocka_unit_test(test_table_sweep_expires_only_idle),
 		cmocka_unit_test(test_expectation_admits_only_its_endpoints_once),
 		cmocka_unit_test(test_expectation_replaced_by_its_masters_next_one),

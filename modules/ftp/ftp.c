@@ -78,9 +78,10 @@ bool fw_ftp_is_control(const struct fw_ftp_conf *conf, const struct fw_conn *c)
 
 	if (!conf)
 		conf = &fw_ftp_conf_default;
-	if (c->key.proto != 6 || c->orig_side > 1)
+	/* The key is in the cold part: asked when a connection opens, not per packet. */
+	if (fw_conn_cold(c)->key.proto != 6 || c->orig_side > 1)
 		return false;
-	port = ntohs(c->key.port[!c->orig_side]);
+	port = ntohs(fw_conn_cold(c)->key.port[!c->orig_side]);
 	for (int i = 0; i < FW_FTP_MAX_PORTS; i++)
 		if (conf->ports[i] && conf->ports[i] == port)
 			return true;
@@ -293,16 +294,17 @@ static void build_expect(const struct fw_conn *c, const struct fw_ftp_slice *f, 
 {
 	const uint8_t client = c->orig_side, server = (uint8_t)!c->orig_side;
 	const bool active = f->exp_mode == FW_FTP_EXP_ACTIVE;
+	const struct fw_conn_cold *cc = fw_conn_cold(c);
 
 	memset(e, 0, sizeof(*e));
-	e->family = c->key.family;
+	e->family = cc->key.family;
 	e->proto = 6;
 	/* Active: the server connects to the client. Passive: the client to the server. */
-	memcpy(e->addr[0], c->key.addr[active ? server : client], 16);
-	memcpy(e->addr[1], c->key.addr[active ? client : server], 16);
+	memcpy(e->addr[0], cc->key.addr[active ? server : client], 16);
+	memcpy(e->addr[1], cc->key.addr[active ? client : server], 16);
 	e->port[0] = htons(f->exp_sport);
 	e->port[1] = htons(f->exp_port);
-	e->master_id = c->id;
+	e->master_id = cc->id;
 	e->expire_ns = expire;
 }
 

@@ -33,7 +33,7 @@ static const struct tflow ftp6 = {
 };
 
 struct fc {
-	struct fw_conn c;
+	struct fw_conn *c; /* tconn_alloc */
 	struct fw_ctx ctx;
 	struct tpkt pk;
 	const struct tflow *f;
@@ -49,7 +49,8 @@ static int record_expect(struct fw_ctx *ctx, struct fw_conn *master, const struc
 {
 	struct fc *t = ctx->core;
 
-	assert_true(master != NULL && master->id == t->c.id); /* the control connection */
+	assert_true(master != NULL && fw_conn_cold(master)->id ==
+					      fw_conn_cold(t->c)->id); /* the control connection */
 
 	if (t->expect_rc)
 		return t->expect_rc;
@@ -70,7 +71,7 @@ static enum fw_verdict seg_at(struct fc *t, uint8_t dir, uint32_t seq, uint8_t f
 			       .len = text ? (uint32_t)strlen(text) : 0};
 
 	t->why = FW_DROP_NONE;
-	return fw_ftp_packet(&t->ctx, &t->c, tpkt_tcp(&t->pk, t->f, &s, t->now), &t->why);
+	return fw_ftp_packet(&t->ctx, t->c, tpkt_tcp(&t->pk, t->f, &s, t->now), &t->why);
 }
 
 /* The next in-order segment of @p dir; the sequence advances only if it passed. */
@@ -87,7 +88,8 @@ static void fc_init(struct fc *t, const struct tflow *f)
 {
 	memset(t, 0, sizeof(*t));
 	t->f = f;
-	tconn_init(&t->c, f, 6);
+	t->c = tconn_alloc();
+	tconn_init(t->c, f, 6);
 	t->ctx.core = t;
 	t->ctx.expect_add = record_expect;
 	t->now = 10 * NS;
@@ -123,9 +125,9 @@ static void test_ftp_port_expects_server_to_announced_client_port(void **st)
 	/* From the server, any port, to the client's 195 * 256 + 80 = 50000. */
 	assert_expect(&t.exp[0], &ftp4, S, 0, 50000);
 	assert_true(t.exp[0].expire_ns == t.now + 300 * NS);
-	assert_true(t.c.dirty & BIT);
-	assert_int_equal(fw_ftp_slice(&t.c)->exp_mode, FW_FTP_EXP_ACTIVE);
-	assert_int_equal(fw_ftp_slice(&t.c)->exp_port, 50000);
+	assert_true(t.c->dirty & BIT);
+	assert_int_equal(fw_ftp_slice(t.c)->exp_mode, FW_FTP_EXP_ACTIVE);
+	assert_int_equal(fw_ftp_slice(t.c)->exp_port, 50000);
 }
 
 static void test_ftp_active_source_port20_when_configured(void **st)
@@ -177,7 +179,7 @@ static void test_ftp_227_expects_client_to_server_port(void **st)
 			 FW_PASS);
 	assert_int_equal(t.nexp, 1);
 	assert_expect(&t.exp[0], &ftp4, C, 0, 117 * 256 + 48);
-	assert_int_equal(fw_ftp_slice(&t.c)->exp_mode, FW_FTP_EXP_PASSIVE);
+	assert_int_equal(fw_ftp_slice(t.c)->exp_mode, FW_FTP_EXP_PASSIVE);
 }
 
 static void test_ftp_229_expects_client_to_server_port(void **st)
@@ -204,7 +206,7 @@ static void test_ftp_command_split_across_segments(void **st)
 	assert_int_equal(say(&t, C, "200,1\r\nNOOP\r\n"), FW_PASS);
 	assert_int_equal(t.nexp, 1);
 	assert_expect(&t.exp[0], &ftp4, S, 0, 200 * 256 + 1);
-	assert_int_equal(fw_ftp_slice(&t.c)->d[C].line_seq, t.next[C]);
+	assert_int_equal(fw_ftp_slice(t.c)->d[C].line_seq, t.next[C]);
 	/* The server's reply, split too, across its sequence wrap. */
 	assert_int_equal(say(&t, S, "229 Entering Extended Pa"), FW_PASS);
 	assert_int_equal(say(&t, S, "ssive Mode (|||2121|)\r\n"), FW_PASS);
@@ -239,7 +241,7 @@ static void test_ftp_bounce_to_third_host_refused(void **st)
 	assert_int_equal(say(&t, S, "227 Entering Passive Mode (10,0,0,1,200,0)\r\n"), FW_DROP);
 	assert_int_equal(t.why, FW_DROP_FTP_BOUNCE);
 	assert_int_equal(t.nexp, 0);
-	assert_int_equal(fw_ftp_slice(&t.c)->exp_mode, FW_FTP_EXP_NONE);
+	assert_int_equal(fw_ftp_slice(t.c)->exp_mode, FW_FTP_EXP_NONE);
 	/* An IPv4 address on an IPv6 control connection is another host too. */
 	fc_init(&t6, &ftp6);
 	assert_int_equal(say(&t6, C, "EPRT |1|192.0.2.10|3000|\r\n"), FW_DROP);
@@ -320,7 +322,7 @@ static void test_ftp_dropped_command_parsed_again_when_retransmitted(void **st)
 	t.expect_rc = -ENOSPC;
 	assert_int_equal(say(&t, C, "PORT 192,0,2,10,100,100\r\n"), FW_DROP);
 	assert_int_equal(t.why, FW_DROP_TABLE_FULL);
-	assert_int_equal(fw_ftp_slice(&t.c)->d[C].line_seq, at);
+	assert_int_equal(fw_ftp_slice(t.c)->d[C].line_seq, at);
 	t.expect_rc = 0;
 	assert_int_equal(say(&t, C, "PORT 192,0,2,10,100,100\r\n"), FW_PASS);
 	assert_int_equal(t.nexp, 1);
@@ -361,7 +363,7 @@ static void test_ftp_overlong_split_line_skipped(void **st)
 	assert_int_equal(say(&t, C, lng), FW_PASS);
 	assert_int_equal(say(&t, C, "\r\n"), FW_PASS);
 	assert_int_equal(t.nexp, 0);
-	assert_int_equal(fw_ftp_slice(&t.c)->d[C].line_seq, t.next[C]);
+	assert_int_equal(fw_ftp_slice(t.c)->d[C].line_seq, t.next[C]);
 	/* Parsing resumes at the next line. */
 	assert_int_equal(say(&t, C, "PORT 192,0,2,10,100,100\r\n"), FW_PASS);
 	assert_int_equal(t.nexp, 1);
@@ -376,19 +378,19 @@ static void test_ftp_overlong_split_line_skipped(void **st)
 static void restore(struct fc *t, uint64_t down_ns)
 {
 	uint8_t buf[FW_FTP_PAYLOAD_LEN];
-	struct fw_conn r;
+	struct fw_conn *r = tconn_alloc();
 
-	t->c.last_ns = t->now;
-	assert_int_equal(fw_ftp_ops.encode(&t->c, buf, sizeof(buf)), FW_FTP_PAYLOAD_LEN);
-	memset(&r, 0, sizeof(r));
-	r.key = t->c.key;
-	r.id = t->c.id;
-	r.orig_side = t->c.orig_side; /* the TCP slice restores it */
-	assert_int_equal(fw_ftp_ops.decode(&r, buf, sizeof(buf), FW_FTP_SLICE_VERSION), 0);
+	t->c->last_ns = t->now;
+	assert_int_equal(fw_ftp_ops.encode(t->c, buf, sizeof(buf)), FW_FTP_PAYLOAD_LEN);
+	fw_conn_clear(r);
+	fw_conn_cold(r)->key = fw_conn_cold(t->c)->key;
+	fw_conn_cold(r)->id = fw_conn_cold(t->c)->id;
+	r->orig_side = t->c->orig_side; /* the TCP slice restores it */
+	assert_int_equal(fw_ftp_ops.decode(r, buf, sizeof(buf), FW_FTP_SLICE_VERSION), 0);
 	t->now += down_ns;
-	r.last_ns = t->now;
+	r->last_ns = t->now;
 	t->nexp = 0;
-	assert_int_equal(fw_ftp_ops.on_restore(&t->ctx, &r), 0);
+	assert_int_equal(fw_ftp_ops.on_restore(&t->ctx, r), 0);
 	t->c = r;
 }
 
@@ -401,8 +403,8 @@ static void test_ftp_line_starts_survive_restore(void **st)
 	assert_int_equal(say(&t, C, "TYPE I\r\n"), FW_PASS);
 	assert_int_equal(say(&t, S, "200 Switching to Binary mode.\r\n"), FW_PASS);
 	restore(&t, 2 * NS);
-	assert_int_equal(fw_ftp_slice(&t.c)->d[C].line_seq, t.next[C]);
-	assert_int_equal(fw_ftp_slice(&t.c)->d[S].line_seq, t.next[S]);
+	assert_int_equal(fw_ftp_slice(t.c)->d[C].line_seq, t.next[C]);
+	assert_int_equal(fw_ftp_slice(t.c)->d[S].line_seq, t.next[S]);
 	/* The first command and reply after the restore are parsed. */
 	assert_int_equal(say(&t, C, "PORT 192,0,2,10,100,100\r\n"), FW_PASS);
 	assert_int_equal(t.nexp, 1);
@@ -432,24 +434,24 @@ static void test_ftp_restore_recreates_pending_expectation(void **st)
 	(void)st;
 	fc_init(&t, &ftp4);
 	assert_int_equal(say(&t, C, "PORT 192,0,2,10,195,80\r\n"), FW_PASS);
-	assert_true(fw_ftp_slice(&t.c)->exp_deadline == deadline);
+	assert_true(fw_ftp_slice(t.c)->exp_deadline == deadline);
 	t.now += 100 * NS; /* quiet for 100 s */
 	restore(&t, 7 * NS);
 	assert_int_equal(t.nexp, 1);
 	assert_expect(&t.exp[0], &ftp4, S, 0, 50000);
 	assert_true(t.exp[0].expire_ns == deadline);
-	assert_true(fw_ftp_slice(&t.c)->exp_deadline == deadline);
+	assert_true(fw_ftp_slice(t.c)->exp_deadline == deadline);
 	/* Restored again 1 s before the deadline: still there, for that second. */
 	t.now = deadline - 2 * NS;
 	restore(&t, NS);
 	assert_int_equal(t.nexp, 1);
 	assert_true(t.exp[0].expire_ns == deadline);
 	/* Restored 1 s after it: run out, nothing to re-create, and the slice says so. */
-	t.c.dirty = 0;
+	t.c->dirty = 0;
 	restore(&t, 2 * NS);
 	assert_int_equal(t.nexp, 0);
-	assert_int_equal(fw_ftp_slice(&t.c)->exp_mode, FW_FTP_EXP_NONE);
-	assert_true(t.c.dirty & BIT);
+	assert_int_equal(fw_ftp_slice(t.c)->exp_mode, FW_FTP_EXP_NONE);
+	assert_true(t.c->dirty & BIT);
 }
 
 /* The deadline is wall-clock time, which the instances' clocks share only as well as they
@@ -462,14 +464,14 @@ static void test_ftp_restore_cuts_a_deadline_beyond_ftp_expect(void **st)
 	fc_init(&t, &ftp4);
 	t.ctx.wall_offset_ns = (int64_t)(2000 * NS);
 	assert_int_equal(say(&t, C, "PORT 192,0,2,10,195,80\r\n"), FW_PASS);
-	assert_true(fw_ftp_slice(&t.c)->exp_deadline == 2310 * NS);
+	assert_true(fw_ftp_slice(t.c)->exp_deadline == 2310 * NS);
 	t.ctx.wall_offset_ns = (int64_t)(1000 * NS); /* the next instance: 1000 s behind */
-	t.c.dirty = 0;
+	t.c->dirty = 0;
 	restore(&t, NS);
 	assert_int_equal(t.nexp, 1);
 	assert_true(t.exp[0].expire_ns == t.now + 300 * NS);
-	assert_true(fw_ftp_slice(&t.c)->exp_deadline == 1011 * NS + 300 * NS);
-	assert_true(t.c.dirty & BIT); /* its own deadline, to checkpoint */
+	assert_true(fw_ftp_slice(t.c)->exp_deadline == 1011 * NS + 300 * NS);
+	assert_true(t.c->dirty & BIT); /* its own deadline, to checkpoint */
 }
 
 /* A version 1 record (the lifetime left at the control connection's last packet) is still
@@ -478,7 +480,7 @@ static void test_ftp_version1_record_keeps_its_lifetime(void **st)
 {
 	uint8_t v1[FW_FTP_PAYLOAD_LEN] = {0}, v2[FW_FTP_PAYLOAD_LEN];
 	struct fc t;
-	struct fw_conn r;
+	struct fw_conn *r = tconn_alloc();
 
 	(void)st;
 	fc_init(&t, &ftp4);
@@ -489,24 +491,24 @@ static void test_ftp_version1_record_keeps_its_lifetime(void **st)
 	v1[12] = 0x50; /* 50000 */
 	v1[13] = 0xc3;
 	memcpy(v1 + 16, &(uint64_t){htole64(200 * NS)}, 8);
-	memset(&r, 0, sizeof(r));
-	r.key = t.c.key;
-	r.id = t.c.id;
-	assert_int_equal(fw_ftp_ops.decode(&r, v1, sizeof(v1), 1), 0);
-	assert_int_equal(fw_ftp_ops.encode(&r, v2, sizeof(v2)), -EINVAL); /* not restored yet */
-	r.last_ns = t.now;
+	fw_conn_clear(r);
+	fw_conn_cold(r)->key = fw_conn_cold(t.c)->key;
+	fw_conn_cold(r)->id = fw_conn_cold(t.c)->id;
+	assert_int_equal(fw_ftp_ops.decode(r, v1, sizeof(v1), 1), 0);
+	assert_int_equal(fw_ftp_ops.encode(r, v2, sizeof(v2)), -EINVAL); /* not restored yet */
+	r->last_ns = t.now;
 	t.nexp = 0;
-	assert_int_equal(fw_ftp_ops.on_restore(&t.ctx, &r), 0);
+	assert_int_equal(fw_ftp_ops.on_restore(&t.ctx, r), 0);
 	assert_int_equal(t.nexp, 1);
 	assert_true(t.exp[0].expire_ns == t.now + 200 * NS);
-	assert_true(r.dirty & BIT);
-	assert_int_equal(fw_ftp_ops.encode(&r, v2, sizeof(v2)), FW_FTP_PAYLOAD_LEN);
+	assert_true(r->dirty & BIT);
+	assert_int_equal(fw_ftp_ops.encode(r, v2, sizeof(v2)), FW_FTP_PAYLOAD_LEN);
 	assert_true(le64toh(*(uint64_t *)(v2 + 16)) == t.now + 200 * NS);
 	/* a version 1 lifetime beyond an hour, or none, is refused */
 	memcpy(v1 + 16, &(uint64_t){htole64(FW_FTP_EXPECT_TTL_MAX + 1)}, 8);
-	assert_int_equal(fw_ftp_ops.decode(&r, v1, sizeof(v1), 1), -EINVAL);
+	assert_int_equal(fw_ftp_ops.decode(r, v1, sizeof(v1), 1), -EINVAL);
 	memset(v1 + 16, 0, 8);
-	assert_int_equal(fw_ftp_ops.decode(&r, v1, sizeof(v1), 1), -EINVAL);
+	assert_int_equal(fw_ftp_ops.decode(r, v1, sizeof(v1), 1), -EINVAL);
 }
 
 /* Issue 12: once its data connection used it (or it expired), the expectation leaves the
@@ -522,22 +524,22 @@ static void test_ftp_used_expectation_leaves_the_slice(void **st)
 	assert_int_equal(say(&t, S, "229 Entering Extended Passive Mode (|||50011|)\r\n"), FW_PASS);
 	assert_int_equal(t.nexp, 1);
 	used = t.exp[0];
-	t.c.dirty = 0;
-	assert_true(fw_ftp_expect_gone(&t.c, &used));
-	assert_int_equal(fw_ftp_slice(&t.c)->exp_mode, FW_FTP_EXP_NONE);
-	assert_true((t.c.dirty & BIT) && (t.c.flags & FW_CONN_F_CKPT_NOW));
-	t.c.last_ns = t.now;
-	assert_int_equal(fw_ftp_ops.encode(&t.c, buf, sizeof(buf)), FW_FTP_PAYLOAD_LEN);
+	t.c->dirty = 0;
+	assert_true(fw_ftp_expect_gone(t.c, &used));
+	assert_int_equal(fw_ftp_slice(t.c)->exp_mode, FW_FTP_EXP_NONE);
+	assert_true((t.c->dirty & BIT) && (t.c->flags & FW_CONN_F_CKPT_NOW));
+	t.c->last_ns = t.now;
+	assert_int_equal(fw_ftp_ops.encode(t.c, buf, sizeof(buf)), FW_FTP_PAYLOAD_LEN);
 	assert_int_equal(buf[1], FW_FTP_EXP_NONE);
 	restore(&t, NS);
 	assert_int_equal(t.nexp, 0);
 	/* The line starts stay: the next announcement is parsed, and it is the slice's. */
 	assert_int_equal(say(&t, C, "EPRT |2|2001:db8::10|50012|\r\n"), FW_PASS);
 	assert_int_equal(t.nexp, 1);
-	assert_false(fw_ftp_expect_gone(&t.c, &used)); /* an older one: not the slice's */
-	assert_int_equal(fw_ftp_slice(&t.c)->exp_port, 50012);
-	assert_true(fw_ftp_expect_gone(&t.c, &t.exp[0]));
-	assert_false(fw_ftp_expect_gone(&t.c, &t.exp[0])); /* nothing left to forget */
+	assert_false(fw_ftp_expect_gone(t.c, &used)); /* an older one: not the slice's */
+	assert_int_equal(fw_ftp_slice(t.c)->exp_port, 50012);
+	assert_true(fw_ftp_expect_gone(t.c, &t.exp[0]));
+	assert_false(fw_ftp_expect_gone(t.c, &t.exp[0])); /* nothing left to forget */
 }
 
 /* A restored expectation the core cannot take back is dropped from the slice too. */
@@ -549,10 +551,10 @@ static void test_ftp_restore_without_room_forgets_the_expectation(void **st)
 	fc_init(&t, &ftp4);
 	assert_int_equal(say(&t, C, "PORT 192,0,2,10,195,80\r\n"), FW_PASS);
 	t.expect_rc = -ENOSPC;
-	t.c.dirty = 0;
+	t.c->dirty = 0;
 	restore(&t, NS);
-	assert_int_equal(fw_ftp_slice(&t.c)->exp_mode, FW_FTP_EXP_NONE);
-	assert_true(t.c.dirty & BIT);
+	assert_int_equal(fw_ftp_slice(t.c)->exp_mode, FW_FTP_EXP_NONE);
+	assert_true(t.c->dirty & BIT);
 }
 
 /* What the core does per segment of an FTP control connection: TCP first, FTP if accepted. */
@@ -569,9 +571,9 @@ static enum fw_verdict core_segment(struct fc *t, uint8_t dir, uint32_t seq, uin
 	const struct fw_pkt *p = tpkt_tcp(&t->pk, t->f, &s, t->now);
 
 	t->why = FW_DROP_NONE;
-	if (fw_tcp_packet(&t->ctx, &t->c, p, is_new, &t->why) != FW_PASS)
+	if (fw_tcp_packet(&t->ctx, t->c, p, is_new, &t->why) != FW_PASS)
 		return FW_DROP;
-	return fw_ftp_packet(&t->ctx, &t->c, p, &t->why);
+	return fw_ftp_packet(&t->ctx, t->c, p, &t->why);
 }
 
 static void test_ftp_control_conn_restored_from_its_slices(void **st)
@@ -579,17 +581,18 @@ static void test_ftp_control_conn_restored_from_its_slices(void **st)
 	uint8_t tcp_rec[FW_TCP_PAYLOAD_LEN], ftp_rec[FW_FTP_PAYLOAD_LEN];
 	const char *port = "PORT 192,0,2,10,100,100\r\n";
 	uint32_t c = ISN_C + 1, s = ISN_S + 1;
-	struct fw_conn r;
+	struct fw_conn *r = tconn_alloc();
 	struct fc t;
 
 	(void)st;
 	memset(&t, 0, sizeof(t));
 	t.f = &ftp4;
-	tconn_init(&t.c, &ftp4, 6);
+	t.c = tconn_alloc();
+	tconn_init(t.c, &ftp4, 6);
 	t.ctx.core = &t;
 	t.ctx.expect_add = record_expect;
 	t.now = 10 * NS;
-	assert_true(fw_ftp_is_control(NULL, &t.c));
+	assert_true(fw_ftp_is_control(NULL, t.c));
 	assert_int_equal(core_segment(&t, C, ISN_C, 0, T_SYN, NULL, true), FW_PASS);
 	assert_int_equal(core_segment(&t, S, ISN_S, c, T_SYN | T_ACK, NULL, false), FW_PASS);
 	assert_int_equal(core_segment(&t, C, c, s, T_ACK, NULL, false), FW_PASS);
@@ -598,23 +601,23 @@ static void test_ftp_control_conn_restored_from_its_slices(void **st)
 	assert_int_equal(core_segment(&t, C, c, s, T_ACK | T_PSH, "TYPE I\r\n", false), FW_PASS);
 	c += 8;
 	/* The checkpointer collects both dirty slices. */
-	assert_true(t.c.dirty & (1u << FW_MOD_TCP));
-	assert_true(t.c.dirty & BIT);
-	t.c.last_ns = t.now;
-	assert_int_equal(fw_tcp_ops.encode(&t.c, tcp_rec, sizeof(tcp_rec)), FW_TCP_PAYLOAD_LEN);
-	assert_int_equal(fw_ftp_ops.encode(&t.c, ftp_rec, sizeof(ftp_rec)), FW_FTP_PAYLOAD_LEN);
+	assert_true(t.c->dirty & (1u << FW_MOD_TCP));
+	assert_true(t.c->dirty & BIT);
+	t.c->last_ns = t.now;
+	assert_int_equal(fw_tcp_ops.encode(t.c, tcp_rec, sizeof(tcp_rec)), FW_TCP_PAYLOAD_LEN);
+	assert_int_equal(fw_ftp_ops.encode(t.c, ftp_rec, sizeof(ftp_rec)), FW_FTP_PAYLOAD_LEN);
 
 	/* A new instance: key and ID from the record header, the rest from the slices. */
-	memset(&r, 0, sizeof(r));
-	r.key = t.c.key;
-	r.id = t.c.id;
-	assert_int_equal(fw_ftp_ops.decode(&r, ftp_rec, sizeof(ftp_rec), FW_FTP_SLICE_VERSION), 0);
-	assert_int_equal(fw_tcp_ops.decode(&r, tcp_rec, sizeof(tcp_rec), 1), 0);
+	fw_conn_clear(r);
+	fw_conn_cold(r)->key = fw_conn_cold(t.c)->key;
+	fw_conn_cold(r)->id = fw_conn_cold(t.c)->id;
+	assert_int_equal(fw_ftp_ops.decode(r, ftp_rec, sizeof(ftp_rec), FW_FTP_SLICE_VERSION), 0);
+	assert_int_equal(fw_tcp_ops.decode(r, tcp_rec, sizeof(tcp_rec), 1), 0);
 	t.now += 3 * NS;
-	r.last_ns = t.now;
-	assert_int_equal(fw_tcp_ops.on_restore(&t.ctx, &r), 0);
-	assert_int_equal(fw_ftp_ops.on_restore(&t.ctx, &r), 0);
-	assert_int_equal(r.orig_side, t.c.orig_side);
+	r->last_ns = t.now;
+	assert_int_equal(fw_tcp_ops.on_restore(&t.ctx, r), 0);
+	assert_int_equal(fw_ftp_ops.on_restore(&t.ctx, r), 0);
+	assert_int_equal(r->orig_side, t.c->orig_side);
 	t.c = r;
 
 	/* The first command after the restore passes TCP and is parsed. */
@@ -633,73 +636,73 @@ static void test_ftp_is_control_by_server_port(void **st)
 {
 	struct fw_ftp_conf conf = {.ports = {2121}};
 	struct tflow other = ftp4;
-	struct fw_conn c;
+	struct fw_conn *c = tconn_alloc();
 
 	(void)st;
-	tconn_init(&c, &ftp4, 6);
-	assert_true(fw_ftp_is_control(NULL, &c));
-	assert_false(fw_ftp_is_control(&conf, &c));
+	tconn_init(c, &ftp4, 6);
+	assert_true(fw_ftp_is_control(NULL, c));
+	assert_false(fw_ftp_is_control(&conf, c));
 	other.port[1] = 2121;
-	tconn_init(&c, &other, 6);
-	assert_true(fw_ftp_is_control(&conf, &c));
+	tconn_init(c, &other, 6);
+	assert_true(fw_ftp_is_control(&conf, c));
 	/* The client's port does not make a connection FTP. */
 	other.port[0] = 21;
 	other.port[1] = 80;
-	tconn_init(&c, &other, 6);
-	assert_false(fw_ftp_is_control(NULL, &c));
-	tconn_init(&c, &ftp4, 17);
-	assert_false(fw_ftp_is_control(NULL, &c));
+	tconn_init(c, &other, 6);
+	assert_false(fw_ftp_is_control(NULL, c));
+	tconn_init(c, &ftp4, 17);
+	assert_false(fw_ftp_is_control(NULL, c));
 }
 
 static void test_ftp_slice_round_trips(void **st)
 {
 	struct fc t;
 	uint8_t a[FW_FTP_PAYLOAD_LEN], b[FW_FTP_PAYLOAD_LEN];
-	struct fw_conn r;
+	struct fw_conn *r = tconn_alloc();
 	char line[128];
 
 	(void)st;
 	fc_init(&t, &ftp6);
 	assert_int_equal(say(&t, C, "EPRT |2|2001:db8::10|5282|\r\n"), FW_PASS);
-	t.c.last_ns = t.now;
-	assert_int_equal(fw_ftp_ops.encode(&t.c, a, sizeof(a)), FW_FTP_PAYLOAD_LEN);
-	assert_int_equal(fw_ftp_ops.encode(&t.c, a, sizeof(a) - 1), -ENOSPC);
-	memset(&r, 0, sizeof(r));
-	assert_int_equal(fw_ftp_ops.decode(&r, a, sizeof(a), FW_FTP_SLICE_VERSION), 0);
-	assert_true(r.present & BIT);
+	t.c->last_ns = t.now;
+	assert_int_equal(fw_ftp_ops.encode(t.c, a, sizeof(a)), FW_FTP_PAYLOAD_LEN);
+	assert_int_equal(fw_ftp_ops.encode(t.c, a, sizeof(a) - 1), -ENOSPC);
+	fw_conn_clear(r);
+	assert_int_equal(fw_ftp_ops.decode(r, a, sizeof(a), FW_FTP_SLICE_VERSION), 0);
+	assert_true(r->present & BIT);
 	/* Before on_restore the slice re-encodes to the same bytes. */
-	assert_int_equal(fw_ftp_ops.encode(&r, b, sizeof(b)), FW_FTP_PAYLOAD_LEN);
+	assert_int_equal(fw_ftp_ops.encode(r, b, sizeof(b)), FW_FTP_PAYLOAD_LEN);
 	assert_memory_equal(a, b, sizeof(a));
-	assert_int_equal(fw_ftp_slice(&r)->d[C].line_seq, t.next[C]);
-	assert_int_equal(fw_ftp_slice(&r)->d[S].line_seq, t.next[S]);
-	assert_int_equal(fw_ftp_slice(&r)->exp_port, 5282);
-	assert_true(fw_ftp_ops.dump(&r, line, sizeof(line)) > 0);
+	assert_int_equal(fw_ftp_slice(r)->d[C].line_seq, t.next[C]);
+	assert_int_equal(fw_ftp_slice(r)->d[S].line_seq, t.next[S]);
+	assert_int_equal(fw_ftp_slice(r)->exp_port, 5282);
+	assert_true(fw_ftp_ops.dump(r, line, sizeof(line)) > 0);
 	assert_non_null(strstr(line, "active"));
 }
 
 static int decode_with(const uint8_t *good, size_t off, uint8_t val)
 {
 	uint8_t buf[FW_FTP_PAYLOAD_LEN];
-	struct fw_conn c;
+	struct fw_conn *c = tconn_alloc();
 
 	memcpy(buf, good, sizeof(buf));
 	buf[off] = val;
-	memset(&c, 0, sizeof(c));
-	return fw_ftp_ops.decode(&c, buf, sizeof(buf), FW_FTP_SLICE_VERSION);
+	fw_conn_clear(c);
+	return fw_ftp_ops.decode(c, buf, sizeof(buf), FW_FTP_SLICE_VERSION);
 }
 
 static void test_ftp_decode_rejects_malformed(void **st)
 {
 	struct fc t;
 	uint8_t good[FW_FTP_PAYLOAD_LEN], none[FW_FTP_PAYLOAD_LEN];
-	struct fw_conn c;
+	struct fw_conn *c = tconn_alloc();
 
 	(void)st;
 	fc_init(&t, &ftp4);
-	t.c.last_ns = t.now;
-	assert_int_equal(fw_ftp_ops.encode(&t.c, none, sizeof(none)), FW_FTP_PAYLOAD_LEN);
+	t.c->last_ns = t.now;
+	assert_int_equal(fw_ftp_ops.encode(t.c, none, sizeof(none)), FW_FTP_PAYLOAD_LEN);
 	assert_int_equal(say(&t, C, "PORT 192,0,2,10,195,80\r\n"), FW_PASS);
-	assert_int_equal(fw_ftp_ops.encode(&t.c, good, sizeof(good)), FW_FTP_PAYLOAD_LEN);
+	assert_int_equal(fw_ftp_ops.encode(t.c, good, sizeof(good)), FW_FTP_PAYLOAD_LEN);
 	assert_int_equal(decode_with(good, 1, FW_FTP_EXP_ACTIVE), 0);
 	assert_int_equal(decode_with(good, 0, 0x04), -EINVAL); /* unknown sync bit */
 	assert_int_equal(decode_with(good, 0, 0x02), -EINVAL); /* unsynced, seq set */
@@ -716,21 +719,21 @@ static void test_ftp_decode_rejects_malformed(void **st)
 		memcpy(buf, good, sizeof(buf));
 		buf[1] = FW_FTP_EXP_PASSIVE;
 		buf[14] = 20; /* passive data never has a fixed source port */
-		memset(&c, 0, sizeof(c));
-		assert_int_equal(fw_ftp_ops.decode(&c, buf, sizeof(buf), FW_FTP_SLICE_VERSION),
+		fw_conn_clear(c);
+		assert_int_equal(fw_ftp_ops.decode(c, buf, sizeof(buf), FW_FTP_SLICE_VERSION),
 				 -EINVAL);
 		memcpy(buf, good, sizeof(buf));
 		memset(buf + 16, 0, 8); /* pending but no lifetime */
-		assert_int_equal(fw_ftp_ops.decode(&c, buf, sizeof(buf), FW_FTP_SLICE_VERSION),
+		assert_int_equal(fw_ftp_ops.decode(c, buf, sizeof(buf), FW_FTP_SLICE_VERSION),
 				 -EINVAL);
 	}
-	memset(&c, 0, sizeof(c));
-	assert_int_equal(fw_ftp_ops.decode(&c, good, sizeof(good) + 1, FW_FTP_SLICE_VERSION),
+	fw_conn_clear(c);
+	assert_int_equal(fw_ftp_ops.decode(c, good, sizeof(good) + 1, FW_FTP_SLICE_VERSION),
 			 -EINVAL);
-	assert_int_equal(fw_ftp_ops.decode(&c, good, sizeof(good), 0), -EINVAL);
-	assert_int_equal(fw_ftp_ops.decode(&c, good, sizeof(good), FW_FTP_SLICE_VERSION + 1),
+	assert_int_equal(fw_ftp_ops.decode(c, good, sizeof(good), 0), -EINVAL);
+	assert_int_equal(fw_ftp_ops.decode(c, good, sizeof(good), FW_FTP_SLICE_VERSION + 1),
 			 -EPROTONOSUPPORT);
-	assert_false(c.present & BIT);
+	assert_false(c->present & BIT);
 }
 
 int main(void)

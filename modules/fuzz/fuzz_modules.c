@@ -31,9 +31,16 @@
 #include "tcp/fw_tcp.h"
 #include "udp/fw_udp.h"
 
+/*
+ * The connections live where a table's do, in memory of fw_conns_map (fw_conn_cold finds
+ * a cold part by address): mapped once, cleared for each input. [0] and [1] are the
+ * state's, [2] and [3] the copies a round trip and TCP's full path compare with.
+ */
+static struct fw_conn *conns;
+
 struct fuzz_state {
-	struct fw_conn tcp;
-	struct fw_conn udp;
+	struct fw_conn *tcp;
+	struct fw_conn *udp;
 	struct fw_ctx ctx;
 	bool tcp_open, udp_open;
 	uint64_t now;
@@ -44,7 +51,8 @@ static int count_expect(struct fw_ctx *ctx, struct fw_conn *master, const struct
 {
 	struct fuzz_state *s = ctx->core;
 
-	if ((e->family != 4 && e->family != 6) || master == NULL || e->master_id != master->id)
+	if ((e->family != 4 && e->family != 6) || master == NULL ||
+	    e->master_id != fw_conn_cold(master)->id)
 		abort();
 	s->expectations++;
 	return s->expectations % 7 == 0 ? -ENOSPC : 0;
@@ -54,7 +62,7 @@ static int count_expect(struct fw_ctx *ctx, struct fw_conn *master, const struct
 static void check_round_trip(struct fw_conn *c, enum fw_module_id m)
 {
 	uint8_t buf[CKPT_REC_MAX_PAYLOAD];
-	struct fw_conn copy;
+	struct fw_conn *copy = &conns[2];
 	int n;
 
 	if (!(c->present & (1u << m)))
@@ -62,8 +70,8 @@ static void check_round_trip(struct fw_conn *c, enum fw_module_id m)
 	n = fw_modules[m]->encode(c, buf, sizeof(buf));
 	if (n <= 0 || n > CKPT_REC_MAX_PAYLOAD)
 		abort();
-	memset(&copy, 0, sizeof(copy));
-	if (fw_modules[m]->decode(&copy, buf, (size_t)n, fw_modules[m]->slice_version) != 0) {
+	fw_conn_clear(copy);
+	if (fw_modules[m]->decode(copy, buf, (size_t)n, fw_modules[m]->slice_version) != 0) {
 		char line[256];
 
 		fw_modules[m]->dump(c, line, sizeof(line));
@@ -76,9 +84,9 @@ static void conn_init(struct fw_conn *c, uint8_t proto, uint16_t dport)
 {
 	static const uint8_t a[4] = {192, 0, 2, 1}, b[4] = {198, 51, 100, 2};
 
-	memset(c, 0, sizeof(*c));
-	c->orig_side = (uint8_t)fw_key_make(&c->key, 4, proto, a, b, 0x1027, dport);
-	c->id = 42;
+	fw_conn_clear(c);
+	c->orig_side = (uint8_t)fw_key_make(&fw_conn_cold(c)->key, 4, proto, a, b, 0x1027, dport);
+	fw_conn_cold(c)->id = 42;
 }
 
 static void fill_pkt(struct fw_pkt *p, const uint8_t *l4, uint32_t len, uint32_t hdr, uint8_t dir,
@@ -119,20 +127,22 @@ static void tcp_segment(struct fuzz_state *s, const uint8_t *d, uint32_t len, bo
 	if (!s->tcp_open) {
 		if (dir != FW_DIR_ORIG || !fw_tcp_may_open(&p))
 			return;
-		conn_init(&s->tcp, 6, 0x1500);
-		if (fw_tcp_packet(&s->ctx, &s->tcp, &p, true, &why) != FW_PASS)
+		conn_init(s->tcp, 6, 0x1500);
+		if (fw_tcp_packet(&s->ctx, s->tcp, &p, true, &why) != FW_PASS)
 			abort(); /* may_open said yes: the SYN must open */
 		s->tcp_open = true;
 	} else {
 		enum fw_drop_reason why_full = FW_DROP_NONE;
-		struct fw_conn full;
+		struct fw_conn *full = &conns[3];
 		enum fw_verdict v, v_full;
 
 		/* TCP's fast path decides as its full path: verdict, reason, connection. */
-		memcpy(&full, &s->tcp, sizeof(full));
-		v_full = fw_tcp_packet_full(&s->ctx, &full, &p, false, &why_full);
-		v = fw_tcp_packet(&s->ctx, &s->tcp, &p, false, &why);
-		if (v != v_full || why != why_full || memcmp(&full, &s->tcp, sizeof(full)) != 0)
+		fw_conn_copy(full, s->tcp);
+		v_full = fw_tcp_packet_full(&s->ctx, full, &p, false, &why_full);
+		v = fw_tcp_packet(&s->ctx, s->tcp, &p, false, &why);
+		if (v != v_full || why != why_full || memcmp(full, s->tcp, sizeof(*full)) != 0 ||
+		    memcmp(fw_conn_cold(full), fw_conn_cold(s->tcp), sizeof(struct fw_conn_cold)) !=
+			    0)
 			abort();
 		if (v != FW_PASS) {
 			if (why == FW_DROP_NONE)
@@ -140,10 +150,10 @@ static void tcp_segment(struct fuzz_state *s, const uint8_t *d, uint32_t len, bo
 			return;
 		}
 	}
-	if (ftp && fw_ftp_packet(&s->ctx, &s->tcp, &p, &why) == FW_DROP && why == FW_DROP_NONE)
+	if (ftp && fw_ftp_packet(&s->ctx, s->tcp, &p, &why) == FW_DROP && why == FW_DROP_NONE)
 		abort();
-	check_round_trip(&s->tcp, FW_MOD_TCP);
-	check_round_trip(&s->tcp, FW_MOD_FTP);
+	check_round_trip(s->tcp, FW_MOD_TCP);
+	check_round_trip(s->tcp, FW_MOD_FTP);
 }
 
 static void udp_datagram(struct fuzz_state *s, const uint8_t *d, uint32_t len)
@@ -158,9 +168,9 @@ static void udp_datagram(struct fuzz_state *s, const uint8_t *d, uint32_t len)
 	fill_pkt(&p, d + 1, len - 1, 8, dir, s->now);
 	if (len - 1 < 8)
 		p.hdr_len = len - 1; /* the core never does this; the module must cope */
-	if (fw_udp_packet(&s->ctx, &s->udp, &p, !s->udp_open, &why) == FW_PASS)
+	if (fw_udp_packet(&s->ctx, s->udp, &p, !s->udp_open, &why) == FW_PASS)
 		s->udp_open = true;
-	check_round_trip(&s->udp, FW_MOD_UDP);
+	check_round_trip(s->udp, FW_MOD_UDP);
 }
 
 static void decode_payload(struct fuzz_state *s, const uint8_t *d, uint32_t len)
@@ -173,7 +183,7 @@ static void decode_payload(struct fuzz_state *s, const uint8_t *d, uint32_t len)
 		return;
 	m = (enum fw_module_id)(d[0] % 3 + 1);
 	version = d[1];
-	c = m == FW_MOD_UDP ? &s->udp : &s->tcp;
+	c = m == FW_MOD_UDP ? s->udp : s->tcp;
 	if (m == FW_MOD_UDP ? !s->udp_open : !s->tcp_open)
 		conn_init(c, m == FW_MOD_UDP ? 17 : 6, 0x1500);
 	if (fw_modules[m]->decode(c, d + 2, len - 2, version) != 0)
@@ -195,7 +205,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct fuzz_state s;
 	size_t i = 0;
 
+	if (conns == NULL && (conns = fw_conns_map(4, -1)) == NULL)
+		abort();
 	memset(&s, 0, sizeof(s));
+	s.tcp = &conns[0];
+	s.udp = &conns[1];
+	fw_conn_clear(s.tcp);
+	fw_conn_clear(s.udp);
 	s.ctx.core = &s;
 	s.ctx.expect_add = count_expect;
 	s.now = 1000000000ull;

@@ -25,7 +25,7 @@ static const struct tflow flow4 = {
 };
 
 struct tc {
-	struct fw_conn c;
+	struct fw_conn *c; /* tconn_alloc */
 	struct fw_ctx ctx;
 	struct tpkt pk;
 	uint64_t now;
@@ -43,16 +43,17 @@ static uint8_t payload[1500];
 static enum fw_verdict tcp_both(struct fw_ctx *ctx, struct fw_conn *c, const struct fw_pkt *p,
 				bool is_new, enum fw_drop_reason *why)
 {
-	struct fw_conn full;
+	struct fw_conn *full = tconn_alloc();
 	enum fw_drop_reason why_full = FW_DROP_NONE;
 	enum fw_verdict v, v_full;
 
-	memcpy(&full, c, sizeof(full));
-	v_full = fw_tcp_packet_full(ctx, &full, p, is_new, &why_full);
+	fw_conn_copy(full, c);
+	v_full = fw_tcp_packet_full(ctx, full, p, is_new, &why_full);
 	v = fw_tcp_packet(ctx, c, p, is_new, why);
 	assert_int_equal(v, v_full);
 	assert_int_equal(*why, why_full);
-	assert_memory_equal(c, &full, sizeof(full));
+	assert_memory_equal(c, full, sizeof(*c));
+	assert_memory_equal(fw_conn_cold(c), fw_conn_cold(full), sizeof(struct fw_conn_cold));
 	return v;
 }
 
@@ -73,7 +74,7 @@ static enum fw_verdict seg_opts(struct tc *t, uint8_t dir, uint32_t seq, uint32_
 
 	t->is_new = false;
 	t->why = FW_DROP_NONE;
-	return tcp_both(&t->ctx, &t->c, tpkt_tcp(&t->pk, &flow4, &s, t->now), is_new, &t->why);
+	return tcp_both(&t->ctx, t->c, tpkt_tcp(&t->pk, &flow4, &s, t->now), is_new, &t->why);
 }
 
 static enum fw_verdict seg(struct tc *t, uint8_t dir, uint32_t seq, uint32_t ack, uint8_t flags,
@@ -84,13 +85,14 @@ static enum fw_verdict seg(struct tc *t, uint8_t dir, uint32_t seq, uint32_t ack
 
 static uint8_t state(struct tc *t)
 {
-	return fw_tcp_slice(&t->c)->state;
+	return fw_tcp_slice(t->c)->state;
 }
 
 static void tc_init(struct tc *t)
 {
 	memset(t, 0, sizeof(*t));
-	tconn_init(&t->c, &flow4, 6);
+	t->c = tconn_alloc();
+	tconn_init(t->c, &flow4, 6);
 	t->now = 100 * NS;
 	t->is_new = true;
 }
@@ -126,9 +128,9 @@ static void test_tcp_handshake_establishes(void **st)
 
 	(void)st;
 	handshake(&t);
-	assert_true(t.c.present & (1u << FW_MOD_TCP));
-	assert_int_equal(fw_tcp_slice(&t.c)->d[O].end, ISN_O + 1);
-	assert_int_equal(fw_tcp_slice(&t.c)->d[R].end, ISN_R + 1);
+	assert_true(t.c->present & (1u << FW_MOD_TCP));
+	assert_int_equal(fw_tcp_slice(t.c)->d[O].end, ISN_O + 1);
+	assert_int_equal(fw_tcp_slice(t.c)->d[R].end, ISN_R + 1);
 }
 
 static void test_tcp_may_open_only_plain_syn(void **st)
@@ -172,8 +174,8 @@ static void test_tcp_data_both_ways_passes(void **st)
 	/* A retransmission of old data is in the window too. */
 	assert_int_equal(seg(&t, R, ISN_R + 1, ISN_O + 1001, T_ACK, WIN, 1400), FW_PASS);
 	assert_int_equal(state(&t), FW_TCP_ESTABLISHED);
-	assert_int_equal(fw_tcp_slice(&t.c)->d[O].end, ISN_O + 1001);
-	assert_int_equal(fw_tcp_slice(&t.c)->d[R].end, ISN_R + 1401);
+	assert_int_equal(fw_tcp_slice(t.c)->d[O].end, ISN_O + 1001);
+	assert_int_equal(fw_tcp_slice(t.c)->d[R].end, ISN_R + 1401);
 }
 
 static void test_tcp_seq_beyond_window_dropped(void **st)
@@ -183,11 +185,11 @@ static void test_tcp_seq_beyond_window_dropped(void **st)
 
 	(void)st;
 	handshake(&t);
-	before = *fw_tcp_slice(&t.c);
+	before = *fw_tcp_slice(t.c);
 	/* The responder allowed WIN bytes past ISN_O + 1. */
 	assert_int_equal(seg(&t, O, ISN_O + 1 + WIN + 1, ISN_R + 1, T_ACK, WIN, 10), FW_DROP);
 	assert_int_equal(t.why, FW_DROP_TCP_WINDOW);
-	assert_memory_equal(&before, fw_tcp_slice(&t.c), sizeof(before));
+	assert_memory_equal(&before, fw_tcp_slice(t.c), sizeof(before));
 	/* Data far behind anything sent is as bad. */
 	assert_int_equal(seg(&t, O, ISN_O - 3 * WIN, ISN_R + 1, T_ACK, WIN, 10), FW_DROP);
 	assert_int_equal(t.why, FW_DROP_TCP_WINDOW);
@@ -232,11 +234,11 @@ static void test_tcp_window_scaling_applies_when_both_offer(void **st)
 
 	(void)st;
 	handshake_scaled(&t);
-	assert_int_equal(fw_tcp_slice(&t.c)->d[O].scale, 7);
-	assert_int_equal(fw_tcp_slice(&t.c)->d[R].scale, 7);
+	assert_int_equal(fw_tcp_slice(t.c)->d[O].scale, 7);
+	assert_int_equal(fw_tcp_slice(t.c)->d[R].scale, 7);
 	/* The client advertised 500 << 7 = 64000 in its ACK; the server announces 1000 << 7. */
 	assert_int_equal(seg(&t, R, ISN_R + 1, ISN_O + 1, T_ACK, 1000, 1400), FW_PASS);
-	assert_int_equal(fw_tcp_slice(&t.c)->d[O].maxend, ISN_O + 1 + (1000u << 7));
+	assert_int_equal(fw_tcp_slice(t.c)->d[O].maxend, ISN_O + 1 + (1000u << 7));
 	/* So the client may send 100 KB ahead, far beyond any unscaled window. */
 	assert_int_equal(seg(&t, O, ISN_O + 1 + 100000, ISN_R + 1401, T_ACK, 500, 1400), FW_PASS);
 	assert_int_equal(seg(&t, O, ISN_O + 1 + (1000u << 7) + 1, ISN_R + 1401, T_ACK, 500, 10),
@@ -253,8 +255,8 @@ static void test_tcp_window_scaling_ignored_unless_both_offer(void **st)
 	assert_int_equal(seg_opts(&t, O, ISN_O, 0, T_SYN, WIN, 0, opt_ws7_sack, 6), FW_PASS);
 	assert_int_equal(seg(&t, R, ISN_R, ISN_O + 1, T_SYN | T_ACK, WIN, 0), FW_PASS);
 	assert_int_equal(seg(&t, O, ISN_O + 1, ISN_R + 1, T_ACK, 500, 0), FW_PASS);
-	assert_int_equal(fw_tcp_slice(&t.c)->d[O].scale, 0);
-	assert_int_equal(fw_tcp_slice(&t.c)->d[R].scale, 0);
+	assert_int_equal(fw_tcp_slice(t.c)->d[O].scale, 0);
+	assert_int_equal(fw_tcp_slice(t.c)->d[R].scale, 0);
 	assert_int_equal(seg(&t, R, ISN_R + 1, ISN_O + 1, T_ACK, 1000, 0), FW_PASS);
 	/* Unscaled, the server allowed only 1000 bytes past its ack. */
 	assert_int_equal(seg(&t, O, ISN_O + 1 + 100000, ISN_R + 1, T_ACK, 500, 10), FW_DROP);
@@ -287,7 +289,7 @@ static void test_tcp_malformed_header_dropped(void **st)
 	handshake(&t);
 	tpkt_tcp(&t.pk, &flow4, &s, t.now);
 	t.pk.buf[12] = 0xf0; /* claims 60 header bytes, the packet has 20 */
-	assert_int_equal(fw_tcp_packet(&t.ctx, &t.c, &t.pk.p, false, &t.why), FW_DROP);
+	assert_int_equal(fw_tcp_packet(&t.ctx, t.c, &t.pk.p, false, &t.why), FW_DROP);
 	assert_int_equal(t.why, FW_DROP_MALFORMED);
 }
 
@@ -320,7 +322,7 @@ static void test_tcp_synack_must_ack_the_syn(void **st)
 	assert_int_equal(seg(&t, R, ISN_R, ISN_O + 5, T_SYN | T_ACK, WIN, 0), FW_DROP);
 	assert_int_equal(t.why, FW_DROP_TCP_WINDOW);
 	assert_int_equal(state(&t), FW_TCP_SYN_SENT);
-	assert_int_equal(fw_tcp_slice(&t.c)->d[R].maxwin, 0);
+	assert_int_equal(fw_tcp_slice(t.c)->d[R].maxwin, 0);
 }
 
 static void test_tcp_rst_in_window_closes(void **st)
@@ -331,7 +333,7 @@ static void test_tcp_rst_in_window_closes(void **st)
 	handshake(&t);
 	assert_int_equal(seg(&t, R, ISN_R + 1 + 100, 0, T_RST, 0, 0), FW_PASS);
 	assert_int_equal(state(&t), FW_TCP_CLOSE);
-	assert_int_equal(t.c.expire_ns, t.now + 10 * NS);
+	assert_int_equal(t.c->expire_ns, t.now + 10 * NS);
 }
 
 static void test_tcp_rst_at_expected_seq_accepted(void **st)
@@ -407,7 +409,7 @@ static void test_tcp_fin_teardown_opener_first(void **st)
 	assert_int_equal(state(&t), FW_TCP_FIN_WAIT);
 	assert_int_equal(seg(&t, R, ISN_R + 101, ISN_O + 2, T_ACK, WIN, 0), FW_PASS);
 	assert_int_equal(state(&t), FW_TCP_CLOSE_WAIT);
-	assert_int_equal(t.c.expire_ns, t.now + 60 * NS);
+	assert_int_equal(t.c->expire_ns, t.now + 60 * NS);
 	/* Half-closed: the server may still send, the client still acks. */
 	assert_int_equal(seg(&t, R, ISN_R + 101, ISN_O + 2, T_ACK, WIN, 100), FW_PASS);
 	assert_int_equal(seg(&t, O, ISN_O + 2, ISN_R + 201, T_ACK, WIN, 0), FW_PASS);
@@ -416,10 +418,10 @@ static void test_tcp_fin_teardown_opener_first(void **st)
 	 * endpoint discards it; a second FIN from the same side moves nothing. */
 	assert_int_equal(seg(&t, R, ISN_R + 201, ISN_O + 2, T_FIN | T_ACK, WIN, 0), FW_PASS);
 	assert_int_equal(state(&t), FW_TCP_LAST_ACK);
-	assert_int_equal(t.c.expire_ns, t.now + 30 * NS);
+	assert_int_equal(t.c->expire_ns, t.now + 30 * NS);
 	assert_int_equal(seg(&t, O, ISN_O + 2, ISN_R + 202, T_ACK, WIN, 0), FW_PASS);
 	assert_int_equal(state(&t), FW_TCP_TIME_WAIT);
-	assert_int_equal(t.c.expire_ns, t.now + 120 * NS);
+	assert_int_equal(t.c->expire_ns, t.now + 120 * NS);
 }
 
 static void test_tcp_fin_teardown_responder_first(void **st)
@@ -494,9 +496,9 @@ static void test_tcp_time_wait_reused_by_syn_beyond_old_seq(void **st)
 	close_to_time_wait(&t);
 	assert_int_equal(seg(&t, O, ISN_O + 900000, 0, T_SYN, WIN, 0), FW_PASS);
 	assert_int_equal(state(&t), FW_TCP_SYN_SENT);
-	assert_int_equal(fw_tcp_slice(&t.c)->d[O].end, ISN_O + 900001);
-	assert_int_equal(fw_tcp_slice(&t.c)->d[R].maxwin, 0);
-	assert_int_equal(t.c.expire_ns, t.now + 120 * NS);
+	assert_int_equal(fw_tcp_slice(t.c)->d[O].end, ISN_O + 900001);
+	assert_int_equal(fw_tcp_slice(t.c)->d[R].maxwin, 0);
+	assert_int_equal(t.c->expire_ns, t.now + 120 * NS);
 	assert_int_equal(seg(&t, R, 77, ISN_O + 900001, T_SYN | T_ACK, WIN, 0), FW_PASS);
 	assert_int_equal(seg(&t, O, ISN_O + 900001, 78, T_ACK, WIN, 0), FW_PASS);
 	assert_int_equal(state(&t), FW_TCP_ESTABLISHED);
@@ -524,15 +526,15 @@ static void test_tcp_timeouts_follow_state_and_conf(void **st)
 	conf.timeout_ns[FW_TCP_ESTABLISHED] = 3600 * NS;
 	t.ctx.conf[FW_MOD_TCP] = &conf;
 	assert_int_equal(seg(&t, O, ISN_O, 0, T_SYN, WIN, 0), FW_PASS);
-	assert_int_equal(t.c.expire_ns, t.now + 7 * NS);
+	assert_int_equal(t.c->expire_ns, t.now + 7 * NS);
 	t.now += NS;
 	assert_int_equal(seg(&t, R, ISN_R, ISN_O + 1, T_SYN | T_ACK, WIN, 0), FW_PASS);
-	assert_int_equal(t.c.expire_ns, t.now + 60 * NS);
+	assert_int_equal(t.c->expire_ns, t.now + 60 * NS);
 	assert_int_equal(seg(&t, O, ISN_O + 1, ISN_R + 1, T_ACK, WIN, 0), FW_PASS);
-	assert_int_equal(t.c.expire_ns, t.now + 3600 * NS);
+	assert_int_equal(t.c->expire_ns, t.now + 3600 * NS);
 	t.ctx.conf[FW_MOD_TCP] = NULL;
 	assert_int_equal(seg(&t, O, ISN_O + 1, ISN_R + 1, T_ACK, WIN, 0), FW_PASS);
-	assert_int_equal(t.c.expire_ns, t.now + 5 * 24 * 3600 * NS);
+	assert_int_equal(t.c->expire_ns, t.now + 5 * 24 * 3600 * NS);
 }
 
 static void test_tcp_state_change_marks_dirty(void **st)
@@ -542,14 +544,14 @@ static void test_tcp_state_change_marks_dirty(void **st)
 
 	(void)st;
 	handshake(&t);
-	assert_true(t.c.dirty & bit);
-	t.c.dirty = 0;
+	assert_true(t.c->dirty & bit);
+	t.c->dirty = 0;
 	assert_int_equal(seg(&t, O, ISN_O + 1, ISN_R + 1, T_ACK, WIN, 100), FW_PASS);
-	assert_false(t.c.dirty & bit);
+	assert_false(t.c->dirty & bit);
 	assert_int_equal(seg(&t, O, ISN_O + 101, ISN_R + 1, T_FIN | T_ACK, WIN, 0), FW_PASS);
-	assert_true(t.c.dirty & bit);
+	assert_true(t.c->dirty & bit);
 	/* A change of state waits for the checkpointer's batch. */
-	assert_false(t.c.flags & FW_CONN_F_CKPT_NOW);
+	assert_false(t.c->flags & FW_CONN_F_CKPT_NOW);
 }
 
 static void test_tcp_window_moving_past_threshold_marks_dirty(void **st)
@@ -562,24 +564,24 @@ static void test_tcp_window_moving_past_threshold_marks_dirty(void **st)
 
 	(void)st;
 	handshake(&t);
-	t.c.dirty = 0;
+	t.c->dirty = 0;
 	while (seq + 1000 - (ISN_O + 1) <= thr) {
 		assert_int_equal(seg(&t, O, seq, ISN_R + 1, T_ACK, WIN, 1000), FW_PASS);
-		assert_false(t.c.dirty & bit);
+		assert_false(t.c->dirty & bit);
 		seq += 1000;
 		assert_int_equal(seg(&t, R, ISN_R + 1, seq, T_ACK, WIN, 0), FW_PASS);
-		assert_false(t.c.dirty & bit);
+		assert_false(t.c->dirty & bit);
 	}
 	assert_int_equal(seg(&t, O, seq, ISN_R + 1, T_ACK, WIN, 1000), FW_PASS);
-	assert_true(t.c.dirty & bit);
+	assert_true(t.c->dirty & bit);
 	/* ...and due at once: the restore slack covers only a burst beyond it. */
-	assert_true(t.c.flags & FW_CONN_F_CKPT_NOW);
-	assert_int_equal(fw_tcp_slice(&t.c)->d[O].ck_end, seq + 1000);
+	assert_true(t.c->flags & FW_CONN_F_CKPT_NOW);
+	assert_int_equal(fw_tcp_slice(t.c)->d[O].ck_end, seq + 1000);
 	/* The count restarts from the new checkpoint. */
-	t.c.dirty = 0;
+	t.c->dirty = 0;
 	seq += 1000;
 	assert_int_equal(seg(&t, O, seq, ISN_R + 1, T_ACK, WIN, 1000), FW_PASS);
-	assert_false(t.c.dirty & bit);
+	assert_false(t.c->dirty & bit);
 }
 
 static void test_tcp_window_growth_marks_dirty(void **st)
@@ -589,24 +591,24 @@ static void test_tcp_window_growth_marks_dirty(void **st)
 
 	(void)st;
 	handshake_scaled(&t);
-	t.c.dirty = 0;
+	t.c->dirty = 0;
 	/* 500 << 7 = 64000, the same power of two as before: nothing due. */
 	assert_int_equal(seg(&t, O, ISN_O + 1, ISN_R + 1, T_ACK, 500, 0), FW_PASS);
-	assert_false(t.c.dirty & bit);
+	assert_false(t.c->dirty & bit);
 	/* 4000 << 7 crosses powers of two: the restore slack changes, so checkpoint. */
 	assert_int_equal(seg(&t, O, ISN_O + 1, ISN_R + 1, T_ACK, 4000, 0), FW_PASS);
-	assert_true(t.c.dirty & bit);
+	assert_true(t.c->dirty & bit);
 }
 
 static void encode_decode(struct tc *from, struct fw_conn *to)
 {
 	uint8_t buf[FW_TCP_PAYLOAD_LEN];
 
-	assert_int_equal(fw_tcp_ops.encode(&from->c, buf, sizeof(buf)), FW_TCP_PAYLOAD_LEN);
+	assert_int_equal(fw_tcp_ops.encode(from->c, buf, sizeof(buf)), FW_TCP_PAYLOAD_LEN);
 	memset(to, 0, sizeof(*to));
-	to->key = from->c.key;
-	to->id = from->c.id;
-	to->orig_side = (uint8_t)!from->c.orig_side;
+	fw_conn_cold(to)->key = fw_conn_cold(from->c)->key;
+	fw_conn_cold(to)->id = fw_conn_cold(from->c)->id;
+	to->orig_side = (uint8_t)!from->c->orig_side;
 	assert_int_equal(fw_tcp_ops.decode(to, buf, sizeof(buf), fw_tcp_ops.slice_version), 0);
 	to->last_ns = from->now + 5 * NS;
 	assert_int_equal(fw_tcp_ops.on_restore(&from->ctx, to), 0);
@@ -615,19 +617,19 @@ static void encode_decode(struct tc *from, struct fw_conn *to)
 static void test_tcp_slice_round_trips(void **st)
 {
 	struct tc t;
-	struct fw_conn r;
+	struct fw_conn *r = tconn_alloc();
 	const struct fw_tcp_slice *a, *b;
 	char line[256];
 
 	(void)st;
 	handshake_scaled(&t);
 	assert_int_equal(seg(&t, R, ISN_R + 1, ISN_O + 1, T_FIN | T_ACK, 1000, 700), FW_PASS);
-	encode_decode(&t, &r);
-	a = fw_tcp_slice(&t.c);
-	b = fw_tcp_slice(&r);
+	encode_decode(&t, r);
+	a = fw_tcp_slice(t.c);
+	b = fw_tcp_slice(r);
 	assert_int_equal(b->state, a->state);
-	assert_int_equal(r.orig_side, t.c.orig_side);
-	assert_true(r.present & (1u << FW_MOD_TCP));
+	assert_int_equal(r->orig_side, t.c->orig_side);
+	assert_true(r->present & (1u << FW_MOD_TCP));
 	for (int d = 0; d < 2; d++) {
 		assert_int_equal(b->d[d].end, a->d[d].end);
 		assert_int_equal(b->d[d].maxend, a->d[d].maxend);
@@ -635,22 +637,22 @@ static void test_tcp_slice_round_trips(void **st)
 		assert_int_equal(b->d[d].scale, a->d[d].scale);
 		assert_int_equal(b->d[d].flags & FW_TCP_F_MEDIA, a->d[d].flags & FW_TCP_F_MEDIA);
 	}
-	assert_int_equal(r.expire_ns, t.now + 5 * NS + 120 * NS);
-	assert_true(fw_tcp_ops.dump(&r, line, sizeof(line)) > 0);
+	assert_int_equal(r->expire_ns, t.now + 5 * NS + 120 * NS);
+	assert_true(fw_tcp_ops.dump(r, line, sizeof(line)) > 0);
 	assert_non_null(strstr(line, "FIN_WAIT"));
-	assert_int_equal(fw_tcp_ops.encode(&t.c, (uint8_t *)line, FW_TCP_PAYLOAD_LEN - 1), -ENOSPC);
+	assert_int_equal(fw_tcp_ops.encode(t.c, (uint8_t *)line, FW_TCP_PAYLOAD_LEN - 1), -ENOSPC);
 }
 
 static void test_tcp_restored_conn_keeps_window_checking(void **st)
 {
 	struct tc t;
-	struct fw_conn r;
+	struct fw_conn *r = tconn_alloc();
 
 	(void)st;
 	handshake(&t);
 	assert_int_equal(seg(&t, O, ISN_O + 1, ISN_R + 1, T_ACK, WIN, 1000), FW_PASS);
 	assert_int_equal(seg(&t, R, ISN_R + 1, ISN_O + 1001, T_ACK, WIN, 1000), FW_PASS);
-	encode_decode(&t, &r);
+	encode_decode(&t, r);
 	t.c = r;
 	/* The next segments of the live connection pass... */
 	assert_int_equal(seg(&t, O, ISN_O + 1001, ISN_R + 1001, T_ACK, WIN, 1000), FW_PASS);
@@ -669,7 +671,7 @@ static void test_tcp_restored_conn_keeps_window_checking(void **st)
 static void test_tcp_restore_accepts_live_edges_within_slack(void **st)
 {
 	struct tc t;
-	struct fw_conn r;
+	struct fw_conn *r = tconn_alloc();
 	uint8_t buf[FW_TCP_PAYLOAD_LEN];
 	const uint32_t thr = 8192, slack = 2 * thr;
 	uint32_t seq = ISN_O + 1;
@@ -681,7 +683,7 @@ static void test_tcp_restore_accepts_live_edges_within_slack(void **st)
 		assert_int_equal(seg(&t, O, seq, ISN_R + 1, T_ACK, WIN, 1000), FW_PASS);
 		seq += 1000;
 	}
-	assert_int_equal(fw_tcp_ops.encode(&t.c, buf, sizeof(buf)), FW_TCP_PAYLOAD_LEN);
+	assert_int_equal(fw_tcp_ops.encode(t.c, buf, sizeof(buf)), FW_TCP_PAYLOAD_LEN);
 	/* The live connection moves on, unrecorded, by more than the threshold -- the
 	 * checkpoint that crossed it was still on its way to the target -- but by less than
 	 * the slack: the server acks everything and opens a new window, the client sends
@@ -691,8 +693,8 @@ static void test_tcp_restore_accepts_live_edges_within_slack(void **st)
 		assert_int_equal(seg(&t, O, seq, ISN_R + 1, T_ACK, WIN, 1000), FW_PASS);
 	assert_true(seq - (ISN_O + 1 + WIN) > thr);
 	/* Crash. The restored connection lags the live one by 15000 bytes... */
-	memset(&r, 0, sizeof(r));
-	assert_int_equal(fw_tcp_ops.decode(&r, buf, sizeof(buf), 1), 0);
+	fw_conn_clear(r);
+	assert_int_equal(fw_tcp_ops.decode(r, buf, sizeof(buf), 1), 0);
 	t.c = r;
 	/* ...yet the next live segments pass: the server acks data it holds, the client
 	 * sends beyond the window the checkpoint knew. */
@@ -702,7 +704,7 @@ static void test_tcp_restore_accepts_live_edges_within_slack(void **st)
 	/* The slack stays until the sender is a slack past what the last checkpoint knew:
 	 * below that, the old instance may have forwarded data the receiver will still
 	 * acknowledge. */
-	while (fw_tcp_slice(&t.c)->d[O].flags & FW_TCP_F_RESYNC_END) {
+	while (fw_tcp_slice(t.c)->d[O].flags & FW_TCP_F_RESYNC_END) {
 		/* (counted in thresholds from the checkpoints after the restore, the first of
 		 * which the server's ack above took 15000 bytes on) */
 		assert_true(seq - (ISN_O + 1 + WIN) <= 15000 + slack + 2000);
@@ -711,8 +713,8 @@ static void test_tcp_restore_accepts_live_edges_within_slack(void **st)
 	}
 	assert_true(seq - (ISN_O + 1 + WIN) > slack);
 	/* The edges are live again: the slack is gone. */
-	assert_false(fw_tcp_slice(&t.c)->d[O].flags & FW_TCP_F_RESYNC_END);
-	assert_false(fw_tcp_slice(&t.c)->d[O].flags & FW_TCP_F_RESYNC_MAXEND);
+	assert_false(fw_tcp_slice(t.c)->d[O].flags & FW_TCP_F_RESYNC_END);
+	assert_false(fw_tcp_slice(t.c)->d[O].flags & FW_TCP_F_RESYNC_MAXEND);
 	assert_int_equal(seg(&t, O, seq + WIN + 1000, ISN_R + 1, T_ACK, WIN, 10), FW_DROP);
 	assert_int_equal(t.why, FW_DROP_TCP_WINDOW);
 }
@@ -720,21 +722,21 @@ static void test_tcp_restore_accepts_live_edges_within_slack(void **st)
 static void test_tcp_restore_retransmission_keeps_the_ack_slack(void **st)
 {
 	struct tc t;
-	struct fw_conn r;
+	struct fw_conn *r = tconn_alloc();
 	uint8_t buf[FW_TCP_PAYLOAD_LEN];
 	uint32_t seq = ISN_O + 1;
 
 	(void)st;
 	handshake(&t);
-	assert_int_equal(fw_tcp_ops.encode(&t.c, buf, sizeof(buf)), FW_TCP_PAYLOAD_LEN);
+	assert_int_equal(fw_tcp_ops.encode(t.c, buf, sizeof(buf)), FW_TCP_PAYLOAD_LEN);
 	/* After the checkpoint the old instance forwards 4000 more bytes to the server. */
 	for (int k = 0; k < 4; k++, seq += 1000)
 		assert_int_equal(seg(&t, O, seq, ISN_R + 1, T_ACK, WIN, 1000), FW_PASS);
 	/* Crash and restore. The client retransmits from what it thinks unacknowledged (at
 	 * the checkpointed end); the server then acknowledges all it holds, beyond that end.
 	 * (A real bulk stream stalled here: the retransmission ended the slack.) */
-	memset(&r, 0, sizeof(r));
-	assert_int_equal(fw_tcp_ops.decode(&r, buf, sizeof(buf), 1), 0);
+	fw_conn_clear(r);
+	assert_int_equal(fw_tcp_ops.decode(r, buf, sizeof(buf), 1), 0);
 	t.c = r;
 	assert_int_equal(seg(&t, O, ISN_O + 1, ISN_R + 1, T_ACK, WIN, 1000), FW_PASS);
 	assert_int_equal(seg(&t, R, ISN_R + 1, seq, T_ACK, WIN, 0), FW_PASS);
@@ -747,29 +749,29 @@ static void valid_payload(uint8_t *buf)
 	struct tc t;
 
 	handshake_scaled(&t);
-	assert_int_equal(fw_tcp_ops.encode(&t.c, buf, FW_TCP_PAYLOAD_LEN), FW_TCP_PAYLOAD_LEN);
+	assert_int_equal(fw_tcp_ops.encode(t.c, buf, FW_TCP_PAYLOAD_LEN), FW_TCP_PAYLOAD_LEN);
 }
 
 static int decode_with(const uint8_t *good, size_t off, uint8_t val)
 {
 	uint8_t buf[FW_TCP_PAYLOAD_LEN];
-	struct fw_conn c;
+	struct fw_conn *c = tconn_alloc();
 
 	memcpy(buf, good, sizeof(buf));
 	buf[off] = val;
-	memset(&c, 0, sizeof(c));
-	return fw_tcp_ops.decode(&c, buf, sizeof(buf), 1);
+	fw_conn_clear(c);
+	return fw_tcp_ops.decode(c, buf, sizeof(buf), 1);
 }
 
 static void test_tcp_decode_rejects_malformed(void **st)
 {
 	uint8_t good[FW_TCP_PAYLOAD_LEN];
-	struct fw_conn c;
+	struct fw_conn *c = tconn_alloc();
 	const size_t o = 4, r = 20; /* the two direction blocks */
 
 	(void)st;
 	valid_payload(good);
-	memset(&c, 0, sizeof(c));
+	fw_conn_clear(c);
 	assert_int_equal(decode_with(good, 0, FW_TCP_ESTABLISHED), 0);
 	/* state out of range, and NONE */
 	assert_int_equal(decode_with(good, 0, FW_TCP_STATE_MAX), -EINVAL);
@@ -798,14 +800,14 @@ static void test_tcp_decode_rejects_malformed(void **st)
 
 		memcpy(buf, good, sizeof(buf));
 		memset(buf + r + 8, 0, 4);
-		assert_int_equal(fw_tcp_ops.decode(&c, buf, sizeof(buf), 1), -EINVAL);
+		assert_int_equal(fw_tcp_ops.decode(c, buf, sizeof(buf), 1), -EINVAL);
 	}
 	/* length and version */
-	assert_int_equal(fw_tcp_ops.decode(&c, good, sizeof(good) - 1, 1), -EINVAL);
-	assert_int_equal(fw_tcp_ops.decode(&c, good, sizeof(good), 0), -EINVAL);
-	assert_int_equal(fw_tcp_ops.decode(&c, good, sizeof(good), 2), -EPROTONOSUPPORT);
+	assert_int_equal(fw_tcp_ops.decode(c, good, sizeof(good) - 1, 1), -EINVAL);
+	assert_int_equal(fw_tcp_ops.decode(c, good, sizeof(good), 0), -EINVAL);
+	assert_int_equal(fw_tcp_ops.decode(c, good, sizeof(good), 2), -EPROTONOSUPPORT);
 	/* nothing was loaded by the failures */
-	assert_false(c.present & (1u << FW_MOD_TCP));
+	assert_false(c->present & (1u << FW_MOD_TCP));
 }
 
 /* Does the fast path accept this segment? Tried on a copy; a decline must change nothing. */
@@ -821,13 +823,16 @@ static bool fast_takes(struct tc *t, uint8_t dir, uint32_t seq, uint32_t ack, ui
 				.optlen = optlen,
 				.data = payload,
 				.len = len};
-	struct fw_conn c;
+	struct fw_conn *c = tconn_alloc();
 	bool taken;
 
-	memcpy(&c, &t->c, sizeof(c));
-	taken = fw_tcp_packet_fast(&t->ctx, &c, tpkt_tcp(&t->pk, &flow4, &sg, t->now));
-	if (!taken)
-		assert_memory_equal(&c, &t->c, sizeof(c));
+	fw_conn_copy(c, t->c);
+	taken = fw_tcp_packet_fast(&t->ctx, c, tpkt_tcp(&t->pk, &flow4, &sg, t->now));
+	if (!taken) {
+		assert_memory_equal(c, t->c, sizeof(*c));
+		assert_memory_equal(fw_conn_cold(c), fw_conn_cold(t->c),
+				    sizeof(struct fw_conn_cold));
+	}
 	return taken;
 }
 
@@ -843,9 +848,10 @@ static void test_tcp_fast_path_takes_plain_established_segments(void **st)
 	/* and what it takes, it takes as the full path does (tcp_both compares them) */
 	assert_int_equal(seg(&t, O, ISN_O + 1, ISN_R + 1, T_ACK | T_PSH, WIN, 1000), FW_PASS);
 	assert_int_equal(seg(&t, R, ISN_R + 1, ISN_O + 1001, T_ACK, WIN, 1400), FW_PASS);
-	assert_int_equal(fw_tcp_slice(&t.c)->d[O].end, ISN_O + 1001);
-	assert_int_equal(fw_tcp_slice(&t.c)->d[R].end, ISN_R + 1401);
-	assert_int_equal(t.c.expire_ns, t.now + fw_tcp_conf_default.timeout_ns[FW_TCP_ESTABLISHED]);
+	assert_int_equal(fw_tcp_slice(t.c)->d[O].end, ISN_O + 1001);
+	assert_int_equal(fw_tcp_slice(t.c)->d[R].end, ISN_R + 1401);
+	assert_int_equal(t.c->expire_ns,
+			 t.now + fw_tcp_conf_default.timeout_ns[FW_TCP_ESTABLISHED]);
 }
 
 /*
@@ -858,7 +864,7 @@ static void test_tcp_fast_path_leaves_the_rest_to_the_full_path(void **st)
 	static const uint8_t ts[] = {1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2};
 	uint8_t sack[12] = {1, 1, 5, 10};
 	struct tc t;
-	struct fw_conn r;
+	struct fw_conn *r = tconn_alloc();
 
 	(void)st;
 	handshake_scaled(&t);
@@ -896,7 +902,7 @@ static void test_tcp_fast_path_leaves_the_rest_to_the_full_path(void **st)
 	/* a restored connection keeps the full path until its slack closes */
 	handshake(&t);
 	assert_int_equal(seg(&t, O, ISN_O + 1, ISN_R + 1, T_ACK, WIN, 1000), FW_PASS);
-	encode_decode(&t, &r);
+	encode_decode(&t, r);
 	t.c = r;
 	assert_false(fast_takes(&t, O, ISN_O + 1001, ISN_R + 1, T_ACK, WIN, 1000, NULL, 0));
 }
@@ -949,7 +955,7 @@ static void test_tcp_fast_path_decides_as_the_full_path_on_random_segments(void 
 	(void)st;
 	for (int conn = 0; conn < 1000; conn++) {
 		struct tc t;
-		struct fw_conn r;
+		struct fw_conn *r = tconn_alloc();
 
 		if (conn % 3 == 0) {
 			handshake(&t);
@@ -957,13 +963,13 @@ static void test_tcp_fast_path_decides_as_the_full_path_on_random_segments(void 
 			handshake_scaled(&t);
 		}
 		if (conn % 3 == 2) {
-			encode_decode(&t, &r);
+			encode_decode(&t, r);
 			t.c = r;
 		}
 		for (int i = 0; i < 60; i++) {
 			const uint64_t q = rnd(&x);
 			const uint8_t dir = q & 1;
-			const struct fw_tcp_slice *sl = fw_tcp_slice(&t.c);
+			const struct fw_tcp_slice *sl = fw_tcp_slice(t.c);
 			const uint32_t win = sl->d[!dir].maxwin ? sl->d[!dir].maxwin : WIN;
 			/* mostly what an established connection carries, so that it lasts */
 			const uint8_t flags = (q >> 1 & 31) < 28

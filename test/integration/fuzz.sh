@@ -42,7 +42,7 @@ target() {
 
 target fuzz_parse lib/conn/fuzz_parse.c lib/conn/fw_parse.c lib/conn/conn_key.c -- -lsodium
 target fuzz_modules modules/fuzz/fuzz_modules.c modules/modules.c modules/tcp/tcp.c \
-  modules/udp/udp.c modules/ftp/ftp.c lib/conn/conn_key.c -- -lsodium
+  modules/udp/udp.c modules/ftp/ftp.c lib/conn/conn_key.c lib/conn/conn_planes.c -- -lsodium
 target fuzz_proto lib/ckpt/fuzz_proto.c lib/ckpt/proto.c "${pmu_src[@]}" -- -lsodium -lpmem -lisal
 target fuzz_layout lib/pmu/fuzz_layout.c "${pmu_src[@]}" -- -lpmem -lisal
 # A restore's scan of a pmem: region's slots, read through the file and in place, compared
