@@ -2114,6 +2114,39 @@ static int check_owner(struct fw_conn *c, void *arg)
 	return 0;
 }
 
+/* The layout the reshard tests start their workers on, regions named @p region. */
+static struct fw_ckpt_layout reshard_layout(const char *region)
+{
+	return (struct fw_ckpt_layout){
+		.region = region,
+		.store_size = 64u << 20,
+		.pairs = PAIRS,
+		.slot_size = 128,
+		.log_size = 256u << 10,
+		.tenant = "holdfast",
+	};
+}
+
+/* RSH_TCP TCP and RSH_UDP UDP connections, each opened by its owner among the two workers
+ * @p b (as the hand-off makes it). */
+static void open_on_owners(struct box *b, uint64_t now)
+{
+	for (uint16_t i = 0; i < RSH_TCP; i++) {
+		struct box *o = &b[owner_of(6, (uint16_t)(2000 + i), 80, 2)];
+
+		assert_int_equal(
+			pkt(o, 6, (uint16_t)(2000 + i), 80, false, 0x02, 100, 0, NULL, now),
+			FW_PASS);
+		assert_int_equal(
+			pkt(o, 6, (uint16_t)(2000 + i), 80, true, 0x12, 900, 101, NULL, now),
+			FW_PASS);
+	}
+	for (uint16_t i = 0; i < RSH_UDP; i++)
+		assert_int_equal(pkt(&b[owner_of(17, (uint16_t)(3000 + i), 53, 2)], 17,
+				     (uint16_t)(3000 + i), 53, false, 0, 0, 0, "q", now),
+				 FW_PASS);
+}
+
 /*
  * A start with @p n workers on layout @p cc: restored with the moves; every connection in
  * the table of its owner among @p n, every one of them once, @p want in all (the FTP
@@ -2273,14 +2306,7 @@ static bool region_exists(const char *target, const char *name)
 static void test_restart_with_another_number_of_workers_moves_each_connection_once(void **state)
 {
 	char target[256], files[3][64], snap[2][80], snap_target[2][192], crash[2][192];
-	struct fw_ckpt_layout cc = {
-		.region = "rsh",
-		.store_size = 64u << 20,
-		.pairs = PAIRS,
-		.slot_size = 128,
-		.log_size = 256u << 10,
-		.tenant = "holdfast",
-	};
+	struct fw_ckpt_layout cc = reshard_layout("rsh");
 	struct fw_checkpointer *k[2];
 	struct fw_restore_moves mv;
 	struct box b[2];
@@ -2299,20 +2325,7 @@ static void test_restart_with_another_number_of_workers_moves_each_connection_on
 	/* Two workers, each connection opened by its owner (as the hand-off makes it). */
 	workers_up(b, k, &cc, 2, 60);
 	now = fw_worker_now(&b[0].w);
-	for (uint16_t i = 0; i < RSH_TCP; i++) {
-		struct box *o = &b[owner_of(6, (uint16_t)(2000 + i), 80, 2)];
-
-		assert_int_equal(
-			pkt(o, 6, (uint16_t)(2000 + i), 80, false, 0x02, 100, 0, NULL, now),
-			FW_PASS);
-		assert_int_equal(
-			pkt(o, 6, (uint16_t)(2000 + i), 80, true, 0x12, 900, 101, NULL, now),
-			FW_PASS);
-	}
-	for (uint16_t i = 0; i < RSH_UDP; i++)
-		assert_int_equal(pkt(&b[owner_of(17, (uint16_t)(3000 + i), 53, 2)], 17,
-				     (uint16_t)(3000 + i), 53, false, 0, 0, 0, "q", now),
-				 FW_PASS);
+	open_on_owners(b, now);
 	/* The FTP control connection on worker 1: it moves in both directions. */
 	while (owner_of(6, cport, 21, 2) != 1)
 		cport++;
@@ -2394,14 +2407,7 @@ static void test_restart_with_another_number_of_workers_moves_each_connection_on
 static void test_retired_region_too_big_for_the_table_is_kept_without_what_moved(void **state)
 {
 	char target[256], files[3][64];
-	struct fw_ckpt_layout cc = {
-		.region = "rkp",
-		.store_size = 64u << 20,
-		.pairs = PAIRS,
-		.slot_size = 128,
-		.log_size = 256u << 10,
-		.tenant = "holdfast",
-	};
+	struct fw_ckpt_layout cc = reshard_layout("rkp");
 	const uint32_t max_conns = conf.max_conns;
 	struct fw_restore_result res[1];
 	struct fw_checkpointer *k[2];
@@ -2416,20 +2422,7 @@ static void test_retired_region_too_big_for_the_table_is_kept_without_what_moved
 	cc.target = target;
 	workers_up(b, k, &cc, 2, 90);
 	now = fw_worker_now(&b[0].w);
-	for (uint16_t i = 0; i < RSH_TCP; i++) {
-		struct box *o = &b[owner_of(6, (uint16_t)(2000 + i), 80, 2)];
-
-		assert_int_equal(
-			pkt(o, 6, (uint16_t)(2000 + i), 80, false, 0x02, 100, 0, NULL, now),
-			FW_PASS);
-		assert_int_equal(
-			pkt(o, 6, (uint16_t)(2000 + i), 80, true, 0x12, 900, 101, NULL, now),
-			FW_PASS);
-	}
-	for (uint16_t i = 0; i < RSH_UDP; i++)
-		assert_int_equal(pkt(&b[owner_of(17, (uint16_t)(3000 + i), 53, 2)], 17,
-				     (uint16_t)(3000 + i), 53, false, 0, 0, 0, "q", now),
-				 FW_PASS);
+	open_on_owners(b, now);
 	for (unsigned int i = 0; i < 2; i++)
 		drain(k[i], now);
 	in0 = fw_table_count(b[0].w.table);
