@@ -21,6 +21,7 @@
 #include "fw_worker.h"
 #include "ftp/fw_ftp.h"
 #include "tcp/fw_tcp.h"
+#include "tcp/tcp_fast.h"
 #include "udp/fw_udp.h"
 
 #define SWEEP_BUDGET   64
@@ -367,8 +368,8 @@ static inline struct fw_pkt pkt_of(const struct fw_parsed *ps, uint64_t now_ns)
  * locals of a connection's opening, an expectation among them, on every packet).
  * @return true when it passed; false having changed nothing, and decide() decides.
  */
-static inline bool pass_established(struct fw_worker *w, const struct pkt_state *st,
-				    struct fw_conn *c, uint64_t now_ns)
+static __rte_always_inline bool pass_established(struct fw_worker *w, const struct pkt_state *st,
+						 struct fw_conn *c, uint64_t now_ns)
 {
 	const struct fw_parsed *ps = &st->ps;
 	struct fw_pkt pkt = pkt_of(ps, now_ns);
