@@ -300,8 +300,9 @@ static __rte_noinline int classify_other(struct fw_worker *w, const uint8_t *fra
  * needs its connection (TCP/UDP: whose owner the caller checks), CLASSIFY_FINAL when *@p v
  * is final, CLASSIFY_HANDOFF for an ICMP error about another worker's connection.
  */
-static int classify(struct fw_worker *w, const uint8_t *frame, uint32_t len, unsigned int checked,
-		    enum fw_zone zone, struct pkt_state *st, enum fw_verdict *v)
+static __rte_always_inline int classify(struct fw_worker *w, const uint8_t *frame, uint32_t len,
+					unsigned int checked, enum fw_zone zone,
+					struct pkt_state *st, enum fw_verdict *v)
 {
 	const struct fw_config *conf = w->sh->conf;
 
