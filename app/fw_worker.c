@@ -21,6 +21,7 @@
 #include "fw_worker.h"
 #include "ftp/fw_ftp.h"
 #include "tcp/fw_tcp.h"
+#include "tcp/tcp_fast.h"
 #include "udp/fw_udp.h"
 
 #define SWEEP_BUDGET   64
@@ -299,8 +300,9 @@ static __rte_noinline int classify_other(struct fw_worker *w, const uint8_t *fra
  * needs its connection (TCP/UDP: whose owner the caller checks), CLASSIFY_FINAL when *@p v
  * is final, CLASSIFY_HANDOFF for an ICMP error about another worker's connection.
  */
-static int classify(struct fw_worker *w, const uint8_t *frame, uint32_t len, unsigned int checked,
-		    enum fw_zone zone, struct pkt_state *st, enum fw_verdict *v)
+static __rte_always_inline int classify(struct fw_worker *w, const uint8_t *frame, uint32_t len,
+					unsigned int checked, enum fw_zone zone,
+					struct pkt_state *st, enum fw_verdict *v)
 {
 	const struct fw_config *conf = w->sh->conf;
 
@@ -367,8 +369,8 @@ static inline struct fw_pkt pkt_of(const struct fw_parsed *ps, uint64_t now_ns)
  * locals of a connection's opening, an expectation among them, on every packet).
  * @return true when it passed; false having changed nothing, and decide() decides.
  */
-static inline bool pass_established(struct fw_worker *w, const struct pkt_state *st,
-				    struct fw_conn *c, uint64_t now_ns)
+static __rte_always_inline bool pass_established(struct fw_worker *w, const struct pkt_state *st,
+						 struct fw_conn *c, uint64_t now_ns)
 {
 	const struct fw_parsed *ps = &st->ps;
 	struct fw_pkt pkt = pkt_of(ps, now_ns);

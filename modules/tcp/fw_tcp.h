@@ -97,17 +97,16 @@ enum fw_verdict fw_tcp_packet(struct fw_ctx *ctx, struct fw_conn *c, const struc
 /*
  * fw_tcp_packet's two halves, public for the tests that hold one to the other.
  *
- * fw_tcp_packet_fast: the fast path for a segment of an established connection -- ACK
- * (PSH allowed) and no other flag, no options, no FIN seen and no restore slack open on
- * the connection -- inside the window. @return true when it accepted the segment, with
- * the effect the full path has; false, having changed nothing, for every other segment.
+ * fw_tcp_packet_fast (inline, tcp/tcp_fast.h): the fast path for a segment of an
+ * established connection -- ACK (PSH allowed) and no other flag, no options, no FIN seen
+ * and no restore slack open on the connection -- inside the window. @return true when it
+ * accepted the segment, with the effect the full path has; false, having changed nothing,
+ * for every other segment.
  *
  * fw_tcp_packet_full: every segment through the option parse and the state table. For a
  * segment the fast path accepts it decides alike: same verdict and reason, same slice,
  * dirty bits, flags and expiry.
  */
-bool fw_tcp_packet_fast(const struct fw_ctx *ctx, struct fw_conn *c, const struct fw_pkt *p);
-
 enum fw_verdict fw_tcp_packet_full(struct fw_ctx *ctx, struct fw_conn *c, const struct fw_pkt *p,
 				   bool is_new, enum fw_drop_reason *why);
 

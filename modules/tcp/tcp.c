@@ -21,6 +21,7 @@
 #include "fw_slices.h"
 #include "fw_wire.h"
 #include "tcp/fw_tcp.h"
+#include "tcp/tcp_fast.h"
 
 _Static_assert(sizeof(struct fw_tcp_slice) <= FW_TCP_SLICE_ROOM, "TCP slice fits its room");
 _Static_assert(FW_SLICE_ALIGNED(struct fw_tcp_slice, FW_TCP_SLICE_OFF),
@@ -310,29 +311,6 @@ bool fw_tcp_may_open(const struct fw_pkt *p)
 }
 
 /*
- * Checkpoint threshold for a direction whose receiver advertised at most @p peer_maxwin: a
- * quarter of it, rounded down to a power of two.
- *
- * Why: a restored connection must accept the next segments of the live one. A sender can
- * only be ahead of its last checkpoint by what it sent since, and a checkpoint is taken as
- * soon as that exceeds this threshold; on restore (see decode) the upper bounds of checks I
- * and III are widened by the slack (edge_slack) until the live edges are seen again. So the
- * restored connection accepts every live segment while still dropping anything more than
- * half a window beyond the real edge -- strict checking stays on. A quarter keeps the
- * checkpoint rate modest: a bulk sender triggers at most about four checkpoints per window
- * of data, far fewer than one per packet.
- * Why a power of two: the value then only changes when maxwin crosses a power of two, and
- * every such crossing marks the slice dirty, so the threshold computed from a checkpoint is
- * the one that was in force when it was taken.
- */
-static uint32_t edge_threshold(uint32_t peer_maxwin)
-{
-	if (peer_maxwin == 0)
-		return 0;
-	return (UINT32_C(1) << (31 - __builtin_clz(peer_maxwin))) / 4;
-}
-
-/*
  * Restore slack: twice the threshold. The threshold bounds the live edge against the last
  * checkpoint *taken*; the data forwarded while that checkpoint travels to the target comes
  * on top. Such a checkpoint is due at once (fw_conn_mark_dirty_now) and handed over before
@@ -346,7 +324,7 @@ static uint32_t edge_threshold(uint32_t peer_maxwin)
  */
 static uint32_t edge_slack(uint32_t peer_maxwin)
 {
-	return 2 * edge_threshold(peer_maxwin);
+	return 2 * fw_tcp_edge_threshold(peer_maxwin);
 }
 
 static void init_dir(struct fw_tcp_dir *d, const struct seg *s)
@@ -431,7 +409,7 @@ static inline __attribute__((always_inline)) bool update_window(struct fw_tcp_sl
 	 * that moves ck_end: so they are counted one at a time, RESYNC_END2 goes at the first
 	 * and RESYNC_END at the second.
 	 */
-	if (fw_seq_after(end, snd->ck_end + edge_threshold(rcv->maxwin))) {
+	if (fw_seq_after(end, snd->ck_end + fw_tcp_edge_threshold(rcv->maxwin))) {
 		if (snd->flags & FW_TCP_F_RESYNC_END2)
 			snd->flags &= (uint8_t)~FW_TCP_F_RESYNC_END2;
 		else
@@ -471,105 +449,25 @@ static enum fw_verdict drop(enum fw_drop_reason *why, enum fw_drop_reason r)
 	return FW_DROP;
 }
 
-static const struct fw_tcp_conf *tcp_conf(const struct fw_ctx *ctx)
-{
-	if (ctx && ctx->conf[FW_MOD_TCP])
-		return ctx->conf[FW_MOD_TCP];
-	return &fw_tcp_conf_default;
-}
-
-static unsigned int top_bit(uint32_t v)
-{
-	return v ? 32 - (unsigned int)__builtin_clz(v) : 0;
-}
-
 /*
- * Is a checkpoint due because the window moved? See edge_threshold for the reasoning. Only
- * end is measured: a live segment starts at most at the live end, which is within the
- * threshold of the checkpointed end, and the checkpointed maxend is never below that end,
- * so maxend + slack covers it too -- maxend needs no threshold of its own. A change of
- * maxwin's top bit, scale or flags is due at once: those define the slack itself.
+ * Is a checkpoint due because the window moved? See fw_tcp_edge_threshold (tcp_fast.h) for the
+ * reasoning. Only end is measured: a live segment starts at most at the live end, which is within
+ * the threshold of the checkpointed end, and the checkpointed maxend is never below that end, so
+ * maxend + slack covers it too -- maxend needs no threshold of its own. A change of maxwin's top
+ * bit, scale or flags is due at once: those define the slack itself.
  */
 static bool window_checkpoint_due(const struct fw_tcp_slice *old, const struct fw_tcp_slice *t)
 {
 	for (int d = 0; d < 2; d++) {
 		const struct fw_tcp_dir *x = &t->d[d];
 
-		if (top_bit(x->maxwin) != top_bit(old->d[d].maxwin) ||
+		if (fw_tcp_top_bit(x->maxwin) != fw_tcp_top_bit(old->d[d].maxwin) ||
 		    x->scale != old->d[d].scale || x->flags != old->d[d].flags)
 			return true;
-		if (x->end - x->ck_end > edge_threshold(t->d[!d].maxwin))
+		if (x->end - x->ck_end > fw_tcp_edge_threshold(t->d[!d].maxwin))
 			return true;
 	}
 	return false;
-}
-
-/*
- * The fast path: a segment of an ESTABLISHED connection carrying ACK (PSH allowed) and no
- * other flag, no options, whose connection shows no FIN and no restore slack. It accepts
- * what the full path would accept, with the same effect, or declines (false) and the full
- * path decides. What it saves: the option walk (there is none), the copy of the slice
- * (nothing can be dropped after the window check), the state table (ESTABLISHED + ACK stays
- * ESTABLISHED), and every branch of in_window, update_window and window_checkpoint_due
- * whose outcome these conditions fix (below, each where it is left out). What is left is
- * their arithmetic, the same comparisons in the same order; the tests hold the two paths to
- * each other on random segments (tcp_test, fw_worker_test).
- */
-bool fw_tcp_packet_fast(const struct fw_ctx *ctx, struct fw_conn *c, const struct fw_pkt *p)
-{
-	const uint8_t busy = FW_TCP_F_FIN_SEEN | FW_TCP_F_RESYNC_END | FW_TCP_F_RESYNC_END2 |
-			     FW_TCP_F_RESYNC_MAXEND;
-	struct fw_tcp_slice *t = slice(c);
-	const uint8_t *h = p->l4;
-	struct fw_tcp_dir *snd, *rcv;
-	uint32_t seq, ack, end, win, snd_maxwin;
-
-	if (t->state != FW_TCP_ESTABLISHED || p->dir > FW_DIR_REPLY || p->hdr_len != TCP_MIN_HDR ||
-	    p->l4_len < TCP_MIN_HDR || (h[12] >> 4) * 4 != TCP_MIN_HDR ||
-	    (h[13] & ~TH_PSH) != TH_ACK)
-		return false;
-	snd = &t->d[p->dir];
-	rcv = &t->d[!p->dir];
-	if (((snd->flags | rcv->flags) & busy) || snd->maxwin == 0 || rcv->maxwin == 0)
-		return false;
-	seq = fw_get_be32(h + 4);
-	ack = fw_get_be32(h + 8);
-	end = seq + (p->l4_len - TCP_MIN_HDR); /* no SYN, no FIN: the payload alone */
-	/*
-	 * in_window: no slack (the RESYNC flags are clear), the acknowledgement as it is (no
-	 * options, no SACK blocks), ACK set, snd->maxwin not 0.
-	 */
-	if (fw_seq_after(seq, snd->maxend) || fw_seq_before(end, snd->end - rcv->maxwin) ||
-	    fw_seq_after(ack, rcv->end) || fw_seq_before(ack, rcv->end - snd->maxwin))
-		return false;
-	/*
-	 * update_window, what is left of it. Left out: the RESYNC flags' clearing (clear
-	 * already), FIN_SEEN (no FIN), rcv->end moved to the acknowledgement (not after it, by
-	 * the window check just made), FIN_ACKED (the receiver sent no FIN). The window is
-	 * scaled (no SYN).
-	 */
-	snd_maxwin = snd->maxwin;
-	win = (uint32_t)fw_get_be16(h + 14) << snd->scale;
-	if (snd->maxwin < win)
-		snd->maxwin = win;
-	if (fw_seq_after(end, snd->end))
-		snd->end = end;
-	if (fw_seq_after(ack + win, rcv->maxend))
-		rcv->maxend = ack + win;
-	if (fw_seq_after(snd->end, snd->maxend))
-		snd->maxend = snd->end;
-	if (fw_seq_after(rcv->end, rcv->maxend))
-		rcv->maxend = rcv->end;
-	/* window_checkpoint_due: only the sender's maxwin and the two ends can have moved. */
-	if (top_bit(snd->maxwin) != top_bit(snd_maxwin) ||
-	    snd->end - snd->ck_end > edge_threshold(rcv->maxwin) ||
-	    rcv->end - rcv->ck_end > edge_threshold(snd->maxwin)) {
-		snd->ck_end = snd->end;
-		rcv->ck_end = rcv->end;
-		fw_conn_mark_dirty_now(c, FW_MOD_TCP);
-	}
-	c->expire_ns = p->now_ns + tcp_conf(ctx)->timeout_ns[FW_TCP_ESTABLISHED];
-	return true;
 }
 
 enum fw_verdict fw_tcp_packet(struct fw_ctx *ctx, struct fw_conn *c, const struct fw_pkt *p,
@@ -665,7 +563,7 @@ enum fw_verdict fw_tcp_packet_full(struct fw_ctx *ctx, struct fw_conn *c, const 
 			fw_conn_mark_dirty_now(c, FW_MOD_TCP);
 	}
 	*cur = t;
-	c->expire_ns = p->now_ns + tcp_conf(ctx)->timeout_ns[next];
+	c->expire_ns = p->now_ns + fw_tcp_conf_of(ctx)->timeout_ns[next];
 	if (why)
 		*why = FW_DROP_NONE;
 	return FW_PASS;
@@ -834,7 +732,7 @@ static int tcp_on_restore(struct fw_ctx *ctx, struct fw_conn *c)
 
 	if (t->state == sNO || t->state >= FW_TCP_STATE_MAX)
 		return -EINVAL;
-	c->expire_ns = c->last_ns + tcp_conf(ctx)->timeout_ns[t->state];
+	c->expire_ns = c->last_ns + fw_tcp_conf_of(ctx)->timeout_ns[t->state];
 	return 0;
 }
 

@@ -10,6 +10,7 @@
 
 #include "fw_test_pkt.h"
 #include "tcp/fw_tcp.h"
+#include "tcp/tcp_fast.h"
 
 #define NS    1000000000ull
 #define O     FW_DIR_ORIG
