@@ -47,26 +47,18 @@ static int count_misplaced(struct fw_conn *c, void *arg)
 	return 0;
 }
 
-/*
- * A region split over a reader thread: a chunk's records at a time, read in place, each
- * key hashed by the reader thread (fw_restore_hash_many) before it is handed over.
- */
+/* A region split over a reader thread: a chunk's records at a time, read in place. */
 struct split_job {
 	struct fw_table *t;
 	struct fw_slots *slots;
 	struct fw_restore_stats *st;
 };
 
-static void hash_recs(const struct ckpt_rec *recs, void *extra, unsigned int n, void *arg)
-{
-	fw_restore_hash_many(arg, recs, extra, n);
-}
-
-static int restore_recs(const struct ckpt_rec *recs, const void *extra, unsigned int n, void *arg)
+static int restore_recs(const struct ckpt_rec *recs, unsigned int n, void *arg)
 {
 	struct split_job *s = arg;
 
-	fw_restore_add_many(s->t, s->slots, recs, extra, n, s->st); /* as restore_rec */
+	fw_restore_add_many(s->t, s->slots, recs, n, s->st); /* as restore_rec */
 	return 0;
 }
 
@@ -150,10 +142,9 @@ static void scan_one(struct job *j)
 	}
 	if (j->reader != NULL) {
 		struct split_job s = {j->w->table, slots, &res->st};
-		const struct ckpt_scan_prep prep = {hash_recs, sizeof(uint32_t), j->w->table};
 
-		res->rc = ckpt_state_scan_split(r, CKPT_SCAN_TOMBSTONES, j->reader, &prep,
-						restore_recs, &s, &res->ss);
+		res->rc = ckpt_state_scan_split(r, CKPT_SCAN_TOMBSTONES, j->reader, restore_recs,
+						&s, &res->ss);
 	} else {
 		batch = malloc(sizeof(*batch));
 		if (batch == NULL) {

@@ -237,42 +237,24 @@ int ckpt_state_scan(struct ckpt_region *r, unsigned int flags, ckpt_rec_cb cb, v
 		    struct ckpt_scan_stats *stats);
 
 /**
- * Called by ckpt_state_scan_split() with the records of a chunk of slots, in scan order, and
- * what its prep made of each (@p extra + i * prep's size for @p recs[i]; NULL without a
- * prep); both valid until it returns. Nonzero stops the walk (no chunk after).
+ * Called by ckpt_state_scan_split() with the records of a chunk of slots, in scan order;
+ * valid until it returns. Nonzero stops the walk (no chunk after).
  */
-typedef int (*ckpt_recs_cb)(const struct ckpt_rec *recs, const void *extra, unsigned int n,
-			    void *arg);
-
-/**
- * The caller's own work per record that ckpt_state_scan_split() does on its reader thread,
- * ahead of take: @p fn writes @p size bytes of @p extra for each of @p recs (@p extra + i *
- * @p size for @p recs[i]), which take then receives beside the records. @p fn runs while
- * take runs on the caller's thread: it may only read what take changes not (@p arg is its
- * own).
- */
-struct ckpt_scan_prep {
-	void (*fn)(const struct ckpt_rec *recs, void *extra, unsigned int n, void *arg);
-	size_t size; /**< bytes per record, > 0 */
-	void *arg;
-};
+typedef int (*ckpt_recs_cb)(const struct ckpt_rec *recs, unsigned int n, void *arg);
 
 /**
  * ckpt_state_scan() over two threads: the slots are read, validated and decoded on a thread
  * of its own (started and joined inside the call, on @p reader_cpus, or where the caller may
  * run when NULL) while the caller's thread runs @p take: the same records in the same order
- * as ckpt_state_scan() hands over, one chunk (1 MB of slots) at a time. With @p prep
- * (optional), the reader thread also runs @p prep->fn over every record before handing it
- * over. While it runs, the reader thread uses the region's client: the caller must not. A
- * record backend (group:) scans as ckpt_state_scan() does, one record a call (prep, then
- * take, on the caller's thread). When @p take stops the walk, @p stats count the pairs up to
- * the end of its chunk. When no thread can be started (or placed on @p reader_cpus), the
- * scan runs on the caller's thread, one record a call.
- * @return as ckpt_state_scan() (take's nonzero value), or -EINVAL (@p prep of size 0).
+ * as ckpt_state_scan() hands over, one chunk (1 MB of slots) at a time. While it runs, the
+ * reader thread uses the region's client: the caller must not. A record backend (group:)
+ * scans as ckpt_state_scan() does, one record a call. When @p take stops the walk, @p stats
+ * count the pairs up to the end of its chunk. When no thread can be started (or placed on
+ * @p reader_cpus), the scan runs on the caller's thread, one record a call.
+ * @return as ckpt_state_scan() (take's nonzero value).
  */
 int ckpt_state_scan_split(struct ckpt_region *r, unsigned int flags, const cpu_set_t *reader_cpus,
-			  const struct ckpt_scan_prep *prep, ckpt_recs_cb take, void *arg,
-			  struct ckpt_scan_stats *stats);
+			  ckpt_recs_cb take, void *arg, struct ckpt_scan_stats *stats);
 
 /**
  * Read everything unread in an append region, call @p cb for each record, then clear it

@@ -1020,14 +1020,12 @@ out:
 struct split_chunk {
 	uint8_t *buf;
 	struct ckpt_rec *recs;
-	uint8_t *extra; /* what prep made of each record; NULL without a prep */
 	uint32_t nrecs;
 	struct ckpt_scan_stats st; /* of the pairs this chunk held */
 };
 
 struct split {
 	struct scan s;
-	const struct ckpt_scan_prep *prep; /* NULL: none */
 	uint64_t pairs_per_chunk;
 	struct split_chunk ch[SPLIT_BUFS];
 	uint8_t *mem; /* every chunk's buffers */
@@ -1098,8 +1096,6 @@ static void *split_reader(void *arg)
 			if (rec != NULL)
 				rec_put(&c->recs[c->nrecs++], rec);
 		}
-		if (sp->prep != NULL && c->nrecs > 0)
-			sp->prep->fn(c->recs, c->extra, c->nrecs, sp->prep->arg);
 		pthread_mutex_lock(&sp->mu);
 		sp->produced++;
 		pthread_cond_broadcast(&sp->cv);
@@ -1123,10 +1119,8 @@ static void stats_add(struct ckpt_scan_stats *to, const struct ckpt_scan_stats *
 	to->misplaced += st->misplaced;
 }
 
-/* A one-thread scan, through the split's callbacks one record at a time. */
+/* A record backend's scan, through the split's callback one record at a time. */
 struct split_one {
-	const struct ckpt_scan_prep *prep;
-	void *extra; /* prep's room for one record */
 	ckpt_recs_cb take;
 	void *arg;
 };
@@ -1135,46 +1129,30 @@ static int split_one_rec(const struct ckpt_rec *rec, void *arg)
 {
 	struct split_one *o = arg;
 
-	if (o->prep != NULL)
-		o->prep->fn(rec, o->extra, 1, o->prep->arg);
-	return o->take(rec, o->extra, 1, o->arg);
-}
-
-static int scan_one_by_one(struct ckpt_region *r, unsigned int flags,
-			   const struct ckpt_scan_prep *prep, ckpt_recs_cb take, void *arg,
-			   struct ckpt_scan_stats *stats)
-{
-	struct split_one o = {prep, NULL, take, arg};
-	int rc;
-
-	if (prep != NULL && (o.extra = malloc(prep->size)) == NULL)
-		return -ENOMEM;
-	rc = r->cl->records != NULL ? r->cl->records->scan(r, flags, split_one_rec, &o, stats)
-				    : ckpt_state_scan(r, flags, split_one_rec, &o, stats);
-	free(o.extra);
-	return rc;
+	return o->take(rec, 1, o->arg);
 }
 
 int ckpt_state_scan_split(struct ckpt_region *r, unsigned int flags, const cpu_set_t *reader_cpus,
-			  const struct ckpt_scan_prep *prep, ckpt_recs_cb take, void *arg,
-			  struct ckpt_scan_stats *stats)
+			  ckpt_recs_cb take, void *arg, struct ckpt_scan_stats *stats)
 {
 	struct ckpt_scan_stats st = {0};
 	struct split *sp;
 	pthread_attr_t attr;
 	pthread_t th;
-	size_t per, recs_off, extra_off, stride;
+	size_t per, recs_off, stride;
 	bool no_thread = false;
 	int rc, stop = 0;
 
-	if (r->geo.mode != PMU_MODE_OVERWRITE || (prep != NULL && prep->size == 0))
+	if (r->geo.mode != PMU_MODE_OVERWRITE)
 		return -EINVAL;
-	if (r->cl->records != NULL)
-		return scan_one_by_one(r, flags, prep, take, arg, stats);
+	if (r->cl->records != NULL) {
+		struct split_one o = {take, arg};
+
+		return r->cl->records->scan(r, flags, split_one_rec, &o, stats);
+	}
 	sp = calloc(1, sizeof(*sp));
 	if (sp == NULL)
 		return -ENOMEM;
-	sp->prep = prep;
 	rc = scan_open(&sp->s, r, flags, &st);
 	if (rc)
 		goto out_close;
@@ -1189,8 +1167,7 @@ int ckpt_state_scan_split(struct ckpt_region *r, unsigned int flags, const cpu_s
 	 * them (transparent huge pages): a handful of first touches per scan, not ~1400.
 	 */
 	recs_off = (per * 2 * sp->s.ss + 63) & ~(size_t)63;
-	extra_off = (recs_off + per * sizeof(struct ckpt_rec) + 63) & ~(size_t)63;
-	stride = (extra_off + (prep != NULL ? per * prep->size : 0) + 4095) & ~(size_t)4095;
+	stride = (recs_off + per * sizeof(struct ckpt_rec) + 4095) & ~(size_t)4095;
 	sp->mem_len = (SPLIT_BUFS * stride + SPLIT_HUGE - 1) & ~(size_t)(SPLIT_HUGE - 1);
 	sp->mem = aligned_alloc(SPLIT_HUGE, sp->mem_len);
 	if (sp->mem == NULL) {
@@ -1201,7 +1178,6 @@ int ckpt_state_scan_split(struct ckpt_region *r, unsigned int flags, const cpu_s
 	for (int i = 0; i < SPLIT_BUFS; i++) {
 		sp->ch[i].buf = sp->mem + i * stride;
 		sp->ch[i].recs = (struct ckpt_rec *)(void *)(sp->ch[i].buf + recs_off);
-		sp->ch[i].extra = prep != NULL ? sp->ch[i].buf + extra_off : NULL;
 	}
 	pthread_mutex_init(&sp->mu, NULL);
 	pthread_cond_init(&sp->cv, NULL);
@@ -1234,7 +1210,7 @@ int ckpt_state_scan_split(struct ckpt_region *r, unsigned int flags, const cpu_s
 		c = &sp->ch[sp->consumed % SPLIT_BUFS];
 		stats_add(&st, &c->st);
 		if (c->nrecs > 0)
-			stop = take(c->recs, c->extra, c->nrecs, arg);
+			stop = take(c->recs, c->nrecs, arg);
 		pthread_mutex_lock(&sp->mu);
 		sp->consumed++;
 		sp->stop = stop != 0;
@@ -1252,8 +1228,12 @@ out_sync:
 out_close:
 	scan_close(&sp->s);
 	free(sp);
-	if (no_thread) /* No thread to be had: the one-thread scan, its records one at a time. */
-		return scan_one_by_one(r, flags, prep, take, arg, stats);
+	if (no_thread) {
+		/* No thread to be had: the one-thread scan, its records one at a time. */
+		struct split_one o = {take, arg};
+
+		return ckpt_state_scan(r, flags, split_one_rec, &o, stats);
+	}
 	if (stats)
 		*stats = st;
 	return rc;

@@ -433,50 +433,12 @@ static int collect(const struct ckpt_rec *rec, void *arg)
 	return ++s->n == s->stop_at ? 7 : 0;
 }
 
-/* What a prep makes of a record: an odd size, so that no entry but the first is aligned. */
-struct mark {
-	uint8_t b[11];
-};
-
-static struct mark mark_of(const struct ckpt_rec *rec)
-{
-	struct mark m;
-
-	memset(&m, 0, sizeof(m));
-	memcpy(m.b, &rec->slot_pair, 4);
-	memcpy(m.b + 4, &rec->generation, 4);
-	m.b[8] = rec->flags;
-	m.b[9] = (uint8_t)rec->payload_len;
-	m.b[10] = rec->payload_len ? rec->payload[rec->payload_len - 1] : 0xee;
-	return m;
-}
-
-static void mark_all(const struct ckpt_rec *recs, void *extra, unsigned int n, void *arg)
-{
-	unsigned int *calls = arg;
-
-	assert_true(n > 0);
-	++*calls;
-	for (unsigned int i = 0; i < n; i++) {
-		struct mark m = mark_of(&recs[i]);
-
-		memcpy((uint8_t *)extra + i * sizeof(m), &m, sizeof(m));
-	}
-}
-
-static int take_all(const struct ckpt_rec *recs, const void *extra, unsigned int n, void *arg)
+static int take_all(const struct ckpt_rec *recs, unsigned int n, void *arg)
 {
 	int stop = 0;
 
-	for (unsigned int i = 0; i < n && !stop; i++) {
-		/* With a prep, each record comes with what the prep made of that very record. */
-		if (extra != NULL) {
-			struct mark m = mark_of(&recs[i]);
-
-			assert_memory_equal((const uint8_t *)extra + i * sizeof(m), &m, sizeof(m));
-		}
+	for (unsigned int i = 0; i < n && !stop; i++)
 		stop = collect(&recs[i], arg);
-	}
 	return stop;
 }
 
@@ -485,9 +447,8 @@ static int take_all(const struct ckpt_rec *recs, const void *extra, unsigned int
  * in the same order with the same counts as on one thread, over a region of many chunks
  * (every buffer reused several times): empty pairs, one slot or both written, tombstones,
  * torn and misplaced slots; with and without tombstones; with no thread to be had (the
- * scan then runs on the caller's thread); with a prep, whose result for each record comes
- * with that record; and a callback that stops the walk stops both at the same record with
- * the same value.
+ * scan then runs on the caller's thread); and a callback that stops the walk stops both at
+ * the same record with the same value.
  */
 static void test_split_scan_hands_over_what_the_scan_does_in_its_order(void **state)
 {
@@ -504,8 +465,6 @@ static void test_split_scan_hands_over_what_the_scan_does_in_its_order(void **st
 	uint32_t pairs;
 	uint64_t ticket;
 	cpu_set_t cpus;
-	unsigned int calls;
-	struct ckpt_scan_prep prep = {mark_all, sizeof(struct mark), &calls};
 
 	assert_non_null(c);
 	assert_int_equal(ckpt_region_create(c, &sp, &r), 0);
@@ -574,21 +533,10 @@ static void test_split_scan_hands_over_what_the_scan_does_in_its_order(void **st
 			assert_memory_equal(&s2, &s1, sizeof(s1));
 			two.n = 0;
 			assert_int_equal(
-				ckpt_state_scan_split(r, flags, &cpus, NULL, take_all, &two, &s2),
-				0);
+				ckpt_state_scan_split(r, flags, &cpus, take_all, &two, &s2), 0);
 			assert_int_equal(two.n, one.n);
 			assert_memory_equal(two.v, one.v, one.n * sizeof(*one.v));
 			assert_memory_equal(&s2, &s1, sizeof(s1));
-			/* With a prep on the reader thread: the same, each record marked. */
-			calls = 0;
-			two.n = 0;
-			assert_int_equal(
-				ckpt_state_scan_split(r, flags, &cpus, &prep, take_all, &two, &s2),
-				0);
-			assert_int_equal(two.n, one.n);
-			assert_memory_equal(two.v, one.v, one.n * sizeof(*one.v));
-			assert_memory_equal(&s2, &s1, sizeof(s1));
-			assert_true(calls > 1); /* a chunk at a time, and more than one chunk */
 		}
 	}
 	ckpt_pmem_test_in_place(1);
@@ -596,22 +544,14 @@ static void test_split_scan_hands_over_what_the_scan_does_in_its_order(void **st
 	CPU_ZERO(&cpus);
 	CPU_SET(CPU_SETSIZE - 1, &cpus);
 	two.n = 0;
-	assert_int_equal(ckpt_state_scan_split(r, 0, &cpus, NULL, take_all, &two, &s2), 0);
+	assert_int_equal(ckpt_state_scan_split(r, 0, &cpus, take_all, &two, &s2), 0);
 	assert_int_equal(ckpt_state_scan(r, 0, NULL, NULL, &s1), 0);
 	assert_true(two.n == s1.records);
 	assert_memory_equal(&s2, &s1, sizeof(s1));
-	/* And its prep too, a record at a time. */
-	calls = 0;
-	two.n = 0;
-	assert_int_equal(ckpt_state_scan_split(r, 0, &cpus, &prep, take_all, &two, &s2), 0);
-	assert_true(two.n == s1.records && calls == two.n);
-	assert_memory_equal(&s2, &s1, sizeof(s1));
-	prep.size = 0;
-	assert_int_equal(ckpt_state_scan_split(r, 0, &cpus, &prep, take_all, &two, &s2), -EINVAL);
 	one.n = two.n = 0;
 	one.stop_at = two.stop_at = 20001;
 	assert_int_equal(ckpt_state_scan(r, 0, collect, &one, NULL), 7);
-	assert_int_equal(ckpt_state_scan_split(r, 0, NULL, NULL, take_all, &two, NULL), 7);
+	assert_int_equal(ckpt_state_scan_split(r, 0, NULL, take_all, &two, NULL), 7);
 	assert_true(one.n == 20001 && two.n == 20001);
 	assert_memory_equal(two.v, one.v, one.n * sizeof(*one.v));
 	ckpt_pmem_test_in_place(-1);

@@ -384,32 +384,14 @@ void fw_restore_stats_add(struct fw_restore_stats *to, const struct fw_restore_s
 	to->stale += from->stale;
 }
 
-void fw_restore_hash_many(const struct fw_table *t, const struct ckpt_rec *recs, uint32_t *sigs,
-			  unsigned int n)
-{
-	for (unsigned int i0 = 0; i0 < n; i0 += FW_RESTORE_BATCH) {
-		const unsigned int m = n - i0 < FW_RESTORE_BATCH ? n - i0 : FW_RESTORE_BATCH;
-		struct fw_key keys[FW_RESTORE_BATCH];
-
-		/* All keys made, then hashed: the hash's 8-byte loads of a key just made would
-		 * wait for its narrower stores to reach the cache. */
-		for (unsigned int i = 0; i < m; i++)
-			fw_key_from_ckpt(&recs[i0 + i].key, &keys[i]);
-		for (unsigned int i = 0; i < m; i++)
-			sigs[i0 + i] = fw_table_hash(t, &keys[i]);
-	}
-}
-
 int fw_restore_add_many(struct fw_table *t, struct fw_slots *slots, const struct ckpt_rec *recs,
-			const uint32_t *sigs, unsigned int n, struct fw_restore_stats *st)
+			unsigned int n, struct fw_restore_stats *st)
 {
 	int rc = 0;
 
-	/* The first two batches' records (and hashes), and the first one's payloads: see below. */
+	/* The first two batches' records, and the first one's payloads: see below. */
 	for (unsigned int i = 0; i < n && i < 2 * FW_RESTORE_BATCH; i++)
 		prefetch_rec(&recs[i]);
-	for (unsigned int i = 0; sigs != NULL && i < n && i < 2 * FW_RESTORE_BATCH; i += 16)
-		__builtin_prefetch(&sigs[i]);
 	for (unsigned int i = 0; i < n && i < FW_RESTORE_BATCH; i++)
 		__builtin_prefetch(recs[i].payload);
 	for (unsigned int i0 = 0; i0 < n; i0 += FW_RESTORE_BATCH) {
@@ -418,33 +400,23 @@ int fw_restore_add_many(struct fw_table *t, struct fw_slots *slots, const struct
 			n - i0 < 3 * FW_RESTORE_BATCH ? n : i0 + 3 * FW_RESTORE_BATCH;
 		struct fw_key keys[FW_RESTORE_BATCH];
 		const struct fw_key *kp[FW_RESTORE_BATCH];
-		uint32_t own[FW_RESTORE_BATCH];
-		const uint32_t *sig;
+		uint32_t sig[FW_RESTORE_BATCH];
 
 		/*
 		 * Records written on another CPU (a split scan's) are fetched meanwhile, in two
-		 * steps: the records (and hashes) of the batch after next, and the payloads of
-		 * the next one, whose records came with the last batch. A payload's address is
-		 * in its record: fetched with it, the load waited for the record's line.
+		 * steps: the records of the batch after next, and the payloads of the next one,
+		 * whose records came with the last batch. A payload's address is in its record:
+		 * fetched with it, the load waited for the record's line.
 		 */
 		for (unsigned int i = i0 + 2 * FW_RESTORE_BATCH; i < end; i++)
 			prefetch_rec(&recs[i]);
-		for (unsigned int i = i0 + 2 * FW_RESTORE_BATCH; sigs != NULL && i < end; i += 16)
-			__builtin_prefetch(&sigs[i]);
 		for (unsigned int i = i0 + m; i < i0 + 2 * FW_RESTORE_BATCH && i < n; i++)
 			__builtin_prefetch(recs[i].payload);
+		/* Each key made and hashed once: the prefetch and the insert share the hash. */
 		for (unsigned int i = 0; i < m; i++) {
 			fw_key_from_ckpt(&recs[i0 + i].key, &keys[i]);
+			sig[i] = fw_table_hash(t, &keys[i]);
 			kp[i] = &keys[i];
-		}
-		/* Each key hashed once (here, or ahead by the caller's reader thread): the
-		 * prefetch and the insert share the hash. */
-		if (sigs != NULL) {
-			sig = &sigs[i0];
-		} else {
-			for (unsigned int i = 0; i < m; i++)
-				own[i] = fw_table_hash(t, &keys[i]);
-			sig = own;
 		}
 		fw_table_prefetch_bulk(t, kp, sig, m);
 		for (unsigned int i = 0; i < m; i++) {

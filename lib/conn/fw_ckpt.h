@@ -142,23 +142,13 @@ int fw_restore_batch_add(struct fw_restore_batch *b, const struct ckpt_rec *rec)
 int fw_restore_batch_flush(struct fw_restore_batch *b);
 
 /**
- * @p sigs[i]: the hash in @p t (fw_table_hash) of @p recs[i]'s key, i < @p n, ahead of
- * fw_restore_add_many(). Reads only what fw_table_hash() does (fixed at create): a thread
- * of its own may hash one chunk of records while the table's thread inserts another (a
- * split scan's reader: ckpt_scan_prep).
- */
-void fw_restore_hash_many(const struct fw_table *t, const struct ckpt_rec *recs, uint32_t *sigs,
-			  unsigned int n);
-
-/**
  * fw_restore_add() of @p recs[0 .. @p n) in order, batched as fw_restore_batch does, the
  * records read in place (nothing copied): for a reader that holds them until this returns.
- * @p sigs: their keys' hashes from fw_restore_hash_many() of this table, or NULL (computed
- * here). @return 0, or the first error of fw_restore_add(); the records after it are still
- * added and counted.
+ * @return 0, or the first error of fw_restore_add(); the records after it are still added
+ * and counted.
  */
 int fw_restore_add_many(struct fw_table *t, struct fw_slots *slots, const struct ckpt_rec *recs,
-			const uint32_t *sigs, unsigned int n, struct fw_restore_stats *st);
+			unsigned int n, struct fw_restore_stats *st);
 
 /**
  * After every record was added: drop connections without a required slice (their slot

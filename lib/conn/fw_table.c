@@ -23,14 +23,6 @@ struct fw_table {
 	uint32_t slots;	       /* positions rte_hash may return */
 	uint32_t capacity;     /* keys it holds */
 	uint32_t count;
-	/*
-	 * Positions from here on were never handed out: still as fw_conns_map() zeroed them
-	 * (nothing writes a position that no insert returned), so an insert there writes only
-	 * what it sets. A restore into a new table fills positions in order from 0, and a
-	 * TCP connection's first two cold lines (other modules' slice room) are then never
-	 * touched: zeroing them was ~2 of the 5 lines an insert wrote.
-	 */
-	uint32_t fresh;
 	uint32_t sweep_pos;
 	struct fw_expect *exp;
 	uint32_t *exp_master; /* position in conns of each expectation's master */
@@ -245,24 +237,17 @@ struct fw_conn *fw_table_get_or_add_with_hash(struct fw_table *t, const struct f
 	/*
 	 * rte_hash hands free positions out in its ring's order, so the next insert into a
 	 * filling table (a restore) most likely lands a few positions on: fetch that
-	 * connection now, or the stores below wait for memory on every insert. A fresh one
-	 * is written only from its key on.
+	 * connection now, or the stores below wait for memory on every insert.
 	 */
 	if ((uint32_t)pos + FW_TABLE_ADD_AHEAD < t->slots) {
 		const struct fw_conn *n = c + FW_TABLE_ADD_AHEAD;
 		const uint8_t *ncold = (const uint8_t *)fw_conn_cold(n);
-		const size_t from = (uint32_t)pos + FW_TABLE_ADD_AHEAD >= t->fresh
-					    ? offsetof(struct fw_conn_cold, key) & ~(size_t)63
-					    : 0;
 
 		rte_prefetch0(n);
-		for (size_t l = from; l < sizeof(*cc); l += RTE_CACHE_LINE_SIZE)
+		for (size_t l = 0; l < sizeof(*cc); l += RTE_CACHE_LINE_SIZE)
 			rte_prefetch0(ncold + l);
 	}
-	if ((uint32_t)pos >= t->fresh)
-		t->fresh = (uint32_t)pos + 1; /* zero as mapped */
-	else
-		conn_zero(c, cc);
+	conn_zero(c, cc);
 	cc->key = *key;
 	cc->id = id;
 	for (int m = 0; m < FW_MOD_MAX; m++)

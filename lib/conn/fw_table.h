@@ -52,10 +52,7 @@ struct fw_conn *fw_table_add(struct fw_table *t, const struct fw_key *key, uint6
 struct fw_conn *fw_table_get_or_add(struct fw_table *t, const struct fw_key *key, uint64_t id,
 				    bool *created);
 
-/**
- * @p key's hash as @p t computes it, for the _with_hash calls below. Reads only what create
- * fixed: any thread may, while the table's own inserts.
- */
+/** @p key's hash as @p t computes it, for the _with_hash calls below. */
 uint32_t fw_table_hash(const struct fw_table *t, const struct fw_key *key);
 
 /**
