@@ -131,9 +131,11 @@ struct gregion {
 	/*
 	 * shadow.c, overwrite regions: the newest encoded record per pair (slot_size bytes
 	 * each), and where it lies: 1 + the ring position of its segment, 0 while unknown.
+	 * Mapped by shadow.c itself (shadow_len, where_len bytes), not malloc'd.
 	 */
 	uint8_t *shadow;
 	uint64_t *where;
+	size_t shadow_len, where_len;
 	bool shadow_loaded;
 	/* Segment positions at least ring/32 apart: where a cleaning pass may move the tail. */
 	uint64_t mark[MARKS];

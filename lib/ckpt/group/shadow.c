@@ -12,16 +12,50 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "group_internal.h"
 
+/*
+ * Zeroed memory for the shadow and its positions, on 2 MB pages when it is at least that
+ * large and the kernel has transparent huge pages (they are asked for, not required).
+ * Both are written at random by slot pair, a record at a time, on the I/O lcore, and a
+ * new region's are untouched: on 4 KB pages, writing 128-byte slots faulted a page in
+ * every 32 new pairs -- ~3 k page faults a second on the I/O lcore at 100 k new
+ * connections/s -- and most records missed the TLB. NULL when it cannot be mapped.
+ */
+static void *pages_alloc(size_t *len)
+{
+	const size_t huge = 2u << 20;
+	void *p;
+
+	if (*len >= huge)
+		*len = (*len + huge - 1) & ~(huge - 1); /* whole 2 MB pages */
+	p = mmap(NULL, *len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	if (*len >= huge)
+		(void)madvise(p, *len, MADV_HUGEPAGE); /* EINVAL without THP: 4 KB pages */
+	return p;
+}
+
+static void pages_free(void *p, size_t len)
+{
+	if (p != NULL)
+		munmap(p, len);
+}
+
 int group_shadow_init(struct gregion *gr, bool loaded)
 {
+	const size_t pairs = gr->desc.nslots / 2;
+
 	gr->shadow_loaded = loaded;
 	if (gr->desc.mode != PMU_MODE_OVERWRITE)
 		return 0;
-	gr->shadow = calloc(gr->desc.nslots / 2, gr->desc.slot_size);
-	gr->where = calloc(gr->desc.nslots / 2, sizeof(*gr->where));
+	gr->shadow_len = pairs * gr->desc.slot_size;
+	gr->where_len = pairs * sizeof(*gr->where);
+	gr->shadow = pages_alloc(&gr->shadow_len);
+	gr->where = pages_alloc(&gr->where_len);
 	if (gr->shadow == NULL || gr->where == NULL)
 		return -ENOMEM;
 	return 0;
@@ -29,10 +63,12 @@ int group_shadow_init(struct gregion *gr, bool loaded)
 
 void group_shadow_fini(struct gregion *gr)
 {
-	free(gr->shadow);
-	free(gr->where);
+	pages_free(gr->shadow, gr->shadow_len);
+	pages_free(gr->where, gr->where_len);
 	gr->shadow = NULL;
 	gr->where = NULL;
+	gr->shadow_len = 0;
+	gr->where_len = 0;
 }
 
 void group_shadow_keep(struct gregion *gr, const uint8_t *rec, uint32_t len)
