@@ -190,16 +190,20 @@ static int related_error(struct fw_worker *w, const struct fw_parsed *ps,
 /*
  * The switch of the hot path: each protocol's modules, called directly. @p proto is the
  * packet's, hence the key's: the connection's copy of the key is not in its hot line.
+ * @p fast: TCP may take its fast path (false only for fw_worker_handle_full, so that the
+ * tests hold the worker's lane to TCP's full path, not to the fast path it shares).
  */
 static enum fw_verdict dispatch(struct fw_worker *w, uint8_t proto, struct fw_conn *c,
-				const struct fw_pkt *p, bool is_new, enum fw_drop_reason *why)
+				const struct fw_pkt *p, bool is_new, enum fw_drop_reason *why,
+				bool fast)
 {
 	enum fw_verdict v;
 
 	switch (proto) {
 	case IPPROTO_TCP:
 		w->cnt.mod_pkts[FW_MOD_TCP]++;
-		v = fw_tcp_packet(&w->ctx, c, p, is_new, why);
+		v = fast ? fw_tcp_packet(&w->ctx, c, p, is_new, why)
+			 : fw_tcp_packet_full(&w->ctx, c, p, is_new, why);
 		if (v == FW_PASS && (c->present & (1u << FW_MOD_FTP))) {
 			w->cnt.mod_pkts[FW_MOD_FTP]++;
 			v = fw_ftp_packet(&w->ctx, c, p, why);
@@ -389,9 +393,12 @@ static __rte_always_inline bool pass_established(struct fw_worker *w, const stru
 	return true;
 }
 
-/* The verdict of a TCP/UDP frame whose connection lookup gave @p c (NULL: none then). */
+/*
+ * The verdict of a TCP/UDP frame whose connection lookup gave @p c (NULL: none then);
+ * @p fast as for dispatch().
+ */
 static enum fw_verdict decide(struct fw_worker *w, struct pkt_state *st, struct fw_conn *c,
-			      uint64_t now_ns)
+			      uint64_t now_ns, bool fast)
 {
 	const struct fw_parsed *ps = &st->ps;
 	enum fw_drop_reason why = FW_DROP_NONE;
@@ -453,7 +460,7 @@ static enum fw_verdict decide(struct fw_worker *w, struct pkt_state *st, struct 
 	}
 	pkt.dir = (uint8_t)fw_conn_dir(c, st->side);
 	c->last_ns = now_ns;
-	v = dispatch(w, ps->proto, c, &pkt, is_new, &why);
+	v = dispatch(w, ps->proto, c, &pkt, is_new, &why, fast);
 	if (v == FW_DROP && is_new) {
 		conn_del(w, c);
 		return drop(w, why);
@@ -508,7 +515,7 @@ static enum fw_verdict handle(struct fw_worker *w, const uint8_t *frame, uint32_
 		c = fw_table_lookup(w->table, &st.key);
 		if (fast && c != NULL && pass_established(w, &st, c, now_ns))
 			return FW_PASS;
-		v = decide(w, &st, c, now_ns);
+		v = decide(w, &st, c, now_ns, fast);
 		w->npend = 0; /* no frame to hold: the caller has it */
 		return v;
 	}
@@ -829,7 +836,7 @@ static __rte_always_inline uint16_t burst(struct fw_worker *w, struct rte_mbuf *
 			if (c != NULL && pass_established(w, &st[k], c, now))
 				v[k] = FW_PASS;
 			else
-				v[k] = decide(w, &st[k], c, now);
+				v[k] = decide(w, &st[k], c, now, true);
 		}
 		if (v[k] == FW_PASS)
 			out[npass++] = in[k];

@@ -237,8 +237,9 @@ enum fw_verdict fw_worker_handle(struct fw_worker *w, const uint8_t *frame, uint
 
 /**
  * fw_worker_handle() without the fast lane of established TCP segments (fw_worker.c,
- * pass_established): every frame decided by the general path. For the tests that hold the
- * two to each other: same verdicts, counters and connections.
+ * pass_established) and without TCP's fast path (fw_tcp_packet_full for every segment):
+ * every frame decided by the general path. For the tests that hold the two to each other:
+ * same verdicts, counters and connections.
  */
 enum fw_verdict fw_worker_handle_full(struct fw_worker *w, const uint8_t *frame, uint32_t len,
 				      enum fw_zone zone, uint64_t now_ns);

@@ -31,6 +31,7 @@
 #include "fw_worker.h"
 #include "ftp/fw_ftp.h"
 #include "tcp/fw_tcp.h"
+#include "tcp/tcp_fast.h"
 
 #define S(x) ((uint64_t)(x)*1000000000ull)
 
@@ -931,12 +932,52 @@ static uint32_t rnd(uint64_t *x)
 }
 
 /*
+ * A segment of an established connection at one of the edges TCP's window checks and
+ * updates compare with (tcp_fast.h), or one off it either way (@p r picks which): the
+ * acknowledgement at the receiver's end or at its end less the sender's largest window; the
+ * sequence at the furthest the receiver allowed; the segment's end at the sender's end less
+ * the receiver's largest window; the window reaching just to the receiver's maxend; the
+ * segment's end at the sender's checkpoint threshold. @p snd and @p rcv: the tracked sides,
+ * sender first. Random segments land on these edges about never (a window is 2^32 wide).
+ */
+static void edge(const struct fw_tcp_dir *snd, const struct fw_tcp_dir *rcv, uint32_t r,
+		 uint32_t *seq, uint32_t *ack, uint32_t *len, uint16_t *win)
+{
+	const uint32_t d = (r >> 8) % 3 - 1; /* -1, 0 or +1, unsigned */
+	uint32_t want;
+
+	switch (r % 6) {
+	case 0:
+		*ack = rcv->end + d;
+		break;
+	case 1:
+		*ack = rcv->end - snd->maxwin + d;
+		break;
+	case 2:
+		*seq = snd->maxend + d;
+		break;
+	case 3:
+		*seq = snd->end - rcv->maxwin - *len + d;
+		break;
+	case 4:
+		want = (rcv->maxend - *ack) >> snd->scale;
+		*win = (uint16_t)(want > UINT16_MAX ? UINT16_MAX : want + d);
+		break;
+	default:
+		/* Data ending at the sender's checkpoint threshold (its end may jump there). */
+		*seq = snd->ck_end + fw_tcp_edge_threshold(rcv->maxwin) + d - *len;
+		break;
+	}
+}
+
+/*
  * The fast lane of established TCP segments (fw_worker.c, pass_established) decides as the
  * general path does: two workers, one fed through fw_worker_handle, the other through
- * fw_worker_handle_full, get the same random segments of a few connections -- in-window
- * and not, old and new acknowledgements, with and without data, any window, now and then
- * a FIN, an RST or a SYN -- among them an FTP control connection whose server announces a
- * passive port, which its helper must see (the lane leaves it alone). After every segment:
+ * fw_worker_handle_full (TCP's full path too), get the same random segments of a few
+ * connections -- in-window and not, old and new acknowledgements, with and without data,
+ * any window, segments at and around the window's edges (edge()), now and then a FIN, an
+ * RST or a SYN -- among them an FTP control connection whose server announces a passive
+ * port, which its helper must see (the lane leaves it alone). After every segment:
  * the same verdict, the same counters, the same connection byte for byte (its hot line
  * and its cold part), the same expectations.
  */
@@ -950,7 +991,7 @@ static void test_worker_fast_lane_decides_as_the_full_path(void **state)
 	};
 	uint32_t next[FLOWS][2]; /* each side's next sequence number */
 	struct fw_worker *full;
-	unsigned int lane = 0, drops = 0, reopened = 0;
+	unsigned int lane = 0, drops = 0, reopened = 0, edges = 0;
 	uint64_t x = 0x9e3779b97f4a7c15ull, now = S(1);
 	char data[128];
 
@@ -1007,6 +1048,12 @@ static void test_worker_fast_lane_decides_as_the_full_path(void **state)
 			flags = 0x11; /* FIN */
 		} else if (kind < 2) {
 			flags = 0x04; /* RST */
+		} else if (kind >= 55 && kind < 70 && state == FW_TCP_ESTABLISHED) {
+			const struct fw_tcp_slice *t = fw_tcp_slice(c1);
+
+			/* Every connection opened from the inside: reply is its direction. */
+			edge(&t->d[reply], &t->d[!reply], rnd(&x), &seq, &ack, &len, &win);
+			edges++;
 		}
 		if (dports[i] == 21 && reply && kind >= 50 && kind < 55) {
 			memcpy(data, pasv, sizeof(pasv));
@@ -1054,6 +1101,7 @@ static void test_worker_fast_lane_decides_as_the_full_path(void **state)
 	assert_true(lane > SEGMENTS / 4);
 	assert_true(drops > SEGMENTS / 50);
 	assert_true(reopened > FLOWS);
+	assert_true(edges > SEGMENTS / 20);
 	fw_worker_release(full);
 	rte_free(full);
 }
