@@ -19,9 +19,10 @@
 #include "holdfast/ckpt.h"
 #include "holdfast/ckpt_group.h"
 #include "stub_backend.h"
+#include "test_rec.h"
 
 #define TARGET	  "group:xor(2)=stub:c0,stub:c1,stub:c2"
-#define PAYLOAD	  40
+#define PAYLOAD	  TEST_REC_PAYLOAD
 #define PAIRS	  512
 #define SLOT	  128
 #define REC_LEN	  120	     /* ckpt_rec_size(PAYLOAD) */
@@ -57,20 +58,10 @@ static void post(struct ckpt_client *c, struct ckpt_region *r, uint32_t pair, ui
 		 uint64_t nth)
 {
 	uint8_t payload[PAYLOAD];
-	struct ckpt_rec rec = {
-		.module_id = 1,
-		.slice_version = 1,
-		.conn_id = pair + 1,
-		.generation = gen,
-		.slot_pair = pair,
-		.key = {.family = 4, .proto = 17, .port = {(uint16_t)pair, 53}},
-		.payload_len = PAYLOAD,
-		.payload = payload,
-	};
+	const struct ckpt_rec rec = test_rec(pair, gen, payload);
 	unsigned int polls = 0;
 	int rc;
 
-	memset(payload, (int)(pair * 3 + gen), sizeof(payload));
 	while ((rc = ckpt_slot_write(r, &rec, true, NULL)) == -EAGAIN) {
 		assert_true(++polls < MAX_POLLS); /* the ring never frees: no cleaning */
 		assert_true(ckpt_poll(c) >= 0);
@@ -108,7 +99,7 @@ static int note(const struct ckpt_rec *rec, void *arg)
 	struct seen *s = arg;
 
 	assert_true(rec->slot_pair < PAIRS);
-	assert_int_equal(rec->payload[0], (uint8_t)(rec->slot_pair * 3 + rec->generation));
+	assert_int_equal(rec->payload[0], test_rec_byte(rec->slot_pair, rec->generation));
 	s->gen[rec->slot_pair] = rec->generation;
 	s->n++;
 	return 0;

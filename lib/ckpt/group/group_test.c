@@ -24,8 +24,9 @@
 
 #include "holdfast/ckpt.h"
 #include "holdfast/ckpt_group.h"
+#include "test_rec.h"
 
-#define PAYLOAD 40
+#define PAYLOAD TEST_REC_PAYLOAD
 
 static char member[3][64];
 static char target[256];
@@ -52,18 +53,7 @@ static struct ckpt_client *join(void)
 
 static void rec_of(uint32_t pair, uint64_t gen, uint8_t *payload, struct ckpt_rec *rec)
 {
-	memset(rec, 0, sizeof(*rec));
-	rec->module_id = 1;
-	rec->slice_version = 1;
-	rec->conn_id = pair + 1;
-	rec->generation = gen;
-	rec->slot_pair = pair;
-	rec->key.family = 4;
-	rec->key.proto = 17;
-	rec->key.port[0] = (uint16_t)pair;
-	memset(payload, (int)(pair * 3 + gen), PAYLOAD);
-	rec->payload = payload;
-	rec->payload_len = PAYLOAD;
+	*rec = test_rec(pair, gen, payload);
 }
 
 static void append(struct ckpt_region *r, uint32_t first, uint32_t n)

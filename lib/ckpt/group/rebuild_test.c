@@ -21,9 +21,10 @@
 #include "holdfast/ckpt_group.h"
 #include "segment.h"
 #include "stub_backend.h"
+#include "test_rec.h"
 
 #define TARGET	     "group:xor(2)=stub:r0,stub:r1,stub:r2"
-#define PAYLOAD	     40
+#define PAYLOAD	     TEST_REC_PAYLOAD
 #define PAIRS	     512
 #define SLOT	     128
 #define GENS	     20		  /* about 300 KiB of ring span per member */
@@ -43,20 +44,10 @@ static struct ckpt_client *join(const char *target)
 static void post(struct ckpt_client *c, struct ckpt_region *r, uint32_t pair, uint64_t gen)
 {
 	uint8_t payload[PAYLOAD];
-	struct ckpt_rec rec = {
-		.module_id = 1,
-		.slice_version = 1,
-		.conn_id = pair + 1,
-		.generation = gen,
-		.slot_pair = pair,
-		.key = {.family = 4, .proto = 17, .port = {(uint16_t)pair, 53}},
-		.payload_len = PAYLOAD,
-		.payload = payload,
-	};
+	const struct ckpt_rec rec = test_rec(pair, gen, payload);
 	unsigned int polls = 0;
 	int rc;
 
-	memset(payload, (int)(pair * 3 + gen), sizeof(payload));
 	while ((rc = ckpt_slot_write(r, &rec, true, NULL)) == -EAGAIN) {
 		assert_true(++polls < MAX_POLLS);
 		assert_true(ckpt_poll(c) >= 0);
@@ -120,7 +111,7 @@ static int note(const struct ckpt_rec *rec, void *arg)
 	uint64_t *gen = arg;
 
 	assert_true(rec->slot_pair < PAIRS);
-	assert_int_equal(rec->payload[0], (uint8_t)(rec->slot_pair * 3 + rec->generation));
+	assert_int_equal(rec->payload[0], test_rec_byte(rec->slot_pair, rec->generation));
 	gen[rec->slot_pair] = rec->generation;
 	return 0;
 }

@@ -21,11 +21,11 @@
 #include <cmocka.h>
 
 #include "group_internal.h"
+#include "test_rec.h"
 
 #define SLOT	    128
 #define LARGE_PAIRS 300000 /* 38 MB of shadow, 2.4 MB of positions: over 2 MB each */
 #define SMALL_PAIRS 64	   /* 8 KB */
-#define PAYLOAD	    40
 
 /*
  * Whether the mapping that holds @p p asked for transparent huge pages (MADV_HUGEPAGE:
@@ -72,21 +72,10 @@ static void region_of(struct gregion *gr, uint64_t pairs)
 /* Encode the record of @p pair at generation @p gen into @p buf; its length. */
 static uint32_t rec_of(uint32_t pair, uint64_t gen, uint8_t *buf)
 {
-	uint8_t payload[PAYLOAD];
-	struct ckpt_rec rec = {
-		.module_id = 1,
-		.slice_version = 1,
-		.conn_id = pair + 1,
-		.generation = gen,
-		.slot_pair = pair,
-		.key = {.family = 4, .proto = 6},
-		.payload_len = PAYLOAD,
-		.payload = payload,
-	};
-	int len;
+	uint8_t payload[TEST_REC_PAYLOAD];
+	const struct ckpt_rec rec = test_rec(pair, gen, payload);
+	int len = ckpt_rec_encode(&rec, buf, SLOT);
 
-	memset(payload, (int)(pair + gen), sizeof(payload));
-	len = ckpt_rec_encode(&rec, buf, SLOT);
 	assert_true(len > 0);
 	return (uint32_t)len;
 }
