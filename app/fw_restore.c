@@ -515,7 +515,6 @@ static int flush_durable(struct fw_worker *w)
 	return fw_checkpointer_sync(w->ckpt, fw_worker_now(w), FLUSH_TIMEOUT_NS);
 }
 
-/* The moved connections durable in their owners' regions, then the old copies gone. */
 /*
  * In kept retired region @p src, the copies of what moved out of it tombstoned (their new
  * copies are durable), so a later drain finds only what found no room. A region no worker
@@ -552,6 +551,7 @@ static int tombstone_moved(struct reshard *x, const struct fw_ckpt_layout *layou
 	return rc;
 }
 
+/* The moved connections durable in their owners' regions, then the old copies gone. */
 static int reshard_settle(struct reshard *x, const struct fw_ckpt_layout *layout,
 			  const bool *retired, const bool *kept)
 {

@@ -31,13 +31,13 @@ _Static_assert(FW_TCP_PAYLOAD_LEN <= 1024, "TCP payload within CKPT_REC_MAX_PAYL
 #define TH_FIN 0x01
 #define TH_SYN 0x02
 #define TH_RST 0x04
-#define TH_PSH 0x08
-#define TH_ACK 0x10
+#define TH_PSH FW_TCP_FAST_PSH /* tcp_fast.h: the fast path's own names */
+#define TH_ACK FW_TCP_FAST_ACK
 
 #define NS_PER_S    1000000000ull
 #define MAX_WSCALE  14 /* RFC 7323: larger shifts are treated as 14 */
 #define MAX_RAW_WIN 65535u
-#define TCP_MIN_HDR 20
+#define TCP_MIN_HDR FW_TCP_FAST_HDR
 
 const struct fw_tcp_conf fw_tcp_conf_default = {
 	.timeout_ns =

@@ -16,9 +16,9 @@
 #include "fw_wire.h"
 #include "tcp/fw_tcp.h"
 
-#define FW_TCP_FAST_PSH 0x08 /* the header's flag bits: tcp.c's TH_PSH, TH_ACK */
+#define FW_TCP_FAST_PSH 0x08 /* the header's flag bits (tcp.c's TH_PSH, TH_ACK are these) */
 #define FW_TCP_FAST_ACK 0x10
-#define FW_TCP_FAST_HDR 20 /* a header without options */
+#define FW_TCP_FAST_HDR 20 /* a header without options (tcp.c's TCP_MIN_HDR) */
 
 /* The timeouts in force: ctx's, or the defaults. */
 static inline const struct fw_tcp_conf *fw_tcp_conf_of(const struct fw_ctx *ctx)
